@@ -1,0 +1,62 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InsituError } from '@insitu/core';
+import { openStore } from '@insitu/store';
+import { initPlatform, storeConfigFor } from '@insitu/server';
+import { stringify } from 'yaml';
+import { dataDirOf, ensureDataDir, isInitialised, loadCliServerConfig, type DataDirOptions } from '../data-dir.js';
+import { line, type CliIo } from '../io.js';
+
+export interface InitOptions extends DataDirOptions {
+  adminEmail: string;
+  databaseUrl?: string;
+  host?: string;
+  port?: number;
+  json?: boolean;
+}
+
+/** What `insitu init` made; the password is printed once and never stored in clear. */
+export interface InitResult {
+  dataDir: string;
+  configFile: string;
+  admin: { email: string; password: string };
+}
+
+/**
+ * Initialise a data directory: write `config.yaml`, create and migrate the database,
+ * and create the platform organisation with its first administrator.
+ */
+export async function initDataDir(options: InitOptions, io: CliIo): Promise<InitResult> {
+  const dataDir = dataDirOf(options, io);
+  if (isInitialised(dataDir)) throw new InsituError('INSITU_ALREADY_INITIALISED', `${dataDir} is initialised already (config.yaml exists)`);
+  await ensureDataDir(dataDir);
+  const fileConfig: Record<string, unknown> = {
+    listen: { host: options.host ?? '127.0.0.1', port: options.port ?? 7070 },
+    database: { url: options.databaseUrl ?? 'sqlite:platform.db' },
+  };
+  const configFile = join(dataDir, 'config.yaml');
+  // Validate before writing, so a bad flag leaves nothing behind.
+  const config = loadCliServerConfig({}, io, dataDir, fileConfig);
+  const store = await openStore(storeConfigFor(config, dataDir));
+  try {
+    const init = await initPlatform(store, { adminEmail: options.adminEmail }, { N: 2 ** config.auth.passwordCost, r: 8, p: 1 });
+    const header = '# Insitu platform configuration. Every option and its default: packages/server/README.md\n';
+    await writeFile(configFile, header + stringify(fileConfig), { mode: 0o600 });
+    return { dataDir, configFile, admin: { email: init.admin.email, password: init.password } };
+  } finally {
+    await store.close();
+  }
+}
+
+export async function runInit(options: InitOptions, io: CliIo): Promise<void> {
+  const result = await initDataDir(options, io);
+  if (options.json) {
+    line(io.stdout, JSON.stringify(result));
+    return;
+  }
+  line(io.stdout, `Initialised ${result.dataDir}`);
+  line(io.stdout, `  config:   ${result.configFile}`);
+  line(io.stdout, `  admin:    ${result.admin.email}`);
+  line(io.stdout, `  password: ${result.admin.password}`);
+  line(io.stdout, 'The password is shown only now; only its scrypt hash is stored.');
+}

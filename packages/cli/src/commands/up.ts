@@ -1,0 +1,97 @@
+import { InsituError, type LogLevel } from '@insitu/core';
+import { issueSession, startServer, type RunningServer } from '@insitu/server';
+import { dataDirOf, fileLogger, isInitialised, loadCliServerConfig, type DataDirOptions } from '../data-dir.js';
+import { seedDemo } from '../demo/seed-demo.js';
+import { line, untilAborted, type CliIo } from '../io.js';
+import { initDataDir } from './init.js';
+
+export interface UpOptions extends DataDirOptions {
+  host?: string;
+  port?: number;
+  adminEmail: string;
+  logLevel?: LogLevel;
+  json?: boolean;
+}
+
+/** What `insitu up` prints, also as `--json`. */
+export interface UpReport {
+  url: string;
+  dataDir: string;
+  admin: { email: string; password?: string };
+  token: string;
+  tokenExpiresAt: string;
+  datasets: string[];
+  commands: string[];
+}
+
+function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * Start the all-in-one platform on its embedded defaults and bring up the demo
+ * provider. Returns the report and the running server; the caller closes it.
+ */
+export async function bringUp(options: UpOptions, io: CliIo, progress: (step: string) => void): Promise<{ report: UpReport; server: RunningServer }> {
+  const dataDir = dataDirOf(options, io);
+  let password: string | undefined;
+  if (!isInitialised(dataDir)) {
+    progress(`initialising ${dataDir}`);
+    const init = await initDataDir({ ...options, json: false }, io);
+    password = init.admin.password;
+  }
+  const flags: Record<string, unknown> = {};
+  if (options.host !== undefined || options.port !== undefined) flags.listen = { ...(options.host ? { host: options.host } : {}), ...(options.port !== undefined ? { port: options.port } : {}) };
+  if (options.logLevel) flags.log = { level: options.logLevel };
+  const config = loadCliServerConfig(options, io, dataDir, flags);
+  progress('starting the platform');
+  const server = await startServer({ config, dataDir, logger: fileLogger(dataDir, config.log.level, 'up') });
+  try {
+    const platform = await server.store.orgs.platform();
+    const [admin] = platform ? (await server.store.users.members(platform.id, { limit: 10, offset: 0 })).filter((m) => m.roles.includes('admin')) : [];
+    if (!admin) throw new InsituError('INSITU_NOT_INITIALISED', `the data dir ${dataDir} has no platform administrator`);
+    const session = await issueSession(server.store, admin.user, config.auth.sessionTtlSeconds * 1000);
+    const demo = await seedDemo({ url: server.url, adminToken: session.token, store: server.store, dataDir, progress });
+    const auth = `-H ${shellQuote(`authorization: Bearer ${session.token}`)}`;
+    const report: UpReport = {
+      url: server.url,
+      dataDir,
+      admin: { email: admin.user.email, ...(password ? { password } : {}) },
+      token: session.token,
+      tokenExpiresAt: new Date(session.expiresAt).toISOString(),
+      datasets: demo.datasets,
+      commands: [
+        `curl -s ${auth} ${shellQuote(`${server.url}/api/v1/datasets?q=sales`)}`,
+        `curl -s ${auth} ${shellQuote(`${server.url}/api/v1/datasets?tag=weather&column=temp_c`)}`,
+        `curl -s ${server.url}/readyz`,
+      ],
+    };
+    return { report, server };
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+}
+
+export async function runUp(options: UpOptions, io: CliIo): Promise<void> {
+  const progress = options.json ? () => undefined : (step: string) => line(io.stderr, `… ${step}`);
+  const { report, server } = await bringUp(options, io, progress);
+  try {
+    if (options.json) {
+      line(io.stdout, JSON.stringify(report));
+    } else {
+      line(io.stdout, `Insitu is up at ${report.url}`);
+      line(io.stdout, `  data dir: ${report.dataDir} (logs in insitu.log)`);
+      line(io.stdout, `  admin:    ${report.admin.email}${report.admin.password ? `  password: ${report.admin.password}  (shown once; only its hash is stored)` : ''}`);
+      line(io.stdout, `  token:    ${report.token}  (admin session, valid until ${report.tokenExpiresAt})`);
+      line(io.stdout, `  catalog:  demo provider "demo-retail" with ${report.datasets.join(', ')}`);
+      line(io.stdout, 'Try:');
+      for (const command of report.commands) line(io.stdout, command);
+      line(io.stdout, 'Press Ctrl-C to stop.');
+    }
+    await untilAborted(io.signal);
+    if (!options.json) line(io.stderr, '… stopping');
+  } finally {
+    await server.close();
+  }
+}

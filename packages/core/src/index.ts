@@ -1,0 +1,33 @@
+/**
+ * @insitu/core — the shared vocabulary of Insitu: error codes and the error class,
+ * ids and secrets, configuration loading with the registry of environment variables,
+ * logging, metrics and the wire schemas that the platform and the agent agree on.
+ *
+ * It imports nothing of ours. Start with {@link InsituError} and {@link loadConfig}.
+ */
+export { ERROR_CODES, isErrorCode } from './error-codes.js';
+export type { ErrorCode } from './error-codes.js';
+export { InsituError, isUserError, toInsituError } from './errors.js';
+export type { InsituErrorOptions } from './errors.js';
+export { newId, isId } from './ids.js';
+export type { IdPrefix } from './ids.js';
+export { generateSecret, hashSecret, hashPassword, verifyPassword, safeEqual, DEFAULT_PASSWORD_COST } from './secrets.js';
+export type { PasswordKdfCost } from './secrets.js';
+export { createLogger, LOG_LEVELS, REDACT_PATHS } from './logger.js';
+export type { Logger, LogLevel, CreateLoggerOptions } from './logger.js';
+export { createMetricsRegistry, createHttpMetrics, Counter, Gauge, Histogram, Registry } from './metrics.js';
+export type { HttpMetrics } from './metrics.js';
+export { suggest } from './suggest.js';
+export { assertValid, findUnknownKeys, formatIssues, schemaIssues } from './validate.js';
+export type { ValidationIssue, AssertValidOptions } from './validate.js';
+export { ENV_VARS, checkEnv, envOptions, envVar, readEnvVar, setPath } from './env-registry.js';
+export type { EnvVar, EnvScope } from './env-registry.js';
+export { loadConfig, readConfigFile, deepMerge, deepFreeze } from './config.js';
+export type { ConfigSources } from './config.js';
+export { waitFor } from './wait-for.js';
+export type { WaitForOptions } from './wait-for.js';
+export { IdSchema, TimestampSchema, SlugSchema, ErrorBodySchema, PageQuerySchema, PageSchema } from './schemas/common.js';
+export {
+  SOURCE_KINDS, COLUMN_TYPES, VISIBILITIES, DatasetNameSchema, TagSchema, ColumnSchema, DatasetInputSchema, DatasetSchema,
+} from './schemas/catalog.js';
+export type { SourceKind, ColumnType, Visibility, Column, DatasetInput, Dataset } from './schemas/catalog.js';

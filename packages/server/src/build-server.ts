@@ -1,0 +1,153 @@
+import swagger from '@fastify/swagger';
+import { InsituError, createHttpMetrics, createLogger, createMetricsRegistry, isId, newId, type Logger } from '@insitu/core';
+import type { Store } from '@insitu/store';
+import { Ajv, type Options as AjvOptions } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import Fastify, { LogController } from 'fastify';
+import type { App } from './app.js';
+import { bearerToken, resolvePrincipal } from './auth/principal.js';
+import type { ServerConfig } from './config.js';
+import type { ServerContext } from './context.js';
+import { toApiError } from './errors.js';
+import { registerAccountRoutes } from './routes/accounts.js';
+import { registerAgentRoutes } from './routes/agents.js';
+import { registerDatasetRoutes } from './routes/datasets.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { registerOrgRoutes } from './routes/orgs.js';
+import { registerProviderRoutes } from './routes/providers.js';
+import { VERSION } from './version.js';
+
+/** Options for {@link buildServer}. */
+export interface BuildServerOptions {
+  config: Readonly<ServerConfig>;
+  store: Store;
+  logger?: Logger;
+  now?: () => number;
+  nodeId?: string;
+}
+
+const REQUEST_ID_HEADER = 'insitu-request-id';
+const addFormats = addFormatsModule.default;
+
+function ajv(options: AjvOptions): Ajv {
+  const instance = new Ajv({ allErrors: true, removeAdditional: false, useDefaults: true, strict: false, ...options });
+  addFormats(instance);
+  return instance;
+}
+
+/**
+ * Build the platform's HTTP server: the REST API under `/api/v1` (with its OpenAPI
+ * document), health, readiness and metrics. It does not listen; call `listen()` or
+ * use {@link startServer}. Tests use `inject()` on it.
+ */
+export async function buildServer(options: BuildServerOptions): Promise<App> {
+  const { config, store } = options;
+  const logger = options.logger ?? createLogger({ name: 'server', level: config.log.level });
+  const registry = createMetricsRegistry();
+  const ctx: ServerContext = {
+    config,
+    store,
+    logger,
+    registry,
+    http: createHttpMetrics(registry),
+    now: options.now ?? Date.now,
+    node: { id: options.nodeId ?? newId('node'), startedAt: Date.now(), version: VERSION },
+    passwordCost: { N: 2 ** config.auth.passwordCost, r: 8, p: 1 },
+  };
+
+  const app = Fastify({
+    loggerInstance: logger,
+    // We write one line per request ourselves (onResponse), with the route and principal.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.limits.bodyBytes,
+    return503OnClosing: true,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const incoming = req.headers[REQUEST_ID_HEADER];
+      return typeof incoming === 'string' && isId(incoming, 'req') ? incoming : newId('req');
+    },
+    routerOptions: { maxParamLength: 200 },
+  }) as unknown as App;
+
+  // Bodies are validated strictly; query strings and params may coerce "5" to 5.
+  const bodyAjv = ajv({ coerceTypes: false });
+  const queryAjv = ajv({ coerceTypes: 'array' });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema));
+
+  app.decorateRequest('principal', null);
+
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header(REQUEST_ID_HEADER, request.id);
+    const mode = request.routeOptions.config.auth ?? 'user';
+    const token = bearerToken(request.headers.authorization);
+    if (token) request.principal = (await resolvePrincipal(store, token, config.metrics.token)) ?? null;
+    if (mode === 'public' || request.is404) return;
+    const principal = request.principal;
+    if (!principal) {
+      void reply.header('www-authenticate', 'Bearer');
+      throw new InsituError(
+        'INSITU_UNAUTHENTICATED',
+        token ? 'the credential is unknown, expired or revoked' : 'sign in first: send Authorization: Bearer <token>',
+      );
+    }
+    const allowed =
+      (mode === 'user' && principal.kind === 'user') ||
+      (mode === 'agent' && principal.kind === 'agent') ||
+      (mode === 'user-or-agent' && principal.kind !== 'metrics') ||
+      (mode === 'metrics' && (principal.kind === 'metrics' || (principal.kind === 'user' && principal.platformAdmin)));
+    if (!allowed) throw new InsituError('INSITU_FORBIDDEN', `this endpoint is not for ${principal.kind === 'metrics' ? 'the metrics token' : `${principal.kind}s`}`);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    ctx.http.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    ctx.http.duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    request.log.info(
+      { method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100, principal: request.principal?.kind },
+      'request',
+    );
+  });
+
+  app.setErrorHandler(async (error, request, reply) => {
+    const apiError = toApiError(error);
+    ctx.http.errors.inc({ code: apiError.code });
+    if (apiError.isUserError) request.log.info({ code: apiError.code, err: apiError.message }, 'request refused');
+    else request.log.error({ code: apiError.code, err: apiError.cause ?? error }, 'request failed');
+    for (const [name, value] of Object.entries(apiError.headers ?? {})) void reply.header(name, value);
+    const body: { code: string; message: string; requestId: string; details?: unknown } = {
+      code: apiError.code,
+      message: apiError.message,
+      requestId: request.id,
+    };
+    if (apiError.details !== undefined) body.details = apiError.details;
+    return reply.status(apiError.status).type('application/json').send(JSON.stringify({ error: body }));
+  });
+
+  app.setNotFoundHandler(async (request) => {
+    throw new InsituError('INSITU_ROUTE_NOT_FOUND', `no endpoint ${request.method} ${request.url.split('?')[0] ?? ''}`);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Insitu platform API',
+        version: VERSION,
+        description: 'Control plane of Insitu: organisations, providers, agents and the data catalog. Errors: { error: { code, message, requestId } }.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  registerHealthRoutes(app, ctx);
+  registerAccountRoutes(app, ctx);
+  registerOrgRoutes(app, ctx);
+  registerProviderRoutes(app, ctx);
+  registerAgentRoutes(app, ctx);
+  registerDatasetRoutes(app, ctx);
+
+  app.get('/api/v1/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
+
+  return app;
+}

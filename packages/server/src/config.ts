@@ -1,0 +1,60 @@
+import { LOG_LEVELS, loadConfig, type ConfigSources } from '@insitu/core';
+import Type, { type Static } from 'typebox';
+
+const Closed = { additionalProperties: false } as const;
+
+/** The platform server's options. Every option has a default; see this package's README. */
+export const ServerConfigSchema = Type.Object(
+  {
+    listen: Type.Object(
+      {
+        host: Type.String({ default: '127.0.0.1', description: 'Address to listen on' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 7070, description: 'Port; 0 picks a free one' }),
+      },
+      { ...Closed, default: {} },
+    ),
+    publicUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'URL under which users and agents reach this node' })),
+    database: Type.Object(
+      {
+        url: Type.String({ default: 'sqlite:platform.db', description: 'sqlite:PATH (relative to the data dir) or mysql://USER@HOST:PORT/DB' }),
+        password: Type.Optional(Type.String({ description: 'MySQL password; prefer INSITU_DATABASE_PASSWORD or passwordFile' })),
+        passwordFile: Type.Optional(Type.String({ description: 'File holding the MySQL password' })),
+      },
+      { ...Closed, default: {} },
+    ),
+    log: Type.Object({ level: Type.Enum(LOG_LEVELS, { default: 'info' }) }, { ...Closed, default: {} }),
+    auth: Type.Object(
+      {
+        signup: Type.Enum(['open', 'approval', 'closed'] as const, {
+          default: 'approval',
+          description: 'open: new organisations are active at once; approval: a platform admin approves them; closed: no self-service sign-up',
+        }),
+        sessionTtlSeconds: Type.Integer({ minimum: 60, maximum: 30 * 86400, default: 12 * 3600 }),
+        enrolmentTokenTtlSeconds: Type.Integer({ minimum: 60, maximum: 30 * 86400, default: 86400, description: 'Default lifetime of an enrolment token' }),
+        passwordCost: Type.Integer({ minimum: 10, maximum: 20, default: 15, description: 'log2 of the scrypt cost N' }),
+      },
+      { ...Closed, default: {} },
+    ),
+    limits: Type.Object(
+      { bodyBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024, description: 'Largest accepted request body' }) },
+      { ...Closed, default: {} },
+    ),
+    metrics: Type.Object(
+      { token: Type.Optional(Type.String({ minLength: 16, description: 'Bearer token allowed to scrape /metrics (besides platform admins)' })) },
+      { ...Closed, default: {} },
+    ),
+  },
+  Closed,
+);
+
+export type ServerConfig = Static<typeof ServerConfigSchema>;
+
+/** Load, default, validate and freeze the server's options. */
+export function loadServerConfig(sources: Omit<ConfigSources, 'envScope'>): Readonly<ServerConfig> {
+  return loadConfig(ServerConfigSchema, { ...sources, envScope: 'platform' });
+}
+
+/** The defaults alone, e.g. for tests and `insitu init`. */
+export function defaultServerConfig(overrides: Record<string, unknown> = {}): Readonly<ServerConfig> {
+  return loadConfig(ServerConfigSchema, { base: overrides });
+}

@@ -1,0 +1,2 @@
+/** The SQL engines the platform database runs on. */
+export type Dialect = 'sqlite' | 'mysql';

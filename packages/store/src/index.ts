@@ -1,0 +1,20 @@
+/**
+ * @insitu/store — the platform database. `openStore(config)` gives a {@link Store} with
+ * typed repositories over SQLite (embedded default) or MySQL/MariaDB; both run the same
+ * migrations and answer the same queries the same way.
+ */
+export { Store, Repositories, openStore, parseDatabaseUrl } from './store.js';
+export type { StoreConfig, OpenStoreOptions } from './store.js';
+export type { Dialect } from './dialect.js';
+export { ROLES } from './schema.js';
+export type { Database, Role, OrgRow, UserRow, SessionRow, ProviderRow, EnrolmentTokenRow, AgentRow } from './schema.js';
+export { OrgRepository } from './repositories/org-repository.js';
+export type { CreateOrg } from './repositories/org-repository.js';
+export { UserRepository } from './repositories/user-repository.js';
+export type { CreateUser, MembershipView, MemberView } from './repositories/user-repository.js';
+export { SessionRepository } from './repositories/session-repository.js';
+export { ProviderRepository } from './repositories/provider-repository.js';
+export { DatasetRepository } from './repositories/dataset-repository.js';
+export type { DatasetRecord, DatasetSearch, CatalogViewer } from './repositories/dataset-repository.js';
+export { isUniqueViolation } from './repositories/context.js';
+export { searchTokens, queryTokens } from './search-text.js';

@@ -1,0 +1,14 @@
+import type { Migration, MigrationProvider } from 'kysely';
+import type { Dialect } from '../dialect.js';
+import { foundation } from './001-foundation.js';
+
+/** All migrations, in order. Names sort; never rename or edit one that has shipped. */
+export function migrationProvider(dialect: Dialect): MigrationProvider {
+  return {
+    async getMigrations(): Promise<Record<string, Migration>> {
+      return {
+        '001-foundation': foundation(dialect),
+      };
+    },
+  };
+}

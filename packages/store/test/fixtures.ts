@@ -1,0 +1,28 @@
+import type { DatasetInput } from '@insitu/core';
+import { openStore, type Store, type StoreConfig } from '../src/index.js';
+import type { DatabaseTarget } from '@insitu/test-helpers';
+
+/** A fresh migrated store on `target`, and how to dispose of it. */
+export async function freshStore(target: DatabaseTarget, now?: () => number): Promise<{ store: Store; dispose(): Promise<void> }> {
+  const db = await target.create();
+  const store = await openStore(db.config as StoreConfig, now ? { now } : {});
+  return {
+    store,
+    async dispose() {
+      await store.close();
+      await db.drop();
+    },
+  };
+}
+
+/** Dataset metadata with sensible defaults. */
+export function datasetInput(overrides: Partial<DatasetInput> = {}): DatasetInput {
+  return {
+    sourceKind: 'sqlite',
+    description: '',
+    tags: [],
+    columns: [{ name: 'id', type: 'integer', nullable: false }],
+    rowCount: 0,
+    ...overrides,
+  };
+}
