@@ -24,6 +24,7 @@ export { ENV_VARS, checkEnv, envOptions, envVar, readEnvVar, setPath } from './e
 export type { EnvVar, EnvScope } from './env-registry.js';
 export { loadConfig, readConfigFile, deepMerge, deepFreeze } from './config.js';
 export type { ConfigSources } from './config.js';
+export { seededRandom } from './seeded-random.js';
 export { waitFor } from './wait-for.js';
 export type { WaitForOptions } from './wait-for.js';
 export { IdSchema, TimestampSchema, SlugSchema, ErrorBodySchema, PageQuerySchema, PageSchema } from './schemas/common.js';

@@ -74,6 +74,8 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   const queryAjv = ajv({ coerceTypes: 'array' });
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema));
 
+  // The API speaks JSON only: anything else is 415, not a string that fails validation.
+  app.removeContentTypeParser('text/plain');
   app.decorateRequest('principal', null);
 
   app.addHook('onRequest', async (request, reply) => {

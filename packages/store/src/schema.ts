@@ -96,6 +96,7 @@ export interface DatasetsTable {
   seq: Generated<number>;
   id: string;
   provider_id: string;
+  org_id: string;
   name: string;
   description: string;
   tags: string;
@@ -124,11 +125,14 @@ export interface DatasetFtsTable {
   tags: string;
   columns: string;
   description: string;
+  meta: string;
 }
 
 export interface DatasetSearchTable {
   seq: number;
+  name_norm: string;
   name_doc: string;
+  ntc_doc: string;
   doc: string;
 }
 

@@ -33,6 +33,11 @@ export function searchTokens(text: string): string[] {
   return out;
 }
 
+/** A name as plain words (`customer_orders`, `Customer Orders` → `customer orders`), to find exact name matches. */
+export function normalizedName(text: string): string {
+  return words(text).map((w) => w.toLowerCase()).join(' ').slice(0, 255);
+}
+
 /** Distinct tokens of a search query, at most `max` of them. */
 export function queryTokens(query: string, max = 8): string[] {
   return [...new Set(words(query).map((w) => w.toLowerCase().slice(0, MAX_TOKEN)))].slice(0, max);

@@ -61,14 +61,14 @@ for (const target of databaseTargets()) {
       assert.deepEqual(await names({ q: 'salary', viewer: { all: false, orgIds: [acmeOrg] } }), ['internal_payroll']);
     });
 
-    it('matches every word as a prefix over name, tags, columns and descriptions, ranking name matches first', async () => {
+    it('matches every word as a prefix over name, tags, columns and descriptions; ranks exact name, name, name/tags/columns, description', async () => {
       assert.deepEqual(await names({ q: 'orders' }), ['orders', 'customer_orders', 'weather_daily']);
       assert.deepEqual(await names({ q: 'cust' }), ['customer_orders']);
       assert.deepEqual(await names({ q: 'customer name' }), ['customer_orders'], 'camelCase column split');
       assert.deepEqual(await names({ q: 'buyer' }), ['customer_orders'], 'column description');
       assert.deepEqual(await names({ q: 'weather eu' }), ['weather_daily']);
-      assert.deepEqual((await names({ q: 'ID' })).sort(), ['customer_orders', 'orders'], 'two-letter words are searchable');
-      assert.deepEqual((await names({ q: 'the' })).sort(), ['customer_orders', 'weather_daily'], 'stopwords are searchable');
+      assert.deepEqual(await names({ q: 'ID' }), ['orders', 'customer_orders'], 'two-letter words are searchable; newest first within a tier');
+      assert.deepEqual(await names({ q: 'the' }), ['customer_orders', 'weather_daily'], 'stopwords are searchable; a column description outranks a description');
       assert.deepEqual(await names({ q: 'orders nothing' }), []);
     });
 
@@ -87,6 +87,26 @@ for (const target of databaseTargets()) {
       assert.deepEqual(await names({ column: 'TEMP_C' }), ['weather_daily']);
       assert.deepEqual(await names({ column: 'id' }), ['orders'], 'exact column name, case-insensitive');
       assert.deepEqual(await names({ q: 'orders', tags: ['eu'], providerId: acme }), ['customer_orders', 'weather_daily']);
+    });
+
+    it('ranks in tiers the same way on every engine, across pages', async () => {
+      const more = await store.orgs.create({ name: 'tiers', displayName: 'Tiers', status: 'active' });
+      const p = (await store.providers.create({ orgId: more.id, name: 'tiers-data', displayName: 'T', description: '' })).id;
+      await store.datasets.upsert(p, 'river_levels', datasetInput({ description: 'gauges' }));
+      await store.datasets.upsert(p, 'gauges', datasetInput({ description: 'an index of river gauges' }));
+      await store.datasets.upsert(p, 'stations', datasetInput({ tags: ['gauges'] }));
+      await store.datasets.upsert(p, 'old_gauges_archive', datasetInput({}));
+      await store.datasets.upsert(p, 'Gauges', datasetInput({ description: 'upper-case twin' }));
+      await store.datasets.upsert(p, 'flow', datasetInput({ columns: [{ name: 'gauge_id', type: 'integer', nullable: false }] }));
+      const expected = ['Gauges', 'gauges', 'old_gauges_archive', 'stations', 'river_levels'];
+      assert.deepEqual(await names({ q: 'gauge' }), ['Gauges', 'old_gauges_archive', 'gauges', 'flow', 'stations', 'river_levels'], 'no exact name; newest first per tier');
+      assert.deepEqual(await names({ q: 'gauges' }), expected);
+      const paged: string[] = [];
+      for (let offset = 0; offset < 8; offset += 2) paged.push(...(await names({ q: 'gauges', limit: 2, offset })));
+      assert.deepEqual(paged, expected, 'pages follow the same order, tier boundaries included');
+      assert.deepEqual(await names({ q: 'gauges', offset: 4, limit: 5 }), ['river_levels']);
+      assert.deepEqual(await names({ q: 'gauges', providerId: acme }), []);
+      for (const name of [...expected, 'flow']) await store.datasets.remove(p, name);
     });
 
     it('pages through results without overlap', async () => {

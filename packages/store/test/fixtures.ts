@@ -1,14 +1,14 @@
 import type { DatasetInput } from '@insitu/core';
-import { openStore, type Store, type StoreConfig } from '../src/index.js';
+import { openStore, type Store } from '../src/index.js';
 import type { DatabaseTarget } from '@insitu/test-helpers';
 
 /** A fresh migrated store on `target`, and how to dispose of it. */
-export async function freshStore(target: DatabaseTarget, now?: () => number): Promise<{ store: Store; dispose(): Promise<void> }> {
+export async function freshStore(target: DatabaseTarget, now?: () => number): Promise<{ store: Store; dispose: () => Promise<void> }> {
   const db = await target.create();
-  const store = await openStore(db.config as StoreConfig, now ? { now } : {});
+  const store = await openStore(db.config, now ? { now } : {});
   return {
     store,
-    async dispose() {
+    dispose: async () => {
       await store.close();
       await db.drop();
     },

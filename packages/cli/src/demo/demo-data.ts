@@ -1,19 +1,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { seededRandom } from '@insitu/core';
 import BetterSqlite3 from 'better-sqlite3';
-
-/** A small deterministic PRNG (mulberry32), so the demo data is the same on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CITIES: Array<[string, string, number]> = [
   ['Lisbon', 'PT', 17.5], ['Porto', 'PT', 15.8], ['Madrid', 'ES', 15.0], ['Barcelona', 'ES', 16.5], ['Lyon', 'FR', 12.5],
@@ -49,7 +38,7 @@ export async function writeDemoData(path: string): Promise<{ created: boolean }>
   await rm(temp, { force: true });
   const db = new BetterSqlite3(temp);
   try {
-    const random = prng(20261125);
+    const random = seededRandom(20261125);
     db.exec(`
       CREATE TABLE stores (store_id INTEGER PRIMARY KEY, city TEXT NOT NULL, country TEXT NOT NULL, opened_on DATE NOT NULL, floor_area_m2 REAL NOT NULL);
       CREATE TABLE products (product_id INTEGER PRIMARY KEY, name TEXT NOT NULL, category TEXT NOT NULL, unit_price REAL NOT NULL);

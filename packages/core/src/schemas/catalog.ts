@@ -42,7 +42,7 @@ export const DatasetInputSchema = Type.Object(
     sourceKind: Type.Enum(SOURCE_KINDS),
     visibility: Type.Optional(Type.Enum(VISIBILITIES, { default: "public" })),
     columns: Type.Array(ColumnSchema, { minItems: 1, maxItems: 1000 }),
-    rowCount: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+    rowCount: Type.Union([Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), Type.Null()]),
     syncedAt: Type.Optional(TimestampSchema),
   },
   { additionalProperties: false },

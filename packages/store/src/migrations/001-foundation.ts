@@ -91,6 +91,8 @@ export function foundation(dialect: Dialect) {
           mysql ? c.primaryKey().autoIncrement() : c.primaryKey())
         .addColumn('id', id(), (c) => c.notNull().unique())
         .addColumn('provider_id', id(), (c) => c.notNull().references('providers.id').onDelete('cascade'))
+        // The provider's organisation, copied here (it never changes) so visibility filters need no join.
+        .addColumn('org_id', id(), (c) => c.notNull())
         .addColumn('name', id(128), (c) => c.notNull())
         .addColumn('description', text, (c) => c.notNull())
         .addColumn('tags', text, (c) => c.notNull())
@@ -103,6 +105,7 @@ export function foundation(dialect: Dialect) {
         .addColumn('updated_at', time, (c) => c.notNull())
         .addUniqueConstraint('datasets_provider_name', ['provider_id', 'name'])).execute();
       await db.schema.createIndex('datasets_name').on('datasets').columns(['name', 'seq']).execute();
+      await db.schema.createIndex('datasets_visibility').on('datasets').columns(['visibility', 'org_id']).execute();
 
       await table(db.schema.createTable('dataset_tags')
         .addColumn('seq', sql.raw('bigint'), (c) => c.notNull().references('datasets.seq').onDelete('cascade'))
@@ -119,15 +122,21 @@ export function foundation(dialect: Dialect) {
       if (mysql) {
         await sql`CREATE TABLE dataset_search (
           seq BIGINT NOT NULL PRIMARY KEY,
+          name_norm VARCHAR(255) NOT NULL,
           name_doc TEXT NOT NULL,
+          ntc_doc MEDIUMTEXT NOT NULL,
           doc MEDIUMTEXT NOT NULL,
+          KEY dataset_search_name_norm (name_norm),
           FULLTEXT KEY dataset_search_name (name_doc),
+          FULLTEXT KEY dataset_search_ntc (ntc_doc),
           FULLTEXT KEY dataset_search_doc (doc)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`.execute(db);
       } else {
+        // `meta` holds hashed filter tokens (visibility, organisation, provider, tags, exact
+        // column names) so a whole search, filters included, is one FTS5 query.
         await sql`CREATE VIRTUAL TABLE dataset_fts USING fts5(
-          name, tags, columns, description,
-          tokenize = 'unicode61 remove_diacritics 2'
+          name, tags, columns, description, meta,
+          tokenize = 'unicode61 remove_diacritics 2', prefix = '3'
         )`.execute(db);
       }
     },

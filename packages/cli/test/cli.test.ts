@@ -1,0 +1,90 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeTempDir, removeDir } from '@insitu/test-helpers';
+import { run, start } from './helpers.js';
+
+describe('insitu command line', () => {
+  let dir = '';
+  before(async () => {
+    dir = await makeTempDir('insitu-cli-');
+  });
+  after(async () => removeDir(dir));
+
+  it('prints help and version, and exits 2 on usage errors with a suggestion', async () => {
+    const help = await run(['--help']);
+    assert.equal(help.code, 0);
+    for (const command of ['init', 'server', 'up', 'status']) assert.match(help.stdout, new RegExp(`\\b${command}\\b`));
+    const upHelp = await run(['up', '--help']);
+    assert.equal(upHelp.code, 0);
+    assert.match(upHelp.stdout, /--data-dir/);
+    assert.equal((await run(['--version'])).code, 0);
+    const typo = await run(['up', '--prot', '8080']);
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /unknown option '--prot'/);
+    assert.match(typo.stderr, /Did you mean --port\?/);
+    const unknownCommand = await run(['stauts']);
+    assert.equal(unknownCommand.code, 2);
+    assert.match(unknownCommand.stderr, /Did you mean status\?/);
+    const badPort = await run(['server', '--port', '99999']);
+    assert.equal(badPort.code, 2);
+    assert.match(badPort.stderr, /--port must be a number from 0 to 65535/);
+    const badLevel = await run(['server', '--log-level', 'loud']);
+    assert.equal(badLevel.code, 2);
+    assert.match(badLevel.stderr, /Allowed choices are fatal, error/);
+  });
+
+  it('rejects a misspelled environment variable, naming the right one', async () => {
+    const result = await run(['status'], { INSITU_DATADIR: dir });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /unknown environment variable INSITU_DATADIR \(did you mean INSITU_DATA_DIR\?\)/);
+  });
+
+  it('initialises a data dir once, printing the admin password once, as JSON on request', async () => {
+    const dataDir = join(dir, 'init');
+    const first = await run(['init', '--data-dir', dataDir, '--admin-email', 'ops@example.test', '--json']);
+    assert.equal(first.code, 0, first.stderr);
+    const report = JSON.parse(first.stdout) as { admin: { email: string; password: string }; configFile: string };
+    assert.equal(report.admin.email, 'ops@example.test');
+    assert.ok(report.admin.password.length >= 20);
+    assert.ok(existsSync(join(dataDir, 'platform.db')));
+    assert.equal(statSync(report.configFile).mode & 0o777, 0o600);
+    assert.ok(!readFileSync(report.configFile, 'utf8').includes(report.admin.password), 'the password is not in the config');
+    const second = await run(['init', '--data-dir', dataDir]);
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, /initialised already.*\[INSITU_ALREADY_INITIALISED\]/);
+  });
+
+  it('rejects a config file with a misspelled option before starting anything', async () => {
+    const dataDir = join(dir, 'init');
+    const { writeFile } = await import('node:fs/promises');
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(bad, 'listen:\n  prot: 80\n');
+    const result = await run(['server', '--data-dir', dataDir, '--config', bad]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /listen\.prot: unknown option; did you mean "listen\.port"\?/);
+  });
+
+  it('runs the server until interrupted, and status reports it ready (and as JSON)', async () => {
+    const dataDir = join(dir, 'init');
+    const server = start(['server', '--data-dir', dataDir, '--port', '0', '--log-level', 'info']);
+    const [, url] = await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
+    assert.ok(url);
+    const status = await run(['status', '--url', url, '--json']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.deepEqual(JSON.parse(status.stdout), { url, alive: true, ready: true, checks: { database: 'ok' } });
+    const human = await run(['status', '--url', url]);
+    assert.match(human.stdout, /: ready/);
+    assert.equal(await server.stop(), 0);
+    const down = await run(['status', '--url', url, '--json']);
+    assert.equal(down.code, 1);
+    assert.equal(JSON.parse(down.stdout).alive, false);
+  });
+
+  it('refuses to serve an uninitialised database', async () => {
+    const result = await run(['server', '--data-dir', join(dir, 'empty'), '--port', '0']);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /run: insitu init .*\[INSITU_NOT_INITIALISED\]/);
+  });
+});

@@ -1,0 +1,17 @@
+/**
+ * A small deterministic pseudo-random generator (mulberry32): the same seed gives the
+ * same sequence on every machine. For synthetic demo data, benchmarks and tests, never
+ * for secrets (use `generateSecret`).
+ *
+ * @example const random = seededRandom(42); random() // 0 <= x < 1
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
