@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { chmod, copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeTempDir, removeDir } from '../src/index.js';
 import { runChecked, runCommand } from '../src/run-command.js';
 
 const script = fileURLToPath(new URL('../../../../scripts/test-deps.mjs', import.meta.url));
@@ -15,7 +18,18 @@ describe('scripts/test-deps.mjs', () => {
   it('names the packages to install and exits 1 for a non-root user who lacks them', async () => {
     // An empty PATH hides /usr/bin; as root, drop to nobody so that nothing gets installed.
     const asNobody = process.getuid?.() === 0 ? await nobody() : {};
-    const result = await runCommand(process.execPath, [script], { env: { PATH: '/nonexistent' }, cwd: '/', ...asNobody });
+    // nobody may not be able to read the checkout (CI clones into a 0700 temp dir): run a copy.
+    const dir = await makeTempDir('insitu-test-deps-');
+    await chmod(dir, 0o755);
+    const copy = join(dir, 'test-deps.mjs');
+    await copyFile(script, copy);
+    await chmod(copy, 0o644);
+    let result;
+    try {
+      result = await runCommand(process.execPath, [copy], { env: { PATH: '/nonexistent' }, cwd: '/', ...asNobody });
+    } finally {
+      await removeDir(dir);
+    }
     assert.equal(result.code, 1, result.stdout + result.stderr);
     assert.match(result.stderr, /missing .*mariadb\b/);
     assert.match(result.stderr, /apt-get install -y .*mariadb-client/);
