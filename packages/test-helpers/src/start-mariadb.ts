@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { waitFor } from '@insitu/core';
 import { trackDir, untrackDir } from './cleanup-registry.js';
@@ -313,8 +313,11 @@ export async function startMariaDb(options: MariaDbOptions = {}): Promise<MariaD
   let server: MariaDbServer | undefined;
   try {
     await runChecked('cp', ['-a', template, paths.dataDir]);
+    await mkdir(join(dir, 'tmp'));
     const settings = new Map<string, string | true>([
       ['datadir', paths.dataDir],
+      // A private tmpdir: servers of parallel test processes never share temporary tables.
+      ['tmpdir', join(dir, 'tmp')],
       ['socket', paths.socket],
       ['pid_file', join(dir, 'mariadbd.pid')],
       ['log_error', paths.errorLog],
