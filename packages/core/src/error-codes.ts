@@ -40,6 +40,17 @@ export const ERROR_CODES = {
   INSITU_NOT_READY: { status: 503, meaning: 'The process is alive but not ready to serve.' },
   INSITU_REMOTE: { status: 502, meaning: 'A platform endpoint called by the CLI answered with an error or could not be reached.' },
   INSITU_INTERNAL: { status: 500, meaning: 'An unexpected error; the request id finds it in the logs.' },
+
+  // Agent: data API, bundles, sandbox and application instances
+  INSITU_DATASET_NOT_DECLARED: { status: 403, meaning: "The application's manifest does not declare this dataset, so the data API refuses to read it." },
+  INSITU_DATA_QUERY_INVALID: { status: 400, meaning: 'A data API request names an unknown column, operator or aggregate, or a value of the wrong type.' },
+  INSITU_DATA_QUERY_TIMEOUT: { status: 504, meaning: "A data API query ran past the agent's per-query time limit and was cancelled." },
+  INSITU_DATA_SOURCE_UNAVAILABLE: { status: 503, meaning: 'The agent cannot reach or read a configured data source.' },
+  INSITU_BUNDLE_INVALID: { status: 400, meaning: 'An application bundle or its insitu.json manifest is malformed, unsafe or incomplete.' },
+  INSITU_BUNDLE_DIGEST_MISMATCH: { status: 409, meaning: "A fetched bundle's sha256 differs from the approved digest; it is refused and not started." },
+  INSITU_SANDBOX_UNAVAILABLE: { status: 503, meaning: 'The sandbox (bubblewrap) cannot run here, or running without it is not allowed by the agent config.' },
+  INSITU_APP_UNAVAILABLE: { status: 503, meaning: 'No healthy instance of the application can take the request on this agent.' },
+  INSITU_APP_TIMEOUT: { status: 504, meaning: 'The application did not answer within its request timeout.' },
 } as const satisfies Record<string, { status: number; meaning: string }>;
 
 /** A stable error code, e.g. `INSITU_DATASET_NOT_FOUND`. */

@@ -32,3 +32,7 @@ export {
   SOURCE_KINDS, COLUMN_TYPES, VISIBILITIES, DatasetNameSchema, TagSchema, ColumnSchema, DatasetInputSchema, DatasetSchema,
 } from './schemas/catalog.js';
 export type { SourceKind, ColumnType, Visibility, Column, DatasetInput, Dataset } from './schemas/catalog.js';
+export {
+  APP_RUNTIMES, HTTP_METHODS, AppLimitsSchema, AppDatasetRefSchema, AppEndpointSchema, AppManifestSchema, parseAppManifest,
+} from './schemas/app-manifest.js';
+export type { AppRuntime, AppLimits, AppDatasetRef, AppEndpoint, AppManifest } from './schemas/app-manifest.js';

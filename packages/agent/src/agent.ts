@@ -1,0 +1,343 @@
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InsituError, toInsituError, type AppManifest, type Logger } from '@insitu/core';
+import { LocalBalancer, sendError } from './apps/balancer.js';
+import { installBundle, installedBundle, normaliseDigest } from './apps/bundle.js';
+import { LocalBundleSource, type BundleSource, type DesiredDeployment } from './apps/bundle-source.js';
+import { Cgroups } from './apps/cgroups.js';
+import { DEFAULT_RESTART_POLICY, DeploymentRunner, type InstanceStatus, type RestartPolicy } from './apps/deployment-runner.js';
+import type { AgentConfig } from './config/agent-config.js';
+import { DataApiServer } from './data-api/data-api-server.js';
+import type { DataSource } from './sources/data-source.js';
+import { DatasetRegistry } from './sources/dataset-registry.js';
+import { openSource } from './sources/open-source.js';
+
+/** Where a deployment stands, as the agent reports it to the platform. */
+export type DeploymentState = 'pending' | 'starting' | 'running' | 'crash-looping' | 'failed' | 'stopping';
+
+export interface DeploymentStatus {
+  id: string;
+  app: string;
+  version: string;
+  digest: string;
+  desiredReplicas: number;
+  readyReplicas: number;
+  state: DeploymentState;
+  /** Why it failed or is crash-looping. */
+  reason?: { code: string; message: string };
+  instances: InstanceStatus[];
+}
+
+/** The agent's status report: one entry per desired deployment. */
+export interface AgentStatus {
+  agentId?: string;
+  providerId?: string;
+  sandbox: 'bubblewrap' | 'none';
+  deployments: DeploymentStatus[];
+}
+
+interface Entry {
+  desired: DesiredDeployment;
+  state: 'pending' | 'active' | 'failed' | 'stopping';
+  failure?: InsituError;
+  manifest?: AppManifest;
+  runner?: DeploymentRunner;
+  dataApi?: DataApiServer;
+  balancer?: LocalBalancer;
+  abort: AbortController;
+  ready: Promise<void>;
+}
+
+/** How to build an {@link Agent}. */
+export interface AgentOptions {
+  config: Readonly<AgentConfig>;
+  /** Holds the bundle cache (`bundles/`) and the agent's state files. */
+  dataDir: string;
+  logger: Logger;
+  /** This agent's provider, as id and name: a manifest's dataset of another provider is not served here. `'*'` serves all (development). */
+  provider: { id?: string; name?: string } | '*';
+  agentId?: string;
+  bundleSource?: BundleSource;
+  /** Run applications without bubblewrap; refused unless `sandbox.allowNoSandbox` (or `allowNoSandbox` here, for `insitu app dev`). */
+  noSandbox?: boolean;
+  allowNoSandbox?: boolean;
+  restartPolicy?: Partial<RestartPolicy>;
+  env?: NodeJS.ProcessEnv;
+  /** Root of the `@insitu/sdk` package to mount into sandboxes (default: the installed one). */
+  sdkDir?: string;
+}
+
+function installedSdkDir(): string {
+  // …/sdk/dist/src/index.js → …/sdk
+  return dirname(dirname(dirname(fileURLToPath(import.meta.resolve('@insitu/sdk')))));
+}
+
+/**
+ * The provider agent's runtime: its data sources, the data API of each application,
+ * and the applications' instances. The platform side (enrolment, metadata sync, the
+ * tunnel) drives it through {@link Agent.applyDesired}, {@link Agent.handle},
+ * {@link Agent.status} and the `status` event.
+ *
+ * @example
+ * const agent = await Agent.create({ config, dataDir, logger, provider: { id: 'prv_…' } });
+ * await agent.applyDesired([{ id: 'dep1', app: 'report', version: '1.0.0', digest, replicas: 2, bundle: './report' }]);
+ * http.createServer((req, res) => agent.handle(req, res, { deployment: 'dep1' }));
+ */
+export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
+  readonly registry: DatasetRegistry;
+  private readonly entries = new Map<string, Entry>();
+  private readonly gates = DataApiServer.createGates();
+  /** Bundles being fetched and verified, by digest: deployments of one bundle share the work. */
+  private readonly installing = new Map<string, Promise<{ dir: string; manifest: AppManifest }>>();
+  private nextDeployment = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly options: AgentOptions,
+    private readonly runtimeDir: string,
+    private readonly cgroups: Cgroups,
+    private readonly sdkDir: string,
+    readonly sandboxed: boolean,
+  ) {
+    super();
+    const sources: DataSource[] = options.config.sources.map((s) => openSource(s, options.config.limits, options.env));
+    this.registry = new DatasetRegistry(sources, options.logger);
+  }
+
+  /** Check the sandbox choice, prepare the runtime directory and open (lazily) the sources. */
+  static async create(options: AgentOptions): Promise<Agent> {
+    const noSandbox = options.noSandbox === true;
+    if (noSandbox && !(options.config.sandbox.allowNoSandbox || options.allowNoSandbox)) {
+      throw new InsituError('INSITU_SANDBOX_UNAVAILABLE', '--no-sandbox is refused: the agent config does not set sandbox.allowNoSandbox: true');
+    }
+    if (noSandbox) {
+      options.logger.warn('RUNNING APPLICATIONS WITHOUT A SANDBOX: they can read, write and reach everything this agent can. Development only.');
+    }
+    const sdkDir = options.sdkDir ?? installedSdkDir();
+    const bundles = join(options.dataDir, 'bundles');
+    await mkdir(join(bundles, 'node_modules', '@insitu'), { recursive: true, mode: 0o755 });
+    // Without a sandbox, `import '@insitu/sdk'` from a bundle resolves through this link.
+    const link = join(bundles, 'node_modules', '@insitu', 'sdk');
+    if (!existsSync(link)) await symlink(sdkDir, link).catch(() => undefined);
+    const runtimeDir = await mkdtemp(join(tmpdir(), 'insitu-agent-'));
+    const cgroups = await Cgroups.detect(options.config.sandbox.cgroups && !noSandbox);
+    if (!noSandbox && !cgroups.memory) options.logger.warn('cgroup v1 memory controller not writable: memory is bounded by the address-space rlimit only');
+    if (!noSandbox && !cgroups.pids) options.logger.warn('cgroup v1 pids controller not writable: processes are bounded by RLIMIT_NPROC only');
+    return new Agent(options, runtimeDir, cgroups, sdkDir, !noSandbox);
+  }
+
+  private emitStatus(): void {
+    if (!this.closed) this.emit('status', this.status());
+  }
+
+  /** The dataset names a manifest may read here: its datasets of this agent's provider. */
+  private declared(manifest: AppManifest): Set<string> {
+    const provider = this.options.provider;
+    return new Set(manifest.datasets.filter((d) => provider === '*' || d.provider === provider.id || d.provider === provider.name).map((d) => d.dataset));
+  }
+
+  /**
+   * Make the running deployments match `desired`: start what is new (fetch the bundle,
+   * verify its digest, start its instances), rescale what changed, stop what is gone.
+   * Resolves once every change has been started; instances come up in the background
+   * (watch {@link status} or the `status` event).
+   */
+  async applyDesired(desired: readonly DesiredDeployment[]): Promise<void> {
+    if (this.closed) throw new InsituError('INSITU_UNAVAILABLE', 'the agent is closed');
+    const wanted = new Map(desired.map((d) => [d.id, d]));
+    const stops: Array<Promise<void>> = [];
+    for (const [id, entry] of this.entries) {
+      const next = wanted.get(id);
+      const same = next && normaliseDigestSafe(next.digest) === normaliseDigestSafe(entry.desired.digest) && next.version === entry.desired.version;
+      if (!same) stops.push(this.remove(id, entry));
+    }
+    await Promise.all(stops);
+    for (const d of desired) {
+      const entry = this.entries.get(d.id);
+      if (entry) {
+        entry.desired = d;
+        if (entry.state === 'active') await entry.runner?.scale(d.replicas);
+        continue;
+      }
+      this.start(d);
+    }
+    this.emitStatus();
+  }
+
+  private start(desired: DesiredDeployment): void {
+    const abort = new AbortController();
+    const entry: Entry = { desired, state: 'pending', abort, ready: Promise.resolve() };
+    this.entries.set(desired.id, entry);
+    entry.ready = this.bringUp(entry).catch((error: unknown) => {
+      if (abort.signal.aborted) return;
+      entry.state = 'failed';
+      entry.failure = toInsituError(error);
+      if (entry.failure.code === 'INSITU_INTERNAL') entry.failure = new InsituError('INSITU_INTERNAL', (error as Error).message ?? String(error));
+      this.options.logger.error({ deployment: desired.id, code: entry.failure.code, err: entry.failure.message }, 'deployment failed');
+      this.emitStatus();
+    });
+  }
+
+  private async bringUp(entry: Entry): Promise<void> {
+    const { desired, abort } = entry;
+    const log = this.options.logger.child({ deployment: desired.id, app: desired.app, version: desired.version });
+    const cacheDir = join(this.options.dataDir, 'bundles');
+    const digest = normaliseDigest(desired.digest);
+    let installing = this.installing.get(digest);
+    if (!installing) {
+      installing = (async () => {
+        const cached = await installedBundle(digest, cacheDir);
+        if (cached) return cached;
+        const source = this.options.bundleSource ?? new LocalBundleSource();
+        const fetched = await source.fetch(desired, abort.signal);
+        try {
+          const installed = await installBundle(fetched.path, digest, cacheDir);
+          log.info({ digest }, 'bundle verified');
+          return installed;
+        } finally {
+          await fetched.dispose?.();
+        }
+      })();
+      this.installing.set(digest, installing);
+      installing.finally(() => this.installing.delete(digest)).catch(() => undefined);
+    }
+    const { manifest, dir } = await installing;
+    if (manifest.name !== desired.app || manifest.version !== desired.version) {
+      throw new InsituError('INSITU_BUNDLE_INVALID', `the bundle is ${manifest.name}@${manifest.version}, but ${desired.app}@${desired.version} was deployed`);
+    }
+    if (abort.signal.aborted) return;
+    entry.manifest = manifest;
+    const deploymentDir = join(this.runtimeDir, `d${this.nextDeployment++}`);
+    await mkdir(deploymentDir, { recursive: true, mode: 0o700 });
+    const dataApiSocket = join(deploymentDir, 'data.sock');
+    const dataApi = new DataApiServer({
+      registry: this.registry,
+      declared: this.declared(manifest),
+      limits: this.options.config.limits,
+      logger: log.child({ component: 'data-api' }),
+      caller: desired.id,
+      gates: this.gates,
+    });
+    await dataApi.listen(dataApiSocket);
+    entry.dataApi = dataApi;
+    const runner = new DeploymentRunner({
+      id: desired.id,
+      manifest,
+      launch: { bundleDir: dir, dataApiSocket, sdkDir: this.sdkDir, sandbox: this.options.config.sandbox, noSandbox: !this.sandboxed },
+      runDir: deploymentDir,
+      cgroups: this.cgroups,
+      policy: { ...DEFAULT_RESTART_POLICY, ...this.options.restartPolicy },
+      logger: log,
+      onChange: () => this.emitStatus(),
+    });
+    entry.runner = runner;
+    entry.balancer = new LocalBalancer({
+      name: `${manifest.name}@${manifest.version}`,
+      ready: () => runner.ready(),
+      instanceFailed: (id) => runner.instanceFailed(id),
+      requestTimeoutMs: manifest.limits.requestTimeoutMs,
+    });
+    if (abort.signal.aborted) return;
+    entry.state = 'active';
+    await runner.scale(entry.desired.replicas);
+    this.emitStatus();
+  }
+
+  private async remove(id: string, entry: Entry): Promise<void> {
+    entry.state = 'stopping';
+    entry.abort.abort();
+    this.emitStatus();
+    await entry.ready;
+    await entry.runner?.stop();
+    await entry.dataApi?.close();
+    this.entries.delete(id);
+    this.emitStatus();
+  }
+
+  /** The deployment a request is for: by id, or by app (and version). */
+  private find(target: { deployment: string } | { app: string; version?: string }): Entry | undefined {
+    if ('deployment' in target) return this.entries.get(target.deployment);
+    return [...this.entries.values()].find((e) => e.desired.app === target.app && (target.version === undefined || e.desired.version === target.version) && e.state === 'active');
+  }
+
+  /**
+   * Hand an HTTP request to one of the local instances of a deployment (the tunnel calls
+   * this). Never throws: no such deployment or no ready instance is answered 503.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, target: { deployment: string } | { app: string; version?: string }): void {
+    const entry = this.find(target);
+    if (!entry?.balancer) {
+      const what = 'deployment' in target ? `deployment ${target.deployment}` : `${target.app}${target.version ? `@${target.version}` : ''}`;
+      sendError(res, new InsituError('INSITU_APP_UNAVAILABLE', `${what} is not running on this agent`));
+      return;
+    }
+    entry.balancer.handle(req, res);
+  }
+
+  /** The status report: per deployment pending, starting, running, crash-looping or failed (with the reason). */
+  status(): AgentStatus {
+    const provider = this.options.provider;
+    return {
+      ...(this.options.agentId ? { agentId: this.options.agentId } : {}),
+      ...(provider !== '*' && provider.id ? { providerId: provider.id } : {}),
+      sandbox: this.sandboxed ? 'bubblewrap' : 'none',
+      deployments: [...this.entries.values()].map((entry) => deploymentStatus(entry)),
+    };
+  }
+
+  /** Wait until the deployment has settled into `running`, `failed` or `crash-looping`. */
+  async settled(id: string): Promise<DeploymentStatus | undefined> {
+    await this.entries.get(id)?.ready;
+    return this.status().deployments.find((d) => d.id === id);
+  }
+
+  /** Stop every application, close the data APIs and the sources, remove the runtime directory. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.entries.entries()].map(([id, entry]) => this.remove(id, entry)));
+    this.closed = true;
+    await this.registry.close();
+    await rm(this.runtimeDir, { recursive: true, force: true });
+  }
+}
+
+function normaliseDigestSafe(digest: string): string {
+  try {
+    return normaliseDigest(digest);
+  } catch {
+    return digest;
+  }
+}
+
+function deploymentStatus(entry: Entry): DeploymentStatus {
+  const instances = entry.runner?.instances() ?? [];
+  const readyReplicas = entry.runner?.ready().length ?? 0;
+  let state: DeploymentState;
+  let reason: DeploymentStatus['reason'];
+  if (entry.state === 'failed') {
+    state = 'failed';
+    reason = { code: entry.failure?.code ?? 'INSITU_INTERNAL', message: entry.failure?.message ?? 'failed' };
+  } else if (entry.state === 'pending') state = 'pending';
+  else if (entry.state === 'stopping') state = 'stopping';
+  else if (instances.some((i) => i.state === 'crash-looping')) {
+    state = 'crash-looping';
+    const looping = instances.find((i) => i.state === 'crash-looping');
+    reason = { code: 'INSITU_APP_UNAVAILABLE', message: `instance ${looping?.id ?? ''} keeps crashing: ${looping?.lastExit?.reason ?? 'unknown'}` };
+  } else state = readyReplicas >= entry.desired.replicas ? 'running' : 'starting';
+  return {
+    id: entry.desired.id,
+    app: entry.desired.app,
+    version: entry.desired.version,
+    digest: normaliseDigestSafe(entry.desired.digest),
+    desiredReplicas: entry.desired.replicas,
+    readyReplicas,
+    state,
+    ...(reason ? { reason } : {}),
+    instances,
+  };
+}

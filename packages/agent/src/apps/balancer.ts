@@ -1,0 +1,110 @@
+import { request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { InsituError } from '@insitu/core';
+import type { ReadyInstance } from './deployment-runner.js';
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authorization', 'proxy-authenticate']);
+
+function headersFrom(raw: IncomingMessage['headers']): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [key, value] of Object.entries(raw)) if (value !== undefined && !HOP_BY_HOP.has(key)) out[key] = value;
+  return out;
+}
+
+/** Answer with an Insitu error body (when nothing was sent yet). */
+export function sendError(res: ServerResponse, error: InsituError): void {
+  if (res.headersSent) {
+    res.destroy(error);
+    return;
+  }
+  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
+  res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** What the balancer needs from a deployment. */
+export interface BalancerTarget {
+  name: string;
+  ready(): ReadyInstance[];
+  instanceFailed(id: string): void;
+  requestTimeoutMs: number;
+}
+
+/**
+ * Spreads requests over the ready instances of one application on this agent: the
+ * instance with the fewest requests in flight, ties taken in turn. A request that could
+ * not reach an instance at all (its socket refused the connection) is tried once more on
+ * another one when its method is idempotent. A request running past the manifest's
+ * timeout is answered 504.
+ */
+export class LocalBalancer {
+  private turn = 0;
+
+  constructor(private readonly target: BalancerTarget) {}
+
+  private pick(exclude: Set<string>): ReadyInstance | undefined {
+    const ready = this.target.ready().filter((i) => !exclude.has(i.id));
+    if (ready.length === 0) return undefined;
+    const least = Math.min(...ready.map((i) => i.inflight));
+    const candidates = ready.filter((i) => i.inflight === least);
+    return candidates[this.turn++ % candidates.length];
+  }
+
+  /** Proxy one HTTP request to an instance; never throws (errors become answers). */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    this.forward(req, res, new Set(), true);
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, tried: Set<string>, mayRetry: boolean): void {
+    const instance = this.pick(tried);
+    if (!instance) {
+      sendError(res, new InsituError('INSITU_APP_UNAVAILABLE', `no instance of ${this.target.name} is ready on this agent`, { headers: { 'retry-after': '1' } }));
+      return;
+    }
+    tried.add(instance.id);
+    instance.inflight++;
+    let finished = false;
+    const finish = () => {
+      if (!finished) {
+        finished = true;
+        instance.inflight--;
+      }
+    };
+    const upstream = request({ socketPath: instance.socketPath, method: req.method, path: req.url, headers: headersFrom(req.headers) }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, headersFrom(answer.headers));
+      answer.pipe(res);
+      answer.on('end', finish);
+      answer.on('error', () => {
+        finish();
+        res.destroy();
+      });
+    });
+    const timer = setTimeout(() => {
+      upstream.destroy();
+      finish();
+      sendError(res, new InsituError('INSITU_APP_TIMEOUT', `${this.target.name} did not answer within ${this.target.requestTimeoutMs} ms`));
+    }, this.target.requestTimeoutMs);
+    upstream.on('close', () => clearTimeout(timer));
+    res.on('close', () => {
+      clearTimeout(timer);
+      if (!res.writableFinished) upstream.destroy();
+      finish();
+    });
+    upstream.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      finish();
+      if (res.headersSent || res.destroyed) {
+        res.destroy();
+        return;
+      }
+      const neverReached = error.code === 'ECONNREFUSED' || error.code === 'ENOENT';
+      if (neverReached) this.target.instanceFailed(instance.id);
+      const idempotent = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'].includes(req.method ?? 'GET');
+      if (neverReached && mayRetry && idempotent) {
+        this.forward(req, res, tried, false);
+        return;
+      }
+      sendError(res, new InsituError('INSITU_APP_UNAVAILABLE', `the instance of ${this.target.name} failed: ${error.code ?? error.message}`));
+    });
+    req.pipe(upstream);
+  }
+}

@@ -1,0 +1,39 @@
+import { isAbsolute, resolve } from 'node:path';
+import { InsituError } from '@insitu/core';
+
+/** A deployment the platform wants this agent to run. */
+export interface DesiredDeployment {
+  /** Stable id of the deployment (the platform's). */
+  id: string;
+  app: string;
+  version: string;
+  /** The approved sha256 of the bundle's canonical tarball (hex, or `sha256:hex`). */
+  digest: string;
+  replicas: number;
+  /** Where the bundle comes from, as the {@link BundleSource} understands it (a path, a platform bundle id…). */
+  bundle: string;
+}
+
+/** A fetched bundle: a local directory or tarball, and how to clean it up afterwards. */
+export interface FetchedBundle {
+  path: string;
+  dispose?: () => Promise<void>;
+}
+
+/**
+ * Where bundles come from. The agent verifies whatever a source returns against the
+ * approved digest before it starts anything, so a source need not be trusted.
+ */
+export interface BundleSource {
+  fetch(deployment: DesiredDeployment, signal: AbortSignal): Promise<FetchedBundle>;
+}
+
+/** Bundles that are already on this machine: `bundle` is a directory or tarball path. */
+export class LocalBundleSource implements BundleSource {
+  constructor(private readonly baseDir: string = process.cwd()) {}
+
+  async fetch(deployment: DesiredDeployment): Promise<FetchedBundle> {
+    if (!deployment.bundle) throw new InsituError('INSITU_BUNDLE_INVALID', `deployment ${deployment.id} names no bundle`);
+    return { path: isAbsolute(deployment.bundle) ? deployment.bundle : resolve(this.baseDir, deployment.bundle) };
+  }
+}

@@ -1,0 +1,76 @@
+import type { Column, ColumnType, SourceKind, Visibility } from '@insitu/core';
+import type { AggregateFn, DataValue, FilterOp } from '@insitu/sdk';
+
+/** A table or file of a source as the agent knows it: metadata only. */
+export interface DatasetMeta {
+  /** Catalog name (unique within the provider). */
+  name: string;
+  /** The config name of the source it comes from. */
+  source: string;
+  sourceKind: SourceKind;
+  /** Table name, or the CSV file path. */
+  location: string;
+  columns: Column[];
+  rowCount: number | null;
+  description: string;
+  tags: string[];
+  visibility: Visibility;
+}
+
+/** One checked condition: the column comes from the introspected schema, the value is typed for it. */
+export interface PlannedFilter {
+  column: Column;
+  op: FilterOp;
+  /** Normalised for the column's logical type; an array for `in`; undefined for null tests. */
+  value?: DataValue | DataValue[];
+}
+
+export interface PlannedAggregate {
+  fn: AggregateFn;
+  column?: Column;
+  as: string;
+  type: ColumnType;
+}
+
+export interface PlannedOrder {
+  /** Output column name (aggregate alias or group column) for grouped queries, else a dataset column. */
+  name: string;
+  /** The dataset column, when ordering by one. */
+  column?: Column;
+  type: ColumnType;
+  direction: 'asc' | 'desc';
+}
+
+/**
+ * A data API request after it was checked against the dataset's introspected schema.
+ * Sources compile only this: every identifier in it is a column the agent found itself.
+ */
+export interface QueryPlan {
+  dataset: DatasetMeta;
+  /** The answer's columns, in order. */
+  output: Array<{ name: string; type: ColumnType }>;
+  /** Rows: the projected columns. */
+  columns: Column[];
+  where: PlannedFilter[];
+  grouped: boolean;
+  groupBy: Column[];
+  aggregates: PlannedAggregate[];
+  orderBy: PlannedOrder[];
+  /** Rows to fetch at most (the row cap + 1 when the caller gave no smaller limit). */
+  limit: number;
+  offset: number;
+}
+
+/** A connector: introspects a source and runs planned queries against it, read-only. */
+export interface DataSource {
+  readonly name: string;
+  readonly kind: SourceKind;
+  /** Tables or files → datasets with columns, types, nullability and row counts. Never rows. */
+  introspect(): Promise<DatasetMeta[]>;
+  /**
+   * Run a plan; yields batches of rows (values in `plan.output` order, already in wire
+   * form). Stops and releases the source when `signal` aborts.
+   */
+  query(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<DataValue[][]>;
+  close(): Promise<void>;
+}
