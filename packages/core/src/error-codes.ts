@@ -51,6 +51,27 @@ export const ERROR_CODES = {
   INSITU_SANDBOX_UNAVAILABLE: { status: 503, meaning: 'The sandbox (bubblewrap) cannot run here, or running without it is not allowed by the agent config.' },
   INSITU_APP_UNAVAILABLE: { status: 503, meaning: 'No healthy instance of the application can take the request on this agent.' },
   INSITU_APP_TIMEOUT: { status: 504, meaning: 'The application did not answer within its request timeout.' },
+
+  // Applications, approvals, deployments, services, keys and the gateway
+  INSITU_BUNDLE_TOO_LARGE: { status: 413, meaning: 'An application bundle holds more bytes or entries than the platform accepts.' },
+  INSITU_APP_NOT_FOUND: { status: 404, meaning: 'The application does not exist or the caller may not see it.' },
+  INSITU_VERSION_NOT_FOUND: { status: 404, meaning: 'The application version does not exist or the caller may not see it.' },
+  INSITU_APPROVAL_NOT_FOUND: { status: 404, meaning: 'The approval request does not exist or is not addressed to the caller.' },
+  INSITU_APP_NOT_APPROVED: { status: 409, meaning: 'Every provider whose data the version reads must approve its exact digest before it runs.' },
+  INSITU_DEPLOYMENT_NOT_FOUND: { status: 404, meaning: 'The deployment does not exist or the caller may not see it.' },
+  INSITU_SERVICE_NOT_FOUND: { status: 404, meaning: 'No published service has this name, or the caller may not see it.' },
+  INSITU_SERVICE_UNAVAILABLE: { status: 503, meaning: 'The service has no running version (of the requested major) at any provider right now.' },
+  INSITU_KEY_NOT_FOUND: { status: 404, meaning: 'The API key does not exist or the caller may not see it.' },
+  INSITU_KEY_INVALID: { status: 401, meaning: 'The API key is missing, unknown, expired or revoked.' },
+  INSITU_KEY_FORBIDDEN: { status: 403, meaning: "The API key is not scoped to this service, or the service's owner has not granted the key's organisation access." },
+  INSITU_RATE_LIMITED: { status: 429, meaning: "The key exceeded the service's rate limit; Retry-After says when to try again." },
+  INSITU_QUOTA_EXCEEDED: { status: 429, meaning: "The key used up its daily quota for the service; Retry-After says when the quota resets (00:00 UTC)." },
+  INSITU_REQUEST_TOO_LARGE: { status: 413, meaning: 'The call to the service sent a body larger than the service accepts.' },
+  INSITU_RESPONSE_TOO_LARGE: { status: 502, meaning: 'The application answered with more bytes than the service allows; the answer was cut off.' },
+  INSITU_GATEWAY_TIMEOUT: { status: 504, meaning: "The call did not complete within the service's deadline." },
+  INSITU_RESPONSE_ABORTED: { status: 502, meaning: "The application's answer broke off after its headers were sent (recorded in usage and audit)." },
+  INSITU_CALLER_GONE: { status: 400, meaning: 'The caller closed the connection before the answer was complete (recorded in usage and audit; never sent).' },
+  INSITU_AUDIT_BROKEN: { status: 500, meaning: 'The audit log does not verify: a record was edited, deleted or reordered.' },
 } as const satisfies Record<string, { status: number; meaning: string }>;
 
 /** A stable error code, e.g. `INSITU_DATASET_NOT_FOUND`. */

@@ -25,6 +25,8 @@ export type { EnvVar, EnvScope } from './env-registry.js';
 export { loadConfig, readConfigFile, deepMerge, deepFreeze } from './config.js';
 export type { ConfigSources } from './config.js';
 export { seededRandom } from './seeded-random.js';
+export { canonicalTar, bundleDigestOf, checkBundlePath, readBundleTar } from './bundle-format.js';
+export type { BundleEntry, BundleLimits } from './bundle-format.js';
 export { waitFor } from './wait-for.js';
 export type { WaitForOptions } from './wait-for.js';
 export { IdSchema, TimestampSchema, SlugSchema, ErrorBodySchema, PageQuerySchema, PageSchema } from './schemas/common.js';

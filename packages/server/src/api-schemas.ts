@@ -155,3 +155,269 @@ export const AgentPage = PageSchema(AgentSchema);
 export const DatasetPage = PageSchema(DatasetSchema);
 
 export type SignupBodyT = Static<typeof SignupBody>;
+
+// Applications, approvals, deployments, services, keys, usage, audit, events
+
+const AppName = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'a-z, 0-9 and "-"; the name in insitu.json' });
+const Reason = Type.String({ maxLength: 2000, pattern: '^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$' });
+
+export const AppSchema = Type.Object({ id: IdSchema, orgId: IdSchema, name: Type.String(), description: Type.String(), createdAt: TimestampSchema });
+export const AppPage = PageSchema(AppSchema);
+export const CreateAppBody = Type.Object({ orgId: IdSchema, name: AppName, description: Type.Optional(Type.String({ maxLength: 4000 })) }, Closed);
+
+export const BundleFileSchema = Type.Object({ path: Type.String(), size: Type.Integer(), sha256: Type.String() });
+export const ApprovalSummarySchema = Type.Object({
+  id: IdSchema,
+  providerId: IdSchema,
+  providerName: Type.String(),
+  state: Type.Enum(['pending', 'approved', 'rejected'] as const),
+  reason: Type.String(),
+  decidedAt: Type.Optional(TimestampSchema),
+});
+export const VersionSchema = Type.Object({
+  id: IdSchema,
+  appId: IdSchema,
+  appName: Type.String(),
+  version: Type.String(),
+  digest: Type.String({ description: 'sha256 of the canonical tarball: what providers approve and agents verify' }),
+  size: Type.Integer(),
+  state: Type.Enum(['pending', 'approved', 'rejected'] as const),
+  manifest: Type.Unknown(),
+  files: Type.Array(BundleFileSchema),
+  approvals: Type.Array(ApprovalSummarySchema),
+  createdAt: TimestampSchema,
+});
+export const VersionPage = PageSchema(VersionSchema);
+export const VersionParams = Type.Object({ id: IdSchema, versionId: IdSchema }, Closed);
+export const FileQuery = Type.Object({ path: Type.String({ minLength: 1, maxLength: 255 }) }, Closed);
+
+export const ApprovalSchema = Type.Object({
+  id: IdSchema,
+  versionId: IdSchema,
+  appId: IdSchema,
+  appName: Type.String(),
+  appOrgId: IdSchema,
+  version: Type.String(),
+  digest: Type.String(),
+  providerId: IdSchema,
+  providerName: Type.String(),
+  state: Type.Enum(['pending', 'approved', 'rejected'] as const),
+  reason: Type.String(),
+  createdAt: TimestampSchema,
+  decidedAt: Type.Optional(TimestampSchema),
+});
+export const ApprovalDetailSchema = Type.Object({
+  ...ApprovalSchema.properties,
+  manifest: Type.Unknown(),
+  files: Type.Array(Type.Object({ ...BundleFileSchema.properties, text: Type.Optional(Type.String({ description: 'Contents of text files up to 256 KiB' })) })),
+});
+export const ApprovalPage = PageSchema(ApprovalSchema);
+export const ApprovalListQuery = Type.Object(
+  { ...PageQuerySchema.properties, state: Type.Optional(Type.Enum(['pending', 'approved', 'rejected'] as const)), provider: Type.Optional(IdSchema), version: Type.Optional(IdSchema) },
+  Closed,
+);
+export const DecideBody = Type.Object({ reason: Type.Optional(Reason) }, Closed);
+export const RejectBody = Type.Object({ reason: Type.String({ minLength: 1, maxLength: 2000 }) }, Closed);
+
+export const DeploymentAgentSchema = Type.Object({
+  agentId: IdSchema,
+  state: Type.String({ description: 'pending, starting, running, crash-looping, failed or stopped' }),
+  reason: Type.String(),
+  ready: Type.Integer(),
+  desired: Type.Integer(),
+  updatedAt: TimestampSchema,
+});
+export const DeploymentSchema = Type.Object({
+  id: IdSchema,
+  appId: IdSchema,
+  versionId: IdSchema,
+  version: Type.String(),
+  providerId: IdSchema,
+  replicas: Type.Integer({ description: 'Instances per agent' }),
+  state: Type.Enum(['active', 'draining', 'removed'] as const),
+  agents: Type.Array(DeploymentAgentSchema),
+  createdAt: TimestampSchema,
+  updatedAt: TimestampSchema,
+});
+export const DeploymentPage = PageSchema(DeploymentSchema);
+export const CreateDeploymentBody = Type.Object(
+  { versionId: IdSchema, providerId: IdSchema, replicas: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })) },
+  Closed,
+);
+export const UpdateDeploymentBody = Type.Object({ replicas: Type.Integer({ minimum: 1, maximum: 64 }) }, Closed);
+export const DeploymentListQuery = Type.Object(
+  { ...PageQuerySchema.properties, app: Type.Optional(IdSchema), provider: Type.Optional(IdSchema), state: Type.Optional(Type.Enum(['active', 'draining', 'removed'] as const)) },
+  Closed,
+);
+
+const ServiceName = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Stable name in /s/{name}/…: a-z, 0-9 and "-"' });
+const Limits = {
+  ratePerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+  burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+  dailyQuota: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000 })),
+  maxRequestBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 1024 * 1024 * 1024 })),
+  maxResponseBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 16 * 1024 * 1024 * 1024 })),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
+};
+export const ServiceSchema = Type.Object({
+  id: IdSchema,
+  name: Type.String(),
+  orgId: IdSchema,
+  appId: IdSchema,
+  description: Type.String(),
+  access: Type.Enum(['public', 'restricted'] as const),
+  url: Type.String({ description: 'Base URL of the service (latest version)' }),
+  limits: Type.Object({
+    ratePerSecond: Type.Integer(),
+    burst: Type.Integer(),
+    dailyQuota: Type.Integer(),
+    maxRequestBytes: Type.Integer(),
+    maxResponseBytes: Type.Integer(),
+    timeoutMs: Type.Integer(),
+  }),
+  versions: Type.Array(Type.Object({ version: Type.String(), major: Type.Integer(), path: Type.String(), running: Type.Boolean() })),
+  datasets: Type.Array(Type.Object({ provider: Type.String(), dataset: Type.String(), datasetId: Type.Optional(IdSchema) })),
+  createdAt: TimestampSchema,
+});
+export const ServicePage = PageSchema(ServiceSchema);
+export const CreateServiceBody = Type.Object(
+  { name: ServiceName, appId: IdSchema, description: Type.Optional(Type.String({ maxLength: 4000 })), access: Type.Optional(Type.Enum(['public', 'restricted'] as const)), ...Limits },
+  Closed,
+);
+export const UpdateServiceBody = Type.Object(
+  { description: Type.Optional(Type.String({ maxLength: 4000 })), access: Type.Optional(Type.Enum(['public', 'restricted'] as const)), ...Limits },
+  Closed,
+);
+export const GrantBody = Type.Object({ orgId: IdSchema }, Closed);
+export const GrantParams = Type.Object({ id: IdSchema, orgId: IdSchema }, Closed);
+
+export const KeySchema = Type.Object({
+  id: IdSchema,
+  orgId: IdSchema,
+  userId: IdSchema,
+  name: Type.String(),
+  prefix: Type.String({ description: 'The first characters of the key, to recognise it' }),
+  services: Type.Array(IdSchema),
+  state: Type.Enum(['active', 'expired', 'revoked'] as const),
+  expiresAt: Type.Optional(TimestampSchema),
+  createdAt: TimestampSchema,
+});
+export const KeyPage = PageSchema(KeySchema);
+export const CreateKeyBody = Type.Object(
+  {
+    orgId: IdSchema,
+    name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001f\\u007f]+$' }),
+    services: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 100, uniqueItems: true, description: 'Service ids or names' }),
+    ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 5 * 366 * 86400 })),
+  },
+  Closed,
+);
+export const KeyListQuery = Type.Object({ ...PageQuerySchema.properties, org: Type.Optional(IdSchema) }, Closed);
+
+export const UsageQuery = Type.Object(
+  {
+    granularity: Type.Optional(Type.Enum(['hour', 'day'] as const, { default: 'day' })),
+    from: Type.Optional(TimestampSchema),
+    to: Type.Optional(TimestampSchema),
+    service: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    key: Type.Optional(IdSchema),
+    groupBy: Type.Optional(Type.Enum(['key', 'service'] as const)),
+  },
+  Closed,
+);
+export const UsageSchema = Type.Object({
+  items: Type.Array(
+    Type.Object({
+      period: TimestampSchema,
+      keyId: Type.Optional(IdSchema),
+      serviceId: Type.Optional(IdSchema),
+      calls: Type.Integer(),
+      errors: Type.Integer(),
+      bytesIn: Type.Integer(),
+      bytesOut: Type.Integer(),
+      avgDurationMs: Type.Number(),
+    }),
+  ),
+});
+
+export const AuditRecordSchema = Type.Object({
+  seq: Type.Integer(),
+  id: IdSchema,
+  ts: TimestampSchema,
+  requestId: Type.String(),
+  keyId: Type.String(),
+  callerOrgId: Type.String(),
+  serviceId: Type.String(),
+  serviceName: Type.String(),
+  version: Type.String(),
+  providerId: Type.String(),
+  agentId: Type.String(),
+  method: Type.String(),
+  status: Type.Integer(),
+  errorCode: Type.String(),
+  bytesIn: Type.Integer(),
+  bytesOut: Type.Integer(),
+  durationMs: Type.Integer(),
+  hash: Type.String(),
+  prevHash: Type.String(),
+});
+export const AuditQuery = Type.Object(
+  { service: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })), before: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) },
+  Closed,
+);
+export const AuditPage = Type.Object({ items: Type.Array(AuditRecordSchema), nextBefore: Type.Optional(Type.Integer()) });
+export const AuditVerificationSchema = Type.Object({
+  ok: Type.Boolean(),
+  records: Type.Integer(),
+  firstBroken: Type.Optional(Type.Object({ seq: Type.Integer(), reason: Type.String() })),
+  head: Type.Optional(Type.Object({ seq: Type.Integer(), hash: Type.String() })),
+});
+
+export const EventSchema = Type.Object({
+  seq: Type.Integer(),
+  id: IdSchema,
+  ts: TimestampSchema,
+  orgId: Type.Optional(IdSchema),
+  kind: Type.String(),
+  subject: Type.String(),
+  message: Type.String(),
+  data: Type.Unknown(),
+});
+export const EventQuery = Type.Object(
+  { subject: Type.Optional(Type.String({ maxLength: 64 })), before: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })) },
+  Closed,
+);
+export const EventPage = Type.Object({ items: Type.Array(EventSchema), nextBefore: Type.Optional(Type.Integer()) });
+
+export const AgentDesiredSchema = Type.Object({
+  deployments: Type.Array(
+    Type.Object({
+      id: IdSchema,
+      app: Type.String(),
+      version: Type.String(),
+      digest: Type.String(),
+      replicas: Type.Integer(),
+      bundle: Type.String({ description: 'Where to fetch the bundle: a platform path' }),
+      state: Type.Enum(['active', 'draining'] as const),
+    }),
+  ),
+});
+export const AgentStatusBody = Type.Object(
+  {
+    deployments: Type.Array(
+      Type.Object(
+        {
+          id: IdSchema,
+          state: Type.Enum(['pending', 'starting', 'running', 'crash-looping', 'failed', 'stopped', 'stopping'] as const),
+          ready: Type.Integer({ minimum: 0, maximum: 1024 }),
+          desired: Type.Integer({ minimum: 0, maximum: 1024 }),
+          reason: Type.Optional(Type.String({ maxLength: 2000 })),
+        },
+        Closed,
+      ),
+      { maxItems: 1000 },
+    ),
+  },
+  Closed,
+);
+export const DigestParams = Type.Object({ digest: Type.String({ pattern: '^[0-9a-f]{64}$' }) }, Closed);

@@ -9,7 +9,18 @@ import { bearerToken, resolvePrincipal } from './auth/principal.js';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { toApiError } from './errors.js';
+import { DeploymentReconciler } from './apps/reconciler.js';
+import { CallRecorder } from './gateway/call-recorder.js';
+import { NO_DISPATCHER, type ServiceDispatcher } from './gateway/dispatcher.js';
+import { registerGateway, type Gateway } from './gateway/gateway.js';
 import { registerAccountRoutes } from './routes/accounts.js';
+import { registerAgentControlRoutes } from './routes/agent-control.js';
+import { registerAppRoutes } from './routes/apps.js';
+import { registerApprovalRoutes } from './routes/approvals.js';
+import { registerDeploymentRoutes } from './routes/deployments.js';
+import { registerKeyRoutes } from './routes/keys.js';
+import { registerRecordRoutes } from './routes/records.js';
+import { registerServiceRoutes } from './routes/services.js';
 import { registerAgentRoutes } from './routes/agents.js';
 import { registerDatasetRoutes } from './routes/datasets.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -24,6 +35,23 @@ export interface BuildServerOptions {
   logger?: Logger;
   now?: () => number;
   nodeId?: string;
+  /** How the gateway reaches application instances (the tunnel); calls are 503 without one. */
+  dispatcher?: ServiceDispatcher;
+}
+
+/** The platform services a built server runs, for whoever wires the tunnel and tests. */
+export interface PlatformParts {
+  reconciler: DeploymentReconciler;
+  recorder: CallRecorder;
+  gateway: Gateway;
+  /** Replace the dispatcher (the tunnel is attached after the server is built). */
+  setDispatcher(dispatcher: ServiceDispatcher): void;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    insitu: PlatformParts;
+  }
 }
 
 const REQUEST_ID_HEADER = 'insitu-request-id';
@@ -142,12 +170,44 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     },
   });
 
+  const reconciler = new DeploymentReconciler(ctx);
+  const recorder = new CallRecorder(store, logger, config.audit);
+  let dispatcher = options.dispatcher ?? NO_DISPATCHER;
+  const baseUrl = () => {
+    if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
+    const address = app.server.address();
+    return typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : '';
+  };
+  const gateway = registerGateway(app, ctx, { dispatcher: () => dispatcher, recorder, baseUrl });
+  reconciler.on('routes-changed', () => gateway.router.invalidate());
+  app.decorate('insitu', {
+    reconciler,
+    recorder,
+    gateway,
+    setDispatcher(next: ServiceDispatcher) {
+      dispatcher = next;
+    },
+  });
+  reconciler.start();
+  recorder.start();
+  app.addHook('onClose', async () => {
+    await reconciler.stop();
+    await recorder.close();
+  });
+
   registerHealthRoutes(app, ctx);
   registerAccountRoutes(app, ctx);
   registerOrgRoutes(app, ctx);
   registerProviderRoutes(app, ctx);
   registerAgentRoutes(app, ctx);
+  registerAgentControlRoutes(app, ctx, reconciler);
   registerDatasetRoutes(app, ctx);
+  registerAppRoutes(app, ctx);
+  registerApprovalRoutes(app, ctx);
+  registerDeploymentRoutes(app, ctx, reconciler);
+  registerServiceRoutes(app, ctx, gateway, baseUrl);
+  registerKeyRoutes(app, ctx, gateway);
+  registerRecordRoutes(app, ctx, recorder);
 
   app.get('/api/v1/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
 

@@ -36,7 +36,30 @@ export const ServerConfigSchema = Type.Object(
       { ...Closed, default: {} },
     ),
     limits: Type.Object(
-      { bodyBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024, description: 'Largest accepted request body' }) },
+      {
+        bodyBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024, description: 'Largest accepted JSON request body' }),
+        bundleBytes: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 64 * 1024 * 1024, description: 'Largest accepted application bundle (upload size and unpacked contents)' }),
+        bundleEntries: Type.Integer({ minimum: 1, maximum: 100_000, default: 10_000, description: 'Most files and directories in a bundle' }),
+      },
+      { ...Closed, default: {} },
+    ),
+    gateway: Type.Object(
+      {
+        ratePerSecond: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50, description: 'Default per-key rate limit of a new service (requests per second)' }),
+        burst: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100, description: 'Default per-key burst of a new service' }),
+        dailyQuota: Type.Integer({ minimum: 1, maximum: 1_000_000_000, default: 100_000, description: 'Default per-key daily quota of a new service' }),
+        maxRequestBytes: Type.Integer({ minimum: 0, maximum: 1024 * 1024 * 1024, default: 1024 * 1024, description: 'Default largest request body to a service' }),
+        maxResponseBytes: Type.Integer({ minimum: 0, maximum: 16 * 1024 * 1024 * 1024, default: 64 * 1024 * 1024, description: 'Default largest answer of a service' }),
+        timeoutMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000, description: 'Default deadline of a call' }),
+        drainGraceMs: Type.Integer({ minimum: 0, maximum: 600_000, default: 5_000, description: 'After a rolling upgrade, how long the old version keeps running once the new one runs everywhere' }),
+      },
+      { ...Closed, default: {} },
+    ),
+    audit: Type.Object(
+      {
+        flushIntervalMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 250, description: 'How often metering and audit records are written in batches' }),
+        batchSize: Type.Integer({ minimum: 1, maximum: 100_000, default: 1000, description: 'Write a batch early when this many records wait' }),
+      },
       { ...Closed, default: {} },
     ),
     metrics: Type.Object(

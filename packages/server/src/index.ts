@@ -7,7 +7,13 @@
  * listen with {@link startServer}.
  */
 export { buildServer } from './build-server.js';
-export type { BuildServerOptions } from './build-server.js';
+export type { BuildServerOptions, PlatformParts } from './build-server.js';
+export type { ServiceDispatcher, DispatchRequest, DispatchResult, DispatchTarget } from './gateway/dispatcher.js';
+export { NO_DISPATCHER } from './gateway/dispatcher.js';
+export type { AgentDeployment } from './apps/desired-state.js';
+export { desiredFor } from './apps/desired-state.js';
+export { compareSemver } from './apps/semver.js';
+export { inspectBundle } from './apps/bundle-intake.js';
 export { startServer, storeConfigFor } from './start-server.js';
 export type { RunningServer } from './start-server.js';
 export { ServerConfigSchema, loadServerConfig, defaultServerConfig } from './config.js';

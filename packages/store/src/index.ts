@@ -7,7 +7,22 @@ export { Store, Repositories, openStore, parseDatabaseUrl } from './store.js';
 export type { StoreConfig, OpenStoreOptions } from './store.js';
 export type { Dialect } from './dialect.js';
 export { ROLES } from './schema.js';
-export type { Database, Role, OrgRow, UserRow, SessionRow, ProviderRow, EnrolmentTokenRow, AgentRow } from './schema.js';
+export type {
+  Database, Role, OrgRow, UserRow, SessionRow, ProviderRow, EnrolmentTokenRow, AgentRow, AppRow, AppVersionRow, ApprovalRow,
+  DeploymentRow, DeploymentAgentRow, DeploymentState, InstanceState, ServiceRow, ApiKeyRow, UsageRow, AuditRow, EventRow, VersionState,
+} from './schema.js';
+export { AppRepository } from './repositories/app-repository.js';
+export type { BundleFile } from './repositories/app-repository.js';
+export { BlobRepository, BLOB_CHUNK_BYTES } from './repositories/blob-repository.js';
+export { DeploymentRepository } from './repositories/deployment-repository.js';
+export { ServiceRepository } from './repositories/service-repository.js';
+export type { ServiceLimits } from './repositories/service-repository.js';
+export { UsageRepository, HOUR_MS, DAY_MS } from './repositories/usage-repository.js';
+export type { UsageDelta, UsageTotal } from './repositories/usage-repository.js';
+export { AuditRepository, GENESIS_HASH, auditHash } from './repositories/audit-repository.js';
+export type { AuditInput, AuditVerification } from './repositories/audit-repository.js';
+export { EventRepository } from './repositories/event-repository.js';
+export type { EventInput } from './repositories/event-repository.js';
 export { OrgRepository } from './repositories/org-repository.js';
 export type { CreateOrg } from './repositories/org-repository.js';
 export { UserRepository } from './repositories/user-repository.js';

@@ -19,6 +19,188 @@ export interface Database {
   dataset_fts: DatasetFtsTable;
   /** MariaDB only: FULLTEXT documents, keyed by datasets.seq. */
   dataset_search: DatasetSearchTable;
+  apps: AppsTable;
+  app_versions: AppVersionsTable;
+  blobs: BlobsTable;
+  blob_chunks: BlobChunksTable;
+  approvals: ApprovalsTable;
+  deployments: DeploymentsTable;
+  deployment_agents: DeploymentAgentsTable;
+  services: ServicesTable;
+  service_grants: ServiceGrantsTable;
+  api_keys: ApiKeysTable;
+  usage_hourly: UsageHourlyTable;
+  audit_log: AuditLogTable;
+  audit_head: AuditHeadTable;
+  events: EventsTable;
+}
+
+export interface AppsTable {
+  id: string;
+  org_id: string;
+  name: string;
+  description: string;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** pending: waiting for approvals; approved: every provider approved this digest; rejected: one rejected. */
+export type VersionState = 'pending' | 'approved' | 'rejected';
+
+export interface AppVersionsTable {
+  id: string;
+  app_id: string;
+  version: string;
+  major: number;
+  digest: string;
+  size: number;
+  manifest: string;
+  files: string;
+  state: VersionState;
+  submitted_by: string;
+  created_at: number;
+}
+
+export interface BlobsTable {
+  digest: string;
+  size: number;
+  chunks: number;
+  created_at: number;
+}
+
+export interface BlobChunksTable {
+  digest: string;
+  chunk: number;
+  data: Buffer;
+}
+
+export interface ApprovalsTable {
+  id: string;
+  version_id: string;
+  provider_id: string;
+  digest: string;
+  state: 'pending' | 'approved' | 'rejected';
+  reason: string;
+  decided_by: string | null;
+  decided_at: number | null;
+  created_at: number;
+}
+
+/** active: desired; draining: replaced by a newer deployment, kept until that one runs; removed: not desired. */
+export type DeploymentState = 'active' | 'draining' | 'removed';
+
+export interface DeploymentsTable {
+  id: string;
+  app_id: string;
+  version_id: string;
+  provider_id: string;
+  replicas: number;
+  state: DeploymentState;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** What one agent reports for one deployment. */
+export type InstanceState = 'pending' | 'starting' | 'running' | 'crash-looping' | 'failed' | 'stopped';
+
+export interface DeploymentAgentsTable {
+  deployment_id: string;
+  agent_id: string;
+  state: InstanceState;
+  reason: string;
+  ready: number;
+  desired: number;
+  updated_at: number;
+}
+
+export interface ServicesTable {
+  id: string;
+  name: string;
+  org_id: string;
+  app_id: string;
+  description: string;
+  access: 'public' | 'restricted';
+  rate_per_second: number;
+  burst: number;
+  daily_quota: number;
+  max_request_bytes: number;
+  max_response_bytes: number;
+  timeout_ms: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ServiceGrantsTable {
+  service_id: string;
+  org_id: string;
+  created_at: number;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  org_id: string;
+  user_id: string;
+  name: string;
+  key_hash: string;
+  prefix: string;
+  services: string;
+  expires_at: number | null;
+  revoked_at: number | null;
+  created_at: number;
+}
+
+export interface UsageHourlyTable {
+  hour: number;
+  key_id: string;
+  service_id: string;
+  version: string;
+  status_class: string;
+  calls: number;
+  bytes_in: number;
+  bytes_out: number;
+  duration_ms: number;
+}
+
+export interface AuditLogTable {
+  seq: Generated<number>;
+  id: string;
+  ts: number;
+  request_id: string;
+  key_id: string;
+  caller_org_id: string;
+  service_id: string;
+  service_org_id: string;
+  service_name: string;
+  version: string;
+  provider_id: string;
+  agent_id: string;
+  method: string;
+  status: number;
+  error_code: string;
+  bytes_in: number;
+  bytes_out: number;
+  duration_ms: number;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+export interface EventsTable {
+  seq: Generated<number>;
+  id: string;
+  ts: number;
+  org_id: string | null;
+  kind: string;
+  subject: string;
+  message: string;
+  data: string;
 }
 
 export interface OrgsTable {
@@ -145,4 +327,14 @@ export type AgentRow = Selectable<AgentsTable>;
 export type DatasetRowRaw = Selectable<DatasetsTable>;
 export type NewOrg = Insertable<OrgsTable>;
 export type Role = MembershipsTable['role'];
+export type AppRow = Selectable<AppsTable>;
+export type AppVersionRow = Selectable<AppVersionsTable>;
+export type ApprovalRow = Selectable<ApprovalsTable>;
+export type DeploymentRow = Selectable<DeploymentsTable>;
+export type DeploymentAgentRow = Selectable<DeploymentAgentsTable>;
+export type ServiceRow = Selectable<ServicesTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type UsageRow = Selectable<UsageHourlyTable>;
+export type AuditRow = Selectable<AuditLogTable>;
+export type EventRow = Selectable<EventsTable>;
 export const ROLES: readonly Role[] = ['admin', 'provider', 'developer', 'user'];

@@ -5,10 +5,17 @@ import { createPool } from 'mysql2';
 import type { Dialect } from './dialect.js';
 import { migrationProvider } from './migrations/index.js';
 import type { RepositoryContext } from './repositories/context.js';
+import { AppRepository } from './repositories/app-repository.js';
+import { AuditRepository } from './repositories/audit-repository.js';
+import { BlobRepository } from './repositories/blob-repository.js';
 import { DatasetRepository } from './repositories/dataset-repository.js';
+import { DeploymentRepository } from './repositories/deployment-repository.js';
+import { EventRepository } from './repositories/event-repository.js';
 import { OrgRepository } from './repositories/org-repository.js';
 import { ProviderRepository } from './repositories/provider-repository.js';
+import { ServiceRepository } from './repositories/service-repository.js';
 import { SessionRepository } from './repositories/session-repository.js';
+import { UsageRepository } from './repositories/usage-repository.js';
 import { UserRepository } from './repositories/user-repository.js';
 import type { Database } from './schema.js';
 
@@ -32,6 +39,13 @@ export class Repositories {
   readonly sessions: SessionRepository;
   readonly providers: ProviderRepository;
   readonly datasets: DatasetRepository;
+  readonly apps: AppRepository;
+  readonly blobs: BlobRepository;
+  readonly deployments: DeploymentRepository;
+  readonly services: ServiceRepository;
+  readonly usage: UsageRepository;
+  readonly audit: AuditRepository;
+  readonly events: EventRepository;
 
   constructor(readonly ctx: RepositoryContext) {
     this.orgs = new OrgRepository(ctx);
@@ -39,6 +53,13 @@ export class Repositories {
     this.sessions = new SessionRepository(ctx);
     this.providers = new ProviderRepository(ctx);
     this.datasets = new DatasetRepository(ctx);
+    this.apps = new AppRepository(ctx);
+    this.blobs = new BlobRepository(ctx);
+    this.deployments = new DeploymentRepository(ctx);
+    this.services = new ServiceRepository(ctx);
+    this.usage = new UsageRepository(ctx);
+    this.audit = new AuditRepository(ctx);
+    this.events = new EventRepository(ctx);
   }
 
   get dialect(): Dialect {

@@ -76,6 +76,13 @@ export function rolesIn(principal: UserPrincipal, orgId: string): ReadonlySet<Ro
   return entry.roles.has('admin') ? new Set<Role>(['admin', 'provider', 'developer', 'user']) : entry.roles;
 }
 
+/** True when the user holds one of `roles` in `orgId` (platform admins hold every role). */
+export function hasOrgRole(principal: UserPrincipal, orgId: string, roles: readonly Role[]): boolean {
+  if (principal.platformAdmin) return true;
+  const held = rolesIn(principal, orgId);
+  return roles.some((role) => held.has(role));
+}
+
 /** True when the user belongs to `orgId` or administers the platform. */
 export function canSeeOrg(principal: UserPrincipal, orgId: string): boolean {
   return principal.platformAdmin || principal.orgs.has(orgId);

@@ -1,0 +1,34 @@
+import type { Repositories } from '@insitu/store';
+
+/** A deployment as an agent receives it. */
+export interface AgentDeployment {
+  id: string;
+  app: string;
+  version: string;
+  digest: string;
+  replicas: number;
+  /** Platform path to fetch the bundle from with the agent credential. */
+  bundle: string;
+  state: 'active' | 'draining';
+}
+
+/** What every agent of a provider should run: its active and draining deployments. */
+export async function desiredFor(repos: Repositories, providerId: string): Promise<AgentDeployment[]> {
+  const rows = await repos.deployments.list({ providerId, states: ['active', 'draining'], limit: 1000, offset: 0 });
+  const out: AgentDeployment[] = [];
+  for (const row of rows) {
+    const version = await repos.apps.getVersion(row.version_id);
+    const application = await repos.apps.get(row.app_id);
+    if (!version || !application) continue;
+    out.push({
+      id: row.id,
+      app: application.name,
+      version: version.version,
+      digest: version.digest,
+      replicas: row.replicas,
+      bundle: `/api/v1/bundles/${version.digest}`,
+      state: row.state === 'draining' ? 'draining' : 'active',
+    });
+  }
+  return out;
+}

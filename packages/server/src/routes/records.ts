@@ -1,0 +1,134 @@
+import { InsituError, isId } from '@insitu/core';
+import { DAY_MS, HOUR_MS } from '@insitu/store';
+import { userOf, type App } from '../app.js';
+import { canSeeOrg, requirePlatformAdmin } from '../auth/principal.js';
+import { AuditPage, AuditQuery, AuditVerificationSchema, EventPage, EventQuery, UsageQuery, UsageSchema } from '../api-schemas.js';
+import type { ServerContext } from '../context.js';
+import type { CallRecorder } from '../gateway/call-recorder.js';
+import { iso, presentAudit, presentEvent } from '../presenters.js';
+
+/** Usage (metering), the audit log and its verification, and the event log. */
+export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: CallRecorder): void {
+  const { store } = ctx;
+
+  async function serviceByRef(ref: string) {
+    const row = isId(ref, 'svc') ? await store.services.get(ref) : await store.services.getByName(ref);
+    if (!row) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${ref}`);
+    return row;
+  }
+
+  app.get(
+    '/api/v1/usage',
+    {
+      schema: {
+        tags: ['usage'],
+        summary:
+          'Calls, errors, bytes and duration per hour or day: of one service you own (?service=), of one of your keys (?key=), or of all your keys',
+        querystring: UsageQuery,
+        response: { 200: UsageSchema },
+      },
+    },
+    async (request) => {
+      const principal = userOf(request);
+      const { granularity = 'day', from, to, service, key, groupBy } = request.query;
+      const size = granularity === 'hour' ? HOUR_MS : DAY_MS;
+      const end = to ? Date.parse(to) : ctx.now() + size;
+      const start = from ? Date.parse(from) : end - 30 * DAY_MS;
+      if (end <= start) throw new InsituError('INSITU_VALIDATION', '"from" must be before "to"');
+      if ((end - start) / size > 24 * 366) throw new InsituError('INSITU_VALIDATION', 'too many periods: narrow the range or use granularity=day');
+      let serviceIds: string[] | undefined;
+      let keyIds: string[] | undefined;
+      if (service) {
+        const row = await serviceByRef(service);
+        if (!canSeeOrg(principal, row.org_id)) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${service} of yours`);
+        serviceIds = [row.id];
+      }
+      if (key) {
+        const row = await store.services.getKey(key);
+        if (!row || !canSeeOrg(principal, row.org_id)) throw new InsituError('INSITU_KEY_NOT_FOUND', `no API key ${key}`);
+        keyIds = [key];
+      }
+      if (!service && !key && !principal.platformAdmin) {
+        keyIds = (await store.services.listKeys({ orgIds: [...principal.orgs.keys()], limit: 10_000, offset: 0 })).map((k) => k.id);
+      }
+      // Records still in the recorder's queue count too: a caller sees its last call.
+      await recorder.flush();
+      const totals = await store.usage.totals({
+        from: start - (start % HOUR_MS),
+        to: end,
+        granularity,
+        ...(serviceIds ? { serviceIds } : {}),
+        ...(keyIds ? { keyIds } : {}),
+        ...(groupBy ? { groupBy } : {}),
+      });
+      return {
+        items: totals.map((t) => ({
+          period: iso(t.period),
+          ...(t.keyId ? { keyId: t.keyId } : {}),
+          ...(t.serviceId ? { serviceId: t.serviceId } : {}),
+          calls: t.calls,
+          errors: t.errors,
+          bytesIn: t.bytesIn,
+          bytesOut: t.bytesOut,
+          avgDurationMs: t.calls > 0 ? Math.round((t.durationMs / t.calls) * 100) / 100 : 0,
+        })),
+      };
+    },
+  );
+
+  app.get(
+    '/api/v1/audit',
+    {
+      schema: {
+        tags: ['audit'],
+        summary: 'Audit records (caller, service, version, agent, status, bytes, duration; never payloads) of calls your organisations made or served',
+        querystring: AuditQuery,
+        response: { 200: AuditPage },
+      },
+    },
+    async (request) => {
+      const principal = userOf(request);
+      const { service, before, limit = 100 } = request.query;
+      const orgIds = [...principal.orgs.keys()];
+      const serviceId = service ? (await serviceByRef(service)).id : undefined;
+      await recorder.flush();
+      const rows = await store.audit.list({
+        ...(principal.platformAdmin ? {} : { callerOrgIds: orgIds, serviceOrgIds: orgIds }),
+        ...(serviceId ? { serviceId } : {}),
+        ...(before !== undefined ? { beforeSeq: before } : {}),
+        limit: limit + 1,
+      });
+      const items = rows.slice(0, limit).map(presentAudit);
+      const last = items.at(-1);
+      return rows.length > limit && last ? { items, nextBefore: last.seq } : { items };
+    },
+  );
+
+  app.post(
+    '/api/v1/audit/verify',
+    { schema: { tags: ['audit'], summary: 'Walk the whole hash chain and report the first edited, deleted or reordered record (platform admins)', response: { 200: AuditVerificationSchema } } },
+    async (request) => {
+      requirePlatformAdmin(userOf(request));
+      await recorder.flush();
+      return store.audit.verify();
+    },
+  );
+
+  app.get(
+    '/api/v1/events',
+    { schema: { tags: ['events'], summary: 'What happened in your organisations, newest first', querystring: EventQuery, response: { 200: EventPage } } },
+    async (request) => {
+      const principal = userOf(request);
+      const { subject, before, limit = 50 } = request.query;
+      const rows = await store.events.list({
+        ...(principal.platformAdmin ? {} : { orgIds: [...principal.orgs.keys()] }),
+        ...(subject ? { subject } : {}),
+        ...(before !== undefined ? { beforeSeq: before } : {}),
+        limit: limit + 1,
+      });
+      const items = rows.slice(0, limit).map(presentEvent);
+      const last = items.at(-1);
+      return rows.length > limit && last ? { items, nextBefore: last.seq } : { items };
+    },
+  );
+}

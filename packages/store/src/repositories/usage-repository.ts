@@ -1,0 +1,137 @@
+import { sql } from 'kysely';
+import type { RepositoryContext } from './context.js';
+
+/** One metered call, or the sum of several with the same key. */
+export interface UsageDelta {
+  hour: number;
+  keyId: string;
+  serviceId: string;
+  version: string;
+  statusClass: string;
+  calls: number;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+}
+
+/** A usage total for one period. */
+export interface UsageTotal {
+  period: number;
+  keyId?: string;
+  serviceId?: string;
+  calls: number;
+  errors: number;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+}
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+
+/** Hourly usage counters per key, service, version and status class. */
+export class UsageRepository {
+  constructor(private readonly ctx: RepositoryContext) {}
+
+  /** Add deltas to the hourly counters (insert or increment). */
+  async add(deltas: readonly UsageDelta[]): Promise<void> {
+    if (deltas.length === 0) return;
+    const rows = deltas.map((d) => ({
+      hour: d.hour,
+      key_id: d.keyId,
+      service_id: d.serviceId,
+      version: d.version,
+      status_class: d.statusClass,
+      calls: d.calls,
+      bytes_in: d.bytesIn,
+      bytes_out: d.bytesOut,
+      duration_ms: d.durationMs,
+    }));
+    if (this.ctx.dialect === 'mysql') {
+      await this.ctx.db
+        .insertInto('usage_hourly')
+        .values(rows)
+        .onDuplicateKeyUpdate({
+          calls: sql`calls + VALUES(calls)`,
+          bytes_in: sql`bytes_in + VALUES(bytes_in)`,
+          bytes_out: sql`bytes_out + VALUES(bytes_out)`,
+          duration_ms: sql`duration_ms + VALUES(duration_ms)`,
+        })
+        .execute();
+    } else {
+      await this.ctx.db
+        .insertInto('usage_hourly')
+        .values(rows)
+        .onConflict((oc) =>
+          oc.columns(['hour', 'key_id', 'service_id', 'version', 'status_class']).doUpdateSet({
+            calls: sql`usage_hourly.calls + excluded.calls`,
+            bytes_in: sql`usage_hourly.bytes_in + excluded.bytes_in`,
+            bytes_out: sql`usage_hourly.bytes_out + excluded.bytes_out`,
+            duration_ms: sql`usage_hourly.duration_ms + excluded.duration_ms`,
+          }),
+        )
+        .execute();
+    }
+  }
+
+  /**
+   * Totals per period (hour or day) in [from, to), optionally per key or service, for the
+   * services or keys of some organisations.
+   */
+  async totals(options: {
+    from: number;
+    to: number;
+    granularity: 'hour' | 'day';
+    serviceIds?: readonly string[];
+    keyIds?: readonly string[];
+    groupBy?: 'key' | 'service';
+  }): Promise<UsageTotal[]> {
+    const { from, to } = options;
+    if (options.serviceIds?.length === 0 || options.keyIds?.length === 0) return [];
+    const size = options.granularity === 'day' ? DAY_MS : HOUR_MS;
+    const period = sql<number>`(hour - (hour % ${size}))`;
+    let query = this.ctx.db
+      .selectFrom('usage_hourly')
+      .select([
+        period.as('period'),
+        sql<number>`SUM(calls)`.as('calls'),
+        sql<number>`SUM(CASE WHEN status_class IN ('4xx', '5xx') THEN calls ELSE 0 END)`.as('errors'),
+        sql<number>`SUM(bytes_in)`.as('bytes_in'),
+        sql<number>`SUM(bytes_out)`.as('bytes_out'),
+        sql<number>`SUM(duration_ms)`.as('duration_ms'),
+      ])
+      .where('hour', '>=', from)
+      .where('hour', '<', to);
+    if (options.serviceIds) query = query.where('service_id', 'in', options.serviceIds);
+    if (options.keyIds) query = query.where('key_id', 'in', options.keyIds);
+    const grouped =
+      options.groupBy === 'key'
+        ? query.select('key_id').groupBy([period, 'key_id']).orderBy(period).orderBy('key_id')
+        : options.groupBy === 'service'
+          ? query.select('service_id').groupBy([period, 'service_id']).orderBy(period).orderBy('service_id')
+          : query.groupBy(period).orderBy(period);
+    const rows = (await grouped.execute()) as Array<{ period: number; calls: number; errors: number; bytes_in: number; bytes_out: number; duration_ms: number; key_id?: string; service_id?: string }>;
+    return rows.map((r) => ({
+      period: Number(r.period),
+      ...(r.key_id !== undefined ? { keyId: r.key_id } : {}),
+      ...(r.service_id !== undefined ? { serviceId: r.service_id } : {}),
+      calls: Number(r.calls),
+      errors: Number(r.errors),
+      bytesIn: Number(r.bytes_in),
+      bytesOut: Number(r.bytes_out),
+      durationMs: Number(r.duration_ms),
+    }));
+  }
+
+  /** Calls of one key to one service since `since` (for daily quotas). */
+  async callsSince(keyId: string, serviceId: string, since: number): Promise<number> {
+    const row = await this.ctx.db
+      .selectFrom('usage_hourly')
+      .select(sql<number>`COALESCE(SUM(calls), 0)`.as('n'))
+      .where('key_id', '=', keyId)
+      .where('service_id', '=', serviceId)
+      .where('hour', '>=', since)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+}
