@@ -94,7 +94,7 @@ describe('data API limits and refusals', () => {
       [{ orderBy: [{ column: 'n' }], groupBy: ['label'], aggregates: [{ fn: 'count' }] }, /not a grouped column/],
     ];
     for (const [query, pattern] of cases) {
-      await assert.rejects(readDataset('numbers', { socketPath, ...(query as object) }).next(), (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATA_QUERY_INVALID' && pattern.test(e.message), JSON.stringify(query));
+      await assert.rejects(readDataset('numbers', { socketPath, ...(query) }).next(), (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATA_QUERY_INVALID' && pattern.test(e.message), JSON.stringify(query));
     }
   });
 });
