@@ -48,7 +48,6 @@ type Published = Record<string, string>;
  */
 export class MetadataSync {
   private running: Promise<SyncReport> | undefined;
-  private again = false;
   private timer: NodeJS.Timeout | undefined;
   last: SyncReport | undefined;
 
@@ -81,11 +80,7 @@ export class MetadataSync {
 
   /** Re-introspect every source and push the metadata; a call during a sync runs one more after it. */
   syncNow(): Promise<SyncReport> {
-    if (this.running) {
-      this.again = true;
-      return this.running.then(() => this.syncNow());
-    }
-    this.again = false;
+    if (this.running) return this.running.then(() => this.syncNow());
     this.running = this.sync().finally(() => {
       this.running = undefined;
     });
