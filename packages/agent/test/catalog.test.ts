@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { InsituError, createLogger } from '@insitu/core';
+import { InsituError, createLogger, waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
 import BetterSqlite3 from 'better-sqlite3';
-import { CREDENTIAL_FILE, DatasetRegistry, MetadataSync, PlatformClient, obtainCredential, openSource, parseAgentConfig, type SourceConfig } from '../src/index.js';
+import { CREDENTIAL_FILE, DatasetRegistry, MetadataSync, PlatformClient, obtainCredential, openSource, parseAgentConfig, watchSources, type SourceConfig } from '../src/index.js';
 import { startPlatform, type TestPlatform } from './platform.js';
 
 const logger = createLogger({ name: 'test', level: 'silent' });
@@ -52,14 +52,14 @@ describe('enrolment and metadata sync against a real platform', () => {
     return { client, ...result };
   }
 
-  function sync(client: PlatformClient, name: string, configured: SourceConfig[]): MetadataSync {
+  function sync(client: PlatformClient, name: string, configured: SourceConfig[], intervalMs = 60_000): MetadataSync {
     const limits = parseAgentConfig({}, { what: 't', baseDir: dir }).limits;
     return new MetadataSync({
       registry: new DatasetRegistry(configured.map((s) => openSource(s, limits)), logger),
       client,
       providerId: platform.providerId,
       stateFile: join(dir, name, 'published.json'),
-      intervalMs: 60_000,
+      intervalMs,
       logger,
     });
   }
@@ -119,5 +119,31 @@ describe('enrolment and metadata sync against a real platform', () => {
     assert.deepEqual(report.released, ['patients']);
     const names = (await platform.api<{ items: Array<{ name: string }> }>('GET', `/api/v1/datasets?provider=${platform.providerId}`, platform.adminToken)).body.items.map((d) => d.name);
     assert.deepEqual(names, ['patients']);
+  });
+
+  it('re-syncs when a source file changes, and on its timer', async () => {
+    const { client } = await agent('agent-b');
+    const rowsOf = async () =>
+      (await platform.api<{ items: Array<{ name: string; rowCount: number }> }>('GET', `/api/v1/datasets?provider=${platform.providerId}`, platform.adminToken)).body.items.find((d) => d.name === 'notes')
+        ?.rowCount;
+    const configured = sources({ patients: 'patients', notes: 'notes' });
+    const watched = sync(client, 'agent-b', configured);
+    await watched.syncNow();
+    assert.equal(await rowsOf(), 2);
+    const unwatch = watchSources(configured, () => void watched.syncNow(), { debounceMs: 100 });
+    try {
+      appendFileSync(join(dir, 'notes.csv'), '3,a third note,1\n');
+      await waitFor(async () => (await rowsOf()) === 3, { timeoutMs: 30_000, what: 'the change to reach the catalog' });
+    } finally {
+      unwatch();
+    }
+    const timed = sync(client, 'agent-b', configured, 200);
+    await timed.start();
+    try {
+      appendFileSync(join(dir, 'notes.csv'), '4,a fourth note,1\n');
+      await waitFor(async () => (await rowsOf()) === 4, { timeoutMs: 30_000, what: 'the timer to sync again' });
+    } finally {
+      timed.stop();
+    }
   });
 });

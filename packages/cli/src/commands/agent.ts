@@ -1,6 +1,6 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { InsituError, createLogger, type LogLevel } from '@insitu/core';
-import { Agent, MetadataSync, PlatformClient, defaultAgentName, loadAgentConfig, obtainCredential, type SyncReport } from '@insitu/agent';
+import { Agent, MetadataSync, PlatformClient, defaultAgentName, loadAgentConfig, obtainCredential, watchSources, type SyncReport } from '@insitu/agent';
 import { VERSION } from '@insitu/server';
 import { dataDirOf, ensureDataDir, type DataDirOptions } from '../data-dir.js';
 import { line, untilAborted, type CliIo } from '../io.js';
@@ -25,7 +25,8 @@ export interface AgentOnceReport {
 
 /**
  * Run the provider agent: enrol (or reuse the stored credential), sync the metadata of
- * the configured sources now, on a timer and on SIGHUP, and run the applications the
+ * the configured sources now, on a timer, on SIGHUP and when a SQLite or CSV file
+ * changes, and run the applications the
  * platform deploys here. With `--once`: enrol, sync once, print the report and exit.
  */
 export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise<number> {
@@ -61,6 +62,7 @@ export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise
     env: io.env,
   });
   const sync = new MetadataSync({ registry: agent.registry, client, providerId, stateFile: join(dataDir, 'published.json'), intervalMs: config.sync.intervalSeconds * 1000, logger });
+  let unwatch = () => undefined as void;
   const onHangup = () => {
     logger.info('SIGHUP: syncing the metadata now');
     sync.syncNow().catch(() => undefined);
@@ -80,12 +82,17 @@ export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise
     }
     process.on('SIGHUP', onHangup);
     await sync.start();
+    unwatch = watchSources(config.sources, () => {
+      logger.info('a source file changed: syncing the metadata');
+      sync.syncNow().catch(() => undefined);
+    }, { logger });
     logger.info({ agentId: identity.agent.id, providerId, sandbox: agent.sandboxed ? 'bubblewrap' : 'none' }, 'agent running; waiting for deployments');
     await untilAborted(io.signal);
     logger.info('shutting down');
     return 0;
   } finally {
     process.off('SIGHUP', onHangup);
+    unwatch();
     sync.stop();
     await agent.close();
   }
