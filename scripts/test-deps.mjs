@@ -17,6 +17,8 @@ const REQUIRED = [
   { command: 'bwrap', debianPackage: 'bubblewrap' },
   { command: 'ip', debianPackage: 'iproute2' },
   { command: 'setpriv', debianPackage: 'util-linux' },
+  { command: 'prlimit', debianPackage: 'util-linux' },
+  { command: 'python3', debianPackage: 'python3' },
   { command: 'initdb', debianPackage: 'postgresql', where: 'postgres' },
   { command: 'postgres', debianPackage: 'postgresql', where: 'postgres' },
   { command: 'psql', debianPackage: 'postgresql-client' },

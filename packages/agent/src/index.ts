@@ -26,6 +26,7 @@ export { AgentConfigSchema, AGENT_SOURCE_KINDS, parseAgentConfig, loadAgentConfi
 export type { AgentConfig, AgentLimits, SandboxConfig, SourceConfig, DatasetOverride } from './config/agent-config.js';
 export { MetadataSync, datasetInput } from './catalog/metadata-sync.js';
 export type { SyncReport } from './catalog/metadata-sync.js';
+export { watchSources } from './catalog/watch-sources.js';
 export { DataApiServer } from './data-api/data-api-server.js';
 export type { DataApiServerOptions, DeclaredDatasets } from './data-api/data-api-server.js';
 export { DataQuerySchema, planQuery } from './data-api/query-plan.js';

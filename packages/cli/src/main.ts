@@ -1,6 +1,8 @@
 import { InsituError, LOG_LEVELS, checkEnv, type LogLevel } from '@insitu/core';
 import { VERSION } from '@insitu/server';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { runAgent } from './commands/agent.js';
+import { runAppDev } from './commands/app-dev.js';
 import { runInit } from './commands/init.js';
 import { runServer } from './commands/server.js';
 import { runStatus } from './commands/status.js';
@@ -91,6 +93,35 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--json', 'print the result as JSON')
     .action(async (options: { dataDir?: string; config?: string; url?: string; token?: string; json?: boolean }) => {
       exitCode = await runStatus(options, io);
+    });
+
+  program
+    .command('agent')
+    .description('run the provider agent: enrol once, publish the metadata of the sources in agent.yaml, run deployed applications')
+    .requiredOption('--config <file>', 'agent config (agent.yaml): sources, sync interval, sandbox, limits')
+    .option('--platform <url>', 'platform URL (env INSITU_URL)')
+    .option('--token <token>', 'single-use enrolment token, needed on the first run only (env INSITU_TOKEN)')
+    .addOption(dataDir())
+    .option('--name <name>', 'agent name shown on the platform (default: config name, else host name)')
+    .option('--no-sandbox', 'run applications without bubblewrap (only if agent.yaml sets sandbox.allowNoSandbox; warns)')
+    .option('--once', 'enrol, sync the metadata once, print the report and exit')
+    .option('--json', 'with --once: print the report as JSON')
+    .addOption(logLevel())
+    .action(async (options: { config: string; platform?: string; token?: string; dataDir?: string; name?: string; sandbox?: boolean; once?: boolean; json?: boolean; logLevel?: LogLevel }) => {
+      exitCode = await runAgent(options, io);
+    });
+
+  const app = program.command('app').description('data applications');
+  app
+    .command('dev <dir>')
+    .description('run an application in the sandbox against local sample data and serve it on localhost')
+    .option('--data <file>', 'sample data: FILE.csv, NAME=FILE.csv or a SQLite file (repeatable)', (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .option('--host <address>', 'address to serve on', '127.0.0.1')
+    .option('--port <port>', 'port to serve on (0: any free one)', portOption, 0)
+    .option('--no-sandbox', 'run without bubblewrap (warns; development only)')
+    .addOption(logLevel())
+    .action(async (dir: string, options: { data: string[]; host: string; port: number; sandbox?: boolean; logLevel?: LogLevel }) => {
+      await runAppDev(dir, options, io);
     });
 
   try {

@@ -91,17 +91,22 @@ async function* streamRows(name: string, options: ReadOptions, onSchema: (column
   try {
     for await (const chunk of response) {
       pending += chunk as string;
-      let start = 0;
-      let newline = pending.indexOf('\n', start);
-      while (newline !== -1) {
-        const line = pending.slice(start, newline);
-        start = newline + 1;
-        newline = pending.indexOf('\n', start);
+      const last = pending.lastIndexOf('\n');
+      if (last === -1) continue;
+      const block = pending.slice(0, last);
+      pending = pending.slice(last + 1);
+      // Row lines are JSON arrays and JSON strings hold no raw newline, so a block of row
+      // lines parses in one call as the elements of one array: much faster than line by line.
+      if (block.charCodeAt(0) === 91 /* [ */ && !block.includes('\n{')) {
+        yield* JSON.parse(`[${block.replaceAll('\n', ',')}]`) as DataValue[][];
+        continue;
+      }
+      for (const line of block.split('\n')) {
+        if (line === '') continue;
         if (line.charCodeAt(0) === 91 /* [ */) {
           yield JSON.parse(line) as DataValue[];
           continue;
         }
-        if (line === '') continue;
         const control = JSON.parse(line) as { columns?: DataColumn[]; end?: EndLine['end']; error?: { code: string; message: string } };
         if (control.columns) onSchema(control.columns);
         else if (control.error) throw new DataApiError(control.error.code, control.error.message, 500);
@@ -110,7 +115,6 @@ async function* streamRows(name: string, options: ReadOptions, onSchema: (column
           options.onEnd?.(control.end);
         }
       }
-      pending = pending.slice(start);
     }
   } finally {
     if (!response.complete) response.destroy();

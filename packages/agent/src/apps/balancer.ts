@@ -98,7 +98,8 @@ export class LocalBalancer {
       }
       const neverReached = error.code === 'ECONNREFUSED' || error.code === 'ENOENT';
       if (neverReached) this.target.instanceFailed(instance.id);
-      const idempotent = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'].includes(req.method ?? 'GET');
+      // Only methods without a body: the body of the first attempt has been consumed.
+      const idempotent = ['GET', 'HEAD', 'OPTIONS'].includes(req.method ?? 'GET');
       if (neverReached && mayRetry && idempotent) {
         this.forward(req, res, tried, false);
         return;

@@ -48,7 +48,7 @@ type Published = Record<string, string>;
  */
 export class MetadataSync {
   private running: Promise<SyncReport> | undefined;
-  private again = false;
+  private queued: Promise<SyncReport> | undefined;
   private timer: NodeJS.Timeout | undefined;
   last: SyncReport | undefined;
 
@@ -79,17 +79,25 @@ export class MetadataSync {
     this.timer = undefined;
   }
 
-  /** Re-introspect every source and push the metadata; a call during a sync runs one more after it. */
+  /** Re-introspect every source and push the metadata; calls during a sync share one more sync after it. */
   syncNow(): Promise<SyncReport> {
     if (this.running) {
-      this.again = true;
-      return this.running.then(() => this.syncNow());
+      // Calls during a sync share one more sync after it: they may carry news it missed.
+      this.queued ??= this.running.then(
+        () => this.startQueued(),
+        () => this.startQueued(),
+      );
+      return this.queued;
     }
-    this.again = false;
     this.running = this.sync().finally(() => {
       this.running = undefined;
     });
     return this.running;
+  }
+
+  private startQueued(): Promise<SyncReport> {
+    this.queued = undefined;
+    return this.syncNow();
   }
 
   private async loadPublished(): Promise<Published> {

@@ -45,6 +45,21 @@ class Gate {
   }
 }
 
+/** Wait for `drain`, or for the query to be aborted; leaves no listener behind. */
+function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 function info(meta: DatasetMeta): DatasetInfo {
   return { name: meta.name, sourceKind: meta.sourceKind, columns: meta.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })), rowCount: meta.rowCount };
 }
@@ -184,19 +199,41 @@ export class DataApiServer {
     try {
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       let pending = `${JSON.stringify({ columns: plan.output })}\n`;
-      outer: for await (const batch of source.query(plan, controller.signal)) {
-        for (const row of batch) {
-          if (rows >= maxRows) {
+      const flush = async () => {
+        const ok = res.write(pending);
+        pending = '';
+        if (!ok) await drained(res, controller.signal);
+      };
+      if (source.queryLines) {
+        for await (const chunk of source.queryLines(plan, controller.signal)) {
+          if (rows + chunk.rows > maxRows) {
+            // Cut at the row cap, line by line (only the last chunk of a capped answer).
+            const keep = maxRows - rows;
+            let end = 0;
+            for (let i = 0; i < keep; i++) end = chunk.text.indexOf('\n', end) + 1;
+            pending += chunk.text.slice(0, end);
+            rows = maxRows;
             truncated = true;
-            break outer;
+            break;
           }
-          pending += `${JSON.stringify(row)}\n`;
-          rows++;
-          if (pending.length >= CHUNK) {
-            const ok = res.write(pending);
-            pending = '';
-            if (!ok) await Promise.race([once(res, 'drain'), once(controller.signal, 'abort')]);
-            if (controller.signal.aborted) break outer;
+          pending += chunk.text;
+          rows += chunk.rows;
+          if (pending.length >= CHUNK) await flush();
+          if (controller.signal.aborted) break;
+        }
+      } else {
+        outer: for await (const batch of source.query(plan, controller.signal)) {
+          for (const row of batch) {
+            if (rows >= maxRows) {
+              truncated = true;
+              break outer;
+            }
+            pending += `${JSON.stringify(row)}\n`;
+            rows++;
+            if (pending.length >= CHUNK) {
+              await flush();
+              if (controller.signal.aborted) break outer;
+            }
           }
         }
       }

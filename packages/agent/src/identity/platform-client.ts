@@ -80,6 +80,13 @@ export class PlatformClient {
     return body;
   }
 
+  /** A provider's public metadata (its name). */
+  async provider(id: string): Promise<{ id: string; name: string }> {
+    const { status, body } = await this.call<{ id: string; name: string }>('GET', `/api/v1/providers/${encodeURIComponent(id)}`);
+    if (status !== 200) throw PlatformClient.failure(`reading provider ${id}`, status, body);
+    return body;
+  }
+
   async putDataset(providerId: string, name: string, input: DatasetInput): Promise<void> {
     const { status, body } = await this.call('PUT', `/api/v1/providers/${encodeURIComponent(providerId)}/datasets/${encodeURIComponent(name)}`, input);
     if (status !== 200 && status !== 201) throw PlatformClient.failure(`publishing dataset ${name}`, status, body);

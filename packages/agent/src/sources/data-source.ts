@@ -72,5 +72,11 @@ export interface DataSource {
    * form). Stops and releases the source when `signal` aborts.
    */
   query(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<DataValue[][]>;
+  /**
+   * Optional fast path: the same rows, already serialised as data API row lines (one JSON
+   * array and a newline per row), with their count. A source offers it when it can
+   * serialise off the agent's main thread.
+   */
+  queryLines?(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<{ text: string; rows: number }>;
   close(): Promise<void>;
 }

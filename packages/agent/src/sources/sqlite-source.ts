@@ -9,7 +9,7 @@ import { describeDataset, selectTables } from './describe.js';
 import { SqlCompiler, type AnyDatabase } from './sql-compiler.js';
 import { convertRows, sqliteColumnType, wireConverter } from './values.js';
 
-type WorkerReply = { type: 'rows'; rows: unknown[][]; done: boolean } | { type: 'error'; message: string };
+type WorkerReply = { type: 'rows'; rows: unknown[][]; done: boolean } | { type: 'text'; text: string; rows: number; done: boolean } | { type: 'error'; message: string };
 
 const BATCH = 2000;
 
@@ -122,8 +122,17 @@ export class SqliteSource implements DataSource {
   }
 
   async *query(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<DataValue[][]> {
-    const compiled = this.compiler.compile(plan, { name: plan.dataset.location });
     const converters = plan.output.map((o) => (o.type === 'text' || o.type === 'number' ? null : wireConverter(o.type)));
+    for await (const reply of this.run(plan, signal, false)) if (reply.type === 'rows') yield convertRows(reply.rows, converters);
+  }
+
+  async *queryLines(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<{ text: string; rows: number }> {
+    for await (const reply of this.run(plan, signal, true)) if (reply.type === 'text') yield { text: reply.text, rows: reply.rows };
+  }
+
+  /** Run a plan in a worker; with `lines`, the worker also converts and serialises the rows. */
+  private async *run(plan: QueryPlan, signal: AbortSignal, lines: boolean): AsyncGenerator<WorkerReply> {
+    const compiled = this.compiler.compile(plan, { name: plan.dataset.location });
     const worker = await this.pool.acquire();
     let healthy = false;
     const replies: WorkerReply[] = [];
@@ -136,7 +145,7 @@ export class SqliteSource implements DataSource {
     worker.on('message', onMessage);
     signal.addEventListener('abort', onAbort);
     try {
-      worker.postMessage({ type: 'query', sql: compiled.sql, params: compiled.parameters, batch: BATCH });
+      worker.postMessage({ type: 'query', sql: compiled.sql, params: compiled.parameters, batch: BATCH, ...(lines ? { types: plan.output.map((o) => o.type) } : {}) });
       for (;;) {
         while (replies.length === 0 && !signal.aborted) await new Promise<void>((resolve) => (wake = resolve));
         if (signal.aborted) return;
@@ -145,8 +154,9 @@ export class SqliteSource implements DataSource {
           healthy = true;
           throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${this.name}: ${reply.message}`);
         }
+        // Ask for the next batch before handing this one on, so the worker reads while we send.
         if (!reply.done) worker.postMessage({ type: 'pull' });
-        if (reply.rows.length > 0) yield convertRows(reply.rows, converters);
+        yield reply;
         if (reply.done) {
           healthy = true;
           return;

@@ -3,8 +3,11 @@
 // past its time limit is stopped by terminating the worker.
 import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
+import type { ColumnType } from '@insitu/core';
+import { wireConverter, type WireConverter } from './values.js';
 
-interface Start { type: 'query'; sql: string; params: unknown[]; batch: number }
+/** With `types`, the worker converts and serialises rows itself and sends NDJSON text (one line per row). */
+interface Start { type: 'query'; sql: string; params: unknown[]; batch: number; types?: ColumnType[] }
 interface Pull { type: 'pull' }
 type Message = Start | Pull;
 
@@ -15,6 +18,7 @@ db.pragma('query_only = ON');
 
 let rows: IterableIterator<unknown[]> | undefined;
 let batchSize = 1000;
+let converters: Array<WireConverter | null> | undefined;
 
 function sendBatch(): void {
   if (!rows) return;
@@ -24,7 +28,7 @@ function sendBatch(): void {
       const next = rows.next();
       if (next.done) {
         rows = undefined;
-        port?.postMessage({ type: 'rows', rows: batch, done: true });
+        post(batch, true);
         return;
       }
       batch.push(next.value);
@@ -34,7 +38,23 @@ function sendBatch(): void {
     port?.postMessage({ type: 'error', message: (error as Error).message });
     return;
   }
-  port?.postMessage({ type: 'rows', rows: batch, done: false });
+  post(batch, false);
+}
+
+function post(batch: unknown[][], done: boolean): void {
+  if (!converters) {
+    port?.postMessage({ type: 'rows', rows: batch, done });
+    return;
+  }
+  let text = '';
+  for (const row of batch) {
+    for (let i = 0; i < converters.length; i++) {
+      const convert = converters[i];
+      if (convert) row[i] = convert(row[i]);
+    }
+    text += `${JSON.stringify(row)}\n`;
+  }
+  port?.postMessage({ type: 'text', text, rows: batch.length, done });
 }
 
 port.on('message', (message: Message) => {
@@ -42,6 +62,7 @@ port.on('message', (message: Message) => {
     try {
       const statement = db.prepare(message.sql).raw(true);
       batchSize = message.batch;
+      converters = message.types?.map((t) => (t === 'text' || t === 'number' ? null : wireConverter(t)));
       rows = statement.iterate(...message.params) as IterableIterator<unknown[]>;
     } catch (error) {
       port.postMessage({ type: 'error', message: (error as Error).message });

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { InsituError, createLogger, waitFor } from '@insitu/core';
+import { makeTempDir, removeDir } from '@insitu/test-helpers';
+import { Agent, bundleDigest, parseAgentConfig } from '../src/index.js';
+import { salesRows, writeCsv } from './fixtures.js';
+
+const logger = createLogger({ name: 'test', level: 'silent' });
+
+const PYTHON_APP = `
+import insitu
+
+def totals(request):
+    rows = insitu.read_dataset("sales", group_by=["store"], aggregates=[{"fn": "count", "as": "n"}], order_by="store")
+    return {"stores": [[r["store"], r["n"]] for r in rows]}
+
+def undeclared(request):
+    try:
+        list(insitu.read_dataset("other"))
+    except insitu.DataApiError as e:
+        return {"code": e.code}
+
+def cities(request):
+    city = request.query.get("city", [""])[0]
+    return [r["id"] for r in insitu.read_dataset("sales", columns=["id"], where=[("city", "=", city)], order_by="id")]
+
+insitu.serve({"GET /totals": totals, "GET /undeclared": undeclared, "GET /cities": cities})
+`;
+
+function bundle(root: string, manifest: Record<string, unknown>, files: Record<string, string>): string {
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(root, 'insitu.json'), JSON.stringify({ version: '1.0.0', endpoints: [{ method: 'GET', path: '/' }], datasets: [{ provider: 'acme', dataset: 'sales' }], ...manifest }));
+  for (const [path, text] of Object.entries(files)) writeFileSync(join(root, path), text);
+  return root;
+}
+
+describe('application runtimes and lifecycle', () => {
+  let dir = '';
+  let front: Server;
+  let base = '';
+  const agents: Agent[] = [];
+  let current: Agent | undefined;
+  const rows = salesRows(30);
+
+  async function newAgent(options: { noSandbox?: boolean; allowNoSandbox?: boolean } = {}): Promise<Agent> {
+    const config = parseAgentConfig(
+      { sources: [{ name: 'files', kind: 'csv', files: '*.csv', datasets: { sales: { columns: { amount: { type: 'decimal' } } } } }], sandbox: { allowNoSandbox: options.allowNoSandbox ?? false } },
+      { what: 't', baseDir: dir },
+    );
+    const agent = await Agent.create({
+      config,
+      dataDir: join(dir, `agent${agents.length}`),
+      logger,
+      provider: { name: 'acme' },
+      noSandbox: options.noSandbox ?? false,
+      restartPolicy: { initialBackoffMs: 50, maxBackoffMs: 200, crashLoopThreshold: 3, healthIntervalMs: 500 },
+    });
+    await agent.registry.refresh();
+    agents.push(agent);
+    current = agent;
+    return agent;
+  }
+
+  before(async () => {
+    dir = await makeTempDir('insitu-agent-apps-');
+    writeCsv(join(dir, 'sales.csv'), rows);
+    writeCsv(join(dir, 'other.csv'), rows.slice(0, 2));
+    front = createServer((req, res) => current?.handle(req, res, { app: 'py' }));
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(front.address() as { port: number }).port}`;
+  });
+
+  after(async () => {
+    for (const agent of agents) await agent.close();
+    front?.close();
+    await removeDir(dir);
+  });
+
+  it('runs a Python application with the stdlib SDK in the sandbox', async () => {
+    const agent = await newAgent();
+    const root = bundle(join(dir, 'py'), { name: 'py', runtime: 'python', entry: 'app.py' }, { 'app.py': PYTHON_APP });
+    await agent.applyDesired([{ id: 'py1', app: 'py', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root }]);
+    await waitFor(() => agent.status().deployments[0]?.state === 'running', { timeoutMs: 60_000, what: 'the python app to run' });
+    const totals = (await (await fetch(`${base}/totals`)).json()) as { stores: Array<[string, number]> };
+    const expected = ['east', 'north', 'south', 'west'].map((s) => [s, rows.filter((r) => r.store === s).length]);
+    assert.deepEqual(totals.stores, expected);
+    assert.deepEqual(await (await fetch(`${base}/undeclared`)).json(), { code: 'INSITU_DATASET_NOT_DECLARED' });
+    const berlin = await (await fetch(`${base}/cities?city=Berlin`)).json();
+    assert.deepEqual(berlin, rows.filter((r) => r.city === 'Berlin').map((r) => r.id));
+  });
+
+  it('reports a crash loop with the reason and the last output', async () => {
+    const agent = await newAgent();
+    const root = bundle(join(dir, 'crash'), { name: 'crash', runtime: 'node', entry: 'main.js' }, { 'main.js': "console.error('missing configuration: FOO'); process.exit(3);\n" });
+    await agent.applyDesired([{ id: 'c1', app: 'crash', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root }]);
+    await waitFor(() => agent.status().deployments[0]?.state === 'crash-looping', { timeoutMs: 60_000, what: 'a crash loop to be reported' });
+    const status = agent.status().deployments[0];
+    assert.match(String(status?.reason?.message), /exited with code 3/);
+    assert.ok(status?.instances[0]?.lastExit?.output.some((l) => l.includes('missing configuration: FOO')));
+    await agent.applyDesired([]);
+    assert.deepEqual(agent.status().deployments, []);
+  });
+
+  it('refuses --no-sandbox unless the config allows it, and warns when it does', async () => {
+    await assert.rejects(newAgent({ noSandbox: true }), (e: unknown) => e instanceof InsituError && e.code === 'INSITU_SANDBOX_UNAVAILABLE');
+    const agent = await newAgent({ noSandbox: true, allowNoSandbox: true });
+    assert.equal(agent.status().sandbox, 'none');
+    const root = join(dir, 'py');
+    await agent.applyDesired([{ id: 'py2', app: 'py', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root }]);
+    await waitFor(() => agent.status().deployments[0]?.state === 'running', { timeoutMs: 60_000, what: 'the unsandboxed app to run' });
+    assert.equal((await fetch(`${base}/totals`)).status, 200);
+  });
+
+  it('answers 503 for an application that is not deployed here', async () => {
+    const agent = await newAgent();
+    const answer = await fetch(`${base}/totals`);
+    assert.equal(answer.status, 503);
+    assert.equal(((await answer.json()) as { error: { code: string } }).error.code, 'INSITU_APP_UNAVAILABLE');
+    assert.equal(agent.status().deployments.length, 0);
+  });
+});

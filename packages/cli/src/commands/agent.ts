@@ -1,0 +1,99 @@
+import { isAbsolute, join, resolve } from 'node:path';
+import { InsituError, createLogger, type LogLevel } from '@insitu/core';
+import { Agent, MetadataSync, PlatformClient, defaultAgentName, loadAgentConfig, obtainCredential, watchSources, type SyncReport } from '@insitu/agent';
+import { VERSION } from '@insitu/server';
+import { dataDirOf, ensureDataDir, type DataDirOptions } from '../data-dir.js';
+import { line, untilAborted, type CliIo } from '../io.js';
+
+export interface AgentCommandOptions extends DataDirOptions {
+  platform?: string;
+  token?: string;
+  name?: string;
+  sandbox?: boolean;
+  once?: boolean;
+  logLevel?: LogLevel;
+  json?: boolean;
+}
+
+/** What `insitu agent --once` prints. */
+export interface AgentOnceReport {
+  agentId: string;
+  providerId: string;
+  enrolled: boolean;
+  sync: SyncReport;
+}
+
+/**
+ * Run the provider agent: enrol (or reuse the stored credential), sync the metadata of
+ * the configured sources now, on a timer, on SIGHUP and when a SQLite or CSV file
+ * changes, and run the applications the
+ * platform deploys here. With `--once`: enrol, sync once, print the report and exit.
+ */
+export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise<number> {
+  if (!options.config) throw new InsituError('INSITU_USAGE', 'insitu agent needs --config agent.yaml');
+  const platformUrl = options.platform ?? io.env.INSITU_URL;
+  if (!platformUrl) throw new InsituError('INSITU_USAGE', 'insitu agent needs --platform URL (or INSITU_URL)');
+  const configFile = isAbsolute(options.config) ? options.config : resolve(io.cwd, options.config);
+  const config = loadAgentConfig(configFile);
+  const dataDir = dataDirOf(options, io);
+  await ensureDataDir(dataDir);
+  const logger = createLogger({ name: 'agent', level: options.logLevel ?? 'info', destination: options.once ? io.stderr : io.stdout });
+  const client = new PlatformClient(platformUrl);
+  const identity = await obtainCredential({
+    client,
+    dataDir,
+    ...(options.token ?? io.env.INSITU_TOKEN ? { token: options.token ?? io.env.INSITU_TOKEN } : {}),
+    name: options.name ?? config.name ?? defaultAgentName(),
+    version: VERSION,
+    logger,
+  });
+  const providerId = identity.agent.providerId;
+  if (config.providerId && config.providerId !== providerId) {
+    throw new InsituError('INSITU_CONFIG_INVALID', `${configFile}: providerId is ${config.providerId}, but this agent's credential belongs to provider ${providerId}`);
+  }
+  const provider = await client.provider(providerId);
+  const agent = await Agent.create({
+    config,
+    dataDir,
+    logger,
+    provider: { id: provider.id, name: provider.name },
+    agentId: identity.agent.id,
+    noSandbox: options.sandbox === false,
+    env: io.env,
+  });
+  const sync = new MetadataSync({ registry: agent.registry, client, providerId, stateFile: join(dataDir, 'published.json'), intervalMs: config.sync.intervalSeconds * 1000, logger });
+  let unwatch = () => undefined as void;
+  const onHangup = () => {
+    logger.info('SIGHUP: syncing the metadata now');
+    sync.syncNow().catch(() => undefined);
+  };
+  try {
+    if (options.once) {
+      const report = await sync.syncNow();
+      const result: AgentOnceReport = { agentId: identity.agent.id, providerId, enrolled: identity.enrolled, sync: report };
+      if (options.json) line(io.stdout, JSON.stringify(result));
+      else {
+        line(io.stdout, `agent ${identity.agent.id} of provider ${provider.name} (${providerId})${identity.enrolled ? ', enrolled now' : ''}`);
+        line(io.stdout, `published: ${report.published.join(', ') || 'nothing'}`);
+        if (report.removed.length > 0) line(io.stdout, `removed: ${report.removed.join(', ')}`);
+        for (const error of report.errors) line(io.stdout, `error: ${error.source ?? error.dataset ?? ''} ${error.message} [${error.code}]`);
+      }
+      return report.errors.length > 0 ? 1 : 0;
+    }
+    process.on('SIGHUP', onHangup);
+    await sync.start();
+    unwatch = watchSources(config.sources, () => {
+      logger.info('a source file changed: syncing the metadata');
+      sync.syncNow().catch(() => undefined);
+    }, { logger });
+    logger.info({ agentId: identity.agent.id, providerId, sandbox: agent.sandboxed ? 'bubblewrap' : 'none' }, 'agent running; waiting for deployments');
+    await untilAborted(io.signal);
+    logger.info('shutting down');
+    return 0;
+  } finally {
+    process.off('SIGHUP', onHangup);
+    unwatch();
+    sync.stop();
+    await agent.close();
+  }
+}

@@ -1,0 +1,94 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { basename, extname, isAbsolute, join, resolve } from 'node:path';
+import { once } from 'node:events';
+import { InsituError, createLogger, waitFor, type LogLevel } from '@insitu/core';
+import { Agent, bundleDigest, parseAgentConfig, readManifest, type DeploymentStatus } from '@insitu/agent';
+import { line, untilAborted, type CliIo } from '../io.js';
+
+export interface AppDevOptions {
+  data: string[];
+  host: string;
+  port: number;
+  sandbox?: boolean;
+  logLevel?: LogLevel;
+}
+
+/** `--data sales=./sample.csv`, `--data ./sample.csv` (dataset "sample") or `--data ./shop.db` (every table). */
+export function devSources(data: readonly string[], cwd: string): Array<Record<string, unknown>> {
+  return data.map((spec, i) => {
+    const eq = spec.indexOf('=');
+    const name = eq > 0 ? spec.slice(0, eq) : undefined;
+    const raw = eq > 0 ? spec.slice(eq + 1) : spec;
+    const path = isAbsolute(raw) ? raw : resolve(cwd, raw);
+    const ext = extname(path).toLowerCase();
+    if (ext === '.csv') {
+      const stem = basename(path, extname(path));
+      return { name: `data${i}`, kind: 'csv', files: path, ...(name ? { datasets: { [stem]: { name } } } : {}) };
+    }
+    if (['.db', '.sqlite', '.sqlite3'].includes(ext)) {
+      if (name) throw new InsituError('INSITU_USAGE', `--data ${spec}: a SQLite file gives one dataset per table; drop "${name}="`);
+      return { name: `data${i}`, kind: 'sqlite', path };
+    }
+    throw new InsituError('INSITU_USAGE', `--data ${spec}: give a .csv file or a SQLite file (.db, .sqlite)`);
+  });
+}
+
+/**
+ * Run an application from its directory, in the same sandbox the agent uses, against
+ * local sample data, and serve it on localhost until interrupted.
+ */
+export async function runAppDev(dir: string, options: AppDevOptions, io: CliIo): Promise<void> {
+  const bundle = isAbsolute(dir) ? dir : resolve(io.cwd, dir);
+  const manifest = await readManifest(bundle);
+  const config = parseAgentConfig({ sources: devSources(options.data, io.cwd), limits: { queryTimeoutMs: 60_000 } }, { what: '--data', baseDir: io.cwd });
+  const logger = createLogger({ name: 'app-dev', level: options.logLevel ?? 'warn', destination: io.stderr });
+  const workDir = await mkdtemp(join(tmpdir(), 'insitu-dev-'));
+  const noSandbox = options.sandbox === false;
+  if (noSandbox) line(io.stderr, 'insitu: WARNING: --no-sandbox: the application runs with all your rights (files, network). Development only.');
+  const agent = await Agent.create({
+    config,
+    dataDir: workDir,
+    logger,
+    provider: '*',
+    noSandbox,
+    allowNoSandbox: true,
+    env: io.env,
+    restartPolicy: { initialBackoffMs: 500, maxBackoffMs: 5000, crashLoopThreshold: 3 },
+  });
+  const server = createServer((req, res) => agent.handle(req, res, { deployment: 'dev' }));
+  try {
+    const refreshed = await agent.registry.refresh();
+    for (const source of refreshed.sources) if (source.error) line(io.stderr, `insitu: ${source.error.message} [${source.error.code}]`);
+    const available = new Set(refreshed.datasets.map((d) => d.name));
+    const missing = manifest.datasets.filter((d) => !available.has(d.dataset)).map((d) => d.dataset);
+    if (missing.length > 0) line(io.stderr, `insitu: no sample data for ${missing.join(', ')} (pass --data ${missing[0]}=FILE.csv); reading it will fail`);
+    const digest = await bundleDigest(bundle);
+    await agent.applyDesired([{ id: 'dev', app: manifest.name, version: manifest.version, digest, replicas: 1, bundle }]);
+    let status: DeploymentStatus | undefined;
+    await waitFor(
+      () => {
+        status = agent.status().deployments[0];
+        return status !== undefined && ['running', 'failed', 'crash-looping'].includes(status.state);
+      },
+      { timeoutMs: 120_000, what: `${manifest.name} to start`, ...(io.signal ? { signal: io.signal } : {}) },
+    );
+    if (status?.state !== 'running') {
+      const output = status?.instances.flatMap((i) => i.lastExit?.output ?? []) ?? [];
+      throw new InsituError('INSITU_APP_UNAVAILABLE', `${manifest.name} did not start: ${status?.reason?.message ?? status?.state ?? 'unknown'}${output.length > 0 ? `\n${output.join('\n')}` : ''}`);
+    }
+    server.listen(options.port, options.host);
+    await once(server, 'listening');
+    const port = (server.address() as { port: number }).port;
+    const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+    line(io.stdout, `${manifest.name}@${manifest.version} is running${noSandbox ? ' WITHOUT a sandbox' : ' in the sandbox'}: ${url}/`);
+    const example = manifest.endpoints?.find((e) => e.method === 'GET' && !e.path.includes('{'));
+    if (example) line(io.stdout, `curl ${url}${example.path}`);
+    await untilAborted(io.signal);
+  } finally {
+    server.close();
+    await agent.close();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
