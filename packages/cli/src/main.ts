@@ -2,7 +2,11 @@ import { InsituError, LOG_LEVELS, checkEnv, type LogLevel } from '@insitu/core';
 import { VERSION } from '@insitu/server';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { runAgent } from './commands/agent.js';
+import { runAppApprove, runAppDeploy, runAppSubmit } from './commands/app.js';
 import { runAppDev } from './commands/app-dev.js';
+import { runAuditVerify } from './commands/audit.js';
+import { runKeyCreate } from './commands/key.js';
+import { runServiceInvoke, runServicePublish } from './commands/service.js';
 import { runInit } from './commands/init.js';
 import { runServer } from './commands/server.js';
 import { runStatus } from './commands/status.js';
@@ -16,6 +20,16 @@ function portOption(value: string): number {
   } catch (error) {
     throw new InvalidArgumentError((error as Error).message);
   }
+}
+
+function positiveInt(value: string, flag: string): number {
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${flag} must be a positive integer, got "${value}"`);
+  return Number(value);
+}
+
+function nonNegativeInt(value: string, flag: string): number {
+  if (!/^\d{1,6}$/.test(value)) throw new InvalidArgumentError(`${flag} must be a whole number, got "${value}"`);
+  return Number(value);
 }
 
 function emailOption(value: string): string {
@@ -122,6 +136,91 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .addOption(logLevel())
     .action(async (dir: string, options: { data: string[]; host: string; port: number; sandbox?: boolean; logLevel?: LogLevel }) => {
       await runAppDev(dir, options, io);
+    });
+
+  const url = () => new Option('--url <url>', 'platform URL (env INSITU_URL; default from the data dir config)');
+  const token = () => new Option('--token <token>', 'bearer token (env INSITU_TOKEN)');
+  const json = () => new Option('--json', 'print the result as JSON');
+  type Remote = { url?: string; token?: string; dataDir?: string; json?: boolean };
+
+  app
+    .command('submit <dir>')
+    .description('pack a bundle directory canonically and submit it as a new version (creates the application on first submit)')
+    .requiredOption('--org <id>', 'organisation that owns the application')
+    .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
+    .action(async (dir: string, options: Remote & { org: string }) => {
+      await runAppSubmit(dir, options, io);
+    });
+  app
+    .command('approve <id>')
+    .description('approve (or --reject) an approval request, or every pending request of a version (ver_…) addressed to your providers')
+    .option('--reject', 'reject instead of approving')
+    .option('--reason <text>', 'why (required with --reject)')
+    .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
+    .action(async (id: string, options: Remote & { reject?: boolean; reason?: string }) => {
+      await runAppApprove(id, options, io);
+    });
+  app
+    .command('deploy <versionId>')
+    .description('run an approved version at a provider; rolls over the running version there')
+    .requiredOption('--provider <idOrName>', 'provider to run it at')
+    .option('--replicas <n>', 'instances per agent', (v: string) => positiveInt(v, '--replicas'))
+    .option('--wait', 'follow the deployment until an agent runs it')
+    .option('--timeout <seconds>', 'with --wait: give up after this long', (v: string) => positiveInt(v, '--timeout'), 120)
+    .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
+    .action(async (versionId: string, options: Remote & { provider: string; replicas?: number; wait?: boolean; timeout: number }) => {
+      exitCode = await runAppDeploy(versionId, options, io);
+    });
+
+  const service = program.command('service').description('published data services');
+  service
+    .command('publish <name>')
+    .description('publish an application as a service at /s/<name>/…')
+    .requiredOption('--app <id>', 'application to publish')
+    .addOption(new Option('--access <access>', 'who may call it').choices(['public', 'restricted']))
+    .option('--rate <perSecond>', 'per-key rate limit', (v: string) => positiveInt(v, '--rate'))
+    .option('--burst <n>', 'per-key burst', (v: string) => positiveInt(v, '--burst'))
+    .option('--quota <n>', 'per-key daily quota', (v: string) => positiveInt(v, '--quota'))
+    .option('--description <text>', 'what it answers')
+    .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
+    .action(async (name: string, options: Remote & { app: string; access?: 'public' | 'restricted'; rate?: number; burst?: number; quota?: number; description?: string }) => {
+      await runServicePublish(name, options, io);
+    });
+  service
+    .command('invoke <name> [path]')
+    .description('call a service through the gateway with an API key and print the answer')
+    .option('--key <key>', 'API key (isu_key_…)')
+    .option('-X, --method <method>', 'HTTP method', 'GET')
+    .option('-d, --data <body>', 'request body (JSON)')
+    .option('--major <n>', 'call major version n (/v<n>/…)', (v: string) => nonNegativeInt(v, '--major'))
+    .option('-i, --include', 'print the status and headers too')
+    .addOption(url()).addOption(dataDir())
+    .action(async (name: string, path: string | undefined, options: Remote & { key?: string; method: string; data?: string; major?: number; include?: boolean }) => {
+      exitCode = await runServiceInvoke(name, path, options, io);
+    });
+
+  program
+    .command('key')
+    .description('API keys')
+    .command('create')
+    .description('create an API key for services; printed once')
+    .requiredOption('--org <id>', 'organisation the key belongs to')
+    .requiredOption('--service <nameOrId>', 'service the key may call (repeatable)', (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .option('--name <name>', 'a label for the key', 'cli')
+    .option('--ttl <seconds>', 'expire after this many seconds', (v: string) => positiveInt(v, '--ttl'))
+    .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
+    .action(async (options: Remote & { org: string; service: string[]; name: string; ttl?: number }) => {
+      await runKeyCreate(options, io);
+    });
+
+  program
+    .command('audit')
+    .description('the audit log')
+    .command('verify')
+    .description("walk the audit log's hash chain: on the data dir's database, or with --url through the API; exit 1 if broken")
+    .addOption(dataDir()).addOption(configFile()).addOption(url()).addOption(token()).addOption(json())
+    .action(async (options: Remote & { config?: string }) => {
+      exitCode = await runAuditVerify(options, io);
     });
 
   try {
