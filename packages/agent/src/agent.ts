@@ -45,6 +45,7 @@ interface Entry {
   desired: DesiredDeployment;
   state: 'pending' | 'active' | 'failed' | 'stopping';
   failure?: InsituError;
+  failedAt?: number;
   manifest?: AppManifest;
   runner?: DeploymentRunner;
   dataApi?: DataApiServer;
@@ -67,6 +68,8 @@ export interface AgentOptions {
   noSandbox?: boolean;
   allowNoSandbox?: boolean;
   restartPolicy?: Partial<RestartPolicy>;
+  /** A failed deployment (bundle fetch, digest, manifest) is tried again by `applyDesired` once this long has passed (default 30 s). */
+  retryFailedAfterMs?: number;
   env?: NodeJS.ProcessEnv;
   /** Root of the `@insitu/sdk` package to mount into sandboxes (default: the installed one). */
   sdkDir?: string;
@@ -145,16 +148,19 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
    * Make the running deployments match `desired`: start what is new (fetch the bundle,
    * verify its digest, start its instances), rescale what changed, stop what is gone.
    * Resolves once every change has been started; instances come up in the background
-   * (watch {@link status} or the `status` event).
+   * (watch {@link status} or the `status` event). A deployment that failed (fetch,
+   * digest, manifest) is tried again by a later call once `retryFailedAfterMs` has passed.
    */
   async applyDesired(desired: readonly DesiredDeployment[]): Promise<void> {
     if (this.closed) throw new InsituError('INSITU_UNAVAILABLE', 'the agent is closed');
     const wanted = new Map(desired.map((d) => [d.id, d]));
     const stops: Array<Promise<void>> = [];
+    const retryAfter = this.options.retryFailedAfterMs ?? 30_000;
     for (const [id, entry] of this.entries) {
       const next = wanted.get(id);
       const same = next && normaliseDigestSafe(next.digest) === normaliseDigestSafe(entry.desired.digest) && next.version === entry.desired.version;
-      if (!same) stops.push(this.remove(id, entry));
+      const retry = entry.state === 'failed' && Date.now() - (entry.failedAt ?? 0) >= retryAfter;
+      if (!same || retry) stops.push(this.remove(id, entry));
     }
     await Promise.all(stops);
     for (const d of desired) {
@@ -176,6 +182,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     entry.ready = this.bringUp(entry).catch((error: unknown) => {
       if (abort.signal.aborted) return;
       entry.state = 'failed';
+      entry.failedAt = Date.now();
       entry.failure = toInsituError(error);
       if (entry.failure.code === 'INSITU_INTERNAL') entry.failure = new InsituError('INSITU_INTERNAL', (error as Error).message ?? String(error));
       this.options.logger.error({ deployment: desired.id, code: entry.failure.code, err: entry.failure.message }, 'deployment failed');

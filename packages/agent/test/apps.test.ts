@@ -45,7 +45,7 @@ describe('application runtimes and lifecycle', () => {
   let current: Agent | undefined;
   const rows = salesRows(30);
 
-  async function newAgent(options: { noSandbox?: boolean; allowNoSandbox?: boolean } = {}): Promise<Agent> {
+  async function newAgent(options: { noSandbox?: boolean; allowNoSandbox?: boolean; retryFailedAfterMs?: number } = {}): Promise<Agent> {
     const config = parseAgentConfig(
       { sources: [{ name: 'files', kind: 'csv', files: '*.csv', datasets: { sales: { columns: { amount: { type: 'decimal' } } } } }], sandbox: { allowNoSandbox: options.allowNoSandbox ?? false } },
       { what: 't', baseDir: dir },
@@ -56,6 +56,7 @@ describe('application runtimes and lifecycle', () => {
       logger,
       provider: { name: 'acme' },
       noSandbox: options.noSandbox ?? false,
+      ...(options.retryFailedAfterMs !== undefined ? { retryFailedAfterMs: options.retryFailedAfterMs } : {}),
       restartPolicy: { initialBackoffMs: 50, maxBackoffMs: 200, crashLoopThreshold: 3, healthIntervalMs: 500 },
     });
     await agent.registry.refresh();
@@ -120,5 +121,18 @@ describe('application runtimes and lifecycle', () => {
     assert.equal(answer.status, 503);
     assert.equal(((await answer.json()) as { error: { code: string } }).error.code, 'INSITU_APP_UNAVAILABLE');
     assert.equal(agent.status().deployments.length, 0);
+  });
+
+  it('reports a bundle it cannot fetch as failed, and tries again on the next desired state', async () => {
+    const agent = await newAgent({ retryFailedAfterMs: 0 });
+    const source = join(dir, 'py');
+    const later = join(dir, 'arrives-later');
+    const desired = [{ id: 'py3', app: 'py', version: '1.0.0', digest: await bundleDigest(source), replicas: 1, bundle: later }];
+    await agent.applyDesired(desired);
+    const failed = await agent.settled('py3');
+    assert.deepEqual([failed?.state, failed?.reason?.code], ['failed', 'INSITU_BUNDLE_INVALID']);
+    bundle(later, { name: 'py', runtime: 'python', entry: 'app.py' }, { 'app.py': PYTHON_APP });
+    await agent.applyDesired(desired);
+    await waitFor(() => agent.status().deployments[0]?.state === 'running', { timeoutMs: 60_000, what: 'the retried deployment to run' });
   });
 });

@@ -122,6 +122,8 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
       assert.match(String(body.code), /EROFS|EACCES|ENOENT|EPERM/, path);
     }
     assert.equal((await get(`/probe/write?path=${encodeURIComponent('/tmp/scratch')}`)).body.ok, true, '/tmp is writable');
+    assert.equal((await get(`/witness/read?path=${encodeURIComponent('/tmp/scratch')}`)).body.ok, false, "another instance's /tmp is its own");
+    await witnessServes();
   });
 
   it('cannot open a TCP connection to loopback (no network)', async () => {
@@ -143,6 +145,7 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
     assert.deepEqual(injected.body.rows, []);
     const badColumn = await get(`/probe/data/sales?column=${encodeURIComponent('id" FROM sales; --')}`);
     assert.deepEqual([badColumn.body.ok, badColumn.body.code], [false, 'INSITU_DATA_QUERY_INVALID']);
+    await witnessServes();
   });
 
   it('cannot fork without bound', async () => {
@@ -183,6 +186,7 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
     await waitFor(() => (deployment('probe')?.instances.find((i) => i.id === victim.id)?.restarts ?? 0) > victim.restarts, { timeoutMs: 30_000, what: 'the kill to be noticed' });
     await running('probe', 2);
     assert.notEqual(deployment('probe')?.instances.find((i) => i.id === victim.id)?.pid, victim.pid);
+    await witnessServes();
   });
 
   it('refuses and reports a bundle whose digest does not match, without touching the others', async () => {
