@@ -1,12 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InsituError, toInsituError, type AppManifest, type Logger } from '@insitu/core';
-import { LocalBalancer, sendError } from './apps/balancer.js';
+import { LocalBalancer, sendError, type InboundRequest, type OutboundResponse } from './apps/balancer.js';
 import { installBundle, installedBundle, normaliseDigest } from './apps/bundle.js';
 import { LocalBundleSource, type BundleSource, type DesiredDeployment } from './apps/bundle-source.js';
 import { Cgroups } from './apps/cgroups.js';
@@ -274,9 +273,11 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
 
   /**
    * Hand an HTTP request to one of the local instances of a deployment (the tunnel calls
-   * this). Never throws: no such deployment or no ready instance is answered 503.
+   * this with the request and response of its HTTP/2 server's compatibility API; an
+   * HTTP/1.1 pair works the same). Never throws: no such deployment or no ready instance
+   * is answered 503.
    */
-  handle(req: IncomingMessage, res: ServerResponse, target: { deployment: string } | { app: string; version?: string }): void {
+  handle(req: InboundRequest, res: OutboundResponse, target: { deployment: string } | { app: string; version?: string }): void {
     const entry = this.find(target);
     if (!entry?.balancer) {
       const what = 'deployment' in target ? `deployment ${target.deployment}` : `${target.app}${target.version ? `@${target.version}` : ''}`;

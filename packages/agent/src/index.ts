@@ -16,7 +16,7 @@ export type { AgentOptions, AgentStatus, DeploymentStatus, DeploymentState } fro
 export { LocalBundleSource } from './apps/bundle-source.js';
 export type { BundleSource, DesiredDeployment, FetchedBundle } from './apps/bundle-source.js';
 export { LocalBalancer } from './apps/balancer.js';
-export type { BalancerTarget } from './apps/balancer.js';
+export type { BalancerTarget, InboundRequest, OutboundResponse } from './apps/balancer.js';
 export { DEFAULT_RESTART_POLICY } from './apps/deployment-runner.js';
 export type { RestartPolicy, InstanceStatus, InstanceState } from './apps/deployment-runner.js';
 export { MANIFEST_FILE, bundleDigest, canonicalTarball, installBundle, normaliseDigest, packBundle, readManifest, unpackBundle } from './apps/bundle.js';

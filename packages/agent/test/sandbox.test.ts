@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import { connect as connectHttp2, createServer as createHttp2Server } from 'node:http2';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLogger, waitFor } from '@insitu/core';
@@ -103,6 +104,30 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
     }
     const statuses = deployment('probe')?.instances.map((i) => i.pid);
     assert.equal(new Set(statuses).size, 2, 'two instances with their own processes');
+  });
+
+  it('serves requests that arrive over HTTP/2, as the tunnel will hand them over', async () => {
+    const h2 = createHttp2Server((req, res) => agent.handle(req, res, { deployment: 'witness' }));
+    await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+    const client = connectHttp2(`http://127.0.0.1:${(h2.address() as { port: number }).port}`);
+    try {
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const stream = client.request({ ':method': 'GET', ':path': '/hello' });
+        let status = 0;
+        let body = '';
+        stream.on('response', (headers) => (status = Number(headers[':status'])));
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => (body += chunk));
+        stream.on('end', () => resolve({ status, body }));
+        stream.on('error', reject);
+        stream.end();
+      });
+      assert.equal(answer.status, 200);
+      assert.equal((JSON.parse(answer.body) as { uid: number }).uid, 65534);
+    } finally {
+      client.close();
+      h2.close();
+    }
   });
 
   it('cannot read a host file outside the bundle', async () => {
