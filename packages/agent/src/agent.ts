@@ -9,6 +9,7 @@ import { LocalBalancer, sendError, type InboundRequest, type OutboundResponse } 
 import { installBundle, installedBundle, normaliseDigest } from './apps/bundle.js';
 import { LocalBundleSource, type BundleSource, type DesiredDeployment } from './apps/bundle-source.js';
 import { Cgroups } from './apps/cgroups.js';
+import { checkSandbox } from './apps/sandbox.js';
 import { DEFAULT_RESTART_POLICY, DeploymentRunner, type InstanceStatus, type RestartPolicy } from './apps/deployment-runner.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { DataApiServer } from './data-api/data-api-server.js';
@@ -120,6 +121,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     if (noSandbox) {
       options.logger.warn('RUNNING APPLICATIONS WITHOUT A SANDBOX: they can read, write and reach everything this agent can. Development only.');
     }
+    if (!noSandbox) await checkSandbox(options.config.sandbox);
     const sdkDir = options.sdkDir ?? installedSdkDir();
     const bundles = join(options.dataDir, 'bundles');
     await mkdir(join(bundles, 'node_modules', '@insitu'), { recursive: true, mode: 0o755 });
