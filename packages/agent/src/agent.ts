@@ -38,6 +38,8 @@ export interface AgentStatus {
   agentId?: string;
   providerId?: string;
   sandbox: 'bubblewrap' | 'none';
+  /** What bounds an instance's memory and processes: cgroup v1 controllers, or only rlimits (weaker). */
+  limits: { memory: 'cgroup' | 'rlimit'; processes: 'cgroup' | 'rlimit' };
   deployments: DeploymentStatus[];
 }
 
@@ -296,6 +298,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
       ...(this.options.agentId ? { agentId: this.options.agentId } : {}),
       ...(provider !== '*' && provider.id ? { providerId: provider.id } : {}),
       sandbox: this.sandboxed ? 'bubblewrap' : 'none',
+      limits: { memory: this.cgroups.memory ? 'cgroup' : 'rlimit', processes: this.cgroups.pids ? 'cgroup' : 'rlimit' },
       deployments: [...this.entries.values()].map((entry) => deploymentStatus(entry)),
     };
   }
