@@ -1,15 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InsituError, toInsituError, type AppManifest, type Logger } from '@insitu/core';
-import { LocalBalancer, sendError } from './apps/balancer.js';
+import { LocalBalancer, sendError, type InboundRequest, type OutboundResponse } from './apps/balancer.js';
 import { installBundle, installedBundle, normaliseDigest } from './apps/bundle.js';
 import { LocalBundleSource, type BundleSource, type DesiredDeployment } from './apps/bundle-source.js';
 import { Cgroups } from './apps/cgroups.js';
+import { checkSandbox } from './apps/sandbox.js';
 import { DEFAULT_RESTART_POLICY, DeploymentRunner, type InstanceStatus, type RestartPolicy } from './apps/deployment-runner.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { DataApiServer } from './data-api/data-api-server.js';
@@ -38,6 +38,8 @@ export interface AgentStatus {
   agentId?: string;
   providerId?: string;
   sandbox: 'bubblewrap' | 'none';
+  /** What bounds an instance's memory and processes: cgroup v1 controllers, or only rlimits (weaker). */
+  limits: { memory: 'cgroup' | 'rlimit'; processes: 'cgroup' | 'rlimit' };
   deployments: DeploymentStatus[];
 }
 
@@ -45,6 +47,7 @@ interface Entry {
   desired: DesiredDeployment;
   state: 'pending' | 'active' | 'failed' | 'stopping';
   failure?: InsituError;
+  failedAt?: number;
   manifest?: AppManifest;
   runner?: DeploymentRunner;
   dataApi?: DataApiServer;
@@ -67,6 +70,8 @@ export interface AgentOptions {
   noSandbox?: boolean;
   allowNoSandbox?: boolean;
   restartPolicy?: Partial<RestartPolicy>;
+  /** A failed deployment (bundle fetch, digest, manifest) is tried again by `applyDesired` once this long has passed (default 30 s). */
+  retryFailedAfterMs?: number;
   env?: NodeJS.ProcessEnv;
   /** Root of the `@insitu/sdk` package to mount into sandboxes (default: the installed one). */
   sdkDir?: string;
@@ -118,6 +123,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     if (noSandbox) {
       options.logger.warn('RUNNING APPLICATIONS WITHOUT A SANDBOX: they can read, write and reach everything this agent can. Development only.');
     }
+    if (!noSandbox) await checkSandbox(options.config.sandbox);
     const sdkDir = options.sdkDir ?? installedSdkDir();
     const bundles = join(options.dataDir, 'bundles');
     await mkdir(join(bundles, 'node_modules', '@insitu'), { recursive: true, mode: 0o755 });
@@ -145,16 +151,19 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
    * Make the running deployments match `desired`: start what is new (fetch the bundle,
    * verify its digest, start its instances), rescale what changed, stop what is gone.
    * Resolves once every change has been started; instances come up in the background
-   * (watch {@link status} or the `status` event).
+   * (watch {@link status} or the `status` event). A deployment that failed (fetch,
+   * digest, manifest) is tried again by a later call once `retryFailedAfterMs` has passed.
    */
   async applyDesired(desired: readonly DesiredDeployment[]): Promise<void> {
     if (this.closed) throw new InsituError('INSITU_UNAVAILABLE', 'the agent is closed');
     const wanted = new Map(desired.map((d) => [d.id, d]));
     const stops: Array<Promise<void>> = [];
+    const retryAfter = this.options.retryFailedAfterMs ?? 30_000;
     for (const [id, entry] of this.entries) {
       const next = wanted.get(id);
       const same = next && normaliseDigestSafe(next.digest) === normaliseDigestSafe(entry.desired.digest) && next.version === entry.desired.version;
-      if (!same) stops.push(this.remove(id, entry));
+      const retry = entry.state === 'failed' && Date.now() - (entry.failedAt ?? 0) >= retryAfter;
+      if (!same || retry) stops.push(this.remove(id, entry));
     }
     await Promise.all(stops);
     for (const d of desired) {
@@ -176,6 +185,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     entry.ready = this.bringUp(entry).catch((error: unknown) => {
       if (abort.signal.aborted) return;
       entry.state = 'failed';
+      entry.failedAt = Date.now();
       entry.failure = toInsituError(error);
       if (entry.failure.code === 'INSITU_INTERNAL') entry.failure = new InsituError('INSITU_INTERNAL', (error as Error).message ?? String(error));
       this.options.logger.error({ deployment: desired.id, code: entry.failure.code, err: entry.failure.message }, 'deployment failed');
@@ -267,9 +277,11 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
 
   /**
    * Hand an HTTP request to one of the local instances of a deployment (the tunnel calls
-   * this). Never throws: no such deployment or no ready instance is answered 503.
+   * this with the request and response of its HTTP/2 server's compatibility API; an
+   * HTTP/1.1 pair works the same). Never throws: no such deployment or no ready instance
+   * is answered 503.
    */
-  handle(req: IncomingMessage, res: ServerResponse, target: { deployment: string } | { app: string; version?: string }): void {
+  handle(req: InboundRequest, res: OutboundResponse, target: { deployment: string } | { app: string; version?: string }): void {
     const entry = this.find(target);
     if (!entry?.balancer) {
       const what = 'deployment' in target ? `deployment ${target.deployment}` : `${target.app}${target.version ? `@${target.version}` : ''}`;
@@ -286,6 +298,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
       ...(this.options.agentId ? { agentId: this.options.agentId } : {}),
       ...(provider !== '*' && provider.id ? { providerId: provider.id } : {}),
       sandbox: this.sandboxed ? 'bubblewrap' : 'none',
+      limits: { memory: this.cgroups.memory ? 'cgroup' : 'rlimit', processes: this.cgroups.pids ? 'cgroup' : 'rlimit' },
       deployments: [...this.entries.values()].map((entry) => deploymentStatus(entry)),
     };
   }

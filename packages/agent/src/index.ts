@@ -16,11 +16,11 @@ export type { AgentOptions, AgentStatus, DeploymentStatus, DeploymentState } fro
 export { LocalBundleSource } from './apps/bundle-source.js';
 export type { BundleSource, DesiredDeployment, FetchedBundle } from './apps/bundle-source.js';
 export { LocalBalancer } from './apps/balancer.js';
-export type { BalancerTarget } from './apps/balancer.js';
+export type { BalancerTarget, InboundRequest, OutboundResponse } from './apps/balancer.js';
 export { DEFAULT_RESTART_POLICY } from './apps/deployment-runner.js';
 export type { RestartPolicy, InstanceStatus, InstanceState } from './apps/deployment-runner.js';
 export { MANIFEST_FILE, bundleDigest, canonicalTarball, installBundle, normaliseDigest, packBundle, readManifest, unpackBundle } from './apps/bundle.js';
-export { SANDBOX_PATHS, buildLaunch } from './apps/sandbox.js';
+export { SANDBOX_PATHS, buildLaunch, checkSandbox } from './apps/sandbox.js';
 export type { Launch, LaunchSpec } from './apps/sandbox.js';
 export { AgentConfigSchema, AGENT_SOURCE_KINDS, parseAgentConfig, loadAgentConfig } from './config/agent-config.js';
 export type { AgentConfig, AgentLimits, SandboxConfig, SourceConfig, DatasetOverride } from './config/agent-config.js';

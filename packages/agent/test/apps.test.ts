@@ -3,7 +3,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { InsituError, createLogger, waitFor } from '@insitu/core';
+import { PassThrough } from 'node:stream';
+import { InsituError, createLogger, waitFor, type Logger } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
 import { Agent, bundleDigest, parseAgentConfig } from '../src/index.js';
 import { salesRows, writeCsv } from './fixtures.js';
@@ -45,7 +46,7 @@ describe('application runtimes and lifecycle', () => {
   let current: Agent | undefined;
   const rows = salesRows(30);
 
-  async function newAgent(options: { noSandbox?: boolean; allowNoSandbox?: boolean } = {}): Promise<Agent> {
+  async function newAgent(options: { noSandbox?: boolean; allowNoSandbox?: boolean; retryFailedAfterMs?: number; log?: Logger } = {}): Promise<Agent> {
     const config = parseAgentConfig(
       { sources: [{ name: 'files', kind: 'csv', files: '*.csv', datasets: { sales: { columns: { amount: { type: 'decimal' } } } } }], sandbox: { allowNoSandbox: options.allowNoSandbox ?? false } },
       { what: 't', baseDir: dir },
@@ -53,9 +54,10 @@ describe('application runtimes and lifecycle', () => {
     const agent = await Agent.create({
       config,
       dataDir: join(dir, `agent${agents.length}`),
-      logger,
+      logger: options.log ?? logger,
       provider: { name: 'acme' },
       noSandbox: options.noSandbox ?? false,
+      ...(options.retryFailedAfterMs !== undefined ? { retryFailedAfterMs: options.retryFailedAfterMs } : {}),
       restartPolicy: { initialBackoffMs: 50, maxBackoffMs: 200, crashLoopThreshold: 3, healthIntervalMs: 500 },
     });
     await agent.registry.refresh();
@@ -104,9 +106,21 @@ describe('application runtimes and lifecycle', () => {
     assert.deepEqual(agent.status().deployments, []);
   });
 
+  it('refuses to start when bubblewrap cannot run, naming the package', async () => {
+    const config = parseAgentConfig({ sandbox: { bwrap: join(dir, 'no-such-bwrap') } }, { what: 't', baseDir: dir });
+    await assert.rejects(
+      Agent.create({ config, dataDir: join(dir, 'agent-nobwrap'), logger, provider: '*' }),
+      (e: unknown) => e instanceof InsituError && e.code === 'INSITU_SANDBOX_UNAVAILABLE' && /bubblewrap/.test(e.message),
+    );
+  });
+
   it('refuses --no-sandbox unless the config allows it, and warns when it does', async () => {
     await assert.rejects(newAgent({ noSandbox: true }), (e: unknown) => e instanceof InsituError && e.code === 'INSITU_SANDBOX_UNAVAILABLE');
-    const agent = await newAgent({ noSandbox: true, allowNoSandbox: true });
+    let logged = '';
+    const destination = new PassThrough();
+    destination.on('data', (chunk: Buffer) => (logged += chunk.toString()));
+    const agent = await newAgent({ noSandbox: true, allowNoSandbox: true, log: createLogger({ name: 'test', level: 'warn', destination }) });
+    await waitFor(() => logged.includes('WITHOUT A SANDBOX'), { timeoutMs: 5000, what: 'the warning' });
     assert.equal(agent.status().sandbox, 'none');
     const root = join(dir, 'py');
     await agent.applyDesired([{ id: 'py2', app: 'py', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root }]);
@@ -120,5 +134,18 @@ describe('application runtimes and lifecycle', () => {
     assert.equal(answer.status, 503);
     assert.equal(((await answer.json()) as { error: { code: string } }).error.code, 'INSITU_APP_UNAVAILABLE');
     assert.equal(agent.status().deployments.length, 0);
+  });
+
+  it('reports a bundle it cannot fetch as failed, and tries again on the next desired state', async () => {
+    const agent = await newAgent({ retryFailedAfterMs: 0 });
+    const source = join(dir, 'py');
+    const later = join(dir, 'arrives-later');
+    const desired = [{ id: 'py3', app: 'py', version: '1.0.0', digest: await bundleDigest(source), replicas: 1, bundle: later }];
+    await agent.applyDesired(desired);
+    const failed = await agent.settled('py3');
+    assert.deepEqual([failed?.state, failed?.reason?.code], ['failed', 'INSITU_BUNDLE_INVALID']);
+    bundle(later, { name: 'py', runtime: 'python', entry: 'app.py' }, { 'app.py': PYTHON_APP });
+    await agent.applyDesired(desired);
+    await waitFor(() => agent.status().deployments[0]?.state === 'running', { timeoutMs: 60_000, what: 'the retried deployment to run' });
   });
 });

@@ -114,7 +114,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .description('run the provider agent: enrol once, publish the metadata of the sources in agent.yaml, run deployed applications')
     .requiredOption('--config <file>', 'agent config (agent.yaml): sources, sync interval, sandbox, limits')
     .option('--platform <url>', 'platform URL (env INSITU_URL)')
-    .option('--token <token>', 'single-use enrolment token, needed on the first run only (env INSITU_TOKEN)')
+    .option('--token <token>', 'single-use enrolment token, needed on the first run only')
     .addOption(dataDir())
     .option('--name <name>', 'agent name shown on the platform (default: config name, else host name)')
     .option('--no-sandbox', 'run applications without bubblewrap (only if agent.yaml sets sandbox.allowNoSandbox; warns)')

@@ -1,19 +1,32 @@
-import { request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { InsituError } from '@insitu/core';
 import type { ReadyInstance } from './deployment-runner.js';
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authorization', 'proxy-authenticate']);
+/** A request as HTTP/1.1 or HTTP/2 (compatibility API) servers hand it over: the tunnel gives the latter. */
+export type InboundRequest = IncomingMessage | Http2ServerRequest;
+export type OutboundResponse = ServerResponse | Http2ServerResponse;
 
-function headersFrom(raw: IncomingMessage['headers']): Record<string, string | string[]> {
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'host']);
+
+/** End-to-end headers only: no hop-by-hop headers and no HTTP/2 pseudo-headers (`:path`…), which HTTP/1.1 cannot carry. */
+function headersFrom(raw: IncomingHttpHeaders, authority?: string): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [key, value] of Object.entries(raw)) if (value !== undefined && !HOP_BY_HOP.has(key)) out[key] = value;
+  for (const [key, value] of Object.entries(raw)) if (value !== undefined && !HOP_BY_HOP.has(key) && !key.startsWith(':')) out[key] = value;
+  if (authority !== undefined) out.host = authority;
   return out;
 }
 
+/** Break off an answer that cannot be completed. */
+function abort(res: OutboundResponse): void {
+  if ('stream' in res) res.stream.close();
+  else res.destroy();
+}
+
 /** Answer with an Insitu error body (when nothing was sent yet). */
-export function sendError(res: ServerResponse, error: InsituError): void {
+export function sendError(res: OutboundResponse, error: InsituError): void {
   if (res.headersSent) {
-    res.destroy(error);
+    abort(res);
     return;
   }
   const body = JSON.stringify({ error: { code: error.code, message: error.message } });
@@ -50,11 +63,11 @@ export class LocalBalancer {
   }
 
   /** Proxy one HTTP request to an instance; never throws (errors become answers). */
-  handle(req: IncomingMessage, res: ServerResponse): void {
+  handle(req: InboundRequest, res: OutboundResponse): void {
     this.forward(req, res, new Set(), true);
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, tried: Set<string>, mayRetry: boolean): void {
+  private forward(req: InboundRequest, res: OutboundResponse, tried: Set<string>, mayRetry: boolean): void {
     const instance = this.pick(tried);
     if (!instance) {
       sendError(res, new InsituError('INSITU_APP_UNAVAILABLE', `no instance of ${this.target.name} is ready on this agent`, { headers: { 'retry-after': '1' } }));
@@ -69,13 +82,15 @@ export class LocalBalancer {
         instance.inflight--;
       }
     };
-    const upstream = request({ socketPath: instance.socketPath, method: req.method, path: req.url, headers: headersFrom(req.headers) }, (answer) => {
+    const authority = req.headers[':authority'] ?? req.headers.host;
+    const headers = headersFrom(req.headers, typeof authority === 'string' ? authority : undefined);
+    const upstream = request({ socketPath: instance.socketPath, method: req.method, path: req.url, headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, headersFrom(answer.headers));
-      answer.pipe(res);
+      answer.pipe(res as NodeJS.WritableStream);
       answer.on('end', finish);
       answer.on('error', () => {
         finish();
-        res.destroy();
+        abort(res);
       });
     });
     const timer = setTimeout(() => {
@@ -92,8 +107,8 @@ export class LocalBalancer {
     upstream.on('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       finish();
-      if (res.headersSent || res.destroyed) {
-        res.destroy();
+      if (res.headersSent || ('destroyed' in res && res.destroyed)) {
+        abort(res);
         return;
       }
       const neverReached = error.code === 'ECONNREFUSED' || error.code === 'ENOENT';
@@ -106,6 +121,6 @@ export class LocalBalancer {
       }
       sendError(res, new InsituError('INSITU_APP_UNAVAILABLE', `the instance of ${this.target.name} failed: ${error.code ?? error.message}`));
     });
-    req.pipe(upstream);
+    (req as NodeJS.ReadableStream).pipe(upstream);
   }
 }

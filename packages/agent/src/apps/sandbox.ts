@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { existsSync, lstatSync, realpathSync } from 'node:fs';
+import { InsituError } from '@insitu/core';
 import { dirname, join } from 'node:path';
 import type { AppManifest } from '@insitu/core';
 import type { SandboxConfig } from '../config/agent-config.js';
@@ -165,4 +167,20 @@ export function buildLaunch(spec: LaunchSpec): Launch {
     env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' },
     listenSocket,
   };
+}
+
+/**
+ * Check once, at start, that bubblewrap runs here with the namespaces the sandbox needs
+ * (a missing binary, or a kernel that forbids user namespaces, fails now with a clear
+ * message instead of as a crash loop of every application).
+ */
+export function checkSandbox(sandbox: Readonly<SandboxConfig>): Promise<void> {
+  const args = ['--unshare-all', '--unshare-user', '--uid', String(sandbox.uid), '--gid', String(sandbox.uid), '--die-with-parent', '--cap-drop', 'ALL', ...systemBinds(), '--proc', '/proc', '--dev', '/dev', '--', 'true'];
+  return new Promise((resolve, reject) => {
+    execFile(sandbox.bwrap, args, { timeout: 15_000 }, (error, _stdout, stderr) => {
+      if (!error) return resolve();
+      const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${sandbox.bwrap} is not installed (Debian package bubblewrap)` : stderr.trim() || error.message;
+      reject(new InsituError('INSITU_SANDBOX_UNAVAILABLE', `the sandbox cannot run here: ${why}`));
+    });
+  });
 }

@@ -42,7 +42,7 @@ export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise
   const identity = await obtainCredential({
     client,
     dataDir,
-    ...(options.token ?? io.env.INSITU_TOKEN ? { token: options.token ?? io.env.INSITU_TOKEN } : {}),
+    ...(options.token ? { token: options.token } : {}),
     name: options.name ?? config.name ?? defaultAgentName(),
     version: VERSION,
     logger,
