@@ -1,13 +1,11 @@
 import { createHash } from 'node:crypto';
 import { cp, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, posix, relative } from 'node:path';
-import { InsituError, parseAppManifest, type AppManifest } from '@insitu/core';
+import { InsituError, canonicalTar, parseAppManifest, type AppManifest, type BundleEntry } from '@insitu/core';
 import * as tar from 'tar';
 
 /** The manifest file at the root of every bundle. */
 export const MANIFEST_FILE = 'insitu.json';
-
-const BLOCK = 512;
 
 interface Entry {
   path: string;
@@ -49,58 +47,24 @@ async function walk(root: string): Promise<Entry[]> {
   return out.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
 }
 
-function octal(value: number, width: number): string {
-  return `${value.toString(8).padStart(width - 1, '0')}\0`;
-}
-
-function header(entry: Entry): Buffer {
-  const block = Buffer.alloc(BLOCK);
-  let name = entry.kind === 'dir' ? `${entry.path}/` : entry.path;
-  let prefix = '';
-  if (Buffer.byteLength(name) > 100) {
-    const cut = name.lastIndexOf('/', name.length - 2);
-    prefix = cut > 0 ? name.slice(0, cut) : '';
-    name = cut > 0 ? name.slice(cut + 1) : name;
-    if (!prefix || Buffer.byteLength(prefix) > 155 || Buffer.byteLength(name) > 100) throw invalid(`${entry.path}: path too long for a bundle`);
-  }
-  if (entry.link !== undefined && Buffer.byteLength(entry.link) > 100) throw invalid(`${entry.path}: link target too long`);
-  block.write(name, 0, 100, 'utf8');
-  block.write(octal(entry.kind === 'file' && !entry.executable ? 0o644 : 0o755, 8), 100, 'ascii');
-  block.write(octal(0, 8), 108, 'ascii');
-  block.write(octal(0, 8), 116, 'ascii');
-  block.write(octal(entry.kind === 'file' ? entry.size : 0, 12), 124, 'ascii');
-  block.write(octal(0, 12), 136, 'ascii');
-  block.write(entry.kind === 'dir' ? '5' : entry.kind === 'symlink' ? '2' : '0', 156, 'ascii');
-  if (entry.link !== undefined) block.write(entry.link, 157, 100, 'utf8');
-  block.write('ustar\0', 257, 'ascii');
-  block.write('00', 263, 'ascii');
-  block.write(prefix, 345, 155, 'utf8');
-  block.fill(' ', 148, 156);
-  let sum = 0;
-  for (const byte of block) sum += byte;
-  block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'ascii');
-  return block;
-}
-
 /**
  * The canonical tarball of a bundle directory: ustar, entries sorted by path, mode 0644
  * or 0755 (executable bit kept), owner 0, time 0, no other metadata. The same files give
  * the same bytes on every machine, so its sha256 is the bundle's identity.
  */
 export async function canonicalTarball(dir: string): Promise<Buffer> {
-  const parts: Buffer[] = [];
+  const entries: BundleEntry[] = [];
   for (const entry of await walk(dir)) {
-    parts.push(header(entry));
-    if (entry.kind === 'file') {
-      const data = await readFile(entry.source);
-      if (data.length !== entry.size) throw invalid(`${entry.path} changed while the bundle was read`);
-      parts.push(data);
-      const pad = (BLOCK - (data.length % BLOCK)) % BLOCK;
-      if (pad > 0) parts.push(Buffer.alloc(pad));
+    if (entry.kind !== 'file') {
+      entries.push({ path: entry.path, kind: entry.kind, executable: entry.executable, ...(entry.link !== undefined ? { link: entry.link } : {}) });
+      continue;
     }
+    const data = await readFile(entry.source);
+    if (data.length !== entry.size) throw invalid(`${entry.path} changed while the bundle was read`);
+    entries.push({ path: entry.path, kind: 'file', executable: entry.executable, data });
   }
-  parts.push(Buffer.alloc(BLOCK * 2));
-  return Buffer.concat(parts);
+  // The format itself (ustar, sorted, modes, zero owner and time) is core's, shared with the platform.
+  return canonicalTar(entries);
 }
 
 /** sha256 (hex) of the canonical tarball of a bundle directory. */
