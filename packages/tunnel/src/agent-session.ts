@@ -124,8 +124,7 @@ export class AgentSession extends EventEmitter {
   recordSuccess(latencyMs: number): void {
     const now = Date.now();
     const current = this.ewmaMs(now);
-    // Peak-sensitive: a slower answer counts at once, a faster one is averaged in.
-    this.#ewmaMs = latencyMs > current ? latencyMs : current * 0.7 + latencyMs * 0.3;
+    this.#ewmaMs = current * 0.8 + latencyMs * 0.2;
     this.#ewmaAt = now;
     this.consecutiveFailures = 0;
   }

@@ -83,7 +83,7 @@ export class PeerPool {
         if (s === session) this.#sessions.delete(url);
       }, () => undefined);
     };
-    session.on('error', (error) => this.#options.logger.info({ err: error.message, peer: url }, 'peer connection failed'));
+    session.on('error', (error: Error) => this.#options.logger.info({ err: error.message, peer: url }, 'peer connection failed'));
     session.on('close', forget);
     session.on('goaway', forget);
     await new Promise<void>((resolve, reject) => {

@@ -101,15 +101,21 @@ export class RoutingTable {
   }
 }
 
-/** Cost of sending one more request to a candidate: outstanding work × latency, per unit of weight. */
-function cost(c: Candidate, now: number): number {
-  return ((c.session.inFlight + 1) * c.session.ewmaMs(now)) / c.weight;
-}
+/** Latencies closer than this factor count as equal. */
+const LATENCY_TOLERANCE = 2;
+/** ...and so are latencies less than this apart: sub-millisecond jitter is not a signal. */
+const LATENCY_SLACK_MS = 1;
 
 /**
- * Power of two random choices: pick two at random, keep the cheaper. Costs within 50%
- * of each other count as equal and are decided by fewer requests in flight, then by a
- * coin: latency noise between equal agents must not skew their shares.
+ * Power of two random choices: pick two at random, keep the better.
+ *
+ * - Cost is outstanding work × EWMA latency per unit of weight; a candidate whose cost is
+ *   more than twice (+1 ms) the other's loses (a slow agent, or one with a real backlog).
+ * - Otherwise a backlog difference decides only when it is large (≥ 4 requests and
+ *   ≥ half the larger backlog): responses are read in batches, so whichever session was
+ *   read last always looks a little less loaded, and following that noise skews the
+ *   shares of equal agents by ±20%.
+ * - Otherwise a coin weighted by the announced weights.
  */
 function p2c(from: readonly Candidate[], now: number): Candidate | undefined {
   const i = Math.floor(Math.random() * from.length);
@@ -118,13 +124,15 @@ function p2c(from: readonly Candidate[], now: number): Candidate | undefined {
   const a = from[i];
   const b = from[j];
   if (!a || !b) return a ?? b;
-  const ca = cost(a, now);
-  const cb = cost(b, now);
-  if (ca * 1.5 < cb) return a;
-  if (cb * 1.5 < ca) return b;
   const la = a.session.inFlight / a.weight;
   const lb = b.session.inFlight / b.weight;
-  if (la !== lb) return la < lb ? a : b;
-  if (a.weight !== b.weight) return Math.random() * (a.weight + b.weight) < a.weight ? a : b;
-  return Math.random() < 0.5 ? a : b;
+  const ea = a.session.ewmaMs(now);
+  const eb = b.session.ewmaMs(now);
+  const ca = (la + 1) * ea;
+  const cb = (lb + 1) * eb;
+  if (ea > eb * LATENCY_TOLERANCE + LATENCY_SLACK_MS && ca > cb) return b;
+  if (eb > ea * LATENCY_TOLERANCE + LATENCY_SLACK_MS && cb > ca) return a;
+  const gap = Math.abs(la - lb);
+  if (gap >= 4 && gap >= Math.max(la, lb) / 2) return la < lb ? a : b;
+  return Math.random() * (a.weight + b.weight) < a.weight ? a : b;
 }

@@ -142,7 +142,7 @@ export class TunnelClient extends EventEmitter {
         live.h2 = session;
         this.#bySession.set(session, live);
       }
-      session.on('error', (error) => this.#logger.info({ err: error.message }, 'tunnel session error'));
+      session.on('error', (error: Error) => this.#logger.info({ err: error.message }, 'tunnel session error'));
       session.on('connect', () => {
         try {
           session.setLocalWindowSize(SESSION_WINDOW);

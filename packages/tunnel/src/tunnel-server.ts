@@ -352,7 +352,7 @@ export class TunnelServer {
           method: req.method,
           path: req.url,
           headers,
-          ...(hasBody ? { body: req as unknown as Readable } : {}),
+          ...(hasBody ? { body: req } : {}),
           deadlineMs: Number.isFinite(deadlineMs) && deadlineMs > 0 ? deadlineMs : this.#options.deadlineMs ?? 30_000,
           idempotent,
           signal: abort.signal,
@@ -605,7 +605,7 @@ export class TunnelServer {
         if (settled) return;
         settled = true;
         const status = Number(headers[':status'] ?? 502);
-        const tunnelError = headerValue(headers[FORWARD_HEADERS.error] as string | string[] | undefined);
+        const tunnelError = headerValue(headers[FORWARD_HEADERS.error]);
         if (tunnelError) {
           const chunks: Buffer[] = [];
           stream.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -629,9 +629,9 @@ export class TunnelServer {
           status,
           headers: out,
           body: stream,
-          sessionId: headerValue(headers[SESSION_HEADER] as string | string[] | undefined) ?? '',
-          nodeId: headerValue(headers[NODE_HEADER] as string | string[] | undefined) ?? nodeId,
-          agentId: headerValue(headers['insitu-agent'] as string | string[] | undefined) ?? '',
+          sessionId: headerValue(headers[SESSION_HEADER]) ?? '',
+          nodeId: headerValue(headers[NODE_HEADER]) ?? nodeId,
+          agentId: headerValue(headers['insitu-agent']) ?? '',
           forwarded: true,
         });
       });

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type http2 from 'node:http2';
 import { Readable } from 'node:stream';
 import { waitFor } from '@insitu/core';
@@ -38,7 +38,7 @@ export async function startPlatform(options: Partial<TunnelServerOptions> & { po
     res.end();
   });
   server.on('upgrade', (req, socket, head) => {
-    if (!tunnel.handleUpgrade(req, socket as import('node:net').Socket, head)) socket.destroy();
+    if (!tunnel.handleUpgrade(req, socket as Socket, head)) socket.destroy();
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
