@@ -1,6 +1,7 @@
 import swagger from '@fastify/swagger';
 import { InsituError, createHttpMetrics, createLogger, createMetricsRegistry, isId, newId, type Logger } from '@insitu/core';
 import type { Store } from '@insitu/store';
+import type { Coordinator } from '@insitu/coord';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import Fastify, { LogController } from 'fastify';
@@ -15,6 +16,7 @@ import { registerDatasetRoutes } from './routes/datasets.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerOrgRoutes } from './routes/orgs.js';
 import { registerProviderRoutes } from './routes/providers.js';
+import { mountTunnel } from './tunnel-endpoint.js';
 import { VERSION } from './version.js';
 
 /** Options for {@link buildServer}. */
@@ -24,6 +26,8 @@ export interface BuildServerOptions {
   logger?: Logger;
   now?: () => number;
   nodeId?: string;
+  /** Coordination store to use instead of the one the config names (the caller closes it). */
+  coordinator?: Coordinator;
 }
 
 const REQUEST_ID_HEADER = 'insitu-request-id';
@@ -139,6 +143,8 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
       security: [{ bearer: [] }],
     },
   });
+
+  await mountTunnel(app, ctx, options.coordinator ? { coordinator: options.coordinator } : {});
 
   registerHealthRoutes(app, ctx);
   registerAccountRoutes(app, ctx);

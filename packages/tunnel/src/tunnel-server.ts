@@ -145,6 +145,7 @@ export class TunnelServer {
   readonly #peers: PeerPool | undefined;
   readonly #peerServer: http2.Http2Server | undefined;
   readonly #byAgent = new Map<string, AgentSession[]>();
+  readonly #peerSessions = new Set<http2.ServerHttp2Session>();
   #bytesSeen = new WeakMap<AgentSession, { read: number; written: number }>();
   #bytesClosed = { toAgent: 0, fromAgent: 0 };
   #closing = false;
@@ -176,6 +177,8 @@ export class TunnelServer {
         (req, res) => void this.#servePeer(req, res),
       );
       this.#peerServer.on('session', (session) => {
+        this.#peerSessions.add(session);
+        session.on('close', () => this.#peerSessions.delete(session));
         session.on('error', () => undefined);
         session.on('connect', () => session.setLocalWindowSize(SESSION_WINDOW));
       });
@@ -687,6 +690,23 @@ export class TunnelServer {
     const all = [...this.#byAgent.values()].flat();
     await Promise.all(all.map((session) => session.drain(graceMs)));
     await this.#peers?.close();
+    // Forwarded requests in flight get the same grace as agent sessions.
+    await Promise.all(
+      [...this.#peerSessions].map(
+        (session) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              session.destroy();
+              resolve();
+            }, graceMs);
+            timer.unref();
+            session.close(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+      ),
+    );
     this.#peerServer?.close();
   }
 }
