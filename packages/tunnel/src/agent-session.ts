@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import { InsituError, type Logger } from '@insitu/core';
 import { encodeFrame, readFrames } from './control-frames.js';
+import { http2Transport } from './tls-stream.js';
 import {
   AgentFrameSchema, CONTROL_PATH, MAX_FRAME_SIZE, SESSION_WINDOW, STREAM_WINDOW, type AgentFrame, type ServiceAnnouncement,
 } from './protocol.js';
@@ -51,7 +52,7 @@ export class AgentSession extends EventEmitter {
   requests = 0;
   closed = false;
   ready = false;
-  readonly socket: Duplex & { bytesRead?: number; bytesWritten?: number };
+  readonly socket: Socket;
   readonly #h2: http2.ClientHttp2Session;
   readonly #logger: Logger;
   readonly #timings: SessionTimings;
@@ -61,7 +62,7 @@ export class AgentSession extends EventEmitter {
   #pingTimer: NodeJS.Timeout | undefined;
   #missedPings = 0;
 
-  constructor(init: { id: string; identity: AgentIdentity; socket: Duplex; nodeId: string; logger: Logger; timings: SessionTimings; remoteAddress: string }) {
+  constructor(init: { id: string; identity: AgentIdentity; socket: Socket; nodeId: string; logger: Logger; timings: SessionTimings; remoteAddress: string }) {
     super();
     this.id = init.id;
     this.identity = init.identity;
@@ -69,8 +70,9 @@ export class AgentSession extends EventEmitter {
     this.remoteAddress = init.remoteAddress;
     this.#logger = init.logger.child({ sessionId: init.id, agentId: init.identity.agentId, providerId: init.identity.providerId });
     this.#timings = init.timings;
+    const transport = http2Transport(init.socket);
     this.#h2 = http2.connect('http://agent.insitu', {
-      createConnection: () => init.socket,
+      createConnection: () => transport,
       settings: { initialWindowSize: STREAM_WINDOW, enablePush: false, maxFrameSize: MAX_FRAME_SIZE },
       // Node counts queued outbound data against this (MB); a reader that never reads
       // is bounded by flow control, not by it.

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { InsituError } from '@insitu/core';
 
 /** How to dial a platform node and upgrade the connection. */
@@ -56,7 +56,9 @@ export function dialUpgrade(options: DialOptions): Promise<Dialled> {
       timeout: options.timeoutMs,
     };
     if (secure) {
-      requestOptions.servername = target.hostname.replace(/^\[|\]$/g, '');
+      const host = target.hostname.replace(/^\[|\]$/g, '');
+      // SNI carries names only (RFC 6066); an IP address is checked against the certificate's IP SANs.
+      if (!isIP(host)) requestOptions.servername = host;
       if (options.ca !== undefined) requestOptions.ca = options.ca;
     }
     const request = (secure ? https : http).request(requestOptions);

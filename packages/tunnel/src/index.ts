@@ -28,3 +28,5 @@ export {
   ServiceAnnouncementSchema, AgentFrameSchema, PlatformFrameSchema,
 } from './protocol.js';
 export type { ServiceAnnouncement, AgentFrame, PlatformFrame } from './protocol.js';
+export { createPlatformCa, issueServerCertificate } from './tls.js';
+export type { CertificateAndKey } from './tls.js';

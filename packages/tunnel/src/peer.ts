@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import http2 from 'node:http2';
 import { safeEqual, type Logger } from '@insitu/core';
 import { dialUpgrade } from './dial.js';
+import { http2Transport } from './tls-stream.js';
 import { MAX_FRAME_SIZE, PEER_AUTH_HEADER, PEER_PATH, PEER_PROTOCOL, SESSION_WINDOW, STREAM_WINDOW } from './protocol.js';
 
 /** How long a peer token is accepted after it was made (clock skew between nodes included). */
@@ -73,8 +74,9 @@ export class PeerPool {
       allowPlainText: this.#options.allowPlainText,
       timeoutMs: this.#options.dialTimeoutMs,
     });
+    const transport = http2Transport(socket);
     const session = http2.connect(url.replace(/^https:/, 'http:'), {
-      createConnection: () => socket,
+      createConnection: () => transport,
       settings: { initialWindowSize: STREAM_WINDOW, enablePush: false, maxFrameSize: MAX_FRAME_SIZE },
     });
     const forget = (): void => {

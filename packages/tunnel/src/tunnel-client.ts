@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { InsituError, createLogger, toInsituError, type Logger } from '@insitu/core';
 import { encodeFrame, readFrames } from './control-frames.js';
 import { dialUpgrade } from './dial.js';
+import { http2Transport } from './tls-stream.js';
 import {
   CONTROL_PATH, MAX_FRAME_SIZE, NODE_HEADER, PlatformFrameSchema, SESSION_HEADER, SESSION_WINDOW, STREAM_WINDOW, TUNNEL_PATH, TUNNEL_PROTOCOL,
   type PlatformFrame, type ServiceAnnouncement,
@@ -247,7 +248,7 @@ export class TunnelClient extends EventEmitter {
     }
     const live: LiveSession = { url, nodeId, sessionId, connectedAt: Date.now(), h2: undefined, socket, control: undefined };
     this.#connecting = live;
-    this.#server.emit('connection', socket);
+    this.#server.emit('connection', http2Transport(socket));
     this.#connecting = undefined;
     const h2 = live.h2;
     if (!h2) {

@@ -8,6 +8,7 @@ import { AgentSession, type AgentIdentity, type SessionTimings } from './agent-s
 import type { DirectoryEntry, SessionDirectory } from './directory.js';
 import { createTunnelMetrics, type TunnelMetrics } from './metrics.js';
 import { PeerPool, verifyPeerToken } from './peer.js';
+import { http2Transport } from './tls-stream.js';
 import {
   FORWARD_HEADERS, MAX_FRAME_SIZE, NODE_HEADER, PEER_AUTH_HEADER, PEER_PATH, PEER_PROTOCOL, SESSION_HEADER, SESSION_WINDOW, STREAM_WINDOW,
   TUNNEL_PATH, TUNNEL_PROTOCOL, forwardableHeaders,
@@ -330,7 +331,7 @@ export class TunnelServer {
     socket.setTimeout(0);
     socket.setNoDelay(true);
     if (head.length > 0) socket.unshift(head);
-    this.#peerServer.emit('connection', socket);
+    this.#peerServer.emit('connection', http2Transport(socket));
   }
 
   /** Serve a request forwarded by another node from this node's own sessions (never forwarding again). */
