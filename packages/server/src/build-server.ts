@@ -16,7 +16,7 @@ import { registerDatasetRoutes } from './routes/datasets.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerOrgRoutes } from './routes/orgs.js';
 import { registerProviderRoutes } from './routes/providers.js';
-import { mountTunnel } from './tunnel-endpoint.js';
+import { mountTunnel, readTlsFiles } from './tunnel-endpoint.js';
 import { VERSION } from './version.js';
 
 /** Options for {@link buildServer}. */
@@ -60,6 +60,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   };
 
   const app = Fastify({
+    ...(config.tls ? { https: readTlsFiles(config.tls) } : {}),
     loggerInstance: logger,
     // We write one line per request ourselves (onResponse), with the route and principal.
     logController: new LogController({ disableRequestLogging: true }),

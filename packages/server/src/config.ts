@@ -43,6 +43,15 @@ export const ServerConfigSchema = Type.Object(
       { token: Type.Optional(Type.String({ minLength: 16, description: 'Bearer token allowed to scrape /metrics (besides platform admins)' })) },
       { ...Closed, default: {} },
     ),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          certFile: Type.String({ description: 'PEM server certificate (insitu init issues one from the platform CA: tls/server.pem)' }),
+          keyFile: Type.String({ description: 'PEM private key of the certificate (tls/server-key.pem)' }),
+        },
+        { ...Closed, description: 'Serve the API, the tunnel endpoint and node-to-node forwarding over TLS' },
+      ),
+    ),
     tunnel: Type.Object(
       {
         balancer: Type.Enum(['p2c', 'round-robin', 'weighted'] as const, { default: 'p2c', description: 'How requests are spread over the sessions of a service' }),
@@ -66,6 +75,7 @@ export const ServerConfigSchema = Type.Object(
         nodeUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'URL under which the other nodes reach this one (default: publicUrl, else the listen address)' })),
         secret: Type.Optional(Type.String({ minLength: 32, description: 'Shared secret of the nodes (node-to-node HMAC); prefer INSITU_CLUSTER_SECRET or secretFile' })),
         secretFile: Type.Optional(Type.String({ description: 'File holding the cluster secret' })),
+        caFile: Type.Optional(Type.String({ description: 'Platform CA (PEM) to trust when forwarding to other nodes over https (tls/ca.pem)' })),
       },
       { ...Closed, default: {} },
     ),

@@ -32,6 +32,23 @@ function clusterSecret(config: Readonly<ServerConfig>): string | undefined {
   return config.cluster.secret;
 }
 
+/** The certificate and key named by `config.tls`, read once at start. */
+export function readTlsFiles(tls: { certFile: string; keyFile: string }): { cert: Buffer; key: Buffer } {
+  try {
+    return { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
+  } catch (error) {
+    throw new InsituError('INSITU_CONFIG_INVALID', `cannot read tls.certFile or tls.keyFile: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function readCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new InsituError('INSITU_CONFIG_INVALID', `cannot read cluster.caFile: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 /** The coordinator the config asks for (the caller owns it). */
 export function coordinatorFor(config: Readonly<ServerConfig>, ctx: Pick<ServerContext, 'logger'>): Coordinator {
   if (config.cluster.coordination === 'memory') return createMemoryCoordinator({ logger: ctx.logger });
@@ -76,7 +93,9 @@ export async function mountTunnel(app: App, ctx: ServerContext, options: { coord
       void store.providers.touchAgent(agent.id).catch(() => undefined);
       return { agentId: agent.id, providerId: agent.provider_id };
     },
-    ...(directory && secret ? { cluster: { directory, secret, allowPlainText: config.tunnel.plainText !== 'refuse' } } : {}),
+    ...(directory && secret
+      ? { cluster: { directory, secret, allowPlainText: config.tunnel.plainText !== 'refuse', ...(config.cluster.caFile ? { ca: readCa(config.cluster.caFile) } : {}) } }
+      : {}),
   });
   app.decorate('tunnel', tunnel);
   app.decorate('coordinator', coordinator);
@@ -92,7 +111,7 @@ export async function mountTunnel(app: App, ctx: ServerContext, options: { coord
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.listen.port;
     const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
-    const url = config.cluster.nodeUrl ?? config.publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const url = config.cluster.nodeUrl ?? config.publicUrl ?? `http${config.tls ? 's' : ''}://${host.includes(':') ? `[${host}]` : host}:${port}`;
     await directory.registerNode(ctx.node.id, url);
   });
   app.addHook('preClose', async () => {
