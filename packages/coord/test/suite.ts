@@ -228,6 +228,8 @@ export function fencedWorker(coord: Coordinator, election: string, candidate: st
     isLeader: () => current?.isLeader() ?? false,
     async stop(): Promise<void> {
       stopped = true;
+      // Ends a campaign still waiting to be elected, so the loop can see `stopped`.
+      await current?.resign();
       await loop;
     },
   };
