@@ -12,3 +12,4 @@ const client = new TunnelClient({
 });
 client.once('session', () => process.stdout.write('ready\n'));
 client.start();
+process.on('SIGINT', () => process.exit(0));

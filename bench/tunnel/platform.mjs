@@ -45,3 +45,4 @@ process.on('message', (message) => {
   if (message === 'sessions') process.send?.(tunnel.sessions().length);
   if (message === 'ready-sessions') process.send?.(tunnel.table.candidates('prv_bench', undefined).length);
 });
+process.on('SIGINT', () => process.exit(0));

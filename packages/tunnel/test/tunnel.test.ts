@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { InsituError, waitFor } from '@insitu/core';
-import { bodyFrom, type TunnelClient } from '@insitu/tunnel';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { bodyFrom, createHttpProxyHandler, type TunnelClient } from '@insitu/tunnel';
 import { credentialFor, echoHandler, readAll, startAgent, startPlatform, text, waitRoutable, zeroStream, type TestPlatform } from './helpers.js';
 
 function isCode(code: string, status?: number) {
@@ -31,6 +33,36 @@ describe('tunnel: requests through one session', () => {
     assert.equal(info?.agentId, 'agt_a');
     assert.deepEqual(info?.services, [{ key: 'app@1.0.0', weight: 2 }]);
     assert.equal(info?.requests, 2);
+  });
+
+  it('proxies to a local HTTP application with createHttpProxyHandler, and answers 502 when it is down', async () => {
+    const app = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        res.writeHead(201, { 'content-type': 'text/plain', 'x-app': 'yes' });
+        res.end(`${req.method} ${req.url} ${Buffer.concat(chunks).toString('utf8')}`);
+      });
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    const port = (app.address() as AddressInfo).port;
+    const platform = await startPlatform();
+    platforms.push(platform);
+    const handler = createHttpProxyHandler({ host: '127.0.0.1', port });
+    agents.push(await startAgent([platform.url], handler, { providerId: 'prv_proxy', sessions: 1 }));
+    await waitRoutable(platform.tunnel, 1, 'prv_proxy');
+    const get = await platform.tunnel.request({ providerId: 'prv_proxy', method: 'GET', path: '/a?b=1' });
+    assert.equal(get.status, 201);
+    assert.equal(get.headers['x-app'], 'yes');
+    assert.equal(await text(get), 'GET /a?b=1 ');
+    const post = await platform.tunnel.request({ providerId: 'prv_proxy', method: 'POST', path: '/p', body: zeroStream(100_000, 1000) });
+    assert.equal((await text(post)).length, 'POST /p '.length + 100_000);
+    await new Promise<void>((resolve) => app.close(() => resolve()));
+    app.closeAllConnections();
+    const down = await platform.tunnel.request({ providerId: 'prv_proxy', method: 'GET', path: '/down' });
+    assert.equal(down.status, 502);
+    assert.match(await text(down), /INSITU_TUNNEL_UPSTREAM_FAILED/);
+    handler.close();
   });
 
   it('answers INSITU_TUNNEL_NO_ROUTE (503) for an unknown provider or a service nobody announced', async () => {
