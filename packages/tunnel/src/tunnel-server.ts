@@ -106,6 +106,8 @@ class AttemptFailure extends Error {
     readonly kind: FailureKind,
     message: string,
     readonly bodyStarted: boolean,
+    /** Refused by our own per-session stream limit: busy, not failing. */
+    readonly busy = false,
   ) {
     super(message);
   }
@@ -414,7 +416,7 @@ export class TunnelServer {
       } catch (error) {
         if (!(error instanceof AttemptFailure)) throw error;
         const session = chosen.session;
-        if (error.kind !== 'aborted') {
+        if (error.kind !== 'aborted' && !error.busy) {
           session.recordFailure();
           if (session.open && (session.consecutiveFailures >= 3 || error.kind === 'refused') && !session.isEjected()) {
             session.eject(error.message);
@@ -438,6 +440,12 @@ export class TunnelServer {
           });
         }
         if (error.kind === 'aborted') throw new InsituError('INSITU_TUNNEL_UPSTREAM_FAILED', 'the request was aborted by its caller');
+        if (error.busy) {
+          throw new InsituError('INSITU_TUNNEL_UNAVAILABLE', `every session of provider ${request.providerId} is at its stream limit`, {
+            headers: { 'retry-after': '1' },
+            details: { providerId: request.providerId, service: request.service },
+          });
+        }
         throw new InsituError('INSITU_TUNNEL_UPSTREAM_FAILED', `the agent session failed before answering: ${error.message}`, {
           details: { providerId: request.providerId, service: request.service, retried: attempt > 0 },
         });
@@ -448,7 +456,7 @@ export class TunnelServer {
 
   #attempt(session: AgentSession, request: TunnelRequest, method: string, deadline: number): Promise<TunnelResponse> {
     if (session.inFlight >= this.#timings.maxStreams) {
-      return Promise.reject(new AttemptFailure('refused', `session ${session.id} has ${session.inFlight} streams in flight`, false));
+      return Promise.reject(new AttemptFailure('refused', `session ${session.id} has ${session.inFlight} streams in flight`, false, true));
     }
     const hasBody = request.body !== undefined;
     let stream: http2.ClientHttp2Stream;

@@ -65,6 +65,19 @@ describe('tunnel: requests through one session', () => {
     handler.close();
   });
 
+  it('sends a request refused by a full session to another one, and answers 503 when every session is full', async () => {
+    const platform = await startPlatform({ timings: { maxStreams: 1 } });
+    platforms.push(platform);
+    for (const name of ['f1', 'f2']) agents.push(await startAgent([platform.url], echoHandler(name, 300), { providerId: 'prv_full', sessions: 1 }));
+    await waitRoutable(platform.tunnel, 2, 'prv_full');
+    const results = await Promise.allSettled(Array.from({ length: 3 }, () => platform.tunnel.request({ providerId: 'prv_full', method: 'GET', path: '/' }).then(text)));
+    const served = results.filter((r): r is PromiseFulfilledResult<string> => r.status === 'fulfilled').map((r) => (JSON.parse(r.value) as { agent: string }).agent);
+    assert.deepEqual(served.sort(), ['f1', 'f2']);
+    const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.ok(refused && isCode('INSITU_TUNNEL_UNAVAILABLE', 503)(refused.reason));
+    assert.equal(platform.tunnel.sessions().filter((s) => s.ejected).length, 0, 'a busy session is not ejected');
+  });
+
   it('answers INSITU_TUNNEL_NO_ROUTE (503) for an unknown provider or a service nobody announced', async () => {
     const platform = platforms[0];
     assert.ok(platform);
