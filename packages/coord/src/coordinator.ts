@@ -164,7 +164,13 @@ class RelistingWatch implements WatchHandle {
 
   async start(): Promise<void> {
     this.#watch = await this.engine.watch(this.prefix, (event) => this.#apply(event));
-    const { entries } = await this.engine.range(this.prefix);
+    let entries: KvEntry[];
+    try {
+      ({ entries } = await this.engine.range(this.prefix));
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
     for (const entry of entries) this.#merge(entry, false);
     void this.#relistLoop();
   }

@@ -25,6 +25,13 @@ function prefixEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]);
 }
 
+type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
+
+/** Exponential back-off for watch reconnects: 100 ms doubling up to 2 s. */
+function watchBackoff(delayMs: number): WatchBackoff {
+  return { duration: delayMs, next: () => watchBackoff(Math.min(delayMs * 2, 2000)) };
+}
+
 function unavailable(what: string, error: unknown): InsituError {
   return new InsituError('INSITU_COORD_UNAVAILABLE', `etcd ${what} failed: ${(error as Error).message}`, { cause: error });
 }
@@ -35,16 +42,21 @@ export class EtcdEngine implements Engine {
   readonly #client: Etcd3;
   readonly #ns: string;
   readonly #callTimeoutMs: number;
+  readonly #watchTimeoutMs: number;
 
   constructor(options: EtcdEngineOptions) {
     this.#ns = options.namespace;
     this.#callTimeoutMs = options.callTimeoutMs;
+    this.#watchTimeoutMs = Math.max(5000, options.dialTimeoutMs + options.callTimeoutMs);
     const clientOptions: IOptions = {
       hosts: [...options.endpoints],
       dialTimeout: options.dialTimeoutMs,
       // A member that hangs (SIGSTOP, partition) must not hang unary calls: give each a
       // deadline. Streams (watch, keep-alive) live on and are handled by their owners.
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.#callTimeoutMs }),
+      // Re-establish a broken watch stream within 2 s (the client's default backs off to
+      // 30 s, and its pending retry timers keep a closed client's process alive that long).
+      faultHandling: { watchBackoff: watchBackoff(100) },
     };
     this.#client = new Etcd3(clientOptions);
   }
@@ -141,11 +153,21 @@ export class EtcdEngine implements Engine {
   }
 
   async watch(prefix: string, onEvent: (event: EngineEvent) => void): Promise<{ close(): Promise<void> }> {
-    let watcher: Watcher;
+    const watcher: Watcher = this.#client.watch().prefix(this.#ns + prefix).watcher();
+    // The client retries a watch forever while etcd is down: bound the first attempt,
+    // and cancel the watcher on failure so its retries stop too.
+    watcher.on('error', () => undefined);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      watcher = await this.#client.watch().prefix(this.#ns + prefix).create();
+      await new Promise<void>((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`no watch within ${this.#watchTimeoutMs} ms`)), this.#watchTimeoutMs);
+        watcher.once('connected', () => resolve());
+      });
     } catch (error) {
+      await watcher.cancel().catch(() => undefined);
       throw unavailable('watch', error);
+    } finally {
+      clearTimeout(timer);
     }
     watcher.on('put', (kv) => {
       const entry = this.#entry(kv);
@@ -155,8 +177,8 @@ export class EtcdEngine implements Engine {
       onEvent({ type: 'delete', key: kv.key.toString('utf8').slice(this.#ns.length), revision: Number(kv.mod_revision) });
     });
     // The client reconnects watches itself; the coordinator's periodic re-list covers
-    // what a silently dead watch would miss. An unhandled 'error' would crash the process.
-    watcher.on('error', () => undefined);
+    // what a silently dead watch would miss (the 'error' listener above keeps an error
+    // from crashing the process).
     return {
       close: async () => {
         await watcher.cancel().catch(() => undefined);
