@@ -14,8 +14,10 @@
  */
 export { createTunnelServer, TunnelServer, bodyFrom } from './tunnel-server.js';
 export type { TunnelServerOptions, TunnelRequest, TunnelResponse, SessionInfo } from './tunnel-server.js';
-export { TunnelClient, backoffDelay } from './tunnel-client.js';
-export type { TunnelClientOptions, TunnelHandler, CommandHandler, BackoffOptions, ClientSessionInfo } from './tunnel-client.js';
+export { TunnelClient, backoffDelay, RAW_STREAM_HANDLER } from './tunnel-client.js';
+export type {
+  TunnelClientOptions, TunnelHandler, RawStreamHandler, RawStreamCapable, CommandHandler, BackoffOptions, ClientSessionInfo,
+} from './tunnel-client.js';
 export type { AgentIdentity, SessionTimings } from './agent-session.js';
 export type { BalancerPolicy } from './routing-table.js';
 export { createLocalDirectory } from './directory.js';

@@ -13,6 +13,17 @@ import {
 /** The local handler that serves the platform's requests (Node's HTTP/2 compatibility API). */
 export type TunnelHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
 
+/** Serves one request on the core HTTP/2 stream API (faster than `(req, res)`). */
+export type RawStreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+
+/** Marks a {@link TunnelHandler} that also has a {@link RawStreamHandler}, used instead when present. */
+export const RAW_STREAM_HANDLER: unique symbol = Symbol.for('insitu.tunnel.rawStreamHandler');
+
+/** A handler carrying a raw stream implementation under {@link RAW_STREAM_HANDLER}. */
+export interface RawStreamCapable {
+  [RAW_STREAM_HANDLER]: RawStreamHandler;
+}
+
 /** A control command handler: its result (JSON) goes back to the platform. */
 export type CommandHandler = (payload: unknown) => unknown;
 
@@ -67,7 +78,7 @@ interface LiveSession {
   connectedAt: number;
   h2: http2.ServerHttp2Session | undefined;
   socket: Socket;
-  control: http2.Http2ServerResponse | undefined;
+  control: http2.ServerHttp2Stream | undefined;
 }
 
 class Sleeper {
@@ -125,18 +136,28 @@ export class TunnelClient extends EventEmitter {
     this.#options = options;
     this.#services = options.services ?? [];
     this.#logger = options.logger ?? createLogger({ name: 'tunnel-client', level: 'silent' });
-    this.#server = http2.createServer(
-      {
-        settings: {
-          initialWindowSize: STREAM_WINDOW,
-          maxConcurrentStreams: options.maxConcurrentStreams ?? 4096,
-          maxFrameSize: MAX_FRAME_SIZE,
-          enablePush: false,
-        },
-        maxSessionMemory: 64,
+    this.#server = http2.createServer({
+      settings: {
+        initialWindowSize: STREAM_WINDOW,
+        maxConcurrentStreams: options.maxConcurrentStreams ?? 4096,
+        maxFrameSize: MAX_FRAME_SIZE,
+        enablePush: false,
       },
-      (req, res) => this.#onRequest(req, res),
-    );
+      maxSessionMemory: 64,
+    });
+    // The control stream is served on the core stream API; requests go to a raw stream
+    // handler when the handler has one (no compatibility objects per request), else to
+    // the (req, res) handler through Node's compatibility layer.
+    const raw = (options.handler as Partial<RawStreamCapable>)[RAW_STREAM_HANDLER];
+    this.#server.on('stream', (stream, headers) => {
+      if (headers[':path'] === CONTROL_PATH) this.#onControl(stream, headers);
+      else if (raw) this.#onRawStream(raw, stream, headers);
+    });
+    if (!raw) {
+      this.#server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+        if (req.url !== CONTROL_PATH) this.#onRequest(req, res);
+      });
+    }
     this.#server.on('session', (session) => {
       const live = this.#connecting;
       if (live) {
@@ -288,10 +309,6 @@ export class TunnelClient extends EventEmitter {
   }
 
   #onRequest(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
-    if (req.url === CONTROL_PATH) {
-      this.#onControl(req, res);
-      return;
-    }
     try {
       this.#options.handler(req, res);
     } catch (error) {
@@ -305,22 +322,32 @@ export class TunnelClient extends EventEmitter {
     }
   }
 
-  #onControl(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
-    const live = this.#bySession.get(req.stream.session as http2.ServerHttp2Session);
-    if (!live || req.method !== 'POST') {
-      res.writeHead(404);
-      res.end();
+  #onRawStream(raw: RawStreamHandler, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    try {
+      raw(stream, headers);
+    } catch (error) {
+      this.#logger.error({ err: error }, 'tunnel handler threw');
+      if (!stream.headersSent) stream.respond({ ':status': 500 }, { endStream: true });
+      else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
+  }
+
+  #onControl(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on('error', () => undefined);
+    const live = this.#bySession.get(stream.session as http2.ServerHttp2Session);
+    if (!live || headers[':method'] !== 'POST') {
+      stream.respond({ ':status': 404 }, { endStream: true });
       return;
     }
-    live.control = res;
-    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    res.write(encodeFrame({ type: 'hello', agentVersion: this.#options.agentVersion ?? '', services: this.#services }));
-    readFrames(req, PlatformFrameSchema, 'control frame from the platform', (frame) => void this.#onPlatformFrame(live, frame), (error) => {
+    live.control = stream;
+    stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
+    stream.write(encodeFrame({ type: 'hello', agentVersion: this.#options.agentVersion ?? '', services: this.#services }));
+    readFrames(stream, PlatformFrameSchema, 'control frame from the platform', (frame) => void this.#onPlatformFrame(live, frame), (error) => {
       this.#logger.warn({ code: error.code, err: error.message }, 'bad control frame from the platform: dropping the session');
       live.h2?.destroy();
     });
-    res.on('close', () => {
-      if (live.control === res) live.control = undefined;
+    stream.on('close', () => {
+      if (live.control === stream) live.control = undefined;
     });
   }
 

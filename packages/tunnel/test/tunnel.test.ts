@@ -49,19 +49,25 @@ describe('tunnel: requests through one session', () => {
     const platform = await startPlatform();
     platforms.push(platform);
     const handler = createHttpProxyHandler({ host: '127.0.0.1', port });
+    // The raw-stream form (what the tunnel client picks) and the (req, res) form.
     agents.push(await startAgent([platform.url], handler, { providerId: 'prv_proxy', sessions: 1 }));
-    await waitRoutable(platform.tunnel, 1, 'prv_proxy');
-    const get = await platform.tunnel.request({ providerId: 'prv_proxy', method: 'GET', path: '/a?b=1' });
-    assert.equal(get.status, 201);
-    assert.equal(get.headers['x-app'], 'yes');
-    assert.equal(await text(get), 'GET /a?b=1 ');
-    const post = await platform.tunnel.request({ providerId: 'prv_proxy', method: 'POST', path: '/p', body: zeroStream(100_000, 1000) });
-    assert.equal((await text(post)).length, 'POST /p '.length + 100_000);
+    agents.push(await startAgent([platform.url], (req, res) => handler(req, res), { providerId: 'prv_proxy_compat', sessions: 1 }));
+    for (const providerId of ['prv_proxy', 'prv_proxy_compat']) {
+      await waitRoutable(platform.tunnel, 1, providerId);
+      const get = await platform.tunnel.request({ providerId, method: 'GET', path: '/a?b=1' });
+      assert.equal(get.status, 201);
+      assert.equal(get.headers['x-app'], 'yes');
+      assert.equal(await text(get), 'GET /a?b=1 ');
+      const post = await platform.tunnel.request({ providerId, method: 'POST', path: '/p', body: zeroStream(100_000, 1000) });
+      assert.equal((await text(post)).length, 'POST /p '.length + 100_000);
+    }
     await new Promise<void>((resolve) => app.close(() => resolve()));
     app.closeAllConnections();
-    const down = await platform.tunnel.request({ providerId: 'prv_proxy', method: 'GET', path: '/down' });
-    assert.equal(down.status, 502);
-    assert.match(await text(down), /INSITU_TUNNEL_UPSTREAM_FAILED/);
+    for (const providerId of ['prv_proxy', 'prv_proxy_compat']) {
+      const down = await platform.tunnel.request({ providerId, method: 'GET', path: '/down' });
+      assert.equal(down.status, 502);
+      assert.match(await text(down), /INSITU_TUNNEL_UPSTREAM_FAILED/);
+    }
     handler.close();
   });
 
