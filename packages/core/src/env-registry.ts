@@ -30,6 +30,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'INSITU_DATABASE_PASSWORD', scope: 'platform', type: 'string', option: 'database.password', meaning: 'Password for a MySQL/MariaDB platform database.' },
   { name: 'INSITU_SIGNUP', scope: 'platform', type: 'string', option: 'auth.signup', meaning: 'Self-service sign-up: open, approval or closed.' },
   { name: 'INSITU_METRICS_TOKEN', scope: 'platform', type: 'string', option: 'metrics.token', meaning: 'Bearer token that may scrape /metrics besides platform admins.' },
+  { name: 'INSITU_CLUSTER_SECRET', scope: 'platform', type: 'string', option: 'cluster.secret', meaning: 'Shared secret of the platform nodes of a cluster (node-to-node forwarding).' },
   { name: 'INSITU_URL', scope: 'cli', type: 'string', meaning: 'Platform URL that CLI commands talk to; same as --url.' },
   { name: 'INSITU_TOKEN', scope: 'cli', type: 'string', meaning: 'Bearer token that CLI commands send; same as --token.' },
   { name: 'INSITU_LISTEN', scope: 'app', type: 'string', meaning: 'Set by the agent for an application: the Unix socket it must serve HTTP on.' },

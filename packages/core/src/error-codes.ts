@@ -39,6 +39,27 @@ export const ERROR_CODES = {
   INSITU_UNAVAILABLE: { status: 503, meaning: 'The platform cannot serve the request right now; retry later.' },
   INSITU_NOT_READY: { status: 503, meaning: 'The process is alive but not ready to serve.' },
   INSITU_REMOTE: { status: 502, meaning: 'A platform endpoint called by the CLI answered with an error or could not be reached.' },
+
+  // Coordination (coord)
+  INSITU_COORD_UNAVAILABLE: { status: 503, meaning: 'The coordination store (etcd) cannot be reached, or the coordinator is closed.' },
+  INSITU_COORD_LEASE_LOST: { status: 503, meaning: 'A coordination lease expired or was revoked; what it held is gone.' },
+  INSITU_COORD_NOT_LEADER: { status: 409, meaning: 'This node no longer holds the leadership; its fenced write was refused.' },
+
+  // Reverse tunnel (tunnel)
+  INSITU_TUNNEL_NO_ROUTE: { status: 503, meaning: 'No live agent session serves this provider and service on any platform node.' },
+  INSITU_TUNNEL_UPSTREAM_FAILED: { status: 502, meaning: 'The agent session failed before a complete answer and the request could not be retried.' },
+  INSITU_TUNNEL_TIMEOUT: { status: 504, meaning: 'The agent did not answer within the deadline.' },
+  INSITU_TUNNEL_UNAVAILABLE: { status: 503, meaning: 'A platform node or agent session cannot be reached right now.' },
+  INSITU_TUNNEL_BAD_UPGRADE: { status: 400, meaning: 'The tunnel upgrade request is malformed (method, Upgrade header or path).' },
+  INSITU_TUNNEL_BAD_FRAME: { status: 400, meaning: 'A control frame is not JSON, too long or does not match its schema; the session is closed.' },
+  INSITU_TUNNEL_PROTOCOL: { status: 400, meaning: 'The other side broke the tunnel protocol (HTTP/2 error, control stream closed); the session is closed.' },
+  INSITU_TUNNEL_TLS_REQUIRED: { status: 403, meaning: 'The platform accepts agent sessions over TLS only (plain text was not allowed on both sides).' },
+  INSITU_TUNNEL_CREDENTIAL_REJECTED: { status: 401, meaning: 'The platform refused the agent credential (unknown or revoked): re-enrol the agent.' },
+  INSITU_TUNNEL_TOO_MANY_SESSIONS: { status: 429, meaning: 'An agent opened more sessions to one node than allowed; the oldest was closed.' },
+  INSITU_TUNNEL_EJECTED: { status: 503, meaning: 'A session failed or missed PINGs and was taken out of load balancing for a while.' },
+  INSITU_TUNNEL_COMMAND_FAILED: { status: 502, meaning: 'The agent could not run a control command.' },
+  INSITU_TUNNEL_UNKNOWN_COMMAND: { status: 404, meaning: 'The agent has no handler for this control command.' },
+
   INSITU_INTERNAL: { status: 500, meaning: 'An unexpected error; the request id finds it in the logs.' },
 
   // Agent: data API, bundles, sandbox and application instances

@@ -1,6 +1,7 @@
 import swagger from '@fastify/swagger';
 import { InsituError, createHttpMetrics, createLogger, createMetricsRegistry, isId, newId, type Logger } from '@insitu/core';
 import type { Store } from '@insitu/store';
+import type { Coordinator } from '@insitu/coord';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import Fastify, { LogController } from 'fastify';
@@ -26,6 +27,7 @@ import { registerDatasetRoutes } from './routes/datasets.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerOrgRoutes } from './routes/orgs.js';
 import { registerProviderRoutes } from './routes/providers.js';
+import { mountTunnel, readTlsFiles } from './tunnel-endpoint.js';
 import { VERSION } from './version.js';
 
 /** Options for {@link buildServer}. */
@@ -35,8 +37,10 @@ export interface BuildServerOptions {
   logger?: Logger;
   now?: () => number;
   nodeId?: string;
-  /** How the gateway reaches application instances (the tunnel); calls are 503 without one. */
+  /** How the gateway reaches application instances; the tunnel by default. Tests pass their own. */
   dispatcher?: ServiceDispatcher;
+  /** Coordination store to use instead of the one the config names (the caller closes it). */
+  coordinator?: Coordinator;
 }
 
 /** The platform services a built server runs, for whoever wires the tunnel and tests. */
@@ -84,6 +88,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   };
 
   const app = Fastify({
+    ...(config.tls ? { https: readTlsFiles(config.tls) } : {}),
     loggerInstance: logger,
     // We write one line per request ourselves (onResponse), with the route and principal.
     logController: new LogController({ disableRequestLogging: true }),
@@ -170,6 +175,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     },
   });
 
+  await mountTunnel(app, ctx, options.coordinator ? { coordinator: options.coordinator } : {});
   const reconciler = new DeploymentReconciler(ctx);
   const recorder = new CallRecorder(store, logger, config.audit);
   let dispatcher = options.dispatcher ?? NO_DISPATCHER;

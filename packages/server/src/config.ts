@@ -66,6 +66,42 @@ export const ServerConfigSchema = Type.Object(
       { token: Type.Optional(Type.String({ minLength: 16, description: 'Bearer token allowed to scrape /metrics (besides platform admins)' })) },
       { ...Closed, default: {} },
     ),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          certFile: Type.String({ description: 'PEM server certificate (insitu init issues one from the platform CA: tls/server.pem)' }),
+          keyFile: Type.String({ description: 'PEM private key of the certificate (tls/server-key.pem)' }),
+        },
+        { ...Closed, description: 'Serve the API, the tunnel endpoint and node-to-node forwarding over TLS' },
+      ),
+    ),
+    tunnel: Type.Object(
+      {
+        balancer: Type.Enum(['p2c', 'round-robin', 'weighted'] as const, { default: 'p2c', description: 'How requests are spread over the sessions of a service' }),
+        deadlineMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000, description: 'Default time allowed until an agent answers with response headers' }),
+        idleTimeoutMs: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 60_000, description: 'A response body idle this long is cut' }),
+        pingIntervalMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'HTTP/2 PING interval on agent sessions' }),
+        pingTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 5000, description: 'A PING unanswered this long ejects the session; two close it' }),
+        plainText: Type.Enum(['loopback', 'allow', 'refuse'] as const, {
+          default: 'loopback',
+          description: 'Agent sessions without TLS: only from loopback (default), from anywhere, or never',
+        }),
+        maxSessionsPerAgent: Type.Integer({ minimum: 1, maximum: 64, default: 4, description: 'Sessions one agent may hold on this node; a new one replaces the oldest' }),
+      },
+      { ...Closed, default: {} },
+    ),
+    cluster: Type.Object(
+      {
+        coordination: Type.Enum(['memory', 'etcd'] as const, { default: 'memory', description: 'memory: one node alone; etcd: a cluster (set etcdEndpoints)' }),
+        etcdEndpoints: Type.Array(Type.String({ pattern: '^https?://' }), { default: [], description: 'Client URLs of the etcd members' }),
+        etcdNamespace: Type.String({ default: 'insitu/', description: 'Prefix of every key this platform keeps in etcd' }),
+        nodeUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'URL under which the other nodes reach this one (default: publicUrl, else the listen address)' })),
+        secret: Type.Optional(Type.String({ minLength: 32, description: 'Shared secret of the nodes (node-to-node HMAC); prefer INSITU_CLUSTER_SECRET or secretFile' })),
+        secretFile: Type.Optional(Type.String({ description: 'File holding the cluster secret' })),
+        caFile: Type.Optional(Type.String({ description: 'Platform CA (PEM) to trust when forwarding to other nodes over https (tls/ca.pem)' })),
+      },
+      { ...Closed, default: {} },
+    ),
   },
   Closed,
 );

@@ -57,7 +57,7 @@ export async function startServer(options: { config: Readonly<ServerConfig>; dat
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.config.listen.port;
   const host = options.config.listen.host.includes(':') ? `[${options.config.listen.host}]` : options.config.listen.host;
-  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  const url = `http${options.config.tls ? 's' : ''}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
   logger.info({ url }, 'platform server listening');
   const running = app;
   return {

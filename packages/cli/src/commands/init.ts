@@ -1,8 +1,9 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InsituError } from '@insitu/core';
 import { openStore } from '@insitu/store';
 import { initPlatform, storeConfigFor } from '@insitu/server';
+import { createPlatformCa, issueServerCertificate } from '@insitu/tunnel';
 import { stringify } from 'yaml';
 import { dataDirOf, ensureDataDir, isInitialised, loadCliServerConfig, type DataDirOptions } from '../data-dir.js';
 import { line, type CliIo } from '../io.js';
@@ -20,6 +21,27 @@ export interface InitResult {
   dataDir: string;
   configFile: string;
   admin: { email: string; password: string };
+  /** The platform CA (agents pin it) and the server certificate issued from it. */
+  tls: { caFile: string; certFile: string; keyFile: string };
+}
+
+/**
+ * Create the platform CA and a server certificate for `host` (plus localhost) in
+ * `<data dir>/tls/`. Agents pin `ca.pem`; `tls.certFile`/`tls.keyFile` in the config
+ * turn TLS on for the API and the tunnel endpoint.
+ */
+async function writePlatformTls(dataDir: string, host: string): Promise<InitResult['tls']> {
+  const dir = join(dataDir, 'tls');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const ca = await createPlatformCa();
+  const hosts = [...new Set([host === '0.0.0.0' || host === '::' ? 'localhost' : host, 'localhost', '127.0.0.1'])];
+  const server = await issueServerCertificate(ca, { hosts });
+  const files = { caFile: join(dir, 'ca.pem'), certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server-key.pem') };
+  await writeFile(files.caFile, ca.certPem, { mode: 0o644 });
+  await writeFile(join(dir, 'ca-key.pem'), ca.keyPem, { mode: 0o600 });
+  await writeFile(files.certFile, server.certPem, { mode: 0o644 });
+  await writeFile(files.keyFile, server.keyPem, { mode: 0o600 });
+  return files;
 }
 
 /**
@@ -41,8 +63,9 @@ export async function initDataDir(options: InitOptions, io: CliIo): Promise<Init
   try {
     const init = await initPlatform(store, { adminEmail: options.adminEmail }, { N: 2 ** config.auth.passwordCost, r: 8, p: 1 });
     const header = '# Insitu platform configuration. Every option and its default: packages/server/README.md\n';
+    const tls = await writePlatformTls(dataDir, options.host ?? '127.0.0.1');
     await writeFile(configFile, header + stringify(fileConfig), { mode: 0o600 });
-    return { dataDir, configFile, admin: { email: init.admin.email, password: init.password } };
+    return { dataDir, configFile, admin: { email: init.admin.email, password: init.password }, tls };
   } finally {
     await store.close();
   }
@@ -58,5 +81,6 @@ export async function runInit(options: InitOptions, io: CliIo): Promise<void> {
   line(io.stdout, `  config:   ${result.configFile}`);
   line(io.stdout, `  admin:    ${result.admin.email}`);
   line(io.stdout, `  password: ${result.admin.password}`);
+  line(io.stdout, `  CA:       ${result.tls.caFile} (agents pin it; tls.certFile/keyFile in the config turn TLS on)`);
   line(io.stdout, 'The password is shown only now; only its scrypt hash is stored.');
 }

@@ -110,6 +110,7 @@ export function registerAgentRoutes(app: App, ctx: ServerContext): void {
       }
       requireOrgRole(principal, provider.org_id, ['provider']);
       if (!(await store.providers.revokeAgent(agent.id))) throw new InsituError('INSITU_CONFLICT', 'the agent is revoked already');
+      app.tunnel.closeAgent(agent.id);
       request.log.info({ agentId: agent.id }, 'agent revoked');
       return reply.status(204).send();
     },

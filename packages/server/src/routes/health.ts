@@ -58,6 +58,24 @@ export function registerHealthRoutes(app: App, ctx: ServerContext): void {
             nodes: Type.Array(Type.Object({ id: Type.String(), version: Type.String(), startedAt: Type.String(), role: Type.String(), services: Type.Array(Type.String()) })),
             database: Type.Object({ dialect: Type.String(), status: Type.String() }),
             coordination: Type.Object({ kind: Type.String() }),
+            tunnel: Type.Object({
+              sessions: Type.Array(
+                Type.Object({
+                  sessionId: Type.String(),
+                  agentId: Type.String(),
+                  providerId: Type.String(),
+                  nodeId: Type.String(),
+                  remoteAddress: Type.String(),
+                  connectedAt: Type.String(),
+                  services: Type.Array(Type.Object({ key: Type.String(), weight: Type.Optional(Type.Number()), capacity: Type.Optional(Type.Integer()) })),
+                  inFlight: Type.Integer(),
+                  rttMs: Type.Number(),
+                  ewmaMs: Type.Number(),
+                  ejected: Type.Boolean(),
+                  requests: Type.Integer(),
+                }),
+              ),
+            }),
           }),
         },
       },
@@ -71,7 +89,8 @@ export function registerHealthRoutes(app: App, ctx: ServerContext): void {
       return {
         nodes: [{ id: ctx.node.id, version: ctx.node.version, startedAt: iso(ctx.node.startedAt), role: 'all-in-one', services: ['api'] }],
         database: { dialect: ctx.store.dialect, status },
-        coordination: { kind: 'memory' },
+        coordination: { kind: app.coordinator.kind },
+        tunnel: { sessions: app.tunnel.sessions() },
       };
     },
   );

@@ -1,0 +1,79 @@
+import http from 'node:http';
+import http2 from 'node:http2';
+import { forwardableHeaders } from './protocol.js';
+import { RAW_STREAM_HANDLER, type RawStreamCapable, type TunnelHandler } from './tunnel-client.js';
+
+/** Where {@link createHttpProxyHandler} sends requests: a TCP port or a Unix socket. */
+export type HttpProxyTarget = { host: string; port: number } | { socketPath: string };
+
+const BAD_GATEWAY = JSON.stringify({ error: { code: 'INSITU_TUNNEL_UPSTREAM_FAILED', message: 'the local application did not answer' } });
+
+/**
+ * A tunnel handler that passes each request to a local HTTP/1.1 server (an application
+ * on a port or a Unix socket) over kept-alive connections, streaming both bodies. The
+ * tunnel client uses its raw-stream form (no compatibility objects per request); the
+ * `(req, res)` form works anywhere else.
+ */
+export function createHttpProxyHandler(target: HttpProxyTarget, options: { maxSockets?: number } = {}): TunnelHandler & RawStreamCapable & { close(): void } {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 });
+  const handler = ((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    const upstream = http.request(
+      { ...target, agent, method: req.method, path: req.url, headers: forwardableHeaders(req.headers) },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, forwardableHeaders(answer.headers));
+        // pipe(), not pipeline(): pipeline allocates an AbortController (and a
+        // DOMException when it finishes) per request, a few per cent of the agent's CPU.
+        answer.on('error', () => res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+        answer.pipe(res);
+      },
+    );
+    res.on('close', () => {
+      if (!upstream.writableFinished || !res.writableFinished) upstream.destroy();
+    });
+    upstream.on('error', () => {
+      if (!res.headersSent) {
+        res.writeHead(502, { 'content-type': 'application/json' });
+        res.end(BAD_GATEWAY);
+      } else {
+        res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+    });
+    // A request without a body (END_STREAM on its headers) needs no stream plumbing.
+    if (req.stream.endAfterHeaders) upstream.end();
+    else {
+      req.on('error', () => upstream.destroy());
+      req.pipe(upstream);
+    }
+  }) as TunnelHandler & RawStreamCapable & { close(): void };
+  handler[RAW_STREAM_HANDLER] = (stream, headers) => {
+    stream.on('error', () => undefined);
+    const upstream = http.request(
+      { ...target, agent, method: String(headers[':method'] ?? 'GET'), path: String(headers[':path'] ?? '/'), headers: forwardableHeaders(headers) },
+      (answer) => {
+        if (stream.destroyed) {
+          answer.destroy();
+          return;
+        }
+        stream.respond({ ...forwardableHeaders(answer.headers), ':status': answer.statusCode ?? 502 });
+        answer.on('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+        answer.pipe(stream);
+      },
+    );
+    stream.on('close', () => {
+      if (!upstream.writableFinished || !stream.writableFinished) upstream.destroy();
+    });
+    upstream.on('error', () => {
+      if (stream.destroyed) return;
+      if (!stream.headersSent) {
+        stream.respond({ ':status': 502, 'content-type': 'application/json' });
+        stream.end(BAD_GATEWAY);
+      } else {
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+    });
+    if (stream.endAfterHeaders) upstream.end();
+    else stream.pipe(upstream);
+  };
+  handler.close = () => agent.destroy();
+  return handler;
+}
