@@ -5,6 +5,13 @@ if (major < 20 || (major === 20 && minor < 12)) {
   process.stderr.write(`insitu needs Node.js 20.12 or newer; this is ${process.version}\n`);
   process.exit(1);
 }
+// A closed pipe (`insitu … | head`) ends the command quietly, as for other Unix tools.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
+}
 const { main } = await import('../dist/src/index.js');
 const controller = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM']) {

@@ -113,7 +113,8 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .command('agent')
     .description('run the provider agent: enrol once, publish the metadata of the sources in agent.yaml, run deployed applications')
     .requiredOption('--config <file>', 'agent config (agent.yaml): sources, sync interval, sandbox, limits')
-    .option('--platform <url>', 'platform URL (env INSITU_URL)')
+    .option('--platform <urls>', 'platform URL, or URLs of several nodes separated by commas (env INSITU_URL)')
+    .option('--ca <file>', "the platform CA to pin (PEM; the platform's tls/ca.pem)")
     .option('--token <token>', 'single-use enrolment token, needed on the first run only')
     .addOption(dataDir())
     .option('--name <name>', 'agent name shown on the platform (default: config name, else host name)')
@@ -121,7 +122,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--once', 'enrol, sync the metadata once, print the report and exit')
     .option('--json', 'with --once: print the report as JSON')
     .addOption(logLevel())
-    .action(async (options: { config: string; platform?: string; token?: string; dataDir?: string; name?: string; sandbox?: boolean; once?: boolean; json?: boolean; logLevel?: LogLevel }) => {
+    .action(async (options: { config: string; platform?: string; ca?: string; token?: string; dataDir?: string; name?: string; sandbox?: boolean; once?: boolean; json?: boolean; logLevel?: LogLevel }) => {
       exitCode = await runAgent(options, io);
     });
 

@@ -12,7 +12,9 @@ import type { ServerContext } from './context.js';
 import { toApiError } from './errors.js';
 import { DeploymentReconciler } from './apps/reconciler.js';
 import { CallRecorder } from './gateway/call-recorder.js';
-import { NO_DISPATCHER, type ServiceDispatcher } from './gateway/dispatcher.js';
+import type { ServiceDispatcher } from './gateway/dispatcher.js';
+import { tunnelDispatcher } from './gateway/tunnel-dispatcher.js';
+import { desiredFor } from './apps/desired-state.js';
 import { registerGateway, type Gateway } from './gateway/gateway.js';
 import { registerAccountRoutes } from './routes/accounts.js';
 import { registerAgentControlRoutes } from './routes/agent-control.js';
@@ -178,7 +180,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   await mountTunnel(app, ctx, options.coordinator ? { coordinator: options.coordinator } : {});
   const reconciler = new DeploymentReconciler(ctx);
   const recorder = new CallRecorder(store, logger, config.audit);
-  let dispatcher = options.dispatcher ?? NO_DISPATCHER;
+  let dispatcher = options.dispatcher ?? tunnelDispatcher(() => app.tunnel);
   const baseUrl = () => {
     if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
     const address = app.server.address();
@@ -186,6 +188,11 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   };
   const gateway = registerGateway(app, ctx, { dispatcher: () => dispatcher, recorder, baseUrl });
   reconciler.on('routes-changed', () => gateway.router.invalidate());
+  // A change of a provider's deployments is pushed to its agents with a session on this
+  // node at once; agents on other nodes find it at their next poll.
+  reconciler.on('desired-changed', (providerId) => {
+    void pushDesired(app, ctx, providerId);
+  });
   app.decorate('insitu', {
     reconciler,
     recorder,
@@ -218,4 +225,20 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   app.get('/api/v1/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
 
   return app;
+}
+
+/** Send a provider's desired deployments to its agents connected to this node. */
+async function pushDesired(app: App, ctx: ServerContext, providerId: string): Promise<void> {
+  try {
+    const agents = new Set(app.tunnel.sessions().filter((s) => s.providerId === providerId).map((s) => s.agentId));
+    if (agents.size === 0) return;
+    const deployments = await desiredFor(ctx.store, providerId);
+    await Promise.all(
+      [...agents].map((agentId) =>
+        app.tunnel.command(agentId, 'desired', { deployments }).catch((error: unknown) => ctx.logger.warn({ err: error, agentId }, 'pushing desired deployments failed; the agent will poll')),
+      ),
+    );
+  } catch (error) {
+    ctx.logger.warn({ err: error, providerId }, 'pushing desired deployments failed');
+  }
 }

@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { InsituError, type DatasetInput } from '@insitu/core';
 
 /** The agent as the platform describes it. */
@@ -17,14 +19,43 @@ export interface CatalogDataset {
   syncedAt: string;
 }
 
+/** A deployment the platform wants this agent's provider to run (`GET /api/v1/agents/self/desired`). */
+export interface PlatformDeployment {
+  id: string;
+  app: string;
+  version: string;
+  digest: string;
+  replicas: number;
+  /** Platform path of the bundle. */
+  bundle: string;
+  state: 'active' | 'draining';
+}
+
+/** One deployment as the agent reports it (`PUT /api/v1/agents/self/status`). */
+export interface DeploymentReport {
+  id: string;
+  state: 'pending' | 'starting' | 'running' | 'crash-looping' | 'failed' | 'stopped' | 'stopping';
+  ready: number;
+  desired: number;
+  reason?: string;
+}
+
+/** How to reach the platform over HTTPS: trust only its own CA when given (pinned). */
+export interface PlatformTls {
+  ca?: string | Buffer;
+}
+
 /**
- * The few platform endpoints an agent calls over plain HTTPS with its credential:
- * enrolment, its own identity, and writing its provider's catalog (metadata only).
+ * The platform endpoints an agent calls with its credential: enrolment, its own
+ * identity, writing its provider's catalog (metadata only), its desired deployments,
+ * their bundles and its status reports. Over HTTPS it trusts only the platform's CA when
+ * one is given (the same CA the tunnel pins).
  */
 export class PlatformClient {
   constructor(
     readonly url: string,
     private credential?: string,
+    private readonly tls: PlatformTls = {},
   ) {
     this.url = url.replace(/\/+$/, '');
   }
@@ -33,29 +64,41 @@ export class PlatformClient {
     this.credential = credential;
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, auth = true): Promise<{ status: number; body: T }> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.url}${path}`, {
-        method,
-        headers: {
-          ...(auth && this.credential ? { authorization: `Bearer ${this.credential}` } : {}),
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+  /** One HTTP exchange with node's own http/https (so the platform CA can be pinned), bounded in time. */
+  private exchange(method: string, path: string, body: Buffer | undefined, headers: Record<string, string>, timeoutMs: number): Promise<{ status: number; data: Buffer }> {
+    const target = new URL(`${this.url}${path}`);
+    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(
+        target,
+        { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) }, timeout: timeoutMs, ...(target.protocol === 'https:' && this.tls.ca ? { ca: this.tls.ca } : {}) },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, data: Buffer.concat(chunks) }));
+          res.on('error', reject);
         },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(30_000),
-      });
-    } catch (error) {
-      throw new InsituError('INSITU_REMOTE', `cannot reach the platform at ${this.url}: ${(error as Error).message}`, { cause: error });
-    }
-    const text = await response.text();
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on('error', (error) => reject(new InsituError('INSITU_REMOTE', `cannot reach the platform at ${this.url}: ${error.message}`, { cause: error })));
+      req.end(body);
+    });
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown, auth = true): Promise<{ status: number; body: T }> {
+    const headers: Record<string, string> = {
+      ...(auth && this.credential ? { authorization: `Bearer ${this.credential}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    };
+    const { status, data } = await this.exchange(method, path, body !== undefined ? Buffer.from(JSON.stringify(body)) : undefined, headers, 30_000);
+    const text = data.toString('utf8');
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
       parsed = text;
     }
-    return { status: response.status, body: parsed as T };
+    return { status, body: parsed as T };
   }
 
   private static failure(what: string, status: number, body: unknown): InsituError {
@@ -112,5 +155,26 @@ export class PlatformClient {
       cursor = body.nextCursor;
     } while (cursor);
     return out;
+  }
+
+  /** What this agent's provider should run. */
+  async desired(): Promise<PlatformDeployment[]> {
+    const { status, body } = await this.call<{ deployments: PlatformDeployment[] }>('GET', '/api/v1/agents/self/desired');
+    if (status !== 200) throw PlatformClient.failure('reading the desired deployments', status, body);
+    return body.deployments;
+  }
+
+  /** Report the state of every deployment this agent runs. */
+  async reportStatus(deployments: readonly DeploymentReport[]): Promise<void> {
+    const { status, body } = await this.call('PUT', '/api/v1/agents/self/status', { deployments });
+    if (status !== 204) throw PlatformClient.failure('reporting the deployment status', status, body);
+  }
+
+  /** Download a bundle (the platform path from a deployment); the caller verifies its digest. */
+  async bundle(path: string): Promise<Buffer> {
+    if (!path.startsWith('/api/v1/bundles/')) throw new InsituError('INSITU_BUNDLE_INVALID', `the platform named an unexpected bundle location: ${path}`);
+    const { status, data } = await this.exchange('GET', path, undefined, this.credential ? { authorization: `Bearer ${this.credential}` } : {}, 300_000);
+    if (status !== 200) throw PlatformClient.failure(`downloading bundle ${path}`, status, data.toString('utf8').slice(0, 500));
+    return data;
   }
 }

@@ -1,12 +1,15 @@
+import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { InsituError, createLogger, type LogLevel } from '@insitu/core';
-import { Agent, MetadataSync, PlatformClient, defaultAgentName, loadAgentConfig, obtainCredential, watchSources, type SyncReport } from '@insitu/agent';
+import { Agent, MetadataSync, PlatformBundleSource, PlatformClient, PlatformLink, defaultAgentName, loadAgentConfig, obtainCredential, watchSources, type SyncReport } from '@insitu/agent';
 import { VERSION } from '@insitu/server';
 import { dataDirOf, ensureDataDir, type DataDirOptions } from '../data-dir.js';
 import { line, untilAborted, type CliIo } from '../io.js';
 
 export interface AgentCommandOptions extends DataDirOptions {
   platform?: string;
+  /** PEM file of the platform CA to pin (the platform's `tls/ca.pem`). */
+  ca?: string;
   token?: string;
   name?: string;
   sandbox?: boolean;
@@ -38,7 +41,18 @@ export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise
   const dataDir = dataDirOf(options, io);
   await ensureDataDir(dataDir);
   const logger = createLogger({ name: 'agent', level: options.logLevel ?? 'info', destination: options.once ? io.stderr : io.stdout });
-  const client = new PlatformClient(platformUrl);
+  const platforms = platformUrl.split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+  const [primary] = platforms;
+  if (!primary || platforms.some((u) => !/^https?:\/\//.test(u))) throw new InsituError('INSITU_USAGE', `--platform takes http(s) URLs separated by commas, got "${platformUrl}"`);
+  let ca: Buffer | undefined;
+  if (options.ca) {
+    try {
+      ca = await readFile(isAbsolute(options.ca) ? options.ca : resolve(io.cwd, options.ca));
+    } catch (error) {
+      throw new InsituError('INSITU_USAGE', `cannot read --ca ${options.ca}: ${(error as Error).message}`);
+    }
+  }
+  const client = new PlatformClient(primary, undefined, ca ? { ca } : {});
   const identity = await obtainCredential({
     client,
     dataDir,
@@ -58,11 +72,13 @@ export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise
     logger,
     provider: { id: provider.id, name: provider.name },
     agentId: identity.agent.id,
+    bundleSource: new PlatformBundleSource(client),
     noSandbox: options.sandbox === false,
     env: io.env,
   });
   const sync = new MetadataSync({ registry: agent.registry, client, providerId, stateFile: join(dataDir, 'published.json'), intervalMs: config.sync.intervalSeconds * 1000, logger });
   let unwatch = () => undefined as void;
+  let link: PlatformLink | undefined;
   const onHangup = () => {
     logger.info('SIGHUP: syncing the metadata now');
     sync.syncNow().catch(() => undefined);
@@ -81,6 +97,17 @@ export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise
       return report.errors.length > 0 ? 1 : 0;
     }
     process.on('SIGHUP', onHangup);
+    link = new PlatformLink({
+      agent,
+      client,
+      credential: identity.credential,
+      platforms,
+      ...(ca ? { ca } : {}),
+      allowPlainText: platforms.some((u) => u.startsWith('http://')),
+      logger,
+      agentVersion: VERSION,
+    });
+    await link.start();
     await sync.start();
     unwatch = watchSources(config.sources, () => {
       logger.info('a source file changed: syncing the metadata');
@@ -94,6 +121,7 @@ export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise
     process.off('SIGHUP', onHangup);
     unwatch();
     sync.stop();
+    await link?.close();
     await agent.close();
   }
 }

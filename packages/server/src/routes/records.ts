@@ -81,7 +81,7 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
     {
       schema: {
         tags: ['audit'],
-        summary: 'Audit records (caller, service, version, agent, status, bytes, duration; never payloads) of calls your organisations made or served',
+        summary: 'Audit records (caller, service, version, agent, status, bytes, duration; never payloads) of calls your organisations made, own the service of, or ran at their providers',
         querystring: AuditQuery,
         response: { 200: AuditPage },
       },
@@ -91,9 +91,11 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
       const { service, before, limit = 100 } = request.query;
       const orgIds = [...principal.orgs.keys()];
       const serviceId = service ? (await serviceByRef(service)).id : undefined;
+      const providerIds: string[] = [];
+      for (const orgId of orgIds) providerIds.push(...(await store.providers.list({ orgId, limit: 1000, offset: 0 })).map((p) => p.id));
       await recorder.flush();
       const rows = await store.audit.list({
-        ...(principal.platformAdmin ? {} : { callerOrgIds: orgIds, serviceOrgIds: orgIds }),
+        ...(principal.platformAdmin ? {} : { callerOrgIds: orgIds, serviceOrgIds: orgIds, providerIds }),
         ...(serviceId ? { serviceId } : {}),
         ...(before !== undefined ? { beforeSeq: before } : {}),
         limit: limit + 1,

@@ -93,16 +93,20 @@ export class AuditRepository {
     else await this.ctx.db.insertInto('audit_head').values({ id: 1, seq: Number(last.seq), hash: prev }).execute();
   }
 
-  /** Records ordered by seq, newest first, for organisations that called or own the services. */
-  list(options: { callerOrgIds?: readonly string[]; serviceOrgIds?: readonly string[]; serviceId?: string; beforeSeq?: number; limit: number }): Promise<AuditRow[]> {
+  /**
+   * Records ordered by seq, newest first, that some organisations may see: calls they
+   * made, calls to services they own, and calls that ran at their providers.
+   */
+  list(options: { callerOrgIds?: readonly string[]; serviceOrgIds?: readonly string[]; providerIds?: readonly string[]; serviceId?: string; beforeSeq?: number; limit: number }): Promise<AuditRow[]> {
     let query = this.ctx.db.selectFrom('audit_log').selectAll();
-    const { callerOrgIds, serviceOrgIds } = options;
-    if (callerOrgIds || serviceOrgIds) {
-      if ((callerOrgIds?.length ?? 0) + (serviceOrgIds?.length ?? 0) === 0) return Promise.resolve([]);
+    const { callerOrgIds, serviceOrgIds, providerIds } = options;
+    if (callerOrgIds || serviceOrgIds || providerIds) {
+      if ((callerOrgIds?.length ?? 0) + (serviceOrgIds?.length ?? 0) + (providerIds?.length ?? 0) === 0) return Promise.resolve([]);
       query = query.where((eb) =>
         eb.or([
           ...(callerOrgIds && callerOrgIds.length > 0 ? [eb('caller_org_id', 'in', callerOrgIds)] : []),
           ...(serviceOrgIds && serviceOrgIds.length > 0 ? [eb('service_org_id', 'in', serviceOrgIds)] : []),
+          ...(providerIds && providerIds.length > 0 ? [eb('provider_id', 'in', providerIds)] : []),
         ]),
       );
     }

@@ -1,0 +1,178 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { assertValid, type Logger } from '@insitu/core';
+import { TunnelClient, type ServiceAnnouncement } from '@insitu/tunnel';
+import Type from 'typebox';
+import type { Agent, AgentStatus } from '../agent.js';
+import type { BundleSource, DesiredDeployment, FetchedBundle } from '../apps/bundle-source.js';
+import type { DeploymentReport, PlatformClient, PlatformDeployment } from '../identity/platform-client.js';
+
+/** The header the platform's gateway sets to say which deployment a tunnelled call is for. */
+export const DEPLOYMENT_HEADER = 'insitu-deployment';
+
+const DesiredCommandSchema = Type.Object(
+  {
+    deployments: Type.Array(
+      Type.Object(
+        {
+          id: Type.String({ maxLength: 64 }),
+          app: Type.String({ maxLength: 64 }),
+          version: Type.String({ maxLength: 128 }),
+          digest: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+          replicas: Type.Integer({ minimum: 0, maximum: 1024 }),
+          bundle: Type.String({ maxLength: 200 }),
+          state: Type.Enum(['active', 'draining'] as const),
+        },
+        { additionalProperties: false },
+      ),
+      { maxItems: 1000 },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * Bundles from the platform: downloaded with the agent credential into a temp file. The
+ * agent verifies the digest before it starts anything, so the download need not be trusted.
+ */
+export class PlatformBundleSource implements BundleSource {
+  constructor(private readonly client: PlatformClient) {}
+
+  async fetch(deployment: DesiredDeployment): Promise<FetchedBundle> {
+    const data = await this.client.bundle(deployment.bundle);
+    const dir = await mkdtemp(join(tmpdir(), 'insitu-bundle-'));
+    const path = join(dir, 'bundle.tar');
+    await writeFile(path, data, { mode: 0o600 });
+    return { path, dispose: () => rm(dir, { recursive: true, force: true }) };
+  }
+}
+
+/** How to build a {@link PlatformLink}. */
+export interface PlatformLinkOptions {
+  agent: Agent;
+  client: PlatformClient;
+  credential: string;
+  /** Platform node URLs; sessions go to two different ones when there are several. */
+  platforms: readonly string[];
+  ca?: string | Buffer;
+  allowPlainText?: boolean;
+  logger: Logger;
+  /** Fetch the desired deployments this often even without a push (default 10 s). */
+  pollIntervalMs?: number;
+  /** Report status this often even without a change (default 15 s): a heartbeat. */
+  heartbeatMs?: number;
+  agentVersion?: string;
+}
+
+function report(status: AgentStatus): DeploymentReport[] {
+  return status.deployments.map((d) => ({
+    id: d.id,
+    state: d.state,
+    ready: d.readyReplicas,
+    desired: d.desiredReplicas,
+    ...(d.reason ? { reason: `${d.reason.message} [${d.reason.code}]`.slice(0, 2000) } : {}),
+  }));
+}
+
+/**
+ * Everything between a running agent and the platform: the reverse tunnel (calls for a
+ * deployment go to the agent's local balancer; the agent announces the deployments it
+ * runs so the platform routes only to ready ones), the desired deployments (pushed as a
+ * `desired` command through the tunnel, and polled as a fallback), and status reports
+ * (on every change, throttled, and as a heartbeat).
+ */
+export class PlatformLink {
+  readonly tunnel: TunnelClient;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
+  private applying: Promise<void> = Promise.resolve();
+  private lastAnnounced = '';
+  private closed = false;
+  private readonly onStatus = (status: AgentStatus) => this.statusChanged(status);
+
+  constructor(private readonly options: PlatformLinkOptions) {
+    const { agent } = options;
+    this.tunnel = new TunnelClient({
+      platforms: options.platforms,
+      credential: options.credential,
+      ...(options.ca ? { ca: options.ca } : {}),
+      ...(options.allowPlainText ? { allowPlainText: true } : {}),
+      ...(options.agentVersion ? { agentVersion: options.agentVersion } : {}),
+      logger: options.logger.child({ component: 'tunnel' }),
+      handler: (req: Http2ServerRequest, res: Http2ServerResponse) => {
+        const deployment = req.headers[DEPLOYMENT_HEADER];
+        agent.handle(req, res, { deployment: typeof deployment === 'string' ? deployment : '' });
+      },
+    });
+    this.tunnel.onCommand('desired', async (payload: unknown) => {
+      const { deployments } = assertValid(DesiredCommandSchema, payload, { what: 'desired command', code: 'INSITU_TUNNEL_BAD_FRAME' });
+      // Acknowledge at once; starting applications can take longer than a command may.
+      this.apply(deployments).catch((error: unknown) => options.logger.warn({ err: error }, 'applying the desired deployments failed'));
+      return { accepted: deployments.length };
+    });
+    this.tunnel.on('rejected', (error: Error) => options.logger.error({ err: error }, 'the platform refused this agent credential; enrol again with a new token'));
+  }
+
+  /** Dial the platform, fetch the desired deployments, and keep both up to date. */
+  async start(): Promise<void> {
+    this.options.agent.on('status', this.onStatus);
+    this.tunnel.start();
+    await this.refresh().catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not fetch the desired deployments; will retry'));
+    this.pollTimer = setInterval(() => {
+      this.refresh().catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not fetch the desired deployments; will retry'));
+    }, this.options.pollIntervalMs ?? 10_000);
+    this.pollTimer.unref();
+    this.heartbeatTimer = setInterval(() => this.sendReport(), this.options.heartbeatMs ?? 15_000);
+    this.heartbeatTimer.unref();
+  }
+
+  /** Fetch and apply the desired deployments now. */
+  async refresh(): Promise<void> {
+    await this.apply(await this.options.client.desired());
+  }
+
+  private apply(deployments: readonly PlatformDeployment[]): Promise<void> {
+    // One reconciliation at a time, in the order the desired states arrived.
+    const next = this.applying.then(() =>
+      this.closed
+        ? undefined
+        : this.options.agent.applyDesired(deployments.map((d) => ({ id: d.id, app: d.app, version: d.version, digest: d.digest, replicas: d.replicas, bundle: d.bundle }))),
+    );
+    this.applying = next.catch(() => undefined);
+    return next;
+  }
+
+  private statusChanged(status: AgentStatus): void {
+    const running: ServiceAnnouncement[] = status.deployments
+      .filter((d) => d.state === 'running' && d.readyReplicas > 0)
+      .map((d) => ({ key: d.id, capacity: Math.max(1, d.readyReplicas * 64) }));
+    const announced = JSON.stringify(running);
+    if (announced !== this.lastAnnounced) {
+      this.lastAnnounced = announced;
+      this.tunnel.announce(running);
+    }
+    // Reports are throttled: a burst of changes becomes one report.
+    this.reportTimer ??= setTimeout(() => {
+      this.reportTimer = undefined;
+      this.sendReport();
+    }, 200);
+  }
+
+  private sendReport(): void {
+    if (this.closed) return;
+    this.options.client.reportStatus(report(this.options.agent.status())).catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not report the deployment status; will retry'));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.options.agent.off('status', this.onStatus);
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.reportTimer) clearTimeout(this.reportTimer);
+    await this.tunnel.close();
+    await this.applying;
+  }
+}
