@@ -12,6 +12,8 @@
  * Start with {@link Agent.create}; `insitu agent` (packages/cli) wires these together.
  */
 export { Agent } from './agent.js';
+export { ProviderAgent } from './provider-agent.js';
+export type { ProviderAgentOptions } from './provider-agent.js';
 export type { AgentOptions, AgentStatus, DeploymentStatus, DeploymentState } from './agent.js';
 export { LocalBundleSource } from './apps/bundle-source.js';
 export type { BundleSource, DesiredDeployment, FetchedBundle } from './apps/bundle-source.js';

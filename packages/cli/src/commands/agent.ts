@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { InsituError, createLogger, type LogLevel } from '@insitu/core';
-import { Agent, MetadataSync, PlatformBundleSource, PlatformClient, PlatformLink, defaultAgentName, loadAgentConfig, obtainCredential, watchSources, type SyncReport } from '@insitu/agent';
+import { ProviderAgent, defaultAgentName, loadAgentConfig, type SyncReport } from '@insitu/agent';
 import { VERSION } from '@insitu/server';
 import { dataDirOf, ensureDataDir, type DataDirOptions } from '../data-dir.js';
 import { line, untilAborted, type CliIo } from '../io.js';
@@ -52,33 +52,20 @@ export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise
       throw new InsituError('INSITU_USAGE', `cannot read --ca ${options.ca}: ${(error as Error).message}`);
     }
   }
-  const client = new PlatformClient(primary, undefined, ca ? { ca } : {});
-  const identity = await obtainCredential({
-    client,
+  const runtime = await ProviderAgent.create({
+    config,
+    configName: configFile,
     dataDir,
+    platforms,
+    ...(ca ? { ca } : {}),
     ...(options.token ? { token: options.token } : {}),
     name: options.name ?? config.name ?? defaultAgentName(),
     version: VERSION,
     logger,
-  });
-  const providerId = identity.agent.providerId;
-  if (config.providerId && config.providerId !== providerId) {
-    throw new InsituError('INSITU_CONFIG_INVALID', `${configFile}: providerId is ${config.providerId}, but this agent's credential belongs to provider ${providerId}`);
-  }
-  const provider = await client.provider(providerId);
-  const agent = await Agent.create({
-    config,
-    dataDir,
-    logger,
-    provider: { id: provider.id, name: provider.name },
-    agentId: identity.agent.id,
-    bundleSource: new PlatformBundleSource(client),
     noSandbox: options.sandbox === false,
     env: io.env,
   });
-  const sync = new MetadataSync({ registry: agent.registry, client, providerId, stateFile: join(dataDir, 'published.json'), intervalMs: config.sync.intervalSeconds * 1000, logger });
-  let unwatch = () => undefined as void;
-  let link: PlatformLink | undefined;
+  const { identity, sync } = runtime;
   const onHangup = () => {
     logger.info('SIGHUP: syncing the metadata now');
     sync.syncNow().catch(() => undefined);
@@ -86,10 +73,10 @@ export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise
   try {
     if (options.once) {
       const report = await sync.syncNow();
-      const result: AgentOnceReport = { agentId: identity.agent.id, providerId, enrolled: identity.enrolled, sync: report };
+      const result: AgentOnceReport = { agentId: identity.agentId, providerId: identity.providerId, enrolled: identity.enrolled, sync: report };
       if (options.json) line(io.stdout, JSON.stringify(result));
       else {
-        line(io.stdout, `agent ${identity.agent.id} of provider ${provider.name} (${providerId})${identity.enrolled ? ', enrolled now' : ''}`);
+        line(io.stdout, `agent ${identity.agentId} of provider ${identity.providerName} (${identity.providerId})${identity.enrolled ? ', enrolled now' : ''}`);
         line(io.stdout, `published: ${report.published.join(', ') || 'nothing'}`);
         if (report.removed.length > 0) line(io.stdout, `removed: ${report.removed.join(', ')}`);
         for (const error of report.errors) line(io.stdout, `error: ${error.source ?? error.dataset ?? ''} ${error.message} [${error.code}]`);
@@ -97,31 +84,13 @@ export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise
       return report.errors.length > 0 ? 1 : 0;
     }
     process.on('SIGHUP', onHangup);
-    link = new PlatformLink({
-      agent,
-      client,
-      credential: identity.credential,
-      platforms,
-      ...(ca ? { ca } : {}),
-      allowPlainText: platforms.some((u) => u.startsWith('http://')),
-      logger,
-      agentVersion: VERSION,
-    });
-    await link.start();
-    await sync.start();
-    unwatch = watchSources(config.sources, () => {
-      logger.info('a source file changed: syncing the metadata');
-      sync.syncNow().catch(() => undefined);
-    }, { logger });
-    logger.info({ agentId: identity.agent.id, providerId, sandbox: agent.sandboxed ? 'bubblewrap' : 'none' }, 'agent running; waiting for deployments');
+    await runtime.start();
+    logger.info({ agentId: identity.agentId, providerId: identity.providerId, sandbox: runtime.agent.sandboxed ? 'bubblewrap' : 'none' }, 'agent running; waiting for deployments');
     await untilAborted(io.signal);
     logger.info('shutting down');
     return 0;
   } finally {
     process.off('SIGHUP', onHangup);
-    unwatch();
-    sync.stop();
-    await link?.close();
-    await agent.close();
+    await runtime.close();
   }
 }
