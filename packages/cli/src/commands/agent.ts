@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { InsituError, createLogger, type LogLevel } from '@insitu/core';
 import { ProviderAgent, defaultAgentName, loadAgentConfig, type SyncReport } from '@insitu/agent';
 import { VERSION } from '@insitu/server';
