@@ -24,3 +24,7 @@ export { startPostgres } from './start-postgres.js';
 export type { PostgresInstance, PostgresOptions } from './start-postgres.js';
 export { databaseTargets, stopSharedDatabases } from './database-targets.js';
 export type { DatabaseTarget, DatabaseTargetConfig } from './database-targets.js';
+export { startSmtpSink } from './start-smtp-sink.js';
+export type { SmtpSink, ReceivedMail } from './start-smtp-sink.js';
+export { startWebhookReceiver } from './start-webhook-receiver.js';
+export type { WebhookReceiver, ReceivedHook } from './start-webhook-receiver.js';
