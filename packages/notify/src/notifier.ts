@@ -161,6 +161,29 @@ export class Notifier extends EventEmitter {
     return false;
   }
 
+  /**
+   * Send a one-off notice (a failover happened, a member was restarted): grouped like
+   * alerts, but neither deduplicated nor kept active, so nothing resolves it.
+   */
+  event(alert: AlertInput): void {
+    if (this.#closed) return;
+    const at = new Date(this.#now()).toISOString();
+    const item: AlertItem = {
+      key: `${alertKey(alert)}#${newId('evt')}`,
+      cluster: alert.cluster,
+      condition: alert.condition,
+      subject: alert.subject ?? '',
+      severity: alert.severity,
+      state: 'firing',
+      summary: alert.summary,
+      details: { ...alert.details },
+      firstSeenAt: at,
+      lastSeenAt: at,
+      count: 1,
+    };
+    this.#enqueue(alert, item);
+  }
+
   /** Report that a condition cleared. Returns true when a resolved message will be sent. */
   resolve(alert: Pick<AlertInput, 'cluster' | 'condition' | 'subject'>, summary?: string): boolean {
     if (this.#closed) return false;
