@@ -28,3 +28,11 @@ export {
 export type { Gtid, GtidPosition, GtidRange } from './gtid.js';
 export { probeMember } from './probe.js';
 export type { MemberProbe, ReplicationStatus, SemiSyncStatus } from './probe.js';
+export { startDbManager } from './start.js';
+export type { StartDbManagerOptions, RunningDbManager } from './start.js';
+export { startAdminServer } from './admin-server.js';
+export type { AdminServer, AdminServerOptions } from './admin-server.js';
+export { DbAdminClient, findLeaderUrl } from './admin-client.js';
+export type { DbAdminClientOptions } from './admin-client.js';
+export { followPrimary } from './follow-primary.js';
+export type { PrimaryFollower, PrimaryAddress } from './follow-primary.js';
