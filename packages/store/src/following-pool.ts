@@ -75,7 +75,7 @@ export class FollowingPool implements MysqlPool {
     const connections = this.#connections;
     pool.getConnection((error, connection) => {
       if (!error) connections.add(connection);
-      callback(error, connection as unknown as MysqlPoolConnection);
+      callback(error, connection);
     });
   }
 
