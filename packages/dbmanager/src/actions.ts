@@ -105,17 +105,18 @@ export async function setSlaveNetTimeout(connection: MemberConnection, seconds: 
 }
 
 /**
- * Configure AFTER_SYNC semi-synchronous replication on a member, both roles, so that a
- * promotion needs no change: the primary waits for one replica to have a commit in its
- * relay log before acknowledging it, for at most `timeoutMs` before falling back to
- * asynchronous. A replica's setting applies when its IO thread (re)connects, so the IO
- * thread is restarted when it was off.
+ * Configure AFTER_SYNC semi-synchronous replication for the member's role: the primary
+ * waits for one replica to have a commit in its relay log before acknowledging it (for at
+ * most `timeoutMs`, then it falls back to asynchronous); replicas acknowledge. The primary
+ * side is on only on the primary: on a replica it would make every applied transaction
+ * wait for acknowledgements that no one sends. A replica's side applies when its IO
+ * thread (re)connects, so the IO thread is restarted when asked.
  */
-export async function configureSemiSync(connection: MemberConnection, timeoutMs: number, restartIo: boolean): Promise<void> {
+export async function configureSemiSync(connection: MemberConnection, timeoutMs: number, role: 'primary' | 'replica', restartIo: boolean): Promise<void> {
   await connection.query("SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'");
   await connection.query('SET GLOBAL rpl_semi_sync_master_timeout = ?', [timeoutMs]);
-  await connection.query('SET GLOBAL rpl_semi_sync_master_enabled = ON');
   await connection.query('SET GLOBAL rpl_semi_sync_slave_enabled = ON');
+  await connection.query(role === 'primary' ? 'SET GLOBAL rpl_semi_sync_master_enabled = ON' : 'SET GLOBAL rpl_semi_sync_master_enabled = OFF');
   if (restartIo) {
     await connection.query('STOP SLAVE IO_THREAD');
     await connection.query('START SLAVE IO_THREAD');

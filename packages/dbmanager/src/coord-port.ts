@@ -50,3 +50,25 @@ export interface Coordinator {
   observe(election: string): Promise<LeaderObserver>;
   close(options?: { revokeLeases?: boolean }): Promise<void>;
 }
+
+/** How to build a coordinator: the `coord:` section of the dbmanager config. */
+export interface CoordinatorSpec {
+  kind: 'memory' | 'etcd';
+  endpoints: readonly string[];
+}
+
+interface CoordModule {
+  createMemoryCoordinator(): Coordinator;
+  createEtcdCoordinator(options: { endpoints: readonly string[] }): Coordinator;
+}
+
+/**
+ * Build the coordinator the config names, from `@insitu/coord`.
+ * TEMPORARY thin adapter: loaded at run time so this package builds before coord is merged;
+ * becomes a static import then.
+ */
+export async function createCoordinator(spec: CoordinatorSpec): Promise<Coordinator> {
+  const specifier = '@insitu/coord';
+  const coord = (await import(specifier)) as CoordModule;
+  return spec.kind === 'etcd' ? coord.createEtcdCoordinator({ endpoints: spec.endpoints }) : coord.createMemoryCoordinator();
+}

@@ -36,3 +36,5 @@ export { DbAdminClient, findLeaderUrl } from './admin-client.js';
 export type { DbAdminClientOptions } from './admin-client.js';
 export { followPrimary } from './follow-primary.js';
 export type { PrimaryFollower, PrimaryAddress } from './follow-primary.js';
+export { createCoordinator } from './coord-port.js';
+export type { Coordinator, CoordinatorSpec, Leadership, LeaderObserver } from './coord-port.js';

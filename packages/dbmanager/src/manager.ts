@@ -581,6 +581,7 @@ export class DbManager extends EventEmitter {
 
   async #failover(primary: MemberState, verdict: PrimaryVerdict): Promise<void> {
     const started = this.#now();
+    const mark = (step: string) => this.#logger.debug({ step, ms: this.#now() - started }, 'failover step');
     const old = primary.config.name;
     this.#fence(`fail over from ${old}`);
     this.#record({ type: 'failover-started', severity: 'warning', member: old, message: `primary ${old} is down (confirmed by ${verdict.confirmations.join(', ')}); failing over`, details: { confirmations: verdict.confirmations } });
@@ -609,6 +610,7 @@ export class DbManager extends EventEmitter {
       }),
     );
     const candidates = read.filter((c): c is Candidate => c !== undefined);
+    mark('positions read');
     const { ranked, excluded } = rankCandidates(candidates);
     const chosen = ranked[0];
     if (chosen === undefined) {
@@ -624,6 +626,7 @@ export class DbManager extends EventEmitter {
       target = await this.#catchUp(chosenState, donor, target);
     }
     const applied = await this.#withMember(chosenState, (c) => waitForGtid(c, target, this.#config.failover.applyTimeoutMs));
+    mark('relay log applied');
     if (!applied) {
       this.#raise('failover-impossible', old, 'critical', `candidate ${chosen.name} did not apply its relay log up to ${target} within ${this.#config.failover.applyTimeoutMs} ms; not promoting`, { target });
       await this.#restartIoThreads(replicas);
@@ -635,6 +638,7 @@ export class DbManager extends EventEmitter {
       await detachReplica(c);
       return currentPosition(c);
     });
+    mark('detached');
     const now = this.#now();
     const missed = [...this.#states.values()]
       .filter((s) => s !== primary && s !== chosenState && !candidates.some((c) => c.name === s.config.name))
@@ -655,10 +659,8 @@ export class DbManager extends EventEmitter {
       lastFailoverAt: now,
       cooldownUntil: now + this.#config.failover.cooldownMs,
     });
-    this.#fence(`make ${chosen.name} writable`);
-    await this.#withMember(chosenState, (c) => setReadOnly(c, false));
-    const writableAfterMs = this.#now() - started;
-
+    mark('published');
+    // The others follow first, so that the new primary's first commits find a semi-sync replica.
     const followers = candidates.filter((c) => c.name !== chosen.name);
     const repointed: string[] = [];
     await Promise.all(
@@ -673,6 +675,14 @@ export class DbManager extends EventEmitter {
         }
       }),
     );
+    mark('repointed');
+    this.#fence(`make ${chosen.name} writable`);
+    await this.#withMember(chosenState, async (c) => {
+      if (this.#config.semiSync.enabled) await configureSemiSync(c, this.#config.semiSync.timeoutMs, 'primary', false);
+      await setReadOnly(c, false);
+    });
+    const writableAfterMs = this.#now() - started;
+
     this.#resolve('primary-down', old, `failed over to ${chosen.name}`);
     this.#resolve('failover-blocked', old, `failed over to ${chosen.name}`);
     this.#resolve('failover-impossible', old, `failed over to ${chosen.name}`);
@@ -921,7 +931,7 @@ export class DbManager extends EventEmitter {
     const probe = state.probe;
     const replication = probe?.replication;
     if (probe === undefined || replication === undefined || replication.ioRunning !== 'Yes' || replication.sqlRunning !== 'Yes') return;
-    const wantSemiSync = this.#config.semiSync.enabled && this.#semiSyncDrift(probe.semiSync);
+    const wantSemiSync = this.#config.semiSync.enabled && this.#semiSyncDrift(probe.semiSync, 'replica');
     const wantNetTimeout = probe.slaveNetTimeout !== this.#config.replication.slaveNetTimeoutSeconds;
     const wantTiming =
       Math.abs(replication.heartbeatPeriod - this.#config.replication.heartbeatPeriodSeconds) > 0.001 ||
@@ -930,7 +940,7 @@ export class DbManager extends EventEmitter {
     this.#fence(`tune ${state.config.name}`);
     await this.#withMember(state, async (c) => {
       if (wantNetTimeout) await setSlaveNetTimeout(c, this.#config.replication.slaveNetTimeoutSeconds);
-      if (wantSemiSync) await configureSemiSync(c, this.#config.semiSync.timeoutMs, !wantTiming && probe.semiSync?.slaveEnabled !== true);
+      if (wantSemiSync) await configureSemiSync(c, this.#config.semiSync.timeoutMs, 'replica', !wantTiming && probe.semiSync?.slaveEnabled !== true);
       if (wantTiming) await repoint(c, this.#source(primary.config));
     });
     this.#record({
@@ -941,9 +951,11 @@ export class DbManager extends EventEmitter {
     });
   }
 
-  #semiSyncDrift(semiSync: SemiSyncStatus | undefined): boolean {
+  #semiSyncDrift(semiSync: SemiSyncStatus | undefined, role: 'primary' | 'replica'): boolean {
     if (semiSync === undefined) return true;
-    return !semiSync.masterEnabled || !semiSync.slaveEnabled || semiSync.waitPoint !== 'AFTER_SYNC' || semiSync.timeoutMs !== this.#config.semiSync.timeoutMs;
+    return (
+      semiSync.masterEnabled !== (role === 'primary') || !semiSync.slaveEnabled || semiSync.waitPoint !== 'AFTER_SYNC' || semiSync.timeoutMs !== this.#config.semiSync.timeoutMs
+    );
   }
 
   async #checkPrimarySemiSync(primary: MemberState): Promise<void> {
@@ -951,10 +963,10 @@ export class DbManager extends EventEmitter {
     if (!this.#config.semiSync.enabled || probe?.ok !== true) return;
     const name = primary.config.name;
     const wantNetTimeout = probe.slaveNetTimeout !== this.#config.replication.slaveNetTimeoutSeconds;
-    if (this.#semiSyncDrift(probe.semiSync) || wantNetTimeout) {
+    if (this.#semiSyncDrift(probe.semiSync, 'primary') || wantNetTimeout) {
       this.#fence(`configure semi-sync on ${name}`);
       await this.#withMember(primary, async (c) => {
-        await configureSemiSync(c, this.#config.semiSync.timeoutMs, false);
+        await configureSemiSync(c, this.#config.semiSync.timeoutMs, 'primary', false);
         await setSlaveNetTimeout(c, this.#config.replication.slaveNetTimeoutSeconds);
       });
       this.#record({ type: 'tuned', severity: 'info', member: name, message: `configured AFTER_SYNC semi-sync on primary ${name}` });
@@ -1080,7 +1092,10 @@ export class DbManager extends EventEmitter {
         promotedAt,
         pendingRejoin: this.#topology.pendingRejoin.filter((p) => p.name !== to && p.name !== from),
       });
-      await this.#withMember(target, (c) => setReadOnly(c, false));
+      await this.#withMember(target, async (c) => {
+        if (this.#config.semiSync.enabled) await configureSemiSync(c, this.#config.semiSync.timeoutMs, 'primary', false);
+        await setReadOnly(c, false);
+      });
       const readOnlyMs = this.#now() - started;
       const source = this.#source(target.config);
       await this.#withMember(primary, (c) => demoteToReplica(c, source)).catch((error: unknown) => {

@@ -18,7 +18,7 @@ import Type, { type Static } from 'typebox';
 
 /** The election every manager of a cluster campaigns in. */
 export function electionName(cluster: string): string {
-  return `dbmanager/${cluster}`;
+  return `dbmanager.${cluster}`;
 }
 
 /** Coord keys of one cluster. */
