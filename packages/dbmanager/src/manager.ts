@@ -575,8 +575,13 @@ export class DbManager extends EventEmitter {
     };
   }
 
+  /**
+   * An admin connection for an action. Its statements may wait longer than a probe's:
+   * `STOP SLAVE` waits for an IO thread blocked on a silent primary, up to slave_net_timeout.
+   */
   #withMember<T>(state: MemberState, fn: (connection: MemberConnection) => Promise<T>): Promise<T> {
-    return withMember(state.endpoint, { connectTimeoutMs: this.#config.probe.connectTimeoutMs, queryTimeoutMs: this.#config.probe.queryTimeoutMs }, fn);
+    const queryTimeoutMs = Math.max(this.#config.probe.queryTimeoutMs, (this.#config.replication.slaveNetTimeoutSeconds + 2) * 1000);
+    return withMember(state.endpoint, { connectTimeoutMs: this.#config.probe.connectTimeoutMs, queryTimeoutMs }, fn);
   }
 
   async #failover(primary: MemberState, verdict: PrimaryVerdict): Promise<void> {

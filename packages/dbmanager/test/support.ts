@@ -83,6 +83,7 @@ export function testLogger(): Logger {
 export interface Writer {
   readonly acknowledged: readonly string[];
   readonly failures: number;
+  readonly lastError: string | undefined;
   /** Time of the first acknowledged write that was issued after `since` (epoch ms), if any. */
   firstIssuedAfter(since: number): number | undefined;
   pause(): Promise<void>;
@@ -94,6 +95,7 @@ export function startWriter(store: Store, prefix = 'w'): Writer {
   const acknowledged: string[] = [];
   const issued: Array<{ issuedAt: number; doneAt: number }> = [];
   let failures = 0;
+  let lastError: string | undefined;
   let running = true;
   let paused: { resolve: () => void; promise: Promise<void> } | undefined;
   let idle: (() => void) | undefined;
@@ -117,6 +119,8 @@ export function startWriter(store: Store, prefix = 'w'): Writer {
             break;
           }
           failures += 1;
+          lastError = (error as Error).message;
+          if (process.env.DBM_TEST_LOG === '1') process.stderr.write(`writer: ${lastError}\n`);
           if (!running) return;
           await new Promise((resolve) => setTimeout(resolve, 10));
         }
@@ -127,6 +131,9 @@ export function startWriter(store: Store, prefix = 'w'): Writer {
     acknowledged,
     get failures() {
       return failures;
+    },
+    get lastError() {
+      return lastError;
     },
     firstIssuedAfter(since) {
       return issued.find((entry) => entry.issuedAt >= since)?.doneAt;

@@ -23,10 +23,9 @@ const DRAIN_MS = 2000;
 
 /**
  * A Kysely MySQL pool whose connections go to whichever member is primary now. On a
- * change it opens a new mysql2 pool for the new address and retires the old one: idle
- * connections close at once, connections in use get {@link DRAIN_MS} to finish and are
- * then destroyed (a partitioned former primary would otherwise hold their sockets for
- * minutes). A caller that retries a failed write reaches the new primary without a restart.
+ * change it opens a new mysql2 pool for the new address and retires the old one: its
+ * connections get {@link DRAIN_MS} to finish, then their sockets are destroyed (a query
+ * waiting on a partitioned former primary would otherwise never return). A caller that retries a failed write reaches the new primary without a restart.
  */
 export class FollowingPool implements MysqlPool {
   #pool: Pool | undefined;
@@ -57,9 +56,15 @@ export class FollowingPool implements MysqlPool {
     this.#connections = new Set();
     this.#address = address;
     if (old !== undefined) {
-      old.end(() => undefined);
       const timer = setTimeout(() => {
-        for (const connection of oldConnections) connection.destroy();
+        // Not connection.destroy(): mysql2 ends the socket gracefully and never fails a query
+        // still waiting on a partitioned server. Destroying the socket fails it, so the caller retries.
+        for (const connection of oldConnections) {
+          (connection as unknown as { stream?: { destroy(error?: Error): void } }).stream?.destroy(
+            Object.assign(new Error('the primary moved; this connection to the former primary was closed'), { code: 'PROTOCOL_CONNECTION_LOST' }),
+          );
+        }
+        old.end(() => undefined);
       }, DRAIN_MS);
       timer.unref();
     }
@@ -74,7 +79,11 @@ export class FollowingPool implements MysqlPool {
     }
     const connections = this.#connections;
     pool.getConnection((error, connection) => {
-      if (!error) connections.add(connection);
+      if (!error && !connections.has(connection)) {
+        connections.add(connection);
+        // A connection we fail on purpose (see #follow) must not crash the process with an unhandled 'error'.
+        connection.on('error', () => undefined);
+      }
       callback(error, connection);
     });
   }

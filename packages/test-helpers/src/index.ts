@@ -28,3 +28,5 @@ export { startSmtpSink } from './start-smtp-sink.js';
 export type { SmtpSink, ReceivedMail } from './start-smtp-sink.js';
 export { startWebhookReceiver } from './start-webhook-receiver.js';
 export type { WebhookReceiver, ReceivedHook } from './start-webhook-receiver.js';
+export { createTestNetwork } from './network-namespaces.js';
+export type { TestNetwork, NetworkNode } from './network-namespaces.js';
