@@ -39,6 +39,11 @@ export const ERROR_CODES = {
   INSITU_UNAVAILABLE: { status: 503, meaning: 'The platform cannot serve the request right now; retry later.' },
   INSITU_NOT_READY: { status: 503, meaning: 'The process is alive but not ready to serve.' },
   INSITU_REMOTE: { status: 502, meaning: 'A platform endpoint called by the CLI answered with an error or could not be reached.' },
+
+  // Coordination (coord)
+  INSITU_COORD_UNAVAILABLE: { status: 503, meaning: 'The coordination store (etcd) cannot be reached, or the coordinator is closed.' },
+  INSITU_COORD_LEASE_LOST: { status: 503, meaning: 'A coordination lease expired or was revoked; what it held is gone.' },
+  INSITU_COORD_NOT_LEADER: { status: 409, meaning: 'This node no longer holds the leadership; its fenced write was refused.' },
   // Database manager
   INSITU_DBMANAGER_NOT_LEADER: { status: 503, meaning: 'This dbmanager is not the elected one; the details name the leader to ask.' },
   INSITU_DBMANAGER_NO_LEADER: { status: 503, meaning: 'No dbmanager is elected (or none can be reached) right now.' },

@@ -1,0 +1,217 @@
+import { InsituError } from '@insitu/core';
+import { CompareResult, CompareTarget, Etcd3, type IKeyValue, type IOptions, type Watcher } from 'etcd3';
+import type { Engine, EngineEvent, GuardedOp, KvEntry } from './engine.js';
+
+/** Options of the etcd engine. */
+export interface EtcdEngineOptions {
+  endpoints: readonly string[];
+  /** Prefix for every key, e.g. `insitu/`; the coordinator's keys are relative to it. */
+  namespace: string;
+  dialTimeoutMs: number;
+  /** Deadline of each unary call (range, put, txn, lease calls). */
+  callTimeoutMs: number;
+}
+
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    const byte = end[i] ?? 0;
+    if (byte < 0xff) {
+      end[i] = byte + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  // A prefix of only 0xff bytes: everything after it.
+  return Buffer.from([0]);
+}
+
+function unavailable(what: string, error: unknown): InsituError {
+  return new InsituError('INSITU_COORD_UNAVAILABLE', `etcd ${what} failed: ${(error as Error).message}`, { cause: error });
+}
+
+/** The coordinator's primitives on etcd 3.4, through the `etcd3` client's raw RPCs. */
+export class EtcdEngine implements Engine {
+  readonly kind = 'etcd' as const;
+  readonly #client: Etcd3;
+  readonly #ns: string;
+  readonly #callTimeoutMs: number;
+
+  constructor(options: EtcdEngineOptions) {
+    this.#ns = options.namespace;
+    this.#callTimeoutMs = options.callTimeoutMs;
+    const clientOptions: IOptions = {
+      hosts: [...options.endpoints],
+      dialTimeout: options.dialTimeoutMs,
+      // A member that hangs (SIGSTOP, partition) must not hang unary calls: give each a
+      // deadline. Streams (watch, keep-alive) live on and are handled by their owners.
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.#callTimeoutMs }),
+    };
+    this.#client = new Etcd3(clientOptions);
+  }
+
+  #key(key: string): Buffer {
+    return Buffer.from(this.#ns + key, 'utf8');
+  }
+
+  #entry(kv: IKeyValue): KvEntry {
+    return {
+      key: kv.key.toString('utf8').slice(this.#ns.length),
+      value: kv.value.toString('utf8'),
+      createRevision: Number(kv.create_revision),
+      modRevision: Number(kv.mod_revision),
+      lease: String(kv.lease),
+    };
+  }
+
+  async get(key: string): Promise<KvEntry | undefined> {
+    try {
+      const response = await this.#client.kv.range({ key: this.#key(key) });
+      const kv = response.kvs[0];
+      return kv ? this.#entry(kv) : undefined;
+    } catch (error) {
+      throw unavailable('get', error);
+    }
+  }
+
+  async range(prefix: string): Promise<{ entries: KvEntry[]; revision: number }> {
+    const key = this.#key(prefix);
+    try {
+      const response = await this.#client.kv.range({ key, range_end: prefixEnd(key) });
+      return { entries: response.kvs.map((kv) => this.#entry(kv)), revision: Number(response.header.revision) };
+    } catch (error) {
+      throw unavailable('range', error);
+    }
+  }
+
+  async put(key: string, value: string, lease?: string): Promise<void> {
+    try {
+      await this.#client.kv.put({ key: this.#key(key), value: Buffer.from(value, 'utf8'), ...(lease ? { lease } : {}) });
+    } catch (error) {
+      if (/requested lease not found/i.test((error as Error).message)) {
+        throw new InsituError('INSITU_COORD_LEASE_LOST', `lease ${lease ?? ''} is not alive`, { cause: error });
+      }
+      throw unavailable('put', error);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.#client.kv.deleteRange({ key: this.#key(key) });
+    } catch (error) {
+      throw unavailable('delete', error);
+    }
+  }
+
+  async createIfAbsent(key: string, value: string, lease: string): Promise<KvEntry> {
+    const raw = this.#key(key);
+    try {
+      const response = await this.#client.kv.txn({
+        compare: [{ key: raw, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }],
+        success: [{ request_put: { key: raw, value: Buffer.from(value, 'utf8'), lease } }],
+        failure: [{ request_range: { key: raw } }],
+      });
+      if (!response.succeeded) {
+        const kv = response.responses[0]?.response_range.kvs[0];
+        if (kv) return this.#entry(kv);
+      }
+      const stored = await this.get(key);
+      if (!stored) throw new InsituError('INSITU_COORD_UNAVAILABLE', `etcd key ${key} vanished right after its creation`);
+      return stored;
+    } catch (error) {
+      if (error instanceof InsituError) throw error;
+      throw unavailable('create', error);
+    }
+  }
+
+  async guarded(guardKey: string, createRevision: number, op: GuardedOp): Promise<{ succeeded: boolean; revision: number }> {
+    const request =
+      op.type === 'put'
+        ? { request_put: { key: this.#key(op.key), value: Buffer.from(op.value, 'utf8') } }
+        : { request_delete_range: { key: this.#key(op.key) } };
+    try {
+      const response = await this.#client.kv.txn({
+        compare: [{ key: this.#key(guardKey), target: CompareTarget.Create, result: CompareResult.Equal, create_revision: createRevision }],
+        success: [request],
+        failure: [],
+      });
+      return { succeeded: response.succeeded, revision: Number(response.header.revision) };
+    } catch (error) {
+      throw unavailable('fenced write', error);
+    }
+  }
+
+  async watch(prefix: string, onEvent: (event: EngineEvent) => void): Promise<{ close(): Promise<void> }> {
+    let watcher: Watcher;
+    try {
+      watcher = await this.#client.watch().prefix(this.#ns + prefix).create();
+    } catch (error) {
+      throw unavailable('watch', error);
+    }
+    watcher.on('put', (kv) => {
+      const entry = this.#entry(kv);
+      onEvent({ type: 'put', key: entry.key, value: entry.value, revision: entry.modRevision });
+    });
+    watcher.on('delete', (kv) => {
+      onEvent({ type: 'delete', key: kv.key.toString('utf8').slice(this.#ns.length), revision: Number(kv.mod_revision) });
+    });
+    // The client reconnects watches itself; the coordinator's periodic re-list covers
+    // what a silently dead watch would miss. An unhandled 'error' would crash the process.
+    watcher.on('error', () => undefined);
+    return {
+      close: async () => {
+        await watcher.cancel().catch(() => undefined);
+      },
+    };
+  }
+
+  async leaseGrant(ttlMs: number): Promise<string> {
+    try {
+      const response = await this.#client.leaseClient.leaseGrant({ TTL: Math.max(1, Math.ceil(ttlMs / 1000)) });
+      return String(response.ID);
+    } catch (error) {
+      throw unavailable('lease grant', error);
+    }
+  }
+
+  async leaseKeepAlive(id: string): Promise<number> {
+    let stream: Awaited<ReturnType<Etcd3['leaseClient']['leaseKeepAlive']>>;
+    try {
+      stream = await this.#client.leaseClient.leaseKeepAlive();
+    } catch (error) {
+      throw unavailable('lease keep-alive', error);
+    }
+    try {
+      const response = await new Promise<{ TTL: string }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no answer within ${this.#callTimeoutMs} ms`)), this.#callTimeoutMs);
+        stream.on('data', (data: { TTL: string }) => {
+          clearTimeout(timer);
+          resolve(data);
+        });
+        stream.on('error', (error: Error) => {
+          clearTimeout(timer);
+          reject(error);
+        });
+        stream.write({ ID: id });
+      });
+      return Number(response.TTL) * 1000;
+    } catch (error) {
+      throw unavailable('lease keep-alive', error);
+    } finally {
+      stream.on('error', () => undefined);
+      stream.end();
+    }
+  }
+
+  async leaseRevoke(id: string): Promise<void> {
+    try {
+      await this.#client.leaseClient.leaseRevoke({ ID: id });
+    } catch (error) {
+      if (/requested lease not found/i.test((error as Error).message)) return;
+      throw unavailable('lease revoke', error);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#client.close();
+  }
+}
