@@ -1,6 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { InsituError, createLogger, loadConfig, type Logger } from '@insitu/core';
-import { openStore, type Store } from '@insitu/store';
+import { createLogger, loadConfig, type Logger } from '@insitu/core';
+import { isUniqueViolation, openStore, type Store } from '@insitu/store';
 import { startMariaDbCluster, type MariaDbCluster, type MariaDbOptions } from '@insitu/test-helpers';
 import { DbManagerConfigSchema, type DbManagerConfig } from '../src/index.js';
 
@@ -114,7 +114,8 @@ export function startWriter(store: Store, prefix = 'w'): Writer {
           issued.push({ issuedAt, doneAt: Date.now() });
           break;
         } catch (error) {
-          if (error instanceof InsituError && error.code === 'INSITU_CONFLICT') {
+          // A retry of a write whose answer was lost in the failover finds it already there.
+          if (isUniqueViolation(error)) {
             acknowledged.push(name);
             break;
           }

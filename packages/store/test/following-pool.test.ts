@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { InsituError, waitFor } from '@insitu/core';
 import { startMariaDbCluster, type MariaDbCluster } from '@insitu/test-helpers';
-import { openStore, type PrimaryAddress, type PrimarySource, type Store } from '../src/index.js';
+import { isUniqueViolation, openStore, type PrimaryAddress, type PrimarySource, type Store } from '../src/index.js';
 
 /** A primary source the test moves by hand (the dbmanager publishes one through coord). */
 function manualSource(first: PrimaryAddress): PrimarySource & { move(to: PrimaryAddress): void } {
@@ -36,7 +36,7 @@ function startWriter(store: Store) {
           break;
         } catch (error) {
           // A retry of a write whose answer was lost finds it already there.
-          if (error instanceof InsituError && error.code === 'INSITU_CONFLICT') {
+          if (isUniqueViolation(error)) {
             acknowledged.push(name);
             break;
           }
