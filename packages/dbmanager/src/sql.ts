@@ -34,11 +34,27 @@ export class MemberConnection {
     return this.connection.threadId;
   }
 
+  /**
+   * Say goodbye (COM_QUIT) but never wait long for it: on a partitioned member the answer
+   * never comes, and a probe loop that waits for it stops probing. After 500 ms the socket
+   * is destroyed.
+   */
   async close(): Promise<void> {
-    try {
-      await this.connection.end();
-    } catch {
-      this.connection.destroy();
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      this.connection.end().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), 500);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!ended) {
+      const socket = (this.connection as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+      if (socket) socket.destroy();
+      else this.connection.destroy();
     }
   }
 }

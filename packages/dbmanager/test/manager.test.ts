@@ -127,6 +127,36 @@ describe('dbmanager against three real MariaDB servers', () => {
     await waitFor(() => smtp.mails.slice(mailsBefore).find((m) => m.subject.includes('RESOLVED platform/replica-sql-error')), { timeoutMs: 30_000, what: 'the resolved mail' });
   });
 
+  it('reports a replica that fell behind, and a primary that fell back to asynchronous replication', async () => {
+    const db1 = member(cluster, 'db1');
+    const db3 = member(cluster, 'db3');
+    const before = hook.accepted.length;
+    // db3 applies 3 s late; lagWarningSeconds is 1 here.
+    await db3.query('STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 3; START SLAVE');
+    await db1.query('CREATE TABLE IF NOT EXISTS lagging (id INT PRIMARY KEY)');
+    const lag = await waitFor(async () => {
+      await db1.query('INSERT INTO lagging VALUES (FLOOR(RAND() * 1000000000))');
+      return hookMessages(hook).slice(before).find((m) => m.condition === 'replica-lag' && m.status === 'firing');
+    }, { timeoutMs: 30_000, intervalMs: 200, what: 'the replica-lag warning' });
+    assert.equal(lag.alerts[0]?.subject, 'db3');
+    assert.match(lag.alerts[0]?.summary ?? '', /db3 is \d+ s behind db1/);
+    await db3.query('STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 0; START SLAVE');
+    await waitFor(() => hookMessages(hook).slice(before).find((m) => m.condition === 'replica-lag' && m.status === 'resolved'), { timeoutMs: 30_000, what: 'lag resolved' });
+
+    // No replica acknowledges: a commit waits semiSync.timeoutMs, then the primary goes asynchronous.
+    const db2 = member(cluster, 'db2');
+    await Promise.all([db2.query('STOP SLAVE IO_THREAD'), db3.query('STOP SLAVE IO_THREAD')]);
+    await db1.query('INSERT INTO lagging VALUES (-1)');
+    const off = await waitFor(() => hookMessages(hook).slice(before).find((m) => m.condition === 'semi-sync-off' && m.status === 'firing'), {
+      timeoutMs: 30_000,
+      what: 'the semi-sync-off warning',
+    });
+    assert.match(off.alerts[0]?.summary ?? '', /primary db1 fell back to asynchronous replication/);
+    await Promise.all([db2.query('START SLAVE IO_THREAD'), db3.query('START SLAVE IO_THREAD')]);
+    await db1.query('INSERT INTO lagging VALUES (-2)');
+    await waitFor(() => hookMessages(hook).slice(before).find((m) => m.condition === 'semi-sync-off' && m.status === 'resolved'), { timeoutMs: 30_000, what: 'semi-sync back on' });
+  });
+
   it('planned switchover: refused for an unhealthy target, then db1 → db3 with no write lost and a short refused-write window', async () => {
     const db2 = member(cluster, 'db2');
     await db2.query('STOP SLAVE SQL_THREAD');
