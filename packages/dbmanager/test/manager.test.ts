@@ -6,13 +6,28 @@ import type { Store } from '@insitu/store';
 import {
   startSmtpSink, startWebhookReceiver, type MariaDbCluster, type MariaDbInstance, type SmtpSink, type WebhookReceiver,
 } from '@insitu/test-helpers';
-import { DbAdminClient, createCoordinator, followPrimary, startDbManager, type Coordinator, type PrimaryFollower, type RunningDbManager } from '../src/index.js';
+import {
+  DbAdminClient, createCoordinator, followPrimary, startDbManager, type ClusterStatus, type Coordinator, type PrimaryFollower, type RunningDbManager,
+} from '../src/index.js';
 import { ADMIN_TOKEN, appStore, startProxy, startTestCluster, startWriter, testConfig, testLogger, type Proxy } from './support.js';
 
 function member(cluster: MariaDbCluster, name: string): MariaDbInstance {
   const found = cluster.members[Number(name.slice(2)) - 1];
   if (found === undefined) throw new Error(`no ${name}`);
   return found;
+}
+
+/** Wait until `check` holds for the manager's status; on timeout the error shows the last status. */
+async function waitForStatus(client: DbAdminClient, check: (status: ClusterStatus) => boolean, what: string, timeoutMs = 30_000): Promise<ClusterStatus> {
+  return waitFor(
+    async () => {
+      const status = await client.status();
+      if (check(status)) return status;
+      const members = status.members.map((m) => `${m.name}:${m.role}:${m.readOnly ? 'ro' : 'rw'}:${m.replication ? `${m.replication.source}/${m.replication.io}/${m.replication.sql}` : '-'}`);
+      throw new Error(`primary ${String(status.primary)} epoch ${status.epoch} ${members.join(' ')}; last events: ${status.events.slice(-5).map((e) => `${e.type}: ${e.message}`).join(' | ')}`);
+    },
+    { timeoutMs, what },
+  );
 }
 
 function hookMessages(hook: WebhookReceiver): AlertMessage[] {
@@ -182,12 +197,10 @@ describe('dbmanager against three real MariaDB servers', () => {
     assert.equal(result.to, 'db3');
     const onDb3 = new Set((await member(cluster, 'db3').query("SELECT name FROM orgs WHERE name LIKE 'sw-%'")).split('\n'));
     assert.deepEqual(writer.acknowledged.filter((n) => !onDb3.has(n)), [], 'no acknowledged write lost');
-    await waitFor(
-      async () => {
-        const status = await client.status();
-        return status.primary === 'db3' && status.members[0]?.role === 'replica' && status.members[0].readOnly === true && status.members[1]?.role === 'replica';
-      },
-      { timeoutMs: 20_000, what: 'db1 and db2 to replicate from db3' },
+    await waitForStatus(
+      client,
+      (status) => status.primary === 'db3' && status.members[0]?.role === 'replica' && status.members[0].readOnly === true && status.members[1]?.role === 'replica',
+      'db1 and db2 to replicate from db3',
     );
   });
 

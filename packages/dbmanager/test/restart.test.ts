@@ -31,7 +31,7 @@ describe('dbmanager: restarting a member process that died on this node', () => 
     });
     const config = testConfig(cluster, {
       members,
-      repair: { restartAfterMs: 300, restartBackoffMs: 100, restartBackoffMaxMs: 400, restartAttemptsBeforeAlert: 3 },
+      repair: { restartAfterMs: 300, restartBackoffMs: 1000, restartBackoffMaxMs: 2000, restartAttemptsBeforeAlert: 3 },
       notify: { webhooks: [{ url: hook.url }] },
     });
     coordinator = await createCoordinator({ kind: 'memory', endpoints: [] });
@@ -76,11 +76,11 @@ describe('dbmanager: restarting a member process that died on this node', () => 
     const db2 = cluster.members[1];
     assert.ok(db2);
     await db2.kill();
-    const alert = await waitFor(() => hook.accepted.map((h) => h.body as AlertMessage).find((m) => m.condition === 'member-restart-failed'), {
+    const alert = await waitFor(() => hook.accepted.map((h) => h.body as AlertMessage).find((m) => m.condition === 'member-restart-failed' && m.alerts.some((a) => a.subject === 'db2')), {
       timeoutMs: 30_000,
       what: 'the restart-failed alert',
     });
-    assert.match(alert.alerts[0]?.summary ?? '', /db2 is still down after 3 restart attempts/);
+    assert.match(alert.alerts.find((a) => a.subject === 'db2')?.summary ?? '', /db2 is still down after 3 restart attempts/);
     const attempts = (await client.events(500)).filter((e) => e.type === 'member-restart' && e.member === 'db2');
     assert.ok(attempts.length >= 3);
     const times = attempts.map((e) => Date.parse(e.at));
@@ -88,7 +88,7 @@ describe('dbmanager: restarting a member process that died on this node', () => 
       assert.ok((times[i] ?? 0) - (times[i - 1] ?? 0) >= (times[i - 1] ?? 0) - (times[i - 2] ?? 0) - 250, 'the pauses between attempts do not shrink');
     }
     await db2.start();
-    await waitFor(() => hook.accepted.map((h) => h.body as AlertMessage).find((m) => m.condition === 'member-restart-failed' && m.status === 'resolved'), {
+    await waitFor(() => hook.accepted.map((h) => h.body as AlertMessage).find((m) => m.condition === 'member-restart-failed' && m.alerts.some((a) => a.subject === 'db2' && a.state === 'resolved')), {
       timeoutMs: 30_000,
       what: 'the resolved message once db2 is back',
     });

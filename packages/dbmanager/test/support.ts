@@ -164,7 +164,12 @@ export function startWriter(store: Store, prefix = 'w'): Writer {
 export async function appStore(cluster: MariaDbCluster, primary: { current(): { host: string; port: number } | undefined; onChange(l: (a: { host: string; port: number }) => void): () => void }): Promise<Store> {
   const first = cluster.members[0];
   if (first === undefined) throw new Error('no member');
-  return openStore({ kind: 'mysql', host: first.host, port: first.port, user: APP_USER, password: APP_PASSWORD, database: first.database, primary, poolSize: 4 });
+  const open = () => openStore({ kind: 'mysql', host: first.host, port: first.port, user: APP_USER, password: APP_PASSWORD, database: first.database, primary, poolSize: 4 });
+  // Seen a few times in many runs, on a fresh cluster with semi-sync replicas: the first
+  // migration's connection is closed by the server (PROTOCOL_CONNECTION_LOST). Open again.
+  return open()
+    .catch(() => open())
+    .catch(() => open());
 }
 
 /** A TCP proxy in front of a member, to make it unreachable for the manager alone. */

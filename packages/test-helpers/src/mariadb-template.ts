@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { trackDir } from './cleanup-registry.js';
 import { requireCommand } from './require-command.js';
@@ -12,6 +13,10 @@ async function createTemplate(): Promise<string> {
   const dir = await makeTempDir('insitu-mariadb-template-');
   trackDir(dir);
   const dataDir = join(dir, 'data');
+  // A private tmpdir: with the shared /tmp, bootstraps of concurrent test processes failed
+  // ("Could not remove temporary table '/tmp/#sql-temptable-…'", then "Unknown table 'mysql.tmp_proxies_priv'").
+  const tmpDir = join(dir, 'tmp');
+  await mkdir(tmpDir);
   await runChecked(
     installDb,
     [
@@ -20,6 +25,7 @@ async function createTemplate(): Promise<string> {
       '--auth-root-authentication-method=normal',
       '--skip-test-db',
       `--datadir=${dataDir}`,
+      `--tmpdir=${tmpDir}`,
       // 8 MiB instead of 96 MiB of redo log: copies are 26 MiB instead of 114 MiB.
       '--innodb-log-file-size=8M',
       '--innodb-buffer-pool-size=64M',
