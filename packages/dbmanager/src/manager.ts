@@ -464,6 +464,14 @@ export class DbManager extends EventEmitter {
       minConfirmations: this.#config.detection.minConfirmations ?? defaultConfirmations(this.#states.size),
     });
     this.#suspect = verdict.state !== 'alive';
+    for (const state of this.#states.values()) {
+      if (state.probe?.ok !== true) continue;
+      if (state.probe.gtidStrictMode === false) {
+        this.#raise('gtid-strict-mode-off', state.config.name, 'warning', `gtid_strict_mode is OFF on ${state.config.name}: diverged histories cannot be detected reliably; set it ON in its my.cnf`, {});
+      } else {
+        this.#resolve('gtid-strict-mode-off', state.config.name, `gtid_strict_mode is ON on ${state.config.name}`);
+      }
+    }
     await this.#actOnVerdict(primary, verdict);
     if (verdict.state === 'dead' || verdict.state === 'suspect') return;
     for (const state of others) {
