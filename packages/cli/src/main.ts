@@ -7,6 +7,8 @@ import { runAppDev } from './commands/app-dev.js';
 import { runAuditVerify } from './commands/audit.js';
 import { runKeyCreate } from './commands/key.js';
 import { runServiceInvoke, runServicePublish } from './commands/service.js';
+import { runDbAck, runDbStatus, runDbSwitchover } from './commands/db.js';
+import { runDbManager } from './commands/dbmanager.js';
 import { runInit } from './commands/init.js';
 import { runServer } from './commands/server.js';
 import { runStatus } from './commands/status.js';
@@ -222,6 +224,40 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .addOption(dataDir()).addOption(configFile()).addOption(url()).addOption(token()).addOption(json())
     .action(async (options: Remote & { config?: string }) => {
       exitCode = await runAuditVerify(options, io);
+    });
+
+  program
+    .command('dbmanager')
+    .description('run the MySQL-Manager of the platform database cluster until interrupted (one acts, the others watch); logs JSON lines to stdout')
+    .option('--config <file>', 'dbmanager config file (env INSITU_DBMANAGER_CONFIG)')
+    .option('--admin-port <port>', 'admin API port, 0 for any free one', portOption)
+    .addOption(logLevel())
+    .option('--json', 'print the ready line as JSON')
+    .action(async (options: { config?: string; adminPort?: number; logLevel?: LogLevel; json?: boolean }) => {
+      await runDbManager(options, io);
+    });
+
+  const db = program.command('db').description('the platform database cluster: status, planned switchover, acknowledge a failover');
+  const dbOptions = (command: Command) =>
+    command
+      .option('--config <file>', 'dbmanager config file, to find the elected manager through coord (env INSITU_DBMANAGER_CONFIG)')
+      .option('--url <url>', 'admin URL of a dbmanager (env INSITU_DBMANAGER_URL)')
+      .option('--token <token>', 'admin token of the dbmanager (env INSITU_DBMANAGER_TOKEN)')
+      .option('--json', 'print the result as JSON');
+  dbOptions(db.command('status').description('topology, roles, GTID positions, lag, alerts and the last actions')).action(
+    async (options: { config?: string; url?: string; token?: string; json?: boolean }) => {
+      await runDbStatus(options, io);
+    },
+  );
+  dbOptions(db.command('switchover').description('planned switchover to a healthy replica, with no transaction lost'))
+    .requiredOption('--to <member>', 'the member to promote')
+    .action(async (options: { config?: string; url?: string; token?: string; json?: boolean; to: string }) => {
+      await runDbSwitchover(options, io);
+    });
+  dbOptions(db.command('ack').description('acknowledge the last failover: ends the cooldown so automatic failover may happen again'))
+    .option('--by <name>', 'who acknowledges (recorded in the event)')
+    .action(async (options: { config?: string; url?: string; token?: string; json?: boolean; by?: string }) => {
+      await runDbAck(options, io);
     });
 
   try {

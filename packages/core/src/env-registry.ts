@@ -2,7 +2,7 @@ import { InsituError } from './errors.js';
 import { suggest } from './suggest.js';
 
 /** Who reads an environment variable. */
-export type EnvScope = 'platform' | 'agent' | 'app' | 'cli' | 'test';
+export type EnvScope = 'platform' | 'agent' | 'app' | 'cli' | 'test' | 'dbmanager';
 
 /** One environment variable that Insitu reads, with what it means. */
 export interface EnvVar {
@@ -35,6 +35,12 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'INSITU_TOKEN', scope: 'cli', type: 'string', meaning: 'Bearer token that CLI commands send; same as --token.' },
   { name: 'INSITU_LISTEN', scope: 'app', type: 'string', meaning: 'Set by the agent for an application: the Unix socket it must serve HTTP on.' },
   { name: 'INSITU_DATA_API', scope: 'app', type: 'string', meaning: "Set by the agent for an application: the Unix socket of the agent's data API." },
+  { name: 'INSITU_DBMANAGER_CONFIG', scope: 'cli', type: 'string', meaning: 'Config file of `insitu dbmanager` and `insitu db`; same as --config.' },
+  { name: 'INSITU_DBMANAGER_URL', scope: 'cli', type: 'string', meaning: 'Admin URL of a dbmanager for `insitu db` (default: the elected manager, found through coord); same as --url.' },
+  { name: 'INSITU_DBMANAGER_PASSWORD', scope: 'dbmanager', type: 'string', option: 'credentials.password', meaning: "The dbmanager's database password on every member (unless a member names its own)." },
+  { name: 'INSITU_DBMANAGER_REPLICATION_PASSWORD', scope: 'dbmanager', type: 'string', option: 'replication.password', meaning: 'Password of the replication account that the dbmanager writes into CHANGE MASTER TO.' },
+  { name: 'INSITU_DBMANAGER_TOKEN', scope: 'dbmanager', type: 'string', option: 'admin.token', meaning: "Shared bearer token of the dbmanager's admin API (`insitu db` sends it)." },
+  { name: 'INSITU_DBMANAGER_LOG_LEVEL', scope: 'dbmanager', type: 'string', option: 'log.level', meaning: 'Log level of `insitu dbmanager`.' },
   { name: 'INSITU_TEST_MARIADB', scope: 'test', type: 'boolean', meaning: 'Set to 0 to skip the MariaDB half of dual-dialect tests (for a quick local run; CI runs both).' },
 ];
 

@@ -60,6 +60,12 @@ export const ERROR_CODES = {
   INSITU_TUNNEL_COMMAND_FAILED: { status: 502, meaning: 'The agent could not run a control command.' },
   INSITU_TUNNEL_UNKNOWN_COMMAND: { status: 404, meaning: 'The agent has no handler for this control command.' },
 
+  // Database manager
+  INSITU_DBMANAGER_NOT_LEADER: { status: 503, meaning: 'This dbmanager is not the elected one; the details name the leader to ask.' },
+  INSITU_DBMANAGER_NO_LEADER: { status: 503, meaning: 'No dbmanager is elected (or none can be reached) right now.' },
+  INSITU_DBMANAGER_MEMBER_NOT_FOUND: { status: 404, meaning: 'No database member has this name in the dbmanager config.' },
+  INSITU_DBMANAGER_SWITCHOVER_REFUSED: { status: 409, meaning: 'The switchover was refused before anything changed: the target or the primary is not healthy enough.' },
+  INSITU_DBMANAGER_SWITCHOVER_FAILED: { status: 503, meaning: 'The switchover started but could not finish; the details say what was rolled back.' },
   INSITU_INTERNAL: { status: 500, meaning: 'An unexpected error; the request id finds it in the logs.' },
 
   // Agent: data API, bundles, sandbox and application instances

@@ -6,6 +6,8 @@
 export { Store, Repositories, openStore, parseDatabaseUrl } from './store.js';
 export type { StoreConfig, OpenStoreOptions } from './store.js';
 export type { Dialect } from './dialect.js';
+export { FollowingPool } from './following-pool.js';
+export type { PrimarySource, PrimaryAddress } from './following-pool.js';
 export { ROLES } from './schema.js';
 export type {
   Database, Role, OrgRow, UserRow, SessionRow, ProviderRow, EnrolmentTokenRow, AgentRow, AppRow, AppVersionRow, ApprovalRow,

@@ -3,6 +3,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, MysqlDialect, SqliteDialect, sql } from 'kysely';
 import { createPool } from 'mysql2';
 import type { Dialect } from './dialect.js';
+import { FollowingPool, type PrimarySource } from './following-pool.js';
 import { migrationProvider } from './migrations/index.js';
 import type { RepositoryContext } from './repositories/context.js';
 import { AppRepository } from './repositories/app-repository.js';
@@ -22,7 +23,20 @@ import type { Database } from './schema.js';
 /** Where the platform database lives. */
 export type StoreConfig =
   | { kind: 'sqlite'; /** File path, or `:memory:` */ path: string }
-  | { kind: 'mysql'; host: string; port: number; user: string; password: string; database: string; poolSize?: number };
+  | {
+      kind: 'mysql';
+      host: string;
+      port: number;
+      user: string;
+      password: string;
+      database: string;
+      poolSize?: number;
+      /**
+       * Follow the primary of a replicated cluster: connections go to `primary.current()`
+       * (host and port above are the fallback until it knows one) and move on each change.
+       */
+      primary?: PrimarySource;
+    };
 
 /** Options for {@link openStore}. */
 export interface OpenStoreOptions {
@@ -133,9 +147,7 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions =
     }
     store = new Store(new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), 'sqlite', now);
   } else {
-    const pool = createPool({
-      host: config.host,
-      port: config.port,
+    const poolOptions = {
       user: config.user,
       password: config.password,
       database: config.database,
@@ -144,7 +156,14 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions =
       timezone: 'Z',
       connectTimeout: 5000,
       enableKeepAlive: true,
-    });
+    };
+    const source = config.primary;
+    const pool = source
+      ? new FollowingPool(poolOptions, {
+          current: () => source.current() ?? { host: config.host, port: config.port },
+          onChange: (listener) => source.onChange(listener),
+        })
+      : createPool({ host: config.host, port: config.port, ...poolOptions });
     store = new Store(new Kysely<Database>({ dialect: new MysqlDialect({ pool }) }), 'mysql', now);
   }
   try {

@@ -1,0 +1,380 @@
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { Counter, InsituError, newId, type Logger, type Registry } from '@insitu/core';
+import { alertKey, buildMessage, groupKey, type AlertInput, type AlertItem, type AlertMessage } from './alert.js';
+import type { NotifyConfig } from './config.js';
+import { emailTarget } from './email.js';
+import { DeliveryError, type DeliveryTarget } from './target.js';
+import { webhookTarget } from './webhook.js';
+
+/** Retry policy of one delivery to one target. */
+export interface RetryPolicy {
+  attempts: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** Options of {@link Notifier}. */
+export interface NotifierOptions {
+  targets: readonly DeliveryTarget[];
+  /** Collect alerts of one group this long before sending; default 2000 ms. */
+  groupWaitMs?: number;
+  /** Send a still-firing alert again when it is raised this long after its last message; default 4 h. */
+  repeatIntervalMs?: number;
+  retry?: Partial<RetryPolicy>;
+  logger?: Logger;
+  /** Counters `insitu_notify_messages_total` and `insitu_notify_suppressed_total` go here. */
+  registry?: Registry;
+  now?: () => number;
+}
+
+/** What a delivery attempt ended with, as emitted by the notifier. */
+export interface DeliveryReport {
+  target: string;
+  message: AlertMessage;
+  attempts: number;
+  error?: Error;
+}
+
+interface Active {
+  item: AlertItem;
+  /** When a message last carried it (firing or repeat); undefined while only pending. */
+  notifiedAt: number | undefined;
+}
+
+interface Batch {
+  items: Map<string, AlertItem>;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { attempts: 6, initialDelayMs: 500, maxDelayMs: 30_000 };
+
+/**
+ * Alert delivery with deduplication, grouping, repeats and resolved messages.
+ *
+ * - `raise()` the same alert (same cluster, condition and subject) as often as the
+ *   condition holds: the first raise sends a `firing` message, later ones are counted and
+ *   suppressed until `repeatIntervalMs` has passed since the last message, which sends a
+ *   `repeat`. Callers therefore re-raise on every check while a condition holds.
+ * - `resolve()` an active alert sends a `resolved` message; resolving an unknown one does nothing.
+ * - Alerts of one cluster and condition raised within `groupWaitMs` travel in one message.
+ * - Each message goes to every target independently, retried with capped exponential
+ *   backoff and jitter (or the receiver's `Retry-After`); permanent failures are not retried.
+ *
+ * Emits `delivered` and `failed` with a {@link DeliveryReport}.
+ *
+ * @example
+ * const notifier = createNotifier(config.notify, { logger });
+ * notifier.raise({ cluster: 'platform-db', condition: 'replica-sql-error', subject: 'db2', severity: 'critical', summary: 'SQL thread stopped' });
+ * notifier.resolve({ cluster: 'platform-db', condition: 'replica-sql-error', subject: 'db2' });
+ * await notifier.close();
+ */
+export class Notifier extends EventEmitter {
+  readonly #targets: readonly DeliveryTarget[];
+  readonly #groupWaitMs: number;
+  readonly #repeatIntervalMs: number;
+  readonly #retry: RetryPolicy;
+  readonly #logger: Logger | undefined;
+  readonly #now: () => number;
+  readonly #active = new Map<string, Active>();
+  readonly #batches = new Map<string, Batch>();
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #abort = new AbortController();
+  readonly #messages: Counter<'target' | 'result'> | undefined;
+  readonly #suppressed: Counter<'condition'> | undefined;
+  #closed = false;
+
+  constructor(options: NotifierOptions) {
+    super();
+    this.#targets = options.targets;
+    this.#groupWaitMs = options.groupWaitMs ?? 2000;
+    this.#repeatIntervalMs = options.repeatIntervalMs ?? 4 * 3600_000;
+    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.#logger = options.logger;
+    this.#now = options.now ?? Date.now;
+    if (options.registry) {
+      this.#messages = new Counter({
+        name: 'insitu_notify_messages_total',
+        help: 'Alert messages handed to a target, by target and result (delivered or failed after all retries)',
+        labelNames: ['target', 'result'] as const,
+        registers: [options.registry],
+      });
+      this.#suppressed = new Counter({
+        name: 'insitu_notify_suppressed_total',
+        help: 'Raises of an already-notified alert that sent nothing (deduplicated)',
+        labelNames: ['condition'] as const,
+        registers: [options.registry],
+      });
+    }
+  }
+
+  /** The alerts currently firing. */
+  active(): AlertItem[] {
+    return [...this.#active.values()].map((entry) => ({ ...entry.item }));
+  }
+
+  /** Report that a condition holds. Returns true when this raise will send a message (new or repeat). */
+  raise(alert: AlertInput): boolean {
+    if (this.#closed) return false;
+    const key = alertKey(alert);
+    const now = this.#now();
+    const at = new Date(now).toISOString();
+    const existing = this.#active.get(key);
+    if (existing === undefined) {
+      const item: AlertItem = {
+        key,
+        cluster: alert.cluster,
+        condition: alert.condition,
+        subject: alert.subject ?? '',
+        severity: alert.severity,
+        state: 'firing',
+        summary: alert.summary,
+        details: { ...alert.details },
+        firstSeenAt: at,
+        lastSeenAt: at,
+        count: 1,
+      };
+      this.#active.set(key, { item, notifiedAt: undefined });
+      this.#enqueue(alert, item);
+      return true;
+    }
+    const item = existing.item;
+    item.count += 1;
+    item.lastSeenAt = at;
+    item.summary = alert.summary;
+    item.details = { ...alert.details };
+    const escalated = severityRank(alert.severity) > severityRank(item.severity);
+    item.severity = alert.severity;
+    const pending = existing.notifiedAt === undefined;
+    if (pending) {
+      // Still waiting in its batch: the batch carries the newest text.
+      this.#enqueue(alert, item);
+      return false;
+    }
+    if (escalated || now - (existing.notifiedAt ?? now) >= this.#repeatIntervalMs) {
+      item.state = 'repeat';
+      existing.notifiedAt = undefined;
+      this.#enqueue(alert, item);
+      return true;
+    }
+    this.#suppressed?.inc({ condition: alert.condition });
+    return false;
+  }
+
+  /**
+   * Send a one-off notice (a failover happened, a member was restarted): grouped like
+   * alerts, but neither deduplicated nor kept active, so nothing resolves it.
+   */
+  event(alert: AlertInput): void {
+    if (this.#closed) return;
+    const at = new Date(this.#now()).toISOString();
+    const item: AlertItem = {
+      key: `${alertKey(alert)}#${newId('evt')}`,
+      cluster: alert.cluster,
+      condition: alert.condition,
+      subject: alert.subject ?? '',
+      severity: alert.severity,
+      state: 'firing',
+      summary: alert.summary,
+      details: { ...alert.details },
+      firstSeenAt: at,
+      lastSeenAt: at,
+      count: 1,
+    };
+    this.#enqueue(alert, item);
+  }
+
+  /** Report that a condition cleared. Returns true when a resolved message will be sent. */
+  resolve(alert: Pick<AlertInput, 'cluster' | 'condition' | 'subject'>, summary?: string): boolean {
+    if (this.#closed) return false;
+    const key = alertKey(alert);
+    const existing = this.#active.get(key);
+    if (existing === undefined) return false;
+    this.#active.delete(key);
+    const at = new Date(this.#now()).toISOString();
+    const item: AlertItem = {
+      ...existing.item,
+      state: 'resolved',
+      resolvedAt: at,
+      details: { ...existing.item.details },
+      ...(summary === undefined ? {} : { summary }),
+    };
+    this.#enqueue(alert, item);
+    return true;
+  }
+
+  #enqueue(alert: Pick<AlertInput, 'cluster' | 'condition'>, item: AlertItem): void {
+    const group = groupKey(alert);
+    let batch = this.#batches.get(group);
+    if (batch === undefined) {
+      batch = { items: new Map(), timer: undefined };
+      this.#batches.set(group, batch);
+      const timer = setTimeout(() => this.#send(group), this.#groupWaitMs);
+      timer.unref();
+      batch.timer = timer;
+    }
+    batch.items.set(item.key, { ...item, details: { ...item.details } });
+  }
+
+  #send(group: string): void {
+    const batch = this.#batches.get(group);
+    if (batch === undefined) return;
+    this.#batches.delete(group);
+    if (batch.timer) clearTimeout(batch.timer);
+    const now = this.#now();
+    for (const item of batch.items.values()) {
+      const active = this.#active.get(item.key);
+      if (active && item.state !== 'resolved') {
+        active.notifiedAt = now;
+        active.item.state = 'firing';
+      }
+    }
+    const message = buildMessage(newId('alr'), [...batch.items.values()], new Date(now));
+    for (const target of this.#targets) {
+      const delivery = this.#deliver(target, message).finally(() => this.#inFlight.delete(delivery));
+      this.#inFlight.add(delivery);
+    }
+  }
+
+  async #deliver(target: DeliveryTarget, message: AlertMessage): Promise<void> {
+    let attempt = 0;
+    for (;;) {
+      attempt += 1;
+      try {
+        await target.send(message);
+        this.#messages?.inc({ target: target.name, result: 'delivered' });
+        this.#logger?.info({ target: target.name, alert: message.id, title: message.title, attempts: attempt }, 'alert delivered');
+        this.emit('delivered', { target: target.name, message, attempts: attempt } satisfies DeliveryReport);
+        return;
+      } catch (error) {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        const permanent = failure instanceof DeliveryError && failure.permanent;
+        if (permanent || attempt >= this.#retry.attempts || this.#abort.signal.aborted) {
+          this.#messages?.inc({ target: target.name, result: 'failed' });
+          this.#logger?.error({ target: target.name, alert: message.id, attempts: attempt, err: failure }, 'alert delivery failed');
+          this.emit('failed', { target: target.name, message, attempts: attempt, error: failure } satisfies DeliveryReport);
+          return;
+        }
+        const hint = failure instanceof DeliveryError ? failure.retryAfterMs : undefined;
+        const backoff = Math.min(this.#retry.maxDelayMs, this.#retry.initialDelayMs * 2 ** (attempt - 1));
+        const delay = Math.min(this.#retry.maxDelayMs, hint ?? backoff * (0.8 + Math.random() * 0.4));
+        this.#logger?.warn({ target: target.name, alert: message.id, attempt, retryInMs: Math.round(delay), err: failure.message }, 'alert delivery failed; retrying');
+        await sleep(delay, this.#abort.signal);
+      }
+    }
+  }
+
+  /** Send every pending group now and wait for every delivery (with its retries) to end. */
+  async flush(): Promise<void> {
+    for (const group of [...this.#batches.keys()]) this.#send(group);
+    while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
+  }
+
+  /**
+   * Send what is pending, wait up to `timeoutMs` (default 5000) for deliveries, then stop
+   * retrying and close the targets. Later raises are ignored.
+   */
+  async close(timeoutMs = 5000): Promise<void> {
+    if (this.#closed) return;
+    const flushed = this.flush();
+    this.#closed = true;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([flushed, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    if (timer) clearTimeout(timer);
+    this.#abort.abort();
+    await flushed;
+    await Promise.all(this.#targets.map(async (target) => {
+      await target.close?.();
+    }));
+  }
+}
+
+function severityRank(severity: AlertInput['severity']): number {
+  return severity === 'critical' ? 2 : severity === 'warning' ? 1 : 0;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Read a secret from a file (trailing newline dropped) or from a named environment variable. */
+export function readSecret(from: { file?: string; env?: string }, environment: NodeJS.ProcessEnv, what: string): string | undefined {
+  if (from.file !== undefined) {
+    try {
+      return readFileSync(from.file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      throw new InsituError('INSITU_CONFIG_INVALID', `cannot read the ${what} from ${from.file}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  if (from.env !== undefined) {
+    const value = environment[from.env];
+    if (value === undefined || value === '') {
+      throw new InsituError('INSITU_CONFIG_INVALID', `the ${what} should be in the environment variable ${from.env}, which is not set`);
+    }
+    return value;
+  }
+  return undefined;
+}
+
+/** Options of {@link createNotifier} besides the config section. */
+export interface CreateNotifierOptions {
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  registry?: Registry;
+  now?: () => number;
+  /** More targets, e.g. the component's own event log. */
+  extraTargets?: readonly DeliveryTarget[];
+}
+
+/**
+ * Build a {@link Notifier} from a validated `notify:` config section: one webhook target per
+ * entry and an email target when `email` is set (its password read from `passwordFile` or
+ * `passwordEnv`).
+ */
+export function createNotifier(config: NotifyConfig, options: CreateNotifierOptions = {}): Notifier {
+  const targets: DeliveryTarget[] = config.webhooks.map((hook) =>
+    webhookTarget({ url: hook.url, timeoutMs: hook.timeoutMs, ...(hook.headers ? { headers: hook.headers } : {}) }),
+  );
+  if (config.email) {
+    const email = config.email;
+    const pass = readSecret(
+      { ...(email.passwordFile === undefined ? {} : { file: email.passwordFile }), ...(email.passwordEnv === undefined ? {} : { env: email.passwordEnv }) },
+      options.env ?? process.env,
+      'SMTP password',
+    );
+    if (pass !== undefined && email.user === undefined) {
+      throw new InsituError('INSITU_CONFIG_INVALID', 'notify.email has a password but no user');
+    }
+    targets.push(
+      emailTarget({
+        host: email.host,
+        port: email.port,
+        secure: email.secure,
+        requireTls: email.requireTls,
+        from: email.from,
+        to: email.to,
+        timeoutMs: email.timeoutMs,
+        ...(email.user !== undefined && pass !== undefined ? { auth: { user: email.user, pass } } : {}),
+      }),
+    );
+  }
+  targets.push(...(options.extraTargets ?? []));
+  return new Notifier({
+    targets,
+    groupWaitMs: config.groupWaitMs,
+    repeatIntervalMs: config.repeatIntervalMs,
+    retry: config.retry,
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.registry ? { registry: options.registry } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  });
+}
