@@ -16,13 +16,23 @@ describe('insitu up', () => {
   });
   after(async () => removeDir(dir));
 
-  it('brings up the platform with a demo catalog, prints working curl commands, and reuses the data dir', async () => {
+  it('brings up the platform, the demo provider and its published service, prints working curl commands, and reuses the data dir', async () => {
     const first = start(['up', '--data-dir', dir, '--port', '0']);
-    await first.waitForOutput(/Press Ctrl-C to stop/);
+    await first.waitForOutput(/Press Ctrl-C to stop/, 120_000);
     assert.match(first.output.stdout, /admin: +admin@insitu\.local +password: \S+/);
+    assert.match(first.output.stdout, /service: .*running next to the data/);
     const curls = first.output.stdout.split('\n').filter((line) => line.startsWith('curl '));
-    assert.ok(curls.length >= 2, first.output.stdout);
-    const search = curls[0] ?? '';
+    assert.ok(curls.length >= 3, first.output.stdout);
+    const serviceCall = curls[0] ?? '';
+    const key = /Bearer (isu_key_\S+)'/.exec(serviceCall)?.[1];
+    const serviceUrl = /'(http:\/\/[^']+)'$/.exec(serviceCall)?.[1];
+    assert.ok(key && serviceUrl);
+    const answer = (await (await fetch(serviceUrl, { headers: { authorization: `Bearer ${key}` } })).json()) as { currency: string; cities: Array<{ city: string; revenue: number }> };
+    assert.equal(answer.currency, 'EUR');
+    assert.equal(answer.cities.length, 20, 'a computed answer: revenue of every city');
+    assert.ok(answer.cities.every((c) => c.revenue > 0));
+    assert.ok(!JSON.stringify(answer).includes('LC0'), 'no loyalty card id leaves the provider');
+    const search = curls.find((c) => c.includes('/api/v1/datasets?q=sales')) ?? '';
     const token = /Bearer (isu_ses_\S+)'/.exec(search)?.[1];
     const url = /'(http:\/\/[^']+)'$/.exec(search)?.[1];
     assert.ok(token && url);
@@ -34,16 +44,18 @@ describe('insitu up', () => {
     assert.equal(await first.stop(), 0);
 
     const second = start(['up', '--data-dir', dir, '--port', '0', '--json']);
-    const [line] = await second.waitForOutput(/^\{.*\}$/m);
-    const report = JSON.parse(line) as { admin: { password?: string }; datasets: string[]; url: string; token: string };
+    const [line] = await second.waitForOutput(/^\{.*\}$/m, 120_000);
+    const report = JSON.parse(line) as { admin: { password?: string }; datasets: string[]; url: string; token: string; service: { running: boolean }; key: string };
     assert.equal(report.admin.password, undefined, 'the password is shown on the first run only');
+    assert.equal(report.service.running, true);
+    assert.notEqual(report.key, key, 'a fresh key each run');
     assert.deepEqual(report.datasets, ['products', 'sales', 'stores', 'weather']);
     const all = (await (await fetch(`${report.url}/api/v1/datasets?provider=demo-retail`, { headers: { authorization: `Bearer ${report.token}` } })).json()) as { items: unknown[] };
     assert.equal(all.items.length, 4, 'no duplicates after a second run');
     assert.equal(await second.stop(), 0);
   });
 
-  it('as a real process: the printed curl line works as printed, and Ctrl-C stops it cleanly', async () => {
+  it('as a real process: the printed service call works as printed, and Ctrl-C stops it cleanly', async () => {
     const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -51,12 +63,13 @@ describe('insitu up', () => {
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      await waitFor(() => stdout.includes('Press Ctrl-C'), { timeoutMs: 60_000, what: `insitu up to be ready (stderr: ${stderr})` });
-      const curl = stdout.split('\n').find((l) => l.startsWith('curl ') && l.includes('tag=weather'));
+      await waitFor(() => stdout.includes('Press Ctrl-C'), { timeoutMs: 120_000, what: `insitu up to be ready (stderr: ${stderr})` });
+      const curl = stdout.split('\n').find((l) => l.startsWith('curl ') && l.includes('/top-products'));
       assert.ok(curl);
       const { stdout: answer } = await promisify(execFile)('/bin/sh', ['-c', curl]);
-      const names = (JSON.parse(answer) as { items: Array<{ name: string }> }).items.map((d) => d.name);
-      assert.deepEqual(names, ['weather']);
+      const products = JSON.parse(answer) as Array<{ product: string; units: number }>;
+      assert.equal(products.length, 5);
+      assert.ok(products[0] && products[0].units >= (products[4]?.units ?? 0), 'best sellers first');
       child.kill('SIGINT');
       assert.equal(await exited, 0);
       assert.match(stderr, /stopping/);

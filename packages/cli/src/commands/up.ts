@@ -1,7 +1,7 @@
 import { InsituError, type LogLevel } from '@insitu/core';
-import { issueSession, startServer, type RunningServer } from '@insitu/server';
+import { VERSION, issueSession, startServer, type RunningServer } from '@insitu/server';
 import { dataDirOf, fileLogger, isInitialised, loadCliServerConfig, type DataDirOptions } from '../data-dir.js';
-import { seedDemo } from '../demo/seed-demo.js';
+import { seedDemo, type DemoSeed } from '../demo/seed-demo.js';
 import { line, untilAborted, type CliIo } from '../io.js';
 import { initDataDir } from './init.js';
 
@@ -21,6 +21,9 @@ export interface UpReport {
   token: string;
   tokenExpiresAt: string;
   datasets: string[];
+  sandbox: 'bubblewrap' | 'none';
+  service: { name: string; running: boolean; reason?: string; url: string };
+  key: string;
   commands: string[];
 }
 
@@ -29,10 +32,11 @@ function shellQuote(value: string): string {
 }
 
 /**
- * Start the all-in-one platform on its embedded defaults and bring up the demo
- * provider. Returns the report and the running server; the caller closes it.
+ * Start the all-in-one platform on its embedded defaults, with the demo provider's
+ * agent, the demo application deployed and published, and a key to call it. Returns the
+ * report and what to close.
  */
-export async function bringUp(options: UpOptions, io: CliIo, progress: (step: string) => void): Promise<{ report: UpReport; server: RunningServer }> {
+export async function bringUp(options: UpOptions, io: CliIo, progress: (step: string) => void): Promise<{ report: UpReport; close: () => Promise<void> }> {
   const dataDir = dataDirOf(options, io);
   let password: string | undefined;
   if (!isInitialised(dataDir)) {
@@ -45,14 +49,18 @@ export async function bringUp(options: UpOptions, io: CliIo, progress: (step: st
   if (options.logLevel) flags.log = { level: options.logLevel };
   const config = loadCliServerConfig(options, io, dataDir, flags);
   progress('starting the platform');
-  const server = await startServer({ config, dataDir, logger: fileLogger(dataDir, config.log.level, 'up') });
+  const logger = fileLogger(dataDir, config.log.level, 'up');
+  const server: RunningServer = await startServer({ config, dataDir, logger });
+  let demo: DemoSeed | undefined;
   try {
     const platform = await server.store.orgs.platform();
     const [admin] = platform ? (await server.store.users.members(platform.id, { limit: 10, offset: 0 })).filter((m) => m.roles.includes('admin')) : [];
     if (!admin) throw new InsituError('INSITU_NOT_INITIALISED', `the data dir ${dataDir} has no platform administrator`);
     const session = await issueSession(server.store, admin.user, config.auth.sessionTtlSeconds * 1000);
-    const demo = await seedDemo({ url: server.url, adminToken: session.token, store: server.store, dataDir, progress });
+    demo = await seedDemo({ url: server.url, adminToken: session.token, store: server.store, dataDir, logger: logger.child({ component: 'demo-agent' }), version: VERSION, progress });
     const auth = `-H ${shellQuote(`authorization: Bearer ${session.token}`)}`;
+    const keyAuth = `-H ${shellQuote(`authorization: Bearer ${demo.key}`)}`;
+    const serviceUrl = `${server.url}/s/${demo.service.name}`;
     const report: UpReport = {
       url: server.url,
       dataDir,
@@ -60,14 +68,26 @@ export async function bringUp(options: UpOptions, io: CliIo, progress: (step: st
       token: session.token,
       tokenExpiresAt: new Date(session.expiresAt).toISOString(),
       datasets: demo.datasets,
+      sandbox: demo.sandbox,
+      service: { ...demo.service, url: serviceUrl },
+      key: demo.key,
       commands: [
+        `curl -s ${keyAuth} ${shellQuote(`${serviceUrl}/cities`)}`,
+        `curl -s ${keyAuth} ${shellQuote(`${serviceUrl}/top-products?limit=5`)}`,
         `curl -s ${auth} ${shellQuote(`${server.url}/api/v1/datasets?q=sales`)}`,
-        `curl -s ${auth} ${shellQuote(`${server.url}/api/v1/datasets?tag=weather&column=temp_c`)}`,
-        `curl -s ${server.url}/readyz`,
+        `curl -s ${auth} ${shellQuote(`${server.url}/api/v1/audit?service=${demo.service.name}`)}`,
       ],
     };
-    return { report, server };
+    const agent = demo.agent;
+    return {
+      report,
+      close: async () => {
+        await agent.close();
+        await server.close();
+      },
+    };
   } catch (error) {
+    await demo?.agent.close();
     await server.close();
     throw error;
   }
@@ -75,7 +95,7 @@ export async function bringUp(options: UpOptions, io: CliIo, progress: (step: st
 
 export async function runUp(options: UpOptions, io: CliIo): Promise<void> {
   const progress = options.json ? () => undefined : (step: string) => line(io.stderr, `… ${step}`);
-  const { report, server } = await bringUp(options, io, progress);
+  const { report, close } = await bringUp(options, io, progress);
   try {
     if (options.json) {
       line(io.stdout, JSON.stringify(report));
@@ -84,7 +104,9 @@ export async function runUp(options: UpOptions, io: CliIo): Promise<void> {
       line(io.stdout, `  data dir: ${report.dataDir} (logs in insitu.log)`);
       line(io.stdout, `  admin:    ${report.admin.email}${report.admin.password ? `  password: ${report.admin.password}  (shown once; only its hash is stored)` : ''}`);
       line(io.stdout, `  token:    ${report.token}  (admin session, valid until ${report.tokenExpiresAt})`);
-      line(io.stdout, `  catalog:  demo provider "demo-retail" with ${report.datasets.join(', ')}`);
+      line(io.stdout, `  catalog:  demo provider "demo-retail" with ${report.datasets.join(', ')} (metadata only; the rows stay in demo/retail.db)`);
+      line(io.stdout, `  service:  ${report.service.url}/… ${report.service.running ? `running next to the data (${report.sandbox === 'bubblewrap' ? 'sandboxed by bubblewrap' : 'NOT sandboxed: bubblewrap is missing'})` : `NOT running: ${report.service.reason ?? 'unknown'}`}`);
+      line(io.stdout, `  API key:  ${report.key}  (for the service; shown once)`);
       line(io.stdout, 'Try:');
       for (const command of report.commands) line(io.stdout, command);
       line(io.stdout, 'Press Ctrl-C to stop.');
@@ -92,6 +114,6 @@ export async function runUp(options: UpOptions, io: CliIo): Promise<void> {
     await untilAborted(io.signal);
     if (!options.json) line(io.stderr, '… stopping');
   } finally {
-    await server.close();
+    await close();
   }
 }
