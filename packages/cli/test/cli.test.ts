@@ -69,17 +69,23 @@ describe('insitu command line', () => {
   it('runs the server until interrupted, and status reports it ready (and as JSON)', async () => {
     const dataDir = join(dir, 'init');
     const server = start(['server', '--data-dir', dataDir, '--port', '0', '--log-level', 'info']);
-    const [, url] = await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
-    assert.ok(url);
-    const status = await run(['status', '--url', url, '--json']);
-    assert.equal(status.code, 0, status.stderr);
-    assert.deepEqual(JSON.parse(status.stdout), { url, alive: true, ready: true, checks: { database: 'ok' } });
-    const human = await run(['status', '--url', url]);
-    assert.match(human.stdout, /: ready/);
-    assert.equal(await server.stop(), 0);
-    const down = await run(['status', '--url', url, '--json']);
-    assert.equal(down.code, 1);
-    assert.equal(JSON.parse(down.stdout).alive, false);
+    let stopped = false;
+    try {
+      const [, url] = await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
+      assert.ok(url);
+      const status = await run(['status', '--url', url, '--json']);
+      assert.equal(status.code, 0, status.stderr);
+      assert.deepEqual(JSON.parse(status.stdout), { url, alive: true, ready: true, checks: { database: 'ok', coordination: 'ok' } });
+      const human = await run(['status', '--url', url]);
+      assert.match(human.stdout, /: ready/);
+      assert.equal(await server.stop(), 0);
+      stopped = true;
+      const down = await run(['status', '--url', url, '--json']);
+      assert.equal(down.code, 1);
+      assert.equal(JSON.parse(down.stdout).alive, false);
+    } finally {
+      if (!stopped) await server.stop();
+    }
   });
 
   it('refuses to serve an uninitialised database', async () => {

@@ -790,10 +790,23 @@ export class DbManager extends EventEmitter {
     return [...SPARE_USERS_BASE, this.#secrets.replication.user, ...new Set([...this.#secrets.members.values()].map((login) => login.user))];
   }
 
-  /** GTIDs `state` holds beyond `base`: exact from its binlog when it can be read, else as ranges. */
-  async #errantGtids(state: MemberState, base: GtidPosition): Promise<string[]> {
-    const probe = state.probe;
-    const mine = maxPosition(parseGtidPosition(probe?.gtidBinlogPos), parseGtidPosition(probe?.gtidSlavePos));
+  /**
+   * GTIDs `state` holds beyond the primary's position (or beyond a fixed `base`, for a
+   * former primary): exact from its binlog when it can be read, else as ranges.
+   *
+   * Both positions are read fresh, the member's first and the primary's after it: a
+   * primary position from an older probe than the member's would make transactions the
+   * member replicated since then look errant (seen under load after a switchover).
+   */
+  async #errantGtids(state: MemberState, from: { primary: MemberState } | { base: GtidPosition }): Promise<string[]> {
+    let mine: GtidPosition;
+    try {
+      const [binlog, applied] = await this.#withMember(state, async (c) => [await binlogPosition(c), String((await c.one<{ p: string }>('SELECT @@gtid_slave_pos AS p'))?.p ?? '')]);
+      mine = maxPosition(parseGtidPosition(binlog), parseGtidPosition(applied));
+    } catch {
+      mine = maxPosition(parseGtidPosition(state.probe?.gtidBinlogPos), parseGtidPosition(state.probe?.gtidSlavePos));
+    }
+    const base = 'base' in from ? from.base : parseGtidPosition(await this.#withMember(from.primary, (c) => currentPosition(c)).catch(() => from.primary.probe?.gtidCurrentPos ?? ''));
     const ranges = gtidRangesBeyond(mine, base);
     if (ranges.length === 0) return [];
     try {
@@ -808,8 +821,7 @@ export class DbManager extends EventEmitter {
   async #rejoin(state: MemberState, primary: MemberState, pending: PendingRejoin | undefined): Promise<void> {
     const name = state.config.name;
     const primaryPosition = parseGtidPosition(primary.probe?.gtidCurrentPos);
-    const base = pending === undefined ? primaryPosition : parseGtidPosition(pending.base);
-    const errant = await this.#errantGtids(state, base);
+    const errant = await this.#errantGtids(state, pending === undefined ? { primary } : { base: parseGtidPosition(pending.base) });
     if (errant.length > 0) {
       await this.#quarantine(state, `${name} holds transactions that primary ${primary.config.name} never had`, errant);
       return;
@@ -851,7 +863,7 @@ export class DbManager extends EventEmitter {
   /** A quarantined member leaves quarantine only when it no longer holds errant GTIDs (an administrator rebuilt it). */
   async #checkQuarantine(state: MemberState, primary: MemberState): Promise<void> {
     const name = state.config.name;
-    const errant = await this.#errantGtids(state, parseGtidPosition(primary.probe?.gtidCurrentPos));
+    const errant = await this.#errantGtids(state, { primary });
     const quarantine = this.#topology.quarantined.find((q) => q.name === name);
     const stillErrant = errant.length > 0 || (quarantine !== undefined && quarantine.errantGtids.some((gtid) => this.#holdsGtid(state, gtid)));
     if (stillErrant) {
@@ -901,7 +913,7 @@ export class DbManager extends EventEmitter {
       state.cleanSince = undefined;
       const error = `error ${replication.lastIoErrno}: ${replication.lastIoError}`;
       if (replication.lastIoErrno === 1236) {
-        const errant = await this.#errantGtids(state, parseGtidPosition(primary.probe?.gtidCurrentPos));
+        const errant = await this.#errantGtids(state, { primary });
         await this.#quarantine(state, `the primary refused to serve it: ${error}`, errant.length > 0 ? errant : [state.probe?.gtidSlavePos ?? '?']);
         return;
       }

@@ -19,6 +19,12 @@ export const ServerConfigSchema = Type.Object(
         url: Type.String({ default: 'sqlite:platform.db', description: 'sqlite:PATH (relative to the data dir) or mysql://USER@HOST:PORT/DB' }),
         password: Type.Optional(Type.String({ description: 'MySQL password; prefer INSITU_DATABASE_PASSWORD or passwordFile' })),
         passwordFile: Type.Optional(Type.String({ description: 'File holding the MySQL password' })),
+        followPrimary: Type.Optional(
+          Type.String({
+            pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
+            description: 'MySQL cluster whose primary the dbmanager publishes in coord (dbmanager/<name>/primary): the store follows it across failovers; host/port of the url are only the first guess',
+          }),
+        ),
       },
       { ...Closed, default: {} },
     ),

@@ -15,6 +15,7 @@ export { desiredFor } from './apps/desired-state.js';
 export { compareSemver } from './apps/semver.js';
 export { inspectBundle } from './apps/bundle-intake.js';
 export { startServer, storeConfigFor } from './start-server.js';
+export { coordinatorFor } from './tunnel-endpoint.js';
 export type { RunningServer } from './start-server.js';
 export { ServerConfigSchema, loadServerConfig, defaultServerConfig } from './config.js';
 export type { ServerConfig } from './config.js';

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { InsituError, createLogger, type Logger } from '@insitu/core';
 import { openStore, parseDatabaseUrl, type Store, type StoreConfig } from '@insitu/store';
+import type { Coordinator } from '@insitu/coord';
 import type { App } from './app.js';
 import { buildServer } from './build-server.js';
 import type { ServerConfig } from './config.js';
@@ -38,12 +39,12 @@ export function storeConfigFor(config: Readonly<ServerConfig>, dataDir: string):
  * Open the database, build the server and listen. The caller owns the returned handle
  * and must `close()` it.
  */
-export async function startServer(options: { config: Readonly<ServerConfig>; dataDir: string; logger?: Logger; store?: Store }): Promise<RunningServer> {
+export async function startServer(options: { config: Readonly<ServerConfig>; dataDir: string; logger?: Logger; store?: Store; coordinator?: Coordinator }): Promise<RunningServer> {
   const logger = options.logger ?? createLogger({ name: 'server', level: options.config.log.level });
   const store = options.store ?? (await openStore(storeConfigFor(options.config, options.dataDir)));
   let app: App | undefined;
   try {
-    app = await buildServer({ config: options.config, store, logger });
+    app = await buildServer({ config: options.config, store, logger, ...(options.coordinator ? { coordinator: options.coordinator } : {}) });
     await app.listen({ host: options.config.listen.host, port: options.config.listen.port });
   } catch (error) {
     await app?.close().catch(() => undefined);

@@ -1,6 +1,8 @@
 import { InsituError, createLogger, type LogLevel } from '@insitu/core';
-import { openStore } from '@insitu/store';
-import { startServer, storeConfigFor } from '@insitu/server';
+import type { Coordinator } from '@insitu/coord';
+import { followPrimary, type PrimaryFollower } from '@insitu/dbmanager';
+import { openStore, type Store } from '@insitu/store';
+import { coordinatorFor, startServer, storeConfigFor } from '@insitu/server';
 import { dataDirOf, ensureDataDir, loadCliServerConfig, type DataDirOptions } from '../data-dir.js';
 import { untilAborted, type CliIo } from '../io.js';
 
@@ -10,7 +12,11 @@ export interface ServerOptions extends DataDirOptions {
   logLevel?: LogLevel;
 }
 
-/** Run the platform server until the signal aborts. Logs are JSON lines on standard output. */
+/**
+ * Run the platform server until the signal aborts. Logs are JSON lines on standard
+ * output. With `database.followPrimary`, the store follows the primary that the
+ * dbmanager publishes in coord, so writes resume on a new primary after a failover.
+ */
 export async function runServer(options: ServerOptions, io: CliIo): Promise<void> {
   const dataDir = dataDirOf(options, io);
   const flags: Record<string, unknown> = {};
@@ -19,17 +25,35 @@ export async function runServer(options: ServerOptions, io: CliIo): Promise<void
   const config = loadCliServerConfig(options, io, dataDir, flags);
   await ensureDataDir(dataDir);
   const logger = createLogger({ name: 'server', level: config.log.level, destination: io.stdout });
-  const store = await openStore(storeConfigFor(config, dataDir));
-  if (!(await store.orgs.platform())) {
-    await store.close();
-    throw new InsituError('INSITU_NOT_INITIALISED', `the platform has no administrator yet; run: insitu init --data-dir ${dataDir}`);
-  }
-  const server = await startServer({ config, dataDir, logger, store });
+  const storeConfig = storeConfigFor(config, dataDir);
+  let coordinator: Coordinator | undefined;
+  let follower: PrimaryFollower | undefined;
+  let store: Store | undefined;
   try {
-    await untilAborted(io.signal);
-    logger.info('shutting down');
+    if (config.database.followPrimary) {
+      if (storeConfig.kind !== 'mysql') throw new InsituError('INSITU_CONFIG_INVALID', 'database.followPrimary needs a mysql:// database.url');
+      coordinator = coordinatorFor(config, { logger });
+      follower = await followPrimary(coordinator, config.database.followPrimary, { onError: (error) => logger.warn({ err: error }, 'bad primary record in coord') });
+      const current = follower.current();
+      logger.info({ cluster: config.database.followPrimary, primary: current ?? `${storeConfig.host}:${storeConfig.port} (none published yet)` }, 'following the published primary');
+      follower.onChange((address) => logger.info({ primary: address }, 'the primary moved; the store follows'));
+      store = await openStore({ ...storeConfig, primary: follower });
+    } else {
+      store = await openStore(storeConfig);
+    }
+    if (!(await store.orgs.platform())) {
+      throw new InsituError('INSITU_NOT_INITIALISED', `the platform has no administrator yet; run: insitu init --data-dir ${dataDir}`);
+    }
+    const server = await startServer({ config, dataDir, logger, store, ...(coordinator ? { coordinator } : {}) });
+    try {
+      await untilAborted(io.signal);
+      logger.info('shutting down');
+    } finally {
+      await server.close();
+    }
   } finally {
-    await server.close();
-    await store.close();
+    await store?.close();
+    await follower?.close();
+    await coordinator?.close();
   }
 }

@@ -23,18 +23,21 @@ export function registerHealthRoutes(app: App, ctx: ServerContext): void {
       config: { auth: 'public' },
       schema: {
         tags: ['health'],
-        summary: 'Readiness: the platform database answers',
+        summary: 'Readiness: the platform database and the coordination store answer',
         security: [],
         response: { 200: Type.Object({ status: Type.Literal('ready'), checks: Type.Record(Type.String(), Type.String()) }), 503: ErrorBodySchema },
       },
     },
     async () => {
-      try {
-        await ctx.store.ping();
-      } catch (error) {
-        throw new InsituError('INSITU_NOT_READY', 'not ready: the platform database does not answer', { details: { checks: { database: 'down' } }, cause: error });
+      const checks: Record<string, string> = {};
+      const [database, coordination] = await Promise.allSettled([ctx.store.ping(), app.coordinator.get('readyz')]);
+      checks.database = database.status === 'fulfilled' ? 'ok' : 'down';
+      checks.coordination = coordination.status === 'fulfilled' ? 'ok' : 'down';
+      if (checks.database !== 'ok' || checks.coordination !== 'ok') {
+        const down = Object.entries(checks).filter(([, state]) => state !== 'ok').map(([name]) => name);
+        throw new InsituError('INSITU_NOT_READY', `not ready: ${down.join(' and ')} ${down.length > 1 ? 'do' : 'does'} not answer`, { details: { checks } });
       }
-      return { status: 'ready' as const, checks: { database: 'ok' } };
+      return { status: 'ready' as const, checks };
     },
   );
 
@@ -56,7 +59,13 @@ export function registerHealthRoutes(app: App, ctx: ServerContext): void {
         response: {
           200: Type.Object({
             nodes: Type.Array(Type.Object({ id: Type.String(), version: Type.String(), startedAt: Type.String(), role: Type.String(), services: Type.Array(Type.String()) })),
-            database: Type.Object({ dialect: Type.String(), status: Type.String() }),
+            database: Type.Object({
+              dialect: Type.String(),
+              status: Type.String(),
+              cluster: Type.Optional(Type.String({ description: 'The MySQL cluster whose primary the store follows' })),
+              topology: Type.Optional(Type.Unknown({ description: "The dbmanager's published topology: primary, epoch, replicas waiting to rejoin, quarantined members, cooldown" })),
+              events: Type.Optional(Type.Array(Type.Unknown(), { description: "The dbmanager's latest events (failovers, rejoins, repairs, alerts), newest first" })),
+            }),
             coordination: Type.Object({ kind: Type.String() }),
             tunnel: Type.Object({
               sessions: Type.Array(
@@ -86,9 +95,24 @@ export function registerHealthRoutes(app: App, ctx: ServerContext): void {
         () => 'ok',
         () => 'down',
       );
+      const cluster = ctx.config.database.followPrimary;
+      const parse = (text: string | undefined): unknown => {
+        try {
+          return text ? (JSON.parse(text) as unknown) : undefined;
+        } catch {
+          return { error: 'not JSON' };
+        }
+      };
+      let topology: unknown;
+      let events: unknown[] | undefined;
+      if (cluster) {
+        topology = parse(await app.coordinator.get(`dbmanager/${cluster}/topology`).catch(() => undefined));
+        const published = await app.coordinator.list(`dbmanager/${cluster}/events/`).catch(() => new Map<string, string>());
+        events = [...published.entries()].sort(([a], [b]) => (a < b ? 1 : -1)).slice(0, 20).map(([, value]) => parse(value));
+      }
       return {
-        nodes: [{ id: ctx.node.id, version: ctx.node.version, startedAt: iso(ctx.node.startedAt), role: 'all-in-one', services: ['api'] }],
-        database: { dialect: ctx.store.dialect, status },
+        nodes: [{ id: ctx.node.id, version: ctx.node.version, startedAt: iso(ctx.node.startedAt), role: app.coordinator.kind === 'etcd' ? 'cluster-node' : 'all-in-one', services: ['api', 'gateway', 'tunnel'] }],
+        database: { dialect: ctx.store.dialect, status, ...(cluster ? { cluster } : {}), ...(topology !== undefined ? { topology } : {}), ...(events ? { events } : {}) },
         coordination: { kind: app.coordinator.kind },
         tunnel: { sessions: app.tunnel.sessions() },
       };
