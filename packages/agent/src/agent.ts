@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InsituError, toInsituError, type AppManifest, type Logger } from '@insitu/core';
-import { LocalBalancer, sendError, type InboundRequest, type OutboundResponse } from './apps/balancer.js';
+import { LocalBalancer, sendError, sendStreamError, type InboundRequest, type OutboundResponse } from './apps/balancer.js';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { installBundle, installedBundle, normaliseDigest } from './apps/bundle.js';
 import { LocalBundleSource, type BundleSource, type DesiredDeployment } from './apps/bundle-source.js';
 import { Cgroups } from './apps/cgroups.js';
@@ -289,6 +290,17 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
       return;
     }
     entry.balancer.handle(req, res);
+  }
+
+  /** {@link handle} for a raw HTTP/2 stream: the tunnel's fast path. */
+  handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, target: { deployment: string } | { app: string; version?: string }): void {
+    const entry = this.find(target);
+    if (!entry?.balancer) {
+      const what = 'deployment' in target ? `deployment ${target.deployment}` : `${target.app}${target.version ? `@${target.version}` : ''}`;
+      sendStreamError(stream, new InsituError('INSITU_APP_UNAVAILABLE', `${what} is not running on this agent`));
+      return;
+    }
+    entry.balancer.handleStream(stream, headers);
   }
 
   /** The status report: per deployment pending, starting, running, crash-looping or failed (with the reason). */

@@ -4,6 +4,8 @@ import type { Store } from '@insitu/store';
 import type { Coordinator } from '@insitu/coord';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { LogController } from 'fastify';
 import type { App } from './app.js';
 import { bearerToken, resolvePrincipal } from './auth/principal.js';
@@ -15,7 +17,7 @@ import { CallRecorder } from './gateway/call-recorder.js';
 import type { ServiceDispatcher } from './gateway/dispatcher.js';
 import { tunnelDispatcher } from './gateway/tunnel-dispatcher.js';
 import { desiredFor } from './apps/desired-state.js';
-import { registerGateway, type Gateway } from './gateway/gateway.js';
+import { createGateway, type Gateway } from './gateway/gateway.js';
 import { registerAccountRoutes } from './routes/accounts.js';
 import { registerAgentControlRoutes } from './routes/agent-control.js';
 import { registerAppRoutes } from './routes/apps.js';
@@ -89,8 +91,33 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     passwordCost: { N: 2 ** config.auth.passwordCost, r: 8, p: 1 },
   };
 
+  const reconciler = new DeploymentReconciler(ctx);
+  const recorder = new CallRecorder(store, logger, config.audit);
+  let dispatcher = options.dispatcher;
+  // Late-bound: the tunnel and the listening address exist once the app is built.
+  const holder: { app?: App } = {};
+  const baseUrl = () => {
+    if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
+    const address = holder.app?.server.address();
+    return typeof address === 'object' && address ? `http${config.tls ? 's' : ''}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : '';
+  };
+  const gateway = createGateway(ctx, {
+    dispatcher: () => (dispatcher ??= tunnelDispatcher(() => (holder.app as App).tunnel)),
+    recorder,
+    baseUrl,
+  });
+  const tls = config.tls ? readTlsFiles(config.tls) : undefined;
+
   const app = Fastify({
-    ...(config.tls ? { https: readTlsFiles(config.tls) } : {}),
+    // Calls to services (/s/…) go to the gateway's own handler before the REST framework:
+    // the hot path pays for no routing, hooks or reply objects it does not use.
+    serverFactory: (fastifyHandler) => {
+      const route = (req: IncomingMessage, res: ServerResponse) => {
+        if (req.url?.startsWith('/s/')) gateway.handle(req, res);
+        else fastifyHandler(req, res);
+      };
+      return tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, route) : createHttpServer(route);
+    },
     loggerInstance: logger,
     // We write one line per request ourselves (onResponse), with the route and principal.
     logController: new LogController({ disableRequestLogging: true }),
@@ -178,15 +205,25 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   });
 
   await mountTunnel(app, ctx, options.coordinator ? { coordinator: options.coordinator } : {});
-  const reconciler = new DeploymentReconciler(ctx);
-  const recorder = new CallRecorder(store, logger, config.audit);
-  let dispatcher = options.dispatcher ?? tunnelDispatcher(() => app.tunnel);
-  const baseUrl = () => {
-    if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
-    const address = app.server.address();
-    return typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : '';
-  };
-  const gateway = registerGateway(app, ctx, { dispatcher: () => dispatcher, recorder, baseUrl });
+  holder.app = app;
+  // The same gateway behind a framework route too: for inject() in tests, and should a
+  // call ever reach the framework (the server factory sends real traffic past it).
+  app.register(async (plugin) => {
+    const scoped = plugin as unknown as App;
+    scoped.removeAllContentTypeParsers();
+    scoped.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+    scoped.route({
+      method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+      url: '/s/*',
+      exposeHeadRoute: false,
+      config: { auth: 'public' },
+      schema: { hide: true },
+      handler: async (request, reply) => {
+        reply.hijack();
+        gateway.handle(request.raw, reply.raw);
+      },
+    });
+  });
   reconciler.on('routes-changed', () => gateway.router.invalidate());
   // A change of a provider's deployments is pushed to its agents with a session on this
   // node at once; agents on other nodes find it at their next poll.

@@ -1,5 +1,5 @@
 import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { constants as h2, type Http2ServerRequest, type Http2ServerResponse, type IncomingHttpHeaders as Http2Headers, type ServerHttp2Stream } from 'node:http2';
 import { InsituError } from '@insitu/core';
 import type { ReadyInstance } from './deployment-runner.js';
 
@@ -32,6 +32,18 @@ export function sendError(res: OutboundResponse, error: InsituError): void {
   const body = JSON.stringify({ error: { code: error.code, message: error.message } });
   res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+/** Answer an HTTP/2 stream with an Insitu error body (or break it off when headers went already). */
+export function sendStreamError(stream: ServerHttp2Stream, error: InsituError): void {
+  if (stream.destroyed) return;
+  if (stream.headersSent) {
+    stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
+  stream.respond({ ':status': error.status, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(error.headers ?? {}) });
+  stream.end(body);
 }
 
 /** What the balancer needs from a deployment. */
@@ -122,5 +134,79 @@ export class LocalBalancer {
       sendError(res, new InsituError('INSITU_APP_UNAVAILABLE', `the instance of ${this.target.name} failed: ${error.code ?? error.message}`));
     });
     (req as NodeJS.ReadableStream).pipe(upstream);
+  }
+
+  /**
+   * The same for a raw HTTP/2 stream (the tunnel's fast path: no compatibility objects
+   * per request). Same choice of instance, retry, timeout and errors as {@link handle}.
+   */
+  handleStream(stream: ServerHttp2Stream, headers: Http2Headers): void {
+    stream.on('error', () => undefined);
+    this.forwardStream(stream, headers, new Set(), true);
+  }
+
+  private forwardStream(stream: ServerHttp2Stream, headers: Http2Headers, tried: Set<string>, mayRetry: boolean): void {
+    const instance = this.pick(tried);
+    if (!instance) {
+      sendStreamError(stream, new InsituError('INSITU_APP_UNAVAILABLE', `no instance of ${this.target.name} is ready on this agent`, { headers: { 'retry-after': '1' } }));
+      return;
+    }
+    tried.add(instance.id);
+    instance.inflight++;
+    let finished = false;
+    const finish = () => {
+      if (!finished) {
+        finished = true;
+        instance.inflight--;
+      }
+    };
+    const method = String(headers[':method'] ?? 'GET');
+    const authority = headers[':authority'];
+    const upstream = request(
+      { socketPath: instance.socketPath, method, path: String(headers[':path'] ?? '/'), headers: headersFrom(headers, typeof authority === 'string' ? authority : undefined) },
+      (answer) => {
+        if (stream.destroyed) {
+          answer.destroy();
+          finish();
+          return;
+        }
+        stream.respond({ ...headersFrom(answer.headers), ':status': answer.statusCode ?? 502 });
+        // pipe(), not pipeline(): pipeline costs an AbortController per request.
+        answer.pipe(stream);
+        answer.on('end', finish);
+        answer.on('error', () => {
+          finish();
+          stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+        });
+      },
+    );
+    const timer = setTimeout(() => {
+      upstream.destroy();
+      finish();
+      sendStreamError(stream, new InsituError('INSITU_APP_TIMEOUT', `${this.target.name} did not answer within ${this.target.requestTimeoutMs} ms`));
+    }, this.target.requestTimeoutMs);
+    upstream.on('close', () => clearTimeout(timer));
+    stream.on('close', () => {
+      clearTimeout(timer);
+      if (!stream.writableFinished) upstream.destroy();
+      finish();
+    });
+    upstream.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      finish();
+      if (stream.destroyed || stream.headersSent) {
+        if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+        return;
+      }
+      const neverReached = error.code === 'ECONNREFUSED' || error.code === 'ENOENT';
+      if (neverReached) this.target.instanceFailed(instance.id);
+      if (neverReached && mayRetry && ['GET', 'HEAD', 'OPTIONS'].includes(method)) {
+        this.forwardStream(stream, headers, tried, false);
+        return;
+      }
+      sendStreamError(stream, new InsituError('INSITU_APP_UNAVAILABLE', `the instance of ${this.target.name} failed: ${error.code ?? error.message}`));
+    });
+    if (stream.endAfterHeaders) upstream.end();
+    else stream.pipe(upstream);
   }
 }

@@ -3,7 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertValid, type Logger } from '@insitu/core';
-import { TunnelClient, type ServiceAnnouncement } from '@insitu/tunnel';
+import { RAW_STREAM_HANDLER, TunnelClient, type RawStreamCapable, type ServiceAnnouncement, type TunnelHandler } from '@insitu/tunnel';
 import Type from 'typebox';
 import type { Agent, AgentStatus } from '../agent.js';
 import type { BundleSource, DesiredDeployment, FetchedBundle } from '../apps/bundle-source.js';
@@ -102,10 +102,7 @@ export class PlatformLink {
       ...(options.allowPlainText ? { allowPlainText: true } : {}),
       ...(options.agentVersion ? { agentVersion: options.agentVersion } : {}),
       logger: options.logger.child({ component: 'tunnel' }),
-      handler: (req: Http2ServerRequest, res: Http2ServerResponse) => {
-        const deployment = req.headers[DEPLOYMENT_HEADER];
-        agent.handle(req, res, { deployment: typeof deployment === 'string' ? deployment : '' });
-      },
+      handler: PlatformLink.handler(agent),
     });
     this.tunnel.onCommand('desired', async (payload: unknown) => {
       const { deployments } = assertValid(DesiredCommandSchema, payload, { what: 'desired command', code: 'INSITU_TUNNEL_BAD_FRAME' });
@@ -114,6 +111,23 @@ export class PlatformLink {
       return { accepted: deployments.length };
     });
     this.tunnel.on('rejected', (error: Error) => options.logger.error({ err: error }, 'the platform refused this agent credential; enrol again with a new token'));
+  }
+
+  /**
+   * The tunnel handler: each call goes to the local balancer of the deployment the
+   * gateway named, on the raw HTTP/2 stream API (the tunnel's fast path), with the
+   * compatibility form for everything else.
+   */
+  static handler(agent: Agent): TunnelHandler & RawStreamCapable {
+    const handler = ((req: Http2ServerRequest, res: Http2ServerResponse) => {
+      const deployment = req.headers[DEPLOYMENT_HEADER];
+      agent.handle(req, res, { deployment: typeof deployment === 'string' ? deployment : '' });
+    }) as TunnelHandler & RawStreamCapable;
+    handler[RAW_STREAM_HANDLER] = (stream, headers) => {
+      const deployment = headers[DEPLOYMENT_HEADER];
+      agent.handleStream(stream, headers, { deployment: typeof deployment === 'string' ? deployment : '' });
+    };
+    return handler;
   }
 
   /** Dial the platform, fetch the desired deployments, and keep both up to date. */

@@ -1,9 +1,7 @@
-import type { IncomingHttpHeaders } from 'node:http';
-import { Transform, type Readable } from 'node:stream';
-import { InsituError, hashSecret, type AppManifest } from '@insitu/core';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { InsituError, hashSecret, isId, newId, type AppManifest, type Counter, type Histogram } from '@insitu/core';
+import { Counter as PromCounter, Histogram as PromHistogram } from '@insitu/core';
 import type { ApiKeyRow, AuditInput, ServiceRow } from '@insitu/store';
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { App } from '../app.js';
 import type { ServerContext } from '../context.js';
 import { toApiError } from '../errors.js';
 import type { CallRecorder } from './call-recorder.js';
@@ -12,11 +10,12 @@ import { QuotaCounter } from './quota-counter.js';
 import { RateLimiter } from './rate-limiter.js';
 import { ServiceRouter } from './service-router.js';
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /** Headers never forwarded in either direction: hop-by-hop, and the caller's credentials. */
 const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'authorization', 'x-api-key', 'cookie', 'content-length']);
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length', 'set-cookie']);
+const SERVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const MAJOR = /^v\d{1,6}$/;
 
 interface Cached<T> {
   value: T | undefined;
@@ -40,8 +39,10 @@ class TtlCache<T> {
   }
 }
 
-/** The parts of the gateway other modules talk to. */
+/** The gateway: a raw Node request handler for `/s/…`, and what other modules talk to. */
 export interface Gateway {
+  /** Serve one call (the server hands every `/s/` request here, before the REST framework). */
+  handle(req: IncomingMessage, res: ServerResponse): void;
   router: ServiceRouter;
   /** Forget cached keys, services and grants (after a change through the API). */
   invalidate(): void;
@@ -52,19 +53,6 @@ function apiKeyOf(headers: IncomingHttpHeaders): string | undefined {
   if (typeof header === 'string' && header.length > 0) return header.trim();
   const match = /^Bearer\s+(isu_key_\S{1,256})\s*$/i.exec(headers.authorization ?? '');
   return match?.[1];
-}
-
-/** Counts bytes through a stream and fails past `limit`. */
-function counter(limit: number, code: 'INSITU_REQUEST_TOO_LARGE' | 'INSITU_RESPONSE_TOO_LARGE'): Transform & { bytes: number } {
-  const stream = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      stream.bytes += chunk.length;
-      if (stream.bytes > limit) callback(new InsituError(code, `more than ${limit} bytes`, { details: { where: 'gateway' } }));
-      else callback(null, chunk);
-    },
-  }) as Transform & { bytes: number };
-  stream.bytes = 0;
-  return stream;
 }
 
 function openApiOf(service: ServiceRow, manifest: AppManifest, version: string, baseUrl: string) {
@@ -84,78 +72,112 @@ function openApiOf(service: ServiceRow, manifest: AppManifest, version: string, 
   };
 }
 
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
 /**
  * The invocation path `/s/{service}/[v{major}/]…`: authenticate the API key, check the
  * grant, rate limit and daily quota, cap sizes, pick the newest running version, send the
  * call down the tunnel (the {@link ServiceDispatcher}) and stream the answer back with a
  * deadline. Every call with a known key and service is metered and audited (batched).
+ *
+ * It is a plain Node handler that the server calls before the REST framework: the hot
+ * path pays for no routing, hooks or reply objects it does not use (measured in
+ * bench/invoke). It keeps the API's error shape and request ids.
  */
-export function registerGateway(app: App, ctx: ServerContext, options: { dispatcher: () => ServiceDispatcher; recorder: CallRecorder; baseUrl: () => string }): Gateway {
-  const { store, now } = ctx;
+export function createGateway(ctx: ServerContext, options: { dispatcher: () => ServiceDispatcher; recorder: CallRecorder; baseUrl: () => string }): Gateway {
+  const { store, now, logger } = ctx;
   const keys = new TtlCache<ApiKeyRow>(2000, now);
   const services = new TtlCache<ServiceRow>(2000, now);
   const grants = new TtlCache<boolean>(2000, now);
   const limiter = new RateLimiter(now);
   const quotas = new QuotaCounter((keyId, serviceId, since) => store.usage.callsSince(keyId, serviceId, since), now);
   const router = new ServiceRouter(store, { ttlMs: 1000, staleAfterMs: 60_000, now });
+  const calls: Counter<'status'> = new PromCounter({
+    name: 'insitu_gateway_calls_total',
+    help: 'Calls through the gateway, by status class',
+    labelNames: ['status'] as const,
+    registers: [ctx.registry],
+  });
+  const duration: Histogram<'status'> = new PromHistogram({
+    name: 'insitu_gateway_call_duration_seconds',
+    help: 'Time from a call arriving to its answer completing, by status class',
+    labelNames: ['status'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [ctx.registry],
+  });
 
-  async function handle(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    const started = performance.now();
+  async function serve(req: IncomingMessage, res: ServerResponse, requestId: string, started: number): Promise<void> {
     const ts = now();
-    const wildcard = (request.params as { '*': string })['*'];
-    const [name = '', ...rest] = wildcard.split('/');
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const pathname = queryAt >= 0 ? url.slice(0, queryAt) : url;
+    const query = queryAt >= 0 ? url.slice(queryAt) : '';
+    const [name = '', ...rest] = pathname.slice('/s/'.length).split('/');
     let major: number | undefined;
-    if (rest[0] !== undefined && /^v\d{1,6}$/.test(rest[0])) major = Number(rest.shift()?.slice(1));
-    const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : '';
+    if (rest[0] !== undefined && MAJOR.test(rest[0])) major = Number(rest.shift()?.slice(1));
     const path = `/${rest.join('/')}`;
 
-    const service = /^[a-z0-9][a-z0-9-]{0,62}$/.test(name) ? await services.get(name, () => store.services.getByName(name)) : undefined;
+    const service = SERVICE_NAME.test(name) ? await services.get(name, () => store.services.getByName(name)) : undefined;
     if (!service) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${name}`, { details: { where: 'gateway' } });
-    const routes = await router.routes(service.app_id);
-    const chosen = ServiceRouter.pick(routes, major);
-
-    if (path === '/openapi.json' && request.method === 'GET') {
-      if (!chosen) throw new InsituError('INSITU_SERVICE_UNAVAILABLE', `${name} has no running version${major !== undefined ? ` ${major}.x` : ''}`, { details: { where: 'gateway' } });
-      if (service.access === 'public') return reply.send(openApiOf(service, chosen.manifest, chosen.version, options.baseUrl()));
+    const chosen = ServiceRouter.pick(await router.routes(service.app_id), major);
+    const unavailable = () =>
+      new InsituError('INSITU_SERVICE_UNAVAILABLE', `${name} has no running version${major !== undefined ? ` ${major}.x` : ''}`, { details: { where: 'gateway' } });
+    const wantsDoc = path === '/openapi.json' && req.method === 'GET';
+    if (wantsDoc && service.access === 'public') {
+      if (!chosen) throw unavailable();
+      sendJson(res, 200, openApiOf(service, chosen.manifest, chosen.version, options.baseUrl()));
+      return;
     }
 
-    const secret = apiKeyOf(request.headers);
+    const secret = apiKeyOf(req.headers);
     const key = secret?.startsWith('isu_key_') ? await keys.get(hashSecret(secret), () => store.services.findLiveKey(hashSecret(secret))) : undefined;
     if (!key || (key.expires_at !== null && Number(key.expires_at) <= ts)) {
-      void reply.header('www-authenticate', 'Bearer');
-      throw new InsituError('INSITU_KEY_INVALID', secret ? 'the API key is unknown, expired or revoked' : 'send an API key: Authorization: Bearer isu_key_…', { details: { where: 'gateway' } });
+      throw new InsituError('INSITU_KEY_INVALID', secret ? 'the API key is unknown, expired or revoked' : 'send an API key: Authorization: Bearer isu_key_…', {
+        headers: { 'www-authenticate': 'Bearer' },
+        details: { where: 'gateway' },
+      });
     }
 
-    let status = 0;
-    let errorCode = '';
-    let bytesIn = 0;
-    let bytesOut = 0;
-    let version = chosen?.version ?? '';
-    let providerId = '';
-    let agentId = '';
-    let recorded = false;
+    const call = {
+      status: 0,
+      errorCode: '',
+      bytesIn: 0,
+      bytesOut: 0,
+      version: chosen?.version ?? '',
+      providerId: '',
+      agentId: '',
+      recorded: false,
+    };
     const record = () => {
-      if (recorded) return;
-      recorded = true;
-      const call: AuditInput = {
+      if (call.recorded) return;
+      call.recorded = true;
+      const entry: AuditInput = {
         ts,
-        requestId: request.id,
+        requestId,
         keyId: key.id,
         callerOrgId: key.org_id,
         serviceId: service.id,
         serviceOrgId: service.org_id,
         serviceName: service.name,
-        version,
-        providerId,
-        agentId,
-        method: request.method,
-        status,
-        errorCode,
-        bytesIn,
-        bytesOut,
+        version: call.version,
+        providerId: call.providerId,
+        agentId: call.agentId,
+        method: req.method ?? 'GET',
+        status: call.status,
+        errorCode: call.errorCode,
+        bytesIn: call.bytesIn,
+        bytesOut: call.bytesOut,
         durationMs: performance.now() - started,
       };
-      options.recorder.record(call);
+      options.recorder.record(entry);
     };
 
     try {
@@ -168,10 +190,12 @@ export function registerGateway(app: App, ctx: ServerContext, options: { dispatc
       if (!allowed) {
         throw new InsituError('INSITU_KEY_FORBIDDEN', scoped ? `the owner of ${name} has not granted your organisation access` : `this key is not scoped to ${name}`, { details: { where: 'gateway' } });
       }
-      if (path === '/openapi.json' && request.method === 'GET' && chosen) {
-        status = 200;
+      if (wantsDoc) {
+        if (!chosen) throw unavailable();
+        call.status = 200;
         record();
-        return reply.send(openApiOf(service, chosen.manifest, chosen.version, options.baseUrl()));
+        sendJson(res, 200, openApiOf(service, chosen.manifest, chosen.version, options.baseUrl()));
+        return;
       }
       const rate = limiter.take(`${key.id}:${service.id}`, service.rate_per_second, service.burst);
       if (!rate.ok) {
@@ -187,104 +211,128 @@ export function registerGateway(app: App, ctx: ServerContext, options: { dispatc
           details: { where: 'gateway' },
         });
       }
-      const declared = Number(request.headers['content-length'] ?? 0);
+      const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > service.max_request_bytes) {
         throw new InsituError('INSITU_REQUEST_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`, { details: { where: 'gateway' } });
       }
-      if (!chosen) {
-        throw new InsituError('INSITU_SERVICE_UNAVAILABLE', `${name} has no running version${major !== undefined ? ` ${major}.x` : ''}`, { details: { where: 'gateway' } });
-      }
-      version = chosen.version;
+      if (!chosen) throw unavailable();
+      call.version = chosen.version;
       const headers: Record<string, string> = {};
-      for (const [header, value] of Object.entries(request.headers)) {
+      for (const header in req.headers) {
+        const value = req.headers[header];
         if (value === undefined || DROP_REQUEST.has(header) || header.startsWith('insitu-')) continue;
         headers[header] = Array.isArray(value) ? value.join(', ') : value;
       }
-      headers['insitu-request-id'] = request.id;
+      headers['insitu-request-id'] = requestId;
       headers['insitu-caller-org'] = key.org_id;
-      const inbound = request.body as Readable | undefined;
-      const requestCounter = counter(service.max_request_bytes, 'INSITU_REQUEST_TOO_LARGE');
-      const body = inbound && typeof (inbound).pipe === 'function' ? inbound.pipe(requestCounter) : undefined;
+      // The request body streams through as it is, counted and capped.
+      const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
+      if (hasBody) {
+        req.on('data', (chunk: Buffer) => {
+          call.bytesIn += chunk.length;
+          if (call.bytesIn > service.max_request_bytes) {
+            req.destroy(new InsituError('INSITU_REQUEST_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`));
+          }
+        });
+        req.pause();
+      }
       const abort = new AbortController();
-      request.raw.on('close', () => {
-        if (!reply.raw.writableFinished) abort.abort();
-      });
-      const deadline = Date.now() + service.timeout_ms;
+      const onGone = () => {
+        if (!res.writableFinished) abort.abort();
+      };
+      res.on('close', onGone);
       const timer = setTimeout(() => abort.abort(), service.timeout_ms);
-      timer.unref();
+      let result;
       try {
-        const result = await options.dispatcher().dispatch({
+        result = await options.dispatcher().dispatch({
           targets: chosen.targets,
-          method: request.method,
+          method: req.method ?? 'GET',
           path: `${path}${query}`,
           headers,
-          ...(body ? { body } : {}),
-          idempotent: IDEMPOTENT.has(request.method) || body === undefined,
-          deadline,
-          requestId: request.id,
+          ...(hasBody ? { body: req } : {}),
+          idempotent: IDEMPOTENT.has(req.method ?? 'GET') || !hasBody,
+          deadline: Date.now() + service.timeout_ms,
+          requestId,
           signal: abort.signal,
         });
-        providerId = result.providerId;
-        agentId = result.agentId;
-        bytesIn = requestCounter.bytes;
-        status = result.status;
-        for (const [header, value] of Object.entries(result.headers)) {
-          if (!DROP_RESPONSE.has(header.toLowerCase()) && !header.startsWith(':')) void reply.header(header, value);
-        }
-        void reply.header('insitu-service-version', chosen.version);
-        const responseCounter = counter(service.max_response_bytes, 'INSITU_RESPONSE_TOO_LARGE');
-        responseCounter.on('error', (error: Error) => {
-          errorCode = (error as InsituError).code ?? 'INSITU_INTERNAL';
-        });
-        result.body.on('error', () => {
-          errorCode ||= 'INSITU_RESPONSE_ABORTED';
-        });
-        // Recorded when the answer is complete ('finish'), or when the connection ends without it ('close').
-        reply.raw.on('finish', () => {
-          clearTimeout(timer);
-          bytesOut = responseCounter.bytes;
-          record();
-        });
-        reply.raw.on('close', () => {
-          clearTimeout(timer);
-          bytesOut = responseCounter.bytes;
-          if (!reply.raw.writableFinished && !errorCode) errorCode = abort.signal.aborted ? 'INSITU_GATEWAY_TIMEOUT' : 'INSITU_CALLER_GONE';
-          record();
-        });
-        return reply.status(result.status).send(result.body.pipe(responseCounter));
       } catch (error) {
         clearTimeout(timer);
-        bytesIn = requestCounter.bytes;
         if (abort.signal.aborted && !(error instanceof InsituError)) {
           throw new InsituError('INSITU_GATEWAY_TIMEOUT', `${name} did not answer within ${service.timeout_ms} ms`, { details: { where: 'gateway' } });
         }
         throw error;
       }
+      call.providerId = result.providerId;
+      call.agentId = result.agentId;
+      call.status = result.status;
+      const outgoing: Record<string, string | string[]> = {};
+      for (const header in result.headers) {
+        const value = result.headers[header];
+        if (value !== undefined && !DROP_RESPONSE.has(header.toLowerCase()) && !header.startsWith(':')) outgoing[header] = value;
+      }
+      outgoing['insitu-service-version'] = chosen.version;
+      res.writeHead(result.status, outgoing);
+      const body = result.body;
+      const max = Number(service.max_response_bytes);
+      body.on('data', (chunk: Buffer) => {
+        call.bytesOut += chunk.length;
+        if (call.bytesOut > max) {
+          call.errorCode = 'INSITU_RESPONSE_TOO_LARGE';
+          body.destroy();
+          res.destroy();
+        }
+      });
+      body.on('error', () => {
+        call.errorCode ||= 'INSITU_RESPONSE_ABORTED';
+        res.destroy();
+      });
+      // Recorded when the answer is complete ('finish'), or when the connection ends without it ('close').
+      res.on('finish', () => {
+        clearTimeout(timer);
+        record();
+      });
+      res.on('close', () => {
+        clearTimeout(timer);
+        if (!res.writableFinished) {
+          if (!call.errorCode) call.errorCode = abort.signal.aborted ? 'INSITU_GATEWAY_TIMEOUT' : 'INSITU_CALLER_GONE';
+          body.destroy();
+        }
+        record();
+      });
+      body.pipe(res);
     } catch (error) {
       const apiError = toApiError(error);
-      status = apiError.status;
-      errorCode = apiError.code;
+      call.status = apiError.status;
+      call.errorCode = apiError.code;
       record();
       throw apiError;
     }
   }
 
-  app.register(async (plugin) => {
-    const scoped = plugin as unknown as App;
-    // Bodies go to the application untouched, as a stream.
-    scoped.removeAllContentTypeParsers();
-    scoped.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
-    scoped.route({
-      method: [...METHODS],
-      url: '/s/*',
-      exposeHeadRoute: false,
-      config: { auth: 'public' },
-      schema: { hide: true },
-      handler: handle,
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    const incoming = req.headers['insitu-request-id'];
+    const requestId = typeof incoming === 'string' && isId(incoming, 'req') ? incoming : newId('req');
+    res.setHeader('insitu-request-id', requestId);
+    res.on('close', () => {
+      const status = `${Math.floor(res.statusCode / 100)}xx`;
+      calls.inc({ status });
+      duration.observe({ status }, (performance.now() - started) / 1000);
     });
-  });
+    serve(req, res, requestId, started).catch((error: unknown) => {
+      const apiError = toApiError(error);
+      ctx.http.errors.inc({ code: apiError.code });
+      if (apiError.isUserError) logger.debug({ reqId: requestId, code: apiError.code, err: apiError.message }, 'call refused');
+      else logger.error({ reqId: requestId, code: apiError.code, err: apiError.cause ?? error }, 'call failed');
+      req.resume();
+      const body: { code: string; message: string; requestId: string; details?: unknown } = { code: apiError.code, message: apiError.message, requestId };
+      if (apiError.details !== undefined) body.details = apiError.details;
+      sendJson(res, apiError.status, { error: body }, apiError.headers);
+    });
+  }
 
   return {
+    handle,
     router,
     invalidate() {
       keys.clear();
