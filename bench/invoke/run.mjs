@@ -9,7 +9,7 @@
 // the p99 that (b) adds over (a) at one caller. After `npm run build`:
 //   node bench/invoke/run.mjs [--seconds 5] [--log-level warn]
 import { spawn } from 'node:child_process';
-import { readdirSync, rmSync, statSync, mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { appendFileSync, readdirSync, rmSync, statSync, mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -32,6 +32,8 @@ const SECONDS = Number(opt('seconds', '5'));
 const PROFILE = process.env.BENCH_PROFILE_DIR;
 const profiled = (name) => (PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
 const LOG_LEVEL = opt('log-level', 'warn');
+// How often the server writes its metering and audit batch (ms); default: the server's own.
+const AUDIT_FLUSH_MS = opt('audit-flush-ms', undefined);
 const children = [];
 const tmp = mkdtempSync(join(os.tmpdir(), 'insitu-bench-invoke-'));
 
@@ -139,6 +141,7 @@ async function main() {
   });
   const init = start([INSITU, 'init', '--data-dir', platformDir, '--port', String(port), '--json']);
   const { admin } = JSON.parse((await init.waitFor(/^\{.*\}$/m))[0]);
+  if (AUDIT_FLUSH_MS) appendFileSync(join(platformDir, 'config.yaml'), `audit:\n  flushIntervalMs: ${Number(AUDIT_FLUSH_MS)}\n`);
   const platform = start([...profiled('platform'), INSITU, 'server', '--data-dir', platformDir, '--log-level', LOG_LEVEL]);
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
@@ -213,7 +216,7 @@ async function main() {
     }
   }
   const fmt = (n, d = 0) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
-  console.log(`\nbench/invoke — small JSON answer, ${SECONDS} s per cell, server log level ${LOG_LEVEL}; ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, ${new Date().toISOString()}`);
+  console.log(`\nbench/invoke — small JSON answer, ${SECONDS} s per cell, server log level ${LOG_LEVEL}${AUDIT_FLUSH_MS ? `, audit flush every ${AUDIT_FLUSH_MS} ms` : ''}; ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, ${new Date().toISOString()}`);
   console.log('| path | 1 caller req/s | p50 / p99 ms | 64 callers req/s | p50 / p99 ms |');
   console.log('|---|---:|---:|---:|---:|');
   for (const [name, r] of Object.entries(results)) {

@@ -17,6 +17,8 @@ export interface Database {
   dataset_columns: DatasetColumnsTable;
   /** SQLite only: FTS5 index, rowid = datasets.seq. */
   dataset_fts: DatasetFtsTable;
+  /** SQLite only: FTS5 index without descriptions, rowid = datasets.seq. */
+  dataset_fts_near: Omit<DatasetFtsTable, 'description'>;
   /** MariaDB only: FULLTEXT documents, keyed by datasets.seq. */
   dataset_search: DatasetSearchTable;
   apps: AppsTable;

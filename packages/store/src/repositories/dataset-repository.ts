@@ -176,7 +176,10 @@ export class DatasetRepository {
     await db.deleteFrom('dataset_tags').where('seq', '=', seq).execute();
     await db.deleteFrom('dataset_columns').where('seq', '=', seq).execute();
     if (this.ctx.dialect === 'mysql') await db.deleteFrom('dataset_search').where('seq', '=', seq).execute();
-    else await db.deleteFrom('dataset_fts').where('rowid', '=', seq).execute();
+    else {
+      await db.deleteFrom('dataset_fts').where('rowid', '=', seq).execute();
+      await db.deleteFrom('dataset_fts_near').where('rowid', '=', seq).execute();
+    }
   }
 
   private async index(db: Kysely<Database>, seq: number, doc: IndexedDataset): Promise<void> {
@@ -212,6 +215,7 @@ export class DatasetRepository {
         .insertInto('dataset_fts')
         .values({ rowid: seq, name: nameTokens.join(' '), tags: tagTokens.join(' '), columns: columnTokens.join(' '), description: descriptionTokens.join(' '), meta })
         .execute();
+      await db.insertInto('dataset_fts_near').values({ rowid: seq, name: nameTokens.join(' '), tags: tagTokens.join(' '), columns: columnTokens.join(' '), meta }).execute();
     }
   }
 
@@ -256,20 +260,45 @@ export class DatasetRepository {
       const positive = [expr, ...filters].map((e) => `(${e})`).join(' AND ');
       return not ? `(${positive}) NOT (${not})` : positive;
     };
-    const tiers = [where(exact), where(name, exact), where(near, name), where(all, near)];
+    // Each tier's match set contains the previous one's (exact name ⊆ name ⊆
+    // name/tags/columns ⊆ everything), so a tier's own rows are its matches minus the
+    // previous tier's. The name and name/tags/columns tiers run on the table without
+    // descriptions (words common in descriptions would make them scan long doclists).
+    const tiers: Array<{ table: string; match: string; minusPrevious: string }> = [
+      { table: 'dataset_fts', match: where(exact), minusPrevious: where(exact) },
+      { table: 'dataset_fts_near', match: where(name), minusPrevious: where(name, exact) },
+      { table: 'dataset_fts_near', match: where(near), minusPrevious: where(near, name) },
+      { table: 'dataset_fts', match: where(all), minusPrevious: where(all, near) },
+    ];
     const out: number[] = [];
     let skip = params.offset;
     let need = params.limit + 1;
+    // Every row of the tiers so far, while they were read in full (no page skipped): the
+    // next tier can then read its plain match and drop these rows here, instead of asking
+    // FTS5 to evaluate the previous tier again inside a NOT.
+    const seen = new Set<number>();
+    let complete = true;
     for (const tier of tiers) {
       if (need === 0) break;
-      const rows = await sql<{ seq: number }>`SELECT rowid AS seq FROM dataset_fts WHERE dataset_fts MATCH ${tier} ORDER BY rowid DESC LIMIT ${need} OFFSET ${skip}`.execute(this.ctx.db);
+      const fts = sql.table(tier.table);
+      if (complete && skip === 0) {
+        const rows = await sql<{ seq: number }>`SELECT rowid AS seq FROM ${fts} WHERE ${fts} MATCH ${tier.match} ORDER BY rowid DESC LIMIT ${need + seen.size}`.execute(this.ctx.db);
+        const own = rows.rows.map((r) => Number(r.seq)).filter((seq) => !seen.has(seq));
+        out.push(...own.slice(0, need));
+        for (const seq of own) seen.add(seq);
+        if (own.length >= need) break;
+        need -= own.length;
+        continue;
+      }
+      complete = false;
+      const rows = await sql<{ seq: number }>`SELECT rowid AS seq FROM ${fts} WHERE ${fts} MATCH ${tier.minusPrevious} ORDER BY rowid DESC LIMIT ${need} OFFSET ${skip}`.execute(this.ctx.db);
       if (rows.rows.length > 0) {
         out.push(...rows.rows.map((r) => Number(r.seq)));
         need -= rows.rows.length;
         skip = 0;
       } else if (skip > 0) {
         // The page starts after this tier: skip its whole size.
-        const count = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM dataset_fts WHERE dataset_fts MATCH ${tier}`.execute(this.ctx.db);
+        const count = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM ${fts} WHERE ${fts} MATCH ${tier.minusPrevious}`.execute(this.ctx.db);
         skip = Math.max(0, skip - Number(count.rows[0]?.n ?? 0));
       }
     }
