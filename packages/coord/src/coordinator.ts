@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { InsituError, type Logger } from '@insitu/core';
+import { InsituError, Sleeper, type Logger } from '@insitu/core';
 import type { Engine, EngineEvent, KvEntry } from './engine.js';
 import type {
   CampaignOptions, CloseOptions, Coordinator, LeaderObserver, Lease, Leadership, WatchEvent, WatchHandle,
@@ -34,24 +34,6 @@ function lowest(entries: readonly KvEntry[]): KvEntry | undefined {
   let best: KvEntry | undefined;
   for (const entry of entries) if (!best || entry.createRevision < best.createRevision) best = entry;
   return best;
-}
-
-/** A sleep that `wake()` cuts short (used to stop loops at once on close). */
-class Sleeper {
-  #timer: NodeJS.Timeout | undefined;
-  #resolve: (() => void) | undefined;
-
-  sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.#resolve = resolve;
-      this.#timer = setTimeout(resolve, Math.max(1, ms));
-    });
-  }
-
-  wake(): void {
-    clearTimeout(this.#timer);
-    this.#resolve?.();
-  }
 }
 
 /**

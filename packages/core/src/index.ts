@@ -28,6 +28,7 @@ export { seededRandom } from './seeded-random.js';
 export { canonicalTar, bundleDigestOf, checkBundlePath, readBundleTar } from './bundle-format.js';
 export type { BundleEntry, BundleLimits } from './bundle-format.js';
 export { waitFor } from './wait-for.js';
+export { Sleeper, sleep } from './sleep.js';
 export type { WaitForOptions } from './wait-for.js';
 export { IdSchema, TimestampSchema, SlugSchema, ErrorBodySchema, PageQuerySchema, PageSchema } from './schemas/common.js';
 export {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { Counter, Gauge, InsituError, createLogger, createMetricsRegistry, type Logger, type Registry } from '@insitu/core';
+import { Counter, Gauge, InsituError, createLogger, createMetricsRegistry, sleep, type Logger, type Registry } from '@insitu/core';
 import { createNotifier, type AlertItem, type Notifier, type Severity } from '@insitu/notify';
 import {
   binlogGtidsBeyond, binlogPosition, configureSemiSync, currentPosition, demoteToReplica, detachReplica, killClientConnections,
@@ -116,19 +116,6 @@ export interface DbManagerOptions {
 }
 
 const SPARE_USERS_BASE = ['system user', 'event_scheduler'];
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { Counter, InsituError, newId, type Logger, type Registry } from '@insitu/core';
+import { Counter, InsituError, newId, sleep, type Logger, type Registry } from '@insitu/core';
 import { alertKey, buildMessage, groupKey, type AlertInput, type AlertItem, type AlertMessage } from './alert.js';
 import type { NotifyConfig } from './config.js';
 import { emailTarget } from './email.js';
@@ -121,19 +121,7 @@ export class Notifier extends EventEmitter {
     const at = new Date(now).toISOString();
     const existing = this.#active.get(key);
     if (existing === undefined) {
-      const item: AlertItem = {
-        key,
-        cluster: alert.cluster,
-        condition: alert.condition,
-        subject: alert.subject ?? '',
-        severity: alert.severity,
-        state: 'firing',
-        summary: alert.summary,
-        details: { ...alert.details },
-        firstSeenAt: at,
-        lastSeenAt: at,
-        count: 1,
-      };
+      const item = firingItem(key, alert, at);
       this.#active.set(key, { item, notifiedAt: undefined });
       this.#enqueue(alert, item);
       return true;
@@ -168,19 +156,7 @@ export class Notifier extends EventEmitter {
   event(alert: AlertInput): void {
     if (this.#closed) return;
     const at = new Date(this.#now()).toISOString();
-    const item: AlertItem = {
-      key: `${alertKey(alert)}#${newId('evt')}`,
-      cluster: alert.cluster,
-      condition: alert.condition,
-      subject: alert.subject ?? '',
-      severity: alert.severity,
-      state: 'firing',
-      summary: alert.summary,
-      details: { ...alert.details },
-      firstSeenAt: at,
-      lastSeenAt: at,
-      count: 1,
-    };
+    const item = firingItem(`${alertKey(alert)}#${newId('evt')}`, alert, at);
     this.#enqueue(alert, item);
   }
 
@@ -289,21 +265,25 @@ export class Notifier extends EventEmitter {
   }
 }
 
-function severityRank(severity: AlertInput['severity']): number {
-  return severity === 'critical' ? 2 : severity === 'warning' ? 1 : 0;
+/** A new alert item, first seen now. */
+function firingItem(key: string, alert: AlertInput, at: string): AlertItem {
+  return {
+    key,
+    cluster: alert.cluster,
+    condition: alert.condition,
+    subject: alert.subject ?? '',
+    severity: alert.severity,
+    state: 'firing',
+    summary: alert.summary,
+    details: { ...alert.details },
+    firstSeenAt: at,
+    lastSeenAt: at,
+    count: 1,
+  };
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+function severityRank(severity: AlertInput['severity']): number {
+  return severity === 'critical' ? 2 : severity === 'warning' ? 1 : 0;
 }
 
 /** Read a secret from a file (trailing newline dropped) or from a named environment variable. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
-import { InsituError, createLogger, toInsituError, type Logger } from '@insitu/core';
+import { InsituError, Sleeper, createLogger, toInsituError, type Logger } from '@insitu/core';
 import { encodeFrame, readFrames } from './control-frames.js';
 import { dialUpgrade } from './dial.js';
 import { http2Transport } from './tls-stream.js';
@@ -79,23 +79,6 @@ interface LiveSession {
   h2: http2.ServerHttp2Session | undefined;
   socket: Socket;
   control: http2.ServerHttp2Stream | undefined;
-}
-
-class Sleeper {
-  #timer: NodeJS.Timeout | undefined;
-  #resolve: (() => void) | undefined;
-
-  sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.#resolve = resolve;
-      this.#timer = setTimeout(resolve, Math.max(0, ms));
-    });
-  }
-
-  wake(): void {
-    clearTimeout(this.#timer);
-    this.#resolve?.();
-  }
 }
 
 /** Full jitter: a uniform delay in [0, min(max, base × 2^attempt)]. */

@@ -17,20 +17,26 @@ function headersFrom(raw: IncomingHttpHeaders, authority?: string): Record<strin
   return out;
 }
 
+/** The Insitu error body of an answer. */
+function errorBody(error: InsituError): { headers: Record<string, string | number>; body: string } {
+  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
+  return { headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(error.headers ?? {}) }, body };
+}
+
 /** Break off an answer that cannot be completed. */
 function abort(res: OutboundResponse): void {
   if ('stream' in res) res.stream.close();
   else res.destroy();
 }
 
-/** Answer with an Insitu error body (when nothing was sent yet). */
+/** Answer with an Insitu error body (or break the answer off when headers went already). */
 export function sendError(res: OutboundResponse, error: InsituError): void {
   if (res.headersSent) {
     abort(res);
     return;
   }
-  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
-  res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  const { headers, body } = errorBody(error);
+  res.writeHead(error.status, headers);
   res.end(body);
 }
 
@@ -41,9 +47,74 @@ export function sendStreamError(stream: ServerHttp2Stream, error: InsituError): 
     stream.close(h2.NGHTTP2_INTERNAL_ERROR);
     return;
   }
-  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
-  stream.respond({ ':status': error.status, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(error.headers ?? {}) });
+  const { headers, body } = errorBody(error);
+  stream.respond({ ':status': error.status, ...headers });
   stream.end(body);
+}
+
+/**
+ * The caller's side of one forwarded request, whichever API it came through: the
+ * compatibility request/response pair or a raw HTTP/2 stream.
+ */
+interface Downstream {
+  method: string;
+  path: string;
+  /** End-to-end headers for the instance. */
+  headers: Record<string, string | string[]>;
+  /** The caller went away or the answer was broken off. */
+  gone(): boolean;
+  headersSent(): boolean;
+  /** The whole answer was written. */
+  finished(): boolean;
+  respond(status: number, headers: Record<string, string | string[]>): void;
+  /** Where the instance's answer body goes. */
+  body: NodeJS.WritableStream;
+  fail(error: InsituError): void;
+  abort(): void;
+  onClose(listener: () => void): void;
+  /** Send the request body (or its end) to the instance. */
+  sendBody(upstream: NodeJS.WritableStream): void;
+}
+
+function fromCompat(req: InboundRequest, res: OutboundResponse): Downstream {
+  const authority = req.headers[':authority'] ?? req.headers.host;
+  return {
+    method: req.method ?? 'GET',
+    path: req.url ?? '/',
+    headers: headersFrom(req.headers, typeof authority === 'string' ? authority : undefined),
+    gone: () => 'destroyed' in res && res.destroyed,
+    headersSent: () => res.headersSent,
+    finished: () => res.writableFinished,
+    respond: (status, headers) => void res.writeHead(status, headers),
+    body: res as NodeJS.WritableStream,
+    fail: (error) => sendError(res, error),
+    abort: () => abort(res),
+    onClose: (listener) => void res.on('close', listener),
+    sendBody: (upstream) => void (req as NodeJS.ReadableStream).pipe(upstream),
+  };
+}
+
+function fromStream(stream: ServerHttp2Stream, headers: Http2Headers): Downstream {
+  const authority = headers[':authority'];
+  return {
+    method: String(headers[':method'] ?? 'GET'),
+    path: String(headers[':path'] ?? '/'),
+    headers: headersFrom(headers, typeof authority === 'string' ? authority : undefined),
+    gone: () => stream.destroyed,
+    headersSent: () => stream.headersSent,
+    finished: () => stream.writableFinished,
+    respond: (status, answerHeaders) => stream.respond({ ...answerHeaders, ':status': status }),
+    body: stream,
+    fail: (error) => sendStreamError(stream, error),
+    abort: () => {
+      if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    },
+    onClose: (listener) => void stream.on('close', listener),
+    sendBody: (upstream) => {
+      if (stream.endAfterHeaders) upstream.end();
+      else stream.pipe(upstream);
+    },
+  };
 }
 
 /** What the balancer needs from a deployment. */
@@ -76,13 +147,22 @@ export class LocalBalancer {
 
   /** Proxy one HTTP request to an instance; never throws (errors become answers). */
   handle(req: InboundRequest, res: OutboundResponse): void {
-    this.forward(req, res, new Set(), true);
+    this.forward(fromCompat(req, res), new Set(), true);
   }
 
-  private forward(req: InboundRequest, res: OutboundResponse, tried: Set<string>, mayRetry: boolean): void {
+  /**
+   * The same for a raw HTTP/2 stream (the tunnel's fast path: no compatibility objects
+   * per request).
+   */
+  handleStream(stream: ServerHttp2Stream, headers: Http2Headers): void {
+    stream.on('error', () => undefined);
+    this.forward(fromStream(stream, headers), new Set(), true);
+  }
+
+  private forward(down: Downstream, tried: Set<string>, mayRetry: boolean): void {
     const instance = this.pick(tried);
     if (!instance) {
-      sendError(res, new InsituError('INSITU_APP_UNAVAILABLE', `no instance of ${this.target.name} is ready on this agent`, { headers: { 'retry-after': '1' } }));
+      down.fail(new InsituError('INSITU_APP_UNAVAILABLE', `no instance of ${this.target.name} is ready on this agent`, { headers: { 'retry-after': '1' } }));
       return;
     }
     tried.add(instance.id);
@@ -94,119 +174,48 @@ export class LocalBalancer {
         instance.inflight--;
       }
     };
-    const authority = req.headers[':authority'] ?? req.headers.host;
-    const headers = headersFrom(req.headers, typeof authority === 'string' ? authority : undefined);
-    const upstream = request({ socketPath: instance.socketPath, method: req.method, path: req.url, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, headersFrom(answer.headers));
-      answer.pipe(res as NodeJS.WritableStream);
+    const upstream = request({ socketPath: instance.socketPath, method: down.method, path: down.path, headers: down.headers }, (answer) => {
+      if (down.gone()) {
+        answer.destroy();
+        finish();
+        return;
+      }
+      down.respond(answer.statusCode ?? 502, headersFrom(answer.headers));
+      // pipe(), not pipeline(): pipeline costs an AbortController per request.
+      answer.pipe(down.body);
       answer.on('end', finish);
       answer.on('error', () => {
         finish();
-        abort(res);
+        down.abort();
       });
     });
     const timer = setTimeout(() => {
       upstream.destroy();
       finish();
-      sendError(res, new InsituError('INSITU_APP_TIMEOUT', `${this.target.name} did not answer within ${this.target.requestTimeoutMs} ms`));
+      down.fail(new InsituError('INSITU_APP_TIMEOUT', `${this.target.name} did not answer within ${this.target.requestTimeoutMs} ms`));
     }, this.target.requestTimeoutMs);
     upstream.on('close', () => clearTimeout(timer));
-    res.on('close', () => {
+    down.onClose(() => {
       clearTimeout(timer);
-      if (!res.writableFinished) upstream.destroy();
+      if (!down.finished()) upstream.destroy();
       finish();
     });
     upstream.on('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       finish();
-      if (res.headersSent || ('destroyed' in res && res.destroyed)) {
-        abort(res);
+      if (down.gone() || down.headersSent()) {
+        down.abort();
         return;
       }
       const neverReached = error.code === 'ECONNREFUSED' || error.code === 'ENOENT';
       if (neverReached) this.target.instanceFailed(instance.id);
       // Only methods without a body: the body of the first attempt has been consumed.
-      const idempotent = ['GET', 'HEAD', 'OPTIONS'].includes(req.method ?? 'GET');
-      if (neverReached && mayRetry && idempotent) {
-        this.forward(req, res, tried, false);
+      if (neverReached && mayRetry && ['GET', 'HEAD', 'OPTIONS'].includes(down.method)) {
+        this.forward(down, tried, false);
         return;
       }
-      sendError(res, new InsituError('INSITU_APP_UNAVAILABLE', `the instance of ${this.target.name} failed: ${error.code ?? error.message}`));
+      down.fail(new InsituError('INSITU_APP_UNAVAILABLE', `the instance of ${this.target.name} failed: ${error.code ?? error.message}`));
     });
-    (req as NodeJS.ReadableStream).pipe(upstream);
-  }
-
-  /**
-   * The same for a raw HTTP/2 stream (the tunnel's fast path: no compatibility objects
-   * per request). Same choice of instance, retry, timeout and errors as {@link handle}.
-   */
-  handleStream(stream: ServerHttp2Stream, headers: Http2Headers): void {
-    stream.on('error', () => undefined);
-    this.forwardStream(stream, headers, new Set(), true);
-  }
-
-  private forwardStream(stream: ServerHttp2Stream, headers: Http2Headers, tried: Set<string>, mayRetry: boolean): void {
-    const instance = this.pick(tried);
-    if (!instance) {
-      sendStreamError(stream, new InsituError('INSITU_APP_UNAVAILABLE', `no instance of ${this.target.name} is ready on this agent`, { headers: { 'retry-after': '1' } }));
-      return;
-    }
-    tried.add(instance.id);
-    instance.inflight++;
-    let finished = false;
-    const finish = () => {
-      if (!finished) {
-        finished = true;
-        instance.inflight--;
-      }
-    };
-    const method = String(headers[':method'] ?? 'GET');
-    const authority = headers[':authority'];
-    const upstream = request(
-      { socketPath: instance.socketPath, method, path: String(headers[':path'] ?? '/'), headers: headersFrom(headers, typeof authority === 'string' ? authority : undefined) },
-      (answer) => {
-        if (stream.destroyed) {
-          answer.destroy();
-          finish();
-          return;
-        }
-        stream.respond({ ...headersFrom(answer.headers), ':status': answer.statusCode ?? 502 });
-        // pipe(), not pipeline(): pipeline costs an AbortController per request.
-        answer.pipe(stream);
-        answer.on('end', finish);
-        answer.on('error', () => {
-          finish();
-          stream.close(h2.NGHTTP2_INTERNAL_ERROR);
-        });
-      },
-    );
-    const timer = setTimeout(() => {
-      upstream.destroy();
-      finish();
-      sendStreamError(stream, new InsituError('INSITU_APP_TIMEOUT', `${this.target.name} did not answer within ${this.target.requestTimeoutMs} ms`));
-    }, this.target.requestTimeoutMs);
-    upstream.on('close', () => clearTimeout(timer));
-    stream.on('close', () => {
-      clearTimeout(timer);
-      if (!stream.writableFinished) upstream.destroy();
-      finish();
-    });
-    upstream.on('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      finish();
-      if (stream.destroyed || stream.headersSent) {
-        if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
-        return;
-      }
-      const neverReached = error.code === 'ECONNREFUSED' || error.code === 'ENOENT';
-      if (neverReached) this.target.instanceFailed(instance.id);
-      if (neverReached && mayRetry && ['GET', 'HEAD', 'OPTIONS'].includes(method)) {
-        this.forwardStream(stream, headers, tried, false);
-        return;
-      }
-      sendStreamError(stream, new InsituError('INSITU_APP_UNAVAILABLE', `the instance of ${this.target.name} failed: ${error.code ?? error.message}`));
-    });
-    if (stream.endAfterHeaders) upstream.end();
-    else stream.pipe(upstream);
+    down.sendBody(upstream);
   }
 }
