@@ -230,7 +230,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
       registry: this.registry,
       declared: this.declared(manifest),
       limits: this.options.config.limits,
-      logger: log.child({ component: 'data-api' }),
+      logger: log.child({ subsystem: 'data-api' }),
       caller: desired.id,
       gates: this.gates,
     });

@@ -78,7 +78,7 @@ export async function mountTunnel(app: App, ctx: ServerContext, options: { coord
   }
   const tunnel = createTunnelServer({
     nodeId: ctx.node.id,
-    logger: logger.child({ component: 'tunnel' }),
+    logger: logger.child({ subsystem: 'tunnel' }),
     registry: ctx.registry,
     balancer: config.tunnel.balancer,
     deadlineMs: config.tunnel.deadlineMs,

@@ -101,7 +101,7 @@ export class PlatformLink {
       ...(options.ca ? { ca: options.ca } : {}),
       ...(options.allowPlainText ? { allowPlainText: true } : {}),
       ...(options.agentVersion ? { agentVersion: options.agentVersion } : {}),
-      logger: options.logger.child({ component: 'tunnel' }),
+      logger: options.logger.child({ subsystem: 'tunnel' }),
       handler: PlatformLink.handler(agent),
     });
     this.tunnel.onCommand('desired', async (payload: unknown) => {

@@ -57,7 +57,7 @@ export async function bringUp(options: UpOptions, io: CliIo, progress: (step: st
     const [admin] = platform ? (await server.store.users.members(platform.id, { limit: 10, offset: 0 })).filter((m) => m.roles.includes('admin')) : [];
     if (!admin) throw new InsituError('INSITU_NOT_INITIALISED', `the data dir ${dataDir} has no platform administrator`);
     const session = await issueSession(server.store, admin.user, config.auth.sessionTtlSeconds * 1000);
-    demo = await seedDemo({ url: server.url, adminToken: session.token, store: server.store, dataDir, logger: logger.child({ component: 'demo-agent' }), version: VERSION, progress });
+    demo = await seedDemo({ url: server.url, adminToken: session.token, store: server.store, dataDir, logger: logger.child({ subsystem: 'demo-agent' }), version: VERSION, progress });
     const auth = `-H ${shellQuote(`authorization: Bearer ${session.token}`)}`;
     const keyAuth = `-H ${shellQuote(`authorization: Bearer ${demo.key}`)}`;
     const serviceUrl = `${server.url}/s/${demo.service.name}`;
