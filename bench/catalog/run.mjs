@@ -6,20 +6,18 @@
 // ratio shows what HTTP, auth and JSON add. Usage:
 //   node bench/catalog/run.mjs [--datasets 100000] [--searches 2000] [--dialect sqlite|mysql|both]
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
 import { seededRandom } from '@insitu/core';
 import { openStore } from '@insitu/store';
 import { defaultServerConfig, initPlatform, issueSession, startServer } from '@insitu/server';
 import { makeTempDir, removeDir, startMariaDb } from '@insitu/test-helpers';
+import { benchArgs } from '../args.mjs';
 
-const { values } = parseArgs({
-  options: {
-    datasets: { type: 'string', default: '100000' },
-    searches: { type: 'string', default: '2000' },
-    dialect: { type: 'string', default: 'both' },
-  },
+const values = benchArgs('node bench/catalog/run.mjs [--datasets N] [--searches N] [--dialect sqlite|mysql|both]', {
+  datasets: { default: '100000', kind: 'count', help: 'datasets loaded into the catalog' },
+  searches: { default: '2000', kind: 'count', help: 'searches timed per dialect' },
+  dialect: { default: 'both', kind: 'dialect', help: 'sqlite, mysql (a private MariaDB) or both' },
 });
 const N = Number(values.datasets);
 const SEARCHES = Number(values.searches);

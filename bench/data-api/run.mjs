@@ -20,6 +20,10 @@ import { makeTempDir, removeDir, startMariaDb, startPostgres } from '@insitu/tes
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+if (process.argv.length > 2 || !Number.isInteger(ROWS) || ROWS < 1 || !Number.isInteger(REPEAT) || REPEAT < 1) {
+  process.stderr.write('usage: [BENCH_ROWS=1000000] [BENCH_REPEAT=3] node bench/data-api/run.mjs (both positive integers; no flags)\n');
+  process.exit(process.argv.includes('--help') ? 0 : 2);
+}
 const run = promisify(execFile);
 const here = new URL('.', import.meta.url).pathname;
 

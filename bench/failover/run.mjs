@@ -6,15 +6,15 @@
 // platform's store (FollowingPool following the primary published in coord).
 //
 // Run after `npm run build`:  node bench/failover/run.mjs [--runs 5]
-import { parseArgs } from 'node:util';
 import { hostname, cpus } from 'node:os';
 import { createLogger, loadConfig, waitFor } from '@insitu/core';
 import { createMemoryCoordinator } from '@insitu/coord';
 import { DbManager, DbManagerConfigSchema, followPrimary, resolveSecrets } from '@insitu/dbmanager';
 import { isUniqueViolation, openStore } from '@insitu/store';
 import { startMariaDbCluster } from '@insitu/test-helpers';
+import { benchArgs } from '../args.mjs';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
+const values = benchArgs('node bench/failover/run.mjs [--runs N]', { runs: { default: '5', kind: 'count', help: 'primary kills timed' } });
 const RUNS = Number(values.runs);
 const APP = { user: 'app', password: 'bench-app-password' };
 

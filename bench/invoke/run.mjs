@@ -10,7 +10,6 @@
 //   node bench/invoke/run.mjs [--seconds 5] [--log-level warn]
 import { spawn } from 'node:child_process';
 import { appendFileSync, readdirSync, rmSync, statSync, mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -18,22 +17,25 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import { canonicalTarball } from '@insitu/agent';
+import { benchArgs } from '../args.mjs';
+import { load } from '../load.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const INSITU = join(root, 'packages/cli/bin/insitu.js');
-const args = process.argv.slice(2);
-const opt = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : fallback;
-};
-const SECONDS = Number(opt('seconds', '5'));
+const values = benchArgs('node bench/invoke/run.mjs [--seconds N] [--log-level LEVEL] [--audit-flush-ms N] [--keep]', {
+  seconds: { default: '5', kind: 'count', help: 'seconds of load per cell' },
+  'log-level': { default: 'warn', kind: 'level', help: "the platform server's log level" },
+  'audit-flush-ms': { kind: 'count', help: "how often the server writes its metering and audit batch (default: the server's own)" },
+  keep: { kind: 'switch', help: 'leave everything running after set-up and print how to reach each path (Ctrl-C ends)' },
+});
+const SECONDS = Number(values.seconds);
 // BENCH_PROFILE_DIR=dir: write CPU profiles of the platform and agent processes there.
 const PROFILE = process.env.BENCH_PROFILE_DIR;
 const profiled = (name) => (PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
-const LOG_LEVEL = opt('log-level', 'warn');
+const LOG_LEVEL = values['log-level'];
 // How often the server writes its metering and audit batch (ms); default: the server's own.
-const AUDIT_FLUSH_MS = opt('audit-flush-ms', undefined);
+const AUDIT_FLUSH_MS = values['audit-flush-ms'];
 const children = [];
 const tmp = mkdtempSync(join(os.tmpdir(), 'insitu-bench-invoke-'));
 
@@ -79,41 +81,6 @@ async function rest(url, method, path, token, body, contentType = 'application/j
   const text = await response.text();
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
   return text ? JSON.parse(text) : undefined;
-}
-
-function get(agent, target, path, headers) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ ...target, path, agent, headers }, (res) => {
-      let bytes = 0;
-      res.on('data', (chunk) => (bytes += chunk.length));
-      res.on('end', () => (res.statusCode === 200 ? resolve(bytes) : reject(new Error(`status ${res.statusCode}`))));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  });
-}
-
-async function load(target, path, headers, clients, seconds) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
-  const warmUntil = Date.now() + 1000;
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (Date.now() < warmUntil) await get(agent, target, path, headers);
-  }));
-  const latencies = [];
-  const until = Date.now() + seconds * 1000;
-  const started = performance.now();
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (Date.now() < until) {
-      const t = performance.now();
-      await get(agent, target, path, headers);
-      latencies.push(performance.now() - t);
-    }
-  }));
-  const elapsed = (performance.now() - started) / 1000;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
-  return { rps: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), n: latencies.length };
 }
 
 function findSocket(dir) {
@@ -163,9 +130,10 @@ async function main() {
   const agentTmp = join(tmp, 'agent-tmp');
   mkdirSync(agentTmp);
   const agent = start([...profiled('agent'), INSITU, 'agent', '--platform', url, '--token', enrol, '--config', join(tmp, 'agent.yaml'), '--data-dir', join(tmp, 'agent'), '--log-level', 'warn'], { TMPDIR: agentTmp });
-  for (let i = 0; i < 200; i++) {
+  for (const deadline = Date.now() + 60_000; ; ) {
     const found = await rest(url, 'GET', '/api/v1/datasets?provider=bench-data', token);
     if (found.items.length > 0) break;
+    if (Date.now() > deadline) throw new Error(`the agent did not publish its catalog within 60 s: ${agent.output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   const appDir = join(tmp, 'app');
@@ -193,7 +161,7 @@ async function main() {
   // (c): the bare tunnel of bench/tunnel to the same instance.
   const bare = start([join(root, 'bench/tunnel/platform.mjs')]);
   const { tunnelPort, frontPort } = JSON.parse((await bare.waitFor(/^\{.*\}$/m))[0]);
-  const bareAgent = start([join(here, 'tunnel-agent.mjs'), `http://127.0.0.1:${tunnelPort}`, socketPath]);
+  const bareAgent = start([join(here, '../tunnel/agent.mjs'), `http://127.0.0.1:${tunnelPort}`, socketPath]);
   await bareAgent.waitFor(/ready/);
   await new Promise((r) => setTimeout(r, 300));
 
@@ -202,7 +170,7 @@ async function main() {
     '(b) gateway + tunnel + agent': { target: { host: '127.0.0.1', port: Number(base.port) }, path: '/s/bench/small', headers: { authorization: `Bearer ${key}` } },
     '(c) bare tunnel': { target: { host: '127.0.0.1', port: frontPort }, path: '/small', headers: {} },
   };
-  if (args.includes('--keep')) {
+  if (values.keep) {
     // Leave everything up for poking: print how to reach each path, wait for Ctrl-C.
     console.log(JSON.stringify({ socketPath, gateway: `${url}/s/bench/small`, key, bare: `http://127.0.0.1:${frontPort}/small` }));
     await new Promise(() => undefined);

@@ -13,15 +13,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { benchArgs } from '../args.mjs';
+import { get, load } from '../load.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const args = process.argv.slice(2);
-const opt = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const SECONDS = opt('seconds', 5);
-const IDLE = opt('idle', 10_000);
+const values = benchArgs('node bench/tunnel/run.mjs [--seconds N] [--idle N]', {
+  seconds: { default: '5', kind: 'count', help: 'seconds of load per run' },
+  idle: { default: '10000', kind: 'count', help: 'idle agent sessions for the memory figure' },
+});
+const SECONDS = Number(values.seconds);
+const IDLE = Number(values.idle);
+// The `ssh -R` baseline needs OpenSSH's server and client (Debian: openssh-server, openssh-client).
+for (const [binary, debianPackage] of [['/usr/sbin/sshd', 'openssh-server'], ['ssh', 'openssh-client'], ['ssh-keygen', 'openssh-client']]) {
+  if (spawnSync(binary, ['-V']).error) {
+    process.stderr.write(`bench/tunnel: ${binary} is missing; install it with: apt-get install -y ${debianPackage}\n`);
+    process.exit(2);
+  }
+}
 const children = [];
 let tmp;
 
@@ -69,48 +77,10 @@ async function waitPort(port, timeoutMs = 15_000) {
   }
 }
 
-function get(agent, port, path) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
-      let bytes = 0;
-      res.on('data', (chunk) => {
-        bytes += chunk.length;
-      });
-      res.on('end', () => (res.statusCode === 200 ? resolve(bytes) : reject(new Error(`status ${res.statusCode}`))));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  });
-}
-
-async function load(port, clients, seconds) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
-  // Warm-up: open the connections and let the JIT settle.
-  const warmUntil = Date.now() + 1000;
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (Date.now() < warmUntil) await get(agent, port, '/1k');
-  }));
-  const latencies = [];
-  const until = Date.now() + seconds * 1000;
-  const started = performance.now();
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (Date.now() < until) {
-      const t = performance.now();
-      await get(agent, port, '/1k');
-      latencies.push(performance.now() - t);
-    }
-  }));
-  const elapsed = (performance.now() - started) / 1000;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
-  return { rps: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), n: latencies.length };
-}
-
 async function bulk(port) {
   const agent = new http.Agent({ keepAlive: false });
   const t = performance.now();
-  const bytes = await get(agent, port, '/bulk');
+  const bytes = await get(agent, { host: '127.0.0.1', port }, '/bulk');
   const seconds = (performance.now() - t) / 1000;
   if (bytes !== 1024 ** 3) throw new Error(`bulk transfer got ${bytes} bytes`);
   return bytes / 1024 / 1024 / seconds;
@@ -166,7 +136,7 @@ async function main() {
   // The session is routable once its hello arrived.
   for (let i = 0; i < 100; i++) {
     try {
-      await get(new http.Agent(), frontPort, '/1k');
+      await get(new http.Agent(), { host: '127.0.0.1', port: frontPort }, '/1k');
       break;
     } catch {
       await new Promise((r) => setTimeout(r, 50));
@@ -178,7 +148,7 @@ async function main() {
   for (const [name, port] of Object.entries(paths)) {
     results[name] = {};
     for (const clients of [1, 64]) {
-      results[name][clients] = await load(port, clients, SECONDS);
+      results[name][clients] = await load({ host: '127.0.0.1', port }, '/1k', undefined, clients, SECONDS);
       process.stderr.write(`${name} ${clients} clients: ${fmt(results[name][clients].rps)} req/s\n`);
     }
     results[name].bulk = await bulk(port);
