@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Run every compiled test file of every package and of e2e/ with node's test runner.
 // Usage: node scripts/run-tests.mjs [filter...]   (a filter keeps files whose path contains it)
-// Files run in parallel processes (TEST_CONCURRENCY, default 3); each file starts the
-// private servers it needs (MariaDB, etcd, ...) and stops them.
+// Files run in parallel processes (TEST_CONCURRENCY, default 3; TEST_TIMEOUT_MS per test,
+// default 10 min); each file starts the private servers it needs (MariaDB, etcd, ...) and
+// stops them.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -34,10 +35,13 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.TEST_CONCURRENCY ?? '3';
+// A test that hangs fails after this long (TEST_TIMEOUT_MS, default 10 minutes; the
+// slowest test takes under a minute) instead of holding CI until its own limit.
+const timeout = process.env.TEST_TIMEOUT_MS ?? '600000';
 process.stdout.write(`run-tests: ${files.length} files, concurrency ${concurrency}\n`);
 const child = spawn(
   process.execPath,
-  ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, '--test-reporter=spec', ...files],
   { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -148,6 +148,94 @@ describe('connectors: the same data API request gives the same rows on SQLite, C
     assert.equal(byTotal.length, 2);
   });
 
+  // The SQL sources read in worker threads, one connection each; with a pool of one, every
+  // query after a cut, failed or timed-out one must find the worker (or its replacement) usable.
+  const ENGINES = [
+    {
+      engine: 'PostgreSQL',
+      skip: false,
+      setup: async () => {
+        assert.ok(pg);
+        await pg.query(`CREATE SCHEMA bulk;
+          CREATE TABLE bulk.numbers (n integer PRIMARY KEY, label text NOT NULL);
+          INSERT INTO bulk.numbers SELECT g, 'label number ' || g || ' with padding to make rows longer' FROM generate_series(1, 100000) g;
+          CREATE VIEW bulk.failing AS SELECT CASE WHEN g > 4500 THEN 1 / (g - g) ELSE g END AS n FROM generate_series(1, 6000) g;
+          GRANT USAGE ON SCHEMA bulk TO reader; GRANT SELECT ON ALL TABLES IN SCHEMA bulk TO reader;`);
+        return { name: 'bulk', kind: 'postgres', host: pg.host, port: pg.port, database: pg.database, schema: 'bulk', user: 'reader', passwordEnv: 'READER_PW', poolSize: 1 };
+      },
+      failure: /division by zero/,
+    },
+    {
+      engine: 'MariaDB',
+      skip: !withMariaDb,
+      setup: async () => {
+        assert.ok(maria);
+        await maria.query(`CREATE DATABASE bulk;
+          CREATE TABLE bulk.numbers (n INT NOT NULL PRIMARY KEY, label VARCHAR(64) NOT NULL);
+          INSERT INTO bulk.numbers SELECT seq, CONCAT('label number ', seq, ' with padding to make rows longer') FROM seq_1_to_100000;
+          CREATE VIEW bulk.failing AS SELECT IF(seq > 4500, (SELECT 1 UNION SELECT 2), seq) AS n FROM seq_1_to_6000;
+          GRANT SELECT ON bulk.* TO 'reader'@'%'; GRANT SELECT ON bulk.* TO 'reader'@'localhost';`);
+        return { name: 'bulk', kind: 'mysql', host: maria.host, port: maria.port, database: 'bulk', user: 'reader', passwordEnv: 'READER_PW', poolSize: 1 };
+      },
+      failure: /Subquery returns more than 1 row/,
+    },
+  ];
+  for (const { engine, skip, setup, failure } of ENGINES) {
+    it(`${engine} query workers survive a cut answer, a query that fails half-way and one that runs out of time`, { skip }, async () => {
+      // Its own schema or database, so the datasets of the other tests stay the same on every source.
+      const config = parseAgentConfig({ sources: [await setup()] }, { what: 'test config', baseDir: dir });
+      const bulk = new DatasetRegistry(config.sources.map((s) => openSource(s, config.limits, { READER_PW: 'reader-pw' })), logger);
+      // Two data APIs over the same source: a row cap for the first half, a short time limit for the second.
+      const bulkApi = new DataApiServer({ registry: bulk, declared: '*', limits: { ...config.limits, maxRows: 10_000 }, logger });
+      const slowApi = new DataApiServer({ registry: bulk, declared: '*', limits: { ...config.limits, queryTimeoutMs: 500 }, logger });
+      const bulkSocket = join(dir, `bulk-${engine}.sock`);
+      const slowSocket = join(dir, `slow-${engine}.sock`);
+      try {
+        assert.deepEqual((await bulk.refresh()).sources.filter((s) => s.error), []);
+        await bulkApi.listen(bulkSocket);
+        await slowApi.listen(slowSocket);
+        const firstThree = async () => {
+          const out: DataValue[] = [];
+          for await (const row of readDataset('numbers', { socketPath: bulkSocket, arrays: true, columns: ['n'], where: [{ column: 'n', op: '<=', value: 3 }], orderBy: 'n' })) out.push(row[0] ?? null);
+          return out;
+        };
+
+        let end: { rows: number; truncated: boolean } | undefined;
+        let count = 0;
+        for await (const _ of readDataset('numbers', { socketPath: bulkSocket, arrays: true, onEnd: (e) => (end = e) })) count++;
+        assert.equal(count, 10_000);
+        assert.deepEqual(end, { rows: 10_000, truncated: true });
+        assert.deepEqual(await firstThree(), [1, 2, 3]);
+
+        let before = 0;
+        await assert.rejects(
+          (async () => {
+            for await (const _ of readDataset('failing', { socketPath: bulkSocket, arrays: true })) before++;
+          })(),
+          (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATA_SOURCE_UNAVAILABLE' && failure.test(e.message),
+        );
+        assert.ok(before <= 4500, `${before} rows before the failure`);
+        assert.deepEqual(await firstThree(), [1, 2, 3]);
+
+        const slow = readDataset('numbers', { socketPath: slowSocket, arrays: true });
+        await slow.next();
+        // The application stops reading; the deadline passes while the worker waits for a pull.
+        await new Promise((resolve) => setTimeout(resolve, 900));
+        await assert.rejects(
+          (async () => {
+            for await (const _ of slow) void _;
+          })(),
+          (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATA_QUERY_TIMEOUT',
+        );
+        assert.deepEqual(await firstThree(), [1, 2, 3]);
+      } finally {
+        await bulkApi.close();
+        await slowApi.close();
+        await bulk.close();
+      }
+    });
+  }
+
   it('refuses unknown columns and injection attempts, and binds values', async () => {
     for (const name of datasets) {
       for (const query of [

@@ -7,7 +7,9 @@ import type { DataSource, DatasetMeta, QueryPlan } from './data-source.js';
 import { describeDataset, selectTables } from './describe.js';
 import { sourcePassword } from './password.js';
 import { SqlCompiler, type AnyDatabase } from './sql-compiler.js';
+import { mysqlConnectionOptions, mysqlSessionStatements } from './mysql-session.js';
 import { convertRows, mysqlColumnType, wireConverter } from './values.js';
+import { WorkerPool, wireTypes } from './worker-pool.js';
 
 const BATCH = 2000;
 
@@ -18,6 +20,8 @@ export class MysqlSource implements DataSource {
   private readonly pool: Pool;
   private readonly db: Kysely<AnyDatabase>;
   private readonly compiler: SqlCompiler;
+  /** Query workers for the data API's row lines, each with its own connection. */
+  private readonly workers: WorkerPool;
 
   constructor(
     private readonly config: Readonly<MysqlSourceConfig>,
@@ -25,30 +29,13 @@ export class MysqlSource implements DataSource {
   ) {
     this.name = config.name;
     const password = sourcePassword(config, options.env);
-    this.pool = createPool({
-      ...(config.socket ? { socketPath: config.socket } : { host: config.host, port: config.port }),
-      database: config.database,
-      user: config.user,
-      ...(password !== undefined ? { password } : {}),
-      ...(config.ssl ? { ssl: {} } : {}),
-      connectionLimit: config.poolSize,
-      charset: 'utf8mb4',
-      dateStrings: true,
-      supportBigNumbers: true,
-      bigNumberStrings: false,
-      decimalNumbers: false,
-      timezone: 'Z',
-      connectTimeout: 10_000,
+    const connection = mysqlConnectionOptions(config, password);
+    const session = mysqlSessionStatements(options.queryTimeoutMs);
+    this.pool = createPool({ ...connection, connectionLimit: config.poolSize });
+    this.pool.on('connection', (c) => {
+      for (const statement of session) c.query(statement, () => undefined);
     });
-    const seconds = Math.max(1, Math.ceil(options.queryTimeoutMs / 1000));
-    this.pool.on('connection', (connection) => {
-      // Read-only sessions with a statement time limit: MariaDB spells it max_statement_time
-      // (seconds), MySQL max_execution_time (milliseconds). One of the two fails; that is fine.
-      connection.query('SET SESSION TRANSACTION READ ONLY', () => undefined);
-      connection.query(`SET SESSION max_statement_time = ${seconds}`, () => undefined);
-      connection.query(`SET SESSION max_execution_time = ${seconds * 1000}`, () => undefined);
-      connection.query("SET SESSION time_zone = '+00:00'", () => undefined);
-    });
+    this.workers = new WorkerPool(new URL('./mysql-worker.js', import.meta.url), { connection, session }, config.poolSize);
     this.db = new Kysely<AnyDatabase>({ dialect: new MysqlDialect({ pool: this.pool }) });
     this.compiler = new SqlCompiler(this.db, 'mysql');
   }
@@ -125,7 +112,15 @@ export class MysqlSource implements DataSource {
     }
   }
 
+  /** The data API's path: rows parsed, converted and serialised in a query worker. */
+  async *queryLines(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<{ text: string; rows: number }> {
+    const compiled = this.compiler.compile(plan, { name: plan.dataset.location });
+    const query = { type: 'query' as const, sql: compiled.sql, params: compiled.parameters, batch: BATCH, types: wireTypes(plan, ['text']) };
+    for await (const reply of this.workers.run(query, signal, this.name)) if (reply.type === 'text') yield { text: reply.text, rows: reply.rows };
+  }
+
   async close(): Promise<void> {
+    await this.workers.close();
     await this.db.destroy();
   }
 }

@@ -8,20 +8,11 @@ import type { DataSource, DatasetMeta, QueryPlan } from './data-source.js';
 import { describeDataset, selectTables } from './describe.js';
 import { sourcePassword } from './password.js';
 import { SqlCompiler, type AnyDatabase } from './sql-compiler.js';
+import { postgresClientConfig, postgresTypes } from './postgres-session.js';
 import { convertRows, postgresColumnType, wireConverter } from './values.js';
+import { WorkerPool, wireTypes } from './worker-pool.js';
 
 const BATCH = 2000;
-
-// Type parsers for this pool only (pg's global parsers stay untouched): dates and
-// timestamps as the server prints them, 64-bit integers and numerics as text, so the
-// agent converts them without losing precision or shifting time zones.
-const RAW_TYPES = new Set([20, 1082, 1114, 1184, 1700, 1083, 1266]);
-const types = {
-  getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
-    if (RAW_TYPES.has(oid)) return (value: string) => value;
-    return format === 'binary' ? (pg.types.getTypeParser(oid, 'binary') as (value: string) => unknown) : (pg.types.getTypeParser(oid, 'text') as (value: string) => unknown);
-  },
-};
 
 /** A PostgreSQL schema, read through a read-only role, in read-only transactions with a statement timeout. */
 export class PostgresSource implements DataSource {
@@ -30,6 +21,8 @@ export class PostgresSource implements DataSource {
   private readonly pool: pg.Pool;
   private readonly db: Kysely<AnyDatabase>;
   private readonly compiler: SqlCompiler;
+  /** Query workers for the data API's row lines, each with its own connection. */
+  private readonly workers: WorkerPool;
 
   constructor(
     private readonly config: Readonly<PostgresSourceConfig>,
@@ -37,19 +30,9 @@ export class PostgresSource implements DataSource {
   ) {
     this.name = config.name;
     const password = sourcePassword(config, options.env);
-    this.pool = new pg.Pool({
-      host: config.host,
-      port: config.port,
-      database: config.database,
-      user: config.user,
-      ...(password !== undefined ? { password } : {}),
-      ssl: config.ssl,
-      max: config.poolSize,
-      types,
-      application_name: 'insitu-agent',
-      connectionTimeoutMillis: 10_000,
-      options: `-c default_transaction_read_only=on -c statement_timeout=${options.queryTimeoutMs} -c TimeZone=UTC`,
-    });
+    const client = postgresClientConfig(config, password, options.queryTimeoutMs);
+    this.pool = new pg.Pool({ ...client, max: config.poolSize, types: postgresTypes });
+    this.workers = new WorkerPool(new URL('./postgres-worker.js', import.meta.url), { client }, config.poolSize);
     this.pool.on('error', () => undefined);
     this.db = new Kysely<AnyDatabase>({ dialect: new PostgresDialect({ pool: this.pool, cursor: Cursor }) });
     this.compiler = new SqlCompiler(this.db, 'postgres');
@@ -129,7 +112,15 @@ export class PostgresSource implements DataSource {
     }
   }
 
+  /** The data API's path: rows parsed, converted and serialised in a query worker. */
+  async *queryLines(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<{ text: string; rows: number }> {
+    const compiled = this.compiler.compile(plan, { schema: this.config.schema, name: plan.dataset.location });
+    const query = { type: 'query' as const, sql: compiled.sql, params: compiled.parameters, batch: BATCH, types: wireTypes(plan, ['text', 'number', 'boolean']) };
+    for await (const reply of this.workers.run(query, signal, this.name)) if (reply.type === 'text') yield { text: reply.text, rows: reply.rows };
+  }
+
   async close(): Promise<void> {
+    await this.workers.close();
     await this.db.destroy();
   }
 }

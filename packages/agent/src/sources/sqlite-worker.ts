@@ -1,15 +1,10 @@
 // Runs SQLite reads in a worker thread: better-sqlite3 is synchronous, and one long
 // query in the agent's main thread would stall every other request. A query that runs
-// past its time limit is stopped by terminating the worker.
+// past its time limit is stopped by terminating the worker. Protocol: worker-pool.ts.
 import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
-import type { ColumnType } from '@insitu/core';
-import { wireConverter, type WireConverter } from './values.js';
-
-/** With `types`, the worker converts and serialises rows itself and sends NDJSON text (one line per row). */
-interface Start { type: 'query'; sql: string; params: unknown[]; batch: number; types?: ColumnType[] }
-interface Pull { type: 'pull' }
-type Message = Start | Pull;
+import { rowLines, wireConverters, type WireConverter } from './values.js';
+import type { WorkerQuery } from './worker-pool.js';
 
 const port = parentPort;
 if (!port) throw new Error('sqlite-worker must run as a worker thread');
@@ -42,27 +37,16 @@ function sendBatch(): void {
 }
 
 function post(batch: unknown[][], done: boolean): void {
-  if (!converters) {
-    port?.postMessage({ type: 'rows', rows: batch, done });
-    return;
-  }
-  let text = '';
-  for (const row of batch) {
-    for (let i = 0; i < converters.length; i++) {
-      const convert = converters[i];
-      if (convert) row[i] = convert(row[i]);
-    }
-    text += `${JSON.stringify(row)}\n`;
-  }
-  port?.postMessage({ type: 'text', text, rows: batch.length, done });
+  if (converters) port?.postMessage({ type: 'text', text: rowLines(batch, converters), rows: batch.length, done });
+  else port?.postMessage({ type: 'rows', rows: batch, done });
 }
 
-port.on('message', (message: Message) => {
+port.on('message', (message: WorkerQuery | { type: 'pull' }) => {
   if (message.type === 'query') {
     try {
       const statement = db.prepare(message.sql).raw(true);
       batchSize = message.batch;
-      converters = message.types?.map((t) => (t === 'text' || t === 'number' ? null : wireConverter(t)));
+      converters = message.types ? wireConverters(message.types) : undefined;
       rows = statement.iterate(...message.params) as IterableIterator<unknown[]>;
     } catch (error) {
       port.postMessage({ type: 'error', message: (error as Error).message });

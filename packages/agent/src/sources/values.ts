@@ -81,6 +81,18 @@ export function convertRows(rows: unknown[][], converters: ReadonlyArray<WireCon
   return rows as DataValue[][];
 }
 
+/** Convert rows in place (as {@link convertRows}) and serialise them as data API row lines: one JSON array and a newline each. */
+export function rowLines(rows: unknown[][], converters: ReadonlyArray<WireConverter | null>): string {
+  let text = '';
+  for (const row of convertRows(rows, converters)) text += `${JSON.stringify(row)}\n`;
+  return text;
+}
+
+/** The converters for a worker query's `types` (`null`: leave the driver's value). */
+export function wireConverters(types: ReadonlyArray<ColumnType | null>): Array<WireConverter | null> {
+  return types.map((t) => (t === null ? null : wireConverter(t)));
+}
+
 /** SQLite declared type → logical type, following SQLite's affinity rules. */
 export function sqliteColumnType(declared: string): ColumnType {
   const t = declared.toUpperCase();
