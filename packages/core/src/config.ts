@@ -97,7 +97,9 @@ export function loadConfig<S extends TSchema>(schema: S, sources: ConfigSources)
     if (Object.keys(sources.flags).length > 0) where.push('flags');
     merged = deepMerge(merged, sources.flags);
   }
-  const withDefaults = Value.Default(schema, merged);
+  // A copy: defaults are filled in place and the result is frozen, and neither may reach
+  // the caller's own objects (an array passed in twice was frozen by the first call).
+  const withDefaults = Value.Default(schema, structuredClone(merged));
   const valid = assertValid(schema, withDefaults, {
     what: `configuration${where.length > 0 ? ` (from ${where.join(', ')})` : ''}`,
     code: 'INSITU_CONFIG_INVALID',

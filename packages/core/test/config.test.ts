@@ -46,6 +46,18 @@ describe('loadConfig', () => {
     assert.ok(Object.isFrozen(config.listen));
   });
 
+  it('freezes its result but never the objects the caller passed in, so they can be passed again', () => {
+    const WithList = Type.Object({ peers: Type.Array(Type.String({ default: 'x' }), { default: [] }), log: Type.Object({ level: Type.String({ default: 'info' }) }, { additionalProperties: false, default: {} }) }, { additionalProperties: false });
+    const peers = ['a', 'b'];
+    const log = {};
+    const first = loadConfig(WithList, { base: { peers, log } });
+    assert.ok(Object.isFrozen(first.peers));
+    assert.ok(!Object.isFrozen(peers) && !Object.isFrozen(log));
+    assert.deepEqual(log, {});
+    const second = loadConfig(WithList, { base: { peers, log } });
+    assert.deepEqual(second, { peers: ['a', 'b'], log: { level: 'info' } });
+  });
+
   it('rejects a misspelled option and names the right one', () => {
     const file = join(dir, 'b.yaml');
     writeFileSync(file, 'listen:\n  prot: 8000\n');

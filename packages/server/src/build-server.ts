@@ -12,6 +12,7 @@ import { bearerToken, resolvePrincipal } from './auth/principal.js';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { toApiError } from './errors.js';
+import { createDesiredSignal } from './apps/desired-signal.js';
 import { DeploymentReconciler } from './apps/reconciler.js';
 import { CallRecorder } from './gateway/call-recorder.js';
 import type { ServiceDispatcher } from './gateway/dispatcher.js';
@@ -225,10 +226,19 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     });
   });
   reconciler.on('routes-changed', () => gateway.router.invalidate());
-  // A change of a provider's deployments is pushed to its agents with a session on this
-  // node at once; agents on other nodes find it at their next poll.
+  // A change of a provider's deployments is pushed at once to its agents with a session on
+  // this node, and (in a cluster) announced to the other nodes, which push it to theirs.
+  const signal = await createDesiredSignal(app.coordinator, {
+    nodeId: ctx.node.id,
+    logger: ctx.logger,
+    onChange: (providerId) => {
+      gateway.router.invalidate();
+      void pushDesired(app, ctx, providerId);
+    },
+  });
   reconciler.on('desired-changed', (providerId) => {
     void pushDesired(app, ctx, providerId);
+    signal.announce(providerId);
   });
   app.decorate('insitu', {
     reconciler,
@@ -240,6 +250,10 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   });
   reconciler.start();
   recorder.start();
+  // Before the coordinator closes (its onClose hook was added first).
+  app.addHook('preClose', async () => {
+    await signal.close().catch(() => undefined);
+  });
   app.addHook('onClose', async () => {
     await reconciler.stop();
     await recorder.close();

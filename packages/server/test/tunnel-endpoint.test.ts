@@ -120,6 +120,44 @@ describe('server: two platform nodes on a real etcd cluster', () => {
     await etcd?.stop();
   });
 
+  it('pushes a deployment change made through one node to agents connected only to another', async () => {
+    const config = defaultServerConfig({
+      log: { level: 'silent' },
+      cluster: { coordination: 'etcd', etcdEndpoints: etcd?.endpoints ?? [], etcdNamespace: `t-${Math.random().toString(36).slice(2, 8)}/`, secret: 'a-cluster-secret-of-at-least-32-characters' },
+    });
+    // Its own platform database: the other test of this suite seeds the shared one.
+    const own = await openStore({ kind: 'sqlite', path: ':memory:' });
+    const nodes: App[] = [];
+    let client: TunnelClient | undefined;
+    try {
+      for (const nodeId of ['push-a', 'push-b']) {
+        const app = await buildServer({ config, store: own, nodeId });
+        nodes.push(app);
+        await app.listen({ host: '127.0.0.1', port: 0 });
+      }
+      const [a, b] = nodes;
+      assert.ok(a && b);
+      const seeded = await seed(own);
+      // The agent holds a session with b only; it never polls (a bare tunnel client).
+      client = agentClient([url(b)], seeded.credential, 'agent');
+      const pushed: unknown[] = [];
+      client.onCommand('desired', (payload) => {
+        pushed.push(payload);
+        return { ok: true };
+      });
+      client.start();
+      await waitFor(() => client?.status().sessions.length === 1, { what: 'a session with b' });
+      assert.equal(a.tunnel.sessions().length, 0);
+      a.insitu.reconciler.changed(seeded.providerId);
+      await waitFor(() => pushed.length > 0, { timeoutMs: 10_000, what: 'the desired state to reach the agent through b' });
+      assert.deepEqual(pushed[0], { deployments: [] });
+    } finally {
+      await client?.close(200);
+      for (const app of nodes) await app.close().catch(() => undefined);
+      await own.close();
+    }
+  });
+
   it('serves a request arriving at the node without the session through the other, and survives a node’s death', async () => {
     const endpoints = etcd?.endpoints ?? [];
     const namespace = `t-${Math.random().toString(36).slice(2, 8)}/`;
