@@ -12,8 +12,8 @@ import { bearerToken, resolvePrincipal } from './auth/principal.js';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { toApiError } from './errors.js';
-import { createDesiredSignal } from './apps/desired-signal.js';
 import { DeploymentReconciler } from './apps/reconciler.js';
+import { createClusterSignals } from './cluster-signals.js';
 import { CallRecorder } from './gateway/call-recorder.js';
 import type { ServiceDispatcher } from './gateway/dispatcher.js';
 import { tunnelDispatcher } from './gateway/tunnel-dispatcher.js';
@@ -102,10 +102,14 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     const address = holder.app?.server.address();
     return typeof address === 'object' && address ? `http${config.tls ? 's' : ''}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : '';
   };
+  // Set once coord is there (below): a change of keys, services or grants through this
+  // node is announced to the others.
+  let announceGatewayChange = (): void => undefined;
   const gateway = createGateway(ctx, {
     dispatcher: () => (dispatcher ??= tunnelDispatcher(() => (holder.app as App).tunnel)),
     recorder,
     baseUrl,
+    onInvalidate: () => announceGatewayChange(),
   });
   const tls = config.tls ? readTlsFiles(config.tls) : undefined;
 
@@ -227,18 +231,23 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   });
   reconciler.on('routes-changed', () => gateway.router.invalidate());
   // A change of a provider's deployments is pushed at once to its agents with a session on
-  // this node, and (in a cluster) announced to the other nodes, which push it to theirs.
-  const signal = await createDesiredSignal(app.coordinator, {
+  // this node; in a cluster, changes are also announced to the other nodes, which push to
+  // their own agents and forget their gateway caches.
+  const signals = await createClusterSignals(app.coordinator, {
     nodeId: ctx.node.id,
     logger: ctx.logger,
-    onChange: (providerId) => {
-      gateway.router.invalidate();
-      void pushDesired(app, ctx, providerId);
+    handlers: {
+      deployments: (providerId) => {
+        gateway.router.invalidate();
+        void pushDesired(app, ctx, providerId);
+      },
+      gateway: () => gateway.forgetCaches(),
     },
   });
+  announceGatewayChange = () => signals.announce('gateway');
   reconciler.on('desired-changed', (providerId) => {
     void pushDesired(app, ctx, providerId);
-    signal.announce(providerId);
+    signals.announce('deployments', providerId);
   });
   app.decorate('insitu', {
     reconciler,
@@ -252,7 +261,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   recorder.start();
   // Before the coordinator closes (its onClose hook was added first).
   app.addHook('preClose', async () => {
-    await signal.close().catch(() => undefined);
+    await signals.close().catch(() => undefined);
   });
   app.addHook('onClose', async () => {
     await reconciler.stop();

@@ -158,6 +158,50 @@ describe('server: two platform nodes on a real etcd cluster', () => {
     }
   });
 
+  it('stops a key revoked through one node on the others at once, without waiting for their caches', async () => {
+    const config = defaultServerConfig({
+      log: { level: 'silent' },
+      cluster: { coordination: 'etcd', etcdEndpoints: etcd?.endpoints ?? [], etcdNamespace: `t-${Math.random().toString(36).slice(2, 8)}/`, secret: 'a-cluster-secret-of-at-least-32-characters' },
+    });
+    const own = await openStore({ kind: 'sqlite', path: ':memory:' });
+    const nodes: App[] = [];
+    try {
+      // Node b's clock stands still: its gateway caches never expire by age, so only the
+      // cluster signal can make it forget the key.
+      const frozen = Date.now();
+      for (const [nodeId, now] of [['key-a', Date.now], ['key-b', () => frozen]] as const) {
+        const app = await buildServer({ config, store: own, nodeId, now });
+        nodes.push(app);
+        await app.listen({ host: '127.0.0.1', port: 0 });
+      }
+      const [a, b] = nodes;
+      assert.ok(a && b);
+      const init = await initPlatform(own, { adminEmail: 'admin@example.org', password: 'correct horse battery' }, COST);
+      const session = await signIn(own, init.admin.email, 'correct horse battery', 3_600_000, COST);
+      const application = await own.apps.create({ orgId: init.org.id, name: 'stats', description: '', createdBy: init.admin.id });
+      await own.services.create({
+        name: 'stats',
+        orgId: init.org.id,
+        appId: application.id,
+        description: '',
+        access: 'public',
+        limits: { ratePerSecond: 1000, burst: 1000, dailyQuota: 1_000_000, maxRequestBytes: 1024, maxResponseBytes: 1024, timeoutMs: 1000 },
+      });
+      const created = await a.inject({ method: 'POST', url: '/api/v1/keys', headers: { authorization: `Bearer ${session.token}` }, payload: { orgId: init.org.id, name: 'k', services: ['stats'] } });
+      assert.equal(created.statusCode, 201, created.body);
+      const { id, key } = JSON.parse(created.body) as { id: string; key: string };
+      const call = async () => JSON.parse((await b.inject({ method: 'GET', url: '/s/stats/x', headers: { authorization: `Bearer ${key}` } })).body) as { error: { code: string } };
+      // The key passes on b (the service has no running version, which is checked after the key).
+      assert.equal((await call()).error.code, 'INSITU_SERVICE_UNAVAILABLE');
+      const revoked = await a.inject({ method: 'DELETE', url: `/api/v1/keys/${id}`, headers: { authorization: `Bearer ${session.token}` } });
+      assert.equal(revoked.statusCode, 204, revoked.body);
+      await waitFor(async () => (await call()).error.code === 'INSITU_KEY_INVALID', { timeoutMs: 10_000, what: 'node b to refuse the revoked key' });
+    } finally {
+      for (const app of nodes) await app.close().catch(() => undefined);
+      await own.close();
+    }
+  });
+
   it('serves a request arriving at the node without the session through the other, and survives a node’s death', async () => {
     const endpoints = etcd?.endpoints ?? [];
     const namespace = `t-${Math.random().toString(36).slice(2, 8)}/`;

@@ -22,7 +22,7 @@ interface Cached<T> {
   at: number;
 }
 
-/** Short-lived caches on the hot path; writes through this node invalidate them at once. */
+/** Short-lived caches on the hot path; a write through any node of the cluster clears them at once. */
 class TtlCache<T> {
   private readonly entries = new Map<string, Cached<T>>();
   constructor(private readonly ttlMs: number, private readonly now: () => number) {}
@@ -44,8 +44,10 @@ export interface Gateway {
   /** Serve one call (the server hands every `/s/` request here, before the REST framework). */
   handle(req: IncomingMessage, res: ServerResponse): void;
   router: ServiceRouter;
-  /** Forget cached keys, services and grants (after a change through the API). */
+  /** Forget cached keys, services and grants after a change through the API, here and (through `onInvalidate`) on the other nodes. */
   invalidate(): void;
+  /** Forget them on this node only (another node announced a change). */
+  forgetCaches(): void;
 }
 
 function apiKeyOf(headers: IncomingHttpHeaders): string | undefined {
@@ -92,7 +94,10 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
  * path pays for no routing, hooks or reply objects it does not use (measured in
  * bench/invoke). It keeps the API's error shape and request ids.
  */
-export function createGateway(ctx: ServerContext, options: { dispatcher: () => ServiceDispatcher; recorder: CallRecorder; baseUrl: () => string }): Gateway {
+export function createGateway(
+  ctx: ServerContext,
+  options: { dispatcher: () => ServiceDispatcher; recorder: CallRecorder; baseUrl: () => string; onInvalidate?: () => void },
+): Gateway {
   const { store, now, logger } = ctx;
   const keys = new TtlCache<ApiKeyRow>(2000, now);
   const services = new TtlCache<ServiceRow>(2000, now);
@@ -331,14 +336,20 @@ export function createGateway(ctx: ServerContext, options: { dispatcher: () => S
     });
   }
 
+  function forgetCaches(): void {
+    keys.clear();
+    services.clear();
+    grants.clear();
+    router.invalidate();
+  }
+
   return {
     handle,
     router,
     invalidate() {
-      keys.clear();
-      services.clear();
-      grants.clear();
-      router.invalidate();
+      forgetCaches();
+      options.onInvalidate?.();
     },
+    forgetCaches,
   };
 }
