@@ -113,6 +113,12 @@ describe('server: two platform nodes on a real etcd cluster', () => {
     etcd = await startEtcdCluster({ members: 3 });
     store = await openStore({ kind: 'sqlite', path: ':memory:' });
   });
+  /** Nodes on the test's etcd cluster, in a namespace of their own. */
+  const clusterConfig = () =>
+    defaultServerConfig({
+      log: { level: 'silent' },
+      cluster: { coordination: 'etcd', etcdEndpoints: etcd?.endpoints ?? [], etcdNamespace: `t-${Math.random().toString(36).slice(2, 8)}/`, secret: 'a-cluster-secret-of-at-least-32-characters' },
+    });
   after(async () => {
     await Promise.all(clients.map((c) => c.close(200)));
     for (const app of apps) await app.close().catch(() => undefined);
@@ -121,10 +127,7 @@ describe('server: two platform nodes on a real etcd cluster', () => {
   });
 
   it('pushes a deployment change made through one node to agents connected only to another', async () => {
-    const config = defaultServerConfig({
-      log: { level: 'silent' },
-      cluster: { coordination: 'etcd', etcdEndpoints: etcd?.endpoints ?? [], etcdNamespace: `t-${Math.random().toString(36).slice(2, 8)}/`, secret: 'a-cluster-secret-of-at-least-32-characters' },
-    });
+    const config = clusterConfig();
     // Its own platform database: the other test of this suite seeds the shared one.
     const own = await openStore({ kind: 'sqlite', path: ':memory:' });
     const nodes: App[] = [];
@@ -159,10 +162,7 @@ describe('server: two platform nodes on a real etcd cluster', () => {
   });
 
   it('stops a key revoked through one node on the others at once, without waiting for their caches', async () => {
-    const config = defaultServerConfig({
-      log: { level: 'silent' },
-      cluster: { coordination: 'etcd', etcdEndpoints: etcd?.endpoints ?? [], etcdNamespace: `t-${Math.random().toString(36).slice(2, 8)}/`, secret: 'a-cluster-secret-of-at-least-32-characters' },
-    });
+    const config = clusterConfig();
     const own = await openStore({ kind: 'sqlite', path: ':memory:' });
     const nodes: App[] = [];
     try {
@@ -203,12 +203,7 @@ describe('server: two platform nodes on a real etcd cluster', () => {
   });
 
   it('serves a request arriving at the node without the session through the other, and survives a node’s death', async () => {
-    const endpoints = etcd?.endpoints ?? [];
-    const namespace = `t-${Math.random().toString(36).slice(2, 8)}/`;
-    const config = defaultServerConfig({
-      log: { level: 'silent' },
-      cluster: { coordination: 'etcd', etcdEndpoints: endpoints, etcdNamespace: namespace, secret: 'a-cluster-secret-of-at-least-32-characters' },
-    });
+    const config = clusterConfig();
     for (const nodeId of ['node-a', 'node-b', 'node-c']) {
       const app = await buildServer({ config, store, nodeId });
       await app.listen({ host: '127.0.0.1', port: 0 });
