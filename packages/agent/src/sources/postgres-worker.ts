@@ -63,11 +63,10 @@ port.on('message', (message: WorkerQuery | { type: 'pull' }) => {
   }
   batchSize = message.batch;
   converters = message.types ? wireConverters(message.types) : undefined;
-  connect().then(
-    (c) => {
+  connect()
+    .then((c) => {
       cursor = c.query(new Cursor(message.sql, message.params as unknown[], { rowMode: 'array' }));
       return sendBatch();
-    },
-    fail,
-  );
+    })
+    .catch(fail);
 });

@@ -48,6 +48,9 @@ export class WorkerPool {
     this.count++;
     const worker = new Worker(this.script, { workerData: this.workerData });
     worker.unref();
+    // An exception in the worker ends the thread ('exit' follows, which fails the query
+    // that was running); without a listener it would be thrown in the agent's main thread.
+    worker.on('error', () => undefined);
     worker.once('exit', () => {
       // Its place goes to the next query waiting, if any (a terminated worker frees its
       // place only here, once it is really gone, so there are never more than `max`).
