@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { InsituError, newId, type Column, type DatasetInput } from '@insitu/core';
-import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type SelectQueryBuilder } from 'kysely';
 import type { Database, DatasetRowRaw, DatasetsTable } from '../schema.js';
 import { fts5Query, mysqlDoc, mysqlQuery, normalizedName, queryTokens, searchTokens } from '../search-text.js';
 import { affected, type RepositoryContext } from './context.js';
@@ -66,6 +66,48 @@ export const RANKING = 'exact name > name > name/tags/columns > description; new
 /** A filter token for the FTS5 `meta` column: a letter and 16 hex digits of SHA-256, so any value becomes one safe token. */
 function metaToken(kind: 'o' | 'p' | 't' | 'c' | 'n', value: string): string {
   return kind + createHash('sha256').update(value).digest('hex').slice(0, 16);
+}
+
+/**
+ * Read ranked tiers into one page of seqs. Each tier's match set contains the previous
+ * one's, so a tier's own rows are its matches minus the previous tier's (`minusPrevious`).
+ * While every tier so far was read in full (no page skipped), the next tier reads its
+ * plain match and drops the rows already seen here, instead of asking the engine to
+ * evaluate the previous tier again inside a NOT; once a page starts inside or after a
+ * tier, tiers are read with `minusPrevious`, an offset, and counted to skip them whole.
+ */
+async function readTiers<T>(
+  tiers: readonly T[],
+  params: Pick<DatasetSearch, 'limit' | 'offset'>,
+  read: { rows(tier: T, which: 'match' | 'minusPrevious', limit: number, offset: number): Promise<number[]>; count(tier: T): Promise<number> },
+): Promise<number[]> {
+  const out: number[] = [];
+  let skip = params.offset;
+  let need = params.limit + 1;
+  const seen = new Set<number>();
+  let complete = true;
+  for (const tier of tiers) {
+    if (need === 0) break;
+    if (complete && skip === 0) {
+      const own = (await read.rows(tier, 'match', need + seen.size, 0)).filter((seq) => !seen.has(seq));
+      out.push(...own.slice(0, need));
+      for (const seq of own) seen.add(seq);
+      if (own.length >= need) break;
+      need -= own.length;
+      continue;
+    }
+    complete = false;
+    const rows = await read.rows(tier, 'minusPrevious', need, skip);
+    if (rows.length > 0) {
+      out.push(...rows);
+      need -= rows.length;
+      skip = 0;
+    } else if (skip > 0) {
+      // The page starts after this tier: skip its whole size.
+      skip = Math.max(0, skip - (await read.count(tier)));
+    }
+  }
+  return out;
 }
 
 type JoinedRow = DatasetRowRaw & { provider_name: string };
@@ -270,63 +312,58 @@ export class DatasetRepository {
       { table: 'dataset_fts_near', match: where(near), minusPrevious: where(near, name) },
       { table: 'dataset_fts', match: where(all), minusPrevious: where(all, near) },
     ];
-    const out: number[] = [];
-    let skip = params.offset;
-    let need = params.limit + 1;
-    // Every row of the tiers so far, while they were read in full (no page skipped): the
-    // next tier can then read its plain match and drop these rows here, instead of asking
-    // FTS5 to evaluate the previous tier again inside a NOT.
-    const seen = new Set<number>();
-    let complete = true;
-    for (const tier of tiers) {
-      if (need === 0) break;
-      const fts = sql.table(tier.table);
-      if (complete && skip === 0) {
-        const rows = await sql<{ seq: number }>`SELECT rowid AS seq FROM ${fts} WHERE ${fts} MATCH ${tier.match} ORDER BY rowid DESC LIMIT ${need + seen.size}`.execute(this.ctx.db);
-        const own = rows.rows.map((r) => Number(r.seq)).filter((seq) => !seen.has(seq));
-        out.push(...own.slice(0, need));
-        for (const seq of own) seen.add(seq);
-        if (own.length >= need) break;
-        need -= own.length;
-        continue;
-      }
-      complete = false;
-      const rows = await sql<{ seq: number }>`SELECT rowid AS seq FROM ${fts} WHERE ${fts} MATCH ${tier.minusPrevious} ORDER BY rowid DESC LIMIT ${need} OFFSET ${skip}`.execute(this.ctx.db);
-      if (rows.rows.length > 0) {
-        out.push(...rows.rows.map((r) => Number(r.seq)));
-        need -= rows.rows.length;
-        skip = 0;
-      } else if (skip > 0) {
-        // The page starts after this tier: skip its whole size.
+    return readTiers(tiers, params, {
+      rows: async (tier, which, limit, offset) => {
+        const fts = sql.table(tier.table);
+        const expr = which === 'match' ? tier.match : tier.minusPrevious;
+        const rows = await sql<{ seq: number }>`SELECT rowid AS seq FROM ${fts} WHERE ${fts} MATCH ${expr} ORDER BY rowid DESC LIMIT ${limit} OFFSET ${offset}`.execute(this.ctx.db);
+        return rows.rows.map((r) => Number(r.seq));
+      },
+      count: async (tier) => {
+        const fts = sql.table(tier.table);
         const count = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM ${fts} WHERE ${fts} MATCH ${tier.minusPrevious}`.execute(this.ctx.db);
-        skip = Math.max(0, skip - Number(count.rows[0]?.n ?? 0));
-      }
-    }
-    return out;
+        return Number(count.rows[0]?.n ?? 0);
+      },
+    });
   }
 
-  /** MariaDB: InnoDB FULLTEXT in boolean mode (every word required, as a prefix), the same tiers as SQLite in one query. */
+  /**
+   * MariaDB: InnoDB FULLTEXT in boolean mode (every word required, as a prefix), the same
+   * tiers as SQLite, one query each, newest first with a LIMIT: most searches fill their
+   * page from the name tier and never run the full-document match, which InnoDB ranks
+   * in full before any LIMIT applies.
+   */
   private async rankMysql(tokens: string[], params: DatasetSearch): Promise<number[]> {
     const match = mysqlQuery(tokens);
-    const rows = await this.filtered(
-      this.ctx.db
-        .selectFrom('datasets as d')
-        .innerJoin('dataset_search as s', 's.seq', 'd.seq')
-        .select('d.seq')
-        .where(sql<boolean>`MATCH(s.doc) AGAINST (${match} IN BOOLEAN MODE)`),
-      params,
-    )
-      .orderBy(
-        sql`CASE WHEN s.name_norm = ${tokens.join(' ')} THEN 0
-                 WHEN MATCH(s.name_doc) AGAINST (${match} IN BOOLEAN MODE) THEN 1
-                 WHEN MATCH(s.ntc_doc) AGAINST (${match} IN BOOLEAN MODE) THEN 2
-                 ELSE 3 END`,
-      )
-      .orderBy('d.seq', 'desc')
-      .limit(params.limit + 1)
-      .offset(params.offset)
-      .execute();
-    return rows.map((r) => Number(r.seq));
+    const exact = sql<boolean>`s.name_norm = ${tokens.join(' ')}`;
+    const name = sql<boolean>`MATCH(s.name_doc) AGAINST (${match} IN BOOLEAN MODE)`;
+    const near = sql<boolean>`MATCH(s.ntc_doc) AGAINST (${match} IN BOOLEAN MODE)`;
+    const all = sql<boolean>`MATCH(s.doc) AGAINST (${match} IN BOOLEAN MODE)`;
+    const tiers = [
+      { match: exact, minusPrevious: exact },
+      { match: name, minusPrevious: sql<boolean>`${name} AND NOT (${exact})` },
+      { match: near, minusPrevious: sql<boolean>`${near} AND NOT ${name}` },
+      { match: all, minusPrevious: sql<boolean>`${all} AND NOT ${near}` },
+    ];
+    const matching = (where: RawBuilder<boolean>) =>
+      this.filtered(this.ctx.db.selectFrom('datasets as d').innerJoin('dataset_search as s', 's.seq', 'd.seq').select('d.seq').where(where), params);
+    return readTiers(tiers, params, {
+      rows: async (tier, which, limit, offset) => {
+        const rows = await matching(which === 'match' ? tier.match : tier.minusPrevious)
+          .orderBy('d.seq', 'desc')
+          .limit(limit)
+          .offset(offset)
+          .execute();
+        return rows.map((r) => Number(r.seq));
+      },
+      count: async (tier) => {
+        const row = await this.ctx.db
+          .selectFrom(matching(tier.minusPrevious).as('m'))
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirst();
+        return Number(row?.n ?? 0);
+      },
+    });
   }
 
   /** Without words: filters only, by name. */
