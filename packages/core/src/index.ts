@@ -29,6 +29,7 @@ export { canonicalTar, bundleDigestOf, checkBundlePath, readBundleTar } from './
 export type { BundleEntry, BundleLimits } from './bundle-format.js';
 export { waitFor } from './wait-for.js';
 export { Sleeper, sleep } from './sleep.js';
+export type { AgentDeployment } from './agent-deployment.js';
 export type { WaitForOptions } from './wait-for.js';
 export { IdSchema, TimestampSchema, SlugSchema, ErrorBodySchema, PageQuerySchema, PageSchema } from './schemas/common.js';
 export {

@@ -10,7 +10,7 @@ export { buildServer } from './build-server.js';
 export type { BuildServerOptions, PlatformParts } from './build-server.js';
 export type { ServiceDispatcher, DispatchRequest, DispatchResult, DispatchTarget } from './gateway/dispatcher.js';
 export { NO_DISPATCHER } from './gateway/dispatcher.js';
-export type { AgentDeployment } from './apps/desired-state.js';
+export type { AgentDeployment } from '@insitu/core';
 export { desiredFor } from './apps/desired-state.js';
 export { compareSemver } from './apps/semver.js';
 export { inspectBundle } from './apps/bundle-intake.js';

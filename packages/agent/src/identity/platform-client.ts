@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { InsituError, type DatasetInput } from '@insitu/core';
+import { InsituError, type AgentDeployment, type DatasetInput } from '@insitu/core';
 
 /** The agent as the platform describes it. */
 export interface AgentIdentity {
@@ -20,16 +20,7 @@ export interface CatalogDataset {
 }
 
 /** A deployment the platform wants this agent's provider to run (`GET /api/v1/agents/self/desired`). */
-export interface PlatformDeployment {
-  id: string;
-  app: string;
-  version: string;
-  digest: string;
-  replicas: number;
-  /** Platform path of the bundle. */
-  bundle: string;
-  state: 'active' | 'draining';
-}
+export type PlatformDeployment = AgentDeployment;
 
 /** One deployment as the agent reports it (`PUT /api/v1/agents/self/status`). */
 export interface DeploymentReport {

@@ -1,4 +1,4 @@
-import type { Column, ColumnType, SourceKind, Visibility } from '@insitu/core';
+import { InsituError, type Column, type ColumnType, type SourceKind, type Visibility } from '@insitu/core';
 import type { AggregateFn, DataValue, FilterOp } from '@insitu/sdk';
 
 /** A table or file of a source as the agent knows it: metadata only. */
@@ -79,4 +79,10 @@ export interface DataSource {
    */
   queryLines?(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<{ text: string; rows: number }>;
   close(): Promise<void>;
+}
+
+/** A source's failure as the data API reports it: `INSITU_DATA_SOURCE_UNAVAILABLE` naming the source (an InsituError passes as it is). */
+export function sourceUnavailable(source: string, error: unknown): InsituError {
+  if (error instanceof InsituError) return error;
+  return new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${source}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
 }

@@ -1,9 +1,9 @@
-import { InsituError, type Column } from '@insitu/core';
+import type { InsituError, Column } from '@insitu/core';
 import type { DataValue } from '@insitu/sdk';
 import { Kysely, MysqlDialect, sql } from 'kysely';
 import { createPool, type Pool, type PoolConnection } from 'mysql2';
 import type { MysqlSourceConfig } from '../config/agent-config.js';
-import type { DataSource, DatasetMeta, QueryPlan } from './data-source.js';
+import { sourceUnavailable, type DataSource, type DatasetMeta, type QueryPlan } from './data-source.js';
 import { describeDataset, selectTables } from './describe.js';
 import { sourcePassword } from './password.js';
 import { SqlCompiler, type AnyDatabase } from './sql-compiler.js';
@@ -41,8 +41,7 @@ export class MysqlSource implements DataSource {
   }
 
   private unavailable(error: unknown): InsituError {
-    if (error instanceof InsituError) return error;
-    return new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${this.name}: ${(error as Error).message}`, { cause: error });
+    return sourceUnavailable(this.name, error);
   }
 
   async introspect(): Promise<DatasetMeta[]> {

@@ -1,10 +1,10 @@
-import { InsituError, type Column } from '@insitu/core';
+import type { InsituError, Column } from '@insitu/core';
 import type { DataValue } from '@insitu/sdk';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import Cursor from 'pg-cursor';
 import type { PostgresSourceConfig } from '../config/agent-config.js';
-import type { DataSource, DatasetMeta, QueryPlan } from './data-source.js';
+import { sourceUnavailable, type DataSource, type DatasetMeta, type QueryPlan } from './data-source.js';
 import { describeDataset, selectTables } from './describe.js';
 import { sourcePassword } from './password.js';
 import { SqlCompiler, type AnyDatabase } from './sql-compiler.js';
@@ -39,8 +39,7 @@ export class PostgresSource implements DataSource {
   }
 
   private unavailable(error: unknown): InsituError {
-    if (error instanceof InsituError) return error;
-    return new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${this.name}: ${(error as Error).message}`, { cause: error });
+    return sourceUnavailable(this.name, error);
   }
 
   async introspect(): Promise<DatasetMeta[]> {

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { InsituError, type ColumnType } from '@insitu/core';
-import type { QueryPlan } from './data-source.js';
+import { sourceUnavailable, type QueryPlan } from './data-source.js';
 
 /**
  * What a query worker answers: rows as arrays (`rows`), or rows already converted and
@@ -114,7 +114,7 @@ export class WorkerPool {
         const reply = replies.shift() as WorkerReply;
         if (reply.type === 'error') {
           healthy = !exited;
-          throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${source}: ${reply.message}`);
+          throw sourceUnavailable(source, new Error(reply.message));
         }
         if (!reply.done) worker.postMessage({ type: 'pull' });
         yield reply;

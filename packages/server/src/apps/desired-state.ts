@@ -1,16 +1,5 @@
+import type { AgentDeployment } from '@insitu/core';
 import type { Repositories } from '@insitu/store';
-
-/** A deployment as an agent receives it. */
-export interface AgentDeployment {
-  id: string;
-  app: string;
-  version: string;
-  digest: string;
-  replicas: number;
-  /** Platform path to fetch the bundle from with the agent credential. */
-  bundle: string;
-  state: 'active' | 'draining';
-}
 
 /** What every agent of a provider should run: its active and draining deployments. */
 export async function desiredFor(repos: Repositories, providerId: string): Promise<AgentDeployment[]> {
