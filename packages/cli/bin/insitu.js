@@ -12,7 +12,8 @@ for (const stream of [process.stdout, process.stderr]) {
     throw error;
   });
 }
-const { main } = await import('../dist/src/index.js');
+// main.js, not the package index: the index re-exports library entry points (bringUp…) that load the whole platform.
+const { main } = await import('../dist/src/main.js');
 const controller = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {

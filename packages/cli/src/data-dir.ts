@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { InsituError, createLogger, type Logger, type LogLevel } from '@insitu/core';
+import { createLogger, type Logger, type LogLevel } from '@insitu/core';
 import { loadServerConfig, type ServerConfig } from '@insitu/server';
 import type { CliIo } from './io.js';
 
@@ -45,8 +45,3 @@ export function fileLogger(dataDir: string, level: LogLevel, name: string): Logg
   return createLogger({ name, level, file: join(dataDir, 'insitu.log') });
 }
 
-/** Parse a TCP port flag. */
-export function parsePort(value: string): number {
-  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new InsituError('INSITU_USAGE', `--port must be a number from 0 to 65535, got "${value}"`);
-  return Number(value);
-}

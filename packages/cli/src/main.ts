@@ -1,27 +1,10 @@
-import { InsituError, LOG_LEVELS, checkEnv, type LogLevel } from '@insitu/core';
-import { VERSION } from '@insitu/server';
+import { InsituError, LOG_LEVELS, VERSION, checkEnv, type LogLevel } from '@insitu/core/basics';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { runAgent } from './commands/agent.js';
-import { runAppApprove, runAppDeploy, runAppSubmit } from './commands/app.js';
-import { runAppDev } from './commands/app-dev.js';
-import { runAuditVerify } from './commands/audit.js';
-import { runKeyCreate } from './commands/key.js';
-import { runServiceInvoke, runServicePublish } from './commands/service.js';
-import { runDbAck, runDbStatus, runDbSwitchover } from './commands/db.js';
-import { runDbManager } from './commands/dbmanager.js';
-import { runInit } from './commands/init.js';
-import { runServer } from './commands/server.js';
-import { runStatus } from './commands/status.js';
-import { runUp } from './commands/up.js';
-import { parsePort } from './data-dir.js';
 import { line, resolveIo, type CliIo } from './io.js';
 
 function portOption(value: string): number {
-  try {
-    return parsePort(value);
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new InvalidArgumentError(`--port must be a number from 0 to 65535, got "${value}"`);
+  return Number(value);
 }
 
 function positiveInt(value: string, flag: string): number {
@@ -44,7 +27,8 @@ const dataDir = () => new Option('--data-dir <dir>', 'data directory (env INSITU
 const configFile = () => new Option('--config <file>', 'config file (env INSITU_CONFIG, default <data dir>/config.yaml)');
 
 /**
- * The `insitu` command line. Parses flags, calls library functions, and turns errors
+ * The `insitu` command line. Parses flags, loads the one command's module it runs (so
+ * `insitu --help` loads none of the platform's packages), calls library functions, and turns errors
  * into a message and an exit code: 0 ok, 1 failed, 2 usage or configuration error.
  * Tests call it in-process with their own streams and an AbortSignal.
  *
@@ -70,7 +54,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--port <port>', 'port the server will listen on', portOption, 7070)
     .option('--json', 'print the result as JSON')
     .action(async (options: { dataDir?: string; adminEmail: string; databaseUrl?: string; host: string; port: number; json?: boolean }) => {
-      await runInit(options, io);
+      await (await import('./commands/init.js')).runInit(options, io);
     });
 
   program
@@ -82,7 +66,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--port <port>', 'listen port, 0 for any free one (env INSITU_PORT)', portOption)
     .addOption(logLevel())
     .action(async (options: { dataDir?: string; config?: string; host?: string; port?: number; logLevel?: LogLevel }) => {
-      await runServer(options, io);
+      await (await import('./commands/server.js')).runServer(options, io);
     });
 
   program
@@ -96,7 +80,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .addOption(logLevel())
     .option('--json', 'print the report as one JSON line')
     .action(async (options: { dataDir?: string; config?: string; host?: string; port?: number; adminEmail: string; logLevel?: LogLevel; json?: boolean }) => {
-      await runUp(options, io);
+      await (await import('./commands/up.js')).runUp(options, io);
     });
 
   program
@@ -108,7 +92,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--token <token>', 'bearer token of a platform admin (env INSITU_TOKEN)')
     .option('--json', 'print the result as JSON')
     .action(async (options: { dataDir?: string; config?: string; url?: string; token?: string; json?: boolean }) => {
-      exitCode = await runStatus(options, io);
+      exitCode = await (await import('./commands/status.js')).runStatus(options, io);
     });
 
   program
@@ -125,7 +109,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--json', 'with --once: print the report as JSON')
     .addOption(logLevel())
     .action(async (options: { config: string; platform?: string; ca?: string; token?: string; dataDir?: string; name?: string; sandbox?: boolean; once?: boolean; json?: boolean; logLevel?: LogLevel }) => {
-      exitCode = await runAgent(options, io);
+      exitCode = await (await import('./commands/agent.js')).runAgent(options, io);
     });
 
   const app = program.command('app').description('data applications');
@@ -138,7 +122,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--no-sandbox', 'run without bubblewrap (warns; development only)')
     .addOption(logLevel())
     .action(async (dir: string, options: { data: string[]; host: string; port: number; sandbox?: boolean; logLevel?: LogLevel }) => {
-      await runAppDev(dir, options, io);
+      await (await import('./commands/app-dev.js')).runAppDev(dir, options, io);
     });
 
   const url = () => new Option('--url <url>', 'platform URL (env INSITU_URL; default from the data dir config)');
@@ -152,7 +136,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .requiredOption('--org <id>', 'organisation that owns the application')
     .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
     .action(async (dir: string, options: Remote & { org: string }) => {
-      await runAppSubmit(dir, options, io);
+      await (await import('./commands/app.js')).runAppSubmit(dir, options, io);
     });
   app
     .command('approve <id>')
@@ -161,7 +145,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--reason <text>', 'why (required with --reject)')
     .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
     .action(async (id: string, options: Remote & { reject?: boolean; reason?: string }) => {
-      await runAppApprove(id, options, io);
+      await (await import('./commands/app.js')).runAppApprove(id, options, io);
     });
   app
     .command('deploy <versionId>')
@@ -172,7 +156,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--timeout <seconds>', 'with --wait: give up after this long', (v: string) => positiveInt(v, '--timeout'), 120)
     .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
     .action(async (versionId: string, options: Remote & { provider: string; replicas?: number; wait?: boolean; timeout: number }) => {
-      exitCode = await runAppDeploy(versionId, options, io);
+      exitCode = await (await import('./commands/app.js')).runAppDeploy(versionId, options, io);
     });
 
   const service = program.command('service').description('published data services');
@@ -187,7 +171,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--description <text>', 'what it answers')
     .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
     .action(async (name: string, options: Remote & { app: string; access?: 'public' | 'restricted'; rate?: number; burst?: number; quota?: number; description?: string }) => {
-      await runServicePublish(name, options, io);
+      await (await import('./commands/service.js')).runServicePublish(name, options, io);
     });
   service
     .command('invoke <name> [path]')
@@ -199,7 +183,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('-i, --include', 'print the status and headers too')
     .addOption(url()).addOption(dataDir())
     .action(async (name: string, path: string | undefined, options: Remote & { key?: string; method: string; data?: string; major?: number; include?: boolean }) => {
-      exitCode = await runServiceInvoke(name, path, options, io);
+      exitCode = await (await import('./commands/service.js')).runServiceInvoke(name, path, options, io);
     });
 
   program
@@ -213,7 +197,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--ttl <seconds>', 'expire after this many seconds', (v: string) => positiveInt(v, '--ttl'))
     .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
     .action(async (options: Remote & { org: string; service: string[]; name: string; ttl?: number }) => {
-      await runKeyCreate(options, io);
+      await (await import('./commands/key.js')).runKeyCreate(options, io);
     });
 
   program
@@ -223,7 +207,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .description("walk the audit log's hash chain: on the data dir's database, or with --url through the API; exit 1 if broken")
     .addOption(dataDir()).addOption(configFile()).addOption(url()).addOption(token()).addOption(json())
     .action(async (options: Remote & { config?: string }) => {
-      exitCode = await runAuditVerify(options, io);
+      exitCode = await (await import('./commands/audit.js')).runAuditVerify(options, io);
     });
 
   program
@@ -234,7 +218,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .addOption(logLevel())
     .option('--json', 'print the ready line as JSON')
     .action(async (options: { config?: string; adminPort?: number; logLevel?: LogLevel; json?: boolean }) => {
-      await runDbManager(options, io);
+      await (await import('./commands/dbmanager.js')).runDbManager(options, io);
     });
 
   const db = program.command('db').description('the platform database cluster: status, planned switchover, acknowledge a failover');
@@ -246,18 +230,18 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
       .option('--json', 'print the result as JSON');
   dbOptions(db.command('status').description('topology, roles, GTID positions, lag, alerts and the last actions')).action(
     async (options: { config?: string; url?: string; token?: string; json?: boolean }) => {
-      await runDbStatus(options, io);
+      await (await import('./commands/db.js')).runDbStatus(options, io);
     },
   );
   dbOptions(db.command('switchover').description('planned switchover to a healthy replica, with no transaction lost'))
     .requiredOption('--to <member>', 'the member to promote')
     .action(async (options: { config?: string; url?: string; token?: string; json?: boolean; to: string }) => {
-      await runDbSwitchover(options, io);
+      await (await import('./commands/db.js')).runDbSwitchover(options, io);
     });
   dbOptions(db.command('ack').description('acknowledge the last failover: ends the cooldown so automatic failover may happen again'))
     .option('--by <name>', 'who acknowledges (recorded in the event)')
     .action(async (options: { config?: string; url?: string; token?: string; json?: boolean; by?: string }) => {
-      await runDbAck(options, io);
+      await (await import('./commands/db.js')).runDbAck(options, io);
     });
 
   try {

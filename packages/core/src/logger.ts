@@ -1,10 +1,8 @@
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { LOG_LEVELS, type LogLevel } from './log-levels.js';
 
 export type { Logger } from 'pino';
-
-/** Log levels we accept in config and flags. */
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_LEVELS, type LogLevel };
 
 /** Options for {@link createLogger}. */
 export interface CreateLoggerOptions {

@@ -87,6 +87,17 @@ describe('store: a MySQL pool that follows the primary', () => {
       await waitFor(() => writer.acknowledged.length >= 30, { timeoutMs: 30_000, what: '30 writes on the first primary' });
       await primary.kill();
       const beforeMove = writer.acknowledged.length;
+      // Promote as the dbmanager does: apply everything the replica received (and
+      // acknowledged semi-synchronously) before RESET SLAVE ALL throws the relay log away.
+      await replica.query('STOP SLAVE IO_THREAD');
+      await waitFor(
+        async () => {
+          const [status] = await replica.queryRows('SHOW SLAVE STATUS');
+          const [applied] = await replica.queryRows('SELECT @@gtid_slave_pos AS pos');
+          return status !== undefined && applied !== undefined && status.Gtid_IO_Pos === applied.pos;
+        },
+        { timeoutMs: 30_000, what: 'the replica to apply its relay log' },
+      );
       await replica.query('STOP ALL SLAVES; RESET SLAVE ALL; SET GLOBAL read_only = 0');
       source.move({ host: replica.host, port: replica.port });
       await waitFor(() => writer.acknowledged.length >= beforeMove + 30, { timeoutMs: 30_000, what: '30 more writes on the new primary' });

@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { InsituError, createLogger, type LogLevel } from '@insitu/core';
+import { InsituError, VERSION, createLogger, type LogLevel } from '@insitu/core';
 import { ProviderAgent, defaultAgentName, loadAgentConfig, type SyncReport } from '@insitu/agent';
-import { VERSION } from '@insitu/server';
 import { dataDirOf, ensureDataDir, type DataDirOptions } from '../data-dir.js';
 import { line, untilAborted, type CliIo } from '../io.js';
 
