@@ -93,7 +93,12 @@ export function parseClusterSpec(text: string, source = 'cluster spec'): Cluster
 export function validateClusterSpec(raw: unknown, source = 'cluster spec'): ClusterSpec {
   const unknown = findUnknownKeys(ClusterSpecSchema, raw);
   if (unknown.length > 0) fail(`${source}: ${unknown.map((u) => `${u.path}: ${u.message}`).join('; ')}`, { issues: unknown });
-  const withDefaults = Value.Default(ClusterSpecSchema, structuredClone(raw));
+  const withDefaults = Value.Default(ClusterSpecSchema, structuredClone(raw)) as { services?: unknown };
+  // TypeBox fills defaults through objects and arrays, not through a record's values.
+  if (withDefaults.services !== null && typeof withDefaults.services === 'object') {
+    const services = withDefaults.services as Record<string, unknown>;
+    for (const name of Object.keys(services)) services[name] = Value.Default(ServiceSpecSchema, services[name]);
+  }
   let spec: ClusterSpec;
   try {
     spec = assertValid(ClusterSpecSchema, withDefaults, { what: source, code: 'INSITU_OPERATOR_SPEC_INVALID' });

@@ -1,4 +1,5 @@
-import { InsituError, LOG_LEVELS, loadConfig, type ConfigSources } from '@insitu/core';
+import { InsituError, LOG_LEVELS, loadConfig, readConfigFile, type ConfigSources } from '@insitu/core';
+import Value from 'typebox/value';
 import { NotifyConfigSchema } from '@insitu/notify';
 import Type, { type Static } from 'typebox';
 
@@ -86,7 +87,15 @@ export type ServiceCommand = Static<typeof ServiceCommandSchema>;
 
 /** Load, default, validate and freeze `node.yaml` (file and flags). */
 export function loadNodeConfig(sources: Omit<ConfigSources, 'envScope'>): Readonly<NodeConfig> {
-  const config = loadConfig(NodeConfigSchema, sources);
+  // TypeBox fills defaults through objects, not through a record's values: fill each service's here.
+  const withServiceDefaults = (services: unknown) =>
+    services !== null && typeof services === 'object'
+      ? Object.fromEntries(Object.entries(services).map(([name, value]) => [name, Value.Default(ServiceCommandSchema, structuredClone(value))]))
+      : services;
+  const file = sources.file ? readConfigFile(sources.file, sources.fileRequired) : undefined;
+  const base = { ...(sources.base ?? {}), ...(file ?? {}) } as Record<string, unknown>;
+  if (base.services !== undefined) base.services = withServiceDefaults(base.services);
+  const config = loadConfig(NodeConfigSchema, { ...sources, file: undefined, base });
   for (const [name, service] of Object.entries(config.services)) {
     if (service.health && service.tcp) throw new InsituError('INSITU_CONFIG_INVALID', `services.${name}: give health (HTTP) or tcp, not both`);
   }
