@@ -2,12 +2,12 @@ import type { Logger, Registry } from '@insitu/core';
 import type { Coordinator, Leadership } from '@insitu/coord';
 import { OperatorAlerts, type AlertCondition, type PublishedAlerts } from './alerts.js';
 import { isPlaced, type StoredSpec } from './cluster-spec.js';
-import type { DeepProber } from './deep-probe.js';
+import type { DeepProber, ProbeTarget } from './deep-probe.js';
 import type { EventLog } from './event-log.js';
 import { KEYS, placementKey, restartKey } from './keys.js';
 import type { NodeConfig } from './node-config.js';
 import { place, type NodeView } from './placement.js';
-import { parseRecord, type CommandRecord, type NodeRecord, type PlacementRecord, type RestartRequest, type Silence } from './records.js';
+import { parseRecord, type CommandRecord, type NodeRecord, type OperatorEvent, type PlacementRecord, type RestartRequest, type Silence } from './records.js';
 
 const KEEP_EVENTS = 1000;
 
@@ -266,8 +266,10 @@ export class Leader {
         .map((r) => ({ node: r.node, url: r.services[spec.deepProbes.service]?.endpoint ?? '' }));
       this.#deepProbing = prober
         .run({ servers, leads: () => this.#leads() })
-        .then((found) => {
+        .then(async (found) => {
           this.#deepConditions = found;
+          const target = servers[0];
+          if (target && prober.pushEvents) await this.#copyEvents(target, prober.pushEvents.bind(prober));
         })
         .catch((error: unknown) => this.#options.logger.warn({ err: error }, 'deep probes failed to run'))
         .finally(() => (this.#deepProbing = undefined));
@@ -307,6 +309,23 @@ export class Leader {
       if (!this.#leads()) return;
       await leadership.fencedDelete(key);
     }
+  }
+
+  /** Copy the events after the cursor into the platform database (through a server), then move the cursor (fenced). */
+  async #copyEvents(target: ProbeTarget, push: (target: ProbeTarget, events: readonly OperatorEvent[]) => Promise<void>): Promise<void> {
+    const { coordinator, leadership } = this.#options;
+    const cursor = (await coordinator.get(KEYS.eventsCursor)) ?? '';
+    const events = [...(await coordinator.list(KEYS.events)).entries()]
+      .filter(([key]) => key.slice(KEYS.events.length) > cursor)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .slice(0, 500)
+      .map(([, value]) => parseRecord<OperatorEvent>(value))
+      .filter((e): e is OperatorEvent => e !== undefined);
+    const last = events.at(-1);
+    if (!last || !this.#leads()) return;
+    await push(target, events);
+    if (!this.#leads()) return;
+    await leadership.fencedPut(KEYS.eventsCursor, last.id);
   }
 
   async #putCommand(command: CommandRecord): Promise<void> {
