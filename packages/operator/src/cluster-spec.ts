@@ -92,6 +92,11 @@ export function parseClusterSpec(text: string, source = 'cluster spec'): Cluster
 /** Validate an already parsed spec (see {@link parseClusterSpec}). */
 export function validateClusterSpec(raw: unknown, source = 'cluster spec'): ClusterSpec {
   const unknown = findUnknownKeys(ClusterSpecSchema, raw);
+  // Records' values are not walked by findUnknownKeys: each service is checked on its own.
+  const services = (raw as { services?: unknown }).services;
+  if (services !== null && typeof services === 'object' && !Array.isArray(services)) {
+    for (const [name, service] of Object.entries(services)) unknown.push(...findUnknownKeys(ServiceSpecSchema, service, `services.${name}`));
+  }
   if (unknown.length > 0) fail(`${source}: ${unknown.map((u) => `${u.path}: ${u.message}`).join('; ')}`, { issues: unknown });
   const withDefaults = Value.Default(ClusterSpecSchema, structuredClone(raw)) as { services?: unknown };
   // TypeBox fills defaults through objects and arrays, not through a record's values.

@@ -76,14 +76,13 @@ export class Leader {
       node: options.node,
       record: (event) => options.events.record(event),
       logger: options.logger,
-      ...(options.registry ? { registry: options.registry } : {}),
       ...(restored ? { restored: restored.active } : {}),
     });
     options.events.record({
       type: 'leader-elected',
       subject: options.node,
       reason: `${options.node} leads the operator (fencing token ${options.leadership.token ?? '?'})`,
-      details: { token: options.leadership.token ?? null },
+      details: { fencingToken: options.leadership.token ?? null },
     });
     const onLost = (reason: Error) => {
       options.events.record({ type: 'leader-lost', subject: options.node, reason: `${options.node} stopped leading: ${reason.message}` });
@@ -230,7 +229,7 @@ export class Leader {
           await leadership.fencedPut(placementKey(service), JSON.stringify(record));
           for (const n of current) load.set(n, Math.max(0, (load.get(n) ?? 0) - 1));
           for (const n of decision.nodes) load.set(n, (load.get(n) ?? 0) + 1);
-          events.record({ type: current.length === 0 ? 'placed' : 'moved', service, reason: decision.reason, details: { from: current, to: decision.nodes, token: record.token } });
+          events.record({ type: current.length === 0 ? 'placed' : 'moved', service, reason: decision.reason, details: { from: current, to: decision.nodes, fencingToken: record.token } });
         }
         if (decision.short > 0) {
           conditions.push({

@@ -77,6 +77,8 @@ export class OperatorNode {
   /** Join: wait for coord, take a lease, publish, watch the spec and placements, campaign. */
   async start(): Promise<void> {
     const { coordinator, config, logger } = this.#options;
+    // The record first, then the membership: a member without a record is a lost node.
+    await this.#takeLease();
     for (let attempt = 0; ; attempt++) {
       try {
         await coordinator.put(memberKey(config.node), JSON.stringify({ node: config.node, joinedAt: this.#startedAt }));
@@ -87,7 +89,6 @@ export class OperatorNode {
         await sleep(1000, this.#abort.signal);
       }
     }
-    await this.#takeLease();
     this.events.record({ type: 'node-started', subject: config.node, reason: `${config.node} joined (pid ${process.pid}, can run ${Object.keys(config.services).join(', ') || 'nothing'})` });
     this.#watches.push(
       await coordinator.watchPrefix(KEYS.spec, () => this.#reconcileSoon()),
@@ -105,6 +106,9 @@ export class OperatorNode {
       try {
         const lease = await coordinator.grantLease(config.timing.nodeLeaseTtlMs);
         lease.on('lost', (reason) => this.#onLeaseLost(lease, reason));
+        lease.on('renewed', (sentAt: number) => {
+          for (const [name, supervisor] of this.#supervisors) if (this.#isPlacedService(name)) supervisor.extendLease(sentAt + lease.ttlMs);
+        });
         this.#lease = lease;
         await this.#publish();
         return;
@@ -129,6 +133,12 @@ export class OperatorNode {
       this.#leaseLoop = undefined;
       this.#reconcileSoon();
     });
+  }
+
+  /** The node lease's own deadline: the store cannot expire it before then. */
+  #leaseDeadline(): number | undefined {
+    const lease = this.#lease;
+    return lease?.isAlive() ? lease.lastRenewedAt + lease.ttlMs : undefined;
   }
 
   #isPlacedService(name: string): boolean {
@@ -223,6 +233,7 @@ export class OperatorNode {
           record: (event) => this.events.record(event),
           ...(SETPRIV ? { deathSignalWrapper: [SETPRIV, '--pdeathsig', 'KILL', '--'] } : {}),
           ...(this.#options.random ? { random: this.#options.random } : {}),
+          ...(isPlaced(serviceSpec.placement) ? { leaseDeadline: () => this.#leaseDeadline() } : {}),
         });
         supervisor.on('change', () => this.#publishSoonish());
         this.#supervisors.set(name, supervisor);

@@ -23,8 +23,18 @@ export interface SupervisorOptions {
   record: EventSink;
   /** Wrap the command so it dies with this process (`setpriv --pdeathsig KILL`), when available. */
   deathSignalWrapper?: readonly string[];
+  /**
+   * For a placed service: the node lease's deadline (epoch ms), or undefined without a
+   * lease. The command then runs under the lease guard, which kills it when the deadline
+   * passes without an extension ({@link ServiceSupervisor.extendLease}).
+   */
+  leaseDeadline?: () => number | undefined;
   random?: () => number;
 }
+
+/** The guard's exit code when it killed the service at the lease deadline. */
+const GUARD_FENCED_EXIT = 75;
+const LEASE_GUARD = new URL('./lease-guard.js', import.meta.url).pathname;
 
 const LOG_ROTATE_BYTES = 20 * 1024 * 1024;
 
@@ -63,6 +73,7 @@ export class ServiceSupervisor extends EventEmitter {
   #nextStartAt: number | undefined;
   #probeTimers: NodeJS.Timeout[] = [];
   #restartDone: string | undefined;
+  #guarded = false;
 
   constructor(private readonly options: SupervisorOptions) {
     super();
@@ -102,6 +113,11 @@ export class ServiceSupervisor extends EventEmitter {
       ...(this.#failed ? { failed: this.#failed } : {}),
       ...(this.#restartDone ? { restartDone: this.#restartDone } : {}),
     };
+  }
+
+  /** Tell the lease guard of a running placed service the new lease deadline. */
+  extendLease(deadline: number): void {
+    if (this.#guarded && this.#child?.stdin?.writable) this.#child.stdin.write(`${deadline}\n`);
   }
 
   /** Keep it running (start it unless it runs or is failed). */
@@ -188,7 +204,15 @@ export class ServiceSupervisor extends EventEmitter {
   }
 
   #spawn(why: 'start' | 'restart', reason?: string): void {
-    const argv = [...(this.options.deathSignalWrapper ?? []), ...this.#command.command];
+    const deadline = this.options.leaseDeadline?.();
+    if (this.options.leaseDeadline && (deadline === undefined || deadline <= Date.now() + 100)) {
+      // A placed service never starts without a live node lease.
+      this.#setState('stopped');
+      return;
+    }
+    const wrapper = this.options.deathSignalWrapper ?? [];
+    this.#guarded = deadline !== undefined;
+    const argv = this.#guarded ? [...wrapper, process.execPath, LEASE_GUARD, String(deadline), ...wrapper, ...this.#command.command] : [...wrapper, ...this.#command.command];
     const [file, ...args] = argv as [string, ...string[]];
     const log = this.#openLog();
     let child: ChildProcess;
@@ -196,7 +220,7 @@ export class ServiceSupervisor extends EventEmitter {
       child = spawn(file, args, {
         cwd: this.#command.cwd,
         env: { ...process.env, ...this.#command.env },
-        stdio: ['ignore', log, log],
+        stdio: [this.#guarded ? 'pipe' : 'ignore', log, log],
         // Its own process group: a stop reaches the children it started too.
         detached: true,
       });
@@ -217,6 +241,7 @@ export class ServiceSupervisor extends EventEmitter {
         resolve();
       });
     });
+    child.stdin?.on('error', () => undefined);
     child.once('error', (error) => {
       // spawn failures (ENOENT) arrive here, then `exit` with code -2 or never: make sure it counts once.
       this.options.logger.warn({ service: this.name, err: error.message }, 'service could not be started');
@@ -376,6 +401,13 @@ export class ServiceSupervisor extends EventEmitter {
     const now = Date.now();
     const reason = startError ?? (this.#killReason ? `killed: ${this.#killReason}` : signal ? `killed by ${signal}` : `exited with code ${code ?? '?'}`);
     this.#lastExit = { at: new Date(now).toISOString(), code, signal, reason };
+    if (this.#guarded && code === GUARD_FENCED_EXIT && !this.#stopping) {
+      // Killed by its lease guard: the node lost its lease, which is no crash of the service.
+      this.#lastExit = { ...this.#lastExit, reason: 'killed by the lease guard: the node lease deadline passed' };
+      this.#setState('stopped');
+      this.options.record({ type: 'fenced', service: this.name, reason: `${this.name} was killed at the node lease deadline (the node could not renew its lease; the leader may start it elsewhere)` });
+      return;
+    }
     if (this.#stopping) {
       this.#setState(this.#failed ? 'failed' : 'stopped');
       this.options.record({ type: 'exit', service: this.name, reason: `stopped (${reason})` });
