@@ -262,7 +262,9 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--user <user>', 'run as this user')
     .addOption(nodeConfig())
     .option('--json', 'print the result as JSON')
-    .action(async (options: { config?: string; systemd?: boolean; unitFile: string; user?: string; json?: boolean }) => {
+    .action(async (_options: unknown, command: Command) => {
+      // `--config` is also an option of `insitu node` itself, which commander gives it: read both.
+      const options = command.optsWithGlobals<{ config?: string; systemd?: boolean; unitFile: string; user?: string; json?: boolean }>();
       await (await import('./commands/node.js')).runNodeInstall(options, io);
     });
 
