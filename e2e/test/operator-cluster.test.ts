@@ -48,7 +48,6 @@ describe('operator on three nodes and a three-member etcd', { timeout: 300_000 }
   // Every 50 ms: how many singletons answer. Never more than one.
   let monitor: NodeJS.Timeout | undefined;
   let maxSingletons = 0;
-  let singletonSamples = 0;
 
   const startNode = async (name: NodeName) => {
     const proc = new InsituProcess(name, ['node', '--config', configs.get(name) ?? '']);
@@ -108,7 +107,6 @@ describe('operator on three nodes and a three-member etcd', { timeout: 300_000 }
     await startNode('node3');
     monitor = setInterval(() => {
       void runningSingletons().then((found) => {
-        singletonSamples += 1;
         maxSingletons = Math.max(maxSingletons, found.length);
       });
     }, 50);

@@ -175,7 +175,10 @@ export class Leader {
 
     // Node loss: a member without a live record. Right after an election, nodes get a
     // moment to publish (they may have just re-granted their lease after an etcd outage).
-    for (const member of view.members) view.records.has(member) ? this.#missingSince.delete(member) : this.#missingSince.has(member) || this.#missingSince.set(member, now);
+    for (const member of view.members) {
+      if (view.records.has(member)) this.#missingSince.delete(member);
+      else if (!this.#missingSince.has(member)) this.#missingSince.set(member, now);
+    }
     for (const member of view.members) {
       const missing = this.#missingSince.get(member);
       const lost = missing !== undefined && now - this.#electedAt >= lostGrace;
