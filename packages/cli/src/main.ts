@@ -244,6 +244,94 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
       await (await import('./commands/db.js')).runDbAck(options, io);
     });
 
+  const nodeConfig = () => new Option('--config <file>', 'node config, node.yaml (env INSITU_NODE_CONFIG)');
+  const nodeCommand = program
+    .command('node')
+    .description("run this management node until interrupted: its platform services as supervised children, the operator's leader election; logs JSON lines to stdout")
+    .addOption(nodeConfig())
+    .addOption(logLevel())
+    .option('--json', 'log the ready line as JSON')
+    .action(async (options: { config?: string; logLevel?: LogLevel; json?: boolean }) => {
+      await (await import('./commands/node.js')).runNode(options, io);
+    });
+  nodeCommand
+    .command('install')
+    .description('install `insitu node` as a service of the init system')
+    .option('--systemd', 'write a systemd unit')
+    .option('--unit-file <path>', 'where to write the unit', '/etc/systemd/system/insitu-node.service')
+    .option('--user <user>', 'run as this user')
+    .addOption(nodeConfig())
+    .option('--json', 'print the result as JSON')
+    .action(async (_options: unknown, command: Command) => {
+      // `--config` is also an option of `insitu node` itself, which commander gives it: read both.
+      const options = command.optsWithGlobals<{ config?: string; systemd?: boolean; unitFile: string; user?: string; json?: boolean }>();
+      await (await import('./commands/node.js')).runNodeInstall(options, io);
+    });
+
+  const operator = program.command('operator').description("the DaaS-Operator: desired state of the platform's services, status, events, restarts");
+  operator
+    .command('apply')
+    .description('validate a cluster spec, show what it changes, and store it in coord')
+    .requiredOption('-f, --file <file>', 'cluster.yaml')
+    .option('--dry-run', 'show the changes only')
+    .addOption(nodeConfig())
+    .addOption(json())
+    .action(async (options: { file: string; dryRun?: boolean; config?: string; json?: boolean }) => {
+      await (await import('./commands/operator.js')).runOperatorApply(options, io);
+    });
+  operator
+    .command('status')
+    .description('nodes (lease age, leader), services per node (pid, state, restarts, last exit, probes), placements, alerts')
+    .addOption(nodeConfig())
+    .addOption(json())
+    .action(async (options: { config?: string; json?: boolean }) => {
+      await (await import('./commands/operator.js')).runOperatorStatus(options, io);
+    });
+  operator
+    .command('events')
+    .description("the operator's actions and observations, each with its reason")
+    .option('--follow', 'keep printing new events until interrupted')
+    .option('--node <node>', 'only events of (or about) this node')
+    .option('--service <service>', 'only events of this service')
+    .option('--type <type>', 'only events of this type (restart, failed, moved, alert-sent, …)')
+    .option('--limit <n>', 'how many past events', (v: string) => positiveInt(v, '--limit'), 50)
+    .addOption(nodeConfig())
+    .addOption(json())
+    .action(async (options: { config?: string; json?: boolean; follow?: boolean; node?: string; service?: string; type?: string; limit: number }) => {
+      await (await import('./commands/operator.js')).runOperatorEvents(options, io);
+    });
+  operator
+    .command('restart <service>')
+    .description('restart a service (and clear its failed mark): on every node at once, one node at a time with --rolling, or on --node')
+    .option('--rolling', 'one node at a time, each ready again before the next')
+    .option('--node <node>', 'only on this node')
+    .option('--timeout <seconds>', 'give up waiting after this long', (v: string) => positiveInt(v, '--timeout'), 600)
+    .addOption(nodeConfig())
+    .addOption(json())
+    .action(async (service: string, options: { config?: string; json?: boolean; rolling?: boolean; node?: string; timeout: number }) => {
+      await (await import('./commands/operator.js')).runOperatorRestart({ ...options, service }, io);
+    });
+
+  const alerts = program.command('alerts').description("the operator's alerts and silences");
+  alerts
+    .command('list')
+    .description('active alerts (and whether silenced or inhibited) and silences in force')
+    .addOption(nodeConfig())
+    .addOption(json())
+    .action(async (options: { config?: string; json?: boolean }) => {
+      await (await import('./commands/operator.js')).runAlertsList(options, io);
+    });
+  alerts
+    .command('silence <matcher>')
+    .description('mute alerts matching label=value[,label=value] (labels: condition, subject, node, service, severity; * wildcards) for a while')
+    .requiredOption('--for <duration>', 'how long: 90s, 30m, 2h, 1d')
+    .option('--comment <text>', 'why')
+    .addOption(nodeConfig())
+    .addOption(json())
+    .action(async (matcher: string, options: { config?: string; json?: boolean; for: string; comment?: string }) => {
+      await (await import('./commands/operator.js')).runAlertsSilence({ ...options, matcher }, io);
+    });
+
   try {
     checkEnv(io.env);
     if (argv.length === 0) {

@@ -21,10 +21,19 @@ export interface Lease {
   readonly id: string;
   /** The TTL asked for, in milliseconds. */
   readonly ttlMs: number;
+  /**
+   * When the last successful keep-alive (or the grant) was *sent*, epoch ms. The store
+   * cannot expire the lease before `lastRenewedAt + ttlMs` (clocks running at similar
+   * rates): what depends on the lease can be stopped by that deadline.
+   */
+  readonly lastRenewedAt: number;
   /** False once the lease is lost or revoked. */
   isAlive(): boolean;
   on(event: 'lost', listener: (reason: Error) => void): this;
+  /** After each successful keep-alive, with the time it was sent (the new `lastRenewedAt`). */
+  on(event: 'renewed', listener: (sentAt: number) => void): this;
   off(event: 'lost', listener: (reason: Error) => void): this;
+  off(event: 'renewed', listener: (sentAt: number) => void): this;
   /** Revoke it now: its keys disappear. Idempotent; never throws for a lease already gone. */
   revoke(): Promise<void>;
 }

@@ -36,6 +36,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'INSITU_LISTEN', scope: 'app', type: 'string', meaning: 'Set by the agent for an application: the Unix socket it must serve HTTP on.' },
   { name: 'INSITU_DATA_API', scope: 'app', type: 'string', meaning: "Set by the agent for an application: the Unix socket of the agent's data API." },
   { name: 'INSITU_DBMANAGER_CONFIG', scope: 'cli', type: 'string', meaning: 'Config file of `insitu dbmanager` and `insitu db`; same as --config.' },
+  { name: 'INSITU_NODE_CONFIG', scope: 'cli', type: 'string', meaning: 'Node config (node.yaml) of `insitu node`, `insitu operator` and `insitu alerts`; same as --config.' },
   { name: 'INSITU_DBMANAGER_URL', scope: 'cli', type: 'string', meaning: 'Admin URL of a dbmanager for `insitu db` (default: the elected manager, found through coord); same as --url.' },
   { name: 'INSITU_DBMANAGER_PASSWORD', scope: 'dbmanager', type: 'string', option: 'credentials.password', meaning: "The dbmanager's database password on every member (unless a member names its own)." },
   { name: 'INSITU_DBMANAGER_REPLICATION_PASSWORD', scope: 'dbmanager', type: 'string', option: 'replication.password', meaning: 'Password of the replication account that the dbmanager writes into CHANGE MASTER TO.' },

@@ -66,6 +66,10 @@ export const ERROR_CODES = {
   INSITU_DBMANAGER_MEMBER_NOT_FOUND: { status: 404, meaning: 'No database member has this name in the dbmanager config.' },
   INSITU_DBMANAGER_SWITCHOVER_REFUSED: { status: 409, meaning: 'The switchover was refused before anything changed: the target or the primary is not healthy enough.' },
   INSITU_DBMANAGER_SWITCHOVER_FAILED: { status: 503, meaning: 'The switchover started but could not finish; the details say what was rolled back.' },
+  INSITU_OPERATOR_SPEC_INVALID: { status: 400, meaning: 'The cluster spec (cluster.yaml) is malformed or inconsistent; nothing was stored.' },
+  INSITU_OPERATOR_UNKNOWN_SERVICE: { status: 404, meaning: 'No platform service of this name is in the cluster spec, or no node runs it.' },
+  INSITU_OPERATOR_NO_LEADER: { status: 503, meaning: 'No operator leader is elected right now, so the request cannot be carried out; retry shortly.' },
+  INSITU_OPERATOR_COMMAND_FAILED: { status: 409, meaning: 'An operator command (a restart) stopped before it finished; the details say where and why.' },
   INSITU_INTERNAL: { status: 500, meaning: 'An unexpected error; the request id finds it in the logs.' },
 
   // Agent: data API, bundles, sandbox and application instances

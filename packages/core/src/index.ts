@@ -28,6 +28,7 @@ export { seededRandom } from './seeded-random.js';
 export { canonicalTar, bundleDigestOf, checkBundlePath, readBundleTar } from './bundle-format.js';
 export type { BundleEntry, BundleLimits } from './bundle-format.js';
 export { waitFor } from './wait-for.js';
+export { CLUSTER_AUTH_HEADER, signClusterRequest, verifyClusterRequest } from './cluster-auth.js';
 export { VERSION } from './version.js';
 export { Sleeper, sleep } from './sleep.js';
 export type { AgentDeployment } from './agent-deployment.js';

@@ -39,6 +39,12 @@ export const NotifyConfigSchema = Type.Object(
     ),
     groupWaitMs: Type.Integer({ minimum: 0, maximum: 600_000, default: 2000, description: 'Collect alerts of one group this long before sending them in one message' }),
     repeatIntervalMs: Type.Integer({ minimum: 1000, default: 4 * 3600_000, description: 'Send a still-firing alert again after this long' }),
+    groupIntervalMs: Type.Integer({
+      minimum: 0,
+      maximum: 24 * 3600_000,
+      default: 0,
+      description: "After a group's message, its next one (new alerts, resolutions) waits until this long after the last (Alertmanager's group_interval); 0: only the group wait",
+    }),
     retry: Type.Object(
       {
         attempts: Type.Integer({ minimum: 1, maximum: 20, default: 6 }),

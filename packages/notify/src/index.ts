@@ -8,7 +8,9 @@
  * then `raise()` while a condition holds and `resolve()` when it clears.
  */
 export { Notifier, createNotifier, readSecret } from './notifier.js';
-export type { NotifierOptions, RetryPolicy, DeliveryReport, CreateNotifierOptions } from './notifier.js';
+export type { NotifierOptions, RetryPolicy, DeliveryReport, CreateNotifierOptions, ActiveAlert } from './notifier.js';
+export { startHeartbeat } from './heartbeat.js';
+export type { Heartbeat, HeartbeatOptions } from './heartbeat.js';
 export { NotifyConfigSchema } from './config.js';
 export type { NotifyConfig } from './config.js';
 export { alertKey, groupKey, buildMessage, renderText } from './alert.js';

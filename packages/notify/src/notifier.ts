@@ -21,6 +21,24 @@ export interface NotifierOptions {
   groupWaitMs?: number;
   /** Send a still-firing alert again when it is raised this long after its last message; default 4 h. */
   repeatIntervalMs?: number;
+  /**
+   * After a group sent a message, its next message waits until this long after it
+   * (Alertmanager's `group_interval`): new alerts and resolutions of a busy group are
+   * batched instead of sent one by one. 0 (default): each batch waits `groupWaitMs` only.
+   */
+  groupIntervalMs?: number;
+  /**
+   * Consulted when a group's message is assembled: a muted alert (silenced, inhibited) is
+   * left out. A muted firing alert stays active and unannounced, so it is sent by the first
+   * raise after it is no longer muted; a muted resolution is dropped.
+   */
+  mute?: (item: AlertItem) => boolean;
+  /**
+   * Drop the resolution of an alert no message ever announced (raised and resolved within
+   * the group wait, or while muted): one firing and one resolved message per incident,
+   * never a lone resolved one. Default false (the resolution is sent).
+   */
+  dropUnannouncedResolutions?: boolean;
   retry?: Partial<RetryPolicy>;
   logger?: Logger;
   /** Counters `insitu_notify_messages_total` and `insitu_notify_suppressed_total` go here. */
@@ -40,6 +58,13 @@ interface Active {
   item: AlertItem;
   /** When a message last carried it (firing or repeat); undefined while only pending. */
   notifiedAt: number | undefined;
+}
+
+/** An active alert and when a message last carried it: what {@link Notifier.snapshot} gives and {@link Notifier.restore} takes. */
+export interface ActiveAlert {
+  item: AlertItem;
+  /** Epoch ms of the last message that carried it; undefined when none did yet. */
+  notifiedAt?: number;
 }
 
 interface Batch {
@@ -73,6 +98,11 @@ export class Notifier extends EventEmitter {
   readonly #targets: readonly DeliveryTarget[];
   readonly #groupWaitMs: number;
   readonly #repeatIntervalMs: number;
+  readonly #groupIntervalMs: number;
+  readonly #mute: ((item: AlertItem) => boolean) | undefined;
+  readonly #dropUnannounced: boolean;
+  /** When each group last sent a message (for the group interval). */
+  readonly #lastSent = new Map<string, number>();
   readonly #retry: RetryPolicy;
   readonly #logger: Logger | undefined;
   readonly #now: () => number;
@@ -89,6 +119,9 @@ export class Notifier extends EventEmitter {
     this.#targets = options.targets;
     this.#groupWaitMs = options.groupWaitMs ?? 2000;
     this.#repeatIntervalMs = options.repeatIntervalMs ?? 4 * 3600_000;
+    this.#groupIntervalMs = options.groupIntervalMs ?? 0;
+    this.#mute = options.mute;
+    this.#dropUnannounced = options.dropUnannouncedResolutions ?? false;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.#logger = options.logger;
     this.#now = options.now ?? Date.now;
@@ -111,6 +144,29 @@ export class Notifier extends EventEmitter {
   /** The alerts currently firing. */
   active(): AlertItem[] {
     return [...this.#active.values()].map((entry) => ({ ...entry.item }));
+  }
+
+  /**
+   * The active alerts with the time a message last carried each: a component that hands
+   * alerting over (a new leader) restores it so that nothing is announced twice.
+   */
+  snapshot(): ActiveAlert[] {
+    return [...this.#active.values()].map((entry) => ({
+      item: { ...entry.item, details: { ...entry.item.details } },
+      ...(entry.notifiedAt === undefined ? {} : { notifiedAt: entry.notifiedAt }),
+    }));
+  }
+
+  /**
+   * Take over active alerts from a {@link snapshot} (of another process). Announced ones
+   * are not announced again: raising them repeats only after the repeat interval, and
+   * resolving them sends the resolved message. Unannounced ones are announced by their next raise.
+   */
+  restore(alerts: readonly ActiveAlert[]): void {
+    for (const alert of alerts) {
+      if (this.#active.has(alert.item.key)) continue;
+      this.#active.set(alert.item.key, { item: { ...alert.item, details: { ...alert.item.details } }, notifiedAt: alert.notifiedAt });
+    }
   }
 
   /** Report that a condition holds. Returns true when this raise will send a message (new or repeat). */
@@ -167,6 +223,12 @@ export class Notifier extends EventEmitter {
     const existing = this.#active.get(key);
     if (existing === undefined) return false;
     this.#active.delete(key);
+    if (existing.notifiedAt === undefined && this.#dropUnannounced) {
+      // Never announced: take it out of its pending batch and say nothing.
+      const batch = this.#batches.get(groupKey(alert));
+      batch?.items.delete(key);
+      return false;
+    }
     const at = new Date(this.#now()).toISOString();
     const item: AlertItem = {
       ...existing.item,
@@ -185,7 +247,10 @@ export class Notifier extends EventEmitter {
     if (batch === undefined) {
       batch = { items: new Map(), timer: undefined };
       this.#batches.set(group, batch);
-      const timer = setTimeout(() => this.#send(group), this.#groupWaitMs);
+      const last = this.#lastSent.get(group);
+      const now = this.#now();
+      const delay = last !== undefined && this.#groupIntervalMs > 0 && now - last < this.#groupIntervalMs ? last + this.#groupIntervalMs - now : this.#groupWaitMs;
+      const timer = setTimeout(() => this.#send(group), delay);
       timer.unref();
       batch.timer = timer;
     }
@@ -198,14 +263,23 @@ export class Notifier extends EventEmitter {
     this.#batches.delete(group);
     if (batch.timer) clearTimeout(batch.timer);
     const now = this.#now();
-    for (const item of batch.items.values()) {
+    const items = [...batch.items.values()].filter((item) => !(this.#mute?.(item) ?? false));
+    for (const item of items) {
       const active = this.#active.get(item.key);
       if (active && item.state !== 'resolved') {
         active.notifiedAt = now;
         active.item.state = 'firing';
       }
     }
-    const message = buildMessage(newId('alr'), [...batch.items.values()], new Date(now));
+    const groupActive = [...this.#active.values()].some((entry) => groupKey(entry.item) === group);
+    if (items.length === 0) {
+      if (!groupActive) this.#lastSent.delete(group);
+      return;
+    }
+    // A group with nothing active any more starts afresh (group wait) at its next alert.
+    if (groupActive) this.#lastSent.set(group, now);
+    else this.#lastSent.delete(group);
+    const message = buildMessage(newId('alr'), items, new Date(now));
     for (const target of this.#targets) {
       const delivery = this.#deliver(target, message).finally(() => this.#inFlight.delete(delivery));
       this.#inFlight.add(delivery);
@@ -313,6 +387,10 @@ export interface CreateNotifierOptions {
   now?: () => number;
   /** More targets, e.g. the component's own event log. */
   extraTargets?: readonly DeliveryTarget[];
+  /** See {@link NotifierOptions.mute}. */
+  mute?: (item: AlertItem) => boolean;
+  /** See {@link NotifierOptions.dropUnannouncedResolutions}. */
+  dropUnannouncedResolutions?: boolean;
 }
 
 /**
@@ -352,6 +430,9 @@ export function createNotifier(config: NotifyConfig, options: CreateNotifierOpti
     targets,
     groupWaitMs: config.groupWaitMs,
     repeatIntervalMs: config.repeatIntervalMs,
+    groupIntervalMs: config.groupIntervalMs,
+    ...(options.mute ? { mute: options.mute } : {}),
+    ...(options.dropUnannouncedResolutions ? { dropUnannouncedResolutions: true } : {}),
     retry: config.retry,
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.registry ? { registry: options.registry } : {}),

@@ -384,7 +384,10 @@ export const EventSchema = Type.Object({
   data: Type.Unknown(),
 });
 export const EventQuery = Type.Object(
-  { subject: Type.Optional(Type.String({ maxLength: 64 })), before: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })) },
+  {
+    subject: Type.Optional(Type.String({ maxLength: 64 })),
+    kind: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9.-]{0,63}$', description: 'Only events of this kind; ending in a dot, of kinds starting so (operator. for every operator action)' })),
+    before: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })) },
   Closed,
 );
 export const EventPage = Type.Object({ items: Type.Array(EventSchema), nextBefore: Type.Optional(Type.Integer()) });

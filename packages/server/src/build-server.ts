@@ -26,6 +26,7 @@ import { registerApprovalRoutes } from './routes/approvals.js';
 import { registerDeploymentRoutes } from './routes/deployments.js';
 import { registerKeyRoutes } from './routes/keys.js';
 import { registerRecordRoutes } from './routes/records.js';
+import { registerOperatorClusterRoutes } from './routes/operator-cluster.js';
 import { registerServiceRoutes } from './routes/services.js';
 import { registerAgentRoutes } from './routes/agents.js';
 import { registerDatasetRoutes } from './routes/datasets.js';
@@ -53,6 +54,8 @@ export interface PlatformParts {
   reconciler: DeploymentReconciler;
   recorder: CallRecorder;
   gateway: Gateway;
+  /** `draining: true` turns readiness off (shutdown). */
+  lifecycle: { draining: boolean };
   /** Replace the dispatcher (the tunnel is attached after the server is built). */
   setDispatcher(dispatcher: ServiceDispatcher): void;
 }
@@ -90,6 +93,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     now: options.now ?? Date.now,
     node: { id: options.nodeId ?? newId('node'), startedAt: Date.now(), version: VERSION },
     passwordCost: { N: 2 ** config.auth.passwordCost, r: 8, p: 1 },
+    lifecycle: { draining: false },
   };
 
   const reconciler = new DeploymentReconciler(ctx);
@@ -253,6 +257,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     reconciler,
     recorder,
     gateway,
+    lifecycle: ctx.lifecycle,
     setDispatcher(next: ServiceDispatcher) {
       dispatcher = next;
     },
@@ -281,6 +286,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   registerServiceRoutes(app, ctx, gateway, baseUrl);
   registerKeyRoutes(app, ctx, gateway);
   registerRecordRoutes(app, ctx, recorder);
+  registerOperatorClusterRoutes(app, ctx);
 
   app.get('/api/v1/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
 

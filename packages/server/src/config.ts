@@ -96,6 +96,17 @@ export const ServerConfigSchema = Type.Object(
       },
       { ...Closed, default: {} },
     ),
+    shutdown: Type.Object(
+      {
+        drainDelayMs: Type.Integer({
+          minimum: 0,
+          maximum: 600_000,
+          default: 0,
+          description: 'On SIGTERM, answer /readyz with 503 for this long while still serving, so load balancers stop sending before the node closes (the operator sets it for a rolling restart)',
+        }),
+      },
+      { ...Closed, default: {} },
+    ),
     cluster: Type.Object(
       {
         coordination: Type.Enum(['memory', 'etcd'] as const, { default: 'memory', description: 'memory: one node alone; etcd: a cluster (set etcdEndpoints)' }),

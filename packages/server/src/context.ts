@@ -14,4 +14,6 @@ export interface ServerContext {
   node: { id: string; startedAt: number; version: string };
   /** scrypt cost for new password hashes. */
   passwordCost: { N: number; r: number; p: number };
+  /** Set when the node is shutting down: `/readyz` answers 503 from then on. */
+  lifecycle: { draining: boolean };
 }

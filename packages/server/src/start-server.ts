@@ -14,6 +14,11 @@ export interface RunningServer {
   /** Base URL, e.g. `http://127.0.0.1:7070`. */
   url: string;
   port: number;
+  /**
+   * Readiness off (`/readyz` 503) while still serving, for `shutdown.drainDelayMs`, so load
+   * balancers take this node out before {@link close}. Resolves after the delay.
+   */
+  drain(): Promise<void>;
   /** Stop accepting requests, finish the ones in flight, close the database. */
   close(): Promise<void>;
 }
@@ -66,6 +71,14 @@ export async function startServer(options: { config: Readonly<ServerConfig>; dat
     store,
     url,
     port,
+    async drain() {
+      running.insitu.lifecycle.draining = true;
+      const delay = options.config.shutdown.drainDelayMs;
+      if (delay > 0) {
+        logger.info({ drainDelayMs: delay }, 'draining: readiness off while still serving');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    },
     async close() {
       await running.close();
       if (!options.store) await store.close();

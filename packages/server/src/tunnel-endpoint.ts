@@ -21,7 +21,7 @@ function isLoopback(address: string | undefined): boolean {
   return address === '::1' || address === '::ffff:127.0.0.1' || (address?.startsWith('127.') ?? false);
 }
 
-function clusterSecret(config: Readonly<ServerConfig>): string | undefined {
+export function clusterSecret(config: Readonly<ServerConfig>): string | undefined {
   if (config.cluster.secretFile) {
     try {
       return readFileSync(config.cluster.secretFile, 'utf8').trim();

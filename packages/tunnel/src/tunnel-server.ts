@@ -33,6 +33,8 @@ export interface TunnelRequest {
   idempotent?: boolean;
   /** Abort the request (e.g. the caller went away). */
   signal?: AbortSignal;
+  /** Only this local session (a probe of one agent session): no other session, no forwarding, no retry. */
+  sessionId?: string;
 }
 
 /** The response of a tunnelled request. Consume or destroy `body`: it holds a stream. */
@@ -390,6 +392,16 @@ export class TunnelServer {
     const deadlineMs = request.deadlineMs ?? this.#options.deadlineMs ?? 30_000;
     const deadline = Date.now() + deadlineMs;
     const local = this.table.candidates(request.providerId, request.service);
+    if (request.sessionId !== undefined) {
+      const chosen = local.find((candidate) => candidate.session.id === request.sessionId);
+      if (!chosen) throw new InsituError('INSITU_TUNNEL_NO_ROUTE', `no live session ${request.sessionId} of provider ${request.providerId} on this node`);
+      try {
+        return await this.#attempt(chosen.session, request, request.method.toUpperCase(), deadline);
+      } catch (error) {
+        if (!(error instanceof AttemptFailure)) throw error;
+        throw new InsituError(error.kind === 'timeout' ? 'INSITU_TUNNEL_TIMEOUT' : 'INSITU_TUNNEL_UPSTREAM_FAILED', `session ${request.sessionId}: ${error.message}`);
+      }
+    }
     if (local.length === 0 && this.#options.cluster) return this.#forward(request, deadline);
     return this.#requestLocal(request, deadline);
   }

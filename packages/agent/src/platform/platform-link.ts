@@ -9,6 +9,12 @@ import type { Agent, AgentStatus } from '../agent.js';
 import type { BundleSource, DesiredDeployment, FetchedBundle } from '../apps/bundle-source.js';
 import type { DeploymentReport, PlatformClient, PlatformDeployment } from '../identity/platform-client.js';
 
+/**
+ * The path the agent answers itself on the tunnel, without any application: the operator's
+ * deep probe (gateway → tunnel → agent) reaches every connected agent through it.
+ */
+export const AGENT_PROBE_PATH = '/_insitu/probe';
+
 /** The header the platform's gateway sets to say which deployment a tunnelled call is for. */
 export const DEPLOYMENT_HEADER = 'insitu-deployment';
 
@@ -119,11 +125,21 @@ export class PlatformLink {
    * compatibility form for everything else.
    */
   static handler(agent: Agent): TunnelHandler & RawStreamCapable {
+    const probeAnswer = () => JSON.stringify({ status: 'ok', agent: 'insitu-agent', at: new Date().toISOString() });
     const handler = ((req: Http2ServerRequest, res: Http2ServerResponse) => {
+      if (req.url === AGENT_PROBE_PATH) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(probeAnswer());
+        return;
+      }
       const deployment = req.headers[DEPLOYMENT_HEADER];
       agent.handle(req, res, { deployment: typeof deployment === 'string' ? deployment : '' });
     }) as TunnelHandler & RawStreamCapable;
     handler[RAW_STREAM_HANDLER] = (stream, headers) => {
+      if (headers[':path'] === AGENT_PROBE_PATH) {
+        stream.respond({ ':status': 200, 'content-type': 'application/json' });
+        stream.end(probeAnswer());
+        return;
+      }
       const deployment = headers[DEPLOYMENT_HEADER];
       agent.handleStream(stream, headers, { deployment: typeof deployment === 'string' ? deployment : '' });
     };

@@ -48,6 +48,7 @@ export async function runServer(options: ServerOptions, io: CliIo): Promise<void
     try {
       await untilAborted(io.signal);
       logger.info('shutting down');
+      await server.drain();
     } finally {
       await server.close();
     }

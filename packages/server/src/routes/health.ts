@@ -29,6 +29,7 @@ export function registerHealthRoutes(app: App, ctx: ServerContext): void {
       },
     },
     async () => {
+      if (ctx.lifecycle.draining) throw new InsituError('INSITU_NOT_READY', 'not ready: this node is shutting down (draining)', { details: { checks: { lifecycle: 'draining' } } });
       const checks: Record<string, string> = {};
       const [database, coordination] = await Promise.allSettled([ctx.store.ping(), app.coordinator.get('readyz')]);
       checks.database = database.status === 'fulfilled' ? 'ok' : 'down';

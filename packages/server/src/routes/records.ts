@@ -118,13 +118,14 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
 
   app.get(
     '/api/v1/events',
-    { schema: { tags: ['events'], summary: 'What happened in your organisations, newest first', querystring: EventQuery, response: { 200: EventPage } } },
+    { schema: { tags: ['events'], summary: 'What happened in your organisations (platform admins: also platform-wide events such as the operator\'s, kinds operator.*), newest first', querystring: EventQuery, response: { 200: EventPage } } },
     async (request) => {
       const principal = userOf(request);
-      const { subject, before, limit = 50 } = request.query;
+      const { subject, kind, before, limit = 50 } = request.query;
       const rows = await store.events.list({
         ...(principal.platformAdmin ? {} : { orgIds: [...principal.orgs.keys()] }),
         ...(subject ? { subject } : {}),
+        ...(kind ? { kind } : {}),
         ...(before !== undefined ? { beforeSeq: before } : {}),
         limit: limit + 1,
       });
