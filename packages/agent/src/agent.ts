@@ -63,8 +63,13 @@ export interface AgentOptions {
   /** Holds the bundle cache (`bundles/`) and the agent's state files. */
   dataDir: string;
   logger: Logger;
-  /** This agent's provider, as id and name: a manifest's dataset of another provider is not served here. `'*'` serves all (development). */
-  provider: { id?: string; name?: string } | '*';
+  /**
+   * This agent's provider. An application reads the datasets its deployment carries for
+   * this provider id (resolved by the platform at submission), never what the manifest
+   * names; `name` is only for messages. `'*'` serves every dataset the manifest names
+   * (`insitu app dev`, where there is no platform and no id).
+   */
+  provider: { id: string; name?: string } | '*';
   agentId?: string;
   bundleSource?: BundleSource;
   /** Run applications without bubblewrap; refused unless `sandbox.allowNoSandbox` (or `allowNoSandbox` here, for `insitu app dev`). */
@@ -142,10 +147,19 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     if (!this.closed) this.emit('status', this.status());
   }
 
-  /** The dataset names a manifest may read here: its datasets of this agent's provider. */
-  private declared(manifest: AppManifest): Set<string> {
+  /**
+   * The dataset names a deployment may read here: those its resolved, approved list holds
+   * for this agent's provider id. Ids only: the manifest's `provider` strings (names or
+   * ids as the developer wrote them) decide nothing on a provider's agent.
+   */
+  private declared(desired: DesiredDeployment, manifest: AppManifest, log: Logger): Set<string> {
     const provider = this.options.provider;
-    return new Set(manifest.datasets.filter((d) => provider === '*' || d.provider === provider.id || d.provider === provider.name).map((d) => d.dataset));
+    if (provider === '*') return new Set(manifest.datasets.map((d) => d.dataset));
+    if (!desired.datasets) {
+      log.warn('the deployment carries no resolved datasets (a platform older than this agent?): the application may read no data');
+      return new Set();
+    }
+    return new Set(desired.datasets.filter((d) => d.providerId === provider.id).map((d) => d.dataset));
   }
 
   /**
@@ -162,7 +176,11 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     const retryAfter = this.options.retryFailedAfterMs ?? 30_000;
     for (const [id, entry] of this.entries) {
       const next = wanted.get(id);
-      const same = next && normaliseDigestSafe(next.digest) === normaliseDigestSafe(entry.desired.digest) && next.version === entry.desired.version;
+      const same =
+        next &&
+        normaliseDigestSafe(next.digest) === normaliseDigestSafe(entry.desired.digest) &&
+        next.version === entry.desired.version &&
+        sameDatasets(next.datasets, entry.desired.datasets);
       const retry = entry.state === 'failed' && Date.now() - (entry.failedAt ?? 0) >= retryAfter;
       if (!same || retry) stops.push(this.remove(id, entry));
     }
@@ -228,7 +246,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     const dataApiSocket = join(deploymentDir, 'data.sock');
     const dataApi = new DataApiServer({
       registry: this.registry,
-      declared: this.declared(manifest),
+      declared: this.declared(desired, manifest, log),
       limits: this.options.config.limits,
       logger: log.child({ subsystem: 'data-api' }),
       caller: desired.id,
@@ -329,6 +347,12 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     await this.registry.close();
     await rm(this.runtimeDir, { recursive: true, force: true });
   }
+}
+
+/** Same resolved datasets (in any order): otherwise the data API must be rebuilt with the new list. */
+function sameDatasets(a: DesiredDeployment['datasets'], b: DesiredDeployment['datasets']): boolean {
+  const key = (list: DesiredDeployment['datasets']) => (list ? list.map((d) => `${d.providerId}/${d.dataset}`).sort().join('\n') : undefined);
+  return key(a) === key(b);
 }
 
 function normaliseDigestSafe(digest: string): string {

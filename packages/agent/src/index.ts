@@ -40,4 +40,5 @@ export { CREDENTIAL_FILE, defaultAgentName, obtainCredential } from './identity/
 export { DatasetRegistry } from './sources/dataset-registry.js';
 export type { RefreshReport } from './sources/dataset-registry.js';
 export { openSource } from './sources/open-source.js';
+export { likeMatcher } from './sources/like-matcher.js';
 export type { DataSource, DatasetMeta, QueryPlan } from './sources/data-source.js';

@@ -38,6 +38,10 @@ function bundle(root: string, manifest: Record<string, unknown>, files: Record<s
   return root;
 }
 
+/** This agent's provider, and the resolved dataset list the platform would send with each deployment. */
+const ACME = 'prv_00000000000000000000000000';
+const SALES = [{ providerId: ACME, dataset: 'sales' }];
+
 describe('application runtimes and lifecycle', () => {
   let dir = '';
   let front: Server;
@@ -55,7 +59,7 @@ describe('application runtimes and lifecycle', () => {
       config,
       dataDir: join(dir, `agent${agents.length}`),
       logger: options.log ?? logger,
-      provider: { name: 'acme' },
+      provider: { id: ACME, name: 'acme' },
       noSandbox: options.noSandbox ?? false,
       ...(options.retryFailedAfterMs !== undefined ? { retryFailedAfterMs: options.retryFailedAfterMs } : {}),
       restartPolicy: { initialBackoffMs: 50, maxBackoffMs: 200, crashLoopThreshold: 3, healthIntervalMs: 500 },
@@ -84,7 +88,7 @@ describe('application runtimes and lifecycle', () => {
   it('runs a Python application with the stdlib SDK in the sandbox', async () => {
     const agent = await newAgent();
     const root = bundle(join(dir, 'py'), { name: 'py', runtime: 'python', entry: 'app.py' }, { 'app.py': PYTHON_APP });
-    await agent.applyDesired([{ id: 'py1', app: 'py', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root }]);
+    await agent.applyDesired([{ id: 'py1', app: 'py', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root, datasets: SALES }]);
     await waitFor(() => agent.status().deployments[0]?.state === 'running', { timeoutMs: 60_000, what: 'the python app to run' });
     const totals = (await (await fetch(`${base}/totals`)).json()) as { stores: Array<[string, number]> };
     const expected = ['east', 'north', 'south', 'west'].map((s) => [s, rows.filter((r) => r.store === s).length]);
@@ -97,7 +101,7 @@ describe('application runtimes and lifecycle', () => {
   it('reports a crash loop with the reason and the last output', async () => {
     const agent = await newAgent();
     const root = bundle(join(dir, 'crash'), { name: 'crash', runtime: 'node', entry: 'main.js' }, { 'main.js': "console.error('missing configuration: FOO'); process.exit(3);\n" });
-    await agent.applyDesired([{ id: 'c1', app: 'crash', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root }]);
+    await agent.applyDesired([{ id: 'c1', app: 'crash', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root, datasets: SALES }]);
     await waitFor(() => agent.status().deployments[0]?.state === 'crash-looping', { timeoutMs: 60_000, what: 'a crash loop to be reported' });
     const status = agent.status().deployments[0];
     assert.match(String(status?.reason?.message), /exited with code 3/);
@@ -123,7 +127,7 @@ describe('application runtimes and lifecycle', () => {
     await waitFor(() => logged.includes('WITHOUT A SANDBOX'), { timeoutMs: 5000, what: 'the warning' });
     assert.equal(agent.status().sandbox, 'none');
     const root = join(dir, 'py');
-    await agent.applyDesired([{ id: 'py2', app: 'py', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root }]);
+    await agent.applyDesired([{ id: 'py2', app: 'py', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root, datasets: SALES }]);
     await waitFor(() => agent.status().deployments[0]?.state === 'running', { timeoutMs: 60_000, what: 'the unsandboxed app to run' });
     assert.equal((await fetch(`${base}/totals`)).status, 200);
   });
@@ -140,7 +144,7 @@ describe('application runtimes and lifecycle', () => {
     const agent = await newAgent({ retryFailedAfterMs: 0 });
     const source = join(dir, 'py');
     const later = join(dir, 'arrives-later');
-    const desired = [{ id: 'py3', app: 'py', version: '1.0.0', digest: await bundleDigest(source), replicas: 1, bundle: later }];
+    const desired = [{ id: 'py3', app: 'py', version: '1.0.0', digest: await bundleDigest(source), replicas: 1, bundle: later, datasets: SALES }];
     await agent.applyDesired(desired);
     const failed = await agent.settled('py3');
     assert.deepEqual([failed?.state, failed?.reason?.code], ['failed', 'INSITU_BUNDLE_INVALID']);

@@ -13,6 +13,9 @@ import { writeProbeBundle } from './probe-app.js';
 
 const logger = createLogger({ name: 'test', level: process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'silent' });
 
+/** The resolved dataset list the platform sends with each deployment of the probe (provider id as in the agent's options). */
+const SALES = [{ providerId: 'prv_00000000000000000000000000', dataset: 'sales' }];
+
 describe('sandboxed applications: each attack fails, the agent stays up and other instances keep serving', () => {
   let dir = '';
   let agent: Agent;
@@ -80,8 +83,8 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
     await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
     tcpPort = (tcp.address() as { port: number }).port;
     await agent.applyDesired([
-      { id: 'probe', app: 'probe', version: '1.0.0', digest, replicas: 2, bundle },
-      { id: 'witness', app: 'probe', version: '1.0.0', digest, replicas: 1, bundle },
+      { id: 'probe', app: 'probe', version: '1.0.0', digest, replicas: 2, bundle, datasets: SALES },
+      { id: 'witness', app: 'probe', version: '1.0.0', digest, replicas: 1, bundle, datasets: SALES },
     ]);
     await running('probe', 2);
     await running('witness', 1);
@@ -219,8 +222,8 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
   it('refuses and reports a bundle whose digest does not match, without touching the others', async () => {
     const wrong = 'a'.repeat(64);
     await agent.applyDesired([
-      { id: 'probe', app: 'probe', version: '1.0.0', digest, replicas: 2, bundle },
-      { id: 'witness', app: 'probe', version: '1.0.0', digest, replicas: 1, bundle },
+      { id: 'probe', app: 'probe', version: '1.0.0', digest, replicas: 2, bundle, datasets: SALES },
+      { id: 'witness', app: 'probe', version: '1.0.0', digest, replicas: 1, bundle, datasets: SALES },
       { id: 'tampered', app: 'probe', version: '1.0.0', digest: wrong, replicas: 1, bundle },
     ]);
     const status = await agent.settled('tampered');
@@ -233,7 +236,7 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
   });
 
   it('stops what is no longer desired', async () => {
-    await agent.applyDesired([{ id: 'witness', app: 'probe', version: '1.0.0', digest, replicas: 1, bundle }]);
+    await agent.applyDesired([{ id: 'witness', app: 'probe', version: '1.0.0', digest, replicas: 1, bundle, datasets: SALES }]);
     assert.equal(deployment('probe'), undefined);
     assert.equal((await get('/probe/hello')).status, 503);
     await witnessServes();

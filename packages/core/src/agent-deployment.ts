@@ -1,16 +1,45 @@
+import Type, { type Static } from 'typebox';
+import { DatasetNameSchema } from './schemas/catalog.js';
+
+/**
+ * One dataset an application version may read, as the platform resolved its manifest
+ * entry at submission: the provider by id (never by name), and the dataset's name at that
+ * provider. The list of these is what the providers approved and what agents enforce.
+ */
+export const ResolvedDatasetSchema = Type.Object(
+  {
+    providerId: Type.String({ pattern: '^prv_[0-9a-hjkmnp-tv-z]{26}$', description: 'The provider, by id' }),
+    dataset: DatasetNameSchema,
+  },
+  { additionalProperties: false },
+);
+export type ResolvedDataset = Static<typeof ResolvedDatasetSchema>;
+
 /**
  * A deployment as the platform sends it to a provider's agents (`GET
  * /api/v1/agents/self/desired` and the tunnel's `desired` command): the one wire shape
- * the server writes and the agent reads.
+ * the server writes and the agent reads, and validates on every path in.
  */
-export interface AgentDeployment {
-  id: string;
-  app: string;
-  version: string;
-  /** The approved sha256 of the bundle's canonical tarball. */
-  digest: string;
-  replicas: number;
-  /** Platform path to fetch the bundle from with the agent credential. */
-  bundle: string;
-  state: 'active' | 'draining';
-}
+export const AgentDeploymentSchema = Type.Object(
+  {
+    id: Type.String({ minLength: 1, maxLength: 64 }),
+    app: Type.String({ minLength: 1, maxLength: 64 }),
+    version: Type.String({ minLength: 1, maxLength: 128 }),
+    digest: Type.String({ pattern: '^[0-9a-f]{64}$', description: "The approved sha256 of the bundle's canonical tarball" }),
+    replicas: Type.Integer({ minimum: 0, maximum: 1024 }),
+    bundle: Type.String({ maxLength: 200, description: 'Platform path to fetch the bundle from with the agent credential' }),
+    state: Type.Enum(['active', 'draining'] as const),
+    datasets: Type.Array(ResolvedDatasetSchema, {
+      maxItems: 100,
+      description: "The approved, resolved datasets of this deployment's provider that the application may read; the agent serves these and nothing else",
+    }),
+  },
+  { additionalProperties: false },
+);
+export type AgentDeployment = Static<typeof AgentDeploymentSchema>;
+
+/** What the platform sends an agent: every deployment its provider should run. */
+export const AgentDesiredSchema = Type.Object(
+  { deployments: Type.Array(AgentDeploymentSchema, { maxItems: 1000 }) },
+  { additionalProperties: false },
+);

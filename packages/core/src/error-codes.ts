@@ -11,6 +11,11 @@ export const ERROR_CODES = {
   INSITU_BODY_TOO_LARGE: { status: 413, meaning: 'The request body exceeds the configured limit.' },
   INSITU_UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The request body has a content type the endpoint does not accept.' },
   INSITU_ROUTE_NOT_FOUND: { status: 404, meaning: 'No endpoint has this method and path.' },
+  INSITU_BAD_PATH: { status: 400, meaning: 'The request path is malformed: a broken percent-escape, bytes that are not UTF-8, or characters a URL may not hold.' },
+  INSITU_PATH_TOO_LONG: { status: 414, meaning: 'A path parameter is longer than the endpoint accepts (200 characters on the REST API).' },
+  INSITU_BAD_REQUEST: { status: 400, meaning: 'The request is not well-formed HTTP (request line or header syntax); the connection is closed.' },
+  INSITU_HEADERS_TOO_LARGE: { status: 431, meaning: 'The request line and headers together exceed the server limit (16 KiB); the connection is closed.' },
+  INSITU_REQUEST_TIMEOUT: { status: 408, meaning: 'The request did not arrive completely in time; the connection is closed.' },
   INSITU_CONFIG_INVALID: { status: 400, meaning: 'A config file, environment variable or flag is invalid or unknown.' },
   INSITU_USAGE: { status: 400, meaning: 'A command was called with wrong or missing arguments.' },
 

@@ -11,6 +11,8 @@ export { InsituError, isUserError, toInsituError } from './errors.js';
 export type { InsituErrorOptions } from './errors.js';
 export { newId, isId } from './ids.js';
 export type { IdPrefix } from './ids.js';
+export { ID_SHAPE, hasIdShape, refKind } from './names.js';
+export type { RefKind } from './names.js';
 export { generateSecret, hashSecret, hashPassword, verifyPassword, safeEqual, DEFAULT_PASSWORD_COST } from './secrets.js';
 export type { PasswordKdfCost } from './secrets.js';
 export { createLogger, LOG_LEVELS, REDACT_PATHS } from './logger.js';
@@ -29,11 +31,15 @@ export { canonicalTar, bundleDigestOf, checkBundlePath, readBundleTar } from './
 export type { BundleEntry, BundleLimits } from './bundle-format.js';
 export { waitFor } from './wait-for.js';
 export { CLUSTER_AUTH_HEADER, signClusterRequest, verifyClusterRequest } from './cluster-auth.js';
+export { answerClientError, checkPathEncoding, decodePathSegment, echo } from './http-edge.js';
 export { VERSION } from './version.js';
 export { Sleeper, sleep } from './sleep.js';
-export type { AgentDeployment } from './agent-deployment.js';
+export { AgentDeploymentSchema, AgentDesiredSchema, ResolvedDatasetSchema } from './agent-deployment.js';
+export type { AgentDeployment, ResolvedDataset } from './agent-deployment.js';
 export type { WaitForOptions } from './wait-for.js';
-export { IdSchema, TimestampSchema, SlugSchema, ErrorBodySchema, PageQuerySchema, PageSchema } from './schemas/common.js';
+export {
+  IdSchema, TimestampSchema, SlugSchema, AppNameSchema, ServiceNameSchema, ErrorBodySchema, PageQuerySchema, PageSchema,
+} from './schemas/common.js';
 export {
   SOURCE_KINDS, COLUMN_TYPES, VISIBILITIES, DatasetNameSchema, TagSchema, ColumnSchema, DatasetInputSchema, DatasetSchema,
 } from './schemas/catalog.js';

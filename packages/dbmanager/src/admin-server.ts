@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { InsituError, assertValid, newId, safeEqual, toInsituError, type Logger } from '@insitu/core';
+import { InsituError, answerClientError, assertValid, newId, safeEqual, toInsituError, type Logger } from '@insitu/core';
 import Type from 'typebox';
 import type { DbManager } from './manager.js';
 
@@ -118,6 +118,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       );
     });
   });
+  server.on('clientError', answerClientError);
   server.headersTimeout = 10_000;
   server.requestTimeout = 120_000;
   await new Promise<void>((resolve, reject) => {

@@ -4,7 +4,7 @@ import { InsituError, waitFor } from '@insitu/core';
 import type { AlertMessage } from '@insitu/notify';
 import type { Store } from '@insitu/store';
 import {
-  startSmtpSink, startWebhookReceiver, type MariaDbCluster, type MariaDbInstance, type SmtpSink, type WebhookReceiver,
+  rawHttp, startSmtpSink, startWebhookReceiver, type MariaDbCluster, type MariaDbInstance, type SmtpSink, type WebhookReceiver,
 } from '@insitu/test-helpers';
 import {
   DbAdminClient, createCoordinator, followPrimary, startDbManager, type ClusterStatus, type Coordinator, type PrimaryFollower, type RunningDbManager,
@@ -91,6 +91,10 @@ describe('dbmanager against three real MariaDB servers', () => {
     assert.deepEqual(status.members.map((m) => m.role), ['primary', 'replica', 'replica']);
     assert.ok(status.members.every((m) => m.gtid.current !== null && m.history.probes > 0));
     await assert.rejects(new DbAdminClient({ url: running.adminUrl, token: 'wrong-token-wrong-token' }).status(), (e: unknown) => e instanceof InsituError && e.code === 'INSITU_UNAUTHENTICATED');
+    // Bytes a URL may not hold are answered in our shape (issue 16, item 8), not with a bare status line.
+    const raw = await rawHttp({ port: Number(new URL(running.adminUrl).port) }, Buffer.concat([Buffer.from('GET /status/'), Buffer.from([0xff]), Buffer.from(' HTTP/1.1\r\nHost: x')]));
+    assert.equal(raw.status, 400);
+    assert.equal((JSON.parse(raw.body) as { error: { code: string; requestId: string } }).error.code, 'INSITU_BAD_PATH');
   });
 
   it('a primary unreachable from the manager alone, but seen by the replicas, is not failed over: a warning', async () => {

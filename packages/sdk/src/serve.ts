@@ -51,20 +51,33 @@ function compile(handlers: Handlers): Route[] {
   });
 }
 
-function matchRoute(routes: Route[], method: string, path: string): { route: Route; params: Record<string, string> } | 'method' | undefined {
+/** A path parameter decoded, or undefined when its percent-escapes are broken or not UTF-8 (never a thrown URIError). */
+function decodeParam(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function matchRoute(routes: Route[], method: string, path: string): { route: Route; params: Record<string, string> } | 'method' | 'bad-path' | undefined {
   const parts = path.split('/').slice(1);
   let wrongMethod = false;
   for (const route of routes) {
     if (route.parts.length !== parts.length) continue;
     const params: Record<string, string> = {};
+    let badPath = false;
     const ok = route.parts.every((part, i) => {
       const actual = parts[i] as string;
       if (part.startsWith('{') && part.endsWith('}')) {
-        params[part.slice(1, -1)] = decodeURIComponent(actual);
-        return actual !== '';
+        const decoded = decodeParam(actual);
+        if (decoded === undefined) badPath = true;
+        params[part.slice(1, -1)] = decoded ?? '';
+        return actual !== '' && decoded !== undefined;
       }
       return part === actual;
     });
+    if (badPath) return 'bad-path';
     if (!ok) continue;
     if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params };
     wrongMethod = true;
@@ -103,6 +116,7 @@ export function serve(handlers: Handlers, options: { socketPath?: string } = {})
     const url = new URL(req.url ?? '/', 'http://app');
     const method = req.method ?? 'GET';
     const found = matchRoute(routes, method, url.pathname);
+    if (found === 'bad-path') return send(res, 400, { error: { code: 'BAD_PATH', message: 'a path parameter is not valid percent-encoded UTF-8' } });
     if (found === undefined || found === 'method') {
       if (found === undefined && url.pathname === '/healthz') return send(res, 200, { ok: true });
       return send(res, found === 'method' ? 405 : 404, { error: { code: found === 'method' ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND', message: `${method} ${url.pathname}` } });

@@ -1,4 +1,4 @@
-import { DatasetSchema, IdSchema, PageQuerySchema, PageSchema, SlugSchema, TagSchema, TimestampSchema } from '@insitu/core';
+import { AgentDesiredSchema as CoreAgentDesiredSchema, AppNameSchema, DatasetSchema, IdSchema, ServiceNameSchema, PageQuerySchema, PageSchema, SlugSchema, TagSchema, TimestampSchema } from '@insitu/core';
 import Type, { type Static } from 'typebox';
 
 const Closed = { additionalProperties: false } as const;
@@ -132,7 +132,10 @@ export const DatasetParams = Type.Object({ id: IdSchema, name: Type.String({ min
 
 export const ListQuery = Type.Object({ ...PageQuerySchema.properties }, Closed);
 export const OrgListQuery = Type.Object({ ...PageQuerySchema.properties, status: Type.Optional(Type.Enum(['active', 'pending', 'suspended'] as const)) }, Closed);
-export const ProviderListQuery = Type.Object({ ...PageQuerySchema.properties, org: Type.Optional(IdSchema) }, Closed);
+export const ProviderListQuery = Type.Object(
+  { ...PageQuerySchema.properties, org: Type.Optional(IdSchema), name: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only the provider of this name (at most one)' })) },
+  Closed,
+);
 export const ByProviderQuery = Type.Object({ ...PageQuerySchema.properties, provider: IdSchema }, Closed);
 export const AgentListQuery = Type.Object({ ...PageQuerySchema.properties, provider: Type.Optional(IdSchema) }, Closed);
 export const DatasetSearchQuery = Type.Object(
@@ -158,11 +161,15 @@ export type SignupBodyT = Static<typeof SignupBody>;
 
 // Applications, approvals, deployments, services, keys, usage, audit, events
 
-const AppName = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'a-z, 0-9 and "-"; the name in insitu.json' });
+const AppName = AppNameSchema;
 const Reason = Type.String({ maxLength: 2000, pattern: '^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$' });
 
 export const AppSchema = Type.Object({ id: IdSchema, orgId: IdSchema, name: Type.String(), description: Type.String(), createdAt: TimestampSchema });
 export const AppPage = PageSchema(AppSchema);
+export const AppListQuery = Type.Object(
+  { ...PageQuerySchema.properties, org: Type.Optional(IdSchema), name: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'With org: only the application of this name' })) },
+  Closed,
+);
 export const CreateAppBody = Type.Object({ orgId: IdSchema, name: AppName, description: Type.Optional(Type.String({ maxLength: 4000 })) }, Closed);
 
 export const BundleFileSchema = Type.Object({ path: Type.String(), size: Type.Integer(), sha256: Type.String() });
@@ -174,6 +181,11 @@ export const ApprovalSummarySchema = Type.Object({
   reason: Type.String(),
   decidedAt: Type.Optional(TimestampSchema),
 });
+export const ResolvedDatasetView = Type.Object({
+  providerId: IdSchema,
+  providerName: Type.String(),
+  dataset: Type.String(),
+}, { description: 'A dataset the version reads, as resolved at submission: the provider by id' });
 export const VersionSchema = Type.Object({
   id: IdSchema,
   appId: IdSchema,
@@ -184,6 +196,7 @@ export const VersionSchema = Type.Object({
   state: Type.Enum(['pending', 'approved', 'rejected'] as const),
   manifest: Type.Unknown(),
   files: Type.Array(BundleFileSchema),
+  datasets: Type.Array(ResolvedDatasetView, { description: "The manifest's datasets resolved to provider ids at submission: what the providers approve and what agents let the application read" }),
   approvals: Type.Array(ApprovalSummarySchema),
   createdAt: TimestampSchema,
 });
@@ -209,6 +222,7 @@ export const ApprovalSchema = Type.Object({
 export const ApprovalDetailSchema = Type.Object({
   ...ApprovalSchema.properties,
   manifest: Type.Unknown(),
+  datasets: Type.Array(Type.String(), { description: "The datasets of this approval's provider that the version would read, resolved at submission" }),
   files: Type.Array(Type.Object({ ...BundleFileSchema.properties, text: Type.Optional(Type.String({ description: 'Contents of text files up to 256 KiB' })) })),
 });
 export const ApprovalPage = PageSchema(ApprovalSchema);
@@ -250,7 +264,7 @@ export const DeploymentListQuery = Type.Object(
   Closed,
 );
 
-const ServiceName = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Stable name in /s/{name}/…: a-z, 0-9 and "-"' });
+const ServiceName = ServiceNameSchema;
 const Limits = {
   ratePerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
   burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
@@ -276,7 +290,7 @@ export const ServiceSchema = Type.Object({
     timeoutMs: Type.Integer(),
   }),
   versions: Type.Array(Type.Object({ version: Type.String(), major: Type.Integer(), path: Type.String(), running: Type.Boolean() })),
-  datasets: Type.Array(Type.Object({ provider: Type.String(), dataset: Type.String(), datasetId: Type.Optional(IdSchema) })),
+  datasets: Type.Array(Type.Object({ provider: Type.String({ description: "The provider's name" }), providerId: IdSchema, dataset: Type.String(), datasetId: Type.Optional(IdSchema) })),
   createdAt: TimestampSchema,
 });
 export const ServicePage = PageSchema(ServiceSchema);
@@ -392,19 +406,8 @@ export const EventQuery = Type.Object(
 );
 export const EventPage = Type.Object({ items: Type.Array(EventSchema), nextBefore: Type.Optional(Type.Integer()) });
 
-export const AgentDesiredSchema = Type.Object({
-  deployments: Type.Array(
-    Type.Object({
-      id: IdSchema,
-      app: Type.String(),
-      version: Type.String(),
-      digest: Type.String(),
-      replicas: Type.Integer(),
-      bundle: Type.String({ description: 'Where to fetch the bundle: a platform path' }),
-      state: Type.Enum(['active', 'draining'] as const),
-    }),
-  ),
-});
+/** What `GET /api/v1/agents/self/desired` answers: core's one wire shape, also sent as the tunnel's `desired` command. */
+export const AgentDesiredSchema = CoreAgentDesiredSchema;
 export const AgentStatusBody = Type.Object(
   {
     deployments: Type.Array(

@@ -1,12 +1,12 @@
 import swagger from '@fastify/swagger';
-import { InsituError, createHttpMetrics, createLogger, createMetricsRegistry, isId, newId, type Logger } from '@insitu/core';
+import { InsituError, answerClientError, createHttpMetrics, echo, createLogger, createMetricsRegistry, isId, newId, type Logger } from '@insitu/core';
 import type { Store } from '@insitu/store';
 import type { Coordinator } from '@insitu/coord';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import Fastify, { LogController } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { App } from './app.js';
 import { bearerToken, resolvePrincipal } from './auth/principal.js';
 import type { ServerConfig } from './config.js';
@@ -138,7 +138,29 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
       return typeof incoming === 'string' && isId(incoming, 'req') ? incoming : newId('req');
     },
     routerOptions: { maxParamLength: 200 },
+    // Errors the router raises before any route or hook runs (a broken percent-escape, a
+    // path parameter over 200 characters) are answered in our shape like every other error.
+    frameworkErrors: (error, request, reply) => {
+      void reply.header(REQUEST_ID_HEADER, request.id);
+      sendError(toApiError(error), request, reply);
+    },
+    // Requests Node's parser refuses (bytes a URL may not hold, headers over 16 KiB) too.
+    clientErrorHandler: answerClientError,
   }) as unknown as App;
+
+  function sendError(apiError: InsituError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    ctx.http.errors.inc({ code: apiError.code });
+    if (apiError.isUserError) request.log.info({ code: apiError.code, err: apiError.message }, 'request refused');
+    else request.log.error({ code: apiError.code, err: apiError.cause ?? apiError }, 'request failed');
+    for (const [name, value] of Object.entries(apiError.headers ?? {})) void reply.header(name, value);
+    const body: { code: string; message: string; requestId: string; details?: unknown } = {
+      code: apiError.code,
+      message: apiError.message,
+      requestId: request.id,
+    };
+    if (apiError.details !== undefined) body.details = apiError.details;
+    return reply.status(apiError.status).type('application/json').send(JSON.stringify({ error: body }));
+  }
 
   // Bodies are validated strictly; query strings and params may coerce "5" to 5.
   const bodyAjv = ajv({ coerceTypes: false });
@@ -181,23 +203,10 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     );
   });
 
-  app.setErrorHandler(async (error, request, reply) => {
-    const apiError = toApiError(error);
-    ctx.http.errors.inc({ code: apiError.code });
-    if (apiError.isUserError) request.log.info({ code: apiError.code, err: apiError.message }, 'request refused');
-    else request.log.error({ code: apiError.code, err: apiError.cause ?? error }, 'request failed');
-    for (const [name, value] of Object.entries(apiError.headers ?? {})) void reply.header(name, value);
-    const body: { code: string; message: string; requestId: string; details?: unknown } = {
-      code: apiError.code,
-      message: apiError.message,
-      requestId: request.id,
-    };
-    if (apiError.details !== undefined) body.details = apiError.details;
-    return reply.status(apiError.status).type('application/json').send(JSON.stringify({ error: body }));
-  });
+  app.setErrorHandler(async (error, request, reply) => sendError(toApiError(error), request, reply));
 
   app.setNotFoundHandler(async (request) => {
-    throw new InsituError('INSITU_ROUTE_NOT_FOUND', `no endpoint ${request.method} ${request.url.split('?')[0] ?? ''}`);
+    throw new InsituError('INSITU_ROUTE_NOT_FOUND', `no endpoint ${request.method} ${echo(request.url.split('?')[0] ?? '')}`);
   });
 
   await app.register(swagger, {

@@ -33,6 +33,14 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INSITU_VALIDATION',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'INSITU_BAD_JSON',
   FST_ERR_CTP_INVALID_JSON_BODY: 'INSITU_BAD_JSON',
+  FST_ERR_BAD_URL: 'INSITU_BAD_PATH',
+  FST_ERR_MAX_PARAM_LENGTH: 'INSITU_PATH_TOO_LONG',
+};
+
+/** Our message for a router error (Fastify's repeats the whole path, which may be kilobytes). */
+const FASTIFY_MESSAGES: Record<string, string> = {
+  FST_ERR_BAD_URL: 'the path is not valid percent-encoded UTF-8',
+  FST_ERR_MAX_PARAM_LENGTH: 'a path parameter is longer than 200 characters',
 };
 
 /**
@@ -48,7 +56,7 @@ export function toApiError(error: unknown): InsituError {
     return new InsituError('INSITU_VALIDATION', message, { details: { issues }, cause: error });
   }
   const mapped = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
-  if (mapped) return new InsituError(mapped, fastifyError.message, { cause: error });
+  if (mapped) return new InsituError(mapped, FASTIFY_MESSAGES[fastifyError.code] ?? fastifyError.message, { cause: error });
   if (error instanceof SyntaxError || (fastifyError.statusCode === 400 && /JSON|prototype|constructor/i.test(fastifyError.message))) {
     return new InsituError('INSITU_BAD_JSON', `request body is not valid JSON: ${fastifyError.message}`, { cause: error });
   }

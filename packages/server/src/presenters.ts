@@ -96,7 +96,12 @@ export function presentApprovalSummary(row: ApprovalRow, providerName: string) {
   };
 }
 
-export function presentVersion(row: AppVersionRow, app: AppRow, approvals: Array<{ row: ApprovalRow; providerName: string }>) {
+export function presentVersion(
+  row: AppVersionRow,
+  app: AppRow,
+  approvals: Array<{ row: ApprovalRow; providerName: string }>,
+  datasets: Array<{ providerId: string; providerName: string; dataset: string }>,
+) {
   return {
     id: row.id,
     appId: row.app_id,
@@ -107,6 +112,7 @@ export function presentVersion(row: AppVersionRow, app: AppRow, approvals: Array
     state: row.state,
     manifest: JSON.parse(row.manifest) as unknown,
     files: JSON.parse(row.files) as BundleFile[],
+    datasets,
     approvals: approvals.map((a) => presentApprovalSummary(a.row, a.providerName)),
     createdAt: iso(Number(row.created_at)),
   };

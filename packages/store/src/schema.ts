@@ -59,6 +59,12 @@ export interface AppVersionsTable {
   size: number;
   manifest: string;
   files: string;
+  /**
+   * JSON list of `ResolvedDataset` (core): the manifest's datasets resolved to provider
+   * ids at submission. NULL only for a row written by a node that predates the column,
+   * read as "no dataset" (the application may read nothing until resubmitted).
+   */
+  datasets: string | null;
   state: VersionState;
   submitted_by: string;
   created_at: number;

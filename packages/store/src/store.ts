@@ -101,10 +101,14 @@ export class Store extends Repositories {
     return this.db.transaction().execute((trx) => fn(new Repositories({ ...this.ctx, db: trx })));
   }
 
-  /** Apply every pending migration. Safe to call from several processes (the migrator locks). */
-  async migrate(): Promise<string[]> {
+  /**
+   * Apply every pending migration (or those up to and including `to`, which tests of a
+   * migration use to build the state before it). Safe to call from several processes
+   * (the migrator locks).
+   */
+  async migrate(options: { to?: string } = {}): Promise<string[]> {
     const migrator = new Migrator({ db: this.db, provider: migrationProvider(this.dialect) });
-    const { error, results } = await migrator.migrateToLatest();
+    const { error, results } = options.to === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(options.to);
     if (error) {
       throw new InsituError('INSITU_DATABASE_UNAVAILABLE', `database migration failed: ${(error as Error).message}`, { cause: error });
     }

@@ -9,6 +9,8 @@
  * Missing binaries throw {@link MissingCommandError}: run `node scripts/test-deps.mjs` as root.
  */
 export { freePort } from './free-port.js';
+export { rawHttp } from './raw-http.js';
+export type { RawHttpResponse } from './raw-http.js';
 export { makeTempDir, removeDir } from './temp-dir.js';
 export { requireCommand } from './require-command.js';
 export { MissingCommandError } from './missing-command-error.js';

@@ -1,5 +1,5 @@
 import { isAbsolute, resolve } from 'node:path';
-import { InsituError } from '@insitu/core';
+import { InsituError, type ResolvedDataset } from '@insitu/core';
 
 /** A deployment the platform wants this agent to run. */
 export interface DesiredDeployment {
@@ -12,6 +12,12 @@ export interface DesiredDeployment {
   replicas: number;
   /** Where the bundle comes from, as the {@link BundleSource} understands it (a path, a platform bundle id…). */
   bundle: string;
+  /**
+   * The datasets the application may read, resolved to provider ids by the platform at
+   * submission and approved: the agent serves those of its own provider and nothing else.
+   * Absent means none (only `provider: '*'`, for `insitu app dev`, reads the manifest).
+   */
+  datasets?: readonly ResolvedDataset[];
 }
 
 /** A fetched bundle: a local directory or tarball, and how to clean it up afterwards. */

@@ -1,7 +1,7 @@
 import { chmod, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import { InsituError, toInsituError, type Logger } from '@insitu/core';
+import { InsituError, answerClientError, decodePathSegment, echo, newId, toInsituError, type Logger } from '@insitu/core';
 import type { DatasetInfo } from '@insitu/sdk';
 import type { AgentLimits } from '../config/agent-config.js';
 import type { DatasetMeta } from '../sources/data-source.js';
@@ -64,10 +64,10 @@ function info(meta: DatasetMeta): DatasetInfo {
   return { name: meta.name, sourceKind: meta.sourceKind, columns: meta.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })), rowCount: meta.rowCount };
 }
 
-function sendError(res: ServerResponse, error: InsituError): void {
+function sendError(res: ServerResponse, error: InsituError, requestId: string): void {
   if (res.headersSent) return;
-  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
-  res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  const body = JSON.stringify({ error: { code: error.code, message: error.message, requestId } });
+  res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'insitu-request-id': requestId });
   res.end(body);
 }
 
@@ -115,10 +115,12 @@ export class DataApiServer {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((error: unknown) => {
         const e = toInsituError(error);
-        if (e.status >= 500) this.options.logger.error({ err: error, caller: this.options.caller }, 'data API request failed');
-        sendError(res, e);
+        const requestId = newId('req');
+        if (e.status >= 500) this.options.logger.error({ err: error, caller: this.options.caller, reqId: requestId }, 'data API request failed');
+        sendError(res, e, requestId);
       });
     });
+    this.server.on('clientError', answerClientError);
     this.server.keepAliveTimeout = 5000;
   }
 
@@ -142,16 +144,16 @@ export class DataApiServer {
 
   private lookup(name: string) {
     if (!this.isDeclared(name)) {
-      throw new InsituError('INSITU_DATASET_NOT_DECLARED', `dataset ${JSON.stringify(name)} is not declared in this application's manifest`);
+      throw new InsituError('INSITU_DATASET_NOT_DECLARED', `dataset ${JSON.stringify(echo(name))} is not declared in this application's manifest`);
     }
     const found = this.options.registry.get(name);
-    if (!found) throw new InsituError('INSITU_DATASET_NOT_FOUND', `dataset ${JSON.stringify(name)} is declared but this agent does not serve it`);
+    if (!found) throw new InsituError('INSITU_DATASET_NOT_FOUND', `dataset ${JSON.stringify(echo(name))} is declared but this agent does not serve it`);
     return found;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://data-api');
-    const parts = url.pathname.split('/').slice(1).map(decodeURIComponent);
+    const parts = url.pathname.split('/').slice(1).map(decodePathSegment);
     if (req.method === 'GET' && url.pathname === '/v1/datasets') {
       const datasets = this.options.registry.list().filter((d) => this.isDeclared(d.name)).map(info);
       const body = JSON.stringify({ datasets });
@@ -169,7 +171,7 @@ export class DataApiServer {
       await this.query(parts[2] as string, req, res);
       return;
     }
-    throw new InsituError('INSITU_ROUTE_NOT_FOUND', `${req.method} ${url.pathname} is not a data API endpoint`);
+    throw new InsituError('INSITU_ROUTE_NOT_FOUND', `${req.method} ${echo(url.pathname)} is not a data API endpoint`);
   }
 
   private async query(name: string, req: IncomingMessage, res: ServerResponse): Promise<void> {

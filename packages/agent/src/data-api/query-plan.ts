@@ -95,6 +95,9 @@ function aggregateType(fn: PlannedAggregate['fn'], column: Column | undefined): 
   return type;
 }
 
+/** The longest LIKE pattern accepted: a pattern's cost on each value grows with its length. */
+export const MAX_LIKE_PATTERN = 1000;
+
 /**
  * Check a data API request against the dataset's introspected schema and turn it into a
  * {@link QueryPlan}. Every column named anywhere must exist in the dataset; filter values
@@ -117,6 +120,7 @@ export function planQuery(dataset: DatasetMeta, body: unknown, limits: { maxRows
     if (filter.op === 'like') {
       if (column.type !== 'text') throw invalid(`${what}: "like" works on text columns; ${column.name} is ${column.type}`);
       if (typeof filter.value !== 'string') throw invalid(`${what}: "like" needs a string pattern`);
+      if (filter.value.length > MAX_LIKE_PATTERN) throw invalid(`${what}: a "like" pattern may have at most ${MAX_LIKE_PATTERN} characters`);
       return { column, op: 'like', value: filter.value };
     }
     return { column, op: filter.op, value: typedValue(column, filter.value, what) };

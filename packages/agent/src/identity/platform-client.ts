@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { InsituError, type AgentDeployment, type DatasetInput } from '@insitu/core';
+import { AgentDesiredSchema, InsituError, assertValid, type AgentDeployment, type DatasetInput } from '@insitu/core';
 
 /** The agent as the platform describes it. */
 export interface AgentIdentity {
@@ -150,9 +150,9 @@ export class PlatformClient {
 
   /** What this agent's provider should run. */
   async desired(): Promise<PlatformDeployment[]> {
-    const { status, body } = await this.call<{ deployments: PlatformDeployment[] }>('GET', '/api/v1/agents/self/desired');
+    const { status, body } = await this.call('GET', '/api/v1/agents/self/desired');
     if (status !== 200) throw PlatformClient.failure('reading the desired deployments', status, body);
-    return body.deployments;
+    return assertValid(AgentDesiredSchema, body, { what: 'the desired deployments', code: 'INSITU_REMOTE' }).deployments;
   }
 
   /** Report the state of every deployment this agent runs. */

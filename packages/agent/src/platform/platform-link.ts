@@ -2,9 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertValid, type Logger } from '@insitu/core';
+import { AgentDesiredSchema, assertValid, type Logger } from '@insitu/core';
 import { RAW_STREAM_HANDLER, TunnelClient, type RawStreamCapable, type ServiceAnnouncement, type TunnelHandler } from '@insitu/tunnel';
-import Type from 'typebox';
 import type { Agent, AgentStatus } from '../agent.js';
 import type { BundleSource, DesiredDeployment, FetchedBundle } from '../apps/bundle-source.js';
 import type { DeploymentReport, PlatformClient, PlatformDeployment } from '../identity/platform-client.js';
@@ -17,27 +16,6 @@ export const AGENT_PROBE_PATH = '/_insitu/probe';
 
 /** The header the platform's gateway sets to say which deployment a tunnelled call is for. */
 export const DEPLOYMENT_HEADER = 'insitu-deployment';
-
-const DesiredCommandSchema = Type.Object(
-  {
-    deployments: Type.Array(
-      Type.Object(
-        {
-          id: Type.String({ maxLength: 64 }),
-          app: Type.String({ maxLength: 64 }),
-          version: Type.String({ maxLength: 128 }),
-          digest: Type.String({ pattern: '^[0-9a-f]{64}$' }),
-          replicas: Type.Integer({ minimum: 0, maximum: 1024 }),
-          bundle: Type.String({ maxLength: 200 }),
-          state: Type.Enum(['active', 'draining'] as const),
-        },
-        { additionalProperties: false },
-      ),
-      { maxItems: 1000 },
-    ),
-  },
-  { additionalProperties: false },
-);
 
 /**
  * Bundles from the platform: downloaded with the agent credential into a temp file. The
@@ -111,7 +89,7 @@ export class PlatformLink {
       handler: PlatformLink.handler(agent),
     });
     this.tunnel.onCommand('desired', async (payload: unknown) => {
-      const { deployments } = assertValid(DesiredCommandSchema, payload, { what: 'desired command', code: 'INSITU_TUNNEL_BAD_FRAME' });
+      const { deployments } = assertValid(AgentDesiredSchema, payload, { what: 'desired command', code: 'INSITU_TUNNEL_BAD_FRAME' });
       // Acknowledge at once; starting applications can take longer than a command may.
       this.apply(deployments).catch((error: unknown) => options.logger.warn({ err: error }, 'applying the desired deployments failed'));
       return { accepted: deployments.length };
@@ -169,7 +147,9 @@ export class PlatformLink {
     const next = this.applying.then(() =>
       this.closed
         ? undefined
-        : this.options.agent.applyDesired(deployments.map((d) => ({ id: d.id, app: d.app, version: d.version, digest: d.digest, replicas: d.replicas, bundle: d.bundle }))),
+        : this.options.agent.applyDesired(
+            deployments.map((d) => ({ id: d.id, app: d.app, version: d.version, digest: d.digest, replicas: d.replicas, bundle: d.bundle, datasets: d.datasets })),
+          ),
     );
     this.applying = next.catch(() => undefined);
     return next;

@@ -1,16 +1,13 @@
-import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { InsituError, type Column, type ColumnType } from '@insitu/core';
 import type { DataValue } from '@insitu/sdk';
-import { parse } from 'csv-parse';
 import type { CsvSourceConfig } from '../config/agent-config.js';
 import type { DataSource, DatasetMeta, QueryPlan } from './data-source.js';
 import { describeDataset, selectTables } from './describe.js';
-import { runPlan } from './row-engine.js';
-import { canonicalDecimal, normaliseTimestamp } from './values.js';
+import { csvRecords, type CsvWorkerData } from './csv-rows.js';
+import { WorkerPool } from './worker-pool.js';
 
-const BATCH = 2000;
 
 /** Files matching `pattern`: `*` and `?` in the file name only. */
 export async function globFiles(pattern: string): Promise<string[]> {
@@ -37,27 +34,6 @@ const INFERABLE: Array<[ColumnType, RegExp]> = [
   ['timestamp', /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?$/],
 ];
 
-/** Text → typed value for one logical type; empty fields are null. */
-export function csvCaster(type: ColumnType): (text: string) => DataValue {
-  switch (type) {
-    case 'integer':
-    case 'number':
-      return (t) => {
-        if (t === '') return null;
-        const n = Number(t);
-        return Number.isFinite(n) ? n : null;
-      };
-    case 'decimal':
-      return (t) => (t === '' ? null : /^-?\d+(\.\d+)?$/.test(t.trim()) ? canonicalDecimal(t) : null);
-    case 'boolean':
-      return (t) => (t === 'true' ? true : t === 'false' ? false : null);
-    case 'timestamp':
-      return (t) => (t === '' ? null : normaliseTimestamp(t));
-    default:
-      return (t) => (t === '' ? null : t);
-  }
-}
-
 interface FileInfo {
   size: number;
   mtimeMs: number;
@@ -70,18 +46,21 @@ export class CsvSource implements DataSource {
   readonly name: string;
   private readonly cache = new Map<string, FileInfo>();
 
+  private readonly pool: WorkerPool;
+
   constructor(
     private readonly config: Readonly<CsvSourceConfig>,
-    private readonly options: { maxSortRows: number },
+    options: { maxSortRows: number; maxConcurrent: number },
   ) {
     this.name = config.name;
+    // Queries (parsing, filtering, ordering, grouping) run in worker threads, as the SQL
+    // sources' do: the agent's main thread stays free, and a query past its time limit is
+    // stopped by terminating its worker.
+    this.pool = new WorkerPool(new URL('./csv-worker.js', import.meta.url), { config, maxSortRows: options.maxSortRows } satisfies CsvWorkerData, options.maxConcurrent);
   }
 
-  private parser(path: string, signal?: AbortSignal) {
-    const input = createReadStream(path, signal ? { signal } : {});
-    const parser = parse({ delimiter: this.config.delimiter, bom: true, skip_empty_lines: true, relax_column_count: false });
-    input.on('error', (error) => parser.destroy(error));
-    return input.pipe(parser);
+  private parser(path: string) {
+    return csvRecords(this.config, path);
   }
 
   private async describeFile(path: string, key: string): Promise<DatasetMeta> {
@@ -156,49 +135,20 @@ export class CsvSource implements DataSource {
     return out;
   }
 
-  private async *typedRows(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<DataValue[][]> {
-    const columns = plan.dataset.columns;
-    const casters = columns.map((c) => csvCaster(c.type));
-    const controller = new AbortController();
-    const onAbort = () => controller.abort();
-    signal.addEventListener('abort', onAbort);
-    const records = this.parser(plan.dataset.location, controller.signal);
-    let first = true;
-    let batch: DataValue[][] = [];
-    try {
-      for await (const record of records as AsyncIterable<string[]>) {
-        if (first) {
-          first = false;
-          const header = record.map((h) => h.trim());
-          if (header.length !== columns.length || header.some((h, i) => h !== (columns[i] as Column).name)) {
-            throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${this.name}: the columns of ${plan.dataset.location} changed since the last sync`);
-          }
-          continue;
-        }
-        const row = new Array<DataValue>(casters.length);
-        for (let i = 0; i < casters.length; i++) row[i] = (casters[i] as (t: string) => DataValue)(record[i] ?? '');
-        batch.push(row);
-        if (batch.length >= BATCH) {
-          yield batch;
-          batch = [];
-        }
-      }
-      if (batch.length > 0) yield batch;
-    } catch (error) {
-      if (signal.aborted) return;
-      if (error instanceof InsituError) throw error;
-      throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${this.name}: ${plan.dataset.location}: ${(error as Error).message}`, { cause: error });
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      controller.abort();
+  async *query(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<DataValue[][]> {
+    for await (const reply of this.pool.run({ type: 'query', plan, lines: false }, signal, this.name)) {
+      if (reply.type === 'rows') yield reply.rows as DataValue[][];
     }
   }
 
-  query(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<DataValue[][]> {
-    return runPlan(plan, this.typedRows(plan, signal), this.options);
+  async *queryLines(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<{ text: string; rows: number }> {
+    for await (const reply of this.pool.run({ type: 'query', plan, lines: true }, signal, this.name)) {
+      if (reply.type === 'text') yield { text: reply.text, rows: reply.rows };
+    }
   }
 
   async close(): Promise<void> {
     this.cache.clear();
+    await this.pool.close();
   }
 }

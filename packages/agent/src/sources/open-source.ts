@@ -9,7 +9,7 @@ import { SqliteSource } from './sqlite-source.js';
 export function openSource(config: Readonly<SourceConfig>, limits: Readonly<AgentLimits>, env: NodeJS.ProcessEnv = process.env): DataSource {
   switch (config.kind) {
     case 'sqlite': return new SqliteSource(config, limits.maxConcurrentQueries);
-    case 'csv': return new CsvSource(config, { maxSortRows: limits.maxSortRows });
+    case 'csv': return new CsvSource(config, { maxSortRows: limits.maxSortRows, maxConcurrent: limits.maxConcurrentQueries });
     case 'postgres': return new PostgresSource(config, { queryTimeoutMs: limits.queryTimeoutMs, env });
     case 'mysql': return new MysqlSource(config, { queryTimeoutMs: limits.queryTimeoutMs, env });
   }

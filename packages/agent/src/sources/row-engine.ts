@@ -1,6 +1,8 @@
-import { InsituError, type Column, type ColumnType } from '@insitu/core';
+import { InsituError } from '@insitu/core/basics';
+import type { Column, ColumnType } from '@insitu/core';
 import type { DataValue } from '@insitu/sdk';
 import type { PlannedAggregate, PlannedFilter, QueryPlan } from './data-source.js';
+import { likeMatcher } from './like-matcher.js';
 import { canonicalDecimal, isNumeric } from './values.js';
 
 type Row = DataValue[];
@@ -41,19 +43,6 @@ function comparator(keys: Array<{ index: number; type: ColumnType; direction: 'a
   };
 }
 
-/** `%`/`_` with `\` escapes → an anchored, case-sensitive regular expression. */
-export function likeToRegExp(pattern: string): RegExp {
-  let out = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i] as string;
-    if (ch === '\\' && i + 1 < pattern.length) out += (pattern[++i] as string).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-    else if (ch === '%') out += '.*';
-    else if (ch === '_') out += '.';
-    else out += ch.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  }
-  return new RegExp(`^${out}$`, 'su');
-}
-
 function predicate(filter: PlannedFilter, index: number): (row: Row) => boolean {
   const type = filter.column.type;
   const cmp = (x: DataValue) => compareValues(type, x, filter.value as DataValue);
@@ -68,10 +57,10 @@ function predicate(filter: PlannedFilter, index: number): (row: Row) => boolean 
       };
     }
     case 'like': {
-      const re = likeToRegExp(filter.value as string);
+      const like = likeMatcher(filter.value as string);
       return (r) => {
         const v = r[index];
-        return typeof v === 'string' && re.test(v);
+        return typeof v === 'string' && like(v);
       };
     }
     case '=': return (r) => r[index] !== null && cmp(r[index] as DataValue) === 0;

@@ -1,12 +1,16 @@
 import { Worker } from 'node:worker_threads';
-import { InsituError, type ColumnType } from '@insitu/core';
+import { InsituError, isErrorCode, type ColumnType } from '@insitu/core';
 import { sourceUnavailable, type QueryPlan } from './data-source.js';
 
 /**
  * What a query worker answers: rows as arrays (`rows`), or rows already converted and
  * serialised as data API row lines (`text`), batch by batch; or an error.
  */
-export type WorkerReply = { type: 'rows'; rows: unknown[][]; done: boolean } | { type: 'text'; text: string; rows: number; done: boolean } | { type: 'error'; message: string };
+export type WorkerReply =
+  | { type: 'rows'; rows: unknown[][]; done: boolean }
+  | { type: 'text'; text: string; rows: number; done: boolean }
+  /** `code`: the query's own error (e.g. `INSITU_DATA_QUERY_INVALID`), kept as it is; without it, the source failed. */
+  | { type: 'error'; message: string; code?: string };
 
 /**
  * What a query worker is asked: run `sql` and send `batch` rows at a time, the next batch
@@ -19,6 +23,16 @@ export interface WorkerQuery {
   params: readonly unknown[];
   batch: number;
   types?: Array<ColumnType | null>;
+}
+
+/**
+ * What a CSV query worker is asked: run the checked plan over the file (the row engine),
+ * one batch per `{ type: 'pull' }`; with `lines`, as data API row lines.
+ */
+export interface CsvWorkerQuery {
+  type: 'query';
+  plan: QueryPlan;
+  lines: boolean;
 }
 
 /** The `types` of a {@link WorkerQuery}: columns of the types in `asIs` are sent as the driver gives them. */
@@ -87,7 +101,7 @@ export class WorkerPool {
    * this one is handed on, so the worker reads while the caller sends. An error the worker
    * reports becomes `INSITU_DATA_SOURCE_UNAVAILABLE` naming `source`.
    */
-  async *run(query: WorkerQuery, signal: AbortSignal, source: string): AsyncGenerator<WorkerReply> {
+  async *run(query: WorkerQuery | CsvWorkerQuery, signal: AbortSignal, source: string): AsyncGenerator<WorkerReply> {
     const worker = await this.acquire();
     let healthy = false;
     const replies: WorkerReply[] = [];
@@ -114,7 +128,7 @@ export class WorkerPool {
         const reply = replies.shift() as WorkerReply;
         if (reply.type === 'error') {
           healthy = !exited;
-          throw sourceUnavailable(source, new Error(reply.message));
+          throw isErrorCode(reply.code) ? new InsituError(reply.code, reply.message) : sourceUnavailable(source, new Error(reply.message));
         }
         if (!reply.done) worker.postMessage({ type: 'pull' });
         yield reply;

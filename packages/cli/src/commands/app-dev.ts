@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { once } from 'node:events';
-import { InsituError, createLogger, waitFor, type LogLevel } from '@insitu/core';
+import { InsituError, answerClientError, createLogger, waitFor, type LogLevel } from '@insitu/core';
 import { Agent, bundleDigest, parseAgentConfig, readManifest, type DeploymentStatus } from '@insitu/agent';
 import { line, untilAborted, type CliIo } from '../io.js';
 
@@ -58,6 +58,7 @@ export async function runAppDev(dir: string, options: AppDevOptions, io: CliIo):
     restartPolicy: { initialBackoffMs: 500, maxBackoffMs: 5000, crashLoopThreshold: 3 },
   });
   const server = createServer((req, res) => agent.handle(req, res, { deployment: 'dev' }));
+  server.on('clientError', answerClientError);
   try {
     const refreshed = await agent.registry.refresh();
     for (const source of refreshed.sources) if (source.error) line(io.stderr, `insitu: ${source.error.message} [${source.error.code}]`);

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { InsituError, waitFor } from '@insitu/core';
+import { InsituError, refKind, waitFor } from '@insitu/core';
 import { canonicalTarball, readManifest } from '@insitu/agent';
 import { ApiClient, type RemoteOptions } from '../api-client.js';
 import { line, type CliIo } from '../io.js';
@@ -31,8 +31,11 @@ export async function runAppSubmit(dir: string, options: RemoteOptions & { org: 
   const root = resolve(io.cwd, dir);
   const manifest = await readManifest(root);
   const tarball = await canonicalTarball(root);
-  const apps = await api.request<{ items: Array<{ id: string; name: string; orgId: string }> }>('GET', '/api/v1/apps?limit=100');
-  let app = apps.items.find((a) => a.name === manifest.name && a.orgId === options.org);
+  const apps = await api.request<{ items: Array<{ id: string; name: string; orgId: string }> }>(
+    'GET',
+    `/api/v1/apps?${new URLSearchParams({ org: options.org, name: manifest.name }).toString()}`,
+  );
+  let app = apps.items[0];
   if (!app) {
     if (!options.json) line(io.stderr, `… creating application ${manifest.name}`);
     app = await api.request<{ id: string; name: string; orgId: string }>('POST', '/api/v1/apps', { orgId: options.org, name: manifest.name, description: manifest.description ?? '' });
@@ -85,13 +88,7 @@ export async function runAppDeploy(
   io: CliIo,
 ): Promise<number> {
   const api = ApiClient.from(options, io);
-  let providerId = options.provider;
-  if (!providerId.startsWith('prv_')) {
-    const providers = await api.request<{ items: Array<{ id: string; name: string }> }>('GET', '/api/v1/providers?limit=100');
-    const found = providers.items.find((p) => p.name === options.provider);
-    if (!found) throw new InsituError('INSITU_PROVIDER_NOT_FOUND', `no provider ${options.provider}`);
-    providerId = found.id;
-  }
+  const providerId = await providerIdOf(api, options.provider);
   let deployment = await api.request<Deployment>('POST', '/api/v1/deployments', { versionId, providerId, ...(options.replicas ? { replicas: options.replicas } : {}) });
   if (!options.json) line(io.stderr, `… deployment ${deployment.id} of ${deployment.version} recorded`);
   if (options.wait) {
@@ -111,4 +108,16 @@ export async function runAppDeploy(
   if (options.json) line(io.stdout, JSON.stringify(deployment));
   else line(io.stdout, `${deployment.id}: ${deployment.version} ${deployment.state}${deployment.agents.length ? `, ${deployment.agents.map((a) => `${a.agentId} ${a.state}`).join(', ')}` : ''}`);
   return deployment.agents.some((a) => a.state === 'failed') ? 1 : 0;
+}
+
+/** `--provider` as an id or a name, read by core's one rule (an id-shaped value is an id, anything else a name). */
+async function providerIdOf(api: ApiClient, ref: string): Promise<string> {
+  const kind = refKind(ref, 'prv');
+  if (kind === 'id') return ref;
+  if (kind === 'name') {
+    const found = await api.request<{ items: Array<{ id: string }> }>('GET', `/api/v1/providers?name=${encodeURIComponent(ref)}`);
+    const id = found.items[0]?.id;
+    if (id) return id;
+  }
+  throw new InsituError('INSITU_PROVIDER_NOT_FOUND', `no provider ${ref}`);
 }

@@ -4,6 +4,7 @@ import { InsituError } from '../errors.js';
 import type { ErrorCode } from '../error-codes.js';
 import { assertValid } from '../validate.js';
 import { DatasetNameSchema } from './catalog.js';
+import { AppNameSchema } from './common.js';
 
 /** How an application is started: a JS entry file, a .py entry, or any executable. */
 export const APP_RUNTIMES = ['node', 'python', 'command'] as const;
@@ -32,7 +33,7 @@ export type AppLimits = Static<typeof AppLimitsSchema>;
 
 export const AppDatasetRefSchema = Type.Object(
   {
-    provider: Type.String({ minLength: 1, maxLength: 128, description: 'Provider name or id' }),
+    provider: Type.String({ minLength: 1, maxLength: 128, description: 'Provider id (prv_…) or name; the platform resolves it to an id once, at submission' }),
     dataset: DatasetNameSchema,
   },
   { additionalProperties: false },
@@ -57,7 +58,7 @@ export type AppEndpoint = Static<typeof AppEndpointSchema>;
  */
 export const AppManifestSchema = Type.Object(
   {
-    name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Application name: a-z, 0-9 and "-"' }),
+    name: AppNameSchema,
     version: Type.String({ pattern: SEMVER, maxLength: 128, description: 'Semantic version, e.g. 1.2.0' }),
     description: Type.Optional(Type.String({ maxLength: 4000 })),
     runtime: Type.Enum(APP_RUNTIMES),

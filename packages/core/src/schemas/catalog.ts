@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { IdSchema, TimestampSchema } from './common.js';
+import { IdSchema, NOT_ID_SHAPED, TimestampSchema } from './common.js';
 
 /** Kinds of data source an agent connects. */
 export const SOURCE_KINDS = ['sqlite', 'csv', 'parquet', 'postgres', 'mysql'] as const;
@@ -15,9 +15,10 @@ export type Visibility = (typeof VISIBILITIES)[number];
 
 const NoControl = '^[^\\u0000-\\u001f\\u007f]*$';
 
+/** A dataset's name, unique within its provider; it may hold `_` (table names do) but never has the shape of an id. */
 export const DatasetNameSchema = Type.String({
-  pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$',
-  description: 'Dataset name, unique within its provider: letters, digits, "_", ".", "-"',
+  pattern: `^${NOT_ID_SHAPED}[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`,
+  description: 'Dataset name, unique within its provider: letters, digits, "_", ".", "-"; never the shape of an id',
 });
 
 export const TagSchema = Type.String({ pattern: '^[a-z0-9][a-z0-9_.-]{0,47}$', description: 'Lower-case tag' });

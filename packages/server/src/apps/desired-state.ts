@@ -1,7 +1,11 @@
 import type { AgentDeployment } from '@insitu/core';
-import type { Repositories } from '@insitu/store';
+import { AppRepository, type Repositories } from '@insitu/store';
 
-/** What every agent of a provider should run: its active and draining deployments. */
+/**
+ * What every agent of a provider should run: its active and draining deployments, each
+ * with the datasets of this provider the version may read, as resolved (provider ids) at
+ * submission and approved. The agent serves those and nothing else.
+ */
 export async function desiredFor(repos: Repositories, providerId: string): Promise<AgentDeployment[]> {
   const rows = await repos.deployments.list({ providerId, states: ['active', 'draining'], limit: 1000, offset: 0 });
   const out: AgentDeployment[] = [];
@@ -17,6 +21,7 @@ export async function desiredFor(repos: Repositories, providerId: string): Promi
       replicas: row.replicas,
       bundle: `/api/v1/bundles/${version.digest}`,
       state: row.state === 'draining' ? 'draining' : 'active',
+      datasets: version.state === 'approved' ? AppRepository.datasetsOf(version).filter((d) => d.providerId === providerId) : [],
     });
   }
   return out;

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { InsituError, hashSecret, isId, newId, type AppManifest, type Counter, type Histogram } from '@insitu/core';
+import { InsituError, checkPathEncoding, echo, hashSecret, isId, newId, type AppManifest, type Counter, type Histogram } from '@insitu/core';
 import { Counter as PromCounter, Histogram as PromHistogram } from '@insitu/core';
 import type { ApiKeyRow, AuditInput, ServiceRow } from '@insitu/store';
 import type { ServerContext } from '../context.js';
@@ -125,13 +125,15 @@ export function createGateway(
     const queryAt = url.indexOf('?');
     const pathname = queryAt >= 0 ? url.slice(0, queryAt) : url;
     const query = queryAt >= 0 ? url.slice(queryAt) : '';
+    // The application gets the path as sent; one that no edge could decode is refused here, as by the REST API.
+    checkPathEncoding(pathname);
     const [name = '', ...rest] = pathname.slice('/s/'.length).split('/');
     let major: number | undefined;
     if (rest[0] !== undefined && MAJOR.test(rest[0])) major = Number(rest.shift()?.slice(1));
     const path = `/${rest.join('/')}`;
 
     const service = SERVICE_NAME.test(name) ? await services.get(name, () => store.services.getByName(name)) : undefined;
-    if (!service) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${name}`, { details: { where: 'gateway' } });
+    if (!service) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${echo(name)}`, { details: { where: 'gateway' } });
     const chosen = ServiceRouter.pick(await router.routes(service.app_id), major);
     const unavailable = () =>
       new InsituError('INSITU_SERVICE_UNAVAILABLE', `${name} has no running version${major !== undefined ? ` ${major}.x` : ''}`, { details: { where: 'gateway' } });

@@ -1,5 +1,5 @@
 import { InsituError } from '@insitu/core';
-import type { ApprovalRow } from '@insitu/store';
+import { AppRepository, type ApprovalRow } from '@insitu/store';
 import { providersOf, providerNames } from '../apps/access.js';
 import { inspectBundle, reviewText } from '../apps/bundle-intake.js';
 import { userOf, type App } from '../app.js';
@@ -102,7 +102,8 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
         const text = texts.get(f.path);
         return text === undefined ? f : { ...f, text };
       });
-      return { ...presentApproval(row, version, application, provider.name), manifest: JSON.parse(version.manifest) as unknown, files };
+      const datasets = AppRepository.datasetsOf(version).filter((d) => d.providerId === row.provider_id).map((d) => d.dataset);
+      return { ...presentApproval(row, version, application, provider.name), manifest: JSON.parse(version.manifest) as unknown, datasets, files };
     },
   );
 

@@ -1,10 +1,11 @@
 import { InsituError } from '@insitu/core';
-import { isUniqueViolation, type AppRow, type AppVersionRow } from '@insitu/store';
+import { AppRepository, isUniqueViolation, type AppRow, type AppVersionRow } from '@insitu/store';
 import { providerNames, requireAppRole, versionOf, visibleApp } from '../apps/access.js';
 import { inspectBundle } from '../apps/bundle-intake.js';
+import { NameResolver } from '../name-resolver.js';
 import { userOf, type App } from '../app.js';
 import { canSeeOrg, requireOrgRole } from '../auth/principal.js';
-import { AppPage, AppSchema, CreateAppBody, FileQuery, IdParams, ListQuery, VersionPage, VersionParams, VersionSchema } from '../api-schemas.js';
+import { AppListQuery, AppPage, AppSchema, CreateAppBody, FileQuery, IdParams, ListQuery, VersionPage, VersionParams, VersionSchema } from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentApp, presentVersion } from '../presenters.js';
@@ -17,8 +18,14 @@ export function registerAppRoutes(app: App, ctx: ServerContext): void {
 
   async function present(application: AppRow, version: AppVersionRow) {
     const approvals = await store.apps.approvalsOf(version.id);
-    const names = await providerNames(store, approvals.map((a) => a.provider_id));
-    return presentVersion(version, application, approvals.map((row) => ({ row, providerName: names.get(row.provider_id) ?? row.provider_id })));
+    const datasets = AppRepository.datasetsOf(version);
+    const names = await providerNames(store, [...approvals.map((a) => a.provider_id), ...datasets.map((d) => d.providerId)]);
+    return presentVersion(
+      version,
+      application,
+      approvals.map((row) => ({ row, providerName: names.get(row.provider_id) ?? row.provider_id })),
+      datasets.map((d) => ({ ...d, providerName: names.get(d.providerId) ?? d.providerId })),
+    );
   }
 
   app.post('/api/v1/apps', { schema: { tags: ['apps'], summary: 'Create an application (developer role)', body: CreateAppBody, response: { 201: AppSchema } } }, async (request, reply) => {
@@ -35,10 +42,19 @@ export function registerAppRoutes(app: App, ctx: ServerContext): void {
     }
   });
 
-  app.get('/api/v1/apps', { schema: { tags: ['apps'], summary: "Applications of your organisations (platform admins: all)", querystring: ListQuery, response: { 200: AppPage } } }, async (request) => {
+  app.get('/api/v1/apps', { schema: { tags: ['apps'], summary: "Applications of your organisations (platform admins: all)", querystring: AppListQuery, response: { 200: AppPage } } }, async (request) => {
     const principal = userOf(request);
-    const page = pageRequest(request.query);
-    const rows = await store.apps.list({ ...(principal.platformAdmin ? {} : { orgIds: [...principal.orgs.keys()] }), limit: page.limit + 1, offset: page.offset });
+    const { org, name } = request.query;
+    if (org !== undefined && name !== undefined) {
+      // An application's name is unique in its organisation, and only a name (never an id).
+      const row = canSeeOrg(principal, org) ? await store.apps.getByName(org, name) : undefined;
+      return { items: row ? [presentApp(row)] : [] };
+    }
+    if (name !== undefined) throw new InsituError('INSITU_VALIDATION', 'name is unique within an organisation: give org as well');
+    const page = pageRequest(request.query, { org });
+    if (org !== undefined && !canSeeOrg(principal, org)) return { items: [] };
+    const orgIds = org !== undefined ? [org] : principal.platformAdmin ? undefined : [...principal.orgs.keys()];
+    const rows = await store.apps.list({ ...(orgIds ? { orgIds } : {}), limit: page.limit + 1, offset: page.offset });
     const result = pageOf(rows, page);
     return { ...result, items: result.items.map(presentApp) };
   });
@@ -74,15 +90,13 @@ export function registerAppRoutes(app: App, ctx: ServerContext): void {
           throw new InsituError('INSITU_BUNDLE_INVALID', `insitu.json names application "${manifest.name}", but this is "${application.name}"`);
         }
         if (manifest.datasets.length === 0) throw new InsituError('INSITU_BUNDLE_INVALID', 'insitu.json: an application must read at least one dataset (its providers approve it and run it)');
-        // Every dataset it reads must exist and be visible to the developer; their providers approve.
-        const providerIds: string[] = [];
-        const missing: string[] = [];
-        for (const ref of manifest.datasets) {
-          const provider = (await store.providers.getByName(ref.provider)) ?? (await store.providers.get(ref.provider));
-          const dataset = provider ? await store.datasets.getByName(provider.id, ref.dataset) : undefined;
-          if (!provider || !dataset || (dataset.visibility !== 'public' && !canSeeOrg(principal, dataset.orgId))) missing.push(`${ref.provider}/${ref.dataset}`);
-          else providerIds.push(provider.id);
-        }
+        // Every dataset it reads must exist and be visible to the developer. Entries are
+        // resolved to provider ids here, once: those providers approve, and the resolved
+        // list is what deployments carry and agents enforce.
+        const { resolved, missing } = await new NameResolver(store).manifestDatasets(
+          manifest.datasets,
+          (dataset) => dataset.visibility === 'public' || canSeeOrg(principal, dataset.orgId),
+        );
         if (missing.length > 0) throw new InsituError('INSITU_BUNDLE_INVALID', `insitu.json reads datasets the catalog does not have: ${missing.join(', ')}`, { details: { missing } });
         const major = Number(manifest.version.split('.')[0]);
         const created = await store.transaction(async (tx) => {
@@ -99,7 +113,7 @@ export function registerAppRoutes(app: App, ctx: ServerContext): void {
             manifest,
             files: bundle.files,
             submittedBy: principal.userId,
-            providerIds,
+            datasets: resolved,
           });
           await tx.events.add({
             orgId: application.org_id,

@@ -1,10 +1,11 @@
-import { DatasetInputSchema, DatasetSchema, InsituError, isId } from '@insitu/core';
+import { DatasetInputSchema, DatasetSchema, InsituError } from '@insitu/core';
 import { agentOf, type App } from '../app.js';
 import { visibleOrgIds, type Principal } from '../auth/principal.js';
 import { DatasetPage, DatasetParams, DatasetSearchQuery, IdParams } from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
 import { pageRequest } from '../pagination.js';
 import { presentDataset } from '../presenters.js';
+import { NameResolver } from '../name-resolver.js';
 
 function viewer(principal: Principal | null): { all: boolean; orgIds: string[] } {
   if (!principal) return { all: false, orgIds: [] };
@@ -31,7 +32,7 @@ export function registerDatasetRoutes(app: App, ctx: ServerContext): void {
       const page = pageRequest(request.query, { q, tag, provider, column });
       let providerId: string | undefined;
       if (provider !== undefined) {
-        const row = isId(provider, 'prv') ? await store.providers.get(provider) : await store.providers.getByName(provider);
+        const row = await new NameResolver(store).provider(provider);
         if (!row) return { items: [] };
         providerId = row.id;
       }

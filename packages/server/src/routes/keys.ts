@@ -1,4 +1,4 @@
-import { InsituError, generateSecret, hashSecret, isId } from '@insitu/core';
+import { InsituError, generateSecret, hashSecret } from '@insitu/core';
 import type { ApiKeyRow } from '@insitu/store';
 import Type from 'typebox';
 import { userOf, type App } from '../app.js';
@@ -8,6 +8,7 @@ import type { ServerContext } from '../context.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentKey } from '../presenters.js';
+import { NameResolver } from '../name-resolver.js';
 
 /** API keys: shown once, stored as SHA-256, scoped to services, expiring, revocable. */
 export function registerKeyRoutes(app: App, ctx: ServerContext, gateway: Gateway): void {
@@ -29,7 +30,7 @@ export function registerKeyRoutes(app: App, ctx: ServerContext, gateway: Gateway
       requireOrgRole(principal, orgId, ['user'], { active: true, notMember: new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${orgId}`) });
       const serviceIds: string[] = [];
       for (const ref of services) {
-        const row = isId(ref, 'svc') ? await store.services.get(ref) : await store.services.getByName(ref);
+        const row = await new NameResolver(store).service(ref);
         const visible = row && (row.access === 'public' || row.org_id === orgId || (await store.services.isGranted(row.id, orgId)));
         if (!row || !visible) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${ref} that ${orgId} may call`);
         serviceIds.push(row.id);

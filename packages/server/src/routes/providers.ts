@@ -9,6 +9,7 @@ import {
 import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentProvider, presentToken } from '../presenters.js';
+import { NameResolver } from '../name-resolver.js';
 
 /** Providers (public metadata) and their enrolment tokens (private to the provider's organisation). */
 export function registerProviderRoutes(app: App, ctx: ServerContext): void {
@@ -52,8 +53,13 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
     '/api/v1/providers',
     { config: { auth: 'user-or-agent' }, schema: { tags: ['providers'], summary: 'Providers (public metadata)', querystring: ProviderListQuery, response: { 200: ProviderPage } } },
     async (request) => {
-      const { org } = request.query;
-      const page = pageRequest(request.query, { org });
+      const { org, name } = request.query;
+      const page = pageRequest(request.query, { org, name });
+      if (name !== undefined) {
+        // By name only (an id-shaped string is read as an id, and no name equals an id).
+        const row = await new NameResolver(store).provider(name);
+        return { items: row && row.name === name && (!org || row.org_id === org) ? [presentProvider(row)] : [] };
+      }
       const rows = await store.providers.list({ ...(org ? { orgId: org } : {}), limit: page.limit + 1, offset: page.offset });
       const result = pageOf(rows, page);
       return { ...result, items: result.items.map(presentProvider) };

@@ -1,4 +1,4 @@
-import { InsituError, isId } from '@insitu/core';
+import { InsituError } from '@insitu/core';
 import { DAY_MS, HOUR_MS } from '@insitu/store';
 import { userOf, type App } from '../app.js';
 import { canSeeOrg, requirePlatformAdmin } from '../auth/principal.js';
@@ -6,13 +6,14 @@ import { AuditPage, AuditQuery, AuditVerificationSchema, EventPage, EventQuery, 
 import type { ServerContext } from '../context.js';
 import type { CallRecorder } from '../gateway/call-recorder.js';
 import { iso, presentAudit, presentEvent } from '../presenters.js';
+import { NameResolver } from '../name-resolver.js';
 
 /** Usage (metering), the audit log and its verification, and the event log. */
 export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: CallRecorder): void {
   const { store } = ctx;
 
   async function serviceByRef(ref: string) {
-    const row = isId(ref, 'svc') ? await store.services.get(ref) : await store.services.getByName(ref);
+    const row = await new NameResolver(store).service(ref);
     if (!row) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${ref}`);
     return row;
   }

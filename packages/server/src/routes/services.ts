@@ -1,5 +1,5 @@
-import { InsituError, type AppManifest } from '@insitu/core';
-import { isUniqueViolation, type ServiceRow } from '@insitu/store';
+import { InsituError } from '@insitu/core';
+import { AppRepository, isUniqueViolation, type ServiceRow } from '@insitu/store';
 import { requireAppRole, visibleApp } from '../apps/access.js';
 import { userOf, type App } from '../app.js';
 import { canSeeOrg, requireOrgRole, type UserPrincipal } from '../auth/principal.js';
@@ -22,12 +22,13 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
     const versions = await store.apps.listVersions(row.app_id, { limit: 1000, offset: 0 });
     const running = new Set(routes.running.map((r) => r.versionId));
     const newest = routes.running[0];
-    const manifest = (newest?.manifest ?? (versions.at(-1) ? (JSON.parse(versions.at(-1)?.manifest ?? '{}') as AppManifest) : undefined));
+    // The datasets as resolved (provider ids) when the version was submitted; never re-resolved from names.
+    const newestRow = newest ? versions.find((v) => v.id === newest.versionId) : versions.at(-1);
     const datasets = [];
-    for (const ref of manifest?.datasets ?? []) {
-      const provider = (await store.providers.getByName(ref.provider)) ?? (await store.providers.get(ref.provider));
-      const dataset = provider ? await store.datasets.getByName(provider.id, ref.dataset) : undefined;
-      datasets.push({ provider: ref.provider, dataset: ref.dataset, ...(dataset ? { datasetId: dataset.id } : {}) });
+    for (const ref of newestRow ? AppRepository.datasetsOf(newestRow) : []) {
+      const provider = await store.providers.get(ref.providerId);
+      const dataset = await store.datasets.getByName(ref.providerId, ref.dataset);
+      datasets.push({ provider: provider?.name ?? ref.providerId, providerId: ref.providerId, dataset: ref.dataset, ...(dataset ? { datasetId: dataset.id } : {}) });
     }
     return {
       id: row.id,

@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import type { Dialect } from '../dialect.js';
 import { foundation } from './001-foundation.js';
 import { services } from './002-services.js';
+import { resolvedDatasets } from './003-resolved-datasets.js';
 
 /** All migrations, in order. Names sort; never rename or edit one that has shipped. */
 export function migrationProvider(dialect: Dialect): MigrationProvider {
@@ -10,6 +11,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
       return {
         '001-foundation': foundation(dialect),
         '002-services': services(dialect),
+        '003-resolved-datasets': resolvedDatasets(dialect),
       };
     },
   };

@@ -1,4 +1,4 @@
-import { newId } from '@insitu/core';
+import { newId, type ResolvedDataset } from '@insitu/core';
 import type { AppRow, AppVersionRow, ApprovalRow, VersionState } from '../schema.js';
 import { affected, type RepositoryContext } from './context.js';
 
@@ -39,8 +39,8 @@ export class AppRepository {
   }
 
   /**
-   * Record a submitted version and one pending approval per provider whose data it reads.
-   * Call inside a transaction.
+   * Record a submitted version with its datasets resolved to provider ids, and one
+   * pending approval per provider of those datasets. Call inside a transaction.
    */
   async createVersion(input: {
     appId: string;
@@ -51,7 +51,7 @@ export class AppRepository {
     manifest: unknown;
     files: BundleFile[];
     submittedBy: string;
-    providerIds: readonly string[];
+    datasets: readonly ResolvedDataset[];
   }): Promise<{ version: AppVersionRow; approvals: ApprovalRow[] }> {
     const now = this.ctx.now();
     const version: AppVersionRow = {
@@ -63,12 +63,13 @@ export class AppRepository {
       size: input.size,
       manifest: JSON.stringify(input.manifest),
       files: JSON.stringify(input.files),
+      datasets: JSON.stringify(input.datasets.map((d) => ({ providerId: d.providerId, dataset: d.dataset }))),
       state: 'pending',
       submitted_by: input.submittedBy,
       created_at: now,
     };
     await this.ctx.db.insertInto('app_versions').values(version).execute();
-    const approvals: ApprovalRow[] = [...new Set(input.providerIds)].map((providerId) => ({
+    const approvals: ApprovalRow[] = [...new Set(input.datasets.map((d) => d.providerId))].map((providerId) => ({
       id: newId('apr'),
       version_id: version.id,
       provider_id: providerId,
@@ -81,6 +82,13 @@ export class AppRepository {
     }));
     if (approvals.length > 0) await this.ctx.db.insertInto('approvals').values(approvals).execute();
     return { version, approvals };
+  }
+
+  /** The datasets a version reads, resolved to provider ids at its submission. */
+  static datasetsOf(version: AppVersionRow): ResolvedDataset[] {
+    if (version.datasets === null) return [];
+    const parsed = JSON.parse(version.datasets) as unknown;
+    return Array.isArray(parsed) ? (parsed as ResolvedDataset[]) : [];
   }
 
   getVersion(id: string): Promise<AppVersionRow | undefined> {
