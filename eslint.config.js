@@ -1,5 +1,6 @@
 // Lint: TypeScript rules that catch real bugs (floating promises, `any`, non-null
-// assertions), import cycles inside a package, and deep imports across packages.
+// assertions), import cycles inside a package, deep imports across packages, and imports of
+// packages the importing package does not declare.
 // Cycles between packages cannot happen: TypeScript project references refuse them,
 // and scripts/check-layers.mjs enforces the layering of DESIGN.md.
 import tseslint from 'typescript-eslint';
@@ -26,6 +27,9 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/require-await': 'off',
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      // Every import names a package the importing package's own package.json declares
+      // (tests may use devDependencies); scripts/check-layers.mjs checks the layering.
+      'import-x/no-extraneous-dependencies': ['error', { devDependencies: ['packages/*/test/**', 'e2e/**', 'bench/**'], includeTypes: true }],
       'no-restricted-imports': [
         'error',
         {

@@ -5,8 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import { InsituError, createLogger, waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
 import BetterSqlite3 from 'better-sqlite3';
-import { CREDENTIAL_FILE, DatasetRegistry, MetadataSync, PlatformClient, obtainCredential, openSource, parseAgentConfig, watchSources, type SourceConfig } from '../src/index.js';
-import { startPlatform, type TestPlatform } from './platform.js';
+import { CREDENTIAL_FILE, DatasetRegistry, MetadataSync, PlatformClient, obtainCredential, openSource, parseAgentConfig, watchSources, type SourceConfig } from '@insitu/agent';
+import { startPlatform, type TestPlatform } from './agent-platform.js';
 
 const logger = createLogger({ name: 'test', level: 'silent' });
 
