@@ -33,7 +33,7 @@ export { DataApiServer } from './data-api/data-api-server.js';
 export type { DataApiServerOptions, DeclaredDatasets } from './data-api/data-api-server.js';
 export { DataQuerySchema, planQuery } from './data-api/query-plan.js';
 export { PlatformClient } from './identity/platform-client.js';
-export { PlatformLink, PlatformBundleSource, DEPLOYMENT_HEADER } from './platform/platform-link.js';
+export { PlatformLink, PlatformBundleSource } from './platform/platform-link.js';
 export type { PlatformLinkOptions } from './platform/platform-link.js';
 export type { AgentIdentity, CatalogDataset, PlatformDeployment, DeploymentReport, PlatformTls } from './identity/platform-client.js';
 export { CREDENTIAL_FILE, defaultAgentName, obtainCredential } from './identity/credential.js';

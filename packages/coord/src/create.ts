@@ -1,3 +1,4 @@
+import { InsituError } from '@insitu/core';
 import { GenericCoordinator, type CoordinatorTuning } from './coordinator.js';
 import { EtcdEngine } from './etcd-engine.js';
 import { MemoryEngine, createMemoryBackend, type MemoryBackend } from './memory-engine.js';
@@ -62,4 +63,29 @@ export function createEtcdCoordinator(options: EtcdCoordinatorOptions): Coordina
     callTimeoutMs: options.callTimeoutMs ?? 2000,
   });
   return new GenericCoordinator(engine, options);
+}
+
+/** What a config file's coordination section says: which coordinator, and for etcd where. */
+export interface CoordinatorSpec extends CoordinatorTuning {
+  kind: 'memory' | 'etcd';
+  /** etcd client URLs; required (non-empty) for `etcd`, ignored for `memory`. */
+  endpoints?: readonly string[];
+  /** Prefix of every key in etcd (default `insitu/`). */
+  namespace?: string;
+}
+
+/**
+ * The coordinator a config names: the one factory every command uses, so the server, the
+ * dbmanager and the operator read the same section the same way.
+ *
+ * @example
+ * const coord = createCoordinator({ kind: 'etcd', endpoints: ['http://127.0.0.1:2379'] });
+ */
+export function createCoordinator(spec: CoordinatorSpec): Coordinator {
+  const { kind, endpoints, namespace, ...tuning } = spec;
+  if (kind === 'memory') return createMemoryCoordinator(tuning);
+  if (!endpoints || endpoints.length === 0) {
+    throw new InsituError('INSITU_CONFIG_INVALID', 'etcd coordination needs at least one endpoint');
+  }
+  return createEtcdCoordinator({ ...tuning, endpoints, ...(namespace !== undefined ? { namespace } : {}) });
 }

@@ -8,8 +8,8 @@
  * for a cluster (etcd 3.4). Start with `coord.campaign(name, me, { ttlMs })` and check
  * `leadership.isLeader()` before each piece of leader work.
  */
-export { createMemoryCoordinator, createEtcdCoordinator } from './create.js';
-export type { MemoryCoordinator, MemoryCoordinatorOptions, EtcdCoordinatorOptions } from './create.js';
+export { createCoordinator, createMemoryCoordinator, createEtcdCoordinator } from './create.js';
+export type { CoordinatorSpec, MemoryCoordinator, MemoryCoordinatorOptions, EtcdCoordinatorOptions } from './create.js';
 export { createMemoryBackend } from './memory-engine.js';
 export type { MemoryBackend } from './memory-engine.js';
 export type { CoordinatorTuning } from './coordinator.js';

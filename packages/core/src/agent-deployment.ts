@@ -15,6 +15,9 @@ export const ResolvedDatasetSchema = Type.Object(
 );
 export type ResolvedDataset = Static<typeof ResolvedDatasetSchema>;
 
+/** The header a gateway sets on a call it sends down the tunnel: which deployment answers it. */
+export const DEPLOYMENT_HEADER = 'insitu-deployment';
+
 /**
  * A deployment as the platform sends it to a provider's agents (`GET
  * /api/v1/agents/self/desired` and the tunnel's `desired` command): the one wire shape

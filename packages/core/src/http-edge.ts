@@ -2,6 +2,11 @@ import type { Duplex } from 'node:stream';
 import { InsituError } from './errors.js';
 import { newId } from './ids.js';
 
+/** Whether a socket's remote address is this machine's loopback (IPv4, IPv6 or IPv4-mapped). */
+export function isLoopback(address: string | undefined): boolean {
+  return address === '::1' || address === '::ffff:127.0.0.1' || (address?.startsWith('127.') ?? false);
+}
+
 /** How much of a caller's path an error message repeats (a path may be kilobytes long). */
 const ECHO = 80;
 

@@ -31,10 +31,10 @@ export { canonicalTar, bundleDigestOf, checkBundlePath, readBundleTar } from './
 export type { BundleEntry, BundleLimits } from './bundle-format.js';
 export { waitFor } from './wait-for.js';
 export { CLUSTER_AUTH_HEADER, signClusterRequest, verifyClusterRequest } from './cluster-auth.js';
-export { answerClientError, checkPathEncoding, decodePathSegment, echo } from './http-edge.js';
+export { answerClientError, checkPathEncoding, decodePathSegment, echo, isLoopback } from './http-edge.js';
 export { VERSION } from './version.js';
 export { Sleeper, sleep } from './sleep.js';
-export { AgentDeploymentSchema, AgentDesiredSchema, ResolvedDatasetSchema } from './agent-deployment.js';
+export { AgentDeploymentSchema, AgentDesiredSchema, DEPLOYMENT_HEADER, ResolvedDatasetSchema } from './agent-deployment.js';
 export type { AgentDeployment, ResolvedDataset } from './agent-deployment.js';
 export type { WaitForOptions } from './wait-for.js';
 export {

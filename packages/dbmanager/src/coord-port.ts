@@ -1,4 +1,4 @@
-import { createEtcdCoordinator, createMemoryCoordinator, type Coordinator } from '@insitu/coord';
+import { createCoordinator as createFromSpec, type Coordinator } from '@insitu/coord';
 
 /**
  * The manager's use of `@insitu/coord`: the types it works with, and building the
@@ -14,5 +14,5 @@ export interface CoordinatorSpec {
 
 /** The in-memory coordinator (one manager in one process) or an etcd one (managers on several nodes). */
 export async function createCoordinator(spec: CoordinatorSpec): Promise<Coordinator> {
-  return spec.kind === 'etcd' ? createEtcdCoordinator({ endpoints: spec.endpoints }) : createMemoryCoordinator();
+  return createFromSpec(spec);
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { createEtcdCoordinator, createMemoryCoordinator, type Coordinator } from '@insitu/coord';
-import { InsituError, hashSecret } from '@insitu/core';
+import { createCoordinator, type Coordinator } from '@insitu/coord';
+import { InsituError, hashSecret, isLoopback } from '@insitu/core';
 import { createTunnelServer, type TunnelServer } from '@insitu/tunnel';
 import type { App } from './app.js';
 import { createCoordSessionDirectory, type CoordSessionDirectory } from './coord-session-directory.js';
@@ -15,10 +15,6 @@ declare module 'fastify' {
     /** The coordination store of this node (in-memory unless the cluster uses etcd). */
     coordinator: Coordinator;
   }
-}
-
-function isLoopback(address: string | undefined): boolean {
-  return address === '::1' || address === '::ffff:127.0.0.1' || (address?.startsWith('127.') ?? false);
 }
 
 export function clusterSecret(config: Readonly<ServerConfig>): string | undefined {
@@ -51,11 +47,15 @@ function readCa(file: string): Buffer {
 
 /** The coordinator the config asks for (the caller owns it). */
 export function coordinatorFor(config: Readonly<ServerConfig>, ctx: Pick<ServerContext, 'logger'>): Coordinator {
-  if (config.cluster.coordination === 'memory') return createMemoryCoordinator({ logger: ctx.logger });
-  if (config.cluster.etcdEndpoints.length === 0) {
+  if (config.cluster.coordination === 'etcd' && config.cluster.etcdEndpoints.length === 0) {
     throw new InsituError('INSITU_CONFIG_INVALID', 'cluster.coordination is etcd but cluster.etcdEndpoints is empty');
   }
-  return createEtcdCoordinator({ endpoints: config.cluster.etcdEndpoints, namespace: config.cluster.etcdNamespace, logger: ctx.logger });
+  return createCoordinator({
+    kind: config.cluster.coordination,
+    endpoints: config.cluster.etcdEndpoints,
+    namespace: config.cluster.etcdNamespace,
+    logger: ctx.logger,
+  });
 }
 
 /**

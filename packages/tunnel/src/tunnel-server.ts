@@ -3,7 +3,7 @@ import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { InsituError, createLogger, newId, toInsituError, type Logger, type Registry } from '@insitu/core';
+import { InsituError, createLogger, isLoopback, newId, toInsituError, type Logger, type Registry } from '@insitu/core';
 import { AgentSession, type AgentIdentity, type SessionTimings } from './agent-session.js';
 import type { DirectoryEntry, SessionDirectory } from './directory.js';
 import { createTunnelMetrics, type TunnelMetrics } from './metrics.js';
@@ -113,10 +113,6 @@ class AttemptFailure extends Error {
   ) {
     super(message);
   }
-}
-
-function isLoopback(address: string | undefined): boolean {
-  return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1' || (address?.startsWith('127.') ?? false);
 }
 
 function answer(socket: Socket, status: number, reason: string, code: string, message: string): void {

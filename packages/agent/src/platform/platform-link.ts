@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentDesiredSchema, assertValid, type Logger } from '@insitu/core';
+import { AgentDesiredSchema, DEPLOYMENT_HEADER, assertValid, type Logger } from '@insitu/core';
 import { RAW_STREAM_HANDLER, TunnelClient, type RawStreamCapable, type ServiceAnnouncement, type TunnelHandler } from '@insitu/tunnel';
 import type { Agent, AgentStatus } from '../agent.js';
 import type { BundleSource, DesiredDeployment, FetchedBundle } from '../apps/bundle-source.js';
@@ -13,9 +13,6 @@ import type { DeploymentReport, PlatformClient, PlatformDeployment } from '../id
  * deep probe (gateway → tunnel → agent) reaches every connected agent through it.
  */
 export const AGENT_PROBE_PATH = '/_insitu/probe';
-
-/** The header the platform's gateway sets to say which deployment a tunnelled call is for. */
-export const DEPLOYMENT_HEADER = 'insitu-deployment';
 
 /**
  * Bundles from the platform: downloaded with the agent credential into a temp file. The

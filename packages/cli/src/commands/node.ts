@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { InsituError, createLogger, createMetricsRegistry, type LogLevel } from '@insitu/core';
-import { createEtcdCoordinator, type Coordinator } from '@insitu/coord';
+import { createCoordinator, type Coordinator } from '@insitu/coord';
 import { OperatorNode, createServerDeepProber, loadNodeConfig, systemdUnit, type NodeConfig } from '@insitu/operator';
 import { line, untilAborted, type CliIo } from '../io.js';
 
@@ -19,7 +19,7 @@ export function loadCliNodeConfig(options: { config?: string }, io: CliIo, flags
 
 /** The etcd coordinator that the node config names. */
 export function nodeCoordinator(config: Readonly<NodeConfig>, logger?: ReturnType<typeof createLogger>): Coordinator {
-  return createEtcdCoordinator({ endpoints: config.coord.endpoints, namespace: config.coord.namespace, ...(logger ? { logger } : {}) });
+  return createCoordinator({ kind: 'etcd', endpoints: config.coord.endpoints, namespace: config.coord.namespace, ...(logger ? { logger } : {}) });
 }
 
 /**

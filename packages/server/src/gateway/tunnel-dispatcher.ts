@@ -1,9 +1,6 @@
-import { InsituError } from '@insitu/core';
+import { DEPLOYMENT_HEADER, InsituError } from '@insitu/core';
 import type { TunnelServer } from '@insitu/tunnel';
 import type { DispatchRequest, DispatchResult, ServiceDispatcher } from './dispatcher.js';
-
-/** The header that tells the agent which deployment a call is for (callers cannot set `insitu-*` headers). */
-export const DEPLOYMENT_HEADER = 'insitu-deployment';
 
 function shuffled<T>(items: readonly T[]): T[] {
   const out = [...items];
