@@ -59,3 +59,28 @@ export function toInsituError(error: unknown): InsituError {
   if (isErrorCode(code)) return new InsituError(code, String((error as Error).message), { cause: error });
   return new InsituError('INSITU_INTERNAL', 'internal error', { cause: error });
 }
+
+/** The body of every error answer: `{ error: { code, message, requestId?, details? } }`. */
+export interface ErrorBody {
+  error: { code: string; message: string; requestId?: string; details?: unknown };
+}
+
+/**
+ * The one builder of error bodies, used by every edge (REST API, gateway, tunnel, data
+ * API, dbmanager admin, sandbox balancer) so the shape cannot drift. Details are included
+ * only when given; an internal error's message is whatever the caller passes (pass
+ * `toInsituError(e)`, which already hides internals).
+ *
+ * @example errorBody(new InsituError('INSITU_NOT_FOUND', 'no such key'), request.id)
+ */
+export function errorBody(error: { code: string; message: string; details?: unknown }, requestId?: string): ErrorBody {
+  const body: ErrorBody['error'] = { code: error.code, message: error.message };
+  if (requestId !== undefined) body.requestId = requestId;
+  if (error.details !== undefined) body.details = error.details;
+  return { error: body };
+}
+
+/** {@link errorBody} as JSON text, for raw `http` responses. */
+export function errorJson(error: { code: string; message: string; details?: unknown }, requestId?: string): string {
+  return JSON.stringify(errorBody(error, requestId));
+}

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { InsituError } from './errors.js';
+import { InsituError, errorJson } from './errors.js';
 import { newId } from './ids.js';
 
 /** Whether a socket's remote address is this machine's loopback (IPv4, IPv6 or IPv4-mapped). */
@@ -66,7 +66,7 @@ export function answerClientError(error: Error & { code?: string }, socket: Dupl
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const answer = clientErrorOf(error);
   const requestId = newId('req');
-  const body = JSON.stringify({ error: { code: answer.code, message: answer.message, requestId } });
+  const body = errorJson(answer, requestId);
   // A response still attached to the socket (a pipelined request failed while an earlier
   // answer is being written) must not be interleaved with ours: close instead, as Node does.
   if (!socket.writable || (socket as Duplex & { _httpMessage?: unknown })._httpMessage) {

@@ -7,8 +7,8 @@
  */
 export { ERROR_CODES, isErrorCode } from './error-codes.js';
 export type { ErrorCode } from './error-codes.js';
-export { InsituError, isUserError, toInsituError } from './errors.js';
-export type { InsituErrorOptions } from './errors.js';
+export { InsituError, errorBody, errorJson, isUserError, toInsituError } from './errors.js';
+export type { ErrorBody, InsituErrorOptions } from './errors.js';
 export { newId, isId } from './ids.js';
 export type { IdPrefix } from './ids.js';
 export { ID_SHAPE, hasIdShape, refKind } from './names.js';

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { InsituError, answerClientError, assertValid, newId, safeEqual, toInsituError, type Logger } from '@insitu/core';
+import { answerClientError, assertValid, errorBody, InsituError, type Logger, newId, safeEqual, toInsituError } from '@insitu/core';
 import Type from 'typebox';
 import type { DbManager } from './manager.js';
 
@@ -113,7 +113,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       send(
         res,
         failure.status,
-        { error: { code: failure.code, message: internal ? 'internal error' : failure.message, requestId, ...(failure.details === undefined || internal ? {} : { details: failure.details }) } },
+        errorBody(internal ? { code: failure.code, message: 'internal error' } : failure, requestId),
         requestId,
       );
     });

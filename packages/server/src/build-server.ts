@@ -1,5 +1,5 @@
 import swagger from '@fastify/swagger';
-import { InsituError, answerClientError, createHttpMetrics, echo, createLogger, createMetricsRegistry, isId, newId, type Logger } from '@insitu/core';
+import { answerClientError, createHttpMetrics, createLogger, createMetricsRegistry, echo, errorJson, InsituError, isId, type Logger, newId } from '@insitu/core';
 import type { Store } from '@insitu/store';
 import type { Coordinator } from '@insitu/coord';
 import { Ajv, type Options as AjvOptions } from 'ajv';
@@ -153,13 +153,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     if (apiError.isUserError) request.log.info({ code: apiError.code, err: apiError.message }, 'request refused');
     else request.log.error({ code: apiError.code, err: apiError.cause ?? apiError }, 'request failed');
     for (const [name, value] of Object.entries(apiError.headers ?? {})) void reply.header(name, value);
-    const body: { code: string; message: string; requestId: string; details?: unknown } = {
-      code: apiError.code,
-      message: apiError.message,
-      requestId: request.id,
-    };
-    if (apiError.details !== undefined) body.details = apiError.details;
-    return reply.status(apiError.status).type('application/json').send(JSON.stringify({ error: body }));
+    return reply.status(apiError.status).type('application/json').send(errorJson(apiError, request.id));
   }
 
   // Bodies are validated strictly; query strings and params may coerce "5" to 5.

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { createCoordinator, type Coordinator } from '@insitu/coord';
-import { InsituError, hashSecret, isLoopback } from '@insitu/core';
+import { errorJson, hashSecret, InsituError, isLoopback } from '@insitu/core';
 import { createTunnelServer, type TunnelServer } from '@insitu/tunnel';
 import type { App } from './app.js';
 import { createCoordSessionDirectory, type CoordSessionDirectory } from './coord-session-directory.js';
@@ -102,7 +102,7 @@ export async function mountTunnel(app: App, ctx: ServerContext, options: { coord
   app.server.on('upgrade', (req, socket: Socket, head: Buffer) => {
     if (!tunnel.handleUpgrade(req, socket, head)) {
       socket.on('error', () => undefined);
-      const body = JSON.stringify({ error: { code: 'INSITU_ROUTE_NOT_FOUND', message: `no upgrade endpoint at ${(req.url ?? '').split('?')[0] ?? ''}` } });
+      const body = errorJson({ code: 'INSITU_ROUTE_NOT_FOUND', message: `no upgrade endpoint at ${(req.url ?? '').split('?')[0] ?? ''}` });
       socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     }
   });

@@ -1,12 +1,13 @@
 import http from 'node:http';
 import http2 from 'node:http2';
+import { errorJson } from '@insitu/core';
 import { forwardableHeaders } from './protocol.js';
 import { RAW_STREAM_HANDLER, type RawStreamCapable, type TunnelHandler } from './tunnel-client.js';
 
 /** Where {@link createHttpProxyHandler} sends requests: a TCP port or a Unix socket. */
 export type HttpProxyTarget = { host: string; port: number } | { socketPath: string };
 
-const BAD_GATEWAY = JSON.stringify({ error: { code: 'INSITU_TUNNEL_UPSTREAM_FAILED', message: 'the local application did not answer' } });
+const BAD_GATEWAY = errorJson({ code: 'INSITU_TUNNEL_UPSTREAM_FAILED', message: 'the local application did not answer' });
 
 /**
  * A tunnel handler that passes each request to a local HTTP/1.1 server (an application

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
-import { InsituError, Sleeper, createLogger, toInsituError, type Logger } from '@insitu/core';
+import { createLogger, errorJson, InsituError, type Logger, Sleeper, toInsituError } from '@insitu/core';
 import { encodeFrame, readFrames } from './control-frames.js';
 import { dialUpgrade } from './dial.js';
 import { http2Transport } from './tls-stream.js';
@@ -298,7 +298,7 @@ export class TunnelClient extends EventEmitter {
       this.#logger.error({ err: error }, 'tunnel handler threw');
       if (!res.headersSent) {
         res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { code: 'INSITU_INTERNAL', message: 'the agent failed to handle the request' } }));
+        res.end(errorJson({ code: 'INSITU_INTERNAL', message: 'the agent failed to handle the request' }));
       } else {
         res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
       }

@@ -3,7 +3,7 @@ import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { InsituError, createLogger, isLoopback, newId, toInsituError, type Logger, type Registry } from '@insitu/core';
+import { createLogger, errorJson, InsituError, isLoopback, type Logger, newId, type Registry, toInsituError } from '@insitu/core';
 import { AgentSession, type AgentIdentity, type SessionTimings } from './agent-session.js';
 import type { DirectoryEntry, SessionDirectory } from './directory.js';
 import { createTunnelMetrics, type TunnelMetrics } from './metrics.js';
@@ -116,7 +116,7 @@ class AttemptFailure extends Error {
 }
 
 function answer(socket: Socket, status: number, reason: string, code: string, message: string): void {
-  const body = JSON.stringify({ error: { code, message } });
+  const body = errorJson({ code, message });
   try {
     socket.end(
       `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
@@ -372,7 +372,7 @@ export class TunnelServer {
         res.stream.close(NGHTTP2_CANCEL);
         return;
       }
-      const body = JSON.stringify({ error: { code: failure.code, message: failure.message } });
+      const body = errorJson({ code: failure.code, message: failure.message });
       res.writeHead(failure.status, { 'content-type': 'application/json', [FORWARD_HEADERS.error]: failure.code });
       res.end(body);
     }

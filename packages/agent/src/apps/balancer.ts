@@ -1,6 +1,6 @@
 import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { constants as h2, type Http2ServerRequest, type Http2ServerResponse, type IncomingHttpHeaders as Http2Headers, type ServerHttp2Stream } from 'node:http2';
-import { InsituError } from '@insitu/core';
+import { errorJson, InsituError } from '@insitu/core';
 import type { ReadyInstance } from './deployment-runner.js';
 
 /** A request as HTTP/1.1 or HTTP/2 (compatibility API) servers hand it over: the tunnel gives the latter. */
@@ -18,8 +18,8 @@ function headersFrom(raw: IncomingHttpHeaders, authority?: string): Record<strin
 }
 
 /** The Insitu error body of an answer. */
-function errorBody(error: InsituError): { headers: Record<string, string | number>; body: string } {
-  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
+function errorAnswer(error: InsituError): { headers: Record<string, string | number>; body: string } {
+  const body = errorJson(error);
   return { headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(error.headers ?? {}) }, body };
 }
 
@@ -35,7 +35,7 @@ export function sendError(res: OutboundResponse, error: InsituError): void {
     abort(res);
     return;
   }
-  const { headers, body } = errorBody(error);
+  const { headers, body } = errorAnswer(error);
   res.writeHead(error.status, headers);
   res.end(body);
 }
@@ -47,7 +47,7 @@ export function sendStreamError(stream: ServerHttp2Stream, error: InsituError): 
     stream.close(h2.NGHTTP2_INTERNAL_ERROR);
     return;
   }
-  const { headers, body } = errorBody(error);
+  const { headers, body } = errorAnswer(error);
   stream.respond({ ':status': error.status, ...headers });
   stream.end(body);
 }

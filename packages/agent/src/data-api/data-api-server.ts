@@ -1,7 +1,7 @@
 import { chmod, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import { InsituError, answerClientError, decodePathSegment, echo, newId, toInsituError, type Logger } from '@insitu/core';
+import { answerClientError, decodePathSegment, echo, errorJson, InsituError, type Logger, newId, toInsituError } from '@insitu/core';
 import type { DatasetInfo } from '@insitu/sdk';
 import type { AgentLimits } from '../config/agent-config.js';
 import type { DatasetMeta } from '../sources/data-source.js';
@@ -66,7 +66,7 @@ function info(meta: DatasetMeta): DatasetInfo {
 
 function sendError(res: ServerResponse, error: InsituError, requestId: string): void {
   if (res.headersSent) return;
-  const body = JSON.stringify({ error: { code: error.code, message: error.message, requestId } });
+  const body = errorJson(error, requestId);
   res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'insitu-request-id': requestId });
   res.end(body);
 }
@@ -247,7 +247,7 @@ export class DataApiServer {
       if (e.status >= 500 && e.code !== 'INSITU_DATA_QUERY_TIMEOUT' && e.code !== 'INSITU_DATA_SOURCE_UNAVAILABLE') {
         this.options.logger.error({ err: error, caller: this.options.caller, dataset: name }, 'data query failed');
       } else this.options.logger.info({ caller: this.options.caller, dataset: name, code: e.code }, 'data query stopped');
-      if (!res.destroyed && !res.writableEnded) res.end(`${JSON.stringify({ error: { code: e.code, message: e.message } })}\n`);
+      if (!res.destroyed && !res.writableEnded) res.end(`${errorJson(e)}\n`);
     } finally {
       clearTimeout(timer);
       res.off('close', onClose);
