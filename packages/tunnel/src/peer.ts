@@ -55,9 +55,17 @@ export class PeerPool {
     this.#options = options;
   }
 
-  session(url: string): Promise<http2.ClientHttp2Session> {
+  async session(url: string): Promise<http2.ClientHttp2Session> {
     const existing = this.#sessions.get(url);
-    if (existing) return existing;
+    if (existing) {
+      // A peer that sent GOAWAY (it is shutting down) is forgotten on the next tick; never
+      // hand out its closing session in between: connect afresh instead.
+      const current = await existing.catch(() => undefined);
+      if (current && !current.closed && !current.destroyed) return current;
+      if (this.#sessions.get(url) === existing) this.#sessions.delete(url);
+      const again = this.#sessions.get(url);
+      if (again) return again;
+    }
     const created = this.#connect(url);
     this.#sessions.set(url, created);
     created.catch(() => this.#sessions.delete(url));

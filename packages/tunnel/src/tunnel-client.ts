@@ -37,6 +37,14 @@ export interface BackoffOptions {
   stableAfterMs?: number;
   /** Delay after the platform refused the credential (default 10 min): no retry storm. */
   rejectedMs?: number;
+  /**
+   * The first `fastAttempts` reconnections (default 10) are capped at `fastMaxMs` (default
+   * 2 s) instead of `maxMs`: a node restarting (a rolling restart, a crash the operator
+   * repairs in seconds) gets its agents back within about a second of being ready, while a
+   * long outage still backs off to `maxMs`. Full jitter spreads a thousand agents over it.
+   */
+  fastMaxMs?: number;
+  fastAttempts?: number;
 }
 
 /** Options of {@link TunnelClient}. */
@@ -190,7 +198,8 @@ export class TunnelClient extends EventEmitter {
   async #slotLoop(slot: number): Promise<void> {
     const sleeper = new Sleeper();
     this.#sleepers.push(sleeper);
-    const { baseMs = 250, maxMs = 30_000, stableAfterMs = 30_000, rejectedMs = 600_000 } = this.#options.backoff ?? {};
+    const { baseMs = 250, maxMs = 30_000, stableAfterMs = 30_000, rejectedMs = 600_000, fastMaxMs = 2000, fastAttempts = 10 } = this.#options.backoff ?? {};
+    const cap = (attempt: number): number => (attempt <= fastAttempts ? Math.min(fastMaxMs, maxMs) : maxMs);
     let attempt = 0;
     let urlIndex = slot;
     while (!this.#closed) {
@@ -199,7 +208,7 @@ export class TunnelClient extends EventEmitter {
       try {
         const lived = await this.#runSession(url);
         attempt = lived >= stableAfterMs ? 0 : attempt + 1;
-        delay = backoffDelay(attempt, baseMs, maxMs);
+        delay = backoffDelay(attempt, baseMs, cap(attempt));
       } catch (error) {
         const failure = toInsituError(error);
         this.#lastError = failure;
@@ -209,7 +218,7 @@ export class TunnelClient extends EventEmitter {
           this.emit('rejected', failure);
         } else {
           attempt++;
-          delay = backoffDelay(attempt, baseMs, maxMs);
+          delay = backoffDelay(attempt, baseMs, cap(attempt));
           this.#logger.info({ code: failure.code, url, retryInMs: delay, err: failure.message }, 'tunnel connection failed');
         }
         urlIndex++;
