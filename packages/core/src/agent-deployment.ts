@@ -15,6 +15,12 @@ export const ResolvedDatasetSchema = Type.Object(
 );
 export type ResolvedDataset = Static<typeof ResolvedDatasetSchema>;
 
+/**
+ * The path an agent answers itself on the tunnel, without any application: the operator's
+ * deep probe (server → tunnel → agent) reaches every connected agent through it.
+ */
+export const AGENT_PROBE_PATH = '/_insitu/probe';
+
 /** The header a gateway sets on a call it sends down the tunnel: which deployment answers it. */
 export const DEPLOYMENT_HEADER = 'insitu-deployment';
 

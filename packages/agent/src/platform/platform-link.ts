@@ -2,17 +2,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentDesiredSchema, DEPLOYMENT_HEADER, assertValid, type Logger } from '@insitu/core';
+import { AGENT_PROBE_PATH, AgentDesiredSchema, DEPLOYMENT_HEADER, assertValid, type Logger } from '@insitu/core';
 import { RAW_STREAM_HANDLER, TunnelClient, type RawStreamCapable, type ServiceAnnouncement, type TunnelHandler } from '@insitu/tunnel';
 import type { Agent, AgentStatus } from '../agent.js';
 import type { BundleSource, DesiredDeployment, FetchedBundle } from '../apps/bundle-source.js';
 import type { DeploymentReport, PlatformClient, PlatformDeployment } from '../identity/platform-client.js';
 
-/**
- * The path the agent answers itself on the tunnel, without any application: the operator's
- * deep probe (gateway → tunnel → agent) reaches every connected agent through it.
- */
-export const AGENT_PROBE_PATH = '/_insitu/probe';
 
 /**
  * Bundles from the platform: downloaded with the agent credential into a temp file. The

@@ -1,11 +1,9 @@
-import { CLUSTER_AUTH_HEADER, InsituError, verifyClusterRequest } from '@insitu/core';
+import { AGENT_PROBE_PATH, CLUSTER_AUTH_HEADER, InsituError, verifyClusterRequest } from '@insitu/core';
 import Type from 'typebox';
 import type { App } from '../app.js';
 import type { ServerContext } from '../context.js';
 import { clusterSecret } from '../tunnel-endpoint.js';
 
-/** The path the agent answers itself on the tunnel (see the agent's platform link). */
-const AGENT_PROBE_PATH = '/_insitu/probe';
 
 const Closed = { additionalProperties: false } as const;
 const OperatorEventSchema = Type.Object(
