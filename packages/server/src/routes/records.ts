@@ -7,15 +7,17 @@ import type { ServerContext } from '../context.js';
 import type { CallRecorder } from '../gateway/call-recorder.js';
 import { iso, presentAudit, presentEvent } from '../presenters.js';
 import { NameResolver } from '../name-resolver.js';
+import { serviceForRecords, serviceNotFound } from '../services/access.js';
 
 /** Usage (metering), the audit log and its verification, and the event log. */
 export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: CallRecorder): void {
   const { store } = ctx;
 
-  async function serviceByRef(ref: string) {
-    const row = await new NameResolver(store).service(ref);
-    if (!row) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${ref}`);
-    return row;
+  /** Provider ids of the user's organisations (their audit records and the services that run there). */
+  async function providerIdsOf(orgIds: readonly string[]): Promise<string[]> {
+    const ids: string[] = [];
+    for (const orgId of orgIds) ids.push(...(await store.providers.list({ orgId, limit: 1000, offset: 0 })).map((p) => p.id));
+    return ids;
   }
 
   app.get(
@@ -40,8 +42,9 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
       let serviceIds: string[] | undefined;
       let keyIds: string[] | undefined;
       if (service) {
-        const row = await serviceByRef(service);
-        if (!canSeeOrg(principal, row.org_id)) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${service} of yours`);
+        // Usage is the owner's: any other service answers exactly like an unknown name.
+        const row = await new NameResolver(store).service(service);
+        if (!row || !canSeeOrg(principal, row.org_id)) throw serviceNotFound(service);
         serviceIds = [row.id];
       }
       if (key) {
@@ -91,9 +94,9 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
       const principal = userOf(request);
       const { service, before, limit = 100 } = request.query;
       const orgIds = [...principal.orgs.keys()];
-      const serviceId = service ? (await serviceByRef(service)).id : undefined;
-      const providerIds: string[] = [];
-      for (const orgId of orgIds) providerIds.push(...(await store.providers.list({ orgId, limit: 1000, offset: 0 })).map((p) => p.id));
+      const providerIds = await providerIdsOf(orgIds);
+      // A service the user may not see answers exactly like an unknown name (no existence oracle).
+      const serviceId = service ? (await serviceForRecords(store, principal, service, new Set(providerIds))).id : undefined;
       await recorder.flush();
       const rows = await store.audit.list({
         ...(principal.platformAdmin ? {} : { callerOrgIds: orgIds, serviceOrgIds: orgIds, providerIds }),

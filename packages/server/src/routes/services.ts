@@ -2,12 +2,13 @@ import { InsituError } from '@insitu/core';
 import { AppRepository, isUniqueViolation, type ServiceRow } from '@insitu/store';
 import { requireAppRole, visibleApp } from '../apps/access.js';
 import { userOf, type App } from '../app.js';
-import { canSeeOrg, requireOrgRole, type UserPrincipal } from '../auth/principal.js';
+import { requireOrgRole, type UserPrincipal } from '../auth/principal.js';
 import { CreateServiceBody, GrantBody, GrantParams, IdParams, ListQuery, ServicePage, ServiceSchema, UpdateServiceBody } from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { iso } from '../presenters.js';
+import { visibleService } from '../services/access.js';
 
 /**
  * Services: an application published under a stable name at `/s/{name}/…` (its newest
@@ -55,12 +56,8 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
   }
 
   /** The service if the user may see it: public, their own, or granted to one of their organisations. */
-  async function visible(principal: UserPrincipal, id: string): Promise<ServiceRow> {
-    const row = await store.services.get(id);
-    if (!row) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${id}`);
-    if (row.access === 'public' || canSeeOrg(principal, row.org_id)) return row;
-    for (const orgId of principal.orgs.keys()) if (await store.services.isGranted(row.id, orgId)) return row;
-    throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${id}`);
+  function visible(principal: UserPrincipal, id: string): Promise<ServiceRow> {
+    return visibleService(store, principal, id);
   }
 
   function requireOwner(principal: UserPrincipal, row: ServiceRow): void {
