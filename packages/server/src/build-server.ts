@@ -34,6 +34,7 @@ import { registerHealthRoutes } from './routes/health.js';
 import { registerOrgRoutes } from './routes/orgs.js';
 import { registerProviderRoutes } from './routes/providers.js';
 import { mountTunnel, readTlsFiles } from './tunnel-endpoint.js';
+import { setUpAuditAnchoring, type AuditAnchoring } from './audit/anchoring.js';
 import { VERSION } from './version.js';
 
 /** Options for {@link buildServer}. */
@@ -47,12 +48,19 @@ export interface BuildServerOptions {
   dispatcher?: ServiceDispatcher;
   /** Coordination store to use instead of the one the config names (the caller closes it). */
   coordinator?: Coordinator;
+  /**
+   * The data dir, against which relative files of the config resolve (the audit anchor
+   * key and file). Without it, relative ones are not used: no audit anchors are signed.
+   */
+  dataDir?: string;
 }
 
 /** The platform services a built server runs, for whoever wires the tunnel and tests. */
 export interface PlatformParts {
   reconciler: DeploymentReconciler;
   recorder: CallRecorder;
+  /** Signs and publishes audit chain heads; undefined when no anchor key is configured. */
+  anchoring: AuditAnchoring | undefined;
   gateway: Gateway;
   /** `draining: true` turns readiness off (shutdown). */
   lifecycle: { draining: boolean };
@@ -242,6 +250,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
       },
     });
   });
+  const anchoring = await setUpAuditAnchoring({ config, store, logger, node: ctx.node.id, now: ctx.now, coordinator: app.coordinator, ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
   reconciler.on('routes-changed', () => gateway.router.invalidate());
   // A change of a provider's deployments is pushed at once to its agents with a session on
   // this node; in a cluster, changes are also announced to the other nodes, which push to
@@ -265,6 +274,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   app.decorate('insitu', {
     reconciler,
     recorder,
+    anchoring,
     gateway,
     lifecycle: ctx.lifecycle,
     setDispatcher(next: ServiceDispatcher) {
@@ -273,13 +283,19 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   });
   reconciler.start();
   recorder.start();
+  anchoring?.publisher.start();
   // Before the coordinator closes (its onClose hook was added first).
   app.addHook('preClose', async () => {
     await signals.close().catch(() => undefined);
+    // The head so far, signed into coord too while it is open.
+    await recorder.flush().catch(() => undefined);
+    await anchoring?.publisher.publish().catch(() => undefined);
   });
   app.addHook('onClose', async () => {
     await reconciler.stop();
     await recorder.close();
+    // The last records, anchored in the file and the log (the coordinator is closed by now).
+    if (anchoring) await anchoring.publisher.close({ ...(anchoring.places.file ? { file: anchoring.places.file } : {}) });
   });
 
   registerHealthRoutes(app, ctx);
@@ -294,7 +310,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   registerDeploymentRoutes(app, ctx, reconciler);
   registerServiceRoutes(app, ctx, gateway, baseUrl);
   registerKeyRoutes(app, ctx, gateway);
-  registerRecordRoutes(app, ctx, recorder);
+  registerRecordRoutes(app, ctx, recorder, anchoring);
   registerOperatorClusterRoutes(app, ctx);
 
   app.get('/api/v1/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());

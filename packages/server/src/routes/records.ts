@@ -2,15 +2,17 @@ import { InsituError } from '@insitu/core';
 import { DAY_MS, HOUR_MS } from '@insitu/store';
 import { userOf, type App } from '../app.js';
 import { canSeeOrg, requirePlatformAdmin } from '../auth/principal.js';
-import { AuditPage, AuditQuery, AuditVerificationSchema, EventPage, EventQuery, UsageQuery, UsageSchema } from '../api-schemas.js';
+import { AnchorKeySchema, AuditPage, AuditQuery, AuditVerificationSchema, EventPage, EventQuery, UsageQuery, UsageSchema } from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
+import type { AuditAnchoring } from '../audit/anchoring.js';
+import { verifyAuditLog } from '../audit/verify-audit-log.js';
 import type { CallRecorder } from '../gateway/call-recorder.js';
 import { iso, presentAudit, presentEvent } from '../presenters.js';
 import { NameResolver } from '../name-resolver.js';
 import { serviceForRecords, serviceNotFound } from '../services/access.js';
 
 /** Usage (metering), the audit log and its verification, and the event log. */
-export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: CallRecorder): void {
+export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: CallRecorder, anchoring: AuditAnchoring | undefined): void {
   const { store } = ctx;
 
   /** Provider ids of the user's organisations (their audit records and the services that run there). */
@@ -112,11 +114,31 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
 
   app.post(
     '/api/v1/audit/verify',
-    { schema: { tags: ['audit'], summary: 'Walk the whole hash chain and report the first edited, deleted or reordered record (platform admins)', response: { 200: AuditVerificationSchema } } },
+    {
+      schema: {
+        tags: ['audit'],
+        summary:
+          'Walk every record of the hash chain and compare it with the newest signed anchor kept outside the database; report the first edited, deleted, forged or reordered record, or a rewritten, truncated or emptied log (platform admins)',
+        response: { 200: AuditVerificationSchema },
+      },
+    },
     async (request) => {
       requirePlatformAdmin(userOf(request));
       await recorder.flush();
-      return store.audit.verify();
+      if (!anchoring) return { ...(await store.audit.verify()), anchored: false };
+      return verifyAuditLog(store, { places: anchoring.places, trusted: anchoring.trusted });
+    },
+  );
+
+  app.get(
+    '/api/v1/audit/anchor-key',
+    {
+      config: { auth: 'public' },
+      schema: { tags: ['audit'], summary: 'The public key that verifies signed audit anchors (published so that anyone holding an anchor can check it)', response: { 200: AnchorKeySchema } },
+    },
+    async () => {
+      if (!anchoring) throw new InsituError('INSITU_NOT_FOUND', 'this server signs no audit anchors (no anchor key configured)');
+      return { keyId: anchoring.key.keyId, publicKey: anchoring.key.publicKeyPem };
     },
   );
 
