@@ -35,6 +35,7 @@ import { registerOrgRoutes } from './routes/orgs.js';
 import { registerProviderRoutes } from './routes/providers.js';
 import { mountTunnel, readTlsFiles } from './tunnel-endpoint.js';
 import { setUpAuditAnchoring, type AuditAnchoring } from './audit/anchoring.js';
+import { API_ERROR_ID, documentErrorResponses, type RouteEntry } from './openapi-responses.js';
 import { VERSION } from './version.js';
 
 /** Options for {@link buildServer}. */
@@ -59,6 +60,8 @@ export interface BuildServerOptions {
 export interface PlatformParts {
   reconciler: DeploymentReconciler;
   recorder: CallRecorder;
+  /** Every route the router holds (method, URL pattern, hidden from the OpenAPI document or not). */
+  routes: readonly RouteEntry[];
   /** Signs and publishes audit chain heads; undefined when no anchor key is configured. */
   anchoring: AuditAnchoring | undefined;
   gateway: Gateway;
@@ -218,17 +221,22 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   });
 
   await app.register(swagger, {
+    // Shared schemas keep their names: the error body is #/components/schemas/ApiError.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: {
         title: 'Insitu platform API',
         version: VERSION,
-        description: 'Control plane of Insitu: organisations, providers, agents and the data catalog. Errors: { error: { code, message, requestId } }.',
+        description: `Control plane of Insitu: organisations, providers, agents and the data catalog. Every error answers { error: { code, message, requestId } } (#/components/schemas/${API_ERROR_ID}); each operation lists the error statuses it can answer.`,
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
   });
+
+  const routes: RouteEntry[] = [];
+  documentErrorResponses(app, routes);
 
   await mountTunnel(app, ctx, options.coordinator ? { coordinator: options.coordinator } : {});
   holder.app = app;
@@ -274,6 +282,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   app.decorate('insitu', {
     reconciler,
     recorder,
+    routes,
     anchoring,
     gateway,
     lifecycle: ctx.lifecycle,

@@ -25,6 +25,7 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
   app.get(
     '/api/v1/usage',
     {
+      config: { errors: [404] },
       schema: {
         tags: ['usage'],
         summary:
@@ -85,6 +86,7 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
   app.get(
     '/api/v1/audit',
     {
+      config: { errors: [404] },
       schema: {
         tags: ['audit'],
         summary: 'Audit records (caller, service, version, agent, status, bytes, duration; never payloads) of calls your organisations made, own the service of, or ran at their providers',
@@ -133,7 +135,7 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
   app.get(
     '/api/v1/audit/anchor-key',
     {
-      config: { auth: 'public' },
+      config: { auth: 'public', errors: [404] },
       schema: { tags: ['audit'], summary: 'The public key that verifies signed audit anchors (published so that anyone holding an anchor can check it)', response: { 200: AnchorKeySchema } },
     },
     async () => {

@@ -1,4 +1,5 @@
-import { InsituError } from '@insitu/core';
+import { IdSchema, InsituError } from '@insitu/core';
+import Type from 'typebox';
 import { AppRepository, isUniqueViolation, type ServiceRow } from '@insitu/store';
 import { requireAppRole, visibleApp } from '../apps/access.js';
 import { userOf, type App } from '../app.js';
@@ -9,6 +10,7 @@ import type { Gateway } from '../gateway/gateway.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { iso } from '../presenters.js';
 import { visibleService } from '../services/access.js';
+import { NoContent } from '../openapi-responses.js';
 
 /**
  * Services: an application published under a stable name at `/s/{name}/…` (its newest
@@ -66,7 +68,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.post(
     '/api/v1/services',
-    { schema: { tags: ['services'], summary: 'Publish an application as a service (developer role)', body: CreateServiceBody, response: { 201: ServiceSchema } } },
+    { config: { errors: [404, 409] }, schema: { tags: ['services'], summary: 'Publish an application as a service (developer role)', body: CreateServiceBody, response: { 201: ServiceSchema } } },
     async (request, reply) => {
       const principal = userOf(request);
       const { name, appId, description, access, ...limits } = request.body;
@@ -118,7 +120,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.patch(
     '/api/v1/services/:id',
-    { schema: { tags: ['services'], summary: 'Change limits, access or description (developer role of the owner)', params: IdParams, body: UpdateServiceBody, response: { 200: ServiceSchema } } },
+    { config: { errors: [409] }, schema: { tags: ['services'], summary: 'Change limits, access or description (developer role of the owner)', params: IdParams, body: UpdateServiceBody, response: { 200: ServiceSchema } } },
     async (request) => {
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);
@@ -130,7 +132,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
     },
   );
 
-  app.delete('/api/v1/services/:id', { schema: { tags: ['services'], summary: 'Unpublish (developer role of the owner)', params: IdParams } }, async (request, reply) => {
+  app.delete('/api/v1/services/:id', { schema: { tags: ['services'], summary: 'Unpublish (developer role of the owner)', params: IdParams, response: { 204: NoContent } } }, async (request, reply) => {
     const principal = userOf(request);
     const row = await visible(principal, request.params.id);
     requireOwner(principal, row);
@@ -142,7 +144,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.post(
     '/api/v1/services/:id/grants',
-    { schema: { tags: ['services'], summary: 'Let an organisation call a restricted service (developer role of the owner)', params: IdParams, body: GrantBody } },
+    { schema: { tags: ['services'], summary: 'Let an organisation call a restricted service (developer role of the owner)', params: IdParams, body: GrantBody, response: { 204: NoContent } } },
     async (request, reply) => {
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);
@@ -156,7 +158,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.get(
     '/api/v1/services/:id/grants',
-    { schema: { tags: ['services'], summary: 'Organisations granted a service (its owner)', params: IdParams } },
+    { schema: { tags: ['services'], summary: 'Organisations granted a service (its owner)', params: IdParams, response: { 200: Type.Object({ orgIds: Type.Array(IdSchema) }) } } },
     async (request) => {
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);
@@ -167,7 +169,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.delete(
     '/api/v1/services/:id/grants/:orgId',
-    { schema: { tags: ['services'], summary: 'Withdraw a grant (developer role of the owner)', params: GrantParams } },
+    { schema: { tags: ['services'], summary: 'Withdraw a grant (developer role of the owner)', params: GrantParams, response: { 204: NoContent } } },
     async (request, reply) => {
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);
