@@ -5,7 +5,9 @@ import { statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitFor } from '@insitu/core';
 import { GENESIS_HASH, auditHash, openStore, type AuditInput, type Store } from '@insitu/store';
-import { makeTempDir, removeDir } from '@insitu/test-helpers';
+import { createEtcdCoordinator } from '@insitu/coord';
+import { ANCHOR_COORD_KEY } from '@insitu/server';
+import { makeTempDir, removeDir, startEtcd, type EtcdMember } from '@insitu/test-helpers';
 import { run, start } from './helpers.js';
 
 /*
@@ -219,5 +221,53 @@ describe('insitu audit verify against signed anchors', () => {
       assert.equal(await server.stop(), 0);
     }
     assert.ok(existsSync(join(copy, 'audit-anchor.json')));
+  });
+});
+
+describe('audit anchors in etcd', () => {
+  let dir = '';
+  let etcd: EtcdMember | undefined;
+
+  before(async () => {
+    dir = await makeTempDir('insitu-audit-etcd-');
+    etcd = await startEtcd();
+  });
+  after(async () => {
+    await etcd?.stop();
+    await removeDir(dir);
+  });
+
+  it('a cluster node anchors in etcd, and insitu audit verify reads it there (with no anchor file left)', async () => {
+    const dataDir = join(dir, 'node1');
+    assert.equal((await run(['init', '--data-dir', dataDir, '--admin-email', 'root@example.test'])).code, 0);
+    const namespace = `t-${Math.random().toString(36).slice(2, 8)}/`;
+    await appendFile(
+      join(dataDir, 'config.yaml'),
+      `audit:\n  anchorIntervalMs: 100\ncluster:\n  coordination: etcd\n  etcdEndpoints: ['${etcd?.endpoint ?? ''}']\n  etcdNamespace: ${namespace}\n  secret: a-cluster-secret-of-at-least-32-characters\n`,
+    );
+    const server = start(['server', '--data-dir', dataDir, '--port', '0', '--log-level', 'info']);
+    const coord = createEtcdCoordinator({ endpoints: [etcd?.endpoint ?? ''], namespace });
+    try {
+      await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
+      await withStore(dataDir, (store) => store.transaction((tx) => tx.audit.append([1, 2, 3, 4].map(call))));
+      await waitFor(async () => ((JSON.parse((await coord.get(ANCHOR_COORD_KEY)) ?? '{}') as { seq?: number }).seq === 4 ? true : undefined), {
+        timeoutMs: 10_000,
+        what: 'an anchor of record 4 in etcd',
+      });
+    } finally {
+      assert.equal(await server.stop(), 0);
+      await coord.close();
+    }
+    await rm(join(dataDir, 'audit-anchor.json'));
+    const intact = await verify(dataDir);
+    assert.equal(intact.code, 0, JSON.stringify(intact.result));
+    assert.deepEqual([intact.result.anchor?.seq, intact.result.anchor?.source], [4, 'coord']);
+    await withStore(dataDir, async (store) => {
+      await store.db.deleteFrom('audit_log').where('seq', '>', 2).execute();
+      await rewriteConsistently(store, () => ({}));
+    });
+    const truncated = await verify(dataDir);
+    assert.equal(truncated.code, 1);
+    assert.match(truncated.result.firstBroken?.reason ?? '', /truncated or emptied/);
   });
 });
