@@ -2,11 +2,13 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, readFile, rm, appendFile, writeFile } from 'node:fs/promises';
 import { statSync, existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { waitFor } from '@insitu/core';
 import { GENESIS_HASH, auditHash, openStore, type AuditInput, type Store } from '@insitu/store';
 import { createEtcdCoordinator } from '@insitu/coord';
-import { ANCHOR_COORD_KEY } from '@insitu/server';
+import { ANCHOR_COORD_PREFIX, ensureAnchorKey, signAnchor } from '@insitu/server';
 import { makeTempDir, removeDir, startEtcd, type EtcdMember } from '@insitu/test-helpers';
 import { run, start } from './helpers.js';
 
@@ -58,7 +60,7 @@ async function rewriteConsistently(store: Store, change: (seq: number) => Record
   await store.db.updateTable('audit_head').set({ seq: Number(rows.at(-1)?.seq ?? 0), hash: prev }).where('id', '=', 1).execute();
 }
 
-async function verify(dataDir: string): Promise<{ code: number; result: { ok: boolean; anchored: boolean; anchor?: { seq: number; source: string }; firstBroken?: { seq: number; reason: string } } }> {
+async function verify(dataDir: string): Promise<{ code: number; result: { ok: boolean; anchored: boolean; anchor?: { seq: number; source: string }; ignored?: string[]; firstBroken?: { seq: number; reason: string } } }> {
   const out = await run(['audit', 'verify', '--data-dir', dataDir, '--json']);
   assert.equal(out.stderr, '');
   return { code: out.code, result: JSON.parse(out.stdout) };
@@ -241,16 +243,19 @@ describe('audit anchors in etcd', () => {
     const dataDir = join(dir, 'node1');
     assert.equal((await run(['init', '--data-dir', dataDir, '--admin-email', 'root@example.test'])).code, 0);
     const namespace = `t-${Math.random().toString(36).slice(2, 8)}/`;
+    // The cluster's shared key, made as docs/multi-node-install.md makes it.
+    const sharedKey = join(dir, 'audit-anchor.key');
+    await promisify(execFile)('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', sharedKey]);
     await appendFile(
       join(dataDir, 'config.yaml'),
-      `audit:\n  anchorIntervalMs: 100\ncluster:\n  coordination: etcd\n  etcdEndpoints: ['${etcd?.endpoint ?? ''}']\n  etcdNamespace: ${namespace}\n  secret: a-cluster-secret-of-at-least-32-characters\n`,
+      `audit:\n  anchorIntervalMs: 100\n  anchorKeyFile: ${sharedKey}\ncluster:\n  coordination: etcd\n  etcdEndpoints: ['${etcd?.endpoint ?? ''}']\n  etcdNamespace: ${namespace}\n  secret: a-cluster-secret-of-at-least-32-characters\n`,
     );
     const server = start(['server', '--data-dir', dataDir, '--port', '0', '--log-level', 'info']);
     const coord = createEtcdCoordinator({ endpoints: [etcd?.endpoint ?? ''], namespace });
     try {
       await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
       await withStore(dataDir, (store) => store.transaction((tx) => tx.audit.append([1, 2, 3, 4].map(call))));
-      await waitFor(async () => ((JSON.parse((await coord.get(ANCHOR_COORD_KEY)) ?? '{}') as { seq?: number }).seq === 4 ? true : undefined), {
+      await waitFor(async () => ([...(await coord.list(ANCHOR_COORD_PREFIX)).values()].some((text) => (JSON.parse(text) as { seq?: number }).seq === 4) ? true : undefined), {
         timeoutMs: 10_000,
         what: 'an anchor of record 4 in etcd',
       });
@@ -259,9 +264,19 @@ describe('audit anchors in etcd', () => {
       await coord.close();
     }
     await rm(join(dataDir, 'audit-anchor.json'));
+    // Another node of the cluster that keeps its own key anchors beside it, under its key id: no false alarm here.
+    const other = await ensureAnchorKey(join(dir, 'other-node.key'));
+    const otherCoord = createEtcdCoordinator({ endpoints: [etcd?.endpoint ?? ''], namespace });
+    try {
+      const head = await withStore(dataDir, async (store) => store.audit.head());
+      await otherCoord.put(`${ANCHOR_COORD_PREFIX}${other.key.keyId}`, JSON.stringify(signAnchor(other.key, head ?? { seq: 0, hash: GENESIS_HASH }, 'node2', Date.now())));
+    } finally {
+      await otherCoord.close();
+    }
     const intact = await verify(dataDir);
     assert.equal(intact.code, 0, JSON.stringify(intact.result));
     assert.deepEqual([intact.result.anchor?.seq, intact.result.anchor?.source], [4, 'coord']);
+    assert.deepEqual(intact.result.ignored, [`${ANCHOR_COORD_PREFIX}${other.key.keyId}`]);
     await withStore(dataDir, async (store) => {
       await store.db.deleteFrom('audit_log').where('seq', '>', 2).execute();
       await rewriteConsistently(store, () => ({}));

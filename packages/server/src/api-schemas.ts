@@ -392,6 +392,7 @@ export const AuditVerificationSchema = Type.Object({
       { description: 'The newest signed head found outside the database (coord or the anchor file), and where' },
     ),
   ),
+  ignored: Type.Optional(Type.Array(Type.String(), { description: "Coordination keys of anchors signed by keys this node does not trust (other nodes' own keys)" })),
 });
 
 export const AnchorKeySchema = Type.Object({

@@ -30,4 +30,4 @@ export { verifyAuditLog } from './audit/verify-audit-log.js';
 export type { AuditLogVerification } from './audit/verify-audit-log.js';
 export { ensureAnchorKey, checkAnchor, signAnchor, trustedAnchorKeys, publicKeyFileOf } from './audit/anchor.js';
 export type { SignedAnchor, AnchorKey } from './audit/anchor.js';
-export { ANCHOR_COORD_KEY } from './audit/anchor-places.js';
+export { ANCHOR_COORD_PREFIX } from './audit/anchor-places.js';

@@ -2,8 +2,12 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { Coordinator } from '@insitu/coord';
 import type { SignedAnchor } from './anchor.js';
 
-/** The coordination key holding the latest anchor (under the platform's etcd namespace). */
-export const ANCHOR_COORD_KEY = 'audit/anchor';
+/**
+ * The coordination prefix of the anchors (under the platform's etcd namespace): one key
+ * per signing key, `audit/anchors/<keyId>`, holding that key's latest anchor, so nodes of a
+ * cluster that sign with different keys never overwrite each other.
+ */
+export const ANCHOR_COORD_PREFIX = 'audit/anchors/';
 
 /**
  * Where anchors are kept outside the database: the coordination store (etcd in a
@@ -19,6 +23,8 @@ export interface AnchorPlaces {
 /** What a place holds, as text (checked by the reader), with where it came from. */
 export interface AnchorText {
   source: 'coord' | 'file';
+  /** Where exactly: the coordination key or the file's path. */
+  at: string;
   text: string;
 }
 
@@ -36,12 +42,11 @@ function seqOf(text: string | undefined): number {
 export async function readAnchorTexts(places: AnchorPlaces): Promise<AnchorText[]> {
   const out: AnchorText[] = [];
   if (places.coord) {
-    const text = await places.coord.get(ANCHOR_COORD_KEY);
-    if (text !== undefined) out.push({ source: 'coord', text });
+    for (const [key, text] of await places.coord.list(ANCHOR_COORD_PREFIX)) out.push({ source: 'coord', at: key, text });
   }
   if (places.file) {
     try {
-      out.push({ source: 'file', text: await readFile(places.file, 'utf8') });
+      out.push({ source: 'file', at: places.file, text: await readFile(places.file, 'utf8') });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
@@ -49,10 +54,11 @@ export async function readAnchorTexts(places: AnchorPlaces): Promise<AnchorText[
   return out;
 }
 
-/** Put `anchor` into the coordination store unless it holds a newer one. */
+/** Put `anchor` under its key id into the coordination store unless it holds a newer one there. */
 export async function putCoordAnchor(coord: Coordinator, anchor: SignedAnchor): Promise<void> {
-  if (seqOf(await coord.get(ANCHOR_COORD_KEY)) > anchor.seq) return;
-  await coord.put(ANCHOR_COORD_KEY, JSON.stringify(anchor));
+  const key = `${ANCHOR_COORD_PREFIX}${anchor.keyId}`;
+  if (seqOf(await coord.get(key)) > anchor.seq) return;
+  await coord.put(key, JSON.stringify(anchor));
 }
 
 /** Write `anchor` to `file` (whole or not at all: a temporary file renamed over it) unless it holds a newer one. */

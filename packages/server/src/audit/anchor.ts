@@ -116,7 +116,7 @@ export function trustedAnchorKeys(keys: ReadonlyArray<KeyObject | string>): Trus
 }
 
 /** The anchor in `raw` (JSON text) if it is well formed and signed by a trusted key; else why not. */
-export function checkAnchor(raw: string, trusted: TrustedAnchorKeys): { ok: true; anchor: SignedAnchor } | { ok: false; reason: string } {
+export function checkAnchor(raw: string, trusted: TrustedAnchorKeys): { ok: true; anchor: SignedAnchor } | { ok: false; untrusted?: true; reason: string } {
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -132,7 +132,7 @@ export function checkAnchor(raw: string, trusted: TrustedAnchorKeys): { ok: true
   }
   const anchor = a as SignedAnchor;
   const publicKey = trusted.get(anchor.keyId);
-  if (!publicKey) return { ok: false, reason: `is signed by key ${anchor.keyId}, which this platform does not trust` };
+  if (!publicKey) return { ok: false, untrusted: true, reason: `is signed by key ${anchor.keyId}, which this platform does not trust` };
   if (!verify(null, anchorPayload(anchor), publicKey, Buffer.from(anchor.signature, 'base64'))) return { ok: false, reason: 'has a signature that does not verify (it was altered)' };
   return { ok: true, anchor };
 }

@@ -8,6 +8,8 @@ export interface AuditLogVerification extends AuditVerification {
   anchor?: { seq: number; hash: string; ts: string; keyId: string; source: string };
   /** False when no place held an anchor: only the chain itself was checked. */
   anchored: boolean;
+  /** Anchors in coord signed by keys this node does not trust (other nodes' keys): not evidence either way. */
+  ignored?: string[];
 }
 
 /**
@@ -18,9 +20,17 @@ export interface AuditLogVerification extends AuditVerification {
  */
 export async function verifyAuditLog(repos: Repositories, options: { places: AnchorPlaces; trusted: TrustedAnchorKeys }): Promise<AuditLogVerification> {
   const anchors: Array<SignedAnchor & { source: string }> = [];
-  for (const { source, text } of await readAnchorTexts(options.places)) {
+  const ignored: string[] = [];
+  for (const { source, at, text } of await readAnchorTexts(options.places)) {
     const checked = checkAnchor(text, options.trusted);
+    if (!checked.ok && checked.untrusted && source === 'coord') {
+      // Another node's key (a cluster whose nodes keep their own keys): its anchors prove
+      // nothing here, and a forgery under an unknown key cannot pass for ours either.
+      ignored.push(at);
+      continue;
+    }
     if (!checked.ok) {
+      // Our own anchor file is written only with our key: anything else there is tampering.
       const head = await repos.audit.head();
       return { ok: false, records: 0, firstBroken: { seq: 0, reason: `the audit anchor in ${source} ${checked.reason}` }, anchored: true, ...(head ? { head } : {}) };
     }
@@ -32,6 +42,7 @@ export async function verifyAuditLog(repos: Repositories, options: { places: Anc
   return {
     ...result,
     anchored: newest !== undefined,
+    ...(ignored.length > 0 ? { ignored } : {}),
     ...(newest ? { anchor: { seq: newest.seq, hash: newest.hash, ts: newest.ts, keyId: newest.keyId, source: newest.source } } : {}),
   };
 }
