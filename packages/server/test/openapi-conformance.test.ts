@@ -6,7 +6,7 @@ import { signClusterRequest } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
 import type { LightMyRequestResponse } from 'fastify';
 import { defaultServerConfig, initPlatform, issueSession, startServer, type RunningServer } from '../src/index.js';
-import { FAST_KDF, TEST_PASSWORD, type Api, type OrgWorld, datasetBody, enrolAgent, expectStatus, makeOrg } from './fixtures.js';
+import { FAST_KDF, TEST_PASSWORD, type Api, type OrgWorld, datasetBody, enrolAgent, makeOrg } from './fixtures.js';
 import { bundle } from './gateway-fixtures.js';
 
 /*
@@ -140,7 +140,7 @@ describe('the OpenAPI document tells the truth about every route', () => {
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     let body: string | Buffer | undefined;
     if (options.body !== undefined) {
-      if (Buffer.isBuffer(options.body) || typeof options.body === 'string') body = options.body as Buffer | string;
+      if (Buffer.isBuffer(options.body) || typeof options.body === 'string') body = options.body;
       else {
         body = JSON.stringify(options.body);
         headers['content-type'] ??= 'application/json';
