@@ -204,7 +204,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .command('audit')
     .description('the audit log')
     .command('verify')
-    .description("walk the audit log's hash chain: on the data dir's database, or with --url through the API; exit 1 if broken")
+    .description("walk every record of the audit log's hash chain and compare it with its newest signed anchor (the data dir's anchor file, etcd when configured): on the data dir's database, or with --url through the API; exit 1 if broken, rewritten, truncated or emptied")
     .addOption(dataDir()).addOption(configFile()).addOption(url()).addOption(token()).addOption(json())
     .action(async (options: Remote & { config?: string }) => {
       exitCode = await (await import('./commands/audit.js')).runAuditVerify(options, io);

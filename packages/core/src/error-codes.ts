@@ -107,7 +107,7 @@ export const ERROR_CODES = {
   INSITU_GATEWAY_TIMEOUT: { status: 504, meaning: "The call did not complete within the service's deadline." },
   INSITU_RESPONSE_ABORTED: { status: 502, meaning: "The application's answer broke off after its headers were sent (recorded in usage and audit)." },
   INSITU_CALLER_GONE: { status: 400, meaning: 'The caller closed the connection before the answer was complete (recorded in usage and audit; never sent).' },
-  INSITU_AUDIT_BROKEN: { status: 500, meaning: 'The audit log does not verify: a record was edited, deleted or reordered.' },
+  INSITU_AUDIT_BROKEN: { status: 500, meaning: 'The audit log does not verify: a record was edited, deleted, forged or reordered, or the log no longer holds what a signed anchor vouches for (rewritten, truncated or emptied).' },
 } as const satisfies Record<string, { status: number; meaning: string }>;
 
 /** A stable error code, e.g. `INSITU_DATASET_NOT_FOUND`. */

@@ -385,6 +385,19 @@ export const AuditVerificationSchema = Type.Object({
   records: Type.Integer(),
   firstBroken: Type.Optional(Type.Object({ seq: Type.Integer(), reason: Type.String() })),
   head: Type.Optional(Type.Object({ seq: Type.Integer(), hash: Type.String() })),
+  anchored: Type.Boolean({ description: 'False when no signed anchor was found outside the database: only the chain itself was checked' }),
+  anchor: Type.Optional(
+    Type.Object(
+      { seq: Type.Integer(), hash: Type.String(), ts: Type.String(), keyId: Type.String(), source: Type.String() },
+      { description: 'The newest signed head found outside the database (coord or the anchor file), and where' },
+    ),
+  ),
+  ignored: Type.Optional(Type.Array(Type.String(), { description: "Coordination keys of anchors signed by keys this node does not trust (other nodes' own keys)" })),
+});
+
+export const AnchorKeySchema = Type.Object({
+  keyId: Type.String({ description: 'First 16 hex digits of the SHA-256 of the public key (SPKI DER); anchors name it' }),
+  publicKey: Type.String({ description: 'Ed25519 public key (SPKI PEM) that verifies signed audit anchors' }),
 });
 
 export const EventSchema = Type.Object({

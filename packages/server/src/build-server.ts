@@ -34,6 +34,8 @@ import { registerHealthRoutes } from './routes/health.js';
 import { registerOrgRoutes } from './routes/orgs.js';
 import { registerProviderRoutes } from './routes/providers.js';
 import { mountTunnel, readTlsFiles } from './tunnel-endpoint.js';
+import { setUpAuditAnchoring, type AuditAnchoring } from './audit/anchoring.js';
+import { API_ERROR_ID, documentErrorResponses, type RouteEntry } from './openapi-responses.js';
 import { VERSION } from './version.js';
 
 /** Options for {@link buildServer}. */
@@ -47,12 +49,21 @@ export interface BuildServerOptions {
   dispatcher?: ServiceDispatcher;
   /** Coordination store to use instead of the one the config names (the caller closes it). */
   coordinator?: Coordinator;
+  /**
+   * The data dir, against which relative files of the config resolve (the audit anchor
+   * key and file). Without it, relative ones are not used: no audit anchors are signed.
+   */
+  dataDir?: string;
 }
 
 /** The platform services a built server runs, for whoever wires the tunnel and tests. */
 export interface PlatformParts {
   reconciler: DeploymentReconciler;
   recorder: CallRecorder;
+  /** Every route the router holds (method, URL pattern, hidden from the OpenAPI document or not). */
+  routes: readonly RouteEntry[];
+  /** Signs and publishes audit chain heads; undefined when no anchor key is configured. */
+  anchoring: AuditAnchoring | undefined;
   gateway: Gateway;
   /** `draining: true` turns readiness off (shutdown). */
   lifecycle: { draining: boolean };
@@ -204,17 +215,22 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   });
 
   await app.register(swagger, {
+    // Shared schemas keep their names: the error body is #/components/schemas/ApiError.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: {
         title: 'Insitu platform API',
         version: VERSION,
-        description: 'Control plane of Insitu: organisations, providers, agents and the data catalog. Errors: { error: { code, message, requestId } }.',
+        description: `Control plane of Insitu: organisations, providers, agents and the data catalog. Every error answers { error: { code, message, requestId } } (#/components/schemas/${API_ERROR_ID}); each operation lists the error statuses it can answer.`,
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
   });
+
+  const routes: RouteEntry[] = [];
+  documentErrorResponses(app, routes);
 
   await mountTunnel(app, ctx, options.coordinator ? { coordinator: options.coordinator } : {});
   holder.app = app;
@@ -236,6 +252,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
       },
     });
   });
+  const anchoring = await setUpAuditAnchoring({ config, store, logger, node: ctx.node.id, now: ctx.now, coordinator: app.coordinator, ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
   reconciler.on('routes-changed', () => gateway.router.invalidate());
   // A change of a provider's deployments is pushed at once to its agents with a session on
   // this node; in a cluster, changes are also announced to the other nodes, which push to
@@ -259,6 +276,8 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   app.decorate('insitu', {
     reconciler,
     recorder,
+    routes,
+    anchoring,
     gateway,
     lifecycle: ctx.lifecycle,
     setDispatcher(next: ServiceDispatcher) {
@@ -267,13 +286,19 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   });
   reconciler.start();
   recorder.start();
+  anchoring?.publisher.start();
   // Before the coordinator closes (its onClose hook was added first).
   app.addHook('preClose', async () => {
     await signals.close().catch(() => undefined);
+    // The head so far, signed into coord too while it is open.
+    await recorder.flush().catch(() => undefined);
+    await anchoring?.publisher.publish().catch(() => undefined);
   });
   app.addHook('onClose', async () => {
     await reconciler.stop();
     await recorder.close();
+    // The last records, anchored in the file and the log (the coordinator is closed by now).
+    if (anchoring) await anchoring.publisher.close({ ...(anchoring.places.file ? { file: anchoring.places.file } : {}) });
   });
 
   registerHealthRoutes(app, ctx);
@@ -288,7 +313,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   registerDeploymentRoutes(app, ctx, reconciler);
   registerServiceRoutes(app, ctx, gateway, baseUrl);
   registerKeyRoutes(app, ctx, gateway);
-  registerRecordRoutes(app, ctx, recorder);
+  registerRecordRoutes(app, ctx, recorder, anchoring);
   registerOperatorClusterRoutes(app, ctx);
 
   app.get('/api/v1/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());

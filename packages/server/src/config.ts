@@ -65,6 +65,14 @@ export const ServerConfigSchema = Type.Object(
       {
         flushIntervalMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 250, description: 'How often metering and audit records are written in batches' }),
         batchSize: Type.Integer({ minimum: 1, maximum: 100_000, default: 1000, description: 'Write a batch early when this many records wait' }),
+        anchorKeyFile: Type.String({
+          minLength: 1,
+          default: 'audit-anchor.key',
+          description: 'Ed25519 private key (PKCS#8 PEM, mode 0600; relative to the data dir) that signs audit chain heads; created by insitu init, its public key beside it (.pub). Nodes of a cluster share it like the cluster secret',
+        }),
+        anchorFile: Type.String({ minLength: 1, default: 'audit-anchor.json', description: 'File (relative to the data dir) holding the latest signed audit anchor' }),
+        anchorIntervalMs: Type.Integer({ minimum: 100, maximum: 86_400_000, default: 60_000, description: 'How often the audit head is signed and published (coord, anchor file, log) when it moved; also on shutdown' }),
+        trustedAnchorKeys: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Further public keys (SPKI PEM) whose anchors verify, e.g. a former key after a rotation' }),
       },
       { ...Closed, default: {} },
     ),

@@ -49,7 +49,7 @@ export async function startServer(options: { config: Readonly<ServerConfig>; dat
   const store = options.store ?? (await openStore(storeConfigFor(options.config, options.dataDir)));
   let app: App | undefined;
   try {
-    app = await buildServer({ config: options.config, store, logger, ...(options.coordinator ? { coordinator: options.coordinator } : {}) });
+    app = await buildServer({ config: options.config, store, logger, dataDir: options.dataDir, ...(options.coordinator ? { coordinator: options.coordinator } : {}) });
     await app.listen({ host: options.config.listen.host, port: options.config.listen.port });
   } catch (error) {
     await app?.close().catch(() => undefined);

@@ -22,7 +22,7 @@ export type { ServiceLimits } from './repositories/service-repository.js';
 export { UsageRepository, HOUR_MS, DAY_MS } from './repositories/usage-repository.js';
 export type { UsageDelta, UsageTotal } from './repositories/usage-repository.js';
 export { AuditRepository, GENESIS_HASH, auditHash } from './repositories/audit-repository.js';
-export type { AuditInput, AuditVerification } from './repositories/audit-repository.js';
+export type { AuditHead, AuditInput, AuditVerification } from './repositories/audit-repository.js';
 export { EventRepository } from './repositories/event-repository.js';
 export type { EventInput } from './repositories/event-repository.js';
 export { OrgRepository } from './repositories/org-repository.js';

@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { InsituError } from '@insitu/core';
 import { openStore } from '@insitu/store';
-import { initPlatform, storeConfigFor } from '@insitu/server';
+import { ensureAnchorKey, initPlatform, publicKeyFileOf, storeConfigFor } from '@insitu/server';
 import { createPlatformCa, issueServerCertificate } from '@insitu/tunnel';
 import { stringify } from 'yaml';
 import { dataDirOf, ensureDataDir, isInitialised, loadCliServerConfig, type DataDirOptions } from '../data-dir.js';
@@ -23,6 +23,8 @@ export interface InitResult {
   admin: { email: string; password: string };
   /** The platform CA (agents pin it) and the server certificate issued from it. */
   tls: { caFile: string; certFile: string; keyFile: string };
+  /** The key that signs audit chain heads (mode 0600) and its published public half. */
+  auditAnchor: { keyFile: string; publicKeyFile: string; keyId: string };
 }
 
 /**
@@ -64,8 +66,16 @@ export async function initDataDir(options: InitOptions, io: CliIo): Promise<Init
     const init = await initPlatform(store, { adminEmail: options.adminEmail }, { N: 2 ** config.auth.passwordCost, r: 8, p: 1 });
     const header = '# Insitu platform configuration. Every option and its default: packages/server/README.md\n';
     const tls = await writePlatformTls(dataDir, options.host ?? '127.0.0.1');
+    const anchorKeyFile = isAbsolute(config.audit.anchorKeyFile) ? config.audit.anchorKeyFile : join(dataDir, config.audit.anchorKeyFile);
+    const anchor = await ensureAnchorKey(anchorKeyFile);
     await writeFile(configFile, header + stringify(fileConfig), { mode: 0o600 });
-    return { dataDir, configFile, admin: { email: init.admin.email, password: init.password }, tls };
+    return {
+      dataDir,
+      configFile,
+      admin: { email: init.admin.email, password: init.password },
+      tls,
+      auditAnchor: { keyFile: anchorKeyFile, publicKeyFile: publicKeyFileOf(anchorKeyFile), keyId: anchor.key.keyId },
+    };
   } finally {
     await store.close();
   }
@@ -82,5 +92,6 @@ export async function runInit(options: InitOptions, io: CliIo): Promise<void> {
   line(io.stdout, `  admin:    ${result.admin.email}`);
   line(io.stdout, `  password: ${result.admin.password}`);
   line(io.stdout, `  CA:       ${result.tls.caFile} (agents pin it; tls.certFile/keyFile in the config turn TLS on)`);
+  line(io.stdout, `  audit:    ${result.auditAnchor.keyFile} signs audit chain heads (key ${result.auditAnchor.keyId}; public key ${result.auditAnchor.publicKeyFile})`);
   line(io.stdout, 'The password is shown only now; only its scrypt hash is stored.');
 }

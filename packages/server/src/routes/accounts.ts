@@ -9,6 +9,7 @@ import {
 import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { iso, presentOrg, presentUser } from '../presenters.js';
+import { NoContent } from '../openapi-responses.js';
 
 /** Sign-up, sign-in/out, and the signed-in user's own account. */
 export function registerAccountRoutes(app: App, ctx: ServerContext): void {
@@ -17,7 +18,7 @@ export function registerAccountRoutes(app: App, ctx: ServerContext): void {
   app.post(
     '/api/v1/signup',
     {
-      config: { auth: 'public' },
+      config: { auth: 'public', errors: [403, 409] },
       schema: {
         tags: ['accounts'],
         summary: 'Create an organisation and its first administrator (pending until approved, unless sign-up is open)',
@@ -39,7 +40,7 @@ export function registerAccountRoutes(app: App, ctx: ServerContext): void {
   app.post(
     '/api/v1/sessions',
     {
-      config: { auth: 'public' },
+      config: { auth: 'public', errors: [401] },
       schema: { tags: ['accounts'], summary: 'Sign in: trade email and password for a bearer token', security: [], body: SignInBody, response: { 201: SessionSchema } },
     },
     async (request, reply) => {
@@ -50,7 +51,7 @@ export function registerAccountRoutes(app: App, ctx: ServerContext): void {
 
   app.delete(
     '/api/v1/sessions/current',
-    { schema: { tags: ['accounts'], summary: 'Sign out: revoke the bearer token of this request' } },
+    { schema: { tags: ['accounts'], summary: 'Sign out: revoke the bearer token of this request', response: { 204: NoContent } } },
     async (request, reply) => {
       await ctx.store.sessions.revoke(userOf(request).sessionId);
       return reply.status(204).send();

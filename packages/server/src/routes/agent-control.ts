@@ -4,6 +4,7 @@ import type { DeploymentReconciler } from '../apps/reconciler.js';
 import { agentOf, type App } from '../app.js';
 import { AgentDesiredSchema, AgentStatusBody, DigestParams } from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
+import { Binary, NoContent } from '../openapi-responses.js';
 
 /**
  * The agent's side of deployments: what to run, where to fetch the bundles, and the
@@ -25,7 +26,7 @@ export function registerAgentControlRoutes(app: App, ctx: ServerContext, reconci
 
   app.put(
     '/api/v1/agents/self/status',
-    { config: { auth: 'agent' }, schema: { tags: ['agents'], summary: 'Report the state of every deployment this agent runs', body: AgentStatusBody } },
+    { config: { auth: 'agent' }, schema: { tags: ['agents'], summary: 'Report the state of every deployment this agent runs', body: AgentStatusBody, response: { 204: NoContent } } },
     async (request, reply) => {
       const agent = agentOf(request);
       await reconciler.report(agent.agentId, agent.providerId, request.body.deployments);
@@ -37,7 +38,7 @@ export function registerAgentControlRoutes(app: App, ctx: ServerContext, reconci
     '/api/v1/bundles/:digest',
     {
       config: { auth: 'agent' },
-      schema: { tags: ['agents'], summary: "A bundle (canonical tarball) of a version deployed at this agent's provider", params: DigestParams, produces: ['application/x-tar'] },
+      schema: { tags: ['agents'], summary: "A bundle (canonical tarball) of a version deployed at this agent's provider", params: DigestParams, produces: ['application/x-tar'], response: { 200: Binary('application/x-tar', 'The canonical tarball') } },
     },
     async (request, reply) => {
       const agent = agentOf(request);

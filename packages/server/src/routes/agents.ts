@@ -5,6 +5,7 @@ import { AgentListQuery, AgentPage, AgentSchema, EnrolBody, EnrolResult, IdParam
 import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentAgent } from '../presenters.js';
+import { NoContent } from '../openapi-responses.js';
 
 /** Agent enrolment (token → credential), and agents as their provider's organisation sees them. */
 export function registerAgentRoutes(app: App, ctx: ServerContext): void {
@@ -13,7 +14,7 @@ export function registerAgentRoutes(app: App, ctx: ServerContext): void {
   app.post(
     '/api/v1/agents/enrol',
     {
-      config: { auth: 'public' },
+      config: { auth: 'public', errors: [401] },
       schema: {
         tags: ['agents'],
         summary: 'Exchange a single-use enrolment token for a long-lived agent credential (only its hash is stored)',
@@ -57,6 +58,7 @@ export function registerAgentRoutes(app: App, ctx: ServerContext): void {
   app.get(
     '/api/v1/agents',
     {
+      config: { errors: [404] },
       schema: {
         tags: ['agents'],
         summary: "Agents: of one provider, or of all your organisations' providers (platform admins: all)",
@@ -100,7 +102,7 @@ export function registerAgentRoutes(app: App, ctx: ServerContext): void {
 
   app.delete(
     '/api/v1/agents/:id',
-    { schema: { tags: ['agents'], summary: "Revoke an agent's credential (provider role)", params: IdParams } },
+    { config: { errors: [409] }, schema: { tags: ['agents'], summary: "Revoke an agent's credential (provider role)", params: IdParams, response: { 204: NoContent } } },
     async (request, reply) => {
       const principal = userOf(request);
       const agent = await store.providers.getAgent(request.params.id);

@@ -39,6 +39,7 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
   app.get(
     '/api/v1/approvals',
     {
+      config: { errors: [404] },
       schema: {
         tags: ['approvals'],
         summary: 'Approval requests addressed to your providers (provider role), or of your versions with ?version=',
@@ -111,6 +112,7 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
     app.post(
       `/api/v1/approvals/:id/${decision}`,
       {
+        config: { errors: [409] },
         schema: {
           tags: ['approvals'],
           summary: decision === 'approve' ? 'Approve this exact digest to run next to your data (provider role)' : 'Reject, with a reason the developer sees (provider role)',

@@ -9,6 +9,7 @@ import { AppListQuery, AppPage, AppSchema, CreateAppBody, FileQuery, IdParams, L
 import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentApp, presentVersion } from '../presenters.js';
+import { Binary } from '../openapi-responses.js';
 
 const BUNDLE_TYPES = ['application/x-tar', 'application/tar', 'application/gzip', 'application/x-gzip', 'application/octet-stream'];
 
@@ -28,7 +29,7 @@ export function registerAppRoutes(app: App, ctx: ServerContext): void {
     );
   }
 
-  app.post('/api/v1/apps', { schema: { tags: ['apps'], summary: 'Create an application (developer role)', body: CreateAppBody, response: { 201: AppSchema } } }, async (request, reply) => {
+  app.post('/api/v1/apps', { config: { errors: [404, 409] }, schema: { tags: ['apps'], summary: 'Create an application (developer role)', body: CreateAppBody, response: { 201: AppSchema } } }, async (request, reply) => {
     const principal = userOf(request);
     const { orgId, name, description } = request.body;
     requireOrgRole(principal, orgId, ['developer'], { active: true, notMember: new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${orgId}`) });
@@ -42,7 +43,7 @@ export function registerAppRoutes(app: App, ctx: ServerContext): void {
     }
   });
 
-  app.get('/api/v1/apps', { schema: { tags: ['apps'], summary: "Applications of your organisations (platform admins: all)", querystring: AppListQuery, response: { 200: AppPage } } }, async (request) => {
+  app.get('/api/v1/apps', { config: { errors: [404] }, schema: { tags: ['apps'], summary: "Applications of your organisations (platform admins: all)", querystring: AppListQuery, response: { 200: AppPage } } }, async (request) => {
     const principal = userOf(request);
     const { org, name } = request.query;
     if (org !== undefined && name !== undefined) {
@@ -71,6 +72,7 @@ export function registerAppRoutes(app: App, ctx: ServerContext): void {
       '/api/v1/apps/:id/versions',
       {
         bodyLimit: ctx.config.limits.bundleBytes,
+        config: { errors: [409] },
         schema: {
           tags: ['apps'],
           summary: 'Submit a version: the bundle as a tarball (application/x-tar or application/gzip). Providers of every dataset it reads must approve it.',
@@ -169,6 +171,7 @@ export function registerAppRoutes(app: App, ctx: ServerContext): void {
         params: VersionParams,
         querystring: FileQuery,
         produces: ['application/octet-stream'],
+        response: { 200: Binary('application/octet-stream', 'The bytes of the file') },
       },
     },
     async (request, reply) => {

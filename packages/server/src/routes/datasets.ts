@@ -6,6 +6,7 @@ import type { ServerContext } from '../context.js';
 import { pageRequest } from '../pagination.js';
 import { presentDataset } from '../presenters.js';
 import { NameResolver } from '../name-resolver.js';
+import { NoContent } from '../openapi-responses.js';
 
 function viewer(principal: Principal | null): { all: boolean; orgIds: string[] } {
   if (!principal) return { all: false, orgIds: [] };
@@ -19,7 +20,7 @@ export function registerDatasetRoutes(app: App, ctx: ServerContext): void {
   app.get(
     '/api/v1/datasets',
     {
-      config: { auth: 'user-or-agent' },
+      config: { auth: 'user-or-agent', errors: [404] },
       schema: {
         tags: ['catalog'],
         summary: 'Search the catalog: metadata of datasets, never rows. Ranked when q is given, else by name.',
@@ -89,7 +90,7 @@ export function registerDatasetRoutes(app: App, ctx: ServerContext): void {
 
   app.delete(
     '/api/v1/providers/:id/datasets/:name',
-    { config: { auth: 'agent' }, schema: { tags: ['catalog'], summary: 'Remove a dataset from the catalog (the provider\'s agents)', params: DatasetParams } },
+    { config: { auth: 'agent' }, schema: { tags: ['catalog'], summary: 'Remove a dataset from the catalog (the provider\'s agents)', params: DatasetParams, response: { 204: NoContent } } },
     async (request, reply) => {
       ownProvider(request, request.params.id);
       if (!(await store.datasets.remove(request.params.id, request.params.name))) {

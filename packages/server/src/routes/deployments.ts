@@ -8,6 +8,7 @@ import { CreateDeploymentBody, DeploymentListQuery, DeploymentPage, DeploymentSc
 import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentDeployment } from '../presenters.js';
+import { NoContent } from '../openapi-responses.js';
 
 /**
  * Deployments: the desired state "this approved version runs at this provider with N
@@ -37,6 +38,7 @@ export function registerDeploymentRoutes(app: App, ctx: ServerContext, reconcile
   app.post(
     '/api/v1/deployments',
     {
+      config: { errors: [404, 409] },
       schema: {
         tags: ['deployments'],
         summary: 'Run an approved version at a provider (developer role). Replaces (rolls) the running version of the same app there.',
@@ -84,6 +86,7 @@ export function registerDeploymentRoutes(app: App, ctx: ServerContext, reconcile
   app.get(
     '/api/v1/deployments',
     {
+      config: { errors: [404] },
       schema: {
         tags: ['deployments'],
         summary: 'Deployments of your applications and at your providers: desired and actual state per agent',
@@ -117,7 +120,7 @@ export function registerDeploymentRoutes(app: App, ctx: ServerContext, reconcile
 
   app.patch(
     '/api/v1/deployments/:id',
-    { schema: { tags: ['deployments'], summary: 'Scale: instances per agent (developer role)', params: IdParams, body: UpdateDeploymentBody, response: { 200: DeploymentSchema } } },
+    { config: { errors: [409] }, schema: { tags: ['deployments'], summary: 'Scale: instances per agent (developer role)', params: IdParams, body: UpdateDeploymentBody, response: { 200: DeploymentSchema } } },
     async (request) => {
       const principal = userOf(request);
       const { row, application } = await visible(principal, request.params.id);
@@ -132,7 +135,7 @@ export function registerDeploymentRoutes(app: App, ctx: ServerContext, reconcile
 
   app.delete(
     '/api/v1/deployments/:id',
-    { schema: { tags: ['deployments'], summary: "Undeploy (the app's developers, or the provider, who may always stop code on its premises)", params: IdParams } },
+    { config: { errors: [409] }, schema: { tags: ['deployments'], summary: "Undeploy (the app's developers, or the provider, who may always stop code on its premises)", params: IdParams, response: { 204: NoContent } } },
     async (request, reply) => {
       const principal = userOf(request);
       const { row, application, provider } = await visible(principal, request.params.id);

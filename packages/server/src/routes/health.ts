@@ -1,10 +1,11 @@
-import { ErrorBodySchema, InsituError } from '@insitu/core';
+import { InsituError } from '@insitu/core';
 import Type from 'typebox';
 import type { App } from '../app.js';
 import { requirePlatformAdmin } from '../auth/principal.js';
 import { userOf } from '../app.js';
 import type { ServerContext } from '../context.js';
 import { iso } from '../presenters.js';
+import { ApiErrorRef } from '../openapi-responses.js';
 
 /** `/healthz` (alive), `/readyz` (database reachable), `/metrics`, and `/api/v1/cluster`. */
 export function registerHealthRoutes(app: App, ctx: ServerContext): void {
@@ -25,7 +26,7 @@ export function registerHealthRoutes(app: App, ctx: ServerContext): void {
         tags: ['health'],
         summary: 'Readiness: the platform database and the coordination store answer',
         security: [],
-        response: { 200: Type.Object({ status: Type.Literal('ready'), checks: Type.Record(Type.String(), Type.String()) }), 503: ErrorBodySchema },
+        response: { 200: Type.Object({ status: Type.Literal('ready'), checks: Type.Record(Type.String(), Type.String()) }), 503: { description: 'Not ready: the database or the coordination store does not answer, or the node is draining (INSITU_NOT_READY)', content: { 'application/json': { schema: ApiErrorRef } } } },
       },
     },
     async () => {
@@ -44,7 +45,7 @@ export function registerHealthRoutes(app: App, ctx: ServerContext): void {
 
   app.get(
     '/metrics',
-    { config: { auth: 'metrics' }, schema: { tags: ['health'], summary: 'Prometheus metrics (platform admins or the metrics token)', produces: ['text/plain'] } },
+    { config: { auth: 'metrics' }, schema: { tags: ['health'], summary: 'Prometheus metrics (platform admins or the metrics token)', produces: ['text/plain'], response: { 200: Type.String({ description: 'Prometheus text exposition format' }) } } },
     async (_request, reply) => {
       void reply.type(ctx.registry.contentType);
       return ctx.registry.metrics();

@@ -9,6 +9,7 @@ import type { Gateway } from '../gateway/gateway.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentKey } from '../presenters.js';
 import { NameResolver } from '../name-resolver.js';
+import { NoContent } from '../openapi-responses.js';
 
 /** API keys: shown once, stored as SHA-256, scoped to services, expiring, revocable. */
 export function registerKeyRoutes(app: App, ctx: ServerContext, gateway: Gateway): void {
@@ -17,6 +18,7 @@ export function registerKeyRoutes(app: App, ctx: ServerContext, gateway: Gateway
   app.post(
     '/api/v1/keys',
     {
+      config: { errors: [404] },
       schema: {
         tags: ['keys'],
         summary: 'Create an API key for services (user role); the key is shown once',
@@ -50,7 +52,7 @@ export function registerKeyRoutes(app: App, ctx: ServerContext, gateway: Gateway
     },
   );
 
-  app.get('/api/v1/keys', { schema: { tags: ['keys'], summary: "Your organisations' API keys (user role), without secrets", querystring: KeyListQuery, response: { 200: KeyPage } } }, async (request) => {
+  app.get('/api/v1/keys', { config: { errors: [404] }, schema: { tags: ['keys'], summary: "Your organisations' API keys (user role), without secrets", querystring: KeyListQuery, response: { 200: KeyPage } } }, async (request) => {
     const principal = userOf(request);
     const { org } = request.query;
     const page = pageRequest(request.query, { org });
@@ -72,7 +74,7 @@ export function registerKeyRoutes(app: App, ctx: ServerContext, gateway: Gateway
     return row;
   }
 
-  app.delete('/api/v1/keys/:id', { schema: { tags: ['keys'], summary: 'Revoke an API key (user role); calls with it get 401 at once', params: IdParams } }, async (request, reply) => {
+  app.delete('/api/v1/keys/:id', { config: { errors: [409] }, schema: { tags: ['keys'], summary: 'Revoke an API key (user role); calls with it get 401 at once', params: IdParams, response: { 204: NoContent } } }, async (request, reply) => {
     const principal = userOf(request);
     const row = await visibleKey((orgId) => canSeeOrg(principal, orgId), request.params.id);
     requireOrgRole(principal, row.org_id, ['user']);

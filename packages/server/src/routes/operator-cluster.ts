@@ -20,6 +20,16 @@ const OperatorEventSchema = Type.Object(
   Closed,
 );
 
+const ProbeResultSchema = Type.Object({
+  node: Type.String(),
+  database: Type.Object({ ok: Type.Boolean(), ms: Type.Number(), error: Type.Optional(Type.String()) }),
+  sessions: Type.Array(Type.Object({ sessionId: Type.String(), agentId: Type.String(), providerId: Type.String(), ok: Type.Boolean(), ms: Type.Number(), error: Type.Optional(Type.String()) })),
+  agents: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), providerId: Type.String(), lastSeenAt: Type.Union([Type.String(), Type.Null()]) })),
+  crashLooping: Type.Array(
+    Type.Object({ deploymentId: Type.String(), app: Type.String(), providerId: Type.String(), agentId: Type.String(), reason: Type.String(), since: Type.String() }),
+  ),
+});
+
 /**
  * Endpoints for the operator of a cluster, signed with the cluster secret (header
  * `insitu-cluster-auth`, see `@insitu/core`'s `signClusterRequest`), not for people:
@@ -42,12 +52,13 @@ export function registerOperatorClusterRoutes(app: App, ctx: ServerContext): voi
   app.post(
     '/api/v1/cluster/probe',
     {
-      config: { auth: 'public' },
+      config: { auth: 'public', errors: [401, 403] },
       schema: {
         tags: ['cluster'],
         summary: "The operator's deep probe (signed with the cluster secret): database write and read, every local agent session's built-in probe path",
         security: [],
         body: Type.Object({}, Closed),
+        response: { 200: ProbeResultSchema },
       },
     },
     async (request) => {
@@ -100,7 +111,7 @@ export function registerOperatorClusterRoutes(app: App, ctx: ServerContext): voi
   app.post(
     '/api/v1/cluster/events',
     {
-      config: { auth: 'public' },
+      config: { auth: 'public', errors: [401, 403] },
       schema: {
         tags: ['cluster'],
         summary: "Copy the operator's events into the event log (signed with the cluster secret); ids already present are skipped",

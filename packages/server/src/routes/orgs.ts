@@ -9,6 +9,7 @@ import {
 import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentMember, presentOrg } from '../presenters.js';
+import { NoContent } from '../openapi-responses.js';
 
 /** Organisations and their members. */
 export function registerOrgRoutes(app: App, ctx: ServerContext): void {
@@ -36,7 +37,7 @@ export function registerOrgRoutes(app: App, ctx: ServerContext): void {
     return { ...result, items: result.items.map(presentOrg) };
   });
 
-  app.post('/api/v1/orgs', { schema: { tags: ['orgs'], summary: 'Create an active organisation (platform admins)', body: CreateOrgBody, response: { 201: OrgSchema } } }, async (request, reply) => {
+  app.post('/api/v1/orgs', { config: { errors: [409] }, schema: { tags: ['orgs'], summary: 'Create an active organisation (platform admins)', body: CreateOrgBody, response: { 201: OrgSchema } } }, async (request, reply) => {
     requirePlatformAdmin(userOf(request));
     const org = await createOrg(store, { ...request.body, status: 'active' });
     return reply.status(201).send(presentOrg(org));
@@ -46,7 +47,7 @@ export function registerOrgRoutes(app: App, ctx: ServerContext): void {
     presentOrg(await visibleOrg(userOf(request), request.params.id)),
   );
 
-  app.patch('/api/v1/orgs/:id', { schema: { tags: ['orgs'], summary: "Rename an organisation (its admins)", params: IdParams, body: UpdateOrgBody, response: { 200: OrgSchema } } }, async (request) => {
+  app.patch('/api/v1/orgs/:id', { config: { errors: [409] }, schema: { tags: ['orgs'], summary: "Rename an organisation (its admins)", params: IdParams, body: UpdateOrgBody, response: { 200: OrgSchema } } }, async (request) => {
     const principal = userOf(request);
     await visibleOrg(principal, request.params.id);
     requireOrgRole(principal, request.params.id, ['admin'], { notMember: notMember(request.params.id) });
@@ -57,7 +58,7 @@ export function registerOrgRoutes(app: App, ctx: ServerContext): void {
   for (const [action, status] of [['approve', 'active'], ['suspend', 'suspended']] as const) {
     app.post(
       `/api/v1/orgs/:id/${action}`,
-      { schema: { tags: ['orgs'], summary: `${action === 'approve' ? 'Approve' : 'Suspend'} an organisation (platform admins)`, params: IdParams, response: { 200: OrgSchema } } },
+      { config: { errors: [409] }, schema: { tags: ['orgs'], summary: `${action === 'approve' ? 'Approve' : 'Suspend'} an organisation (platform admins)`, params: IdParams, response: { 200: OrgSchema } } },
       async (request) => {
         const principal = userOf(request);
         const org = await visibleOrg(principal, request.params.id);
@@ -85,6 +86,7 @@ export function registerOrgRoutes(app: App, ctx: ServerContext): void {
   app.post(
     '/api/v1/orgs/:id/members',
     {
+      config: { errors: [409] },
       schema: {
         tags: ['orgs'],
         summary: 'Add a member with roles (org admins). A new user needs a password; an existing one is added by email.',
@@ -117,7 +119,7 @@ export function registerOrgRoutes(app: App, ctx: ServerContext): void {
 
   app.put(
     '/api/v1/orgs/:id/members/:userId',
-    { schema: { tags: ['orgs'], summary: "Replace a member's roles (org admins)", params: MemberParams, body: SetRolesBody, response: { 200: MemberSchema } } },
+    { config: { errors: [409] }, schema: { tags: ['orgs'], summary: "Replace a member's roles (org admins)", params: MemberParams, body: SetRolesBody, response: { 200: MemberSchema } } },
     async (request) => {
       const principal = userOf(request);
       const org = await visibleOrg(principal, request.params.id);
@@ -135,7 +137,7 @@ export function registerOrgRoutes(app: App, ctx: ServerContext): void {
 
   app.delete(
     '/api/v1/orgs/:id/members/:userId',
-    { schema: { tags: ['orgs'], summary: 'Remove a member (org admins)', params: MemberParams } },
+    { config: { errors: [409] }, schema: { tags: ['orgs'], summary: 'Remove a member (org admins)', params: MemberParams, response: { 204: NoContent } } },
     async (request, reply) => {
       const principal = userOf(request);
       const org = await visibleOrg(principal, request.params.id);

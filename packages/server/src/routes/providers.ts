@@ -10,6 +10,7 @@ import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentProvider, presentToken } from '../presenters.js';
 import { NameResolver } from '../name-resolver.js';
+import { NoContent } from '../openapi-responses.js';
 
 /** Providers (public metadata) and their enrolment tokens (private to the provider's organisation). */
 export function registerProviderRoutes(app: App, ctx: ServerContext): void {
@@ -31,7 +32,7 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
 
   app.post(
     '/api/v1/providers',
-    { schema: { tags: ['providers'], summary: 'Offer data as a provider of your organisation (provider role, active organisation)', body: CreateProviderBody, response: { 201: ProviderSchema } } },
+    { config: { errors: [404, 409] }, schema: { tags: ['providers'], summary: 'Offer data as a provider of your organisation (provider role, active organisation)', body: CreateProviderBody, response: { 201: ProviderSchema } } },
     async (request, reply) => {
       const principal = userOf(request);
       const { orgId, name, displayName, description } = request.body;
@@ -51,7 +52,7 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
 
   app.get(
     '/api/v1/providers',
-    { config: { auth: 'user-or-agent' }, schema: { tags: ['providers'], summary: 'Providers (public metadata)', querystring: ProviderListQuery, response: { 200: ProviderPage } } },
+    { config: { auth: 'user-or-agent', errors: [404] }, schema: { tags: ['providers'], summary: 'Providers (public metadata)', querystring: ProviderListQuery, response: { 200: ProviderPage } } },
     async (request) => {
       const { org, name } = request.query;
       const page = pageRequest(request.query, { org, name });
@@ -74,7 +75,7 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
 
   app.patch(
     '/api/v1/providers/:id',
-    { schema: { tags: ['providers'], summary: 'Edit a provider (provider role)', params: IdParams, body: UpdateProviderBody, response: { 200: ProviderSchema } } },
+    { config: { errors: [409] }, schema: { tags: ['providers'], summary: 'Edit a provider (provider role)', params: IdParams, body: UpdateProviderBody, response: { 200: ProviderSchema } } },
     async (request) => {
       const row = await provider(request.params.id);
       requireProviderRole(userOf(request), row);
@@ -88,6 +89,7 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
   app.post(
     '/api/v1/tokens',
     {
+      config: { errors: [404] },
       schema: {
         tags: ['agents'],
         summary: 'Create a single-use enrolment token for an agent of a provider (provider role); the token is shown once',
@@ -115,7 +117,7 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
 
   app.get(
     '/api/v1/tokens',
-    { schema: { tags: ['agents'], summary: "A provider's enrolment tokens, without secrets (provider role)", querystring: ByProviderQuery, response: { 200: TokenPage } } },
+    { config: { errors: [404] }, schema: { tags: ['agents'], summary: "A provider's enrolment tokens, without secrets (provider role)", querystring: ByProviderQuery, response: { 200: TokenPage } } },
     async (request) => {
       const row = await provider(request.query.provider);
       requireProviderRole(userOf(request), row);
@@ -129,7 +131,7 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
 
   app.delete(
     '/api/v1/tokens/:id',
-    { schema: { tags: ['agents'], summary: 'Revoke an unused enrolment token (provider role)', params: IdParams } },
+    { config: { errors: [409] }, schema: { tags: ['agents'], summary: 'Revoke an unused enrolment token (provider role)', params: IdParams, response: { 204: NoContent } } },
     async (request, reply) => {
       const principal = userOf(request);
       const token = await store.providers.getToken(request.params.id);

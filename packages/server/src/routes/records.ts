@@ -2,25 +2,30 @@ import { InsituError } from '@insitu/core';
 import { DAY_MS, HOUR_MS } from '@insitu/store';
 import { userOf, type App } from '../app.js';
 import { canSeeOrg, requirePlatformAdmin } from '../auth/principal.js';
-import { AuditPage, AuditQuery, AuditVerificationSchema, EventPage, EventQuery, UsageQuery, UsageSchema } from '../api-schemas.js';
+import { AnchorKeySchema, AuditPage, AuditQuery, AuditVerificationSchema, EventPage, EventQuery, UsageQuery, UsageSchema } from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
+import type { AuditAnchoring } from '../audit/anchoring.js';
+import { verifyAuditLog } from '../audit/verify-audit-log.js';
 import type { CallRecorder } from '../gateway/call-recorder.js';
 import { iso, presentAudit, presentEvent } from '../presenters.js';
 import { NameResolver } from '../name-resolver.js';
+import { serviceForRecords, serviceNotFound } from '../services/access.js';
 
 /** Usage (metering), the audit log and its verification, and the event log. */
-export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: CallRecorder): void {
+export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: CallRecorder, anchoring: AuditAnchoring | undefined): void {
   const { store } = ctx;
 
-  async function serviceByRef(ref: string) {
-    const row = await new NameResolver(store).service(ref);
-    if (!row) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${ref}`);
-    return row;
+  /** Provider ids of the user's organisations (their audit records and the services that run there). */
+  async function providerIdsOf(orgIds: readonly string[]): Promise<string[]> {
+    const ids: string[] = [];
+    for (const orgId of orgIds) ids.push(...(await store.providers.list({ orgId, limit: 1000, offset: 0 })).map((p) => p.id));
+    return ids;
   }
 
   app.get(
     '/api/v1/usage',
     {
+      config: { errors: [404] },
       schema: {
         tags: ['usage'],
         summary:
@@ -40,8 +45,9 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
       let serviceIds: string[] | undefined;
       let keyIds: string[] | undefined;
       if (service) {
-        const row = await serviceByRef(service);
-        if (!canSeeOrg(principal, row.org_id)) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${service} of yours`);
+        // Usage is the owner's: any other service answers exactly like an unknown name.
+        const row = await new NameResolver(store).service(service);
+        if (!row || !canSeeOrg(principal, row.org_id)) throw serviceNotFound(service);
         serviceIds = [row.id];
       }
       if (key) {
@@ -80,6 +86,7 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
   app.get(
     '/api/v1/audit',
     {
+      config: { errors: [404] },
       schema: {
         tags: ['audit'],
         summary: 'Audit records (caller, service, version, agent, status, bytes, duration; never payloads) of calls your organisations made, own the service of, or ran at their providers',
@@ -91,9 +98,9 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
       const principal = userOf(request);
       const { service, before, limit = 100 } = request.query;
       const orgIds = [...principal.orgs.keys()];
-      const serviceId = service ? (await serviceByRef(service)).id : undefined;
-      const providerIds: string[] = [];
-      for (const orgId of orgIds) providerIds.push(...(await store.providers.list({ orgId, limit: 1000, offset: 0 })).map((p) => p.id));
+      const providerIds = await providerIdsOf(orgIds);
+      // A service the user may not see answers exactly like an unknown name (no existence oracle).
+      const serviceId = service ? (await serviceForRecords(store, principal, service, new Set(providerIds))).id : undefined;
       await recorder.flush();
       const rows = await store.audit.list({
         ...(principal.platformAdmin ? {} : { callerOrgIds: orgIds, serviceOrgIds: orgIds, providerIds }),
@@ -109,11 +116,31 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
 
   app.post(
     '/api/v1/audit/verify',
-    { schema: { tags: ['audit'], summary: 'Walk the whole hash chain and report the first edited, deleted or reordered record (platform admins)', response: { 200: AuditVerificationSchema } } },
+    {
+      schema: {
+        tags: ['audit'],
+        summary:
+          'Walk every record of the hash chain and compare it with the newest signed anchor kept outside the database; report the first edited, deleted, forged or reordered record, or a rewritten, truncated or emptied log (platform admins)',
+        response: { 200: AuditVerificationSchema },
+      },
+    },
     async (request) => {
       requirePlatformAdmin(userOf(request));
       await recorder.flush();
-      return store.audit.verify();
+      if (!anchoring) return { ...(await store.audit.verify()), anchored: false };
+      return verifyAuditLog(store, { places: anchoring.places, trusted: anchoring.trusted });
+    },
+  );
+
+  app.get(
+    '/api/v1/audit/anchor-key',
+    {
+      config: { auth: 'public', errors: [404] },
+      schema: { tags: ['audit'], summary: 'The public key that verifies signed audit anchors (published so that anyone holding an anchor can check it)', response: { 200: AnchorKeySchema } },
+    },
+    async () => {
+      if (!anchoring) throw new InsituError('INSITU_NOT_FOUND', 'this server signs no audit anchors (no anchor key configured)');
+      return { keyId: anchoring.key.keyId, publicKey: anchoring.key.publicKeyPem };
     },
   );
 

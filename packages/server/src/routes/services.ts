@@ -1,13 +1,16 @@
-import { InsituError } from '@insitu/core';
+import { IdSchema, InsituError } from '@insitu/core';
+import Type from 'typebox';
 import { AppRepository, isUniqueViolation, type ServiceRow } from '@insitu/store';
 import { requireAppRole, visibleApp } from '../apps/access.js';
 import { userOf, type App } from '../app.js';
-import { canSeeOrg, requireOrgRole, type UserPrincipal } from '../auth/principal.js';
+import { requireOrgRole, type UserPrincipal } from '../auth/principal.js';
 import { CreateServiceBody, GrantBody, GrantParams, IdParams, ListQuery, ServicePage, ServiceSchema, UpdateServiceBody } from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { iso } from '../presenters.js';
+import { visibleService } from '../services/access.js';
+import { NoContent } from '../openapi-responses.js';
 
 /**
  * Services: an application published under a stable name at `/s/{name}/…` (its newest
@@ -55,12 +58,8 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
   }
 
   /** The service if the user may see it: public, their own, or granted to one of their organisations. */
-  async function visible(principal: UserPrincipal, id: string): Promise<ServiceRow> {
-    const row = await store.services.get(id);
-    if (!row) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${id}`);
-    if (row.access === 'public' || canSeeOrg(principal, row.org_id)) return row;
-    for (const orgId of principal.orgs.keys()) if (await store.services.isGranted(row.id, orgId)) return row;
-    throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${id}`);
+  function visible(principal: UserPrincipal, id: string): Promise<ServiceRow> {
+    return visibleService(store, principal, id);
   }
 
   function requireOwner(principal: UserPrincipal, row: ServiceRow): void {
@@ -69,7 +68,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.post(
     '/api/v1/services',
-    { schema: { tags: ['services'], summary: 'Publish an application as a service (developer role)', body: CreateServiceBody, response: { 201: ServiceSchema } } },
+    { config: { errors: [404, 409] }, schema: { tags: ['services'], summary: 'Publish an application as a service (developer role)', body: CreateServiceBody, response: { 201: ServiceSchema } } },
     async (request, reply) => {
       const principal = userOf(request);
       const { name, appId, description, access, ...limits } = request.body;
@@ -121,7 +120,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.patch(
     '/api/v1/services/:id',
-    { schema: { tags: ['services'], summary: 'Change limits, access or description (developer role of the owner)', params: IdParams, body: UpdateServiceBody, response: { 200: ServiceSchema } } },
+    { config: { errors: [409] }, schema: { tags: ['services'], summary: 'Change limits, access or description (developer role of the owner)', params: IdParams, body: UpdateServiceBody, response: { 200: ServiceSchema } } },
     async (request) => {
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);
@@ -133,7 +132,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
     },
   );
 
-  app.delete('/api/v1/services/:id', { schema: { tags: ['services'], summary: 'Unpublish (developer role of the owner)', params: IdParams } }, async (request, reply) => {
+  app.delete('/api/v1/services/:id', { schema: { tags: ['services'], summary: 'Unpublish (developer role of the owner)', params: IdParams, response: { 204: NoContent } } }, async (request, reply) => {
     const principal = userOf(request);
     const row = await visible(principal, request.params.id);
     requireOwner(principal, row);
@@ -145,7 +144,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.post(
     '/api/v1/services/:id/grants',
-    { schema: { tags: ['services'], summary: 'Let an organisation call a restricted service (developer role of the owner)', params: IdParams, body: GrantBody } },
+    { schema: { tags: ['services'], summary: 'Let an organisation call a restricted service (developer role of the owner)', params: IdParams, body: GrantBody, response: { 204: NoContent } } },
     async (request, reply) => {
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);
@@ -159,7 +158,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.get(
     '/api/v1/services/:id/grants',
-    { schema: { tags: ['services'], summary: 'Organisations granted a service (its owner)', params: IdParams } },
+    { schema: { tags: ['services'], summary: 'Organisations granted a service (its owner)', params: IdParams, response: { 200: Type.Object({ orgIds: Type.Array(IdSchema) }) } } },
     async (request) => {
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);
@@ -170,7 +169,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.delete(
     '/api/v1/services/:id/grants/:orgId',
-    { schema: { tags: ['services'], summary: 'Withdraw a grant (developer role of the owner)', params: GrantParams } },
+    { schema: { tags: ['services'], summary: 'Withdraw a grant (developer role of the owner)', params: GrantParams, response: { 204: NoContent } } },
     async (request, reply) => {
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);

@@ -23,13 +23,19 @@ export interface AuditInput {
   durationMs: number;
 }
 
+/** A point of the chain: a record's sequence number and hash. */
+export interface AuditHead {
+  seq: number;
+  hash: string;
+}
+
 /** Result of {@link AuditRepository.verify}. */
 export interface AuditVerification {
   ok: boolean;
   records: number;
   /** The first record that does not fit the chain, and why. */
   firstBroken?: { seq: number; reason: string };
-  head?: { seq: number; hash: string };
+  head?: AuditHead;
 }
 
 /** The hash of the record before the first one. */
@@ -54,15 +60,23 @@ export function auditHash(prevHash: string, row: Pick<AuditRow, (typeof FIELDS)[
 export class AuditRepository {
   constructor(private readonly ctx: RepositoryContext) {}
 
-  /** Append records in order, extending the chain. Call inside a transaction (the head row is locked on MariaDB). */
+  /**
+   * Append records in order, extending the chain. Call inside a transaction (the head row
+   * is locked on MariaDB). Sequence numbers are given here, one after the last, so the
+   * chain has no gaps (an auto-increment would skip the numbers of a rolled-back batch).
+   */
   async append(inputs: readonly AuditInput[]): Promise<void> {
     if (inputs.length === 0) return;
     let headQuery = this.ctx.db.selectFrom('audit_head').selectAll().where('id', '=', 1);
     if (this.ctx.dialect === 'mysql') headQuery = headQuery.forUpdate();
     const head = await headQuery.executeTakeFirst();
+    const max = await this.ctx.db.selectFrom('audit_log').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
+    let seq = Math.max(Number(head?.seq ?? 0), Number(max?.seq ?? 0));
     let prev = head?.hash ?? GENESIS_HASH;
     const rows = inputs.map((input) => {
+      seq += 1;
       const row = {
+        seq,
         id: newId('aud'),
         ts: input.ts,
         request_id: input.requestId,
@@ -88,9 +102,43 @@ export class AuditRepository {
       return row;
     });
     await this.ctx.db.insertInto('audit_log').values(rows).execute();
-    const last = await this.ctx.db.selectFrom('audit_log').select(['seq']).where('hash', '=', prev).executeTakeFirstOrThrow();
-    if (head) await this.ctx.db.updateTable('audit_head').set({ seq: Number(last.seq), hash: prev }).where('id', '=', 1).execute();
-    else await this.ctx.db.insertInto('audit_head').values({ id: 1, seq: Number(last.seq), hash: prev }).execute();
+    if (head) await this.ctx.db.updateTable('audit_head').set({ seq, hash: prev }).where('id', '=', 1).execute();
+    else await this.ctx.db.insertInto('audit_head').values({ id: 1, seq, hash: prev }).execute();
+  }
+
+  /** The head row: the last record's sequence number and hash, as the database says. */
+  async head(): Promise<AuditHead | undefined> {
+    const head = await this.ctx.db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+    return head ? { seq: Number(head.seq), hash: head.hash } : undefined;
+  }
+
+  /**
+   * The chain's head if it extends `from` (a head vouched for earlier, e.g. a signed
+   * anchor): the record at `from.seq` still has `from.hash`, and every record after it
+   * links to the one before, with no gap. Reads only the records after `from`, so an
+   * anchoring loop can call it often. Without `from`, walks the whole chain.
+   */
+  async extend(from: AuditHead | undefined, pageSize = 5000): Promise<{ ok: true; head: AuditHead } | { ok: false; firstBroken: { seq: number; reason: string } }> {
+    let prev = GENESIS_HASH;
+    let lastSeq = 0;
+    if (from && from.seq > 0) {
+      const row = await this.ctx.db.selectFrom('audit_log').select(['seq', 'hash']).where('seq', '=', from.seq).executeTakeFirst();
+      if (!row) return { ok: false, firstBroken: { seq: from.seq, reason: 'the anchored record is gone (the log was truncated or emptied)' } };
+      if (row.hash !== from.hash) return { ok: false, firstBroken: { seq: from.seq, reason: 'the anchored record has another hash (the log was rewritten)' } };
+      prev = from.hash;
+      lastSeq = from.seq;
+    }
+    for (;;) {
+      const rows = await this.ctx.db.selectFrom('audit_log').selectAll().where('seq', '>', lastSeq).orderBy('seq').limit(pageSize).execute();
+      for (const row of rows) {
+        const broken = checkLink(row, lastSeq + 1, prev);
+        if (broken) return { ok: false, firstBroken: broken };
+        prev = row.hash;
+        lastSeq = Number(row.seq);
+      }
+      if (rows.length < pageSize) break;
+    }
+    return { ok: true, head: { seq: lastSeq, hash: prev } };
   }
 
   /**
@@ -115,28 +163,61 @@ export class AuditRepository {
     return query.orderBy('seq', 'desc').limit(options.limit).execute();
   }
 
-  /** Walk the whole chain in order, a page at a time, recomputing every hash. */
-  async verify(pageSize = 5000): Promise<AuditVerification> {
-    const head = await this.ctx.db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+  /**
+   * Walk every record in order of seq, whatever its number (a row forged at seq 0 or below
+   * is read too), recomputing every hash: sequence numbers must run 1, 2, 3… without gap or
+   * repeat, each record must follow the one before and match its own hash, and the chain
+   * must end at the head row. With `anchors` (heads signed outside the database, checked
+   * by the caller), the record at each anchored seq must still carry the anchored hash, so
+   * a consistent rewrite of chain and head, a truncation or an emptied log is detected too.
+   */
+  async verify(options: { pageSize?: number; anchors?: readonly AuditHead[] } = {}): Promise<AuditVerification> {
+    const pageSize = options.pageSize ?? 5000;
+    const head = await this.head();
+    const anchors = (options.anchors ?? []).filter((a) => a.seq > 0).sort((a, b) => a.seq - b.seq);
+    let anchorIndex = 0;
     let prev = GENESIS_HASH;
-    let lastSeq = 0;
+    let lastSeq: number | undefined;
     let records = 0;
+    const broken = (seq: number, reason: string): AuditVerification => ({ ok: false, records, firstBroken: { seq, reason }, ...(head ? { head } : {}) });
     for (;;) {
-      const rows = await this.ctx.db.selectFrom('audit_log').selectAll().where('seq', '>', lastSeq).orderBy('seq').limit(pageSize).execute();
+      let query = this.ctx.db.selectFrom('audit_log').selectAll().orderBy('seq').limit(pageSize);
+      if (lastSeq !== undefined) query = query.where('seq', '>', lastSeq);
+      const rows = await query.execute();
       for (const row of rows) {
         records += 1;
         const seq = Number(row.seq);
-        if (row.prev_hash !== prev) return { ok: false, records, firstBroken: { seq, reason: 'does not follow the record before it (a record was deleted, inserted or reordered)' } };
-        if (auditHash(prev, row) !== row.hash) return { ok: false, records, firstBroken: { seq, reason: 'its content does not match its hash (the record was edited)' } };
+        const link = checkLink(row, (lastSeq ?? 0) + 1, prev);
+        if (link) return broken(link.seq, link.reason);
         prev = row.hash;
         lastSeq = seq;
+        while (anchorIndex < anchors.length && (anchors[anchorIndex]?.seq ?? 0) <= seq) {
+          const anchor = anchors[anchorIndex] as AuditHead;
+          if (anchor.seq === seq && anchor.hash !== row.hash) return broken(seq, 'differs from the signed anchor of this record (the log was rewritten)');
+          anchorIndex += 1;
+        }
       }
       if (rows.length < pageSize) break;
     }
-    const headView = head ? { seq: Number(head.seq), hash: head.hash } : undefined;
-    if (head ? head.hash !== prev || Number(head.seq) !== lastSeq : records > 0) {
-      return { ok: false, records, firstBroken: { seq: lastSeq, reason: 'the chain ends before its recorded head (records at the end were deleted)' }, ...(headView ? { head: headView } : {}) };
+    const end = lastSeq ?? 0;
+    const pendingAnchor = anchors[anchorIndex];
+    if (pendingAnchor && pendingAnchor.seq > 0) {
+      return broken(end, `the log ends at record ${end} but a signed anchor vouches for record ${pendingAnchor.seq} (the log was truncated or emptied)`);
     }
-    return { ok: true, records, ...(headView ? { head: headView } : {}) };
+    if (head ? head.hash !== prev || head.seq !== end : records > 0) {
+      return broken(end, 'the chain ends before its recorded head (records at the end were deleted)');
+    }
+    return { ok: true, records, ...(head ? { head } : {}) };
   }
+}
+
+/** Why `row` cannot be the record at `expectedSeq` after a record hashed `prev`; undefined when it can. */
+function checkLink(row: AuditRow, expectedSeq: number, prev: string): { seq: number; reason: string } | undefined {
+  const seq = Number(row.seq);
+  if (seq < 1) return { seq, reason: 'has a sequence number below 1 (a forged record)' };
+  if (seq < expectedSeq) return { seq, reason: 'repeats a sequence number' };
+  if (seq > expectedSeq) return { seq, reason: `follows record ${expectedSeq - 1} with a gap (records were deleted)` };
+  if (row.prev_hash !== prev) return { seq, reason: 'does not follow the record before it (a record was deleted, inserted or reordered)' };
+  if (auditHash(prev, row) !== row.hash) return { seq, reason: 'its content does not match its hash (the record was edited)' };
+  return undefined;
 }
