@@ -10,9 +10,11 @@ export type { Coordinator, Lease, Leadership, LeaderObserver, WatchEvent, WatchH
 export interface CoordinatorSpec {
   kind: 'memory' | 'etcd';
   endpoints: readonly string[];
+  /** Prefix of every key inside etcd; default `insitu/`. */
+  namespace?: string;
 }
 
 /** The in-memory coordinator (one manager in one process) or an etcd one (managers on several nodes). */
 export async function createCoordinator(spec: CoordinatorSpec): Promise<Coordinator> {
-  return spec.kind === 'etcd' ? createEtcdCoordinator({ endpoints: spec.endpoints }) : createMemoryCoordinator();
+  return spec.kind === 'etcd' ? createEtcdCoordinator({ endpoints: spec.endpoints, ...(spec.namespace === undefined ? {} : { namespace: spec.namespace }) }) : createMemoryCoordinator();
 }
