@@ -148,6 +148,15 @@ export const DbManagerConfigSchema = Type.Object(
       },
       { ...Closed, default: {} },
     ),
+    guard: Type.Object(
+      {
+        member: Type.Optional(Type.String({ description: 'Run the self-fencing guard beside this member (its name in members); set on the member\'s own machine' })),
+        socket: Type.Optional(Type.String({ minLength: 1, description: 'The member\'s Unix socket: the guard reaches it even when the network is cut (default: its host and port)' })),
+        leaseTtlMs: Type.Integer({ minimum: 1000, maximum: 600_000, default: 2000, description: 'The guard fences its member after 2/3 of this without renewing its lease in coord' }),
+        intervalMs: Type.Integer({ minimum: 20, maximum: 60_000, default: 200 }),
+      },
+      { ...Closed, default: {} },
+    ),
     notify: NotifyConfigSchema,
     events: Type.Object({ keep: Type.Integer({ minimum: 10, maximum: 100_000, default: 500 }) }, { ...Closed, default: {} }),
     log: Type.Object({ level: Type.Enum(LOG_LEVELS, { default: 'info' }) }, { ...Closed, default: {} }),
@@ -174,6 +183,9 @@ export function loadDbManagerConfig(sources: Omit<ConfigSources, 'envScope'>): R
   }
   if (config.coord.kind === 'etcd' && config.coord.endpoints.length === 0) {
     throw new InsituError('INSITU_CONFIG_INVALID', 'coord.kind etcd needs coord.endpoints');
+  }
+  if (config.guard.member !== undefined && !names.has(config.guard.member)) {
+    throw new InsituError('INSITU_CONFIG_INVALID', `guard.member ${config.guard.member} is not one of the members`);
   }
   if (config.members.every((member) => member.neverPromote)) {
     throw new InsituError('INSITU_CONFIG_INVALID', 'every member is neverPromote: no failover would ever be possible');
