@@ -127,6 +127,11 @@ describe('config', () => {
     assert.equal(config.probe.intervalMs, 1000);
     assert.equal(config.members[0]?.port, 3306);
     assert.equal(config.semiSync.enabled, true);
+    // Lossless by default: the server never falls back to asynchronous on its own, and the manager does not either.
+    assert.equal(config.semiSync.timeoutMs, 4_294_967_295);
+    assert.equal(config.semiSync.asyncWhenAloneMs, undefined);
+    assert.equal(config.coord.namespace, 'insitu/');
+    assert.equal(config.guard.member, undefined);
     assert.throws(
       () => loadDbManagerConfig({ base: { ...base(), probe: { intervalMS: 5 } } }),
       (error: unknown) => error instanceof InsituError && error.code === 'INSITU_CONFIG_INVALID' && /did you mean "probe.intervalMs"/.test(error.message),
@@ -138,6 +143,7 @@ describe('config', () => {
     assert.throws(() => loadDbManagerConfig({ base: { ...base(), coord: { kind: 'etcd' } } }), /endpoints/);
     assert.throws(() => loadConfig(DbManagerConfigSchema, { base: { members: [{ name: 'db1', host: 'a', restartCommand: 'systemctl start mariadb' }] } }), /restartCommand/);
     assert.throws(() => loadDbManagerConfig({ base: { members: [{ name: 'db1', host: 'a', neverPromote: true }] } }), /neverPromote/);
+    assert.throws(() => loadDbManagerConfig({ base: { ...base(), guard: { member: 'db9' } } }), /guard.member db9 is not one of the members/);
   });
 
   it('reads passwords and the admin token from the environment registry', () => {
