@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { InsituError, loadConfig } from '@insitu/core';
@@ -5,6 +6,7 @@ import {
   DbManagerConfigSchema, compareGtidPositions, defaultConfirmations, formatGtidPosition, formatGtidRange, gtidCovers, gtidRangesBeyond,
   judgePrimary, loadDbManagerConfig, parseGtidPosition, rankCandidates, type Candidate, type MemberConfig, type MemberProbe, type MemberView,
 } from '../src/index.js';
+import { MEMBER_CONFIG, readmeManagerGrants } from './support.js';
 
 function member(name: string, extra: Partial<MemberConfig> = {}): MemberConfig {
   return { name, host: '127.0.0.1', port: 3306 + name.length, neverPromote: false, priority: 0, ...extra };
@@ -150,5 +152,22 @@ describe('config', () => {
     const config = loadDbManagerConfig({ base: base(), env: { INSITU_DBMANAGER_PASSWORD: 'pw', INSITU_DBMANAGER_TOKEN: 'a-token-of-16-chars!' } });
     assert.equal(config.credentials.password, 'pw');
     assert.equal(config.admin.token, 'a-token-of-16-chars!');
+  });
+});
+
+describe('README', () => {
+  it("the members' my.cnf block holds what the tests start every member with (read-only after any restart)", () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const ini = /```ini\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const options = new Map(ini.split('\n').map((line) => line.split('=').map((part) => part.trim())).filter((kv) => kv.length === 2).map(([k, v]) => [k, v]));
+    for (const [key, value] of Object.entries(MEMBER_CONFIG)) assert.equal(options.get(key), value, `${key} in the README's my.cnf`);
+    assert.equal(options.get('gtid_strict_mode'), 'ON');
+  });
+
+  it('the manager account statements the tests run are the README lines, RELOAD included', () => {
+    const statements = readmeManagerGrants('pw');
+    assert.equal(statements.length, 2);
+    assert.match(statements[1] ?? '', /\bRELOAD\b/);
+    assert.doesNotMatch(readmeManagerGrants('pw', ['RELOAD'])[1] ?? '', /RELOAD/);
   });
 });
