@@ -5,17 +5,29 @@
 // the real manager with its default probe timing, and a writer going through the
 // platform's store (FollowingPool following the primary published in coord).
 //
-// Run after `npm run build`:  node bench/failover/run.mjs [--runs 5]
+// The pause (SIGSTOP of the primary for --fault-ms, then SIGCONT) and partition (the primary's
+// link down in a network namespace for --fault-ms, then up; needs root) cases measure the first
+// acknowledged write after the fault and the acknowledged writes missing on the new primary.
+//
+// Run after `npm run build`:  node bench/failover/run.mjs [--runs 5] [--faults kill,pause,partition] [--fault-runs 3]
 import { hostname, cpus } from 'node:os';
 import { createLogger, loadConfig, waitFor } from '@insitu/core';
 import { createMemoryCoordinator } from '@insitu/coord';
 import { DbManager, DbManagerConfigSchema, followPrimary, resolveSecrets } from '@insitu/dbmanager';
 import { isUniqueViolation, openStore } from '@insitu/store';
-import { startMariaDbCluster } from '@insitu/test-helpers';
+import { createTestNetwork, startMariaDbCluster } from '@insitu/test-helpers';
 import { benchArgs } from '../args.mjs';
 
-const values = benchArgs('node bench/failover/run.mjs [--runs N]', { runs: { default: '5', kind: 'count', help: 'primary kills timed' } });
+const values = benchArgs('node bench/failover/run.mjs [--runs N] [--fault-runs N] [--fault-ms MS] [--no-pause] [--no-partition]', {
+  runs: { default: '5', kind: 'count', help: 'primary kills timed' },
+  'fault-runs': { default: '3', kind: 'count', help: 'runs of each of the pause and partition faults' },
+  'fault-ms': { default: '20000', kind: 'count', help: 'how long the primary stays paused or cut off' },
+  'no-pause': { kind: 'switch', help: 'skip the pause (SIGSTOP) case' },
+  'no-partition': { kind: 'switch', help: 'skip the partition case (it needs root for network namespaces)' },
+});
 const RUNS = Number(values.runs);
+const FAULT_RUNS = Number(values['fault-runs']);
+const FAULT_MS = Number(values['fault-ms']);
 const APP = { user: 'app', password: 'bench-app-password' };
 
 function quantile(sorted, q) {
@@ -25,9 +37,13 @@ function quantile(sorted, q) {
 const median = (xs) => quantile([...xs].sort((a, b) => a - b), 0.5);
 const max = (xs) => Math.max(...xs);
 
-async function setup() {
+async function setup({ netns = false } = {}) {
+  const network = netns ? await createTestNetwork({ nodes: 3 }) : undefined;
   const cluster = await startMariaDbCluster({
-    memberOptions: () => ({ extraConfig: { read_only: 'ON', rpl_semi_sync_slave_enabled: 'ON', rpl_semi_sync_master_wait_point: 'AFTER_SYNC' } }),
+    memberOptions: (i) => ({
+      extraConfig: { read_only: 'ON', rpl_semi_sync_slave_enabled: 'ON', rpl_semi_sync_master_wait_point: 'AFTER_SYNC' },
+      ...(network ? { netns: network.nodes[i].netns, bindAddress: network.nodes[i].address } : {}),
+    }),
   });
   await Promise.all(
     cluster.members.map((m) =>
@@ -57,6 +73,7 @@ async function setup() {
   const store = await open().catch(() => open()).catch(() => open());
   return {
     cluster,
+    network,
     manager,
     store,
     async close() {
@@ -65,6 +82,7 @@ async function setup() {
       await manager.stop();
       await coordinator.close();
       await cluster.stop();
+      await network?.destroy();
     },
   };
 }
@@ -181,6 +199,48 @@ for (let run = 1; run <= RUNS; run++) {
   }
 }
 
+// Pause and partition: the primary is silent (not dead) for FAULT_MS, then returns.
+const faults = [];
+const kinds = [...(values['no-pause'] ? [] : ['pause']), ...(values['no-partition'] || process.getuid?.() !== 0 ? [] : ['partition'])];
+for (const kind of kinds) {
+  for (let run = 1; run <= FAULT_RUNS; run++) {
+    const env = await setup({ netns: kind === 'partition' });
+    try {
+      const prefix = `${kind}${run}`;
+      const writer = startWriter(env.store, prefix);
+      await waitFor(() => writer.acked.length >= 300, { timeoutMs: 60_000, what: 'steady writes' });
+      const old = env.cluster.members[0];
+      // Timed from when the fault is in place (`ip link set down` takes a few ms; writes before it still reach the replicas).
+      if (kind === 'pause') await old.kill('SIGSTOP');
+      else await env.network.linkDown(0);
+      const faultAt = performance.now();
+      const first = await waitFor(() => writer.done.find((d) => d.issuedAt >= faultAt), { timeoutMs: 60_000, what: `a write after the ${kind}` });
+      await new Promise((r) => setTimeout(r, Math.max(0, faultAt + FAULT_MS - performance.now())));
+      const healAt = performance.now();
+      if (kind === 'pause') await old.kill('SIGCONT');
+      else await env.network.linkUp(0);
+      await waitFor(async () => (await old.query('SELECT @@global.read_only')).trim() === '1', { timeoutMs: 30_000, what: 'the old primary fenced' });
+      const fencedMs = performance.now() - healAt;
+      const count = writer.acked.length;
+      await waitFor(() => writer.acked.length >= count + 100, { timeoutMs: 30_000, what: 'writes on the new primary' });
+      await writer.stop();
+      const primary = env.manager.status().primary;
+      const missing = await missingOn(env.cluster.members[Number(primary.slice(2)) - 1], writer.acked, prefix);
+      const failover = env.manager.events().find((e) => e.type === 'failover');
+      faults.push({ kind, run, ms: first.doneAt - faultAt, missing, acked: writer.acked.length, fencedMs, failoverStartedMs: failover ? Date.parse(failover.at) : undefined });
+      console.log(`${kind} run ${run}: fault → first write on ${primary}: ${(first.doneAt - faultAt).toFixed(0)} ms (manager: writable ${failover?.details.writableAfterMs} ms after deciding); ` +
+        `old primary read-only ${fencedMs.toFixed(0)} ms after it returned (upper bound: the check itself polls); acknowledged ${writer.acked.length}, missing ${missing}`);
+    } finally {
+      await resumeOld(env);
+      await env.close();
+    }
+  }
+}
+
+async function resumeOld(env) {
+  await env.cluster.members[0].kill('SIGCONT').catch(() => undefined);
+}
+
 const times = failovers.map((f) => f.ms);
 const baselineGap = median(steady.map((s) => s.maxGapMs));
 console.log('');
@@ -190,5 +250,10 @@ console.log(`failover (kill -9 of the primary → first write acknowledged by th
 console.log(`acknowledged writes missing after failover: ${failovers.reduce((sum, f) => sum + f.missing, 0)} of ${failovers.reduce((sum, f) => sum + f.acked, 0)}`);
 if (switchover) {
   console.log(`planned switchover: writes refused for ${switchover.refusedWindowMs.toFixed(0)} ms (primary read-only ${switchover.readOnlyMs} ms), missing ${switchover.missing}`);
+}
+for (const kind of kinds) {
+  const runs = faults.filter((f) => f.kind === kind);
+  console.log(`${kind} (${FAULT_MS} ms) → first write acknowledged by the new primary, ${runs.length} runs: median ${median(runs.map((f) => f.ms)).toFixed(0)} ms, max ${max(runs.map((f) => f.ms)).toFixed(0)} ms; ` +
+    `acknowledged writes missing: ${runs.reduce((sum, f) => sum + f.missing, 0)} of ${runs.reduce((sum, f) => sum + f.acked, 0)}`);
 }
 process.exit(0);

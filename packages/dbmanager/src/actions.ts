@@ -67,6 +67,18 @@ export async function waitForGtid(connection: MemberConnection, position: string
   return Number(row?.r) === 0;
 }
 
+/**
+ * Stop the IO thread of a replica whose primary went silent, without the 2 s wait: a
+ * semi-sync replica's `STOP SLAVE IO_THREAD` first connects to the primary to kill its dump
+ * thread, and that connection waits up to `rpl_semi_sync_slave_kill_conn_timeout` (measured:
+ * 2 s on a paused primary, whatever `slave_net_timeout` is; KILL of the IO thread first does
+ * not shorten it). 1 s is that variable's shortest useful value (0 measured as 2 s again).
+ */
+export async function stopIoThreadNow(connection: MemberConnection): Promise<void> {
+  await connection.query('SET GLOBAL rpl_semi_sync_slave_kill_conn_timeout = 1');
+  await connection.query('STOP SLAVE IO_THREAD');
+}
+
 /** Stop replication and forget the old source: the member replicates from nobody. */
 export async function detachReplica(connection: MemberConnection): Promise<void> {
   await connection.query('STOP ALL SLAVES');
@@ -112,9 +124,11 @@ export async function setSlaveNetTimeout(connection: MemberConnection, seconds: 
  * wait for acknowledgements that no one sends. A replica's side applies when its IO
  * thread (re)connects, so the IO thread is restarted when asked.
  */
-export async function configureSemiSync(connection: MemberConnection, timeoutMs: number, role: 'primary' | 'replica', restartIo: boolean): Promise<void> {
+export async function configureSemiSync(connection: MemberConnection, timeoutMs: number, role: 'primary' | 'replica' | 'async-primary', restartIo: boolean): Promise<void> {
   await connection.query("SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'");
   await connection.query('SET GLOBAL rpl_semi_sync_master_timeout = ?', [timeoutMs]);
+  // With no semi-sync replica connected at all, still wait (the default OFF would switch to asynchronous at once).
+  await connection.query('SET GLOBAL rpl_semi_sync_master_wait_no_slave = ON');
   await connection.query('SET GLOBAL rpl_semi_sync_slave_enabled = ON');
   await connection.query(role === 'primary' ? 'SET GLOBAL rpl_semi_sync_master_enabled = ON' : 'SET GLOBAL rpl_semi_sync_master_enabled = OFF');
   if (restartIo) {

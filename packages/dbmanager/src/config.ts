@@ -54,9 +54,9 @@ export const DbManagerConfigSchema = Type.Object(
         password: Type.Optional(Type.String()),
         passwordFile: Type.Optional(Type.String()),
         passwordEnv: Type.Optional(EnvName),
-        heartbeatPeriodSeconds: Type.Number({ minimum: 0.1, maximum: 60, default: 1 }),
+        heartbeatPeriodSeconds: Type.Number({ minimum: 0.1, maximum: 60, default: 0.5, description: 'MASTER_HEARTBEAT_PERIOD: below slaveNetTimeoutSeconds' }),
         connectRetrySeconds: Type.Integer({ minimum: 1, maximum: 60, default: 1 }),
-        slaveNetTimeoutSeconds: Type.Integer({ minimum: 2, maximum: 3600, default: 3, description: 'Set on every member: a replica notices a silent primary this fast' }),
+        slaveNetTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 1, description: 'Set on every member: a replica notices a silent primary this fast, and one connect attempt of its IO thread to a silent primary lasts at most this long (a failover waits for it)' }),
       },
       { ...Closed, default: {}, description: 'The account replicas use (CHANGE MASTER TO) and replica timing' },
     ),
@@ -85,6 +85,8 @@ export const DbManagerConfigSchema = Type.Object(
         auto: Type.Boolean({ default: true, description: 'Fail over automatically; false only alerts' }),
         cooldownMs: Type.Integer({ minimum: 0, default: 30 * 60_000, description: 'After a failover, no automatic one for this long unless acknowledged' }),
         applyTimeoutMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000, description: 'How long a candidate may take to apply its relay log' }),
+        retryBackoffMs: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 5000, description: 'After a failover that failed part-way (and was undone), the next attempt waits this long, doubling up to retryBackoffMaxMs' }),
+        retryBackoffMaxMs: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 300_000 }),
       },
       { ...Closed, default: {} },
     ),
@@ -99,7 +101,19 @@ export const DbManagerConfigSchema = Type.Object(
     semiSync: Type.Object(
       {
         enabled: Type.Boolean({ default: true, description: 'Configure AFTER_SYNC semi-synchronous replication on every member' }),
-        timeoutMs: Type.Integer({ minimum: 1, maximum: 3_600_000, default: 10_000, description: 'rpl_semi_sync_master_timeout: how long a commit waits for a replica before falling back to asynchronous' }),
+        timeoutMs: Type.Integer({
+          minimum: 1,
+          maximum: 4_294_967_295,
+          default: 4_294_967_295,
+          description: 'rpl_semi_sync_master_timeout: how long a commit waits for a replica before the primary falls back to asynchronous on its own. The default (about 49 days) means never: the manager decides (asyncWhenAloneMs)',
+        }),
+        asyncWhenAloneMs: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            maximum: 3_600_000,
+            description: 'When the manager sees the primary alive but no replica of it receiving for this long, it switches the primary to asynchronous (writes go on, unprotected) and back once a replica receives again. Unset: never (writes wait for a replica)',
+          }),
+        ),
       },
       { ...Closed, default: {} },
     ),
@@ -120,6 +134,7 @@ export const DbManagerConfigSchema = Type.Object(
         kind: Type.Enum(['memory', 'etcd'] as const, { default: 'memory', description: 'memory: one manager in this process; etcd: managers on several nodes' }),
         endpoints: Type.Array(Type.String({ pattern: '^https?://' }), { default: [] }),
         leaseTtlMs: Type.Integer({ minimum: 500, maximum: 600_000, default: 3000, description: 'Leadership lease: a dead leader is replaced within about this long' }),
+        namespace: Type.String({ pattern: '^[A-Za-z0-9._/-]{0,64}$', default: 'insitu/', description: 'Prefix of every key inside etcd (clients follow <namespace>dbmanager/<cluster>/primary)' }),
       },
       { ...Closed, default: {} },
     ),
@@ -130,6 +145,15 @@ export const DbManagerConfigSchema = Type.Object(
         advertiseUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'URL other nodes reach this manager at (default from host and port)' })),
         token: Type.Optional(Type.String({ minLength: 16, description: 'Shared bearer token of the admin API; prefer tokenFile or INSITU_DBMANAGER_TOKEN' })),
         tokenFile: Type.Optional(Type.String()),
+      },
+      { ...Closed, default: {} },
+    ),
+    guard: Type.Object(
+      {
+        member: Type.Optional(Type.String({ description: 'Run the self-fencing guard beside this member (its name in members); set on the member\'s own machine' })),
+        socket: Type.Optional(Type.String({ minLength: 1, description: 'The member\'s Unix socket: the guard reaches it even when the network is cut (default: its host and port)' })),
+        leaseTtlMs: Type.Integer({ minimum: 1000, maximum: 600_000, default: 2000, description: 'The guard fences its member after 2/3 of this without renewing its lease in coord' }),
+        intervalMs: Type.Integer({ minimum: 20, maximum: 60_000, default: 200 }),
       },
       { ...Closed, default: {} },
     ),
@@ -159,6 +183,9 @@ export function loadDbManagerConfig(sources: Omit<ConfigSources, 'envScope'>): R
   }
   if (config.coord.kind === 'etcd' && config.coord.endpoints.length === 0) {
     throw new InsituError('INSITU_CONFIG_INVALID', 'coord.kind etcd needs coord.endpoints');
+  }
+  if (config.guard.member !== undefined && !names.has(config.guard.member)) {
+    throw new InsituError('INSITU_CONFIG_INVALID', `guard.member ${config.guard.member} is not one of the members`);
   }
   if (config.members.every((member) => member.neverPromote)) {
     throw new InsituError('INSITU_CONFIG_INVALID', 'every member is neverPromote: no failover would ever be possible');

@@ -10,6 +10,8 @@ export type { Coordinator, Lease, Leadership, LeaderObserver, WatchEvent, WatchH
 export interface CoordinatorSpec {
   kind: 'memory' | 'etcd';
   endpoints: readonly string[];
+  /** Prefix of every key inside etcd; default `insitu/`. */
+  namespace?: string;
 }
 
 /** The in-memory coordinator (one manager in one process) or an etcd one (managers on several nodes). */

@@ -28,6 +28,10 @@ export {
 export type { Gtid, GtidPosition, GtidRange } from './gtid.js';
 export { probeMember } from './probe.js';
 export type { MemberProbe, ReplicationStatus, SemiSyncStatus } from './probe.js';
+export { MemberGuard } from './guard.js';
+export type { MemberGuardOptions, GuardFence, GuardFenceReason } from './guard.js';
+export { fenceMember } from './fence.js';
+export type { FenceResult } from './fence.js';
 export { startDbManager } from './start.js';
 export type { StartDbManagerOptions, RunningDbManager } from './start.js';
 export { startAdminServer } from './admin-server.js';

@@ -4,8 +4,10 @@ import { Counter, Gauge, InsituError, createLogger, createMetricsRegistry, sleep
 import { createNotifier, type AlertItem, type Notifier, type Severity } from '@insitu/notify';
 import {
   binlogGtidsBeyond, binlogPosition, configureSemiSync, currentPosition, demoteToReplica, detachReplica, killClientConnections,
-  repoint, restartReplication, setReadOnly, setSlaveNetTimeout, waitForGtid, type ReplicationSource,
+  repoint, restartReplication, setReadOnly, setSlaveNetTimeout, stopIoThreadNow, waitForGtid, type ReplicationSource,
 } from './actions.js';
+import { fenceMember } from './fence.js';
+import { ManagerPeers } from './manager-peers.js';
 import type { DbManagerConfig, MemberConfig, ResolvedSecrets } from './config.js';
 import type { Coordinator, LeaderObserver, Leadership, Lease, WatchHandle } from './coord-port.js';
 import {
@@ -16,7 +18,7 @@ import { EventLog, type ManagerEvent } from './events.js';
 import { compareGtidPositions, formatGtidPosition, formatGtidRange, gtidRangesBeyond, parseGtidPosition, type GtidPosition } from './gtid.js';
 import { probeMember, readReplication, type MemberProbe, type ReplicationStatus, type SemiSyncStatus } from './probe.js';
 import { runRestartCommand } from './restart.js';
-import { withMember, type MemberConnection, type MemberEndpoint } from './sql.js';
+import { connectMember, withMember, type MemberConnection, type MemberEndpoint } from './sql.js';
 import {
   coordKeys, electionName, emptyTopology, parseRecord, PublishedTopologySchema, type ManagerRecord, type PendingRejoin, type PublishedPrimary,
   type PublishedTopology,
@@ -179,6 +181,11 @@ export class DbManager extends EventEmitter {
   #suspect = false;
   #publishedEventIds: string[] = [];
   #started = false;
+  /** After a failover that failed part-way: attempts so far and when the next may start. */
+  #failoverRetry = { attempts: 0, nextAt: 0 };
+  /** The primary the manager switched to asynchronous (no replica receiving), and since when none received. */
+  #semiSyncAlone: { primary: string; since: number; async: boolean } | undefined;
+  readonly #peers = new ManagerPeers();
 
   constructor(options: DbManagerOptions) {
     super();
@@ -233,7 +240,9 @@ export class DbManager extends EventEmitter {
     if (this.#started) return;
     this.#started = true;
     await this.#loadTopology();
+    this.#peers.seed(await this.#coord.list(this.#keys.managers).catch(() => new Map<string, string>()), this.#keys.managers);
     this.#watch = await this.#coord.watchPrefix(this.#keys.prefix, (event) => {
+      if (event.key.startsWith(this.#keys.managers)) this.#peers.apply(event.key.slice(this.#keys.managers.length), event.type);
       if (event.key !== this.#keys.topology || event.type !== 'put' || this.#isLeading()) return;
       try {
         const topology = parseRecord(PublishedTopologySchema, event.value, 'published topology');
@@ -433,6 +442,7 @@ export class DbManager extends EventEmitter {
 
   async #evaluate(): Promise<void> {
     if (!this.#isLeading()) return;
+    this.#checkPeers();
     const topology = this.#topology;
     if (topology.primary === null) {
       await this.#bootstrap();
@@ -472,10 +482,25 @@ export class DbManager extends EventEmitter {
     if (verdict.state === 'alive') await this.#checkPrimarySemiSync(primary);
   }
 
+  /** Fewer managers alive than this one has seen at once: `manager-lost` (the pair is down to one). */
+  #checkPeers(): void {
+    const lost = this.#peers.lost();
+    if (lost.length > 0) {
+      this.#raise('manager-lost', '', 'critical', `${lost.length} dbmanager(s) of ${this.#peers.peak()} stopped publishing their record: ${lost.join(', ')}; ${this.#peers.alive().length} left (${this.#peers.alive().join(', ')})`, {
+        lost,
+        alive: this.#peers.alive(),
+      });
+    } else {
+      this.#resolve('manager-lost', '', `${this.#peers.alive().length} dbmanagers alive again`);
+    }
+  }
+
   async #actOnVerdict(primary: MemberState, verdict: PrimaryVerdict): Promise<void> {
     const name = primary.config.name;
     const details = { confirmations: verdict.confirmations, seeing: verdict.seeing, unreachable: verdict.unreachable, needed: verdict.needed, error: primary.probe?.error?.message };
     if (verdict.state === 'alive') {
+      if (this.#failoverRetry.attempts > 0) this.#failoverRetry = { attempts: 0, nextAt: 0 };
+      this.#resolve('failover-failed', name, `primary ${name} answers again`);
       this.#resolve('primary-unreachable', name, `the manager reaches primary ${name} again`);
       this.#resolve('primary-down', name, `primary ${name} answers again`);
       this.#resolve('failover-blocked', name, `primary ${name} answers again`);
@@ -515,6 +540,8 @@ export class DbManager extends EventEmitter {
       );
       return;
     }
+    // A failover that failed part-way was undone; the next attempt waits (exponential back-off), not every tick.
+    if (now < this.#failoverRetry.nextAt) return;
     await this.#failover(primary, verdict);
   }
 
@@ -579,20 +606,99 @@ export class DbManager extends EventEmitter {
     return withMember(state.endpoint, { connectTimeoutMs: this.#config.probe.connectTimeoutMs, queryTimeoutMs }, fn);
   }
 
+  #connect(state: MemberState): Promise<MemberConnection> {
+    const queryTimeoutMs = Math.max(this.#config.probe.queryTimeoutMs, (this.#config.replication.slaveNetTimeoutSeconds + 2) * 1000);
+    return connectMember(state.endpoint, { connectTimeoutMs: this.#config.probe.connectTimeoutMs, queryTimeoutMs });
+  }
+
   async #failover(primary: MemberState, verdict: PrimaryVerdict): Promise<void> {
     const started = this.#now();
     const mark = (step: string) => this.#logger.debug({ step, ms: this.#now() - started }, 'failover step');
     const old = primary.config.name;
     this.#fence(`fail over from ${old}`);
     this.#record({ type: 'failover-started', severity: 'warning', member: old, message: `primary ${old} is down (confirmed by ${verdict.confirmations.join(', ')}); failing over`, details: { confirmations: verdict.confirmations } });
-
-    // Freeze what every replica received, then read the positions.
     const replicas = verdict.confirmations.map((name) => this.#states.get(name)).filter((s): s is MemberState => s !== undefined);
+    let promoted: { chosen: MemberState; promotedAt: string; candidates: Candidate[]; excluded: ReturnType<typeof rankCandidates>['excluded'] } | undefined;
+    try {
+      promoted = await this.#detachAndPublish(primary, replicas, mark);
+    } catch (error) {
+      if (error instanceof InsituError && error.code === 'INSITU_DBMANAGER_NOT_LEADER') {
+        // Deposed mid-way: the new leader owns the cluster now; it must not find us undoing its work.
+        this.#logger.warn({ err: error }, 'failover interrupted: no longer the leader');
+        return;
+      }
+      await this.#failoverFailed(primary, replicas, error);
+      return;
+    }
+    if (promoted === undefined) {
+      // Refused (no candidate, relay log not applied): alerted by the step; undone like a failure, retried with back-off.
+      await this.#undoFailover(primary, replicas);
+      this.#scheduleFailoverRetry();
+      return;
+    }
+    const { chosen: chosenState, promotedAt, candidates, excluded } = promoted;
+    const chosen = { name: chosenState.config.name };
+    // Semi-sync primary side on before the others connect: they then register as semi-sync replicas, and the
+    // new primary's first commits (after read_only=0 below) find one acknowledging.
+    if (this.#config.semiSync.enabled) {
+      await this.#withMember(chosenState, (c) => configureSemiSync(c, this.#config.semiSync.timeoutMs, 'primary', false)).catch((error: unknown) => {
+        this.#logger.warn({ err: error, member: chosen.name }, 'semi-sync on the new primary failed; the next probe retries');
+      });
+    }
+    // The others follow first, so that the new primary's first commits find a semi-sync replica.
+    const followers = candidates.filter((c) => c.name !== chosen.name);
+    const repointed: string[] = [];
+    await Promise.all(
+      followers.map(async (follower) => {
+        const state = this.#states.get(follower.name);
+        if (state === undefined) return;
+        try {
+          await this.#withMember(state, (c) => repoint(c, this.#source(chosenState.config)));
+          repointed.push(follower.name);
+        } catch (error) {
+          this.#logger.warn({ err: error, member: follower.name }, 'repointing after failover failed; the next probe retries');
+        }
+      }),
+    );
+    mark('repointed');
+    this.#fence(`make ${chosen.name} writable`);
+    await this.#withMember(chosenState, (c) => setReadOnly(c, false));
+    const writableAfterMs = this.#now() - started;
+    this.#failoverRetry = { attempts: 0, nextAt: 0 };
+
+    this.#resolve('primary-down', old, `failed over to ${chosen.name}`);
+    this.#resolve('failover-blocked', old, `failed over to ${chosen.name}`);
+    this.#resolve('failover-impossible', old, `failed over to ${chosen.name}`);
+    this.#resolve('failover-failed', old, `failed over to ${chosen.name}`);
+    const message = `failover: ${old} → ${chosen.name} (writable after ${writableAfterMs} ms, at ${promotedAt || 'empty GTID position'})`;
+    this.#record({
+      type: 'failover',
+      severity: 'critical',
+      member: chosen.name,
+      message,
+      details: { from: old, to: chosen.name, promotedAt, epoch: this.#topology.epoch, writableAfterMs, confirmations: verdict.confirmations, excluded, repointed },
+    });
+    this.#notifier.event({ cluster: this.#config.cluster, condition: 'failover', subject: chosen.name, severity: 'critical', summary: message, details: { from: old, to: chosen.name, promotedAt, excluded } });
+    this.#suspect = false;
+  }
+
+  /**
+   * The steps of a failover that change replicas before anything is published: freeze
+   * what every replica received, choose, catch up, apply, detach the candidate, publish
+   * (fenced). Undefined when it refuses (alerted here); throws on an error part-way —
+   * the caller undoes.
+   */
+  async #detachAndPublish(
+    primary: MemberState,
+    replicas: readonly MemberState[],
+    mark: (step: string) => void,
+  ): Promise<{ chosen: MemberState; promotedAt: string; candidates: Candidate[]; excluded: ReturnType<typeof rankCandidates>['excluded'] } | undefined> {
+    const old = primary.config.name;
     const read = await Promise.all(
       replicas.map(async (state): Promise<Candidate | undefined> => {
         try {
           return await this.#withMember(state, async (c) => {
-            await c.query('STOP SLAVE IO_THREAD');
+            await stopIoThreadNow(c);
             const replication = await readReplication(c);
             const applied = await c.one<{ p: string }>('SELECT @@gtid_slave_pos AS p');
             return {
@@ -615,11 +721,10 @@ export class DbManager extends EventEmitter {
     const chosen = ranked[0];
     if (chosen === undefined) {
       this.#raise('failover-impossible', old, 'critical', `primary ${old} is down and no replica can be promoted`, { excluded, candidates: candidates.map((c) => c.name) });
-      await this.#restartIoThreads(replicas);
-      return;
+      return undefined;
     }
     const chosenState = this.#states.get(chosen.name);
-    if (chosenState === undefined) return;
+    if (chosenState === undefined) return undefined;
     let target = chosen.received || chosen.applied;
     const donor = mostAdvanced(candidates);
     if (donor !== undefined && donor.name !== chosen.name && compareGtidPositions(parseGtidPosition(donor.received || donor.applied), parseGtidPosition(target)) > 0) {
@@ -629,8 +734,7 @@ export class DbManager extends EventEmitter {
     mark('relay log applied');
     if (!applied) {
       this.#raise('failover-impossible', old, 'critical', `candidate ${chosen.name} did not apply its relay log up to ${target} within ${this.#config.failover.applyTimeoutMs} ms; not promoting`, { target });
-      await this.#restartIoThreads(replicas);
-      return;
+      return undefined;
     }
 
     this.#fence(`promote ${chosen.name}`);
@@ -660,42 +764,51 @@ export class DbManager extends EventEmitter {
       cooldownUntil: now + this.#config.failover.cooldownMs,
     });
     mark('published');
-    // The others follow first, so that the new primary's first commits find a semi-sync replica.
-    const followers = candidates.filter((c) => c.name !== chosen.name);
-    const repointed: string[] = [];
+    return { chosen: chosenState, promotedAt, candidates, excluded };
+  }
+
+  /**
+   * Put every replica the failover touched back as it was: replicating from the old
+   * primary (IO thread running again, nothing detached; `MASTER_USE_GTID=slave_pos`
+   * resumes from what each applied). Returns the members it could not restore.
+   */
+  async #undoFailover(primary: MemberState, replicas: readonly MemberState[]): Promise<string[]> {
+    const source = this.#source(primary.config);
+    const failed: string[] = [];
     await Promise.all(
-      followers.map(async (follower) => {
-        const state = this.#states.get(follower.name);
-        if (state === undefined) return;
+      replicas.map(async (state) => {
         try {
-          await this.#withMember(state, (c) => repoint(c, this.#source(chosenState.config)));
-          repointed.push(follower.name);
+          await this.#withMember(state, (c) => repoint(c, source));
         } catch (error) {
-          this.#logger.warn({ err: error, member: follower.name }, 'repointing after failover failed; the next probe retries');
+          failed.push(state.config.name);
+          this.#logger.error({ err: error, member: state.config.name }, 'cannot undo the failover on this replica');
         }
       }),
     );
-    mark('repointed');
-    this.#fence(`make ${chosen.name} writable`);
-    await this.#withMember(chosenState, async (c) => {
-      if (this.#config.semiSync.enabled) await configureSemiSync(c, this.#config.semiSync.timeoutMs, 'primary', false);
-      await setReadOnly(c, false);
-    });
-    const writableAfterMs = this.#now() - started;
+    return failed;
+  }
 
-    this.#resolve('primary-down', old, `failed over to ${chosen.name}`);
-    this.#resolve('failover-blocked', old, `failed over to ${chosen.name}`);
-    this.#resolve('failover-impossible', old, `failed over to ${chosen.name}`);
-    const message = `failover: ${old} → ${chosen.name} (writable after ${writableAfterMs} ms, at ${promotedAt || 'empty GTID position'})`;
+  #scheduleFailoverRetry(): number {
+    const attempts = this.#failoverRetry.attempts + 1;
+    const delay = Math.min(this.#config.failover.retryBackoffMaxMs, this.#config.failover.retryBackoffMs * 2 ** (attempts - 1));
+    this.#failoverRetry = { attempts, nextAt: this.#now() + delay };
+    return delay;
+  }
+
+  async #failoverFailed(primary: MemberState, replicas: readonly MemberState[], error: unknown): Promise<void> {
+    const old = primary.config.name;
+    const reason = (error as Error).message ?? String(error);
+    const notRestored = await this.#undoFailover(primary, replicas);
+    const delay = this.#scheduleFailoverRetry();
+    const undone = notRestored.length === 0 ? `undone: ${replicas.map((s) => s.config.name).join(', ')} replicate from ${old} again` : `could not undo on ${notRestored.join(', ')}`;
     this.#record({
-      type: 'failover',
+      type: 'failover-attempt-failed',
       severity: 'critical',
-      member: chosen.name,
-      message,
-      details: { from: old, to: chosen.name, promotedAt, epoch: this.#topology.epoch, writableAfterMs, confirmations: verdict.confirmations, excluded, repointed },
+      member: old,
+      message: `failover from ${old} failed (attempt ${this.#failoverRetry.attempts}): ${reason}; ${undone}; next attempt in ${delay} ms`,
+      details: { reason, notRestored, attempt: this.#failoverRetry.attempts, retryInMs: delay },
     });
-    this.#notifier.event({ cluster: this.#config.cluster, condition: 'failover', subject: chosen.name, severity: 'critical', summary: message, details: { from: old, to: chosen.name, promotedAt, excluded } });
-    this.#suspect = false;
+    this.#raise('failover-failed', old, 'critical', `failover from ${old} failed: ${reason}; ${undone}; retrying with back-off`, { reason, notRestored, attempt: this.#failoverRetry.attempts });
   }
 
   /** The chosen replica is behind another (never-promote, or with a broken SQL thread): fetch the difference from it first. */
@@ -725,10 +838,6 @@ export class DbManager extends EventEmitter {
     }
   }
 
-  async #restartIoThreads(replicas: readonly MemberState[]): Promise<void> {
-    await Promise.all(replicas.map((state) => this.#withMember(state, (c) => c.query('START SLAVE IO_THREAD')).catch(() => undefined)));
-  }
-
   // ---------------------------------------------------------------- members other than the primary
 
   async #tendMember(state: MemberState, primary: MemberState, primaryAlive: boolean): Promise<void> {
@@ -744,10 +853,7 @@ export class DbManager extends EventEmitter {
     const quarantine = this.#topology.quarantined.find((q) => q.name === name);
     if (probe.readOnly === false) {
       this.#fence(`fence ${name}`);
-      const killed = await this.#withMember(state, async (c) => {
-        await setReadOnly(c, true);
-        return killClientConnections(c, this.#spareUsers());
-      });
+      const { killed } = await fenceMember(() => this.#connect(state), this.#spareUsers(), { deadlineMs: this.#config.probe.queryTimeoutMs });
       const expected = quarantine !== undefined || this.#topology.pendingRejoin.some((p) => p.name === name);
       this.#record({
         type: 'fence',
@@ -963,28 +1069,66 @@ export class DbManager extends EventEmitter {
     });
   }
 
-  #semiSyncDrift(semiSync: SemiSyncStatus | undefined, role: 'primary' | 'replica'): boolean {
+  #semiSyncDrift(semiSync: SemiSyncStatus | undefined, role: 'primary' | 'replica' | 'async-primary'): boolean {
     if (semiSync === undefined) return true;
     return (
       semiSync.masterEnabled !== (role === 'primary') || !semiSync.slaveEnabled || semiSync.waitPoint !== 'AFTER_SYNC' || semiSync.timeoutMs !== this.#config.semiSync.timeoutMs
     );
   }
 
+  /**
+   * The primary side of semi-sync. The server never falls back to asynchronous on its own
+   * (`rpl_semi_sync_master_timeout` very large by default): a primary cut off from its
+   * replicas must not acknowledge a commit they never received. Only the manager, seeing
+   * the primary alive and no replica of it receiving for `semiSync.asyncWhenAloneMs`,
+   * switches it to asynchronous (when configured), and back once one receives again.
+   */
   async #checkPrimarySemiSync(primary: MemberState): Promise<void> {
     const probe = primary.probe;
     if (!this.#config.semiSync.enabled || probe?.ok !== true) return;
     const name = primary.config.name;
+    const now = this.#now();
+    const receiving = [...this.#states.values()].filter(
+      (state) => state !== primary && state.probe?.ok === true && replicatesFrom(this.#view(state), primary.config) && state.probe.replication?.ioRunning === 'Yes',
+    );
+    if (this.#semiSyncAlone?.primary !== name) this.#semiSyncAlone = undefined;
+    const aloneAfter = this.#config.semiSync.asyncWhenAloneMs;
+    let alone = this.#semiSyncAlone;
+    if (receiving.length === 0) {
+      alone ??= { primary: name, since: now, async: false };
+      if (aloneAfter !== undefined && !alone.async && now - alone.since >= aloneAfter) {
+        this.#fence(`switch ${name} to asynchronous replication`);
+        await this.#withMember(primary, (c) => configureSemiSync(c, this.#config.semiSync.timeoutMs, 'async-primary', false));
+        alone = { ...alone, async: true };
+        this.#semiSyncAlone = alone;
+        this.#raise('semi-sync-off', name, 'warning', `primary ${name} switched to asynchronous replication by the manager: no replica received from it for ${now - alone.since} ms (semiSync.asyncWhenAloneMs ${aloneAfter}); its commits are not protected until a replica receives again`, {
+          aloneSinceMs: now - alone.since,
+        });
+        return;
+      }
+      this.#semiSyncAlone = alone;
+    } else if (alone !== undefined) {
+      this.#semiSyncAlone = undefined;
+      if (alone.async) {
+        this.#fence(`switch ${name} back to semi-synchronous replication`);
+        await this.#withMember(primary, (c) => configureSemiSync(c, this.#config.semiSync.timeoutMs, 'primary', false));
+        this.#record({ type: 'tuned', severity: 'info', member: name, message: `primary ${name} back to AFTER_SYNC semi-sync: ${receiving.map((s) => s.config.name).join(', ')} receive(s) again` });
+        return;
+      }
+    }
+    const role = this.#semiSyncAlone?.async === true ? 'async-primary' : 'primary';
     const wantNetTimeout = probe.slaveNetTimeout !== this.#config.replication.slaveNetTimeoutSeconds;
-    if (this.#semiSyncDrift(probe.semiSync, 'primary') || wantNetTimeout) {
+    if (this.#semiSyncDrift(probe.semiSync, role) || wantNetTimeout) {
       this.#fence(`configure semi-sync on ${name}`);
       await this.#withMember(primary, async (c) => {
-        await configureSemiSync(c, this.#config.semiSync.timeoutMs, 'primary', false);
+        await configureSemiSync(c, this.#config.semiSync.timeoutMs, role, false);
         await setSlaveNetTimeout(c, this.#config.replication.slaveNetTimeoutSeconds);
       });
       this.#record({ type: 'tuned', severity: 'info', member: name, message: `configured AFTER_SYNC semi-sync on primary ${name}` });
       return;
     }
     const semiSync = probe.semiSync;
+    if (role === 'async-primary') return;
     if (semiSync !== undefined && semiSync.masterEnabled && !semiSync.masterStatus) {
       this.#raise('semi-sync-off', name, 'warning', `primary ${name} fell back to asynchronous replication: a commit waited ${this.#config.semiSync.timeoutMs} ms without a replica's acknowledgement (${semiSync.masterClients} semi-sync replica(s) connected)`, {
         semiSyncClients: semiSync.masterClients,

@@ -7,6 +7,8 @@ export interface MemberEndpoint {
   host: string;
   port: number;
   login: Login;
+  /** A Unix socket to use instead of host and port (the guard, on the member's own machine). */
+  socket?: string;
 }
 
 /** A short-lived admin connection to one member; every query has a deadline. */
@@ -62,8 +64,7 @@ export class MemberConnection {
 /** Connect to a member with a short connect timeout. */
 export async function connectMember(endpoint: MemberEndpoint, options: { connectTimeoutMs: number; queryTimeoutMs: number }): Promise<MemberConnection> {
   const connection = await createConnection({
-    host: endpoint.host,
-    port: endpoint.port,
+    ...(endpoint.socket === undefined ? { host: endpoint.host, port: endpoint.port } : { socketPath: endpoint.socket }),
     user: endpoint.login.user,
     password: endpoint.login.password,
     connectTimeout: options.connectTimeoutMs,

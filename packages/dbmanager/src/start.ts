@@ -3,6 +3,7 @@ import type { Notifier } from '@insitu/notify';
 import { startAdminServer } from './admin-server.js';
 import { resolveSecrets, type DbManagerConfig } from './config.js';
 import type { Coordinator } from './coord-port.js';
+import { MemberGuard } from './guard.js';
 import { DbManager } from './manager.js';
 
 /** Options of {@link startDbManager}. */
@@ -18,6 +19,8 @@ export interface StartDbManagerOptions {
 export interface RunningDbManager {
   manager: DbManager;
   adminUrl: string;
+  /** The self-fencing guard, when `guard.member` is set. */
+  guard: MemberGuard | undefined;
   /** Stop the manager (resigning its leadership) and the admin API. */
   close(): Promise<void>;
 }
@@ -44,6 +47,22 @@ export async function startDbManager(config: Readonly<DbManagerConfig>, options:
     ...(options.notifier ? { notifier: options.notifier } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
+  const guarded = config.guard.member === undefined ? undefined : config.members.find((m) => m.name === config.guard.member);
+  const login = guarded === undefined ? undefined : secrets.members.get(guarded.name);
+  const guard =
+    guarded === undefined || login === undefined
+      ? undefined
+      : new MemberGuard({
+          cluster: config.cluster,
+          member: guarded.name,
+          endpoint: { name: guarded.name, host: guarded.host, port: guarded.port, login, ...(config.guard.socket === undefined ? {} : { socket: config.guard.socket }) },
+          coordinator: options.coordinator,
+          leaseTtlMs: config.guard.leaseTtlMs,
+          intervalMs: config.guard.intervalMs,
+          spareUsers: ['system user', 'event_scheduler', secrets.replication.user, ...new Set([...secrets.members.values()].map((l) => l.user))],
+          logger,
+        });
+  guard?.start();
   const admin = await startAdminServer({ manager, token: secrets.adminToken, host: config.admin.host, port: config.admin.port, logger });
   const adminUrl = config.admin.advertiseUrl ?? admin.url;
   manager.setAdminUrl(adminUrl);
@@ -52,12 +71,15 @@ export async function startDbManager(config: Readonly<DbManagerConfig>, options:
   } catch (error) {
     await admin.close();
     await manager.stop().catch(() => undefined);
+    await guard?.stop();
     throw error;
   }
   return {
     manager,
     adminUrl,
+    guard,
     async close() {
+      await guard?.stop();
       await manager.stop();
       await admin.close();
     },

@@ -51,7 +51,7 @@ describe('dbmanager against three real MariaDB servers', () => {
     proxies = await Promise.all(cluster.members.map((m) => startProxy({ host: m.host, port: m.port })));
     const config = testConfig(
       cluster,
-      { notify: { webhooks: [{ url: hook.url }], email: { host: smtp.host, port: smtp.port, from: 'dbmanager@example.org', to: ['dba@example.org'] } } },
+      { semiSync: { asyncWhenAloneMs: 1500 }, notify: { webhooks: [{ url: hook.url }], email: { host: smtp.host, port: smtp.port, from: 'dbmanager@example.org', to: ['dba@example.org'] } } },
       (index) => ({ host: proxies[index]?.host ?? '', port: proxies[index]?.port ?? 0 }),
     );
     coordinator = await createCoordinator({ kind: 'memory', endpoints: [] });
@@ -162,15 +162,19 @@ describe('dbmanager against three real MariaDB servers', () => {
     await db3.query('STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 0; START SLAVE');
     await waitFor(() => hookMessages(hook).slice(before).find((m) => m.condition === 'replica-lag' && m.status === 'resolved'), { timeoutMs: 30_000, what: 'lag resolved' });
 
-    // No replica acknowledges: a commit waits semiSync.timeoutMs, then the primary goes asynchronous.
+    // No replica receives: the server never falls back on its own (the commit waits); the manager,
+    // seeing db1 alive and alone for semiSync.asyncWhenAloneMs, switches it to asynchronous.
     const db2 = member(cluster, 'db2');
     await Promise.all([db2.query('STOP SLAVE IO_THREAD'), db3.query('STOP SLAVE IO_THREAD')]);
-    await db1.query('INSERT INTO lagging VALUES (-1)');
+    let committed = false;
+    const insert = db1.query('INSERT INTO lagging VALUES (-1)').then(() => (committed = true));
     const off = await waitFor(() => hookMessages(hook).slice(before).find((m) => m.condition === 'semi-sync-off' && m.status === 'firing'), {
       timeoutMs: 30_000,
       what: 'the semi-sync-off warning',
     });
-    assert.match(off.alerts[0]?.summary ?? '', /primary db1 fell back to asynchronous replication/);
+    assert.match(off.alerts[0]?.summary ?? '', /primary db1 switched to asynchronous replication by the manager: no replica received from it/);
+    await insert;
+    assert.ok(committed);
     await Promise.all([db2.query('START SLAVE IO_THREAD'), db3.query('START SLAVE IO_THREAD')]);
     await db1.query('INSERT INTO lagging VALUES (-2)');
     await waitFor(() => hookMessages(hook).slice(before).find((m) => m.condition === 'semi-sync-off' && m.status === 'resolved'), { timeoutMs: 30_000, what: 'semi-sync back on' });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { InsituError, loadConfig } from '@insitu/core';
@@ -5,6 +6,7 @@ import {
   DbManagerConfigSchema, compareGtidPositions, defaultConfirmations, formatGtidPosition, formatGtidRange, gtidCovers, gtidRangesBeyond,
   judgePrimary, loadDbManagerConfig, parseGtidPosition, rankCandidates, type Candidate, type MemberConfig, type MemberProbe, type MemberView,
 } from '../src/index.js';
+import { MEMBER_CONFIG, readmeManagerGrants } from './support.js';
 
 function member(name: string, extra: Partial<MemberConfig> = {}): MemberConfig {
   return { name, host: '127.0.0.1', port: 3306 + name.length, neverPromote: false, priority: 0, ...extra };
@@ -127,6 +129,11 @@ describe('config', () => {
     assert.equal(config.probe.intervalMs, 1000);
     assert.equal(config.members[0]?.port, 3306);
     assert.equal(config.semiSync.enabled, true);
+    // Lossless by default: the server never falls back to asynchronous on its own, and the manager does not either.
+    assert.equal(config.semiSync.timeoutMs, 4_294_967_295);
+    assert.equal(config.semiSync.asyncWhenAloneMs, undefined);
+    assert.equal(config.coord.namespace, 'insitu/');
+    assert.equal(config.guard.member, undefined);
     assert.throws(
       () => loadDbManagerConfig({ base: { ...base(), probe: { intervalMS: 5 } } }),
       (error: unknown) => error instanceof InsituError && error.code === 'INSITU_CONFIG_INVALID' && /did you mean "probe.intervalMs"/.test(error.message),
@@ -138,11 +145,29 @@ describe('config', () => {
     assert.throws(() => loadDbManagerConfig({ base: { ...base(), coord: { kind: 'etcd' } } }), /endpoints/);
     assert.throws(() => loadConfig(DbManagerConfigSchema, { base: { members: [{ name: 'db1', host: 'a', restartCommand: 'systemctl start mariadb' }] } }), /restartCommand/);
     assert.throws(() => loadDbManagerConfig({ base: { members: [{ name: 'db1', host: 'a', neverPromote: true }] } }), /neverPromote/);
+    assert.throws(() => loadDbManagerConfig({ base: { ...base(), guard: { member: 'db9' } } }), /guard.member db9 is not one of the members/);
   });
 
   it('reads passwords and the admin token from the environment registry', () => {
     const config = loadDbManagerConfig({ base: base(), env: { INSITU_DBMANAGER_PASSWORD: 'pw', INSITU_DBMANAGER_TOKEN: 'a-token-of-16-chars!' } });
     assert.equal(config.credentials.password, 'pw');
     assert.equal(config.admin.token, 'a-token-of-16-chars!');
+  });
+});
+
+describe('README', () => {
+  it("the members' my.cnf block holds what the tests start every member with (read-only after any restart)", () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const ini = /```ini\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const options = new Map(ini.split('\n').map((line) => line.split('=').map((part) => part.trim())).filter((kv) => kv.length === 2).map(([k, v]) => [k, v]));
+    for (const [key, value] of Object.entries(MEMBER_CONFIG)) assert.equal(options.get(key), value, `${key} in the README's my.cnf`);
+    assert.equal(options.get('gtid_strict_mode'), 'ON');
+  });
+
+  it('the manager account statements the tests run are the README lines, RELOAD included', () => {
+    const statements = readmeManagerGrants('pw');
+    assert.equal(statements.length, 2);
+    assert.match(statements[1] ?? '', /\bRELOAD\b/);
+    assert.doesNotMatch(readmeManagerGrants('pw', ['RELOAD'])[1] ?? '', /RELOAD/);
   });
 });

@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { createLogger, loadConfig, type Logger } from '@insitu/core';
 import { isUniqueViolation, openStore, type Store } from '@insitu/store';
 import { startMariaDbCluster, type MariaDbCluster, type MariaDbOptions } from '@insitu/test-helpers';
@@ -11,12 +13,36 @@ export const MEMBER_CONFIG = {
   rpl_semi_sync_master_wait_point: 'AFTER_SYNC',
 } as const;
 
+export const MANAGER_USER = 'insitu_manager';
+export const MANAGER_PASSWORD = 'manager-password-1';
+
+/**
+ * The manager account's statements exactly as the README documents them (its ```sql block
+ * creating `insitu_manager`), with the password filled in. `without` drops privileges
+ * from the GRANT, to show what happens when one is missing.
+ */
+export function readmeManagerGrants(password = MANAGER_PASSWORD, without: readonly string[] = []): string[] {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const block = [...readme.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').find((text) => text.includes(`'${MANAGER_USER}'`));
+  if (block === undefined) throw new Error('the README has no sql block for the manager account');
+  return block
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('--'))
+    .map((line) => line.replace('MANAGER_PASSWORD', password).replace(/;$/, ''))
+    .map((line) => (line.startsWith('GRANT ') ? without.reduce((text, privilege) => text.replace(new RegExp(`\\b${privilege}, |, ${privilege}\\b`), ''), line) : line));
+}
+
 export const APP_USER = 'app';
 export const APP_PASSWORD = 'app-password-1';
 export const ADMIN_TOKEN = 'dbmanager-admin-token-for-tests';
 
-/** Three members (db1 primary), all with {@link MEMBER_CONFIG}, and an application account without READ_ONLY ADMIN. */
-export async function startTestCluster(memberOptions?: (index: number) => MariaDbOptions): Promise<MariaDbCluster> {
+/**
+ * Three members (db1 primary), all with {@link MEMBER_CONFIG}, an application account
+ * without READ_ONLY ADMIN, and the manager's account made with the README's statements
+ * (less `managerWithout` privileges).
+ */
+export async function startTestCluster(memberOptions?: (index: number) => MariaDbOptions, managerWithout: readonly string[] = []): Promise<MariaDbCluster> {
   const cluster = await startMariaDbCluster({
     memberOptions: (index) => {
       const own = memberOptions?.(index) ?? {};
@@ -29,7 +55,12 @@ export async function startTestCluster(memberOptions?: (index: number) => MariaD
   await Promise.all(
     cluster.members.map((member) =>
       member.query(
-        `SET SESSION sql_log_bin = 0; CREATE USER '${APP_USER}'@'%' IDENTIFIED BY '${APP_PASSWORD}'; GRANT ALL ON ${member.database}.* TO '${APP_USER}'@'%'`,
+        [
+          'SET SESSION sql_log_bin = 0',
+          `CREATE USER '${APP_USER}'@'%' IDENTIFIED BY '${APP_PASSWORD}'`,
+          `GRANT ALL ON ${member.database}.* TO '${APP_USER}'@'%'`,
+          ...readmeManagerGrants(MANAGER_PASSWORD, managerWithout),
+        ].join('; '),
       ),
     ),
   );
@@ -48,12 +79,11 @@ export function testConfig(cluster: MariaDbCluster, overrides: Record<string, un
         ...(via ? { replicationHost: member.host, replicationPort: member.port } : {}),
       };
     }),
-    credentials: { user: 'root', password: cluster.members[0]?.password },
+    credentials: { user: MANAGER_USER, password: MANAGER_PASSWORD },
     replication: { user: cluster.replicationUser, password: cluster.replicationPassword },
     probe: { intervalMs: 200, connectTimeoutMs: 500, queryTimeoutMs: 2000 },
     detection: { failuresBeforeDown: 2, suspectIntervalMs: 100, replicaSilenceMs: 3000 },
     failover: { cooldownMs: 10 * 60_000, applyTimeoutMs: 10_000 },
-    semiSync: { timeoutMs: 1000 },
     repair: { errorMemoryMs: 60_000, lagWarningSeconds: 1 },
     coord: { leaseTtlMs: 2000 },
     admin: { port: 0, token: ADMIN_TOKEN },
@@ -218,6 +248,64 @@ export async function startProxy(target: { host: string; port: number }): Promis
     close() {
       for (const socket of sockets) socket.destroy();
       return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** One look at every member: which ones answered `@@read_only = 0` to a client. */
+export interface WritableSample {
+  at: number;
+  writable: string[];
+}
+
+/** Reads `@@global.read_only` on every member every `intervalMs` (~200 ms) over TCP, each answer bounded by a short timeout. */
+export interface WritableSampler {
+  readonly samples: readonly WritableSample[];
+  /** Samples (from `since`, epoch ms) in which two or more members were writable. */
+  splitBrain(since?: number): WritableSample[];
+  stop(): Promise<void>;
+}
+
+export function startWritableSampler(cluster: MariaDbCluster, intervalMs = 200, address?: (index: number) => { host: string; port: number }): WritableSampler {
+  const samples: WritableSample[] = [];
+  const connections = new Map<number, Connection>();
+  let running = true;
+  const readOne = async (index: number): Promise<boolean> => {
+    const member = cluster.members[index];
+    if (member === undefined) return false;
+    try {
+      let connection = connections.get(index);
+      if (connection === undefined) {
+        const via = address?.(index) ?? member;
+        connection = await createConnection({ host: via.host, port: via.port, user: APP_USER, password: APP_PASSWORD, connectTimeout: intervalMs });
+        connection.on('error', () => undefined);
+        connections.set(index, connection);
+      }
+      const [rows] = await connection.query<RowDataPacket[]>({ sql: 'SELECT @@global.read_only AS ro', timeout: intervalMs });
+      return Number(rows[0]?.['ro']) === 0;
+    } catch {
+      connections.get(index)?.destroy();
+      connections.delete(index);
+      return false;
+    }
+  };
+  const done = (async () => {
+    while (running) {
+      const at = Date.now();
+      const answers = await Promise.all(cluster.members.map((_m, index) => readOne(index)));
+      samples.push({ at, writable: answers.flatMap((writable, index) => (writable ? [`db${index + 1}`] : [])) });
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, intervalMs - (Date.now() - at))));
+    }
+  })();
+  return {
+    samples,
+    splitBrain(since = 0) {
+      return samples.filter((s) => s.at >= since && s.writable.length > 1);
+    },
+    async stop() {
+      running = false;
+      await done;
+      for (const connection of connections.values()) connection.destroy();
     },
   };
 }
