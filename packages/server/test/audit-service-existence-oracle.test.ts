@@ -63,6 +63,22 @@ for (const target of databaseTargets()) {
       assert.equal((await api.call('GET', '/api/v1/audit?service=secret-sauce', { token: outsider.tokens.developer })).statusCode, 404, 'the grant withdrawn, the name is hidden again');
     });
 
+    it('the gateway answers a key of another organisation for a restricted service exactly like an unknown name', async () => {
+      const key = expectStatus(
+        await api.call('POST', '/api/v1/keys', { token: outsider.tokens.user, body: { orgId: outsider.orgId, name: 'prober', services: ['open-data'] } }),
+        201,
+      ).key as string;
+      const call = (name: string) => api.app.inject({ method: 'GET', url: `/s/${name}/anything`, headers: { authorization: `Bearer ${key}` } });
+      const a = await call('secret-sauce');
+      const b = await call('no-such-sauce');
+      assert.equal(a.statusCode, 404, a.body);
+      assert.equal(b.statusCode, 404, b.body);
+      assert.deepEqual(shape(a.body, 'secret-sauce'), shape(b.body, 'no-such-sauce'));
+      // A key that names the service knows it: there the refusal says why.
+      const scoped = await api.call('POST', '/api/v1/keys', { token: outsider.tokens.user, body: { orgId: outsider.orgId, name: 'named', services: ['secret-sauce'] } });
+      assert.equal(scoped.statusCode, 404, 'a restricted service cannot even be named in a key by an outsider');
+    });
+
     it('a public service of another organisation is visible (its callers read their own records of it)', async () => {
       expectStatus(await api.call('GET', '/api/v1/audit?service=open-data', { token: outsider.tokens.user }), 200);
     });

@@ -189,12 +189,16 @@ export function createGateway(
 
     try {
       const scoped = (JSON.parse(key.services) as string[]).includes(service.id);
-      const allowed =
-        scoped &&
-        (service.access === 'public' ||
-          key.org_id === service.org_id ||
-          (await grants.get(`${service.id}:${key.org_id}`, async () => (await store.services.isGranted(service.id, key.org_id)) || undefined)) === true);
-      if (!allowed) {
+      const visible =
+        service.access === 'public' ||
+        key.org_id === service.org_id ||
+        (await grants.get(`${service.id}:${key.org_id}`, async () => (await store.services.isGranted(service.id, key.org_id)) || undefined)) === true;
+      if (!scoped && !visible) {
+        // Another organisation's restricted service, never granted to the key's: answer
+        // exactly as for a name nobody uses, so no key can probe which names exist.
+        throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${echo(name)}`, { details: { where: 'gateway' } });
+      }
+      if (!scoped || !visible) {
         throw new InsituError('INSITU_KEY_FORBIDDEN', scoped ? `the owner of ${name} has not granted your organisation access` : `this key is not scoped to ${name}`, { details: { where: 'gateway' } });
       }
       if (wantsDoc) {
