@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, renameSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import type { Logger } from '@insitu/core';
-import type { Launch } from './sandbox.js';
+import { AGENT_ALIVE_FD, type Launch } from './sandbox.js';
 
 /** How an instance process ended. */
 export interface InstanceExit {
@@ -70,8 +71,8 @@ export class InstanceProcess {
   private exitInfo: InstanceExit | undefined;
 
   /**
-   * Bind the listening socket, start the launch with it on descriptor 3 (and the seccomp
-   * program on 4), then close the agent's own copies: from then on only the app accepts.
+   * Bind the listening socket, start the launch with it on descriptor 3 (the seccomp
+   * program on 4, the agent's liveness socket on 5), then close the agent's own copies: from then on only the app accepts.
    * The process leads its own process group, so the whole tree can be signalled.
    */
   static async start(launch: Launch, logger: Logger): Promise<InstanceProcess> {
@@ -92,7 +93,9 @@ export class InstanceProcess {
     listenFd: number,
     seccompFd: number | undefined,
   ) {
-    this.child = spawn(launch.command, launch.args, { env: launch.env, stdio: ['ignore', 'pipe', 'pipe', listenFd, seccompFd ?? 'ignore'], detached: true });
+    this.child = spawn(launch.command, launch.args, { env: launch.env, stdio: ['ignore', 'pipe', 'pipe', listenFd, seccompFd ?? 'ignore', 'pipe'], detached: true });
+    // The launcher's watchdog reads its end of this pair until the agent is gone; nothing is ever written.
+    (this.child.stdio as ReadonlyArray<Readable | Writable | null | undefined>)[AGENT_ALIVE_FD]?.on('error', () => undefined);
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         this.exitInfo = { code, signal };

@@ -102,19 +102,26 @@ export function tmpfsSizes(limits: AppManifest['limits']): { tmp: number; run: n
 }
 
 /**
- * The launcher in front of every instance. It runs under `setpriv --pdeathsig KILL`, so
- * it dies with the agent; it first checks that its parent is still the agent (`$1`): an
- * agent killed right after the spawn, before the death signal was armed, leaves a
- * launcher whose parent is already init, which then stops here instead of starting an
- * orphan. It then joins the instance's cgroups (the `cgroup.procs` files up to `--`) and
- * execs the rest. Fixed text; every argument arrives as `$1`, `$@`.
+ * The launcher in front of every instance (the leader of the instance's process group).
+ * It first forks a watchdog that blocks reading descriptor {@link AGENT_ALIVE_FD}, one end
+ * of a socket pair whose other end only the agent holds: when the agent dies, however
+ * (SIGKILL included, and even before this line ran), the read ends and the watchdog kills
+ * the whole group — the sandbox's init with it, and with that every process of the
+ * instance's PID namespace. Unlike `--die-with-parent` (a parent-death signal armed in
+ * bubblewrap after it started, and lost when the agent dies first), an end-of-file cannot
+ * be missed. Then it joins the instance's cgroups (the `cgroup.procs` files up to `--`),
+ * closes the watchdog's descriptor and execs the rest. Fixed text; every argument arrives
+ * as `$1`, `$@`.
  */
-const LAUNCHER = '[ "$PPID" = "$1" ] || exit 125; shift; while [ "$1" != "--" ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@"';
+const LAUNCHER = '( read -r _ <&5; kill -KILL 0 ) & while [ "$1" != "--" ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec 5<&-; exec "$@"';
+
+/** The descriptor of the agent's liveness socket in the launcher. */
+export const AGENT_ALIVE_FD = 5;
 
 /**
  * The sandbox of one instance, as argument arrays (no shell string is ever built):
  *
- *     setpriv --pdeathsig KILL -- sh -c LAUNCHER sh AGENTPID CGROUP.PROCS… -- \
+ *     sh -c LAUNCHER sh CGROUP.PROCS… -- \
  *       prlimit --as --nproc --cpu --nofile --core -- \
  *       bwrap --unshare-{ipc,pid,net,uts,cgroup} --die-with-parent --new-session \
  *             --ro-bind /usr … --ro-bind BUNDLE /app --size --tmpfs /tmp --size --tmpfs /run/insitu/app \
@@ -125,7 +132,7 @@ const LAUNCHER = '[ "$PPID" = "$1" ] || exit 125; shift; while [ "$1" != "--" ];
  *
  * (as root; an unprivileged agent uses `--unshare-all --unshare-user --uid N --cap-drop ALL`
  * instead of the inner setpriv). The listening socket arrives on descriptor 3, the seccomp
- * program on 4.
+ * program on 4, the agent's liveness socket (for the launcher) on 5.
  */
 export function buildLaunch(spec: LaunchSpec): Launch {
   const { manifest, sandbox } = spec;
@@ -133,10 +140,9 @@ export function buildLaunch(spec: LaunchSpec): Launch {
   const python = spec.python ?? '/usr/bin/python3';
   const listenSocket = spec.listenSocket;
   if (spec.noSandbox) {
-    const command = appCommand(manifest, spec.bundleDir, python);
     return {
-      command: command[0] as string,
-      args: command.slice(1),
+      command: '/bin/sh',
+      args: ['-c', LAUNCHER, 'sh', ...(spec.cgroups?.procsFiles ?? []), '--', ...appCommand(manifest, spec.bundleDir, python)],
       env: {
         PATH: '/usr/local/bin:/usr/bin:/bin',
         HOME: dirname(listenSocket),
@@ -208,8 +214,8 @@ export function buildLaunch(spec: LaunchSpec): Launch {
     '--',
   ];
   return {
-    command: 'setpriv',
-    args: ['--pdeathsig', 'KILL', '--', '/bin/sh', '-c', LAUNCHER, 'sh', String(process.pid), ...(spec.cgroups?.procsFiles ?? []), '--', ...prlimit, ...bwrap],
+    command: '/bin/sh',
+    args: ['-c', LAUNCHER, 'sh', ...(spec.cgroups?.procsFiles ?? []), '--', ...prlimit, ...bwrap],
     env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' },
     listenSocket,
     ...(spec.seccompFile ? { seccompFile: spec.seccompFile } : {}),
@@ -226,12 +232,12 @@ export function checkSandbox(sandbox: Readonly<SandboxConfig>): Promise<void> {
   const asRoot = process.getuid?.() === 0;
   const namespaces = asRoot ? ['--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts'] : ['--unshare-all', '--unshare-user', '--uid', id, '--gid', id, '--cap-drop', 'ALL'];
   const drop = asRoot ? ['/usr/bin/setpriv', '--reuid', id, '--regid', id, '--clear-groups', '--no-new-privs', '--'] : [];
-  const args = ['--pdeathsig', 'KILL', '--', sandbox.bwrap, ...namespaces, '--die-with-parent', ...systemBinds(), '--proc', '/proc', '--dev', '/dev', '--', ...drop, 'true'];
+  const args = [...namespaces, '--die-with-parent', ...systemBinds(), '--proc', '/proc', '--dev', '/dev', '--', ...drop, 'true'];
   return new Promise((resolve, reject) => {
-    execFile('setpriv', args, { timeout: 15_000 }, (error, _stdout, stderr) => {
+    execFile(sandbox.bwrap, args, { timeout: 15_000 }, (error, _stdout, stderr) => {
       if (!error) return resolve();
-      const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'setpriv is not installed (Debian package util-linux)' : stderr.trim() || error.message;
-      reject(new InsituError('INSITU_SANDBOX_UNAVAILABLE', `the sandbox cannot run here (${sandbox.bwrap}, Debian package bubblewrap): ${why}`));
+      const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${sandbox.bwrap} is not installed (Debian package bubblewrap)` : stderr.trim() || error.message;
+      reject(new InsituError('INSITU_SANDBOX_UNAVAILABLE', `the sandbox cannot run here: ${why}`));
     });
   });
 }
