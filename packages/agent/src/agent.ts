@@ -41,7 +41,7 @@ export interface AgentStatus {
   agentId?: string;
   providerId?: string;
   sandbox: 'bubblewrap' | 'none';
-  /** What bounds an instance's memory and processes: cgroup v1 controllers, or only rlimits (weaker). */
+  /** What bounds an instance's memory and processes: cgroup controllers (v2 or v1), or only rlimits (weaker). */
   limits: { memory: 'cgroup' | 'rlimit'; processes: 'cgroup' | 'rlimit' };
   deployments: DeploymentStatus[];
 }
