@@ -123,7 +123,7 @@ export const AGENT_ALIVE_FD = 5;
  *
  *     sh -c LAUNCHER sh CGROUP.PROCS… -- \
  *       prlimit --as --nproc --cpu --nofile --core -- \
- *       bwrap --unshare-{ipc,pid,net,uts,cgroup} --die-with-parent --new-session \
+ *       bwrap --unshare-{ipc,pid,net,uts,cgroup} --die-with-parent \
  *             --ro-bind /usr … --ro-bind BUNDLE /app --size --tmpfs /tmp --size --tmpfs /run/insitu/app \
  *             --proc /proc --dev /dev --ro-bind DATASOCK /run/insitu/data.sock --ro-bind SDK … \
  *             --remount-ro / --seccomp 4 --clearenv --setenv … --chdir /app -- \
@@ -132,7 +132,10 @@ export const AGENT_ALIVE_FD = 5;
  *
  * (as root; an unprivileged agent uses `--unshare-all --unshare-user --uid N --cap-drop ALL`
  * instead of the inner setpriv). The listening socket arrives on descriptor 3, the seccomp
- * program on 4, the agent's liveness socket (for the launcher) on 5.
+ * program on 4, the agent's liveness socket (for the launcher) on 5. No `--new-session`:
+ * the launcher already leads a new session without a controlling terminal (so there is no
+ * terminal to inject input into), and bwrap's own `setsid` would take the sandbox's init
+ * out of the process group that the watchdog and every stop path kill.
  */
 export function buildLaunch(spec: LaunchSpec): Launch {
   const { manifest, sandbox } = spec;
@@ -181,7 +184,6 @@ export function buildLaunch(spec: LaunchSpec): Launch {
     sandbox.bwrap,
     ...namespaces,
     '--die-with-parent',
-    '--new-session',
     // Directories bwrap would create for the mounts below are 0700 root: the unprivileged app must traverse them.
     ...['/etc', '/run', '/run/insitu', '/node_modules', '/node_modules/@insitu', '/opt', '/opt/insitu'].flatMap((d) => ['--perms', '0755', '--dir', d]),
     ...systemBinds(),
