@@ -23,6 +23,7 @@ NR = {
   'ptrace': 101 if X64 else 117, 'unshare': 272 if X64 else 97, 'clone': 56 if X64 else 220,
   'mount': 165 if X64 else 40, 'keyctl': 250 if X64 else 219, 'add_key': 248 if X64 else 217,
   'bpf': 321 if X64 else 280, 'perf_event_open': 298 if X64 else 241, 'setns': 308 if X64 else 268,
+  'io_uring_setup': 425,
 }
 L = ctypes.c_long
 def sc(name, *args):
@@ -54,6 +55,7 @@ results = {
   'add_key': attempt(lambda: sc('add_key', ctypes.c_char_p(b'user'), ctypes.c_char_p(b'k'), ctypes.c_char_p(b'v'), L(1), L(-2))),
   'bpf': attempt(lambda: sc('bpf', L(0), bpf_attr, L(128))),
   'perf_event_open': attempt(lambda: sc('perf_event_open', attr_buf, L(0), L(-1), L(-1), L(0))),
+  'io_uring_setup': attempt(lambda: sc('io_uring_setup', L(1), (ctypes.c_char * 120)())),
   'fork (allowed)': attempt(lambda: 0),
   'unshare(0) (allowed)': attempt(lambda: sc('unshare', L(0))),
 }
@@ -109,6 +111,7 @@ describe('the seccomp filter (issue 16 item 7)', () => {
     for (const name of ['ptrace', 'unshare(CLONE_NEWUSER)', 'clone(CLONE_NEWUSER)', 'mount', 'keyctl', 'add_key', 'bpf', 'perf_event_open']) {
       assert.equal(filtered[name], EPERM, `${name} under the filter (without: ${String(open[name])})`);
     }
+    assert.equal(filtered.io_uring_setup, 38, `io_uring_setup is ENOSYS under the filter (without: ${String(open.io_uring_setup)})`);
     assert.equal(filtered['fork (allowed)'], 0);
     assert.equal(filtered['unshare(0) (allowed)'], 0);
     // Without the filter the same sandbox allows these: the filter, not the uid, refuses them.
@@ -126,7 +129,7 @@ describe('the seccomp filter (issue 16 item 7)', () => {
       assert.deepEqual([program.readUInt16LE(0), program.readUInt32LE(4)], [0x20, 4]);
       assert.equal(program.readUInt32LE(12), arch === 'x64' ? 0xc000003e : 0xc00000b7);
       assert.equal(program.readUInt32LE(20), 0x80000000);
-      for (const name of ['ptrace', 'mount', 'keyctl', 'bpf', 'perf_event_open']) assert.ok(deniedSyscalls(arch).includes(name));
+      for (const name of ['ptrace', 'mount', 'keyctl', 'bpf', 'perf_event_open', 'io_uring_setup (ENOSYS)']) assert.ok(deniedSyscalls(arch).includes(name));
     }
     assert.notDeepEqual(seccompFilter('x64'), seccompFilter('arm64'));
   });

@@ -37,6 +37,8 @@ interface Syscalls {
   flagged: Record<string, number>;
   /** clone3 passes its flags in memory the filter cannot read: ENOSYS makes libc fall back to clone. */
   clone3: number;
+  /** Answered ENOSYS ("not here"), so runtimes fall back quietly: io_uring (a large kernel attack surface). */
+  absent: Record<string, number>;
 }
 
 const SYSCALLS: Record<SeccompArch, Syscalls> = {
@@ -52,6 +54,7 @@ const SYSCALLS: Record<SeccompArch, Syscalls> = {
     },
     flagged: { clone: 56, unshare: 272 },
     clone3: 435,
+    absent: { io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427 },
   },
   arm64: {
     denied: {
@@ -65,12 +68,14 @@ const SYSCALLS: Record<SeccompArch, Syscalls> = {
     },
     flagged: { clone: 220, unshare: 97 },
     clone3: 435,
+    absent: { io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427 },
   },
 };
 
 /** The syscalls the filter refuses on `arch` (names), for documentation and tests. */
 export function deniedSyscalls(arch: SeccompArch): string[] {
-  return [...Object.keys(SYSCALLS[arch].denied), ...Object.keys(SYSCALLS[arch].flagged).map((n) => `${n} (namespace flags)`), 'clone3 (ENOSYS)'];
+  const table = SYSCALLS[arch];
+  return [...Object.keys(table.denied), ...Object.keys(table.flagged).map((n) => `${n} (namespace flags)`), 'clone3 (ENOSYS)', ...Object.keys(table.absent).map((n) => `${n} (ENOSYS)`)];
 }
 
 type Label = 'deny' | 'nosys' | 'flags' | 'allow';
@@ -86,7 +91,7 @@ interface Insn {
  * The filter as `struct sock_filter[]` bytes (8 bytes per instruction, little-endian),
  * ready for `bwrap --seccomp FD`. A foreign architecture (e.g. 32-bit syscalls through
  * `int 0x80`, whose numbers differ) kills the process; x32 syscalls and the denied ones
- * return EPERM; clone3 returns ENOSYS; clone and unshare with namespace flags return EPERM.
+ * return EPERM; clone3 and io_uring return ENOSYS; clone and unshare with namespace flags return EPERM.
  */
 export function seccompFilter(arch: SeccompArch = hostArch()): Buffer {
   const table = SYSCALLS[arch];
@@ -95,7 +100,7 @@ export function seccompFilter(arch: SeccompArch = hostArch()): Buffer {
   const insns: Insn[] = [{ code: BPF_LD_W_ABS, k: OFFSET_ARCH }, archOk, { code: BPF_RET_K, k: SECCOMP_RET_KILL_PROCESS }, { code: BPF_LD_W_ABS, k: OFFSET_NR }];
   if (arch === 'x64') insns.push({ code: BPF_JGE_K, k: X32_SYSCALL_BIT, jt: 'deny' });
   for (const nr of Object.values(table.denied)) insns.push({ code: BPF_JEQ_K, k: nr, jt: 'deny' });
-  insns.push({ code: BPF_JEQ_K, k: table.clone3, jt: 'nosys' });
+  for (const nr of [table.clone3, ...Object.values(table.absent)]) insns.push({ code: BPF_JEQ_K, k: nr, jt: 'nosys' });
   for (const nr of Object.values(table.flagged)) insns.push({ code: BPF_JEQ_K, k: nr, jt: 'flags' });
   insns.push({ code: BPF_RET_K, k: SECCOMP_RET_ALLOW, label: 'allow' });
   insns.push({ code: BPF_LD_W_ABS, k: OFFSET_ARG0_LOW, label: 'flags' });
