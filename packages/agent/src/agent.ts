@@ -57,6 +57,8 @@ interface Entry {
   balancer?: LocalBalancer;
   abort: AbortController;
   ready: Promise<void>;
+  /** Set once its removal began: an update and close() racing share one removal. */
+  removal?: Promise<void>;
 }
 
 /** How to build an {@link Agent}. */
@@ -301,7 +303,12 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     this.emitStatus();
   }
 
-  private async remove(id: string, entry: Entry): Promise<void> {
+  private remove(id: string, entry: Entry): Promise<void> {
+    entry.removal ??= this.removeOnce(id, entry);
+    return entry.removal;
+  }
+
+  private async removeOnce(id: string, entry: Entry): Promise<void> {
     entry.state = 'stopping';
     entry.abort.abort();
     this.emitStatus();
