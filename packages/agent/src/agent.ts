@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +12,7 @@ import { installBundle, installedBundle, normaliseDigest } from './apps/bundle.j
 import { LocalBundleSource, type BundleSource, type DesiredDeployment } from './apps/bundle-source.js';
 import { Cgroups } from './apps/cgroups.js';
 import { checkSandbox } from './apps/sandbox.js';
+import { seccompFilter, seccompSupported } from './apps/seccomp.js';
 import { DEFAULT_RESTART_POLICY, DeploymentRunner, type InstanceStatus, type RestartPolicy } from './apps/deployment-runner.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { DataApiServer } from './data-api/data-api-server.js';
@@ -39,7 +41,7 @@ export interface AgentStatus {
   agentId?: string;
   providerId?: string;
   sandbox: 'bubblewrap' | 'none';
-  /** What bounds an instance's memory and processes: cgroup v1 controllers, or only rlimits (weaker). */
+  /** What bounds an instance's memory and processes: cgroup controllers (v2 or v1), or only rlimits (weaker). */
   limits: { memory: 'cgroup' | 'rlimit'; processes: 'cgroup' | 'rlimit' };
   deployments: DeploymentStatus[];
 }
@@ -55,6 +57,8 @@ interface Entry {
   balancer?: LocalBalancer;
   abort: AbortController;
   ready: Promise<void>;
+  /** Set once its removal began: an update and close() racing share one removal. */
+  removal?: Promise<void>;
 }
 
 /** How to build an {@link Agent}. */
@@ -107,11 +111,16 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   private readonly installing = new Map<string, Promise<{ dir: string; manifest: AppManifest }>>();
   private nextDeployment = 0;
   private closed = false;
+  /** Set when close() begins: from then on nothing starts. */
+  private closing = false;
+  private closingDone: Promise<void> | undefined;
 
   private constructor(
     private readonly options: AgentOptions,
     private readonly runtimeDir: string,
     private readonly cgroups: Cgroups,
+    private readonly cgroupPrefix: string,
+    private readonly seccompFile: string | undefined,
     private readonly sdkDir: string,
     readonly sandboxed: boolean,
   ) {
@@ -138,9 +147,19 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     if (!existsSync(link)) await symlink(sdkDir, link).catch(() => undefined);
     const runtimeDir = await mkdtemp(join(tmpdir(), 'insitu-agent-'));
     const cgroups = await Cgroups.detect(options.config.sandbox.cgroups && !noSandbox);
-    if (!noSandbox && !cgroups.memory) options.logger.warn('cgroup v1 memory controller not writable: memory is bounded by the address-space rlimit only');
-    if (!noSandbox && !cgroups.pids) options.logger.warn('cgroup v1 pids controller not writable: processes are bounded by RLIMIT_NPROC only');
-    return new Agent(options, runtimeDir, cgroups, sdkDir, !noSandbox);
+    if (!noSandbox && !cgroups.memory) options.logger.warn('no writable cgroup memory controller (v1, or a delegated v2 subtree): memory is bounded by the address-space rlimit only');
+    if (!noSandbox && !cgroups.pids) options.logger.warn('no writable cgroup pids controller (v1, or a delegated v2 subtree): processes are bounded by RLIMIT_NPROC only');
+    // Instance cgroups carry a prefix of this data directory: what an agent killed before it
+    // could stop its instances left behind is found and killed by its successor, and only that.
+    const cgroupPrefix = `insitu-${createHash('sha256').update(options.dataDir).digest('hex').slice(0, 10)}-`;
+    const swept = await cgroups.sweep(cgroupPrefix);
+    if (swept > 0) options.logger.warn({ swept }, 'killed instances a previous agent left running');
+    let seccompFile: string | undefined;
+    if (!noSandbox && seccompSupported()) {
+      seccompFile = join(runtimeDir, 'seccomp.bpf');
+      await writeFile(seccompFile, seccompFilter(), { mode: 0o600 });
+    } else if (!noSandbox) options.logger.warn({ arch: process.arch }, 'no seccomp filter for this architecture: applications run without one');
+    return new Agent(options, runtimeDir, cgroups, cgroupPrefix, seccompFile, sdkDir, !noSandbox);
   }
 
   private emitStatus(): void {
@@ -170,7 +189,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
    * digest, manifest) is tried again by a later call once `retryFailedAfterMs` has passed.
    */
   async applyDesired(desired: readonly DesiredDeployment[]): Promise<void> {
-    if (this.closed) throw new InsituError('INSITU_UNAVAILABLE', 'the agent is closed');
+    if (this.closing) throw new InsituError('INSITU_UNAVAILABLE', 'the agent is closed');
     const wanted = new Map(desired.map((d) => [d.id, d]));
     const stops: Array<Promise<void>> = [];
     const retryAfter = this.options.retryFailedAfterMs ?? 30_000;
@@ -186,6 +205,8 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     }
     await Promise.all(stops);
     for (const d of desired) {
+      // close() began while this update waited: nothing starts or grows during shutdown.
+      if (this.closing) throw new InsituError('INSITU_UNAVAILABLE', 'the agent is closing');
       const entry = this.entries.get(d.id);
       if (entry) {
         entry.desired = d;
@@ -198,6 +219,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   }
 
   private start(desired: DesiredDeployment): void {
+    if (this.closing) return;
     const abort = new AbortController();
     const entry: Entry = { desired, state: 'pending', abort, ready: Promise.resolve() };
     this.entries.set(desired.id, entry);
@@ -254,12 +276,16 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     });
     await dataApi.listen(dataApiSocket);
     entry.dataApi = dataApi;
+    // As root the app runs as the sandbox uid itself (no user namespace): it must be able to
+    // connect. The socket stays in a directory only the agent can traverse.
+    if (this.sandboxed && process.getuid?.() === 0) await chown(dataApiSocket, this.options.config.sandbox.uid, this.options.config.sandbox.uid);
     const runner = new DeploymentRunner({
       id: desired.id,
       manifest,
-      launch: { bundleDir: dir, dataApiSocket, sdkDir: this.sdkDir, sandbox: this.options.config.sandbox, noSandbox: !this.sandboxed },
+      launch: { bundleDir: dir, dataApiSocket, sdkDir: this.sdkDir, sandbox: this.options.config.sandbox, noSandbox: !this.sandboxed, ...(this.seccompFile ? { seccompFile: this.seccompFile } : {}) },
       runDir: deploymentDir,
       cgroups: this.cgroups,
+      cgroupPrefix: this.cgroupPrefix,
       policy: { ...DEFAULT_RESTART_POLICY, ...this.options.restartPolicy },
       logger: log,
       onChange: () => this.emitStatus(),
@@ -271,13 +297,18 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
       instanceFailed: (id) => runner.instanceFailed(id),
       requestTimeoutMs: manifest.limits.requestTimeoutMs,
     });
-    if (abort.signal.aborted) return;
+    if (abort.signal.aborted || this.closing) return;
     entry.state = 'active';
     await runner.scale(entry.desired.replicas);
     this.emitStatus();
   }
 
-  private async remove(id: string, entry: Entry): Promise<void> {
+  private remove(id: string, entry: Entry): Promise<void> {
+    entry.removal ??= this.removeOnce(id, entry);
+    return entry.removal;
+  }
+
+  private async removeOnce(id: string, entry: Entry): Promise<void> {
     entry.state = 'stopping';
     entry.abort.abort();
     this.emitStatus();
@@ -340,9 +371,15 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   }
 
   /** Stop every application, close the data APIs and the sources, remove the runtime directory. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await Promise.all([...this.entries.entries()].map(([id, entry]) => this.remove(id, entry)));
+  close(): Promise<void> {
+    this.closingDone ??= this.shutdown();
+    return this.closingDone;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closing = true;
+    // An update that was already past its checks may still have added an entry: repeat until none is left.
+    while (this.entries.size > 0) await Promise.all([...this.entries.entries()].map(([id, entry]) => this.remove(id, entry)));
     this.closed = true;
     await this.registry.close();
     await rm(this.runtimeDir, { recursive: true, force: true });

@@ -22,7 +22,9 @@ export type { BalancerTarget, InboundRequest, OutboundResponse } from './apps/ba
 export { DEFAULT_RESTART_POLICY } from './apps/deployment-runner.js';
 export type { RestartPolicy, InstanceStatus, InstanceState } from './apps/deployment-runner.js';
 export { MANIFEST_FILE, bundleDigest, canonicalTarball, installBundle, normaliseDigest, packBundle, readManifest, unpackBundle } from './apps/bundle.js';
-export { SANDBOX_PATHS, buildLaunch, checkSandbox } from './apps/sandbox.js';
+export { SANDBOX_PATHS, LISTEN_FD, buildLaunch, checkSandbox } from './apps/sandbox.js';
+export { seccompFilter, deniedSyscalls } from './apps/seccomp.js';
+export type { SeccompArch } from './apps/seccomp.js';
 export type { Launch, LaunchSpec } from './apps/sandbox.js';
 export { AgentConfigSchema, AGENT_SOURCE_KINDS, parseAgentConfig, loadAgentConfig } from './config/agent-config.js';
 export type { AgentConfig, AgentLimits, SandboxConfig, SourceConfig, DatasetOverride } from './config/agent-config.js';

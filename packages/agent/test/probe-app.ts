@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const PROBE_MAIN = String.raw`
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, chownSync, openSync, writeSync, closeSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { Worker } from 'node:worker_threads';
@@ -17,6 +17,21 @@ await serve({
   'GET /hello': () => ({ pid: process.pid, uid: process.getuid() }),
   'GET /read': ({ query }) => outcome(() => readFileSync(query.get('path'), 'utf8').length),
   'GET /write': ({ query }) => outcome(() => writeFileSync(query.get('path'), 'x')),
+  'GET /fill': ({ query }) => {
+    const chunk = Buffer.alloc(1024 * 1024, 1);
+    let written = 0;
+    const fd = openSync(query.get('path'), 'w');
+    try {
+      for (let i = 0; i < Number(query.get('mb') ?? 64); i++) written += writeSync(fd, chunk);
+      return { ok: true, written };
+    } catch (e) { return { ok: false, written, code: e.code }; } finally { closeSync(fd); }
+  },
+  'GET /ids': () => ({
+    uid: process.getuid(), gid: process.getgid(),
+    uidMap: readFileSync('/proc/self/uid_map', 'utf8'),
+    chownToRoot: outcome(() => { writeFileSync('/tmp/mine', 'x'); chownSync('/tmp/mine', 0, 0); }),
+    seccomp: /^Seccomp:\s*(\d)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1],
+  }),
   'GET /tcp': ({ query }) => new Promise((resolve) => {
     const socket = connect(Number(query.get('port')), query.get('host') ?? '127.0.0.1');
     socket.on('connect', () => { socket.destroy(); resolve({ ok: true }); });

@@ -2,7 +2,8 @@
 
 Inside the agent's sandbox this module is importable as ``insitu`` (the agent mounts it
 read-only and sets PYTHONPATH). It reads datasets through the agent's data API and serves
-the application's HTTP endpoints on the socket named in ``INSITU_LISTEN``.
+the application's HTTP endpoints on the listening socket the agent hands over as the
+descriptor in ``INSITU_LISTEN_FD`` (or on the path in ``INSITU_LISTEN`` outside the agent).
 
     import insitu
 
@@ -233,13 +234,14 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 def serve(handlers, socket_path=None):
-    """Serve ``{"GET /path/{param}": handler}`` on INSITU_LISTEN; a handler returns a JSON value or respond(...).
+    """Serve ``{"GET /path/{param}": handler}`` on INSITU_LISTEN_FD (or INSITU_LISTEN); a handler returns a JSON value or respond(...).
 
     ``GET /healthz`` answers 200 unless you define it. Blocks forever.
     """
+    fd_text = None if socket_path else os.environ.get("INSITU_LISTEN_FD")
     path = socket_path or os.environ.get("INSITU_LISTEN")
-    if not path:
-        raise RuntimeError("no socket to serve on: INSITU_LISTEN is not set")
+    if not fd_text and not path:
+        raise RuntimeError("no socket to serve on: neither INSITU_LISTEN_FD nor INSITU_LISTEN is set")
     routes = _compile(handlers)
 
     class Handler(BaseHTTPRequestHandler):
@@ -289,9 +291,16 @@ def serve(handlers, socket_path=None):
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-    server = _Server(path, Handler)
+    if fd_text:
+        # The agent binds and listens on the socket itself and hands it over as a descriptor.
+        server = _Server(None, Handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket = socket.socket(fileno=int(fd_text))
+        server.server_address = server.socket.getsockname()
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        server = _Server(path, Handler)
     server.serve_forever()

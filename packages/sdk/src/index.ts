@@ -2,7 +2,7 @@
  * @insitu/sdk — for application authors. Inside the agent's sandbox an application reads
  * the datasets its manifest declares with {@link readDataset} (an async iterator over the
  * agent's data API, with the query pushed down to the source) and serves its HTTP
- * endpoints with {@link serve} on the socket in `INSITU_LISTEN`.
+ * endpoints with {@link serve} on the listening socket the agent hands over (`INSITU_LISTEN_FD`).
  *
  * It depends on nothing but Node itself, so the agent can mount it read-only into a
  * sandbox as `/node_modules/@insitu/sdk`. A Python module with the same functions is in

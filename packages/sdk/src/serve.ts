@@ -101,16 +101,20 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 /**
- * Serve HTTP handlers on the Unix socket the agent names in `INSITU_LISTEN` (or
- * `options.socketPath`). A handler returns a JSON value, or `respond(status, body)`;
+ * Serve HTTP handlers on the listening socket the agent hands over as descriptor
+ * `INSITU_LISTEN_FD` (or on the Unix socket path `options.socketPath`, or `INSITU_LISTEN`,
+ * for running outside the agent). A handler returns a JSON value, or `respond(status, body)`;
  * a thrown error answers 500 with its message logged to stderr, not sent.
  *
  * @example
  * serve({ 'GET /totals/{store}': async ({ params }) => ({ store: params.store, total: await total(params.store) }) });
  */
 export function serve(handlers: Handlers, options: { socketPath?: string } = {}): Promise<Server> {
+  const fdText = options.socketPath === undefined ? process.env.INSITU_LISTEN_FD : undefined;
   const socketPath = options.socketPath ?? process.env.INSITU_LISTEN;
-  if (!socketPath) throw new Error('no socket to serve on: INSITU_LISTEN is not set (is this running under the Insitu agent?)');
+  if (!fdText && !socketPath) throw new Error('no socket to serve on: neither INSITU_LISTEN_FD nor INSITU_LISTEN is set (is this running under the Insitu agent?)');
+  const fd = fdText ? Number(fdText) : undefined;
+  if (fd !== undefined && !(Number.isInteger(fd) && fd >= 0)) throw new Error(`INSITU_LISTEN_FD is not a descriptor: ${fdText}`);
   const routes = compile(handlers);
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://app');
@@ -158,14 +162,18 @@ export function serve(handlers: Handlers, options: { socketPath?: string } = {})
         },
       );
   });
-  try {
-    unlinkSync(socketPath);
-  } catch {
-    // no stale socket
+  if (fd === undefined && socketPath) {
+    try {
+      unlinkSync(socketPath);
+    } catch {
+      // no stale socket
+    }
   }
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socketPath, () => {
+    // The agent binds the socket itself and passes it already listening: the app never
+    // chooses where the agent connects.
+    server.listen(fd !== undefined ? { fd } : { path: socketPath }, () => {
       server.off('error', reject);
       resolve(server);
     });

@@ -99,10 +99,12 @@ function describeExit(exit: InstanceExit, oom: boolean, unhealthy: boolean): str
 export interface DeploymentRunnerOptions {
   id: string;
   manifest: AppManifest;
-  launch: Omit<LaunchSpec, 'runDir' | 'cgroups' | 'manifest'>;
-  /** Host directory for this deployment's instance socket directories. */
+  launch: Omit<LaunchSpec, 'listenSocket' | 'cgroups' | 'manifest'>;
+  /** Host directory (only the agent can reach it) for this deployment's instance sockets. */
   runDir: string;
   cgroups: Cgroups;
+  /** Names of instance cgroups start with this (the agent's own prefix, so it can sweep its leftovers). */
+  cgroupPrefix?: string;
   policy: RestartPolicy;
   logger: Logger;
   onChange: () => void;
@@ -165,9 +167,10 @@ export class DeploymentRunner {
       let proc: InstanceProcess | undefined;
       try {
         const limits = this.options.manifest.limits;
-        cgroups = await this.options.cgroups.create(`insitu-${this.options.id.replace(/[^A-Za-z0-9_.-]/g, '_')}-${slot.id}`, { memoryBytes: limits.memoryMb * 1024 * 1024, processes: limits.processes });
-        const launch = buildLaunch({ ...this.options.launch, manifest: this.options.manifest, runDir, cgroups });
-        proc = new InstanceProcess(launch, log);
+        const cgroupName = `${this.options.cgroupPrefix ?? 'insitu-'}${this.options.id.replace(/[^A-Za-z0-9_.-]/g, '_')}-${slot.id}`;
+        cgroups = await this.options.cgroups.create(cgroupName, { memoryBytes: limits.memoryMb * 1024 * 1024, processes: limits.processes });
+        const launch = buildLaunch({ ...this.options.launch, manifest: this.options.manifest, listenSocket: join(runDir, 'app.sock'), cgroups });
+        proc = await InstanceProcess.start(launch, log);
         slot.proc = proc;
         slot.startedAt = Date.now();
         slot.readyAt = undefined;
@@ -214,6 +217,8 @@ export class DeploymentRunner {
         proc?.output.push(`cannot start: ${(error as Error).message}`);
       }
       const oom = (await cgroups?.oomKilled().catch(() => false)) ?? false;
+      // Nothing of the instance may outlive it: whatever is left in its cgroups is killed.
+      await cgroups?.kill();
       await cgroups?.remove();
       slot.proc = undefined;
       if (slot.stop.signal.aborted) break;

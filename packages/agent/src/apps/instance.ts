@@ -1,8 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, renameSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import type { Logger } from '@insitu/core';
-import type { Launch } from './sandbox.js';
+import { AGENT_ALIVE_FD, type Launch } from './sandbox.js';
 
 /** How an instance process ended. */
 export interface InstanceExit {
@@ -23,6 +26,43 @@ export function probe(socketPath: string, timeoutMs: number): Promise<boolean> {
   });
 }
 
+/**
+ * Bind the instance's listening socket at `path` (a directory only the agent can reach)
+ * and return the server holding it. The app gets a copy of the descriptor; the agent
+ * connects to `path`, which names that socket and nothing the app could replace.
+ */
+async function bindListener(path: string): Promise<{ server: Server; fd: number }> {
+  const staging = `${path}.bind`;
+  rmSync(path, { force: true });
+  rmSync(staging, { force: true });
+  const server = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ path: staging, backlog: 511 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // libuv unlinks the path it bound when the server closes: the socket file keeps its
+  // final name only under another name than the one bound.
+  renameSync(staging, path);
+  const fd = (server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) {
+    server.close();
+    throw new Error('cannot obtain the descriptor of the listening socket');
+  }
+  return { server, fd };
+}
+
+function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // the group is gone
+  }
+}
+
 /** A running application process (the sandbox around it included), with its last output lines. */
 export class InstanceProcess {
   readonly child: ChildProcess;
@@ -30,14 +70,37 @@ export class InstanceProcess {
   readonly output: string[] = [];
   private exitInfo: InstanceExit | undefined;
 
-  constructor(
+  /**
+   * Bind the listening socket, start the launch with it on descriptor 3 (the seccomp
+   * program on 4, the agent's liveness socket on 5), then close the agent's own copies: from then on only the app accepts.
+   * The process leads its own process group, so the whole tree can be signalled.
+   */
+  static async start(launch: Launch, logger: Logger): Promise<InstanceProcess> {
+    const { server, fd } = await bindListener(launch.listenSocket);
+    let seccomp: number | undefined;
+    try {
+      if (launch.seccompFile) seccomp = openSync(launch.seccompFile, 'r');
+      return new InstanceProcess(launch, logger, fd, seccomp);
+    } finally {
+      server.close();
+      if (seccomp !== undefined) closeSync(seccomp);
+    }
+  }
+
+  private constructor(
     readonly launch: Launch,
     logger: Logger,
+    listenFd: number,
+    seccompFd: number | undefined,
   ) {
-    this.child = spawn(launch.command, launch.args, { env: launch.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(launch.command, launch.args, { env: launch.env, stdio: ['ignore', 'pipe', 'pipe', listenFd, seccompFd ?? 'ignore', 'pipe'], detached: true });
+    // The launcher's watchdog reads its end of this pair until the agent is gone; nothing is ever written.
+    (this.child.stdio as ReadonlyArray<Readable | Writable | null | undefined>)[AGENT_ALIVE_FD]?.on('error', () => undefined);
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         this.exitInfo = { code, signal };
+        // Whatever of the tree is left (the sandbox's init, if the launcher went first) goes too.
+        signalGroup(this.child.pid, 'SIGKILL');
         resolve(this.exitInfo);
       });
       this.child.once('error', (error) => {
@@ -65,11 +128,11 @@ export class InstanceProcess {
     return this.exitInfo === undefined;
   }
 
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
+  /** SIGTERM to the process group, then SIGKILL after `graceMs`; resolves once the process has exited. */
   async stop(graceMs: number): Promise<InstanceExit> {
     if (this.exitInfo) return this.exitInfo;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    signalGroup(this.child.pid, 'SIGTERM');
+    const timer = setTimeout(() => signalGroup(this.child.pid, 'SIGKILL'), graceMs);
     try {
       return await this.exited;
     } finally {

@@ -9,9 +9,8 @@ import type { InstanceCgroups } from './cgroups.js';
 /** Fixed paths inside every sandbox. */
 export const SANDBOX_PATHS = {
   bundle: '/app',
-  /** The instance's socket directory (read-write); the app listens on `app.sock` in it. */
+  /** A private, size-bounded tmpfs the app may write (besides /tmp); nothing of it is on the host. */
   runDir: '/run/insitu/app',
-  listen: '/run/insitu/app/app.sock',
   dataApi: '/run/insitu/data.sock',
   /** The SDK for the node runtime: `import '@insitu/sdk'` resolves here from /app. */
   nodeSdk: '/node_modules/@insitu/sdk',
@@ -19,12 +18,20 @@ export const SANDBOX_PATHS = {
   pythonSdk: '/opt/insitu/python',
 } as const;
 
+/** The descriptor on which every instance receives its listening socket (`INSITU_LISTEN_FD`). */
+export const LISTEN_FD = 3;
+/** The descriptor bubblewrap reads the seccomp program from. */
+export const SECCOMP_FD = 4;
+
 /** What one instance needs to start. */
 export interface LaunchSpec {
   manifest: AppManifest;
   bundleDir: string;
-  /** Host directory mounted read-write at {@link SANDBOX_PATHS.runDir}. */
-  runDir: string;
+  /**
+   * Host path where the agent binds the instance's listening socket, in a directory only
+   * the agent can reach; the app receives the socket as descriptor {@link LISTEN_FD}.
+   */
+  listenSocket: string;
   /** Host path of the data API socket for this deployment. */
   dataApiSocket: string;
   /** Root of the `@insitu/sdk` package (its `python/` holds the Python module). */
@@ -33,6 +40,15 @@ export interface LaunchSpec {
   /** Run without bubblewrap (development; only where the config allows it). */
   noSandbox: boolean;
   cgroups?: InstanceCgroups;
+  /** Host path of the seccomp program ({@link seccompFilter}); none: no filter. */
+  seccompFile?: string;
+  /**
+   * The agent runs as root: the app then runs as host uid/gid `sandbox.uid` (no user
+   * namespace, so that uid is what the kernel counts and checks). Otherwise bubblewrap
+   * maps the agent's own (unprivileged) uid to `sandbox.uid` in a user namespace.
+   * Default: whether this process runs as root.
+   */
+  asRoot?: boolean;
   /** Interpreter for the python runtime. */
   python?: string;
 }
@@ -42,8 +58,10 @@ export interface Launch {
   command: string;
   args: string[];
   env: NodeJS.ProcessEnv;
-  /** Host path of the socket the app serves on. */
+  /** Host path of the socket the agent binds and hands to the app (never a path the app can write). */
   listenSocket: string;
+  /** Host path of the seccomp program to open as descriptor {@link SECCOMP_FD}. */
+  seccompFile?: string;
 }
 
 function appCommand(manifest: AppManifest, bundle: string, python: string): string[] {
@@ -78,34 +96,61 @@ function systemBinds(): string[] {
   return args;
 }
 
+/** Size of the private tmpfs mounts: half the memory limit for /tmp, 16 MiB for the run dir. */
+export function tmpfsSizes(limits: AppManifest['limits']): { tmp: number; run: number } {
+  return { tmp: Math.max(16, Math.floor(limits.memoryMb / 2)) * 1024 * 1024, run: 16 * 1024 * 1024 };
+}
+
+/**
+ * The launcher in front of every instance (the leader of the instance's process group).
+ * It first forks a watchdog that blocks reading descriptor {@link AGENT_ALIVE_FD}, one end
+ * of a socket pair whose other end only the agent holds: when the agent dies, however
+ * (SIGKILL included, and even before this line ran), the read ends and the watchdog kills
+ * the whole group — the sandbox's init with it, and with that every process of the
+ * instance's PID namespace. Unlike `--die-with-parent` (a parent-death signal armed in
+ * bubblewrap after it started, and lost when the agent dies first), an end-of-file cannot
+ * be missed. Then it joins the instance's cgroups (the `cgroup.procs` files up to `--`),
+ * closes the watchdog's descriptor and execs the rest. Fixed text; every argument arrives
+ * as `$1`, `$@`.
+ */
+const LAUNCHER = '( read -r _ <&5; kill -KILL 0 ) & while [ "$1" != "--" ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec 5<&-; exec "$@"';
+
+/** The descriptor of the agent's liveness socket in the launcher. */
+export const AGENT_ALIVE_FD = 5;
+
 /**
  * The sandbox of one instance, as argument arrays (no shell string is ever built):
  *
- *     sh -c '<join cgroups>; exec "$@"' sh MEMCG PIDSCG \
- *       prlimit --as --nproc --cpu --nofile -- \
- *       bwrap --unshare-all --unshare-user --uid N --die-with-parent --new-session --cap-drop ALL \
- *             --ro-bind /usr … --ro-bind BUNDLE /app --tmpfs /tmp --proc /proc --dev /dev \
- *             --bind RUNDIR /run/insitu/app --ro-bind DATASOCK /run/insitu/data.sock \
- *             --ro-bind SDK /node_modules/@insitu/sdk --ro-bind SDK/python /opt/insitu/python \
- *             --clearenv --setenv … --chdir /app -- node /app/ENTRY
+ *     sh -c LAUNCHER sh CGROUP.PROCS… -- \
+ *       prlimit --as --nproc --cpu --nofile --core -- \
+ *       bwrap --unshare-{ipc,pid,net,uts,cgroup} --die-with-parent \
+ *             --ro-bind /usr … --ro-bind BUNDLE /app --size --tmpfs /tmp --size --tmpfs /run/insitu/app \
+ *             --proc /proc --dev /dev --ro-bind DATASOCK /run/insitu/data.sock --ro-bind SDK … \
+ *             --remount-ro / --seccomp 4 --clearenv --setenv … --chdir /app -- \
+ *       setpriv --reuid N --regid N --clear-groups --inh-caps -all --bounding-set -all --no-new-privs -- \
+ *       RUNTIME /app/ENTRY
  *
- * The small fixed `sh` script puts the process into the instance's cgroups before it
- * execs, so nothing the app starts escapes them; its arguments are passed as `$1`, `$2`.
+ * (as root; an unprivileged agent uses `--unshare-all --unshare-user --uid N --cap-drop ALL`
+ * instead of the inner setpriv). The listening socket arrives on descriptor 3, the seccomp
+ * program on 4, the agent's liveness socket (for the launcher) on 5. No `--new-session`:
+ * the launcher already leads a new session without a controlling terminal (so there is no
+ * terminal to inject input into), and bwrap's own `setsid` would take the sandbox's init
+ * out of the process group that the watchdog and every stop path kill.
  */
 export function buildLaunch(spec: LaunchSpec): Launch {
   const { manifest, sandbox } = spec;
   const limits = manifest.limits;
   const python = spec.python ?? '/usr/bin/python3';
-  const listenSocket = join(spec.runDir, 'app.sock');
+  const listenSocket = spec.listenSocket;
   if (spec.noSandbox) {
     return {
-      command: appCommand(manifest, spec.bundleDir, python)[0] as string,
-      args: appCommand(manifest, spec.bundleDir, python).slice(1),
+      command: '/bin/sh',
+      args: ['-c', LAUNCHER, 'sh', ...(spec.cgroups?.procsFiles ?? []), '--', ...appCommand(manifest, spec.bundleDir, python)],
       env: {
         PATH: '/usr/local/bin:/usr/bin:/bin',
-        HOME: spec.runDir,
+        HOME: dirname(listenSocket),
         LANG: 'C.UTF-8',
-        INSITU_LISTEN: listenSocket,
+        INSITU_LISTEN_FD: String(LISTEN_FD),
         INSITU_DATA_API: spec.dataApiSocket,
         NODE_PATH: dirname(dirname(spec.sdkDir)),
         PYTHONPATH: join(spec.sdkDir, 'python'),
@@ -113,12 +158,13 @@ export function buildLaunch(spec: LaunchSpec): Launch {
       listenSocket,
     };
   }
+  const asRoot = spec.asRoot ?? process.getuid?.() === 0;
   const env: Record<string, string> = {
     PATH: '/usr/local/bin:/usr/bin:/bin',
     HOME: '/tmp',
     TMPDIR: '/tmp',
     LANG: 'C.UTF-8',
-    INSITU_LISTEN: SANDBOX_PATHS.listen,
+    INSITU_LISTEN_FD: String(LISTEN_FD),
     INSITU_DATA_API: SANDBOX_PATHS.dataApi,
     NODE_PATH: '/node_modules',
     PYTHONPATH: SANDBOX_PATHS.pythonSdk,
@@ -126,46 +172,55 @@ export function buildLaunch(spec: LaunchSpec): Launch {
   };
   const memoryBytes = limits.memoryMb * 1024 * 1024;
   const addressSpace = memoryBytes + sandbox.addressSpaceExtraMb * 1024 * 1024;
+  const sizes = tmpfsSizes(limits);
+  const id = String(sandbox.uid);
+  const namespaces = asRoot
+    ? ['--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts', '--unshare-cgroup-try']
+    : ['--unshare-all', '--unshare-user', '--uid', id, '--gid', id, '--cap-drop', 'ALL'];
+  // As root there is no user namespace: the app is dropped to the unprivileged host uid
+  // here, with no capabilities left and none to gain (empty bounding set, no_new_privs).
+  const dropToUser = asRoot ? ['/usr/bin/setpriv', '--reuid', id, '--regid', id, '--clear-groups', '--inh-caps', '-all', '--bounding-set', '-all', '--no-new-privs', '--'] : [];
   const bwrap = [
     sandbox.bwrap,
-    '--unshare-all',
-    '--unshare-user',
-    '--uid', String(sandbox.uid),
-    '--gid', String(sandbox.uid),
+    ...namespaces,
     '--die-with-parent',
-    '--new-session',
-    '--cap-drop', 'ALL',
+    // Directories bwrap would create for the mounts below are 0700 root: the unprivileged app must traverse them.
+    ...['/etc', '/run', '/run/insitu', '/node_modules', '/node_modules/@insitu', '/opt', '/opt/insitu'].flatMap((d) => ['--perms', '0755', '--dir', d]),
     ...systemBinds(),
     '--ro-bind', spec.bundleDir, SANDBOX_PATHS.bundle,
-    '--size', String(Math.max(16, Math.floor(limits.memoryMb / 2)) * 1024 * 1024), '--tmpfs', '/tmp',
+    '--perms', '1777', '--size', String(sizes.tmp), '--tmpfs', '/tmp',
+    '--perms', '1777', '--size', String(sizes.run), '--tmpfs', SANDBOX_PATHS.runDir,
     '--proc', '/proc',
     '--dev', '/dev',
-    '--bind', spec.runDir, SANDBOX_PATHS.runDir,
     '--ro-bind', spec.dataApiSocket, SANDBOX_PATHS.dataApi,
     '--ro-bind', spec.sdkDir, SANDBOX_PATHS.nodeSdk,
     '--ro-bind', join(spec.sdkDir, 'python'), SANDBOX_PATHS.pythonSdk,
     '--remount-ro', '/',
+    ...(spec.seccompFile ? ['--seccomp', String(SECCOMP_FD)] : []),
     '--clearenv',
     ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
     '--chdir', SANDBOX_PATHS.bundle,
     '--',
+    ...dropToUser,
     ...appCommand(manifest, SANDBOX_PATHS.bundle, python),
   ];
   const prlimit = [
     'prlimit',
     `--as=${addressSpace}`,
-    `--nproc=${limits.processes}`,
+    // RLIMIT_NPROC counts every process of the uid, which all instances share: it would let
+    // one instance starve the others. Only a fallback when no pids controller bounds each one.
+    ...(spec.cgroups?.boundsProcesses ? [] : [`--nproc=${limits.processes}`]),
     `--cpu=${limits.cpuSeconds}`,
     `--nofile=${limits.openFiles}`,
     '--core=0',
     '--',
   ];
-  const script = 'set -e; if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs"; fi; if [ -n "$2" ]; then echo $$ > "$2/cgroup.procs"; fi; shift 2; exec "$@"';
   return {
     command: '/bin/sh',
-    args: ['-c', script, 'sh', spec.cgroups?.memory ?? '', spec.cgroups?.pids ?? '', ...prlimit, ...bwrap],
+    args: ['-c', LAUNCHER, 'sh', ...(spec.cgroups?.procsFiles ?? []), '--', ...prlimit, ...bwrap],
     env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' },
     listenSocket,
+    ...(spec.seccompFile ? { seccompFile: spec.seccompFile } : {}),
   };
 }
 
@@ -175,7 +230,11 @@ export function buildLaunch(spec: LaunchSpec): Launch {
  * message instead of as a crash loop of every application).
  */
 export function checkSandbox(sandbox: Readonly<SandboxConfig>): Promise<void> {
-  const args = ['--unshare-all', '--unshare-user', '--uid', String(sandbox.uid), '--gid', String(sandbox.uid), '--die-with-parent', '--cap-drop', 'ALL', ...systemBinds(), '--proc', '/proc', '--dev', '/dev', '--', 'true'];
+  const id = String(sandbox.uid);
+  const asRoot = process.getuid?.() === 0;
+  const namespaces = asRoot ? ['--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts'] : ['--unshare-all', '--unshare-user', '--uid', id, '--gid', id, '--cap-drop', 'ALL'];
+  const drop = asRoot ? ['/usr/bin/setpriv', '--reuid', id, '--regid', id, '--clear-groups', '--no-new-privs', '--'] : [];
+  const args = [...namespaces, '--die-with-parent', ...systemBinds(), '--proc', '/proc', '--dev', '/dev', '--', ...drop, 'true'];
   return new Promise((resolve, reject) => {
     execFile(sandbox.bwrap, args, { timeout: 15_000 }, (error, _stdout, stderr) => {
       if (!error) return resolve();
