@@ -22,6 +22,7 @@ const REQUIRED = [
   { command: 'initdb', debianPackage: 'postgresql', where: 'postgres' },
   { command: 'postgres', debianPackage: 'postgresql', where: 'postgres' },
   { command: 'psql', debianPackage: 'postgresql-client' },
+  { command: 'chromium', debianPackage: 'chromium' },
 ];
 
 const POSTGRES_ROOT = '/usr/lib/postgresql';
