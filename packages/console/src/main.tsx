@@ -36,7 +36,7 @@ function Routes(props: { me: Me; path: string; search: URLSearchParams }) {
   if ((p = match('/services/:id', path))) return <ServicePage me={me} id={p.id ?? ''} />;
   if (path === '/keys') return <Keys me={me} />;
   if (path === '/providers') return <Providers me={me} />;
-  if (path === '/audit') return <Audit search={search} />;
+  if (path === '/audit') return <Audit me={me} search={search} />;
   if (path === '/operations') return <Operations />;
   return (
     <section>

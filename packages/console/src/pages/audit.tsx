@@ -1,11 +1,11 @@
 import { useState } from 'preact/hooks';
 import { api, qs } from '../api.js';
 import { navigate } from '../router.js';
-import type { AuditRecord, AuditVerification } from '../types.js';
+import type { AuditRecord, AuditVerification, Me } from '../types.js';
 import { Field, Page, Status, Table, messageOf, useLoad, when, type Submit } from '../ui.js';
 
 /** Audit records of calls, filtered by service, key and time; verify the chain here. */
-export function Audit(props: { search: URLSearchParams }) {
+export function Audit(props: { me: Me; search: URLSearchParams }) {
   const service = props.search.get('service') ?? '';
   const keyPrefix = props.search.get('key') ?? '';
   const since = props.search.get('since') ?? '';
@@ -26,7 +26,7 @@ export function Audit(props: { search: URLSearchParams }) {
   };
   const items = (records.data?.items ?? []).filter((r) => (!keyPrefix || r.keyId.includes(keyPrefix)) && (!since || r.ts >= new Date(since).toISOString()));
   return (
-    <Page title="Audit" actions={<button type="button" onClick={() => void verify()}>Verify the chain</button>}>
+    <Page title="Audit" actions={props.me.platformAdmin ? <button type="button" onClick={() => void verify()}>Verify the chain</button> : undefined}>
       {typeof verified === 'string' ? <p class="error" role="alert">{verified}</p> : null}
       {verified && typeof verified !== 'string' ? (
         <p role="status" class={verified.ok ? 'ok' : 'error'}>
