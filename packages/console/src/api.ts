@@ -82,3 +82,17 @@ export interface Page<T> {
   items: T[];
   nextCursor?: string;
 }
+
+/** Every page of a list (up to `maxPages` of 100), following the API's cursors. */
+export async function listAll<T>(path: string, maxPages = 10): Promise<Page<T>> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < maxPages; i++) {
+    const glue = path.includes('?') ? '&' : '?';
+    const page = await request<Page<T>>('GET', `${path}${glue}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    items.push(...page.items);
+    cursor = page.nextCursor;
+    if (!cursor) break;
+  }
+  return cursor ? { items, nextCursor: cursor } : { items };
+}

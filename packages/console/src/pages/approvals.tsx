@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, qs, type Page as ApiPage } from '../api.js';
+import { api, listAll, qs, type Page as ApiPage } from '../api.js';
 import { navigate } from '../router.js';
 import type { Approval, ApprovalDetail } from '../types.js';
 import { Alert, Badge, Field, Link, Page, Status, Table, messageOf, short, useLoad, when, type Submit } from '../ui.js';
@@ -7,7 +7,7 @@ import { BundleDiff, FileViewer } from './files.js';
 
 export function Approvals() {
   const [state, setState] = useState('pending');
-  const list = useLoad(() => api.get<ApiPage<Approval>>(`/api/v1/approvals${qs({ state, limit: 200 })}`), [state]);
+  const list = useLoad(() => listAll<Approval>(`/api/v1/approvals${qs({ state })}`), [state]);
   const items = list.data?.items ?? [];
   return (
     <Page title="Approvals">
@@ -40,7 +40,7 @@ export function ApprovalPage(props: { id: string }) {
   // The provider's previous decision on this application, to show what changed since.
   const previous = useLoad(async () => {
     const a = await api.get<ApprovalDetail>(`/api/v1/approvals/${props.id}`);
-    const all = await api.get<ApiPage<Approval>>(`/api/v1/approvals${qs({ provider: a.providerId, limit: 200 })}`);
+    const all = await listAll<Approval>(`/api/v1/approvals${qs({ provider: a.providerId })}`);
     const earlier = all.items.filter((x) => x.appId === a.appId && x.id !== a.id && x.createdAt < a.createdAt).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0];
     return earlier ? api.get<ApprovalDetail>(`/api/v1/approvals/${earlier.id}`) : null;
   }, [props.id]);
@@ -95,7 +95,7 @@ export function ApprovalPage(props: { id: string }) {
             </>
           ) : null}
           <h2>Manifest</h2>
-          <pre class="code">{JSON.stringify(d.manifest, null, 2)}</pre>
+          <pre class="code" tabIndex={0}>{JSON.stringify(d.manifest, null, 2)}</pre>
         </>
       ) : null}
     </Page>

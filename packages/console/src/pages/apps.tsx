@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, qs, request, type Page as ApiPage } from '../api.js';
+import { api, listAll, qs, request, type Page as ApiPage } from '../api.js';
 import { navigate } from '../router.js';
 import { orgsWith } from '../session.js';
 import { folderEntries, tarOf } from '../tar.js';
@@ -72,7 +72,7 @@ function SubmitVersion(props: { me: Me; app?: App; onDone: (v: Version) => void 
 }
 
 export function Apps(props: { me: Me }) {
-  const apps = useLoad(() => api.get<ApiPage<App>>('/api/v1/apps?limit=200'), []);
+  const apps = useLoad(() => listAll<App>('/api/v1/apps'), []);
   const items = apps.data?.items ?? [];
   return (
     <Page title="Applications">
@@ -126,8 +126,8 @@ function Publish(props: { app: App; onDone: (s: Service) => void }) {
 
 export function AppPage(props: { me: Me; id: string }) {
   const app = useLoad(() => api.get<App>(`/api/v1/apps/${props.id}`), [props.id]);
-  const versions = useLoad(() => api.get<ApiPage<Version>>(`/api/v1/apps/${props.id}/versions?limit=100`), [props.id]);
-  const services = useLoad(() => api.get<ApiPage<Service>>('/api/v1/services?limit=200'), [props.id]);
+  const versions = useLoad(() => listAll<Version>(`/api/v1/apps/${props.id}/versions`), [props.id]);
+  const services = useLoad(() => listAll<Service>('/api/v1/services'), [props.id]);
   const a = app.data;
   const published = (services.data?.items ?? []).filter((s) => s.appId === props.id);
   const isDeveloper = a !== undefined && orgsWith(props.me, 'developer').some((o) => o.orgId === a.orgId);
@@ -227,7 +227,7 @@ export function VersionPage(props: { me: Me; appId: string; versionId: string })
           <h2>Files</h2>
           <FileViewer files={v.files} load={fetchFile} />
           <h2>Manifest</h2>
-          <pre class="code">{JSON.stringify(v.manifest, null, 2)}</pre>
+          <pre class="code" tabIndex={0}>{JSON.stringify(v.manifest, null, 2)}</pre>
         </>
       ) : null}
     </Page>

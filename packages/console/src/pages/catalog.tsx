@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, qs, type Page as ApiPage } from '../api.js';
+import { api, listAll, qs, type Page as ApiPage } from '../api.js';
 import { navigate } from '../router.js';
 import type { Dataset, Service } from '../types.js';
 import { Field, Link, Page, Status, Table, useLoad, when, type Submit } from '../ui.js';
@@ -95,7 +95,7 @@ export function Catalog(props: { search: URLSearchParams }) {
 /** One dataset: schema, tags, description and the services that read it; never rows. */
 export function DatasetPage(props: { id: string }) {
   const dataset = useLoad(() => api.get<Dataset>(`/api/v1/datasets/${encodeURIComponent(props.id)}`), [props.id]);
-  const services = useLoad(() => api.get<ApiPage<Service>>('/api/v1/services?limit=200'), []);
+  const services = useLoad(() => listAll<Service>('/api/v1/services'), []);
   const d = dataset.data;
   const readers = (services.data?.items ?? []).filter((s) => s.datasets.some((x) => x.datasetId === props.id || (d && x.providerId === d.providerId && x.dataset === d.name)));
   return (

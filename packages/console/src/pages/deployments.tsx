@@ -1,4 +1,4 @@
-import { api, type Page as ApiPage } from '../api.js';
+import { api, listAll, type Page as ApiPage } from '../api.js';
 import type { App, Deployment, Provider } from '../types.js';
 import { Badge, Link, Page, Status, useLoad, when } from '../ui.js';
 
@@ -6,9 +6,9 @@ import { Badge, Link, Page, Status, useLoad, when } from '../ui.js';
 export function Deployments() {
   const data = useLoad(async () => {
     const [deployments, apps, providers] = await Promise.all([
-      api.get<ApiPage<Deployment>>('/api/v1/deployments?limit=200'),
-      api.get<ApiPage<App>>('/api/v1/apps?limit=200'),
-      api.get<ApiPage<Provider>>('/api/v1/providers?limit=200'),
+      listAll<Deployment>('/api/v1/deployments'),
+      listAll<App>('/api/v1/apps'),
+      listAll<Provider>('/api/v1/providers'),
     ]);
     return { deployments: deployments.items, apps: new Map(apps.items.map((a) => [a.id, a.name])), providers: new Map(providers.items.map((p) => [p.id, p.name])) };
   }, []);

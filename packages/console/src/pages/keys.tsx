@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, qs, type Page as ApiPage } from '../api.js';
+import { api, listAll, qs, type Page as ApiPage } from '../api.js';
 import { orgsWith } from '../session.js';
 import type { Key, Me, Service, UsageRow } from '../types.js';
 import { Alert, Badge, Field, Page, Status, Table, messageOf, useLoad, when, type Submit } from '../ui.js';
@@ -12,8 +12,8 @@ export const lastCreatedKey: { value?: string } = {};
 
 export function Keys(props: { me: Me }) {
   const orgs = orgsWith(props.me, 'user');
-  const keys = useLoad(() => api.get<ApiPage<Key>>('/api/v1/keys?limit=200'), []);
-  const services = useLoad(() => api.get<ApiPage<Service>>('/api/v1/services?limit=200'), []);
+  const keys = useLoad(() => listAll<Key>('/api/v1/keys'), []);
+  const services = useLoad(() => listAll<Service>('/api/v1/services'), []);
   // Last use per key: the newest hour with calls in the key's usage.
   const lastUse = useLoad(async () => {
     const usage = await api.get<{ items: UsageRow[] }>(`/api/v1/usage${qs({ granularity: 'hour', groupBy: 'key' })}`);

@@ -1,4 +1,4 @@
-import { api, type Page as ApiPage } from '../api.js';
+import { api, listAll, type Page as ApiPage } from '../api.js';
 import type { Agent, Cluster, Deployment, Me, Provider } from '../types.js';
 import { Badge, Page, Status, Table, useLoad, when } from '../ui.js';
 
@@ -6,9 +6,9 @@ import { Badge, Page, Status, Table, useLoad, when } from '../ui.js';
 export function Providers(props: { me: Me }) {
   const data = useLoad(async () => {
     const [providers, agents, deployments] = await Promise.all([
-      api.get<ApiPage<Provider>>('/api/v1/providers?limit=200'),
-      api.get<ApiPage<Agent>>('/api/v1/agents?limit=200'),
-      api.get<ApiPage<Deployment>>('/api/v1/deployments?limit=200'),
+      listAll<Provider>('/api/v1/providers'),
+      listAll<Agent>('/api/v1/agents'),
+      listAll<Deployment>('/api/v1/deployments'),
     ]);
     // Tunnel sessions are in the cluster view, which platform administrators see.
     const cluster = props.me.platformAdmin ? await api.get<Cluster>('/api/v1/cluster') : undefined;

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, qs, type Page as ApiPage } from '../api.js';
+import { api, listAll, qs, type Page as ApiPage } from '../api.js';
 import { orgsWith } from '../session.js';
 import type { Me, Service, UsageRow } from '../types.js';
 import { Alert, Badge, Field, Link, Page, Status, Table, messageOf, useLoad, when, type Submit } from '../ui.js';
@@ -7,7 +7,7 @@ import { Bars } from './chart.js';
 import { lastCreatedKey } from './keys.js';
 
 export function Services() {
-  const list = useLoad(() => api.get<ApiPage<Service>>('/api/v1/services?limit=200'), []);
+  const list = useLoad(() => listAll<Service>('/api/v1/services'), []);
   const items = list.data?.items ?? [];
   return (
     <Page title="Services">
@@ -36,13 +36,15 @@ interface OpenApiDoc {
 /** API docs rendered from the service's own OpenAPI document, with "try it" using one's key. */
 function Docs(props: { service: Service }) {
   const [key, setKey] = useState(lastCreatedKey.value ?? '');
+  const needsKey = props.service.access === 'restricted' && !key;
   const doc = useLoad(async () => {
+    if (needsKey) return undefined;
     const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
     const response = await fetch(`/s/${props.service.name}/openapi.json`, { headers, credentials: 'omit' });
     const body = (await response.json()) as OpenApiDoc & { error?: { message: string; code: string } };
     if (!response.ok) throw new Error(body.error ? `${body.error.message} (${body.error.code})` : `HTTP ${response.status}`);
     return body;
-  }, [props.service.name, key.length > 0]);
+  }, [props.service.name, key]);
   const [results, setResults] = useState<Record<string, { status: number; body: string } | string>>({});
   const tryIt = async (method: string, path: string) => {
     const id = `${method} ${path}`;
@@ -67,7 +69,7 @@ function Docs(props: { service: Service }) {
       <Field label="Your API key for “try it”" id="try-key" hint="Sent only to this service, from this page; never stored">
         <input id="try-key" type="password" autocomplete="off" value={key} onInput={(e) => setKey(e.currentTarget.value)} aria-describedby="try-key-hint" />
       </Field>
-      <Status loaded={doc} />
+      {needsKey ? <p class="muted">This service is restricted: enter an API key that may call it to see its endpoints and try them.</p> : <Status loaded={doc} />}
       {doc.data ? (
         <>
           <p>
