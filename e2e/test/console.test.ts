@@ -125,10 +125,10 @@ describe('web console in Chromium: the whole story by clicking', () => {
     await page.getByText('Loading…', { exact: true }).first().waitFor({ state: 'detached' });
     await page.screenshot({ path: join(OUTPUT, `${name}.png`), fullPage: true });
     // Browser-side code as text: this package compiles for Node, without the DOM's types.
-    const violations = (await page.evaluate(`(async () => {
+    const violations = await page.evaluate<string[]>(`(async () => {
       const result = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
       return result.violations.map((v) => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', '));
-    })()`)) as string[];
+    })()`);
     assert.deepEqual(violations, [], `accessibility of ${name}`);
     checked.push(name);
   }
@@ -165,7 +165,7 @@ describe('web console in Chromium: the whole story by clicking', () => {
     dev = await context.newPage();
     await dev.goto(`${url}/console/`);
     await dev.getByLabel('Email').waitFor();
-    const firstLoad = (await dev.evaluate(`(() => {
+    const firstLoad = await dev.evaluate<{ interactiveMs: number; domContentLoadedMs: number; loadMs: number; compressedBytes: number; decodedBytes: number }>(`(() => {
       const navigation = performance.getEntriesByType('navigation')[0];
       const assets = performance.getEntriesByType('resource').filter((r) => r.name.includes('/console/assets/'));
       return {
@@ -175,7 +175,7 @@ describe('web console in Chromium: the whole story by clicking', () => {
         compressedBytes: navigation.encodedBodySize + assets.reduce((n, r) => n + r.encodedBodySize, 0),
         decodedBytes: navigation.decodedBodySize + assets.reduce((n, r) => n + r.decodedBodySize, 0),
       };
-    })()`)) as { interactiveMs: number; domContentLoadedMs: number; loadMs: number; compressedBytes: number; decodedBytes: number };
+    })()`);
     perf.firstLoad = firstLoad;
     console.log(`console first load: ${JSON.stringify(firstLoad)}`);
     assert.ok(firstLoad.compressedBytes > 0 && firstLoad.compressedBytes < 300 * 1024, `first load ${firstLoad.compressedBytes} B compressed, budget 300 KB`);
@@ -191,7 +191,7 @@ describe('web console in Chromium: the whole story by clicking', () => {
     const cookies = await context.cookies();
     const session = cookies.find((c) => c.name === 'insitu_session');
     assert.ok(session?.httpOnly && session.sameSite === 'Strict', 'HttpOnly, SameSite=Strict session cookie');
-    assert.equal(((await dev.evaluate('document.cookie')) as string).includes('insitu_session'), false, 'page scripts cannot read the session');
+    assert.equal((await dev.evaluate<string>('document.cookie')).includes('insitu_session'), false, 'page scripts cannot read the session');
     // Navigation follows roles: operations are for platform administrators only.
     assert.equal(await dev.getByRole('link', { name: 'Operations' }).count(), 0);
   });
