@@ -25,13 +25,13 @@ const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT = fileURLToPath(new URL('../../../test-output/console/', import.meta.url));
 const require = createRequire(import.meta.url);
 
-async function writeApp(dir: string): Promise<string> {
+async function writeApp(dir: string, version = '1.0.0', extra = ''): Promise<string> {
   await mkdir(dir, { recursive: true });
   await writeFile(
     join(dir, 'insitu.json'),
     JSON.stringify({
       name: 'region-totals',
-      version: '1.0.0',
+      version,
       runtime: 'node',
       entry: 'index.js',
       datasets: [{ provider: 'acme-data', dataset: 'orders' }],
@@ -48,9 +48,9 @@ serve({
     return { totals: out };
   },
 });
-`,
+${extra}`,
   );
-  const tarball = join(dir, '..', 'region-totals-1.0.0.tar');
+  const tarball = join(dir, '..', `region-totals-${version}.tar`);
   const packed = spawnSync('tar', ['-cf', tarball, '-C', dir, 'insitu.json', 'index.js']);
   assert.equal(packed.status, 0, packed.stderr.toString());
   return tarball;
@@ -303,6 +303,31 @@ describe('web console in Chromium: the whole story by clicking', () => {
     await dev.getByLabel('Your API key for “try it”').fill(apiKey);
     await dev.getByRole('alert').filter({ hasText: 'INSITU_KEY_INVALID' }).waitFor();
     assert.equal(await dev.getByRole('button', { name: 'Try GET /totals' }).count(), 0);
+  });
+
+  it('submits version 1.1.0 as a folder; the provider sees what changed since 1.0.0 and rejects it with a reason', async () => {
+    await writeApp(join(dir, 'app-1.1.0'), '1.1.0', '// 1.1.0: totals are now rounded by the caller\n');
+    await nav(dev, 'Applications');
+    await dev.getByRole('link', { name: 'region-totals' }).click();
+    await dev.getByLabel('…or a folder').setInputFiles(join(dir, 'app-1.1.0'));
+    await dev.getByRole('button', { name: 'Submit for approval' }).click();
+    await dev.getByRole('heading', { name: 'region-totals 1.1.0' }).waitFor();
+
+    await nav(provider, 'Approvals');
+    await provider.getByRole('link', { name: 'region-totals' }).click();
+    await provider.getByRole('heading', { name: 'Review region-totals 1.1.0' }).waitFor();
+    await provider.getByRole('heading', { name: 'Changes since 1.0.0' }).waitFor();
+    const diff = provider.locator('.diff');
+    assert.match(await diff.innerText(), /0 added, 0 removed, 2 changed/);
+    assert.match(await diff.locator('details', { hasText: 'index.js changed' }).innerText(), /\+ \/\/ 1\.1\.0: totals are now rounded by the caller/);
+    await check(provider, '17-approval-diff');
+    await provider.getByLabel('Reason').fill('not while 1.0.0 is under review');
+    await provider.getByRole('button', { name: 'Reject' }).click();
+    await provider.getByRole('heading', { name: 'Approvals' }).waitFor();
+
+    await dev.reload();
+    await dev.getByRole('cell', { name: 'not while 1.0.0 is under review' }).waitFor();
+    assert.match(await dev.locator('dl.facts').innerText(), /rejected/);
   });
 
   it('the provider sees its agent online and what it runs', async () => {

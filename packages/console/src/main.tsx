@@ -49,7 +49,7 @@ function Routes(props: { me: Me; path: string; search: URLSearchParams }) {
 }
 
 function Shell() {
-  const { path, search } = usePath();
+  const { path, search, seq } = usePath();
   const [me, setMe] = useState<Me | null | undefined>(undefined);
   const [menuOpen, setMenuOpen] = useState(false);
   const [error, setError] = useState<string>();
@@ -105,7 +105,7 @@ function Shell() {
       </header>
       {error ? <p class="error" role="alert">{error}</p> : null}
       <main id="main">
-        <Routes me={me} path={path} search={search} />
+        <Routes key={seq} me={me} path={path} search={search} />
       </main>
     </>
   );

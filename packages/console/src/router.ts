@@ -16,10 +16,11 @@ export function navigate(path: string): void {
   window.scrollTo(0, 0);
 }
 
-export function usePath(): { path: string; search: URLSearchParams } {
-  const [state, setState] = useState(() => ({ path: current(), search: new URLSearchParams(location.search) }));
+/** The current path and query; `seq` changes on every navigation, even to the same address (a page reloads its data then). */
+export function usePath(): { path: string; search: URLSearchParams; seq: number } {
+  const [state, setState] = useState(() => ({ path: current(), search: new URLSearchParams(location.search), seq: 0 }));
   useEffect(() => {
-    const update = () => setState({ path: current(), search: new URLSearchParams(location.search) });
+    const update = () => setState((s) => ({ path: current(), search: new URLSearchParams(location.search), seq: s.seq + 1 }));
     listeners.add(update);
     window.addEventListener('popstate', update);
     return () => {
