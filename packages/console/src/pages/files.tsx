@@ -55,12 +55,12 @@ export function diffLines(before: string, after: string): Line[] | undefined {
       out.push({ op: ' ', text: a[i] ?? '' });
       i++;
       j++;
-    } else if (j < b.length && (i >= a.length || (lcs[i]?.[j + 1] ?? 0) >= (lcs[i + 1]?.[j] ?? 0))) {
-      out.push({ op: '+', text: b[j] ?? '' });
-      j++;
-    } else {
+    } else if (i < a.length && (j >= b.length || (lcs[i + 1]?.[j] ?? 0) >= (lcs[i]?.[j + 1] ?? 0))) {
       out.push({ op: '-', text: a[i] ?? '' });
       i++;
+    } else {
+      out.push({ op: '+', text: b[j] ?? '' });
+      j++;
     }
   }
   return out;
