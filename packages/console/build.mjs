@@ -21,6 +21,7 @@ if (!process.argv.includes('--no-check')) {
 rmSync(out, { recursive: true, force: true });
 mkdirSync(join(out, 'assets'), { recursive: true });
 const result = await build({
+  absWorkingDir: here,
   entryPoints: [join(here, 'src', 'main.tsx'), join(here, 'src', 'styles.css')],
   bundle: true,
   minify: true,
