@@ -76,6 +76,7 @@ function Shell() {
     }
   };
   const items = NAV.filter((item) => item.show(me));
+  const active = path === '/' ? '/catalog' : path;
   return (
     <>
       <a class="skip" href="#main">Skip to content</a>
@@ -88,7 +89,7 @@ function Shell() {
           <ul>
             {items.map((item) => (
               <li key={item.href}>
-                <Link href={item.href} aria-current={path === item.href || path.startsWith(`${item.href}/`) ? 'page' : undefined}>
+                <Link href={item.href} aria-current={active === item.href || active.startsWith(`${item.href}/`) ? 'page' : undefined}>
                   {item.label}
                 </Link>
               </li>
