@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -118,13 +117,19 @@ export function registerConsole(app: App, ctx: ServerContext, options: ConsoleOp
   });
 }
 
+function isFile(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+}
+
 async function serveFile(dir: string, wanted: string, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  if (!existsSync(join(dir, 'index.html'))) throw new InsituError('INSITU_NOT_FOUND', 'the console is not built on this node: run `npm run build`');
+  if (!(await isFile(join(dir, 'index.html')))) throw new InsituError('INSITU_NOT_FOUND', 'the console is not built on this node: run `npm run build`');
   const path = normalize(join(dir, wanted));
   if (!path.startsWith(dir.endsWith(sep) ? dir : dir + sep) && path !== dir) throw new InsituError('INSITU_NOT_FOUND', 'no such file');
   let file = path;
-  const isFile = await stat(path).then((s) => s.isFile(), () => false);
-  if (!isFile) {
+  if (!(await isFile(path))) {
     // A path with an extension names a file that is not there; anything else is a page of
     // the single-page app, which index.html routes in the browser.
     if (extname(wanted) !== '') throw new InsituError('INSITU_NOT_FOUND', 'no such file in the console');
@@ -137,7 +142,7 @@ async function serveFile(dir: string, wanted: string, request: FastifyRequest, r
   void reply.header('cache-control', file.includes(`${sep}assets${sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache');
   void reply.header('vary', 'accept-encoding');
   const acceptsGzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
-  if (acceptsGzip && existsSync(`${file}.gz`)) {
+  if (acceptsGzip && (await isFile(`${file}.gz`))) {
     void reply.header('content-encoding', 'gzip');
     return reply.type(type).send(await readFile(`${file}.gz`));
   }
