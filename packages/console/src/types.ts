@@ -51,3 +51,4 @@ export interface Cluster {
   coordination: { kind: string };
   tunnel: { sessions: TunnelSession[] };
 }
+export interface PlatformEvent { seq: number; ts: string; kind: string; subject: string; message: string }

@@ -1,6 +1,6 @@
 import { Fragment } from 'preact';
 import { api } from '../api.js';
-import type { Cluster } from '../types.js';
+import type { Cluster, PlatformEvent } from '../types.js';
 import { Badge, Page, Status, Table, useLoad, when } from '../ui.js';
 
 function Value(props: { value: unknown }) {
@@ -23,6 +23,7 @@ function Value(props: { value: unknown }) {
 /** For platform administrators: nodes, the database topology, tunnel sessions. */
 export function Operations() {
   const cluster = useLoad(() => api.get<Cluster>('/api/v1/cluster'), []);
+  const events = useLoad(() => api.get<{ items: PlatformEvent[] }>('/api/v1/events?kind=operator.&limit=50'), []);
   const c = cluster.data;
   return (
     <Page title="Operations" actions={<button type="button" onClick={cluster.reload}>Refresh</button>}>
@@ -66,6 +67,17 @@ export function Operations() {
                 <td>{s.rttMs.toFixed(1)}</td>
                 <td>{s.requests}</td>
                 <td><Badge state={s.ejected ? 'ejected' : 'ok'} /></td>
+              </tr>
+            ))}
+          </Table>
+          <Status loaded={events} />
+          <Table caption="Operator actions, newest first" head={['Time', 'Kind', 'Subject', 'What happened']} empty={events.data !== undefined && events.data.items.length === 0}>
+            {(events.data?.items ?? []).map((e) => (
+              <tr key={e.seq}>
+                <td>{when(e.ts)}</td>
+                <td>{e.kind}</td>
+                <td><code>{e.subject}</code></td>
+                <td>{e.message}</td>
               </tr>
             ))}
           </Table>
