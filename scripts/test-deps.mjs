@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Checks that the system binaries the tests start for real are installed (MariaDB, etcd,
-// PostgreSQL, bubblewrap, iproute2, HAProxy). As root, installs the missing Debian packages; as
+// PostgreSQL, bubblewrap, iproute2, HAProxy, Chromium). As root, installs the missing Debian packages; as
 // anyone else, says what to install and exits 1. Fast and silent but for one line when
 // everything is there, so `npm test` can run it every time. No dependencies.
 import { spawnSync } from 'node:child_process';
@@ -23,6 +23,7 @@ const REQUIRED = [
   { command: 'postgres', debianPackage: 'postgresql', where: 'postgres' },
   { command: 'psql', debianPackage: 'postgresql-client' },
   { command: 'haproxy', debianPackage: 'haproxy' },
+  { command: 'chromium', debianPackage: 'chromium' },
 ];
 
 const POSTGRES_ROOT = '/usr/lib/postgresql';

@@ -21,6 +21,9 @@ describe('insitu up', () => {
     await first.waitForOutput(/Press Ctrl-C to stop/, 120_000);
     assert.match(first.output.stdout, /admin: +admin@insitu\.local +password: \S+/);
     assert.match(first.output.stdout, /service: .*running next to the data/);
+    const consoleUrl = /console: +(http:\/\/\S+\/console\/)/.exec(first.output.stdout)?.[1];
+    assert.ok(consoleUrl, first.output.stdout);
+    assert.match(await (await fetch(consoleUrl)).text(), /<div id="app">/, 'the printed console URL serves the console');
     const curls = first.output.stdout.split('\n').filter((line) => line.startsWith('curl '));
     assert.ok(curls.length >= 3, first.output.stdout);
     const serviceCall = curls[0] ?? '';

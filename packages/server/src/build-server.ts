@@ -9,6 +9,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { App } from './app.js';
 import { bearerToken, resolvePrincipal } from './auth/principal.js';
+import { cookieSessionToken, registerConsole } from './console.js';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { toApiError } from './errors.js';
@@ -179,7 +180,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   app.addHook('onRequest', async (request, reply) => {
     void reply.header(REQUEST_ID_HEADER, request.id);
     const mode = request.routeOptions.config.auth ?? 'user';
-    const token = bearerToken(request.headers.authorization);
+    const token = bearerToken(request.headers.authorization) ?? cookieSessionToken(request.headers);
     if (token) request.principal = (await resolvePrincipal(store, token, config.metrics.token)) ?? null;
     if (mode === 'public' || request.is404) return;
     const principal = request.principal;
@@ -315,6 +316,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   registerKeyRoutes(app, ctx, gateway);
   registerRecordRoutes(app, ctx, recorder, anchoring);
   registerOperatorClusterRoutes(app, ctx);
+  registerConsole(app, ctx);
 
   app.get('/api/v1/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
 

@@ -101,6 +101,7 @@ export async function runUp(options: UpOptions, io: CliIo): Promise<void> {
       line(io.stdout, JSON.stringify(report));
     } else {
       line(io.stdout, `Insitu is up at ${report.url}`);
+      line(io.stdout, `  console:  ${report.url}/console/  (sign in as the admin below)`);
       line(io.stdout, `  data dir: ${report.dataDir} (logs in insitu.log)`);
       line(io.stdout, `  admin:    ${report.admin.email}${report.admin.password ? `  password: ${report.admin.password}  (shown once; only its hash is stored)` : ''}`);
       line(io.stdout, `  token:    ${report.token}  (admin session, valid until ${report.tokenExpiresAt})`);

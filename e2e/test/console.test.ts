@@ -1,0 +1,379 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import BetterSqlite3 from 'better-sqlite3';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { waitFor } from '@insitu/core';
+import { makeTempDir, removeDir } from '@insitu/test-helpers';
+import { InsituProcess, ok, runInsitu } from './support.js';
+
+/*
+ * The web console in Debian's Chromium, against a real server and agent: the whole story
+ * by clicking. A developer finds a dataset and submits an application; the provider (another
+ * user) reviews and approves it; the developer deploys and publishes it, creates a key,
+ * tries the service from its docs page, sees the call in usage and audit, and revokes the
+ * key; an administrator sees the database topology and verifies the audit chain. Every page
+ * is screenshotted into test-output/console/ and checked with axe-core (WCAG 2 A and AA).
+ */
+
+const PASSWORD = 'a-long-enough-password';
+const CHROMIUM = '/usr/bin/chromium';
+const OUTPUT = fileURLToPath(new URL('../../../test-output/console/', import.meta.url));
+const require = createRequire(import.meta.url);
+
+async function writeApp(dir: string, version = '1.0.0', extra = ''): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(
+    join(dir, 'insitu.json'),
+    JSON.stringify({
+      name: 'region-totals',
+      version,
+      runtime: 'node',
+      entry: 'index.js',
+      datasets: [{ provider: 'acme-data', dataset: 'orders' }],
+      endpoints: [{ method: 'GET', path: '/totals', description: 'Sum of amounts per region' }],
+    }),
+  );
+  await writeFile(
+    join(dir, 'index.js'),
+    `import { readDataset, serve } from '@insitu/sdk';
+serve({
+  'GET /totals': async () => {
+    const out = {};
+    for await (const row of readDataset('orders', { groupBy: ['region'], aggregates: [{ fn: 'sum', column: 'amount', as: 'total' }], orderBy: 'region' })) out[row.region] = Number(row.total);
+    return { totals: out };
+  },
+});
+${extra}`,
+  );
+  const tarball = join(dir, '..', `region-totals-${version}.tar`);
+  const packed = spawnSync('tar', ['-cf', tarball, '-C', dir, 'insitu.json', 'index.js']);
+  assert.equal(packed.status, 0, packed.stderr.toString());
+  return tarball;
+}
+
+describe('web console in Chromium: the whole story by clicking', () => {
+  let dir = '';
+  let server: InsituProcess;
+  let agent: InsituProcess | undefined;
+  let browser: Browser | undefined;
+  let url = '';
+  let admin = { email: '', password: '' };
+  let tarball = '';
+  const checked: string[] = [];
+  const perf: Record<string, unknown> = {};
+
+  before(async () => {
+    await mkdir(OUTPUT, { recursive: true });
+    dir = await makeTempDir('insitu-console-');
+    const db = new BetterSqlite3(join(dir, 'orders.db'));
+    db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, region TEXT NOT NULL, amount REAL NOT NULL, customer_email TEXT)');
+    const insert = db.prepare('INSERT INTO orders (region, amount, customer_email) VALUES (?, ?, ?)');
+    db.transaction(() => {
+      for (let i = 0; i < 30; i++) insert.run(['north', 'south', 'east'][i % 3], i + 1, `buyer${i}@private.example`);
+    })();
+    db.close();
+    await writeFile(join(dir, 'agent.yaml'), 'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./orders.db\n    datasets:\n      orders: { description: Orders with the region and amount, tags: [sales] }\n');
+    tarball = await writeApp(join(dir, 'app'));
+
+    const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
+    assert.equal(init.code, 0, init.stderr);
+    admin = (JSON.parse(init.stdout) as { admin: { email: string; password: string } }).admin;
+    server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
+    url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
+    const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token as string;
+
+    // Organisations and the provider's agent come from sign-up and the CLI; the console story starts at sign-in.
+    let acme = { orgId: '', token: '' };
+    for (const [name, email] of [['acme', 'ann@acme.test'], ['devco', 'dev@devco.test']] as const) {
+      const signup = await ok(url, 'POST', '/api/v1/signup', undefined, { org: { name }, user: { email, name: email.split('@')[0], password: PASSWORD } }, 201);
+      await ok(url, 'POST', `/api/v1/orgs/${signup.org.id}/approve`, adminToken, undefined);
+      if (name === 'acme') acme = { orgId: signup.org.id as string, token: signup.session.token as string };
+    }
+    const providerId = (await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.orgId, name: 'acme-data' }, 201)).id as string;
+    const enrol = (await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId }, 201)).token as string;
+    agent = new InsituProcess('agent', ['agent', '--platform', url, '--config', join(dir, 'agent.yaml'), '--data-dir', join(dir, 'agent'), '--name', 'agent-a', '--token', enrol]);
+    await agent.waitForOutput(/agent running/);
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await agent?.stop();
+    await server?.stop();
+    await removeDir(dir);
+    await writeFile(join(OUTPUT, 'perf.json'), JSON.stringify(perf, null, 2) + '\n').catch(() => undefined);
+  });
+
+  const axeSource = () => readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+  /** A browser context for one person; axe-core is injected as an init script (the page's CSP allows no inline script). */
+  async function contextFor(viewport = { width: 1280, height: 800 }): Promise<BrowserContext> {
+    assert.ok(browser);
+    const context = await browser.newContext({ viewport });
+    await context.addInitScript({ content: await axeSource() });
+    return context;
+  }
+
+  /** Screenshot the page and fail on any WCAG 2 A/AA violation axe finds. */
+  async function check(page: Page, name: string): Promise<void> {
+    await page.getByText('Loading…', { exact: true }).first().waitFor({ state: 'detached' });
+    await page.screenshot({ path: join(OUTPUT, `${name}.png`), fullPage: true });
+    // Browser-side code as text: this package compiles for Node, without the DOM's types.
+    const violations = await page.evaluate<string[]>(`(async () => {
+      const result = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+      return result.violations.map((v) => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', '));
+    })()`);
+    assert.deepEqual(violations, [], `accessibility of ${name}`);
+    checked.push(name);
+  }
+
+  async function signIn(page: Page, email: string, password: string): Promise<void> {
+    await page.goto(`${url}/console/`);
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+  }
+
+  const nav = (page: Page, name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
+
+  /** Click `button` until `done` holds: pages refresh on demand, the platform converges on its own time. */
+  async function refreshUntil(page: Page, button: string, done: () => Promise<boolean>, what: string): Promise<void> {
+    await waitFor(
+      async () => {
+        await page.getByRole('button', { name: button, exact: true }).click();
+        await page.waitForLoadState('networkidle');
+        return done();
+      },
+      { timeoutMs: 60_000, intervalMs: 300, what },
+    );
+  }
+
+  let dev: Page;
+  let provider: Page;
+  let apiKey = '';
+  let versionUrl = '';
+
+  it('loads the sign-in page within budget and signs in with a cookie session', async () => {
+    const context = await contextFor();
+    dev = await context.newPage();
+    await dev.goto(`${url}/console/`);
+    await dev.getByLabel('Email').waitFor();
+    const firstLoad = await dev.evaluate<{ interactiveMs: number; domContentLoadedMs: number; loadMs: number; compressedBytes: number; decodedBytes: number }>(`(() => {
+      const navigation = performance.getEntriesByType('navigation')[0];
+      const assets = performance.getEntriesByType('resource').filter((r) => r.name.includes('/console/assets/'));
+      return {
+        interactiveMs: Math.round(performance.now()),
+        domContentLoadedMs: Math.round(navigation.domContentLoadedEventEnd),
+        loadMs: Math.round(navigation.loadEventEnd),
+        compressedBytes: navigation.encodedBodySize + assets.reduce((n, r) => n + r.encodedBodySize, 0),
+        decodedBytes: navigation.decodedBodySize + assets.reduce((n, r) => n + r.decodedBodySize, 0),
+      };
+    })()`);
+    perf.firstLoad = firstLoad;
+    console.log(`console first load: ${JSON.stringify(firstLoad)}`);
+    assert.ok(firstLoad.compressedBytes > 0 && firstLoad.compressedBytes < 300 * 1024, `first load ${firstLoad.compressedBytes} B compressed, budget 300 KB`);
+    await check(dev, '01-sign-in');
+
+    await dev.getByLabel('Email').fill('dev@devco.test');
+    await dev.getByLabel('Password').fill('wrong-password-here');
+    await dev.getByRole('button', { name: 'Sign in' }).click();
+    await dev.getByRole('alert').filter({ hasText: 'INSITU_BAD_CREDENTIALS' }).waitFor();
+    await dev.getByLabel('Password').fill(PASSWORD);
+    await dev.getByRole('button', { name: 'Sign in' }).click();
+    await dev.getByRole('navigation', { name: 'Main' }).waitFor();
+    const cookies = await context.cookies();
+    const session = cookies.find((c) => c.name === 'insitu_session');
+    assert.ok(session?.httpOnly && session.sameSite === 'Strict', 'HttpOnly, SameSite=Strict session cookie');
+    assert.equal((await dev.evaluate<string>('document.cookie')).includes('insitu_session'), false, 'page scripts cannot read the session');
+    // Navigation follows roles: operations are for platform administrators only.
+    assert.equal(await dev.getByRole('link', { name: 'Operations' }).count(), 0);
+  });
+
+  it('finds the dataset by search and facets and sees its schema, never rows', async () => {
+    await dev.getByLabel('Search datasets').fill('region amount');
+    await dev.getByRole('button', { name: 'Search', exact: true }).click();
+    await dev.getByRole('link', { name: 'acme-data/orders' }).waitFor();
+    await dev.getByRole('button', { name: 'sales' }).click();
+    await dev.waitForURL(/tag=sales/);
+    await dev.getByRole('link', { name: 'acme-data/orders' }).waitFor();
+    await check(dev, '02-catalog');
+    await dev.getByRole('link', { name: 'acme-data/orders' }).click();
+    await dev.getByRole('heading', { name: 'acme-data/orders' }).waitFor();
+    await dev.getByRole('cell', { name: 'customer_email' }).waitFor();
+    assert.ok(!(await dev.content()).includes('private.example'), 'no row value reaches the console');
+    await check(dev, '03-dataset');
+  });
+
+  it('submits the application as a tarball and sees its version and digest', async () => {
+    await nav(dev, 'Applications');
+    await dev.getByLabel('Application name').fill('region-totals');
+    await dev.getByLabel('Bundle tarball (.tar, .tar.gz)').setInputFiles(tarball);
+    await dev.getByRole('button', { name: 'Submit for approval' }).click();
+    await dev.getByRole('heading', { name: 'region-totals 1.0.0' }).waitFor();
+    versionUrl = dev.url();
+    assert.match(await dev.locator('dl.facts').innerText(), /pending[\s\S]*[0-9a-f]{64}/);
+    assert.equal(await dev.getByRole('button', { name: 'Deploy this version' }).isDisabled(), true, 'nothing runs before approval');
+    await check(dev, '04-version-pending');
+    await nav(dev, 'Applications');
+    await dev.getByRole('link', { name: 'region-totals' }).waitFor();
+    await check(dev, '05-applications');
+  });
+
+  it('the provider reviews the files and approves with a reason', async () => {
+    provider = await (await contextFor()).newPage();
+    await signIn(provider, 'ann@acme.test', PASSWORD);
+    await nav(provider, 'Approvals');
+    await provider.getByRole('link', { name: 'region-totals' }).click();
+    await provider.getByRole('heading', { name: 'Review region-totals 1.0.0' }).waitFor();
+    await provider.getByRole('button', { name: /^index\.js/ }).click();
+    await provider.getByLabel('Contents of index.js').filter({ hasText: 'readDataset' }).waitFor();
+    await check(provider, '06-approval-review');
+    await provider.getByRole('button', { name: 'Reject' }).click();
+    await provider.getByRole('alert').filter({ hasText: 'Say why' }).waitFor();
+    await provider.getByLabel('Reason').fill('reads only totals per region');
+    await provider.getByRole('button', { name: 'Approve this digest' }).click();
+    await provider.getByRole('heading', { name: 'Approvals' }).waitFor();
+    await check(provider, '07-approvals');
+  });
+
+  it('the developer deploys, sees desired vs actual, and publishes the service', async () => {
+    await dev.goto(versionUrl);
+    await dev.getByRole('cell', { name: 'reads only totals per region' }).waitFor();
+    await dev.getByRole('button', { name: 'Deploy this version' }).click();
+    await dev.getByRole('heading', { name: 'Deployments' }).waitFor();
+    await refreshUntil(dev, 'Refresh', async () => (await dev.locator('td .badge', { hasText: /^running$/ }).count()) > 0, 'the agent to run the deployment');
+    assert.match(await dev.locator('article').first().innerText(), /running 1 of 1/);
+    await check(dev, '08-deployments');
+
+    await nav(dev, 'Applications');
+    await dev.getByRole('link', { name: 'region-totals' }).click();
+    await dev.getByLabel('Service name').fill('regions');
+    await dev.getByRole('button', { name: 'Publish', exact: true }).click();
+    await dev.getByRole('heading', { name: 'Service regions' }).waitFor();
+  });
+
+  it('creates a key shown once, tries the service from its docs page, and sees the call in usage and audit', async () => {
+    await nav(dev, 'API keys');
+    await dev.getByLabel('Key name').fill('console-key');
+    await dev.getByRole('checkbox', { name: 'regions' }).check();
+    await dev.getByRole('button', { name: 'Create key' }).click();
+    apiKey = (await dev.getByTestId('new-key').innerText()).trim();
+    assert.match(apiKey, /^isu_key_/);
+    await check(dev, '09-keys');
+
+    await nav(dev, 'Services');
+    await dev.getByRole('link', { name: 'regions' }).click();
+    await dev.getByRole('heading', { name: 'GET /totals' }).waitFor();
+    assert.equal(await dev.getByLabel('Your API key for “try it”').inputValue(), apiKey, 'the key just created is at hand, in memory only');
+    await dev.getByRole('button', { name: 'Try GET /totals' }).click();
+    const answer = dev.locator('article[aria-label="GET /totals"] pre');
+    await answer.waitFor();
+    assert.deepEqual(JSON.parse(await answer.innerText()), { totals: { east: 165, north: 145, south: 155 } });
+    assert.match(await dev.locator('article[aria-label="GET /totals"]').innerText(), /Status 200/);
+    await refreshUntil(dev, 'Refresh usage', async () => /^[1-9]\d* calls/.test(await dev.getByTestId('usage-total').innerText()), 'the call to be metered');
+    await check(dev, '10-service');
+
+    await nav(dev, 'Audit');
+    await dev.getByLabel('Service', { exact: true }).fill('regions');
+    await dev.getByRole('button', { name: 'Filter' }).click();
+    await dev.waitForURL(/service=regions/);
+    const row = dev.getByRole('row').filter({ hasText: 'regions' }).filter({ hasText: 'GET' });
+    await row.first().waitFor();
+    assert.match(await row.first().innerText(), /200/);
+    assert.equal(await dev.getByRole('button', { name: 'Verify the chain' }).count(), 0, 'verification is for administrators');
+    await check(dev, '11-audit');
+  });
+
+  it('revokes the key, after which "try it" is refused', async () => {
+    await nav(dev, 'API keys');
+    dev.once('dialog', (dialog) => void dialog.accept());
+    await dev.getByRole('button', { name: 'Revoke console-key' }).click();
+    await dev.getByRole('row').filter({ hasText: 'console-key' }).locator('.badge', { hasText: 'revoked' }).waitFor();
+    await nav(dev, 'Services');
+    await dev.getByRole('link', { name: 'regions' }).click();
+    // The revoked key is gone from memory; a restricted service's docs need a live key.
+    assert.equal(await dev.getByLabel('Your API key for “try it”').inputValue(), '');
+    await dev.getByLabel('Your API key for “try it”').fill(apiKey);
+    await dev.getByRole('alert').filter({ hasText: 'INSITU_KEY_INVALID' }).waitFor();
+    assert.equal(await dev.getByRole('button', { name: 'Try GET /totals' }).count(), 0);
+  });
+
+  it('submits version 1.1.0 as a folder; the provider sees what changed since 1.0.0 and rejects it with a reason', async () => {
+    await writeApp(join(dir, 'app-1.1.0'), '1.1.0', '// 1.1.0: totals are now rounded by the caller\n');
+    await nav(dev, 'Applications');
+    await dev.getByRole('link', { name: 'region-totals' }).click();
+    await dev.getByLabel('…or a folder').setInputFiles(join(dir, 'app-1.1.0'));
+    await dev.getByRole('button', { name: 'Submit for approval' }).click();
+    await dev.getByRole('heading', { name: 'region-totals 1.1.0' }).waitFor();
+
+    await nav(provider, 'Approvals');
+    await provider.getByRole('link', { name: 'region-totals' }).click();
+    await provider.getByRole('heading', { name: 'Review region-totals 1.1.0' }).waitFor();
+    await provider.getByRole('heading', { name: 'Changes since 1.0.0' }).waitFor();
+    const diff = provider.locator('.diff');
+    assert.match(await diff.innerText(), /0 added, 0 removed, 2 changed/);
+    assert.match(await diff.locator('details', { hasText: 'index.js changed' }).innerText(), /\+ \/\/ 1\.1\.0: totals are now rounded by the caller/);
+    await check(provider, '17-approval-diff');
+    await provider.getByLabel('Reason').fill('not while 1.0.0 is under review');
+    await provider.getByRole('button', { name: 'Reject' }).click();
+    await provider.getByRole('heading', { name: 'Approvals' }).waitFor();
+
+    await dev.reload();
+    await dev.getByRole('cell', { name: 'not while 1.0.0 is under review' }).waitFor();
+    assert.match(await dev.locator('dl.facts').innerText(), /rejected/);
+  });
+
+  it('the provider sees its agent online and what it runs', async () => {
+    await nav(provider, 'Providers');
+    const agentRow = provider.getByRole('row').filter({ hasText: 'agent-a' });
+    await agentRow.waitFor();
+    assert.match(await agentRow.innerText(), /active[\s\S]*1\.0\.0/);
+    await check(provider, '12-providers');
+  });
+
+  it('an administrator sees the database topology, the nodes and tunnel sessions, and verifies the audit chain', async () => {
+    const page = await (await contextFor()).newPage();
+    await signIn(page, admin.email, admin.password);
+    await nav(page, 'Operations');
+    await page.getByRole('heading', { name: 'Database' }).waitFor();
+    const facts = await page.locator('section[aria-labelledby="db-title"]').innerText();
+    assert.match(facts, /Engine\s+sqlite/);
+    await page.getByRole('table', { name: 'Tunnel sessions' }).getByRole('row').nth(1).waitFor();
+    await check(page, '13-operations');
+    await nav(page, 'Audit');
+    await page.getByRole('button', { name: 'Verify the chain' }).click();
+    await page.getByRole('status').filter({ hasText: /Chain intact: [1-9]\d* records verified/ }).waitFor();
+    await check(page, '14-audit-admin');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in to Insitu' }).waitFor();
+    await page.goto(`${url}/console/operations`);
+    await page.getByRole('heading', { name: 'Sign in to Insitu' }).waitFor();
+  });
+
+  it('works at a phone width with the menu and the keyboard', async () => {
+    const context = await contextFor({ width: 390, height: 844 });
+    const page = await context.newPage();
+    await signIn(page, 'dev@devco.test', PASSWORD);
+    const menu = page.getByRole('button', { name: 'Menu' });
+    assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Services' }).isVisible(), false);
+    await menu.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await menu.getAttribute('aria-expanded'), 'true');
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Services' }).waitFor({ state: 'visible' });
+    await check(page, '15-phone-menu');
+    // Keyboard: tab to the Services link and follow it.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Services' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Services' }).waitFor();
+    await check(page, '16-phone-services');
+    await context.close();
+    console.log(`console pages checked: ${checked.join(', ')}`);
+  });
+});
