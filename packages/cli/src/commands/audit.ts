@@ -1,7 +1,7 @@
 import { openStore, type AuditVerification } from '@insitu/store';
 import { storeConfigFor } from '@insitu/server';
 import { ApiClient, type RemoteOptions } from '../api-client.js';
-import { dataDirOf, loadCliServerConfig } from '../data-dir.js';
+import { dataDirOf, loadCliServerConfig, requireExistingDatabase } from '../data-dir.js';
 import { line, type CliIo } from '../io.js';
 
 /**
@@ -16,7 +16,10 @@ export async function runAuditVerify(options: RemoteOptions & { json?: boolean }
   } else {
     const dataDir = dataDirOf(options, io);
     const config = loadCliServerConfig(options, io, dataDir, {});
-    const store = await openStore(storeConfigFor(config, dataDir), { migrate: false });
+    const storeConfig = storeConfigFor(config, dataDir);
+    // A missing database is a wrong --data-dir, not an empty log: opening it would create one and report "intact".
+    requireExistingDatabase(storeConfig, dataDir);
+    const store = await openStore(storeConfig, { migrate: false });
     try {
       result = await store.audit.verify();
     } finally {
