@@ -410,6 +410,33 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
   });
 
   program
+    .command('backup')
+    .description('back up the platform: its database (SQLite online backup, while it runs), config and tls/ into one file (mode 0600)')
+    .requiredOption('--to <file>', 'the backup file to write (.tar.gz)')
+    .addOption(dataDir()).addOption(configFile()).addOption(json())
+    .action(async (options: { to: string; dataDir?: string; config?: string; json?: boolean }) => {
+      await (await import('./commands/backup.js')).runBackup(options, io);
+    });
+  program
+    .command('restore <file>')
+    .description('restore a backup into a data dir (empty, or with --force replacing its database, config and tls/); the platform must be stopped')
+    .option('--force', 'replace the platform of an initialised data dir')
+    .addOption(dataDir()).addOption(json())
+    .action(async (file: string, options: { force?: boolean; dataDir?: string; json?: boolean }) => {
+      await (await import('./commands/backup.js')).runRestore(file, options, io);
+    });
+  program
+    .command('admin')
+    .description('administration on the platform database itself (no sign-in needed)')
+    .command('reset-password')
+    .description('set a new password for a user (default: the first platform administrator); printed once; their sessions are revoked')
+    .option('--email <email>', 'the user', emailOption)
+    .addOption(dataDir()).addOption(configFile()).addOption(json())
+    .action(async (options: { email?: string; dataDir?: string; config?: string; json?: boolean }) => {
+      await (await import('./commands/admin.js')).runResetPassword(options, io);
+    });
+
+  program
     .command('dbmanager')
     .description('run the MySQL-Manager of the platform database cluster until interrupted (one acts, the others watch); logs JSON lines to stdout')
     .option('--config <file>', 'dbmanager config file (env INSITU_DBMANAGER_CONFIG)')
