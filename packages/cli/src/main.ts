@@ -258,8 +258,8 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
       .command('approvals')
       .description('approval requests addressed to your providers, and those of your applications')
       .addOption(new Option('--state <state>', 'only in this state').choices(['pending', 'approved', 'rejected']))
-      .option('--version <version>', 'only of this version (ver_… or APP@VERSION)'),
-  ).action(async (options: Remote & { state?: string; version?: string }) => {
+      .option('--of <version>', 'only of this version (ver_… or APP@VERSION)'),
+  ).action(async (options: Remote & { state?: string; of?: string }) => {
     await (await import('./commands/app.js')).runAppApprovals(options, io);
   });
   remote(app.command('undeploy <deployment>').description('stop a deployment at the provider (dep_…)')).action(async (deployment: string, options: Remote) => {

@@ -157,12 +157,12 @@ interface Approval {
   reason: string;
 }
 
-/** `insitu app approvals [--state S] [--version APP@V]`: approval requests addressed to your providers (and of your applications). */
-export async function runAppApprovals(options: RemoteOptions & { state?: string; version?: string; json?: boolean }, io: CliIo): Promise<void> {
+/** `insitu app approvals [--state S] [--of APP@V]`: approval requests addressed to your providers (and of your applications). */
+export async function runAppApprovals(options: RemoteOptions & { state?: string; of?: string; json?: boolean }, io: CliIo): Promise<void> {
   const api = ApiClient.from(options, io);
   const query: Record<string, string> = {};
   if (options.state) query.state = options.state;
-  if (options.version) query.version = await versionIdOf(api, options.version);
+  if (options.of) query.version = await versionIdOf(api, options.of);
   const approvals = await listAll<Approval>(api, '/api/v1/approvals', query);
   printItems(io, options.json, approvals, {
     id: (a) => a.id,
