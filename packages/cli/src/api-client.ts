@@ -74,6 +74,8 @@ export function describeFetchError(error: unknown): string {
   const message = (error as Error)?.message ?? String(error);
   const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
   if ((error as Error)?.name === 'TimeoutError') return 'no answer in time';
+  // Node's fetch refuses the Fetch standard's blocked ports (6000, 6665-6669, 10080, …) although curl reaches them.
+  if (cause?.message === 'bad port') return `${message} (Node's fetch refuses this port, a blocked port of the Fetch standard; serve the platform on another port)`;
   return cause ? `${message} (${cause.code ?? cause.message ?? 'unknown cause'})` : message;
 }
 
