@@ -1,13 +1,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
 
 const BIN = fileURLToPath(new URL('../../bin/insitu.js', import.meta.url));
+const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 
 // A module-loader hook that writes every resolved module URL to a file: what `insitu --help` really loads.
 const HOOKS = `import { appendFileSync } from 'node:fs';
@@ -52,5 +53,19 @@ describe('insitu start-up', () => {
   it('insitu app --help (a group of commands) loads none of them either', async () => {
     const loaded = await loadedBy(['app', '--help']);
     assert.deepEqual(loaded.filter((url) => /\/packages\/(server|agent|store)\/|\/node_modules\/fastify\//.test(url)), []);
+  });
+
+  // What the README says about getting `insitu` on PATH, run as written there.
+  it('npx insitu runs the command from the checkout', async () => {
+    const { stdout } = await promisify(execFile)('npx', ['--no-install', 'insitu', '--version'], { cwd: REPO });
+    assert.match(stdout, /^\d+\.\d+\.\d+\n$/);
+  });
+
+  it('a link to bin/insitu.js in a PATH directory makes `insitu` a command', async () => {
+    const bin = join(dir, 'bin');
+    await mkdir(bin, { recursive: true });
+    await symlink(join(REPO, 'packages/cli/bin/insitu.js'), join(bin, 'insitu'));
+    const { stdout } = await promisify(execFile)('insitu', ['app', '--help'], { env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` } });
+    assert.match(stdout, /Usage: insitu app/);
   });
 });
