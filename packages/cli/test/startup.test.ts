@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
+import { run } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../../bin/insitu.js', import.meta.url));
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -67,5 +68,28 @@ describe('insitu start-up', () => {
     await symlink(join(REPO, 'packages/cli/bin/insitu.js'), join(bin, 'insitu'));
     const { stdout } = await promisify(execFile)('insitu', ['app', '--help'], { env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` } });
     assert.match(stdout, /Usage: insitu app/);
+  });
+
+  it('every command the README lists exists, with the options it shows', async () => {
+    const readme = await readFile(join(REPO, 'packages/cli/README.md'), 'utf8');
+    const spans = [...readme.matchAll(/`(insitu [^`]+)`/g)].map((m) => m[1] ?? '');
+    assert.ok(spans.length > 30, 'the README lists the commands');
+    for (const span of spans) {
+      const path: string[] = [];
+      let alternatives = false;
+      for (const token of span.split(/\s+/).slice(1)) {
+        if (/^[a-z][a-z-]*$/.test(token)) path.push(token);
+        else if (/^[a-z][a-z-]*\\\|/.test(token)) {
+          path.push(token.split('\\|')[0] ?? '');
+          alternatives = true;
+          break;
+        } else break;
+      }
+      const help = await run([...path, '--help']);
+      assert.equal(help.code, 0, `${span}: ${help.stderr}`);
+      // `a\\|b` lists several sub-commands: their options are checked where they are listed alone.
+      if (alternatives || span.includes('\\|')) continue;
+      for (const flag of span.match(/--[a-z][a-z-]*/g) ?? []) assert.ok(help.stdout.includes(flag), `${path.join(' ')} has ${flag} (README: ${span})`);
+    }
   });
 });
