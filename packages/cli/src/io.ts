@@ -60,7 +60,8 @@ export function printItems<T>(io: CliIo, json: boolean | undefined, items: reado
 function cell(value: unknown): string {
   if (value === undefined || value === null || value === '') return '-';
   if (Array.isArray(value)) return value.join(',') || '-';
-  return String(value).replace(/\s+/g, ' ');
+  const text = typeof value === 'object' ? JSON.stringify(value) : `${value as string | number | boolean | bigint}`;
+  return text.replace(/\s+/g, ' ');
 }
 
 /** Print one object: JSON with `--json`, else `key: value` lines. */
