@@ -77,6 +77,8 @@ describe('insitu commands against a running platform (insitu up)', () => {
     const usage = await admin(['usage', '--service', 'sales-insights', '--json']);
     assert.equal(usage.code, 0, usage.stderr);
     assert.equal((JSON.parse(usage.stdout) as Array<{ errors: number }>).reduce((n, i) => n + i.errors, 0), 0);
+    const log = (await readFile(join(dataDir, 'insitu.log'), 'utf8')).split('\n').filter(Boolean);
+    assert.deepEqual(log.filter((l) => /"level":"(error|fatal)"/.test(l)), [], 'insitu up logs no error of its own start');
   });
 
   it('login keeps a session per URL in a 0600 profile file; commands use it; logout forgets it', async () => {
