@@ -38,13 +38,22 @@ const configFile = () => new Option('--config <file>', 'config file (env INSITU_
  */
 export async function main(argv: readonly string[], partialIo: Partial<CliIo> = {}): Promise<number> {
   const io = resolveIo(partialIo);
+  const jsonErrors = argv.includes('--json');
   let exitCode = 0;
   const program = new Command('insitu')
     .description('Insitu: Data-as-a-Service where data never leaves the data provider')
     .version(VERSION, '-v, --version')
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      // With --json, a usage error is one JSON line on stderr too, without the human hint.
+      writeErr: (s) => (jsonErrors ? undefined : io.stderr.write(s)),
+      outputError: (s, write) => {
+        if (jsonErrors) line(io.stderr, JSON.stringify({ error: { code: 'INSITU_USAGE', message: s.trim().replace(/^error: /, '') } }));
+        else write(s);
+      },
+    });
 
   program
     .command('init')
@@ -572,13 +581,12 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
       return error.exitCode === 0 ? 0 : 2;
     }
     // With --json, a script reads the error as JSON too: one line on stderr, the shape of the API's error bodies.
-    const json = argv.includes('--json');
     if (error instanceof InsituError) {
-      if (json) line(io.stderr, JSON.stringify({ error: { code: error.code, message: error.message } }));
+      if (jsonErrors) line(io.stderr, JSON.stringify({ error: { code: error.code, message: error.message } }));
       else line(io.stderr, `insitu: ${error.message} [${error.code}]`);
       return error.code === 'INSITU_USAGE' || error.code === 'INSITU_CONFIG_INVALID' ? 2 : 1;
     }
-    if (json) line(io.stderr, JSON.stringify({ error: { code: 'INSITU_INTERNAL', message: (error as Error)?.message ?? String(error) } }));
+    if (jsonErrors) line(io.stderr, JSON.stringify({ error: { code: 'INSITU_INTERNAL', message: (error as Error)?.message ?? String(error) } }));
     else line(io.stderr, `insitu: internal error: ${(error as Error)?.stack ?? String(error)} [INSITU_INTERNAL]`);
     return 70;
   }

@@ -116,6 +116,12 @@ describe('insitu command line', () => {
     assert.match(result.stderr, /--quota must be a whole number from 1 to 1,000,000,000, got "1000000001"/);
     const zero = await run(['service', 'publish', 'x', '--app', 'y', '--rate', '0', '--url', 'http://127.0.0.1:9']);
     assert.match(zero.stderr, /--rate must be a whole number from 1 to 1,000,000/);
+    // With --json, usage errors are JSON on stderr as well.
+    const json = await run(['service', 'publish', 'x', '--app', 'y', '--quota', '0', '--json']);
+    assert.equal(json.code, 2);
+    const error = (JSON.parse(json.stderr) as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, 'INSITU_USAGE');
+    assert.match(error.message, /--quota must be a whole number from 1 to 1,000,000,000/);
   });
 
   it('a platform that cannot be reached is named with the cause, not just "fetch failed"', async () => {
