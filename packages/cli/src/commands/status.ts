@@ -35,7 +35,7 @@ export function platformUrl(options: StatusOptions, io: CliIo): string {
   const explicit = options.url ?? io.env.INSITU_URL;
   if (explicit) return explicit.replace(/\/+$/, '');
   const dataDir = dataDirOf(options, io);
-  if (!isInitialised(dataDir)) throw new InsituError('INSITU_NOT_INITIALISED', `no platform URL: pass --url or run in an initialised data dir (${dataDir})`);
+  if (!isInitialised(dataDir)) throw new InsituError('INSITU_NOT_INITIALISED', `no platform URL: pass --url, sign in once with insitu login --url URL, or run in an initialised data dir (${dataDir})`);
   // The process serving this data dir knows its real address (the config may say port 0, or another port than --port gave).
   const running = runningUrl(dataDir);
   if (running) return running;
