@@ -1,6 +1,8 @@
 import { InsituError, isErrorCode } from '@insitu/core';
 import type { CliIo } from './io.js';
 import { platformUrl } from './commands/status.js';
+import { readProfile, sessionFor } from './profile.js';
+import { dataDirOf, isInitialised } from './data-dir.js';
 
 /** Where a command talks to and as whom. */
 export interface RemoteOptions {
@@ -8,6 +10,8 @@ export interface RemoteOptions {
   token?: string;
   dataDir?: string;
   config?: string;
+  /** The saved sign-in to use (`insitu login --profile`); `default` otherwise. */
+  profile?: string;
 }
 
 /**
@@ -18,11 +22,16 @@ export interface RemoteOptions {
 export class ApiClient {
   constructor(readonly url: string, private readonly token: string | undefined) {}
 
-  /** From `--url`/`INSITU_URL` (else the data dir's config) and `--token`/`INSITU_TOKEN`. */
+  /**
+   * The URL from `--url`/`INSITU_URL`, else the data dir's platform, else the profile's last
+   * sign-in; the token from `--token`/`INSITU_TOKEN`, else the profile's session for that URL.
+   */
   static from(options: RemoteOptions, io: CliIo, requireToken = true): ApiClient {
-    const token = options.token ?? io.env.INSITU_TOKEN;
-    if (requireToken && !token) throw new InsituError('INSITU_USAGE', 'this command needs a token: --token or INSITU_TOKEN (insitu up prints one)');
-    return new ApiClient(platformUrl(options, io), token);
+    const profile = readProfile(io, options.profile);
+    const url = remoteUrl(options, io, profile.url);
+    const token = options.token ?? io.env.INSITU_TOKEN ?? sessionFor(profile, url)?.token;
+    if (requireToken && !token) throw new InsituError('INSITU_USAGE', `this command needs you signed in to ${url}: insitu login, or --token / INSITU_TOKEN (insitu up prints one)`);
+    return new ApiClient(url, token);
   }
 
   async request<T>(method: string, path: string, body?: unknown, options: { contentType?: string; headers?: Record<string, string> } = {}): Promise<T> {
@@ -40,7 +49,7 @@ export class ApiClient {
     try {
       response = await fetch(`${this.url}${path}`, { method, headers, ...(payload !== undefined ? { body: payload } : {}), signal: AbortSignal.timeout(120_000) });
     } catch (error) {
-      throw new InsituError('INSITU_REMOTE', `cannot reach ${this.url}: ${(error as Error).message}`, { cause: error });
+      throw new InsituError('INSITU_REMOTE', `cannot reach ${this.url}: ${describeFetchError(error)}`, { cause: error });
     }
     const text = await response.text();
     let parsed: unknown;
@@ -58,4 +67,21 @@ export class ApiClient {
     }
     return parsed as T;
   }
+}
+
+/** fetch says only "fetch failed"; the reason (ECONNREFUSED, a reset, a timeout) is in its cause. */
+export function describeFetchError(error: unknown): string {
+  const message = (error as Error)?.message ?? String(error);
+  const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
+  if ((error as Error)?.name === 'TimeoutError') return 'no answer in time';
+  // Node's fetch refuses the Fetch standard's blocked ports (6000, 6665-6669, 10080, …) although curl reaches them.
+  if (cause?.message === 'bad port') return `${message} (Node's fetch refuses this port, a blocked port of the Fetch standard; serve the platform on another port)`;
+  return cause ? `${message} (${cause.code ?? cause.message ?? 'unknown cause'})` : message;
+}
+
+/** `--url`/`INSITU_URL`; else the platform of an initialised data dir; else the profile's last sign-in. */
+export function remoteUrl(options: RemoteOptions, io: CliIo, profileUrl: string | undefined): string {
+  if (options.url ?? io.env.INSITU_URL) return platformUrl(options, io);
+  if (profileUrl && !options.dataDir && !io.env.INSITU_DATA_DIR && !isInitialised(dataDirOf(options, io))) return profileUrl;
+  return platformUrl(options, io);
 }

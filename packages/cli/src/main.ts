@@ -7,8 +7,10 @@ function portOption(value: string): number {
   return Number(value);
 }
 
-function positiveInt(value: string, flag: string): number {
-  if (!/^\d{1,9}$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${flag} must be a positive integer, got "${value}"`);
+function positiveInt(value: string, flag: string, max = 999_999_999): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
+    throw new InvalidArgumentError(`${flag} must be a whole number from 1 to ${max.toLocaleString('en-US')}, got "${value}"`);
+  }
   return Number(value);
 }
 
@@ -36,13 +38,22 @@ const configFile = () => new Option('--config <file>', 'config file (env INSITU_
  */
 export async function main(argv: readonly string[], partialIo: Partial<CliIo> = {}): Promise<number> {
   const io = resolveIo(partialIo);
+  const jsonErrors = argv.includes('--json');
   let exitCode = 0;
   const program = new Command('insitu')
     .description('Insitu: Data-as-a-Service where data never leaves the data provider')
     .version(VERSION, '-v, --version')
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      // With --json, a usage error is one JSON line on stderr too, without the human hint.
+      writeErr: (s) => (jsonErrors ? undefined : io.stderr.write(s)),
+      outputError: (s, write) => {
+        if (jsonErrors) line(io.stderr, JSON.stringify({ error: { code: 'INSITU_USAGE', message: s.trim().replace(/^error: /, '') } }));
+        else write(s);
+      },
+    });
 
   program
     .command('init')
@@ -95,10 +106,11 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
       exitCode = await (await import('./commands/status.js')).runStatus(options, io);
     });
 
-  program
+  const agentCommand = program
     .command('agent')
     .description('run the provider agent: enrol once, publish the metadata of the sources in agent.yaml, run deployed applications')
-    .requiredOption('--config <file>', 'agent config (agent.yaml): sources, sync interval, sandbox, limits')
+    // Not commander's requiredOption: that would be demanded of `insitu agent token` as well.
+    .option('--config <file>', 'agent config (agent.yaml): sources, sync interval, sandbox, limits (required)')
     .option('--platform <urls>', 'platform URL, or URLs of several nodes separated by commas (env INSITU_URL)')
     .option('--ca <file>', "the platform CA to pin (PEM; the platform's tls/ca.pem)")
     .option('--token <token>', 'single-use enrolment token, needed on the first run only')
@@ -108,9 +120,28 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--once', 'enrol, sync the metadata once, print the report and exit')
     .option('--json', 'with --once: print the report as JSON')
     .addOption(logLevel())
-    .action(async (options: { config: string; platform?: string; ca?: string; token?: string; dataDir?: string; name?: string; sandbox?: boolean; once?: boolean; json?: boolean; logLevel?: LogLevel }) => {
-      exitCode = await (await import('./commands/agent.js')).runAgent(options, io);
+    .action(async (options: { config?: string; platform?: string; ca?: string; token?: string; dataDir?: string; name?: string; sandbox?: boolean; once?: boolean; json?: boolean; logLevel?: LogLevel }) => {
+      const { config } = options;
+      if (!config) throw new InsituError('INSITU_USAGE', "required option '--config <file>' not specified (the agent's agent.yaml)");
+      exitCode = await (await import('./commands/agent.js')).runAgent({ ...options, config }, io);
     });
+
+  const agentTokenOptions = (command: Command) =>
+    command
+      .option('--ttl <seconds>', 'valid for this long (60 to 2,592,000; default: the platform setting)', (v: string) => positiveInt(v, '--ttl', 30 * 86400))
+      .option('--note <text>', 'a note shown in the token list')
+      .addOption(new Option('--url <url>', 'platform URL (env INSITU_URL; default from the data dir config)'))
+      .addOption(new Option('--token <token>', 'bearer token (env INSITU_TOKEN; default: the session insitu login saved for the URL)'))
+      .addOption(new Option('--profile <name>', 'saved sign-in to use'))
+      .addOption(dataDir())
+      .option('--json', 'print the result as JSON');
+  agentTokenOptions(agentCommand.command('token <provider>').description("a single-use enrolment token for a provider's agent (provider name or id); printed once")).action(
+    async (providerRef: string, _options: unknown, command: Command) => {
+      // `--token`, `--data-dir` and `--json` are options of `insitu agent` too, which commander may give it: read both.
+      const options = command.optsWithGlobals<{ url?: string; token?: string; profile?: string; dataDir?: string; json?: boolean; ttl?: number; note?: string }>();
+      await (await import('./commands/catalog.js')).runAgentToken(providerRef, options, io);
+    },
+  );
 
   const app = program.command('app').description('data applications');
   app
@@ -126,15 +157,18 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     });
 
   const url = () => new Option('--url <url>', 'platform URL (env INSITU_URL; default from the data dir config)');
-  const token = () => new Option('--token <token>', 'bearer token (env INSITU_TOKEN)');
+  const token = () => new Option('--token <token>', 'bearer token (env INSITU_TOKEN; default: the session insitu login saved for the URL)');
+  const profile = () => new Option('--profile <name>', 'saved sign-in to use (insitu login --profile; default: default)');
+  /** The options of every command that talks to a platform as a signed-in user. */
+  const remote = (command: Command) => command.addOption(url()).addOption(token()).addOption(profile()).addOption(dataDir()).addOption(json());
   const json = () => new Option('--json', 'print the result as JSON');
-  type Remote = { url?: string; token?: string; dataDir?: string; json?: boolean };
+  type Remote = { url?: string; token?: string; dataDir?: string; json?: boolean; profile?: string };
 
   app
     .command('submit <dir>')
     .description('pack a bundle directory canonically and submit it as a new version (creates the application on first submit)')
-    .requiredOption('--org <id>', 'organisation that owns the application')
-    .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
+    .requiredOption('--org <org>', 'organisation that owns the application (name or id)')
+    .addOption(url()).addOption(token()).addOption(profile()).addOption(dataDir()).addOption(json())
     .action(async (dir: string, options: Remote & { org: string }) => {
       await (await import('./commands/app.js')).runAppSubmit(dir, options, io);
     });
@@ -143,18 +177,18 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .description('approve (or --reject) an approval request, or every pending request of a version (ver_…) addressed to your providers')
     .option('--reject', 'reject instead of approving')
     .option('--reason <text>', 'why (required with --reject)')
-    .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
+    .addOption(url()).addOption(token()).addOption(profile()).addOption(dataDir()).addOption(json())
     .action(async (id: string, options: Remote & { reject?: boolean; reason?: string }) => {
       await (await import('./commands/app.js')).runAppApprove(id, options, io);
     });
   app
-    .command('deploy <versionId>')
+    .command('deploy <version>')
     .description('run an approved version at a provider; rolls over the running version there')
     .requiredOption('--provider <idOrName>', 'provider to run it at')
     .option('--replicas <n>', 'instances per agent', (v: string) => positiveInt(v, '--replicas'))
     .option('--wait', 'follow the deployment until an agent runs it')
     .option('--timeout <seconds>', 'with --wait: give up after this long', (v: string) => positiveInt(v, '--timeout'), 120)
-    .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
+    .addOption(url()).addOption(token()).addOption(profile()).addOption(dataDir()).addOption(json())
     .action(async (versionId: string, options: Remote & { provider: string; replicas?: number; wait?: boolean; timeout: number }) => {
       exitCode = await (await import('./commands/app.js')).runAppDeploy(versionId, options, io);
     });
@@ -163,13 +197,14 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
   service
     .command('publish <name>')
     .description('publish an application as a service at /s/<name>/…')
-    .requiredOption('--app <id>', 'application to publish')
+    .requiredOption('--app <app>', 'application to publish (name or id)')
+    .option('--org <org>', 'organisation of the application, when its name is not unique')
     .addOption(new Option('--access <access>', 'who may call it').choices(['public', 'restricted']))
-    .option('--rate <perSecond>', 'per-key rate limit', (v: string) => positiveInt(v, '--rate'))
-    .option('--burst <n>', 'per-key burst', (v: string) => positiveInt(v, '--burst'))
-    .option('--quota <n>', 'per-key daily quota', (v: string) => positiveInt(v, '--quota'))
+    .option('--rate <perSecond>', 'per-key rate limit (at most 1,000,000)', (v: string) => positiveInt(v, '--rate', 1_000_000))
+    .option('--burst <n>', 'per-key burst (at most 1,000,000)', (v: string) => positiveInt(v, '--burst', 1_000_000))
+    .option('--quota <n>', 'per-key daily quota (at most 1,000,000,000)', (v: string) => positiveInt(v, '--quota', 1_000_000_000))
     .option('--description <text>', 'what it answers')
-    .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
+    .addOption(url()).addOption(token()).addOption(profile()).addOption(dataDir()).addOption(json())
     .action(async (name: string, options: Remote & { app: string; access?: 'public' | 'restricted'; rate?: number; burst?: number; quota?: number; description?: string }) => {
       await (await import('./commands/service.js')).runServicePublish(name, options, io);
     });
@@ -186,28 +221,228 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
       exitCode = await (await import('./commands/service.js')).runServiceInvoke(name, path, options, io);
     });
 
-  program
-    .command('key')
-    .description('API keys')
+  const key = program.command('key').description('API keys');
+  key
     .command('create')
     .description('create an API key for services; printed once')
-    .requiredOption('--org <id>', 'organisation the key belongs to')
+    .requiredOption('--org <org>', 'organisation the key belongs to (name or id)')
     .requiredOption('--service <nameOrId>', 'service the key may call (repeatable)', (value: string, previous: string[]) => [...previous, value], [] as string[])
     .option('--name <name>', 'a label for the key', 'cli')
     .option('--ttl <seconds>', 'expire after this many seconds', (v: string) => positiveInt(v, '--ttl'))
-    .addOption(url()).addOption(token()).addOption(dataDir()).addOption(json())
+    .addOption(url()).addOption(token()).addOption(profile()).addOption(dataDir()).addOption(json())
     .action(async (options: Remote & { org: string; service: string[]; name: string; ttl?: number }) => {
       await (await import('./commands/key.js')).runKeyCreate(options, io);
     });
 
-  program
-    .command('audit')
-    .description('the audit log')
+  const audit = program.command('audit').description('the audit log');
+  audit
     .command('verify')
     .description("walk every record of the audit log's hash chain and compare it with its newest signed anchor (the data dir's anchor file, etcd when configured): on the data dir's database, or with --url through the API; exit 1 if broken, rewritten, truncated or emptied")
     .addOption(dataDir()).addOption(configFile()).addOption(url()).addOption(token()).addOption(json())
     .action(async (options: Remote & { config?: string }) => {
       exitCode = await (await import('./commands/audit.js')).runAuditVerify(options, io);
+    });
+
+
+  app
+    .command('reject <id>')
+    .description('reject an approval request, or the pending ones of a version, with a reason the developer sees')
+    .requiredOption('--reason <text>', 'why')
+    .addOption(url()).addOption(token()).addOption(profile()).addOption(dataDir()).addOption(json())
+    .action(async (id: string, options: Remote & { reason: string }) => {
+      await (await import('./commands/app.js')).runAppApprove(id, { ...options, reject: true }, io);
+    });
+  remote(app.command('list').description('applications of your organisations (platform admins: all)').option('--org <org>', 'only of this organisation')).action(
+    async (options: Remote & { org?: string }) => {
+      await (await import('./commands/app.js')).runAppList(options, io);
+    },
+  );
+  remote(app.command('versions <app>').description('the versions of an application, with their approvals').option('--org <org>', 'organisation of the application, when its name is not unique')).action(
+    async (name: string, options: Remote & { org?: string }) => {
+      await (await import('./commands/app.js')).runAppVersions(name, options, io);
+    },
+  );
+  remote(
+    app
+      .command('approvals')
+      .description('approval requests addressed to your providers, and those of your applications')
+      .addOption(new Option('--state <state>', 'only in this state').choices(['pending', 'approved', 'rejected']))
+      .option('--of <version>', 'only of this version (ver_… or APP@VERSION)'),
+  ).action(async (options: Remote & { state?: string; of?: string }) => {
+    await (await import('./commands/app.js')).runAppApprovals(options, io);
+  });
+  remote(app.command('undeploy <deployment>').description('stop a deployment at the provider (dep_…)')).action(async (deployment: string, options: Remote) => {
+    await (await import('./commands/app.js')).runAppUndeploy(deployment, options, io);
+  });
+
+  remote(service.command('list').description('services you may call or own')).action(async (options: Remote) => {
+    await (await import('./commands/service.js')).runServiceList(options, io);
+  });
+  remote(service.command('unpublish <name>').description('take a service off the gateway (its deployments keep running)')).action(async (name: string, options: Remote) => {
+    await (await import('./commands/service.js')).runServiceUnpublish(name, options, io);
+  });
+  remote(
+    service
+      .command('grant <name>')
+      .description('let an organisation call a restricted service (--revoke: stop it)')
+      .requiredOption('--org <org>', 'the organisation (name or id)')
+      .option('--revoke', 'withdraw the grant'),
+  ).action(async (name: string, options: Remote & { org: string; revoke?: boolean }) => {
+    await (await import('./commands/service.js')).runServiceGrant(name, options, io);
+  });
+
+  remote(key.command('list').description("your organisations' API keys (no secrets), with their last use").option('--org <org>', 'only of this organisation')).action(
+    async (options: Remote & { org?: string }) => {
+      await (await import('./commands/key.js')).runKeyList(options, io);
+    },
+  );
+  remote(key.command('revoke <keyId>').description('revoke an API key: calls with it get 401 at once')).action(async (id: string, options: Remote) => {
+    await (await import('./commands/key.js')).runKeyRevoke(id, options, io);
+  });
+
+  remote(
+    audit
+      .command('list')
+      .description('call records, newest first (caller key, service, version, status, bytes, duration; never payloads)')
+      .option('--service <name>', 'only calls of this service')
+      .option('--limit <n>', 'how many (at most 1,000)', (v: string) => positiveInt(v, '--limit', 1000), 50),
+  ).action(async (options: Remote & { service?: string; limit: number }) => {
+    await (await import('./commands/records.js')).runAuditList(options, io);
+  });
+
+  remote(
+    program
+      .command('usage')
+      .description('metered calls, errors and bytes per day (or hour) of your keys, or of a service you own')
+      .option('--service <name>', 'of this service')
+      .option('--key <keyId>', 'of this key')
+      .addOption(new Option('--by <what>', 'one row per key or per service').choices(['key', 'service']))
+      .option('--hourly', 'per hour instead of per day')
+      .option('--since <time>', 'from this ISO time (default: 30 days ago)'),
+  ).action(async (options: Remote & { service?: string; key?: string; by?: 'key' | 'service'; hourly?: boolean; since?: string }) => {
+    await (await import('./commands/records.js')).runUsage(options, io);
+  });
+
+  remote(
+    program
+      .command('events')
+      .description("what happened to your organisations' applications, deployments, services and keys")
+      .option('--kind <kind>', 'only events of this kind (ending in a dot: every kind starting so)')
+      .option('--subject <id>', 'only events about this id')
+      .option('--limit <n>', 'how many past events (at most 500)', (v: string) => positiveInt(v, '--limit', 500), 50)
+      .option('--follow', 'keep printing new events until interrupted'),
+  ).action(async (options: Remote & { kind?: string; subject?: string; limit: number; follow?: boolean }) => {
+    await (await import('./commands/records.js')).runEvents(options, io);
+  });
+
+  remote(
+    program
+      .command('login')
+      .description('sign in to a platform and keep the session for its URL in your profile file (mode 0600)')
+      .requiredOption('--email <email>', 'your email', emailOption)
+      .option('--password-stdin', 'read the password from standard input'),
+  ).action(async (options: Remote & { email: string; passwordStdin?: boolean }) => {
+    await (await import('./commands/accounts.js')).runLogin(options, io);
+  });
+  remote(program.command('logout').description('revoke the saved session for the URL and forget it')).action(async (options: Remote) => {
+    await (await import('./commands/accounts.js')).runLogout(options, io);
+  });
+
+  const org = program.command('org').description('organisations');
+  remote(org.command('list').description('organisations you belong to (platform admins: all)')).action(async (options: Remote) => {
+    await (await import('./commands/accounts.js')).runOrgList(options, io);
+  });
+  remote(org.command('create <name>').description('create an organisation (platform admins)').option('--display-name <text>', 'its display name')).action(
+    async (name: string, options: Remote & { displayName?: string }) => {
+      await (await import('./commands/accounts.js')).runOrgCreate(name, options, io);
+    },
+  );
+  remote(org.command('show <org>').description('one organisation (name or id)')).action(async (ref: string, options: Remote) => {
+    await (await import('./commands/accounts.js')).runOrgShow(ref, options, io);
+  });
+
+  const user = program.command('user').description('users');
+  remote(user.command('me').description('who you are signed in as, with your organisations and roles')).action(async (options: Remote) => {
+    await (await import('./commands/accounts.js')).runUserMe(options, io);
+  });
+  remote(user.command('list').description('every user (platform admins)')).action(async (options: Remote) => {
+    await (await import('./commands/accounts.js')).runUserList(options, io);
+  });
+
+  const member = program.command('member').description('members of an organisation and their roles');
+  remote(member.command('list <org>').description('members and roles')).action(async (ref: string, options: Remote) => {
+    await (await import('./commands/accounts.js')).runMemberList(ref, options, io);
+  });
+  remote(
+    member
+      .command('add <org> <email>')
+      .description("add a user (created if new) with roles; --password-stdin sets a new user's password")
+      .addOption(new Option('--role <role>', 'a role (repeatable)').choices(['admin', 'provider', 'developer', 'user']).argParser((value: string, previous: string[] = []) => [...previous, value]))
+      .option('--name <name>', "a new user's name")
+      .option('--password-stdin', "read a new user's password from standard input"),
+  ).action(async (ref: string, email: string, options: Remote & { role?: string[]; name?: string; passwordStdin?: boolean }) => {
+    await (await import('./commands/accounts.js')).runMemberAdd(ref, email, { ...options, role: options.role ?? [] }, io);
+  });
+  remote(member.command('remove <org> <user>').description('remove a member (email or usr_…)')).action(async (ref: string, who: string, options: Remote) => {
+    await (await import('./commands/accounts.js')).runMemberRemove(ref, who, options, io);
+  });
+
+  const provider = program.command('provider').description('data providers');
+  remote(
+    provider
+      .command('create <name>')
+      .description("create a provider for an organisation (its providers' role)")
+      .requiredOption('--org <org>', 'the organisation (name or id)')
+      .option('--display-name <text>', 'display name')
+      .option('--description <text>', 'what it offers'),
+  ).action(async (name: string, options: Remote & { org: string; displayName?: string; description?: string }) => {
+    await (await import('./commands/catalog.js')).runProviderCreate(name, options, io);
+  });
+  remote(provider.command('list').description('providers').option('--org <org>', 'only of this organisation')).action(async (options: Remote & { org?: string }) => {
+    await (await import('./commands/catalog.js')).runProviderList(options, io);
+  });
+
+  const catalog = program.command('catalog').description('the dataset catalog: metadata only, never rows');
+  remote(
+    catalog
+      .command('search [words]')
+      .description('find datasets by words, tags, provider or column')
+      .option('--tag <tag>', 'with this tag (repeatable)', (value: string, previous: string[]) => [...previous, value], [] as string[])
+      .option('--provider <provider>', 'of this provider (name or id)')
+      .option('--column <name>', 'with a column of this name')
+      .option('--limit <n>', 'how many (at most 100)', (v: string) => positiveInt(v, '--limit', 100), 20),
+  ).action(async (words: string | undefined, options: Remote & { tag: string[]; provider?: string; column?: string; limit: number }) => {
+    await (await import('./commands/catalog.js')).runCatalogSearch(words, options, io);
+  });
+  remote(catalog.command('show <dataset>').description('a dataset and its columns: PROVIDER/DATASET or ds_…')).action(async (ref: string, options: Remote) => {
+    await (await import('./commands/catalog.js')).runCatalogShow(ref, options, io);
+  });
+
+  program
+    .command('backup')
+    .description('back up the platform: its database (SQLite online backup, while it runs), config and tls/ into one file (mode 0600)')
+    .requiredOption('--to <file>', 'the backup file to write (.tar.gz)')
+    .addOption(dataDir()).addOption(configFile()).addOption(json())
+    .action(async (options: { to: string; dataDir?: string; config?: string; json?: boolean }) => {
+      await (await import('./commands/backup.js')).runBackup(options, io);
+    });
+  program
+    .command('restore <file>')
+    .description('restore a backup into a data dir (empty, or with --force replacing its database, config and tls/); the platform must be stopped')
+    .option('--force', 'replace the platform of an initialised data dir')
+    .addOption(dataDir()).addOption(json())
+    .action(async (file: string, options: { force?: boolean; dataDir?: string; json?: boolean }) => {
+      await (await import('./commands/backup.js')).runRestore(file, options, io);
+    });
+  program
+    .command('admin')
+    .description('administration on the platform database itself (no sign-in needed)')
+    .command('reset-password')
+    .description('set a new password for a user (default: the first platform administrator); printed once; their sessions are revoked')
+    .option('--email <email>', 'the user', emailOption)
+    .addOption(dataDir()).addOption(configFile()).addOption(json())
+    .action(async (options: { email?: string; dataDir?: string; config?: string; json?: boolean }) => {
+      await (await import('./commands/admin.js')).runResetPassword(options, io);
     });
 
   program
@@ -345,11 +580,14 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
       // Commander already printed its message (with a "did you mean" where it has one).
       return error.exitCode === 0 ? 0 : 2;
     }
+    // With --json, a script reads the error as JSON too: one line on stderr, the shape of the API's error bodies.
     if (error instanceof InsituError) {
-      line(io.stderr, `insitu: ${error.message} [${error.code}]`);
+      if (jsonErrors) line(io.stderr, JSON.stringify({ error: { code: error.code, message: error.message } }));
+      else line(io.stderr, `insitu: ${error.message} [${error.code}]`);
       return error.code === 'INSITU_USAGE' || error.code === 'INSITU_CONFIG_INVALID' ? 2 : 1;
     }
-    line(io.stderr, `insitu: internal error: ${(error as Error)?.stack ?? String(error)} [INSITU_INTERNAL]`);
+    if (jsonErrors) line(io.stderr, JSON.stringify({ error: { code: 'INSITU_INTERNAL', message: (error as Error)?.message ?? String(error) } }));
+    else line(io.stderr, `insitu: internal error: ${(error as Error)?.stack ?? String(error)} [INSITU_INTERNAL]`);
     return 70;
   }
 }

@@ -1,6 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
 import { run, start } from './helpers.js';
@@ -92,5 +93,47 @@ describe('insitu command line', () => {
     const result = await run(['server', '--data-dir', join(dir, 'empty'), '--port', '0']);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /run: insitu init .*\[INSITU_NOT_INITIALISED\]/);
+  });
+
+  it('a mistyped --data-dir creates nothing, and audit verify on it fails instead of reporting an intact empty log', async () => {
+    const typo = join(dir, 'inti');
+    const server = await run(['server', '--data-dir', typo, '--port', '0']);
+    assert.equal(server.code, 1);
+    assert.match(server.stderr, /is --data-dir right\?.*\[INSITU_NOT_INITIALISED\]/);
+    assert.ok(!existsSync(typo), 'no directory, no platform.db');
+    const verify = await run(['audit', 'verify', '--data-dir', typo]);
+    assert.equal(verify.code, 1);
+    assert.doesNotMatch(verify.stdout, /chain intact/);
+    assert.match(verify.stderr, /no platform database at .*\[INSITU_NOT_INITIALISED\]/);
+    assert.ok(!existsSync(typo));
+    const json = await run(['audit', 'verify', '--data-dir', typo, '--json']);
+    assert.equal(JSON.parse(json.stderr).error.code, 'INSITU_NOT_INITIALISED');
+  });
+
+  it('flags with a limit state it: --quota up to 1,000,000,000', async () => {
+    const result = await run(['service', 'publish', 'x', '--app', 'y', '--quota', '1000000001', '--url', 'http://127.0.0.1:9']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--quota must be a whole number from 1 to 1,000,000,000, got "1000000001"/);
+    const zero = await run(['service', 'publish', 'x', '--app', 'y', '--rate', '0', '--url', 'http://127.0.0.1:9']);
+    assert.match(zero.stderr, /--rate must be a whole number from 1 to 1,000,000/);
+    // With --json, usage errors are JSON on stderr as well.
+    const json = await run(['service', 'publish', 'x', '--app', 'y', '--quota', '0', '--json']);
+    assert.equal(json.code, 2);
+    const error = (JSON.parse(json.stderr) as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, 'INSITU_USAGE');
+    assert.match(error.message, /--quota must be a whole number from 1 to 1,000,000,000/);
+  });
+
+  it('a platform that cannot be reached is named with the cause, not just "fetch failed"', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const result = await run(['service', 'invoke', 'x', '/y', '-X', 'POST', '-d', '{}', '--key', 'isu_key_x', '--url', `http://127.0.0.1:${port}`]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}: fetch failed \\(ECONNREFUSED\\) \\[INSITU_REMOTE\\]`));
+    // A port curl reaches but Node's fetch refuses (the Fetch standard's blocked ports) is explained.
+    const blocked = await run(['service', 'invoke', 'x', '/y', '--key', 'isu_key_x', '--url', 'http://127.0.0.1:6000']);
+    assert.match(blocked.stderr, /refuses this port, a blocked port of the Fetch standard.*\[INSITU_REMOTE\]/);
   });
 });

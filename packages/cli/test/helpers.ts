@@ -3,14 +3,16 @@ import { waitFor } from '@insitu/core';
 import { main } from '../src/index.js';
 
 /** Run `main` in-process, capturing output. */
-export async function run(argv: string[], env: NodeJS.ProcessEnv = {}, signal?: AbortSignal): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function run(argv: string[], env: NodeJS.ProcessEnv = {}, signal?: AbortSignal, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
+  const stdin = new PassThrough();
+  stdin.end(input ?? '');
   const stderr = new PassThrough();
   let out = '';
   let err = '';
   stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const code = await main(argv, { stdout, stderr, env, ...(signal ? { signal } : {}) });
+  const code = await main(argv, { stdout, stderr, stdin, env, ...(signal ? { signal } : {}) });
   return { code, stdout: out, stderr: err };
 }
 

@@ -1,11 +1,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
-import { start } from './helpers.js';
+import { run, start } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../../bin/insitu.js', import.meta.url));
 
@@ -51,11 +54,40 @@ describe('insitu up', () => {
     const report = JSON.parse(line) as { admin: { password?: string }; datasets: string[]; url: string; token: string; service: { running: boolean }; key: string };
     assert.equal(report.admin.password, undefined, 'the password is shown on the first run only');
     assert.equal(report.service.running, true);
-    assert.notEqual(report.key, key, 'a fresh key each run');
+    assert.equal(report.key, key, 'the demo key is created once and shown again, not one more key per start');
     assert.deepEqual(report.datasets, ['products', 'sales', 'stores', 'weather']);
     const all = (await (await fetch(`${report.url}/api/v1/datasets?provider=demo-retail`, { headers: { authorization: `Bearer ${report.token}` } })).json()) as { items: unknown[] };
     assert.equal(all.items.length, 4, 'no duplicates after a second run');
     assert.equal(await second.stop(), 0);
+  });
+
+  it('with its port busy, fails before initialising anything, so the next run still shows the password', async () => {
+    const fresh = join(dir, 'busy');
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      const busy = await run(['up', '--data-dir', fresh, '--port', String(port)]);
+      assert.equal(busy.code, 2);
+      assert.match(busy.stderr, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use.*--port.*\\[INSITU_USAGE\\]`));
+      assert.ok(!existsSync(join(fresh, 'config.yaml')), 'not initialised');
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+    const next = start(['up', '--data-dir', fresh, '--port', '0']);
+    try {
+      await next.waitForOutput(/Press Ctrl-C to stop/, 120_000);
+      assert.match(next.output.stdout, /admin: +admin@insitu\.local +password: \S+/);
+    } finally {
+      await next.stop();
+    }
+    const third = start(['up', '--data-dir', fresh, '--port', '0']);
+    try {
+      await third.waitForOutput(/Press Ctrl-C to stop/, 120_000);
+      assert.match(third.output.stdout, /to set a new one: insitu admin reset-password --data-dir /);
+    } finally {
+      await third.stop();
+    }
   });
 
   it('as a real process: the printed service call works as printed, and Ctrl-C stops it cleanly', async () => {

@@ -2,7 +2,7 @@ import { createLogger } from '@insitu/core';
 import { openStore } from '@insitu/store';
 import { anchorSettings, coordinatorFor, storeConfigFor, verifyAuditLog, type AuditLogVerification } from '@insitu/server';
 import { ApiClient, type RemoteOptions } from '../api-client.js';
-import { dataDirOf, loadCliServerConfig } from '../data-dir.js';
+import { dataDirOf, loadCliServerConfig, requireExistingDatabase } from '../data-dir.js';
 import { line, type CliIo } from '../io.js';
 
 /**
@@ -19,7 +19,10 @@ export async function runAuditVerify(options: RemoteOptions & { json?: boolean }
   } else {
     const dataDir = dataDirOf(options, io);
     const config = loadCliServerConfig(options, io, dataDir, {});
-    const store = await openStore(storeConfigFor(config, dataDir), { migrate: false });
+    const storeConfig = storeConfigFor(config, dataDir);
+    // A missing database is a wrong --data-dir, not an empty log: opening it would create one and report "intact".
+    requireExistingDatabase(storeConfig, dataDir);
+    const store = await openStore(storeConfig, { migrate: false });
     const coordinator = config.cluster.coordination === 'etcd' ? coordinatorFor(config, { logger: createLogger({ name: 'audit', level: 'warn' }) }) : undefined;
     try {
       const settings = await anchorSettings(config, dataDir, { ...(coordinator ? { coordinator } : {}), create: false });

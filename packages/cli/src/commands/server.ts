@@ -3,7 +3,7 @@ import type { Coordinator } from '@insitu/coord';
 import { followPrimary, type PrimaryFollower } from '@insitu/dbmanager';
 import { openStore, type Store } from '@insitu/store';
 import { coordinatorFor, startServer, storeConfigFor } from '@insitu/server';
-import { dataDirOf, ensureDataDir, loadCliServerConfig, type DataDirOptions } from '../data-dir.js';
+import { dataDirOf, ensureDataDir, loadCliServerConfig, requireExistingDatabase, writeRunFile, type DataDirOptions } from '../data-dir.js';
 import { untilAborted, type CliIo } from '../io.js';
 
 export interface ServerOptions extends DataDirOptions {
@@ -23,9 +23,11 @@ export async function runServer(options: ServerOptions, io: CliIo): Promise<void
   if (options.host !== undefined || options.port !== undefined) flags.listen = { ...(options.host ? { host: options.host } : {}), ...(options.port !== undefined ? { port: options.port } : {}) };
   if (options.logLevel) flags.log = { level: options.logLevel };
   const config = loadCliServerConfig(options, io, dataDir, flags);
+  const storeConfig = storeConfigFor(config, dataDir);
+  // Before anything is created: a typo in --data-dir must not leave an empty platform behind.
+  requireExistingDatabase(storeConfig, dataDir);
   await ensureDataDir(dataDir);
   const logger = createLogger({ name: 'server', level: config.log.level, destination: io.stdout });
-  const storeConfig = storeConfigFor(config, dataDir);
   let coordinator: Coordinator | undefined;
   let follower: PrimaryFollower | undefined;
   let store: Store | undefined;
@@ -45,11 +47,13 @@ export async function runServer(options: ServerOptions, io: CliIo): Promise<void
       throw new InsituError('INSITU_NOT_INITIALISED', `the platform has no administrator yet; run: insitu init --data-dir ${dataDir}`);
     }
     const server = await startServer({ config, dataDir, logger, store, ...(coordinator ? { coordinator } : {}) });
+    const removeRunFile = await writeRunFile(dataDir, server.url);
     try {
       await untilAborted(io.signal);
       logger.info('shutting down');
       await server.drain();
     } finally {
+      await removeRunFile();
       await server.close();
     }
   } finally {

@@ -1,18 +1,19 @@
 import { InsituError } from '@insitu/core';
-import { ApiClient, type RemoteOptions } from '../api-client.js';
+import { ApiClient, describeFetchError, type RemoteOptions } from '../api-client.js';
 import { platformUrl } from './status.js';
-import { line, type CliIo } from '../io.js';
+import { line, printItems, type CliIo } from '../io.js';
+import { appIdOf, listAll, orgIdOf, serviceIdOf } from '../refs.js';
 
 /** `insitu service publish NAME --app APP [--access] [--rate] [--burst] [--quota]`. */
 export async function runServicePublish(
   name: string,
-  options: RemoteOptions & { app: string; access?: 'public' | 'restricted'; rate?: number; burst?: number; quota?: number; description?: string; json?: boolean },
+  options: RemoteOptions & { app: string; org?: string; access?: 'public' | 'restricted'; rate?: number; burst?: number; quota?: number; description?: string; json?: boolean },
   io: CliIo,
 ): Promise<void> {
   const api = ApiClient.from(options, io);
   const service = await api.request<{ id: string; name: string; url: string; versions: Array<{ version: string; running: boolean }> }>('POST', '/api/v1/services', {
     name,
-    appId: options.app,
+    appId: await appIdOf(api, options.app, options.org),
     ...(options.access ? { access: options.access } : {}),
     ...(options.rate ? { ratePerSecond: options.rate } : {}),
     ...(options.burst ? { burst: options.burst } : {}),
@@ -36,6 +37,9 @@ export async function runServiceInvoke(
   options: RemoteOptions & { key?: string; method: string; data?: string; major?: number; include?: boolean },
   io: CliIo,
 ): Promise<number> {
+  // fetch sends a method it does not know (`patch`) as typed; HTTP methods are case-sensitive and servers refuse the lower-case one.
+  const method = options.method.toUpperCase();
+  if (!/^[A-Z]{1,20}$/.test(method)) throw new InsituError('INSITU_USAGE', `-X ${options.method} is not an HTTP method`);
   const key = options.key ?? io.env.INSITU_TOKEN;
   if (!key) throw new InsituError('INSITU_USAGE', 'invoke needs an API key: --key isu_key_…');
   const base = platformUrl(options, io);
@@ -43,13 +47,13 @@ export async function runServiceInvoke(
   let response: Response;
   try {
     response = await fetch(url, {
-      method: options.method,
+      method,
       headers: { authorization: `Bearer ${key}`, ...(options.data !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(options.data !== undefined ? { body: options.data } : {}),
       signal: AbortSignal.timeout(600_000),
     });
   } catch (error) {
-    throw new InsituError('INSITU_REMOTE', `cannot reach ${base}: ${(error as Error).message}`, { cause: error });
+    throw new InsituError('INSITU_REMOTE', `cannot reach ${base}: ${describeFetchError(error)}`, { cause: error });
   }
   if (options.include) {
     line(io.stdout, `HTTP ${response.status}`);
@@ -60,4 +64,49 @@ export async function runServiceInvoke(
   io.stdout.write(body);
   if (body.length > 0 && body[body.length - 1] !== 10) line(io.stdout);
   return response.ok ? 0 : 1;
+}
+
+interface Service {
+  id: string;
+  name: string;
+  orgId: string;
+  access: string;
+  url: string;
+  versions: Array<{ version: string; running: boolean }>;
+  limits: { ratePerSecond: number; burst: number; dailyQuota: number };
+}
+
+/** `insitu service list`: the services you may see (public, your own, granted to you). */
+export async function runServiceList(options: RemoteOptions & { json?: boolean }, io: CliIo): Promise<void> {
+  const api = ApiClient.from(options, io);
+  const services = await listAll<Service>(api, '/api/v1/services');
+  printItems(io, options.json, services, {
+    id: (s) => s.id,
+    name: (s) => s.name,
+    access: (s) => s.access,
+    running: (s) => s.versions.filter((v) => v.running).map((v) => v.version),
+    limits: (s) => `${s.limits.ratePerSecond}/s burst ${s.limits.burst}, ${s.limits.dailyQuota}/day`,
+    url: (s) => s.url,
+  });
+}
+
+/** `insitu service unpublish NAME`: callers get 404 from then on; the deployments keep running. */
+export async function runServiceUnpublish(name: string, options: RemoteOptions & { json?: boolean }, io: CliIo): Promise<void> {
+  const api = ApiClient.from(options, io);
+  const id = await serviceIdOf(api, name);
+  await api.request('DELETE', `/api/v1/services/${id}`);
+  if (options.json) line(io.stdout, JSON.stringify({ id, name, unpublished: true }));
+  else line(io.stdout, `unpublished ${name} (${id})`);
+}
+
+/** `insitu service grant NAME --org ORG [--revoke]`: let an organisation call a restricted service (or stop it). */
+export async function runServiceGrant(name: string, options: RemoteOptions & { org: string; revoke?: boolean; json?: boolean }, io: CliIo): Promise<void> {
+  const api = ApiClient.from(options, io);
+  const id = await serviceIdOf(api, name);
+  const orgId = await orgIdOf(api, options.org);
+  if (options.revoke) await api.request('DELETE', `/api/v1/services/${id}/grants/${orgId}`);
+  else await api.request('POST', `/api/v1/services/${id}/grants`, { orgId });
+  const grants = await api.request<{ orgIds: string[] }>('GET', `/api/v1/services/${id}/grants`);
+  if (options.json) line(io.stdout, JSON.stringify({ id, name, orgIds: grants.orgIds }));
+  else line(io.stdout, `${name}: ${options.revoke ? 'grant withdrawn from' : 'granted to'} ${options.org}; granted now: ${grants.orgIds.join(', ') || 'none'}`);
 }

@@ -1,5 +1,5 @@
 import { InsituError } from '@insitu/core';
-import { dataDirOf, isInitialised, loadCliServerConfig, type DataDirOptions } from '../data-dir.js';
+import { dataDirOf, isInitialised, loadCliServerConfig, runningUrl, type DataDirOptions } from '../data-dir.js';
 import { line, type CliIo } from '../io.js';
 
 export interface StatusOptions extends DataDirOptions {
@@ -35,10 +35,15 @@ export function platformUrl(options: StatusOptions, io: CliIo): string {
   const explicit = options.url ?? io.env.INSITU_URL;
   if (explicit) return explicit.replace(/\/+$/, '');
   const dataDir = dataDirOf(options, io);
-  if (!isInitialised(dataDir)) throw new InsituError('INSITU_NOT_INITIALISED', `no platform URL: pass --url or run in an initialised data dir (${dataDir})`);
+  if (!isInitialised(dataDir)) throw new InsituError('INSITU_NOT_INITIALISED', `no platform URL: pass --url, sign in once with insitu login --url URL, or run in an initialised data dir (${dataDir})`);
+  // The process serving this data dir knows its real address (the config may say port 0, or another port than --port gave).
+  const running = runningUrl(dataDir);
+  if (running) return running;
   const config = loadCliServerConfig(options, io, dataDir, {});
-  const host = config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host;
-  return config.publicUrl ?? `http://${host}:${config.listen.port}`;
+  if (config.publicUrl) return config.publicUrl;
+  if (config.listen.port === 0) throw new InsituError('INSITU_USAGE', `the platform of ${dataDir} is not running, and its config listens on any free port (0): pass --url`);
+  const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`;
 }
 
 /** Ask a platform node whether it is alive and ready, and with a token, for the cluster view. */

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InsituError, waitFor, type Logger } from '@insitu/core';
+import { InsituError, hashSecret, waitFor, type Logger } from '@insitu/core';
 import { CREDENTIAL_FILE, ProviderAgent, canonicalTarball, loadAgentConfig } from '@insitu/agent';
 import type { Store } from '@insitu/store';
 import { writeDemoData } from './demo-data.js';
@@ -169,17 +169,21 @@ export async function seedDemo(options: {
     const active = await store.deployments.list({ appId, providerId, states: ['active'], limit: 10, offset: 0 });
     const deploymentId = active[0]?.id ?? (await api<{ id: string }>('POST', '/api/v1/deployments', { versionId: version.id, providerId, replicas: 1 })).id;
     const serviceRow = (await store.services.getByName(DEMO_SERVICE)) ?? (await api<{ id: string }>('POST', '/api/v1/services', { name: DEMO_SERVICE, appId, ratePerSecond: 200, burst: 400 }));
-    const key = await api<{ key: string }>('POST', '/api/v1/keys', { orgId: developerOrg, name: 'insitu up demo key', services: [serviceRow.id], ttlSeconds: 7 * 86400 });
+    const key = { key: await demoKey(api, store, join(demoDir, 'key'), developerOrg, serviceRow.id) };
     progress('starting the application next to the data');
     let running = true;
     let reason: string | undefined;
     try {
       // Ready means a real call through the gateway, the tunnel and the agent is answered.
+      // Probe the gateway only once the platform routes the service: a probe before that is a
+      // 503 of our own making, which the platform would log and meter like a caller's.
       await waitFor(
         async () => {
           const deployment = await api<{ agents: Array<{ state: string; reason: string }> }>('GET', `/api/v1/deployments/${deploymentId}`);
-          const failed = deployment.agents.find((a) => a.state === 'failed');
+          const failed = deployment.agents.find((a) => a.state === 'failed' || a.state === 'crash-looping');
           if (failed) throw new InsituError('INSITU_APP_UNAVAILABLE', failed.reason || 'the deployment failed');
+          const service = await api<{ versions: Array<{ running: boolean }> }>('GET', `/api/v1/services/${serviceRow.id}`);
+          if (!service.versions.some((v) => v.running)) return false;
           const probe = await fetch(`${url}/s/${DEMO_SERVICE}/healthz`, { headers: { authorization: `Bearer ${key.key}` } });
           await probe.body?.cancel();
           return probe.ok;
@@ -203,4 +207,20 @@ export async function seedDemo(options: {
     await agent.close();
     throw error;
   }
+}
+
+/**
+ * The demo's API key: created on the first run and kept in `demo/key` (mode 0600, like the
+ * agent's credential), so every start shows the same key instead of adding one; a new one
+ * only when it was revoked or expires within a day.
+ */
+async function demoKey(api: Api, store: Store, file: string, orgId: string, serviceId: string): Promise<string> {
+  if (existsSync(file)) {
+    const saved = (await readFile(file, 'utf8')).trim();
+    const row = await store.services.findLiveKey(hashSecret(saved));
+    if (row && (row.expires_at === null || Number(row.expires_at) > Date.now() + 86_400_000)) return saved;
+  }
+  const created = await api<{ key: string }>('POST', '/api/v1/keys', { orgId, name: 'insitu up demo key', services: [serviceId], ttlSeconds: 30 * 86400 });
+  await writeFile(file, `${created.key}\n`, { mode: 0o600 });
+  return created.key;
 }
