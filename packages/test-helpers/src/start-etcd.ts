@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { waitFor } from '@insitu/core';
-import { trackDir, untrackDir } from './cleanup-registry.js';
+import { trackDir } from './cleanup-registry.js';
 import { freePort } from './free-port.js';
 import { httpRequest } from './http-request.js';
-import { isNonTerminating, ManagedProcess } from './managed-process.js';
+import { ManagedProcess } from './managed-process.js';
+import { ManagedServer } from './managed-server.js';
 import { findCommand, requireCommand } from './require-command.js';
-import { makeTempDir, removeDir } from './temp-dir.js';
+import { makeTempDir } from './temp-dir.js';
 
 /** Options for {@link startEtcd}. */
 export interface EtcdOptions {
@@ -66,19 +67,17 @@ function httpUrl(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-class EtcdServer implements EtcdMember {
+class EtcdServer extends ManagedServer implements EtcdMember {
   readonly name: string;
   readonly clientUrl: string;
   readonly endpoint: string;
   readonly peerUrl: string;
   readonly dataDir: string;
   readonly logFile: string;
-  readonly #dir: string;
-  readonly #process: ManagedProcess;
   readonly #startTimeoutMs: number;
-  #stopped = false;
 
   constructor(init: { plan: EtcdMemberPlan; dir: string; etcd: string; setpriv: string | undefined }) {
+    super(init.dir, { signal: 'SIGTERM', graceMs: STOP_GRACE_MS, exitWaitMs: 60_000 });
     const { plan, dir } = init;
     this.name = plan.name;
     this.clientUrl = httpUrl(plan.host, plan.clientPort);
@@ -86,9 +85,8 @@ class EtcdServer implements EtcdMember {
     this.peerUrl = httpUrl(plan.host, plan.peerPort);
     this.dataDir = join(dir, 'data');
     this.logFile = join(dir, 'etcd.log');
-    this.#dir = dir;
     this.#startTimeoutMs = plan.startTimeoutMs;
-    this.#process = new ManagedProcess({
+    this.attach(new ManagedProcess({
       name: `etcd ${plan.name} (${this.clientUrl})`,
       command: init.etcd,
       args: [
@@ -109,16 +107,10 @@ class EtcdServer implements EtcdMember {
       logFile: this.logFile,
       cwd: dir,
       ...(init.setpriv === undefined ? {} : { setpriv: init.setpriv }),
-    });
+    }));
   }
 
-  get pid(): number | undefined {
-    return this.#process.pid;
-  }
 
-  get running(): boolean {
-    return this.#process.running;
-  }
 
   async health(): Promise<boolean> {
     try {
@@ -136,14 +128,14 @@ class EtcdServer implements EtcdMember {
       timeoutMs: this.#startTimeoutMs,
       intervalMs: 50,
       what: `etcd ${this.name} at ${this.clientUrl} to report health (log: ${this.logFile})`,
-      signal: this.#process.exitSignal,
+      signal: this.process.exitSignal,
     });
   }
 
   /** Spawn without waiting; the cluster starts every member first, then waits. */
   spawn(): void {
-    if (this.#stopped) throw new Error(`etcd ${this.name} was stopped and its data deleted; start a new one`);
-    this.#process.start();
+    if (this.stopped) throw new Error(`etcd ${this.name} was stopped and its data deleted; start a new one`);
+    this.process.start();
   }
 
   async start(options: { wait?: boolean } = {}): Promise<void> {
@@ -152,32 +144,12 @@ class EtcdServer implements EtcdMember {
     try {
       await this.waitHealthy();
     } catch (error) {
-      await this.#process.kill();
+      await this.process.kill();
       throw error;
     }
   }
 
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (!this.#process.running) return;
-    if (signal === 'SIGKILL') {
-      await this.#process.kill();
-      return;
-    }
-    this.#process.signal(signal);
-    if (isNonTerminating(signal)) return;
-    await this.#process.waitForExit(60_000);
-  }
 
-  async stop(): Promise<void> {
-    if (this.#stopped) return;
-    this.#stopped = true;
-    try {
-      await this.#process.stop('SIGTERM', STOP_GRACE_MS);
-    } finally {
-      await removeDir(this.#dir);
-      untrackDir(this.#dir);
-    }
-  }
 }
 
 /**

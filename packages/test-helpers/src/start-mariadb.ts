@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { waitFor } from '@insitu/core';
 import { trackDir, untrackDir } from './cleanup-registry.js';
 import { freePort } from './free-port.js';
-import { isNonTerminating, ManagedProcess } from './managed-process.js';
+import { ManagedProcess } from './managed-process.js';
+import { ManagedServer } from './managed-server.js';
 import { mariaDbTemplate } from './mariadb-template.js';
 import { parseBatchRows, sqlIdentifier, sqlString } from './mariadb-sql.js';
 import { findCommand, requireCommand } from './require-command.js';
@@ -114,7 +115,7 @@ interface MariaDbPaths {
   errorLog: string;
 }
 
-class MariaDbServer implements MariaDbInstance {
+class MariaDbServer extends ManagedServer implements MariaDbInstance {
   readonly host: string;
   readonly port: number;
   readonly socket: string;
@@ -127,10 +128,8 @@ class MariaDbServer implements MariaDbInstance {
   readonly configFile: string;
   readonly errorLog: string;
   readonly #paths: MariaDbPaths;
-  readonly #process: ManagedProcess;
   readonly #client: string;
   readonly #startTimeoutMs: number;
-  #stopped = false;
 
   constructor(init: {
     host: string;
@@ -143,6 +142,7 @@ class MariaDbServer implements MariaDbInstance {
     client: string;
     startTimeoutMs: number;
   }) {
+    super(init.paths.dir, { signal: 'SIGTERM', graceMs: 30_000, exitWaitMs: 120_000 });
     this.host = init.host;
     this.port = init.port;
     this.password = init.password;
@@ -153,19 +153,13 @@ class MariaDbServer implements MariaDbInstance {
     this.dataDir = init.paths.dataDir;
     this.configFile = init.paths.configFile;
     this.errorLog = init.paths.errorLog;
-    this.#process = init.process;
+    this.attach(init.process);
     this.#client = init.client;
     this.#startTimeoutMs = init.startTimeoutMs;
     this.url = `mysql://root:${encodeURIComponent(init.password)}@${urlHost(init.host)}:${init.port}/${init.database}`;
   }
 
-  get pid(): number | undefined {
-    return this.#process.pid;
-  }
 
-  get running(): boolean {
-    return this.#process.running;
-  }
 
   async query(sql: string): Promise<string> {
     return this.#run(sql, { columnNames: false, inDatabase: true });
@@ -192,9 +186,9 @@ class MariaDbServer implements MariaDbInstance {
   }
 
   async start(): Promise<void> {
-    if (this.#stopped) throw new Error(`MariaDB ${this.host}:${this.port} was stopped and its data deleted; start a new one`);
-    if (this.#process.running) throw new Error(`MariaDB ${this.host}:${this.port} is already running`);
-    this.#process.start();
+    if (this.stopped) throw new Error(`MariaDB ${this.host}:${this.port} was stopped and its data deleted; start a new one`);
+    if (this.process.running) throw new Error(`MariaDB ${this.host}:${this.port} is already running`);
+    this.process.start();
     try {
       await waitFor(
         async () => {
@@ -205,11 +199,11 @@ class MariaDbServer implements MariaDbInstance {
           timeoutMs: this.#startTimeoutMs,
           intervalMs: 25,
           what: `MariaDB on ${this.host}:${this.port} to answer a query (log: ${this.errorLog})`,
-          signal: this.#process.exitSignal,
+          signal: this.process.exitSignal,
         },
       );
     } catch (error) {
-      await this.#process.kill();
+      await this.process.kill();
       throw error;
     }
   }
@@ -242,27 +236,7 @@ class MariaDbServer implements MariaDbInstance {
     await writeClientConfig(this.#paths, this.password);
   }
 
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (!this.#process.running) return;
-    if (signal === 'SIGKILL') {
-      await this.#process.kill();
-      return;
-    }
-    this.#process.signal(signal);
-    if (isNonTerminating(signal)) return;
-    await this.#process.waitForExit(120_000);
-  }
 
-  async stop(): Promise<void> {
-    if (this.#stopped) return;
-    this.#stopped = true;
-    try {
-      await this.#process.stop('SIGTERM', 30_000);
-    } finally {
-      await removeDir(this.#paths.dir);
-      untrackDir(this.#paths.dir);
-    }
-  }
 }
 
 async function writeClientConfig(paths: MariaDbPaths, password: string | undefined): Promise<void> {

@@ -5,7 +5,8 @@ import { dirname, join } from 'node:path';
 import { waitFor } from '@insitu/core';
 import { trackDir, untrackDir } from './cleanup-registry.js';
 import { freePort } from './free-port.js';
-import { isNonTerminating, ManagedProcess } from './managed-process.js';
+import { ManagedProcess } from './managed-process.js';
+import { ManagedServer } from './managed-server.js';
 import { findCommand, requireCommand } from './require-command.js';
 import { runChecked, runCommand } from './run-command.js';
 import { makeTempDir, removeDir } from './temp-dir.js';
@@ -91,7 +92,7 @@ function checkName(kind: string, name: string): string {
   return name;
 }
 
-class PostgresServer implements PostgresInstance {
+class PostgresServer extends ManagedServer implements PostgresInstance {
   readonly host: string;
   readonly port: number;
   readonly user: string;
@@ -101,11 +102,8 @@ class PostgresServer implements PostgresInstance {
   readonly socketDir: string;
   readonly dataDir: string;
   readonly logFile: string;
-  readonly #dir: string;
   readonly #psql: string;
-  readonly #process: ManagedProcess;
   readonly #startTimeoutMs: number;
-  #stopped = false;
 
   constructor(init: {
     host: string;
@@ -120,19 +118,20 @@ class PostgresServer implements PostgresInstance {
     setpriv: string | undefined;
     startTimeoutMs: number;
   }) {
+    // SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients to leave.
+    super(init.dir, { signal: 'SIGINT', graceMs: 30_000, exitWaitMs: 120_000 });
     this.host = init.host;
     this.port = init.port;
     this.user = init.user;
     this.password = init.password;
     this.database = init.database;
     this.url = `postgres://${init.user}:${encodeURIComponent(init.password)}@${init.host}:${init.port}/${init.database}`;
-    this.#dir = init.dir;
     this.socketDir = init.dir;
     this.dataDir = join(init.dir, 'data');
     this.logFile = join(init.dir, 'postgres.log');
     this.#psql = init.psql;
     this.#startTimeoutMs = init.startTimeoutMs;
-    this.#process = new ManagedProcess({
+    this.attach(new ManagedProcess({
       name: `postgres ${init.host}:${init.port}`,
       command: init.postgres,
       args: [
@@ -147,16 +146,10 @@ class PostgresServer implements PostgresInstance {
       cwd: init.dir,
       ...(init.identity ?? {}),
       ...(init.setpriv === undefined ? {} : { setpriv: init.setpriv }),
-    });
+    }));
   }
 
-  get pid(): number | undefined {
-    return this.#process.pid;
-  }
 
-  get running(): boolean {
-    return this.#process.running;
-  }
 
   /** SQL goes in on stdin so psql variables (`:'name'`, `:"name"`) quote values for us. */
   async psql(sql: string, database: string, variables: Record<string, string> = {}): Promise<string> {
@@ -181,44 +174,23 @@ class PostgresServer implements PostgresInstance {
   }
 
   async start(): Promise<void> {
-    if (this.#stopped) throw new Error(`PostgreSQL ${this.host}:${this.port} was stopped and its data deleted; start a new one`);
-    if (this.#process.running) throw new Error(`PostgreSQL ${this.host}:${this.port} is already running`);
-    this.#process.start();
+    if (this.stopped) throw new Error(`PostgreSQL ${this.host}:${this.port} was stopped and its data deleted; start a new one`);
+    if (this.process.running) throw new Error(`PostgreSQL ${this.host}:${this.port} is already running`);
+    this.process.start();
     try {
       await waitFor(async () => (await this.psql('SELECT 1', 'postgres')).trim() === '1', {
         timeoutMs: this.#startTimeoutMs,
         intervalMs: 25,
         what: `PostgreSQL on ${this.host}:${this.port} to answer a query (log: ${this.logFile})`,
-        signal: this.#process.exitSignal,
+        signal: this.process.exitSignal,
       });
     } catch (error) {
-      await this.#process.kill();
+      await this.process.kill();
       throw error;
     }
   }
 
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (!this.#process.running) return;
-    if (signal === 'SIGKILL') {
-      await this.#process.kill();
-      return;
-    }
-    this.#process.signal(signal);
-    if (isNonTerminating(signal)) return;
-    await this.#process.waitForExit(120_000);
-  }
 
-  async stop(): Promise<void> {
-    if (this.#stopped) return;
-    this.#stopped = true;
-    try {
-      // SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients to leave.
-      await this.#process.stop('SIGINT', 30_000);
-    } finally {
-      await removeDir(this.#dir);
-      untrackDir(this.#dir);
-    }
-  }
 }
 
 /**
