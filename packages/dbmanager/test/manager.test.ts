@@ -225,8 +225,11 @@ describe('dbmanager against three real MariaDB servers', () => {
       await old.kill();
       await waitFor(() => writer.firstIssuedAfter(killedAt) !== undefined, { timeoutMs: 30_000, what: 'a write issued after the kill to succeed' }).catch(async (error: unknown) => {
         // Say why: the manager's view of the members and its last events.
-        const view = await waitForStatus(client, () => false, 'no condition (diagnostics only)', 1).catch((status: unknown) => (status as Error).message);
-        throw new Error(`${(error as Error).message}; ${String(view)}`);
+        const view = await waitForStatus(client, () => false, 'no condition (diagnostics only)', 1).then(
+          () => '',
+          (status: unknown) => (status as Error).message,
+        );
+        throw new Error(`${(error as Error).message}; ${view}`);
       });
       const count = writer.acknowledged.length;
       await waitFor(() => writer.acknowledged.length >= count + 50, { timeoutMs: 30_000, what: 'more writes on the new primary' });
