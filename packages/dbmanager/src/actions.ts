@@ -85,21 +85,36 @@ export async function detachReplica(connection: MemberConnection): Promise<void>
   await connection.query('RESET SLAVE ALL');
 }
 
-/** Point a replica at `source` (GTID, slave_pos) and start it. */
+/**
+ * The semi-sync primary side off, before a member (re)starts replicating. A member that was
+ * a primary keeps `rpl_semi_sync_master_enabled=ON` when it is demoted; as a replica with
+ * `log_slave_updates` every transaction its SQL thread applies then waits for a semi-sync
+ * acknowledgement no one sends — with `rpl_semi_sync_master_wait_no_slave=ON` and the
+ * timeout at its maximum, for ever — and a `STOP SLAVE` on it waits behind that commit.
+ * Switching it off also releases a commit already waiting there (it is in the member's
+ * binlog: a replicated transaction, or, on a former primary, one the errant-GTID check saw).
+ */
+async function primarySideOff(connection: MemberConnection): Promise<void> {
+  await connection.query('SET GLOBAL rpl_semi_sync_master_enabled = OFF');
+}
+
+/** Point a replica at `source` (GTID, slave_pos) and start it (semi-sync primary side off first). */
 export async function repoint(connection: MemberConnection, source: ReplicationSource): Promise<void> {
+  await primarySideOff(connection);
   await connection.query('STOP SLAVE');
   await changeMaster(connection, source, false);
   await connection.query('START SLAVE');
 }
 
 /**
- * Make a former primary a replica of `source`: read-only first, then
- * `MASTER_DEMOTE_TO_SLAVE=1`, which moves its own binlogged transactions into
- * `gtid_slave_pos` so it resumes from where it really is (an empty or stale
- * `gtid_slave_pos` would only work by accident).
+ * Make a former primary a replica of `source`: read-only first, its semi-sync primary side
+ * off (see {@link primarySideOff}), then `MASTER_DEMOTE_TO_SLAVE=1`, which moves its own
+ * binlogged transactions into `gtid_slave_pos` so it resumes from where it really is (an
+ * empty or stale `gtid_slave_pos` would only work by accident).
  */
 export async function demoteToReplica(connection: MemberConnection, source: ReplicationSource): Promise<void> {
   await setReadOnly(connection, true);
+  await primarySideOff(connection);
   await connection.query('STOP SLAVE');
   await changeMaster(connection, source, true);
   await connection.query('START SLAVE');

@@ -45,6 +45,12 @@ interface MemberState {
   ioRestartedFor: number | undefined;
   cleanSince: number | undefined;
   restart: { attempts: number; nextAt: number; running: boolean };
+  /**
+   * A repair of ours failed part-way on this member (e.g. a `STOP SLAVE` that outlived our
+   * query timeout: the server finishes it later). If its replication is then found stopped
+   * without an error, that was us, not an administrator: it is started again.
+   */
+  interruptedRepair: boolean;
 }
 
 /** A member as `insitu db status` shows it. */
@@ -185,6 +191,8 @@ export class DbManager extends EventEmitter {
   #failoverRetry = { attempts: 0, nextAt: 0 };
   /** The primary the manager switched to asynchronous (no replica receiving), and since when none received. */
   #semiSyncAlone: { primary: string; since: number; async: boolean } | undefined;
+  /** Counts commands that changed roles or replication (switchovers): probes taken across one are stale. */
+  #commandChanges = 0;
   readonly #peers = new ManagerPeers();
 
   constructor(options: DbManagerOptions) {
@@ -218,6 +226,7 @@ export class DbManager extends EventEmitter {
           ioRestartedFor: undefined,
           cleanSince: undefined,
           restart: { attempts: 0, nextAt: 0, running: false },
+          interruptedRepair: false,
         };
         return [member.name, state];
       }),
@@ -428,9 +437,16 @@ export class DbManager extends EventEmitter {
   }
 
   async #tick(): Promise<void> {
+    const changes = this.#commandChanges;
     await this.#probeAll();
     if (this.#isLeading()) {
-      await this.#exclusive(() => this.#evaluate());
+      await this.#exclusive(async () => {
+        // A switchover ran while these probes were taken: they show the roles from before it
+        // (the old primary writable and replicating from nobody, the others from it), and
+        // acting on them would "rejoin" members the switchover just repointed. Probe again.
+        if (this.#commandChanges !== changes) return;
+        await this.#evaluate();
+      });
     } else {
       this.#suspect = false;
     }
@@ -476,6 +492,7 @@ export class DbManager extends EventEmitter {
         await this.#tendMember(state, primary, verdict.state === 'alive');
       } catch (error) {
         if (error instanceof InsituError && error.code === 'INSITU_DBMANAGER_NOT_LEADER') return;
+        state.interruptedRepair = true;
         this.#logger.warn({ err: error, member: state.config.name }, 'repair of a member failed; retrying on the next probe');
       }
     }
@@ -1023,10 +1040,20 @@ export class DbManager extends EventEmitter {
     }
     if (replication.ioRunning === 'No' || replication.sqlRunning === 'No') {
       state.cleanSince = undefined;
+      if (state.interruptedRepair) {
+        // Stopped by our own repair that failed part-way, not by an administrator: a replica
+        // left stopped is no witness, and would hold up the next failover.
+        this.#fence(`start replication on ${name}`);
+        state.interruptedRepair = false;
+        await this.#withMember(state, (c) => c.query('START SLAVE'));
+        this.#record({ type: 'replication-restart', severity: 'warning', member: name, message: `replication on ${name} was left stopped by an interrupted repair (IO ${replication.ioRunning}, SQL ${replication.sqlRunning}); started it again` });
+        return;
+      }
       this.#raise('replication-stopped', name, 'warning', `replication on ${name} was stopped without an error (by an administrator?): IO ${replication.ioRunning}, SQL ${replication.sqlRunning}`, {});
       return;
     }
     if (replication.ioRunning === 'Yes' && replication.sqlRunning === 'Yes') {
+      state.interruptedRepair = false;
       this.#resolve('replica-sql-error', name, `replication on ${name} runs again`);
       this.#resolve('replica-io-error', name, `replication on ${name} runs again`);
       this.#resolve('replication-stopped', name, `replication on ${name} runs again`);
@@ -1186,86 +1213,96 @@ export class DbManager extends EventEmitter {
    */
   async switchover(to: string): Promise<SwitchoverResult> {
     return this.#exclusive(async () => {
-      await this.#requireLeader();
-      const target = this.#states.get(to);
-      if (target === undefined) {
-        throw new InsituError('INSITU_DBMANAGER_MEMBER_NOT_FOUND', `no member ${to}; members: ${[...this.#states.keys()].join(', ')}`);
-      }
-      const primaryName = this.#topology.primary;
-      const primary = primaryName === null ? undefined : this.#states.get(primaryName);
-      if (primary === undefined) throw this.#refuse(to, 'no primary is known yet');
-      if (primary === target) throw this.#refuse(to, `${to} is already the primary`);
-      const options = { connectTimeoutMs: this.#config.probe.connectTimeoutMs, queryTimeoutMs: this.#config.probe.queryTimeoutMs };
-      const [primaryProbe, targetProbe] = await Promise.all([probeMember(primary.endpoint, options, this.#now), probeMember(target.endpoint, options, this.#now)]);
-      this.#absorb(primary, primaryProbe);
-      this.#absorb(target, targetProbe);
-      if (!primaryProbe.ok) throw this.#refuse(to, `primary ${primary.config.name} is unreachable (${primaryProbe.error?.message ?? '?'}); a failover handles that`);
-      if (!targetProbe.ok) throw this.#refuse(to, `${to} is unreachable: ${targetProbe.error?.message ?? '?'}`);
-      if (target.config.neverPromote) throw this.#refuse(to, `${to} is marked neverPromote`);
-      if (this.#topology.quarantined.some((q) => q.name === to)) throw this.#refuse(to, `${to} is quarantined`);
-      if (this.#topology.pendingRejoin.some((p) => p.name === to)) throw this.#refuse(to, `${to} has not rejoined yet`);
-      if (!replicatesFrom(this.#view(target), primary.config)) throw this.#refuse(to, `${to} does not replicate from primary ${primary.config.name}`);
-      const replication = targetProbe.replication as ReplicationStatus;
-      if (replication.ioRunning !== 'Yes' || replication.sqlRunning !== 'Yes') {
-        throw this.#refuse(to, `replication on ${to} is not running (IO ${replication.ioRunning}, SQL ${replication.sqlRunning}${replication.lastSqlError ? `: ${replication.lastSqlError}` : ''}${replication.lastIoError ? `: ${replication.lastIoError}` : ''})`);
-      }
-      if (replication.secondsBehindMaster === null || replication.secondsBehindMaster > this.#config.switchover.maxLagSeconds) {
-        throw this.#refuse(to, `${to} is ${replication.secondsBehindMaster ?? 'an unknown number of'} s behind (at most ${this.#config.switchover.maxLagSeconds} s allowed)`);
-      }
-
-      const from = primary.config.name;
-      this.#fence(`switch over to ${to}`);
-      this.#record({ type: 'switchover-started', severity: 'info', member: to, message: `switchover ${from} → ${to} started` });
-      const started = this.#now();
-      const { gtid, killed } = await this.#withMember(primary, async (c) => {
-        await c.query('SET SESSION lock_wait_timeout = ?', [this.#config.switchover.lockWaitTimeoutSeconds]);
-        await setReadOnly(c, true);
-        const killedConnections = await killClientConnections(c, this.#spareUsers());
-        return { gtid: await binlogPosition(c), killed: killedConnections };
-      });
-      let caughtUp = false;
+      // What a tick probed before or during it is stale once it changed roles (see #tick).
+      this.#commandChanges += 1;
       try {
-        caughtUp = await this.#withMember(target, (c) => waitForGtid(c, gtid, this.#config.switchover.catchUpTimeoutMs));
-      } catch (error) {
-        this.#logger.warn({ err: error }, 'switchover: waiting for the target failed');
+        return await this.#switchover(to);
+      } finally {
+        this.#commandChanges += 1;
       }
-      if (!caughtUp) {
-        await this.#withMember(primary, (c) => setReadOnly(c, false)).catch(() => undefined);
-        this.#record({ type: 'switchover-failed', severity: 'warning', member: to, message: `switchover ${from} → ${to} rolled back: ${to} did not reach ${gtid} within ${this.#config.switchover.catchUpTimeoutMs} ms` });
-        throw new InsituError('INSITU_DBMANAGER_SWITCHOVER_FAILED', `${to} did not reach ${gtid} within ${this.#config.switchover.catchUpTimeoutMs} ms; ${from} is writable again`, {
-          details: { rolledBack: true, gtid },
-        });
-      }
-      this.#fence(`promote ${to}`);
-      const promotedAt = await this.#withMember(target, async (c) => {
-        await detachReplica(c);
-        return currentPosition(c);
-      });
-      await this.#publish({
-        ...this.#topology,
-        epoch: this.#topology.epoch + 1,
-        primary: to,
-        promotedAt,
-        pendingRejoin: this.#topology.pendingRejoin.filter((p) => p.name !== to && p.name !== from),
-      });
-      await this.#withMember(target, async (c) => {
-        if (this.#config.semiSync.enabled) await configureSemiSync(c, this.#config.semiSync.timeoutMs, 'primary', false);
-        await setReadOnly(c, false);
-      });
-      const readOnlyMs = this.#now() - started;
-      const source = this.#source(target.config);
-      await this.#withMember(primary, (c) => demoteToReplica(c, source)).catch((error: unknown) => {
-        this.#logger.warn({ err: error }, 'switchover: demoting the old primary failed; the next probe retries');
-      });
-      await Promise.all(
-        [...this.#states.values()]
-          .filter((s) => s !== primary && s !== target && s.probe?.ok === true && replicatesFrom(this.#view(s), primary.config))
-          .map((s) => this.#withMember(s, (c) => repoint(c, source)).catch(() => undefined)),
-      );
-      const result: SwitchoverResult = { from, to, gtid, readOnlyMs, killedConnections: killed, epoch: this.#topology.epoch };
-      this.#record({ type: 'switchover', severity: 'info', member: to, message: `switchover ${from} → ${to} done; writes refused for ${readOnlyMs} ms`, details: { ...result } });
-      return result;
     });
+  }
+
+  async #switchover(to: string): Promise<SwitchoverResult> {
+    await this.#requireLeader();
+    const target = this.#states.get(to);
+    if (target === undefined) {
+      throw new InsituError('INSITU_DBMANAGER_MEMBER_NOT_FOUND', `no member ${to}; members: ${[...this.#states.keys()].join(', ')}`);
+    }
+    const primaryName = this.#topology.primary;
+    const primary = primaryName === null ? undefined : this.#states.get(primaryName);
+    if (primary === undefined) throw this.#refuse(to, 'no primary is known yet');
+    if (primary === target) throw this.#refuse(to, `${to} is already the primary`);
+    const options = { connectTimeoutMs: this.#config.probe.connectTimeoutMs, queryTimeoutMs: this.#config.probe.queryTimeoutMs };
+    const [primaryProbe, targetProbe] = await Promise.all([probeMember(primary.endpoint, options, this.#now), probeMember(target.endpoint, options, this.#now)]);
+    this.#absorb(primary, primaryProbe);
+    this.#absorb(target, targetProbe);
+    if (!primaryProbe.ok) throw this.#refuse(to, `primary ${primary.config.name} is unreachable (${primaryProbe.error?.message ?? '?'}); a failover handles that`);
+    if (!targetProbe.ok) throw this.#refuse(to, `${to} is unreachable: ${targetProbe.error?.message ?? '?'}`);
+    if (target.config.neverPromote) throw this.#refuse(to, `${to} is marked neverPromote`);
+    if (this.#topology.quarantined.some((q) => q.name === to)) throw this.#refuse(to, `${to} is quarantined`);
+    if (this.#topology.pendingRejoin.some((p) => p.name === to)) throw this.#refuse(to, `${to} has not rejoined yet`);
+    if (!replicatesFrom(this.#view(target), primary.config)) throw this.#refuse(to, `${to} does not replicate from primary ${primary.config.name}`);
+    const replication = targetProbe.replication as ReplicationStatus;
+    if (replication.ioRunning !== 'Yes' || replication.sqlRunning !== 'Yes') {
+      throw this.#refuse(to, `replication on ${to} is not running (IO ${replication.ioRunning}, SQL ${replication.sqlRunning}${replication.lastSqlError ? `: ${replication.lastSqlError}` : ''}${replication.lastIoError ? `: ${replication.lastIoError}` : ''})`);
+    }
+    if (replication.secondsBehindMaster === null || replication.secondsBehindMaster > this.#config.switchover.maxLagSeconds) {
+      throw this.#refuse(to, `${to} is ${replication.secondsBehindMaster ?? 'an unknown number of'} s behind (at most ${this.#config.switchover.maxLagSeconds} s allowed)`);
+    }
+
+    const from = primary.config.name;
+    this.#fence(`switch over to ${to}`);
+    this.#record({ type: 'switchover-started', severity: 'info', member: to, message: `switchover ${from} → ${to} started` });
+    const started = this.#now();
+    const { gtid, killed } = await this.#withMember(primary, async (c) => {
+      await c.query('SET SESSION lock_wait_timeout = ?', [this.#config.switchover.lockWaitTimeoutSeconds]);
+      await setReadOnly(c, true);
+      const killedConnections = await killClientConnections(c, this.#spareUsers());
+      return { gtid: await binlogPosition(c), killed: killedConnections };
+    });
+    let caughtUp = false;
+    try {
+      caughtUp = await this.#withMember(target, (c) => waitForGtid(c, gtid, this.#config.switchover.catchUpTimeoutMs));
+    } catch (error) {
+      this.#logger.warn({ err: error }, 'switchover: waiting for the target failed');
+    }
+    if (!caughtUp) {
+      await this.#withMember(primary, (c) => setReadOnly(c, false)).catch(() => undefined);
+      this.#record({ type: 'switchover-failed', severity: 'warning', member: to, message: `switchover ${from} → ${to} rolled back: ${to} did not reach ${gtid} within ${this.#config.switchover.catchUpTimeoutMs} ms` });
+      throw new InsituError('INSITU_DBMANAGER_SWITCHOVER_FAILED', `${to} did not reach ${gtid} within ${this.#config.switchover.catchUpTimeoutMs} ms; ${from} is writable again`, {
+        details: { rolledBack: true, gtid },
+      });
+    }
+    this.#fence(`promote ${to}`);
+    const promotedAt = await this.#withMember(target, async (c) => {
+      await detachReplica(c);
+      return currentPosition(c);
+    });
+    await this.#publish({
+      ...this.#topology,
+      epoch: this.#topology.epoch + 1,
+      primary: to,
+      promotedAt,
+      pendingRejoin: this.#topology.pendingRejoin.filter((p) => p.name !== to && p.name !== from),
+    });
+    await this.#withMember(target, async (c) => {
+      if (this.#config.semiSync.enabled) await configureSemiSync(c, this.#config.semiSync.timeoutMs, 'primary', false);
+      await setReadOnly(c, false);
+    });
+    const readOnlyMs = this.#now() - started;
+    const source = this.#source(target.config);
+    await this.#withMember(primary, (c) => demoteToReplica(c, source)).catch((error: unknown) => {
+      this.#logger.warn({ err: error }, 'switchover: demoting the old primary failed; the next probe retries');
+    });
+    await Promise.all(
+      [...this.#states.values()]
+        .filter((s) => s !== primary && s !== target && s.probe?.ok === true && replicatesFrom(this.#view(s), primary.config))
+        .map((s) => this.#withMember(s, (c) => repoint(c, source)).catch(() => undefined)),
+    );
+    const result: SwitchoverResult = { from, to, gtid, readOnlyMs, killedConnections: killed, epoch: this.#topology.epoch };
+    this.#record({ type: 'switchover', severity: 'info', member: to, message: `switchover ${from} → ${to} done; writes refused for ${readOnlyMs} ms`, details: { ...result } });
+    return result;
   }
 
   #refuse(to: string, reason: string): InsituError {

@@ -196,6 +196,9 @@ describe('dbmanager against three real MariaDB servers', () => {
     try {
       await waitFor(() => writer.acknowledged.length >= 50, { timeoutMs: 30_000, what: 'writes before the switchover' });
       result = await client.switchover('db3');
+      // Demoted with its semi-sync primary side off: as a replica with it on, every transaction its
+      // SQL thread applies would wait for ever for an acknowledgement, and so would a STOP SLAVE.
+      assert.equal(Number(await member(cluster, 'db1').query('SELECT @@global.rpl_semi_sync_master_enabled')), 0, 'semi-sync primary side off on the demoted db1');
       const count = writer.acknowledged.length;
       await waitFor(() => writer.acknowledged.length >= count + 50, { timeoutMs: 30_000, what: 'writes after the switchover' });
     } finally {
@@ -220,7 +223,14 @@ describe('dbmanager against three real MariaDB servers', () => {
       await waitFor(() => writer.acknowledged.length >= 50, { timeoutMs: 30_000, what: 'writes before the kill' });
       killedAt = Date.now();
       await old.kill();
-      await waitFor(() => writer.firstIssuedAfter(killedAt) !== undefined, { timeoutMs: 30_000, what: 'a write issued after the kill to succeed' });
+      await waitFor(() => writer.firstIssuedAfter(killedAt) !== undefined, { timeoutMs: 30_000, what: 'a write issued after the kill to succeed' }).catch(async (error: unknown) => {
+        // Say why: the manager's view of the members and its last events.
+        const view = await waitForStatus(client, () => false, 'no condition (diagnostics only)', 1).then(
+          () => '',
+          (status: unknown) => (status as Error).message,
+        );
+        throw new Error(`${(error as Error).message}; ${view}`);
+      });
       const count = writer.acknowledged.length;
       await waitFor(() => writer.acknowledged.length >= count + 50, { timeoutMs: 30_000, what: 'more writes on the new primary' });
     } finally {
