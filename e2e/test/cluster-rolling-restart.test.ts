@@ -56,6 +56,7 @@ function haproxyConfig(port: number, servers: readonly number[]): string {
     '  timeout connect 2s',
     '  timeout client 60s',
     '  timeout server 60s',
+    '  timeout check 2s',
     '  retries 3',
     '  option redispatch 1',
     '  retry-on conn-failure empty-response',
@@ -66,7 +67,7 @@ function haproxyConfig(port: number, servers: readonly number[]): string {
     '  balance roundrobin',
     '  option httpchk GET /readyz',
     '  http-check expect status 200',
-    '  default-server inter 200ms fall 1 rise 2',
+    '  default-server inter 500ms fall 2 rise 2',
     ...servers.map((p, i) => `  server s${i + 1} 127.0.0.1:${p} check`),
     '',
   ].join('\n');
@@ -118,7 +119,7 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
     const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
     const config = parse(await readFile(join(base, 'config.yaml'), 'utf8')) as Record<string, unknown>;
     config.cluster = { ...(config.cluster as object | undefined), coordination: 'etcd', etcdEndpoints: [etcd.endpoint], secret: SECRET };
-    config.shutdown = { ...(config.shutdown as object | undefined), drainDelayMs: 1500 };
+    config.shutdown = { ...(config.shutdown as object | undefined), drainDelayMs: 3000 };
     await writeFile(join(base, 'config.yaml'), stringify(config));
 
     for (const name of NODES) {

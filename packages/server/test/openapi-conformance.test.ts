@@ -20,7 +20,7 @@ import { bundle } from './gateway-fixtures.js';
 
 const addFormats = addFormatsModule.default;
 /** Public routes without input that a running server always answers with success. */
-const ALWAYS_ANSWERS = new Set(['/healthz', '/api/v1/openapi.json', '/api/v1/audit/anchor-key']);
+const ALWAYS_ANSWERS = new Set(['/healthz', '/api/v1/openapi.json', '/api/v1/audit/anchor-key', '/console']);
 const CLUSTER_SECRET = 'a-cluster-secret-of-at-least-32-characters';
 
 interface OpenApiResponse {
@@ -368,6 +368,27 @@ describe('the OpenAPI document tells the truth about every route', () => {
     await expect(400, 'GET', '/api/v1/events?limit=100000', { token: dev.tokens.admin });
     await expect(204, 'DELETE', `/api/v1/keys/${key.id}`, { token: dev.tokens.user });
     await expect(409, 'DELETE', `/api/v1/keys/${key.id}`, { token: dev.tokens.user });
+
+    // The console (hidden from the document: a browser's routes), errors still in our shape:
+    // the cookie sign-in, sign-out with and without its CSRF header, and its files.
+    const badSignIn = await call('POST', '/console/session', { body: { email: 'root@platform.test', password: 'not-the-password-123' } });
+    assert.ok(badSignIn.statusCode === 401 || badSignIn.statusCode === 403, badSignIn.body);
+    const signIn = await fetch(`${server.url}/console/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'root@platform.test', password: TEST_PASSWORD }),
+    });
+    check('POST', '/console/session', { statusCode: signIn.status, body: await signIn.text(), headers: {} });
+    assert.equal(signIn.status, 201);
+    const cookies = signIn.headers.getSetCookie().map((c) => c.split(';')[0]?.trim() ?? '');
+    const csrf = cookies.find((c) => c.startsWith('insitu_csrf='))?.slice('insitu_csrf='.length) ?? '';
+    await expect(401, 'DELETE', '/console/session', { headers: { cookie: cookies.join('; ') } });
+    await expect(204, 'DELETE', '/console/session', { headers: { cookie: cookies.join('; '), 'x-insitu-csrf': csrf } });
+    const page = await call('GET', '/console');
+    assert.ok(page.statusCode === 200 || page.statusCode === 404, `GET /console → ${page.statusCode}`);
+    const index = await call('GET', '/console/');
+    assert.equal(index.statusCode, 200, 'the console is built by `npm run build`');
+    await expect(404, 'GET', '/console/no-such-file.js');
 
     // Calls on the gateway: every method of /s/*, without and with a key (no application runs).
     for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD']) {
