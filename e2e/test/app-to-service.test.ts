@@ -34,6 +34,7 @@ async function writeApp(dir: string, version: string): Promise<void> {
     `import { randomUUID } from 'node:crypto';
 import { readDataset, serve } from '@insitu/sdk';
 const instance = randomUUID();
+console.log('region-totals ' + ${JSON.stringify(version)} + ' listening');
 serve({
   'GET /totals': async () => {
     const out = {};
@@ -58,6 +59,7 @@ describe('from application to data service, end to end', () => {
   let appId = '';
   let key = '';
   let keyId = '';
+  let deploymentId = '';
 
   const cli = (args: string[], token: string) => runInsitu([...args, '--url', url, '--token', token]);
   const call = (path: string, apiKey = key) => fetch(`${url}/s/regions/${path}`, { headers: { authorization: `Bearer ${apiKey}` }, signal: AbortSignal.timeout(30_000) });
@@ -140,7 +142,7 @@ describe('from application to data service, end to end', () => {
   it('deploys to both agents, publishes, and serves computed answers through the tunnel', async () => {
     const deployed = await cli(['app', 'deploy', versionId, '--provider', 'acme-data', '--wait', '--json'], dev.token);
     assert.equal(deployed.code, 0, deployed.stderr);
-    const deploymentId = (JSON.parse(deployed.stdout) as { id: string }).id;
+    deploymentId = (JSON.parse(deployed.stdout) as { id: string }).id;
     await waitFor(
       async () => {
         const d = await ok(url, 'GET', `/api/v1/deployments/${deploymentId}`, dev.token, undefined);
@@ -175,6 +177,36 @@ describe('from application to data service, end to end', () => {
       // The balancer prefers the agent that answered faster until latencies converge (EWMA decay, 10 s).
       { timeoutMs: 60_000, intervalMs: 50, what: 'calls to reach both agents' },
     );
+  });
+
+  // Issue 14: the application's own output, streamed from the agent, when the provider allows it.
+  it("shows the application's output to its developers only when the provider allows it", async () => {
+    const refused = await cli(['app', 'logs', deploymentId, '--lines', '5'], dev.token);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /INSITU_FORBIDDEN/);
+
+    const own = await cli(['app', 'logs', deploymentId, '--lines', '5', '--json'], acme.token);
+    assert.equal(own.code, 0, own.stderr);
+    const lines = own.stdout.trim().split('\n').map((l) => JSON.parse(l) as { instance: string; stream: string; line: string });
+    assert.ok(lines.some((l) => l.stream === 'stdout' && l.line === 'region-totals 1.0.0 listening'), own.stdout);
+
+    assert.equal((await cli(['app', 'logs', deploymentId, '--allow'], acme.token)).code, 0);
+    const allowed = await cli(['app', 'logs', deploymentId, '--lines', '5'], dev.token);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.match(allowed.stdout, /region-totals 1\.0\.0 listening/);
+
+    // --follow: the last lines at once, then the answer stays open until the caller leaves.
+    const abort = new AbortController();
+    const response = await fetch(`${url}/api/v1/deployments/${deploymentId}/logs?lines=1&follow=true`, { headers: { authorization: `Bearer ${dev.token}` }, signal: abort.signal });
+    assert.equal(response.status, 200);
+    const reader = response.body?.getReader();
+    const first = await reader?.read();
+    assert.match(new TextDecoder().decode(first?.value), /listening/);
+    abort.abort();
+    await reader?.cancel().catch(() => undefined);
+
+    assert.equal((await cli(['app', 'logs', deploymentId, '--deny'], acme.token)).code, 0);
+    assert.notEqual((await cli(['app', 'logs', deploymentId], dev.token)).code, 0);
   });
 
   it('meters every call, audits it without payloads, and the audit chain verifies', async () => {

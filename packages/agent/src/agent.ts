@@ -14,6 +14,7 @@ import { Cgroups } from './apps/cgroups.js';
 import { checkSandbox } from './apps/sandbox.js';
 import { seccompFilter, seccompSupported } from './apps/seccomp.js';
 import { DEFAULT_RESTART_POLICY, DeploymentRunner, type InstanceStatus, type RestartPolicy } from './apps/deployment-runner.js';
+import type { OutputLog } from './apps/output-log.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { DataApiServer } from './data-api/data-api-server.js';
 import type { DataSource } from './sources/data-source.js';
@@ -352,6 +353,11 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     entry.balancer.handleStream(stream, headers);
   }
 
+  /** What the instances of a deployment on this agent wrote (its last lines, and what follows), if it runs here. */
+  outputOf(deploymentId: string): OutputLog | undefined {
+    return this.entries.get(deploymentId)?.runner?.output;
+  }
+
   /** The status report: per deployment pending, starting, running, crash-looping or failed (with the reason). */
   status(): AgentStatus {
     const provider = this.options.provider;
@@ -413,7 +419,12 @@ function deploymentStatus(entry: Entry): DeploymentStatus {
   else if (instances.some((i) => i.state === 'crash-looping')) {
     state = 'crash-looping';
     const looping = instances.find((i) => i.state === 'crash-looping');
-    reason = { code: 'INSITU_APP_UNAVAILABLE', message: `instance ${looping?.id ?? ''} keeps crashing: ${looping?.lastExit?.reason ?? 'unknown'}` };
+    // The exit and the last lines the instance wrote: what its developer needs to fix it.
+    const last = (looping?.lastExit?.output ?? []).slice(-3).map((l) => (l.length > 200 ? `${l.slice(0, 200)}…` : l));
+    reason = {
+      code: 'INSITU_APP_UNAVAILABLE',
+      message: `instance ${looping?.id ?? ''} keeps crashing: ${looping?.lastExit?.reason ?? 'unknown'}${last.length > 0 ? `; last output: ${last.join(' | ')}` : '; it wrote nothing'}`,
+    };
   } else state = readyReplicas >= entry.desired.replicas ? 'running' : 'starting';
   return {
     id: entry.desired.id,

@@ -4,9 +4,10 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PassThrough } from 'node:stream';
-import { InsituError, createLogger, waitFor, type Logger } from '@insitu/core';
+import { AGENT_LOGS_PATH, InsituError, createLogger, waitFor, type Logger } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
 import { Agent, bundleDigest, parseAgentConfig } from '../src/index.js';
+import { answerLogs } from '../src/platform/logs-answer.js';
 import { salesRows, writeCsv } from './fixtures.js';
 
 const logger = createLogger({ name: 'test', level: 'silent' });
@@ -104,8 +105,38 @@ describe('application runtimes and lifecycle', () => {
     await agent.applyDesired([{ id: 'c1', app: 'crash', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root, datasets: SALES }]);
     await waitFor(() => agent.status().deployments[0]?.state === 'crash-looping', { timeoutMs: 60_000, what: 'a crash loop to be reported' });
     const status = agent.status().deployments[0];
-    assert.match(String(status?.reason?.message), /exited with code 3/);
+    // The reason names the exit and the last lines (issue 14).
+    assert.match(String(status?.reason?.message), /exited with code 3; last output: missing configuration: FOO/);
     assert.ok(status?.instances[0]?.lastExit?.output.some((l) => l.includes('missing configuration: FOO')));
+
+    // What `insitu app logs` reads through the tunnel: the last lines, then (follow) new ones.
+    const answer = (follow: boolean) => {
+      const seen = { status: 0, text: '', ended: false, closers: [] as Array<() => void> };
+      answerLogs(agent, `${AGENT_LOGS_PATH}/c1?lines=2${follow ? '&follow=1' : ''}`, {
+        respond: (code) => (seen.status = code),
+        write: (text) => (seen.text += text),
+        end: (text) => {
+          seen.text += text ?? '';
+          seen.ended = true;
+        },
+        onClose: (fn) => seen.closers.push(fn),
+      });
+      return seen;
+    };
+    const last = answer(false);
+    assert.equal(last.status, 200);
+    assert.ok(last.ended);
+    const parsed = last.text.trim().split('\n').map((l) => JSON.parse(l) as { instance: string; stream: string; line: string });
+    assert.equal(parsed.length, 2);
+    assert.deepEqual(parsed.at(-1), { ...parsed.at(-1), instance: 'i0', stream: 'stderr', line: 'missing configuration: FOO' });
+    const followed = answer(true);
+    const before = followed.text.length;
+    await waitFor(() => followed.text.length > before, { timeoutMs: 30_000, what: 'a new line of the restarted instance to be streamed' });
+    assert.ok(!followed.ended);
+    for (const close of followed.closers) close();
+    let unknownStatus = 0;
+    answerLogs(agent, `${AGENT_LOGS_PATH}/nope?lines=5`, { respond: (code) => (unknownStatus = code), write: () => undefined, end: () => undefined, onClose: () => undefined });
+    assert.equal(unknownStatus, 404, 'a deployment that does not run here');
     await agent.applyDesired([]);
     assert.deepEqual(agent.status().deployments, []);
   });

@@ -20,7 +20,7 @@ export interface RemoteOptions {
  * `insitu: <message> [INSITU_…]` just as the API said it.
  */
 export class ApiClient {
-  constructor(readonly url: string, private readonly token: string | undefined) {}
+  constructor(readonly url: string, readonly token: string | undefined) {}
 
   /**
    * The URL from `--url`/`INSITU_URL`, else the data dir's platform, else the profile's last
@@ -67,6 +67,51 @@ export class ApiClient {
     }
     return parsed as T;
   }
+}
+
+/**
+ * A streamed answer (JSON lines) of `GET path`: the body is read as it arrives, until the
+ * platform ends it or `signal` aborts; a refusal becomes the platform's coded error.
+ */
+export async function streamLines(api: ApiClient, token: string | undefined, path: string, signal: AbortSignal | undefined, onLine: (line: string) => void): Promise<void> {
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  let response: Response;
+  try {
+    response = await fetch(`${api.url}${path}`, { headers, ...(signal ? { signal } : {}) });
+  } catch (error) {
+    if (signal?.aborted) return;
+    throw new InsituError('INSITU_REMOTE', `cannot reach ${api.url}: ${describeFetchError(error)}`, { cause: error });
+  }
+  if (!response.ok || !response.body) {
+    const text = await response.text();
+    let error: { code?: string; message?: string; requestId?: string } | undefined;
+    try {
+      error = (JSON.parse(text) as { error?: typeof error }).error;
+    } catch {
+      error = undefined;
+    }
+    throw new InsituError(isErrorCode(error?.code) ? error.code : 'INSITU_REMOTE', `${error?.message ?? `GET ${path} answered ${response.status}`}${error?.requestId ? ` (request ${error.requestId})` : ''}`, {
+      details: { status: response.status },
+    });
+  }
+  const decoder = new TextDecoder();
+  let pending = '';
+  try {
+    for await (const chunk of response.body) {
+      pending += decoder.decode(chunk as Uint8Array, { stream: true });
+      let at = pending.indexOf('\n');
+      while (at >= 0) {
+        const line = pending.slice(0, at);
+        pending = pending.slice(at + 1);
+        if (line) onLine(line);
+        at = pending.indexOf('\n');
+      }
+    }
+  } catch (error) {
+    if (signal?.aborted) return;
+    throw new InsituError('INSITU_REMOTE', `the stream from ${api.url} broke off: ${describeFetchError(error)}`, { cause: error });
+  }
+  if (pending) onLine(pending);
 }
 
 /** fetch says only "fetch failed"; the reason (ECONNREFUSED, a reset, a timeout) is in its cause. */

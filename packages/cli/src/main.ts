@@ -274,6 +274,17 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
   remote(app.command('undeploy <deployment>').description('stop a deployment at the provider (dep_…)')).action(async (deployment: string, options: Remote) => {
     await (await import('./commands/app.js')).runAppUndeploy(deployment, options, io);
   });
+  remote(
+    app
+      .command('logs <deployment>')
+      .description("the application's own output (stdout, stderr), streamed from the provider's agent, when the provider allows it (dep_…)")
+      .option('--lines <n>', 'how many of the last lines (at most 1000)', (v: string) => positiveInt(v, '--lines', 1000), 100)
+      .option('--follow', 'keep streaming what it writes next, until Ctrl-C')
+      .option('--allow', "for the provider: let the application's developers read its output")
+      .option('--deny', "for the provider: no longer let the application's developers read its output"),
+  ).action(async (deployment: string, options: Remote & { lines?: number; follow?: boolean; allow?: boolean; deny?: boolean }) => {
+    await (await import('./commands/app.js')).runAppLogs(deployment, options, io);
+  });
 
   remote(service.command('list').description('services you may call or own')).action(async (options: Remote) => {
     await (await import('./commands/service.js')).runServiceList(options, io);

@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,6 +110,32 @@ describe('insitu up', () => {
       assert.match(stderr, /stopping/);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+  // Issue 14: Ctrl-C on `npm start` restarted the sandboxed application while shutting down.
+  // A terminal's Ctrl-C signals the whole foreground process group, so the child gets its
+  // own group and the group is signalled, as a terminal would.
+  it('Ctrl-C stops insitu up without starting an application instance after the signal', async () => {
+    const own = await makeTempDir('insitu-up-sigint-');
+    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', own, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const log = join(own, 'insitu.log');
+    const lines = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []).map((l) => JSON.parse(l) as { time: string; msg: string });
+    try {
+      await waitFor(() => stdout.includes('Press Ctrl-C'), { timeoutMs: 120_000, what: `insitu up to be ready (stderr: ${stderr})` });
+      await waitFor(() => lines().some((l) => l.msg === 'instance ready'), { timeoutMs: 60_000, what: 'the demo application to run' });
+      const signalled = new Date().toISOString();
+      process.kill(-(child.pid ?? 0), 'SIGINT');
+      assert.equal(await exited, 0, stderr);
+      const restarted = lines().filter((l) => l.time >= signalled && ['instance started', 'instance ended; restarting after a delay'].includes(l.msg));
+      assert.deepEqual(restarted, [], 'no instance started or was scheduled to restart after the signal');
+    } finally {
+      if (child.exitCode === null) process.kill(-(child.pid ?? 0), 'SIGKILL');
+      await removeDir(own);
     }
   });
 });

@@ -21,6 +21,13 @@ export type ResolvedDataset = Static<typeof ResolvedDatasetSchema>;
  */
 export const AGENT_PROBE_PATH = '/_insitu/probe';
 
+/**
+ * The path an agent answers itself with what a deployment's instances wrote:
+ * `GET /_insitu/logs/{deployment}?lines=N[&follow=1]`, one JSON line per output line
+ * (`{ at, instance, stream, line }`); with `follow` the answer stays open and streams new lines.
+ */
+export const AGENT_LOGS_PATH = '/_insitu/logs';
+
 /** The header a gateway sets on a call it sends down the tunnel: which deployment answers it. */
 export const DEPLOYMENT_HEADER = 'insitu-deployment';
 

@@ -34,7 +34,7 @@ export { CLUSTER_AUTH_HEADER, signClusterRequest, verifyClusterRequest } from '.
 export { answerClientError, checkPathEncoding, decodePathSegment, echo, isLoopback } from './http-edge.js';
 export { VERSION } from './version.js';
 export { Sleeper, sleep } from './sleep.js';
-export { AGENT_PROBE_PATH, AgentDeploymentSchema, AgentDesiredSchema, DEPLOYMENT_HEADER, ResolvedDatasetSchema } from './agent-deployment.js';
+export { AGENT_LOGS_PATH, AGENT_PROBE_PATH, AgentDeploymentSchema, AgentDesiredSchema, DEPLOYMENT_HEADER, ResolvedDatasetSchema } from './agent-deployment.js';
 export type { AgentDeployment, ResolvedDataset } from './agent-deployment.js';
 export type { WaitForOptions } from './wait-for.js';
 export {

@@ -249,6 +249,7 @@ export const DeploymentSchema = Type.Object({
   providerId: IdSchema,
   replicas: Type.Integer({ description: 'Instances per agent' }),
   state: Type.Enum(['active', 'draining', 'removed'] as const),
+  appLogs: Type.Boolean({ description: "Whether the application's developers may read its output (insitu app logs); the provider decides" }),
   agents: Type.Array(DeploymentAgentSchema),
   createdAt: TimestampSchema,
   updatedAt: TimestampSchema,
@@ -259,6 +260,14 @@ export const CreateDeploymentBody = Type.Object(
   Closed,
 );
 export const UpdateDeploymentBody = Type.Object({ replicas: Type.Integer({ minimum: 1, maximum: 64 }) }, Closed);
+export const DeploymentAppLogsBody = Type.Object({ enabled: Type.Boolean({ description: "Let the application's developers read its output" }) }, Closed);
+export const DeploymentLogsQuery = Type.Object(
+  {
+    lines: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, default: 100, description: 'How many of the last lines (0-1000)' })),
+    follow: Type.Optional(Type.Boolean({ description: 'Keep the answer open and stream new lines' })),
+  },
+  Closed,
+);
 export const DeploymentListQuery = Type.Object(
   { ...PageQuerySchema.properties, app: Type.Optional(IdSchema), provider: Type.Optional(IdSchema), state: Type.Optional(Type.Enum(['active', 'draining', 'removed'] as const)) },
   Closed,

@@ -12,7 +12,9 @@ import { bearerToken, resolvePrincipal } from './auth/principal.js';
 import { cookieSessionToken, registerConsole } from './console.js';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
+import { AllowedMethods } from './allowed-methods.js';
 import { toApiError } from './errors.js';
+import { parseJsonBody } from './json-body.js';
 import { DeploymentReconciler } from './apps/reconciler.js';
 import { createClusterSignals } from './cluster-signals.js';
 import { CallRecorder } from './gateway/call-recorder.js';
@@ -175,6 +177,14 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
 
   // The API speaks JSON only: anything else is 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
   app.decorateRequest('principal', null);
 
   app.addHook('onRequest', async (request, reply) => {
@@ -211,8 +221,17 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
 
   app.setErrorHandler(async (error, request, reply) => sendError(toApiError(error), request, reply));
 
+  const routes: RouteEntry[] = [];
+  const allowed = new AllowedMethods(routes);
   app.setNotFoundHandler(async (request) => {
-    throw new InsituError('INSITU_ROUTE_NOT_FOUND', `no endpoint ${request.method} ${echo(request.url.split('?')[0] ?? '')}`);
+    const path = request.url.split('?')[0] ?? '';
+    const methods = allowed.of(path);
+    if (methods.length > 0) {
+      throw new InsituError('INSITU_METHOD_NOT_ALLOWED', `${echo(path)} does not take ${echo(request.method)}; it takes ${methods.join(', ')}`, {
+        headers: { allow: methods.join(', ') },
+      });
+    }
+    throw new InsituError('INSITU_ROUTE_NOT_FOUND', `no endpoint ${request.method} ${echo(path)}`);
   });
 
   await app.register(swagger, {
@@ -230,7 +249,6 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     },
   });
 
-  const routes: RouteEntry[] = [];
   documentErrorResponses(app, routes);
 
   await mountTunnel(app, ctx, options.coordinator ? { coordinator: options.coordinator } : {});

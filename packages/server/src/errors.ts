@@ -8,9 +8,26 @@ interface ValidationEntry {
   params?: Record<string, unknown>;
 }
 
+/** `"a", "b" or "c"`: the values a field allows, as JSON, for a message a user can act on. */
+function listValues(values: readonly unknown[]): string {
+  const shown = values.map((v) => JSON.stringify(v));
+  return shown.length > 1 ? `${shown.slice(0, -1).join(', ')} or ${shown.at(-1)}` : (shown[0] ?? '');
+}
+
 function describeValidation(error: FastifyError): { message: string; issues: Array<{ path: string; message: string }> } {
   const context = (error as FastifyError & { validationContext?: string }).validationContext ?? 'request';
-  const entries = (error.validation ?? []) as ValidationEntry[];
+  const all = (error.validation ?? []) as ValidationEntry[];
+  // A union of constants fails once per member ("must be equal to constant") and once as
+  // a whole ("must match a schema in anyOf"): say it once, naming the values it allows.
+  const constants = new Map<string, unknown[]>();
+  for (const entry of all) {
+    if (entry.keyword === 'const') {
+      const list = constants.get(entry.instancePath ?? '') ?? [];
+      list.push(entry.params?.allowedValue);
+      constants.set(entry.instancePath ?? '', list);
+    }
+  }
+  const entries = all.filter((entry) => !(entry.keyword === 'const' && all.some((e) => e.keyword === 'anyOf' && e.instancePath === entry.instancePath)));
   const issues = entries.map((entry) => {
     const base = (entry.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
     if (entry.keyword === 'additionalProperties' && typeof entry.params?.additionalProperty === 'string') {
@@ -21,6 +38,11 @@ function describeValidation(error: FastifyError): { message: string; issues: Arr
       const key = entry.params.missingProperty;
       return { path: base ? `${base}.${key}` : key, message: 'is required' };
     }
+    if (entry.keyword === 'enum' && Array.isArray(entry.params?.allowedValues)) {
+      return { path: base, message: `must be one of ${listValues(entry.params.allowedValues)}` };
+    }
+    const members = constants.get(entry.instancePath ?? '');
+    if (entry.keyword === 'anyOf' && members) return { path: base, message: `must be one of ${listValues(members)}` };
     return { path: base, message: entry.message ?? 'is invalid' };
   });
   const text = issues.map((i) => (i.path ? `${context}.${i.path} ${i.message}` : `${context} ${i.message}`)).join('; ');
@@ -57,7 +79,7 @@ export function toApiError(error: unknown): InsituError {
   }
   const mapped = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
   if (mapped) return new InsituError(mapped, FASTIFY_MESSAGES[fastifyError.code] ?? fastifyError.message, { cause: error });
-  if (error instanceof SyntaxError || (fastifyError.statusCode === 400 && /JSON|prototype|constructor/i.test(fastifyError.message))) {
+  if (error instanceof SyntaxError || (fastifyError.statusCode === 400 && /JSON/i.test(fastifyError.message))) {
     return new InsituError('INSITU_BAD_JSON', `request body is not valid JSON: ${fastifyError.message}`, { cause: error });
   }
   if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {

@@ -27,8 +27,8 @@ export const ApiErrorRef = Type.Unsafe<Static<typeof ErrorBodySchema>>({ $ref: `
 export const NoContent = Type.Unsafe<void>({ type: 'null', description: 'No content' });
 
 /** A documented binary answer (the handler sends a Buffer). */
-export function Binary(mediaType: string, description: string) {
-  return Type.Unsafe<Buffer>({ type: 'string', contentMediaType: mediaType, description });
+export function Binary<T = Buffer>(mediaType: string, description: string) {
+  return Type.Unsafe<T>({ type: 'string', contentMediaType: mediaType, description });
 }
 
 declare module 'fastify' {

@@ -145,6 +145,7 @@ export function presentDeployment(row: DeploymentRow, version: string, agents: D
     providerId: row.provider_id,
     replicas: row.replicas,
     state: row.state,
+    appLogs: Number(row.app_logs) === 1,
     agents: agents.map((a) => ({ agentId: a.agent_id, state: a.state, reason: a.reason, ready: a.ready, desired: a.desired, updatedAt: iso(Number(a.updated_at)) })),
     createdAt: iso(Number(row.created_at)),
     updatedAt: iso(Number(row.updated_at)),

@@ -30,6 +30,8 @@ export async function startTestApp(name: string, handler?: (req: IncomingMessage
       requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
       if (handler) return handler(req, res, body);
       res.setHeader('content-type', 'application/json');
+      // The application's own "not found", with its own body (the gateway must keep it).
+      if (req.url?.startsWith('/missing')) res.statusCode = 404;
       res.end(JSON.stringify({ app: name, method: req.method, url: req.url, echo: body }));
     });
   });

@@ -165,6 +165,13 @@ for (const target of databaseTargets()) {
       assert.equal(ok.version, '1.0.0');
       const verified = expectStatus(await api.call('POST', '/api/v1/audit/verify', { token: api.adminToken }), 200);
       assert.deepEqual([verified.ok, verified.records], [true, 4]);
+
+      // The application's own 404 keeps its body and carries the request id like every answer.
+      const missing = await invoke('sales/missing');
+      assert.equal(missing.statusCode, 404);
+      assert.deepEqual(JSON.parse(missing.body), { app: 'v1', method: 'GET', url: '/missing', echo: '' });
+      assert.match(String(missing.headers['insitu-request-id']), /^req_/);
+      assert.equal(appV1.requests.at(-1)?.headers['insitu-request-id'], missing.headers['insitu-request-id']);
     });
 
     it('refuses keys that are missing, unknown, unscoped, ungranted or revoked', async () => {
@@ -230,7 +237,7 @@ for (const target of databaseTargets()) {
       expectStatus(await api.call('PATCH', `/api/v1/services/${serviceId}`, { token: dev.tokens.developer, body: { maxRequestBytes: 10 } }), 200);
       const big = await invoke('sales/totals', { method: 'POST', body: '{"x":"0123456789"}' });
       assert.equal(big.statusCode, 413);
-      assert.equal(JSON.parse(big.body).error.code, 'INSITU_REQUEST_TOO_LARGE');
+      assert.equal(JSON.parse(big.body).error.code, 'INSITU_BODY_TOO_LARGE');
       await api.app.insitu.recorder.flush();
       assert.equal(expectStatus(await api.call('POST', '/api/v1/audit/verify', { token: api.adminToken }), 200).ok, true);
       await sql`UPDATE audit_log SET bytes_out = bytes_out + 1 WHERE seq = 3`.execute(api.store.db);

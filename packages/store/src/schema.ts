@@ -105,6 +105,8 @@ export interface DeploymentsTable {
   provider_id: string;
   replicas: number;
   state: DeploymentState;
+  /** 1: the application's developers may read its output (the provider decides); 0: not. */
+  app_logs: number;
   created_by: string;
   created_at: number;
   updated_at: number;

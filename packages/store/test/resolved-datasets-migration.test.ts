@@ -44,7 +44,7 @@ for (const target of databaseTargets()) {
       // An entry whose provider got no approval (cannot happen, but must not widen anything).
       const orphan = await legacyVersion(store, app.id, '3.0.0', [{ provider: 'shop-data', dataset: 'sales' }], [legacy.id]);
       Object.assign(ids, { victimOrg: victimOrg.id, attackerOrg: attackerOrg.id, victim: victim.id, attacker: attacker.id, legacyOrg: legacyOrg.id, legacy: legacy.id, attack, mixed, orphan });
-      assert.deepEqual(await store.migrate(), ['003-resolved-datasets']);
+      assert.deepEqual(await store.migrate(), ['003-resolved-datasets', '004-app-logs']);
     });
 
     after(async () => {

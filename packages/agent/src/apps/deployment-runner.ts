@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { AppManifest, Logger } from '@insitu/core';
 import type { Cgroups, InstanceCgroups } from './cgroups.js';
 import { InstanceProcess, probe, type InstanceExit } from './instance.js';
+import { OutputLog } from './output-log.js';
 import type { LaunchSpec } from './sandbox.js';
 import { buildLaunch } from './sandbox.js';
 
@@ -120,6 +121,9 @@ export class DeploymentRunner {
   private nextSlot = 0;
   private stopping = false;
 
+  /** What its instances wrote, for `insitu app logs` (see {@link OutputLog}). */
+  readonly output = new OutputLog();
+
   constructor(private readonly options: DeploymentRunnerOptions) {}
 
   get manifest(): AppManifest {
@@ -170,7 +174,8 @@ export class DeploymentRunner {
         const cgroupName = `${this.options.cgroupPrefix ?? 'insitu-'}${this.options.id.replace(/[^A-Za-z0-9_.-]/g, '_')}-${slot.id}`;
         cgroups = await this.options.cgroups.create(cgroupName, { memoryBytes: limits.memoryMb * 1024 * 1024, processes: limits.processes });
         const launch = buildLaunch({ ...this.options.launch, manifest: this.options.manifest, listenSocket: join(runDir, 'app.sock'), cgroups });
-        proc = await InstanceProcess.start(launch, log);
+        const output = this.output;
+        proc = await InstanceProcess.start(launch, log, (stream, line) => output.push({ at: new Date().toISOString(), instance: slot.id, stream, line }));
         slot.proc = proc;
         slot.startedAt = Date.now();
         slot.readyAt = undefined;

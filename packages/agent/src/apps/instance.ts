@@ -75,12 +75,12 @@ export class InstanceProcess {
    * program on 4, the agent's liveness socket on 5), then close the agent's own copies: from then on only the app accepts.
    * The process leads its own process group, so the whole tree can be signalled.
    */
-  static async start(launch: Launch, logger: Logger): Promise<InstanceProcess> {
+  static async start(launch: Launch, logger: Logger, onLine?: (stream: 'stdout' | 'stderr', line: string) => void): Promise<InstanceProcess> {
     const { server, fd } = await bindListener(launch.listenSocket);
     let seccomp: number | undefined;
     try {
       if (launch.seccompFile) seccomp = openSync(launch.seccompFile, 'r');
-      return new InstanceProcess(launch, logger, fd, seccomp);
+      return new InstanceProcess(launch, logger, fd, seccomp, onLine);
     } finally {
       server.close();
       if (seccomp !== undefined) closeSync(seccomp);
@@ -92,6 +92,7 @@ export class InstanceProcess {
     logger: Logger,
     listenFd: number,
     seccompFd: number | undefined,
+    onLine?: (stream: 'stdout' | 'stderr', line: string) => void,
   ) {
     this.child = spawn(launch.command, launch.args, { env: launch.env, stdio: ['ignore', 'pipe', 'pipe', listenFd, seccompFd ?? 'ignore', 'pipe'], detached: true });
     // The launcher's watchdog reads its end of this pair until the agent is gone; nothing is ever written.
@@ -109,13 +110,14 @@ export class InstanceProcess {
         resolve(this.exitInfo);
       });
     });
-    for (const [stream, level] of [[this.child.stdout, 'info'], [this.child.stderr, 'warn']] as const) {
+    for (const [stream, level, name] of [[this.child.stdout, 'info', 'stdout'], [this.child.stderr, 'warn', 'stderr']] as const) {
       if (!stream) continue;
       createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
         const text = line.length > 2000 ? `${line.slice(0, 2000)}…` : line;
         this.output.push(text);
         if (this.output.length > 50) this.output.shift();
         logger[level]({ pid: this.child.pid, line: text }, 'app output');
+        onLine?.(name, text);
       });
     }
   }

@@ -2,9 +2,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT_PROBE_PATH, AgentDesiredSchema, DEPLOYMENT_HEADER, assertValid, type Logger } from '@insitu/core';
+import { AGENT_LOGS_PATH, AGENT_PROBE_PATH, AgentDesiredSchema, DEPLOYMENT_HEADER, assertValid, type Logger } from '@insitu/core';
 import { RAW_STREAM_HANDLER, TunnelClient, type RawStreamCapable, type ServiceAnnouncement, type TunnelHandler } from '@insitu/tunnel';
 import type { Agent, AgentStatus } from '../agent.js';
+import { answerLogs } from './logs-answer.js';
 import type { BundleSource, DesiredDeployment, FetchedBundle } from '../apps/bundle-source.js';
 import type { DeploymentReport, PlatformClient, PlatformDeployment } from '../identity/platform-client.js';
 
@@ -97,6 +98,15 @@ export class PlatformLink {
   static handler(agent: Agent): TunnelHandler & RawStreamCapable {
     const probeAnswer = () => JSON.stringify({ status: 'ok', agent: 'insitu-agent', at: new Date().toISOString() });
     const handler = ((req: Http2ServerRequest, res: Http2ServerResponse) => {
+      if (req.url.startsWith(`${AGENT_LOGS_PATH}/`)) {
+        answerLogs(agent, req.url, {
+          respond: (status, headers) => res.writeHead(status, headers),
+          write: (text) => res.write(text),
+          end: (text) => res.end(text ?? ''),
+          onClose: (fn) => res.on('close', fn),
+        });
+        return;
+      }
       if (req.url === AGENT_PROBE_PATH) {
         res.writeHead(200, { 'content-type': 'application/json' }).end(probeAnswer());
         return;
@@ -105,6 +115,16 @@ export class PlatformLink {
       agent.handle(req, res, { deployment: typeof deployment === 'string' ? deployment : '' });
     }) as TunnelHandler & RawStreamCapable;
     handler[RAW_STREAM_HANDLER] = (stream, headers) => {
+      const path = String(headers[':path'] ?? '');
+      if (path.startsWith(`${AGENT_LOGS_PATH}/`)) {
+        answerLogs(agent, path, {
+          respond: (status, answerHeaders) => stream.respond({ ':status': status, ...answerHeaders }),
+          write: (text) => stream.write(text),
+          end: (text) => stream.end(text ?? ''),
+          onClose: (fn) => stream.on('close', fn),
+        });
+        return;
+      }
       if (headers[':path'] === AGENT_PROBE_PATH) {
         stream.respond({ ':status': 200, 'content-type': 'application/json' });
         stream.end(probeAnswer());

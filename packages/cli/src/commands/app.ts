@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { InsituError, sleep } from '@insitu/core';
 import { canonicalTarball, readManifest } from '@insitu/agent';
-import { ApiClient, type RemoteOptions } from '../api-client.js';
+import { ApiClient, streamLines, type RemoteOptions } from '../api-client.js';
 import { line, printItems, type CliIo } from '../io.js';
 import { appIdOf, listAll, orgIdOf, providerIdOf, versionIdOf } from '../refs.js';
 
@@ -180,4 +180,38 @@ export async function runAppUndeploy(deploymentId: string, options: RemoteOption
   const after = await api.request<Deployment>('GET', `/api/v1/deployments/${encodeURIComponent(deploymentId)}`);
   if (options.json) line(io.stdout, JSON.stringify(after));
   else line(io.stdout, `${after.id}: ${after.version} ${after.state}`);
+}
+
+interface OutputLine {
+  at: string;
+  instance: string;
+  stream: 'stdout' | 'stderr';
+  line: string;
+}
+
+/**
+ * `insitu app logs DEPLOYMENT [--lines N] [--follow]`: the application's own output,
+ * streamed from the provider's agent, when the provider lets its developers read it
+ * (`--allow` / `--deny`, for the provider, change that).
+ */
+export async function runAppLogs(
+  deploymentId: string,
+  options: RemoteOptions & { json?: boolean; lines?: number; follow?: boolean; allow?: boolean; deny?: boolean },
+  io: CliIo,
+): Promise<void> {
+  const api = ApiClient.from(options, io);
+  const id = encodeURIComponent(deploymentId);
+  if (options.allow || options.deny) {
+    if (options.allow && options.deny) throw new InsituError('INSITU_USAGE', 'give --allow or --deny, not both');
+    const after = await api.request<Deployment & { appLogs: boolean }>('PUT', `/api/v1/deployments/${id}/app-logs`, { enabled: options.allow === true });
+    if (options.json) line(io.stdout, JSON.stringify(after));
+    else line(io.stdout, `${after.id}: the developers of the application ${after.appLogs ? 'may' : 'may not'} read its output`);
+    return;
+  }
+  const query = `lines=${options.lines ?? 100}${options.follow ? '&follow=true' : ''}`;
+  await streamLines(api, api.token, `/api/v1/deployments/${id}/logs?${query}`, io.signal, (text) => {
+    if (options.json) return line(io.stdout, text);
+    const entry = JSON.parse(text) as OutputLine;
+    line(entry.stream === 'stderr' ? io.stderr : io.stdout, `${entry.at} ${entry.instance} ${entry.line}`);
+  });
 }

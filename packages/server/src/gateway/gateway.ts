@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { InsituError, checkPathEncoding, echo, hashSecret, isId, newId, type AppManifest, type Counter, type Histogram } from '@insitu/core';
+import { InsituError, checkPathEncoding, echo, hashSecret, isId, newId, type Counter, type Histogram } from '@insitu/core';
 import { Counter as PromCounter, Histogram as PromHistogram } from '@insitu/core';
 import type { ApiKeyRow, AuditInput, ServiceRow } from '@insitu/store';
 import type { ServerContext } from '../context.js';
@@ -9,6 +9,7 @@ import type { ServiceDispatcher } from './dispatcher.js';
 import { QuotaCounter } from './quota-counter.js';
 import { RateLimiter } from './rate-limiter.js';
 import { ServiceRouter } from './service-router.js';
+import { serviceOpenApi } from './service-openapi.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /** Headers never forwarded in either direction: hop-by-hop, and the caller's credentials. */
@@ -55,23 +56,6 @@ function apiKeyOf(headers: IncomingHttpHeaders): string | undefined {
   if (typeof header === 'string' && header.length > 0) return header.trim();
   const match = /^Bearer\s+(isu_key_\S{1,256})\s*$/i.exec(headers.authorization ?? '');
   return match?.[1];
-}
-
-function openApiOf(service: ServiceRow, manifest: AppManifest, version: string, baseUrl: string) {
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const endpoint of manifest.endpoints ?? []) {
-    paths[endpoint.path] ??= {};
-    const entry = paths[endpoint.path];
-    if (entry) entry[endpoint.method.toLowerCase()] = { summary: endpoint.description ?? '', responses: { default: { description: 'The application answer' } } };
-  }
-  return {
-    openapi: '3.1.0',
-    info: { title: service.name, version, description: service.description },
-    servers: [{ url: `${baseUrl}/s/${service.name}` }],
-    components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An Insitu API key (isu_key_…)' } } },
-    security: [{ apiKey: [] }],
-    paths,
-  };
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -140,7 +124,7 @@ export function createGateway(
     const wantsDoc = path === '/openapi.json' && req.method === 'GET';
     if (wantsDoc && service.access === 'public') {
       if (!chosen) throw unavailable();
-      sendJson(res, 200, openApiOf(service, chosen.manifest, chosen.version, options.baseUrl()));
+      sendJson(res, 200, serviceOpenApi(service, chosen.manifest, chosen.version, options.baseUrl()));
       return;
     }
 
@@ -205,7 +189,7 @@ export function createGateway(
         if (!chosen) throw unavailable();
         call.status = 200;
         record();
-        sendJson(res, 200, openApiOf(service, chosen.manifest, chosen.version, options.baseUrl()));
+        sendJson(res, 200, serviceOpenApi(service, chosen.manifest, chosen.version, options.baseUrl()));
         return;
       }
       const rate = limiter.take(`${key.id}:${service.id}`, service.rate_per_second, service.burst);
@@ -224,7 +208,7 @@ export function createGateway(
       }
       const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > service.max_request_bytes) {
-        throw new InsituError('INSITU_REQUEST_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`, { details: { where: 'gateway' } });
+        throw new InsituError('INSITU_BODY_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`, { details: { where: 'gateway' } });
       }
       if (!chosen) throw unavailable();
       call.version = chosen.version;
@@ -242,7 +226,7 @@ export function createGateway(
         req.on('data', (chunk: Buffer) => {
           call.bytesIn += chunk.length;
           if (call.bytesIn > service.max_request_bytes) {
-            req.destroy(new InsituError('INSITU_REQUEST_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`));
+            req.destroy(new InsituError('INSITU_BODY_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`));
           }
         });
         req.pause();
@@ -282,6 +266,8 @@ export function createGateway(
         if (value !== undefined && !DROP_RESPONSE.has(header.toLowerCase()) && !header.startsWith(':')) outgoing[header] = value;
       }
       outgoing['insitu-service-version'] = chosen.version;
+      // Every answer carries the request id, the application's own (a 404 of its router) too.
+      outgoing['insitu-request-id'] = requestId;
       res.writeHead(result.status, outgoing);
       const body = result.body;
       const max = Number(service.max_response_bytes);

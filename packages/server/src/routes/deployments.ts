@@ -1,14 +1,16 @@
+import type { Readable } from 'node:stream';
 import { InsituError } from '@insitu/core';
 import type { DeploymentRow } from '@insitu/store';
 import { providersOf, requireAppRole, visibleApp } from '../apps/access.js';
 import type { DeploymentReconciler } from '../apps/reconciler.js';
 import { userOf, type App } from '../app.js';
 import { canSeeOrg, hasOrgRole, requireOrgRole, type UserPrincipal } from '../auth/principal.js';
-import { CreateDeploymentBody, DeploymentListQuery, DeploymentPage, DeploymentSchema, IdParams, UpdateDeploymentBody } from '../api-schemas.js';
+import { CreateDeploymentBody, DeploymentAppLogsBody, DeploymentListQuery, DeploymentLogsQuery, DeploymentPage, DeploymentSchema, IdParams, UpdateDeploymentBody } from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentDeployment } from '../presenters.js';
-import { NoContent } from '../openapi-responses.js';
+import { Binary, NoContent } from '../openapi-responses.js';
+import { readAppLogs } from '../apps/app-logs.js';
 
 /**
  * Deployments: the desired state "this approved version runs at this provider with N
@@ -19,9 +21,14 @@ import { NoContent } from '../openapi-responses.js';
 export function registerDeploymentRoutes(app: App, ctx: ServerContext, reconciler: DeploymentReconciler): void {
   const { store } = ctx;
 
-  async function present(row: DeploymentRow) {
+  async function present(row: DeploymentRow, principal: UserPrincipal) {
     const version = await store.apps.getVersion(row.version_id);
-    return presentDeployment(row, version?.version ?? '?', await store.deployments.statuses([row.id]));
+    const statuses = await store.deployments.statuses([row.id]);
+    // A crash reason quotes the application's last lines: only for those who may read its output.
+    const provider = Number(row.app_logs) === 1 ? undefined : await store.providers.get(row.provider_id);
+    const mayRead = Number(row.app_logs) === 1 || (provider !== undefined && canSeeOrg(principal, provider.org_id));
+    const shown = mayRead ? statuses : statuses.map((s) => ({ ...s, reason: s.reason.replace(/; last output: [\s\S]*$/, '; its output is not shown (the provider has not allowed it)') }));
+    return presentDeployment(row, version?.version ?? '?', shown);
   }
 
   /** The deployment if the user belongs to its app's or its provider's organisation. */
@@ -69,8 +76,10 @@ export function registerDeploymentRoutes(app: App, ctx: ServerContext, reconcile
           throw new InsituError('INSITU_CONFLICT', `${application.name} ${version.version} is deployed at this provider already; change its replicas with PATCH`);
         }
         for (const old of current) await tx.deployments.update(old.id, { state: 'draining' });
-        const row = await tx.deployments.create({ appId: application.id, versionId: version.id, providerId, replicas, createdBy: principal.userId });
         const provider = await tx.providers.get(providerId);
+        // The application's output is the provider's to show: on by default only for its own organisation's applications.
+        const appLogs = provider?.org_id === application.org_id;
+        const row = await tx.deployments.create({ appId: application.id, versionId: version.id, providerId, replicas, createdBy: principal.userId, appLogs });
         const message = current.length > 0
           ? `rolling ${application.name} to ${version.version} at ${provider?.name ?? providerId}`
           : `deploying ${application.name} ${version.version} at ${provider?.name ?? providerId} (${replicas} per agent)`;
@@ -79,7 +88,7 @@ export function registerDeploymentRoutes(app: App, ctx: ServerContext, reconcile
         return row;
       });
       reconciler.changed(providerId);
-      return reply.status(201).send(await present(created));
+      return reply.status(201).send(await present(created, principal));
     },
   );
 
@@ -110,12 +119,12 @@ export function registerDeploymentRoutes(app: App, ctx: ServerContext, reconcile
         offset: page.offset,
       });
       const result = pageOf(rows, page);
-      return { ...result, items: await Promise.all(result.items.map(present)) };
+      return { ...result, items: await Promise.all(result.items.map((row) => present(row, principal))) };
     },
   );
 
   app.get('/api/v1/deployments/:id', { schema: { tags: ['deployments'], summary: 'One deployment with per-agent status', params: IdParams, response: { 200: DeploymentSchema } } }, async (request) =>
-    present((await visible(userOf(request), request.params.id)).row),
+    present((await visible(userOf(request), request.params.id)).row, userOf(request)),
   );
 
   app.patch(
@@ -129,7 +138,58 @@ export function registerDeploymentRoutes(app: App, ctx: ServerContext, reconcile
       await store.deployments.update(row.id, { replicas: request.body.replicas });
       await store.events.add({ orgId: application.org_id, kind: 'deployment.scaled', subject: row.id, message: `${application.name} scaled to ${request.body.replicas} per agent` });
       reconciler.changed(row.provider_id);
-      return present((await store.deployments.get(row.id)) ?? row);
+      return present((await store.deployments.get(row.id)) ?? row, principal);
+    },
+  );
+
+  app.put(
+    '/api/v1/deployments/:id/app-logs',
+    {
+      schema: {
+        tags: ['deployments'],
+        summary: "Let the application's developers read its output, or not (the provider's provider role): it is the application's output, on the provider's premises",
+        params: IdParams,
+        body: DeploymentAppLogsBody,
+        response: { 200: DeploymentSchema },
+      },
+    },
+    async (request) => {
+      const principal = userOf(request);
+      const { row, application, provider } = await visible(principal, request.params.id);
+      if (!hasOrgRole(principal, provider.org_id, ['provider'])) {
+        throw new InsituError('INSITU_FORBIDDEN', `only the provider ${provider.name} (provider role) decides who reads the output of applications on its premises`);
+      }
+      await store.deployments.update(row.id, { appLogs: request.body.enabled });
+      const message = `${provider.name} ${request.body.enabled ? 'lets' : 'no longer lets'} the developers of ${application.name} read its output`;
+      for (const orgId of new Set([application.org_id, provider.org_id])) await store.events.add({ orgId, kind: 'deployment.app-logs', subject: row.id, message });
+      return present((await store.deployments.get(row.id)) ?? row, principal);
+    },
+  );
+
+  app.get(
+    '/api/v1/deployments/:id/logs',
+    {
+      config: { errors: [403] },
+      schema: {
+        tags: ['deployments'],
+        summary:
+          "The application's own output (stdout and stderr), one JSON line each ({ at, instance, stream, line }), streamed from the agent: the last lines, and with follow=true what it writes next. The provider's members always; the application's when the provider allows it (appLogs)",
+        params: IdParams,
+        querystring: DeploymentLogsQuery,
+        produces: ['application/x-ndjson'],
+        response: { 200: Binary<Readable>('application/x-ndjson', 'One JSON object per output line') },
+      },
+    },
+    async (request, reply) => {
+      const principal = userOf(request);
+      const { row, provider } = await visible(principal, request.params.id);
+      if (!canSeeOrg(principal, provider.org_id) && Number(row.app_logs) !== 1) {
+        throw new InsituError('INSITU_FORBIDDEN', `the provider ${provider.name} does not let developers read the output of this deployment (it can allow it: PUT /api/v1/deployments/${row.id}/app-logs)`);
+      }
+      const abort = new AbortController();
+      request.raw.on('close', () => abort.abort());
+      const body = await readAppLogs(app.tunnel, { providerId: row.provider_id, deploymentId: row.id, lines: request.query.lines ?? 100, follow: request.query.follow === true, signal: abort.signal });
+      return reply.type('application/x-ndjson').header('cache-control', 'no-store').send(body);
     },
   );
 

@@ -3,6 +3,7 @@ import type { Dialect } from '../dialect.js';
 import { foundation } from './001-foundation.js';
 import { services } from './002-services.js';
 import { resolvedDatasets } from './003-resolved-datasets.js';
+import { appLogs } from './004-app-logs.js';
 
 /** All migrations, in order. Names sort; never rename or edit one that has shipped. */
 export function migrationProvider(dialect: Dialect): MigrationProvider {
@@ -12,6 +13,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
         '001-foundation': foundation(dialect),
         '002-services': services(dialect),
         '003-resolved-datasets': resolvedDatasets(dialect),
+        '004-app-logs': appLogs(dialect),
       };
     },
   };

@@ -6,7 +6,7 @@ import { affected, type RepositoryContext } from './context.js';
 export class DeploymentRepository {
   constructor(private readonly ctx: RepositoryContext) {}
 
-  async create(input: { appId: string; versionId: string; providerId: string; replicas: number; createdBy: string }): Promise<DeploymentRow> {
+  async create(input: { appId: string; versionId: string; providerId: string; replicas: number; createdBy: string; appLogs?: boolean }): Promise<DeploymentRow> {
     const now = this.ctx.now();
     const row: DeploymentRow = {
       id: newId('dep'),
@@ -15,6 +15,7 @@ export class DeploymentRepository {
       provider_id: input.providerId,
       replicas: input.replicas,
       state: 'active',
+      app_logs: input.appLogs ? 1 : 0,
       created_by: input.createdBy,
       created_at: now,
       updated_at: now,
@@ -49,10 +50,15 @@ export class DeploymentRepository {
     return query.orderBy('d.id').limit(options.limit).offset(options.offset).execute();
   }
 
-  async update(id: string, changes: { state?: DeploymentState; replicas?: number }): Promise<boolean> {
+  async update(id: string, changes: { state?: DeploymentState; replicas?: number; appLogs?: boolean }): Promise<boolean> {
     const result = await this.ctx.db
       .updateTable('deployments')
-      .set({ ...(changes.state ? { state: changes.state } : {}), ...(changes.replicas !== undefined ? { replicas: changes.replicas } : {}), updated_at: this.ctx.now() })
+      .set({
+        ...(changes.state ? { state: changes.state } : {}),
+        ...(changes.replicas !== undefined ? { replicas: changes.replicas } : {}),
+        ...(changes.appLogs !== undefined ? { app_logs: changes.appLogs ? 1 : 0 } : {}),
+        updated_at: this.ctx.now(),
+      })
       .where('id', '=', id)
       .executeTakeFirst();
     return affected(result) === 1;
