@@ -11,7 +11,12 @@ import { RateLimiter } from './rate-limiter.js';
 import { ServiceRouter } from './service-router.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
-/** Headers never forwarded in either direction: hop-by-hop, and the caller's credentials. */
+/**
+ * Headers never forwarded in either direction: hop-by-hop, and the caller's credentials.
+ * A request's `content-length` is forwarded (set below) when the caller sent one: the
+ * body is passed through unchanged and capped before, and applications (the Python SDK
+ * among them) may read the body by it.
+ */
 const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'authorization', 'x-api-key', 'cookie', 'content-length']);
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length', 'set-cookie']);
 const SERVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -236,18 +241,33 @@ export function createGateway(
       }
       headers['insitu-request-id'] = requestId;
       headers['insitu-caller-org'] = key.org_id;
+      const chunked = req.headers['transfer-encoding'] !== undefined;
+      // Node refuses a request with both framings, so a content-length here is the body's exact size.
+      if (!chunked && req.headers['content-length'] !== undefined) headers['content-length'] = String(declared);
       // The request body streams through as it is, counted and capped.
-      const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
+      const hasBody = declared > 0 || chunked;
+      const abort = new AbortController();
+      // A chunked body found too large on the way: the call upstream is abandoned and the
+      // caller told 413 (its remaining bytes are read and dropped, then the connection closed).
+      let tooLarge = false;
+      const refuseTooLarge = () =>
+        new InsituError('INSITU_REQUEST_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`, {
+          headers: { connection: 'close' },
+          details: { where: 'gateway' },
+        });
       if (hasBody) {
         req.on('data', (chunk: Buffer) => {
           call.bytesIn += chunk.length;
-          if (call.bytesIn > service.max_request_bytes) {
-            req.destroy(new InsituError('INSITU_REQUEST_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`));
+          if (!tooLarge && call.bytesIn > service.max_request_bytes) {
+            tooLarge = true;
+            req.unpipe();
+            abort.abort();
+            // The upstream stream may see an unfinished body; it is cancelled, never completed.
+            req.resume();
           }
         });
         req.pause();
       }
-      const abort = new AbortController();
       const onGone = () => {
         if (!res.writableFinished) abort.abort();
       };
@@ -268,10 +288,15 @@ export function createGateway(
         });
       } catch (error) {
         clearTimeout(timer);
+        if (tooLarge) throw refuseTooLarge();
         if (abort.signal.aborted && !(error instanceof InsituError)) {
           throw new InsituError('INSITU_GATEWAY_TIMEOUT', `${name} did not answer within ${service.timeout_ms} ms`, { details: { where: 'gateway' } });
         }
         throw error;
+      }
+      if (tooLarge) {
+        result.body.destroy();
+        throw refuseTooLarge();
       }
       call.providerId = result.providerId;
       call.agentId = result.agentId;
