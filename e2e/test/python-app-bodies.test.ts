@@ -134,7 +134,7 @@ describe('request bodies to a Python application through the gateway', { timeout
 
   it('answers 413 INSITU_REQUEST_TOO_LARGE to an oversized chunked body, and audits it so', async () => {
     const patched = await ok(url, 'PATCH', `/api/v1/services/${serviceId}`, devToken, { maxRequestBytes: 1024 });
-    assert.equal(patched.maxRequestBytes, 1024);
+    assert.equal(patched.limits.maxRequestBytes, 1024);
     const big = await send(url, key, { chunks: [`{"a":"${'x'.repeat(800)}`, `${'y'.repeat(800)}"}`] });
     assert.equal(big.status, 413, big.text);
     assert.equal(JSON.parse(big.text).error.code, 'INSITU_REQUEST_TOO_LARGE');

@@ -6,8 +6,9 @@ import type { ServerContext } from '../context.js';
 import { toApiError } from '../errors.js';
 import type { CallRecorder } from './call-recorder.js';
 import type { ServiceDispatcher } from './dispatcher.js';
+import { ClusterLimits } from './cluster-limits.js';
 import { QuotaCounter } from './quota-counter.js';
-import { RateLimiter } from './rate-limiter.js';
+import { RateLimiter, type RateDecision } from './rate-limiter.js';
 import { ServiceRouter } from './service-router.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
@@ -53,6 +54,22 @@ export interface Gateway {
   invalidate(): void;
   /** Forget them on this node only (another node announced a change). */
   forgetCaches(): void;
+  /** Rate and quota counts shared with the other nodes of a cluster (started by the server once coord is there). */
+  limits: ClusterLimits;
+}
+
+/**
+ * The `RateLimit-*` fields (IETF draft-ietf-httpapi-ratelimit-headers) of a decision on a
+ * token bucket of `burst` calls refilled at `rate` per second: the limit is the bucket's
+ * size, the remaining calls what it holds now, the reset the seconds until it is full.
+ */
+function rateLimitHeaders(decision: RateDecision, rate: number, burst: number): Record<string, string> {
+  return {
+    'ratelimit-limit': String(burst),
+    'ratelimit-remaining': String(Math.max(0, decision.remaining)),
+    'ratelimit-reset': String(Math.max(0, decision.resetSeconds)),
+    'ratelimit-policy': `${burst};w=${Math.max(1, Math.ceil(burst / rate))};burst=${burst};rate=${rate}`,
+  };
 }
 
 function apiKeyOf(headers: IncomingHttpHeaders): string | undefined {
@@ -109,6 +126,7 @@ export function createGateway(
   const grants = new TtlCache<boolean>(2000, now);
   const limiter = new RateLimiter(now);
   const quotas = new QuotaCounter((keyId, serviceId, since) => store.usage.callsSince(keyId, serviceId, since), now);
+  const limits = new ClusterLimits(limiter, quotas, { nodeId: ctx.node.id, logger, now });
   const router = new ServiceRouter(store, { ttlMs: 1000, staleAfterMs: 60_000, now });
   const calls: Counter<'status'> = new PromCounter({
     name: 'insitu_gateway_calls_total',
@@ -214,19 +232,22 @@ export function createGateway(
         return;
       }
       const rate = limiter.take(`${key.id}:${service.id}`, service.rate_per_second, service.burst);
+      const limitHeaders = rateLimitHeaders(rate, service.rate_per_second, service.burst);
       if (!rate.ok) {
         throw new InsituError('INSITU_RATE_LIMITED', `rate limit of ${service.rate_per_second}/s (burst ${service.burst}) exceeded`, {
-          headers: { 'retry-after': String(rate.retryAfterSeconds) },
+          headers: { ...limitHeaders, 'retry-after': String(rate.retryAfterSeconds) },
           details: { where: 'gateway' },
         });
       }
       const quota = await quotas.take(key.id, service.id, service.daily_quota);
       if (!quota.ok) {
         throw new InsituError('INSITU_QUOTA_EXCEEDED', `daily quota of ${service.daily_quota} calls used up`, {
-          headers: { 'retry-after': String(quota.retryAfterSeconds) },
+          headers: { ...limitHeaders, 'retry-after': String(quota.retryAfterSeconds) },
           details: { where: 'gateway' },
         });
       }
+      limits.admitted(key.id, service.id, service.rate_per_second, service.burst);
+      for (const header in limitHeaders) res.setHeader(header, limitHeaders[header] as string);
       const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > service.max_request_bytes) {
         throw new InsituError('INSITU_REQUEST_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`, { details: { where: 'gateway' } });
@@ -377,6 +398,7 @@ export function createGateway(
   return {
     handle,
     router,
+    limits,
     invalidate() {
       forgetCaches();
       options.onInvalidate?.();
