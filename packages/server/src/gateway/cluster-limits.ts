@@ -123,7 +123,7 @@ export class ClusterLimits {
     } catch {
       return;
     }
-    const seen: Seen = this.peers.get(nodeId) ?? new Map();
+    const seen: Seen = this.peers.get(nodeId) ?? (new Map() as Seen);
     this.peers.set(nodeId, seen);
     for (const [id, entry] of Object.entries(report.calls)) {
       if (!Array.isArray(entry) || entry.length !== 5 || !entry.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0)) continue;
