@@ -148,7 +148,7 @@ describe('limits across a cluster of three nodes on one database and etcd', { ti
 
   it('a key at 100/s called at 300/s over all three nodes gets at most 110/s', async () => {
     const key = await newKey('rate');
-    const run = await offer(nodes, 'limited/ping?run=rate', key, 300, 6000, () => false);
+    const run = await offer(nodes, 'limited/ping?run=rate', key, 300, 10_000, () => false);
     const refused = run.answers.filter((a) => a.statusCode === 429);
     // Admitted calls are timed where they arrive, right after admission: on a loaded machine
     // the gateway's work lags the sending, so the sending window is not the admitting one.
@@ -160,7 +160,7 @@ describe('limits across a cluster of three nodes on one database and etcd', { ti
       `offered ${run.sent} calls in ${run.seconds.toFixed(2)} s (${(run.sent / run.seconds).toFixed(0)}/s); answers ${JSON.stringify(run.statuses)}; ` +
         `${times.length} admitted over ${span.toFixed(2)} s: ${perSecond.toFixed(1)}/s`,
     );
-    assert.ok(span > 3, `admissions spread over ${span} s`);
+    assert.ok(span > 5, `admissions spread over ${span} s`);
     assert.ok(perSecond <= 110, `admitted ${perSecond.toFixed(1)}/s`);
     // Not starved either: at least half of what was offered, up to the limit, got through
     // (a loaded machine may offer less than 300/s, and in bursts that the bucket of 10 cuts).
