@@ -278,8 +278,10 @@ export function createGateway(
         });
       if (hasBody) {
         req.on('data', (chunk: Buffer) => {
+          // What is drained after the refusal is not counted (the connection closes after the 413).
+          if (tooLarge) return;
           call.bytesIn += chunk.length;
-          if (!tooLarge && call.bytesIn > service.max_request_bytes) {
+          if (call.bytesIn > service.max_request_bytes) {
             tooLarge = true;
             req.unpipe();
             abort.abort();
