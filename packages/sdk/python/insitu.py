@@ -269,11 +269,41 @@ def serve(handlers, socket_path=None):
             if self.command != "HEAD":
                 self.wfile.write(data)
 
+        def _read_body(self):
+            # A body comes with a content-length or chunked (RFC 9112 7.1); None when it is malformed.
+            if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                parts = []
+                while True:
+                    line = self.rfile.readline(65537)
+                    if not line.endswith(b"\n"):
+                        return None
+                    try:
+                        size = int(line.split(b";", 1)[0].strip(), 16)
+                    except ValueError:
+                        return None
+                    if size == 0:
+                        # Trailer fields, if any, end with an empty line.
+                        while True:
+                            trailer = self.rfile.readline(65537)
+                            if trailer in (b"\r\n", b"\n", b""):
+                                break
+                        return b"".join(parts)
+                    chunk = self.rfile.read(size)
+                    if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                        return None
+                    parts.append(chunk)
+            try:
+                length = int(self.headers.get("content-length") or 0)
+            except ValueError:
+                return None
+            return self.rfile.read(length) if length > 0 else b""
+
         def _handle(self):
             url = urlsplit(self.path)
             handler, params = _match(routes, self.command, url.path)
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length > 0 else b""
+            body = self._read_body()
+            if body is None:
+                return self._send(400, {"error": {"code": "BAD_REQUEST", "message": "the request body is not valid HTTP/1.1 framing"}})
             if handler is None or handler == "method":
                 if handler is None and url.path == "/healthz":
                     return self._send(200, {"ok": True})

@@ -288,6 +288,8 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     },
   });
   announceGatewayChange = () => signals.announce('gateway');
+  // Rate limits and daily quotas hold for the cluster: admitted calls are shared over coord.
+  await gateway.limits.start(app.coordinator);
   reconciler.on('desired-changed', (providerId) => {
     void pushDesired(app, ctx, providerId);
     signals.announce('deployments', providerId);
@@ -309,6 +311,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   // Before the coordinator closes (its onClose hook was added first).
   app.addHook('preClose', async () => {
     await signals.close().catch(() => undefined);
+    await gateway.limits.close();
     // The head so far, signed into coord too while it is open.
     await recorder.flush().catch(() => undefined);
     await anchoring?.publisher.publish().catch(() => undefined);

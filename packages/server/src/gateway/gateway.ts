@@ -6,13 +6,19 @@ import type { ServerContext } from '../context.js';
 import { toApiError } from '../errors.js';
 import type { CallRecorder } from './call-recorder.js';
 import type { ServiceDispatcher } from './dispatcher.js';
+import { ClusterLimits } from './cluster-limits.js';
 import { QuotaCounter } from './quota-counter.js';
-import { RateLimiter } from './rate-limiter.js';
+import { RateLimiter, type RateDecision } from './rate-limiter.js';
 import { ServiceRouter } from './service-router.js';
 import { serviceOpenApi } from './service-openapi.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
-/** Headers never forwarded in either direction: hop-by-hop, and the caller's credentials. */
+/**
+ * Headers never forwarded in either direction: hop-by-hop, and the caller's credentials.
+ * A request's `content-length` is forwarded (set below) when the caller sent one: the
+ * body is passed through unchanged and capped before, and applications (the Python SDK
+ * among them) may read the body by it.
+ */
 const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'authorization', 'x-api-key', 'cookie', 'content-length']);
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length', 'set-cookie']);
 const SERVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -49,6 +55,22 @@ export interface Gateway {
   invalidate(): void;
   /** Forget them on this node only (another node announced a change). */
   forgetCaches(): void;
+  /** Rate and quota counts shared with the other nodes of a cluster (started by the server once coord is there). */
+  limits: ClusterLimits;
+}
+
+/**
+ * The `RateLimit-*` fields (IETF draft-ietf-httpapi-ratelimit-headers) of a decision on a
+ * token bucket of `burst` calls refilled at `rate` per second: the limit is the bucket's
+ * size, the remaining calls what it holds now, the reset the seconds until it is full.
+ */
+function rateLimitHeaders(decision: RateDecision, rate: number, burst: number): Record<string, string> {
+  return {
+    'ratelimit-limit': String(burst),
+    'ratelimit-remaining': String(Math.max(0, decision.remaining)),
+    'ratelimit-reset': String(Math.max(0, decision.resetSeconds)),
+    'ratelimit-policy': `${burst};w=${Math.max(1, Math.ceil(burst / rate))};burst=${burst};rate=${rate}`,
+  };
 }
 
 function apiKeyOf(headers: IncomingHttpHeaders): string | undefined {
@@ -88,6 +110,7 @@ export function createGateway(
   const grants = new TtlCache<boolean>(2000, now);
   const limiter = new RateLimiter(now);
   const quotas = new QuotaCounter((keyId, serviceId, since) => store.usage.callsSince(keyId, serviceId, since), now);
+  const limits = new ClusterLimits(limiter, quotas, { nodeId: ctx.node.id, logger, now });
   const router = new ServiceRouter(store, { ttlMs: 1000, staleAfterMs: 60_000, now });
   const calls: Counter<'status'> = new PromCounter({
     name: 'insitu_gateway_calls_total',
@@ -193,19 +216,22 @@ export function createGateway(
         return;
       }
       const rate = limiter.take(`${key.id}:${service.id}`, service.rate_per_second, service.burst);
+      const limitHeaders = rateLimitHeaders(rate, service.rate_per_second, service.burst);
       if (!rate.ok) {
         throw new InsituError('INSITU_RATE_LIMITED', `rate limit of ${service.rate_per_second}/s (burst ${service.burst}) exceeded`, {
-          headers: { 'retry-after': String(rate.retryAfterSeconds) },
+          headers: { ...limitHeaders, 'retry-after': String(rate.retryAfterSeconds) },
           details: { where: 'gateway' },
         });
       }
       const quota = await quotas.take(key.id, service.id, service.daily_quota);
       if (!quota.ok) {
         throw new InsituError('INSITU_QUOTA_EXCEEDED', `daily quota of ${service.daily_quota} calls used up`, {
-          headers: { 'retry-after': String(quota.retryAfterSeconds) },
+          headers: { ...limitHeaders, 'retry-after': String(quota.retryAfterSeconds) },
           details: { where: 'gateway' },
         });
       }
+      limits.admitted(key.id, service.id, service.rate_per_second, service.burst);
+      for (const header in limitHeaders) res.setHeader(header, limitHeaders[header] as string);
       const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > service.max_request_bytes) {
         throw new InsituError('INSITU_BODY_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`, { details: { where: 'gateway' } });
@@ -220,18 +246,35 @@ export function createGateway(
       }
       headers['insitu-request-id'] = requestId;
       headers['insitu-caller-org'] = key.org_id;
+      const chunked = req.headers['transfer-encoding'] !== undefined;
+      // Node refuses a request with both framings, so a content-length here is the body's exact size.
+      if (!chunked && req.headers['content-length'] !== undefined) headers['content-length'] = String(declared);
       // The request body streams through as it is, counted and capped.
-      const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
+      const hasBody = declared > 0 || chunked;
+      const abort = new AbortController();
+      // A chunked body found too large on the way: the call upstream is abandoned and the
+      // caller told 413 (its remaining bytes are read and dropped, then the connection closed).
+      let tooLarge = false;
+      const refuseTooLarge = () =>
+        new InsituError('INSITU_BODY_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`, {
+          headers: { connection: 'close' },
+          details: { where: 'gateway' },
+        });
       if (hasBody) {
         req.on('data', (chunk: Buffer) => {
+          // What is drained after the refusal is not counted (the connection closes after the 413).
+          if (tooLarge) return;
           call.bytesIn += chunk.length;
           if (call.bytesIn > service.max_request_bytes) {
-            req.destroy(new InsituError('INSITU_BODY_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`));
+            tooLarge = true;
+            req.unpipe();
+            abort.abort();
+            // The upstream stream may see an unfinished body; it is cancelled, never completed.
+            req.resume();
           }
         });
         req.pause();
       }
-      const abort = new AbortController();
       const onGone = () => {
         if (!res.writableFinished) abort.abort();
       };
@@ -252,10 +295,15 @@ export function createGateway(
         });
       } catch (error) {
         clearTimeout(timer);
+        if (tooLarge) throw refuseTooLarge();
         if (abort.signal.aborted && !(error instanceof InsituError)) {
           throw new InsituError('INSITU_GATEWAY_TIMEOUT', `${name} did not answer within ${service.timeout_ms} ms`, { details: { where: 'gateway' } });
         }
         throw error;
+      }
+      if (tooLarge) {
+        result.body.destroy();
+        throw refuseTooLarge();
       }
       call.providerId = result.providerId;
       call.agentId = result.agentId;
@@ -338,6 +386,7 @@ export function createGateway(
   return {
     handle,
     router,
+    limits,
     invalidate() {
       forgetCaches();
       options.onInvalidate?.();
