@@ -70,6 +70,13 @@ export class AgentSession extends EventEmitter {
     this.remoteAddress = init.remoteAddress;
     this.#logger = init.logger.child({ sessionId: init.id, agentId: init.identity.agentId, providerId: init.identity.providerId });
     this.#timings = init.timings;
+    // A connection reset (or any socket error) is given a code before HTTP/2 hands it to
+    // the streams in flight: a response body cut by it then fails with
+    // INSITU_TUNNEL_UPSTREAM_FAILED, not a raw `read ECONNRESET`. Prepended, so it runs
+    // before the session's own socket error handler.
+    init.socket.prependListener('error', (error: Error) => {
+      if (!this.#h2.destroyed) this.#h2.destroy(this.#cut(`its connection failed: ${error.message}`, error));
+    });
     const transport = http2Transport(init.socket);
     this.#h2 = http2.connect('http://agent.insitu', {
       createConnection: () => transport,
@@ -281,7 +288,16 @@ export class AgentSession extends EventEmitter {
     if (this.#h2.destroyed) return;
     this.#logger.info({ code, reason }, 'closing agent session');
     this.#markGone();
-    this.#h2.destroy();
+    // Streams in flight (response bodies being read) fail with a coded error that says why.
+    this.#h2.destroy(this.#cut(`it was closed (${code}): ${reason}`));
     this.socket.destroy();
+  }
+
+  /** The error that streams still in flight fail with when the session goes down under them. */
+  #cut(why: string, cause?: Error): InsituError {
+    return new InsituError('INSITU_TUNNEL_UPSTREAM_FAILED', `agent session ${this.id} ended before the answer was complete: ${why}`, {
+      ...(cause ? { cause } : {}),
+      details: { sessionId: this.id, agentId: this.identity.agentId },
+    });
   }
 }

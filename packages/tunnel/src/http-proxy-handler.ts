@@ -55,7 +55,7 @@ export function createHttpProxyHandler(target: HttpProxyTarget, options: { maxSo
           answer.destroy();
           return;
         }
-        stream.respond({ ...forwardableHeaders(answer.headers), ':status': answer.statusCode ?? 502 });
+        stream.respond(forwardableHeaders(answer.headers, { ':status': answer.statusCode ?? 502 }));
         answer.on('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
         answer.pipe(stream);
       },

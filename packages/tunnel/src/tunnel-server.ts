@@ -470,7 +470,7 @@ export class TunnelServer {
     let stream: http2.ClientHttp2Stream;
     try {
       stream = session.h2.request(
-        { ...forwardableHeaders(request.headers ?? {}), ':method': method, ':path': request.path },
+        forwardableHeaders(request.headers ?? {}, { ':method': method, ':path': request.path }),
         { endStream: !hasBody },
       );
     } catch (error) {
@@ -506,8 +506,9 @@ export class TunnelServer {
         session.recordSuccess(Date.now() - started);
         const status = Number(headers[':status'] ?? 502);
         const out: Record<string, string | string[]> = {};
-        for (const [name, value] of Object.entries(headers)) {
-          if (!name.startsWith(':') && value !== undefined) out[name] = typeof value === 'number' ? String(value) : value;
+        for (const name in headers) {
+          const value = headers[name];
+          if (value !== undefined && name.charCodeAt(0) !== 58 /* ':' */) out[name] = typeof value === 'number' ? String(value) : value;
         }
         stream.setTimeout(this.#options.idleTimeoutMs ?? 60_000, () => stream.close(NGHTTP2_CANCEL));
         settle('ok', { status, headers: out, body: stream, sessionId: session.id, nodeId: this.nodeId, agentId: session.identity.agentId, forwarded: false });
