@@ -151,8 +151,9 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--host <address>', 'address to serve on', '127.0.0.1')
     .option('--port <port>', 'port to serve on (0: any free one)', portOption, 0)
     .option('--no-sandbox', 'run without bubblewrap (warns; development only)')
+    .option('--watch', 'reload the application when one of its files changes')
     .addOption(logLevel())
-    .action(async (dir: string, options: { data: string[]; host: string; port: number; sandbox?: boolean; logLevel?: LogLevel }) => {
+    .action(async (dir: string, options: { data: string[]; host: string; port: number; sandbox?: boolean; watch?: boolean; logLevel?: LogLevel }) => {
       await (await import('./commands/app-dev.js')).runAppDev(dir, options, io);
     });
 

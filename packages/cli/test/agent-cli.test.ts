@@ -93,4 +93,35 @@ serve({ 'GET /totals': async () => { const out = []; for await (const row of rea
       assert.equal(await running, 0);
     }
   });
+
+  it('app dev --watch reloads the application when one of its files changes', async () => {
+    const app = join(dir, 'watched-app');
+    mkdirSync(app);
+    writeFileSync(join(app, 'insitu.json'), JSON.stringify({ name: 'watched-app', version: '0.1.0', runtime: 'node', entry: 'main.mjs', datasets: [{ provider: 'acme-data', dataset: 'sales' }], endpoints: [{ method: 'GET', path: '/hello' }] }));
+    const source = (word: string) => `import { serve } from '@insitu/sdk';\nserve({ 'GET /hello': () => ({ word: ${JSON.stringify(word)} }) });\n`;
+    writeFileSync(join(app, 'main.mjs'), source('first'));
+    const out = capture();
+    const controller = new AbortController();
+    const running = main(['app', 'dev', app, '--watch', '--data', join(dir, 'sales.csv'), '--log-level', 'silent'], { stdout: out.stream, stderr: new PassThrough(), env: {}, cwd: dir, signal: controller.signal });
+    try {
+      await waitFor(() => /^curl (\S+)$/m.test(out.text()), { timeoutMs: 60_000, what: 'app dev to print its URL' });
+      assert.match(out.text(), /watching .*watched-app/);
+      const url = (/^curl (\S+)$/m.exec(out.text()) as RegExpExecArray)[1] as string;
+      const word = async () => {
+        try {
+          const response = await fetch(url);
+          return response.ok ? ((await response.json()) as { word: string }).word : undefined;
+        } catch {
+          return undefined;
+        }
+      };
+      assert.equal(await word(), 'first');
+      writeFileSync(join(app, 'main.mjs'), source('second'));
+      await waitFor(() => /^reloaded watched-app@0\.1\.0/m.test(out.text()), { timeoutMs: 60_000, what: 'the reload' });
+      await waitFor(async () => (await word()) === 'second', { timeoutMs: 60_000, what: 'the changed answer' });
+    } finally {
+      controller.abort();
+      assert.equal(await running, 0);
+    }
+  });
 });

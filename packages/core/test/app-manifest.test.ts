@@ -23,6 +23,10 @@ function problem(value: unknown): string {
 }
 
 describe('app manifest (insitu.json)', () => {
+  it('accepts a $schema naming the published JSON Schema (for editors)', () => {
+    assert.equal(parseAppManifest({ ...valid, $schema: 'https://platform.example/api/v1/schemas/insitu.json' }).name, 'sales-report');
+  });
+
   it('fills limits and replicas with their defaults', () => {
     const manifest = parseAppManifest(valid);
     assert.equal(manifest.replicas, 1);

@@ -34,6 +34,7 @@ import { registerServiceRoutes } from './routes/services.js';
 import { registerAgentRoutes } from './routes/agents.js';
 import { registerDatasetRoutes } from './routes/datasets.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerSchemaRoutes } from './routes/schemas.js';
 import { registerOrgRoutes } from './routes/orgs.js';
 import { registerProviderRoutes } from './routes/providers.js';
 import { mountTunnel, readTlsFiles } from './tunnel-endpoint.js';
@@ -324,6 +325,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   });
 
   registerHealthRoutes(app, ctx);
+  registerSchemaRoutes(app);
   registerAccountRoutes(app, ctx);
   registerOrgRoutes(app, ctx);
   registerProviderRoutes(app, ctx);

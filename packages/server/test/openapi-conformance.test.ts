@@ -20,7 +20,7 @@ import { bundle } from './gateway-fixtures.js';
 
 const addFormats = addFormatsModule.default;
 /** Public routes without input that a running server always answers with success. */
-const ALWAYS_ANSWERS = new Set(['/healthz', '/api/v1/openapi.json', '/api/v1/audit/anchor-key', '/console']);
+const ALWAYS_ANSWERS = new Set(['/healthz', '/api/v1/openapi.json', '/api/v1/audit/anchor-key', '/console', '/api/v1/schemas/insitu.json']);
 const CLUSTER_SECRET = 'a-cluster-secret-of-at-least-32-characters';
 
 interface OpenApiResponse {
@@ -372,6 +372,7 @@ describe('the OpenAPI document tells the truth about every route', () => {
     await expect(204, 'DELETE', `/api/v1/keys/${key.id}`, { token: dev.tokens.user });
     await expect(409, 'DELETE', `/api/v1/keys/${key.id}`, { token: dev.tokens.user });
 
+    await expect(200, 'GET', '/api/v1/schemas/insitu.json');
     // The console (hidden from the document: a browser's routes), errors still in our shape:
     // the cookie sign-in, sign-out with and without its CSRF header, and its files.
     const badSignIn = await call('POST', '/console/session', { body: { email: 'root@platform.test', password: 'not-the-password-123' } });

@@ -1,3 +1,4 @@
+import { watch } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,8 @@ export interface AppDevOptions {
   port: number;
   sandbox?: boolean;
   logLevel?: LogLevel;
+  /** Reload the application when a file of its folder changes. */
+  watch?: boolean;
 }
 
 /** `--data sales=./sample.csv`, `--data ./sample.csv` (dataset "sample") or `--data ./shop.db` (every table). */
@@ -58,6 +61,7 @@ export async function runAppDev(dir: string, options: AppDevOptions, io: CliIo):
     restartPolicy: { initialBackoffMs: 500, maxBackoffMs: 5000, crashLoopThreshold: 3 },
   });
   const server = createServer((req, res) => agent.handle(req, res, { deployment: 'dev' }));
+  let stopWatching: (() => void) | undefined;
   server.on('clientError', answerClientError);
   try {
     const refreshed = await agent.registry.refresh();
@@ -86,10 +90,59 @@ export async function runAppDev(dir: string, options: AppDevOptions, io: CliIo):
     line(io.stdout, `${manifest.name}@${manifest.version} is running${noSandbox ? ' WITHOUT a sandbox' : ' in the sandbox'}: ${url}/`);
     const example = manifest.endpoints?.find((e) => e.method === 'GET' && !e.path.includes('{'));
     if (example) line(io.stdout, `curl ${url}${example.path}`);
+    if (options.watch) {
+      line(io.stdout, `watching ${bundle}: a change reloads the application`);
+      stopWatching = watchBundle(bundle, async () => {
+        try {
+          const next = await readManifest(bundle);
+          const nextDigest = await bundleDigest(bundle);
+          await agent.applyDesired([{ id: 'dev', app: next.name, version: next.version, digest: nextDigest, replicas: 1, bundle }]);
+          line(io.stdout, `reloaded ${next.name}@${next.version} (sha256 ${nextDigest.slice(0, 12)}…)`);
+        } catch (error) {
+          // A half-saved or invalid manifest: say so and keep the running version.
+          const failure = error instanceof InsituError ? error : new InsituError('INSITU_BUNDLE_INVALID', (error as Error).message);
+          line(io.stderr, `insitu: not reloaded: ${failure.message} [${failure.code}]`);
+        }
+      });
+    }
     await untilAborted(io.signal);
   } finally {
+    stopWatching?.();
     server.close();
     await agent.close();
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Call `reload` once after a burst of changes in `dir` (editors write a file in several
+ * steps): 300 ms after the last event, never two reloads at once.
+ */
+function watchBundle(dir: string, reload: () => Promise<void>): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let again = false;
+  const run = (): void => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = reload().finally(() => {
+      running = undefined;
+      if (again) {
+        again = false;
+        run();
+      }
+    });
+  };
+  const watcher = watch(dir, { recursive: true }, (_event, file) => {
+    if (file && /(^|\/)(node_modules|\.git)(\/|$)/.test(file)) return;
+    clearTimeout(timer);
+    timer = setTimeout(run, 300);
+  });
+  watcher.on('error', () => undefined);
+  return () => {
+    clearTimeout(timer);
+    watcher.close();
+  };
 }

@@ -58,6 +58,7 @@ export type AppEndpoint = Static<typeof AppEndpointSchema>;
  */
 export const AppManifestSchema = Type.Object(
   {
+    $schema: Type.Optional(Type.String({ maxLength: 2000, description: "The manifest's JSON Schema (GET /api/v1/schemas/insitu.json), for editors; ignored by the platform" })),
     name: AppNameSchema,
     version: Type.String({ pattern: SEMVER, maxLength: 128, description: 'Semantic version, e.g. 1.2.0' }),
     description: Type.Optional(Type.String({ maxLength: 4000 })),
