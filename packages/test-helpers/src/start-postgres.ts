@@ -24,6 +24,11 @@ export interface PostgresOptions {
   port?: number;
   /** How long to wait for the server to answer a query; default 30 s. */
   startTimeoutMs?: number;
+  /**
+   * Run the postmaster inside `ip netns exec NAME` (the namespace must exist; needs root and
+   * `setpriv`); give `host` as its address there and a `port` (default 5432).
+   */
+  netns?: string;
 }
 
 /** A private PostgreSQL server started by {@link startPostgres}. */
@@ -119,6 +124,8 @@ class PostgresServer implements PostgresInstance {
     identity: Identity | undefined;
     setpriv: string | undefined;
     startTimeoutMs: number;
+    ip?: string | undefined;
+    netns?: string | undefined;
   }) {
     this.host = init.host;
     this.port = init.port;
@@ -132,22 +139,37 @@ class PostgresServer implements PostgresInstance {
     this.logFile = join(init.dir, 'postgres.log');
     this.#psql = init.psql;
     this.#startTimeoutMs = init.startTimeoutMs;
-    this.#process = new ManagedProcess({
-      name: `postgres ${init.host}:${init.port}`,
-      command: init.postgres,
-      args: [
-        '-D', this.dataDir,
-        '-p', String(init.port),
-        '-k', this.socketDir,
-        '-c', `listen_addresses=${init.host}`,
-        // Only an OS crash could lose data then; tests kill processes, not machines.
-        '-c', 'fsync=off',
-      ],
-      logFile: this.logFile,
-      cwd: init.dir,
-      ...(init.identity ?? {}),
-      ...(init.setpriv === undefined ? {} : { setpriv: init.setpriv }),
-    });
+    const serverArgs = [
+      '-D', this.dataDir,
+      '-p', String(init.port),
+      '-k', this.socketDir,
+      '-c', `listen_addresses=${init.host}`,
+      // Only an OS crash could lose data then; tests kill processes, not machines.
+      '-c', 'fsync=off',
+    ];
+    if (init.netns !== undefined && init.ip !== undefined) {
+      // `ip netns exec` needs root: enter the namespace first, then drop to the identity.
+      const drop = init.identity === undefined || init.setpriv === undefined
+        ? []
+        : [init.setpriv, '--reuid', String(init.identity.uid), '--regid', String(init.identity.gid), '--clear-groups', '--pdeathsig', 'KILL', '--'];
+      this.#process = new ManagedProcess({
+        name: `postgres ${init.host}:${init.port} in ${init.netns}`,
+        command: init.ip,
+        args: ['netns', 'exec', init.netns, ...drop, init.postgres, ...serverArgs],
+        logFile: this.logFile,
+        cwd: init.dir,
+      });
+    } else {
+      this.#process = new ManagedProcess({
+        name: `postgres ${init.host}:${init.port}`,
+        command: init.postgres,
+        args: serverArgs,
+        logFile: this.logFile,
+        cwd: init.dir,
+        ...(init.identity ?? {}),
+        ...(init.setpriv === undefined ? {} : { setpriv: init.setpriv }),
+      });
+    }
   }
 
   get pid(): number | undefined {
@@ -249,7 +271,8 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   const password = options.password ?? randomBytes(16).toString('hex');
   if (/[\n\r]/.test(password)) throw new Error('password cannot contain line breaks');
   const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? (await freePort(host));
+  const port = options.port ?? (options.netns === undefined ? await freePort(host) : 5432);
+  const ip = options.netns === undefined ? undefined : await requireCommand('ip', 'iproute2');
 
   const dir = await makeTempDir('insitu-postgres-');
   trackDir(dir);
@@ -280,7 +303,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       throw new Error(`initdb failed${asWhom}: ${(initResult.stderr || initResult.stdout).trim().slice(-2000)}`);
     }
     server = new PostgresServer({
-      host, port, user, password, database, dir, psql, postgres, identity, setpriv,
+      host, port, user, password, database, dir, psql, postgres, identity, setpriv, ip, netns: options.netns,
       startTimeoutMs: options.startTimeoutMs ?? 30_000,
     });
     await server.start();
