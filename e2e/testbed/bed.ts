@@ -1,4 +1,4 @@
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify, parse } from 'yaml';
 import Database from 'better-sqlite3';
@@ -120,6 +120,9 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
     `CREATE USER 'insitu_manager'@'%' IDENTIFIED BY '${MANAGER_PASSWORD}'`,
     "GRANT RELOAD, PROCESS, BINLOG MONITOR, CONNECTION ADMIN, READ_ONLY ADMIN, REPLICATION MASTER ADMIN, REPLICATION SLAVE ADMIN, SLAVE MONITOR ON *.* TO 'insitu_manager'@'%'",
   ].join(';\n'))));
+  // The agents on prov1 and prov2 reach it over the bridge (initdb trusts only loopback hosts).
+  await appendFile(join(pg.dataDir, 'pg_hba.conf'), `host all all ${MACHINES.prov1.replace(/\.\d+$/, '.0')}/24 scram-sha-256\n`);
+  await pg.query('SELECT pg_reload_conf()');
   await pg.query("CREATE TABLE patients (id int primary key, ward text, age int); INSERT INTO patients SELECT g, 'ward-' || (g % 5), 20 + g % 60 FROM generate_series(1, 500) g;");
 
   const env = {
@@ -145,6 +148,9 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
   config.database = { ...config.database, followPrimary: 'platform' };
   config.cluster = { ...config.cluster, coordination: 'etcd', etcdEndpoints, secret: SECRET };
   config.shutdown = { ...config.shutdown, drainDelayMs: 1000 };
+  // Agents dial over the private bridge in plain text (the bed has no DNS names to put in
+  // a certificate); a real install uses the CA made by `insitu init`.
+  config.tunnel = { ...config.tunnel, plainText: 'allow' };
 
   const dbmConfig = (m: Mgmt, i: number) => ({
     cluster: 'platform',
