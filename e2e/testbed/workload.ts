@@ -26,7 +26,7 @@ export async function startWorkload(bed: Bed, name: string, rate: number): Promi
   await waitFor(() => {
     if (!proc.running) throw new Error(`the workload exited: ${proc.output.slice(-1000)}`);
     return proc.output.includes('"k":"call"');
-  }, { timeoutMs: 30_000, what: 'the first call outcome' });
+  }, { timeoutMs: 120_000, what: 'the first call outcome' });
   let lines = '';
   proc.child?.stdout?.on('data', (c: Buffer) => (lines += c.toString()));
   const early = proc.output;
