@@ -5,7 +5,7 @@
  * Exit 0: every scenario passed; 1: a scenario failed or the bed did not come up; 2: usage.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { InsituError, seededRandom } from '@insitu/core';
 import { parseTestbedArgs, type TestbedOptions } from './args.js';
@@ -71,6 +71,7 @@ async function run(options: TestbedOptions): Promise<number> {
   const report = {
     date: new Date(started).toISOString(),
     options,
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', node: process.version, loadavg: loadavg().map((l) => Number(l.toFixed(1))) },
     setupMs,
     totalMs: Date.now() - started,
     error: setupError || undefined,
@@ -79,7 +80,7 @@ async function run(options: TestbedOptions): Promise<number> {
   };
   await writeFile(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
   const table = markdownTable(results);
-  await writeFile(join(outDir, 'report.md'), `# Test bed run ${report.date}\n\nseed ${options.seed}, ${options.rate} calls/s, setup ${(setupMs / 1000).toFixed(0)} s, total ${(report.totalMs / 1000).toFixed(0)} s\n\n${table}\n`);
+  await writeFile(join(outDir, 'report.md'), `# Test bed run ${report.date}\n\nseed ${options.seed}, ${options.rate} calls/s, ${report.machine.cpus} cores (${report.machine.model}), load ${report.machine.loadavg.join(' ')} at the end, setup ${(setupMs / 1000).toFixed(0)} s, total ${(report.totalMs / 1000).toFixed(0)} s\n\n${table}\n`);
   process.stdout.write(`\n${table}\n\n`);
   out(`report: ${join(outDir, 'report.json')} and report.md; ${report.ok ? 'all scenarios passed' : 'FAILED'}`);
   return report.ok ? 0 : 1;

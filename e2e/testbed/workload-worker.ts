@@ -40,7 +40,9 @@ async function call(n: number): Promise<void> {
     } catch {
       // not JSON: no code
     }
-    out({ k: 'call', n, t: t0, status: response.status, code, agent, ms: Math.round(performance.now() - start) });
+    // An uncoded failure keeps the start of its body as evidence (a proxy's own error page).
+    const body = code === undefined && !response.ok ? text.slice(0, 120) : undefined;
+    out({ k: 'call', n, t: t0, status: response.status, code, agent, body, ms: Math.round(performance.now() - start) });
   } catch (error) {
     out({ k: 'call', n, t: t0, status: 0, error: (error as Error).name, ms: Math.round(performance.now() - start) });
   } finally {

@@ -6,7 +6,7 @@ import type { NsProcess } from './ns-process.js';
 
 const WORKER = fileURLToPath(new URL('./workload-worker.js', import.meta.url));
 
-export interface CallOutcome { k: 'call'; n: number; t: number; status: number; code?: string; agent?: string; error?: string; ms: number }
+export interface CallOutcome { k: 'call'; n: number; t: number; status: number; code?: string; agent?: string; body?: string; error?: string; ms: number }
 export interface WriteOutcome { k: 'write'; n: number; t: number; name: string; status: number; acked: boolean; id?: string; code?: string; error?: string }
 
 /** A running load generator in `client`; `stop()` returns every outcome it logged. */
