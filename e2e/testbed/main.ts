@@ -12,7 +12,7 @@ import { parseTestbedArgs, type TestbedOptions } from './args.js';
 import { startBed, stopBed, type Bed } from './bed.js';
 import { makeFault } from './faults.js';
 import { bedNamespaces, cleanBed, createBedNetwork, MARKER } from './network.js';
-import { markdownTable, runScenario, type ScenarioResult } from './scenario.js';
+import { failedScenario, markdownTable, runScenario, type ScenarioResult } from './scenario.js';
 
 const out = (line: string) => process.stdout.write(`testbed: ${line}\n`);
 
@@ -53,7 +53,16 @@ async function run(options: TestbedOptions): Promise<number> {
     setupMs = Date.now() - started;
     const random = seededRandom(options.seed);
     for (const name of options.faults) {
-      results.push(await runScenario(bed, makeFault(name, random), options.rate, outDir));
+      const fault = makeFault(name, random);
+      try {
+        results.push(await runScenario(bed, fault, options.rate, outDir));
+      } catch (error) {
+        // One fault that cannot be played (e.g. no netem in this kernel) fails its row, not the run;
+        // heal in case it was half-injected.
+        out(`scenario ${name} could not run: ${(error as Error).message}`);
+        await fault.heal(bed).catch(() => undefined);
+        results.push(failedScenario(name, fault.describe, (error as Error).message));
+      }
     }
   } catch (error) {
     setupError = (error as Error).stack ?? String(error);

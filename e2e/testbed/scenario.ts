@@ -109,3 +109,13 @@ export function markdownTable(results: readonly ScenarioResult[]): string {
     ...rows,
   ].join('\n');
 }
+
+/** The row of a scenario that could not be played at all. */
+export function failedScenario(fault: string, describe: string, error: string): ScenarioResult {
+  return {
+    fault, describe, injected: '', detectionMs: null, recoveryMs: null, convergedAfterHealMs: null,
+    calls: 0, failedCalls: 0, windowCalls: 0, windowSuccessRatio: 0, writesAcked: 0, writesFailed: 0, p99Ms: 0,
+    checks: [{ name: 'the scenario ran', ok: false, detail: error.slice(0, 500) }],
+    ok: false,
+  };
+}
