@@ -1,7 +1,7 @@
 import { InsituError } from '@insitu/core';
 
 /** Every fault the bed knows, in the order a full run plays them. */
-export const FAULTS = ['server-kill', 'agent-kill', 'primary-kill', 'etcd-kill', 'netem-prov1'] as const;
+export const FAULTS = ['server-kill', 'agent-kill', 'primary-kill', 'etcd-kill', 'partition-mgmt', 'netem-prov1'] as const;
 export type FaultName = (typeof FAULTS)[number];
 /** The `--quick` three (the CI run). */
 export const QUICK_FAULTS: readonly FaultName[] = ['server-kill', 'agent-kill', 'primary-kill'];

@@ -1,6 +1,6 @@
 import type { FaultName } from './args.js';
 import type { Bed } from './bed.js';
-import { commandLine, pidsIn, setNetem, MGMT, type Mgmt } from './network.js';
+import { commandLine, pidsIn, setLink, setNetem, MGMT, type Mgmt } from './network.js';
 import { primaries } from './invariants.js';
 
 /** One fault: what it breaks, and how the bed heals it (some heal themselves). */
@@ -73,6 +73,17 @@ export function makeFault(name: FaultName, pick: () => number): Fault {
         heal: async (bed) => {
           await bed.etcd.members[index]?.start();
         },
+      };
+    }
+    case 'partition-mgmt': {
+      const node = MGMT[Math.floor(pick() * MGMT.length)] ?? 'mgmt3';
+      return {
+        name, holdMs: 15_000, describe: `${node} partitioned (its link down), every process on it still running`,
+        inject: async () => {
+          await setLink(node, false);
+          return `link down on ${node}`;
+        },
+        heal: async () => setLink(node, true),
       };
     }
     case 'netem-prov1':
