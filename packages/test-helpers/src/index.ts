@@ -19,7 +19,7 @@ export type { MariaDbInstance, MariaDbOptions } from './start-mariadb.js';
 export { startMariaDbCluster } from './start-mariadb-cluster.js';
 export type { MariaDbCluster, MariaDbClusterOptions } from './start-mariadb-cluster.js';
 export { startEtcd } from './start-etcd.js';
-export type { EtcdMember, EtcdOptions } from './start-etcd.js';
+export type { EtcdMember, EtcdMemberPlacement, EtcdOptions } from './start-etcd.js';
 export { startEtcdCluster } from './start-etcd-cluster.js';
 export type { EtcdCluster, EtcdClusterOptions } from './start-etcd-cluster.js';
 export { startPostgres } from './start-postgres.js';

@@ -1,4 +1,4 @@
-import { planEtcdMembers, type EtcdMember } from './start-etcd.js';
+import { planEtcdMembers, type EtcdMember, type EtcdMemberPlacement } from './start-etcd.js';
 
 /** Options for {@link startEtcdCluster}. */
 export interface EtcdClusterOptions {
@@ -8,6 +8,8 @@ export interface EtcdClusterOptions {
   host?: string;
   /** How long to wait for every member to be healthy; default 30 s. */
   startTimeoutMs?: number;
+  /** Per-member placement (index 0 is `etcd1`): a network namespace and its address. */
+  memberOptions?: (index: number) => EtcdMemberPlacement;
 }
 
 /** A private etcd cluster started by {@link startEtcdCluster}. */
@@ -40,7 +42,7 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
   const count = options.members ?? 3;
   if (!Number.isInteger(count) || count < 1) throw new Error(`members must be a positive integer, got ${count}`);
   const names = Array.from({ length: count }, (_unused, index) => `etcd${index + 1}`);
-  const members = await planEtcdMembers(names, options.host ?? '127.0.0.1', options.startTimeoutMs ?? 30_000);
+  const members = await planEtcdMembers(names, options.host ?? '127.0.0.1', options.startTimeoutMs ?? 30_000, options.memberOptions);
   try {
     // All at once: a member only becomes ready when a quorum of its peers is up.
     for (const member of members) member.spawn();

@@ -58,6 +58,18 @@ export interface EtcdMemberPlan {
   initialCluster: string;
   token: string;
   startTimeoutMs: number;
+  /** Run etcd inside `ip netns exec NAME` (the namespace must exist; needs root). */
+  netns?: string;
+}
+
+/** Where one member of a cluster runs, when not all on one loopback address. */
+export interface EtcdMemberPlacement {
+  /** Namespace to run in (`ip netns exec`); its ports default to 2379 and 2380. */
+  netns?: string;
+  /** Address to listen on inside it. */
+  host: string;
+  clientPort?: number;
+  peerPort?: number;
 }
 
 /** etcd may take several seconds to exit on SIGTERM, and the data is thrown away anyway. */
@@ -76,7 +88,7 @@ class EtcdServer extends ManagedServer implements EtcdMember {
   readonly logFile: string;
   readonly #startTimeoutMs: number;
 
-  constructor(init: { plan: EtcdMemberPlan; dir: string; etcd: string; setpriv: string | undefined }) {
+  constructor(init: { plan: EtcdMemberPlan; dir: string; etcd: string; ip: string | undefined; setpriv: string | undefined }) {
     super(init.dir, { signal: 'SIGTERM', graceMs: STOP_GRACE_MS, exitWaitMs: 60_000 });
     const { plan, dir } = init;
     this.name = plan.name;
@@ -88,8 +100,9 @@ class EtcdServer extends ManagedServer implements EtcdMember {
     this.#startTimeoutMs = plan.startTimeoutMs;
     this.attach(new ManagedProcess({
       name: `etcd ${plan.name} (${this.clientUrl})`,
-      command: init.etcd,
+      command: plan.netns === undefined || init.ip === undefined ? init.etcd : init.ip,
       args: [
+        ...(plan.netns === undefined || init.ip === undefined ? [] : ['netns', 'exec', plan.netns, init.etcd]),
         '--name', plan.name,
         '--data-dir', this.dataDir,
         '--listen-client-urls', this.clientUrl,
@@ -160,12 +173,23 @@ export async function planEtcdMembers(
   names: readonly string[],
   host: string,
   startTimeoutMs: number,
+  placements?: (index: number) => EtcdMemberPlacement,
 ): Promise<Array<EtcdMember & { spawn(): void; waitHealthy(): Promise<void> }>> {
   const etcd = await requireCommand('etcd', 'etcd-server');
   const setpriv = await findCommand('setpriv');
-  const ports: Array<{ name: string; clientPort: number; peerPort: number }> = [];
-  for (const name of names) ports.push({ name, clientPort: await freePort(host), peerPort: await freePort(host) });
-  const initialCluster = ports.map((member) => `${member.name}=${httpUrl(host, member.peerPort)}`).join(',');
+  const ports: Array<{ name: string; host: string; netns?: string; clientPort: number; peerPort: number }> = [];
+  for (const [index, name] of names.entries()) {
+    const placed = placements?.(index);
+    if (placed?.netns !== undefined) {
+      // A fresh namespace has every port free; the root namespace cannot probe it anyway.
+      ports.push({ name, host: placed.host, netns: placed.netns, clientPort: placed.clientPort ?? 2379, peerPort: placed.peerPort ?? 2380 });
+    } else {
+      const at = placed?.host ?? host;
+      ports.push({ name, host: at, clientPort: placed?.clientPort ?? (await freePort(at)), peerPort: placed?.peerPort ?? (await freePort(at)) });
+    }
+  }
+  const ip = ports.some((member) => member.netns !== undefined) ? await requireCommand('ip', 'iproute2') : undefined;
+  const initialCluster = ports.map((member) => `${member.name}=${httpUrl(member.host, member.peerPort)}`).join(',');
   const token = `insitu-test-${randomBytes(8).toString('hex')}`;
   const members: EtcdServer[] = [];
   try {
@@ -173,7 +197,7 @@ export async function planEtcdMembers(
       const dir = await makeTempDir(`insitu-etcd-${member.name}-`);
       trackDir(dir);
       members.push(
-        new EtcdServer({ plan: { ...member, host, initialCluster, token, startTimeoutMs }, dir, etcd, setpriv }),
+        new EtcdServer({ plan: { ...member, initialCluster, token, startTimeoutMs }, dir, etcd, ip, setpriv }),
       );
     }
   } catch (error) {

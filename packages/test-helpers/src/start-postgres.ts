@@ -25,6 +25,11 @@ export interface PostgresOptions {
   port?: number;
   /** How long to wait for the server to answer a query; default 30 s. */
   startTimeoutMs?: number;
+  /**
+   * Run the postmaster inside `ip netns exec NAME` (the namespace must exist; needs root and
+   * `setpriv`); give `host` as its address there and a `port` (default 5432).
+   */
+  netns?: string;
 }
 
 /** A private PostgreSQL server started by {@link startPostgres}. */
@@ -117,6 +122,8 @@ class PostgresServer extends ManagedServer implements PostgresInstance {
     identity: Identity | undefined;
     setpriv: string | undefined;
     startTimeoutMs: number;
+    ip?: string | undefined;
+    netns?: string | undefined;
   }) {
     // SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients to leave.
     super(init.dir, { signal: 'SIGINT', graceMs: 30_000, exitWaitMs: 120_000 });
@@ -131,22 +138,37 @@ class PostgresServer extends ManagedServer implements PostgresInstance {
     this.logFile = join(init.dir, 'postgres.log');
     this.#psql = init.psql;
     this.#startTimeoutMs = init.startTimeoutMs;
-    this.attach(new ManagedProcess({
-      name: `postgres ${init.host}:${init.port}`,
-      command: init.postgres,
-      args: [
-        '-D', this.dataDir,
-        '-p', String(init.port),
-        '-k', this.socketDir,
-        '-c', `listen_addresses=${init.host}`,
-        // Only an OS crash could lose data then; tests kill processes, not machines.
-        '-c', 'fsync=off',
-      ],
-      logFile: this.logFile,
-      cwd: init.dir,
-      ...(init.identity ?? {}),
-      ...(init.setpriv === undefined ? {} : { setpriv: init.setpriv }),
-    }));
+    const serverArgs = [
+      '-D', this.dataDir,
+      '-p', String(init.port),
+      '-k', this.socketDir,
+      '-c', `listen_addresses=${init.host}`,
+      // Only an OS crash could lose data then; tests kill processes, not machines.
+      '-c', 'fsync=off',
+    ];
+    if (init.netns !== undefined && init.ip !== undefined) {
+      // `ip netns exec` needs root: enter the namespace first, then drop to the identity.
+      const drop = init.identity === undefined || init.setpriv === undefined
+        ? []
+        : [init.setpriv, '--reuid', String(init.identity.uid), '--regid', String(init.identity.gid), '--clear-groups', '--pdeathsig', 'KILL', '--'];
+      this.attach(new ManagedProcess({
+        name: `postgres ${init.host}:${init.port} in ${init.netns}`,
+        command: init.ip,
+        args: ['netns', 'exec', init.netns, ...drop, init.postgres, ...serverArgs],
+        logFile: this.logFile,
+        cwd: init.dir,
+      }));
+    } else {
+      this.attach(new ManagedProcess({
+        name: `postgres ${init.host}:${init.port}`,
+        command: init.postgres,
+        args: serverArgs,
+        logFile: this.logFile,
+        cwd: init.dir,
+        ...(init.identity ?? {}),
+        ...(init.setpriv === undefined ? {} : { setpriv: init.setpriv }),
+      }));
+    }
   }
 
 
@@ -221,7 +243,8 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   const password = options.password ?? randomBytes(16).toString('hex');
   if (/[\n\r]/.test(password)) throw new Error('password cannot contain line breaks');
   const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? (await freePort(host));
+  const port = options.port ?? (options.netns === undefined ? await freePort(host) : 5432);
+  const ip = options.netns === undefined ? undefined : await requireCommand('ip', 'iproute2');
 
   const dir = await makeTempDir('insitu-postgres-');
   trackDir(dir);
@@ -252,7 +275,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       throw new Error(`initdb failed${asWhom}: ${(initResult.stderr || initResult.stdout).trim().slice(-2000)}`);
     }
     server = new PostgresServer({
-      host, port, user, password, database, dir, psql, postgres, identity, setpriv,
+      host, port, user, password, database, dir, psql, postgres, identity, setpriv, ip, netns: options.netns,
       startTimeoutMs: options.startTimeoutMs ?? 30_000,
     });
     await server.start();

@@ -1,0 +1,128 @@
+import { waitFor } from '@insitu/core';
+import { runInsitu } from '../test/support.js';
+import { frontUrl, ready, serverUrl, type Bed } from './bed.js';
+import { MGMT } from './network.js';
+import type { CallOutcome, WriteOutcome } from './workload.js';
+import { CALL_DEADLINE_MS } from './workload.js';
+
+/** Names of the members answering `read_only = 0` now (`@@read_only` asked on its own). */
+export async function primaries(bed: Bed): Promise<string[]> {
+  const writable: string[] = [];
+  await Promise.all([...bed.members].map(async ([name, member]) => {
+    if (!member.running) return;
+    try {
+      if ((await member.query('SELECT @@read_only')).trim() === '0') writable.push(name);
+    } catch {
+      // not answering: not writable for a client either
+    }
+  }));
+  return writable.sort();
+}
+
+/** Samples the writable members every 200 ms until stopped; keeps every sample with two or more. */
+export class PrimarySampler {
+  samples = 0;
+  doubles: Array<{ t: number; writable: string[] }> = [];
+  private running = true;
+  private loop: Promise<void>;
+
+  constructor(private readonly bed: Bed) {
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const next = Date.now() + 200;
+      const writable = await primaries(this.bed);
+      this.samples++;
+      if (writable.length > 1) this.doubles.push({ t: Date.now(), writable });
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - Date.now())));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+}
+
+export interface Check { name: string; ok: boolean; detail: string; evidence?: unknown }
+
+/** Every call ended 2xx or with a coded INSITU_* error, within its deadline. */
+export function checkCalls(calls: readonly CallOutcome[]): Check {
+  const bad = calls.filter((c) => !(c.status >= 200 && c.status < 300) && !(c.code?.startsWith('INSITU_') && c.ms <= CALL_DEADLINE_MS));
+  return {
+    name: 'calls end 2xx or coded INSITU_* within the deadline',
+    ok: bad.length === 0,
+    detail: `${calls.length} calls, ${bad.length} uncoded or over the deadline`,
+    ...(bad.length > 0 ? { evidence: bad.slice(0, 10) } : {}),
+  };
+}
+
+/** Every acknowledged key is on every member once replication caught up. */
+export async function checkWrites(bed: Bed, writes: readonly WriteOutcome[]): Promise<Check> {
+  const acked = writes.filter((w) => w.acked).map((w) => w.name);
+  const missing: Record<string, string[]> = {};
+  for (const [name, member] of bed.members) {
+    if (!member.running) continue;
+    let present = new Set<string>();
+    try {
+      await waitFor(async () => {
+        const rows = await member.query("SELECT name FROM api_keys WHERE name LIKE 'tb-%'");
+        present = new Set(rows.split('\n').filter(Boolean));
+        return acked.every((a) => present.has(a));
+      }, { timeoutMs: 20_000, intervalMs: 500, what: `acknowledged keys on ${name}` });
+    } catch {
+      missing[name] = acked.filter((a) => !present.has(a));
+    }
+  }
+  const lost = Object.values(missing).reduce((n, m) => n + m.length, 0);
+  return {
+    name: 'no acknowledged platform write lost (primary and every replica)',
+    ok: lost === 0,
+    detail: `${acked.length} keys acknowledged of ${writes.length} attempted; ${lost} missing`,
+    ...(lost > 0 ? { evidence: Object.fromEntries(Object.entries(missing).map(([k, v]) => [k, v.slice(0, 20)])) } : {}),
+  };
+}
+
+export function checkPrimaries(sampler: PrimarySampler): Check {
+  return {
+    name: 'never two writable MariaDB primaries (200 ms samples)',
+    ok: sampler.doubles.length === 0,
+    detail: `${sampler.samples} samples, ${sampler.doubles.length} with two or more writable`,
+    ...(sampler.doubles.length > 0 ? { evidence: sampler.doubles.slice(0, 10) } : {}),
+  };
+}
+
+export async function checkAudit(bed: Bed): Promise<Check> {
+  const result = await runInsitu(['audit', 'verify', '--url', frontUrl, '--token', bed.adminToken]);
+  return { name: 'audit chain verifies', ok: result.code === 0, detail: (result.stdout + result.stderr).trim().split('\n')[0] ?? '' };
+}
+
+/**
+ * Converged: every server ready, exactly one writable member and every other one
+ * replicating (IO and SQL threads running), every agent process up, a call through HAProxy
+ * succeeds. Returns the time it took, or throws after `boundMs`.
+ */
+export async function waitConverged(bed: Bed, boundMs: number): Promise<number> {
+  const start = Date.now();
+  await waitFor(async () => {
+    const serversReady = await Promise.all(MGMT.map((m) => ready(serverUrl(m))));
+    if (!serversReady.every(Boolean)) throw new Error(`servers ready: ${serversReady.join(',')}`);
+    const writable = await primaries(bed);
+    if (writable.length !== 1) throw new Error(`writable members: ${writable.join(',') || 'none'}`);
+    for (const [name, member] of bed.members) {
+      if (writable.includes(name)) continue;
+      if (!member.running) throw new Error(`${name} not running`);
+      const [status] = await member.queryRows('SHOW SLAVE STATUS');
+      if (status?.Slave_IO_Running !== 'Yes' || status.Slave_SQL_Running !== 'Yes') throw new Error(`${name} not replicating: ${status?.Last_IO_Error ?? ''} ${status?.Last_SQL_Error ?? ''}`);
+    }
+    const down = bed.agents.filter((a) => !a.proc.running).map((a) => a.name);
+    if (down.length > 0) throw new Error(`agents down: ${down.join(',')}`);
+    const response = await fetch(`${frontUrl}${bed.callPath}`, { headers: { authorization: `Bearer ${bed.key}` }, signal: AbortSignal.timeout(3000) });
+    await response.arrayBuffer();
+    if (!response.ok) throw new Error(`call through HAProxy: ${response.status}`);
+    return true;
+  }, { timeoutMs: boundMs, intervalMs: 250, what: 'the bed to converge' });
+  return Date.now() - start;
+}

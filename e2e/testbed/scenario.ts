@@ -1,0 +1,121 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Bed } from './bed.js';
+import type { Fault } from './faults.js';
+import { checkAudit, checkCalls, checkPrimaries, checkWrites, PrimarySampler, waitConverged, type Check } from './invariants.js';
+import { startWorkload, type CallOutcome } from './workload.js';
+
+export const STEADY_MS = 20_000;
+export const CONVERGE_BOUND_MS = 90_000;
+
+export interface ScenarioResult {
+  fault: string;
+  describe: string;
+  injected: string;
+  /** ms from injection to the first failed call or write (null: none failed). */
+  detectionMs: number | null;
+  /** ms from injection to the last failed call or write, i.e. service back (null: none failed). */
+  recoveryMs: number | null;
+  convergedAfterHealMs: number | null;
+  calls: number;
+  failedCalls: number;
+  windowCalls: number;
+  windowSuccessRatio: number;
+  writesAcked: number;
+  writesFailed: number;
+  p99Ms: number;
+  checks: Check[];
+  ok: boolean;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const okCall = (c: CallOutcome) => c.status >= 200 && c.status < 300;
+const log = (line: string) => process.stdout.write(`testbed: ${line}\n`);
+
+/** Steady load, fault, hold, heal, settle (until converged), then every invariant. */
+export async function runScenario(bed: Bed, fault: Fault, rate: number, outDir: string): Promise<ScenarioResult> {
+  log(`scenario ${fault.name}: ${fault.describe}`);
+  const sampler = new PrimarySampler(bed);
+  const workload = await startWorkload(bed, fault.name, rate);
+  let injected = '';
+  let injectedAt = 0;
+  let healedAt = 0;
+  let convergedAfterHealMs: number | null = null;
+  let convergeError = '';
+  let outcomes: Awaited<ReturnType<typeof workload.stop>> = { calls: [], writes: [] };
+  try {
+    await sleep(STEADY_MS);
+    injectedAt = Date.now();
+    injected = await fault.inject(bed);
+    log(`  ${injected}`);
+    await sleep(fault.holdMs);
+    await fault.heal(bed);
+    healedAt = Date.now();
+    try {
+      convergedAfterHealMs = await waitConverged(bed, CONVERGE_BOUND_MS);
+    } catch (error) {
+      convergeError = (error as Error).message;
+    }
+    await sleep(3000);
+  } finally {
+    outcomes = await workload.stop();
+    await sampler.stop();
+  }
+  const { calls, writes } = outcomes;
+  const windowEnd = healedAt + (convergedAfterHealMs ?? CONVERGE_BOUND_MS);
+  const inWindow = calls.filter((c) => c.t >= injectedAt && c.t <= windowEnd);
+  const failures = [...calls.filter((c) => !okCall(c) && c.t >= injectedAt).map((c) => c.t), ...writes.filter((w) => !w.acked && w.t >= injectedAt).map((w) => w.t)].sort((a, b) => a - b);
+  const latencies = calls.filter(okCall).map((c) => c.ms).sort((a, b) => a - b);
+  const checks: Check[] = [
+    checkCalls(calls),
+    checkPrimaries(sampler),
+    await checkWrites(bed, writes),
+    await checkAudit(bed),
+    {
+      name: `converges within ${CONVERGE_BOUND_MS / 1000} s after heal`,
+      ok: convergedAfterHealMs !== null,
+      detail: convergedAfterHealMs !== null ? `${convergedAfterHealMs} ms` : convergeError.slice(0, 500),
+    },
+  ];
+  const result: ScenarioResult = {
+    fault: fault.name,
+    describe: fault.describe,
+    injected,
+    detectionMs: failures.length > 0 ? (failures[0] ?? 0) - injectedAt : null,
+    recoveryMs: failures.length > 0 ? (failures.at(-1) ?? 0) - injectedAt : null,
+    convergedAfterHealMs,
+    calls: calls.length,
+    failedCalls: calls.filter((c) => !okCall(c)).length,
+    windowCalls: inWindow.length,
+    windowSuccessRatio: inWindow.length === 0 ? 1 : inWindow.filter(okCall).length / inWindow.length,
+    writesAcked: writes.filter((w) => w.acked).length,
+    writesFailed: writes.filter((w) => !w.acked).length,
+    p99Ms: latencies[Math.floor(latencies.length * 0.99)] ?? 0,
+    checks,
+    ok: checks.every((c) => c.ok),
+  };
+  await writeFile(join(outDir, `${fault.name}.outcomes.jsonl`), [...calls, ...writes].map((r) => JSON.stringify(r)).join('\n') + '\n');
+  for (const check of checks) log(`  ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}${check.ok ? '' : `\n        evidence: ${JSON.stringify(check.evidence ?? null).slice(0, 2000)}`}`);
+  return result;
+}
+
+export function markdownTable(results: readonly ScenarioResult[]): string {
+  const ms = (v: number | null) => (v === null ? '–' : `${(v / 1000).toFixed(1)} s`);
+  const rows = results.map((r) =>
+    `| ${r.fault} | ${ms(r.detectionMs)} | ${ms(r.recoveryMs)} | ${ms(r.convergedAfterHealMs)} | ${r.failedCalls} / ${r.calls} | ${(r.windowSuccessRatio * 100).toFixed(2)} % | ${r.writesAcked} acked, ${r.checks.find((c) => c.name.startsWith('no acknowledged'))?.ok === false ? 'LOST' : '0 lost'} | ${r.p99Ms} ms | ${r.ok ? 'pass' : `FAIL: ${r.checks.filter((c) => !c.ok).map((c) => c.name).join('; ')}`} |`);
+  return [
+    '| fault | first failure | last failure | converged after heal | failed calls | success in fault window | writes | p99 (2xx) | invariants |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+}
+
+/** The row of a scenario that could not be played at all. */
+export function failedScenario(fault: string, describe: string, error: string): ScenarioResult {
+  return {
+    fault, describe, injected: '', detectionMs: null, recoveryMs: null, convergedAfterHealMs: null,
+    calls: 0, failedCalls: 0, windowCalls: 0, windowSuccessRatio: 0, writesAcked: 0, writesFailed: 0, p99Ms: 0,
+    checks: [{ name: 'the scenario ran', ok: false, detail: error.slice(0, 500) }],
+    ok: false,
+  };
+}
