@@ -23,7 +23,7 @@ createServer((req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify({ method: req.method, url: req.url, body: Buffer.concat(chunks).toString() })); });
-}).listen(process.env.INSITU_LISTEN);
+}).listen({ fd: Number(process.env.INSITU_LISTEN_FD) });
 `,
 };
 

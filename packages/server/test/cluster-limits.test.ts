@@ -140,7 +140,9 @@ describe('limits across a cluster of three nodes on one database and etcd', { ti
       const answer = await node.app.inject({ method: 'GET', url: '/s/limited/ping', headers: { authorization: `Bearer ${key}` } });
       assert.equal(answer.statusCode, 200, answer.body);
       assert.equal(answer.headers['ratelimit-limit'], '10');
-      assert.equal(answer.headers['ratelimit-remaining'], '9');
+      // 9 on this node's own bucket, less what the other nodes' earlier calls took if their share (every 250 ms) arrived already.
+      const remaining = Number(answer.headers['ratelimit-remaining']);
+      assert.ok(remaining <= 9 && remaining >= 10 - nodes.length, `remaining ${remaining}`);
       assert.equal(answer.headers['ratelimit-reset'], '1');
       assert.equal(answer.headers['ratelimit-policy'], '10;w=1;burst=10;rate=100');
     }
