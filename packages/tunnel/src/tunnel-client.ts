@@ -38,13 +38,15 @@ export interface BackoffOptions {
   /** Delay after the platform refused the credential (default 10 min): no retry storm. */
   rejectedMs?: number;
   /**
-   * The first `fastAttempts` reconnections (default 10) are capped at `fastMaxMs` (default
-   * 2 s) instead of `maxMs`: a node restarting (a rolling restart, a crash the operator
-   * repairs in seconds) gets its agents back within about a second of being ready, while a
-   * long outage still backs off to `maxMs`. Full jitter spreads a thousand agents over it.
+   * For the first `fastForMs` of an outage (default 60 s) delays are capped at `fastMaxMs`
+   * (default 2 s) instead of `maxMs`: a node restarting (a rolling restart, a crash the
+   * operator repairs in seconds) gets its agents back within about a second of being ready,
+   * while a long outage still backs off to `maxMs`. Full jitter spreads a thousand agents
+   * over the cap. (Counted in time, not attempts: with jitter, ten quick failed dials can
+   * fit in a few seconds of a restart.)
    */
   fastMaxMs?: number;
-  fastAttempts?: number;
+  fastForMs?: number;
 }
 
 /** Options of {@link TunnelClient}. */
@@ -198,8 +200,10 @@ export class TunnelClient extends EventEmitter {
   async #slotLoop(slot: number): Promise<void> {
     const sleeper = new Sleeper();
     this.#sleepers.push(sleeper);
-    const { baseMs = 250, maxMs = 30_000, stableAfterMs = 30_000, rejectedMs = 600_000, fastMaxMs = 2000, fastAttempts = 10 } = this.#options.backoff ?? {};
-    const cap = (attempt: number): number => (attempt <= fastAttempts ? Math.min(fastMaxMs, maxMs) : maxMs);
+    const { baseMs = 250, maxMs = 30_000, stableAfterMs = 30_000, rejectedMs = 600_000, fastMaxMs = 2000, fastForMs = 60_000 } = this.#options.backoff ?? {};
+    // When the current outage began (the first failure after a session that lived long enough).
+    let troubleSince: number | undefined;
+    const cap = (): number => (Date.now() - (troubleSince ?? Date.now()) < fastForMs ? Math.min(fastMaxMs, maxMs) : maxMs);
     let attempt = 0;
     let urlIndex = slot;
     while (!this.#closed) {
@@ -207,8 +211,12 @@ export class TunnelClient extends EventEmitter {
       let delay: number;
       try {
         const lived = await this.#runSession(url);
-        attempt = lived >= stableAfterMs ? 0 : attempt + 1;
-        delay = backoffDelay(attempt, baseMs, cap(attempt));
+        if (lived >= stableAfterMs) {
+          attempt = 0;
+          troubleSince = Date.now();
+        } else attempt++;
+        troubleSince ??= Date.now();
+        delay = backoffDelay(attempt, baseMs, cap());
       } catch (error) {
         const failure = toInsituError(error);
         this.#lastError = failure;
@@ -218,7 +226,8 @@ export class TunnelClient extends EventEmitter {
           this.emit('rejected', failure);
         } else {
           attempt++;
-          delay = backoffDelay(attempt, baseMs, cap(attempt));
+          troubleSince ??= Date.now();
+          delay = backoffDelay(attempt, baseMs, cap());
           this.#logger.info({ code: failure.code, url, retryInMs: delay, err: failure.message }, 'tunnel connection failed');
         }
         urlIndex++;
