@@ -15,13 +15,14 @@
 // Needs: wrk, haproxy (Debian), openssh-server + openssh-client.
 // BENCH_PROFILE_DIR=dir writes CPU profiles of the bare tunnel's platform and agent there.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { benchArgs } from '../args.mjs';
+import { sshReversePlan } from '../ssh-reverse.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -185,29 +186,10 @@ function wrk(url, connections, seconds, headers = {}) {
 async function startSshReverse(appPort) {
   const sshdPort = await freePort();
   const remotePort = await freePort();
-  for (const file of ['host_key', 'client_key']) {
-    const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(tmp, file)]);
-    if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
-  }
-  writeFileSync(join(tmp, 'authorized_keys'), readFileSync(join(tmp, 'client_key.pub')));
-  writeFileSync(
-    join(tmp, 'sshd_config'),
-    [
-      `Port ${sshdPort}`, 'ListenAddress 127.0.0.1', `HostKey ${join(tmp, 'host_key')}`, `PidFile ${join(tmp, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${join(tmp, 'authorized_keys')}`, 'PermitRootLogin prohibit-password', 'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', 'AllowTcpForwarding yes', 'GatewayPorts no', 'LogLevel ERROR',
-    ].join('\n') + '\n',
-  );
-  // Debian's sshd refuses to start without its privilege separation directory.
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const sshd = start('/usr/sbin/sshd', ['-D', '-e', '-f', join(tmp, 'sshd_config')]);
+  const plan = sshReversePlan(tmp, { sshdPort, remotePort, appPort });
+  const sshd = start(...plan.sshd);
   await waitFor(() => answersTcp(sshdPort), 'sshd');
-  const ssh = start('ssh', [
-    '-F', '/dev/null', '-N', '-i', join(tmp, 'client_key'), '-p', String(sshdPort),
-    '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'IdentitiesOnly=yes',
-    '-o', 'ExitOnForwardFailure=yes', '-o', 'LogLevel=ERROR',
-    '-R', `127.0.0.1:${remotePort}:127.0.0.1:${appPort}`, 'root@127.0.0.1',
-  ]);
+  const ssh = start(...plan.ssh);
   await waitFor(() => answers(remotePort, '/1k'), 'ssh -R');
   return { port: remotePort, pids: [sshd.child.pid, ssh.child.pid] };
 }

@@ -6,7 +6,7 @@
 // memory of a platform node holding 10,000 idle sessions (agents simulated in another
 // process). Run after `npm run build`:  node bench/tunnel/run.mjs [--seconds 5] [--idle 10000]
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { benchArgs } from '../args.mjs';
+import { sshReversePlan } from '../ssh-reverse.mjs';
 import { get, load } from '../load.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -95,30 +96,11 @@ async function startSshReverse(appPort) {
   tmp = mkdtempSync(join(tmpdir(), 'insitu-bench-ssh-'));
   const sshdPort = await freePort();
   const remotePort = await freePort();
-  for (const [file, type] of [['host_key', 'ed25519'], ['client_key', 'ed25519']]) {
-    const r = spawnSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-f', join(tmp, file)]);
-    if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
-  }
-  writeFileSync(join(tmp, 'authorized_keys'), readFileSync(join(tmp, 'client_key.pub')));
-  writeFileSync(
-    join(tmp, 'sshd_config'),
-    [
-      `Port ${sshdPort}`, 'ListenAddress 127.0.0.1', `HostKey ${join(tmp, 'host_key')}`, `PidFile ${join(tmp, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${join(tmp, 'authorized_keys')}`, 'PermitRootLogin prohibit-password', 'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', 'AllowTcpForwarding yes', 'GatewayPorts no', 'LogLevel ERROR',
-    ].join('\n') + '\n',
-  );
-  // Debian's sshd refuses to start without its privilege separation directory.
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const sshd = start('/usr/sbin/sshd', ['-D', '-e', '-f', join(tmp, 'sshd_config')]);
+  const plan = sshReversePlan(tmp, { sshdPort, remotePort, appPort });
+  const sshd = start(...plan.sshd);
   sshd.child.stdout.resume();
   await waitPort(sshdPort);
-  const ssh = start('ssh', [
-    '-F', '/dev/null', '-N', '-i', join(tmp, 'client_key'), '-p', String(sshdPort),
-    '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'IdentitiesOnly=yes',
-    '-o', 'ExitOnForwardFailure=yes', '-o', 'LogLevel=ERROR',
-    '-R', `127.0.0.1:${remotePort}:127.0.0.1:${appPort}`, 'root@127.0.0.1',
-  ]);
+  const ssh = start(...plan.ssh);
   ssh.child.stdout.resume();
   await waitPort(remotePort);
   return remotePort;
