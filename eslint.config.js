@@ -19,7 +19,15 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': [
         'error',
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] },
+        {
+          allowForKnownSafeCalls: [
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['describe', 'it', 'test', 'suite', 'before', 'after', 'beforeEach', 'afterEach'],
+            },
+          ],
+        },
       ],
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-non-null-assertion': 'error',
@@ -29,13 +37,22 @@ export default tseslint.config(
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
       // Every import names a package the importing package's own package.json declares
       // (tests may use devDependencies); scripts/check-layers.mjs checks the layering.
-      'import-x/no-extraneous-dependencies': ['error', { devDependencies: ['packages/*/test/**', 'e2e/**', 'bench/**'], includeTypes: true }],
+      'import-x/no-extraneous-dependencies': [
+        'error',
+        { devDependencies: ['packages/*/test/**', 'e2e/**', 'bench/**'], includeTypes: true },
+      ],
       'no-restricted-imports': [
         'error',
         {
           patterns: [
-            { group: ['@insitu/*/src/*', '@insitu/*/dist/*', '@insitu/*/test/*'], message: 'Import a package by its name only; deep imports bypass its public entry.' },
-            { group: ['../../*/src/*', '../../../packages/*'], message: 'Do not reach into another package by path; import it by name.' },
+            {
+              group: ['@insitu/*/src/*', '@insitu/*/dist/*', '@insitu/*/test/*'],
+              message: 'Import a package by its name only; deep imports bypass its public entry.',
+            },
+            {
+              group: ['../../*/src/*', '../../../packages/*'],
+              message: 'Do not reach into another package by path; import it by name.',
+            },
           ],
         },
       ],

@@ -10,7 +10,12 @@ import { parseArgs } from 'node:util';
  * @returns {Record<string, string | boolean | undefined>}
  */
 export function benchArgs(usage, flags) {
-  const lines = [`usage: ${usage}`, ...Object.entries(flags).map(([name, f]) => `  --${name.padEnd(16)} ${f.help}${f.default !== undefined ? ` (default ${f.default})` : ''}`)];
+  const lines = [
+    `usage: ${usage}`,
+    ...Object.entries(flags).map(
+      ([name, f]) => `  --${name.padEnd(16)} ${f.help}${f.default !== undefined ? ` (default ${f.default})` : ''}`,
+    ),
+  ];
   const fail = (message) => {
     process.stderr.write(`${message}\n${lines.join('\n')}\n`);
     process.exit(2);
@@ -18,7 +23,15 @@ export function benchArgs(usage, flags) {
   let parsed;
   try {
     parsed = parseArgs({
-      options: { help: { type: 'boolean', short: 'h' }, ...Object.fromEntries(Object.entries(flags).map(([name, f]) => [name, f.kind === 'switch' ? { type: 'boolean' } : { type: 'string', default: f.default }])) },
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        ...Object.fromEntries(
+          Object.entries(flags).map(([name, f]) => [
+            name,
+            f.kind === 'switch' ? { type: 'boolean' } : { type: 'string', default: f.default },
+          ]),
+        ),
+      },
       allowPositionals: false,
     });
   } catch (error) {
@@ -28,12 +41,17 @@ export function benchArgs(usage, flags) {
     process.stdout.write(`${lines.join('\n')}\n`);
     process.exit(0);
   }
-  const allowed = { level: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], dialect: ['sqlite', 'mysql', 'both'] };
+  const allowed = {
+    level: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    dialect: ['sqlite', 'mysql', 'both'],
+  };
   for (const [name, f] of Object.entries(flags)) {
     const value = parsed.values[name];
     if (value === undefined || f.kind === 'switch') continue;
-    if (f.kind === 'count' && !/^[1-9][0-9]{0,8}$/.test(value)) fail(`--${name} takes a positive integer, not "${value}"`);
-    if (f.kind in allowed && !allowed[f.kind].includes(value)) fail(`--${name} takes one of ${allowed[f.kind].join(', ')}, not "${value}"`);
+    if (f.kind === 'count' && !/^[1-9][0-9]{0,8}$/.test(value))
+      fail(`--${name} takes a positive integer, not "${value}"`);
+    if (f.kind in allowed && !allowed[f.kind].includes(value))
+      fail(`--${name} takes one of ${allowed[f.kind].join(', ')}, not "${value}"`);
   }
   return parsed.values;
 }

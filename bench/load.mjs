@@ -21,19 +21,23 @@ export function get(agent, target, path, headers) {
 export async function load(target, path, headers, clients, seconds) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   const warmUntil = Date.now() + 1000;
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (Date.now() < warmUntil) await get(agent, target, path, headers);
-  }));
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (Date.now() < warmUntil) await get(agent, target, path, headers);
+    }),
+  );
   const latencies = [];
   const until = Date.now() + seconds * 1000;
   const started = performance.now();
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (Date.now() < until) {
-      const t = performance.now();
-      await get(agent, target, path, headers);
-      latencies.push(performance.now() - t);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (Date.now() < until) {
+        const t = performance.now();
+        await get(agent, target, path, headers);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
   const elapsed = (performance.now() - started) / 1000;
   agent.destroy();
   latencies.sort((a, b) => a - b);

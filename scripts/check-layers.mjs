@@ -73,7 +73,11 @@ function insituNames(deps) {
     .map((d) => d.slice('@insitu/'.length));
 }
 
-const dirs = [...readdirSync(join(root, 'packages')).map((d) => join(root, 'packages', d)), join(root, 'e2e'), join(root, 'bench')];
+const dirs = [
+  ...readdirSync(join(root, 'packages')).map((d) => join(root, 'packages', d)),
+  join(root, 'e2e'),
+  join(root, 'bench'),
+];
 const nameOfDir = new Map();
 for (const dir of dirs) {
   const file = join(dir, 'package.json');
@@ -98,11 +102,14 @@ for (const dir of dirs) {
   if (allowed !== null) {
     for (const target of deps) {
       if (target === 'test-helpers') problems.push(`${pkg.name}: test-helpers may only be a devDependency`);
-      else if (!allowed.includes(target)) problems.push(`${pkg.name} may not depend on @insitu/${target} (allowed: ${allowed.join(', ') || 'none'})`);
+      else if (!allowed.includes(target))
+        problems.push(`${pkg.name} may not depend on @insitu/${target} (allowed: ${allowed.join(', ') || 'none'})`);
     }
     for (const target of devDeps) {
       if (target !== 'test-helpers' && !allowed.includes(target) && !(TEST_EXTRA[name] ?? []).includes(target)) {
-        problems.push(`${pkg.name} may not have @insitu/${target} as a devDependency (a test that needs it belongs in e2e/)`);
+        problems.push(
+          `${pkg.name} may not have @insitu/${target} as a devDependency (a test that needs it belongs in e2e/)`,
+        );
       }
     }
   }
@@ -111,18 +118,33 @@ for (const dir of dirs) {
   const sourceDirs = ['src', 'bin'].map((d) => join(dir, d));
   const testDirs = ['test'].map((d) => join(dir, d));
   const own = name;
-  for (const [kind, roots] of [['source', sourceDirs], ['test', testDirs]]) {
+  for (const [kind, roots] of [
+    ['source', sourceDirs],
+    ['test', testDirs],
+  ]) {
     const files = roots.flatMap(tsFiles);
     if (where === 'e2e' || where === 'bench') files.push(...tsFiles(dir).filter((f) => !files.includes(f)));
     for (const source of files) {
       for (const target of importedPackages(source)) {
         if (target === own) continue;
         const at = relative(root, source);
-        const declared = kind === 'source' && allowed !== null ? deps.includes(target) : deps.includes(target) || devDeps.includes(target);
-        if (!declared) problems.push(`${at} imports @insitu/${target}, which ${pkg.name}'s package.json does not declare${kind === 'test' ? ' (add it to devDependencies)' : ''}`);
+        const declared =
+          kind === 'source' && allowed !== null
+            ? deps.includes(target)
+            : deps.includes(target) || devDeps.includes(target);
+        if (!declared)
+          problems.push(
+            `${at} imports @insitu/${target}, which ${pkg.name}'s package.json does not declare${kind === 'test' ? ' (add it to devDependencies)' : ''}`,
+          );
         if (allowed === null) continue;
-        const ok = kind === 'source' ? allowed.includes(target) : target === 'test-helpers' || allowed.includes(target) || (TEST_EXTRA[name] ?? []).includes(target);
-        if (!ok) problems.push(`${at} imports @insitu/${target}: ${kind === 'source' ? `${pkg.name} may use only ${allowed.join(', ') || 'nothing'}` : 'a test that needs a higher layer belongs in e2e/'}`);
+        const ok =
+          kind === 'source'
+            ? allowed.includes(target)
+            : target === 'test-helpers' || allowed.includes(target) || (TEST_EXTRA[name] ?? []).includes(target);
+        if (!ok)
+          problems.push(
+            `${at} imports @insitu/${target}: ${kind === 'source' ? `${pkg.name} may use only ${allowed.join(', ') || 'nothing'}` : 'a test that needs a higher layer belongs in e2e/'}`,
+          );
       }
     }
   }
@@ -133,8 +155,12 @@ for (const dir of dirs) {
     const parsed = ts.parseConfigFileTextToJson(tsconfig, readFileSync(tsconfig, 'utf8'));
     const refs = (parsed.config?.references ?? []).map((r) => nameOfDir.get(join(dir, r.path)) ?? `?${r.path}`);
     const declared = new Set([...deps, ...devDeps]);
-    for (const ref of refs) if (!declared.has(ref)) problems.push(`${where}/tsconfig.json references ${ref}, which package.json does not declare`);
-    for (const dep of declared) if (!refs.includes(dep)) problems.push(`${where}/tsconfig.json lacks a reference to @insitu/${dep}, which package.json declares`);
+    for (const ref of refs)
+      if (!declared.has(ref))
+        problems.push(`${where}/tsconfig.json references ${ref}, which package.json does not declare`);
+    for (const dep of declared)
+      if (!refs.includes(dep))
+        problems.push(`${where}/tsconfig.json lacks a reference to @insitu/${dep}, which package.json declares`);
   }
 }
 if (problems.length > 0) {

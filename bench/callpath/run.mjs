@@ -34,12 +34,21 @@ const values = benchArgs('node bench/callpath/run.mjs [--seconds N] [--runs N] [
 const SECONDS = Number(values.seconds);
 const RUNS = Number(values.runs);
 const PROFILE = process.env.BENCH_PROFILE_DIR;
-const profiled = (name) => (PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
+const profiled = (name) =>
+  PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
 const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 
-for (const [binary, debianPackage] of [['wrk', 'wrk'], ['haproxy', 'haproxy'], ['/usr/sbin/sshd', 'openssh-server'], ['ssh', 'openssh-client'], ['ssh-keygen', 'openssh-client']]) {
+for (const [binary, debianPackage] of [
+  ['wrk', 'wrk'],
+  ['haproxy', 'haproxy'],
+  ['/usr/sbin/sshd', 'openssh-server'],
+  ['ssh', 'openssh-client'],
+  ['ssh-keygen', 'openssh-client'],
+]) {
   if (spawnSync(binary, ['-v']).error) {
-    process.stderr.write(`bench/callpath: ${binary} is missing; install it with: apt-get install -y ${debianPackage}\n`);
+    process.stderr.write(
+      `bench/callpath: ${binary} is missing; install it with: apt-get install -y ${debianPackage}\n`,
+    );
     process.exit(2);
   }
 }
@@ -72,7 +81,10 @@ function start(command, argv, env = {}) {
   child.stderr.on('data', (c) => (output += c.toString()));
   const waitFor = (pattern, timeoutMs = 120_000) =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} from ${command}: ${output.slice(-2000)}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`timed out waiting for ${pattern} from ${command}: ${output.slice(-2000)}`)),
+        timeoutMs,
+      );
       const check = () => {
         const match = output.match(pattern);
         if (!match) return;
@@ -83,7 +95,9 @@ function start(command, argv, env = {}) {
       };
       lines.on('line', check);
       child.stderr.on('data', check);
-      child.once('exit', (code) => reject(new Error(`${command} ${argv.join(' ')} exited with ${code}: ${output.slice(-2000)}`)));
+      child.once('exit', (code) =>
+        reject(new Error(`${command} ${argv.join(' ')} exited with ${code}: ${output.slice(-2000)}`)),
+      );
       check();
     });
   return { child, waitFor, output: () => output };
@@ -209,9 +223,21 @@ async function startHaproxy(appPort) {
   writeFileSync(
     join(tmp, 'haproxy.cfg'),
     [
-      'global', '  maxconn 4000', 'defaults', '  mode http', '  option http-keep-alive', '  timeout connect 2s', '  timeout client 60s', '  timeout server 60s',
-      'frontend calls', `  bind 127.0.0.1:${port}`, '  default_backend origin',
-      'backend origin', '  http-reuse always', `  server o1 127.0.0.1:${appPort}`, '',
+      'global',
+      '  maxconn 4000',
+      'defaults',
+      '  mode http',
+      '  option http-keep-alive',
+      '  timeout connect 2s',
+      '  timeout client 60s',
+      '  timeout server 60s',
+      'frontend calls',
+      `  bind 127.0.0.1:${port}`,
+      '  default_backend origin',
+      'backend origin',
+      '  http-reuse always',
+      `  server o1 127.0.0.1:${appPort}`,
+      '',
     ].join('\n'),
   );
   const haproxy = start('haproxy', ['-db', '-f', join(tmp, 'haproxy.cfg')]);
@@ -222,7 +248,12 @@ async function startHaproxy(appPort) {
 async function startTunnel(appPort) {
   const platform = start(process.execPath, [...profiled('tunnel-platform'), join(root, 'bench/tunnel/platform.mjs')]);
   const { tunnelPort, frontPort } = JSON.parse((await platform.waitFor(/^\{.*\}$/m))[0]);
-  const agent = start(process.execPath, [...profiled('tunnel-agent'), join(root, 'bench/tunnel/agent.mjs'), `http://127.0.0.1:${tunnelPort}`, String(appPort)]);
+  const agent = start(process.execPath, [
+    ...profiled('tunnel-agent'),
+    join(root, 'bench/tunnel/agent.mjs'),
+    `http://127.0.0.1:${tunnelPort}`,
+    String(appPort),
+  ]);
   await agent.waitFor(/ready/);
   await waitFor(() => answers(frontPort, '/1k'), 'the bare tunnel');
   return { port: frontPort, pids: [platform.child.pid, agent.child.pid], platform, agent };
@@ -245,14 +276,22 @@ async function startService() {
   const server = kids.find((pid) => cmd(pid).includes('server'));
   const agent = kids.find((pid) => cmd(pid).includes('agent'));
   if (!server || !agent) throw new Error('could not find the server and agent processes of bench/invoke');
-  return { port: Number(gateway.port), path: gateway.pathname, headers: { authorization: `Bearer ${info.key}` }, pids: [server, agent], server, agent };
+  return {
+    port: Number(gateway.port),
+    path: gateway.pathname,
+    headers: { authorization: `Bearer ${info.key}` },
+    pids: [server, agent],
+    server,
+    agent,
+  };
 }
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '—');
+const fmt = (n, d = 0) =>
+  Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '—';
 
 async function main() {
   const app = start(process.execPath, [join(root, 'bench/tunnel/app.mjs')]);
@@ -279,7 +318,9 @@ async function main() {
         const groups = { own: ownPids, origin: [originPid], ...(p.split ?? {}) };
         const before = Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, cpuOf(pids)]));
         const result = await wrk(`http://127.0.0.1:${p.port}${p.path}`, connections, SECONDS, p.headers);
-        const cpu = Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, cpuDelta(before[k], cpuOf(pids)) / result.requests]));
+        const cpu = Object.fromEntries(
+          Object.entries(groups).map(([k, pids]) => [k, cpuDelta(before[k], cpuOf(pids)) / result.requests]),
+        );
         const key = `${p.name}|${connections}`;
         if (!cells.has(key)) cells.set(key, []);
         cells.get(key).push({ ...result, cpu });
@@ -291,17 +332,39 @@ async function main() {
   }
   const m = (name, connections, pick) => median(cells.get(`${name}|${connections}`).map(pick));
   const lines = [
-    `bench/callpath — ${new Date().toISOString()}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), Node ${process.version}, wrk, ${SECONDS} s per cell, median of ${RUNS} runs, load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `bench/callpath — ${new Date().toISOString()}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), Node ${process.version}, wrk, ${SECONDS} s per cell, median of ${RUNS} runs, load average at the end ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
     '',
     '| path | 1 conn req/s | p50 ms | p99 ms | 64 conn req/s | p50 ms | p99 ms | path CPU µs/req at 64 (at 1) | origin CPU µs/req at 64 |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const p of paths) {
-    const split = p.split ? ` — ${Object.keys(p.split).map((k) => `${k} ${fmt(m(p.name, 64, (c) => c.cpu[k]))}`).join(', ')}` : '';
-    const own = p.pids.length > 0 ? `${fmt(m(p.name, 64, (c) => c.cpu.own))} (${fmt(m(p.name, 1, (c) => c.cpu.own))})${split}` : '— (the origin alone)';
+    const split = p.split
+      ? ` — ${Object.keys(p.split)
+          .map((k) => `${k} ${fmt(m(p.name, 64, (c) => c.cpu[k]))}`)
+          .join(', ')}`
+      : '';
+    const own =
+      p.pids.length > 0
+        ? `${fmt(m(p.name, 64, (c) => c.cpu.own))} (${fmt(m(p.name, 1, (c) => c.cpu.own))})${split}`
+        : '— (the origin alone)';
     const origin = p.split ? 'in agent+app' : fmt(m(p.name, 64, (c) => c.cpu.origin));
     lines.push(
-      `| ${p.name} | ${fmt(m(p.name, 1, (c) => c.rps))} | ${fmt(m(p.name, 1, (c) => c.p50), 2)} | ${fmt(m(p.name, 1, (c) => c.p99), 2)} | ${fmt(m(p.name, 64, (c) => c.rps))} | ${fmt(m(p.name, 64, (c) => c.p50), 2)} | ${fmt(m(p.name, 64, (c) => c.p99), 2)} | ${own} | ${origin} |`,
+      `| ${p.name} | ${fmt(m(p.name, 1, (c) => c.rps))} | ${fmt(
+        m(p.name, 1, (c) => c.p50),
+        2,
+      )} | ${fmt(
+        m(p.name, 1, (c) => c.p99),
+        2,
+      )} | ${fmt(m(p.name, 64, (c) => c.rps))} | ${fmt(
+        m(p.name, 64, (c) => c.p50),
+        2,
+      )} | ${fmt(
+        m(p.name, 64, (c) => c.p99),
+        2,
+      )} | ${own} | ${origin} |`,
     );
   }
   lines.push('', '| ratio (req/s) | 1 conn | 64 conn | path CPU per request at 64 |', '|---|---:|---:|---:|');

@@ -11,14 +11,27 @@ import { defaultServerConfig, startServer } from '@insitu/server';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
 import { benchArgs } from '../args.mjs';
 
-const values = benchArgs('node bench/console/run.mjs [--runs N]', { runs: { default: '10', kind: 'count', help: 'fresh browser contexts per page' } });
+const values = benchArgs('node bench/console/run.mjs [--runs N]', {
+  runs: { default: '10', kind: 'count', help: 'fresh browser contexts per page' },
+});
 const RUNS = Number(values.runs);
 
 const dir = await makeTempDir('insitu-bench-console-');
-const server = await startServer({ config: defaultServerConfig({ listen: { port: 0 }, log: { level: 'silent' }, auth: { passwordCost: 10 } }), dataDir: dir });
+const server = await startServer({
+  config: defaultServerConfig({ listen: { port: 0 }, log: { level: 'silent' }, auth: { passwordCost: 10 } }),
+  dataDir: dir,
+});
 const { initPlatform } = await import('@insitu/server');
-const init = await initPlatform(server.store, { adminEmail: 'root@bench.test', password: 'bench-password-long' }, { N: 1024, r: 8, p: 1 });
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+const init = await initPlatform(
+  server.store,
+  { adminEmail: 'root@bench.test', password: 'bench-password-long' },
+  { N: 1024, r: 8, p: 1 },
+);
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+});
 
 const measure = `(() => {
   const nav = performance.getEntriesByType('navigation')[0];
@@ -62,7 +75,9 @@ try {
   const cookies = await context.cookies();
   await context.close();
   const catalog = await run('catalog', cookies);
-  process.stdout.write(`console first load, ${RUNS} fresh contexts each, ${os.cpus().length} cores, Node ${process.versions.node}, ${browser.version()}\n`);
+  process.stdout.write(
+    `console first load, ${RUNS} fresh contexts each, ${os.cpus().length} cores, Node ${process.versions.node}, ${browser.version()}\n`,
+  );
   process.stdout.write(`${summary('sign-in page', signIn)}\n${summary('catalog (signed in)', catalog)}\n`);
 } finally {
   await browser.close();

@@ -10,13 +10,21 @@ if (mode === 'raw') {
   // Only what the agent sends: count the row lines without parsing them.
   const { request } = await import('node:http');
   rows = await new Promise((resolve, reject) => {
-    const req = request({ socketPath, method: 'POST', path: `/v1/datasets/${name}/query`, headers: { 'content-type': 'application/json' } }, (res) => {
-      let lines = 0;
-      res.on('data', (chunk) => {
-        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
-      });
-      res.on('end', () => resolve(lines - 2));
-    });
+    const req = request(
+      {
+        socketPath,
+        method: 'POST',
+        path: `/v1/datasets/${name}/query`,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let lines = 0;
+        res.on('data', (chunk) => {
+          for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+        });
+        res.on('end', () => resolve(lines - 2));
+      },
+    );
     req.on('error', reject);
     req.end('{}');
   });

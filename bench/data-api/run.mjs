@@ -21,7 +21,9 @@ import { makeTempDir, removeDir, startMariaDb, startPostgres } from '@insitu/tes
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 if (process.argv.length > 2 || !Number.isInteger(ROWS) || ROWS < 1 || !Number.isInteger(REPEAT) || REPEAT < 1) {
-  process.stderr.write('usage: [BENCH_ROWS=1000000] [BENCH_REPEAT=3] node bench/data-api/run.mjs (both positive integers; no flags)\n');
+  process.stderr.write(
+    'usage: [BENCH_ROWS=1000000] [BENCH_REPEAT=3] node bench/data-api/run.mjs (both positive integers; no flags)\n',
+  );
   process.exit(process.argv.includes('--help') ? 0 : 2);
 }
 const run = promisify(execFile);
@@ -79,22 +81,45 @@ try {
         sources: [
           { name: 'sqlite', kind: 'sqlite', path: sqlitePath, datasets: { items: { name: 'items_sqlite' } } },
           { name: 'csv', kind: 'csv', files: csvPath, datasets: { items: { name: 'items_csv' } } },
-          { name: 'pg', kind: 'postgres', host: postgres.host, port: postgres.port, database: postgres.database, user: postgres.user, passwordEnv: 'BENCH_PG_PASSWORD', datasets: { items: { name: 'items_postgres' } } },
-          { name: 'maria', kind: 'mysql', host: maria.host, port: maria.port, database: maria.database, user: maria.user, passwordEnv: 'BENCH_MARIA_PASSWORD', datasets: { items: { name: 'items_mariadb' } } },
+          {
+            name: 'pg',
+            kind: 'postgres',
+            host: postgres.host,
+            port: postgres.port,
+            database: postgres.database,
+            user: postgres.user,
+            passwordEnv: 'BENCH_PG_PASSWORD',
+            datasets: { items: { name: 'items_postgres' } },
+          },
+          {
+            name: 'maria',
+            kind: 'mysql',
+            host: maria.host,
+            port: maria.port,
+            database: maria.database,
+            user: maria.user,
+            passwordEnv: 'BENCH_MARIA_PASSWORD',
+            datasets: { items: { name: 'items_mariadb' } },
+          },
         ],
       },
       { what: 'bench', baseDir: dir },
     );
     const env = { BENCH_PG_PASSWORD: postgres.password, BENCH_MARIA_PASSWORD: maria.password };
     const logger = createLogger({ name: 'bench', level: 'silent' });
-    const registry = new DatasetRegistry(config.sources.map((s) => openSource(s, config.limits, env)), logger);
+    const registry = new DatasetRegistry(
+      config.sources.map((s) => openSource(s, config.limits, env)),
+      logger,
+    );
     await registry.refresh();
     const api = new DataApiServer({ registry, declared: '*', limits: config.limits, logger });
     const socketPath = join(dir, 'data.sock');
     await api.listen(socketPath);
 
     async function viaApi(name, mode = 'arrays') {
-      const { stdout } = await run(process.execPath, [join(here, 'reader.mjs'), socketPath, name, mode], { maxBuffer: 1 << 20 });
+      const { stdout } = await run(process.execPath, [join(here, 'reader.mjs'), socketPath, name, mode], {
+        maxBuffer: 1 << 20,
+      });
       return JSON.parse(stdout);
     }
 
@@ -112,9 +137,17 @@ try {
         return n;
       },
       postgres: async () => {
-        const client = new pg.Client({ host: postgres.host, port: postgres.port, database: postgres.database, user: postgres.user, password: postgres.password });
+        const client = new pg.Client({
+          host: postgres.host,
+          port: postgres.port,
+          database: postgres.database,
+          user: postgres.user,
+          password: postgres.password,
+        });
         await client.connect();
-        const cursor = client.query(new Cursor('SELECT id, store, qty, price, label FROM items', [], { rowMode: 'array' }));
+        const cursor = client.query(
+          new Cursor('SELECT id, store, qty, price, label FROM items', [], { rowMode: 'array' }),
+        );
         let n = 0;
         for (;;) {
           const rows = await cursor.read(2000);
@@ -126,9 +159,18 @@ try {
         return n;
       },
       mariadb: async () => {
-        const conn = createConnection({ host: maria.host, port: maria.port, database: maria.database, user: maria.user, password: maria.password });
+        const conn = createConnection({
+          host: maria.host,
+          port: maria.port,
+          database: maria.database,
+          user: maria.user,
+          password: maria.password,
+        });
         let n = 0;
-        for await (const _ of conn.query({ sql: 'SELECT id, store, qty, price, label FROM items', rowsAsArray: true }).stream()) n++;
+        for await (const _ of conn
+          .query({ sql: 'SELECT id, store, qty, price, label FROM items', rowsAsArray: true })
+          .stream())
+          n++;
         conn.destroy();
         return n;
       },
@@ -147,10 +189,16 @@ try {
     await registry.close();
 
     const fmt = (n) => Math.round(n).toLocaleString('en-US');
-    process.stdout.write(`data-api benchmark: ${ROWS.toLocaleString('en-US')} rows x 5 columns, median of ${REPEAT}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}\n`);
-    process.stdout.write('| source | direct driver rows/s | data API rows/s (arrays) | ratio | data API rows/s (objects) | ratio | agent alone (rows not parsed) | ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|\n');
+    process.stdout.write(
+      `data-api benchmark: ${ROWS.toLocaleString('en-US')} rows x 5 columns, median of ${REPEAT}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}\n`,
+    );
+    process.stdout.write(
+      '| source | direct driver rows/s | data API rows/s (arrays) | ratio | data API rows/s (objects) | ratio | agent alone (rows not parsed) | ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|\n',
+    );
     for (const r of results) {
-      process.stdout.write(`| ${r.source} | ${fmt(r.directRate)} | ${fmt(r.apiRate)} | ${(r.apiRate / r.directRate).toFixed(2)} | ${fmt(r.objectRate)} | ${(r.objectRate / r.directRate).toFixed(2)} | ${fmt(r.rawRate)} | ${(r.rawRate / r.directRate).toFixed(2)} |\n`);
+      process.stdout.write(
+        `| ${r.source} | ${fmt(r.directRate)} | ${fmt(r.apiRate)} | ${(r.apiRate / r.directRate).toFixed(2)} | ${fmt(r.objectRate)} | ${(r.objectRate / r.directRate).toFixed(2)} | ${fmt(r.rawRate)} | ${(r.rawRate / r.directRate).toFixed(2)} |\n`,
+      );
     }
   } finally {
     await Promise.all([postgres.stop(), maria.stop()]);

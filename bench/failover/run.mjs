@@ -18,13 +18,16 @@ import { isUniqueViolation, openStore } from '@insitu/store';
 import { createTestNetwork, startMariaDbCluster } from '@insitu/test-helpers';
 import { benchArgs } from '../args.mjs';
 
-const values = benchArgs('node bench/failover/run.mjs [--runs N] [--fault-runs N] [--fault-ms MS] [--no-pause] [--no-partition]', {
-  runs: { default: '5', kind: 'count', help: 'primary kills timed' },
-  'fault-runs': { default: '3', kind: 'count', help: 'runs of each of the pause and partition faults' },
-  'fault-ms': { default: '20000', kind: 'count', help: 'how long the primary stays paused or cut off' },
-  'no-pause': { kind: 'switch', help: 'skip the pause (SIGSTOP) case' },
-  'no-partition': { kind: 'switch', help: 'skip the partition case (it needs root for network namespaces)' },
-});
+const values = benchArgs(
+  'node bench/failover/run.mjs [--runs N] [--fault-runs N] [--fault-ms MS] [--no-pause] [--no-partition]',
+  {
+    runs: { default: '5', kind: 'count', help: 'primary kills timed' },
+    'fault-runs': { default: '3', kind: 'count', help: 'runs of each of the pause and partition faults' },
+    'fault-ms': { default: '20000', kind: 'count', help: 'how long the primary stays paused or cut off' },
+    'no-pause': { kind: 'switch', help: 'skip the pause (SIGSTOP) case' },
+    'no-partition': { kind: 'switch', help: 'skip the partition case (it needs root for network namespaces)' },
+  },
+);
 const RUNS = Number(values.runs);
 const FAULT_RUNS = Number(values['fault-runs']);
 const FAULT_MS = Number(values['fault-ms']);
@@ -34,20 +37,30 @@ function quantile(sorted, q) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
-const median = (xs) => quantile([...xs].sort((a, b) => a - b), 0.5);
+const median = (xs) =>
+  quantile(
+    [...xs].sort((a, b) => a - b),
+    0.5,
+  );
 const max = (xs) => Math.max(...xs);
 
 async function setup({ netns = false } = {}) {
   const network = netns ? await createTestNetwork({ nodes: 3 }) : undefined;
   const cluster = await startMariaDbCluster({
     memberOptions: (i) => ({
-      extraConfig: { read_only: 'ON', rpl_semi_sync_slave_enabled: 'ON', rpl_semi_sync_master_wait_point: 'AFTER_SYNC' },
+      extraConfig: {
+        read_only: 'ON',
+        rpl_semi_sync_slave_enabled: 'ON',
+        rpl_semi_sync_master_wait_point: 'AFTER_SYNC',
+      },
       ...(network ? { netns: network.nodes[i].netns, bindAddress: network.nodes[i].address } : {}),
     }),
   });
   await Promise.all(
     cluster.members.map((m) =>
-      m.query(`SET SESSION sql_log_bin = 0; CREATE USER '${APP.user}'@'%' IDENTIFIED BY '${APP.password}'; GRANT ALL ON ${m.database}.* TO '${APP.user}'@'%'`),
+      m.query(
+        `SET SESSION sql_log_bin = 0; CREATE USER '${APP.user}'@'%' IDENTIFIED BY '${APP.password}'; GRANT ALL ON ${m.database}.* TO '${APP.user}'@'%'`,
+      ),
     ),
   );
   const config = loadConfig(DbManagerConfigSchema, {
@@ -61,16 +74,39 @@ async function setup({ netns = false } = {}) {
     },
   });
   const coordinator = createMemoryCoordinator();
-  const manager = new DbManager({ config, secrets: resolveSecrets(config, {}), coordinator, logger: createLogger({ level: 'silent' }) });
+  const manager = new DbManager({
+    config,
+    secrets: resolveSecrets(config, {}),
+    coordinator,
+    logger: createLogger({ level: 'silent' }),
+  });
   await manager.start();
-  await waitFor(() => manager.status().primary === 'db1' && manager.status().members[0].readOnly === false, { timeoutMs: 30_000, what: 'db1 writable' });
-  await waitFor(() => manager.status().members[0].semiSync?.masterClients >= 1, { timeoutMs: 30_000, what: 'semi-sync replica connected' });
+  await waitFor(() => manager.status().primary === 'db1' && manager.status().members[0].readOnly === false, {
+    timeoutMs: 30_000,
+    what: 'db1 writable',
+  });
+  await waitFor(() => manager.status().members[0].semiSync?.masterClients >= 1, {
+    timeoutMs: 30_000,
+    what: 'semi-sync replica connected',
+  });
   const follower = await followPrimary(coordinator, 'platform');
   const first = cluster.members[0];
   // Seen twice in ~30 runs: the first migration's connection closed by the server right after
   // the replicas' IO threads restarted for semi-sync (PROTOCOL_CONNECTION_LOST); a retry opens it.
-  const open = () => openStore({ kind: 'mysql', host: first.host, port: first.port, user: APP.user, password: APP.password, database: first.database, primary: follower, poolSize: 4 });
-  const store = await open().catch(() => open()).catch(() => open());
+  const open = () =>
+    openStore({
+      kind: 'mysql',
+      host: first.host,
+      port: first.port,
+      user: APP.user,
+      password: APP.password,
+      database: first.database,
+      primary: follower,
+      poolSize: 4,
+    });
+  const store = await open()
+    .catch(() => open())
+    .catch(() => open());
   return {
     cluster,
     network,
@@ -158,11 +194,22 @@ for (let run = 1; run <= RUNS; run++) {
     const steadyStart = performance.now();
     await new Promise((r) => setTimeout(r, 1500));
     const killAt = performance.now();
-    const latencies = writer.done.filter((d) => d.doneAt >= steadyStart && d.doneAt < killAt).map((d) => d.doneAt - d.issuedAt);
-    steady.push({ medianMs: median(latencies), maxGapMs: max(gaps(writer.done, steadyStart, killAt)), writesPerS: latencies.length / ((killAt - steadyStart) / 1000) });
+    const latencies = writer.done
+      .filter((d) => d.doneAt >= steadyStart && d.doneAt < killAt)
+      .map((d) => d.doneAt - d.issuedAt);
+    steady.push({
+      medianMs: median(latencies),
+      maxGapMs: max(gaps(writer.done, steadyStart, killAt)),
+      writesPerS: latencies.length / ((killAt - steadyStart) / 1000),
+    });
     await env.cluster.members[0].kill();
-    const first = await waitFor(() => writer.done.find((d) => d.issuedAt >= killAt), { timeoutMs: 60_000, what: 'a write after the kill' }).catch((error) => {
-      console.error(`run ${run} failed: ${error.message}; writer: ${writer.acked.length} acknowledged, last error: ${writer.lastError}`);
+    const first = await waitFor(() => writer.done.find((d) => d.issuedAt >= killAt), {
+      timeoutMs: 60_000,
+      what: 'a write after the kill',
+    }).catch((error) => {
+      console.error(
+        `run ${run} failed: ${error.message}; writer: ${writer.acked.length} acknowledged, last error: ${writer.lastError}`,
+      );
       for (const e of env.manager.events()) console.error(`  ${e.at} ${e.type}: ${e.message}`);
       throw error;
     });
@@ -173,13 +220,28 @@ for (let run = 1; run <= RUNS; run++) {
     const newPrimary = env.cluster.members[Number(primary.slice(2)) - 1];
     const missing = await missingOn(newPrimary, writer.acked, prefix);
     const failover = env.manager.events().find((e) => e.type === 'failover');
-    failovers.push({ run, ms: first.doneAt - killAt, missing, acked: writer.acked.length, to: primary, writableAfterMs: failover?.details.writableAfterMs });
-    console.log(`run ${run}: kill → first write on ${primary}: ${(first.doneAt - killAt).toFixed(0)} ms (manager: writable ${failover?.details.writableAfterMs} ms after deciding); acknowledged ${writer.acked.length}, missing ${missing}`);
+    failovers.push({
+      run,
+      ms: first.doneAt - killAt,
+      missing,
+      acked: writer.acked.length,
+      to: primary,
+      writableAfterMs: failover?.details.writableAfterMs,
+    });
+    console.log(
+      `run ${run}: kill → first write on ${primary}: ${(first.doneAt - killAt).toFixed(0)} ms (manager: writable ${failover?.details.writableAfterMs} ms after deciding); acknowledged ${writer.acked.length}, missing ${missing}`,
+    );
 
     if (run === RUNS) {
       // Planned switchover on the healthy pair that is left: refused-write window.
-      await waitFor(() => env.manager.status().members.filter((m) => m.role === 'replica' && m.replication?.io === 'Yes').length >= 1, { timeoutMs: 30_000, what: 'a healthy replica' });
-      const target = env.manager.status().members.find((m) => m.role === 'replica' && m.replication?.io === 'Yes' && m.replication?.sql === 'Yes').name;
+      await waitFor(
+        () =>
+          env.manager.status().members.filter((m) => m.role === 'replica' && m.replication?.io === 'Yes').length >= 1,
+        { timeoutMs: 30_000, what: 'a healthy replica' },
+      );
+      const target = env.manager
+        .status()
+        .members.find((m) => m.role === 'replica' && m.replication?.io === 'Yes' && m.replication?.sql === 'Yes').name;
       const sw = startWriter(env.store, `${prefix}s`);
       await waitFor(() => sw.acked.length >= 300, { timeoutMs: 60_000, what: 'writes before the switchover' });
       const before = performance.now();
@@ -191,8 +253,16 @@ for (let run = 1; run <= RUNS; run++) {
       await sw.stop();
       const targetMember = env.cluster.members[Number(target.slice(2)) - 1];
       const window = max(gaps(sw.done, before - 1000, end));
-      switchover = { to: target, readOnlyMs: result.readOnlyMs, callMs: after - before, refusedWindowMs: window, missing: await missingOn(targetMember, sw.acked, `${prefix}s`) };
-      console.log(`switchover → ${target}: primary read-only for ${result.readOnlyMs} ms; longest gap between acknowledged writes ${window.toFixed(0)} ms; missing ${switchover.missing}`);
+      switchover = {
+        to: target,
+        readOnlyMs: result.readOnlyMs,
+        callMs: after - before,
+        refusedWindowMs: window,
+        missing: await missingOn(targetMember, sw.acked, `${prefix}s`),
+      };
+      console.log(
+        `switchover → ${target}: primary read-only for ${result.readOnlyMs} ms; longest gap between acknowledged writes ${window.toFixed(0)} ms; missing ${switchover.missing}`,
+      );
     }
   } finally {
     await env.close();
@@ -201,7 +271,10 @@ for (let run = 1; run <= RUNS; run++) {
 
 // Pause and partition: the primary is silent (not dead) for FAULT_MS, then returns.
 const faults = [];
-const kinds = [...(values['no-pause'] ? [] : ['pause']), ...(values['no-partition'] || process.getuid?.() !== 0 ? [] : ['partition'])];
+const kinds = [
+  ...(values['no-pause'] ? [] : ['pause']),
+  ...(values['no-partition'] || process.getuid?.() !== 0 ? [] : ['partition']),
+];
 for (const kind of kinds) {
   for (let run = 1; run <= FAULT_RUNS; run++) {
     const env = await setup({ netns: kind === 'partition' });
@@ -214,12 +287,18 @@ for (const kind of kinds) {
       if (kind === 'pause') await old.kill('SIGSTOP');
       else await env.network.linkDown(0);
       const faultAt = performance.now();
-      const first = await waitFor(() => writer.done.find((d) => d.issuedAt >= faultAt), { timeoutMs: 60_000, what: `a write after the ${kind}` });
+      const first = await waitFor(() => writer.done.find((d) => d.issuedAt >= faultAt), {
+        timeoutMs: 60_000,
+        what: `a write after the ${kind}`,
+      });
       await new Promise((r) => setTimeout(r, Math.max(0, faultAt + FAULT_MS - performance.now())));
       const healAt = performance.now();
       if (kind === 'pause') await old.kill('SIGCONT');
       else await env.network.linkUp(0);
-      await waitFor(async () => (await old.query('SELECT @@global.read_only')).trim() === '1', { timeoutMs: 30_000, what: 'the old primary fenced' });
+      await waitFor(async () => (await old.query('SELECT @@global.read_only')).trim() === '1', {
+        timeoutMs: 30_000,
+        what: 'the old primary fenced',
+      });
       const fencedMs = performance.now() - healAt;
       const count = writer.acked.length;
       await waitFor(() => writer.acked.length >= count + 100, { timeoutMs: 30_000, what: 'writes on the new primary' });
@@ -227,9 +306,19 @@ for (const kind of kinds) {
       const primary = env.manager.status().primary;
       const missing = await missingOn(env.cluster.members[Number(primary.slice(2)) - 1], writer.acked, prefix);
       const failover = env.manager.events().find((e) => e.type === 'failover');
-      faults.push({ kind, run, ms: first.doneAt - faultAt, missing, acked: writer.acked.length, fencedMs, failoverStartedMs: failover ? Date.parse(failover.at) : undefined });
-      console.log(`${kind} run ${run}: fault → first write on ${primary}: ${(first.doneAt - faultAt).toFixed(0)} ms (manager: writable ${failover?.details.writableAfterMs} ms after deciding); ` +
-        `old primary read-only ${fencedMs.toFixed(0)} ms after it returned (upper bound: the check itself polls); acknowledged ${writer.acked.length}, missing ${missing}`);
+      faults.push({
+        kind,
+        run,
+        ms: first.doneAt - faultAt,
+        missing,
+        acked: writer.acked.length,
+        fencedMs,
+        failoverStartedMs: failover ? Date.parse(failover.at) : undefined,
+      });
+      console.log(
+        `${kind} run ${run}: fault → first write on ${primary}: ${(first.doneAt - faultAt).toFixed(0)} ms (manager: writable ${failover?.details.writableAfterMs} ms after deciding); ` +
+          `old primary read-only ${fencedMs.toFixed(0)} ms after it returned (upper bound: the check itself polls); acknowledged ${writer.acked.length}, missing ${missing}`,
+      );
     } finally {
       await resumeOld(env);
       await env.close();
@@ -245,15 +334,25 @@ const times = failovers.map((f) => f.ms);
 const baselineGap = median(steady.map((s) => s.maxGapMs));
 console.log('');
 console.log(`machine: ${hostname()}, ${cpus().length} cores, Node ${process.version}`);
-console.log(`steady state (baseline, same runs): ${median(steady.map((s) => s.writesPerS)).toFixed(0)} writes/s, median commit ${median(steady.map((s) => s.medianMs)).toFixed(2)} ms, longest gap between writes ${baselineGap.toFixed(0)} ms`);
-console.log(`failover (kill -9 of the primary → first write acknowledged by the new primary), ${RUNS} runs: median ${median(times).toFixed(0)} ms, max ${max(times).toFixed(0)} ms (${(median(times) / baselineGap).toFixed(0)}x the steady-state longest gap)`);
-console.log(`acknowledged writes missing after failover: ${failovers.reduce((sum, f) => sum + f.missing, 0)} of ${failovers.reduce((sum, f) => sum + f.acked, 0)}`);
+console.log(
+  `steady state (baseline, same runs): ${median(steady.map((s) => s.writesPerS)).toFixed(0)} writes/s, median commit ${median(steady.map((s) => s.medianMs)).toFixed(2)} ms, longest gap between writes ${baselineGap.toFixed(0)} ms`,
+);
+console.log(
+  `failover (kill -9 of the primary → first write acknowledged by the new primary), ${RUNS} runs: median ${median(times).toFixed(0)} ms, max ${max(times).toFixed(0)} ms (${(median(times) / baselineGap).toFixed(0)}x the steady-state longest gap)`,
+);
+console.log(
+  `acknowledged writes missing after failover: ${failovers.reduce((sum, f) => sum + f.missing, 0)} of ${failovers.reduce((sum, f) => sum + f.acked, 0)}`,
+);
 if (switchover) {
-  console.log(`planned switchover: writes refused for ${switchover.refusedWindowMs.toFixed(0)} ms (primary read-only ${switchover.readOnlyMs} ms), missing ${switchover.missing}`);
+  console.log(
+    `planned switchover: writes refused for ${switchover.refusedWindowMs.toFixed(0)} ms (primary read-only ${switchover.readOnlyMs} ms), missing ${switchover.missing}`,
+  );
 }
 for (const kind of kinds) {
   const runs = faults.filter((f) => f.kind === kind);
-  console.log(`${kind} (${FAULT_MS} ms) → first write acknowledged by the new primary, ${runs.length} runs: median ${median(runs.map((f) => f.ms)).toFixed(0)} ms, max ${max(runs.map((f) => f.ms)).toFixed(0)} ms; ` +
-    `acknowledged writes missing: ${runs.reduce((sum, f) => sum + f.missing, 0)} of ${runs.reduce((sum, f) => sum + f.acked, 0)}`);
+  console.log(
+    `${kind} (${FAULT_MS} ms) → first write acknowledged by the new primary, ${runs.length} runs: median ${median(runs.map((f) => f.ms)).toFixed(0)} ms, max ${max(runs.map((f) => f.ms)).toFixed(0)} ms; ` +
+      `acknowledged writes missing: ${runs.reduce((sum, f) => sum + f.missing, 0)} of ${runs.reduce((sum, f) => sum + f.acked, 0)}`,
+  );
 }
 process.exit(0);

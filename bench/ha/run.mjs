@@ -27,7 +27,9 @@ import { KEYS, clusterStatus, parseRecord } from '@insitu/operator';
 import { freePort, requireCommand, startEtcd } from '@insitu/test-helpers';
 import { benchArgs } from '../args.mjs';
 
-const values = benchArgs('node bench/ha/run.mjs [--runs N]', { runs: { default: '5', kind: 'count', help: 'trials of each fault' } });
+const values = benchArgs('node bench/ha/run.mjs [--runs N]', {
+  runs: { default: '5', kind: 'count', help: 'trials of each fault' },
+});
 const RUNS = Number(values.runs);
 const INSITU = fileURLToPath(new URL('../../packages/cli/bin/insitu.js', import.meta.url));
 const FAKE = fileURLToPath(new URL('../../e2e/dist/test/fixtures/fake-service.js', import.meta.url));
@@ -58,7 +60,9 @@ const procs = new Map();
 let haproxy;
 
 function startNode(name) {
-  const child = spawn(process.execPath, [INSITU, 'node', '--config', join(dir, `${name}.yaml`)], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const child = spawn(process.execPath, [INSITU, 'node', '--config', join(dir, `${name}.yaml`)], {
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
   procs.set(name, child);
   return child;
 }
@@ -87,7 +91,11 @@ try {
   for (const name of NODES) {
     ports.web.set(name, await freePort());
     ports.single.set(name, await freePort());
-    const service = (port) => ({ command: [process.execPath, FAKE], env: { FAKE_PORT: String(port), FAKE_DRAIN_MS: '1500' }, health: `http://127.0.0.1:${port}` });
+    const service = (port) => ({
+      command: [process.execPath, FAKE],
+      env: { FAKE_PORT: String(port), FAKE_DRAIN_MS: '1500' },
+      health: `http://127.0.0.1:${port}`,
+    });
     await writeFile(
       join(dir, `${name}.yaml`),
       stringify({
@@ -104,17 +112,30 @@ try {
     stringify({
       deepProbes: { enabled: false },
       services: {
-        web: { placement: 'every-node', liveness: { path: '/healthz' }, readiness: { path: '/readyz' }, stopGraceMs: 5000 },
+        web: {
+          placement: 'every-node',
+          liveness: { path: '/healthz' },
+          readiness: { path: '/readyz' },
+          stopGraceMs: 5000,
+        },
         single: { placement: { count: 1 }, liveness: { path: '/healthz' } },
       },
     }),
   );
   for (const name of NODES) startNode(name);
   await waitFor(async () => (await leader()) !== undefined, { timeoutMs: 60_000, what: 'a leader' });
-  const applied = spawnSync(process.execPath, [INSITU, 'operator', 'apply', '-f', join(dir, 'cluster.yaml'), '--config', join(dir, 'node1.yaml')], { encoding: 'utf8' });
+  const applied = spawnSync(
+    process.execPath,
+    [INSITU, 'operator', 'apply', '-f', join(dir, 'cluster.yaml'), '--config', join(dir, 'node1.yaml')],
+    { encoding: 'utf8' },
+  );
   if (applied.status !== 0) throw new Error(`operator apply failed: ${applied.stderr}`);
-  const allReady = async () => (await Promise.all(NODES.map(async (n) => (await record(n))?.services.web?.state === 'ready'))).every(Boolean);
-  await waitFor(async () => (await allReady()) && (await singleOn()).length === 1, { timeoutMs: 120_000, what: 'web on every node and one singleton' });
+  const allReady = async () =>
+    (await Promise.all(NODES.map(async (n) => (await record(n))?.services.web?.state === 'ready'))).every(Boolean);
+  await waitFor(async () => (await allReady()) && (await singleOn()).length === 1, {
+    timeoutMs: 120_000,
+    what: 'web on every node and one singleton',
+  });
 
   // 1. kill -9 of a service process → ready again.
   const killToReady = [];
@@ -123,12 +144,15 @@ try {
     const before = (await record(name)).services.web.pid;
     const started = Date.now();
     process.kill(before, 'SIGKILL');
-    await waitFor(async () => {
-      const body = await answers(ports.web.get(name), '/readyz');
-      if (!body) return false;
-      const now = await answers(ports.web.get(name));
-      return now !== undefined && now.pid !== before;
-    }, { timeoutMs: 60_000, intervalMs: 10, what: `web on ${name} ready again` });
+    await waitFor(
+      async () => {
+        const body = await answers(ports.web.get(name), '/readyz');
+        if (!body) return false;
+        const now = await answers(ports.web.get(name));
+        return now !== undefined && now.pid !== before;
+      },
+      { timeoutMs: 60_000, intervalMs: 10, what: `web on ${name} ready again` },
+    );
     killToReady.push(Date.now() - started);
     await waitFor(allReady, { timeoutMs: 60_000, what: 'records ready' });
   }
@@ -147,22 +171,31 @@ try {
     const started = Date.now();
     await killNode(victim);
     if (victim === lead) {
-      await waitFor(async () => {
-        const now = await leader();
-        return now !== undefined && now !== victim;
-      }, { timeoutMs: 120_000, intervalMs: 50, what: 'a new leader' });
+      await waitFor(
+        async () => {
+          const now = await leader();
+          return now !== undefined && now !== victim;
+        },
+        { timeoutMs: 120_000, intervalMs: 50, what: 'a new leader' },
+      );
       leaderElected.push(Date.now() - started);
     }
     if (victim === holder) {
-      await waitFor(async () => {
-        const on = await singleOn();
-        return on.length === 1 && on[0] !== victim;
-      }, { timeoutMs: 120_000, intervalMs: 50, what: 'the singleton elsewhere' });
+      await waitFor(
+        async () => {
+          const on = await singleOn();
+          return on.length === 1 && on[0] !== victim;
+        },
+        { timeoutMs: 120_000, intervalMs: 50, what: 'the singleton elsewhere' },
+      );
       if (victim === lead) leaderSingleton.push(Date.now() - started);
       else nodeLoss.push(Date.now() - started);
     }
     startNode(victim);
-    await waitFor(async () => (await record(victim))?.services.web?.state === 'ready', { timeoutMs: 120_000, what: `${victim} back` });
+    await waitFor(async () => (await record(victim))?.services.web?.state === 'ready', {
+      timeoutMs: 120_000,
+      what: `${victim} back`,
+    });
   }
 
   // 4. Rolling restart under 64 connections through HAProxy.
@@ -170,20 +203,41 @@ try {
   await writeFile(
     join(dir, 'haproxy.cfg'),
     [
-      'global', '  maxconn 4000', 'defaults', '  mode http', '  timeout connect 2s', '  timeout client 60s', '  timeout server 60s',
-      '  retries 3', '  option redispatch 1', '  retry-on conn-failure empty-response',
-      'frontend calls', `  bind 127.0.0.1:${front}`, '  default_backend web',
-      'backend web', '  balance roundrobin', '  option httpchk GET /readyz', '  http-check expect status 200', '  default-server inter 200ms fall 1 rise 2',
-      ...NODES.map((n, i) => `  server w${i + 1} 127.0.0.1:${ports.web.get(n)} check`), '',
+      'global',
+      '  maxconn 4000',
+      'defaults',
+      '  mode http',
+      '  timeout connect 2s',
+      '  timeout client 60s',
+      '  timeout server 60s',
+      '  retries 3',
+      '  option redispatch 1',
+      '  retry-on conn-failure empty-response',
+      'frontend calls',
+      `  bind 127.0.0.1:${front}`,
+      '  default_backend web',
+      'backend web',
+      '  balance roundrobin',
+      '  option httpchk GET /readyz',
+      '  http-check expect status 200',
+      '  default-server inter 200ms fall 1 rise 2',
+      ...NODES.map((n, i) => `  server w${i + 1} 127.0.0.1:${ports.web.get(n)} check`),
+      '',
     ].join('\n'),
   );
   haproxy = spawn(haproxyBin, ['-db', '-f', join(dir, 'haproxy.cfg')], { stdio: 'ignore' });
   await waitFor(() => answers(front, '/readyz').then((b) => b !== undefined), { timeoutMs: 30_000, what: 'HAProxy' });
-  const wrk = spawn(wrkBin, ['-t', '2', '-c', '64', '-d', '40s', '--latency', `http://127.0.0.1:${front}/`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const wrk = spawn(wrkBin, ['-t', '2', '-c', '64', '-d', '40s', '--latency', `http://127.0.0.1:${front}/`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let wrkOut = '';
   wrk.stdout.on('data', (c) => (wrkOut += c));
   await new Promise((resolve) => setTimeout(resolve, 3000));
-  const rolled = spawnSync(process.execPath, [INSITU, 'operator', 'restart', 'web', '--rolling', '--json', '--config', join(dir, 'node2.yaml')], { encoding: 'utf8' });
+  const rolled = spawnSync(
+    process.execPath,
+    [INSITU, 'operator', 'restart', 'web', '--rolling', '--json', '--config', join(dir, 'node2.yaml')],
+    { encoding: 'utf8' },
+  );
   await new Promise((resolve) => wrk.on('close', resolve));
   const command = JSON.parse(rolled.stdout.trim().split('\n').at(-1) ?? '{}');
   const requests = Number(/(\d+) requests in/.exec(wrkOut)?.[1] ?? NaN);

@@ -26,13 +26,20 @@ const INSITU = join(root, 'packages/cli/bin/insitu.js');
 const values = benchArgs('node bench/invoke/run.mjs [--seconds N] [--log-level LEVEL] [--audit-flush-ms N] [--keep]', {
   seconds: { default: '5', kind: 'count', help: 'seconds of load per cell' },
   'log-level': { default: 'warn', kind: 'level', help: "the platform server's log level" },
-  'audit-flush-ms': { kind: 'count', help: "how often the server writes its metering and audit batch (default: the server's own)" },
-  keep: { kind: 'switch', help: 'leave everything running after set-up and print how to reach each path (Ctrl-C ends)' },
+  'audit-flush-ms': {
+    kind: 'count',
+    help: "how often the server writes its metering and audit batch (default: the server's own)",
+  },
+  keep: {
+    kind: 'switch',
+    help: 'leave everything running after set-up and print how to reach each path (Ctrl-C ends)',
+  },
 });
 const SECONDS = Number(values.seconds);
 // BENCH_PROFILE_DIR=dir: write CPU profiles of the platform and agent processes there.
 const PROFILE = process.env.BENCH_PROFILE_DIR;
-const profiled = (name) => (PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
+const profiled = (name) =>
+  PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
 const LOG_LEVEL = values['log-level'];
 // How often the server writes its metering and audit batch (ms); default: the server's own.
 const AUDIT_FLUSH_MS = values['audit-flush-ms'];
@@ -55,7 +62,10 @@ function start(argv, env = {}) {
   child.stderr.on('data', (c) => (output += c.toString()));
   const waitFor = (pattern, timeoutMs = 60_000) =>
     new Promise((resolve, reject) => {
-      const deadline = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}: ${output.slice(-2000)}`)), timeoutMs);
+      const deadline = setTimeout(
+        () => reject(new Error(`timed out waiting for ${pattern}: ${output.slice(-2000)}`)),
+        timeoutMs,
+      );
       const check = () => {
         const match = output.match(pattern);
         if (match) {
@@ -75,7 +85,10 @@ function start(argv, env = {}) {
 async function rest(url, method, path, token, body, contentType = 'application/json') {
   const response = await fetch(`${url}${path}`, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': contentType } : {}) },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': contentType } : {}),
+    },
     ...(body !== undefined ? { body: Buffer.isBuffer(body) ? body : JSON.stringify(body) } : {}),
   });
   const text = await response.text();
@@ -108,8 +121,17 @@ async function main() {
   });
   const init = start([INSITU, 'init', '--data-dir', platformDir, '--port', String(port), '--json']);
   const { admin } = JSON.parse((await init.waitFor(/^\{.*\}$/m))[0]);
-  if (AUDIT_FLUSH_MS) appendFileSync(join(platformDir, 'config.yaml'), `audit:\n  flushIntervalMs: ${Number(AUDIT_FLUSH_MS)}\n`);
-  const platform = start([...profiled('platform'), INSITU, 'server', '--data-dir', platformDir, '--log-level', LOG_LEVEL]);
+  if (AUDIT_FLUSH_MS)
+    appendFileSync(join(platformDir, 'config.yaml'), `audit:\n  flushIntervalMs: ${Number(AUDIT_FLUSH_MS)}\n`);
+  const platform = start([
+    ...profiled('platform'),
+    INSITU,
+    'server',
+    '--data-dir',
+    platformDir,
+    '--log-level',
+    LOG_LEVEL,
+  ]);
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     try {
@@ -129,8 +151,25 @@ async function main() {
   writeFileSync(join(tmp, 'agent.yaml'), 'sources:\n  - name: bench\n    kind: sqlite\n    path: ./bench.db\n');
   const agentTmp = join(tmp, 'agent-tmp');
   mkdirSync(agentTmp);
-  const agent = start([...profiled('agent'), INSITU, 'agent', '--platform', url, '--token', enrol, '--config', join(tmp, 'agent.yaml'), '--data-dir', join(tmp, 'agent'), '--log-level', 'warn'], { TMPDIR: agentTmp });
-  for (const deadline = Date.now() + 60_000; ; ) {
+  const agent = start(
+    [
+      ...profiled('agent'),
+      INSITU,
+      'agent',
+      '--platform',
+      url,
+      '--token',
+      enrol,
+      '--config',
+      join(tmp, 'agent.yaml'),
+      '--data-dir',
+      join(tmp, 'agent'),
+      '--log-level',
+      'warn',
+    ],
+    { TMPDIR: agentTmp },
+  );
+  for (const deadline = Date.now() + 60_000; ;) {
     const found = await rest(url, 'GET', '/api/v1/datasets?provider=bench-data', token);
     if (found.items.length > 0) break;
     if (Date.now() > deadline) throw new Error(`the agent did not publish its catalog within 60 s: ${agent.output()}`);
@@ -138,14 +177,37 @@ async function main() {
   }
   const appDir = join(tmp, 'app');
   mkdirSync(appDir);
-  writeFileSync(join(appDir, 'insitu.json'), JSON.stringify({ name: 'small', version: '1.0.0', runtime: 'node', entry: 'index.js', datasets: [{ provider: 'bench-data', dataset: 'numbers' }], endpoints: [{ method: 'GET', path: '/small' }] }));
-  writeFileSync(join(appDir, 'index.js'), "import { serve } from '@insitu/sdk';\nconst answer = { city: 'Lyon', stores: 3, revenue: 20182.53, currency: 'EUR', ok: true };\nserve({ 'GET /small': () => answer });\n");
+  writeFileSync(
+    join(appDir, 'insitu.json'),
+    JSON.stringify({
+      name: 'small',
+      version: '1.0.0',
+      runtime: 'node',
+      entry: 'index.js',
+      datasets: [{ provider: 'bench-data', dataset: 'numbers' }],
+      endpoints: [{ method: 'GET', path: '/small' }],
+    }),
+  );
+  writeFileSync(
+    join(appDir, 'index.js'),
+    "import { serve } from '@insitu/sdk';\nconst answer = { city: 'Lyon', stores: 3, revenue: 20182.53, currency: 'EUR', ok: true };\nserve({ 'GET /small': () => answer });\n",
+  );
   const app = (await rest(url, 'POST', '/api/v1/apps', token, { orgId: org, name: 'small' })).id;
-  const version = (await rest(url, 'POST', `/api/v1/apps/${app}/versions`, token, await canonicalTarball(appDir), 'application/x-tar')).id;
+  const version = (
+    await rest(url, 'POST', `/api/v1/apps/${app}/versions`, token, await canonicalTarball(appDir), 'application/x-tar')
+  ).id;
   const [approval] = (await rest(url, 'GET', '/api/v1/approvals?state=pending', token)).items;
   await rest(url, 'POST', `/api/v1/approvals/${approval.id}/approve`, token, {});
-  const deployment = (await rest(url, 'POST', '/api/v1/deployments', token, { versionId: version, providerId: provider, replicas: 1 })).id;
-  await rest(url, 'POST', '/api/v1/services', token, { name: 'bench', appId: app, ratePerSecond: 1_000_000, burst: 1_000_000, dailyQuota: 1_000_000_000 });
+  const deployment = (
+    await rest(url, 'POST', '/api/v1/deployments', token, { versionId: version, providerId: provider, replicas: 1 })
+  ).id;
+  await rest(url, 'POST', '/api/v1/services', token, {
+    name: 'bench',
+    appId: app,
+    ratePerSecond: 1_000_000,
+    burst: 1_000_000,
+    dailyQuota: 1_000_000_000,
+  });
   const key = (await rest(url, 'POST', '/api/v1/keys', token, { orgId: org, name: 'bench', services: ['bench'] })).key;
   const base = new URL(url);
   for (let i = 0; i < 400; i++) {
@@ -167,12 +229,18 @@ async function main() {
 
   const paths = {
     '(a) direct to the instance': { target: { socketPath }, path: '/small', headers: {} },
-    '(b) gateway + tunnel + agent': { target: { host: '127.0.0.1', port: Number(base.port) }, path: '/s/bench/small', headers: { authorization: `Bearer ${key}` } },
+    '(b) gateway + tunnel + agent': {
+      target: { host: '127.0.0.1', port: Number(base.port) },
+      path: '/s/bench/small',
+      headers: { authorization: `Bearer ${key}` },
+    },
     '(c) bare tunnel': { target: { host: '127.0.0.1', port: frontPort }, path: '/small', headers: {} },
   };
   if (values.keep) {
     // Leave everything up for poking: print how to reach each path, wait for Ctrl-C.
-    console.log(JSON.stringify({ socketPath, gateway: `${url}/s/bench/small`, key, bare: `http://127.0.0.1:${frontPort}/small` }));
+    console.log(
+      JSON.stringify({ socketPath, gateway: `${url}/s/bench/small`, key, bare: `http://127.0.0.1:${frontPort}/small` }),
+    );
     await new Promise(() => undefined);
   }
   const results = {};
@@ -184,18 +252,31 @@ async function main() {
     }
   }
   const fmt = (n, d = 0) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
-  console.log(`\nbench/invoke — small JSON answer, ${SECONDS} s per cell, server log level ${LOG_LEVEL}${AUDIT_FLUSH_MS ? `, audit flush every ${AUDIT_FLUSH_MS} ms` : ''}; ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, ${new Date().toISOString()}`);
+  console.log(
+    `\nbench/invoke — small JSON answer, ${SECONDS} s per cell, server log level ${LOG_LEVEL}${AUDIT_FLUSH_MS ? `, audit flush every ${AUDIT_FLUSH_MS} ms` : ''}; ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}, ${new Date().toISOString()}`,
+  );
   console.log('| path | 1 caller req/s | p50 / p99 ms | 64 callers req/s | p50 / p99 ms |');
   console.log('|---|---:|---:|---:|---:|');
   for (const [name, r] of Object.entries(results)) {
-    console.log(`| ${name} | ${fmt(r[1].rps)} | ${fmt(r[1].p50, 2)} / ${fmt(r[1].p99, 2)} | ${fmt(r[64].rps)} | ${fmt(r[64].p50, 2)} / ${fmt(r[64].p99, 2)} |`);
+    console.log(
+      `| ${name} | ${fmt(r[1].rps)} | ${fmt(r[1].p50, 2)} / ${fmt(r[1].p99, 2)} | ${fmt(r[64].rps)} | ${fmt(r[64].p50, 2)} / ${fmt(r[64].p99, 2)} |`,
+    );
   }
   const a = results['(a) direct to the instance'];
   const b = results['(b) gateway + tunnel + agent'];
   const c = results['(c) bare tunnel'];
-  console.log(`\n(b)/(c) throughput: ${(b[1].rps / c[1].rps).toFixed(2)} at 1 caller, ${(b[64].rps / c[64].rps).toFixed(2)} at 64 (aim ≥ 0.8: the gateway's own work under 20%)`);
-  console.log(`(b)/(a) throughput: ${(b[1].rps / a[1].rps).toFixed(2)} at 1 caller, ${(b[64].rps / a[64].rps).toFixed(2)} at 64`);
-  console.log(`p99 added by (b) over (a) at 1 caller: ${fmt(b[1].p99 - a[1].p99, 2)} ms (aim < 1 ms); p50 added: ${fmt(b[1].p50 - a[1].p50, 2)} ms`);
+  console.log(
+    `\n(b)/(c) throughput: ${(b[1].rps / c[1].rps).toFixed(2)} at 1 caller, ${(b[64].rps / c[64].rps).toFixed(2)} at 64 (aim ≥ 0.8: the gateway's own work under 20%)`,
+  );
+  console.log(
+    `(b)/(a) throughput: ${(b[1].rps / a[1].rps).toFixed(2)} at 1 caller, ${(b[64].rps / a[64].rps).toFixed(2)} at 64`,
+  );
+  console.log(
+    `p99 added by (b) over (a) at 1 caller: ${fmt(b[1].p99 - a[1].p99, 2)} ms (aim < 1 ms); p50 added: ${fmt(b[1].p50 - a[1].p50, 2)} ms`,
+  );
   if (PROFILE) {
     // A clean exit writes the profiles.
     for (const child of [platform.child, agent.child]) {

@@ -27,8 +27,22 @@ function likeToRegExp(pattern) {
   return (value) => re.test(value);
 }
 
-const CITIES = ['Berlin', 'berlin', 'Zürich', 'Ørsted', 'Aachen', 'B_town', '𝔘nicode', 'São Paulo', 'Hamburg-Altona', 'Frankfurt am Main'];
-const words = Array.from({ length: VALUES }, (_, i) => `${CITIES[i % CITIES.length]} store ${i} ${i % 3 ? 'retail' : 'wholesale'} ${'x'.repeat(i % 40)}`);
+const CITIES = [
+  'Berlin',
+  'berlin',
+  'Zürich',
+  'Ørsted',
+  'Aachen',
+  'B_town',
+  '𝔘nicode',
+  'São Paulo',
+  'Hamburg-Altona',
+  'Frankfurt am Main',
+];
+const words = Array.from(
+  { length: VALUES },
+  (_, i) => `${CITIES[i % CITIES.length]} store ${i} ${i % 3 ? 'retail' : 'wholesale'} ${'x'.repeat(i % 40)}`,
+);
 
 function nsPerValue(match, values, repeat = REPEAT) {
   const runs = [];
@@ -54,10 +68,14 @@ const cases = [
   ['hostile (12 × %a, 30 chars)', '%a%a%a%a%a%a%a%a%a%a%a%a%b', ['a'.repeat(30)], 1],
 ];
 
-process.stdout.write(`LIKE: ns per value, median of ${REPEAT} runs; ${VALUES} values per pattern (the hostile one: 1 value, 1 run)\n`);
+process.stdout.write(
+  `LIKE: ns per value, median of ${REPEAT} runs; ${VALUES} values per pattern (the hostile one: 1 value, 1 run)\n`,
+);
 process.stdout.write('| pattern | likeMatcher | RegExp (before) | matcher ÷ RegExp |\n|---|---:|---:|---:|\n');
 for (const [name, pattern, values, repeat] of cases) {
   const matcher = nsPerValue(likeMatcher(pattern), values, repeat);
   const regexp = nsPerValue(likeToRegExp(pattern), values, repeat);
-  process.stdout.write(`| ${name} \`${pattern}\` | ${matcher.toFixed(0)} | ${regexp.toFixed(0)} | ${(matcher / regexp).toFixed(2)} |\n`);
+  process.stdout.write(
+    `| ${name} \`${pattern}\` | ${matcher.toFixed(0)} | ${regexp.toFixed(0)} | ${(matcher / regexp).toFixed(2)} |\n`,
+  );
 }

@@ -9,7 +9,9 @@ const client = new TunnelClient({
   allowPlainText: true,
   sessions: 1,
   services: [{ key: 'app@1' }],
-  handler: createHttpProxyHandler(/^[0-9]+$/.test(app) ? { host: '127.0.0.1', port: Number(app) } : { socketPath: app }),
+  handler: createHttpProxyHandler(
+    /^[0-9]+$/.test(app) ? { host: '127.0.0.1', port: Number(app) } : { socketPath: app },
+  ),
 });
 client.once('session', () => process.stdout.write('ready\n'));
 client.start();

@@ -37,7 +37,9 @@ front.keepAliveTimeout = 60_000;
 let ready = 0;
 const announce = () => {
   if (++ready < 2) return;
-  process.stdout.write(`${JSON.stringify({ tunnelPort: tunnelServer.address().port, frontPort: front.address().port })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ tunnelPort: tunnelServer.address().port, frontPort: front.address().port })}\n`,
+  );
 };
 tunnelServer.listen(0, '127.0.0.1', announce);
 front.listen(0, '127.0.0.1', announce);

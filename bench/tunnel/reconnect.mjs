@@ -8,7 +8,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function trial(backoff, downMs) {
   let platform = await startPlatform({ timings: { pingIntervalMs: 10000, pingTimeoutMs: 5000 } });
   const port = platform.port;
-  const agent = await startAgent([platform.url], (req, res) => res.end('ok'), { backoff, sessions: 1, waitSessions: 1, pingIntervalMs: 10000, pingTimeoutMs: 5000 });
+  const agent = await startAgent([platform.url], (req, res) => res.end('ok'), {
+    backoff,
+    sessions: 1,
+    waitSessions: 1,
+    pingIntervalMs: 10000,
+    pingTimeoutMs: 5000,
+  });
   await platform.close();
   await sleep(downMs);
   platform = await startPlatform({ port, timings: { pingIntervalMs: 10000, pingTimeoutMs: 5000 } });
@@ -20,7 +26,10 @@ async function trial(backoff, downMs) {
   return took;
 }
 const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-for (const [label, backoff] of [['fast phase (now)', {}], ['before (cap 30 s)', { fastMaxMs: 30000, fastForMs: 0 }]]) {
+for (const [label, backoff] of [
+  ['fast phase (now)', {}],
+  ['before (cap 30 s)', { fastMaxMs: 30000, fastForMs: 0 }],
+]) {
   const xs = [];
   for (let i = 0; i < 5; i++) xs.push(await trial(backoff, 8000));
   console.log(`${label}: platform down 8 s, session back after it listens: median ${med(xs)} ms (${xs.join(', ')})`);

@@ -25,7 +25,11 @@ const values = benchArgs('node bench/tunnel/run.mjs [--seconds N] [--idle N]', {
 const SECONDS = Number(values.seconds);
 const IDLE = Number(values.idle);
 // The `ssh -R` baseline needs OpenSSH's server and client (Debian: openssh-server, openssh-client).
-for (const [binary, debianPackage] of [['/usr/sbin/sshd', 'openssh-server'], ['ssh', 'openssh-client'], ['ssh-keygen', 'openssh-client']]) {
+for (const [binary, debianPackage] of [
+  ['/usr/sbin/sshd', 'openssh-server'],
+  ['ssh', 'openssh-client'],
+  ['ssh-keygen', 'openssh-client'],
+]) {
   if (spawnSync(binary, ['-V']).error) {
     process.stderr.write(`bench/tunnel: ${binary} is missing; install it with: apt-get install -y ${debianPackage}\n`);
     process.exit(2);
@@ -42,7 +46,10 @@ process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
 function start(command, argv, opts = {}) {
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit', ...(opts.ipc ? ['ipc'] : [])], ...opts.spawn });
+  const child = spawn(command, argv, {
+    stdio: ['ignore', 'pipe', 'inherit', ...(opts.ipc ? ['ipc'] : [])],
+    ...opts.spawn,
+  });
   children.push(child);
   const lines = createInterface({ input: child.stdout });
   const next = () =>
@@ -146,10 +153,11 @@ async function main() {
   const rssBefore = rssOf(idlePlatform.child.pid);
   const sim = start(process.execPath, [join(here, 'idle-agents.mjs'), String(idlePorts.tunnelPort), String(IDLE)]);
   await sim.next();
-  const ask = (message) => new Promise((resolve) => {
-    idlePlatform.child.once('message', resolve);
-    idlePlatform.child.send(message);
-  });
+  const ask = (message) =>
+    new Promise((resolve) => {
+      idlePlatform.child.once('message', resolve);
+      idlePlatform.child.send(message);
+    });
   for (let i = 0; i < 600 && (await ask('ready-sessions')) < IDLE; i++) await new Promise((r) => setTimeout(r, 100));
   const sessions = await ask('ready-sessions');
   await new Promise((r) => setTimeout(r, 2000));

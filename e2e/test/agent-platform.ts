@@ -10,13 +10,27 @@ export interface TestPlatform {
   providerId: string;
   providerName: string;
   newToken(): Promise<string>;
-  api<T = unknown>(method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; body: T; text: string }>;
+  api<T = unknown>(
+    method: string,
+    path: string,
+    token?: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T; text: string }>;
 }
 
-async function call<T>(url: string, method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; body: T; text: string }> {
+async function call<T>(
+  url: string,
+  method: string,
+  path: string,
+  token?: string,
+  body?: unknown,
+): Promise<{ status: number; body: T; text: string }> {
   const response = await fetch(`${url}${path}`, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await response.text();
@@ -25,15 +39,26 @@ async function call<T>(url: string, method: string, path: string, token?: string
 
 export async function startPlatform(dataDir: string): Promise<TestPlatform> {
   await mkdir(dataDir, { recursive: true });
-  const config = defaultServerConfig({ listen: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' }, auth: { passwordCost: 10 } });
+  const config = defaultServerConfig({
+    listen: { host: '127.0.0.1', port: 0 },
+    log: { level: 'silent' },
+    auth: { passwordCost: 10 },
+  });
   const server = await startServer({ config, dataDir });
   const init = await initPlatform(server.store, { adminEmail: 'admin@example.test' }, { N: 2 ** 10, r: 8, p: 1 });
   const session = await issueSession(server.store, init.admin, 3600_000);
   const adminToken = session.token;
   const url = server.url;
-  const org = await call<{ id: string }>(url, 'POST', '/api/v1/orgs', adminToken, { name: 'acme', displayName: 'Acme' });
+  const org = await call<{ id: string }>(url, 'POST', '/api/v1/orgs', adminToken, {
+    name: 'acme',
+    displayName: 'Acme',
+  });
   if (org.status !== 201) throw new Error(`creating the org: ${org.text}`);
-  const provider = await call<{ id: string; name: string }>(url, 'POST', '/api/v1/providers', adminToken, { orgId: org.body.id, name: 'acme-data', displayName: 'Acme data' });
+  const provider = await call<{ id: string; name: string }>(url, 'POST', '/api/v1/providers', adminToken, {
+    orgId: org.body.id,
+    name: 'acme-data',
+    displayName: 'Acme data',
+  });
   if (provider.status !== 201) throw new Error(`creating the provider: ${provider.text}`);
   return {
     server,
@@ -42,7 +67,10 @@ export async function startPlatform(dataDir: string): Promise<TestPlatform> {
     providerId: provider.body.id,
     providerName: provider.body.name,
     async newToken() {
-      const token = await call<{ token: string }>(url, 'POST', '/api/v1/tokens', adminToken, { providerId: provider.body.id, note: 'test' });
+      const token = await call<{ token: string }>(url, 'POST', '/api/v1/tokens', adminToken, {
+        providerId: provider.body.id,
+        note: 'test',
+      });
       if (token.status !== 201) throw new Error(`creating a token: ${token.text}`);
       return token.body.token;
     },

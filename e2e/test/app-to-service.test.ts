@@ -26,7 +26,10 @@ async function writeApp(dir: string, version: string): Promise<void> {
       runtime: 'node',
       entry: 'index.js',
       datasets: [{ provider: 'acme-data', dataset: 'orders' }],
-      endpoints: [{ method: 'GET', path: '/totals' }, { method: 'GET', path: '/whoami' }],
+      endpoints: [
+        { method: 'GET', path: '/totals' },
+        { method: 'GET', path: '/whoami' },
+      ],
     }),
   );
   await writeFile(
@@ -62,11 +65,25 @@ describe('from application to data service, end to end', () => {
   let deploymentId = '';
 
   const cli = (args: string[], token: string) => runInsitu([...args, '--url', url, '--token', token]);
-  const call = (path: string, apiKey = key) => fetch(`${url}/s/regions/${path}`, { headers: { authorization: `Bearer ${apiKey}` }, signal: AbortSignal.timeout(30_000) });
+  const call = (path: string, apiKey = key) =>
+    fetch(`${url}/s/regions/${path}`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+      signal: AbortSignal.timeout(30_000),
+    });
 
   function startAgent(name: string, token?: string): InsituProcess {
     const agent = new InsituProcess(name, [
-      'agent', '--platform', url, '--config', join(dir, 'agent.yaml'), '--data-dir', join(dir, name), '--name', name, '--log-level', 'info',
+      'agent',
+      '--platform',
+      url,
+      '--config',
+      join(dir, 'agent.yaml'),
+      '--data-dir',
+      join(dir, name),
+      '--name',
+      name,
+      '--log-level',
+      'info',
       ...(token ? ['--token', token] : []),
     ]);
     agents.push(agent);
@@ -76,13 +93,19 @@ describe('from application to data service, end to end', () => {
   before(async () => {
     dir = await makeTempDir('insitu-e2e-');
     const db = new BetterSqlite3(join(dir, 'orders.db'));
-    db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, region TEXT NOT NULL, amount REAL NOT NULL, customer_email TEXT)');
+    db.exec(
+      'CREATE TABLE orders (id INTEGER PRIMARY KEY, region TEXT NOT NULL, amount REAL NOT NULL, customer_email TEXT)',
+    );
     const insert = db.prepare('INSERT INTO orders (region, amount, customer_email) VALUES (?, ?, ?)');
     db.transaction(() => {
-      for (let i = 0; i < 300; i++) insert.run(['north', 'south', 'east'][i % 3], (i % 7) + 0.5, `buyer${i}@private.example`);
+      for (let i = 0; i < 300; i++)
+        insert.run(['north', 'south', 'east'][i % 3], (i % 7) + 0.5, `buyer${i}@private.example`);
     })();
     db.close();
-    await writeFile(join(dir, 'agent.yaml'), 'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./orders.db\n    datasets:\n      orders: { description: Orders with the region and amount, tags: [sales] }\n');
+    await writeFile(
+      join(dir, 'agent.yaml'),
+      'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./orders.db\n    datasets:\n      orders: { description: Orders with the region and amount, tags: [sales] }\n',
+    );
 
     const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
     assert.equal(init.code, 0, init.stderr);
@@ -99,14 +122,26 @@ describe('from application to data service, end to end', () => {
   });
 
   it('signs up a provider and a developer organisation, approved by the platform admin', async () => {
-    for (const [name, email] of [['acme', 'ann@acme.test'], ['devco', 'dev@devco.test']] as const) {
-      const signup = await ok(url, 'POST', '/api/v1/signup', undefined, { org: { name }, user: { email, name, password: PASSWORD } }, 201);
+    for (const [name, email] of [
+      ['acme', 'ann@acme.test'],
+      ['devco', 'dev@devco.test'],
+    ] as const) {
+      const signup = await ok(
+        url,
+        'POST',
+        '/api/v1/signup',
+        undefined,
+        { org: { name }, user: { email, name, password: PASSWORD } },
+        201,
+      );
       assert.equal(signup.org.status, 'pending');
       await ok(url, 'POST', `/api/v1/orgs/${signup.org.id}/approve`, adminToken, undefined);
       if (name === 'acme') acme = { orgId: signup.org.id, token: signup.session.token, providerId: '' };
       else dev = { orgId: signup.org.id, token: signup.session.token };
     }
-    acme.providerId = (await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.orgId, name: 'acme-data' }, 201)).id;
+    acme.providerId = (
+      await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.orgId, name: 'acme-data' }, 201)
+    ).id;
   });
 
   it('enrols two agents with a SQLite source; the catalog shows metadata only', async () => {
@@ -115,11 +150,18 @@ describe('from application to data service, end to end', () => {
       await startAgent(name, token).waitForOutput(/agent running/);
     }
     const found = await ok(url, 'GET', '/api/v1/datasets?q=region%20amount', dev.token, undefined);
-    assert.deepEqual(found.items.map((d: { name: string; providerName: string }) => `${d.providerName}/${d.name}`), ['acme-data/orders']);
+    assert.deepEqual(
+      found.items.map((d: { name: string; providerName: string }) => `${d.providerName}/${d.name}`),
+      ['acme-data/orders'],
+    );
     assert.equal(found.items[0].rowCount, 300);
     assert.ok(!JSON.stringify(found).includes('private.example'), 'no row value reaches the catalog');
     const sessions = (await ok(url, 'GET', '/api/v1/cluster', adminToken, undefined)).tunnel.sessions;
-    assert.equal(new Set(sessions.map((s: { agentId: string }) => s.agentId)).size, 2, 'both agents hold a tunnel session');
+    assert.equal(
+      new Set(sessions.map((s: { agentId: string }) => s.agentId)).size,
+      2,
+      'both agents hold a tunnel session',
+    );
   });
 
   it('submits an application that cannot run until the provider approves it', async () => {
@@ -150,8 +192,15 @@ describe('from application to data service, end to end', () => {
       },
       { timeoutMs: 60_000, what: 'both agents to run the deployment' },
     );
-    assert.equal((await cli(['service', 'publish', 'regions', '--app', appId, '--rate', '1000', '--burst', '1000'], dev.token)).code, 0);
-    const created = await cli(['key', 'create', '--org', dev.orgId, '--service', 'regions', '--name', 'e2e', '--json'], dev.token);
+    assert.equal(
+      (await cli(['service', 'publish', 'regions', '--app', appId, '--rate', '1000', '--burst', '1000'], dev.token))
+        .code,
+      0,
+    );
+    const created = await cli(
+      ['key', 'create', '--org', dev.orgId, '--service', 'regions', '--name', 'e2e', '--json'],
+      dev.token,
+    );
     assert.equal(created.code, 0, created.stderr);
     ({ key, id: keyId } = JSON.parse(created.stdout) as { key: string; id: string });
 
@@ -187,8 +236,14 @@ describe('from application to data service, end to end', () => {
 
     const own = await cli(['app', 'logs', deploymentId, '--lines', '5', '--json'], acme.token);
     assert.equal(own.code, 0, own.stderr);
-    const lines = own.stdout.trim().split('\n').map((l) => JSON.parse(l) as { instance: string; stream: string; line: string });
-    assert.ok(lines.some((l) => l.stream === 'stdout' && l.line === 'region-totals 1.0.0 listening'), own.stdout);
+    const lines = own.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { instance: string; stream: string; line: string });
+    assert.ok(
+      lines.some((l) => l.stream === 'stdout' && l.line === 'region-totals 1.0.0 listening'),
+      own.stdout,
+    );
 
     assert.equal((await cli(['app', 'logs', deploymentId, '--allow'], acme.token)).code, 0);
     const allowed = await cli(['app', 'logs', deploymentId, '--lines', '5'], dev.token);
@@ -197,7 +252,10 @@ describe('from application to data service, end to end', () => {
 
     // --follow: the last lines at once, then the answer stays open until the caller leaves.
     const abort = new AbortController();
-    const response = await fetch(`${url}/api/v1/deployments/${deploymentId}/logs?lines=1&follow=true`, { headers: { authorization: `Bearer ${dev.token}` }, signal: abort.signal });
+    const response = await fetch(`${url}/api/v1/deployments/${deploymentId}/logs?lines=1&follow=true`, {
+      headers: { authorization: `Bearer ${dev.token}` },
+      signal: abort.signal,
+    });
     assert.equal(response.status, 200);
     const reader = response.body?.getReader();
     const first = await reader?.read();
@@ -216,7 +274,13 @@ describe('from application to data service, end to end', () => {
     const records: Array<{ agentId: string; version: string }> = [];
     let before: number | undefined;
     do {
-      const page = await ok(url, 'GET', `/api/v1/audit?service=regions&limit=1000${before ? `&before=${before}` : ''}`, acme.token, undefined);
+      const page = await ok(
+        url,
+        'GET',
+        `/api/v1/audit?service=regions&limit=1000${before ? `&before=${before}` : ''}`,
+        acme.token,
+        undefined,
+      );
       records.push(...page.items);
       before = page.nextBefore;
     } while (before);
@@ -229,7 +293,9 @@ describe('from application to data service, end to end', () => {
 
   it('rolls to version 2 while calls continue: each succeeds or fails with a code, none hangs', async () => {
     await writeApp(join(dir, 'app-v2'), '2.0.0');
-    const v2 = JSON.parse((await cli(['app', 'submit', join(dir, 'app-v2'), '--org', dev.orgId, '--json'], dev.token)).stdout) as { id: string };
+    const v2 = JSON.parse(
+      (await cli(['app', 'submit', join(dir, 'app-v2'), '--org', dev.orgId, '--json'], dev.token)).stdout,
+    ) as { id: string };
     assert.equal((await cli(['app', 'approve', v2.id], acme.token)).code, 0);
     const outcomes: string[] = [];
     let calling = true;
@@ -243,12 +309,21 @@ describe('from application to data service, end to end', () => {
       }
     })();
     assert.equal((await cli(['app', 'deploy', v2.id, '--provider', 'acme-data', '--wait'], dev.token)).code, 0);
-    await waitFor(async () => (((await (await call('whoami')).json()) as { version: string }).version === '2.0.0'), { timeoutMs: 60_000, what: 'calls to reach 2.0.0' });
+    await waitFor(async () => ((await (await call('whoami')).json()) as { version: string }).version === '2.0.0', {
+      timeoutMs: 60_000,
+      what: 'calls to reach 2.0.0',
+    });
     calling = false;
     await caller;
     const errors = outcomes.filter((o) => o.startsWith('error'));
-    assert.ok(errors.every((e) => /^error INSITU_[A-Z_]+$/.test(e)), `errors carry codes: ${errors.join(', ')}`);
-    assert.ok(outcomes.includes('ok 1.0.0') && outcomes.includes('ok 2.0.0'), 'calls were answered by both versions during the roll');
+    assert.ok(
+      errors.every((e) => /^error INSITU_[A-Z_]+$/.test(e)),
+      `errors carry codes: ${errors.join(', ')}`,
+    );
+    assert.ok(
+      outcomes.includes('ok 1.0.0') && outcomes.includes('ok 2.0.0'),
+      'calls were answered by both versions during the roll',
+    );
   });
 
   it('keeps serving when an agent dies and comes back', async () => {
@@ -256,11 +331,17 @@ describe('from application to data service, end to end', () => {
     assert.ok(first);
     await first.stop('SIGKILL');
     const during = await Promise.all(Array.from({ length: 20 }, async () => (await call('whoami')).status));
-    assert.ok(during.every((s) => s === 200 || s === 502 || s === 503), `statuses: ${during.join(',')}`);
+    assert.ok(
+      during.every((s) => s === 200 || s === 502 || s === 503),
+      `statuses: ${during.join(',')}`,
+    );
     assert.ok(during.includes(200), 'the other agent keeps serving');
     const restarted = startAgent('agent-a');
     await restarted.waitForOutput(/agent running/);
-    await waitFor(async () => (await ok(url, 'GET', '/api/v1/cluster', adminToken, undefined)).tunnel.sessions.length >= 2, { timeoutMs: 30_000, what: 'the agent to reconnect' });
+    await waitFor(
+      async () => (await ok(url, 'GET', '/api/v1/cluster', adminToken, undefined)).tunnel.sessions.length >= 2,
+      { timeoutMs: 30_000, what: 'the agent to reconnect' },
+    );
   });
 
   it('refuses a revoked key with 401', async () => {

@@ -17,8 +17,16 @@ import { waitFor } from '@insitu/core';
 import { createEtcdCoordinator, type Coordinator } from '@insitu/coord';
 import { KEYS, parseRecord, type NodeRecord } from '@insitu/operator';
 import {
-  freePort, makeTempDir, removeDir, requireCommand, startEtcd, startMariaDb, startWebhookReceiver,
-  type EtcdMember, type MariaDbInstance, type WebhookReceiver,
+  freePort,
+  makeTempDir,
+  removeDir,
+  requireCommand,
+  startEtcd,
+  startMariaDb,
+  startWebhookReceiver,
+  type EtcdMember,
+  type MariaDbInstance,
+  type WebhookReceiver,
 } from '@insitu/test-helpers';
 import { INSITU, InsituProcess, ok, runInsitu } from './support.js';
 
@@ -102,7 +110,9 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
   };
   const record = async (name: NodeName) => parseRecord<NodeRecord>(await coordinator?.get(`${KEYS.nodes}${name}`));
   const alerts = (condition: string, status: 'firing' | 'resolved') =>
-    (hooks?.accepted ?? []).filter((r) => (r.body as AlertMessage).condition === condition && (r.body as AlertMessage).status === status);
+    (hooks?.accepted ?? []).filter(
+      (r) => (r.body as AlertMessage).condition === condition && (r.body as AlertMessage).status === status,
+    );
   const cli = (args: string[], token: string) => runInsitu([...args, '--url', url, '--token', token]);
 
   before(async () => {
@@ -114,11 +124,28 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
 
     // One platform database, initialised once; each node's server gets a copy of the data dir.
     const base = join(dir, 'platform');
-    const init = await runInsitu(['init', '--data-dir', base, '--port', '0', '--database-url', `mysql://root@${db.host}:${db.port}/${db.database}`, '--json'], env);
+    const init = await runInsitu(
+      [
+        'init',
+        '--data-dir',
+        base,
+        '--port',
+        '0',
+        '--database-url',
+        `mysql://root@${db.host}:${db.port}/${db.database}`,
+        '--json',
+      ],
+      env,
+    );
     assert.equal(init.code, 0, init.stderr);
     const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
     const config = parse(await readFile(join(base, 'config.yaml'), 'utf8')) as Record<string, unknown>;
-    config.cluster = { ...(config.cluster as object | undefined), coordination: 'etcd', etcdEndpoints: [etcd.endpoint], secret: SECRET };
+    config.cluster = {
+      ...(config.cluster as object | undefined),
+      coordination: 'etcd',
+      etcdEndpoints: [etcd.endpoint],
+      secret: SECRET,
+    };
     config.shutdown = { ...(config.shutdown as object | undefined), drainDelayMs: 3000 };
     await writeFile(join(base, 'config.yaml'), stringify(config));
 
@@ -135,12 +162,23 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
           dataDir: join(dir, `node-${name}`),
           coord: { endpoints: [etcd.endpoint] },
           services: {
-            server: { command: [process.execPath, INSITU, 'server', '--data-dir', data, '--port', String(port)], env, health: `http://127.0.0.1:${port}` },
+            server: {
+              command: [process.execPath, INSITU, 'server', '--data-dir', data, '--port', String(port)],
+              env,
+              health: `http://127.0.0.1:${port}`,
+            },
           },
           cluster: { secret: SECRET },
           notify: { webhooks: [{ url: hooks.url }] },
           alerts: { groupWaitMs: 0, groupIntervalMs: 1000, agentOfflineMs: 3000 },
-          timing: { nodeLeaseTtlMs: 6000, nodeRenewMs: 500, leaderLeaseTtlMs: 9000, leaderRetryMs: 300, tickMs: 200, deepProbeIntervalMs: 1000 },
+          timing: {
+            nodeLeaseTtlMs: 6000,
+            nodeRenewMs: 500,
+            leaderLeaseTtlMs: 9000,
+            leaderRetryMs: 300,
+            tickMs: 200,
+            deepProbeIntervalMs: 1000,
+          },
           log: { level: 'info' },
         }),
       );
@@ -152,58 +190,134 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
       nodes.set(name, proc);
       await proc.waitForOutput(/joined/, 60_000);
     }
-    const applied = await runInsitu(['operator', 'apply', '-f', join(dir, 'cluster.yaml'), '--config', nodeConfigs.get('node1') ?? '']);
+    const applied = await runInsitu([
+      'operator',
+      'apply',
+      '-f',
+      join(dir, 'cluster.yaml'),
+      '--config',
+      nodeConfigs.get('node1') ?? '',
+    ]);
     assert.equal(applied.code, 0, applied.stderr);
-    await waitFor(async () => (await Promise.all(NODES.map((n) => ready(serverUrl(n))))).every(Boolean), { timeoutMs: 120_000, what: 'three servers ready' });
+    await waitFor(async () => (await Promise.all(NODES.map((n) => ready(serverUrl(n))))).every(Boolean), {
+      timeoutMs: 120_000,
+      what: 'three servers ready',
+    });
     url = serverUrl('node1');
 
     // HAProxy in front, health-checking readiness.
     frontPort = await freePort();
-    await writeFile(join(dir, 'haproxy.cfg'), haproxyConfig(frontPort, NODES.map((n) => serverPorts.get(n) ?? 0)));
+    await writeFile(
+      join(dir, 'haproxy.cfg'),
+      haproxyConfig(
+        frontPort,
+        NODES.map((n) => serverPorts.get(n) ?? 0),
+      ),
+    );
     haproxy = spawn(haproxyBin, ['-db', '-f', join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
     let haproxyErr = '';
     haproxy.stderr?.on('data', (c: Buffer) => (haproxyErr += c.toString()));
-    await waitFor(() => ready(`http://127.0.0.1:${frontPort}`), { timeoutMs: 30_000, what: `HAProxy to answer (${haproxyErr})` });
+    await waitFor(() => ready(`http://127.0.0.1:${frontPort}`), {
+      timeoutMs: 30_000,
+      what: `HAProxy to answer (${haproxyErr})`,
+    });
 
     // A provider with an agent dialling all three servers, a developer, an approved and published application.
     const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token as string;
     const orgs: Record<string, { id: string; token: string }> = {};
-    for (const [name, email] of [['acme', 'ann@acme.test'], ['devco', 'dev@devco.test']] as const) {
-      const signup = await ok(url, 'POST', '/api/v1/signup', undefined, { org: { name }, user: { email, name, password: PASSWORD } }, 201);
+    for (const [name, email] of [
+      ['acme', 'ann@acme.test'],
+      ['devco', 'dev@devco.test'],
+    ] as const) {
+      const signup = await ok(
+        url,
+        'POST',
+        '/api/v1/signup',
+        undefined,
+        { org: { name }, user: { email, name, password: PASSWORD } },
+        201,
+      );
       await ok(url, 'POST', `/api/v1/orgs/${signup.org.id}/approve`, adminToken, undefined);
       orgs[name] = { id: signup.org.id, token: signup.session.token };
     }
     const acme = orgs.acme ?? { id: '', token: '' };
     const dev = orgs.devco ?? { id: '', token: '' };
-    const providerId = (await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.id, name: 'acme-data' }, 201)).id as string;
+    const providerId = (
+      await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.id, name: 'acme-data' }, 201)
+    ).id as string;
     await writeFile(join(dir, 'orders.csv'), 'region,amount\nnorth,1\nsouth,2\n');
-    await writeFile(join(dir, 'agent.yaml'), 'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: csv\n    files: ./orders.csv\n    datasets:\n      orders: { description: Orders }\n');
+    await writeFile(
+      join(dir, 'agent.yaml'),
+      'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: csv\n    files: ./orders.csv\n    datasets:\n      orders: { description: Orders }\n',
+    );
     const enrol = (await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId }, 201)).token as string;
-    agentArgs = ['agent', '--platform', NODES.map(serverUrl).join(','), '--config', join(dir, 'agent.yaml'), '--data-dir', join(dir, 'agent'), '--name', 'agent-a', '--log-level', 'info'];
+    agentArgs = [
+      'agent',
+      '--platform',
+      NODES.map(serverUrl).join(','),
+      '--config',
+      join(dir, 'agent.yaml'),
+      '--data-dir',
+      join(dir, 'agent'),
+      '--name',
+      'agent-a',
+      '--log-level',
+      'info',
+    ];
     agent = new InsituProcess('agent', [...agentArgs, '--token', enrol]);
     await agent.waitForOutput(/agent running/);
 
     const app = join(dir, 'app');
     await mkdir(app, { recursive: true });
-    await writeFile(join(app, 'insitu.json'), JSON.stringify({ name: 'who', version: '1.0.0', runtime: 'node', entry: 'index.js', datasets: [{ provider: 'acme-data', dataset: 'orders' }], endpoints: [{ method: 'GET', path: '/whoami' }] }));
-    await writeFile(join(app, 'index.js'), "import { serve } from '@insitu/sdk';\nserve({ 'GET /whoami': () => ({ ok: true }) });\n");
+    await writeFile(
+      join(app, 'insitu.json'),
+      JSON.stringify({
+        name: 'who',
+        version: '1.0.0',
+        runtime: 'node',
+        entry: 'index.js',
+        datasets: [{ provider: 'acme-data', dataset: 'orders' }],
+        endpoints: [{ method: 'GET', path: '/whoami' }],
+      }),
+    );
+    await writeFile(
+      join(app, 'index.js'),
+      "import { serve } from '@insitu/sdk';\nserve({ 'GET /whoami': () => ({ ok: true }) });\n",
+    );
     const submitted = await cli(['app', 'submit', app, '--org', dev.id, '--json'], dev.token);
     assert.equal(submitted.code, 0, submitted.stderr);
     const version = JSON.parse(submitted.stdout) as { id: string; appId: string };
     assert.equal((await cli(['app', 'approve', version.id, '--reason', 'fine'], acme.token)).code, 0);
     const deployed = await cli(['app', 'deploy', version.id, '--provider', 'acme-data', '--wait', '--json'], dev.token);
     assert.equal(deployed.code, 0, deployed.stderr);
-    assert.equal((await cli(['service', 'publish', 'who', '--app', version.appId, '--rate', '100000', '--burst', '100000'], dev.token)).code, 0);
-    const created = await cli(['key', 'create', '--org', dev.id, '--service', 'who', '--name', 'e2e', '--json'], dev.token);
+    assert.equal(
+      (
+        await cli(
+          ['service', 'publish', 'who', '--app', version.appId, '--rate', '100000', '--burst', '100000'],
+          dev.token,
+        )
+      ).code,
+      0,
+    );
+    const created = await cli(
+      ['key', 'create', '--org', dev.id, '--service', 'who', '--name', 'e2e', '--json'],
+      dev.token,
+    );
     assert.equal(created.code, 0, created.stderr);
     key = (JSON.parse(created.stdout) as { key: string }).key;
     // Every server can answer a call (locally or through a peer holding the session).
     for (const name of NODES) {
-      await waitFor(async () => {
-        const response = await fetch(`${serverUrl(name)}/s/who/whoami`, { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(5000) });
-        await response.arrayBuffer();
-        return response.ok;
-      }, { timeoutMs: 60_000, what: `a call through ${name}` });
+      await waitFor(
+        async () => {
+          const response = await fetch(`${serverUrl(name)}/s/who/whoami`, {
+            headers: { authorization: `Bearer ${key}` },
+            signal: AbortSignal.timeout(5000),
+          });
+          await response.arrayBuffer();
+          return response.ok;
+        },
+        { timeoutMs: 60_000, what: `a call through ${name}` },
+      );
     }
   });
 
@@ -222,24 +336,41 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
 
   it('deep probes pass while all is well; a lost agent raises one agent-offline alert, and one resolved when it is back', async () => {
     // Several rounds of deep probes (every second) with everything up: nothing fires.
-    await waitFor(async () => (await record('node1'))?.services.server?.state === 'ready', { timeoutMs: 30_000, what: 'node1 server ready in its record' });
+    await waitFor(async () => (await record('node1'))?.services.server?.state === 'ready', {
+      timeoutMs: 30_000,
+      what: 'node1 server ready in its record',
+    });
     await new Promise((resolve) => setTimeout(resolve, 4000));
-    const fired = (hooks?.accepted ?? []).filter((r) => (r.body as AlertMessage).status === 'firing').map((r) => (r.body as AlertMessage).condition);
+    const fired = (hooks?.accepted ?? [])
+      .filter((r) => (r.body as AlertMessage).status === 'firing')
+      .map((r) => (r.body as AlertMessage).condition);
     assert.deepEqual(fired, [], 'no alert while the database, etcd and the agent answer the deep probes');
 
     await agent?.stop();
-    await waitFor(() => alerts('agent-offline', 'firing').length === 1, { timeoutMs: 60_000, what: 'the agent-offline alert' });
+    await waitFor(() => alerts('agent-offline', 'firing').length === 1, {
+      timeoutMs: 60_000,
+      what: 'the agent-offline alert',
+    });
     agent = new InsituProcess('agent', agentArgs);
     await agent.waitForOutput(/agent running/);
-    await waitFor(() => alerts('agent-offline', 'resolved').length === 1, { timeoutMs: 60_000, what: 'the agent-offline alert resolved' });
+    await waitFor(() => alerts('agent-offline', 'resolved').length === 1, {
+      timeoutMs: 60_000,
+      what: 'the agent-offline alert resolved',
+    });
     assert.equal(alerts('agent-offline', 'firing').length, 1, 'one firing message for the incident');
     // The agent is back on every server before the next test calls through them.
     for (const name of NODES) {
-      await waitFor(async () => {
-        const response = await fetch(`${serverUrl(name)}/s/who/whoami`, { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(5000) });
-        await response.arrayBuffer();
-        return response.ok;
-      }, { timeoutMs: 60_000, what: `a call through ${name} after the agent came back` });
+      await waitFor(
+        async () => {
+          const response = await fetch(`${serverUrl(name)}/s/who/whoami`, {
+            headers: { authorization: `Bearer ${key}` },
+            signal: AbortSignal.timeout(5000),
+          });
+          await response.arrayBuffer();
+          return response.ok;
+        },
+        { timeoutMs: 60_000, what: `a call through ${name} after the agent came back` },
+      );
     }
   });
 
@@ -252,7 +383,10 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
     const caller = async () => {
       while (running) {
         try {
-          const response = await fetch(`http://127.0.0.1:${frontPort}/s/who/whoami`, { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(30_000) });
+          const response = await fetch(`http://127.0.0.1:${frontPort}/s/who/whoami`, {
+            headers: { authorization: `Bearer ${key}` },
+            signal: AbortSignal.timeout(30_000),
+          });
           const text = await response.text();
           if (response.ok) succeeded++;
           else failures.push(`${response.status} ${text.slice(0, 200)}`);
@@ -263,17 +397,38 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
     };
     const callers = Array.from({ length: CALLERS }, () => caller());
     await waitFor(() => succeeded >= 200, { timeoutMs: 60_000, what: 'steady calls before the restart' });
-    const result = await runInsitu(['operator', 'restart', 'server', '--rolling', '--json', '--config', nodeConfigs.get('node2') ?? '']);
+    const result = await runInsitu([
+      'operator',
+      'restart',
+      'server',
+      '--rolling',
+      '--json',
+      '--config',
+      nodeConfigs.get('node2') ?? '',
+    ]);
     const during = succeeded;
     await waitFor(() => succeeded >= during + 200, { timeoutMs: 60_000, what: 'steady calls after the restart' });
     running = false;
     await Promise.all(callers);
     assert.equal(result.code, 0, result.stderr + result.stdout);
-    const command = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as { state: string; steps: { node: string; state: string }[] };
+    const command = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as {
+      state: string;
+      steps: { node: string; state: string }[];
+    };
     assert.equal(command.state, 'done');
-    assert.deepEqual(command.steps.map((s) => `${s.node}:${s.state}`), ['node1:ready', 'node2:ready', 'node3:ready']);
-    for (const name of NODES) assert.notEqual((await record(name))?.services.server?.pid, pids.get(name), `the server on ${name} restarted`);
-    process.stdout.write(`# rolling restart under ${CALLERS} callers: ${succeeded} calls succeeded, ${failures.length} failed\n`);
-    assert.deepEqual(failures.slice(0, 20), [], `no call failed (${failures.length} of ${succeeded + failures.length})`);
+    assert.deepEqual(
+      command.steps.map((s) => `${s.node}:${s.state}`),
+      ['node1:ready', 'node2:ready', 'node3:ready'],
+    );
+    for (const name of NODES)
+      assert.notEqual((await record(name))?.services.server?.pid, pids.get(name), `the server on ${name} restarted`);
+    process.stdout.write(
+      `# rolling restart under ${CALLERS} callers: ${succeeded} calls succeeded, ${failures.length} failed\n`,
+    );
+    assert.deepEqual(
+      failures.slice(0, 20),
+      [],
+      `no call failed (${failures.length} of ${succeeded + failures.length})`,
+    );
   });
 });

@@ -71,13 +71,18 @@ describe('web console in Chromium: the whole story by clicking', () => {
     await mkdir(OUTPUT, { recursive: true });
     dir = await makeTempDir('insitu-console-');
     const db = new BetterSqlite3(join(dir, 'orders.db'));
-    db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, region TEXT NOT NULL, amount REAL NOT NULL, customer_email TEXT)');
+    db.exec(
+      'CREATE TABLE orders (id INTEGER PRIMARY KEY, region TEXT NOT NULL, amount REAL NOT NULL, customer_email TEXT)',
+    );
     const insert = db.prepare('INSERT INTO orders (region, amount, customer_email) VALUES (?, ?, ?)');
     db.transaction(() => {
       for (let i = 0; i < 30; i++) insert.run(['north', 'south', 'east'][i % 3], i + 1, `buyer${i}@private.example`);
     })();
     db.close();
-    await writeFile(join(dir, 'agent.yaml'), 'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./orders.db\n    datasets:\n      orders: { description: Orders with the region and amount, tags: [sales] }\n');
+    await writeFile(
+      join(dir, 'agent.yaml'),
+      'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./orders.db\n    datasets:\n      orders: { description: Orders with the region and amount, tags: [sales] }\n',
+    );
     tarball = await writeApp(join(dir, 'app'));
 
     const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
@@ -89,17 +94,45 @@ describe('web console in Chromium: the whole story by clicking', () => {
 
     // Organisations and the provider's agent come from sign-up and the CLI; the console story starts at sign-in.
     let acme = { orgId: '', token: '' };
-    for (const [name, email] of [['acme', 'ann@acme.test'], ['devco', 'dev@devco.test']] as const) {
-      const signup = await ok(url, 'POST', '/api/v1/signup', undefined, { org: { name }, user: { email, name: email.split('@')[0], password: PASSWORD } }, 201);
+    for (const [name, email] of [
+      ['acme', 'ann@acme.test'],
+      ['devco', 'dev@devco.test'],
+    ] as const) {
+      const signup = await ok(
+        url,
+        'POST',
+        '/api/v1/signup',
+        undefined,
+        { org: { name }, user: { email, name: email.split('@')[0], password: PASSWORD } },
+        201,
+      );
       await ok(url, 'POST', `/api/v1/orgs/${signup.org.id}/approve`, adminToken, undefined);
       if (name === 'acme') acme = { orgId: signup.org.id as string, token: signup.session.token as string };
     }
-    const providerId = (await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.orgId, name: 'acme-data' }, 201)).id as string;
+    const providerId = (
+      await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.orgId, name: 'acme-data' }, 201)
+    ).id as string;
     const enrol = (await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId }, 201)).token as string;
-    agent = new InsituProcess('agent', ['agent', '--platform', url, '--config', join(dir, 'agent.yaml'), '--data-dir', join(dir, 'agent'), '--name', 'agent-a', '--token', enrol]);
+    agent = new InsituProcess('agent', [
+      'agent',
+      '--platform',
+      url,
+      '--config',
+      join(dir, 'agent.yaml'),
+      '--data-dir',
+      join(dir, 'agent'),
+      '--name',
+      'agent-a',
+      '--token',
+      enrol,
+    ]);
     await agent.waitForOutput(/agent running/);
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
   });
 
   after(async () => {
@@ -141,7 +174,8 @@ describe('web console in Chromium: the whole story by clicking', () => {
     await page.getByRole('button', { name: 'Sign out' }).waitFor();
   }
 
-  const nav = (page: Page, name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
+  const nav = (page: Page, name: string) =>
+    page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
 
   /** Click `button` until `done` holds: pages refresh on demand, the platform converges on its own time. */
   async function refreshUntil(page: Page, button: string, done: () => Promise<boolean>, what: string): Promise<void> {
@@ -165,7 +199,13 @@ describe('web console in Chromium: the whole story by clicking', () => {
     dev = await context.newPage();
     await dev.goto(`${url}/console/`);
     await dev.getByLabel('Email').waitFor();
-    const firstLoad = await dev.evaluate<{ interactiveMs: number; domContentLoadedMs: number; loadMs: number; compressedBytes: number; decodedBytes: number }>(`(() => {
+    const firstLoad = await dev.evaluate<{
+      interactiveMs: number;
+      domContentLoadedMs: number;
+      loadMs: number;
+      compressedBytes: number;
+      decodedBytes: number;
+    }>(`(() => {
       const navigation = performance.getEntriesByType('navigation')[0];
       const assets = performance.getEntriesByType('resource').filter((r) => r.name.includes('/console/assets/'));
       return {
@@ -178,7 +218,10 @@ describe('web console in Chromium: the whole story by clicking', () => {
     })()`);
     perf.firstLoad = firstLoad;
     console.log(`console first load: ${JSON.stringify(firstLoad)}`);
-    assert.ok(firstLoad.compressedBytes > 0 && firstLoad.compressedBytes < 300 * 1024, `first load ${firstLoad.compressedBytes} B compressed, budget 300 KB`);
+    assert.ok(
+      firstLoad.compressedBytes > 0 && firstLoad.compressedBytes < 300 * 1024,
+      `first load ${firstLoad.compressedBytes} B compressed, budget 300 KB`,
+    );
     await check(dev, '01-sign-in');
 
     await dev.getByLabel('Email').fill('dev@devco.test');
@@ -191,7 +234,11 @@ describe('web console in Chromium: the whole story by clicking', () => {
     const cookies = await context.cookies();
     const session = cookies.find((c) => c.name === 'insitu_session');
     assert.ok(session?.httpOnly && session.sameSite === 'Strict', 'HttpOnly, SameSite=Strict session cookie');
-    assert.equal((await dev.evaluate<string>('document.cookie')).includes('insitu_session'), false, 'page scripts cannot read the session');
+    assert.equal(
+      (await dev.evaluate<string>('document.cookie')).includes('insitu_session'),
+      false,
+      'page scripts cannot read the session',
+    );
     // Navigation follows roles: operations are for platform administrators only.
     assert.equal(await dev.getByRole('link', { name: 'Operations' }).count(), 0);
   });
@@ -219,7 +266,11 @@ describe('web console in Chromium: the whole story by clicking', () => {
     await dev.getByRole('heading', { name: 'region-totals 1.0.0' }).waitFor();
     versionUrl = dev.url();
     assert.match(await dev.locator('dl.facts').innerText(), /pending[\s\S]*[0-9a-f]{64}/);
-    assert.equal(await dev.getByRole('button', { name: 'Deploy this version' }).isDisabled(), true, 'nothing runs before approval');
+    assert.equal(
+      await dev.getByRole('button', { name: 'Deploy this version' }).isDisabled(),
+      true,
+      'nothing runs before approval',
+    );
     await check(dev, '04-version-pending');
     await nav(dev, 'Applications');
     await dev.getByRole('link', { name: 'region-totals' }).waitFor();
@@ -248,7 +299,12 @@ describe('web console in Chromium: the whole story by clicking', () => {
     await dev.getByRole('cell', { name: 'reads only totals per region' }).waitFor();
     await dev.getByRole('button', { name: 'Deploy this version' }).click();
     await dev.getByRole('heading', { name: 'Deployments' }).waitFor();
-    await refreshUntil(dev, 'Refresh', async () => (await dev.locator('td .badge', { hasText: /^running$/ }).count()) > 0, 'the agent to run the deployment');
+    await refreshUntil(
+      dev,
+      'Refresh',
+      async () => (await dev.locator('td .badge', { hasText: /^running$/ }).count()) > 0,
+      'the agent to run the deployment',
+    );
     assert.match(await dev.locator('article').first().innerText(), /running 1 of 1/);
     await check(dev, '08-deployments');
 
@@ -271,13 +327,22 @@ describe('web console in Chromium: the whole story by clicking', () => {
     await nav(dev, 'Services');
     await dev.getByRole('link', { name: 'regions' }).click();
     await dev.getByRole('heading', { name: 'GET /totals' }).waitFor();
-    assert.equal(await dev.getByLabel('Your API key for “try it”').inputValue(), apiKey, 'the key just created is at hand, in memory only');
+    assert.equal(
+      await dev.getByLabel('Your API key for “try it”').inputValue(),
+      apiKey,
+      'the key just created is at hand, in memory only',
+    );
     await dev.getByRole('button', { name: 'Try GET /totals' }).click();
     const answer = dev.locator('article[aria-label="GET /totals"] pre');
     await answer.waitFor();
     assert.deepEqual(JSON.parse(await answer.innerText()), { totals: { east: 165, north: 145, south: 155 } });
     assert.match(await dev.locator('article[aria-label="GET /totals"]').innerText(), /Status 200/);
-    await refreshUntil(dev, 'Refresh usage', async () => /^[1-9]\d* calls/.test(await dev.getByTestId('usage-total').innerText()), 'the call to be metered');
+    await refreshUntil(
+      dev,
+      'Refresh usage',
+      async () => /^[1-9]\d* calls/.test(await dev.getByTestId('usage-total').innerText()),
+      'the call to be metered',
+    );
     await check(dev, '10-service');
 
     await nav(dev, 'Audit');
@@ -287,7 +352,11 @@ describe('web console in Chromium: the whole story by clicking', () => {
     const row = dev.getByRole('row').filter({ hasText: 'regions' }).filter({ hasText: 'GET' });
     await row.first().waitFor();
     assert.match(await row.first().innerText(), /200/);
-    assert.equal(await dev.getByRole('button', { name: 'Verify the chain' }).count(), 0, 'verification is for administrators');
+    assert.equal(
+      await dev.getByRole('button', { name: 'Verify the chain' }).count(),
+      0,
+      'verification is for administrators',
+    );
     await check(dev, '11-audit');
   });
 
@@ -319,7 +388,10 @@ describe('web console in Chromium: the whole story by clicking', () => {
     await provider.getByRole('heading', { name: 'Changes since 1.0.0' }).waitFor();
     const diff = provider.locator('.diff');
     assert.match(await diff.innerText(), /0 added, 0 removed, 2 changed/);
-    assert.match(await diff.locator('details', { hasText: 'index.js changed' }).innerText(), /\+ \/\/ 1\.1\.0: totals are now rounded by the caller/);
+    assert.match(
+      await diff.locator('details', { hasText: 'index.js changed' }).innerText(),
+      /\+ \/\/ 1\.1\.0: totals are now rounded by the caller/,
+    );
     await check(provider, '17-approval-diff');
     await provider.getByLabel('Reason').fill('not while 1.0.0 is under review');
     await provider.getByRole('button', { name: 'Reject' }).click();
@@ -349,7 +421,10 @@ describe('web console in Chromium: the whole story by clicking', () => {
     await check(page, '13-operations');
     await nav(page, 'Audit');
     await page.getByRole('button', { name: 'Verify the chain' }).click();
-    await page.getByRole('status').filter({ hasText: /Chain intact: [1-9]\d* records verified/ }).waitFor();
+    await page
+      .getByRole('status')
+      .filter({ hasText: /Chain intact: [1-9]\d* records verified/ })
+      .waitFor();
     await check(page, '14-audit-admin');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in to Insitu' }).waitFor();
@@ -362,11 +437,17 @@ describe('web console in Chromium: the whole story by clicking', () => {
     const page = await context.newPage();
     await signIn(page, 'dev@devco.test', PASSWORD);
     const menu = page.getByRole('button', { name: 'Menu' });
-    assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Services' }).isVisible(), false);
+    assert.equal(
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Services' }).isVisible(),
+      false,
+    );
     await menu.focus();
     await page.keyboard.press('Enter');
     assert.equal(await menu.getAttribute('aria-expanded'), 'true');
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Services' }).waitFor({ state: 'visible' });
+    await page
+      .getByRole('navigation', { name: 'Main' })
+      .getByRole('link', { name: 'Services' })
+      .waitFor({ state: 'visible' });
     await check(page, '15-phone-menu');
     // Keyboard: tab to the Services link and follow it.
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Services' }).focus();

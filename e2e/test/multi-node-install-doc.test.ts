@@ -30,7 +30,7 @@ describe('docs/multi-node-install.md', () => {
     await removeDir(dir);
   });
 
-  it("node.yaml is a valid node config and cluster.yaml a valid cluster spec", async () => {
+  it('node.yaml is a valid node config and cluster.yaml a valid cluster spec', async () => {
     const yamls = blocks(doc, 'yaml');
     const nodeYaml = yamls.find((b) => b.includes('# /etc/insitu/node.yaml'));
     const clusterYaml = yamls.find((b) => b.includes('# cluster.yaml'));
@@ -46,7 +46,8 @@ describe('docs/multi-node-install.md', () => {
     const spec = parseClusterSpec(clusterYaml);
     assert.deepEqual(spec.services.dbmanager?.placement, { count: 1 });
     assert.equal(spec.services.server?.restart.backoffMaxMs, 60_000);
-    for (const service of Object.keys(spec.services)) assert.ok(config.services[service], `node.yaml says how to run ${service}`);
+    for (const service of Object.keys(spec.services))
+      assert.ok(config.services[service], `node.yaml says how to run ${service}`);
   });
 
   it('server.yaml is a valid server config with the drain delay', async () => {
@@ -63,7 +64,10 @@ describe('docs/multi-node-install.md', () => {
   });
 
   it('every insitu command in it parses (--help) and `node install --systemd` writes a unit systemd-analyze accepts', async () => {
-    const commands = blocks(doc, 'sh').flatMap((b) => b.split('\n')).map((l) => l.trim()).filter((l) => /^(insitu|node \S+insitu\.js) /.test(l));
+    const commands = blocks(doc, 'sh')
+      .flatMap((b) => b.split('\n'))
+      .map((l) => l.trim())
+      .filter((l) => /^(insitu|node \S+insitu\.js) /.test(l));
     assert.ok(commands.length >= 7);
     for (const command of commands) {
       const words = command.replace(/\s+#.*$/, '').split(/\s+/);
@@ -76,7 +80,8 @@ describe('docs/multi-node-install.md', () => {
       }
       const help = await runInsitu([...path, '--help']);
       assert.equal(help.code, 0, `${command}: ${help.stderr}`);
-      for (const option of words.filter((w) => w.startsWith('--'))) assert.ok(help.stdout.includes(option), `${path.join(' ')} has ${option}`);
+      for (const option of words.filter((w) => w.startsWith('--')))
+        assert.ok(help.stdout.includes(option), `${path.join(' ')} has ${option}`);
     }
     const nodeYaml = blocks(doc, 'yaml').find((b) => b.includes('# /etc/insitu/node.yaml')) ?? '';
     const config = join(dir, 'node.yaml');
@@ -93,7 +98,9 @@ describe('docs/multi-node-install.md', () => {
         (r) => ({ code: 0, stderr: r.stderr }),
         (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
       );
-      const problems = verify.stderr.split('\n').filter((l) => l.includes('insitu-node.service') && !/Documentation|network-online/.test(l));
+      const problems = verify.stderr
+        .split('\n')
+        .filter((l) => l.includes('insitu-node.service') && !/Documentation|network-online/.test(l));
       assert.deepEqual(problems, [], verify.stderr);
     }
   });

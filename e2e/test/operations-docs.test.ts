@@ -103,20 +103,46 @@ describe('docs/operations.md and docs/architecture.md', () => {
       paths.add(path.join(' '));
       const shown = await help(path);
       assert.equal(shown.code, 0, `${command}: ${shown.stderr}`);
-      assert.ok(path.length > 0 || words.length === 0 || words[0] === '--help', `${command}: \`${words[0]}\` is not an insitu command`);
+      assert.ok(
+        path.length > 0 || words.length === 0 || words[0] === '--help',
+        `${command}: \`${words[0]}\` is not an insitu command`,
+      );
       // A word left after the sub-command path is an argument: the usage must take one
       // (a misspelt sub-command of a group would otherwise pass as an argument).
       const next = words[path.length];
       if (next !== undefined && !next.startsWith('-')) {
         const usage = (/^Usage: .*$/m.exec(shown.stdout)?.[0] ?? '').replace(/\[options\]|\[command\]/g, '');
-        assert.match(usage, /[<[]/, `${command}: \`insitu ${path.join(' ')}\` has no sub-command or argument \`${next}\``);
+        assert.match(
+          usage,
+          /[<[]/,
+          `${command}: \`insitu ${path.join(' ')}\` has no sub-command or argument \`${next}\``,
+        );
       }
       for (const option of words.filter((w) => w.startsWith('--'))) {
-        assert.ok(new RegExp(`(^|[\\s,])${option}([\\s,=<[]|$)`, 'm').test(shown.stdout), `\`insitu ${path.join(' ')} --help\` lists ${option} (from: ${command})`);
+        assert.ok(
+          new RegExp(`(^|[\\s,])${option}([\\s,=<[]|$)`, 'm').test(shown.stdout),
+          `\`insitu ${path.join(' ')} --help\` lists ${option} (from: ${command})`,
+        );
       }
     }
     // The day-to-day commands the guide promises are among them.
-    for (const path of ['status', 'operator status', 'operator events', 'operator restart', 'alerts list', 'alerts silence', 'db status', 'db switchover', 'db ack', 'audit verify', 'backup', 'restore', 'admin reset-password', 'app logs', 'key revoke']) {
+    for (const path of [
+      'status',
+      'operator status',
+      'operator events',
+      'operator restart',
+      'alerts list',
+      'alerts silence',
+      'db status',
+      'db switchover',
+      'db ack',
+      'audit verify',
+      'backup',
+      'restore',
+      'admin reset-password',
+      'app logs',
+      'key revoke',
+    ]) {
       assert.ok(paths.has(path), `operations.md shows \`insitu ${path}\``);
     }
   });
@@ -142,7 +168,8 @@ describe('docs/operations.md and docs/architecture.md', () => {
     }
     for (const kind of Object.keys(loaders)) assert.ok(seen.get(kind), `operations.md shows a ${kind}`);
     // What the blocks say is what the loaders read (not merely "accepted").
-    const server = blocks(operations, 'yaml').find((b) => b.startsWith('# config.yaml') && b.includes('followPrimary')) ?? '';
+    const server =
+      blocks(operations, 'yaml').find((b) => b.startsWith('# config.yaml') && b.includes('followPrimary')) ?? '';
     await writeFile(join(dir, 'cluster-config.yaml'), server);
     const config = loadServerConfig({ file: join(dir, 'cluster-config.yaml'), fileRequired: true });
     assert.equal(config.cluster.coordination, 'etcd');
@@ -163,7 +190,10 @@ describe('docs/operations.md and docs/architecture.md', () => {
   });
 
   it('nothing in the docs links to ../shared', async () => {
-    const files = [README, ...(await readdir(join(ROOT, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => join(ROOT, 'docs', f))];
+    const files = [
+      README,
+      ...(await readdir(join(ROOT, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => join(ROOT, 'docs', f)),
+    ];
     for (const pkg of await readdir(join(ROOT, 'packages'))) {
       const readme = join(ROOT, 'packages', pkg, 'README.md');
       if (existsSync(readme)) files.push(readme);

@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { waitFor } from '@insitu/core';
-import { makeTempDir, removeDir, startEtcd, startMariaDbCluster, type EtcdMember, type MariaDbCluster } from '@insitu/test-helpers';
+import {
+  makeTempDir,
+  removeDir,
+  startEtcd,
+  startMariaDbCluster,
+  type EtcdMember,
+  type MariaDbCluster,
+} from '@insitu/test-helpers';
 import { stringify } from 'yaml';
 import { InsituProcess, ok, rest, runInsitu } from './support.js';
 
@@ -25,7 +32,9 @@ describe('the platform follows its database primary across a failover', () => {
 
   before(async () => {
     [cluster, etcd, dir] = await Promise.all([
-      startMariaDbCluster({ memberOptions: () => ({ extraConfig: { read_only: 'ON', rpl_semi_sync_slave_enabled: 'ON' } }) }),
+      startMariaDbCluster({
+        memberOptions: () => ({ extraConfig: { read_only: 'ON', rpl_semi_sync_slave_enabled: 'ON' } }),
+      }),
       startEtcd(),
       makeTempDir('insitu-e2e-failover-'),
     ]);
@@ -54,7 +63,19 @@ describe('the platform follows its database primary across a failover', () => {
     await manager.waitForOutput(/"adminUrl"/);
 
     const platform = join(dir, 'platform');
-    const init = await runInsitu(['init', '--data-dir', platform, '--port', '0', '--database-url', `mysql://root@${primary.host}:${primary.port}/${primary.database}`, '--json'], env);
+    const init = await runInsitu(
+      [
+        'init',
+        '--data-dir',
+        platform,
+        '--port',
+        '0',
+        '--database-url',
+        `mysql://root@${primary.host}:${primary.port}/${primary.database}`,
+        '--json',
+      ],
+      env,
+    );
     assert.equal(init.code, 0, init.stderr);
     const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
     // The cluster settings an operator adds to config.yaml: etcd, and the primary to follow.
@@ -78,7 +99,10 @@ describe('the platform follows its database primary across a failover', () => {
     let n = 0;
     const write = async (): Promise<boolean> => {
       const name = `org-${n++}`;
-      const result = await rest(url, 'POST', '/api/v1/orgs', token, { name }).catch(() => ({ status: 0, body: undefined }));
+      const result = await rest(url, 'POST', '/api/v1/orgs', token, { name }).catch(() => ({
+        status: 0,
+        body: undefined,
+      }));
       if (result.status === 201) acknowledged.push(name);
       return result.status === 201;
     };
@@ -86,7 +110,11 @@ describe('the platform follows its database primary across a failover', () => {
     const before = acknowledged.length;
     await cluster.members[0]?.kill('SIGKILL');
     const killedAt = Date.now();
-    await waitFor(async () => (await write()) && acknowledged.length > before, { timeoutMs: 60_000, intervalMs: 20, what: 'writes to resume on the new primary' });
+    await waitFor(async () => (await write()) && acknowledged.length > before, {
+      timeoutMs: 60_000,
+      intervalMs: 20,
+      what: 'writes to resume on the new primary',
+    });
     const resumedAfterMs = Date.now() - killedAt;
     for (let i = 0; i < 10; i++) await write();
     const names = new Set<string>();
@@ -96,12 +124,19 @@ describe('the platform follows its database primary across a failover', () => {
       for (const org of page.items as Array<{ name: string }>) names.add(org.name);
       cursor = page.nextCursor;
     } while (cursor);
-    assert.deepEqual(acknowledged.filter((name) => !names.has(name)), [], 'every acknowledged write survived');
+    assert.deepEqual(
+      acknowledged.filter((name) => !names.has(name)),
+      [],
+      'every acknowledged write survived',
+    );
     const view = await ok(url, 'GET', '/api/v1/cluster', token, undefined);
     assert.equal(view.coordination.kind, 'etcd');
     assert.equal(view.database.cluster, 'platform');
     assert.notEqual(view.database.topology?.primary, 'db1', 'the published topology names the new primary');
-    assert.ok((view.database.events as Array<{ type: string }>).some((e) => /failover|promot/i.test(e.type)), 'the failover is in the cluster view');
+    assert.ok(
+      (view.database.events as Array<{ type: string }>).some((e) => /failover|promot/i.test(e.type)),
+      'the failover is in the cluster view',
+    );
     assert.equal(server.running, true, 'no restart was needed');
     console.log(`writes resumed ${resumedAfterMs} ms after the primary was killed`);
   });

@@ -29,7 +29,10 @@ async function writeApp(dir: string, victimId: string): Promise<void> {
       version: '1.0.0',
       runtime: 'node',
       entry: 'index.js',
-      datasets: [{ provider: 'shop-data', dataset: 'weather' }, { provider: victimId, dataset: 'sales' }],
+      datasets: [
+        { provider: 'shop-data', dataset: 'weather' },
+        { provider: victimId, dataset: 'sales' },
+      ],
       endpoints: [{ method: 'GET', path: '/read/{dataset}' }],
     }),
   );
@@ -51,7 +54,7 @@ serve({
   );
 }
 
-describe('a provider named like the victim provider\'s id cannot make an approved application read the victim\'s data', () => {
+describe("a provider named like the victim provider's id cannot make an approved application read the victim's data", () => {
   let dir = '';
   let server: InsituProcess;
   let agent: InsituProcess | undefined;
@@ -65,32 +68,74 @@ describe('a provider named like the victim provider\'s id cannot make an approve
   before(async () => {
     dir = await makeTempDir('insitu-e2e-names-');
     const db = new BetterSqlite3(join(dir, 'shop.db'));
-    db.exec("CREATE TABLE weather (day TEXT PRIMARY KEY, celsius REAL); INSERT INTO weather VALUES ('2026-01-01', 3.5), ('2026-01-02', 4.0);");
-    db.exec(`CREATE TABLE sales (id INTEGER PRIMARY KEY, card TEXT, amount REAL); INSERT INTO sales VALUES (1, '${SECRET}', 9.5);`);
+    db.exec(
+      "CREATE TABLE weather (day TEXT PRIMARY KEY, celsius REAL); INSERT INTO weather VALUES ('2026-01-01', 3.5), ('2026-01-02', 4.0);",
+    );
+    db.exec(
+      `CREATE TABLE sales (id INTEGER PRIMARY KEY, card TEXT, amount REAL); INSERT INTO sales VALUES (1, '${SECRET}', 9.5);`,
+    );
     db.close();
-    await writeFile(join(dir, 'agent.yaml'), 'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./shop.db\n');
+    await writeFile(
+      join(dir, 'agent.yaml'),
+      'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./shop.db\n',
+    );
     const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
     assert.equal(init.code, 0, init.stderr);
     const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
     server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
     url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
     const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token;
-    for (const [who, name] of [[shop, 'shop'], [evil, 'evil']] as const) {
-      const signup = await ok(url, 'POST', '/api/v1/signup', undefined, { org: { name }, user: { email: `boss@${name}.test`, name, password: PASSWORD } }, 201);
+    for (const [who, name] of [
+      [shop, 'shop'],
+      [evil, 'evil'],
+    ] as const) {
+      const signup = await ok(
+        url,
+        'POST',
+        '/api/v1/signup',
+        undefined,
+        { org: { name }, user: { email: `boss@${name}.test`, name, password: PASSWORD } },
+        201,
+      );
       await ok(url, 'POST', `/api/v1/orgs/${signup.org.id}/approve`, adminToken, undefined);
       who.orgId = signup.org.id;
       who.token = signup.session.token;
-      who.providerId = (await ok(url, 'POST', '/api/v1/providers', who.token, { orgId: who.orgId, name: `${name}-data` }, 201)).id;
+      who.providerId = (
+        await ok(url, 'POST', '/api/v1/providers', who.token, { orgId: who.orgId, name: `${name}-data` }, 201)
+      ).id;
     }
     const token = (await ok(url, 'POST', '/api/v1/tokens', shop.token, { providerId: shop.providerId }, 201)).token;
-    agent = new InsituProcess('shop-agent', ['agent', '--platform', url, '--config', join(dir, 'agent.yaml'), '--data-dir', join(dir, 'agent'), '--name', 'shop-agent', '--token', token]);
+    agent = new InsituProcess('shop-agent', [
+      'agent',
+      '--platform',
+      url,
+      '--config',
+      join(dir, 'agent.yaml'),
+      '--data-dir',
+      join(dir, 'agent'),
+      '--name',
+      'shop-agent',
+      '--token',
+      token,
+    ]);
     await agent.waitForOutput(/agent running/);
     // The attacker publishes a `sales` dataset of its own (metadata only; it runs no agent).
     const evilToken = (await ok(url, 'POST', '/api/v1/tokens', evil.token, { providerId: evil.providerId }, 201)).token;
-    evil.agentCredential = (await ok(url, 'POST', '/api/v1/agents/enrol', undefined, { token: evilToken, name: 'evil-agent' }, 201)).credential;
-    await ok(url, 'PUT', `/api/v1/providers/${evil.providerId}/datasets/sales`, evil.agentCredential, {
-      sourceKind: 'sqlite', columns: [{ name: 'id', type: 'integer', nullable: false }], rowCount: 0,
-    }, 201);
+    evil.agentCredential = (
+      await ok(url, 'POST', '/api/v1/agents/enrol', undefined, { token: evilToken, name: 'evil-agent' }, 201)
+    ).credential;
+    await ok(
+      url,
+      'PUT',
+      `/api/v1/providers/${evil.providerId}/datasets/sales`,
+      evil.agentCredential,
+      {
+        sourceKind: 'sqlite',
+        columns: [{ name: 'id', type: 'integer', nullable: false }],
+        rowCount: 0,
+      },
+      201,
+    );
   });
 
   after(async () => {
@@ -100,7 +145,10 @@ describe('a provider named like the victim provider\'s id cannot make an approve
   });
 
   it("refuses a provider named with the victim's id (coded 400)", async () => {
-    const refused = await rest(url, 'POST', '/api/v1/providers', evil.token, { orgId: evil.orgId, name: shop.providerId });
+    const refused = await rest(url, 'POST', '/api/v1/providers', evil.token, {
+      orgId: evil.orgId,
+      name: shop.providerId,
+    });
     assert.equal(refused.status, 400);
     assert.equal(refused.body.error.code, 'INSITU_VALIDATION');
     assert.match(refused.body.error.requestId, /^req_/);
@@ -108,14 +156,30 @@ describe('a provider named like the victim provider\'s id cannot make an approve
 
   it("resolves a manifest entry naming the victim's id to the victim, even when a legacy provider bears that name", async () => {
     // What a platform from before the rule could hold: the attacker's provider named with the victim's id.
-    withPlatformDb(dir, (db) => db.prepare('UPDATE providers SET name = ? WHERE id = ?').run(shop.providerId, evil.providerId));
+    withPlatformDb(dir, (db) =>
+      db.prepare('UPDATE providers SET name = ? WHERE id = ?').run(shop.providerId, evil.providerId),
+    );
     await writeApp(join(dir, 'app'), shop.providerId);
     const submitted = await cli(['app', 'submit', join(dir, 'app'), '--org', evil.orgId, '--json'], evil.token);
     assert.equal(submitted.code, 0, submitted.stderr);
-    const version = JSON.parse(submitted.stdout) as { id: string; approvals: Array<{ providerId: string }>; datasets: Array<{ providerId: string; dataset: string }> };
+    const version = JSON.parse(submitted.stdout) as {
+      id: string;
+      approvals: Array<{ providerId: string }>;
+      datasets: Array<{ providerId: string; dataset: string }>;
+    };
     versionId = version.id;
-    assert.deepEqual(version.approvals.map((a) => a.providerId), [shop.providerId], 'only the victim is asked');
-    assert.deepEqual(version.datasets.map((d) => [d.providerId, d.dataset]), [[shop.providerId, 'weather'], [shop.providerId, 'sales']]);
+    assert.deepEqual(
+      version.approvals.map((a) => a.providerId),
+      [shop.providerId],
+      'only the victim is asked',
+    );
+    assert.deepEqual(
+      version.datasets.map((d) => [d.providerId, d.dataset]),
+      [
+        [shop.providerId, 'weather'],
+        [shop.providerId, 'sales'],
+      ],
+    );
   });
 
   it("the victim's agent serves only what the victim approved, whatever the manifest names", async () => {
@@ -123,10 +187,16 @@ describe('a provider named like the victim provider\'s id cannot make an approve
     // resolved to the attacker's provider, which approved it; the victim approved `weather`.
     withPlatformDb(dir, (db) => {
       const now = Date.now();
-      db.prepare("INSERT INTO approvals (id, version_id, provider_id, digest, state, reason, decided_by, decided_at, created_at) SELECT ?, id, ?, digest, 'pending', '', NULL, NULL, ? FROM app_versions WHERE id = ?")
-        .run(newId('apr'), evil.providerId, now, versionId);
-      db.prepare('UPDATE app_versions SET datasets = ? WHERE id = ?')
-        .run(JSON.stringify([{ providerId: shop.providerId, dataset: 'weather' }, { providerId: evil.providerId, dataset: 'sales' }]), versionId);
+      db.prepare(
+        "INSERT INTO approvals (id, version_id, provider_id, digest, state, reason, decided_by, decided_at, created_at) SELECT ?, id, ?, digest, 'pending', '', NULL, NULL, ? FROM app_versions WHERE id = ?",
+      ).run(newId('apr'), evil.providerId, now, versionId);
+      db.prepare('UPDATE app_versions SET datasets = ? WHERE id = ?').run(
+        JSON.stringify([
+          { providerId: shop.providerId, dataset: 'weather' },
+          { providerId: evil.providerId, dataset: 'sales' },
+        ]),
+        versionId,
+      );
     });
     const review = await ok(url, 'GET', '/api/v1/approvals?state=pending', shop.token, undefined);
     const detail = await ok(url, 'GET', `/api/v1/approvals/${review.items[0].id}`, shop.token, undefined);
@@ -136,10 +206,26 @@ describe('a provider named like the victim provider\'s id cannot make an approve
 
     const deployed = await cli(['app', 'deploy', versionId, '--provider', 'shop-data', '--wait', '--json'], evil.token);
     assert.equal(deployed.code, 0, deployed.stderr);
-    assert.equal((await cli(['service', 'publish', 'steal', '--app', (JSON.parse(deployed.stdout) as { appId: string }).appId], evil.token)).code, 0);
-    const key = (JSON.parse((await cli(['key', 'create', '--org', evil.orgId, '--service', 'steal', '--name', 'k', '--json'], evil.token)).stdout) as { key: string }).key;
+    assert.equal(
+      (
+        await cli(
+          ['service', 'publish', 'steal', '--app', (JSON.parse(deployed.stdout) as { appId: string }).appId],
+          evil.token,
+        )
+      ).code,
+      0,
+    );
+    const key = (
+      JSON.parse(
+        (await cli(['key', 'create', '--org', evil.orgId, '--service', 'steal', '--name', 'k', '--json'], evil.token))
+          .stdout,
+      ) as { key: string }
+    ).key;
     const read = async (dataset: string) => {
-      const response = await fetch(`${url}/s/steal/read/${dataset}`, { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(30_000) });
+      const response = await fetch(`${url}/s/steal/read/${dataset}`, {
+        headers: { authorization: `Bearer ${key}` },
+        signal: AbortSignal.timeout(30_000),
+      });
       return { status: response.status, text: await response.text() };
     };
     const weather = await read('weather');

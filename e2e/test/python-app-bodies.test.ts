@@ -28,7 +28,11 @@ insitu.serve({"POST /echo": echo})
 `;
 
 /** One HTTP/1.1 call, the body sent as given: `chunks` chunked (no content-length), or `body` with a content-length. */
-function send(url: string, key: string, options: { body?: string; chunks?: string[] }): Promise<{ status: number; text: string }> {
+function send(
+  url: string,
+  key: string,
+  options: { body?: string; chunks?: string[] },
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const target = new URL(`${url}/s/echoes/echo`);
     const headers: Record<string, string> = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
@@ -65,7 +69,10 @@ describe('request bodies to a Python application through the gateway', { timeout
     const db = new BetterSqlite3(join(dir, 'orders.db'));
     db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, region TEXT NOT NULL)');
     db.close();
-    await writeFile(join(dir, 'agent.yaml'), 'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./orders.db\n    datasets:\n      orders: { description: Orders }\n');
+    await writeFile(
+      join(dir, 'agent.yaml'),
+      'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./orders.db\n    datasets:\n      orders: { description: Orders }\n',
+    );
     const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
     assert.equal(init.code, 0, init.stderr);
     const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
@@ -75,18 +82,42 @@ describe('request bodies to a Python application through the gateway', { timeout
     const cli = (args: string[], token: string) => runInsitu([...args, '--url', url, '--token', token]);
 
     const orgs: Record<string, { id: string; token: string }> = {};
-    for (const [name, email] of [['acme', 'ann@acme.test'], ['devco', 'dev@devco.test']] as const) {
-      const signup = await ok(url, 'POST', '/api/v1/signup', undefined, { org: { name }, user: { email, name, password: PASSWORD } }, 201);
+    for (const [name, email] of [
+      ['acme', 'ann@acme.test'],
+      ['devco', 'dev@devco.test'],
+    ] as const) {
+      const signup = await ok(
+        url,
+        'POST',
+        '/api/v1/signup',
+        undefined,
+        { org: { name }, user: { email, name, password: PASSWORD } },
+        201,
+      );
       await ok(url, 'POST', `/api/v1/orgs/${signup.org.id}/approve`, adminToken, undefined);
       orgs[name] = { id: signup.org.id, token: signup.session.token };
     }
     const acme = orgs.acme as { id: string; token: string };
     const dev = orgs.devco as { id: string; token: string };
     devToken = dev.token;
-    const providerId = (await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.id, name: 'acme-data' }, 201)).id as string;
+    const providerId = (
+      await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.id, name: 'acme-data' }, 201)
+    ).id as string;
     const enrolment = (await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId }, 201)).token as string;
     agent = new InsituProcess('agent', [
-      'agent', '--platform', url, '--config', join(dir, 'agent.yaml'), '--data-dir', join(dir, 'agent'), '--name', 'agent-a', '--log-level', 'info', '--token', enrolment,
+      'agent',
+      '--platform',
+      url,
+      '--config',
+      join(dir, 'agent.yaml'),
+      '--data-dir',
+      join(dir, 'agent'),
+      '--name',
+      'agent-a',
+      '--log-level',
+      'info',
+      '--token',
+      enrolment,
     ]);
     await agent.waitForOutput(/agent running/);
 
@@ -94,7 +125,14 @@ describe('request bodies to a Python application through the gateway', { timeout
     await mkdir(appDir, { recursive: true });
     await writeFile(
       join(appDir, 'insitu.json'),
-      JSON.stringify({ name: 'echoes', version: '1.0.0', runtime: 'python', entry: 'app.py', datasets: [{ provider: 'acme-data', dataset: 'orders' }], endpoints: [{ method: 'POST', path: '/echo' }] }),
+      JSON.stringify({
+        name: 'echoes',
+        version: '1.0.0',
+        runtime: 'python',
+        entry: 'app.py',
+        datasets: [{ provider: 'acme-data', dataset: 'orders' }],
+        endpoints: [{ method: 'POST', path: '/echo' }],
+      }),
     );
     await writeFile(join(appDir, 'app.py'), PYTHON_APP);
     const submitted = await cli(['app', 'submit', appDir, '--org', dev.id, '--json'], dev.token);
@@ -103,13 +141,23 @@ describe('request bodies to a Python application through the gateway', { timeout
     assert.equal((await cli(['app', 'approve', version.id, '--reason', 'echoes'], acme.token)).code, 0);
     const deployed = await cli(['app', 'deploy', version.id, '--provider', 'acme-data', '--wait', '--json'], dev.token);
     assert.equal(deployed.code, 0, deployed.stderr);
-    const published = await cli(['service', 'publish', 'echoes', '--app', version.appId, '--rate', '1000', '--burst', '1000', '--json'], dev.token);
+    const published = await cli(
+      ['service', 'publish', 'echoes', '--app', version.appId, '--rate', '1000', '--burst', '1000', '--json'],
+      dev.token,
+    );
     assert.equal(published.code, 0, published.stderr);
     serviceId = (JSON.parse(published.stdout) as { id: string }).id;
-    const created = await cli(['key', 'create', '--org', dev.id, '--service', 'echoes', '--name', 'e2e', '--json'], dev.token);
+    const created = await cli(
+      ['key', 'create', '--org', dev.id, '--service', 'echoes', '--name', 'e2e', '--json'],
+      dev.token,
+    );
     assert.equal(created.code, 0, created.stderr);
     key = (JSON.parse(created.stdout) as { key: string }).key;
-    await waitFor(async () => (await send(url, key, { body: '{}' })).status === 200, { timeoutMs: 60_000, intervalMs: 200, what: 'the Python app to answer through the gateway' });
+    await waitFor(async () => (await send(url, key, { body: '{}' })).status === 200, {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      what: 'the Python app to answer through the gateway',
+    });
   });
 
   after(async () => {

@@ -13,7 +13,10 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 }
 
 /** Run `insitu ARGS` to completion. */
-export function runInsitu(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runInsitu(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [INSITU, ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -31,7 +34,11 @@ export class InsituProcess {
   output = '';
   private exited: Promise<number | null>;
 
-  constructor(readonly name: string, args: string[], env: Record<string, string> = {}) {
+  constructor(
+    readonly name: string,
+    args: string[],
+    env: Record<string, string> = {},
+  ) {
     this.child = spawn(process.execPath, [INSITU, ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout?.on('data', (c: Buffer) => (this.output += c.toString()));
     this.child.stderr?.on('data', (c: Buffer) => (this.output += c.toString()));
@@ -62,10 +69,19 @@ export class InsituProcess {
 
 /** A tiny REST client for the tests (the CLI is used where a user would use it). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function rest<T = any>(url: string, method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; body: T }> {
+export async function rest<T = any>(
+  url: string,
+  method: string,
+  path: string,
+  token?: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const response = await fetch(`${url}${path}`, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     signal: AbortSignal.timeout(60_000),
   });
@@ -75,8 +91,18 @@ export async function rest<T = any>(url: string, method: string, path: string, t
 
 /** Like {@link rest}, failing unless the status is `expected`. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function ok<T = any>(url: string, method: string, path: string, token: string | undefined, body: unknown, expected = 200): Promise<T> {
+export async function ok<T = any>(
+  url: string,
+  method: string,
+  path: string,
+  token: string | undefined,
+  body: unknown,
+  expected = 200,
+): Promise<T> {
   const result = await rest<T>(url, method, path, token, body);
-  if (result.status !== expected) throw new Error(`${method} ${path}: expected ${expected}, got ${result.status}: ${JSON.stringify(result.body).slice(0, 400)}`);
+  if (result.status !== expected)
+    throw new Error(
+      `${method} ${path}: expected ${expected}, got ${result.status}: ${JSON.stringify(result.body).slice(0, 400)}`,
+    );
   return result.body;
 }

@@ -4,8 +4,13 @@ import { stringify, parse } from 'yaml';
 import Database from 'better-sqlite3';
 import { waitFor } from '@insitu/core';
 import {
-  startEtcdCluster, startMariaDbCluster, startPostgres,
-  type EtcdCluster, type MariaDbCluster, type MariaDbInstance, type PostgresInstance,
+  startEtcdCluster,
+  startMariaDbCluster,
+  startPostgres,
+  type EtcdCluster,
+  type MariaDbCluster,
+  type MariaDbInstance,
+  type PostgresInstance,
 } from '@insitu/test-helpers';
 import { INSITU, cleanEnv, ok, runInsitu } from '../test/support.js';
 import { MACHINES, MGMT, netnsOf, type Machine, type Mgmt } from './network.js';
@@ -65,11 +70,23 @@ export async function ready(base: string): Promise<boolean> {
 
 function haproxyConfig(): string {
   return [
-    'global', '  maxconn 4000',
-    'defaults', '  mode http', '  timeout connect 1s', '  timeout client 30s', '  timeout server 30s',
-    '  retries 3', '  option redispatch 1', '  retry-on conn-failure empty-response response-timeout',
-    'frontend calls', `  bind ${MACHINES.client}:${FRONT_PORT}`, '  default_backend servers',
-    'backend servers', '  balance roundrobin', '  option httpchk GET /readyz', '  http-check expect status 200',
+    'global',
+    '  maxconn 4000',
+    'defaults',
+    '  mode http',
+    '  timeout connect 1s',
+    '  timeout client 30s',
+    '  timeout server 30s',
+    '  retries 3',
+    '  option redispatch 1',
+    '  retry-on conn-failure empty-response response-timeout',
+    'frontend calls',
+    `  bind ${MACHINES.client}:${FRONT_PORT}`,
+    '  default_backend servers',
+    'backend servers',
+    '  balance roundrobin',
+    '  option httpchk GET /readyz',
+    '  http-check expect status 200',
     '  default-server inter 200ms fall 2 rise 2',
     ...MGMT.map((m, i) => `  server s${i + 1} ${MACHINES[m]}:${SERVER_PORT} check`),
     '',
@@ -95,14 +112,20 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
 
   log('etcd (3 members) and MariaDB (3 members, GTID, semi-sync) on mgmt1..3; PostgreSQL on prov1');
   const [etcd, db, pg] = await Promise.all([
-    startEtcdCluster({ memberOptions: (i) => ({ netns: netnsOf(MGMT[i] ?? 'mgmt1'), host: MACHINES[MGMT[i] ?? 'mgmt1'] }) }),
+    startEtcdCluster({
+      memberOptions: (i) => ({ netns: netnsOf(MGMT[i] ?? 'mgmt1'), host: MACHINES[MGMT[i] ?? 'mgmt1'] }),
+    }),
     startMariaDbCluster({
       database: 'insitu',
       memberOptions: (i) => ({
         netns: netnsOf(MGMT[i] ?? 'mgmt1'),
         bindAddress: MACHINES[MGMT[i] ?? 'mgmt1'],
         port: 3306,
-        extraConfig: { read_only: 'ON', rpl_semi_sync_slave_enabled: 'ON', rpl_semi_sync_master_wait_point: 'AFTER_SYNC' },
+        extraConfig: {
+          read_only: 'ON',
+          rpl_semi_sync_slave_enabled: 'ON',
+          rpl_semi_sync_master_wait_point: 'AFTER_SYNC',
+        },
       }),
     }),
     startPostgres({ netns: netnsOf('prov1'), host: MACHINES.prov1, database: 'hospital', user: 'hospital' }),
@@ -113,17 +136,28 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
   bed.members = new Map(db.members.map((m, i) => [`db${i + 1}`, m]));
   // Accounts on every member, not binlogged (replication already runs). The platform's
   // account has no READ_ONLY ADMIN: read_only is its fence.
-  await Promise.all(db.members.map((m) => m.query([
-    'SET SESSION sql_log_bin = 0',
-    `CREATE USER 'insitu'@'%' IDENTIFIED BY '${APP_PASSWORD}'`,
-    "GRANT ALL ON insitu.* TO 'insitu'@'%'",
-    `CREATE USER 'insitu_manager'@'%' IDENTIFIED BY '${MANAGER_PASSWORD}'`,
-    "GRANT RELOAD, PROCESS, BINLOG MONITOR, CONNECTION ADMIN, READ_ONLY ADMIN, REPLICATION MASTER ADMIN, REPLICATION SLAVE ADMIN, SLAVE MONITOR ON *.* TO 'insitu_manager'@'%'",
-  ].join(';\n'))));
+  await Promise.all(
+    db.members.map((m) =>
+      m.query(
+        [
+          'SET SESSION sql_log_bin = 0',
+          `CREATE USER 'insitu'@'%' IDENTIFIED BY '${APP_PASSWORD}'`,
+          "GRANT ALL ON insitu.* TO 'insitu'@'%'",
+          `CREATE USER 'insitu_manager'@'%' IDENTIFIED BY '${MANAGER_PASSWORD}'`,
+          "GRANT RELOAD, PROCESS, BINLOG MONITOR, CONNECTION ADMIN, READ_ONLY ADMIN, REPLICATION MASTER ADMIN, REPLICATION SLAVE ADMIN, SLAVE MONITOR ON *.* TO 'insitu_manager'@'%'",
+        ].join(';\n'),
+      ),
+    ),
+  );
   // The agents on prov1 and prov2 reach it over the bridge (initdb trusts only loopback hosts).
-  await appendFile(join(pg.dataDir, 'pg_hba.conf'), `host all all ${MACHINES.prov1.replace(/\.\d+$/, '.0')}/24 scram-sha-256\n`);
+  await appendFile(
+    join(pg.dataDir, 'pg_hba.conf'),
+    `host all all ${MACHINES.prov1.replace(/\.\d+$/, '.0')}/24 scram-sha-256\n`,
+  );
   await pg.query('SELECT pg_reload_conf()');
-  await pg.query("CREATE TABLE patients (id int primary key, ward text, age int); INSERT INTO patients SELECT g, 'ward-' || (g % 5), 20 + g % 60 FROM generate_series(1, 500) g;");
+  await pg.query(
+    "CREATE TABLE patients (id int primary key, ward text, age int); INSERT INTO patients SELECT g, 'ward-' || (g % 5), 20 + g % 60 FROM generate_series(1, 500) g;",
+  );
 
   const env = {
     INSITU_DATABASE_PASSWORD: APP_PASSWORD,
@@ -140,7 +174,19 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
   const primary = db.members[0];
   if (primary === undefined) throw new Error('no MariaDB member');
   await primary.query('SET GLOBAL read_only = 0');
-  const init = await runInsitu(['init', '--data-dir', base, '--port', String(SERVER_PORT), '--database-url', `mysql://insitu@${primary.host}:3306/insitu`, '--json'], env);
+  const init = await runInsitu(
+    [
+      'init',
+      '--data-dir',
+      base,
+      '--port',
+      String(SERVER_PORT),
+      '--database-url',
+      `mysql://insitu@${primary.host}:3306/insitu`,
+      '--json',
+    ],
+    env,
+  );
   if (init.code !== 0) throw new Error(`insitu init: ${init.stderr}`);
   await primary.query('SET GLOBAL read_only = 1');
   const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
@@ -174,46 +220,73 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
     const { _machine: _unused, ...dbm } = dbmConfig(m, i);
     await writeFile(join(dir, `dbmanager-${m}.yaml`), stringify(dbm));
     const file = join(dir, `node-${m}.yaml`);
-    await writeFile(file, stringify({
-      node: m,
-      dataDir: join(dir, `node-${m}`),
-      coord: { endpoints: etcdEndpoints },
-      services: {
-        server: { command: [process.execPath, INSITU, 'server', '--data-dir', data], env, health: serverUrl(m) },
-        dbmanager: { command: [process.execPath, INSITU, 'dbmanager', '--config', join(dir, `dbmanager-${m}.yaml`)], env, health: `http://127.0.0.1:${DBM_PORT}` },
-      },
-      cluster: { secret: SECRET },
-      alerts: { groupWaitMs: 0, groupIntervalMs: 1000, agentOfflineMs: 3000 },
-      timing: { nodeLeaseTtlMs: 6000, nodeRenewMs: 500, leaderLeaseTtlMs: 6000, leaderRetryMs: 300, tickMs: 200, deepProbeIntervalMs: 1000 },
-      log: { level: 'info' },
-    }));
+    await writeFile(
+      file,
+      stringify({
+        node: m,
+        dataDir: join(dir, `node-${m}`),
+        coord: { endpoints: etcdEndpoints },
+        services: {
+          server: { command: [process.execPath, INSITU, 'server', '--data-dir', data], env, health: serverUrl(m) },
+          dbmanager: {
+            command: [process.execPath, INSITU, 'dbmanager', '--config', join(dir, `dbmanager-${m}.yaml`)],
+            env,
+            health: `http://127.0.0.1:${DBM_PORT}`,
+          },
+        },
+        cluster: { secret: SECRET },
+        alerts: { groupWaitMs: 0, groupIntervalMs: 1000, agentOfflineMs: 3000 },
+        timing: {
+          nodeLeaseTtlMs: 6000,
+          nodeRenewMs: 500,
+          leaderLeaseTtlMs: 6000,
+          leaderRetryMs: 300,
+          tickMs: 200,
+          deepProbeIntervalMs: 1000,
+        },
+        log: { level: 'info' },
+      }),
+    );
     bed.nodeConfigs.set(m, file);
   }
-  await writeFile(join(dir, 'cluster.yaml'), stringify({
-    services: {
-      server: {
-        placement: 'every-node',
-        liveness: { path: '/healthz', periodMs: 1000, timeoutMs: 1000, failureThreshold: 5 },
-        readiness: { path: '/readyz', periodMs: 500, timeoutMs: 500 },
-        startupGraceMs: 60_000,
-        stopGraceMs: 10_000,
+  await writeFile(
+    join(dir, 'cluster.yaml'),
+    stringify({
+      services: {
+        server: {
+          placement: 'every-node',
+          liveness: { path: '/healthz', periodMs: 1000, timeoutMs: 1000, failureThreshold: 5 },
+          readiness: { path: '/readyz', periodMs: 500, timeoutMs: 500 },
+          startupGraceMs: 60_000,
+          stopGraceMs: 10_000,
+        },
+        dbmanager: {
+          placement: 'every-node',
+          liveness: { path: '/healthz', periodMs: 1000, timeoutMs: 1000, failureThreshold: 3 },
+          startupGraceMs: 30_000,
+        },
       },
-      dbmanager: {
-        placement: 'every-node',
-        liveness: { path: '/healthz', periodMs: 1000, timeoutMs: 1000, failureThreshold: 3 },
-        startupGraceMs: 30_000,
-      },
-    },
-  }));
+    }),
+  );
   log('insitu node on mgmt1..3 (server + dbmanager)');
   for (const m of MGMT) {
     const proc = spawn(`node-${m}`, m, process.execPath, [INSITU, 'node', '--config', bed.nodeConfigs.get(m) ?? '']);
     bed.nodes.set(m, proc);
   }
   for (const m of MGMT) await bed.nodes.get(m)?.waitForOutput(/joined/, 60_000);
-  const applied = await runInsitu(['operator', 'apply', '-f', join(dir, 'cluster.yaml'), '--config', bed.nodeConfigs.get('mgmt1') ?? '']);
+  const applied = await runInsitu([
+    'operator',
+    'apply',
+    '-f',
+    join(dir, 'cluster.yaml'),
+    '--config',
+    bed.nodeConfigs.get('mgmt1') ?? '',
+  ]);
   if (applied.code !== 0) throw new Error(`operator apply: ${applied.stderr}${applied.stdout}`);
-  await waitFor(async () => (await Promise.all(MGMT.map((m) => ready(serverUrl(m))))).every(Boolean), { timeoutMs: 120_000, what: 'three servers ready' });
+  await waitFor(async () => (await Promise.all(MGMT.map((m) => ready(serverUrl(m))))).every(Boolean), {
+    timeoutMs: 120_000,
+    what: 'three servers ready',
+  });
 
   log('HAProxy in client');
   await writeFile(join(dir, 'haproxy.cfg'), haproxyConfig());
@@ -224,8 +297,19 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
   const url = frontUrl;
   bed.adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token as string;
   const orgs: Record<string, { id: string; token: string }> = {};
-  for (const [name, email] of [['hospital-org', 'ann@hospital.test'], ['clinic-org', 'cli@clinic.test'], ['devco', 'dev@devco.test']] as const) {
-    const signup = await ok(url, 'POST', '/api/v1/signup', undefined, { org: { name }, user: { email, name, password: PASSWORD } }, 201);
+  for (const [name, email] of [
+    ['hospital-org', 'ann@hospital.test'],
+    ['clinic-org', 'cli@clinic.test'],
+    ['devco', 'dev@devco.test'],
+  ] as const) {
+    const signup = await ok(
+      url,
+      'POST',
+      '/api/v1/signup',
+      undefined,
+      { org: { name }, user: { email, name, password: PASSWORD } },
+      201,
+    );
     await ok(url, 'POST', `/api/v1/orgs/${signup.org.id}/approve`, bed.adminToken, undefined);
     orgs[name] = { id: signup.org.id, token: signup.session.token };
   }
@@ -234,40 +318,120 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
   const dev = orgs.devco ?? { id: '', token: '' };
   bed.devToken = dev.token;
   bed.devOrgId = dev.id;
-  const hospitalId = (await ok(url, 'POST', '/api/v1/providers', hospital.token, { orgId: hospital.id, name: 'hospital' }, 201)).id as string;
-  const clinicId = (await ok(url, 'POST', '/api/v1/providers', clinic.token, { orgId: clinic.id, name: 'clinic' }, 201)).id as string;
+  const hospitalId = (
+    await ok(url, 'POST', '/api/v1/providers', hospital.token, { orgId: hospital.id, name: 'hospital' }, 201)
+  ).id as string;
+  const clinicId = (await ok(url, 'POST', '/api/v1/providers', clinic.token, { orgId: clinic.id, name: 'clinic' }, 201))
+    .id as string;
 
-  await writeFile(join(dir, 'hospital-agent.yaml'), stringify({
-    sync: { intervalSeconds: 600 },
-    sources: [{ name: 'records', kind: 'postgres', host: pg.host, port: pg.port, database: pg.database, user: pg.user, passwordEnv: 'HOSPITAL_PG_PASSWORD', datasets: { patients: { description: 'Patients' } } }],
-  }));
+  await writeFile(
+    join(dir, 'hospital-agent.yaml'),
+    stringify({
+      sync: { intervalSeconds: 600 },
+      sources: [
+        {
+          name: 'records',
+          kind: 'postgres',
+          host: pg.host,
+          port: pg.port,
+          database: pg.database,
+          user: pg.user,
+          passwordEnv: 'HOSPITAL_PG_PASSWORD',
+          datasets: { patients: { description: 'Patients' } },
+        },
+      ],
+    }),
+  );
   const clinicDb = join(dir, 'clinic.db');
   const sqlite = new Database(clinicDb);
-  sqlite.exec("CREATE TABLE visits (id INTEGER PRIMARY KEY, reason TEXT); INSERT INTO visits (reason) VALUES ('checkup'), ('flu'), ('checkup');");
+  sqlite.exec(
+    "CREATE TABLE visits (id INTEGER PRIMARY KEY, reason TEXT); INSERT INTO visits (reason) VALUES ('checkup'), ('flu'), ('checkup');",
+  );
   sqlite.close();
-  await writeFile(join(dir, 'clinic-agent.yaml'), stringify({ sync: { intervalSeconds: 600 }, sources: [{ name: 'visits', kind: 'sqlite', path: clinicDb, datasets: { visits: { description: 'Visits' } } }] }));
+  await writeFile(
+    join(dir, 'clinic-agent.yaml'),
+    stringify({
+      sync: { intervalSeconds: 600 },
+      sources: [{ name: 'visits', kind: 'sqlite', path: clinicDb, datasets: { visits: { description: 'Visits' } } }],
+    }),
+  );
 
-  const startAgent = async (name: string, provider: string, providerId: string, token: string, machine: Machine, platforms: Mgmt[], agentConfig: string) => {
+  const startAgent = async (
+    name: string,
+    provider: string,
+    providerId: string,
+    token: string,
+    machine: Machine,
+    platforms: Mgmt[],
+    agentConfig: string,
+  ) => {
     const enrol = (await ok(url, 'POST', '/api/v1/tokens', token, { providerId }, 201)).token as string;
-    const args = [INSITU, 'agent', '--platform', platforms.map(serverUrl).join(','), '--config', agentConfig, '--data-dir', join(dir, `agent-${name}`), '--name', name, '--log-level', 'info'];
+    const args = [
+      INSITU,
+      'agent',
+      '--platform',
+      platforms.map(serverUrl).join(','),
+      '--config',
+      agentConfig,
+      '--data-dir',
+      join(dir, `agent-${name}`),
+      '--name',
+      name,
+      '--log-level',
+      'info',
+    ];
     const agentEnv = { HOSPITAL_PG_PASSWORD: pg.password };
     const proc = spawn(`agent-${name}`, machine, process.execPath, [...args, '--token', enrol], agentEnv);
     await proc.waitForOutput(/agent running/);
     bed.agents?.push({ name, provider, machine, proc, args, env: cleanEnv(agentEnv) });
   };
-  await startAgent('hospital-a', 'hospital', hospitalId, hospital.token, 'prov1', ['mgmt1', 'mgmt2'], join(dir, 'hospital-agent.yaml'));
-  await startAgent('hospital-b', 'hospital', hospitalId, hospital.token, 'prov2', ['mgmt2', 'mgmt3'], join(dir, 'hospital-agent.yaml'));
-  await startAgent('clinic-a', 'clinic', clinicId, clinic.token, 'prov2', ['mgmt3', 'mgmt1'], join(dir, 'clinic-agent.yaml'));
+  await startAgent(
+    'hospital-a',
+    'hospital',
+    hospitalId,
+    hospital.token,
+    'prov1',
+    ['mgmt1', 'mgmt2'],
+    join(dir, 'hospital-agent.yaml'),
+  );
+  await startAgent(
+    'hospital-b',
+    'hospital',
+    hospitalId,
+    hospital.token,
+    'prov2',
+    ['mgmt2', 'mgmt3'],
+    join(dir, 'hospital-agent.yaml'),
+  );
+  await startAgent(
+    'clinic-a',
+    'clinic',
+    clinicId,
+    clinic.token,
+    'prov2',
+    ['mgmt3', 'mgmt1'],
+    join(dir, 'clinic-agent.yaml'),
+  );
 
   log('application "wards" (2 instances per agent), deployed at hospital and published');
   const app = join(dir, 'app');
   await mkdir(app, { recursive: true });
-  await writeFile(join(app, 'insitu.json'), JSON.stringify({
-    name: 'wards', version: '1.0.0', runtime: 'node', entry: 'index.js', replicas: 2,
-    datasets: [{ provider: 'hospital', dataset: 'patients' }],
-    endpoints: [{ method: 'GET', path: '/ping' }],
-  }));
-  await writeFile(join(app, 'index.js'), "import { serve } from '@insitu/sdk';\nserve({ 'GET /ping': () => ({ ok: true }) });\n");
+  await writeFile(
+    join(app, 'insitu.json'),
+    JSON.stringify({
+      name: 'wards',
+      version: '1.0.0',
+      runtime: 'node',
+      entry: 'index.js',
+      replicas: 2,
+      datasets: [{ provider: 'hospital', dataset: 'patients' }],
+      endpoints: [{ method: 'GET', path: '/ping' }],
+    }),
+  );
+  await writeFile(
+    join(app, 'index.js'),
+    "import { serve } from '@insitu/sdk';\nserve({ 'GET /ping': () => ({ ok: true }) });\n",
+  );
   const cli = (args: string[], token: string) => runInsitu([...args, '--url', url, '--token', token]);
   const submitted = await cli(['app', 'submit', app, '--org', dev.id, '--json'], dev.token);
   if (submitted.code !== 0) throw new Error(`app submit: ${submitted.stderr}`);
@@ -276,19 +440,31 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
   if (approved.code !== 0) throw new Error(`app approve: ${approved.stderr}`);
   const deployed = await cli(['app', 'deploy', version.id, '--provider', 'hospital', '--wait', '--json'], dev.token);
   if (deployed.code !== 0) throw new Error(`app deploy: ${deployed.stderr}${deployed.stdout}`);
-  const published = await cli(['service', 'publish', 'wards', '--app', version.appId, '--rate', '100000', '--burst', '100000'], dev.token);
+  const published = await cli(
+    ['service', 'publish', 'wards', '--app', version.appId, '--rate', '100000', '--burst', '100000'],
+    dev.token,
+  );
   if (published.code !== 0) throw new Error(`service publish: ${published.stderr}`);
-  const created = await cli(['key', 'create', '--org', dev.id, '--service', 'wards', '--name', 'testbed', '--json'], dev.token);
+  const created = await cli(
+    ['key', 'create', '--org', dev.id, '--service', 'wards', '--name', 'testbed', '--json'],
+    dev.token,
+  );
   if (created.code !== 0) throw new Error(`key create: ${created.stderr}`);
   bed.key = (JSON.parse(created.stdout) as { key: string }).key;
   bed.service = 'wards';
   bed.callPath = '/s/wards/ping';
   for (const m of MGMT) {
-    await waitFor(async () => {
-      const response = await fetch(`${serverUrl(m)}${bed.callPath}`, { headers: { authorization: `Bearer ${bed.key}` }, signal: AbortSignal.timeout(5000) });
-      await response.arrayBuffer();
-      return response.ok;
-    }, { timeoutMs: 60_000, what: `a call through ${m}` });
+    await waitFor(
+      async () => {
+        const response = await fetch(`${serverUrl(m)}${bed.callPath}`, {
+          headers: { authorization: `Bearer ${bed.key}` },
+          signal: AbortSignal.timeout(5000),
+        });
+        await response.arrayBuffer();
+        return response.ok;
+      },
+      { timeoutMs: 60_000, what: `a call through ${m}` },
+    );
   }
   log('bed up');
   return bed as Bed;

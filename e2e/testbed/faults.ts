@@ -25,14 +25,18 @@ export function makeFault(name: FaultName, pick: () => number): Fault {
     case 'server-kill': {
       const node = MGMT[Math.floor(pick() * MGMT.length)] ?? 'mgmt2';
       return {
-        name, holdMs: 10_000, describe: `kill -9 insitu server on ${node} (the operator restarts it)`,
+        name,
+        holdMs: 10_000,
+        describe: `kill -9 insitu server on ${node} (the operator restarts it)`,
         inject: async () => `killed server pid ${killServerOn(node) ?? 'none found'} on ${node}`,
         heal: async () => undefined,
       };
     }
     case 'agent-kill': {
       return {
-        name, holdMs: 10_000, describe: 'kill -9 of agent hospital-a (prov1); hospital-b keeps serving; restarted at heal',
+        name,
+        holdMs: 10_000,
+        describe: 'kill -9 of agent hospital-a (prov1); hospital-b keeps serving; restarted at heal',
         inject: async (bed) => {
           const agent = bed.agents.find((a) => a.name === 'hospital-a');
           const pid = agent?.proc.pid;
@@ -42,7 +46,15 @@ export function makeFault(name: FaultName, pick: () => number): Fault {
         heal: async (bed) => {
           const agent = bed.agents.find((a) => a.name === 'hospital-a');
           if (agent === undefined) return;
-          agent.proc = bed.spawn(`agent-${agent.name}`, agent.machine, process.execPath, agent.args, Object.fromEntries(Object.entries(agent.env).filter((e): e is [string, string] => typeof e[1] === 'string')));
+          agent.proc = bed.spawn(
+            `agent-${agent.name}`,
+            agent.machine,
+            process.execPath,
+            agent.args,
+            Object.fromEntries(
+              Object.entries(agent.env).filter((e): e is [string, string] => typeof e[1] === 'string'),
+            ),
+          );
           await agent.proc.waitForOutput(/agent running/);
         },
       };
@@ -50,7 +62,9 @@ export function makeFault(name: FaultName, pick: () => number): Fault {
     case 'primary-kill': {
       let victim = '';
       return {
-        name, holdMs: 15_000, describe: 'kill -9 of the MariaDB primary (the dbmanager fails over); restarted at heal, rejoins as a replica',
+        name,
+        holdMs: 15_000,
+        describe: 'kill -9 of the MariaDB primary (the dbmanager fails over); restarted at heal, rejoins as a replica',
         inject: async (bed) => {
           const writable = await primaries(bed);
           victim = writable[0] ?? '';
@@ -65,7 +79,9 @@ export function makeFault(name: FaultName, pick: () => number): Fault {
     case 'etcd-kill': {
       const index = Math.floor(pick() * 3);
       return {
-        name, holdMs: 10_000, describe: `kill -9 of etcd member ${index + 1}; restarted at heal`,
+        name,
+        holdMs: 10_000,
+        describe: `kill -9 of etcd member ${index + 1}; restarted at heal`,
         inject: async (bed) => {
           await bed.etcd.members[index]?.kill('SIGKILL');
           return `killed etcd${index + 1}`;
@@ -78,7 +94,9 @@ export function makeFault(name: FaultName, pick: () => number): Fault {
     case 'partition-mgmt': {
       const node = MGMT[Math.floor(pick() * MGMT.length)] ?? 'mgmt3';
       return {
-        name, holdMs: 15_000, describe: `${node} partitioned (its link down), every process on it still running`,
+        name,
+        holdMs: 15_000,
+        describe: `${node} partitioned (its link down), every process on it still running`,
         inject: async () => {
           await setLink(node, false);
           return `link down on ${node}`;
@@ -88,7 +106,9 @@ export function makeFault(name: FaultName, pick: () => number): Fault {
     }
     case 'netem-prov1':
       return {
-        name, holdMs: 15_000, describe: 'tc netem 100 ms delay, 2 % loss on prov1',
+        name,
+        holdMs: 15_000,
+        describe: 'tc netem 100 ms delay, 2 % loss on prov1',
         inject: async () => {
           await setNetem('prov1', ['delay', '100ms', 'loss', '2%']);
           return 'netem on prov1';

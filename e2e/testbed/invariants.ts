@@ -8,14 +8,16 @@ import { CALL_DEADLINE_MS } from './workload.js';
 /** Names of the members answering `read_only = 0` now (`@@read_only` asked on its own). */
 export async function primaries(bed: Bed): Promise<string[]> {
   const writable: string[] = [];
-  await Promise.all([...bed.members].map(async ([name, member]) => {
-    if (!member.running) return;
-    try {
-      if ((await member.query('SELECT @@read_only')).trim() === '0') writable.push(name);
-    } catch {
-      // not answering: not writable for a client either
-    }
-  }));
+  await Promise.all(
+    [...bed.members].map(async ([name, member]) => {
+      if (!member.running) return;
+      try {
+        if ((await member.query('SELECT @@read_only')).trim() === '0') writable.push(name);
+      } catch {
+        // not answering: not writable for a client either
+      }
+    }),
+  );
   return writable.sort();
 }
 
@@ -46,11 +48,18 @@ export class PrimarySampler {
   }
 }
 
-export interface Check { name: string; ok: boolean; detail: string; evidence?: unknown }
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  evidence?: unknown;
+}
 
 /** Every call ended 2xx or with a coded INSITU_* error, within its deadline. */
 export function checkCalls(calls: readonly CallOutcome[]): Check {
-  const bad = calls.filter((c) => !(c.status >= 200 && c.status < 300) && !(c.code?.startsWith('INSITU_') && c.ms <= CALL_DEADLINE_MS));
+  const bad = calls.filter(
+    (c) => !(c.status >= 200 && c.status < 300) && !(c.code?.startsWith('INSITU_') && c.ms <= CALL_DEADLINE_MS),
+  );
   return {
     name: 'calls end 2xx or coded INSITU_* within the deadline',
     ok: bad.length === 0,
@@ -67,11 +76,14 @@ export async function checkWrites(bed: Bed, writes: readonly WriteOutcome[]): Pr
     if (!member.running) continue;
     let present = new Set<string>();
     try {
-      await waitFor(async () => {
-        const rows = await member.query("SELECT name FROM api_keys WHERE name LIKE 'tb-%'");
-        present = new Set(rows.split('\n').filter(Boolean));
-        return acked.every((a) => present.has(a));
-      }, { timeoutMs: 20_000, intervalMs: 500, what: `acknowledged keys on ${name}` });
+      await waitFor(
+        async () => {
+          const rows = await member.query("SELECT name FROM api_keys WHERE name LIKE 'tb-%'");
+          present = new Set(rows.split('\n').filter(Boolean));
+          return acked.every((a) => present.has(a));
+        },
+        { timeoutMs: 20_000, intervalMs: 500, what: `acknowledged keys on ${name}` },
+      );
     } catch {
       missing[name] = acked.filter((a) => !present.has(a));
     }
@@ -96,7 +108,11 @@ export function checkPrimaries(sampler: PrimarySampler): Check {
 
 export async function checkAudit(bed: Bed): Promise<Check> {
   const result = await runInsitu(['audit', 'verify', '--url', frontUrl, '--token', bed.adminToken]);
-  return { name: 'audit chain verifies', ok: result.code === 0, detail: (result.stdout + result.stderr).trim().split('\n')[0] ?? '' };
+  return {
+    name: 'audit chain verifies',
+    ok: result.code === 0,
+    detail: (result.stdout + result.stderr).trim().split('\n')[0] ?? '',
+  };
 }
 
 /**
@@ -106,23 +122,30 @@ export async function checkAudit(bed: Bed): Promise<Check> {
  */
 export async function waitConverged(bed: Bed, boundMs: number): Promise<number> {
   const start = Date.now();
-  await waitFor(async () => {
-    const serversReady = await Promise.all(MGMT.map((m) => ready(serverUrl(m))));
-    if (!serversReady.every(Boolean)) throw new Error(`servers ready: ${serversReady.join(',')}`);
-    const writable = await primaries(bed);
-    if (writable.length !== 1) throw new Error(`writable members: ${writable.join(',') || 'none'}`);
-    for (const [name, member] of bed.members) {
-      if (writable.includes(name)) continue;
-      if (!member.running) throw new Error(`${name} not running`);
-      const [status] = await member.queryRows('SHOW SLAVE STATUS');
-      if (status?.Slave_IO_Running !== 'Yes' || status.Slave_SQL_Running !== 'Yes') throw new Error(`${name} not replicating: ${status?.Last_IO_Error ?? ''} ${status?.Last_SQL_Error ?? ''}`);
-    }
-    const down = bed.agents.filter((a) => !a.proc.running).map((a) => a.name);
-    if (down.length > 0) throw new Error(`agents down: ${down.join(',')}`);
-    const response = await fetch(`${frontUrl}${bed.callPath}`, { headers: { authorization: `Bearer ${bed.key}` }, signal: AbortSignal.timeout(3000) });
-    await response.arrayBuffer();
-    if (!response.ok) throw new Error(`call through HAProxy: ${response.status}`);
-    return true;
-  }, { timeoutMs: boundMs, intervalMs: 250, what: 'the bed to converge' });
+  await waitFor(
+    async () => {
+      const serversReady = await Promise.all(MGMT.map((m) => ready(serverUrl(m))));
+      if (!serversReady.every(Boolean)) throw new Error(`servers ready: ${serversReady.join(',')}`);
+      const writable = await primaries(bed);
+      if (writable.length !== 1) throw new Error(`writable members: ${writable.join(',') || 'none'}`);
+      for (const [name, member] of bed.members) {
+        if (writable.includes(name)) continue;
+        if (!member.running) throw new Error(`${name} not running`);
+        const [status] = await member.queryRows('SHOW SLAVE STATUS');
+        if (status?.Slave_IO_Running !== 'Yes' || status.Slave_SQL_Running !== 'Yes')
+          throw new Error(`${name} not replicating: ${status?.Last_IO_Error ?? ''} ${status?.Last_SQL_Error ?? ''}`);
+      }
+      const down = bed.agents.filter((a) => !a.proc.running).map((a) => a.name);
+      if (down.length > 0) throw new Error(`agents down: ${down.join(',')}`);
+      const response = await fetch(`${frontUrl}${bed.callPath}`, {
+        headers: { authorization: `Bearer ${bed.key}` },
+        signal: AbortSignal.timeout(3000),
+      });
+      await response.arrayBuffer();
+      if (!response.ok) throw new Error(`call through HAProxy: ${response.status}`);
+      return true;
+    },
+    { timeoutMs: boundMs, intervalMs: 250, what: 'the bed to converge' },
+  );
   return Date.now() - start;
 }

@@ -20,11 +20,16 @@ async function run(options: TestbedOptions): Promise<number> {
   if (process.getuid?.() !== 0) throw new InsituError('INSITU_USAGE', 'the test bed needs root (network namespaces)');
   if (options.clean) {
     const removed = cleanBed();
-    out(`clean: killed ${removed.processes.length} process(es), deleted ${removed.namespaces.length} namespace(s)${removed.bridge ? ' and the bridge' : ''}`);
+    out(
+      `clean: killed ${removed.processes.length} process(es), deleted ${removed.namespaces.length} namespace(s)${removed.bridge ? ' and the bridge' : ''}`,
+    );
     return 0;
   }
   if (bedNamespaces().length > 0) {
-    throw new InsituError('INSITU_CONFLICT', `a bed is already up (namespaces ${bedNamespaces().join(', ')}); stop it or run --clean`);
+    throw new InsituError(
+      'INSITU_CONFLICT',
+      `a bed is already up (namespaces ${bedNamespaces().join(', ')}); stop it or run --clean`,
+    );
   }
   const started = Date.now();
   const dir = join(tmpdir(), `${MARKER}run-${process.pid}`);
@@ -68,7 +73,7 @@ async function run(options: TestbedOptions): Promise<number> {
     setupError = (error as Error).stack ?? String(error);
     process.stderr.write(`testbed: ${setupError}\n`);
   } finally {
-    if (options.keep && setupError === '' ) {
+    if (options.keep && setupError === '') {
       out(`--keep: bed left up in ${dir}; remove it with npm run testbed -- --clean`);
     } else {
       await stopBed(holder);
@@ -80,7 +85,12 @@ async function run(options: TestbedOptions): Promise<number> {
   const report = {
     date: new Date(started).toISOString(),
     options,
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', node: process.version, loadavg: loadavg().map((l) => Number(l.toFixed(1))) },
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model ?? '?',
+      node: process.version,
+      loadavg: loadavg().map((l) => Number(l.toFixed(1))),
+    },
     setupMs,
     totalMs: Date.now() - started,
     error: setupError || undefined,
@@ -89,7 +99,10 @@ async function run(options: TestbedOptions): Promise<number> {
   };
   await writeFile(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
   const table = markdownTable(results);
-  await writeFile(join(outDir, 'report.md'), `# Test bed run ${report.date}\n\nseed ${options.seed}, ${options.rate} calls/s, ${report.machine.cpus} cores (${report.machine.model}), load ${report.machine.loadavg.join(' ')} at the end, setup ${(setupMs / 1000).toFixed(0)} s, total ${(report.totalMs / 1000).toFixed(0)} s\n\n${table}\n`);
+  await writeFile(
+    join(outDir, 'report.md'),
+    `# Test bed run ${report.date}\n\nseed ${options.seed}, ${options.rate} calls/s, ${report.machine.cpus} cores (${report.machine.model}), load ${report.machine.loadavg.join(' ')} at the end, setup ${(setupMs / 1000).toFixed(0)} s, total ${(report.totalMs / 1000).toFixed(0)} s\n\n${table}\n`,
+  );
   process.stdout.write(`\n${table}\n\n`);
   out(`report: ${join(outDir, 'report.json')} and report.md; ${report.ok ? 'all scenarios passed' : 'FAILED'}`);
   return report.ok ? 0 : 1;

@@ -62,15 +62,35 @@ export async function setLink(machine: Machine, up: boolean): Promise<void> {
 
 /** `tc netem` on a machine's link; `undefined` removes it. */
 export async function setNetem(machine: Machine, spec: string[] | undefined): Promise<void> {
-  if (spec === undefined) spawnSync('ip', ['netns', 'exec', netnsOf(machine), 'tc', 'qdisc', 'del', 'dev', 'eth0', 'root'], { stdio: 'ignore' });
-  else await runChecked('ip', ['netns', 'exec', netnsOf(machine), 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'netem', ...spec]);
+  if (spec === undefined)
+    spawnSync('ip', ['netns', 'exec', netnsOf(machine), 'tc', 'qdisc', 'del', 'dev', 'eth0', 'root'], {
+      stdio: 'ignore',
+    });
+  else
+    await runChecked('ip', [
+      'netns',
+      'exec',
+      netnsOf(machine),
+      'tc',
+      'qdisc',
+      'add',
+      'dev',
+      'eth0',
+      'root',
+      'netem',
+      ...spec,
+    ]);
 }
 
 /** PIDs of every process inside a namespace of the bed. */
 export function pidsIn(machine: Machine): number[] {
   const result = spawnSync('ip', ['netns', 'pids', netnsOf(machine)], { encoding: 'utf8' });
   if (result.status !== 0) return [];
-  return result.stdout.split('\n').filter(Boolean).map(Number).filter((n) => Number.isInteger(n) && n > 1);
+  return result.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n > 1);
 }
 
 export function commandLine(pid: number): string {
@@ -84,7 +104,10 @@ export function commandLine(pid: number): string {
 /** The bed's namespaces that exist now. */
 export function bedNamespaces(): string[] {
   const result = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  return (result.stdout ?? '').split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(MARKER));
+  return (result.stdout ?? '')
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(MARKER));
 }
 
 /**
@@ -92,7 +115,11 @@ export function bedNamespaces(): string[] {
  * process whose command line names a bed directory (`/itb-run-`), then delete the
  * namespaces and the bridge. Touches nothing else. Returns what it removed.
  */
-export function cleanBed(runDirMarker = `/${MARKER}run-`): { processes: number[]; namespaces: string[]; bridge: boolean } {
+export function cleanBed(runDirMarker = `/${MARKER}run-`): {
+  processes: number[];
+  namespaces: string[];
+  bridge: boolean;
+} {
   const namespaces = bedNamespaces();
   const victims = new Set<number>();
   for (const ns of namespaces) {

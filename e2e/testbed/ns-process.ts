@@ -26,7 +26,10 @@ export class NsProcess {
   }
 
   start(): this {
-    const child = spawn('ip', ['netns', 'exec', netnsOf(this.machine), this.command, ...this.args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', netnsOf(this.machine), this.command, ...this.args], {
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child = child;
     const take = (c: Buffer) => {
       this.log.write(c);

@@ -2,7 +2,15 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Bed } from './bed.js';
 import type { Fault } from './faults.js';
-import { checkAudit, checkCalls, checkPrimaries, checkWrites, PrimarySampler, waitConverged, type Check } from './invariants.js';
+import {
+  checkAudit,
+  checkCalls,
+  checkPrimaries,
+  checkWrites,
+  PrimarySampler,
+  waitConverged,
+  type Check,
+} from './invariants.js';
 import { startWorkload, type CallOutcome } from './workload.js';
 
 export const STEADY_MS = 20_000;
@@ -64,8 +72,14 @@ export async function runScenario(bed: Bed, fault: Fault, rate: number, outDir: 
   const { calls, writes } = outcomes;
   const windowEnd = healedAt + (convergedAfterHealMs ?? CONVERGE_BOUND_MS);
   const inWindow = calls.filter((c) => c.t >= injectedAt && c.t <= windowEnd);
-  const failures = [...calls.filter((c) => !okCall(c) && c.t >= injectedAt).map((c) => c.t), ...writes.filter((w) => !w.acked && w.t >= injectedAt).map((w) => w.t)].sort((a, b) => a - b);
-  const latencies = calls.filter(okCall).map((c) => c.ms).sort((a, b) => a - b);
+  const failures = [
+    ...calls.filter((c) => !okCall(c) && c.t >= injectedAt).map((c) => c.t),
+    ...writes.filter((w) => !w.acked && w.t >= injectedAt).map((w) => w.t),
+  ].sort((a, b) => a - b);
+  const latencies = calls
+    .filter(okCall)
+    .map((c) => c.ms)
+    .sort((a, b) => a - b);
   const checks: Check[] = [
     checkCalls(calls),
     checkPrimaries(sampler),
@@ -94,15 +108,30 @@ export async function runScenario(bed: Bed, fault: Fault, rate: number, outDir: 
     checks,
     ok: checks.every((c) => c.ok),
   };
-  await writeFile(join(outDir, `${fault.name}.outcomes.jsonl`), [...calls, ...writes].map((r) => JSON.stringify(r)).join('\n') + '\n');
-  for (const check of checks) log(`  ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}${check.ok ? '' : `\n        evidence: ${JSON.stringify(check.evidence ?? null).slice(0, 2000)}`}`);
+  await writeFile(
+    join(outDir, `${fault.name}.outcomes.jsonl`),
+    [...calls, ...writes].map((r) => JSON.stringify(r)).join('\n') + '\n',
+  );
+  for (const check of checks)
+    log(
+      `  ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}${check.ok ? '' : `\n        evidence: ${JSON.stringify(check.evidence ?? null).slice(0, 2000)}`}`,
+    );
   return result;
 }
 
 export function markdownTable(results: readonly ScenarioResult[]): string {
   const ms = (v: number | null) => (v === null ? '–' : `${(v / 1000).toFixed(1)} s`);
-  const rows = results.map((r) =>
-    `| ${r.fault} | ${ms(r.detectionMs)} | ${ms(r.recoveryMs)} | ${ms(r.convergedAfterHealMs)} | ${r.failedCalls} / ${r.calls} | ${(r.windowSuccessRatio * 100).toFixed(2)} % | ${r.writesAcked} acked, ${r.checks.find((c) => c.name.startsWith('no acknowledged'))?.ok === false ? 'LOST' : '0 lost'} | ${r.p99Ms} ms | ${r.ok ? 'pass' : `FAIL: ${r.checks.filter((c) => !c.ok).map((c) => c.name).join('; ')}`} |`);
+  const rows = results.map(
+    (r) =>
+      `| ${r.fault} | ${ms(r.detectionMs)} | ${ms(r.recoveryMs)} | ${ms(r.convergedAfterHealMs)} | ${r.failedCalls} / ${r.calls} | ${(r.windowSuccessRatio * 100).toFixed(2)} % | ${r.writesAcked} acked, ${r.checks.find((c) => c.name.startsWith('no acknowledged'))?.ok === false ? 'LOST' : '0 lost'} | ${r.p99Ms} ms | ${
+        r.ok
+          ? 'pass'
+          : `FAIL: ${r.checks
+              .filter((c) => !c.ok)
+              .map((c) => c.name)
+              .join('; ')}`
+      } |`,
+  );
   return [
     '| fault | first failure | last failure | converged after heal | failed calls | success in fault window | writes | p99 (2xx) | invariants |',
     '|---|---|---|---|---|---|---|---|---|',
@@ -113,8 +142,19 @@ export function markdownTable(results: readonly ScenarioResult[]): string {
 /** The row of a scenario that could not be played at all. */
 export function failedScenario(fault: string, describe: string, error: string): ScenarioResult {
   return {
-    fault, describe, injected: '', detectionMs: null, recoveryMs: null, convergedAfterHealMs: null,
-    calls: 0, failedCalls: 0, windowCalls: 0, windowSuccessRatio: 0, writesAcked: 0, writesFailed: 0, p99Ms: 0,
+    fault,
+    describe,
+    injected: '',
+    detectionMs: null,
+    recoveryMs: null,
+    convergedAfterHealMs: null,
+    calls: 0,
+    failedCalls: 0,
+    windowCalls: 0,
+    windowSuccessRatio: 0,
+    writesAcked: 0,
+    writesFailed: 0,
+    p99Ms: 0,
     checks: [{ name: 'the scenario ran', ok: false, detail: error.slice(0, 500) }],
     ok: false,
   };

@@ -29,7 +29,10 @@ async function call(n: number): Promise<void> {
   const t0 = Date.now();
   const start = performance.now();
   try {
-    const response = await fetch(`${config.url}${config.path}`, { headers: { authorization: `Bearer ${config.key}` }, signal: AbortSignal.timeout(config.deadlineMs) });
+    const response = await fetch(`${config.url}${config.path}`, {
+      headers: { authorization: `Bearer ${config.key}` },
+      signal: AbortSignal.timeout(config.deadlineMs),
+    });
     const text = await response.text();
     let code: string | undefined;
     let agent: string | undefined;

@@ -6,8 +6,28 @@ import type { NsProcess } from './ns-process.js';
 
 const WORKER = fileURLToPath(new URL('./workload-worker.js', import.meta.url));
 
-export interface CallOutcome { k: 'call'; n: number; t: number; status: number; code?: string; agent?: string; body?: string; error?: string; ms: number }
-export interface WriteOutcome { k: 'write'; n: number; t: number; name: string; status: number; acked: boolean; id?: string; code?: string; error?: string }
+export interface CallOutcome {
+  k: 'call';
+  n: number;
+  t: number;
+  status: number;
+  code?: string;
+  agent?: string;
+  body?: string;
+  error?: string;
+  ms: number;
+}
+export interface WriteOutcome {
+  k: 'write';
+  n: number;
+  t: number;
+  name: string;
+  status: number;
+  acked: boolean;
+  id?: string;
+  code?: string;
+  error?: string;
+}
 
 /** A running load generator in `client`; `stop()` returns every outcome it logged. */
 export interface Workload {
@@ -19,14 +39,24 @@ export const CALL_DEADLINE_MS = 10_000;
 
 export async function startWorkload(bed: Bed, name: string, rate: number): Promise<Workload> {
   const config = {
-    url: frontUrl, key: bed.key, path: bed.callPath, rate, deadlineMs: CALL_DEADLINE_MS,
-    token: bed.devToken, orgId: bed.devOrgId, service: bed.service, writeEveryMs: 100,
+    url: frontUrl,
+    key: bed.key,
+    path: bed.callPath,
+    rate,
+    deadlineMs: CALL_DEADLINE_MS,
+    token: bed.devToken,
+    orgId: bed.devOrgId,
+    service: bed.service,
+    writeEveryMs: 100,
   };
   const proc = bed.spawn(`workload-${name}`, 'client', process.execPath, [WORKER, JSON.stringify(config)]);
-  await waitFor(() => {
-    if (!proc.running) throw new Error(`the workload exited: ${proc.output.slice(-1000)}`);
-    return proc.output.includes('"k":"call"');
-  }, { timeoutMs: 120_000, what: 'the first call outcome' });
+  await waitFor(
+    () => {
+      if (!proc.running) throw new Error(`the workload exited: ${proc.output.slice(-1000)}`);
+      return proc.output.includes('"k":"call"');
+    },
+    { timeoutMs: 120_000, what: 'the first call outcome' },
+  );
   let lines = '';
   proc.child?.stdout?.on('data', (c: Buffer) => (lines += c.toString()));
   const early = proc.output;

@@ -14,7 +14,9 @@ const out = join(here, 'dist', 'public');
 
 if (!process.argv.includes('--no-check')) {
   const tsc = join(here, '..', '..', 'node_modules', 'typescript', 'bin', 'tsc');
-  const checked = spawnSync(process.execPath, [tsc, '--noEmit', '-p', join(here, 'tsconfig.json')], { stdio: 'inherit' });
+  const checked = spawnSync(process.execPath, [tsc, '--noEmit', '-p', join(here, 'tsconfig.json')], {
+    stdio: 'inherit',
+  });
   if (checked.status !== 0) process.exit(checked.status ?? 1);
 }
 
@@ -38,7 +40,9 @@ const result = await build({
 const outputs = Object.keys(result.metafile.outputs).map((file) => basename(file));
 const js = outputs.find((file) => file.endsWith('.js'));
 const css = outputs.find((file) => file.endsWith('.css'));
-const page = readFileSync(join(here, 'src', 'index.html'), 'utf8').replace('%CSS%', `/console/assets/${css}`).replace('%JS%', `/console/assets/${js}`);
+const page = readFileSync(join(here, 'src', 'index.html'), 'utf8')
+  .replace('%CSS%', `/console/assets/${css}`)
+  .replace('%JS%', `/console/assets/${js}`);
 writeFileSync(join(out, 'index.html'), page);
 
 let compressed = 0;

@@ -6,14 +6,25 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InsituError, toInsituError, type AppManifest, type Logger } from '@insitu/core';
-import { LocalBalancer, sendError, sendStreamError, type InboundRequest, type OutboundResponse } from './apps/balancer.js';
+import {
+  LocalBalancer,
+  sendError,
+  sendStreamError,
+  type InboundRequest,
+  type OutboundResponse,
+} from './apps/balancer.js';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { installBundle, installedBundle, normaliseDigest } from './apps/bundle.js';
 import { LocalBundleSource, type BundleSource, type DesiredDeployment } from './apps/bundle-source.js';
 import { Cgroups } from './apps/cgroups.js';
 import { checkSandbox } from './apps/sandbox.js';
 import { seccompFilter, seccompSupported } from './apps/seccomp.js';
-import { DEFAULT_RESTART_POLICY, DeploymentRunner, type InstanceStatus, type RestartPolicy } from './apps/deployment-runner.js';
+import {
+  DEFAULT_RESTART_POLICY,
+  DeploymentRunner,
+  type InstanceStatus,
+  type RestartPolicy,
+} from './apps/deployment-runner.js';
 import type { OutputLog } from './apps/output-log.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { DataApiServer } from './data-api/data-api-server.js';
@@ -134,10 +145,15 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   static async create(options: AgentOptions): Promise<Agent> {
     const noSandbox = options.noSandbox === true;
     if (noSandbox && !(options.config.sandbox.allowNoSandbox || options.allowNoSandbox)) {
-      throw new InsituError('INSITU_SANDBOX_UNAVAILABLE', '--no-sandbox is refused: the agent config does not set sandbox.allowNoSandbox: true');
+      throw new InsituError(
+        'INSITU_SANDBOX_UNAVAILABLE',
+        '--no-sandbox is refused: the agent config does not set sandbox.allowNoSandbox: true',
+      );
     }
     if (noSandbox) {
-      options.logger.warn('RUNNING APPLICATIONS WITHOUT A SANDBOX: they can read, write and reach everything this agent can. Development only.');
+      options.logger.warn(
+        'RUNNING APPLICATIONS WITHOUT A SANDBOX: they can read, write and reach everything this agent can. Development only.',
+      );
     }
     if (!noSandbox) await checkSandbox(options.config.sandbox);
     const sdkDir = options.sdkDir ?? installedSdkDir();
@@ -148,8 +164,14 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     if (!existsSync(link)) await symlink(sdkDir, link).catch(() => undefined);
     const runtimeDir = await mkdtemp(join(tmpdir(), 'insitu-agent-'));
     const cgroups = await Cgroups.detect(options.config.sandbox.cgroups && !noSandbox);
-    if (!noSandbox && !cgroups.memory) options.logger.warn('no writable cgroup memory controller (v1, or a delegated v2 subtree): memory is bounded by the address-space rlimit only');
-    if (!noSandbox && !cgroups.pids) options.logger.warn('no writable cgroup pids controller (v1, or a delegated v2 subtree): processes are bounded by RLIMIT_NPROC only');
+    if (!noSandbox && !cgroups.memory)
+      options.logger.warn(
+        'no writable cgroup memory controller (v1, or a delegated v2 subtree): memory is bounded by the address-space rlimit only',
+      );
+    if (!noSandbox && !cgroups.pids)
+      options.logger.warn(
+        'no writable cgroup pids controller (v1, or a delegated v2 subtree): processes are bounded by RLIMIT_NPROC only',
+      );
     // Instance cgroups carry a prefix of this data directory: what an agent killed before it
     // could stop its instances left behind is found and killed by its successor, and only that.
     const cgroupPrefix = `insitu-${createHash('sha256').update(options.dataDir).digest('hex').slice(0, 10)}-`;
@@ -159,7 +181,11 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     if (!noSandbox && seccompSupported()) {
       seccompFile = join(runtimeDir, 'seccomp.bpf');
       await writeFile(seccompFile, seccompFilter(), { mode: 0o600 });
-    } else if (!noSandbox) options.logger.warn({ arch: process.arch }, 'no seccomp filter for this architecture: applications run without one');
+    } else if (!noSandbox)
+      options.logger.warn(
+        { arch: process.arch },
+        'no seccomp filter for this architecture: applications run without one',
+      );
     return new Agent(options, runtimeDir, cgroups, cgroupPrefix, seccompFile, sdkDir, !noSandbox);
   }
 
@@ -176,7 +202,9 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     const provider = this.options.provider;
     if (provider === '*') return new Set(manifest.datasets.map((d) => d.dataset));
     if (!desired.datasets) {
-      log.warn('the deployment carries no resolved datasets (a platform older than this agent?): the application may read no data');
+      log.warn(
+        'the deployment carries no resolved datasets (a platform older than this agent?): the application may read no data',
+      );
       return new Set();
     }
     return new Set(desired.datasets.filter((d) => d.providerId === provider.id).map((d) => d.dataset));
@@ -229,8 +257,12 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
       entry.state = 'failed';
       entry.failedAt = Date.now();
       entry.failure = toInsituError(error);
-      if (entry.failure.code === 'INSITU_INTERNAL') entry.failure = new InsituError('INSITU_INTERNAL', (error as Error).message ?? String(error));
-      this.options.logger.error({ deployment: desired.id, code: entry.failure.code, err: entry.failure.message }, 'deployment failed');
+      if (entry.failure.code === 'INSITU_INTERNAL')
+        entry.failure = new InsituError('INSITU_INTERNAL', (error as Error).message ?? String(error));
+      this.options.logger.error(
+        { deployment: desired.id, code: entry.failure.code, err: entry.failure.message },
+        'deployment failed',
+      );
       this.emitStatus();
     });
   }
@@ -260,7 +292,10 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     }
     const { manifest, dir } = await installing;
     if (manifest.name !== desired.app || manifest.version !== desired.version) {
-      throw new InsituError('INSITU_BUNDLE_INVALID', `the bundle is ${manifest.name}@${manifest.version}, but ${desired.app}@${desired.version} was deployed`);
+      throw new InsituError(
+        'INSITU_BUNDLE_INVALID',
+        `the bundle is ${manifest.name}@${manifest.version}, but ${desired.app}@${desired.version} was deployed`,
+      );
     }
     if (abort.signal.aborted) return;
     entry.manifest = manifest;
@@ -279,11 +314,19 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     entry.dataApi = dataApi;
     // As root the app runs as the sandbox uid itself (no user namespace): it must be able to
     // connect. The socket stays in a directory only the agent can traverse.
-    if (this.sandboxed && process.getuid?.() === 0) await chown(dataApiSocket, this.options.config.sandbox.uid, this.options.config.sandbox.uid);
+    if (this.sandboxed && process.getuid?.() === 0)
+      await chown(dataApiSocket, this.options.config.sandbox.uid, this.options.config.sandbox.uid);
     const runner = new DeploymentRunner({
       id: desired.id,
       manifest,
-      launch: { bundleDir: dir, dataApiSocket, sdkDir: this.sdkDir, sandbox: this.options.config.sandbox, noSandbox: !this.sandboxed, ...(this.seccompFile ? { seccompFile: this.seccompFile } : {}) },
+      launch: {
+        bundleDir: dir,
+        dataApiSocket,
+        sdkDir: this.sdkDir,
+        sandbox: this.options.config.sandbox,
+        noSandbox: !this.sandboxed,
+        ...(this.seccompFile ? { seccompFile: this.seccompFile } : {}),
+      },
       runDir: deploymentDir,
       cgroups: this.cgroups,
       cgroupPrefix: this.cgroupPrefix,
@@ -323,7 +366,12 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   /** The deployment a request is for: by id, or by app (and version). */
   private find(target: { deployment: string } | { app: string; version?: string }): Entry | undefined {
     if ('deployment' in target) return this.entries.get(target.deployment);
-    return [...this.entries.values()].find((e) => e.desired.app === target.app && (target.version === undefined || e.desired.version === target.version) && e.state === 'active');
+    return [...this.entries.values()].find(
+      (e) =>
+        e.desired.app === target.app &&
+        (target.version === undefined || e.desired.version === target.version) &&
+        e.state === 'active',
+    );
   }
 
   /**
@@ -332,10 +380,17 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
    * HTTP/1.1 pair works the same). Never throws: no such deployment or no ready instance
    * is answered 503.
    */
-  handle(req: InboundRequest, res: OutboundResponse, target: { deployment: string } | { app: string; version?: string }): void {
+  handle(
+    req: InboundRequest,
+    res: OutboundResponse,
+    target: { deployment: string } | { app: string; version?: string },
+  ): void {
     const entry = this.find(target);
     if (!entry?.balancer) {
-      const what = 'deployment' in target ? `deployment ${target.deployment}` : `${target.app}${target.version ? `@${target.version}` : ''}`;
+      const what =
+        'deployment' in target
+          ? `deployment ${target.deployment}`
+          : `${target.app}${target.version ? `@${target.version}` : ''}`;
       sendError(res, new InsituError('INSITU_APP_UNAVAILABLE', `${what} is not running on this agent`));
       return;
     }
@@ -343,10 +398,17 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   }
 
   /** {@link handle} for a raw HTTP/2 stream: the tunnel's fast path. */
-  handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, target: { deployment: string } | { app: string; version?: string }): void {
+  handleStream(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    target: { deployment: string } | { app: string; version?: string },
+  ): void {
     const entry = this.find(target);
     if (!entry?.balancer) {
-      const what = 'deployment' in target ? `deployment ${target.deployment}` : `${target.app}${target.version ? `@${target.version}` : ''}`;
+      const what =
+        'deployment' in target
+          ? `deployment ${target.deployment}`
+          : `${target.app}${target.version ? `@${target.version}` : ''}`;
       sendStreamError(stream, new InsituError('INSITU_APP_UNAVAILABLE', `${what} is not running on this agent`));
       return;
     }
@@ -385,7 +447,8 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   private async shutdown(): Promise<void> {
     this.closing = true;
     // An update that was already past its checks may still have added an entry: repeat until none is left.
-    while (this.entries.size > 0) await Promise.all([...this.entries.entries()].map(([id, entry]) => this.remove(id, entry)));
+    while (this.entries.size > 0)
+      await Promise.all([...this.entries.entries()].map(([id, entry]) => this.remove(id, entry)));
     this.closed = true;
     await this.registry.close();
     await rm(this.runtimeDir, { recursive: true, force: true });
@@ -394,7 +457,13 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
 
 /** Same resolved datasets (in any order): otherwise the data API must be rebuilt with the new list. */
 function sameDatasets(a: DesiredDeployment['datasets'], b: DesiredDeployment['datasets']): boolean {
-  const key = (list: DesiredDeployment['datasets']) => (list ? list.map((d) => `${d.providerId}/${d.dataset}`).sort().join('\n') : undefined);
+  const key = (list: DesiredDeployment['datasets']) =>
+    list
+      ? list
+          .map((d) => `${d.providerId}/${d.dataset}`)
+          .sort()
+          .join('\n')
+      : undefined;
   return key(a) === key(b);
 }
 

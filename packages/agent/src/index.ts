@@ -21,7 +21,16 @@ export { LocalBalancer } from './apps/balancer.js';
 export type { BalancerTarget, InboundRequest, OutboundResponse } from './apps/balancer.js';
 export { DEFAULT_RESTART_POLICY } from './apps/deployment-runner.js';
 export type { RestartPolicy, InstanceStatus, InstanceState } from './apps/deployment-runner.js';
-export { MANIFEST_FILE, bundleDigest, canonicalTarball, installBundle, normaliseDigest, packBundle, readManifest, unpackBundle } from './apps/bundle.js';
+export {
+  MANIFEST_FILE,
+  bundleDigest,
+  canonicalTarball,
+  installBundle,
+  normaliseDigest,
+  packBundle,
+  readManifest,
+  unpackBundle,
+} from './apps/bundle.js';
 export { SANDBOX_PATHS, LISTEN_FD, buildLaunch, checkSandbox } from './apps/sandbox.js';
 export { seccompFilter, deniedSyscalls } from './apps/seccomp.js';
 export type { SeccompArch } from './apps/seccomp.js';
@@ -37,7 +46,13 @@ export { DataQuerySchema, planQuery } from './data-api/query-plan.js';
 export { PlatformClient } from './identity/platform-client.js';
 export { PlatformLink, PlatformBundleSource } from './platform/platform-link.js';
 export type { PlatformLinkOptions } from './platform/platform-link.js';
-export type { AgentIdentity, CatalogDataset, PlatformDeployment, DeploymentReport, PlatformTls } from './identity/platform-client.js';
+export type {
+  AgentIdentity,
+  CatalogDataset,
+  PlatformDeployment,
+  DeploymentReport,
+  PlatformTls,
+} from './identity/platform-client.js';
 export { CREDENTIAL_FILE, defaultAgentName, obtainCredential } from './identity/credential.js';
 export { DatasetRegistry } from './sources/dataset-registry.js';
 export type { RefreshReport } from './sources/dataset-registry.js';

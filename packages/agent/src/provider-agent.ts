@@ -41,7 +41,13 @@ export class ProviderAgent {
     readonly agent: Agent,
     readonly sync: MetadataSync,
     readonly client: PlatformClient,
-    readonly identity: { agentId: string; providerId: string; providerName: string; enrolled: boolean; credential: string },
+    readonly identity: {
+      agentId: string;
+      providerId: string;
+      providerName: string;
+      enrolled: boolean;
+      credential: string;
+    },
     private readonly options: ProviderAgentOptions,
   ) {}
 
@@ -49,7 +55,10 @@ export class ProviderAgent {
   static async create(options: ProviderAgentOptions): Promise<ProviderAgent> {
     const [primary] = options.platforms;
     if (!primary || options.platforms.some((u) => !/^https?:\/\//.test(u))) {
-      throw new InsituError('INSITU_USAGE', `the platform is named by http(s) URLs, got "${options.platforms.join(',')}"`);
+      throw new InsituError(
+        'INSITU_USAGE',
+        `the platform is named by http(s) URLs, got "${options.platforms.join(',')}"`,
+      );
     }
     const client = new PlatformClient(primary, undefined, options.ca ? { ca: options.ca } : {});
     const identity = await obtainCredential({
@@ -62,7 +71,10 @@ export class ProviderAgent {
     });
     const providerId = identity.agent.providerId;
     if (options.config.providerId && options.config.providerId !== providerId) {
-      throw new InsituError('INSITU_CONFIG_INVALID', `${options.configName ?? 'agent config'}: providerId is ${options.config.providerId}, but this agent's credential belongs to provider ${providerId}`);
+      throw new InsituError(
+        'INSITU_CONFIG_INVALID',
+        `${options.configName ?? 'agent config'}: providerId is ${options.config.providerId}, but this agent's credential belongs to provider ${providerId}`,
+      );
     }
     const provider = await client.provider(providerId);
     const agent = await Agent.create({
@@ -87,7 +99,13 @@ export class ProviderAgent {
       agent,
       sync,
       client,
-      { agentId: identity.agent.id, providerId, providerName: provider.name, enrolled: identity.enrolled, credential: identity.credential },
+      {
+        agentId: identity.agent.id,
+        providerId,
+        providerName: provider.name,
+        enrolled: identity.enrolled,
+        credential: identity.credential,
+      },
       options,
     );
   }

@@ -30,4 +30,6 @@ agent.on('status', (status) => {
     process.stdout.write('running\n');
   }
 });
-await agent.applyDesired([{ id: 'probe', app: 'probe', version: '1.0.0', digest: await bundleDigest(bundle), replicas: 1, bundle }]);
+await agent.applyDesired([
+  { id: 'probe', app: 'probe', version: '1.0.0', digest: await bundleDigest(bundle), replicas: 1, bundle },
+]);

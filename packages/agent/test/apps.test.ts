@@ -34,7 +34,15 @@ insitu.serve({"GET /totals": totals, "GET /undeclared": undeclared, "GET /cities
 
 function bundle(root: string, manifest: Record<string, unknown>, files: Record<string, string>): string {
   mkdirSync(root, { recursive: true });
-  writeFileSync(join(root, 'insitu.json'), JSON.stringify({ version: '1.0.0', endpoints: [{ method: 'GET', path: '/' }], datasets: [{ provider: 'acme', dataset: 'sales' }], ...manifest }));
+  writeFileSync(
+    join(root, 'insitu.json'),
+    JSON.stringify({
+      version: '1.0.0',
+      endpoints: [{ method: 'GET', path: '/' }],
+      datasets: [{ provider: 'acme', dataset: 'sales' }],
+      ...manifest,
+    }),
+  );
   for (const [path, text] of Object.entries(files)) writeFileSync(join(root, path), text);
   return root;
 }
@@ -51,9 +59,21 @@ describe('application runtimes and lifecycle', () => {
   let current: Agent | undefined;
   const rows = salesRows(30);
 
-  async function newAgent(options: { noSandbox?: boolean; allowNoSandbox?: boolean; retryFailedAfterMs?: number; log?: Logger } = {}): Promise<Agent> {
+  async function newAgent(
+    options: { noSandbox?: boolean; allowNoSandbox?: boolean; retryFailedAfterMs?: number; log?: Logger } = {},
+  ): Promise<Agent> {
     const config = parseAgentConfig(
-      { sources: [{ name: 'files', kind: 'csv', files: '*.csv', datasets: { sales: { columns: { amount: { type: 'decimal' } } } } }], sandbox: { allowNoSandbox: options.allowNoSandbox ?? false } },
+      {
+        sources: [
+          {
+            name: 'files',
+            kind: 'csv',
+            files: '*.csv',
+            datasets: { sales: { columns: { amount: { type: 'decimal' } } } },
+          },
+        ],
+        sandbox: { allowNoSandbox: options.allowNoSandbox ?? false },
+      },
       { what: 't', baseDir: dir },
     );
     const agent = await Agent.create({
@@ -89,21 +109,54 @@ describe('application runtimes and lifecycle', () => {
   it('runs a Python application with the stdlib SDK in the sandbox', async () => {
     const agent = await newAgent();
     const root = bundle(join(dir, 'py'), { name: 'py', runtime: 'python', entry: 'app.py' }, { 'app.py': PYTHON_APP });
-    await agent.applyDesired([{ id: 'py1', app: 'py', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root, datasets: SALES }]);
-    await waitFor(() => agent.status().deployments[0]?.state === 'running', { timeoutMs: 60_000, what: 'the python app to run' });
+    await agent.applyDesired([
+      {
+        id: 'py1',
+        app: 'py',
+        version: '1.0.0',
+        digest: await bundleDigest(root),
+        replicas: 1,
+        bundle: root,
+        datasets: SALES,
+      },
+    ]);
+    await waitFor(() => agent.status().deployments[0]?.state === 'running', {
+      timeoutMs: 60_000,
+      what: 'the python app to run',
+    });
     const totals = (await (await fetch(`${base}/totals`)).json()) as { stores: Array<[string, number]> };
     const expected = ['east', 'north', 'south', 'west'].map((s) => [s, rows.filter((r) => r.store === s).length]);
     assert.deepEqual(totals.stores, expected);
     assert.deepEqual(await (await fetch(`${base}/undeclared`)).json(), { code: 'INSITU_DATASET_NOT_DECLARED' });
     const berlin = await (await fetch(`${base}/cities?city=Berlin`)).json();
-    assert.deepEqual(berlin, rows.filter((r) => r.city === 'Berlin').map((r) => r.id));
+    assert.deepEqual(
+      berlin,
+      rows.filter((r) => r.city === 'Berlin').map((r) => r.id),
+    );
   });
 
   it('reports a crash loop with the reason and the last output', async () => {
     const agent = await newAgent();
-    const root = bundle(join(dir, 'crash'), { name: 'crash', runtime: 'node', entry: 'main.js' }, { 'main.js': "console.error('missing configuration: FOO'); process.exit(3);\n" });
-    await agent.applyDesired([{ id: 'c1', app: 'crash', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root, datasets: SALES }]);
-    await waitFor(() => agent.status().deployments[0]?.state === 'crash-looping', { timeoutMs: 60_000, what: 'a crash loop to be reported' });
+    const root = bundle(
+      join(dir, 'crash'),
+      { name: 'crash', runtime: 'node', entry: 'main.js' },
+      { 'main.js': "console.error('missing configuration: FOO'); process.exit(3);\n" },
+    );
+    await agent.applyDesired([
+      {
+        id: 'c1',
+        app: 'crash',
+        version: '1.0.0',
+        digest: await bundleDigest(root),
+        replicas: 1,
+        bundle: root,
+        datasets: SALES,
+      },
+    ]);
+    await waitFor(() => agent.status().deployments[0]?.state === 'crash-looping', {
+      timeoutMs: 60_000,
+      what: 'a crash loop to be reported',
+    });
     const status = agent.status().deployments[0];
     // The reason names the exit and the last lines (issue 14).
     assert.match(String(status?.reason?.message), /exited with code 3; last output: missing configuration: FOO/);
@@ -126,16 +179,32 @@ describe('application runtimes and lifecycle', () => {
     const last = answer(false);
     assert.equal(last.status, 200);
     assert.ok(last.ended);
-    const parsed = last.text.trim().split('\n').map((l) => JSON.parse(l) as { instance: string; stream: string; line: string });
+    const parsed = last.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { instance: string; stream: string; line: string });
     assert.equal(parsed.length, 2);
-    assert.deepEqual(parsed.at(-1), { ...parsed.at(-1), instance: 'i0', stream: 'stderr', line: 'missing configuration: FOO' });
+    assert.deepEqual(parsed.at(-1), {
+      ...parsed.at(-1),
+      instance: 'i0',
+      stream: 'stderr',
+      line: 'missing configuration: FOO',
+    });
     const followed = answer(true);
     const before = followed.text.length;
-    await waitFor(() => followed.text.length > before, { timeoutMs: 30_000, what: 'a new line of the restarted instance to be streamed' });
+    await waitFor(() => followed.text.length > before, {
+      timeoutMs: 30_000,
+      what: 'a new line of the restarted instance to be streamed',
+    });
     assert.ok(!followed.ended);
     for (const close of followed.closers) close();
     let unknownStatus = 0;
-    answerLogs(agent, `${AGENT_LOGS_PATH}/nope?lines=5`, { respond: (code) => (unknownStatus = code), write: () => undefined, end: () => undefined, onClose: () => undefined });
+    answerLogs(agent, `${AGENT_LOGS_PATH}/nope?lines=5`, {
+      respond: (code) => (unknownStatus = code),
+      write: () => undefined,
+      end: () => undefined,
+      onClose: () => undefined,
+    });
     assert.equal(unknownStatus, 404, 'a deployment that does not run here');
     await agent.applyDesired([]);
     assert.deepEqual(agent.status().deployments, []);
@@ -145,21 +214,42 @@ describe('application runtimes and lifecycle', () => {
     const config = parseAgentConfig({ sandbox: { bwrap: join(dir, 'no-such-bwrap') } }, { what: 't', baseDir: dir });
     await assert.rejects(
       Agent.create({ config, dataDir: join(dir, 'agent-nobwrap'), logger, provider: '*' }),
-      (e: unknown) => e instanceof InsituError && e.code === 'INSITU_SANDBOX_UNAVAILABLE' && /bubblewrap/.test(e.message),
+      (e: unknown) =>
+        e instanceof InsituError && e.code === 'INSITU_SANDBOX_UNAVAILABLE' && /bubblewrap/.test(e.message),
     );
   });
 
   it('refuses --no-sandbox unless the config allows it, and warns when it does', async () => {
-    await assert.rejects(newAgent({ noSandbox: true }), (e: unknown) => e instanceof InsituError && e.code === 'INSITU_SANDBOX_UNAVAILABLE');
+    await assert.rejects(
+      newAgent({ noSandbox: true }),
+      (e: unknown) => e instanceof InsituError && e.code === 'INSITU_SANDBOX_UNAVAILABLE',
+    );
     let logged = '';
     const destination = new PassThrough();
     destination.on('data', (chunk: Buffer) => (logged += chunk.toString()));
-    const agent = await newAgent({ noSandbox: true, allowNoSandbox: true, log: createLogger({ name: 'test', level: 'warn', destination }) });
+    const agent = await newAgent({
+      noSandbox: true,
+      allowNoSandbox: true,
+      log: createLogger({ name: 'test', level: 'warn', destination }),
+    });
     await waitFor(() => logged.includes('WITHOUT A SANDBOX'), { timeoutMs: 5000, what: 'the warning' });
     assert.equal(agent.status().sandbox, 'none');
     const root = join(dir, 'py');
-    await agent.applyDesired([{ id: 'py2', app: 'py', version: '1.0.0', digest: await bundleDigest(root), replicas: 1, bundle: root, datasets: SALES }]);
-    await waitFor(() => agent.status().deployments[0]?.state === 'running', { timeoutMs: 60_000, what: 'the unsandboxed app to run' });
+    await agent.applyDesired([
+      {
+        id: 'py2',
+        app: 'py',
+        version: '1.0.0',
+        digest: await bundleDigest(root),
+        replicas: 1,
+        bundle: root,
+        datasets: SALES,
+      },
+    ]);
+    await waitFor(() => agent.status().deployments[0]?.state === 'running', {
+      timeoutMs: 60_000,
+      what: 'the unsandboxed app to run',
+    });
     assert.equal((await fetch(`${base}/totals`)).status, 200);
   });
 
@@ -175,12 +265,25 @@ describe('application runtimes and lifecycle', () => {
     const agent = await newAgent({ retryFailedAfterMs: 0 });
     const source = join(dir, 'py');
     const later = join(dir, 'arrives-later');
-    const desired = [{ id: 'py3', app: 'py', version: '1.0.0', digest: await bundleDigest(source), replicas: 1, bundle: later, datasets: SALES }];
+    const desired = [
+      {
+        id: 'py3',
+        app: 'py',
+        version: '1.0.0',
+        digest: await bundleDigest(source),
+        replicas: 1,
+        bundle: later,
+        datasets: SALES,
+      },
+    ];
     await agent.applyDesired(desired);
     const failed = await agent.settled('py3');
     assert.deepEqual([failed?.state, failed?.reason?.code], ['failed', 'INSITU_BUNDLE_INVALID']);
     bundle(later, { name: 'py', runtime: 'python', entry: 'app.py' }, { 'app.py': PYTHON_APP });
     await agent.applyDesired(desired);
-    await waitFor(() => agent.status().deployments[0]?.state === 'running', { timeoutMs: 60_000, what: 'the retried deployment to run' });
+    await waitFor(() => agent.status().deployments[0]?.state === 'running', {
+      timeoutMs: 60_000,
+      what: 'the retried deployment to run',
+    });
   });
 });

@@ -36,7 +36,10 @@ async function instance(dir: string, id: string, handler?: Parameters<typeof cre
 const FRONTS = ['compat', 'stream'] as const;
 type Front = (typeof FRONTS)[number];
 
-async function front(kind: Front, balancer: LocalBalancer): Promise<{ call: (method: string, path: string, body?: string) => Promise<Answer>; close: () => Promise<void> }> {
+async function front(
+  kind: Front,
+  balancer: LocalBalancer,
+): Promise<{ call: (method: string, path: string, body?: string) => Promise<Answer>; close: () => Promise<void> }> {
   if (kind === 'compat') {
     const server = createServer((req, res) => balancer.handle(req, res));
     server.listen(0, '127.0.0.1');
@@ -45,11 +48,14 @@ async function front(kind: Front, balancer: LocalBalancer): Promise<{ call: (met
     return {
       call: (method, path, body) =>
         new Promise((resolve, reject) => {
-          const req = http1Request({ host: '127.0.0.1', port, method, path, headers: { host: 'svc.example' } }, (res) => {
-            let text = '';
-            res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-          });
+          const req = http1Request(
+            { host: '127.0.0.1', port, method, path, headers: { host: 'svc.example' } },
+            (res) => {
+              let text = '';
+              res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+            },
+          );
           req.on('error', reject);
           req.end(body);
         }),
@@ -68,7 +74,10 @@ async function front(kind: Front, balancer: LocalBalancer): Promise<{ call: (met
   return {
     call: (method, path, body) =>
       new Promise((resolve, reject) => {
-        const stream = session.request({ ':method': method, ':path': path, ':authority': 'svc.example' }, { endStream: body === undefined });
+        const stream = session.request(
+          { ':method': method, ':path': path, ':authority': 'svc.example' },
+          { endStream: body === undefined },
+        );
         let status = 0;
         let headers: Answer['headers'] = {};
         let text = '';
@@ -113,7 +122,13 @@ describe('the local balancer', () => {
   function target(ids: string[], timeoutMs = 10_000): BalancerTarget & { failed: string[] } {
     const failed: string[] = [];
     const instances = ids.map((id) => ({ id, socketPath: join(dir, `${id}.sock`), inflight: 0 }));
-    return { name: 'demo', ready: () => instances.filter((i) => !failed.includes(i.id)), instanceFailed: (id) => failed.push(id), requestTimeoutMs: timeoutMs, failed };
+    return {
+      name: 'demo',
+      ready: () => instances.filter((i) => !failed.includes(i.id)),
+      instanceFailed: (id) => failed.push(id),
+      requestTimeoutMs: timeoutMs,
+      failed,
+    };
   }
 
   for (const kind of FRONTS) {
@@ -125,7 +140,10 @@ describe('the local balancer', () => {
           const second = await fe.call('GET', '/other');
           assert.equal(first.status, 200);
           const one = JSON.parse(first.body) as { id: string; method: string; url: string; host: string; body: string };
-          assert.deepEqual({ method: one.method, url: one.url, host: one.host, body: one.body }, { method: 'POST', url: '/sum?x=1', host: 'svc.example', body: '{"n":2}' });
+          assert.deepEqual(
+            { method: one.method, url: one.url, host: one.host, body: one.body },
+            { method: 'POST', url: '/sum?x=1', host: 'svc.example', body: '{"n":2}' },
+          );
           assert.equal(first.headers['x-instance'], one.id);
           assert.notEqual((JSON.parse(second.body) as { id: string }).id, one.id);
         } finally {

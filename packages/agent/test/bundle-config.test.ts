@@ -23,7 +23,16 @@ describe('bundles: canonical digest, verification, manifest', () => {
   function app(name: string, files: Record<string, string> = {}): string {
     const root = join(dir, name);
     mkdirSync(join(root, 'lib'), { recursive: true });
-    writeFileSync(join(root, 'insitu.json'), JSON.stringify({ name: 'demo', version: '1.0.0', runtime: 'node', entry: 'main.js', endpoints: [{ method: 'GET', path: '/' }] }));
+    writeFileSync(
+      join(root, 'insitu.json'),
+      JSON.stringify({
+        name: 'demo',
+        version: '1.0.0',
+        runtime: 'node',
+        entry: 'main.js',
+        endpoints: [{ method: 'GET', path: '/' }],
+      }),
+    );
     writeFileSync(join(root, 'main.js'), 'console.log(1)\n');
     writeFileSync(join(root, 'lib', 'util.js'), 'export const x = 1;\n');
     for (const [path, text] of Object.entries(files)) writeFileSync(join(root, path), text);
@@ -48,17 +57,45 @@ describe('bundles: canonical digest, verification, manifest', () => {
 
   it('refuses a bundle whose digest is not the approved one, and keeps nothing of it', async () => {
     const a = app('d');
-    await assert.rejects(installBundle(a, 'f'.repeat(64), join(dir, 'cache2')), (e: unknown) => code(e) === 'INSITU_BUNDLE_DIGEST_MISMATCH');
-    await assert.rejects(installBundle(a, 'not-a-digest', join(dir, 'cache2')), (e: unknown) => code(e) === 'INSITU_BUNDLE_INVALID');
+    await assert.rejects(
+      installBundle(a, 'f'.repeat(64), join(dir, 'cache2')),
+      (e: unknown) => code(e) === 'INSITU_BUNDLE_DIGEST_MISMATCH',
+    );
+    await assert.rejects(
+      installBundle(a, 'not-a-digest', join(dir, 'cache2')),
+      (e: unknown) => code(e) === 'INSITU_BUNDLE_INVALID',
+    );
   });
 
   it('refuses links that leave the bundle, and invalid manifests, with clear messages', async () => {
     const a = app('e');
     symlinkSync('/etc/passwd', join(a, 'passwd'));
-    await assert.rejects(bundleDigest(a), (e: unknown) => code(e) === 'INSITU_BUNDLE_INVALID' && /leaves the bundle/.test((e as Error).message));
-    const b = app('f', { 'insitu.json': JSON.stringify({ name: 'demo', version: 'one', runtime: 'node', entry: 'missing.js', endpoints: [{ method: 'GET', path: '/' }] }) });
-    await assert.rejects(readManifest(b), (e: unknown) => code(e) === 'INSITU_BUNDLE_INVALID' && /version/.test((e as Error).message));
-    const c = app('g', { 'insitu.json': JSON.stringify({ name: 'demo', version: '1.0.0', runtime: 'node', entry: 'missing.js', endpoints: [{ method: 'GET', path: '/' }] }) });
+    await assert.rejects(
+      bundleDigest(a),
+      (e: unknown) => code(e) === 'INSITU_BUNDLE_INVALID' && /leaves the bundle/.test((e as Error).message),
+    );
+    const b = app('f', {
+      'insitu.json': JSON.stringify({
+        name: 'demo',
+        version: 'one',
+        runtime: 'node',
+        entry: 'missing.js',
+        endpoints: [{ method: 'GET', path: '/' }],
+      }),
+    });
+    await assert.rejects(
+      readManifest(b),
+      (e: unknown) => code(e) === 'INSITU_BUNDLE_INVALID' && /version/.test((e as Error).message),
+    );
+    const c = app('g', {
+      'insitu.json': JSON.stringify({
+        name: 'demo',
+        version: '1.0.0',
+        runtime: 'node',
+        entry: 'missing.js',
+        endpoints: [{ method: 'GET', path: '/' }],
+      }),
+    });
     await assert.rejects(readManifest(c), (e: unknown) => /entry missing\.js is not a file/.test((e as Error).message));
   });
 });
@@ -84,14 +121,41 @@ describe('agent.yaml validation', () => {
   });
 
   it('names the wrong option and where it is', () => {
-    assert.match(message({ sources: [{ name: 'pg', kind: 'postgres', host: 'db', database: 'x', user: 'r', pasword: 'x' }] }), /sources\[0\].*did you mean "passwordFile"|sources\[0\].*passwordEnv/);
-    assert.match(message({ sources: [{ name: 'x', kind: 'oracle' }] }), /sources\[0\]: "kind" must be one of sqlite, csv, postgres, mysql, got "oracle"/);
+    assert.match(
+      message({ sources: [{ name: 'pg', kind: 'postgres', host: 'db', database: 'x', user: 'r', pasword: 'x' }] }),
+      /sources\[0\].*did you mean "passwordFile"|sources\[0\].*passwordEnv/,
+    );
+    assert.match(
+      message({ sources: [{ name: 'x', kind: 'oracle' }] }),
+      /sources\[0\]: "kind" must be one of sqlite, csv, postgres, mysql, got "oracle"/,
+    );
     assert.match(message({ sandbox: { allowNoSandbox: 'yes' } }), /sandbox\.allowNoSandbox/);
     assert.match(message({ sync: { interval: 5 } }), /sync.interval: unknown option; allowed here: intervalSeconds/);
     assert.match(message({ limits: { maxRow: 5 } }), /did you mean "limits.maxRows"/);
-    assert.match(message({ sources: [{ name: 'a', kind: 'sqlite', path: 'a' }, { name: 'a', kind: 'sqlite', path: 'b' }] }), /declared twice/);
-    assert.match(message({ sources: [{ name: 'my', kind: 'mysql', database: 'x', user: 'r' }] }), /give "host" or "socket"/);
-    assert.match(message({ sources: [{ name: 'my', kind: 'mysql', host: 'h', database: 'x', user: 'r', passwordEnv: 'INSITU_X' }] }), /reserved/);
-    assert.match(message({ sources: [{ name: 'c', kind: 'csv', files: '*.csv', datasets: { a: { columns: { x: { type: 'float' } } } } }] }), /datasets\.a\.columns\.x\.type/);
+    assert.match(
+      message({
+        sources: [
+          { name: 'a', kind: 'sqlite', path: 'a' },
+          { name: 'a', kind: 'sqlite', path: 'b' },
+        ],
+      }),
+      /declared twice/,
+    );
+    assert.match(
+      message({ sources: [{ name: 'my', kind: 'mysql', database: 'x', user: 'r' }] }),
+      /give "host" or "socket"/,
+    );
+    assert.match(
+      message({
+        sources: [{ name: 'my', kind: 'mysql', host: 'h', database: 'x', user: 'r', passwordEnv: 'INSITU_X' }],
+      }),
+      /reserved/,
+    );
+    assert.match(
+      message({
+        sources: [{ name: 'c', kind: 'csv', files: '*.csv', datasets: { a: { columns: { x: { type: 'float' } } } } }],
+      }),
+      /datasets\.a\.columns\.x\.type/,
+    );
   });
 });

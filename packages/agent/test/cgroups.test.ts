@@ -26,7 +26,7 @@ describe('cgroups: v2 delegated subtree, v1 fallback', () => {
     }
   }
 
-  it('v2: moves the group\'s processes into a leaf, enables memory, pids and cpu for children, and limits each instance', async () => {
+  it("v2: moves the group's processes into a leaf, enables memory, pids and cpu for children, and limits each instance", async () => {
     const root = join(dir, 'v2');
     layout(root, {
       'cgroup.controllers': 'cpuset cpu io memory pids',
@@ -38,7 +38,11 @@ describe('cgroups: v2 delegated subtree, v1 fallback', () => {
     assert.equal(cgroups.version, 'v2');
     assert.deepEqual([cgroups.memory, cgroups.pids], [true, true]);
     const base = join(root, 'system.slice/insitu.service');
-    assert.equal(readFileSync(join(base, 'insitu-agent/cgroup.procs'), 'utf8'), '4242', 'the agent left its group for a leaf first');
+    assert.equal(
+      readFileSync(join(base, 'insitu-agent/cgroup.procs'), 'utf8'),
+      '4242',
+      'the agent left its group for a leaf first',
+    );
     assert.equal(readFileSync(join(base, 'cgroup.subtree_control'), 'utf8'), '+memory +pids +cpu');
     const instance = await cgroups.create('insitu-abc-dep-i0', { memoryBytes: 128 * 1024 * 1024, processes: 48 });
     const dirOf = join(base, 'insitu-abc-dep-i0');
@@ -67,7 +71,11 @@ describe('cgroups: v2 delegated subtree, v1 fallback', () => {
     assert.equal(readFileSync(join(root, 'memory/agents/insitu-abc-dep-i1/memory.limit_in_bytes'), 'utf8'), '1024');
     assert.equal(readFileSync(join(root, 'pids/agents/insitu-abc-dep-i1/pids.max'), 'utf8'), '7');
     assert.equal(instance.procsFiles.length, 2);
-    assert.equal(existsSync(join(root, 'unified/insitu-agent')), false, 'nothing was moved on the controller-less v2 hierarchy');
+    assert.equal(
+      existsSync(join(root, 'unified/insitu-agent')),
+      false,
+      'nothing was moved on the controller-less v2 hierarchy',
+    );
     const none = await Cgroups.detect(true, { root: join(dir, 'nothing'), self });
     assert.deepEqual([none.version, none.memory, none.pids], ['none', false, false]);
   });

@@ -30,12 +30,71 @@ const field = (value: string) => `"${value.replace(/"/g, '""')}"`;
 
 // (No empty string: an empty CSV field is null, so it cannot hold one; the random test covers empty values.)
 const TRICKY = [
-  'Berlin', 'berlin', 'BERLIN', 'Zürich', 'zürich', 'a%b', 'a_b', 'a\\b', 'ab', 'aXb', 'x😀y', 'x\uE000y', '100%', '_',
-  '%', 'line\nbreak', 'aaa', 'a', 'b', 'Ørsted', '𝔘nicode', "O'Brien", 'a😀😀b', 'abab', 'ba',
+  'Berlin',
+  'berlin',
+  'BERLIN',
+  'Zürich',
+  'zürich',
+  'a%b',
+  'a_b',
+  'a\\b',
+  'ab',
+  'aXb',
+  'x😀y',
+  'x\uE000y',
+  '100%',
+  '_',
+  '%',
+  'line\nbreak',
+  'aaa',
+  'a',
+  'b',
+  'Ørsted',
+  '𝔘nicode',
+  "O'Brien",
+  'a😀😀b',
+  'abab',
+  'ba',
 ];
 const PATTERNS = [
-  '%', '', '_', '__', '___', 'a%', '%a', '%a%', 'a_b', 'a\\_b', 'a\\%b', '%\\%', '\\%', '\\_', 'B%', 'b%', '%erlin', '_erlin', 'Z%', 'z%', 'x_y',
-  'x%y', '%😀%', 'a_b%', 'a__b', '%b%b%', 'a%a%a', 'line_break', 'line%', 'a\\\\b', '%\\\\%', 'O\'%', '%n', '%a%b', 'ab%ab', '%%', 'a%%b', '__%__',
+  '%',
+  '',
+  '_',
+  '__',
+  '___',
+  'a%',
+  '%a',
+  '%a%',
+  'a_b',
+  'a\\_b',
+  'a\\%b',
+  '%\\%',
+  '\\%',
+  '\\_',
+  'B%',
+  'b%',
+  '%erlin',
+  '_erlin',
+  'Z%',
+  'z%',
+  'x_y',
+  'x%y',
+  '%😀%',
+  'a_b%',
+  'a__b',
+  '%b%b%',
+  'a%a%a',
+  'line_break',
+  'line%',
+  'a\\\\b',
+  '%\\\\%',
+  "O'%",
+  '%n',
+  '%a%b',
+  'ab%ab',
+  '%%',
+  'a%%b',
+  '__%__',
 ];
 
 describe('LIKE on CSV sources: linear, off the main thread, same answers as SQLite', () => {
@@ -53,10 +112,16 @@ describe('LIKE on CSV sources: linear, off the main thread, same answers as SQLi
     TRICKY.forEach((w, i) => insert.run(i + 1, w));
     db.close();
     // The attack of the issue: 30-character values, a pattern with twelve "%a".
-    writeFileSync(join(dir, 'hostile.csv'), `id,value\n${Array.from({ length: 4000 }, (_, i) => `${i},${'a'.repeat(29)}${i % 2 ? 'c' : 'a'}`).join('\n')}\n`);
+    writeFileSync(
+      join(dir, 'hostile.csv'),
+      `id,value\n${Array.from({ length: 4000 }, (_, i) => `${i},${'a'.repeat(29)}${i % 2 ? 'c' : 'a'}`).join('\n')}\n`,
+    );
     // The matcher's own worst case (a long segment with "_" between two "%", on long values
     // it almost matches everywhere): seconds of CPU in total, far past the deadline below.
-    writeFileSync(join(dir, 'heavy.csv'), `id,value\n${Array.from({ length: 12_000 }, (_, i) => `${i},${'a'.repeat(600)}`).join('\n')}\n`);
+    writeFileSync(
+      join(dir, 'heavy.csv'),
+      `id,value\n${Array.from({ length: 12_000 }, (_, i) => `${i},${'a'.repeat(600)}`).join('\n')}\n`,
+    );
     writeFileSync(join(dir, 'small.csv'), 'id,label\n1,one\n2,two\n');
     const config = parseAgentConfig(
       {
@@ -70,7 +135,10 @@ describe('LIKE on CSV sources: linear, off the main thread, same answers as SQLi
       },
       { what: 't', baseDir: dir },
     );
-    registry = new DatasetRegistry(config.sources.map((s) => openSource(s, config.limits)), logger);
+    registry = new DatasetRegistry(
+      config.sources.map((s) => openSource(s, config.limits)),
+      logger,
+    );
     await registry.refresh();
     api = new DataApiServer({ registry, declared: '*', limits: config.limits, logger });
     socketPath = join(dir, 'data.sock');
@@ -85,7 +153,13 @@ describe('LIKE on CSV sources: linear, off the main thread, same answers as SQLi
 
   const ids = async (dataset: string, column: string, pattern: string): Promise<number[]> => {
     const out: number[] = [];
-    for await (const row of readDataset(dataset, { socketPath, columns: ['id'], where: [{ column, op: 'like', value: pattern }], orderBy: 'id' })) out.push(Number(row.id));
+    for await (const row of readDataset(dataset, {
+      socketPath,
+      columns: ['id'],
+      where: [{ column, op: 'like', value: pattern }],
+      orderBy: 'id',
+    }))
+      out.push(Number(row.id));
     return out;
   };
 
@@ -93,26 +167,38 @@ describe('LIKE on CSV sources: linear, off the main thread, same answers as SQLi
     const reference = sqliteLike();
     const random = seededRandom(16);
     const alphabet = ['a', 'b', 'A', '%', '_', '\\', 'é', '😀', '\uE000'];
-    const text = (max: number) => Array.from({ length: Math.floor(random() * (max + 1)) }, () => alphabet[Math.floor(random() * alphabet.length)] as string).join('');
+    const text = (max: number) =>
+      Array.from(
+        { length: Math.floor(random() * (max + 1)) },
+        () => alphabet[Math.floor(random() * alphabet.length)] as string,
+      ).join('');
     let compared = 0;
     for (let i = 0; i < 4000; i++) {
       const pattern = text(7);
       // SQLite's LIKE never matches a pattern ending in a lone escape; ours (and GLOB's, which the SQLite source uses) reads it as itself.
       if (/(?:^|[^\\])(?:\\\\)*\\$/.test(pattern)) continue;
       const value = text(8);
-      assert.equal(likeMatcher(pattern)(value), reference(value, pattern), `${JSON.stringify(value)} LIKE ${JSON.stringify(pattern)}`);
+      assert.equal(
+        likeMatcher(pattern)(value),
+        reference(value, pattern),
+        `${JSON.stringify(value)} LIKE ${JSON.stringify(pattern)}`,
+      );
       compared++;
     }
     assert.ok(compared > 2000, `${compared} pairs compared`);
     assert.equal(likeMatcher('a\\')('a\\'), true, 'a trailing "\\" is itself');
   });
 
-  it('gives the CSV source the same answers as the SQLite source and as SQLite\'s LIKE, over the data API', async () => {
+  it("gives the CSV source the same answers as the SQLite source and as SQLite's LIKE, over the data API", async () => {
     const reference = sqliteLike();
     for (const pattern of PATTERNS) {
       const expected = TRICKY.map((w, i) => (reference(w, pattern) ? i + 1 : 0)).filter((id) => id > 0);
       assert.deepEqual(await ids('words', 'word', pattern), expected, `CSV: word LIKE ${JSON.stringify(pattern)}`);
-      assert.deepEqual(await ids('words_sqlite', 'word', pattern), expected, `SQLite source: word LIKE ${JSON.stringify(pattern)}`);
+      assert.deepEqual(
+        await ids('words_sqlite', 'word', pattern),
+        expected,
+        `SQLite source: word LIKE ${JSON.stringify(pattern)}`,
+      );
     }
   });
 
@@ -126,22 +212,31 @@ describe('LIKE on CSV sources: linear, off the main thread, same answers as SQLi
 
   it('runs a heavy LIKE off the main thread: an unrelated call completes while it runs, and its deadline stops it with a code', async () => {
     let ended = false;
-    const heavy = ids('heavy', 'value', `%${'a_'.repeat(200)}b%`).then(
-      (rows) => ({ rows }),
-      (error: unknown) => ({ error }),
-    ).finally(() => (ended = true));
+    const heavy = ids('heavy', 'value', `%${'a_'.repeat(200)}b%`)
+      .then(
+        (rows) => ({ rows }),
+        (error: unknown) => ({ error }),
+      )
+      .finally(() => (ended = true));
     const small: string[] = [];
     for await (const row of readDataset('small', { socketPath, orderBy: 'id' })) small.push(String(row.label));
     assert.deepEqual(small, ['one', 'two']);
     assert.equal(ended, false, 'the unrelated query was answered while the heavy one was still running');
     const outcome = await heavy;
-    if ('error' in outcome) assert.ok(outcome.error instanceof DataApiError && outcome.error.code === 'INSITU_DATA_QUERY_TIMEOUT', String(outcome.error));
+    if ('error' in outcome)
+      assert.ok(
+        outcome.error instanceof DataApiError && outcome.error.code === 'INSITU_DATA_QUERY_TIMEOUT',
+        String(outcome.error),
+      );
     else assert.deepEqual(outcome.rows, []);
     // The worker that was stopped is replaced: the source answers again.
     assert.equal((await ids('hostile', 'value', '%c')).length, 2000);
   });
 
   it('refuses a LIKE pattern over 1000 characters', async () => {
-    await assert.rejects(ids('words', 'word', 'a'.repeat(1001)), (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATA_QUERY_INVALID');
+    await assert.rejects(
+      ids('words', 'word', 'a'.repeat(1001)),
+      (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATA_QUERY_INVALID',
+    );
   });
 });

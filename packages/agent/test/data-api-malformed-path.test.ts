@@ -34,8 +34,14 @@ describe('data API: malformed paths are coded 4xx, never 500', () => {
   before(async () => {
     dir = await makeTempDir('insitu-agent-paths-');
     writeCsv(join(dir, 'sales.csv'), salesRows(5));
-    const config = parseAgentConfig({ sources: [{ name: 'files', kind: 'csv', files: 'sales.csv' }] }, { what: 't', baseDir: dir });
-    registry = new DatasetRegistry(config.sources.map((s) => openSource(s, config.limits)), logger);
+    const config = parseAgentConfig(
+      { sources: [{ name: 'files', kind: 'csv', files: 'sales.csv' }] },
+      { what: 't', baseDir: dir },
+    );
+    registry = new DatasetRegistry(
+      config.sources.map((s) => openSource(s, config.limits)),
+      logger,
+    );
     await registry.refresh();
     api = new DataApiServer({ registry, declared: new Set(['sales']), limits: config.limits, logger });
     socketPath = join(dir, 'data.sock');
@@ -49,15 +55,41 @@ describe('data API: malformed paths are coded 4xx, never 500', () => {
   });
 
   it('answers a broken or non-UTF-8 percent-escape with 400 INSITU_BAD_PATH (the reported request)', async () => {
-    assertCoded(await send('POST /v1/datasets/%E0%A4%A/query HTTP/1.1\r\nHost: data-api\r\nContent-Length: 0'), 400, 'INSITU_BAD_PATH');
-    assertCoded(await send('POST /v1/datasets/%FF/query HTTP/1.1\r\nHost: data-api\r\nContent-Length: 0'), 400, 'INSITU_BAD_PATH');
+    assertCoded(
+      await send('POST /v1/datasets/%E0%A4%A/query HTTP/1.1\r\nHost: data-api\r\nContent-Length: 0'),
+      400,
+      'INSITU_BAD_PATH',
+    );
+    assertCoded(
+      await send('POST /v1/datasets/%FF/query HTTP/1.1\r\nHost: data-api\r\nContent-Length: 0'),
+      400,
+      'INSITU_BAD_PATH',
+    );
     assertCoded(await send('GET /v1/datasets/%zz HTTP/1.1\r\nHost: data-api'), 400, 'INSITU_BAD_PATH');
   });
 
   it('answers what the HTTP parser refuses in our shape too', async () => {
-    assertCoded(await send(Buffer.concat([Buffer.from('GET /v1/datasets/'), Buffer.from([0xff, 0xfe]), Buffer.from(' HTTP/1.1\r\nHost: data-api')])), 400, 'INSITU_BAD_PATH');
-    assertCoded(await send(`GET /v1/datasets/${'s'.repeat(20_000)} HTTP/1.1\r\nHost: data-api`), 431, 'INSITU_HEADERS_TOO_LARGE');
-    assertCoded(await send(`GET /v1/datasets/${'s'.repeat(5000)} HTTP/1.1\r\nHost: data-api`), 403, 'INSITU_DATASET_NOT_DECLARED');
+    assertCoded(
+      await send(
+        Buffer.concat([
+          Buffer.from('GET /v1/datasets/'),
+          Buffer.from([0xff, 0xfe]),
+          Buffer.from(' HTTP/1.1\r\nHost: data-api'),
+        ]),
+      ),
+      400,
+      'INSITU_BAD_PATH',
+    );
+    assertCoded(
+      await send(`GET /v1/datasets/${'s'.repeat(20_000)} HTTP/1.1\r\nHost: data-api`),
+      431,
+      'INSITU_HEADERS_TOO_LARGE',
+    );
+    assertCoded(
+      await send(`GET /v1/datasets/${'s'.repeat(5000)} HTTP/1.1\r\nHost: data-api`),
+      403,
+      'INSITU_DATASET_NOT_DECLARED',
+    );
   });
 
   it('keeps serving declared datasets afterwards', async () => {

@@ -34,8 +34,19 @@ describe('data API limits and refusals', () => {
     })();
     db.close();
     writeCsv(join(dir, 'sales.csv'), salesRows(10));
-    const config = parseAgentConfig({ sources: [{ name: 'big', kind: 'sqlite', path: 'big.db' }, { name: 'files', kind: 'csv', files: 'sales.csv' }] }, { what: 't', baseDir: dir });
-    registry = new DatasetRegistry(config.sources.map((s) => openSource(s, config.limits)), logger);
+    const config = parseAgentConfig(
+      {
+        sources: [
+          { name: 'big', kind: 'sqlite', path: 'big.db' },
+          { name: 'files', kind: 'csv', files: 'sales.csv' },
+        ],
+      },
+      { what: 't', baseDir: dir },
+    );
+    registry = new DatasetRegistry(
+      config.sources.map((s) => openSource(s, config.limits)),
+      logger,
+    );
     await registry.refresh();
   });
 
@@ -47,9 +58,18 @@ describe('data API limits and refusals', () => {
 
   it('refuses a dataset the manifest does not declare, and lists only declared ones', async () => {
     const socketPath = await serve(new Set(['sales']), {});
-    assert.deepEqual((await listDatasets({ socketPath })).map((d) => d.name), ['sales']);
-    await assert.rejects(readDataset('numbers', { socketPath }).next(), (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATASET_NOT_DECLARED' && e.status === 403);
-    await assert.rejects(readDataset('nope', { socketPath }).next(), (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATASET_NOT_DECLARED');
+    assert.deepEqual(
+      (await listDatasets({ socketPath })).map((d) => d.name),
+      ['sales'],
+    );
+    await assert.rejects(
+      readDataset('numbers', { socketPath }).next(),
+      (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATASET_NOT_DECLARED' && e.status === 403,
+    );
+    await assert.rejects(
+      readDataset('nope', { socketPath }).next(),
+      (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATASET_NOT_DECLARED',
+    );
   });
 
   it('cuts an answer at the row cap and says so', async () => {
@@ -78,7 +98,12 @@ describe('data API limits and refusals', () => {
     );
     // The source is free again afterwards.
     const after = [];
-    for await (const row of readDataset('numbers', { socketPath: await serve('*', {}), where: [{ column: 'n', op: '<', value: 3 }], orderBy: 'n' })) after.push(row.n);
+    for await (const row of readDataset('numbers', {
+      socketPath: await serve('*', {}),
+      where: [{ column: 'n', op: '<', value: 3 }],
+      orderBy: 'n',
+    }))
+      after.push(row.n);
     assert.deepEqual(after, [0, 1, 2]);
   });
 
@@ -94,7 +119,11 @@ describe('data API limits and refusals', () => {
       [{ orderBy: [{ column: 'n' }], groupBy: ['label'], aggregates: [{ fn: 'count' }] }, /not a grouped column/],
     ];
     for (const [query, pattern] of cases) {
-      await assert.rejects(readDataset('numbers', { socketPath, ...(query) }).next(), (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATA_QUERY_INVALID' && pattern.test(e.message), JSON.stringify(query));
+      await assert.rejects(
+        readDataset('numbers', { socketPath, ...query }).next(),
+        (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATA_QUERY_INVALID' && pattern.test(e.message),
+        JSON.stringify(query),
+      );
     }
   });
 });

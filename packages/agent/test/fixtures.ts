@@ -49,7 +49,10 @@ function pgText(value: string): string {
 
 function values(rows: SaleRow[], text: (v: string) => string, bool: (v: boolean) => string): string {
   return rows
-    .map((r) => `(${r.id}, ${text(r.store)}, ${text(r.city)}, ${r.amount}, ${r.qty}, ${r.price}, ${text(r.sold_on)}, ${r.returned === null ? 'NULL' : bool(r.returned)}, ${r.note === null ? 'NULL' : text(r.note)})`)
+    .map(
+      (r) =>
+        `(${r.id}, ${text(r.store)}, ${text(r.city)}, ${r.amount}, ${r.qty}, ${r.price}, ${text(r.sold_on)}, ${r.returned === null ? 'NULL' : bool(r.returned)}, ${r.note === null ? 'NULL' : text(r.note)})`,
+    )
     .join(',\n');
 }
 
@@ -59,7 +62,18 @@ export function writeSqlite(path: string, rows: SaleRow[]): void {
     price REAL NOT NULL, sold_on DATE NOT NULL, returned BOOLEAN, note TEXT)`);
   const insert = db.prepare('INSERT INTO sales VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
   db.transaction(() => {
-    for (const r of rows) insert.run(r.id, r.store, r.city, Number(r.amount), r.qty, r.price, r.sold_on, r.returned === null ? null : r.returned ? 1 : 0, r.note);
+    for (const r of rows)
+      insert.run(
+        r.id,
+        r.store,
+        r.city,
+        Number(r.amount),
+        r.qty,
+        r.price,
+        r.sold_on,
+        r.returned === null ? null : r.returned ? 1 : 0,
+        r.note,
+      );
   })();
   db.close();
 }
@@ -71,7 +85,11 @@ function csvField(value: string): string {
 export function writeCsv(path: string, rows: SaleRow[]): void {
   const lines = [SALES_COLUMNS.join(',')];
   for (const r of rows) {
-    lines.push([r.id, r.store, r.city, r.amount, r.qty, r.price, r.sold_on, r.returned === null ? '' : r.returned, r.note ?? ''].map((v) => csvField(String(v))).join(','));
+    lines.push(
+      [r.id, r.store, r.city, r.amount, r.qty, r.price, r.sold_on, r.returned === null ? '' : r.returned, r.note ?? '']
+        .map((v) => csvField(String(v)))
+        .join(','),
+    );
   }
   writeFileSync(path, `${lines.join('\n')}\n`);
 }

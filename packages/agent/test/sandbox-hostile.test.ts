@@ -88,13 +88,23 @@ describe('a hostile application cannot make the agent connect anywhere but its o
     hostServer.on('connection', () => hostConnections++);
     const hostSocket = join(dir, 'host.sock');
     await new Promise<void>((resolve) => hostServer.listen(hostSocket, resolve));
-    const config = parseAgentConfig({ sources: [{ name: 'shop', kind: 'sqlite', path: 'secret.db' }] }, { what: 'test config', baseDir: dir });
+    const config = parseAgentConfig(
+      { sources: [{ name: 'shop', kind: 'sqlite', path: 'secret.db' }] },
+      { what: 'test config', baseDir: dir },
+    );
     agent = await Agent.create({
       config,
       dataDir: join(dir, 'agent'),
       logger,
       provider: { id: PROVIDER },
-      restartPolicy: { initialBackoffMs: 100, maxBackoffMs: 500, healthIntervalMs: 200, healthTimeoutMs: 1000, startTimeoutMs: 2000, unhealthyThreshold: 2 },
+      restartPolicy: {
+        initialBackoffMs: 100,
+        maxBackoffMs: 500,
+        healthIntervalMs: 200,
+        healthTimeoutMs: 1000,
+        startTimeoutMs: 2000,
+        unhealthyThreshold: 2,
+      },
     });
     await agent.registry.refresh();
     front = createServer((req, res) => {
@@ -106,12 +116,30 @@ describe('a hostile application cannot make the agent connect anywhere but its o
     base = `http://127.0.0.1:${(front.address() as { port: number }).port}`;
     // The victim (d0) may read `sales`; the hostile ones (d1, d2) may read nothing.
     const victim = writeProbeBundle(join(dir, 'victim'));
-    desired.push({ id: 'victim', app: 'probe', version: '1.0.0', digest: await bundleDigest(victim), replicas: 1, bundle: victim, datasets: [{ providerId: PROVIDER, dataset: 'sales' }] });
+    desired.push({
+      id: 'victim',
+      app: 'probe',
+      version: '1.0.0',
+      digest: await bundleDigest(victim),
+      replicas: 1,
+      bundle: victim,
+      datasets: [{ providerId: PROVIDER, dataset: 'sales' }],
+    });
     await agent.applyDesired(desired);
     await waitFor(() => deployment('victim')?.state === 'running', { timeoutMs: 60_000, what: 'the victim to run' });
     for (const mode of ['elsewhere', 'fd']) {
-      const bundle = writeBundle(join(dir, `hostile-${mode}`), `hostile-${mode}`, HOSTILE_MAIN, { args: [mode, hostSocket] });
-      desired.push({ id: `hostile-${mode}`, app: `hostile-${mode}`, version: '1.0.0', digest: await bundleDigest(bundle), replicas: 1, bundle, datasets: [] });
+      const bundle = writeBundle(join(dir, `hostile-${mode}`), `hostile-${mode}`, HOSTILE_MAIN, {
+        args: [mode, hostSocket],
+      });
+      desired.push({
+        id: `hostile-${mode}`,
+        app: `hostile-${mode}`,
+        version: '1.0.0',
+        digest: await bundleDigest(bundle),
+        replicas: 1,
+        bundle,
+        datasets: [],
+      });
     }
     await agent.applyDesired(desired);
   });
@@ -129,32 +157,51 @@ describe('a hostile application cannot make the agent connect anywhere but its o
     assert.equal((JSON.parse(text) as { ok: boolean }).ok, true);
   });
 
-  it('an app that points app.sock at another deployment\'s data socket and serves elsewhere is never ready; calls get a coded 503, never rows', async () => {
+  it("an app that points app.sock at another deployment's data socket and serves elsewhere is never ready; calls get a coded 503, never rows", async () => {
     // It planted its links and failed its health checks at least once (the agent probed its own socket, which nobody serves).
-    await waitFor(() => (deployment('hostile-elsewhere')?.instances[0]?.restarts ?? 0) >= 1, { timeoutMs: 60_000, what: 'the hostile instance to fail its start check' });
+    await waitFor(() => (deployment('hostile-elsewhere')?.instances[0]?.restarts ?? 0) >= 1, {
+      timeoutMs: 60_000,
+      what: 'the hostile instance to fail its start check',
+    });
     const instance = deployment('hostile-elsewhere')?.instances[0];
     assert.match(String(instance?.lastExit?.reason), /health/);
-    assert.ok(instance?.lastExit?.output.some((line) => line.startsWith('planted') && /\/run\/insitu\/app\/app\.sock -> \S+\/d0\/data\.sock/.test(line)), 'the attack was carried out');
+    assert.ok(
+      instance?.lastExit?.output.some(
+        (line) => line.startsWith('planted') && /\/run\/insitu\/app\/app\.sock -> \S+\/d0\/data\.sock/.test(line),
+      ),
+      'the attack was carried out',
+    );
     assert.equal(deployment('hostile-elsewhere')?.readyReplicas, 0);
     for (const path of ['/healthz', '/v1/datasets', '/v1/datasets/sales']) {
       const { status, text } = await call(`/hostile-elsewhere${path}`);
       assert.equal(status, 503, path);
       assert.equal((JSON.parse(text) as { error: { code: string } }).error.code, 'INSITU_APP_UNAVAILABLE');
     }
-    const query = await call('/hostile-elsewhere/v1/datasets/sales/query', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const query = await call('/hostile-elsewhere/v1/datasets/sales/query', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     assert.equal(query.status, 503);
     assert.doesNotMatch(query.text, /Berlin|north|"columns"/);
     assert.equal(hostConnections, 0, 'the arbitrary host socket was never connected to');
   });
 
   it('an app that plants the links and serves its own socket is only ever reached on its own socket', async () => {
-    await waitFor(() => deployment('hostile-fd')?.state === 'running', { timeoutMs: 60_000, what: 'the hostile app serving on its descriptor' });
+    await waitFor(() => deployment('hostile-fd')?.state === 'running', {
+      timeoutMs: 60_000,
+      what: 'the hostile app serving on its descriptor',
+    });
     for (const path of ['/v1/datasets', '/v1/datasets/sales']) {
       const { status, text } = await call(`/hostile-fd${path}`);
       assert.equal(status, 200);
       assert.deepEqual(JSON.parse(text), { hostile: true, url: path });
     }
-    const query = await call('/hostile-fd/v1/datasets/sales/query', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const query = await call('/hostile-fd/v1/datasets/sales/query', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     assert.deepEqual(JSON.parse(query.text), { hostile: true, url: '/v1/datasets/sales/query' });
     assert.equal(hostConnections, 0, 'the arbitrary host socket was never connected to');
   });
@@ -167,21 +214,41 @@ describe('the sandbox bounds what an application can do to the host (issue 16 it
   const agents: Agent[] = [];
   const fronts: Server[] = [];
 
-  async function startAgent(options: { cgroups: boolean }): Promise<{ agent: Agent; get: (path: string) => Promise<Record<string, unknown>> }> {
-    const config = parseAgentConfig({ sources: [], sandbox: { cgroups: options.cgroups } }, { what: 'test config', baseDir: dir });
-    const agent = await Agent.create({ config, dataDir: join(dir, `agent-${agents.length}`), logger, provider: { id: PROVIDER }, restartPolicy: { initialBackoffMs: 100, maxBackoffMs: 500 } });
+  async function startAgent(options: {
+    cgroups: boolean;
+  }): Promise<{ agent: Agent; get: (path: string) => Promise<Record<string, unknown>> }> {
+    const config = parseAgentConfig(
+      { sources: [], sandbox: { cgroups: options.cgroups } },
+      { what: 'test config', baseDir: dir },
+    );
+    const agent = await Agent.create({
+      config,
+      dataDir: join(dir, `agent-${agents.length}`),
+      logger,
+      provider: { id: PROVIDER },
+      restartPolicy: { initialBackoffMs: 100, maxBackoffMs: 500 },
+    });
     agents.push(agent);
     const front = createServer((req, res) => agent.handle(req, res, { deployment: 'probe' }));
     fronts.push(front);
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
     const base = `http://127.0.0.1:${(front.address() as { port: number }).port}`;
-    const get = async (path: string) => (await (await fetch(`${base}${path}`, { signal: AbortSignal.timeout(30_000) })).json()) as Record<string, unknown>;
+    const get = async (path: string) =>
+      (await (await fetch(`${base}${path}`, { signal: AbortSignal.timeout(30_000) })).json()) as Record<
+        string,
+        unknown
+      >;
     return { agent, get };
   }
 
   async function deploy(agent: Agent): Promise<void> {
-    await agent.applyDesired([{ id: 'probe', app: 'probe', version: '1.0.0', digest, replicas: 1, bundle, datasets: [] }]);
-    await waitFor(() => agent.status().deployments[0]?.state === 'running', { timeoutMs: 60_000, what: 'the probe to run' });
+    await agent.applyDesired([
+      { id: 'probe', app: 'probe', version: '1.0.0', digest, replicas: 1, bundle, datasets: [] },
+    ]);
+    await waitFor(() => agent.status().deployments[0]?.state === 'running', {
+      timeoutMs: 60_000,
+      what: 'the probe to run',
+    });
   }
 
   let get: (path: string) => Promise<Record<string, unknown>>;
@@ -221,12 +288,16 @@ describe('the sandbox bounds what an application can do to the host (issue 16 it
       .map(([inside, outside]) => outside + Number(ids.uid) - inside)[0];
     assert.notEqual(hostUid, undefined);
     assert.notEqual(hostUid, 0);
-    assert.deepEqual([(ids.chownToRoot as { ok: boolean }).ok, (ids.chownToRoot as { code: string }).code], [false, 'EPERM']);
+    assert.deepEqual(
+      [(ids.chownToRoot as { ok: boolean }).ok, (ids.chownToRoot as { code: string }).code],
+      [false, 'EPERM'],
+    );
     assert.equal(ids.seccomp, '2', 'a seccomp filter is installed');
   });
 
   it('a fork bomb is bounded without cgroups too: the app is not root, so RLIMIT_NPROC binds it', async (t) => {
-    if (process.getuid?.() !== 0) return t.skip('as a non-root agent the app maps to the agent uid, whose other processes count too');
+    if (process.getuid?.() !== 0)
+      return t.skip('as a non-root agent the app maps to the agent uid, whose other processes count too');
     const bare = await startAgent({ cgroups: false });
     assert.equal(bare.agent.status().limits.processes, 'rlimit');
     await deploy(bare.agent);
@@ -247,9 +318,16 @@ describe('the sandbox bounds what an application can do to the host (issue 16 it
     const [closed, updated] = await Promise.allSettled([closing, update]);
     assert.equal(closed.status, 'fulfilled');
     assert.equal(updated.status, 'rejected');
-    assert.ok(updated.status === 'rejected' && updated.reason instanceof InsituError && updated.reason.code === 'INSITU_UNAVAILABLE');
+    assert.ok(
+      updated.status === 'rejected' &&
+        updated.reason instanceof InsituError &&
+        updated.reason.code === 'INSITU_UNAVAILABLE',
+    );
     assert.deepEqual(agent.status().deployments, [], 'no deployment is left or started');
-    await assert.rejects(agent.applyDesired([{ id: 'later', app: 'probe', version: '1.0.0', digest, replicas: 1, bundle, datasets: [] }]), (e: unknown) => e instanceof InsituError && e.code === 'INSITU_UNAVAILABLE');
+    await assert.rejects(
+      agent.applyDesired([{ id: 'later', app: 'probe', version: '1.0.0', digest, replicas: 1, bundle, datasets: [] }]),
+      (e: unknown) => e instanceof InsituError && e.code === 'INSITU_UNAVAILABLE',
+    );
     assert.deepEqual(agent.status().deployments, []);
   });
 });

@@ -30,7 +30,10 @@ function processesWith(marker: string): number[] {
 }
 
 function startAgent(dir: string, marker: string): { child: ChildProcess; line: (text: string) => Promise<void> } {
-  const child = spawn(process.execPath, [CHILD, dir], { env: { ...process.env, INSITU_TEST_MARKER: marker, TMPDIR: dir }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CHILD, dir], {
+    env: { ...process.env, INSITU_TEST_MARKER: marker, TMPDIR: dir },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const seen = new Set<string>();
   const waiting = new Map<string, () => void>();
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (text) => {
@@ -55,7 +58,12 @@ describe('no instance outlives a killed agent (issue 16 item 5)', () => {
 
   after(async () => {
     // A new agent on the same data directory sweeps its predecessors' cgroups (nothing is left to kill).
-    const agent = await Agent.create({ config: parseAgentConfig({ sources: [] }, { what: 'test config', baseDir: dir }), dataDir: join(dir, 'agent'), logger: createLogger({ name: 'test', level: 'silent' }), provider: '*' });
+    const agent = await Agent.create({
+      config: parseAgentConfig({ sources: [] }, { what: 'test config', baseDir: dir }),
+      dataDir: join(dir, 'agent'),
+      logger: createLogger({ name: 'test', level: 'silent' }),
+      provider: '*',
+    });
     await agent.close();
     await removeDir(dir);
   });
@@ -66,7 +74,10 @@ describe('no instance outlives a killed agent (issue 16 item 5)', () => {
     await line('running');
     assert.ok(processesWith(marker).length >= 2, 'the instance runs (launcher, sandbox, app)');
     child.kill('SIGKILL');
-    await waitFor(() => processesWith(marker).length === 0, { timeoutMs: 15_000, what: `no process of the instance left (${processesWith(marker).join(' ')})` });
+    await waitFor(() => processesWith(marker).length === 0, {
+      timeoutMs: 15_000,
+      what: `no process of the instance left (${processesWith(marker).join(' ')})`,
+    });
   });
 
   it('kill -9 right after the agent spawned an instance leaves no process of it (8 times)', async () => {
@@ -75,7 +86,10 @@ describe('no instance outlives a killed agent (issue 16 item 5)', () => {
       const { child, line } = startAgent(dir, marker);
       await line('spawned');
       child.kill('SIGKILL');
-      await waitFor(() => processesWith(marker).length === 0, { timeoutMs: 15_000, what: `round ${round}: no process of the instance left (${processesWith(marker).join(' ')})` });
+      await waitFor(() => processesWith(marker).length === 0, {
+        timeoutMs: 15_000,
+        what: `round ${round}: no process of the instance left (${processesWith(marker).join(' ')})`,
+      });
     }
   });
 });

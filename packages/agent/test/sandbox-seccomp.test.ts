@@ -77,7 +77,17 @@ describe('the seccomp filter (issue 16 item 7)', () => {
     const bundle = join(dir, 'bundle');
     mkdirSync(bundle, { recursive: true });
     writeFileSync(join(bundle, 'check.py'), SCRIPT);
-    writeFileSync(join(bundle, 'insitu.json'), JSON.stringify({ name: 'check', version: '1.0.0', runtime: 'python', entry: 'check.py', datasets: [], endpoints: [{ method: 'GET', path: '/none' }] }));
+    writeFileSync(
+      join(bundle, 'insitu.json'),
+      JSON.stringify({
+        name: 'check',
+        version: '1.0.0',
+        runtime: 'python',
+        entry: 'check.py',
+        datasets: [],
+        endpoints: [{ method: 'GET', path: '/none' }],
+      }),
+    );
     const sdkDir = join(dir, 'sdk');
     mkdirSync(join(sdkDir, 'python'), { recursive: true });
     const dataApiSocket = join(dir, 'data.sock');
@@ -108,10 +118,23 @@ describe('the seccomp filter (issue 16 item 7)', () => {
   it('refuses ptrace, nested user namespaces, mount, keyctl, bpf and perf_event_open with EPERM; ordinary calls still work', async () => {
     const filtered = await runScript(true);
     const open = await runScript(false);
-    for (const name of ['ptrace', 'unshare(CLONE_NEWUSER)', 'clone(CLONE_NEWUSER)', 'mount', 'keyctl', 'add_key', 'bpf', 'perf_event_open']) {
+    for (const name of [
+      'ptrace',
+      'unshare(CLONE_NEWUSER)',
+      'clone(CLONE_NEWUSER)',
+      'mount',
+      'keyctl',
+      'add_key',
+      'bpf',
+      'perf_event_open',
+    ]) {
       assert.equal(filtered[name], EPERM, `${name} under the filter (without: ${String(open[name])})`);
     }
-    assert.equal(filtered.io_uring_setup, 38, `io_uring_setup is ENOSYS under the filter (without: ${String(open.io_uring_setup)})`);
+    assert.equal(
+      filtered.io_uring_setup,
+      38,
+      `io_uring_setup is ENOSYS under the filter (without: ${String(open.io_uring_setup)})`,
+    );
     assert.equal(filtered['fork (allowed)'], 0);
     assert.equal(filtered['unshare(0) (allowed)'], 0);
     // Without the filter the same sandbox allows these: the filter, not the uid, refuses them.
@@ -129,9 +152,9 @@ describe('the seccomp filter (issue 16 item 7)', () => {
       assert.deepEqual([program.readUInt16LE(0), program.readUInt32LE(4)], [0x20, 4]);
       assert.equal(program.readUInt32LE(12), arch === 'x64' ? 0xc000003e : 0xc00000b7);
       assert.equal(program.readUInt32LE(20), 0x80000000);
-      for (const name of ['ptrace', 'mount', 'keyctl', 'bpf', 'perf_event_open', 'io_uring_setup (ENOSYS)']) assert.ok(deniedSyscalls(arch).includes(name));
+      for (const name of ['ptrace', 'mount', 'keyctl', 'bpf', 'perf_event_open', 'io_uring_setup (ENOSYS)'])
+        assert.ok(deniedSyscalls(arch).includes(name));
     }
     assert.notDeepEqual(seccompFilter('x64'), seccompFilter('arm64'));
   });
-
 });

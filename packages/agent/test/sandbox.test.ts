@@ -43,7 +43,10 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
   }
 
   async function running(id: string, replicas: number): Promise<void> {
-    await waitFor(() => deployment(id)?.state === 'running' && deployment(id)?.readyReplicas === replicas, { timeoutMs: 60_000, what: `${id} running with ${replicas} instances` });
+    await waitFor(() => deployment(id)?.state === 'running' && deployment(id)?.readyReplicas === replicas, {
+      timeoutMs: 60_000,
+      what: `${id} running with ${replicas} instances`,
+    });
   }
 
   /** The other deployment still answers: the attack did not spill over. */
@@ -61,7 +64,12 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
     bundle = writeProbeBundle(join(dir, 'probe'));
     digest = await bundleDigest(bundle);
     const config = parseAgentConfig(
-      { sources: [{ name: 'shop', kind: 'sqlite', path: 'shop.db' }, { name: 'other', kind: 'sqlite', path: 'secret.db', datasets: { sales: { name: 'secret_sales' } } }] },
+      {
+        sources: [
+          { name: 'shop', kind: 'sqlite', path: 'shop.db' },
+          { name: 'other', kind: 'sqlite', path: 'secret.db', datasets: { sales: { name: 'secret_sales' } } },
+        ],
+      },
       { what: 'test config', baseDir: dir },
     );
     agent = await Agent.create({
@@ -69,7 +77,13 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
       dataDir: join(dir, 'agent'),
       logger,
       provider: { id: 'prv_00000000000000000000000000', name: 'acme' },
-      restartPolicy: { initialBackoffMs: 100, maxBackoffMs: 1000, healthIntervalMs: 250, healthTimeoutMs: 2000, startTimeoutMs: 30_000 },
+      restartPolicy: {
+        initialBackoffMs: 100,
+        maxBackoffMs: 1000,
+        healthIntervalMs: 250,
+        healthTimeoutMs: 2000,
+        startTimeoutMs: 30_000,
+      },
     });
     await agent.registry.refresh();
     front = createServer((req, res) => {
@@ -139,7 +153,11 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
       assert.equal(body.ok, false, path);
       assert.equal(body.code, 'ENOENT', path);
     }
-    assert.equal((await get(`/probe/read?path=${encodeURIComponent('/app/insitu.json')}`)).body.ok, true, 'its own bundle is readable');
+    assert.equal(
+      (await get(`/probe/read?path=${encodeURIComponent('/app/insitu.json')}`)).body.ok,
+      true,
+      'its own bundle is readable',
+    );
     await witnessServes();
   });
 
@@ -149,8 +167,16 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
       assert.equal(body.ok, false, path);
       assert.match(String(body.code), /EROFS|EACCES|ENOENT|EPERM/, path);
     }
-    assert.equal((await get(`/probe/write?path=${encodeURIComponent('/tmp/scratch')}`)).body.ok, true, '/tmp is writable');
-    assert.equal((await get(`/witness/read?path=${encodeURIComponent('/tmp/scratch')}`)).body.ok, false, "another instance's /tmp is its own");
+    assert.equal(
+      (await get(`/probe/write?path=${encodeURIComponent('/tmp/scratch')}`)).body.ok,
+      true,
+      '/tmp is writable',
+    );
+    assert.equal(
+      (await get(`/witness/read?path=${encodeURIComponent('/tmp/scratch')}`)).body.ok,
+      false,
+      "another instance's /tmp is its own",
+    );
     await witnessServes();
   });
 
@@ -177,7 +203,8 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
   });
 
   it('cannot fork without bound', async (t) => {
-    if (agent.status().limits.processes !== 'cgroup') return t.skip('needs a writable cgroup pids controller (v1, or a delegated v2 subtree; run as root)');
+    if (agent.status().limits.processes !== 'cgroup')
+      return t.skip('needs a writable cgroup pids controller (v1, or a delegated v2 subtree; run as root)');
     const { status, body } = await get('/probe/fork');
     assert.equal(status, 200);
     assert.ok(Number(body.spawned) < 48, `spawned ${String(body.spawned)} processes`);
@@ -186,11 +213,15 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
   });
 
   it('dies alone when it allocates without bound, and is restarted', async (t) => {
-    if (agent.status().limits.memory !== 'cgroup') return t.skip('needs a writable cgroup memory controller (v1, or a delegated v2 subtree; run as root)');
+    if (agent.status().limits.memory !== 'cgroup')
+      return t.skip('needs a writable cgroup memory controller (v1, or a delegated v2 subtree; run as root)');
     const before = deployment('probe')?.instances.reduce((n, i) => n + i.restarts, 0) ?? 0;
     const { status } = await get('/probe/alloc').catch(() => ({ status: 0 }));
     assert.notEqual(status, 200);
-    await waitFor(() => (deployment('probe')?.instances.reduce((n, i) => n + i.restarts, 0) ?? 0) > before, { timeoutMs: 30_000, what: 'the instance to be restarted' });
+    await waitFor(() => (deployment('probe')?.instances.reduce((n, i) => n + i.restarts, 0) ?? 0) > before, {
+      timeoutMs: 30_000,
+      what: 'the instance to be restarted',
+    });
     const exit = deployment('probe')?.instances.find((i) => i.lastExit)?.lastExit;
     assert.match(String(exit?.reason), /memory|SIGKILL/);
     await witnessServes();
@@ -199,10 +230,16 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
 
   it('is stopped at its CPU time limit and restarted; a hanging request is answered 504', async () => {
     const hang = await get('/probe/hang');
-    assert.deepEqual([hang.status, hang.body.error && (hang.body.error as { code: string }).code], [504, 'INSITU_APP_TIMEOUT']);
+    assert.deepEqual(
+      [hang.status, hang.body.error && (hang.body.error as { code: string }).code],
+      [504, 'INSITU_APP_TIMEOUT'],
+    );
     const before = deployment('witness')?.instances[0]?.restarts ?? 0;
     assert.equal((await get('/witness/spin')).status, 200);
-    await waitFor(() => (deployment('witness')?.instances[0]?.restarts ?? 0) > before, { timeoutMs: 60_000, what: 'the spinning instance to hit its CPU limit' });
+    await waitFor(() => (deployment('witness')?.instances[0]?.restarts ?? 0) > before, {
+      timeoutMs: 60_000,
+      what: 'the spinning instance to hit its CPU limit',
+    });
     assert.match(String(deployment('witness')?.instances[0]?.lastExit?.reason), /CPU/);
     await running('witness', 1);
     await witnessServes();
@@ -213,7 +250,10 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
     const victim = deployment('probe')?.instances[0];
     assert.ok(victim?.pid);
     process.kill(victim.pid, 'SIGKILL');
-    await waitFor(() => (deployment('probe')?.instances.find((i) => i.id === victim.id)?.restarts ?? 0) > victim.restarts, { timeoutMs: 30_000, what: 'the kill to be noticed' });
+    await waitFor(
+      () => (deployment('probe')?.instances.find((i) => i.id === victim.id)?.restarts ?? 0) > victim.restarts,
+      { timeoutMs: 30_000, what: 'the kill to be noticed' },
+    );
     await running('probe', 2);
     assert.notEqual(deployment('probe')?.instances.find((i) => i.id === victim.id)?.pid, victim.pid);
     await witnessServes();
@@ -236,7 +276,9 @@ describe('sandboxed applications: each attack fails, the agent stays up and othe
   });
 
   it('stops what is no longer desired', async () => {
-    await agent.applyDesired([{ id: 'witness', app: 'probe', version: '1.0.0', digest, replicas: 1, bundle, datasets: SALES }]);
+    await agent.applyDesired([
+      { id: 'witness', app: 'probe', version: '1.0.0', digest, replicas: 1, bundle, datasets: SALES },
+    ]);
     assert.equal(deployment('probe'), undefined);
     assert.equal((await get('/probe/hello')).status, 503);
     await witnessServes();

@@ -46,7 +46,11 @@ describe('query worker pool', () => {
   it('fails the query of a worker that throws, keeps the process up, and replaces the worker', async () => {
     const pool = new WorkerPool(script, {}, 1);
     try {
-      await assert.rejects(collect(pool, 'boom'), (e: unknown) => e instanceof InsituError && e.code === 'INSITU_DATA_SOURCE_UNAVAILABLE' && /worker stopped/.test(e.message));
+      await assert.rejects(
+        collect(pool, 'boom'),
+        (e: unknown) =>
+          e instanceof InsituError && e.code === 'INSITU_DATA_SOURCE_UNAVAILABLE' && /worker stopped/.test(e.message),
+      );
       assert.equal(await collect(pool, 'ok'), '[1]\n');
     } finally {
       await pool.close();
@@ -66,7 +70,10 @@ describe('query worker pool', () => {
     const holder = collect(pool, 'hang', held.signal);
     const refused = collect(pool, 'ok');
     await pool.close();
-    await assert.rejects(refused, (e: unknown) => e instanceof InsituError && e.code === 'INSITU_DATA_SOURCE_UNAVAILABLE');
+    await assert.rejects(
+      refused,
+      (e: unknown) => e instanceof InsituError && e.code === 'INSITU_DATA_SOURCE_UNAVAILABLE',
+    );
     held.abort();
     await holder;
   });

@@ -20,7 +20,10 @@ export interface RemoteOptions {
  * `insitu: <message> [INSITU_…]` just as the API said it.
  */
 export class ApiClient {
-  constructor(readonly url: string, readonly token: string | undefined) {}
+  constructor(
+    readonly url: string,
+    readonly token: string | undefined,
+  ) {}
 
   /**
    * The URL from `--url`/`INSITU_URL`, else the data dir's platform, else the profile's last
@@ -30,11 +33,20 @@ export class ApiClient {
     const profile = readProfile(io, options.profile);
     const url = remoteUrl(options, io, profile.url);
     const token = options.token ?? io.env.INSITU_TOKEN ?? sessionFor(profile, url)?.token;
-    if (requireToken && !token) throw new InsituError('INSITU_USAGE', `this command needs you signed in to ${url}: insitu login, or --token / INSITU_TOKEN (insitu up prints one)`);
+    if (requireToken && !token)
+      throw new InsituError(
+        'INSITU_USAGE',
+        `this command needs you signed in to ${url}: insitu login, or --token / INSITU_TOKEN (insitu up prints one)`,
+      );
     return new ApiClient(url, token);
   }
 
-  async request<T>(method: string, path: string, body?: unknown, options: { contentType?: string; headers?: Record<string, string> } = {}): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: { contentType?: string; headers?: Record<string, string> } = {},
+  ): Promise<T> {
     const headers: Record<string, string> = { ...(options.headers ?? {}) };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let payload: string | Buffer | undefined;
@@ -47,9 +59,16 @@ export class ApiClient {
     }
     let response: Response;
     try {
-      response = await fetch(`${this.url}${path}`, { method, headers, ...(payload !== undefined ? { body: payload } : {}), signal: AbortSignal.timeout(120_000) });
+      response = await fetch(`${this.url}${path}`, {
+        method,
+        headers,
+        ...(payload !== undefined ? { body: payload } : {}),
+        signal: AbortSignal.timeout(120_000),
+      });
     } catch (error) {
-      throw new InsituError('INSITU_REMOTE', `cannot reach ${this.url}: ${describeFetchError(error)}`, { cause: error });
+      throw new InsituError('INSITU_REMOTE', `cannot reach ${this.url}: ${describeFetchError(error)}`, {
+        cause: error,
+      });
     }
     const text = await response.text();
     let parsed: unknown;
@@ -61,9 +80,13 @@ export class ApiClient {
     if (!response.ok) {
       const error = (parsed as { error?: { code?: string; message?: string; requestId?: string } } | undefined)?.error;
       const code = isErrorCode(error?.code) ? error.code : 'INSITU_REMOTE';
-      throw new InsituError(code, `${error?.message ?? `${method} ${path} answered ${response.status}`}${error?.requestId ? ` (request ${error.requestId})` : ''}`, {
-        details: { status: response.status },
-      });
+      throw new InsituError(
+        code,
+        `${error?.message ?? `${method} ${path} answered ${response.status}`}${error?.requestId ? ` (request ${error.requestId})` : ''}`,
+        {
+          details: { status: response.status },
+        },
+      );
     }
     return parsed as T;
   }
@@ -73,7 +96,13 @@ export class ApiClient {
  * A streamed answer (JSON lines) of `GET path`: the body is read as it arrives, until the
  * platform ends it or `signal` aborts; a refusal becomes the platform's coded error.
  */
-export async function streamLines(api: ApiClient, token: string | undefined, path: string, signal: AbortSignal | undefined, onLine: (line: string) => void): Promise<void> {
+export async function streamLines(
+  api: ApiClient,
+  token: string | undefined,
+  path: string,
+  signal: AbortSignal | undefined,
+  onLine: (line: string) => void,
+): Promise<void> {
   const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   let response: Response;
   try {
@@ -90,9 +119,13 @@ export async function streamLines(api: ApiClient, token: string | undefined, pat
     } catch {
       error = undefined;
     }
-    throw new InsituError(isErrorCode(error?.code) ? error.code : 'INSITU_REMOTE', `${error?.message ?? `GET ${path} answered ${response.status}`}${error?.requestId ? ` (request ${error.requestId})` : ''}`, {
-      details: { status: response.status },
-    });
+    throw new InsituError(
+      isErrorCode(error?.code) ? error.code : 'INSITU_REMOTE',
+      `${error?.message ?? `GET ${path} answered ${response.status}`}${error?.requestId ? ` (request ${error.requestId})` : ''}`,
+      {
+        details: { status: response.status },
+      },
+    );
   }
   const decoder = new TextDecoder();
   let pending = '';
@@ -109,7 +142,9 @@ export async function streamLines(api: ApiClient, token: string | undefined, pat
     }
   } catch (error) {
     if (signal?.aborted) return;
-    throw new InsituError('INSITU_REMOTE', `the stream from ${api.url} broke off: ${describeFetchError(error)}`, { cause: error });
+    throw new InsituError('INSITU_REMOTE', `the stream from ${api.url} broke off: ${describeFetchError(error)}`, {
+      cause: error,
+    });
   }
   if (pending) onLine(pending);
 }
@@ -120,13 +155,15 @@ export function describeFetchError(error: unknown): string {
   const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
   if ((error as Error)?.name === 'TimeoutError') return 'no answer in time';
   // Node's fetch refuses the Fetch standard's blocked ports (6000, 6665-6669, 10080, …) although curl reaches them.
-  if (cause?.message === 'bad port') return `${message} (Node's fetch refuses this port, a blocked port of the Fetch standard; serve the platform on another port)`;
+  if (cause?.message === 'bad port')
+    return `${message} (Node's fetch refuses this port, a blocked port of the Fetch standard; serve the platform on another port)`;
   return cause ? `${message} (${cause.code ?? cause.message ?? 'unknown cause'})` : message;
 }
 
 /** `--url`/`INSITU_URL`; else the platform of an initialised data dir; else the profile's last sign-in. */
 export function remoteUrl(options: RemoteOptions, io: CliIo, profileUrl: string | undefined): string {
   if (options.url ?? io.env.INSITU_URL) return platformUrl(options, io);
-  if (profileUrl && !options.dataDir && !io.env.INSITU_DATA_DIR && !isInitialised(dataDirOf(options, io))) return profileUrl;
+  if (profileUrl && !options.dataDir && !io.env.INSITU_DATA_DIR && !isInitialised(dataDirOf(options, io)))
+    return profileUrl;
   return platformUrl(options, io);
 }

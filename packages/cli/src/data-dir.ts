@@ -26,7 +26,12 @@ export function configFileOf(options: DataDirOptions, io: CliIo, dataDir: string
 }
 
 /** Load the server config from file + environment + flags; the file must exist when named explicitly. */
-export function loadCliServerConfig(options: DataDirOptions, io: CliIo, dataDir: string, flags: Record<string, unknown>): Readonly<ServerConfig> {
+export function loadCliServerConfig(
+  options: DataDirOptions,
+  io: CliIo,
+  dataDir: string,
+  flags: Record<string, unknown>,
+): Readonly<ServerConfig> {
   const file = configFileOf(options, io, dataDir);
   return loadServerConfig({ file, fileRequired: Boolean(options.config ?? io.env.INSITU_CONFIG), env: io.env, flags });
 }
@@ -46,7 +51,6 @@ export function fileLogger(dataDir: string, level: LogLevel, name: string): Logg
   return createLogger({ name, level, file: join(dataDir, 'insitu.log') });
 }
 
-
 /**
  * Refuse a SQLite platform database that does not exist yet: `insitu init` creates it, so a
  * missing file is a typo in `--data-dir` (or a data dir never initialised). Checked before
@@ -54,7 +58,10 @@ export function fileLogger(dataDir: string, level: LogLevel, name: string): Logg
  */
 export function requireExistingDatabase(storeConfig: StoreConfig, dataDir: string): void {
   if (storeConfig.kind !== 'sqlite' || storeConfig.path === ':memory:' || existsSync(storeConfig.path)) return;
-  throw new InsituError('INSITU_NOT_INITIALISED', `no platform database at ${storeConfig.path}: is --data-dir right? (to create one, run: insitu init --data-dir ${dataDir})`);
+  throw new InsituError(
+    'INSITU_NOT_INITIALISED',
+    `no platform database at ${storeConfig.path}: is --data-dir right? (to create one, run: insitu init --data-dir ${dataDir})`,
+  );
 }
 
 /** The file a running `insitu server`/`insitu up` writes, so commands on the same data dir find its real URL. */
@@ -85,7 +92,9 @@ export function runningUrl(dataDir: string): string | undefined {
 function readRunFile(dataDir: string): { url: string; pid: number } | undefined {
   try {
     const parsed = JSON.parse(readFileSync(join(dataDir, RUN_FILE), 'utf8')) as { url?: unknown; pid?: unknown };
-    return typeof parsed.url === 'string' && typeof parsed.pid === 'number' ? { url: parsed.url, pid: parsed.pid } : undefined;
+    return typeof parsed.url === 'string' && typeof parsed.pid === 'number'
+      ? { url: parsed.url, pid: parsed.pid }
+      : undefined;
   } catch {
     return undefined;
   }

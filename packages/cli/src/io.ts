@@ -40,7 +40,13 @@ export function untilAborted(signal: AbortSignal | undefined): Promise<void> {
  * Print items for people as aligned columns, or for scripts as one JSON line (`--json`).
  * `columns` maps a heading to how to read the cell.
  */
-export function printItems<T>(io: CliIo, json: boolean | undefined, items: readonly T[], columns: Record<string, (item: T) => unknown>, empty = '(none)'): void {
+export function printItems<T>(
+  io: CliIo,
+  json: boolean | undefined,
+  items: readonly T[],
+  columns: Record<string, (item: T) => unknown>,
+  empty = '(none)',
+): void {
   if (json) {
     line(io.stdout, JSON.stringify(items));
     return;
@@ -52,7 +58,11 @@ export function printItems<T>(io: CliIo, json: boolean | undefined, items: reado
   const headings = Object.keys(columns);
   const rows = items.map((item) => headings.map((h) => cell(columns[h]?.(item))));
   const widths = headings.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
-  const format = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  const format = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   line(io.stdout, format(headings.map((h) => h.toUpperCase())));
   for (const row of rows) line(io.stdout, format(row));
 }
@@ -70,5 +80,6 @@ export function printObject(io: CliIo, json: boolean | undefined, value: Record<
     line(io.stdout, JSON.stringify(value));
     return;
   }
-  for (const [key, v] of Object.entries(value)) line(io.stdout, `${key}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`);
+  for (const [key, v] of Object.entries(value))
+    line(io.stdout, `${key}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`);
 }

@@ -34,7 +34,11 @@ function readProfiles(file: string): ProfileFile {
     const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<ProfileFile>;
     return { profiles: parsed.profiles ?? {} };
   } catch (error) {
-    throw new InsituError('INSITU_CONFIG_INVALID', `the profile file ${file} is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new InsituError(
+      'INSITU_CONFIG_INVALID',
+      `the profile file ${file} is not valid JSON: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
 }
 

@@ -17,7 +17,11 @@ function capture(): { stream: PassThrough; text: () => string } {
 }
 
 async function api<T>(url: string, method: string, path: string, token: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
   return (await response.json()) as T;
 }
 
@@ -30,14 +34,29 @@ describe('insitu agent and insitu app dev', () => {
   before(async () => {
     dir = await makeTempDir('insitu-cli-agent-');
     await mkdir(join(dir, 'platform'));
-    server = await startServer({ config: defaultServerConfig({ listen: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' }, auth: { passwordCost: 10 } }), dataDir: join(dir, 'platform') });
+    server = await startServer({
+      config: defaultServerConfig({
+        listen: { host: '127.0.0.1', port: 0 },
+        log: { level: 'silent' },
+        auth: { passwordCost: 10 },
+      }),
+      dataDir: join(dir, 'platform'),
+    });
     const init = await initPlatform(server.store, { adminEmail: 'admin@example.test' }, { N: 1024, r: 8, p: 1 });
     const admin = (await issueSession(server.store, init.admin, 3600_000)).token;
-    const org = await api<{ id: string }>(server.url, 'POST', '/api/v1/orgs', admin, { name: 'acme', displayName: 'Acme' });
-    providerId = (await api<{ id: string }>(server.url, 'POST', '/api/v1/providers', admin, { orgId: org.id, name: 'acme-data' })).id;
+    const org = await api<{ id: string }>(server.url, 'POST', '/api/v1/orgs', admin, {
+      name: 'acme',
+      displayName: 'Acme',
+    });
+    providerId = (
+      await api<{ id: string }>(server.url, 'POST', '/api/v1/providers', admin, { orgId: org.id, name: 'acme-data' })
+    ).id;
     token = (await api<{ token: string }>(server.url, 'POST', '/api/v1/tokens', admin, { providerId })).token;
     writeFileSync(join(dir, 'sales.csv'), 'id,store,amount\n1,north,10.5\n2,south,3\n3,north,1.5\n');
-    writeFileSync(join(dir, 'agent.yaml'), `providerId: ${providerId}\nsources:\n  - name: files\n    kind: csv\n    files: ./*.csv\n    datasets:\n      sales: { description: Sales, tags: [retail] }\n`);
+    writeFileSync(
+      join(dir, 'agent.yaml'),
+      `providerId: ${providerId}\nsources:\n  - name: files\n    kind: csv\n    files: ./*.csv\n    datasets:\n      sales: { description: Sales, tags: [retail] }\n`,
+    );
   });
 
   after(async () => {
@@ -46,9 +65,24 @@ describe('insitu agent and insitu app dev', () => {
   });
 
   it('enrols once, publishes the metadata, and reuses its credential', async () => {
-    const args = ['agent', '--platform', server.url, '--config', join(dir, 'agent.yaml'), '--data-dir', join(dir, 'agent'), '--once', '--json', '--log-level', 'silent'];
+    const args = [
+      'agent',
+      '--platform',
+      server.url,
+      '--config',
+      join(dir, 'agent.yaml'),
+      '--data-dir',
+      join(dir, 'agent'),
+      '--once',
+      '--json',
+      '--log-level',
+      'silent',
+    ];
     const out = capture();
-    assert.equal(await main([...args, '--token', token], { stdout: out.stream, stderr: new PassThrough(), env: {}, cwd: dir }), 0);
+    assert.equal(
+      await main([...args, '--token', token], { stdout: out.stream, stderr: new PassThrough(), env: {}, cwd: dir }),
+      0,
+    );
     const first = JSON.parse(out.text()) as { enrolled: boolean; providerId: string; sync: { published: string[] } };
     assert.deepEqual([first.enrolled, first.providerId, first.sync.published], [true, providerId, ['sales']]);
     const again = capture();
@@ -59,7 +93,10 @@ describe('insitu agent and insitu app dev', () => {
   it('rejects an invalid agent.yaml with a message naming the option', async () => {
     writeFileSync(join(dir, 'bad.yaml'), 'sources:\n  - name: files\n    kind: csv\n    file: ./*.csv\n');
     const err = capture();
-    const code = await main(['agent', '--platform', server.url, '--config', join(dir, 'bad.yaml'), '--data-dir', join(dir, 'agent')], { stdout: new PassThrough(), stderr: err.stream, env: {}, cwd: dir });
+    const code = await main(
+      ['agent', '--platform', server.url, '--config', join(dir, 'bad.yaml'), '--data-dir', join(dir, 'agent')],
+      { stdout: new PassThrough(), stderr: err.stream, env: {}, cwd: dir },
+    );
     assert.equal(code, 2);
     assert.match(err.text(), /did you mean "files"/);
     assert.match(err.text(), /INSITU_CONFIG_INVALID/);
@@ -70,7 +107,14 @@ describe('insitu agent and insitu app dev', () => {
     mkdirSync(app);
     writeFileSync(
       join(app, 'insitu.json'),
-      JSON.stringify({ name: 'my-app', version: '0.1.0', runtime: 'node', entry: 'main.mjs', datasets: [{ provider: 'acme-data', dataset: 'sales' }], endpoints: [{ method: 'GET', path: '/totals' }] }),
+      JSON.stringify({
+        name: 'my-app',
+        version: '0.1.0',
+        runtime: 'node',
+        entry: 'main.mjs',
+        datasets: [{ provider: 'acme-data', dataset: 'sales' }],
+        endpoints: [{ method: 'GET', path: '/totals' }],
+      }),
     );
     writeFileSync(
       join(app, 'main.mjs'),
@@ -80,14 +124,23 @@ serve({ 'GET /totals': async () => { const out = []; for await (const row of rea
     );
     const out = capture();
     const controller = new AbortController();
-    const running = main(['app', 'dev', app, '--data', join(dir, 'sales.csv'), '--log-level', 'silent'], { stdout: out.stream, stderr: new PassThrough(), env: {}, cwd: dir, signal: controller.signal });
+    const running = main(['app', 'dev', app, '--data', join(dir, 'sales.csv'), '--log-level', 'silent'], {
+      stdout: out.stream,
+      stderr: new PassThrough(),
+      env: {},
+      cwd: dir,
+      signal: controller.signal,
+    });
     try {
       await waitFor(() => /^curl (\S+)$/m.test(out.text()), { timeoutMs: 60_000, what: 'app dev to print its URL' });
       assert.match(out.text(), /running in the sandbox: http:\/\/127\.0\.0\.1:\d+\//);
       const url = (/^curl (\S+)$/m.exec(out.text()) as RegExpExecArray)[1] as string;
       const response = await fetch(url);
       assert.equal(response.status, 200);
-      assert.deepEqual(await response.json(), [{ store: 'north', total: 12 }, { store: 'south', total: 3 }]);
+      assert.deepEqual(await response.json(), [
+        { store: 'north', total: 12 },
+        { store: 'south', total: 3 },
+      ]);
     } finally {
       controller.abort();
       assert.equal(await running, 0);
@@ -97,12 +150,29 @@ serve({ 'GET /totals': async () => { const out = []; for await (const row of rea
   it('app dev --watch reloads the application when one of its files changes', async () => {
     const app = join(dir, 'watched-app');
     mkdirSync(app);
-    writeFileSync(join(app, 'insitu.json'), JSON.stringify({ name: 'watched-app', version: '0.1.0', runtime: 'node', entry: 'main.mjs', datasets: [{ provider: 'acme-data', dataset: 'sales' }], endpoints: [{ method: 'GET', path: '/hello' }] }));
-    const source = (word: string) => `import { serve } from '@insitu/sdk';\nserve({ 'GET /hello': () => ({ word: ${JSON.stringify(word)} }) });\n`;
+    writeFileSync(
+      join(app, 'insitu.json'),
+      JSON.stringify({
+        name: 'watched-app',
+        version: '0.1.0',
+        runtime: 'node',
+        entry: 'main.mjs',
+        datasets: [{ provider: 'acme-data', dataset: 'sales' }],
+        endpoints: [{ method: 'GET', path: '/hello' }],
+      }),
+    );
+    const source = (word: string) =>
+      `import { serve } from '@insitu/sdk';\nserve({ 'GET /hello': () => ({ word: ${JSON.stringify(word)} }) });\n`;
     writeFileSync(join(app, 'main.mjs'), source('first'));
     const out = capture();
     const controller = new AbortController();
-    const running = main(['app', 'dev', app, '--watch', '--data', join(dir, 'sales.csv'), '--log-level', 'silent'], { stdout: out.stream, stderr: new PassThrough(), env: {}, cwd: dir, signal: controller.signal });
+    const running = main(['app', 'dev', app, '--watch', '--data', join(dir, 'sales.csv'), '--log-level', 'silent'], {
+      stdout: out.stream,
+      stderr: new PassThrough(),
+      env: {},
+      cwd: dir,
+      signal: controller.signal,
+    });
     try {
       await waitFor(() => /^curl (\S+)$/m.test(out.text()), { timeoutMs: 60_000, what: 'app dev to print its URL' });
       assert.match(out.text(), /watching .*watched-app/);

@@ -54,13 +54,30 @@ async function rewriteConsistently(store: Store, change: (seq: number) => Record
   for (const row of rows) {
     const next = { ...row, ...change(Number(row.seq)), prev_hash: prev };
     next.hash = auditHash(prev, next);
-    await store.db.updateTable('audit_log').set({ ...change(Number(row.seq)), prev_hash: prev, hash: next.hash }).where('seq', '=', row.seq).execute();
+    await store.db
+      .updateTable('audit_log')
+      .set({ ...change(Number(row.seq)), prev_hash: prev, hash: next.hash })
+      .where('seq', '=', row.seq)
+      .execute();
     prev = next.hash;
   }
-  await store.db.updateTable('audit_head').set({ seq: Number(rows.at(-1)?.seq ?? 0), hash: prev }).where('id', '=', 1).execute();
+  await store.db
+    .updateTable('audit_head')
+    .set({ seq: Number(rows.at(-1)?.seq ?? 0), hash: prev })
+    .where('id', '=', 1)
+    .execute();
 }
 
-async function verify(dataDir: string): Promise<{ code: number; result: { ok: boolean; anchored: boolean; anchor?: { seq: number; source: string }; ignored?: string[]; firstBroken?: { seq: number; reason: string } } }> {
+async function verify(dataDir: string): Promise<{
+  code: number;
+  result: {
+    ok: boolean;
+    anchored: boolean;
+    anchor?: { seq: number; source: string };
+    ignored?: string[];
+    firstBroken?: { seq: number; reason: string };
+  };
+}> {
   const out = await run(['audit', 'verify', '--data-dir', dataDir, '--json']);
   assert.equal(out.stderr, '');
   return { code: out.code, result: JSON.parse(out.stdout) };
@@ -82,7 +99,10 @@ describe('insitu audit verify against signed anchors', () => {
   it('insitu init creates the anchor key (0600) and publishes its public half', async () => {
     const init = await run(['init', '--data-dir', dataDir, '--admin-email', 'root@example.test', '--json']);
     assert.equal(init.code, 0, init.stderr);
-    const result = JSON.parse(init.stdout) as { admin: { password: string }; auditAnchor: { keyFile: string; publicKeyFile: string; keyId: string } };
+    const result = JSON.parse(init.stdout) as {
+      admin: { password: string };
+      auditAnchor: { keyFile: string; publicKeyFile: string; keyId: string };
+    };
     assert.equal(result.auditAnchor.keyFile, join(dataDir, 'audit-anchor.key'));
     assert.equal(statSync(result.auditAnchor.keyFile).mode & 0o777, 0o600);
     assert.match(await readFile(result.auditAnchor.publicKeyFile, 'utf8'), /BEGIN PUBLIC KEY/);
@@ -95,10 +115,21 @@ describe('insitu audit verify against signed anchors', () => {
     let stopped = false;
     try {
       [, url = ''] = await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
-      const session = await fetch(`${url}/api/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'root@example.test', password: token }) });
+      const session = await fetch(`${url}/api/v1/sessions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'root@example.test', password: token }),
+      });
       token = ((await session.json()) as { token: string }).token;
-      const key = (await (await fetch(`${url}/api/v1/audit/anchor-key`)).json()) as { keyId: string; publicKey: string };
-      assert.equal(key.publicKey, await readFile(join(dataDir, 'audit-anchor.key.pub'), 'utf8'), 'the public key is served without a token');
+      const key = (await (await fetch(`${url}/api/v1/audit/anchor-key`)).json()) as {
+        keyId: string;
+        publicKey: string;
+      };
+      assert.equal(
+        key.publicKey,
+        await readFile(join(dataDir, 'audit-anchor.key.pub'), 'utf8'),
+        'the public key is served without a token',
+      );
 
       await withStore(dataDir, (store) => store.transaction((tx) => tx.audit.append([1, 2, 3, 4, 5].map(call))));
       const anchored = await waitFor(
@@ -110,12 +141,22 @@ describe('insitu audit verify against signed anchors', () => {
         { timeoutMs: 10_000, what: 'an anchor of record 5 in the anchor file' },
       );
       assert.equal(anchored.keyId, key.keyId);
-      const logged = server.output.stdout.split('\n').filter((l) => l.includes('"audit head anchored"')).map((l) => JSON.parse(l) as { auditAnchor: { seq: number; signature: string } });
-      assert.ok(logged.some((l) => l.auditAnchor.seq === 5 && l.auditAnchor.signature === anchored.signature), 'the same signed anchor is in the log stream');
+      const logged = server.output.stdout
+        .split('\n')
+        .filter((l) => l.includes('"audit head anchored"'))
+        .map((l) => JSON.parse(l) as { auditAnchor: { seq: number; signature: string } });
+      assert.ok(
+        logged.some((l) => l.auditAnchor.seq === 5 && l.auditAnchor.signature === anchored.signature),
+        'the same signed anchor is in the log stream',
+      );
 
       const viaApi = await run(['audit', 'verify', '--url', url, '--token', token, '--json']);
       assert.equal(viaApi.code, 0, viaApi.stdout + viaApi.stderr);
-      const api = JSON.parse(viaApi.stdout) as { ok: boolean; anchored: boolean; anchor: { seq: number; source: string } };
+      const api = JSON.parse(viaApi.stdout) as {
+        ok: boolean;
+        anchored: boolean;
+        anchor: { seq: number; source: string };
+      };
       assert.equal(api.anchored, true);
       assert.equal(api.anchor.seq, 5);
 
@@ -147,14 +188,22 @@ describe('insitu audit verify against signed anchors', () => {
       'a record forged at seq 0',
       (copy) =>
         withStore(copy, async (store) => {
-          const first = await store.db.selectFrom('audit_log').selectAll().where('seq', '=', 1).executeTakeFirstOrThrow();
+          const first = await store.db
+            .selectFrom('audit_log')
+            .selectAll()
+            .where('seq', '=', 1)
+            .executeTakeFirstOrThrow();
           const forged = { ...first, seq: 0, id: 'aud_forged', request_id: 'req_forged', prev_hash: GENESIS_HASH };
           forged.hash = auditHash(GENESIS_HASH, forged);
           await store.db.insertInto('audit_log').values(forged).execute();
         }),
       /below 1/,
     ],
-    ['a consistent rewrite of chain and head', (copy) => withStore(copy, (store) => rewriteConsistently(store, (seq) => (seq === 2 ? { status: 500 } : {}))), /rewritten/],
+    [
+      'a consistent rewrite of chain and head',
+      (copy) => withStore(copy, (store) => rewriteConsistently(store, (seq) => (seq === 2 ? { status: 500 } : {}))),
+      /rewritten/,
+    ],
     [
       'a truncation with its head moved back',
       (copy) =>
@@ -178,7 +227,9 @@ describe('insitu audit verify against signed anchors', () => {
       async (copy) => {
         const file = join(copy, 'audit-anchor.json');
         const anchor = JSON.parse(await readFile(file, 'utf8')) as { seq: number; hash: string };
-        const third = await withStore(copy, (store) => store.db.selectFrom('audit_log').select('hash').where('seq', '=', 3).executeTakeFirstOrThrow());
+        const third = await withStore(copy, (store) =>
+          store.db.selectFrom('audit_log').select('hash').where('seq', '=', 3).executeTakeFirstOrThrow(),
+        );
         await writeFile(file, JSON.stringify({ ...anchor, seq: 3, hash: third.hash }));
       },
       /signature that does not verify/,
@@ -218,7 +269,11 @@ describe('insitu audit verify against signed anchors', () => {
       const viaApi = await run(['audit', 'verify', '--url', liveUrl ?? '', '--token', token, '--json']);
       assert.equal(viaApi.code, 1);
       assert.match((JSON.parse(viaApi.stdout) as { firstBroken: { reason: string } }).firstBroken.reason, /rewritten/);
-      assert.equal((JSON.parse(await readFile(join(copy, 'audit-anchor.json'), 'utf8')) as { seq: number }).seq, 6, 'no anchor vouches for the rewritten log');
+      assert.equal(
+        (JSON.parse(await readFile(join(copy, 'audit-anchor.json'), 'utf8')) as { seq: number }).seq,
+        6,
+        'no anchor vouches for the rewritten log',
+      );
     } finally {
       assert.equal(await server.stop(), 0);
     }
@@ -255,10 +310,18 @@ describe('audit anchors in etcd', () => {
     try {
       await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
       await withStore(dataDir, (store) => store.transaction((tx) => tx.audit.append([1, 2, 3, 4].map(call))));
-      await waitFor(async () => ([...(await coord.list(ANCHOR_COORD_PREFIX)).values()].some((text) => (JSON.parse(text) as { seq?: number }).seq === 4) ? true : undefined), {
-        timeoutMs: 10_000,
-        what: 'an anchor of record 4 in etcd',
-      });
+      await waitFor(
+        async () =>
+          [...(await coord.list(ANCHOR_COORD_PREFIX)).values()].some(
+            (text) => (JSON.parse(text) as { seq?: number }).seq === 4,
+          )
+            ? true
+            : undefined,
+        {
+          timeoutMs: 10_000,
+          what: 'an anchor of record 4 in etcd',
+        },
+      );
     } finally {
       assert.equal(await server.stop(), 0);
       await coord.close();
@@ -269,7 +332,10 @@ describe('audit anchors in etcd', () => {
     const otherCoord = createEtcdCoordinator({ endpoints: [etcd?.endpoint ?? ''], namespace });
     try {
       const head = await withStore(dataDir, async (store) => store.audit.head());
-      await otherCoord.put(`${ANCHOR_COORD_PREFIX}${other.key.keyId}`, JSON.stringify(signAnchor(other.key, head ?? { seq: 0, hash: GENESIS_HASH }, 'node2', Date.now())));
+      await otherCoord.put(
+        `${ANCHOR_COORD_PREFIX}${other.key.keyId}`,
+        JSON.stringify(signAnchor(other.key, head ?? { seq: 0, hash: GENESIS_HASH }, 'node2', Date.now())),
+      );
     } finally {
       await otherCoord.close();
     }

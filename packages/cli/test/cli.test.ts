@@ -51,7 +51,10 @@ describe('insitu command line', () => {
     assert.ok(report.admin.password.length >= 20);
     assert.ok(existsSync(join(dataDir, 'platform.db')));
     assert.equal(statSync(report.configFile).mode & 0o777, 0o600);
-    assert.ok(!readFileSync(report.configFile, 'utf8').includes(report.admin.password), 'the password is not in the config');
+    assert.ok(
+      !readFileSync(report.configFile, 'utf8').includes(report.admin.password),
+      'the password is not in the config',
+    );
     const second = await run(['init', '--data-dir', dataDir]);
     assert.equal(second.code, 1);
     assert.match(second.stderr, /initialised already.*\[INSITU_ALREADY_INITIALISED\]/);
@@ -76,7 +79,12 @@ describe('insitu command line', () => {
       assert.ok(url);
       const status = await run(['status', '--url', url, '--json']);
       assert.equal(status.code, 0, status.stderr);
-      assert.deepEqual(JSON.parse(status.stdout), { url, alive: true, ready: true, checks: { database: 'ok', coordination: 'ok' } });
+      assert.deepEqual(JSON.parse(status.stdout), {
+        url,
+        alive: true,
+        ready: true,
+        checks: { database: 'ok', coordination: 'ok' },
+      });
       const human = await run(['status', '--url', url]);
       assert.match(human.stdout, /: ready/);
       assert.equal(await server.stop(), 0);
@@ -111,7 +119,17 @@ describe('insitu command line', () => {
   });
 
   it('flags with a limit state it: --quota up to 1,000,000,000', async () => {
-    const result = await run(['service', 'publish', 'x', '--app', 'y', '--quota', '1000000001', '--url', 'http://127.0.0.1:9']);
+    const result = await run([
+      'service',
+      'publish',
+      'x',
+      '--app',
+      'y',
+      '--quota',
+      '1000000001',
+      '--url',
+      'http://127.0.0.1:9',
+    ]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /--quota must be a whole number from 1 to 1,000,000,000, got "1000000001"/);
     const zero = await run(['service', 'publish', 'x', '--app', 'y', '--rate', '0', '--url', 'http://127.0.0.1:9']);
@@ -129,9 +147,25 @@ describe('insitu command line', () => {
     await new Promise<void>((resolve) => closed.listen({ host: '127.0.0.1', port: 0 }, resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
-    const result = await run(['service', 'invoke', 'x', '/y', '-X', 'POST', '-d', '{}', '--key', 'isu_key_x', '--url', `http://127.0.0.1:${port}`]);
+    const result = await run([
+      'service',
+      'invoke',
+      'x',
+      '/y',
+      '-X',
+      'POST',
+      '-d',
+      '{}',
+      '--key',
+      'isu_key_x',
+      '--url',
+      `http://127.0.0.1:${port}`,
+    ]);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}: fetch failed \\(ECONNREFUSED\\) \\[INSITU_REMOTE\\]`));
+    assert.match(
+      result.stderr,
+      new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}: fetch failed \\(ECONNREFUSED\\) \\[INSITU_REMOTE\\]`),
+    );
     // A port curl reaches but Node's fetch refuses (the Fetch standard's blocked ports) is explained.
     const blocked = await run(['service', 'invoke', 'x', '/y', '--key', 'isu_key_x', '--url', 'http://127.0.0.1:6000']);
     assert.match(blocked.stderr, /refuses this port, a blocked port of the Fetch standard.*\[INSITU_REMOTE\]/);

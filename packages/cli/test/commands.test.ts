@@ -73,17 +73,32 @@ describe('insitu commands against a running platform (insitu up)', () => {
     const audit = await admin(['audit', 'list', '--service', 'sales-insights', '--json']);
     assert.equal(audit.code, 0, audit.stderr);
     const records = JSON.parse(audit.stdout) as Array<{ status: number }>;
-    assert.deepEqual(records.filter((r) => r.status >= 500), []);
+    assert.deepEqual(
+      records.filter((r) => r.status >= 500),
+      [],
+    );
     const usage = await admin(['usage', '--service', 'sales-insights', '--json']);
     assert.equal(usage.code, 0, usage.stderr);
-    assert.equal((JSON.parse(usage.stdout) as Array<{ errors: number }>).reduce((n, i) => n + i.errors, 0), 0);
+    assert.equal(
+      (JSON.parse(usage.stdout) as Array<{ errors: number }>).reduce((n, i) => n + i.errors, 0),
+      0,
+    );
     const log = (await readFile(join(dataDir, 'insitu.log'), 'utf8')).split('\n').filter(Boolean);
-    assert.deepEqual(log.filter((l) => /"level":"(error|fatal)"/.test(l)), [], 'insitu up logs no error of its own start');
+    assert.deepEqual(
+      log.filter((l) => /"level":"(error|fatal)"/.test(l)),
+      [],
+      'insitu up logs no error of its own start',
+    );
   });
 
   it('login keeps a session per URL in a 0600 profile file; commands use it; logout forgets it', async () => {
     assert.ok(report.admin.password, 'first run shows the password');
-    const login = await run(['login', '--url', report.url, '--email', report.admin.email, '--password-stdin', '--json'], env, undefined, `${report.admin.password}\n`);
+    const login = await run(
+      ['login', '--url', report.url, '--email', report.admin.email, '--password-stdin', '--json'],
+      env,
+      undefined,
+      `${report.admin.password}\n`,
+    );
     assert.equal(login.code, 0, login.stderr);
     const { file } = JSON.parse(login.stdout) as { file: string };
     assert.equal(file, join(dir, 'home', '.config', 'insitu', 'profiles.json'));
@@ -99,7 +114,12 @@ describe('insitu commands against a running platform (insitu up)', () => {
     const other = await run(['user', 'me', '--url', report.url, '--profile', 'ops'], env);
     assert.equal(other.code, 2);
     assert.match(other.stderr, /insitu login.*\[INSITU_USAGE\]/);
-    const wrong = await run(['login', '--url', report.url, '--email', report.admin.email, '--password-stdin'], env, undefined, 'wrong\n');
+    const wrong = await run(
+      ['login', '--url', report.url, '--email', report.admin.email, '--password-stdin'],
+      env,
+      undefined,
+      'wrong\n',
+    );
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /\[INSITU_BAD_CREDENTIALS\]/);
     const logout = await run(['logout', '--url', report.url], env);
@@ -117,7 +137,21 @@ describe('insitu commands against a running platform (insitu up)', () => {
     const shown = await admin(['org', 'show', 'acme', '--json']);
     assert.equal((JSON.parse(shown.stdout) as { id: string }).id, org.id);
     const added = await run(
-      ['member', 'add', 'acme', 'dev@acme.test', '--role', 'developer', '--role', 'provider', '--password-stdin', '--url', report.url, '--token', report.token],
+      [
+        'member',
+        'add',
+        'acme',
+        'dev@acme.test',
+        '--role',
+        'developer',
+        '--role',
+        'provider',
+        '--password-stdin',
+        '--url',
+        report.url,
+        '--token',
+        report.token,
+      ],
       env,
       undefined,
       'a-long-enough-password-1\n',
@@ -125,7 +159,10 @@ describe('insitu commands against a running platform (insitu up)', () => {
     assert.equal(added.code, 0, added.stderr);
     const members = await admin(['member', 'list', 'acme', '--json']);
     const list = JSON.parse(members.stdout) as Array<{ user: { email: string }; roles: string[] }>;
-    assert.deepEqual(list.map((m) => [m.user.email, [...m.roles].sort()]), [['dev@acme.test', ['developer', 'provider']]]);
+    assert.deepEqual(
+      list.map((m) => [m.user.email, [...m.roles].sort()]),
+      [['dev@acme.test', ['developer', 'provider']]],
+    );
     const users = await admin(['user', 'list']);
     assert.match(users.stdout, /dev@acme\.test/);
     const provider = await admin(['provider', 'create', 'acme-data', '--org', 'acme', '--json']);
@@ -141,7 +178,9 @@ describe('insitu commands against a running platform (insitu up)', () => {
     assert.equal((JSON.parse((await admin(['member', 'list', 'acme', '--json'])).stdout) as unknown[]).length, 0);
     const missing = await admin(['member', 'list', 'no-such-org', '--json']);
     assert.equal(missing.code, 1);
-    assert.deepEqual(JSON.parse(missing.stderr), { error: { code: 'INSITU_ORG_NOT_FOUND', message: 'no organisation no-such-org that you may see' } });
+    assert.deepEqual(JSON.parse(missing.stderr), {
+      error: { code: 'INSITU_ORG_NOT_FOUND', message: 'no organisation no-such-org that you may see' },
+    });
   });
 
   it('catalog search and show: metadata, never rows', async () => {
@@ -165,7 +204,12 @@ describe('insitu commands against a running platform (insitu up)', () => {
     assert.match(submitted.stdout, /submitted echo 1\.0\.0 as ver_\S+/);
     assert.match(submitted.stdout, /application: echo \(app_\S+\)/);
     const pending = await admin(['app', 'approvals', '--state', 'pending', '--json']);
-    assert.deepEqual((JSON.parse(pending.stdout) as Array<{ appName: string; version: string }>).map((a) => `${a.appName}@${a.version}`), ['echo@1.0.0']);
+    assert.deepEqual(
+      (JSON.parse(pending.stdout) as Array<{ appName: string; version: string }>).map(
+        (a) => `${a.appName}@${a.version}`,
+      ),
+      ['echo@1.0.0'],
+    );
     const approved = await admin(['app', 'approve', 'echo@1.0.0']);
     assert.equal(approved.code, 0, approved.stderr);
     const versions = await admin(['app', 'versions', 'echo', '--json']);
@@ -176,7 +220,17 @@ describe('insitu commands against a running platform (insitu up)', () => {
     assert.equal(deployed.code, 0, deployed.stderr);
     const deployment = JSON.parse(deployed.stdout) as { id: string; agents: Array<{ state: string }> };
     assert.equal(deployment.agents[0]?.state, 'running');
-    const published = await admin(['service', 'publish', 'echo', '--app', 'echo', '--access', 'restricted', '--quota', '1000000000']);
+    const published = await admin([
+      'service',
+      'publish',
+      'echo',
+      '--app',
+      'echo',
+      '--access',
+      'restricted',
+      '--quota',
+      '1000000000',
+    ]);
     assert.equal(published.code, 0, published.stderr);
     const granted = await admin(['service', 'grant', 'echo', '--org', 'demo-analytics']);
     assert.equal(granted.code, 0, granted.stderr);
@@ -186,26 +240,66 @@ describe('insitu commands against a running platform (insitu up)', () => {
 
     // The reported bug: a POST with a body through `service invoke`, the platform found from the data dir alone
     // (its config says port 0: the running platform's real address comes from the data dir's run file), method lower-case.
-    const invoked = await run(['service', 'invoke', 'echo', '/echo', '-X', 'post', '-d', '{"city":"Zürich"}', '--key', key, '--data-dir', dataDir], env);
+    const invoked = await run(
+      [
+        'service',
+        'invoke',
+        'echo',
+        '/echo',
+        '-X',
+        'post',
+        '-d',
+        '{"city":"Zürich"}',
+        '--key',
+        key,
+        '--data-dir',
+        dataDir,
+      ],
+      env,
+    );
     assert.equal(invoked.code, 0, invoked.stderr);
     assert.deepEqual(JSON.parse(invoked.stdout), { method: 'POST', url: '/echo', body: '{"city":"Zürich"}' });
 
     const services = await admin(['service', 'list', '--json']);
-    assert.ok((JSON.parse(services.stdout) as Array<{ name: string; access: string }>).some((s) => s.name === 'echo' && s.access === 'restricted'));
+    assert.ok(
+      (JSON.parse(services.stdout) as Array<{ name: string; access: string }>).some(
+        (s) => s.name === 'echo' && s.access === 'restricted',
+      ),
+    );
     const keys = await admin(['key', 'list', '--org', 'demo-analytics', '--json']);
-    const echoKey = (JSON.parse(keys.stdout) as Array<{ id: string; name: string; state: string; lastUsedHour: string | null }>).find((k) => k.name === 'echo-key');
+    const echoKey = (
+      JSON.parse(keys.stdout) as Array<{ id: string; name: string; state: string; lastUsedHour: string | null }>
+    ).find((k) => k.name === 'echo-key');
     assert.ok(echoKey?.lastUsedHour, 'the key shows its last use');
     const audit = await admin(['audit', 'list', '--service', 'echo', '--json']);
-    assert.deepEqual((JSON.parse(audit.stdout) as Array<{ method: string; status: number; keyId: string }>).map((r) => [r.method, r.status, r.keyId]), [['POST', 200, echoKey.id]]);
+    assert.deepEqual(
+      (JSON.parse(audit.stdout) as Array<{ method: string; status: number; keyId: string }>).map((r) => [
+        r.method,
+        r.status,
+        r.keyId,
+      ]),
+      [['POST', 200, echoKey.id]],
+    );
     const usage = await admin(['usage', '--key', echoKey.id, '--json']);
-    assert.equal((JSON.parse(usage.stdout) as Array<{ calls: number }>).reduce((n, i) => n + i.calls, 0), 1);
+    assert.equal(
+      (JSON.parse(usage.stdout) as Array<{ calls: number }>).reduce((n, i) => n + i.calls, 0),
+      1,
+    );
     const revoked = await admin(['key', 'revoke', echoKey.id]);
     assert.equal(revoked.code, 0, revoked.stderr);
-    const refused = await run(['service', 'invoke', 'echo', '/echo', '-X', 'POST', '-d', '{}', '--key', key, '--url', report.url], env);
+    const refused = await run(
+      ['service', 'invoke', 'echo', '/echo', '-X', 'POST', '-d', '{}', '--key', key, '--url', report.url],
+      env,
+    );
     assert.equal(refused.code, 1);
     assert.match(refused.stdout, /INSITU_KEY_INVALID/);
     const events = await admin(['events', '--subject', deployment.id, '--json']);
-    assert.ok(events.stdout.split('\n').filter(Boolean).some((l) => (JSON.parse(l) as { kind: string }).kind === 'deployment.created'));
+    assert.ok(
+      events.stdout
+        .split('\n')
+        .filter(Boolean)
+        .some((l) => (JSON.parse(l) as { kind: string }).kind === 'deployment.created'),
+    );
 
     const unpublished = await admin(['service', 'unpublish', 'echo']);
     assert.equal(unpublished.code, 0, unpublished.stderr);
@@ -218,7 +312,16 @@ describe('insitu commands against a running platform (insitu up)', () => {
     const follow = start(['events', '--follow', '--limit', '1', '--url', report.url, '--token', report.token], env);
     try {
       await follow.waitForOutput(/\S/, 10_000);
-      const created = await admin(['key', 'create', '--org', 'demo-analytics', '--service', 'sales-insights', '--name', 'followed-key']);
+      const created = await admin([
+        'key',
+        'create',
+        '--org',
+        'demo-analytics',
+        '--service',
+        'sales-insights',
+        '--name',
+        'followed-key',
+      ]);
       assert.equal(created.code, 0, created.stderr);
       await follow.waitForOutput(/key\.created .*followed-key/, 15_000);
     } finally {
@@ -227,23 +330,41 @@ describe('insitu commands against a running platform (insitu up)', () => {
   });
 
   it('app reject needs a reason, and the developer sees it', async () => {
-    const appDir = await writeApp(join(dir, 'echo2'), { ...ECHO_APP, 'insitu.json': ECHO_APP['insitu.json'].replace('"1.0.0"', '"1.0.1"') });
+    const appDir = await writeApp(join(dir, 'echo2'), {
+      ...ECHO_APP,
+      'insitu.json': ECHO_APP['insitu.json'].replace('"1.0.0"', '"1.0.1"'),
+    });
     assert.equal((await admin(['app', 'submit', appDir, '--org', 'demo-analytics'])).code, 0);
     const rejected = await admin(['app', 'reject', 'echo@1.0.1', '--reason', 'reads more than it needs']);
     assert.equal(rejected.code, 0, rejected.stderr);
     assert.match(rejected.stdout, /demo-retail rejected echo 1\.0\.1/);
     const approvals = await admin(['app', 'approvals', '--of', 'echo@1.0.1', '--json']);
-    assert.deepEqual((JSON.parse(approvals.stdout) as Array<{ state: string; reason: string }>).map((a) => [a.state, a.reason]), [['rejected', 'reads more than it needs']]);
+    assert.deepEqual(
+      (JSON.parse(approvals.stdout) as Array<{ state: string; reason: string }>).map((a) => [a.state, a.reason]),
+      [['rejected', 'reads more than it needs']],
+    );
   });
 
   it('app deploy --wait on a crash-looping application stops at the crash loop with a coded error and the reason', async () => {
     const appDir = await writeApp(join(dir, 'crasher'), CRASH_APP);
     assert.equal((await admin(['app', 'submit', appDir, '--org', 'demo-analytics'])).code, 0);
     assert.equal((await admin(['app', 'approve', 'crasher@1.0.0'])).code, 0);
-    const deployed = await admin(['app', 'deploy', 'crasher@1.0.0', '--provider', 'demo-retail', '--wait', '--timeout', '120']);
+    const deployed = await admin([
+      'app',
+      'deploy',
+      'crasher@1.0.0',
+      '--provider',
+      'demo-retail',
+      '--wait',
+      '--timeout',
+      '120',
+    ]);
     assert.equal(deployed.code, 1, deployed.stderr);
     assert.doesNotMatch(deployed.stderr, /internal error|\n\s+at /);
-    assert.match(deployed.stderr, /insitu: deployment dep_\S+ of 1\.0\.0 is crash-looping on agent agt_\S+: .*\[INSITU_APP_UNAVAILABLE\]/);
+    assert.match(
+      deployed.stderr,
+      /insitu: deployment dep_\S+ of 1\.0\.0 is crash-looping on agent agt_\S+: .*\[INSITU_APP_UNAVAILABLE\]/,
+    );
     assert.match(deployed.stderr, /exit|code 3|settings\.json/);
     // With --json, the error is JSON on stderr too (here: the same version deployed there already).
     const json = await admin(['app', 'deploy', 'crasher@1.0.0', '--provider', 'demo-retail', '--wait', '--json']);
@@ -263,7 +384,11 @@ describe('insitu commands against a running platform (insitu up)', () => {
     const restored = await run(['restore', file, '--data-dir', target], env);
     assert.equal(restored.code, 0, restored.stderr);
     assert.ok(existsSync(join(target, 'tls', 'ca.pem')));
-    assert.equal(await readFile(join(target, 'tls', 'ca.pem'), 'utf8'), await readFile(join(dataDir, 'tls', 'ca.pem'), 'utf8'), 'the CA agents pin survives');
+    assert.equal(
+      await readFile(join(target, 'tls', 'ca.pem'), 'utf8'),
+      await readFile(join(dataDir, 'tls', 'ca.pem'), 'utf8'),
+      'the CA agents pin survives',
+    );
     const again = await run(['restore', file, '--data-dir', target], env);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /--force.*\[INSITU_ALREADY_INITIALISED\]/);
@@ -280,11 +405,19 @@ describe('insitu commands against a running platform (insitu up)', () => {
     try {
       const [, url] = await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
       assert.ok(url);
-      const login = await run(['login', '--url', url, '--email', email, '--password-stdin', '--profile', 'restored'], env, undefined, password);
+      const login = await run(
+        ['login', '--url', url, '--email', email, '--password-stdin', '--profile', 'restored'],
+        env,
+        undefined,
+        password,
+      );
       assert.equal(login.code, 0, login.stderr);
       const services = await run(['service', 'list', '--url', url, '--profile', 'restored', '--json'], env);
       assert.equal(services.code, 0, services.stderr);
-      assert.ok((JSON.parse(services.stdout) as Array<{ name: string }>).some((s) => s.name === 'sales-insights'), 'the restored platform has the data');
+      assert.ok(
+        (JSON.parse(services.stdout) as Array<{ name: string }>).some((s) => s.name === 'sales-insights'),
+        'the restored platform has the data',
+      );
     } finally {
       await server.stop();
     }

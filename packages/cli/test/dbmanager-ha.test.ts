@@ -7,7 +7,14 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '@insitu/core';
 import { createEtcdCoordinator, type Coordinator } from '@insitu/coord';
-import { makeTempDir, removeDir, startEtcd, startMariaDbCluster, type EtcdMember, type MariaDbCluster } from '@insitu/test-helpers';
+import {
+  makeTempDir,
+  removeDir,
+  startEtcd,
+  startMariaDbCluster,
+  type EtcdMember,
+  type MariaDbCluster,
+} from '@insitu/test-helpers';
 import { stringify } from 'yaml';
 import { main } from '../src/index.js';
 
@@ -80,12 +87,18 @@ describe('insitu dbmanager on two nodes: one acts, the other takes over', () => 
 
   before(async () => {
     [cluster, etcd, dir] = await Promise.all([
-      startMariaDbCluster({ memberOptions: () => ({ extraConfig: { read_only: 'ON', rpl_semi_sync_slave_enabled: 'ON' } }) }),
+      startMariaDbCluster({
+        memberOptions: () => ({ extraConfig: { read_only: 'ON', rpl_semi_sync_slave_enabled: 'ON' } }),
+      }),
       startEtcd(),
       makeTempDir('insitu-dbm-ha-'),
     ]);
     const config = {
-      members: cluster.members.map((member, index) => ({ name: `db${index + 1}`, host: member.host, port: member.port })),
+      members: cluster.members.map((member, index) => ({
+        name: `db${index + 1}`,
+        host: member.host,
+        port: member.port,
+      })),
       credentials: { user: 'root' },
       replication: { user: cluster.replicationUser },
       probe: { intervalMs: 200, connectTimeoutMs: 500 },
@@ -95,7 +108,8 @@ describe('insitu dbmanager on two nodes: one acts, the other takes over', () => 
     };
     configFile = join(dir, 'dbmanager.yaml');
     await writeFile(configFile, stringify(config));
-    for (const id of ['mgr-a', 'mgr-b']) await writeFile(join(dir, `${id}.yaml`), stringify({ ...config, managerId: id }));
+    for (const id of ['mgr-a', 'mgr-b'])
+      await writeFile(join(dir, `${id}.yaml`), stringify({ ...config, managerId: id }));
     env = {
       INSITU_DBMANAGER_PASSWORD: cluster.members[0]?.password,
       INSITU_DBMANAGER_REPLICATION_PASSWORD: cluster.replicationPassword,
@@ -123,8 +137,12 @@ describe('insitu dbmanager on two nodes: one acts, the other takes over', () => 
     }
   }
 
-  async function events(type: string): Promise<Array<{ type: string; manager: string; details: Record<string, unknown> }>> {
-    const all = [...(await coordinator.list('dbmanager/platform/events/')).values()].map((v) => JSON.parse(v) as { type: string; manager: string; details: Record<string, unknown> });
+  async function events(
+    type: string,
+  ): Promise<Array<{ type: string; manager: string; details: Record<string, unknown> }>> {
+    const all = [...(await coordinator.list('dbmanager/platform/events/')).values()].map(
+      (v) => JSON.parse(v) as { type: string; manager: string; details: Record<string, unknown> },
+    );
     return all.filter((e) => e.type === type);
   }
 
@@ -137,7 +155,10 @@ describe('insitu dbmanager on two nodes: one acts, the other takes over', () => 
       async () => {
         const result = await cli(['db', 'status', '--config', configFile, '--json'], env);
         if (result.code !== 0) throw new Error(result.stderr);
-        const parsed = JSON.parse(result.stdout) as { primary: string | null; manager: { id: string; leader: boolean } };
+        const parsed = JSON.parse(result.stdout) as {
+          primary: string | null;
+          manager: { id: string; leader: boolean };
+        };
         return parsed.primary === 'db1' ? parsed : undefined;
       },
       { timeoutMs: 30_000, what: 'db status through the elected manager' },
@@ -150,10 +171,13 @@ describe('insitu dbmanager on two nodes: one acts, the other takes over', () => 
     const victim = managers.find((m) => m.id === first);
     assert.ok(victim);
     await killed(victim.child, 'SIGKILL');
-    const next = await waitFor(async () => {
-      const current = await leader();
-      return current !== undefined && current !== first ? current : undefined;
-    }, { timeoutMs: 20_000, what: 'the other manager to take over' });
+    const next = await waitFor(
+      async () => {
+        const current = await leader();
+        return current !== undefined && current !== first ? current : undefined;
+      },
+      { timeoutMs: 20_000, what: 'the other manager to take over' },
+    );
     const survivor = managers.find((m) => m.id === next);
     assert.ok(survivor);
     const after = await cli(['db', 'status', '--url', survivor.adminUrl, '--json'], env);
@@ -167,10 +191,13 @@ describe('insitu dbmanager on two nodes: one acts, the other takes over', () => 
     const frozen = managers.find((m) => m.id === current);
     assert.ok(frozen);
     frozen.child.kill('SIGSTOP');
-    const other = await waitFor(async () => {
-      const now = await leader();
-      return now !== undefined && now !== current ? now : undefined;
-    }, { timeoutMs: 20_000, what: 'a new leader while the old one is frozen' });
+    const other = await waitFor(
+      async () => {
+        const now = await leader();
+        return now !== undefined && now !== current ? now : undefined;
+      },
+      { timeoutMs: 20_000, what: 'a new leader while the old one is frozen' },
+    );
     await cluster.members[0]?.kill();
     await waitFor(async () => (await events('failover')).length >= 1, { timeoutMs: 30_000, what: 'the failover' });
     frozen.child.kill('SIGCONT');
@@ -179,7 +206,10 @@ describe('insitu dbmanager on two nodes: one acts, the other takes over', () => 
       async () => {
         const result = await cli(['db', 'status', '--url', frozen.adminUrl, '--json'], env);
         if (result.code !== 0) return undefined;
-        const parsed = JSON.parse(result.stdout) as { manager: { leader: boolean }; members: Array<{ history: { probes: number } }> };
+        const parsed = JSON.parse(result.stdout) as {
+          manager: { leader: boolean };
+          members: Array<{ history: { probes: number } }>;
+        };
         return parsed.members[0] !== undefined && parsed.members[0].history.probes >= 20 ? parsed : undefined;
       },
       { timeoutMs: 30_000, what: 'the woken manager to probe again' },
@@ -188,7 +218,10 @@ describe('insitu dbmanager on two nodes: one acts, the other takes over', () => 
     const failovers = await events('failover');
     assert.equal(failovers.length, 1, 'one failover, by the new leader only');
     assert.equal(failovers[0]?.manager, other);
-    const topology = JSON.parse((await coordinator.get('dbmanager/platform/topology')) ?? '{}') as { epoch: number; updatedBy: string };
+    const topology = JSON.parse((await coordinator.get('dbmanager/platform/topology')) ?? '{}') as {
+      epoch: number;
+      updatedBy: string;
+    };
     assert.equal(topology.epoch, 2);
 
     // The other commands reach the leader through etcd too.
@@ -198,7 +231,15 @@ describe('insitu dbmanager on two nodes: one acts, the other takes over', () => 
     const ack = await cli(['db', 'ack', '--config', configFile, '--by', 'ha-test'], env);
     assert.equal(ack.code, 0, ack.stderr);
     assert.match(ack.stdout, /acknowledged: automatic failover is allowed again/);
-    assert.equal((await cli(['db', 'status', '--config', configFile], { ...env, INSITU_DBMANAGER_TOKEN: 'wrong-token-wrong-token-00' })).code, 1);
+    assert.equal(
+      (
+        await cli(['db', 'status', '--config', configFile], {
+          ...env,
+          INSITU_DBMANAGER_TOKEN: 'wrong-token-wrong-token-00',
+        })
+      ).code,
+      1,
+    );
     const usage = await cli(['db', 'status'], {});
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /no admin token/);

@@ -3,7 +3,12 @@ import { waitFor } from '@insitu/core';
 import { main } from '../src/index.js';
 
 /** Run `main` in-process, capturing output. */
-export async function run(argv: string[], env: NodeJS.ProcessEnv = {}, signal?: AbortSignal, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function run(
+  argv: string[],
+  env: NodeJS.ProcessEnv = {},
+  signal?: AbortSignal,
+  input?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
   const stdin = new PassThrough();
   stdin.end(input ?? '');

@@ -39,21 +39,36 @@ describe('insitu start-up', () => {
     await writeFile(hooks, HOOKS);
     await writeFile(register, REGISTER(pathToFileURL(hooks).href, file));
     await writeFile(file, '');
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', pathToFileURL(register).href, BIN, ...args]);
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      '--import',
+      pathToFileURL(register).href,
+      BIN,
+      ...args,
+    ]);
     assert.match(stdout, /Usage: insitu/);
     return (await readFile(file, 'utf8')).split('\n').filter(Boolean);
   }
 
   it('insitu --help loads none of the platform packages (server, agent, store, fastify, …)', async () => {
     const loaded = await loadedBy(['--help']);
-    assert.ok(loaded.some((url) => url.includes('/commander/')), 'the hook saw the modules it loads');
-    const heavy = loaded.filter((url) => /\/packages\/(server|agent|store|tunnel|dbmanager|operator|coord|notify)\/|\/node_modules\/(fastify|kysely|better-sqlite3|etcd3|mysql2|pino)\//.test(url));
+    assert.ok(
+      loaded.some((url) => url.includes('/commander/')),
+      'the hook saw the modules it loads',
+    );
+    const heavy = loaded.filter((url) =>
+      /\/packages\/(server|agent|store|tunnel|dbmanager|operator|coord|notify)\/|\/node_modules\/(fastify|kysely|better-sqlite3|etcd3|mysql2|pino)\//.test(
+        url,
+      ),
+    );
     assert.deepEqual(heavy, []);
   });
 
   it('insitu app --help (a group of commands) loads none of them either', async () => {
     const loaded = await loadedBy(['app', '--help']);
-    assert.deepEqual(loaded.filter((url) => /\/packages\/(server|agent|store)\/|\/node_modules\/fastify\//.test(url)), []);
+    assert.deepEqual(
+      loaded.filter((url) => /\/packages\/(server|agent|store)\/|\/node_modules\/fastify\//.test(url)),
+      [],
+    );
   });
 
   // What the README says about getting `insitu` on PATH, run as written there.
@@ -66,7 +81,9 @@ describe('insitu start-up', () => {
     const bin = join(dir, 'bin');
     await mkdir(bin, { recursive: true });
     await symlink(join(REPO, 'packages/cli/bin/insitu.js'), join(bin, 'insitu'));
-    const { stdout } = await promisify(execFile)('insitu', ['app', '--help'], { env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` } });
+    const { stdout } = await promisify(execFile)('insitu', ['app', '--help'], {
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` },
+    });
     assert.match(stdout, /Usage: insitu app/);
   });
 
@@ -89,7 +106,8 @@ describe('insitu start-up', () => {
       assert.equal(help.code, 0, `${span}: ${help.stderr}`);
       // `a\\|b` lists several sub-commands: their options are checked where they are listed alone.
       if (alternatives || span.includes('\\|')) continue;
-      for (const flag of span.match(/--[a-z][a-z-]*/g) ?? []) assert.ok(help.stdout.includes(flag), `${path.join(' ')} has ${flag} (README: ${span})`);
+      for (const flag of span.match(/--[a-z][a-z-]*/g) ?? [])
+        assert.ok(help.stdout.includes(flag), `${path.join(' ')} has ${flag} (README: ${span})`);
     }
   });
 });

@@ -26,14 +26,21 @@ describe('insitu up', () => {
     assert.match(first.output.stdout, /service: .*running next to the data/);
     const consoleUrl = /console: +(http:\/\/\S+\/console\/)/.exec(first.output.stdout)?.[1];
     assert.ok(consoleUrl, first.output.stdout);
-    assert.match(await (await fetch(consoleUrl)).text(), /<div id="app">/, 'the printed console URL serves the console');
+    assert.match(
+      await (await fetch(consoleUrl)).text(),
+      /<div id="app">/,
+      'the printed console URL serves the console',
+    );
     const curls = first.output.stdout.split('\n').filter((line) => line.startsWith('curl '));
     assert.ok(curls.length >= 3, first.output.stdout);
     const serviceCall = curls[0] ?? '';
     const key = /Bearer (isu_key_\S+)'/.exec(serviceCall)?.[1];
     const serviceUrl = /'(http:\/\/[^']+)'$/.exec(serviceCall)?.[1];
     assert.ok(key && serviceUrl);
-    const answer = (await (await fetch(serviceUrl, { headers: { authorization: `Bearer ${key}` } })).json()) as { currency: string; cities: Array<{ city: string; revenue: number }> };
+    const answer = (await (await fetch(serviceUrl, { headers: { authorization: `Bearer ${key}` } })).json()) as {
+      currency: string;
+      cities: Array<{ city: string; revenue: number }>;
+    };
     assert.equal(answer.currency, 'EUR');
     assert.equal(answer.cities.length, 20, 'a computed answer: revenue of every city');
     assert.ok(answer.cities.every((c) => c.revenue > 0));
@@ -42,7 +49,9 @@ describe('insitu up', () => {
     const token = /Bearer (isu_ses_\S+)'/.exec(search)?.[1];
     const url = /'(http:\/\/[^']+)'$/.exec(search)?.[1];
     assert.ok(token && url);
-    const found = (await (await fetch(url, { headers: { authorization: `Bearer ${token}` } })).json()) as { items: Array<{ name: string; providerName: string; rowCount: number; columns: unknown[] }> };
+    const found = (await (await fetch(url, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+      items: Array<{ name: string; providerName: string; rowCount: number; columns: unknown[] }>;
+    };
     assert.equal(found.items[0]?.name, 'sales');
     assert.equal(found.items[0]?.providerName, 'demo-retail');
     assert.equal(found.items[0]?.rowCount, 60_000);
@@ -51,12 +60,23 @@ describe('insitu up', () => {
 
     const second = start(['up', '--data-dir', dir, '--port', '0', '--json']);
     const [line] = await second.waitForOutput(/^\{.*\}$/m, 120_000);
-    const report = JSON.parse(line) as { admin: { password?: string }; datasets: string[]; url: string; token: string; service: { running: boolean }; key: string };
+    const report = JSON.parse(line) as {
+      admin: { password?: string };
+      datasets: string[];
+      url: string;
+      token: string;
+      service: { running: boolean };
+      key: string;
+    };
     assert.equal(report.admin.password, undefined, 'the password is shown on the first run only');
     assert.equal(report.service.running, true);
     assert.equal(report.key, key, 'the demo key is created once and shown again, not one more key per start');
     assert.deepEqual(report.datasets, ['products', 'sales', 'stores', 'weather']);
-    const all = (await (await fetch(`${report.url}/api/v1/datasets?provider=demo-retail`, { headers: { authorization: `Bearer ${report.token}` } })).json()) as { items: unknown[] };
+    const all = (await (
+      await fetch(`${report.url}/api/v1/datasets?provider=demo-retail`, {
+        headers: { authorization: `Bearer ${report.token}` },
+      })
+    ).json()) as { items: unknown[] };
     assert.equal(all.items.length, 4, 'no duplicates after a second run');
     assert.equal(await second.stop(), 0);
   });
@@ -91,14 +111,19 @@ describe('insitu up', () => {
   });
 
   it('as a real process: the printed service call works as printed, and Ctrl-C stops it cleanly', async () => {
-    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dir, '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      await waitFor(() => stdout.includes('Press Ctrl-C'), { timeoutMs: 120_000, what: `insitu up to be ready (stderr: ${stderr})` });
+      await waitFor(() => stdout.includes('Press Ctrl-C'), {
+        timeoutMs: 120_000,
+        what: `insitu up to be ready (stderr: ${stderr})`,
+      });
       const curl = stdout.split('\n').find((l) => l.startsWith('curl ') && l.includes('/top-products'));
       assert.ok(curl);
       const { stdout: answer } = await promisify(execFile)('/bin/sh', ['-c', curl]);
@@ -117,21 +142,35 @@ describe('insitu up', () => {
   // own group and the group is signalled, as a terminal would.
   it('Ctrl-C stops insitu up without starting an application instance after the signal', async () => {
     const own = await makeTempDir('insitu-up-sigint-');
-    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', own, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', own, '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const log = join(own, 'insitu.log');
-    const lines = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []).map((l) => JSON.parse(l) as { time: string; msg: string });
+    const lines = () =>
+      (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []).map(
+        (l) => JSON.parse(l) as { time: string; msg: string },
+      );
     try {
-      await waitFor(() => stdout.includes('Press Ctrl-C'), { timeoutMs: 120_000, what: `insitu up to be ready (stderr: ${stderr})` });
-      await waitFor(() => lines().some((l) => l.msg === 'instance ready'), { timeoutMs: 60_000, what: 'the demo application to run' });
+      await waitFor(() => stdout.includes('Press Ctrl-C'), {
+        timeoutMs: 120_000,
+        what: `insitu up to be ready (stderr: ${stderr})`,
+      });
+      await waitFor(() => lines().some((l) => l.msg === 'instance ready'), {
+        timeoutMs: 60_000,
+        what: 'the demo application to run',
+      });
       const signalled = new Date().toISOString();
       process.kill(-(child.pid ?? 0), 'SIGINT');
       assert.equal(await exited, 0, stderr);
-      const restarted = lines().filter((l) => l.time >= signalled && ['instance started', 'instance ended; restarting after a delay'].includes(l.msg));
+      const restarted = lines().filter(
+        (l) => l.time >= signalled && ['instance started', 'instance ended; restarting after a delay'].includes(l.msg),
+      );
       assert.deepEqual(restarted, [], 'no instance started or was scheduled to restart after the signal');
     } finally {
       if (child.exitCode === null) process.kill(-(child.pid ?? 0), 'SIGKILL');

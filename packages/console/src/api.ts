@@ -45,8 +45,13 @@ export async function request<T = unknown>(method: string, path: string, options
   const parsed: unknown = text ? safeJson(text) : undefined;
   if (!response.ok) {
     const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-    if (response.status === 401 && !path.startsWith('/console/session')) for (const listener of signedOutListeners) listener();
-    throw new ApiError(response.status, error?.code ?? `HTTP_${response.status}`, error?.message ?? response.statusText);
+    if (response.status === 401 && !path.startsWith('/console/session'))
+      for (const listener of signedOutListeners) listener();
+    throw new ApiError(
+      response.status,
+      error?.code ?? `HTTP_${response.status}`,
+      error?.message ?? response.statusText,
+    );
   }
   return parsed as T;
 }
@@ -89,7 +94,10 @@ export async function listAll<T>(path: string, maxPages = 10): Promise<Page<T>> 
   let cursor: string | undefined;
   for (let i = 0; i < maxPages; i++) {
     const glue = path.includes('?') ? '&' : '?';
-    const page = await request<Page<T>>('GET', `${path}${glue}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    const page = await request<Page<T>>(
+      'GET',
+      `${path}${glue}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
     items.push(...page.items);
     cursor = page.nextCursor;
     if (!cursor) break;

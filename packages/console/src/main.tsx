@@ -28,7 +28,8 @@ function Routes(props: { me: Me; path: string; search: URLSearchParams }) {
   if ((p = match('/datasets/:id', path))) return <DatasetPage id={p.id ?? ''} />;
   if (path === '/apps') return <Apps me={me} />;
   if ((p = match('/apps/:id', path))) return <AppPage me={me} id={p.id ?? ''} />;
-  if ((p = match('/apps/:id/versions/:versionId', path))) return <VersionPage me={me} appId={p.id ?? ''} versionId={p.versionId ?? ''} />;
+  if ((p = match('/apps/:id/versions/:versionId', path)))
+    return <VersionPage me={me} appId={p.id ?? ''} versionId={p.versionId ?? ''} />;
   if (path === '/approvals') return <Approvals />;
   if ((p = match('/approvals/:id', path))) return <ApprovalPage id={p.id ?? ''} />;
   if (path === '/deployments') return <Deployments />;
@@ -79,17 +80,30 @@ function Shell() {
   const active = path === '/' ? '/catalog' : path;
   return (
     <>
-      <a class="skip" href="#main">Skip to content</a>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
       <header class="top">
-        <Link href="/catalog" class="brand">Insitu</Link>
-        <button type="button" class="menu" aria-expanded={menuOpen} aria-controls="nav" onClick={() => setMenuOpen(!menuOpen)}>
+        <Link href="/catalog" class="brand">
+          Insitu
+        </Link>
+        <button
+          type="button"
+          class="menu"
+          aria-expanded={menuOpen}
+          aria-controls="nav"
+          onClick={() => setMenuOpen(!menuOpen)}
+        >
           Menu
         </button>
         <nav id="nav" aria-label="Main" class={menuOpen ? 'open' : ''}>
           <ul>
             {items.map((item) => (
               <li key={item.href}>
-                <Link href={item.href} aria-current={active === item.href || active.startsWith(`${item.href}/`) ? 'page' : undefined}>
+                <Link
+                  href={item.href}
+                  aria-current={active === item.href || active.startsWith(`${item.href}/`) ? 'page' : undefined}
+                >
                   {item.label}
                 </Link>
               </li>
@@ -101,10 +115,16 @@ function Shell() {
             {me.user.name}
             {me.platformAdmin ? ' (platform admin)' : ''}
           </span>
-          <button type="button" onClick={() => void signOut()}>Sign out</button>
+          <button type="button" onClick={() => void signOut()}>
+            Sign out
+          </button>
         </div>
       </header>
-      {error ? <p class="error" role="alert">{error}</p> : null}
+      {error ? (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      ) : null}
       <main id="main">
         <Routes key={seq} me={me} path={path} search={search} />
       </main>

@@ -20,7 +20,8 @@ export function navigate(path: string): void {
 export function usePath(): { path: string; search: URLSearchParams; seq: number } {
   const [state, setState] = useState(() => ({ path: current(), search: new URLSearchParams(location.search), seq: 0 }));
   useEffect(() => {
-    const update = () => setState((s) => ({ path: current(), search: new URLSearchParams(location.search), seq: s.seq + 1 }));
+    const update = () =>
+      setState((s) => ({ path: current(), search: new URLSearchParams(location.search), seq: s.seq + 1 }));
     listeners.add(update);
     window.addEventListener('popstate', update);
     return () => {

@@ -17,10 +17,16 @@ export function can(me: Me, ...roles: Role[]): boolean {
 
 /** Organisations where the user holds one of `roles` (all of them for platform admins). */
 export function orgsWith(me: Me, ...roles: Role[]) {
-  return me.memberships.filter((m) => me.platformAdmin || m.roles.includes('admin') || roles.some((r) => m.roles.includes(r)));
+  return me.memberships.filter(
+    (m) => me.platformAdmin || m.roles.includes('admin') || roles.some((r) => m.roles.includes(r)),
+  );
 }
 
-export interface NavItem { href: string; label: string; show: (me: Me) => boolean }
+export interface NavItem {
+  href: string;
+  label: string;
+  show: (me: Me) => boolean;
+}
 
 export const NAV: NavItem[] = [
   { href: '/catalog', label: 'Catalog', show: () => true },

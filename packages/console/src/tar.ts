@@ -1,6 +1,9 @@
 // A ustar writer, so a dropped or chosen folder can be sent as the tarball the API takes.
 
-export interface TarEntry { path: string; data: Uint8Array }
+export interface TarEntry {
+  path: string;
+  data: Uint8Array;
+}
 
 const encoder = new TextEncoder();
 

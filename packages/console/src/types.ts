@@ -2,53 +2,210 @@
 // these name only the fields the pages use).
 
 export type Role = 'admin' | 'provider' | 'developer' | 'user';
-export interface User { id: string; email: string; name: string }
-export interface Membership { orgId: string; orgName: string; orgStatus: string; roles: Role[] }
-export interface Me { user: User; platformAdmin: boolean; memberships: Membership[] }
-
-export interface Column { name: string; type: string; sourceType?: string; nullable: boolean; description?: string }
-export interface Dataset {
-  id: string; providerId: string; providerName: string; orgId: string; name: string; description: string;
-  tags: string[]; sourceKind: string; visibility: string; columns: Column[]; rowCount: number | null; syncedAt: string;
+export interface User {
+  id: string;
+  email: string;
+  name: string;
 }
-export interface Provider { id: string; orgId: string; name: string; displayName: string; description: string }
-export interface Agent { id: string; providerId: string; name: string; hostname: string; version: string; state: string; lastSeenAt?: string }
-export interface App { id: string; orgId: string; name: string; description: string; createdAt: string }
-export interface ApprovalSummary { id: string; providerId: string; providerName: string; state: string; reason: string; decidedAt?: string }
-export interface BundleFile { path: string; size: number; sha256: string; text?: string }
+export interface Membership {
+  orgId: string;
+  orgName: string;
+  orgStatus: string;
+  roles: Role[];
+}
+export interface Me {
+  user: User;
+  platformAdmin: boolean;
+  memberships: Membership[];
+}
+
+export interface Column {
+  name: string;
+  type: string;
+  sourceType?: string;
+  nullable: boolean;
+  description?: string;
+}
+export interface Dataset {
+  id: string;
+  providerId: string;
+  providerName: string;
+  orgId: string;
+  name: string;
+  description: string;
+  tags: string[];
+  sourceKind: string;
+  visibility: string;
+  columns: Column[];
+  rowCount: number | null;
+  syncedAt: string;
+}
+export interface Provider {
+  id: string;
+  orgId: string;
+  name: string;
+  displayName: string;
+  description: string;
+}
+export interface Agent {
+  id: string;
+  providerId: string;
+  name: string;
+  hostname: string;
+  version: string;
+  state: string;
+  lastSeenAt?: string;
+}
+export interface App {
+  id: string;
+  orgId: string;
+  name: string;
+  description: string;
+  createdAt: string;
+}
+export interface ApprovalSummary {
+  id: string;
+  providerId: string;
+  providerName: string;
+  state: string;
+  reason: string;
+  decidedAt?: string;
+}
+export interface BundleFile {
+  path: string;
+  size: number;
+  sha256: string;
+  text?: string;
+}
 export interface Version {
-  id: string; appId: string; appName: string; version: string; digest: string; size: number; state: string;
-  manifest: unknown; files: BundleFile[]; datasets: { providerId: string; providerName: string; dataset: string }[];
-  approvals: ApprovalSummary[]; createdAt: string;
+  id: string;
+  appId: string;
+  appName: string;
+  version: string;
+  digest: string;
+  size: number;
+  state: string;
+  manifest: unknown;
+  files: BundleFile[];
+  datasets: { providerId: string; providerName: string; dataset: string }[];
+  approvals: ApprovalSummary[];
+  createdAt: string;
 }
 export interface Approval {
-  id: string; versionId: string; appId: string; appName: string; appOrgId: string; version: string; digest: string;
-  providerId: string; providerName: string; state: string; reason: string; createdAt: string; decidedAt?: string;
+  id: string;
+  versionId: string;
+  appId: string;
+  appName: string;
+  appOrgId: string;
+  version: string;
+  digest: string;
+  providerId: string;
+  providerName: string;
+  state: string;
+  reason: string;
+  createdAt: string;
+  decidedAt?: string;
 }
-export interface ApprovalDetail extends Approval { manifest: unknown; datasets: string[]; files: BundleFile[] }
-export interface DeploymentAgent { agentId: string; state: string; reason: string; ready: number; desired: number; updatedAt: string }
+export interface ApprovalDetail extends Approval {
+  manifest: unknown;
+  datasets: string[];
+  files: BundleFile[];
+}
+export interface DeploymentAgent {
+  agentId: string;
+  state: string;
+  reason: string;
+  ready: number;
+  desired: number;
+  updatedAt: string;
+}
 export interface Deployment {
-  id: string; appId: string; versionId: string; version: string; providerId: string; replicas: number; state: string;
-  agents: DeploymentAgent[]; createdAt: string; updatedAt: string;
+  id: string;
+  appId: string;
+  versionId: string;
+  version: string;
+  providerId: string;
+  replicas: number;
+  state: string;
+  agents: DeploymentAgent[];
+  createdAt: string;
+  updatedAt: string;
 }
 export interface Service {
-  id: string; name: string; orgId: string; appId: string; description: string; access: string; url: string;
+  id: string;
+  name: string;
+  orgId: string;
+  appId: string;
+  description: string;
+  access: string;
+  url: string;
   versions: { version: string; major: number; path: string; running: boolean }[];
   limits: Record<string, number>;
   datasets: { provider: string; providerId: string; dataset: string; datasetId?: string }[];
 }
-export interface Key { id: string; orgId: string; userId: string; name: string; prefix: string; services: string[]; state: string; expiresAt?: string; createdAt: string }
-export interface UsageRow { period: string; keyId?: string; serviceId?: string; calls: number; errors: number; bytesIn: number; bytesOut: number; avgDurationMs: number }
-export interface AuditRecord {
-  seq: number; ts: string; requestId: string; keyId: string; serviceName: string; version: string; agentId: string;
-  method: string; status: number; errorCode: string; durationMs: number; bytesOut: number;
+export interface Key {
+  id: string;
+  orgId: string;
+  userId: string;
+  name: string;
+  prefix: string;
+  services: string[];
+  state: string;
+  expiresAt?: string;
+  createdAt: string;
 }
-export interface AuditVerification { ok: boolean; records: number; firstBroken?: { seq: number; reason: string }; head?: { seq: number; hash: string } }
-export interface TunnelSession { sessionId: string; agentId: string; providerId: string; nodeId: string; connectedAt: string; inFlight: number; rttMs: number; ejected: boolean; requests: number; services: { key: string }[] }
+export interface UsageRow {
+  period: string;
+  keyId?: string;
+  serviceId?: string;
+  calls: number;
+  errors: number;
+  bytesIn: number;
+  bytesOut: number;
+  avgDurationMs: number;
+}
+export interface AuditRecord {
+  seq: number;
+  ts: string;
+  requestId: string;
+  keyId: string;
+  serviceName: string;
+  version: string;
+  agentId: string;
+  method: string;
+  status: number;
+  errorCode: string;
+  durationMs: number;
+  bytesOut: number;
+}
+export interface AuditVerification {
+  ok: boolean;
+  records: number;
+  firstBroken?: { seq: number; reason: string };
+  head?: { seq: number; hash: string };
+}
+export interface TunnelSession {
+  sessionId: string;
+  agentId: string;
+  providerId: string;
+  nodeId: string;
+  connectedAt: string;
+  inFlight: number;
+  rttMs: number;
+  ejected: boolean;
+  requests: number;
+  services: { key: string }[];
+}
 export interface Cluster {
   nodes: { id: string; version: string; startedAt: string; role: string; services: string[] }[];
   database: { dialect: string; status: string; cluster?: string; topology?: unknown; events?: unknown[] };
   coordination: { kind: string };
   tunnel: { sessions: TunnelSession[] };
 }
-export interface PlatformEvent { seq: number; ts: string; kind: string; subject: string; message: string }
+export interface PlatformEvent {
+  seq: number;
+  ts: string;
+  kind: string;
+  subject: string;
+  message: string;
+}

@@ -4,7 +4,12 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError } from './api.js';
 import { BASE, navigate } from './router.js';
 
-export function Link(props: { href: string; children: ComponentChildren; class?: string; 'aria-current'?: 'page' | undefined }) {
+export function Link(props: {
+  href: string;
+  children: ComponentChildren;
+  class?: string;
+  'aria-current'?: 'page' | undefined;
+}) {
   const onClick = (event: MouseEvent) => {
     if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
     event.preventDefault();
@@ -49,13 +54,27 @@ export function messageOf(error: unknown): string {
 }
 
 export function Status(props: { loaded: { error?: string; loading: boolean; data?: unknown } }) {
-  if (props.loaded.error) return <p class="error" role="alert">{props.loaded.error}</p>;
-  if (props.loaded.loading && props.loaded.data === undefined) return <p class="muted" aria-live="polite">Loading…</p>;
+  if (props.loaded.error)
+    return (
+      <p class="error" role="alert">
+        {props.loaded.error}
+      </p>
+    );
+  if (props.loaded.loading && props.loaded.data === undefined)
+    return (
+      <p class="muted" aria-live="polite">
+        Loading…
+      </p>
+    );
   return null;
 }
 
 export function Alert(props: { message: string | undefined }) {
-  return props.message ? <p class="error" role="alert">{props.message}</p> : null;
+  return props.message ? (
+    <p class="error" role="alert">
+      {props.message}
+    </p>
+  ) : null;
 }
 
 export function Page(props: { title: string; children: ComponentChildren; actions?: ComponentChildren }) {
@@ -65,7 +84,9 @@ export function Page(props: { title: string; children: ComponentChildren; action
   return (
     <section aria-labelledby="page-title">
       <header class="page-head">
-        <h1 id="page-title" tabIndex={-1}>{props.title}</h1>
+        <h1 id="page-title" tabIndex={-1}>
+          {props.title}
+        </h1>
         {props.actions}
       </header>
       {props.children}
@@ -80,7 +101,13 @@ export function Table(props: { caption: string; head: string[]; children: Compon
       <table>
         <caption>{props.caption}</caption>
         <thead>
-          <tr>{props.head.map((h) => <th scope="col" key={h}>{h}</th>)}</tr>
+          <tr>
+            {props.head.map((h) => (
+              <th scope="col" key={h}>
+                {h}
+              </th>
+            ))}
+          </tr>
         </thead>
         <tbody>{props.children}</tbody>
       </table>
@@ -113,7 +140,11 @@ export function Field(props: { label: string; id: string; children: ComponentChi
     <div class="field">
       <label for={props.id}>{props.label}</label>
       {props.children}
-      {props.hint ? <small id={`${props.id}-hint`} class="muted">{props.hint}</small> : null}
+      {props.hint ? (
+        <small id={`${props.id}-hint`} class="muted">
+          {props.hint}
+        </small>
+      ) : null}
     </div>
   );
 }

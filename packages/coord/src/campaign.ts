@@ -59,7 +59,8 @@ export class Campaign extends EventEmitter implements Leadership {
 
   whenElected(): Promise<number> {
     if (this.#token !== undefined && this.#state === 'leader') return Promise.resolve(this.#token);
-    if (this.#state === 'ended') return Promise.reject(notLeader(`the campaign of ${this.candidate} for ${this.election} has ended`));
+    if (this.#state === 'ended')
+      return Promise.reject(notLeader(`the campaign of ${this.candidate} for ${this.election} has ended`));
     return new Promise((resolve, reject) => {
       const onElected = (token: number): void => {
         this.off('ended', onEnded);
@@ -92,7 +93,13 @@ export class Campaign extends EventEmitter implements Leadership {
         this.#key = key;
         this.#revision = entry.createRevision;
         this.#state = 'campaigning';
-        const watch = new RelistingWatch(this.owner.engine, this.#prefix, () => this.#scheduleCheck(), this.ttlMs / 4, this.owner.logger);
+        const watch = new RelistingWatch(
+          this.owner.engine,
+          this.#prefix,
+          () => this.#scheduleCheck(),
+          this.ttlMs / 4,
+          this.owner.logger,
+        );
         this.#watch = watch;
         await watch.start();
         if (this.ended) await watch.close();
@@ -116,11 +123,19 @@ export class Campaign extends EventEmitter implements Leadership {
 
   #armDeadline(): void {
     clearTimeout(this.#deadline);
-    this.#deadline = setTimeout(() => {
-      if (this.#state === 'leader' && Date.now() >= this.#leaderDeadline()) {
-        this.#end(notLeader(`no keep-alive succeeded for ${Math.round(this.ttlMs * LEADER_DEADLINE_FRACTION)} ms; stepped down before the lease could expire`), true);
-      }
-    }, Math.max(1, this.#leaderDeadline() - Date.now()));
+    this.#deadline = setTimeout(
+      () => {
+        if (this.#state === 'leader' && Date.now() >= this.#leaderDeadline()) {
+          this.#end(
+            notLeader(
+              `no keep-alive succeeded for ${Math.round(this.ttlMs * LEADER_DEADLINE_FRACTION)} ms; stepped down before the lease could expire`,
+            ),
+            true,
+          );
+        }
+      },
+      Math.max(1, this.#leaderDeadline() - Date.now()),
+    );
     this.#deadline.unref();
   }
 
@@ -135,7 +150,10 @@ export class Campaign extends EventEmitter implements Leadership {
         try {
           await this.#check();
         } catch (error) {
-          this.owner.logger?.debug({ err: error, election: this.election }, 'election check failed; the periodic re-list retries');
+          this.owner.logger?.debug(
+            { err: error, election: this.election },
+            'election check failed; the periodic re-list retries',
+          );
         }
       } while (this.#recheck && !this.ended);
       this.#checking = undefined;
@@ -166,7 +184,9 @@ export class Campaign extends EventEmitter implements Leadership {
     const result = await this.owner.engine.guarded(this.#key, this.#revision, op);
     if (!result.succeeded) {
       this.#end(notLeader(`the leader key of ${this.candidate} is gone`), true);
-      throw notLeader(`${this.candidate} no longer holds the leader key of ${this.election}; the write to ${op.key} was refused`);
+      throw notLeader(
+        `${this.candidate} no longer holds the leader key of ${this.election}; the write to ${op.key} was refused`,
+      );
     }
     return result.revision;
   }
@@ -191,7 +211,10 @@ export class Campaign extends EventEmitter implements Leadership {
     this.owner.forgetCampaign(this);
     this.emit('ended');
     if (emitLost) {
-      this.owner.logger?.warn({ election: this.election, candidate: this.candidate, wasLeader, reason: reason.message }, 'leadership campaign lost');
+      this.owner.logger?.warn(
+        { election: this.election, candidate: this.candidate, wasLeader, reason: reason.message },
+        'leadership campaign lost',
+      );
       this.emit('lost', reason);
     }
   }

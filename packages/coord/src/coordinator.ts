@@ -6,7 +6,14 @@ import { ManagedLease } from './lease.js';
 import { Observer } from './observer.js';
 import { RelistingWatch } from './relisting-watch.js';
 import type {
-  CampaignOptions, CloseOptions, Coordinator, LeaderObserver, Lease, Leadership, WatchEvent, WatchHandle,
+  CampaignOptions,
+  CloseOptions,
+  Coordinator,
+  LeaderObserver,
+  Lease,
+  Leadership,
+  WatchEvent,
+  WatchHandle,
 } from './types.js';
 
 /** Options shared by both coordinators. */
@@ -47,7 +54,8 @@ export class GenericCoordinator implements Coordinator {
 
   async put(key: string, value: string, options: { lease?: Lease } = {}): Promise<void> {
     this.#open();
-    if (options.lease && !options.lease.isAlive()) throw new InsituError('INSITU_COORD_LEASE_LOST', `lease ${options.lease.id} is not alive`);
+    if (options.lease && !options.lease.isAlive())
+      throw new InsituError('INSITU_COORD_LEASE_LOST', `lease ${options.lease.id} is not alive`);
     await this.engine.put(key, value, options.lease?.id);
   }
 
@@ -95,7 +103,10 @@ export class GenericCoordinator implements Coordinator {
   campaign(election: string, candidate: string, options: CampaignOptions): Leadership {
     this.#open();
     if (!Number.isFinite(options.ttlMs) || options.ttlMs < MIN_TTL_MS) {
-      throw new InsituError('INSITU_VALIDATION', `a campaign TTL must be at least ${MIN_TTL_MS} ms, got ${options.ttlMs}`);
+      throw new InsituError(
+        'INSITU_VALIDATION',
+        `a campaign TTL must be at least ${MIN_TTL_MS} ms, got ${options.ttlMs}`,
+      );
     }
     const campaign = new Campaign(this, election, candidate, options.ttlMs);
     this.#campaigns.add(campaign);

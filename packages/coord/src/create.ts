@@ -29,7 +29,9 @@ export interface MemoryCoordinator extends Coordinator {
  */
 export function createMemoryCoordinator(options: MemoryCoordinatorOptions = {}): MemoryCoordinator {
   const engine = new MemoryEngine(options.backend ?? createMemoryBackend());
-  const coordinator = new GenericCoordinator(engine, options) as GenericCoordinator & { setReachable?: (reachable: boolean) => void };
+  const coordinator = new GenericCoordinator(engine, options) as GenericCoordinator & {
+    setReachable?: (reachable: boolean) => void;
+  };
   coordinator.setReachable = (reachable: boolean) => engine.setReachable(reachable);
   return coordinator as unknown as MemoryCoordinator;
 }

@@ -12,7 +12,10 @@ export function notLeader(message: string): InsituError {
 
 export function electionPrefix(election: string): string {
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(election)) {
-    throw new InsituError('INSITU_VALIDATION', `election name "${election}" must be 1-128 letters, digits, dots, dashes or underscores`);
+    throw new InsituError(
+      'INSITU_VALIDATION',
+      `election name "${election}" must be 1-128 letters, digits, dots, dashes or underscores`,
+    );
   }
   return `${ELECTION_PREFIX}${election}/`;
 }

@@ -33,7 +33,9 @@ function watchBackoff(delayMs: number): WatchBackoff {
 }
 
 function unavailable(what: string, error: unknown): InsituError {
-  return new InsituError('INSITU_COORD_UNAVAILABLE', `etcd ${what} failed: ${(error as Error).message}`, { cause: error });
+  return new InsituError('INSITU_COORD_UNAVAILABLE', `etcd ${what} failed: ${(error as Error).message}`, {
+    cause: error,
+  });
 }
 
 /** The coordinator's primitives on etcd 3.4, through the `etcd3` client's raw RPCs. */
@@ -97,7 +99,11 @@ export class EtcdEngine implements Engine {
 
   async put(key: string, value: string, lease?: string): Promise<void> {
     try {
-      await this.#client.kv.put({ key: this.#key(key), value: Buffer.from(value, 'utf8'), ...(lease ? { lease } : {}) });
+      await this.#client.kv.put({
+        key: this.#key(key),
+        value: Buffer.from(value, 'utf8'),
+        ...(lease ? { lease } : {}),
+      });
     } catch (error) {
       if (/requested lease not found/i.test((error as Error).message)) {
         throw new InsituError('INSITU_COORD_LEASE_LOST', `lease ${lease ?? ''} is not alive`, { cause: error });
@@ -127,7 +133,8 @@ export class EtcdEngine implements Engine {
         if (kv) return this.#entry(kv);
       }
       const stored = await this.get(key);
-      if (!stored) throw new InsituError('INSITU_COORD_UNAVAILABLE', `etcd key ${key} vanished right after its creation`);
+      if (!stored)
+        throw new InsituError('INSITU_COORD_UNAVAILABLE', `etcd key ${key} vanished right after its creation`);
       return stored;
     } catch (error) {
       if (error instanceof InsituError) throw error;
@@ -135,14 +142,25 @@ export class EtcdEngine implements Engine {
     }
   }
 
-  async guarded(guardKey: string, createRevision: number, op: GuardedOp): Promise<{ succeeded: boolean; revision: number }> {
+  async guarded(
+    guardKey: string,
+    createRevision: number,
+    op: GuardedOp,
+  ): Promise<{ succeeded: boolean; revision: number }> {
     const request =
       op.type === 'put'
         ? { request_put: { key: this.#key(op.key), value: Buffer.from(op.value, 'utf8') } }
         : { request_delete_range: { key: this.#key(op.key) } };
     try {
       const response = await this.#client.kv.txn({
-        compare: [{ key: this.#key(guardKey), target: CompareTarget.Create, result: CompareResult.Equal, create_revision: createRevision }],
+        compare: [
+          {
+            key: this.#key(guardKey),
+            target: CompareTarget.Create,
+            result: CompareResult.Equal,
+            create_revision: createRevision,
+          },
+        ],
         success: [request],
         failure: [],
       });
@@ -153,7 +171,10 @@ export class EtcdEngine implements Engine {
   }
 
   async watch(prefix: string, onEvent: (event: EngineEvent) => void): Promise<{ close(): Promise<void> }> {
-    const watcher: Watcher = this.#client.watch().prefix(this.#ns + prefix).watcher();
+    const watcher: Watcher = this.#client
+      .watch()
+      .prefix(this.#ns + prefix)
+      .watcher();
     // The client retries a watch forever while etcd is down: bound the first attempt,
     // and cancel the watcher on failure so its retries stop too.
     watcher.on('error', () => undefined);
@@ -174,7 +195,11 @@ export class EtcdEngine implements Engine {
       onEvent({ type: 'put', key: entry.key, value: entry.value, revision: entry.modRevision });
     });
     watcher.on('delete', (kv) => {
-      onEvent({ type: 'delete', key: kv.key.toString('utf8').slice(this.#ns.length), revision: Number(kv.mod_revision) });
+      onEvent({
+        type: 'delete',
+        key: kv.key.toString('utf8').slice(this.#ns.length),
+        revision: Number(kv.mod_revision),
+      });
     });
     // The client reconnects watches itself; the coordinator's periodic re-list covers
     // what a silently dead watch would miss (the 'error' listener above keeps an error
@@ -204,7 +229,10 @@ export class EtcdEngine implements Engine {
     }
     try {
       const response = await new Promise<{ TTL: string }>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no answer within ${this.#callTimeoutMs} ms`)), this.#callTimeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no answer within ${this.#callTimeoutMs} ms`)),
+          this.#callTimeoutMs,
+        );
         stream.on('data', (data: { TTL: string }) => {
           clearTimeout(timer);
           resolve(data);

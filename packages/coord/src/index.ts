@@ -14,5 +14,12 @@ export { createMemoryBackend } from './memory-engine.js';
 export type { MemoryBackend } from './memory-engine.js';
 export type { CoordinatorTuning } from './coordinator.js';
 export type {
-  Coordinator, Lease, Leadership, LeaderObserver, WatchEvent, WatchHandle, CampaignOptions, CloseOptions,
+  Coordinator,
+  Lease,
+  Leadership,
+  LeaderObserver,
+  WatchEvent,
+  WatchHandle,
+  CampaignOptions,
+  CloseOptions,
 } from './types.js';

@@ -37,9 +37,17 @@ export class ManagedLease extends EventEmitter implements Lease {
 
   #arm(): void {
     clearTimeout(this.#deadline);
-    this.#deadline = setTimeout(() => {
-      this.lose(new InsituError('INSITU_COORD_LEASE_LOST', `no keep-alive of lease ${this.id} succeeded within its TTL (${this.ttlMs} ms)`));
-    }, Math.max(1, this.lastRenewedAt + this.ttlMs - Date.now()));
+    this.#deadline = setTimeout(
+      () => {
+        this.lose(
+          new InsituError(
+            'INSITU_COORD_LEASE_LOST',
+            `no keep-alive of lease ${this.id} succeeded within its TTL (${this.ttlMs} ms)`,
+          ),
+        );
+      },
+      Math.max(1, this.lastRenewedAt + this.ttlMs - Date.now()),
+    );
     this.#deadline.unref();
   }
 

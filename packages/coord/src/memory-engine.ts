@@ -35,17 +35,26 @@ export class MemoryBackend {
   }
 
   range(prefix: string): { entries: KvEntry[]; revision: number } {
-    const entries = [...this.#data.values()].filter((entry) => entry.key.startsWith(prefix)).map((entry) => ({ ...entry }));
+    const entries = [...this.#data.values()]
+      .filter((entry) => entry.key.startsWith(prefix))
+      .map((entry) => ({ ...entry }));
     entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return { entries, revision: this.#revision };
   }
 
   put(key: string, value: string, lease = '0'): number {
-    if (lease !== '0' && !this.#leases.has(lease)) throw new InsituError('INSITU_COORD_LEASE_LOST', `lease ${lease} is not alive`);
+    if (lease !== '0' && !this.#leases.has(lease))
+      throw new InsituError('INSITU_COORD_LEASE_LOST', `lease ${lease} is not alive`);
     const revision = ++this.#revision;
     const previous = this.#data.get(key);
     if (previous && previous.lease !== '0') this.#leases.get(previous.lease)?.keys.delete(key);
-    this.#data.set(key, { key, value, createRevision: previous?.createRevision ?? revision, modRevision: revision, lease });
+    this.#data.set(key, {
+      key,
+      value,
+      createRevision: previous?.createRevision ?? revision,
+      modRevision: revision,
+      lease,
+    });
     if (lease !== '0') this.#leases.get(lease)?.keys.add(key);
     this.#notify({ type: 'put', key, value, revision });
     return revision;
@@ -76,7 +85,12 @@ export class MemoryBackend {
 
   leaseGrant(ttlMs: number): string {
     const id = String(++this.#leaseSeq);
-    const lease: MemoryLease = { ttlMs, expiresAt: Date.now() + ttlMs, keys: new Set(), timer: this.#expiryTimer(id, ttlMs) };
+    const lease: MemoryLease = {
+      ttlMs,
+      expiresAt: Date.now() + ttlMs,
+      keys: new Set(),
+      timer: this.#expiryTimer(id, ttlMs),
+    };
     this.#leases.set(id, lease);
     return id;
   }
@@ -170,7 +184,11 @@ export class MemoryEngine implements Engine {
     return created;
   }
 
-  async guarded(guardKey: string, createRevision: number, op: GuardedOp): Promise<{ succeeded: boolean; revision: number }> {
+  async guarded(
+    guardKey: string,
+    createRevision: number,
+    op: GuardedOp,
+  ): Promise<{ succeeded: boolean; revision: number }> {
     this.#check();
     return this.#backend.guarded(guardKey, createRevision, op);
   }

@@ -18,7 +18,13 @@ export class Observer extends EventEmitter implements LeaderObserver {
   }
 
   async start(relistMs: number): Promise<void> {
-    const watch = new RelistingWatch(this.owner.engine, this.prefix, () => void this.#refresh(), relistMs, this.owner.logger);
+    const watch = new RelistingWatch(
+      this.owner.engine,
+      this.prefix,
+      () => void this.#refresh(),
+      relistMs,
+      this.owner.logger,
+    );
     this.#watch = watch;
     await watch.start();
     await this.#refresh();

@@ -34,7 +34,11 @@ async function etcdLeader(members: readonly EtcdMember[]): Promise<EtcdMember> {
       for (const member of members) {
         if (!member.running) continue;
         try {
-          const response = await fetch(`${member.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) });
+          const response = await fetch(`${member.clientUrl}/v3/maintenance/status`, {
+            method: 'POST',
+            body: '{}',
+            signal: AbortSignal.timeout(1000),
+          });
           const status = (await response.json()) as { header?: { member_id?: string }; leader?: string };
           if (status.header?.member_id !== undefined && status.header.member_id === status.leader) return member;
         } catch {
@@ -53,7 +57,10 @@ function assertFenced(writes: readonly FencedWrite[]): void {
   for (let i = 1; i < ordered.length; i++) {
     const previous = ordered[i - 1];
     const current = ordered[i];
-    assert.ok(previous && current && current.token >= previous.token, `write at revision ${current?.revision} by ${current?.candidate} (token ${current?.token}) came after one with token ${previous?.token}`);
+    assert.ok(
+      previous && current && current.token >= previous.token,
+      `write at revision ${current?.revision} by ${current?.candidate} (token ${current?.token}) came after one with token ${previous?.token}`,
+    );
   }
 }
 
@@ -79,7 +86,14 @@ describe('etcd coordinator: failures', () => {
     assert.ok(victim);
     await victim.kill();
     try {
-      await waitFor(async () => (await coord.put('member-kill/after', 'yes').then(() => true, () => false)), { timeoutMs: 15_000, what: 'a write after the member was killed' });
+      await waitFor(
+        async () =>
+          await coord.put('member-kill/after', 'yes').then(
+            () => true,
+            () => false,
+          ),
+        { timeoutMs: 15_000, what: 'a write after the member was killed' },
+      );
       assert.equal(await coord.get('member-kill/k'), 'v');
       assert.equal(lease.isAlive(), true);
       assert.equal(leadership.isLeader(), true);
@@ -93,7 +107,11 @@ describe('etcd coordinator: failures', () => {
 
   it('hands over to the other candidate when the leader process is SIGKILLed, and the token grows', async () => {
     const script = fileURLToPath(new URL('./fixtures/candidate.js', import.meta.url));
-    const child = spawn(process.execPath, [script, endpoints().join(','), namespace, 'proc-kill', 'child', String(TTL_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      [script, endpoints().join(','), namespace, 'proc-kill', 'child', String(TTL_MS)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     try {
       const lines = createInterface({ input: child.stdout });
       const elected = await new Promise<{ token: number }>((resolve, reject) => {
@@ -105,7 +123,9 @@ describe('etcd coordinator: failures', () => {
       });
       const coord = open();
       const successor = coord.campaign('proc-kill', 'parent', { ttlMs: TTL_MS });
-      await waitFor(async () => (await coord.get('proc-kill-data/owner')) === 'child', { what: 'the child to write as leader' });
+      await waitFor(async () => (await coord.get('proc-kill-data/owner')) === 'child', {
+        what: 'the child to write as leader',
+      });
       assert.equal(successor.isLeader(), false);
       child.kill('SIGKILL');
       const token = await successor.whenElected();
@@ -135,7 +155,10 @@ describe('etcd coordinator: failures', () => {
         await waitFor(() => Date.now() - killedAt > TTL_MS, { timeoutMs: TTL_MS * 2, intervalMs: 50 });
         await leader.start();
         const before = a.writes.length + b.writes.length;
-        await waitFor(() => a.writes.length + b.writes.length >= before + 5, { timeoutMs: 20_000, what: `fenced writes after restart ${round + 1}` });
+        await waitFor(() => a.writes.length + b.writes.length >= before + 5, {
+          timeoutMs: 20_000,
+          what: `fenced writes after restart ${round + 1}`,
+        });
       }
     } finally {
       clearInterval(sampler);

@@ -39,7 +39,10 @@ export function coordinatorSuite(label: string, factory: () => CoordinatorFactor
       await coord.put('kvother', '3');
       assert.equal(await coord.get('kv/a'), '1');
       assert.equal(await coord.get('kv/missing'), undefined);
-      assert.deepEqual([...(await coord.list('kv/'))].sort(), [['kv/a', '1'], ['kv/b', '2']]);
+      assert.deepEqual([...(await coord.list('kv/'))].sort(), [
+        ['kv/a', '1'],
+        ['kv/b', '2'],
+      ]);
       await coord.delete('kv/a');
       assert.equal(await coord.get('kv/a'), undefined);
       assert.deepEqual([...(await coord.list('kv/'))], [['kv/b', '2']]);
@@ -90,7 +93,10 @@ export function coordinatorSuite(label: string, factory: () => CoordinatorFactor
       await waitFor(() => Date.now() - start > TTL_MS * 1.5, { timeoutMs: TTL_MS * 3, intervalMs: 100 });
       assert.equal(await other.get('crash/k'), 'v', 'the keep-alive kept the key past the TTL');
       await holder.close({ revokeLeases: false });
-      await waitFor(() => deletions.includes('crash/k'), { timeoutMs: TTL_MS * 4, what: 'the crashed holder’s key to expire' });
+      await waitFor(() => deletions.includes('crash/k'), {
+        timeoutMs: TTL_MS * 4,
+        what: 'the crashed holder’s key to expire',
+      });
       assert.equal(await other.get('crash/k'), undefined);
     });
 
@@ -112,7 +118,10 @@ export function coordinatorSuite(label: string, factory: () => CoordinatorFactor
 
       const revision = await first.fencedPut('suite-resign/state', 'written by a');
       assert.ok(revision > tokenA);
-      await assert.rejects(second.fencedPut('suite-resign/state', 'b is not leader'), isCode('INSITU_COORD_NOT_LEADER'));
+      await assert.rejects(
+        second.fencedPut('suite-resign/state', 'b is not leader'),
+        isCode('INSITU_COORD_NOT_LEADER'),
+      );
 
       await first.resign();
       const tokenB = await second.whenElected();

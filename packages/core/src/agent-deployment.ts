@@ -41,13 +41,20 @@ export const AgentDeploymentSchema = Type.Object(
     id: Type.String({ minLength: 1, maxLength: 64 }),
     app: Type.String({ minLength: 1, maxLength: 64 }),
     version: Type.String({ minLength: 1, maxLength: 128 }),
-    digest: Type.String({ pattern: '^[0-9a-f]{64}$', description: "The approved sha256 of the bundle's canonical tarball" }),
+    digest: Type.String({
+      pattern: '^[0-9a-f]{64}$',
+      description: "The approved sha256 of the bundle's canonical tarball",
+    }),
     replicas: Type.Integer({ minimum: 0, maximum: 1024 }),
-    bundle: Type.String({ maxLength: 200, description: 'Platform path to fetch the bundle from with the agent credential' }),
+    bundle: Type.String({
+      maxLength: 200,
+      description: 'Platform path to fetch the bundle from with the agent credential',
+    }),
     state: Type.Enum(['active', 'draining'] as const),
     datasets: Type.Array(ResolvedDatasetSchema, {
       maxItems: 100,
-      description: "The approved, resolved datasets of this deployment's provider that the application may read; the agent serves these and nothing else",
+      description:
+        "The approved, resolved datasets of this deployment's provider that the application may read; the agent serves these and nothing else",
     }),
   },
   { additionalProperties: false },

@@ -41,9 +41,11 @@ function header(entry: BundleEntry): Buffer {
     const cut = name.lastIndexOf('/', name.length - 2);
     prefix = cut > 0 ? name.slice(0, cut) : '';
     name = cut > 0 ? name.slice(cut + 1) : name;
-    if (!prefix || Buffer.byteLength(prefix) > 155 || Buffer.byteLength(name) > 100) throw invalid(`${entry.path}: path too long for a bundle`);
+    if (!prefix || Buffer.byteLength(prefix) > 155 || Buffer.byteLength(name) > 100)
+      throw invalid(`${entry.path}: path too long for a bundle`);
   }
-  if (entry.link !== undefined && Buffer.byteLength(entry.link) > 100) throw invalid(`${entry.path}: link target too long`);
+  if (entry.link !== undefined && Buffer.byteLength(entry.link) > 100)
+    throw invalid(`${entry.path}: link target too long`);
   block.write(name, 0, 100, 'utf8');
   block.write(octal(entry.kind === 'file' && !entry.executable ? 0o644 : 0o755, 8), 100, 'ascii');
   block.write(octal(0, 8), 108, 'ascii');
@@ -132,7 +134,8 @@ export async function readBundleTar(bytes: Buffer, limits: BundleLimits): Promis
         entry.resume();
         return;
       }
-      if (entries.size >= limits.maxEntries) fail(new InsituError('INSITU_BUNDLE_TOO_LARGE', `a bundle may hold at most ${limits.maxEntries} entries`));
+      if (entries.size >= limits.maxEntries)
+        fail(new InsituError('INSITU_BUNDLE_TOO_LARGE', `a bundle may hold at most ${limits.maxEntries} entries`));
       if (entries.has(path)) fail(invalid(`${path} appears twice in the tarball`));
       const executable = ((entry.mode ?? 0o644) & 0o111) !== 0;
       if (entry.type === 'Directory') {
@@ -141,23 +144,31 @@ export async function readBundleTar(bytes: Buffer, limits: BundleLimits): Promis
       } else if (entry.type === 'SymbolicLink') {
         const link = entry.linkpath ?? '';
         const target = posix.normalize(posix.join(posix.dirname(path), link));
-        if (!link || posix.isAbsolute(link) || target === '..' || target.startsWith('../')) fail(invalid(`${path}: symbolic link to ${link} leaves the bundle`));
+        if (!link || posix.isAbsolute(link) || target === '..' || target.startsWith('../'))
+          fail(invalid(`${path}: symbolic link to ${link} leaves the bundle`));
         entries.set(path, { path, kind: 'symlink', executable: false, link });
         entry.resume();
       } else if (entry.type === 'File' || entry.type === 'OldFile') {
         const chunks: Buffer[] = [];
         entry.on('data', (chunk: Buffer) => {
           total += chunk.length;
-          if (total > limits.maxBytes) fail(new InsituError('INSITU_BUNDLE_TOO_LARGE', `bundle contents exceed ${limits.maxBytes} bytes`));
+          if (total > limits.maxBytes)
+            fail(new InsituError('INSITU_BUNDLE_TOO_LARGE', `bundle contents exceed ${limits.maxBytes} bytes`));
           else chunks.push(chunk);
         });
         entry.on('end', () => entries.set(path, { path, kind: 'file', executable, data: Buffer.concat(chunks) }));
       } else {
-        fail(invalid(`${path}: only files, directories and relative symbolic links may be in a bundle (found ${entry.type})`));
+        fail(
+          invalid(
+            `${path}: only files, directories and relative symbolic links may be in a bundle (found ${entry.type})`,
+          ),
+        );
         entry.resume();
       }
     });
-    parser.on('warn', (_code: string, message: string | Error) => fail(invalid(`not a valid tarball: ${String(message instanceof Error ? message.message : message)}`)));
+    parser.on('warn', (_code: string, message: string | Error) =>
+      fail(invalid(`not a valid tarball: ${String(message instanceof Error ? message.message : message)}`)),
+    );
     parser.on('error', (error: Error) => {
       fail(invalid(`not a valid tarball: ${error.message}`));
       resolve();

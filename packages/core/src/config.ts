@@ -41,13 +41,17 @@ export function readConfigFile(path: string, required = false): Record<string, u
     text = readFileSync(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !required) return undefined;
-    throw new InsituError('INSITU_CONFIG_INVALID', `cannot read config file ${path}: ${(error as Error).message}`, { cause: error });
+    throw new InsituError('INSITU_CONFIG_INVALID', `cannot read config file ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   let parsed: unknown;
   try {
     parsed = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
   } catch (error) {
-    throw new InsituError('INSITU_CONFIG_INVALID', `config file ${path} does not parse: ${(error as Error).message}`, { cause: error });
+    throw new InsituError('INSITU_CONFIG_INVALID', `config file ${path} does not parse: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   if (parsed === null || parsed === undefined) return {};
   if (!isPlainObject(parsed)) {

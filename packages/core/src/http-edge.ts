@@ -28,7 +28,10 @@ export function decodePathSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new InsituError('INSITU_BAD_PATH', `the path segment ${JSON.stringify(echo(segment))} is not valid percent-encoded UTF-8`);
+    throw new InsituError(
+      'INSITU_BAD_PATH',
+      `the path segment ${JSON.stringify(echo(segment))} is not valid percent-encoded UTF-8`,
+    );
   }
 }
 
@@ -42,14 +45,23 @@ export function checkPathEncoding(path: string): void {
 function clientErrorOf(error: Error & { code?: string }): InsituError {
   switch (error.code) {
     case 'HPE_HEADER_OVERFLOW':
-      return new InsituError('INSITU_HEADERS_TOO_LARGE', 'the request line and headers are larger than this server accepts');
+      return new InsituError(
+        'INSITU_HEADERS_TOO_LARGE',
+        'the request line and headers are larger than this server accepts',
+      );
     case 'ERR_HTTP_REQUEST_TIMEOUT':
     case 'ERR_HTTP_HEADERS_TIMEOUT':
       return new InsituError('INSITU_REQUEST_TIMEOUT', 'the request did not arrive completely in time');
     case 'HPE_INVALID_URL':
-      return new InsituError('INSITU_BAD_PATH', 'the request target holds characters that a URL may not (send them percent-encoded)');
+      return new InsituError(
+        'INSITU_BAD_PATH',
+        'the request target holds characters that a URL may not (send them percent-encoded)',
+      );
     default:
-      return new InsituError('INSITU_BAD_REQUEST', `the request is not well-formed HTTP/1.1 (${error.code ?? 'parse error'})`);
+      return new InsituError(
+        'INSITU_BAD_REQUEST',
+        `the request is not well-formed HTTP/1.1 (${error.code ?? 'parse error'})`,
+      );
   }
 }
 

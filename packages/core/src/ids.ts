@@ -4,8 +4,7 @@ const CROCKFORD = '0123456789abcdefghjkmnpqrstvwxyz';
 
 /** Prefixes of our ids; the prefix says what an id names. */
 export type IdPrefix =
-  | 'org' | 'usr' | 'ses' | 'prv' | 'enr' | 'agt' | 'ds' | 'req' | 'evt'
-  | (string & { readonly __idPrefix?: never });
+  'org' | 'usr' | 'ses' | 'prv' | 'enr' | 'agt' | 'ds' | 'req' | 'evt' | (string & { readonly __idPrefix?: never });
 
 let lastTime = 0;
 let lastRandom: Uint8Array = new Uint8Array(10);

@@ -13,7 +13,14 @@ export { newId, isId } from './ids.js';
 export type { IdPrefix } from './ids.js';
 export { ID_SHAPE, hasIdShape, refKind } from './names.js';
 export type { RefKind } from './names.js';
-export { generateSecret, hashSecret, hashPassword, verifyPassword, safeEqual, DEFAULT_PASSWORD_COST } from './secrets.js';
+export {
+  generateSecret,
+  hashSecret,
+  hashPassword,
+  verifyPassword,
+  safeEqual,
+  DEFAULT_PASSWORD_COST,
+} from './secrets.js';
 export type { PasswordKdfCost } from './secrets.js';
 export { createLogger, LOG_LEVELS, REDACT_PATHS } from './logger.js';
 export type { Logger, LogLevel, CreateLoggerOptions } from './logger.js';
@@ -34,17 +41,44 @@ export { CLUSTER_AUTH_HEADER, signClusterRequest, verifyClusterRequest } from '.
 export { answerClientError, checkPathEncoding, decodePathSegment, echo, isLoopback } from './http-edge.js';
 export { VERSION } from './version.js';
 export { Sleeper, sleep } from './sleep.js';
-export { AGENT_LOGS_PATH, AGENT_PROBE_PATH, AgentDeploymentSchema, AgentDesiredSchema, DEPLOYMENT_HEADER, ResolvedDatasetSchema } from './agent-deployment.js';
+export {
+  AGENT_LOGS_PATH,
+  AGENT_PROBE_PATH,
+  AgentDeploymentSchema,
+  AgentDesiredSchema,
+  DEPLOYMENT_HEADER,
+  ResolvedDatasetSchema,
+} from './agent-deployment.js';
 export type { AgentDeployment, ResolvedDataset } from './agent-deployment.js';
 export type { WaitForOptions } from './wait-for.js';
 export {
-  IdSchema, TimestampSchema, SlugSchema, AppNameSchema, ServiceNameSchema, ErrorBodySchema, PageQuerySchema, PageSchema,
+  IdSchema,
+  TimestampSchema,
+  SlugSchema,
+  AppNameSchema,
+  ServiceNameSchema,
+  ErrorBodySchema,
+  PageQuerySchema,
+  PageSchema,
 } from './schemas/common.js';
 export {
-  SOURCE_KINDS, COLUMN_TYPES, VISIBILITIES, DatasetNameSchema, TagSchema, ColumnSchema, DatasetInputSchema, DatasetSchema,
+  SOURCE_KINDS,
+  COLUMN_TYPES,
+  VISIBILITIES,
+  DatasetNameSchema,
+  TagSchema,
+  ColumnSchema,
+  DatasetInputSchema,
+  DatasetSchema,
 } from './schemas/catalog.js';
 export type { SourceKind, ColumnType, Visibility, Column, DatasetInput, Dataset } from './schemas/catalog.js';
 export {
-  APP_RUNTIMES, HTTP_METHODS, AppLimitsSchema, AppDatasetRefSchema, AppEndpointSchema, AppManifestSchema, parseAppManifest,
+  APP_RUNTIMES,
+  HTTP_METHODS,
+  AppLimitsSchema,
+  AppDatasetRefSchema,
+  AppEndpointSchema,
+  AppManifestSchema,
+  parseAppManifest,
 } from './schemas/app-manifest.js';
 export type { AppRuntime, AppLimits, AppDatasetRef, AppEndpoint, AppManifest } from './schemas/app-manifest.js';

@@ -56,7 +56,9 @@ export function findUnknownKeys(schema: TSchema, value: unknown, base = ''): Val
         const hint = suggest(key, names);
         issues.push({
           path: joinPath(base, key),
-          message: hint ? `unknown option; did you mean "${joinPath(base, hint)}"?` : `unknown option; allowed here: ${names.join(', ')}`,
+          message: hint
+            ? `unknown option; did you mean "${joinPath(base, hint)}"?`
+            : `unknown option; allowed here: ${names.join(', ')}`,
         });
       }
     }

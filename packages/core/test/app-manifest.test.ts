@@ -24,13 +24,22 @@ function problem(value: unknown): string {
 
 describe('app manifest (insitu.json)', () => {
   it('accepts a $schema naming the published JSON Schema (for editors)', () => {
-    assert.equal(parseAppManifest({ ...valid, $schema: 'https://platform.example/api/v1/schemas/insitu.json' }).name, 'sales-report');
+    assert.equal(
+      parseAppManifest({ ...valid, $schema: 'https://platform.example/api/v1/schemas/insitu.json' }).name,
+      'sales-report',
+    );
   });
 
   it('fills limits and replicas with their defaults', () => {
     const manifest = parseAppManifest(valid);
     assert.equal(manifest.replicas, 1);
-    assert.deepEqual(manifest.limits, { memoryMb: 256, cpuSeconds: 3600, processes: 64, openFiles: 256, requestTimeoutMs: 30_000 });
+    assert.deepEqual(manifest.limits, {
+      memoryMb: 256,
+      cpuSeconds: 3600,
+      processes: 64,
+      openFiles: 256,
+      requestTimeoutMs: 30_000,
+    });
     assert.equal(parseAppManifest({ ...valid, limits: { memoryMb: 64 } }).limits.memoryMb, 64);
   });
 
@@ -42,7 +51,8 @@ describe('app manifest (insitu.json)', () => {
   });
 
   it('refuses an entry that leaves the bundle', () => {
-    for (const entry of ['../x.js', '/etc/passwd', 'a/../../b', './x']) assert.match(problem({ ...valid, entry }), /entry/, entry);
+    for (const entry of ['../x.js', '/etc/passwd', 'a/../../b', './x'])
+      assert.match(problem({ ...valid, entry }), /entry/, entry);
   });
 
   it('needs endpoints or an OpenAPI document, and no dataset twice', () => {

@@ -4,7 +4,12 @@ import { gzipSync } from 'node:zlib';
 import { InsituError, bundleDigestOf, canonicalTar, readBundleTar, type BundleEntry } from '../src/index.js';
 
 const limits = { maxBytes: 1024 * 1024, maxEntries: 100 };
-const file = (path: string, text: string, executable = false): BundleEntry => ({ path, kind: 'file', executable, data: Buffer.from(text) });
+const file = (path: string, text: string, executable = false): BundleEntry => ({
+  path,
+  kind: 'file',
+  executable,
+  data: Buffer.from(text),
+});
 
 /** A raw ustar header for hostile entries our writer refuses to produce. */
 function rawEntry(name: string, type: string, body = '', link = ''): Buffer {
@@ -39,7 +44,12 @@ async function refused(bytes: Buffer, code: string, pattern: RegExp): Promise<vo
 
 describe('bundle format', () => {
   it('gives the same digest for the same files, whatever their order, gzip, or missing directory entries', async () => {
-    const entries = [file('insitu.json', '{}'), { path: 'lib', kind: 'dir', executable: true } as BundleEntry, file('lib/a.js', 'a'), file('run.sh', '#!/bin/sh\n', true)];
+    const entries = [
+      file('insitu.json', '{}'),
+      { path: 'lib', kind: 'dir', executable: true } as BundleEntry,
+      file('lib/a.js', 'a'),
+      file('run.sh', '#!/bin/sh\n', true),
+    ];
     const canonical = canonicalTar(entries);
     const digest = bundleDigestOf(entries);
     assert.equal(bundleDigestOf([...entries].reverse()), digest);
@@ -48,7 +58,11 @@ describe('bundle format', () => {
     assert.equal(bundleDigestOf(await readBundleTar(gzipSync(canonical), limits)), digest, 'gzip is accepted');
     const withoutDir = canonicalTar(entries.filter((e) => e.kind !== 'dir'));
     assert.equal(bundleDigestOf(await readBundleTar(withoutDir, limits)), digest, 'implied directories are added');
-    assert.notEqual(bundleDigestOf([...entries.slice(0, 3), file('run.sh', '#!/bin/sh\n', false)]), digest, 'the executable bit counts');
+    assert.notEqual(
+      bundleDigestOf([...entries.slice(0, 3), file('run.sh', '#!/bin/sh\n', false)]),
+      digest,
+      'the executable bit counts',
+    );
     assert.equal(read.find((e) => e.path === 'run.sh')?.executable, true);
   });
 

@@ -9,7 +9,10 @@ import { InsituError, checkEnv, loadConfig } from '../src/index.js';
 const Schema = Type.Object(
   {
     listen: Type.Object(
-      { host: Type.String({ default: '127.0.0.1' }), port: Type.Integer({ minimum: 0, maximum: 65535, default: 7070 }) },
+      {
+        host: Type.String({ default: '127.0.0.1' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 7070 }),
+      },
       { additionalProperties: false, default: {} },
     ),
     log: Type.Object({ level: Type.String({ default: 'info' }) }, { additionalProperties: false, default: {} }),
@@ -47,7 +50,13 @@ describe('loadConfig', () => {
   });
 
   it('freezes its result but never the objects the caller passed in, so they can be passed again', () => {
-    const WithList = Type.Object({ peers: Type.Array(Type.String({ default: 'x' }), { default: [] }), log: Type.Object({ level: Type.String({ default: 'info' }) }, { additionalProperties: false, default: {} }) }, { additionalProperties: false });
+    const WithList = Type.Object(
+      {
+        peers: Type.Array(Type.String({ default: 'x' }), { default: [] }),
+        log: Type.Object({ level: Type.String({ default: 'info' }) }, { additionalProperties: false, default: {} }),
+      },
+      { additionalProperties: false },
+    );
     const peers = ['a', 'b'];
     const log = {};
     const first = loadConfig(WithList, { base: { peers, log } });
@@ -74,11 +83,17 @@ describe('loadConfig', () => {
     const list = join(dir, 'e.yaml');
     writeFileSync(list, '- 1\n- 2\n');
     expectConfigError(() => loadConfig(Schema, { file: list }), /mapping/);
-    expectConfigError(() => loadConfig(Schema, { env: { INSITU_PORT: '80x' }, envScope: 'platform' }), /INSITU_PORT must be an integer/);
+    expectConfigError(
+      () => loadConfig(Schema, { env: { INSITU_PORT: '80x' }, envScope: 'platform' }),
+      /INSITU_PORT must be an integer/,
+    );
   });
 
   it('rejects an unknown INSITU_ variable, suggesting the registered one', () => {
-    expectConfigError(() => checkEnv({ INSITU_DATADIR: '/tmp/x' }), /INSITU_DATADIR \(did you mean INSITU_DATA_DIR\?\)/);
+    expectConfigError(
+      () => checkEnv({ INSITU_DATADIR: '/tmp/x' }),
+      /INSITU_DATADIR \(did you mean INSITU_DATA_DIR\?\)/,
+    );
     assert.doesNotThrow(() => checkEnv({ INSITU_DATA_DIR: '/tmp/x', PATH: '/bin' }));
   });
 });

@@ -9,7 +9,7 @@ const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta
 describe('error codes', () => {
   it('every code is documented in the README of core, with its status', () => {
     for (const [code, { status }] of Object.entries(ERROR_CODES)) {
-      const line = readme.split("\n").find((l) => l.startsWith(`| \`${code}\` |`));
+      const line = readme.split('\n').find((l) => l.startsWith(`| \`${code}\` |`));
       assert.ok(line, `${code} is missing from packages/core/README.md`);
       assert.ok(line.includes(String(status)), `${code} row does not give status ${status}`);
     }
@@ -22,7 +22,8 @@ describe('error codes', () => {
   });
 
   it('every environment variable is documented', () => {
-    for (const variable of ENV_VARS) assert.ok(readme.includes(`\`${variable.name}\``), `${variable.name} undocumented`);
+    for (const variable of ENV_VARS)
+      assert.ok(readme.includes(`\`${variable.name}\``), `${variable.name} undocumented`);
   });
 
   it('maps codes to statuses and tells user errors from incidents', () => {

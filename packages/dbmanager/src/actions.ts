@@ -37,14 +37,24 @@ export async function setReadOnly(connection: MemberConnection, readOnly: boolea
  * replication threads (`Binlog Dump`), our own connection and the replication and
  * manager users. Returns how many were killed.
  */
-export async function killClientConnections(connection: MemberConnection, spareUsers: readonly string[]): Promise<number> {
+export async function killClientConnections(
+  connection: MemberConnection,
+  spareUsers: readonly string[],
+): Promise<number> {
   const rows = await connection.query<{ ID: number; USER: string; COMMAND: string }>(
     'SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()',
   );
   let killed = 0;
   for (const row of rows) {
     const command = String(row.COMMAND);
-    if (command === 'Daemon' || command.startsWith('Binlog Dump') || command === 'Slave_IO' || command === 'Slave_SQL' || command === 'Slave_worker') continue;
+    if (
+      command === 'Daemon' ||
+      command.startsWith('Binlog Dump') ||
+      command === 'Slave_IO' ||
+      command === 'Slave_SQL' ||
+      command === 'Slave_worker'
+    )
+      continue;
     const user = String(row.USER);
     if (user === 'system user' || user === 'event_scheduler' || user === '' || spareUsers.includes(user)) continue;
     try {
@@ -63,7 +73,11 @@ export async function killClientConnections(connection: MemberConnection, spareU
  */
 export async function waitForGtid(connection: MemberConnection, position: string, timeoutMs: number): Promise<boolean> {
   if (position === '') return true;
-  const row = await connection.one<{ r: number | null }>('SELECT MASTER_GTID_WAIT(?, ?) AS r', [position, timeoutMs / 1000], timeoutMs + 5000);
+  const row = await connection.one<{ r: number | null }>(
+    'SELECT MASTER_GTID_WAIT(?, ?) AS r',
+    [position, timeoutMs / 1000],
+    timeoutMs + 5000,
+  );
   return Number(row?.r) === 0;
 }
 
@@ -139,13 +153,22 @@ export async function setSlaveNetTimeout(connection: MemberConnection, seconds: 
  * wait for acknowledgements that no one sends. A replica's side applies when its IO
  * thread (re)connects, so the IO thread is restarted when asked.
  */
-export async function configureSemiSync(connection: MemberConnection, timeoutMs: number, role: 'primary' | 'replica' | 'async-primary', restartIo: boolean): Promise<void> {
+export async function configureSemiSync(
+  connection: MemberConnection,
+  timeoutMs: number,
+  role: 'primary' | 'replica' | 'async-primary',
+  restartIo: boolean,
+): Promise<void> {
   await connection.query("SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'");
   await connection.query('SET GLOBAL rpl_semi_sync_master_timeout = ?', [timeoutMs]);
   // With no semi-sync replica connected at all, still wait (the default OFF would switch to asynchronous at once).
   await connection.query('SET GLOBAL rpl_semi_sync_master_wait_no_slave = ON');
   await connection.query('SET GLOBAL rpl_semi_sync_slave_enabled = ON');
-  await connection.query(role === 'primary' ? 'SET GLOBAL rpl_semi_sync_master_enabled = ON' : 'SET GLOBAL rpl_semi_sync_master_enabled = OFF');
+  await connection.query(
+    role === 'primary'
+      ? 'SET GLOBAL rpl_semi_sync_master_enabled = ON'
+      : 'SET GLOBAL rpl_semi_sync_master_enabled = OFF',
+  );
   if (restartIo) {
     await connection.query('STOP SLAVE IO_THREAD');
     await connection.query('START SLAVE IO_THREAD');
@@ -178,7 +201,11 @@ const GTID_LIST = /\[([\d,\s-]*)\]/;
  * had), read with `SHOW BINLOG EVENTS`, newest binlog first, stopping at the file whose
  * starting `Gtid_list` is within `base`. At most `limit` GTIDs are returned.
  */
-export async function binlogGtidsBeyond(connection: MemberConnection, base: GtidPosition, limit = 1000): Promise<string[]> {
+export async function binlogGtidsBeyond(
+  connection: MemberConnection,
+  base: GtidPosition,
+  limit = 1000,
+): Promise<string[]> {
   const files = (await connection.query<{ Log_name: string }>('SHOW BINARY LOGS')).map((row) => String(row.Log_name));
   const beyond = (gtid: Gtid) => {
     const b = base.get(gtid.domain);

@@ -52,19 +52,27 @@ export class DbAdminClient {
     try {
       response = await fetch(`${this.#url}${path}`, {
         method,
-        headers: { authorization: `Bearer ${this.#token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          authorization: `Bearer ${this.#token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (error) {
-      throw new InsituError('INSITU_REMOTE', `dbmanager at ${this.#url} unreachable: ${(error as Error).message}`, { cause: error });
+      throw new InsituError('INSITU_REMOTE', `dbmanager at ${this.#url} unreachable: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     const text = await response.text();
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
-      throw new InsituError('INSITU_REMOTE', `dbmanager at ${this.#url} answered ${response.status} with a body that is not JSON`);
+      throw new InsituError(
+        'INSITU_REMOTE',
+        `dbmanager at ${this.#url} answered ${response.status} with a body that is not JSON`,
+      );
     }
     if (response.ok) return parsed as T;
     const error = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
@@ -75,7 +83,10 @@ export class DbAdminClient {
       return this.#call<T>(method, path, body, true);
     }
     const message = typeof error?.message === 'string' ? error.message : `HTTP ${response.status}`;
-    throw new InsituError(isErrorCode(code) ? code : 'INSITU_REMOTE', message, { details: error?.details, status: response.status });
+    throw new InsituError(isErrorCode(code) ? code : 'INSITU_REMOTE', message, {
+      details: error?.details,
+      status: response.status,
+    });
   }
 }
 
@@ -92,9 +103,15 @@ export async function findLeaderUrl(coordinator: Coordinator, cluster: string, t
       await new Promise((resolve) => setTimeout(resolve, 50));
       leader = observer.leader();
     }
-    if (leader === undefined) throw new InsituError('INSITU_DBMANAGER_NO_LEADER', `no dbmanager of cluster ${cluster} is elected`);
-    const record = parseRecord(ManagerRecordSchema, await coordinator.get(coordKeys(cluster).manager(leader)), 'manager record');
-    if (record === undefined) throw new InsituError('INSITU_DBMANAGER_NO_LEADER', `the elected dbmanager ${leader} has published no admin URL`);
+    if (leader === undefined)
+      throw new InsituError('INSITU_DBMANAGER_NO_LEADER', `no dbmanager of cluster ${cluster} is elected`);
+    const record = parseRecord(
+      ManagerRecordSchema,
+      await coordinator.get(coordKeys(cluster).manager(leader)),
+      'manager record',
+    );
+    if (record === undefined)
+      throw new InsituError('INSITU_DBMANAGER_NO_LEADER', `the elected dbmanager ${leader} has published no admin URL`);
     return record.adminUrl;
   } finally {
     await observer.close();

@@ -1,13 +1,28 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { answerClientError, assertValid, errorBody, InsituError, type Logger, newId, safeEqual, toInsituError } from '@insitu/core';
+import {
+  answerClientError,
+  assertValid,
+  errorBody,
+  InsituError,
+  type Logger,
+  newId,
+  safeEqual,
+  toInsituError,
+} from '@insitu/core';
 import Type from 'typebox';
 import type { DbManager } from './manager.js';
 
 const MAX_BODY = 64 * 1024;
 
-const SwitchoverBodySchema = Type.Object({ to: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$' }) }, { additionalProperties: false });
-const AckBodySchema = Type.Object({ by: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
+const SwitchoverBodySchema = Type.Object(
+  { to: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$' }) },
+  { additionalProperties: false },
+);
+const AckBodySchema = Type.Object(
+  { by: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) },
+  { additionalProperties: false },
+);
 
 /** Options of {@link startAdminServer}. */
 export interface AdminServerOptions {
@@ -27,7 +42,11 @@ export interface AdminServer {
 
 function send(res: ServerResponse, status: number, body: unknown, requestId: string): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'insitu-request-id': requestId });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'insitu-request-id': requestId,
+  });
   res.end(text);
 }
 
@@ -42,7 +61,8 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') return {};
-  if (!type.startsWith('application/json')) throw new InsituError('INSITU_UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
+  if (!type.startsWith('application/json'))
+    throw new InsituError('INSITU_UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -68,14 +88,19 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       return;
     }
     const auth = req.headers.authorization ?? '';
-    if (!safeEqual(auth, expected)) throw new InsituError('INSITU_UNAUTHENTICATED', 'send the dbmanager admin token as "Authorization: Bearer TOKEN"');
+    if (!safeEqual(auth, expected))
+      throw new InsituError(
+        'INSITU_UNAUTHENTICATED',
+        'send the dbmanager admin token as "Authorization: Bearer TOKEN"',
+      );
     switch (route) {
       case 'GET /v1/status':
         send(res, 200, manager.status(), requestId);
         return;
       case 'GET /v1/events': {
         const limit = Number(url.searchParams.get('limit') ?? '100');
-        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InsituError('INSITU_VALIDATION', 'limit must be an integer from 1 to 10000');
+        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+          throw new InsituError('INSITU_VALIDATION', 'limit must be an integer from 1 to 10000');
         send(res, 200, { items: manager.events(limit) }, requestId);
         return;
       }
@@ -104,7 +129,11 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     const requestId = newId('req');
     handle(req, res, requestId).catch((error: unknown) => {
       const failure = toInsituError(error);
-      if (failure.isUserError || failure.code === 'INSITU_DBMANAGER_NOT_LEADER' || failure.code === 'INSITU_DBMANAGER_SWITCHOVER_FAILED') {
+      if (
+        failure.isUserError ||
+        failure.code === 'INSITU_DBMANAGER_NOT_LEADER' ||
+        failure.code === 'INSITU_DBMANAGER_SWITCHOVER_FAILED'
+      ) {
         logger.info({ code: failure.code, requestId, msg: failure.message }, 'admin request refused');
       } else {
         logger.error({ err: error, requestId }, 'admin request failed');

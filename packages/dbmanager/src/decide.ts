@@ -87,7 +87,12 @@ export function judgePrimary(
   replicas: readonly MemberView[],
   options: { failuresBeforeDown: number; replicaSilenceMs: number; minConfirmations: number },
 ): PrimaryVerdict {
-  const base = { confirmations: [] as string[], seeing: [] as string[], unreachable: [] as string[], needed: options.minConfirmations };
+  const base = {
+    confirmations: [] as string[],
+    seeing: [] as string[],
+    unreachable: [] as string[],
+    needed: options.minConfirmations,
+  };
   if (isReachable(primary)) return { state: 'alive', ...base };
   for (const replica of replicas) {
     if (!isReachable(replica)) base.unreachable.push(replica.name);
@@ -128,7 +133,8 @@ export function rankCandidates(candidates: readonly Candidate[]): { ranked: Cand
   const eligible: Candidate[] = [];
   for (const candidate of candidates) {
     if (candidate.config.neverPromote) excluded.push({ name: candidate.name, reason: 'neverPromote' });
-    else if (!candidate.canApply) excluded.push({ name: candidate.name, reason: 'its SQL thread is stopped by an error' });
+    else if (!candidate.canApply)
+      excluded.push({ name: candidate.name, reason: 'its SQL thread is stopped by an error' });
     else eligible.push(candidate);
   }
   const ranked = [...eligible].sort(
@@ -145,7 +151,13 @@ export function rankCandidates(candidates: readonly Candidate[]): { ranked: Cand
 export function mostAdvanced(candidates: readonly Candidate[]): Candidate | undefined {
   let best: Candidate | undefined;
   for (const candidate of candidates) {
-    if (best === undefined || compareGtidPositions(parseGtidPosition(candidate.received || candidate.applied), parseGtidPosition(best.received || best.applied)) > 0) {
+    if (
+      best === undefined ||
+      compareGtidPositions(
+        parseGtidPosition(candidate.received || candidate.applied),
+        parseGtidPosition(best.received || best.applied),
+      ) > 0
+    ) {
       best = candidate;
     }
   }

@@ -28,7 +28,9 @@ export class EventLog {
     private readonly now: () => number,
   ) {}
 
-  add(input: Omit<ManagerEvent, 'id' | 'at' | 'cluster' | 'manager' | 'details'> & { details?: Record<string, unknown> }): ManagerEvent {
+  add(
+    input: Omit<ManagerEvent, 'id' | 'at' | 'cluster' | 'manager' | 'details'> & { details?: Record<string, unknown> },
+  ): ManagerEvent {
     const event: ManagerEvent = {
       id: newId('evt'),
       at: new Date(this.now()).toISOString(),

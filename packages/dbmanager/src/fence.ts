@@ -40,7 +40,9 @@ export async function fenceMember(
     const setter = (async () => {
       const connection = await open();
       try {
-        await connection.query('SET SESSION lock_wait_timeout = ?', [Math.max(1, Math.ceil(options.deadlineMs / 1000))]);
+        await connection.query('SET SESSION lock_wait_timeout = ?', [
+          Math.max(1, Math.ceil(options.deadlineMs / 1000)),
+        ]);
         await setReadOnly(connection, true);
         readOnly = true;
       } finally {

@@ -24,7 +24,11 @@ export interface PrimaryFollower {
  * Follow `dbmanager/<cluster>/primary` in coord. Resolves once the current value has
  * been read (it may be undefined while no manager has published one).
  */
-export async function followPrimary(coordinator: Coordinator, cluster: string, options: { onError?: (error: Error) => void } = {}): Promise<PrimaryFollower> {
+export async function followPrimary(
+  coordinator: Coordinator,
+  cluster: string,
+  options: { onError?: (error: Error) => void } = {},
+): Promise<PrimaryFollower> {
   const key = coordKeys(cluster).primary;
   const listeners = new Set<(address: PrimaryAddress) => void>();
   let record: PublishedPrimary | undefined;

@@ -38,7 +38,10 @@ export function formatGtid(gtid: Gtid): string {
 
 /** The position as MariaDB writes it, domains in order. */
 export function formatGtidPosition(position: GtidPosition): string {
-  return [...position.values()].sort((a, b) => a.domain - b.domain).map(formatGtid).join(',');
+  return [...position.values()]
+    .sort((a, b) => a.domain - b.domain)
+    .map(formatGtid)
+    .join(',');
 }
 
 /** True when `a` holds at least everything `b` holds: in every domain of `b`, `a`'s seq is at least `b`'s. */

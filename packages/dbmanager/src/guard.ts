@@ -65,7 +65,10 @@ export class MemberGuard extends EventEmitter {
       leaseTtlMs: 2000,
       intervalMs: 200,
       ...options,
-      logger: (options.logger ?? createLogger({ name: 'dbmanager-guard' })).child({ guard: options.member, cluster: options.cluster }),
+      logger: (options.logger ?? createLogger({ name: 'dbmanager-guard' })).child({
+        guard: options.member,
+        cluster: options.cluster,
+      }),
     };
     this.#keys = coordKeys(options.cluster);
     this.#heldAt = Date.now();
@@ -79,7 +82,11 @@ export class MemberGuard extends EventEmitter {
   /** True while the guard holds a lease renewed within 2/3 of its TTL. */
   holding(): boolean {
     const lease = this.#lease;
-    return lease !== undefined && lease.isAlive() && Date.now() - lease.lastRenewedAt < this.#options.leaseTtlMs * RENEW_FRACTION;
+    return (
+      lease !== undefined &&
+      lease.isAlive() &&
+      Date.now() - lease.lastRenewedAt < this.#options.leaseTtlMs * RENEW_FRACTION
+    );
   }
 
   start(): void {
@@ -161,7 +168,10 @@ export class MemberGuard extends EventEmitter {
         throw error;
       });
       try {
-        await withDeadline(coordinator.put(this.key, JSON.stringify({ member: this.#options.member, at: Date.now() }), { lease }), deadline);
+        await withDeadline(
+          coordinator.put(this.key, JSON.stringify({ member: this.#options.member, at: Date.now() }), { lease }),
+          deadline,
+        );
       } catch (error) {
         void lease.revoke().catch(() => undefined);
         throw error;
@@ -176,7 +186,10 @@ export class MemberGuard extends EventEmitter {
 
   async #publishedPrimary(): Promise<string | undefined> {
     try {
-      const text = await withDeadline(this.#options.coordinator.get(this.#keys.primary), Math.max(200, Math.floor(this.#options.leaseTtlMs / 3)));
+      const text = await withDeadline(
+        this.#options.coordinator.get(this.#keys.primary),
+        Math.max(200, Math.floor(this.#options.leaseTtlMs / 3)),
+      );
       return parseRecord(PublishedPrimarySchema, text, 'published primary')?.member;
     } catch {
       return undefined;
@@ -184,10 +197,15 @@ export class MemberGuard extends EventEmitter {
   }
 
   async #fence(reason: GuardFenceReason): Promise<void> {
-    const result = await fenceMember(() => this.#connect(), this.#options.spareUsers, { deadlineMs: Math.max(500, this.#options.leaseTtlMs) });
+    const result = await fenceMember(() => this.#connect(), this.#options.spareUsers, {
+      deadlineMs: Math.max(500, this.#options.leaseTtlMs),
+    });
     const fence: GuardFence = { ...result, at: Date.now(), reason };
     this.fences.push(fence);
-    this.#options.logger.warn({ reason, killed: result.killed, readOnly: result.readOnly }, `guard fenced ${this.#options.member}: read_only=1, ${result.killed} client connection(s) killed`);
+    this.#options.logger.warn(
+      { reason, killed: result.killed, readOnly: result.readOnly },
+      `guard fenced ${this.#options.member}: read_only=1, ${result.killed} client connection(s) killed`,
+    );
     this.emit('fence', fence);
   }
 }

@@ -17,13 +17,22 @@ export type { DbManagerConfig, MemberConfig, Login, ResolvedSecrets } from './co
 export { ManagerEventSchema } from './events.js';
 export type { ManagerEvent } from './events.js';
 export {
-  PublishedTopologySchema, PublishedPrimarySchema, ManagerRecordSchema, coordKeys, electionName,
+  PublishedTopologySchema,
+  PublishedPrimarySchema,
+  ManagerRecordSchema,
+  coordKeys,
+  electionName,
 } from './topology.js';
 export type { PublishedTopology, PublishedPrimary, ManagerRecord, PendingRejoin, Quarantine } from './topology.js';
 export { judgePrimary, rankCandidates, defaultConfirmations, replicaLostPrimary } from './decide.js';
 export type { MemberView, PrimaryVerdict, Candidate, Exclusion } from './decide.js';
 export {
-  parseGtidPosition, formatGtidPosition, compareGtidPositions, gtidCovers, gtidRangesBeyond, formatGtidRange,
+  parseGtidPosition,
+  formatGtidPosition,
+  compareGtidPositions,
+  gtidCovers,
+  gtidRangesBeyond,
+  formatGtidRange,
 } from './gtid.js';
 export type { Gtid, GtidPosition, GtidRange } from './gtid.js';
 export { probeMember } from './probe.js';

@@ -1,26 +1,74 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { Counter, Gauge, InsituError, createLogger, createMetricsRegistry, sleep, type Logger, type Registry } from '@insitu/core';
+import {
+  Counter,
+  Gauge,
+  InsituError,
+  createLogger,
+  createMetricsRegistry,
+  sleep,
+  type Logger,
+  type Registry,
+} from '@insitu/core';
 import { createNotifier, type AlertItem, type Notifier, type Severity } from '@insitu/notify';
 import {
-  binlogGtidsBeyond, binlogPosition, configureSemiSync, currentPosition, demoteToReplica, detachReplica, killClientConnections,
-  repoint, restartReplication, setReadOnly, setSlaveNetTimeout, stopIoThreadNow, waitForGtid, type ReplicationSource,
+  binlogGtidsBeyond,
+  binlogPosition,
+  configureSemiSync,
+  currentPosition,
+  demoteToReplica,
+  detachReplica,
+  killClientConnections,
+  repoint,
+  restartReplication,
+  setReadOnly,
+  setSlaveNetTimeout,
+  stopIoThreadNow,
+  waitForGtid,
+  type ReplicationSource,
 } from './actions.js';
 import { fenceMember } from './fence.js';
 import { ManagerPeers } from './manager-peers.js';
 import type { DbManagerConfig, MemberConfig, ResolvedSecrets } from './config.js';
 import type { Coordinator, LeaderObserver, Leadership, Lease, WatchHandle } from './coord-port.js';
 import {
-  defaultConfirmations, judgePrimary, mostAdvanced, rankCandidates, replicationAddress, replicatesFrom, type Candidate, type MemberView,
+  defaultConfirmations,
+  judgePrimary,
+  mostAdvanced,
+  rankCandidates,
+  replicationAddress,
+  replicatesFrom,
+  type Candidate,
+  type MemberView,
   type PrimaryVerdict,
 } from './decide.js';
 import { EventLog, type ManagerEvent } from './events.js';
-import { compareGtidPositions, formatGtidPosition, formatGtidRange, gtidRangesBeyond, parseGtidPosition, type GtidPosition } from './gtid.js';
-import { probeMember, readReplication, type MemberProbe, type ReplicationStatus, type SemiSyncStatus } from './probe.js';
+import {
+  compareGtidPositions,
+  formatGtidPosition,
+  formatGtidRange,
+  gtidRangesBeyond,
+  parseGtidPosition,
+  type GtidPosition,
+} from './gtid.js';
+import {
+  probeMember,
+  readReplication,
+  type MemberProbe,
+  type ReplicationStatus,
+  type SemiSyncStatus,
+} from './probe.js';
 import { runRestartCommand } from './restart.js';
 import { connectMember, withMember, type MemberConnection, type MemberEndpoint } from './sql.js';
 import {
-  coordKeys, electionName, emptyTopology, parseRecord, PublishedTopologySchema, type ManagerRecord, type PendingRejoin, type PublishedPrimary,
+  coordKeys,
+  electionName,
+  emptyTopology,
+  parseRecord,
+  PublishedTopologySchema,
+  type ManagerRecord,
+  type PendingRejoin,
+  type PublishedPrimary,
   type PublishedTopology,
 } from './topology.js';
 
@@ -201,11 +249,19 @@ export class DbManager extends EventEmitter {
     this.#secrets = options.secrets;
     this.#coord = options.coordinator;
     this.#now = options.now ?? Date.now;
-    this.id = options.config.managerId ?? `${hostname().replace(/[^a-zA-Z0-9._-]/g, '-').slice(0, 40)}-${process.pid}`;
-    this.#logger = (options.logger ?? createLogger({ name: 'dbmanager', level: options.config.log.level })).child({ manager: this.id, cluster: options.config.cluster });
+    this.id =
+      options.config.managerId ??
+      `${hostname()
+        .replace(/[^a-zA-Z0-9._-]/g, '-')
+        .slice(0, 40)}-${process.pid}`;
+    this.#logger = (options.logger ?? createLogger({ name: 'dbmanager', level: options.config.log.level })).child({
+      manager: this.id,
+      cluster: options.config.cluster,
+    });
     this.registry = options.registry ?? createMetricsRegistry({ component: 'dbmanager' });
     this.#ownsNotifier = options.notifier === undefined;
-    this.#notifier = options.notifier ?? createNotifier(options.config.notify, { logger: this.#logger, registry: this.registry });
+    this.#notifier =
+      options.notifier ?? createNotifier(options.config.notify, { logger: this.#logger, registry: this.registry });
     this.#keys = coordKeys(options.config.cluster);
     this.#adminUrl = options.adminUrl;
     this.#topology = emptyTopology(options.config.cluster, this.id, this.#now());
@@ -232,10 +288,29 @@ export class DbManager extends EventEmitter {
       }),
     );
     this.#metrics = {
-      leader: new Gauge({ name: 'insitu_dbmanager_leader', help: '1 while this manager is the elected one', registers: [this.registry] }),
-      up: new Gauge({ name: 'insitu_dbmanager_member_up', help: '1 when the last probe of the member succeeded', labelNames: ['member'] as const, registers: [this.registry] }),
-      lag: new Gauge({ name: 'insitu_dbmanager_replica_lag_seconds', help: 'Seconds_Behind_Master of each replica', labelNames: ['member'] as const, registers: [this.registry] }),
-      actions: new Counter({ name: 'insitu_dbmanager_actions_total', help: 'Events recorded by the manager, by type (failover, switchover, rejoin, ...)', labelNames: ['type'] as const, registers: [this.registry] }),
+      leader: new Gauge({
+        name: 'insitu_dbmanager_leader',
+        help: '1 while this manager is the elected one',
+        registers: [this.registry],
+      }),
+      up: new Gauge({
+        name: 'insitu_dbmanager_member_up',
+        help: '1 when the last probe of the member succeeded',
+        labelNames: ['member'] as const,
+        registers: [this.registry],
+      }),
+      lag: new Gauge({
+        name: 'insitu_dbmanager_replica_lag_seconds',
+        help: 'Seconds_Behind_Master of each replica',
+        labelNames: ['member'] as const,
+        registers: [this.registry],
+      }),
+      actions: new Counter({
+        name: 'insitu_dbmanager_actions_total',
+        help: 'Events recorded by the manager, by type (failover, switchover, rejoin, ...)',
+        labelNames: ['type'] as const,
+        registers: [this.registry],
+      }),
     };
   }
 
@@ -249,9 +324,13 @@ export class DbManager extends EventEmitter {
     if (this.#started) return;
     this.#started = true;
     await this.#loadTopology();
-    this.#peers.seed(await this.#coord.list(this.#keys.managers).catch(() => new Map<string, string>()), this.#keys.managers);
+    this.#peers.seed(
+      await this.#coord.list(this.#keys.managers).catch(() => new Map<string, string>()),
+      this.#keys.managers,
+    );
     this.#watch = await this.#coord.watchPrefix(this.#keys.prefix, (event) => {
-      if (event.key.startsWith(this.#keys.managers)) this.#peers.apply(event.key.slice(this.#keys.managers.length), event.type);
+      if (event.key.startsWith(this.#keys.managers))
+        this.#peers.apply(event.key.slice(this.#keys.managers.length), event.type);
       if (event.key !== this.#keys.topology || event.type !== 'put' || this.#isLeading()) return;
       try {
         const topology = parseRecord(PublishedTopologySchema, event.value, 'published topology');
@@ -331,7 +410,9 @@ export class DbManager extends EventEmitter {
 
   #campaign(): void {
     if (this.#abort.signal.aborted) return;
-    const leadership = this.#coord.campaign(electionName(this.#config.cluster), this.id, { ttlMs: this.#config.coord.leaseTtlMs });
+    const leadership = this.#coord.campaign(electionName(this.#config.cluster), this.id, {
+      ttlMs: this.#config.coord.leaseTtlMs,
+    });
     this.#leadership = leadership;
     leadership.on('elected', (token) => {
       // The last leader's topology is the truth: read it before acting.
@@ -340,7 +421,12 @@ export class DbManager extends EventEmitter {
           if (this.#leadership !== leadership || this.#abort.signal.aborted) return;
           this.#elected = true;
           this.#metrics.leader.set(1);
-          this.#record({ type: 'elected', severity: 'info', message: `manager ${this.id} elected (fencing token ${token})`, details: { token } });
+          this.#record({
+            type: 'elected',
+            severity: 'info',
+            message: `manager ${this.id} elected (fencing token ${token})`,
+            details: { token },
+          });
           this.emit('elected', token);
         })
         .catch((error: unknown) => {
@@ -353,7 +439,11 @@ export class DbManager extends EventEmitter {
       this.#elected = false;
       this.#metrics.leader.set(0);
       this.#logger.warn({ err: reason }, 'leadership lost');
-      this.#events.add({ type: 'deposed', severity: 'warning', message: `manager ${this.id} lost its leadership: ${reason.message}` });
+      this.#events.add({
+        type: 'deposed',
+        severity: 'warning',
+        message: `manager ${this.id} lost its leadership: ${reason.message}`,
+      });
       this.emit('deposed', reason);
       setTimeout(() => this.#campaign(), 100).unref();
     });
@@ -366,7 +456,10 @@ export class DbManager extends EventEmitter {
   /** Throw unless still the leader: called before every change to the cluster. */
   #fence(step: string): void {
     if (!this.#isLeading()) {
-      throw new InsituError('INSITU_DBMANAGER_NOT_LEADER', `manager ${this.id} is no longer the leader; not doing: ${step}`);
+      throw new InsituError(
+        'INSITU_DBMANAGER_NOT_LEADER',
+        `manager ${this.id} is no longer the leader; not doing: ${step}`,
+      );
     }
   }
 
@@ -392,8 +485,13 @@ export class DbManager extends EventEmitter {
   }
 
   async #probeAll(): Promise<void> {
-    const options = { connectTimeoutMs: this.#config.probe.connectTimeoutMs, queryTimeoutMs: this.#config.probe.queryTimeoutMs };
-    const probes = await Promise.all([...this.#states.values()].map((state) => probeMember(state.endpoint, options, this.#now)));
+    const options = {
+      connectTimeoutMs: this.#config.probe.connectTimeoutMs,
+      queryTimeoutMs: this.#config.probe.queryTimeoutMs,
+    };
+    const probes = await Promise.all(
+      [...this.#states.values()].map((state) => probeMember(state.endpoint, options, this.#now)),
+    );
     let index = 0;
     for (const state of this.#states.values()) {
       const probe = probes[index++];
@@ -404,8 +502,14 @@ export class DbManager extends EventEmitter {
   #absorb(state: MemberState, probe: MemberProbe): void {
     const now = probe.at;
     state.probe = probe;
-    state.history.push({ at: probe.at, ok: probe.ok, latencyMs: probe.latencyMs, ...(probe.error ? { error: probe.error.message } : {}) });
-    if (state.history.length > this.#config.probe.historySize) state.history.splice(0, state.history.length - this.#config.probe.historySize);
+    state.history.push({
+      at: probe.at,
+      ok: probe.ok,
+      latencyMs: probe.latencyMs,
+      ...(probe.error ? { error: probe.error.message } : {}),
+    });
+    if (state.history.length > this.#config.probe.historySize)
+      state.history.splice(0, state.history.length - this.#config.probe.historySize);
     if (probe.ok) {
       state.consecutiveFailures = 0;
       state.downSince = undefined;
@@ -466,21 +570,37 @@ export class DbManager extends EventEmitter {
     }
     const primary = this.#states.get(topology.primary);
     if (primary === undefined) {
-      this.#raise('topology-unknown', '', 'critical', `the published primary ${topology.primary} is not in this manager's config`, {});
+      this.#raise(
+        'topology-unknown',
+        '',
+        'critical',
+        `the published primary ${topology.primary} is not in this manager's config`,
+        {},
+      );
       return;
     }
     const others = [...this.#states.values()].filter((state) => state !== primary);
     const replicasOfPrimary = others.filter((state) => replicatesFrom(this.#view(state), primary.config));
-    const verdict = judgePrimary(this.#view(primary), replicasOfPrimary.map((state) => this.#view(state)), {
-      failuresBeforeDown: this.#config.detection.failuresBeforeDown,
-      replicaSilenceMs: this.#config.detection.replicaSilenceMs,
-      minConfirmations: this.#config.detection.minConfirmations ?? defaultConfirmations(this.#states.size),
-    });
+    const verdict = judgePrimary(
+      this.#view(primary),
+      replicasOfPrimary.map((state) => this.#view(state)),
+      {
+        failuresBeforeDown: this.#config.detection.failuresBeforeDown,
+        replicaSilenceMs: this.#config.detection.replicaSilenceMs,
+        minConfirmations: this.#config.detection.minConfirmations ?? defaultConfirmations(this.#states.size),
+      },
+    );
     this.#suspect = verdict.state !== 'alive';
     for (const state of this.#states.values()) {
       if (state.probe?.ok !== true) continue;
       if (state.probe.gtidStrictMode === false) {
-        this.#raise('gtid-strict-mode-off', state.config.name, 'warning', `gtid_strict_mode is OFF on ${state.config.name}: diverged histories cannot be detected reliably; set it ON in its my.cnf`, {});
+        this.#raise(
+          'gtid-strict-mode-off',
+          state.config.name,
+          'warning',
+          `gtid_strict_mode is OFF on ${state.config.name}: diverged histories cannot be detected reliably; set it ON in its my.cnf`,
+          {},
+        );
       } else {
         this.#resolve('gtid-strict-mode-off', state.config.name, `gtid_strict_mode is ON on ${state.config.name}`);
       }
@@ -493,7 +613,10 @@ export class DbManager extends EventEmitter {
       } catch (error) {
         if (error instanceof InsituError && error.code === 'INSITU_DBMANAGER_NOT_LEADER') return;
         state.interruptedRepair = true;
-        this.#logger.warn({ err: error, member: state.config.name }, 'repair of a member failed; retrying on the next probe');
+        this.#logger.warn(
+          { err: error, member: state.config.name },
+          'repair of a member failed; retrying on the next probe',
+        );
       }
     }
     if (verdict.state === 'alive') await this.#checkPrimarySemiSync(primary);
@@ -503,10 +626,16 @@ export class DbManager extends EventEmitter {
   #checkPeers(): void {
     const lost = this.#peers.lost();
     if (lost.length > 0) {
-      this.#raise('manager-lost', '', 'critical', `${lost.length} dbmanager(s) of ${this.#peers.peak()} stopped publishing their record: ${lost.join(', ')}; ${this.#peers.alive().length} left (${this.#peers.alive().join(', ')})`, {
-        lost,
-        alive: this.#peers.alive(),
-      });
+      this.#raise(
+        'manager-lost',
+        '',
+        'critical',
+        `${lost.length} dbmanager(s) of ${this.#peers.peak()} stopped publishing their record: ${lost.join(', ')}; ${this.#peers.alive().length} left (${this.#peers.alive().join(', ')})`,
+        {
+          lost,
+          alive: this.#peers.alive(),
+        },
+      );
     } else {
       this.#resolve('manager-lost', '', `${this.#peers.alive().length} dbmanagers alive again`);
     }
@@ -514,7 +643,13 @@ export class DbManager extends EventEmitter {
 
   async #actOnVerdict(primary: MemberState, verdict: PrimaryVerdict): Promise<void> {
     const name = primary.config.name;
-    const details = { confirmations: verdict.confirmations, seeing: verdict.seeing, unreachable: verdict.unreachable, needed: verdict.needed, error: primary.probe?.error?.message };
+    const details = {
+      confirmations: verdict.confirmations,
+      seeing: verdict.seeing,
+      unreachable: verdict.unreachable,
+      needed: verdict.needed,
+      error: primary.probe?.error?.message,
+    };
     if (verdict.state === 'alive') {
       if (this.#failoverRetry.attempts > 0) this.#failoverRetry = { attempts: 0, nextAt: 0 };
       this.#resolve('failover-failed', name, `primary ${name} answers again`);
@@ -526,7 +661,13 @@ export class DbManager extends EventEmitter {
     }
     if (verdict.state === 'suspect') return;
     if (verdict.state === 'seen-by-replicas') {
-      this.#raise('primary-unreachable', name, 'warning', `the manager cannot reach primary ${name}, but replicas ${verdict.seeing.join(', ')} still replicate from it: no failover`, details);
+      this.#raise(
+        'primary-unreachable',
+        name,
+        'warning',
+        `the manager cannot reach primary ${name}, but replicas ${verdict.seeing.join(', ')} still replicate from it: no failover`,
+        details,
+      );
       return;
     }
     if (verdict.state === 'unconfirmed') {
@@ -540,9 +681,21 @@ export class DbManager extends EventEmitter {
       return;
     }
     // Dead.
-    this.#raise('primary-down', name, 'critical', `primary ${name} is down (confirmed by ${verdict.confirmations.join(', ')})`, details);
+    this.#raise(
+      'primary-down',
+      name,
+      'critical',
+      `primary ${name} is down (confirmed by ${verdict.confirmations.join(', ')})`,
+      details,
+    );
     if (!this.#config.failover.auto) {
-      this.#raise('failover-blocked', name, 'critical', `primary ${name} is down and automatic failover is off: switch over by hand`, details);
+      this.#raise(
+        'failover-blocked',
+        name,
+        'critical',
+        `primary ${name} is down and automatic failover is off: switch over by hand`,
+        details,
+      );
       return;
     }
     const now = this.#now();
@@ -553,7 +706,11 @@ export class DbManager extends EventEmitter {
         'critical',
         `primary ${name} is down, but the last failover was at ${iso(this.#topology.lastFailoverAt) ?? '?'}: automatic failover is blocked until ` +
           `${iso(this.#topology.cooldownUntil) ?? '?'}; run \`insitu db ack\` to let it proceed`,
-        { ...details, cooldownUntil: iso(this.#topology.cooldownUntil), lastFailoverAt: iso(this.#topology.lastFailoverAt) },
+        {
+          ...details,
+          cooldownUntil: iso(this.#topology.cooldownUntil),
+          lastFailoverAt: iso(this.#topology.lastFailoverAt),
+        },
       );
       return;
     }
@@ -566,7 +723,12 @@ export class DbManager extends EventEmitter {
     if (primary.probe?.ok !== true || primary.probe.readOnly !== true) return;
     this.#fence(`make primary ${primary.config.name} writable`);
     await this.#withMember(primary, (c) => setReadOnly(c, false));
-    this.#record({ type: 'primary-writable', severity: 'info', member: primary.config.name, message: `primary ${primary.config.name} was read-only (started with read_only=1); made writable` });
+    this.#record({
+      type: 'primary-writable',
+      severity: 'info',
+      member: primary.config.name,
+      message: `primary ${primary.config.name} was read-only (started with read_only=1); made writable`,
+    });
   }
 
   async #bootstrap(): Promise<void> {
@@ -583,9 +745,15 @@ export class DbManager extends EventEmitter {
     let primary: MemberState | undefined = fits.length === 1 ? fits[0] : undefined;
     if (primary === undefined && sources.length === 1 && reachable.length === states.length) primary = sources[0];
     if (primary === undefined) {
-      this.#raise('topology-unknown', '', 'critical', 'cannot tell the primary: expected exactly one member that replicates from nobody and that the others replicate from', {
-        sources: sources.map((state) => state.config.name),
-      });
+      this.#raise(
+        'topology-unknown',
+        '',
+        'critical',
+        'cannot tell the primary: expected exactly one member that replicates from nobody and that the others replicate from',
+        {
+          sources: sources.map((state) => state.config.name),
+        },
+      );
       return;
     }
     this.#resolve('topology-unknown', '', `primary is ${primary.config.name}`);
@@ -596,7 +764,13 @@ export class DbManager extends EventEmitter {
       primary: primary.config.name,
       promotedAt: primary.probe?.gtidCurrentPos ?? '',
     });
-    this.#record({ type: 'discovered', severity: 'info', member: primary.config.name, message: `discovered primary ${primary.config.name}`, details: { members: states.map((s) => s.config.name) } });
+    this.#record({
+      type: 'discovered',
+      severity: 'info',
+      member: primary.config.name,
+      message: `discovered primary ${primary.config.name}`,
+      details: { members: states.map((s) => s.config.name) },
+    });
     await this.#ensurePrimaryWritable(primary);
   }
 
@@ -619,12 +793,18 @@ export class DbManager extends EventEmitter {
    * `STOP SLAVE` waits for an IO thread blocked on a silent primary, up to slave_net_timeout.
    */
   #withMember<T>(state: MemberState, fn: (connection: MemberConnection) => Promise<T>): Promise<T> {
-    const queryTimeoutMs = Math.max(this.#config.probe.queryTimeoutMs, (this.#config.replication.slaveNetTimeoutSeconds + 2) * 1000);
+    const queryTimeoutMs = Math.max(
+      this.#config.probe.queryTimeoutMs,
+      (this.#config.replication.slaveNetTimeoutSeconds + 2) * 1000,
+    );
     return withMember(state.endpoint, { connectTimeoutMs: this.#config.probe.connectTimeoutMs, queryTimeoutMs }, fn);
   }
 
   #connect(state: MemberState): Promise<MemberConnection> {
-    const queryTimeoutMs = Math.max(this.#config.probe.queryTimeoutMs, (this.#config.replication.slaveNetTimeoutSeconds + 2) * 1000);
+    const queryTimeoutMs = Math.max(
+      this.#config.probe.queryTimeoutMs,
+      (this.#config.replication.slaveNetTimeoutSeconds + 2) * 1000,
+    );
     return connectMember(state.endpoint, { connectTimeoutMs: this.#config.probe.connectTimeoutMs, queryTimeoutMs });
   }
 
@@ -633,9 +813,24 @@ export class DbManager extends EventEmitter {
     const mark = (step: string) => this.#logger.debug({ step, ms: this.#now() - started }, 'failover step');
     const old = primary.config.name;
     this.#fence(`fail over from ${old}`);
-    this.#record({ type: 'failover-started', severity: 'warning', member: old, message: `primary ${old} is down (confirmed by ${verdict.confirmations.join(', ')}); failing over`, details: { confirmations: verdict.confirmations } });
-    const replicas = verdict.confirmations.map((name) => this.#states.get(name)).filter((s): s is MemberState => s !== undefined);
-    let promoted: { chosen: MemberState; promotedAt: string; candidates: Candidate[]; excluded: ReturnType<typeof rankCandidates>['excluded'] } | undefined;
+    this.#record({
+      type: 'failover-started',
+      severity: 'warning',
+      member: old,
+      message: `primary ${old} is down (confirmed by ${verdict.confirmations.join(', ')}); failing over`,
+      details: { confirmations: verdict.confirmations },
+    });
+    const replicas = verdict.confirmations
+      .map((name) => this.#states.get(name))
+      .filter((s): s is MemberState => s !== undefined);
+    let promoted:
+      | {
+          chosen: MemberState;
+          promotedAt: string;
+          candidates: Candidate[];
+          excluded: ReturnType<typeof rankCandidates>['excluded'];
+        }
+      | undefined;
     try {
       promoted = await this.#detachAndPublish(primary, replicas, mark);
     } catch (error) {
@@ -658,8 +853,13 @@ export class DbManager extends EventEmitter {
     // Semi-sync primary side on before the others connect: they then register as semi-sync replicas, and the
     // new primary's first commits (after read_only=0 below) find one acknowledging.
     if (this.#config.semiSync.enabled) {
-      await this.#withMember(chosenState, (c) => configureSemiSync(c, this.#config.semiSync.timeoutMs, 'primary', false)).catch((error: unknown) => {
-        this.#logger.warn({ err: error, member: chosen.name }, 'semi-sync on the new primary failed; the next probe retries');
+      await this.#withMember(chosenState, (c) =>
+        configureSemiSync(c, this.#config.semiSync.timeoutMs, 'primary', false),
+      ).catch((error: unknown) => {
+        this.#logger.warn(
+          { err: error, member: chosen.name },
+          'semi-sync on the new primary failed; the next probe retries',
+        );
       });
     }
     // The others follow first, so that the new primary's first commits find a semi-sync replica.
@@ -673,7 +873,10 @@ export class DbManager extends EventEmitter {
           await this.#withMember(state, (c) => repoint(c, this.#source(chosenState.config)));
           repointed.push(follower.name);
         } catch (error) {
-          this.#logger.warn({ err: error, member: follower.name }, 'repointing after failover failed; the next probe retries');
+          this.#logger.warn(
+            { err: error, member: follower.name },
+            'repointing after failover failed; the next probe retries',
+          );
         }
       }),
     );
@@ -693,9 +896,25 @@ export class DbManager extends EventEmitter {
       severity: 'critical',
       member: chosen.name,
       message,
-      details: { from: old, to: chosen.name, promotedAt, epoch: this.#topology.epoch, writableAfterMs, confirmations: verdict.confirmations, excluded, repointed },
+      details: {
+        from: old,
+        to: chosen.name,
+        promotedAt,
+        epoch: this.#topology.epoch,
+        writableAfterMs,
+        confirmations: verdict.confirmations,
+        excluded,
+        repointed,
+      },
     });
-    this.#notifier.event({ cluster: this.#config.cluster, condition: 'failover', subject: chosen.name, severity: 'critical', summary: message, details: { from: old, to: chosen.name, promotedAt, excluded } });
+    this.#notifier.event({
+      cluster: this.#config.cluster,
+      condition: 'failover',
+      subject: chosen.name,
+      severity: 'critical',
+      summary: message,
+      details: { from: old, to: chosen.name, promotedAt, excluded },
+    });
     this.#suspect = false;
   }
 
@@ -709,7 +928,15 @@ export class DbManager extends EventEmitter {
     primary: MemberState,
     replicas: readonly MemberState[],
     mark: (step: string) => void,
-  ): Promise<{ chosen: MemberState; promotedAt: string; candidates: Candidate[]; excluded: ReturnType<typeof rankCandidates>['excluded'] } | undefined> {
+  ): Promise<
+    | {
+        chosen: MemberState;
+        promotedAt: string;
+        candidates: Candidate[];
+        excluded: ReturnType<typeof rankCandidates>['excluded'];
+      }
+    | undefined
+  > {
     const old = primary.config.name;
     const read = await Promise.all(
       replicas.map(async (state): Promise<Candidate | undefined> => {
@@ -723,7 +950,11 @@ export class DbManager extends EventEmitter {
               config: state.config,
               received: replication?.gtidIoPos ?? '',
               applied: String(applied?.p ?? ''),
-              canApply: !(replication !== undefined && replication.sqlRunning !== 'Yes' && replication.lastSqlErrno !== 0),
+              canApply: !(
+                replication !== undefined &&
+                replication.sqlRunning !== 'Yes' &&
+                replication.lastSqlErrno !== 0
+              ),
             };
           });
         } catch (error) {
@@ -737,20 +968,35 @@ export class DbManager extends EventEmitter {
     const { ranked, excluded } = rankCandidates(candidates);
     const chosen = ranked[0];
     if (chosen === undefined) {
-      this.#raise('failover-impossible', old, 'critical', `primary ${old} is down and no replica can be promoted`, { excluded, candidates: candidates.map((c) => c.name) });
+      this.#raise('failover-impossible', old, 'critical', `primary ${old} is down and no replica can be promoted`, {
+        excluded,
+        candidates: candidates.map((c) => c.name),
+      });
       return undefined;
     }
     const chosenState = this.#states.get(chosen.name);
     if (chosenState === undefined) return undefined;
     let target = chosen.received || chosen.applied;
     const donor = mostAdvanced(candidates);
-    if (donor !== undefined && donor.name !== chosen.name && compareGtidPositions(parseGtidPosition(donor.received || donor.applied), parseGtidPosition(target)) > 0) {
+    if (
+      donor !== undefined &&
+      donor.name !== chosen.name &&
+      compareGtidPositions(parseGtidPosition(donor.received || donor.applied), parseGtidPosition(target)) > 0
+    ) {
       target = await this.#catchUp(chosenState, donor, target);
     }
-    const applied = await this.#withMember(chosenState, (c) => waitForGtid(c, target, this.#config.failover.applyTimeoutMs));
+    const applied = await this.#withMember(chosenState, (c) =>
+      waitForGtid(c, target, this.#config.failover.applyTimeoutMs),
+    );
     mark('relay log applied');
     if (!applied) {
-      this.#raise('failover-impossible', old, 'critical', `candidate ${chosen.name} did not apply its relay log up to ${target} within ${this.#config.failover.applyTimeoutMs} ms; not promoting`, { target });
+      this.#raise(
+        'failover-impossible',
+        old,
+        'critical',
+        `candidate ${chosen.name} did not apply its relay log up to ${target} within ${this.#config.failover.applyTimeoutMs} ms; not promoting`,
+        { target },
+      );
       return undefined;
     }
 
@@ -765,7 +1011,9 @@ export class DbManager extends EventEmitter {
       .filter((s) => s !== primary && s !== chosenState && !candidates.some((c) => c.name === s.config.name))
       .map((s): PendingRejoin => ({ name: s.config.name, base: promotedAt, reason: 'missed-failover', since: now }));
     const pendingRejoin = [
-      ...this.#topology.pendingRejoin.filter((p) => p.name !== old && p.name !== chosen.name && !missed.some((m) => m.name === p.name)),
+      ...this.#topology.pendingRejoin.filter(
+        (p) => p.name !== old && p.name !== chosen.name && !missed.some((m) => m.name === p.name),
+      ),
       { name: old, base: promotedAt, reason: 'former-primary' as const, since: now },
       ...missed,
     ];
@@ -807,7 +1055,10 @@ export class DbManager extends EventEmitter {
 
   #scheduleFailoverRetry(): number {
     const attempts = this.#failoverRetry.attempts + 1;
-    const delay = Math.min(this.#config.failover.retryBackoffMaxMs, this.#config.failover.retryBackoffMs * 2 ** (attempts - 1));
+    const delay = Math.min(
+      this.#config.failover.retryBackoffMaxMs,
+      this.#config.failover.retryBackoffMs * 2 ** (attempts - 1),
+    );
     this.#failoverRetry = { attempts, nextAt: this.#now() + delay };
     return delay;
   }
@@ -817,7 +1068,10 @@ export class DbManager extends EventEmitter {
     const reason = (error as Error).message ?? String(error);
     const notRestored = await this.#undoFailover(primary, replicas);
     const delay = this.#scheduleFailoverRetry();
-    const undone = notRestored.length === 0 ? `undone: ${replicas.map((s) => s.config.name).join(', ')} replicate from ${old} again` : `could not undo on ${notRestored.join(', ')}`;
+    const undone =
+      notRestored.length === 0
+        ? `undone: ${replicas.map((s) => s.config.name).join(', ')} replicate from ${old} again`
+        : `could not undo on ${notRestored.join(', ')}`;
     this.#record({
       type: 'failover-attempt-failed',
       severity: 'critical',
@@ -825,7 +1079,13 @@ export class DbManager extends EventEmitter {
       message: `failover from ${old} failed (attempt ${this.#failoverRetry.attempts}): ${reason}; ${undone}; next attempt in ${delay} ms`,
       details: { reason, notRestored, attempt: this.#failoverRetry.attempts, retryInMs: delay },
     });
-    this.#raise('failover-failed', old, 'critical', `failover from ${old} failed: ${reason}; ${undone}; retrying with back-off`, { reason, notRestored, attempt: this.#failoverRetry.attempts });
+    this.#raise(
+      'failover-failed',
+      old,
+      'critical',
+      `failover from ${old} failed: ${reason}; ${undone}; retrying with back-off`,
+      { reason, notRestored, attempt: this.#failoverRetry.attempts },
+    );
   }
 
   /** The chosen replica is behind another (never-promote, or with a broken SQL thread): fetch the difference from it first. */
@@ -835,7 +1095,9 @@ export class DbManager extends EventEmitter {
     if (donorState === undefined) return target;
     try {
       // Whatever the donor received must be in its binlog (log_slave_updates) before others can read it.
-      const donorApplied = await this.#withMember(donorState, (c) => waitForGtid(c, donorTarget, this.#config.failover.applyTimeoutMs));
+      const donorApplied = await this.#withMember(donorState, (c) =>
+        waitForGtid(c, donorTarget, this.#config.failover.applyTimeoutMs),
+      );
       if (!donorApplied) throw new Error(`${donor.name} did not apply its own relay log`);
       this.#fence(`catch ${chosen.config.name} up from ${donor.name}`);
       const reached = await this.#withMember(chosen, async (c) => {
@@ -845,12 +1107,23 @@ export class DbManager extends EventEmitter {
         return ok;
       });
       if (!reached) throw new Error(`${chosen.config.name} did not reach ${donorTarget}`);
-      this.#record({ type: 'catch-up', severity: 'info', member: chosen.config.name, message: `${chosen.config.name} caught up from ${donor.name} to ${donorTarget} before its promotion` });
+      this.#record({
+        type: 'catch-up',
+        severity: 'info',
+        member: chosen.config.name,
+        message: `${chosen.config.name} caught up from ${donor.name} to ${donorTarget} before its promotion`,
+      });
       return donorTarget;
     } catch (error) {
-      this.#raise('failover-data-loss', chosen.config.name, 'critical', `${chosen.config.name} could not catch up from the more advanced ${donor.name}: transactions up to ${donorTarget} may be missing on the new primary`, {
-        error: (error as Error).message,
-      });
+      this.#raise(
+        'failover-data-loss',
+        chosen.config.name,
+        'critical',
+        `${chosen.config.name} could not catch up from the more advanced ${donor.name}: transactions up to ${donorTarget} may be missing on the new primary`,
+        {
+          error: (error as Error).message,
+        },
+      );
       return target;
     }
   }
@@ -862,7 +1135,13 @@ export class DbManager extends EventEmitter {
     const probe = state.probe;
     if (probe?.ok !== true) {
       if (state.consecutiveFailures >= this.#config.detection.failuresBeforeDown) {
-        this.#raise('member-down', name, 'warning', `${name} is unreachable: ${probe?.error?.message ?? 'no probe yet'}`, { since: iso(state.downSince) });
+        this.#raise(
+          'member-down',
+          name,
+          'warning',
+          `${name} is unreachable: ${probe?.error?.message ?? 'no probe yet'}`,
+          { since: iso(state.downSince) },
+        );
       }
       return;
     }
@@ -870,7 +1149,9 @@ export class DbManager extends EventEmitter {
     const quarantine = this.#topology.quarantined.find((q) => q.name === name);
     if (probe.readOnly === false) {
       this.#fence(`fence ${name}`);
-      const { killed } = await fenceMember(() => this.#connect(state), this.#spareUsers(), { deadlineMs: this.#config.probe.queryTimeoutMs });
+      const { killed } = await fenceMember(() => this.#connect(state), this.#spareUsers(), {
+        deadlineMs: this.#config.probe.queryTimeoutMs,
+      });
       const expected = quarantine !== undefined || this.#topology.pendingRejoin.some((p) => p.name === name);
       this.#record({
         type: 'fence',
@@ -879,7 +1160,15 @@ export class DbManager extends EventEmitter {
         message: `${name} was writable but is not the primary: set read_only=1 and killed ${killed} client connection(s)`,
         details: { killed },
       });
-      if (!expected) this.#notifier.event({ cluster: this.#config.cluster, condition: 'unexpected-writable', subject: name, severity: 'critical', summary: `${name} was writable beside primary ${primary.config.name}; fenced`, details: { killed } });
+      if (!expected)
+        this.#notifier.event({
+          cluster: this.#config.cluster,
+          condition: 'unexpected-writable',
+          subject: name,
+          severity: 'critical',
+          summary: `${name} was writable beside primary ${primary.config.name}; fenced`,
+          details: { killed },
+        });
       return;
     }
     if (quarantine !== undefined) {
@@ -897,7 +1186,11 @@ export class DbManager extends EventEmitter {
   }
 
   #spareUsers(): string[] {
-    return [...SPARE_USERS_BASE, this.#secrets.replication.user, ...new Set([...this.#secrets.members.values()].map((login) => login.user))];
+    return [
+      ...SPARE_USERS_BASE,
+      this.#secrets.replication.user,
+      ...new Set([...this.#secrets.members.values()].map((login) => login.user)),
+    ];
   }
 
   /**
@@ -911,19 +1204,32 @@ export class DbManager extends EventEmitter {
   async #errantGtids(state: MemberState, from: { primary: MemberState } | { base: GtidPosition }): Promise<string[]> {
     let mine: GtidPosition;
     try {
-      const [binlog, applied] = await this.#withMember(state, async (c) => [await binlogPosition(c), String((await c.one<{ p: string }>('SELECT @@gtid_slave_pos AS p'))?.p ?? '')]);
+      const [binlog, applied] = await this.#withMember(state, async (c) => [
+        await binlogPosition(c),
+        String((await c.one<{ p: string }>('SELECT @@gtid_slave_pos AS p'))?.p ?? ''),
+      ]);
       mine = maxPosition(parseGtidPosition(binlog), parseGtidPosition(applied));
     } catch {
       mine = maxPosition(parseGtidPosition(state.probe?.gtidBinlogPos), parseGtidPosition(state.probe?.gtidSlavePos));
     }
-    const base = 'base' in from ? from.base : parseGtidPosition(await this.#withMember(from.primary, (c) => currentPosition(c)).catch(() => from.primary.probe?.gtidCurrentPos ?? ''));
+    const base =
+      'base' in from
+        ? from.base
+        : parseGtidPosition(
+            await this.#withMember(from.primary, (c) => currentPosition(c)).catch(
+              () => from.primary.probe?.gtidCurrentPos ?? '',
+            ),
+          );
     const ranges = gtidRangesBeyond(mine, base);
     if (ranges.length === 0) return [];
     try {
       const exact = await this.#withMember(state, (c) => binlogGtidsBeyond(c, base));
       if (exact.length > 0) return exact;
     } catch (error) {
-      this.#logger.warn({ err: error, member: state.config.name }, 'cannot list errant GTIDs from the binlog; reporting ranges');
+      this.#logger.warn(
+        { err: error, member: state.config.name },
+        'cannot list errant GTIDs from the binlog; reporting ranges',
+      );
     }
     return ranges.map(formatGtidRange);
   }
@@ -931,7 +1237,10 @@ export class DbManager extends EventEmitter {
   async #rejoin(state: MemberState, primary: MemberState, pending: PendingRejoin | undefined): Promise<void> {
     const name = state.config.name;
     const primaryPosition = parseGtidPosition(primary.probe?.gtidCurrentPos);
-    const errant = await this.#errantGtids(state, pending === undefined ? { primary } : { base: parseGtidPosition(pending.base) });
+    const errant = await this.#errantGtids(
+      state,
+      pending === undefined ? { primary } : { base: parseGtidPosition(pending.base) },
+    );
     if (errant.length > 0) {
       await this.#quarantine(state, `${name} holds transactions that primary ${primary.config.name} never had`, errant);
       return;
@@ -941,14 +1250,20 @@ export class DbManager extends EventEmitter {
     const wasPrimary = pending?.reason === 'former-primary' || state.probe?.replication === undefined;
     await this.#withMember(state, (c) => (wasPrimary ? demoteToReplica(c, source) : repoint(c, source)));
     if (pending !== undefined) {
-      await this.#publish({ ...this.#topology, pendingRejoin: this.#topology.pendingRejoin.filter((p) => p.name !== name) });
+      await this.#publish({
+        ...this.#topology,
+        pendingRejoin: this.#topology.pendingRejoin.filter((p) => p.name !== name),
+      });
     }
     this.#record({
       type: 'rejoin',
       severity: 'info',
       member: name,
       message: `${name} rejoined as a replica of ${primary.config.name}${wasPrimary ? ' (MASTER_DEMOTE_TO_SLAVE=1)' : ''}`,
-      details: { base: pending?.base ?? formatGtidPosition(primaryPosition), reason: pending?.reason ?? 'not replicating from the primary' },
+      details: {
+        base: pending?.base ?? formatGtidPosition(primaryPosition),
+        reason: pending?.reason ?? 'not replicating from the primary',
+      },
     });
   }
 
@@ -963,11 +1278,20 @@ export class DbManager extends EventEmitter {
     await this.#publish({
       ...this.#topology,
       pendingRejoin: this.#topology.pendingRejoin.filter((p) => p.name !== name),
-      quarantined: [...this.#topology.quarantined.filter((q) => q.name !== name), { name, reason, errantGtids, since: this.#now() }],
+      quarantined: [
+        ...this.#topology.quarantined.filter((q) => q.name !== name),
+        { name, reason, errantGtids, since: this.#now() },
+      ],
     });
     const summary = `${name} quarantined: it holds ${errantGtids.length} errant transaction(s) ${errantGtids.join(', ')}; it stays read-only and out of replication until they are removed (rebuild it from the primary)`;
     this.#raise('errant-transactions', name, 'critical', summary, { errantGtids, reason });
-    this.#record({ type: 'quarantine', severity: 'critical', member: name, message: summary, details: { errantGtids, reason } });
+    this.#record({
+      type: 'quarantine',
+      severity: 'critical',
+      member: name,
+      message: summary,
+      details: { errantGtids, reason },
+    });
   }
 
   /** A quarantined member leaves quarantine only when it no longer holds errant GTIDs (an administrator rebuilt it). */
@@ -975,17 +1299,30 @@ export class DbManager extends EventEmitter {
     const name = state.config.name;
     const errant = await this.#errantGtids(state, { primary });
     const quarantine = this.#topology.quarantined.find((q) => q.name === name);
-    const stillErrant = errant.length > 0 || (quarantine !== undefined && quarantine.errantGtids.some((gtid) => this.#holdsGtid(state, gtid)));
+    const stillErrant =
+      errant.length > 0 ||
+      (quarantine !== undefined && quarantine.errantGtids.some((gtid) => this.#holdsGtid(state, gtid)));
     if (stillErrant) {
-      this.#raise('errant-transactions', name, 'critical', `${name} quarantined: it holds errant transaction(s) ${(quarantine?.errantGtids ?? errant).join(', ')}`, {
-        errantGtids: quarantine?.errantGtids ?? errant,
-      });
+      this.#raise(
+        'errant-transactions',
+        name,
+        'critical',
+        `${name} quarantined: it holds errant transaction(s) ${(quarantine?.errantGtids ?? errant).join(', ')}`,
+        {
+          errantGtids: quarantine?.errantGtids ?? errant,
+        },
+      );
       return;
     }
     this.#fence(`release ${name} from quarantine`);
     await this.#publish({ ...this.#topology, quarantined: this.#topology.quarantined.filter((q) => q.name !== name) });
     this.#resolve('errant-transactions', name, `${name} no longer holds errant transactions; rejoining`);
-    this.#record({ type: 'quarantine-released', severity: 'info', member: name, message: `${name} no longer holds errant transactions; it rejoins` });
+    this.#record({
+      type: 'quarantine-released',
+      severity: 'info',
+      member: name,
+      message: `${name} no longer holds errant transactions; it rejoins`,
+    });
     await this.#rejoin(state, primary, undefined);
   }
 
@@ -1009,14 +1346,26 @@ export class DbManager extends EventEmitter {
         this.#fence(`restart replication on ${name}`);
         await this.#withMember(state, (c) => restartReplication(c));
         state.sqlRestartedFor = replication.lastSqlErrno;
-        this.#record({ type: 'replication-restart', severity: 'warning', member: name, message: `replication SQL thread of ${name} stopped (${error}); restarted it once`, details: { error: replication.lastSqlError, errno: replication.lastSqlErrno } });
+        this.#record({
+          type: 'replication-restart',
+          severity: 'warning',
+          member: name,
+          message: `replication SQL thread of ${name} stopped (${error}); restarted it once`,
+          details: { error: replication.lastSqlError, errno: replication.lastSqlErrno },
+        });
         return;
       }
-      this.#raise('replica-sql-error', name, 'critical', `replication SQL thread of ${name} stopped again after one restart: ${error}`, {
-        error: replication.lastSqlError,
-        errno: replication.lastSqlErrno,
-        gtidSlavePos: state.probe?.gtidSlavePos,
-      });
+      this.#raise(
+        'replica-sql-error',
+        name,
+        'critical',
+        `replication SQL thread of ${name} stopped again after one restart: ${error}`,
+        {
+          error: replication.lastSqlError,
+          errno: replication.lastSqlErrno,
+          gtidSlavePos: state.probe?.gtidSlavePos,
+        },
+      );
       return;
     }
     if (replication.ioRunning !== 'Yes' && replication.lastIoErrno !== 0) {
@@ -1024,7 +1373,11 @@ export class DbManager extends EventEmitter {
       const error = `error ${replication.lastIoErrno}: ${replication.lastIoError}`;
       if (replication.lastIoErrno === 1236) {
         const errant = await this.#errantGtids(state, { primary });
-        await this.#quarantine(state, `the primary refused to serve it: ${error}`, errant.length > 0 ? errant : [state.probe?.gtidSlavePos ?? '?']);
+        await this.#quarantine(
+          state,
+          `the primary refused to serve it: ${error}`,
+          errant.length > 0 ? errant : [state.probe?.gtidSlavePos ?? '?'],
+        );
         return;
       }
       if ((this.#view(state).ioSilentMs ?? 0) < this.#config.detection.replicaSilenceMs) return;
@@ -1032,10 +1385,22 @@ export class DbManager extends EventEmitter {
         this.#fence(`restart replication on ${name}`);
         await this.#withMember(state, (c) => restartReplication(c));
         state.ioRestartedFor = replication.lastIoErrno;
-        this.#record({ type: 'replication-restart', severity: 'warning', member: name, message: `replication IO thread of ${name} failed (${error}); restarted it once`, details: { error: replication.lastIoError, errno: replication.lastIoErrno } });
+        this.#record({
+          type: 'replication-restart',
+          severity: 'warning',
+          member: name,
+          message: `replication IO thread of ${name} failed (${error}); restarted it once`,
+          details: { error: replication.lastIoError, errno: replication.lastIoErrno },
+        });
         return;
       }
-      this.#raise('replica-io-error', name, 'critical', `replication IO thread of ${name} cannot receive from ${primary.config.name}: ${error}`, { error: replication.lastIoError, errno: replication.lastIoErrno });
+      this.#raise(
+        'replica-io-error',
+        name,
+        'critical',
+        `replication IO thread of ${name} cannot receive from ${primary.config.name}: ${error}`,
+        { error: replication.lastIoError, errno: replication.lastIoErrno },
+      );
       return;
     }
     if (replication.ioRunning === 'No' || replication.sqlRunning === 'No') {
@@ -1046,10 +1411,21 @@ export class DbManager extends EventEmitter {
         this.#fence(`start replication on ${name}`);
         state.interruptedRepair = false;
         await this.#withMember(state, (c) => c.query('START SLAVE'));
-        this.#record({ type: 'replication-restart', severity: 'warning', member: name, message: `replication on ${name} was left stopped by an interrupted repair (IO ${replication.ioRunning}, SQL ${replication.sqlRunning}); started it again` });
+        this.#record({
+          type: 'replication-restart',
+          severity: 'warning',
+          member: name,
+          message: `replication on ${name} was left stopped by an interrupted repair (IO ${replication.ioRunning}, SQL ${replication.sqlRunning}); started it again`,
+        });
         return;
       }
-      this.#raise('replication-stopped', name, 'warning', `replication on ${name} was stopped without an error (by an administrator?): IO ${replication.ioRunning}, SQL ${replication.sqlRunning}`, {});
+      this.#raise(
+        'replication-stopped',
+        name,
+        'warning',
+        `replication on ${name} was stopped without an error (by an administrator?): IO ${replication.ioRunning}, SQL ${replication.sqlRunning}`,
+        {},
+      );
       return;
     }
     if (replication.ioRunning === 'Yes' && replication.sqlRunning === 'Yes') {
@@ -1064,7 +1440,9 @@ export class DbManager extends EventEmitter {
       }
       const lag = replication.secondsBehindMaster;
       if (lag !== null && lag > this.#config.repair.lagWarningSeconds) {
-        this.#raise('replica-lag', name, 'warning', `${name} is ${lag} s behind ${primary.config.name}`, { lagSeconds: lag });
+        this.#raise('replica-lag', name, 'warning', `${name} is ${lag} s behind ${primary.config.name}`, {
+          lagSeconds: lag,
+        });
       } else {
         this.#resolve('replica-lag', name, `${name} caught up`);
       }
@@ -1075,7 +1453,13 @@ export class DbManager extends EventEmitter {
   async #tuneMember(state: MemberState, primary: MemberState): Promise<void> {
     const probe = state.probe;
     const replication = probe?.replication;
-    if (probe === undefined || replication === undefined || replication.ioRunning !== 'Yes' || replication.sqlRunning !== 'Yes') return;
+    if (
+      probe === undefined ||
+      replication === undefined ||
+      replication.ioRunning !== 'Yes' ||
+      replication.sqlRunning !== 'Yes'
+    )
+      return;
     const wantSemiSync = this.#config.semiSync.enabled && this.#semiSyncDrift(probe.semiSync, 'replica');
     const wantNetTimeout = probe.slaveNetTimeout !== this.#config.replication.slaveNetTimeoutSeconds;
     const wantTiming =
@@ -1085,7 +1469,13 @@ export class DbManager extends EventEmitter {
     this.#fence(`tune ${state.config.name}`);
     await this.#withMember(state, async (c) => {
       if (wantNetTimeout) await setSlaveNetTimeout(c, this.#config.replication.slaveNetTimeoutSeconds);
-      if (wantSemiSync) await configureSemiSync(c, this.#config.semiSync.timeoutMs, 'replica', !wantTiming && probe.semiSync?.slaveEnabled !== true);
+      if (wantSemiSync)
+        await configureSemiSync(
+          c,
+          this.#config.semiSync.timeoutMs,
+          'replica',
+          !wantTiming && probe.semiSync?.slaveEnabled !== true,
+        );
       if (wantTiming) await repoint(c, this.#source(primary.config));
     });
     this.#record({
@@ -1099,7 +1489,10 @@ export class DbManager extends EventEmitter {
   #semiSyncDrift(semiSync: SemiSyncStatus | undefined, role: 'primary' | 'replica' | 'async-primary'): boolean {
     if (semiSync === undefined) return true;
     return (
-      semiSync.masterEnabled !== (role === 'primary') || !semiSync.slaveEnabled || semiSync.waitPoint !== 'AFTER_SYNC' || semiSync.timeoutMs !== this.#config.semiSync.timeoutMs
+      semiSync.masterEnabled !== (role === 'primary') ||
+      !semiSync.slaveEnabled ||
+      semiSync.waitPoint !== 'AFTER_SYNC' ||
+      semiSync.timeoutMs !== this.#config.semiSync.timeoutMs
     );
   }
 
@@ -1116,7 +1509,11 @@ export class DbManager extends EventEmitter {
     const name = primary.config.name;
     const now = this.#now();
     const receiving = [...this.#states.values()].filter(
-      (state) => state !== primary && state.probe?.ok === true && replicatesFrom(this.#view(state), primary.config) && state.probe.replication?.ioRunning === 'Yes',
+      (state) =>
+        state !== primary &&
+        state.probe?.ok === true &&
+        replicatesFrom(this.#view(state), primary.config) &&
+        state.probe.replication?.ioRunning === 'Yes',
     );
     if (this.#semiSyncAlone?.primary !== name) this.#semiSyncAlone = undefined;
     const aloneAfter = this.#config.semiSync.asyncWhenAloneMs;
@@ -1125,12 +1522,20 @@ export class DbManager extends EventEmitter {
       alone ??= { primary: name, since: now, async: false };
       if (aloneAfter !== undefined && !alone.async && now - alone.since >= aloneAfter) {
         this.#fence(`switch ${name} to asynchronous replication`);
-        await this.#withMember(primary, (c) => configureSemiSync(c, this.#config.semiSync.timeoutMs, 'async-primary', false));
+        await this.#withMember(primary, (c) =>
+          configureSemiSync(c, this.#config.semiSync.timeoutMs, 'async-primary', false),
+        );
         alone = { ...alone, async: true };
         this.#semiSyncAlone = alone;
-        this.#raise('semi-sync-off', name, 'warning', `primary ${name} switched to asynchronous replication by the manager: no replica received from it for ${now - alone.since} ms (semiSync.asyncWhenAloneMs ${aloneAfter}); its commits are not protected until a replica receives again`, {
-          aloneSinceMs: now - alone.since,
-        });
+        this.#raise(
+          'semi-sync-off',
+          name,
+          'warning',
+          `primary ${name} switched to asynchronous replication by the manager: no replica received from it for ${now - alone.since} ms (semiSync.asyncWhenAloneMs ${aloneAfter}); its commits are not protected until a replica receives again`,
+          {
+            aloneSinceMs: now - alone.since,
+          },
+        );
         return;
       }
       this.#semiSyncAlone = alone;
@@ -1139,7 +1544,12 @@ export class DbManager extends EventEmitter {
       if (alone.async) {
         this.#fence(`switch ${name} back to semi-synchronous replication`);
         await this.#withMember(primary, (c) => configureSemiSync(c, this.#config.semiSync.timeoutMs, 'primary', false));
-        this.#record({ type: 'tuned', severity: 'info', member: name, message: `primary ${name} back to AFTER_SYNC semi-sync: ${receiving.map((s) => s.config.name).join(', ')} receive(s) again` });
+        this.#record({
+          type: 'tuned',
+          severity: 'info',
+          member: name,
+          message: `primary ${name} back to AFTER_SYNC semi-sync: ${receiving.map((s) => s.config.name).join(', ')} receive(s) again`,
+        });
         return;
       }
     }
@@ -1151,16 +1561,27 @@ export class DbManager extends EventEmitter {
         await configureSemiSync(c, this.#config.semiSync.timeoutMs, role, false);
         await setSlaveNetTimeout(c, this.#config.replication.slaveNetTimeoutSeconds);
       });
-      this.#record({ type: 'tuned', severity: 'info', member: name, message: `configured AFTER_SYNC semi-sync on primary ${name}` });
+      this.#record({
+        type: 'tuned',
+        severity: 'info',
+        member: name,
+        message: `configured AFTER_SYNC semi-sync on primary ${name}`,
+      });
       return;
     }
     const semiSync = probe.semiSync;
     if (role === 'async-primary') return;
     if (semiSync !== undefined && semiSync.masterEnabled && !semiSync.masterStatus) {
-      this.#raise('semi-sync-off', name, 'warning', `primary ${name} fell back to asynchronous replication: a commit waited ${this.#config.semiSync.timeoutMs} ms without a replica's acknowledgement (${semiSync.masterClients} semi-sync replica(s) connected)`, {
-        semiSyncClients: semiSync.masterClients,
-        unacknowledgedCommits: semiSync.masterNoTx,
-      });
+      this.#raise(
+        'semi-sync-off',
+        name,
+        'warning',
+        `primary ${name} fell back to asynchronous replication: a commit waited ${this.#config.semiSync.timeoutMs} ms without a replica's acknowledgement (${semiSync.masterClients} semi-sync replica(s) connected)`,
+        {
+          semiSyncClients: semiSync.masterClients,
+          unacknowledgedCommits: semiSync.masterNoTx,
+        },
+      );
     } else {
       this.#resolve('semi-sync-off', name, `primary ${name} replicates semi-synchronously again`);
     }
@@ -1174,11 +1595,20 @@ export class DbManager extends EventEmitter {
       const command = state.config.restartCommand;
       const probe = state.probe;
       if (command === undefined || probe === undefined || probe.ok || probe.error?.refused !== true) continue;
-      if (state.restart.running || state.downSince === undefined || now - state.downSince < this.#config.repair.restartAfterMs || now < state.restart.nextAt) continue;
+      if (
+        state.restart.running ||
+        state.downSince === undefined ||
+        now - state.downSince < this.#config.repair.restartAfterMs ||
+        now < state.restart.nextAt
+      )
+        continue;
       state.restart.running = true;
       state.restart.attempts += 1;
       const attempt = state.restart.attempts;
-      const delay = Math.min(this.#config.repair.restartBackoffMaxMs, this.#config.repair.restartBackoffMs * 2 ** (attempt - 1));
+      const delay = Math.min(
+        this.#config.repair.restartBackoffMaxMs,
+        this.#config.repair.restartBackoffMs * 2 ** (attempt - 1),
+      );
       state.restart.nextAt = now + delay;
       const name = state.config.name;
       try {
@@ -1191,14 +1621,21 @@ export class DbManager extends EventEmitter {
           details: { attempt, command, ok: result.ok, output: result.output },
         });
         if (attempt >= this.#config.repair.restartAttemptsBeforeAlert) {
-          this.#raise('member-restart-failed', name, 'critical', `${name} is still down after ${attempt} restart attempts${result.ok ? '' : `: ${result.error}`}`, { attempts: attempt, command });
+          this.#raise(
+            'member-restart-failed',
+            name,
+            'critical',
+            `${name} is still down after ${attempt} restart attempts${result.ok ? '' : `: ${result.error}`}`,
+            { attempts: attempt, command },
+          );
         }
       } finally {
         state.restart.running = false;
       }
     }
     for (const state of this.#states.values()) {
-      if (state.probe?.ok === true) this.#resolve('member-restart-failed', state.config.name, `${state.config.name} answers again`);
+      if (state.probe?.ok === true)
+        this.#resolve('member-restart-failed', state.config.name, `${state.config.name} answers again`);
     }
   }
 
@@ -1227,33 +1664,61 @@ export class DbManager extends EventEmitter {
     await this.#requireLeader();
     const target = this.#states.get(to);
     if (target === undefined) {
-      throw new InsituError('INSITU_DBMANAGER_MEMBER_NOT_FOUND', `no member ${to}; members: ${[...this.#states.keys()].join(', ')}`);
+      throw new InsituError(
+        'INSITU_DBMANAGER_MEMBER_NOT_FOUND',
+        `no member ${to}; members: ${[...this.#states.keys()].join(', ')}`,
+      );
     }
     const primaryName = this.#topology.primary;
     const primary = primaryName === null ? undefined : this.#states.get(primaryName);
     if (primary === undefined) throw this.#refuse(to, 'no primary is known yet');
     if (primary === target) throw this.#refuse(to, `${to} is already the primary`);
-    const options = { connectTimeoutMs: this.#config.probe.connectTimeoutMs, queryTimeoutMs: this.#config.probe.queryTimeoutMs };
-    const [primaryProbe, targetProbe] = await Promise.all([probeMember(primary.endpoint, options, this.#now), probeMember(target.endpoint, options, this.#now)]);
+    const options = {
+      connectTimeoutMs: this.#config.probe.connectTimeoutMs,
+      queryTimeoutMs: this.#config.probe.queryTimeoutMs,
+    };
+    const [primaryProbe, targetProbe] = await Promise.all([
+      probeMember(primary.endpoint, options, this.#now),
+      probeMember(target.endpoint, options, this.#now),
+    ]);
     this.#absorb(primary, primaryProbe);
     this.#absorb(target, targetProbe);
-    if (!primaryProbe.ok) throw this.#refuse(to, `primary ${primary.config.name} is unreachable (${primaryProbe.error?.message ?? '?'}); a failover handles that`);
+    if (!primaryProbe.ok)
+      throw this.#refuse(
+        to,
+        `primary ${primary.config.name} is unreachable (${primaryProbe.error?.message ?? '?'}); a failover handles that`,
+      );
     if (!targetProbe.ok) throw this.#refuse(to, `${to} is unreachable: ${targetProbe.error?.message ?? '?'}`);
     if (target.config.neverPromote) throw this.#refuse(to, `${to} is marked neverPromote`);
     if (this.#topology.quarantined.some((q) => q.name === to)) throw this.#refuse(to, `${to} is quarantined`);
     if (this.#topology.pendingRejoin.some((p) => p.name === to)) throw this.#refuse(to, `${to} has not rejoined yet`);
-    if (!replicatesFrom(this.#view(target), primary.config)) throw this.#refuse(to, `${to} does not replicate from primary ${primary.config.name}`);
+    if (!replicatesFrom(this.#view(target), primary.config))
+      throw this.#refuse(to, `${to} does not replicate from primary ${primary.config.name}`);
     const replication = targetProbe.replication as ReplicationStatus;
     if (replication.ioRunning !== 'Yes' || replication.sqlRunning !== 'Yes') {
-      throw this.#refuse(to, `replication on ${to} is not running (IO ${replication.ioRunning}, SQL ${replication.sqlRunning}${replication.lastSqlError ? `: ${replication.lastSqlError}` : ''}${replication.lastIoError ? `: ${replication.lastIoError}` : ''})`);
+      throw this.#refuse(
+        to,
+        `replication on ${to} is not running (IO ${replication.ioRunning}, SQL ${replication.sqlRunning}${replication.lastSqlError ? `: ${replication.lastSqlError}` : ''}${replication.lastIoError ? `: ${replication.lastIoError}` : ''})`,
+      );
     }
-    if (replication.secondsBehindMaster === null || replication.secondsBehindMaster > this.#config.switchover.maxLagSeconds) {
-      throw this.#refuse(to, `${to} is ${replication.secondsBehindMaster ?? 'an unknown number of'} s behind (at most ${this.#config.switchover.maxLagSeconds} s allowed)`);
+    if (
+      replication.secondsBehindMaster === null ||
+      replication.secondsBehindMaster > this.#config.switchover.maxLagSeconds
+    ) {
+      throw this.#refuse(
+        to,
+        `${to} is ${replication.secondsBehindMaster ?? 'an unknown number of'} s behind (at most ${this.#config.switchover.maxLagSeconds} s allowed)`,
+      );
     }
 
     const from = primary.config.name;
     this.#fence(`switch over to ${to}`);
-    this.#record({ type: 'switchover-started', severity: 'info', member: to, message: `switchover ${from} → ${to} started` });
+    this.#record({
+      type: 'switchover-started',
+      severity: 'info',
+      member: to,
+      message: `switchover ${from} → ${to} started`,
+    });
     const started = this.#now();
     const { gtid, killed } = await this.#withMember(primary, async (c) => {
       await c.query('SET SESSION lock_wait_timeout = ?', [this.#config.switchover.lockWaitTimeoutSeconds]);
@@ -1269,10 +1734,19 @@ export class DbManager extends EventEmitter {
     }
     if (!caughtUp) {
       await this.#withMember(primary, (c) => setReadOnly(c, false)).catch(() => undefined);
-      this.#record({ type: 'switchover-failed', severity: 'warning', member: to, message: `switchover ${from} → ${to} rolled back: ${to} did not reach ${gtid} within ${this.#config.switchover.catchUpTimeoutMs} ms` });
-      throw new InsituError('INSITU_DBMANAGER_SWITCHOVER_FAILED', `${to} did not reach ${gtid} within ${this.#config.switchover.catchUpTimeoutMs} ms; ${from} is writable again`, {
-        details: { rolledBack: true, gtid },
+      this.#record({
+        type: 'switchover-failed',
+        severity: 'warning',
+        member: to,
+        message: `switchover ${from} → ${to} rolled back: ${to} did not reach ${gtid} within ${this.#config.switchover.catchUpTimeoutMs} ms`,
       });
+      throw new InsituError(
+        'INSITU_DBMANAGER_SWITCHOVER_FAILED',
+        `${to} did not reach ${gtid} within ${this.#config.switchover.catchUpTimeoutMs} ms; ${from} is writable again`,
+        {
+          details: { rolledBack: true, gtid },
+        },
+      );
     }
     this.#fence(`promote ${to}`);
     const promotedAt = await this.#withMember(target, async (c) => {
@@ -1297,25 +1771,51 @@ export class DbManager extends EventEmitter {
     });
     await Promise.all(
       [...this.#states.values()]
-        .filter((s) => s !== primary && s !== target && s.probe?.ok === true && replicatesFrom(this.#view(s), primary.config))
+        .filter(
+          (s) => s !== primary && s !== target && s.probe?.ok === true && replicatesFrom(this.#view(s), primary.config),
+        )
         .map((s) => this.#withMember(s, (c) => repoint(c, source)).catch(() => undefined)),
     );
-    const result: SwitchoverResult = { from, to, gtid, readOnlyMs, killedConnections: killed, epoch: this.#topology.epoch };
-    this.#record({ type: 'switchover', severity: 'info', member: to, message: `switchover ${from} → ${to} done; writes refused for ${readOnlyMs} ms`, details: { ...result } });
+    const result: SwitchoverResult = {
+      from,
+      to,
+      gtid,
+      readOnlyMs,
+      killedConnections: killed,
+      epoch: this.#topology.epoch,
+    };
+    this.#record({
+      type: 'switchover',
+      severity: 'info',
+      member: to,
+      message: `switchover ${from} → ${to} done; writes refused for ${readOnlyMs} ms`,
+      details: { ...result },
+    });
     return result;
   }
 
   #refuse(to: string, reason: string): InsituError {
-    this.#record({ type: 'switchover-refused', severity: 'info', member: to, message: `switchover to ${to} refused: ${reason}` });
-    return new InsituError('INSITU_DBMANAGER_SWITCHOVER_REFUSED', `switchover to ${to} refused: ${reason}`, { details: { reason } });
+    this.#record({
+      type: 'switchover-refused',
+      severity: 'info',
+      member: to,
+      message: `switchover to ${to} refused: ${reason}`,
+    });
+    return new InsituError('INSITU_DBMANAGER_SWITCHOVER_REFUSED', `switchover to ${to} refused: ${reason}`, {
+      details: { reason },
+    });
   }
 
   async #requireLeader(): Promise<void> {
     if (this.#isLeading()) return;
     const leaderUrl = await this.leaderUrl();
-    throw new InsituError('INSITU_DBMANAGER_NOT_LEADER', `manager ${this.id} is not the elected one${leaderUrl ? `; ask ${leaderUrl}` : ''}`, {
-      details: { leaderId: this.leaderId() ?? null, leaderUrl: leaderUrl ?? null },
-    });
+    throw new InsituError(
+      'INSITU_DBMANAGER_NOT_LEADER',
+      `manager ${this.id} is not the elected one${leaderUrl ? `; ask ${leaderUrl}` : ''}`,
+      {
+        details: { leaderId: this.leaderId() ?? null, leaderUrl: leaderUrl ?? null },
+      },
+    );
   }
 
   /**
@@ -1394,7 +1894,11 @@ export class DbManager extends EventEmitter {
       epoch: topology.epoch,
       primary: topology.primary,
       promotedAt: topology.promotedAt,
-      cooldown: { active: this.#now() < topology.cooldownUntil, until: topology.cooldownUntil > 0 ? iso(topology.cooldownUntil) : null, lastFailoverAt: iso(topology.lastFailoverAt) },
+      cooldown: {
+        active: this.#now() < topology.cooldownUntil,
+        until: topology.cooldownUntil > 0 ? iso(topology.cooldownUntil) : null,
+        lastFailoverAt: iso(topology.lastFailoverAt),
+      },
       quarantined: topology.quarantined,
       pendingRejoin: topology.pendingRejoin,
       members,
@@ -1408,13 +1912,21 @@ export class DbManager extends EventEmitter {
   async #publish(next: PublishedTopology): Promise<void> {
     const leadership = this.#leadership;
     if (leadership === undefined || !this.#isLeading()) {
-      throw new InsituError('INSITU_DBMANAGER_NOT_LEADER', `manager ${this.id} is no longer the leader; not publishing`);
+      throw new InsituError(
+        'INSITU_DBMANAGER_NOT_LEADER',
+        `manager ${this.id} is no longer the leader; not publishing`,
+      );
     }
     const topology: PublishedTopology = { ...next, updatedAt: this.#now(), updatedBy: this.id };
     await leadership.fencedPut(this.#keys.topology, JSON.stringify(topology));
     const primary = topology.primary === null ? undefined : this.#states.get(topology.primary);
     if (primary !== undefined) {
-      const record: PublishedPrimary = { member: primary.config.name, host: primary.config.host, port: primary.config.port, epoch: topology.epoch };
+      const record: PublishedPrimary = {
+        member: primary.config.name,
+        host: primary.config.host,
+        port: primary.config.port,
+        epoch: topology.epoch,
+      };
       await leadership.fencedPut(this.#keys.primary, JSON.stringify(record));
     }
     this.#topology = topology;
@@ -1442,14 +1954,33 @@ export class DbManager extends EventEmitter {
   }
 
   /** Raise an alert; the first raise (and each repeat) is also an event. */
-  #raise(condition: string, subject: string, severity: Severity, summary: string, details: Record<string, unknown>): void {
-    const sent = this.#notifier.raise({ cluster: this.#config.cluster, condition, subject, severity, summary, details });
-    if (sent) this.#record({ type: condition, severity, ...(subject ? { member: subject } : {}), message: summary, details });
+  #raise(
+    condition: string,
+    subject: string,
+    severity: Severity,
+    summary: string,
+    details: Record<string, unknown>,
+  ): void {
+    const sent = this.#notifier.raise({
+      cluster: this.#config.cluster,
+      condition,
+      subject,
+      severity,
+      summary,
+      details,
+    });
+    if (sent)
+      this.#record({ type: condition, severity, ...(subject ? { member: subject } : {}), message: summary, details });
   }
 
   #resolve(condition: string, subject: string, summary: string): void {
     if (this.#notifier.resolve({ cluster: this.#config.cluster, condition, subject }, summary)) {
-      this.#record({ type: `${condition}-resolved`, severity: 'info', ...(subject ? { member: subject } : {}), message: summary });
+      this.#record({
+        type: `${condition}-resolved`,
+        severity: 'info',
+        ...(subject ? { member: subject } : {}),
+        message: summary,
+      });
     }
   }
 }

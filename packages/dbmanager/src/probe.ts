@@ -72,7 +72,9 @@ function str(value: unknown): string {
   if (value === null || value === undefined) return '';
   if (typeof value === 'string') return value;
   if (Buffer.isBuffer(value)) return value.toString('utf8');
-  return typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean' ? String(value) : JSON.stringify(value);
+  return typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean'
+    ? String(value)
+    : JSON.stringify(value);
 }
 
 function on(value: unknown): boolean {
@@ -112,8 +114,18 @@ export async function readReplication(connection: MemberConnection): Promise<Rep
 }
 
 async function readSemiSync(connection: MemberConnection): Promise<SemiSyncStatus> {
-  const variables = new Map((await connection.query("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync%'")).map((r) => [str(r['Variable_name']).toLowerCase(), r['Value']]));
-  const status = new Map((await connection.query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync%'")).map((r) => [str(r['Variable_name']).toLowerCase(), r['Value']]));
+  const variables = new Map(
+    (await connection.query("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync%'")).map((r) => [
+      str(r['Variable_name']).toLowerCase(),
+      r['Value'],
+    ]),
+  );
+  const status = new Map(
+    (await connection.query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync%'")).map((r) => [
+      str(r['Variable_name']).toLowerCase(),
+      r['Value'],
+    ]),
+  );
   return {
     masterEnabled: on(variables.get('rpl_semi_sync_master_enabled')),
     masterStatus: on(status.get('rpl_semi_sync_master_status')),

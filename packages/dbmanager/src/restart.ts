@@ -17,10 +17,16 @@ export function runRestartCommand(argv: readonly string[], timeoutMs: number): P
   const [command, ...args] = argv;
   if (command === undefined) return Promise.resolve({ ok: false, error: 'empty restart command', output: '' });
   return new Promise((resolve) => {
-    execFile(command, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024, windowsHide: true }, (error, stdout, stderr) => {
-      const output = `${stdout}${stderr}`.slice(-2000);
-      if (error) resolve({ ok: false, error: error.killed ? `timed out after ${timeoutMs} ms` : error.message, output });
-      else resolve({ ok: true, output });
-    });
+    execFile(
+      command,
+      args,
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024, windowsHide: true },
+      (error, stdout, stderr) => {
+        const output = `${stdout}${stderr}`.slice(-2000);
+        if (error)
+          resolve({ ok: false, error: error.killed ? `timed out after ${timeoutMs} ms` : error.message, output });
+        else resolve({ ok: true, output });
+      },
+    );
   });
 }

@@ -20,13 +20,21 @@ export class MemberConnection {
   ) {}
 
   /** Run one statement with `?` placeholders (values escaped by the driver, never interpolated by us). */
-  async query<T extends Record<string, unknown> = Record<string, unknown>>(sql: string, values: unknown[] = [], timeoutMs = this.queryTimeoutMs): Promise<T[]> {
+  async query<T extends Record<string, unknown> = Record<string, unknown>>(
+    sql: string,
+    values: unknown[] = [],
+    timeoutMs = this.queryTimeoutMs,
+  ): Promise<T[]> {
     const [rows] = await this.connection.query<RowDataPacket[]>({ sql, timeout: timeoutMs }, values);
     return Array.isArray(rows) ? (rows as unknown as T[]) : [];
   }
 
   /** The first row, or undefined. */
-  async one<T extends Record<string, unknown> = Record<string, unknown>>(sql: string, values: unknown[] = [], timeoutMs = this.queryTimeoutMs): Promise<T | undefined> {
+  async one<T extends Record<string, unknown> = Record<string, unknown>>(
+    sql: string,
+    values: unknown[] = [],
+    timeoutMs = this.queryTimeoutMs,
+  ): Promise<T | undefined> {
     const rows = await this.query<T>(sql, values, timeoutMs);
     return rows[0];
   }
@@ -54,7 +62,8 @@ export class MemberConnection {
     ]);
     clearTimeout(timer);
     if (!ended) {
-      const socket = (this.connection as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+      const socket = (this.connection as unknown as { connection?: { stream?: { destroy(): void } } }).connection
+        ?.stream;
       if (socket) socket.destroy();
       else this.connection.destroy();
     }
@@ -62,7 +71,10 @@ export class MemberConnection {
 }
 
 /** Connect to a member with a short connect timeout. */
-export async function connectMember(endpoint: MemberEndpoint, options: { connectTimeoutMs: number; queryTimeoutMs: number }): Promise<MemberConnection> {
+export async function connectMember(
+  endpoint: MemberEndpoint,
+  options: { connectTimeoutMs: number; queryTimeoutMs: number },
+): Promise<MemberConnection> {
   const connection = await createConnection({
     ...(endpoint.socket === undefined ? { host: endpoint.host, port: endpoint.port } : { socketPath: endpoint.socket }),
     user: endpoint.login.user,

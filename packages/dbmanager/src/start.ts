@@ -32,11 +32,17 @@ export interface RunningDbManager {
  * const config = loadDbManagerConfig({ file: 'dbmanager.yaml', env: process.env });
  * const running = await startDbManager(config, { coordinator: createEtcdCoordinator({ endpoints }) });
  */
-export async function startDbManager(config: Readonly<DbManagerConfig>, options: StartDbManagerOptions): Promise<RunningDbManager> {
+export async function startDbManager(
+  config: Readonly<DbManagerConfig>,
+  options: StartDbManagerOptions,
+): Promise<RunningDbManager> {
   const env = options.env ?? process.env;
   const secrets = resolveSecrets(config, env);
   if (secrets.adminToken === undefined) {
-    throw new InsituError('INSITU_CONFIG_INVALID', 'the dbmanager needs an admin token: set admin.tokenFile or INSITU_DBMANAGER_TOKEN (16+ characters)');
+    throw new InsituError(
+      'INSITU_CONFIG_INVALID',
+      'the dbmanager needs an admin token: set admin.tokenFile or INSITU_DBMANAGER_TOKEN (16+ characters)',
+    );
   }
   const logger = options.logger ?? createLogger({ name: 'dbmanager', level: config.log.level });
   const manager = new DbManager({
@@ -47,7 +53,8 @@ export async function startDbManager(config: Readonly<DbManagerConfig>, options:
     ...(options.notifier ? { notifier: options.notifier } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
-  const guarded = config.guard.member === undefined ? undefined : config.members.find((m) => m.name === config.guard.member);
+  const guarded =
+    config.guard.member === undefined ? undefined : config.members.find((m) => m.name === config.guard.member);
   const login = guarded === undefined ? undefined : secrets.members.get(guarded.name);
   const guard =
     guarded === undefined || login === undefined
@@ -55,15 +62,32 @@ export async function startDbManager(config: Readonly<DbManagerConfig>, options:
       : new MemberGuard({
           cluster: config.cluster,
           member: guarded.name,
-          endpoint: { name: guarded.name, host: guarded.host, port: guarded.port, login, ...(config.guard.socket === undefined ? {} : { socket: config.guard.socket }) },
+          endpoint: {
+            name: guarded.name,
+            host: guarded.host,
+            port: guarded.port,
+            login,
+            ...(config.guard.socket === undefined ? {} : { socket: config.guard.socket }),
+          },
           coordinator: options.coordinator,
           leaseTtlMs: config.guard.leaseTtlMs,
           intervalMs: config.guard.intervalMs,
-          spareUsers: ['system user', 'event_scheduler', secrets.replication.user, ...new Set([...secrets.members.values()].map((l) => l.user))],
+          spareUsers: [
+            'system user',
+            'event_scheduler',
+            secrets.replication.user,
+            ...new Set([...secrets.members.values()].map((l) => l.user)),
+          ],
           logger,
         });
   guard?.start();
-  const admin = await startAdminServer({ manager, token: secrets.adminToken, host: config.admin.host, port: config.admin.port, logger });
+  const admin = await startAdminServer({
+    manager,
+    token: secrets.adminToken,
+    host: config.admin.host,
+    port: config.admin.port,
+    logger,
+  });
   const adminUrl = config.admin.advertiseUrl ?? admin.url;
   manager.setAdminUrl(adminUrl);
   try {

@@ -89,7 +89,11 @@ export const ManagerRecordSchema = Type.Object({
 export type ManagerRecord = Static<typeof ManagerRecordSchema>;
 
 /** Parse and validate a JSON value read from coord. */
-export function parseRecord<S extends Type.TSchema>(schema: S, text: string | undefined, what: string): Static<S> | undefined {
+export function parseRecord<S extends Type.TSchema>(
+  schema: S,
+  text: string | undefined,
+  what: string,
+): Static<S> | undefined {
   if (text === undefined) return undefined;
   let value: unknown;
   try {
@@ -102,5 +106,15 @@ export function parseRecord<S extends Type.TSchema>(schema: S, text: string | un
 
 /** A topology before anything is known. */
 export function emptyTopology(cluster: string, by: string, now: number): PublishedTopology {
-  return { cluster, epoch: 0, primary: null, promotedAt: '', pendingRejoin: [], quarantined: [], cooldownUntil: 0, updatedAt: now, updatedBy: by };
+  return {
+    cluster,
+    epoch: 0,
+    primary: null,
+    promotedAt: '',
+    pendingRejoin: [],
+    quarantined: [],
+    cooldownUntil: 0,
+    updatedAt: now,
+    updatedBy: by,
+  };
 }

@@ -17,9 +17,17 @@ describe('dbmanager: losing one of two managers raises manager-lost', () => {
     [cluster, hook] = await Promise.all([startTestCluster(), startWebhookReceiver()]);
     coordinator = await createCoordinator({ kind: 'memory', endpoints: [] });
     for (const id of ['mgr-a', 'mgr-b']) {
-      managers.push(await startDbManager(testConfig(cluster, { managerId: id, notify: { webhooks: [{ url: hook.url }] } }), { coordinator, logger: testLogger() }));
+      managers.push(
+        await startDbManager(testConfig(cluster, { managerId: id, notify: { webhooks: [{ url: hook.url }] } }), {
+          coordinator,
+          logger: testLogger(),
+        }),
+      );
     }
-    await waitFor(() => managers.some((m) => m.manager.isLeader()) && managers[0]?.manager.status().primary === 'db1', { timeoutMs: 30_000, what: 'a leader and db1 primary' });
+    await waitFor(() => managers.some((m) => m.manager.isLeader()) && managers[0]?.manager.status().primary === 'db1', {
+      timeoutMs: 30_000,
+      what: 'a leader and db1 primary',
+    });
   });
 
   after(async () => {
@@ -30,13 +38,20 @@ describe('dbmanager: losing one of two managers raises manager-lost', () => {
   });
 
   it('the follower stops: the leader alerts manager-lost naming it', async () => {
-    const messages = () => hook.accepted.map((h) => h.body as AlertMessage).filter((m) => m.condition === 'manager-lost');
+    const messages = () =>
+      hook.accepted.map((h) => h.body as AlertMessage).filter((m) => m.condition === 'manager-lost');
     assert.deepEqual(messages(), [], 'no alert while both run');
     const follower = managers.find((m) => !m.manager.isLeader());
     assert.ok(follower !== undefined);
     await follower.close();
-    const firing = await waitFor(() => messages().find((m) => m.status === 'firing'), { timeoutMs: 20_000, what: 'the manager-lost alert' });
+    const firing = await waitFor(() => messages().find((m) => m.status === 'firing'), {
+      timeoutMs: 20_000,
+      what: 'the manager-lost alert',
+    });
     assert.equal(firing.alerts[0]?.severity, 'critical');
-    assert.match(firing.alerts[0]?.summary ?? '', new RegExp(`1 dbmanager\\(s\\) of 2 stopped publishing their record: ${follower.manager.id}; 1 left`));
+    assert.match(
+      firing.alerts[0]?.summary ?? '',
+      new RegExp(`1 dbmanager\\(s\\) of 2 stopped publishing their record: ${follower.manager.id}; 1 left`),
+    );
   });
 });

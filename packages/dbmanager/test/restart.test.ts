@@ -5,7 +5,13 @@ import { dirname, join } from 'node:path';
 import { waitFor } from '@insitu/core';
 import type { AlertMessage } from '@insitu/notify';
 import { startWebhookReceiver, type MariaDbCluster, type WebhookReceiver } from '@insitu/test-helpers';
-import { DbAdminClient, createCoordinator, startDbManager, type Coordinator, type RunningDbManager } from '../src/index.js';
+import {
+  DbAdminClient,
+  createCoordinator,
+  startDbManager,
+  type Coordinator,
+  type RunningDbManager,
+} from '../src/index.js';
 import { ADMIN_TOKEN, startTestCluster, testConfig, testLogger } from './support.js';
 
 describe('dbmanager: restarting a member process that died on this node', () => {
@@ -25,7 +31,8 @@ describe('dbmanager: restarting a member process that died on this node', () => 
     const members = structuredClone(base.members).map((m) => {
       // db3 restarts with its own my.cnf (setsid -f: the command returns once the server is forked);
       // db2's command always fails, to see the alert after the configured attempts.
-      if (m.name === 'db3') return { ...m, restartCommand: ['setsid', '-f', '/usr/sbin/mariadbd', `--defaults-file=${db3.configFile}`] };
+      if (m.name === 'db3')
+        return { ...m, restartCommand: ['setsid', '-f', '/usr/sbin/mariadbd', `--defaults-file=${db3.configFile}`] };
       if (m.name === 'db2') return { ...m, restartCommand: ['false'] };
       return m;
     });
@@ -37,7 +44,10 @@ describe('dbmanager: restarting a member process that died on this node', () => 
     coordinator = await createCoordinator({ kind: 'memory', endpoints: [] });
     running = await startDbManager(config, { coordinator, logger: testLogger() });
     client = new DbAdminClient({ url: running.adminUrl, token: ADMIN_TOKEN });
-    await waitFor(async () => (await client.status()).members.every((m) => m.role === 'primary' || m.role === 'replica'), { timeoutMs: 30_000, what: 'a healthy cluster' });
+    await waitFor(
+      async () => (await client.status()).members.every((m) => m.role === 'primary' || m.role === 'replica'),
+      { timeoutMs: 30_000, what: 'a healthy cluster' },
+    );
   });
 
   after(async () => {
@@ -59,7 +69,10 @@ describe('dbmanager: restarting a member process that died on this node', () => 
     const db3 = cluster.members[2];
     assert.ok(db3);
     await db3.kill();
-    await waitFor(async () => (await client.events(500)).some((e) => e.type === 'member-restart' && e.member === 'db3'), { timeoutMs: 30_000, what: 'the restart of db3' });
+    await waitFor(
+      async () => (await client.events(500)).some((e) => e.type === 'member-restart' && e.member === 'db3'),
+      { timeoutMs: 30_000, what: 'the restart of db3' },
+    );
     await waitFor(
       async () => {
         const member = (await client.status()).members.find((m) => m.name === 'db3');
@@ -76,21 +89,43 @@ describe('dbmanager: restarting a member process that died on this node', () => 
     const db2 = cluster.members[1];
     assert.ok(db2);
     await db2.kill();
-    const alert = await waitFor(() => hook.accepted.map((h) => h.body as AlertMessage).find((m) => m.condition === 'member-restart-failed' && m.alerts.some((a) => a.subject === 'db2')), {
-      timeoutMs: 30_000,
-      what: 'the restart-failed alert',
-    });
-    assert.match(alert.alerts.find((a) => a.subject === 'db2')?.summary ?? '', /db2 is still down after 3 restart attempts/);
+    const alert = await waitFor(
+      () =>
+        hook.accepted
+          .map((h) => h.body as AlertMessage)
+          .find((m) => m.condition === 'member-restart-failed' && m.alerts.some((a) => a.subject === 'db2')),
+      {
+        timeoutMs: 30_000,
+        what: 'the restart-failed alert',
+      },
+    );
+    assert.match(
+      alert.alerts.find((a) => a.subject === 'db2')?.summary ?? '',
+      /db2 is still down after 3 restart attempts/,
+    );
     const attempts = (await client.events(500)).filter((e) => e.type === 'member-restart' && e.member === 'db2');
     assert.ok(attempts.length >= 3);
     const times = attempts.map((e) => Date.parse(e.at));
     for (let i = 2; i < times.length; i++) {
-      assert.ok((times[i] ?? 0) - (times[i - 1] ?? 0) >= (times[i - 1] ?? 0) - (times[i - 2] ?? 0) - 250, 'the pauses between attempts do not shrink');
+      assert.ok(
+        (times[i] ?? 0) - (times[i - 1] ?? 0) >= (times[i - 1] ?? 0) - (times[i - 2] ?? 0) - 250,
+        'the pauses between attempts do not shrink',
+      );
     }
     await db2.start();
-    await waitFor(() => hook.accepted.map((h) => h.body as AlertMessage).find((m) => m.condition === 'member-restart-failed' && m.alerts.some((a) => a.subject === 'db2' && a.state === 'resolved')), {
-      timeoutMs: 30_000,
-      what: 'the resolved message once db2 is back',
-    });
+    await waitFor(
+      () =>
+        hook.accepted
+          .map((h) => h.body as AlertMessage)
+          .find(
+            (m) =>
+              m.condition === 'member-restart-failed' &&
+              m.alerts.some((a) => a.subject === 'db2' && a.state === 'resolved'),
+          ),
+      {
+        timeoutMs: 30_000,
+        what: 'the resolved message once db2 is back',
+      },
+    );
   });
 });

@@ -3,8 +3,21 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { InsituError, loadConfig } from '@insitu/core';
 import {
-  DbManagerConfigSchema, compareGtidPositions, defaultConfirmations, formatGtidPosition, formatGtidRange, gtidCovers, gtidRangesBeyond,
-  judgePrimary, loadDbManagerConfig, parseGtidPosition, rankCandidates, type Candidate, type MemberConfig, type MemberProbe, type MemberView,
+  DbManagerConfigSchema,
+  compareGtidPositions,
+  defaultConfirmations,
+  formatGtidPosition,
+  formatGtidRange,
+  gtidCovers,
+  gtidRangesBeyond,
+  judgePrimary,
+  loadDbManagerConfig,
+  parseGtidPosition,
+  rankCandidates,
+  type Candidate,
+  type MemberConfig,
+  type MemberProbe,
+  type MemberView,
 } from '../src/index.js';
 import { MEMBER_CONFIG, readmeManagerGrants } from './support.js';
 
@@ -12,21 +25,46 @@ function member(name: string, extra: Partial<MemberConfig> = {}): MemberConfig {
   return { name, host: '127.0.0.1', port: 3306 + name.length, neverPromote: false, priority: 0, ...extra };
 }
 
-function replicaProbe(primary: MemberConfig, io: string, extra: Partial<NonNullable<MemberProbe['replication']>> = {}): MemberProbe {
+function replicaProbe(
+  primary: MemberConfig,
+  io: string,
+  extra: Partial<NonNullable<MemberProbe['replication']>> = {},
+): MemberProbe {
   return {
     at: 0,
     ok: true,
     latencyMs: 1,
     readOnly: true,
     replication: {
-      masterHost: primary.host, masterPort: primary.port, ioRunning: io, sqlRunning: 'Yes', lastIoErrno: io === 'Yes' ? 0 : 2003, lastIoError: '',
-      lastSqlErrno: 0, lastSqlError: '', secondsBehindMaster: 0, gtidIoPos: '0-1-10', usingGtid: 'Slave_Pos', masterLogFile: 'b.1',
-      readMasterLogPos: 100, receivedHeartbeats: 3, heartbeatPeriod: 1, connectRetry: 1, sqlState: '', ioState: '', ...extra,
+      masterHost: primary.host,
+      masterPort: primary.port,
+      ioRunning: io,
+      sqlRunning: 'Yes',
+      lastIoErrno: io === 'Yes' ? 0 : 2003,
+      lastIoError: '',
+      lastSqlErrno: 0,
+      lastSqlError: '',
+      secondsBehindMaster: 0,
+      gtidIoPos: '0-1-10',
+      usingGtid: 'Slave_Pos',
+      masterLogFile: 'b.1',
+      readMasterLogPos: 100,
+      receivedHeartbeats: 3,
+      heartbeatPeriod: 1,
+      connectRetry: 1,
+      sqlState: '',
+      ioState: '',
+      ...extra,
     },
   };
 }
 
-const down: MemberProbe = { at: 0, ok: false, latencyMs: 1, error: { message: 'connect ECONNREFUSED', code: 'ECONNREFUSED', refused: true } };
+const down: MemberProbe = {
+  at: 0,
+  ok: false,
+  latencyMs: 1,
+  error: { message: 'connect ECONNREFUSED', code: 'ECONNREFUSED', refused: true },
+};
 
 describe('GTID positions', () => {
   it('parses, formats and compares positions domain by domain', () => {
@@ -54,19 +92,34 @@ describe('GTID positions', () => {
 describe('detection: a dead primary must be confirmed by the replicas', () => {
   const primary = member('db1');
   const options = { failuresBeforeDown: 2, replicaSilenceMs: 3000, minConfirmations: 2 };
-  const view = (config: MemberConfig, probe: MemberProbe | undefined, failures = 0, ioSilentMs?: number): MemberView => ({
-    name: config.name, config, probe, consecutiveFailures: failures, ioSilentMs,
+  const view = (
+    config: MemberConfig,
+    probe: MemberProbe | undefined,
+    failures = 0,
+    ioSilentMs?: number,
+  ): MemberView => ({
+    name: config.name,
+    config,
+    probe,
+    consecutiveFailures: failures,
+    ioSilentMs,
   });
 
   it('is alive when the manager reaches it, suspect before the threshold', () => {
     assert.equal(judgePrimary(view(primary, { at: 0, ok: true, latencyMs: 1 }), [], options).state, 'alive');
-    assert.equal(judgePrimary(view(primary, down, 1), [view(member('db2'), replicaProbe(primary, 'Connecting'))], options).state, 'suspect');
+    assert.equal(
+      judgePrimary(view(primary, down, 1), [view(member('db2'), replicaProbe(primary, 'Connecting'))], options).state,
+      'suspect',
+    );
   });
 
   it('is dead when unreachable and every replica lost it (reconnecting, or silent past the timeout)', () => {
     const verdict = judgePrimary(
       view(primary, down, 2),
-      [view(member('db2'), replicaProbe(primary, 'Connecting'), 0, 10), view(member('db3'), replicaProbe(primary, 'Yes'), 0, 5000)],
+      [
+        view(member('db2'), replicaProbe(primary, 'Connecting'), 0, 10),
+        view(member('db3'), replicaProbe(primary, 'Yes'), 0, 5000),
+      ],
       options,
     );
     assert.equal(verdict.state, 'dead');
@@ -76,7 +129,10 @@ describe('detection: a dead primary must be confirmed by the replicas', () => {
   it('is not failed over while a replica still receives from it (unreachable from the manager only)', () => {
     const verdict = judgePrimary(
       view(primary, down, 5),
-      [view(member('db2'), replicaProbe(primary, 'Yes'), 0, 500), view(member('db3'), replicaProbe(primary, 'Connecting'), 0, 10)],
+      [
+        view(member('db2'), replicaProbe(primary, 'Yes'), 0, 500),
+        view(member('db3'), replicaProbe(primary, 'Connecting'), 0, 10),
+      ],
       options,
     );
     assert.equal(verdict.state, 'seen-by-replicas');
@@ -84,14 +140,22 @@ describe('detection: a dead primary must be confirmed by the replicas', () => {
   });
 
   it('is unconfirmed when a replica cannot vote (a partition could hide a live primary with it)', () => {
-    const verdict = judgePrimary(view(primary, down, 5), [view(member('db2'), replicaProbe(primary, 'Connecting')), view(member('db3'), down, 5)], options);
+    const verdict = judgePrimary(
+      view(primary, down, 5),
+      [view(member('db2'), replicaProbe(primary, 'Connecting')), view(member('db3'), down, 5)],
+      options,
+    );
     assert.equal(verdict.state, 'unconfirmed');
     assert.deepEqual(verdict.unreachable, ['db3']);
   });
 
   it('a replica whose IO thread an administrator stopped (no error) is no witness', () => {
     const stopped = replicaProbe(primary, 'No', { lastIoErrno: 0 });
-    const verdict = judgePrimary(view(primary, down, 5), [view(member('db2'), stopped), view(member('db3'), replicaProbe(primary, 'Connecting'))], options);
+    const verdict = judgePrimary(
+      view(primary, down, 5),
+      [view(member('db2'), stopped), view(member('db3'), replicaProbe(primary, 'Connecting'))],
+      options,
+    );
     assert.equal(verdict.state, 'seen-by-replicas');
   });
 
@@ -103,8 +167,18 @@ describe('detection: a dead primary must be confirmed by the replicas', () => {
 });
 
 describe('candidate ordering', () => {
-  const candidate = (name: string, received: string, applied: string, extra: Partial<MemberConfig> = {}, canApply = true): Candidate => ({
-    name, config: member(name, extra), received, applied, canApply,
+  const candidate = (
+    name: string,
+    received: string,
+    applied: string,
+    extra: Partial<MemberConfig> = {},
+    canApply = true,
+  ): Candidate => ({
+    name,
+    config: member(name, extra),
+    received,
+    applied,
+    canApply,
   });
 
   it('orders by received GTID, then applied GTID, then priority, excluding never-promote and broken replicas', () => {
@@ -116,13 +190,21 @@ describe('candidate ordering', () => {
       candidate('db6', '0-1-101', '0-1-100'),
       candidate('db7', '0-1-101', '0-1-100', { priority: 5 }),
     ]);
-    assert.deepEqual(ranked.map((c) => c.name), ['db7', 'db6', 'db3', 'db2']);
+    assert.deepEqual(
+      ranked.map((c) => c.name),
+      ['db7', 'db6', 'db3', 'db2'],
+    );
     assert.deepEqual(excluded.map((e) => e.name).sort(), ['db4', 'db5']);
   });
 });
 
 describe('config', () => {
-  const base = () => ({ members: [{ name: 'db1', host: '10.0.0.1' }, { name: 'db2', host: '10.0.0.2' }] });
+  const base = () => ({
+    members: [
+      { name: 'db1', host: '10.0.0.1' },
+      { name: 'db2', host: '10.0.0.2' },
+    ],
+  });
 
   it('fills defaults and rejects misspelled options with the right name', () => {
     const config = loadDbManagerConfig({ base: base() });
@@ -136,20 +218,49 @@ describe('config', () => {
     assert.equal(config.guard.member, undefined);
     assert.throws(
       () => loadDbManagerConfig({ base: { ...base(), probe: { intervalMS: 5 } } }),
-      (error: unknown) => error instanceof InsituError && error.code === 'INSITU_CONFIG_INVALID' && /did you mean "probe.intervalMs"/.test(error.message),
+      (error: unknown) =>
+        error instanceof InsituError &&
+        error.code === 'INSITU_CONFIG_INVALID' &&
+        /did you mean "probe.intervalMs"/.test(error.message),
     );
   });
 
   it('rejects duplicate members, an etcd coord without endpoints, and restart commands that are not argv arrays', () => {
-    assert.throws(() => loadDbManagerConfig({ base: { members: [{ name: 'db1', host: 'a' }, { name: 'db1', host: 'b' }] } }), /appears twice/);
+    assert.throws(
+      () =>
+        loadDbManagerConfig({
+          base: {
+            members: [
+              { name: 'db1', host: 'a' },
+              { name: 'db1', host: 'b' },
+            ],
+          },
+        }),
+      /appears twice/,
+    );
     assert.throws(() => loadDbManagerConfig({ base: { ...base(), coord: { kind: 'etcd' } } }), /endpoints/);
-    assert.throws(() => loadConfig(DbManagerConfigSchema, { base: { members: [{ name: 'db1', host: 'a', restartCommand: 'systemctl start mariadb' }] } }), /restartCommand/);
-    assert.throws(() => loadDbManagerConfig({ base: { members: [{ name: 'db1', host: 'a', neverPromote: true }] } }), /neverPromote/);
-    assert.throws(() => loadDbManagerConfig({ base: { ...base(), guard: { member: 'db9' } } }), /guard.member db9 is not one of the members/);
+    assert.throws(
+      () =>
+        loadConfig(DbManagerConfigSchema, {
+          base: { members: [{ name: 'db1', host: 'a', restartCommand: 'systemctl start mariadb' }] },
+        }),
+      /restartCommand/,
+    );
+    assert.throws(
+      () => loadDbManagerConfig({ base: { members: [{ name: 'db1', host: 'a', neverPromote: true }] } }),
+      /neverPromote/,
+    );
+    assert.throws(
+      () => loadDbManagerConfig({ base: { ...base(), guard: { member: 'db9' } } }),
+      /guard.member db9 is not one of the members/,
+    );
   });
 
   it('reads passwords and the admin token from the environment registry', () => {
-    const config = loadDbManagerConfig({ base: base(), env: { INSITU_DBMANAGER_PASSWORD: 'pw', INSITU_DBMANAGER_TOKEN: 'a-token-of-16-chars!' } });
+    const config = loadDbManagerConfig({
+      base: base(),
+      env: { INSITU_DBMANAGER_PASSWORD: 'pw', INSITU_DBMANAGER_TOKEN: 'a-token-of-16-chars!' },
+    });
     assert.equal(config.credentials.password, 'pw');
     assert.equal(config.admin.token, 'a-token-of-16-chars!');
   });
@@ -159,8 +270,15 @@ describe('README', () => {
   it("the members' my.cnf block holds what the tests start every member with (read-only after any restart)", () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     const ini = /```ini\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
-    const options = new Map(ini.split('\n').map((line) => line.split('=').map((part) => part.trim())).filter((kv) => kv.length === 2).map(([k, v]) => [k, v]));
-    for (const [key, value] of Object.entries(MEMBER_CONFIG)) assert.equal(options.get(key), value, `${key} in the README's my.cnf`);
+    const options = new Map(
+      ini
+        .split('\n')
+        .map((line) => line.split('=').map((part) => part.trim()))
+        .filter((kv) => kv.length === 2)
+        .map(([k, v]) => [k, v]),
+    );
+    for (const [key, value] of Object.entries(MEMBER_CONFIG))
+      assert.equal(options.get(key), value, `${key} in the README's my.cnf`);
     assert.equal(options.get('gtid_strict_mode'), 'ON');
   });
 

@@ -23,14 +23,20 @@ export const MANAGER_PASSWORD = 'manager-password-1';
  */
 export function readmeManagerGrants(password = MANAGER_PASSWORD, without: readonly string[] = []): string[] {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-  const block = [...readme.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').find((text) => text.includes(`'${MANAGER_USER}'`));
+  const block = [...readme.matchAll(/```sql\n([\s\S]*?)```/g)]
+    .map((m) => m[1] ?? '')
+    .find((text) => text.includes(`'${MANAGER_USER}'`));
   if (block === undefined) throw new Error('the README has no sql block for the manager account');
   return block
     .split('\n')
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('--'))
     .map((line) => line.replace('MANAGER_PASSWORD', password).replace(/;$/, ''))
-    .map((line) => (line.startsWith('GRANT ') ? without.reduce((text, privilege) => text.replace(new RegExp(`\\b${privilege}, |, ${privilege}\\b`), ''), line) : line));
+    .map((line) =>
+      line.startsWith('GRANT ')
+        ? without.reduce((text, privilege) => text.replace(new RegExp(`\\b${privilege}, |, ${privilege}\\b`), ''), line)
+        : line,
+    );
 }
 
 export const APP_USER = 'app';
@@ -42,7 +48,10 @@ export const ADMIN_TOKEN = 'dbmanager-admin-token-for-tests';
  * without READ_ONLY ADMIN, and the manager's account made with the README's statements
  * (less `managerWithout` privileges).
  */
-export async function startTestCluster(memberOptions?: (index: number) => MariaDbOptions, managerWithout: readonly string[] = []): Promise<MariaDbCluster> {
+export async function startTestCluster(
+  memberOptions?: (index: number) => MariaDbOptions,
+  managerWithout: readonly string[] = [],
+): Promise<MariaDbCluster> {
   const cluster = await startMariaDbCluster({
     memberOptions: (index) => {
       const own = memberOptions?.(index) ?? {};
@@ -68,7 +77,11 @@ export async function startTestCluster(memberOptions?: (index: number) => MariaD
 }
 
 /** The manager's config for a test cluster: fast probes, given through config rather than sleeps. */
-export function testConfig(cluster: MariaDbCluster, overrides: Record<string, unknown> = {}, address?: (index: number) => { host: string; port: number }): Readonly<DbManagerConfig> {
+export function testConfig(
+  cluster: MariaDbCluster,
+  overrides: Record<string, unknown> = {},
+  address?: (index: number) => { host: string; port: number },
+): Readonly<DbManagerConfig> {
   const base: Record<string, unknown> = {
     members: cluster.members.map((member, index) => {
       const via = address?.(index);
@@ -98,7 +111,12 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   for (const [key, value] of Object.entries(b)) {
     const current = out[key];
     out[key] =
-      typeof current === 'object' && current !== null && !Array.isArray(current) && typeof value === 'object' && value !== null && !Array.isArray(value)
+      typeof current === 'object' &&
+      current !== null &&
+      !Array.isArray(current) &&
+      typeof value === 'object' &&
+      value !== null &&
+      !Array.isArray(value)
         ? deepMerge(current as Record<string, unknown>, value as Record<string, unknown>)
         : value;
   }
@@ -191,10 +209,26 @@ export function startWriter(store: Store, prefix = 'w'): Writer {
 }
 
 /** The platform's store as the application account, following the given primary source. */
-export async function appStore(cluster: MariaDbCluster, primary: { current(): { host: string; port: number } | undefined; onChange(l: (a: { host: string; port: number }) => void): () => void }): Promise<Store> {
+export async function appStore(
+  cluster: MariaDbCluster,
+  primary: {
+    current(): { host: string; port: number } | undefined;
+    onChange(l: (a: { host: string; port: number }) => void): () => void;
+  },
+): Promise<Store> {
   const first = cluster.members[0];
   if (first === undefined) throw new Error('no member');
-  const open = () => openStore({ kind: 'mysql', host: first.host, port: first.port, user: APP_USER, password: APP_PASSWORD, database: first.database, primary, poolSize: 4 });
+  const open = () =>
+    openStore({
+      kind: 'mysql',
+      host: first.host,
+      port: first.port,
+      user: APP_USER,
+      password: APP_PASSWORD,
+      database: first.database,
+      primary,
+      poolSize: 4,
+    });
   // Seen a few times in many runs, on a fresh cluster with semi-sync replicas: the first
   // migration's connection is closed by the server (PROTOCOL_CONNECTION_LOST). Open again.
   return open()
@@ -266,7 +300,11 @@ export interface WritableSampler {
   stop(): Promise<void>;
 }
 
-export function startWritableSampler(cluster: MariaDbCluster, intervalMs = 200, address?: (index: number) => { host: string; port: number }): WritableSampler {
+export function startWritableSampler(
+  cluster: MariaDbCluster,
+  intervalMs = 200,
+  address?: (index: number) => { host: string; port: number },
+): WritableSampler {
   const samples: WritableSample[] = [];
   const connections = new Map<number, Connection>();
   let running = true;
@@ -277,11 +315,20 @@ export function startWritableSampler(cluster: MariaDbCluster, intervalMs = 200, 
       let connection = connections.get(index);
       if (connection === undefined) {
         const via = address?.(index) ?? member;
-        connection = await createConnection({ host: via.host, port: via.port, user: APP_USER, password: APP_PASSWORD, connectTimeout: intervalMs });
+        connection = await createConnection({
+          host: via.host,
+          port: via.port,
+          user: APP_USER,
+          password: APP_PASSWORD,
+          connectTimeout: intervalMs,
+        });
         connection.on('error', () => undefined);
         connections.set(index, connection);
       }
-      const [rows] = await connection.query<RowDataPacket[]>({ sql: 'SELECT @@global.read_only AS ro', timeout: intervalMs });
+      const [rows] = await connection.query<RowDataPacket[]>({
+        sql: 'SELECT @@global.read_only AS ro',
+        timeout: intervalMs,
+      });
       return Number(rows[0]?.['ro']) === 0;
     } catch {
       connections.get(index)?.destroy();

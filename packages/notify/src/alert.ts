@@ -66,7 +66,14 @@ function titleOf(status: AlertMessage['status'], items: readonly AlertItem[]): s
   const [first] = items;
   if (first === undefined) return '';
   const more = items.length > 1 ? ` (+${items.length - 1} more)` : '';
-  const word = status === 'resolved' ? 'RESOLVED' : first.severity === 'critical' ? 'CRITICAL' : first.severity === 'warning' ? 'WARNING' : 'INFO';
+  const word =
+    status === 'resolved'
+      ? 'RESOLVED'
+      : first.severity === 'critical'
+        ? 'CRITICAL'
+        : first.severity === 'warning'
+          ? 'WARNING'
+          : 'INFO';
   return `[insitu] ${word} ${first.cluster}/${first.condition}: ${first.summary}${more}`;
 }
 
@@ -76,7 +83,8 @@ export function buildMessage(id: string, items: readonly AlertItem[], sentAt: Da
   if (first === undefined) throw new Error('a message needs at least one alert');
   const status = items.some((item) => item.state !== 'resolved') ? 'firing' : 'resolved';
   // Firing alerts first, the worst first: the title names the most urgent one.
-  const rank = (item: AlertItem) => (item.state === 'resolved' ? 3 : item.severity === 'critical' ? 0 : item.severity === 'warning' ? 1 : 2);
+  const rank = (item: AlertItem) =>
+    item.state === 'resolved' ? 3 : item.severity === 'critical' ? 0 : item.severity === 'warning' ? 1 : 2;
   const ordered = [...items].sort((a, b) => rank(a) - rank(b) || a.subject.localeCompare(b.subject));
   return {
     id,
@@ -101,9 +109,14 @@ export function renderText(message: AlertMessage): string {
   for (const item of message.alerts) {
     const subject = item.subject ? ` ${item.subject}` : '';
     lines.push(`- ${item.state.toUpperCase()} ${item.severity}${subject}: ${item.summary}`);
-    lines.push(`  first seen ${item.firstSeenAt}, last seen ${item.lastSeenAt}, raised ${item.count} time(s)${item.resolvedAt ? `, resolved ${item.resolvedAt}` : ''}`);
+    lines.push(
+      `  first seen ${item.firstSeenAt}, last seen ${item.lastSeenAt}, raised ${item.count} time(s)${item.resolvedAt ? `, resolved ${item.resolvedAt}` : ''}`,
+    );
     for (const [key, value] of Object.entries(item.details)) lines.push(`  ${key}: ${formatValue(value)}`);
   }
-  lines.push('', `cluster ${message.cluster}, condition ${message.condition}, message ${message.id}, sent ${message.sentAt}`);
+  lines.push(
+    '',
+    `cluster ${message.cluster}, condition ${message.condition}, message ${message.id}, sent ${message.sentAt}`,
+  );
   return `${lines.join('\n')}\n`;
 }

@@ -13,7 +13,11 @@ export const NotifyConfigSchema = Type.Object(
       Type.Object(
         {
           url: Type.String({ pattern: '^https?://', description: 'Receives a JSON POST per alert group' }),
-          headers: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Extra request headers, e.g. an authorization token' })),
+          headers: Type.Optional(
+            Type.Record(Type.String(), Type.String(), {
+              description: 'Extra request headers, e.g. an authorization token',
+            }),
+          ),
           timeoutMs: Type.Integer({ minimum: 100, maximum: 120_000, default: 5000 }),
         },
         Closed,
@@ -25,11 +29,19 @@ export const NotifyConfigSchema = Type.Object(
         {
           host: Type.String({ minLength: 1, description: 'SMTP server' }),
           port: Type.Integer({ minimum: 1, maximum: 65535, default: 587 }),
-          secure: Type.Boolean({ default: false, description: 'TLS from the first byte (port 465); otherwise STARTTLS when offered' }),
+          secure: Type.Boolean({
+            default: false,
+            description: 'TLS from the first byte (port 465); otherwise STARTTLS when offered',
+          }),
           requireTls: Type.Boolean({ default: false, description: 'Refuse to send without STARTTLS' }),
           user: Type.Optional(Type.String()),
           passwordFile: Type.Optional(Type.String({ description: 'File holding the SMTP password' })),
-          passwordEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Environment variable holding the SMTP password' })),
+          passwordEnv: Type.Optional(
+            Type.String({
+              pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+              description: 'Environment variable holding the SMTP password',
+            }),
+          ),
           from: Type.String({ minLength: 3, description: 'Sender address' }),
           to: Type.Array(Type.String({ minLength: 3 }), { minItems: 1, description: 'Recipients' }),
           timeoutMs: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000 }),
@@ -37,13 +49,23 @@ export const NotifyConfigSchema = Type.Object(
         Closed,
       ),
     ),
-    groupWaitMs: Type.Integer({ minimum: 0, maximum: 600_000, default: 2000, description: 'Collect alerts of one group this long before sending them in one message' }),
-    repeatIntervalMs: Type.Integer({ minimum: 1000, default: 4 * 3600_000, description: 'Send a still-firing alert again after this long' }),
+    groupWaitMs: Type.Integer({
+      minimum: 0,
+      maximum: 600_000,
+      default: 2000,
+      description: 'Collect alerts of one group this long before sending them in one message',
+    }),
+    repeatIntervalMs: Type.Integer({
+      minimum: 1000,
+      default: 4 * 3600_000,
+      description: 'Send a still-firing alert again after this long',
+    }),
     groupIntervalMs: Type.Integer({
       minimum: 0,
       maximum: 24 * 3600_000,
       default: 0,
-      description: "After a group's message, its next one (new alerts, resolutions) waits until this long after the last (Alertmanager's group_interval); 0: only the group wait",
+      description:
+        "After a group's message, its next one (new alerts, resolutions) waits until this long after the last (Alertmanager's group_interval); 0: only the group wait",
     }),
     retry: Type.Object(
       {

@@ -34,7 +34,12 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
       const response = await fetch(options.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'insitu-notify', ...options.headers },
-        body: JSON.stringify({ kind: 'insitu.heartbeat', source: options.source, seq, sentAt: new Date().toISOString() }),
+        body: JSON.stringify({
+          kind: 'insitu.heartbeat',
+          source: options.source,
+          seq,
+          sentAt: new Date().toISOString(),
+        }),
         signal: AbortSignal.timeout(options.timeoutMs ?? 5000),
       });
       await response.text().catch(() => '');

@@ -165,7 +165,10 @@ export class Notifier extends EventEmitter {
   restore(alerts: readonly ActiveAlert[]): void {
     for (const alert of alerts) {
       if (this.#active.has(alert.item.key)) continue;
-      this.#active.set(alert.item.key, { item: { ...alert.item, details: { ...alert.item.details } }, notifiedAt: alert.notifiedAt });
+      this.#active.set(alert.item.key, {
+        item: { ...alert.item, details: { ...alert.item.details } },
+        notifiedAt: alert.notifiedAt,
+      });
     }
   }
 
@@ -249,7 +252,10 @@ export class Notifier extends EventEmitter {
       this.#batches.set(group, batch);
       const last = this.#lastSent.get(group);
       const now = this.#now();
-      const delay = last !== undefined && this.#groupIntervalMs > 0 && now - last < this.#groupIntervalMs ? last + this.#groupIntervalMs - now : this.#groupWaitMs;
+      const delay =
+        last !== undefined && this.#groupIntervalMs > 0 && now - last < this.#groupIntervalMs
+          ? last + this.#groupIntervalMs - now
+          : this.#groupWaitMs;
       const timer = setTimeout(() => this.#send(group), delay);
       timer.unref();
       batch.timer = timer;
@@ -293,7 +299,10 @@ export class Notifier extends EventEmitter {
       try {
         await target.send(message);
         this.#messages?.inc({ target: target.name, result: 'delivered' });
-        this.#logger?.info({ target: target.name, alert: message.id, title: message.title, attempts: attempt }, 'alert delivered');
+        this.#logger?.info(
+          { target: target.name, alert: message.id, title: message.title, attempts: attempt },
+          'alert delivered',
+        );
         this.emit('delivered', { target: target.name, message, attempts: attempt } satisfies DeliveryReport);
         return;
       } catch (error) {
@@ -301,14 +310,25 @@ export class Notifier extends EventEmitter {
         const permanent = failure instanceof DeliveryError && failure.permanent;
         if (permanent || attempt >= this.#retry.attempts || this.#abort.signal.aborted) {
           this.#messages?.inc({ target: target.name, result: 'failed' });
-          this.#logger?.error({ target: target.name, alert: message.id, attempts: attempt, err: failure }, 'alert delivery failed');
-          this.emit('failed', { target: target.name, message, attempts: attempt, error: failure } satisfies DeliveryReport);
+          this.#logger?.error(
+            { target: target.name, alert: message.id, attempts: attempt, err: failure },
+            'alert delivery failed',
+          );
+          this.emit('failed', {
+            target: target.name,
+            message,
+            attempts: attempt,
+            error: failure,
+          } satisfies DeliveryReport);
           return;
         }
         const hint = failure instanceof DeliveryError ? failure.retryAfterMs : undefined;
         const backoff = Math.min(this.#retry.maxDelayMs, this.#retry.initialDelayMs * 2 ** (attempt - 1));
         const delay = Math.min(this.#retry.maxDelayMs, hint ?? backoff * (0.8 + Math.random() * 0.4));
-        this.#logger?.warn({ target: target.name, alert: message.id, attempt, retryInMs: Math.round(delay), err: failure.message }, 'alert delivery failed; retrying');
+        this.#logger?.warn(
+          { target: target.name, alert: message.id, attempt, retryInMs: Math.round(delay), err: failure.message },
+          'alert delivery failed; retrying',
+        );
         await sleep(delay, this.#abort.signal);
       }
     }
@@ -333,9 +353,11 @@ export class Notifier extends EventEmitter {
     if (timer) clearTimeout(timer);
     this.#abort.abort();
     await flushed;
-    await Promise.all(this.#targets.map(async (target) => {
-      await target.close?.();
-    }));
+    await Promise.all(
+      this.#targets.map(async (target) => {
+        await target.close?.();
+      }),
+    );
   }
 }
 
@@ -361,18 +383,29 @@ function severityRank(severity: AlertInput['severity']): number {
 }
 
 /** Read a secret from a file (trailing newline dropped) or from a named environment variable. */
-export function readSecret(from: { file?: string; env?: string }, environment: NodeJS.ProcessEnv, what: string): string | undefined {
+export function readSecret(
+  from: { file?: string; env?: string },
+  environment: NodeJS.ProcessEnv,
+  what: string,
+): string | undefined {
   if (from.file !== undefined) {
     try {
       return readFileSync(from.file, 'utf8').replace(/\r?\n$/, '');
     } catch (error) {
-      throw new InsituError('INSITU_CONFIG_INVALID', `cannot read the ${what} from ${from.file}: ${(error as Error).message}`, { cause: error });
+      throw new InsituError(
+        'INSITU_CONFIG_INVALID',
+        `cannot read the ${what} from ${from.file}: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
   }
   if (from.env !== undefined) {
     const value = environment[from.env];
     if (value === undefined || value === '') {
-      throw new InsituError('INSITU_CONFIG_INVALID', `the ${what} should be in the environment variable ${from.env}, which is not set`);
+      throw new InsituError(
+        'INSITU_CONFIG_INVALID',
+        `the ${what} should be in the environment variable ${from.env}, which is not set`,
+      );
     }
     return value;
   }
@@ -405,7 +438,10 @@ export function createNotifier(config: NotifyConfig, options: CreateNotifierOpti
   if (config.email) {
     const email = config.email;
     const pass = readSecret(
-      { ...(email.passwordFile === undefined ? {} : { file: email.passwordFile }), ...(email.passwordEnv === undefined ? {} : { env: email.passwordEnv }) },
+      {
+        ...(email.passwordFile === undefined ? {} : { file: email.passwordFile }),
+        ...(email.passwordEnv === undefined ? {} : { env: email.passwordEnv }),
+      },
       options.env ?? process.env,
       'SMTP password',
     );

@@ -49,7 +49,8 @@ export function webhookTarget(options: WebhookOptions): DeliveryTarget {
       // Always consume the body: an unread body holds the connection.
       const text = await response.text().catch(() => '');
       if (response.ok) return;
-      const transient = response.status === 408 || response.status === 425 || response.status === 429 || response.status >= 500;
+      const transient =
+        response.status === 408 || response.status === 425 || response.status === 429 || response.status >= 500;
       const hint = retryAfter(response.headers.get('retry-after'));
       throw new DeliveryError(`webhook answered ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`, {
         permanent: !transient,

@@ -5,7 +5,13 @@ import { startWebhookReceiver, type WebhookReceiver } from '@insitu/test-helpers
 import { Notifier, startHeartbeat, webhookTarget, type AlertItem, type AlertMessage } from '../src/index.js';
 
 const RETRY = { attempts: 2, initialDelayMs: 10, maxDelayMs: 20 };
-const alert = (subject: string) => ({ cluster: 'platform', condition: 'service-failed', subject, severity: 'critical' as const, summary: `${subject} failed` });
+const alert = (subject: string) => ({
+  cluster: 'platform',
+  condition: 'service-failed',
+  subject,
+  severity: 'critical' as const,
+  summary: `${subject} failed`,
+});
 
 describe('notify: Alertmanager semantics (group interval, mute, one firing and one resolved per incident, handover, heartbeat)', () => {
   let hook: WebhookReceiver;
@@ -17,8 +23,13 @@ describe('notify: Alertmanager semantics (group interval, mute, one firing and o
   });
   const messagesSince = (start: number) => hook.accepted.slice(start).map((r) => r.body as AlertMessage);
 
-  it('holds a busy group\'s next message until the group interval has passed since its last one', async () => {
-    const notifier = new Notifier({ targets: [webhookTarget({ url: hook.url })], groupWaitMs: 20, groupIntervalMs: 600, retry: RETRY });
+  it("holds a busy group's next message until the group interval has passed since its last one", async () => {
+    const notifier = new Notifier({
+      targets: [webhookTarget({ url: hook.url })],
+      groupWaitMs: 20,
+      groupIntervalMs: 600,
+      retry: RETRY,
+    });
     const start = hook.accepted.length;
     notifier.raise(alert('server@node1'));
     await waitFor(() => messagesSince(start).length === 1, { what: 'the first message after the group wait' });
@@ -28,14 +39,20 @@ describe('notify: Alertmanager semantics (group interval, mute, one firing and o
     const [first, second] = messagesSince(start);
     const gap = Date.parse(second?.sentAt ?? '') - Date.parse(first?.sentAt ?? '');
     assert.ok(gap >= 590, `the second message was sent a group interval after the first (${gap} ms)`);
-    assert.deepEqual(second?.alerts.map((a) => `${a.subject}:${a.state}`).sort(), ['server@node1:resolved', 'server@node2:firing']);
+    assert.deepEqual(second?.alerts.map((a) => `${a.subject}:${a.state}`).sort(), [
+      'server@node1:resolved',
+      'server@node2:firing',
+    ]);
     await notifier.close();
   });
 
   it('leaves muted alerts out and announces them once they are no longer muted; a muted resolution says nothing', async () => {
     const muted = new Set<string>(['server@node3']);
     const notifier = new Notifier({
-      targets: [webhookTarget({ url: hook.url })], groupWaitMs: 10, retry: RETRY, dropUnannouncedResolutions: true,
+      targets: [webhookTarget({ url: hook.url })],
+      groupWaitMs: 10,
+      retry: RETRY,
+      dropUnannouncedResolutions: true,
       mute: (item: AlertItem) => muted.has(item.subject),
     });
     const start = hook.accepted.length;
@@ -45,13 +62,21 @@ describe('notify: Alertmanager semantics (group interval, mute, one firing and o
     muted.clear();
     notifier.raise(alert('server@node3'));
     await notifier.flush();
-    assert.deepEqual(messagesSince(start).map((m) => m.status), ['firing'], 'sent at the first raise after the mute ended');
+    assert.deepEqual(
+      messagesSince(start).map((m) => m.status),
+      ['firing'],
+      'sent at the first raise after the mute ended',
+    );
     notifier.raise(alert('server@node3'));
     await notifier.flush();
     assert.equal(messagesSince(start).length, 1, 'raised again: deduplicated');
     notifier.resolve(alert('server@node3'));
     await notifier.flush();
-    assert.deepEqual(messagesSince(start).map((m) => m.status), ['firing', 'resolved'], 'one firing and one resolved message for the incident');
+    assert.deepEqual(
+      messagesSince(start).map((m) => m.status),
+      ['firing', 'resolved'],
+      'one firing and one resolved message for the incident',
+    );
 
     // An alert raised and resolved before any message announced it: nothing at all.
     notifier.raise(alert('server@node4'));
@@ -78,14 +103,22 @@ describe('notify: Alertmanager semantics (group interval, mute, one firing and o
     assert.equal(messagesSince(start).length, 1, 'the new notifier does not announce it a second time');
     second.resolve(alert('dbmanager@node1'));
     await second.flush();
-    assert.deepEqual(messagesSince(start).map((m) => m.status), ['firing', 'resolved']);
+    assert.deepEqual(
+      messagesSince(start).map((m) => m.status),
+      ['firing', 'resolved'],
+    );
     await second.close();
   });
 
   it('beats a heartbeat to its receiver until stopped', async () => {
     const start = hook.received.length;
     const beats: boolean[] = [];
-    const heartbeat = startHeartbeat({ url: `${hook.url}/heartbeat`, intervalMs: 50, source: 'operator test', onBeat: (o) => beats.push(o.ok) });
+    const heartbeat = startHeartbeat({
+      url: `${hook.url}/heartbeat`,
+      intervalMs: 50,
+      source: 'operator test',
+      onBeat: (o) => beats.push(o.ok),
+    });
     await waitFor(() => hook.received.length - start >= 3, { what: 'three beats' });
     heartbeat.stop();
     const body = hook.received[start]?.body as { kind: string; source: string; seq: number };

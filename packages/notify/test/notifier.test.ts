@@ -4,14 +4,30 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InsituError, assertValid, loadConfig, waitFor } from '@insitu/core';
 import {
-  freePort, makeTempDir, removeDir, startSmtpSink, startWebhookReceiver, type SmtpSink, type WebhookReceiver,
+  freePort,
+  makeTempDir,
+  removeDir,
+  startSmtpSink,
+  startWebhookReceiver,
+  type SmtpSink,
+  type WebhookReceiver,
 } from '@insitu/test-helpers';
-import { Notifier, NotifyConfigSchema, createNotifier, webhookTarget, emailTarget, type AlertMessage, type DeliveryReport } from '../src/index.js';
+import {
+  Notifier,
+  NotifyConfigSchema,
+  createNotifier,
+  webhookTarget,
+  emailTarget,
+  type AlertMessage,
+  type DeliveryReport,
+} from '../src/index.js';
 
 const FAST_RETRY = { attempts: 4, initialDelayMs: 10, maxDelayMs: 50 };
 
 function config(overrides: Record<string, unknown>) {
-  return loadConfig(NotifyConfigSchema, { base: { groupWaitMs: 20, retry: { ...FAST_RETRY }, ...structuredClone(overrides) } });
+  return loadConfig(NotifyConfigSchema, {
+    base: { groupWaitMs: 20, retry: { ...FAST_RETRY }, ...structuredClone(overrides) },
+  });
 }
 
 function hookMessages(hook: WebhookReceiver): AlertMessage[] {
@@ -32,14 +48,26 @@ describe('notify: webhook and SMTP delivery', () => {
 
   it('delivers a firing alert to both a webhook (JSON) and a real SMTP server, then a resolved message', async () => {
     const notifier = createNotifier(
-      config({ webhooks: [{ url: hook.url, headers: { authorization: 'Bearer hook-token' } }], email: { host: smtp.host, port: smtp.port, from: 'insitu@example.org', to: ['ops@example.org', 'dba@example.org'] } }),
+      config({
+        webhooks: [{ url: hook.url, headers: { authorization: 'Bearer hook-token' } }],
+        email: {
+          host: smtp.host,
+          port: smtp.port,
+          from: 'insitu@example.org',
+          to: ['ops@example.org', 'dba@example.org'],
+        },
+      }),
     );
     try {
       const sentHooks = hook.accepted.length;
       const sentMails = smtp.mails.length;
       notifier.raise({
-        cluster: 'platform-db', condition: 'replica-sql-error', subject: 'db2', severity: 'critical',
-        summary: 'replication SQL thread stopped twice', details: { error: "Error 'Duplicate entry '7' for key 'PRIMARY'' on query", restarts: 1 },
+        cluster: 'platform-db',
+        condition: 'replica-sql-error',
+        subject: 'db2',
+        severity: 'critical',
+        summary: 'replication SQL thread stopped twice',
+        details: { error: "Error 'Duplicate entry '7' for key 'PRIMARY'' on query", restarts: 1 },
       });
       await notifier.flush();
       assert.equal(hook.accepted.length, sentHooks + 1);
@@ -62,7 +90,13 @@ describe('notify: webhook and SMTP delivery', () => {
       assert.match(mail.text, /Duplicate entry '7' for key 'PRIMARY'/);
       assert.equal(mail.headers['x-insitu-alert-status'], 'firing');
 
-      assert.equal(notifier.resolve({ cluster: 'platform-db', condition: 'replica-sql-error', subject: 'db2' }, 'replication runs again'), true);
+      assert.equal(
+        notifier.resolve(
+          { cluster: 'platform-db', condition: 'replica-sql-error', subject: 'db2' },
+          'replication runs again',
+        ),
+        true,
+      );
       await notifier.flush();
       const resolved = hook.accepted.at(-1)?.body as AlertMessage;
       assert.equal(resolved.status, 'resolved');
@@ -70,7 +104,11 @@ describe('notify: webhook and SMTP delivery', () => {
       assert.equal(resolved.alerts[0]?.summary, 'replication runs again');
       assert.match(smtp.mails.at(-1)?.subject ?? '', /RESOLVED platform-db\/replica-sql-error/);
       assert.deepEqual(notifier.active(), []);
-      assert.equal(notifier.resolve({ cluster: 'platform-db', condition: 'replica-sql-error', subject: 'db2' }), false, 'resolving twice sends nothing');
+      assert.equal(
+        notifier.resolve({ cluster: 'platform-db', condition: 'replica-sql-error', subject: 'db2' }),
+        false,
+        'resolving twice sends nothing',
+      );
     } finally {
       await notifier.close();
     }
@@ -78,10 +116,18 @@ describe('notify: webhook and SMTP delivery', () => {
 
   it('deduplicates repeated raises and repeats only after the repeat interval', async () => {
     let clock = Date.parse('2030-01-01T00:00:00Z');
-    const notifier = createNotifier(config({ webhooks: [{ url: hook.url }], repeatIntervalMs: 60_000 }), { now: () => clock });
+    const notifier = createNotifier(config({ webhooks: [{ url: hook.url }], repeatIntervalMs: 60_000 }), {
+      now: () => clock,
+    });
     try {
       const start = hook.accepted.length;
-      const alert = { cluster: 'c1', condition: 'replica-lag', subject: 'db3', severity: 'warning' as const, summary: 'db3 is 40 s behind' };
+      const alert = {
+        cluster: 'c1',
+        condition: 'replica-lag',
+        subject: 'db3',
+        severity: 'warning' as const,
+        summary: 'db3 is 40 s behind',
+      };
       assert.equal(notifier.raise(alert), true);
       await notifier.flush();
       for (let i = 0; i < 5; i++) {
@@ -113,16 +159,42 @@ describe('notify: webhook and SMTP delivery', () => {
     const notifier = createNotifier(config({ webhooks: [{ url: hook.url }], groupWaitMs: 200 }));
     try {
       const start = hook.accepted.length;
-      notifier.raise({ cluster: 'c2', condition: 'member-down', subject: 'db2', severity: 'critical', summary: 'db2 unreachable' });
-      notifier.raise({ cluster: 'c2', condition: 'member-down', subject: 'db3', severity: 'critical', summary: 'db3 unreachable' });
-      notifier.raise({ cluster: 'c2', condition: 'semi-sync-off', severity: 'warning', summary: 'primary fell back to asynchronous replication' });
-      notifier.raise({ cluster: 'other', condition: 'member-down', subject: 'db2', severity: 'critical', summary: 'db2 unreachable' });
+      notifier.raise({
+        cluster: 'c2',
+        condition: 'member-down',
+        subject: 'db2',
+        severity: 'critical',
+        summary: 'db2 unreachable',
+      });
+      notifier.raise({
+        cluster: 'c2',
+        condition: 'member-down',
+        subject: 'db3',
+        severity: 'critical',
+        summary: 'db3 unreachable',
+      });
+      notifier.raise({
+        cluster: 'c2',
+        condition: 'semi-sync-off',
+        severity: 'warning',
+        summary: 'primary fell back to asynchronous replication',
+      });
+      notifier.raise({
+        cluster: 'other',
+        condition: 'member-down',
+        subject: 'db2',
+        severity: 'critical',
+        summary: 'db2 unreachable',
+      });
       await waitFor(() => hook.accepted.length >= start + 3, { timeoutMs: 10_000, what: 'three grouped messages' });
       await notifier.flush();
       const messages = hookMessages(hook).slice(start);
       assert.equal(messages.length, 3);
       const down = messages.find((m) => m.cluster === 'c2' && m.condition === 'member-down');
-      assert.deepEqual(down?.alerts.map((a) => a.subject), ['db2', 'db3']);
+      assert.deepEqual(
+        down?.alerts.map((a) => a.subject),
+        ['db2', 'db3'],
+      );
       assert.match(down?.title ?? '', /\(\+1 more\)/);
       assert.equal(messages.find((m) => m.condition === 'semi-sync-off')?.alerts.length, 1);
       assert.equal(messages.find((m) => m.cluster === 'other')?.alerts.length, 1);
@@ -132,7 +204,12 @@ describe('notify: webhook and SMTP delivery', () => {
   });
 
   it('retries a webhook that answers 503 and a mail server that answers 451, with backoff', async () => {
-    const notifier = createNotifier(config({ webhooks: [{ url: hook.url }], email: { host: smtp.host, port: smtp.port, from: 'a@example.org', to: ['b@example.org'] } }));
+    const notifier = createNotifier(
+      config({
+        webhooks: [{ url: hook.url }],
+        email: { host: smtp.host, port: smtp.port, from: 'a@example.org', to: ['b@example.org'] },
+      }),
+    );
     const delivered: DeliveryReport[] = [];
     notifier.on('delivered', (report: DeliveryReport) => delivered.push(report));
     try {
@@ -151,7 +228,12 @@ describe('notify: webhook and SMTP delivery', () => {
   });
 
   it('does not retry permanent failures (HTTP 400, SMTP 550) and reports them', async () => {
-    const notifier = createNotifier(config({ webhooks: [{ url: hook.url }], email: { host: smtp.host, port: smtp.port, from: 'a@example.org', to: ['b@example.org'] } }));
+    const notifier = createNotifier(
+      config({
+        webhooks: [{ url: hook.url }],
+        email: { host: smtp.host, port: smtp.port, from: 'a@example.org', to: ['b@example.org'] },
+      }),
+    );
     const failed: DeliveryReport[] = [];
     notifier.on('failed', (report: DeliveryReport) => failed.push(report));
     try {
@@ -171,7 +253,11 @@ describe('notify: webhook and SMTP delivery', () => {
 
   it('gives up on an unreachable webhook after its attempts, and close() does not wait for backoff', async () => {
     const port = await freePort();
-    const notifier = new Notifier({ targets: [webhookTarget({ url: `http://127.0.0.1:${port}/nobody`, timeoutMs: 500 })], groupWaitMs: 0, retry: { attempts: 3, initialDelayMs: 5, maxDelayMs: 10 } });
+    const notifier = new Notifier({
+      targets: [webhookTarget({ url: `http://127.0.0.1:${port}/nobody`, timeoutMs: 500 })],
+      groupWaitMs: 0,
+      retry: { attempts: 3, initialDelayMs: 5, maxDelayMs: 10 },
+    });
     const failed: DeliveryReport[] = [];
     notifier.on('failed', (report: DeliveryReport) => failed.push(report));
     notifier.raise({ cluster: 'c5', condition: 'x', severity: 'info', summary: 'x' });
@@ -179,12 +265,20 @@ describe('notify: webhook and SMTP delivery', () => {
     assert.equal(failed[0]?.attempts, 3);
     assert.match(failed[0]?.error?.message ?? '', /webhook unreachable/);
 
-    const slow = new Notifier({ targets: [webhookTarget({ url: `http://127.0.0.1:${port}/nobody`, timeoutMs: 500 })], groupWaitMs: 0, retry: { attempts: 20, initialDelayMs: 60_000, maxDelayMs: 60_000 } });
+    const slow = new Notifier({
+      targets: [webhookTarget({ url: `http://127.0.0.1:${port}/nobody`, timeoutMs: 500 })],
+      groupWaitMs: 0,
+      retry: { attempts: 20, initialDelayMs: 60_000, maxDelayMs: 60_000 },
+    });
     slow.raise({ cluster: 'c5', condition: 'y', severity: 'info', summary: 'y' });
     const started = Date.now();
     await slow.close(200);
     assert.ok(Date.now() - started < 30_000, 'close stopped the 60 s backoff');
-    assert.equal(slow.raise({ cluster: 'c5', condition: 'z', severity: 'info', summary: 'z' }), false, 'a closed notifier ignores raises');
+    assert.equal(
+      slow.raise({ cluster: 'c5', condition: 'z', severity: 'info', summary: 'z' }),
+      false,
+      'a closed notifier ignores raises',
+    );
     await notifier.close();
   });
 
@@ -193,7 +287,14 @@ describe('notify: webhook and SMTP delivery', () => {
     try {
       const before = smtp.mails.length;
       const notifier = new Notifier({ targets: [target], groupWaitMs: 0 });
-      notifier.raise({ cluster: 'c6', condition: 'errant-transactions', subject: 'db1', severity: 'critical', summary: 'db1 quarantined', details: { errantGtids: ['0-1-101', '0-1-102'] } });
+      notifier.raise({
+        cluster: 'c6',
+        condition: 'errant-transactions',
+        subject: 'db1',
+        severity: 'critical',
+        summary: 'db1 quarantined',
+        details: { errantGtids: ['0-1-101', '0-1-102'] },
+      });
       await notifier.flush();
       assert.equal(smtp.mails.length, before + 1);
       assert.match(smtp.mails.at(-1)?.text ?? '', /errantGtids: \["0-1-101","0-1-102"\]/);
@@ -207,7 +308,10 @@ describe('notify: configuration', () => {
   it('rejects unknown options with a suggestion and bad URLs', () => {
     assert.throws(
       () => assertValid(NotifyConfigSchema, { webhook: [] }, { what: 'notify config', code: 'INSITU_CONFIG_INVALID' }),
-      (error: unknown) => error instanceof InsituError && error.code === 'INSITU_CONFIG_INVALID' && /did you mean "webhooks"/.test(error.message),
+      (error: unknown) =>
+        error instanceof InsituError &&
+        error.code === 'INSITU_CONFIG_INVALID' &&
+        /did you mean "webhooks"/.test(error.message),
     );
     assert.throws(() => config({ webhooks: [{ url: 'ftp://x' }] }), /url/);
     assert.throws(() => config({ email: { host: 'h', from: 'a@b.c', to: [] } }), /to/);
@@ -220,12 +324,20 @@ describe('notify: configuration', () => {
       await writeFile(file, 's3cret\n');
       const email = { host: '127.0.0.1', port: 2525, from: 'a@example.org', to: ['b@example.org'], user: 'alerts' };
       await createNotifier(config({ email: { ...email, passwordFile: file } })).close();
-      await createNotifier(config({ email: { ...email, passwordEnv: 'ALERT_SMTP_PASSWORD' } }), { env: { ALERT_SMTP_PASSWORD: 'x' } }).close();
+      await createNotifier(config({ email: { ...email, passwordEnv: 'ALERT_SMTP_PASSWORD' } }), {
+        env: { ALERT_SMTP_PASSWORD: 'x' },
+      }).close();
       assert.throws(
         () => createNotifier(config({ email: { ...email, passwordEnv: 'ALERT_SMTP_PASSWORD' } }), { env: {} }),
-        (error: unknown) => error instanceof InsituError && error.code === 'INSITU_CONFIG_INVALID' && /ALERT_SMTP_PASSWORD/.test(error.message),
+        (error: unknown) =>
+          error instanceof InsituError &&
+          error.code === 'INSITU_CONFIG_INVALID' &&
+          /ALERT_SMTP_PASSWORD/.test(error.message),
       );
-      assert.throws(() => createNotifier(config({ email: { ...email, passwordFile: join(dir, 'missing') } })), /cannot read the SMTP password/);
+      assert.throws(
+        () => createNotifier(config({ email: { ...email, passwordFile: join(dir, 'missing') } })),
+        /cannot read the SMTP password/,
+      );
     } finally {
       await removeDir(dir);
     }

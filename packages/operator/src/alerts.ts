@@ -1,5 +1,15 @@
 import type { Logger, Registry } from '@insitu/core';
-import { alertKey, createNotifier, startHeartbeat, type ActiveAlert, type AlertItem, type DeliveryReport, type Heartbeat, type Notifier, type Severity } from '@insitu/notify';
+import {
+  alertKey,
+  createNotifier,
+  startHeartbeat,
+  type ActiveAlert,
+  type AlertItem,
+  type DeliveryReport,
+  type Heartbeat,
+  type Notifier,
+  type Severity,
+} from '@insitu/notify';
 import type { NodeConfig } from './node-config.js';
 import type { Silence } from './records.js';
 import { silenceMatches, type AlertLabel } from './silences.js';
@@ -25,7 +35,9 @@ export interface PublishedAlerts {
   active: (ActiveAlert & { muted?: 'silenced' | 'inhibited' })[];
 }
 
-function labelsOf(item: Pick<AlertItem, 'condition' | 'subject' | 'severity' | 'details'>): Partial<Record<AlertLabel, string>> {
+function labelsOf(
+  item: Pick<AlertItem, 'condition' | 'subject' | 'severity' | 'details'>,
+): Partial<Record<AlertLabel, string>> {
   const node = typeof item.details.node === 'string' ? item.details.node : '';
   const service = typeof item.details.service === 'string' ? item.details.service : '';
   return { condition: item.condition, subject: item.subject, severity: item.severity, node, service };
@@ -57,7 +69,12 @@ export class OperatorAlerts {
   ) {
     const { config } = options;
     this.#notifier = createNotifier(
-      { ...config.notify, groupWaitMs: config.alerts.groupWaitMs, groupIntervalMs: config.alerts.groupIntervalMs, repeatIntervalMs: config.alerts.repeatIntervalMs },
+      {
+        ...config.notify,
+        groupWaitMs: config.alerts.groupWaitMs,
+        groupIntervalMs: config.alerts.groupIntervalMs,
+        repeatIntervalMs: config.alerts.repeatIntervalMs,
+      },
       {
         logger: options.logger.child({ subsystem: 'alerts' }),
         ...(options.registry ? { registry: options.registry } : {}),
@@ -75,7 +92,11 @@ export class OperatorAlerts {
       });
     });
     this.#notifier.on('failed', (report: DeliveryReport) => {
-      options.record({ type: 'alert-failed', subject: report.message.condition, reason: `could not deliver "${report.message.title}" to ${report.target}: ${report.error?.message ?? 'failed'}` });
+      options.record({
+        type: 'alert-failed',
+        subject: report.message.condition,
+        reason: `could not deliver "${report.message.title}" to ${report.target}: ${report.error?.message ?? 'failed'}`,
+      });
     });
     const heartbeat = config.alerts.heartbeat;
     if (heartbeat) {
@@ -90,7 +111,9 @@ export class OperatorAlerts {
   }
 
   /** Why an alert is not being sent now, if it is not. */
-  mutedBy(item: Pick<AlertItem, 'condition' | 'subject' | 'severity' | 'details'>): 'silenced' | 'inhibited' | 'deposed' | undefined {
+  mutedBy(
+    item: Pick<AlertItem, 'condition' | 'subject' | 'severity' | 'details'>,
+  ): 'silenced' | 'inhibited' | 'deposed' | undefined {
     if (this.#deposed) return 'deposed';
     const labels = labelsOf(item);
     if (item.condition !== 'node-lost' && labels.node && this.#lost.has(labels.node)) return 'inhibited';
@@ -113,7 +136,8 @@ export class OperatorAlerts {
       this.#notifier.raise(input);
     }
     for (const active of this.#notifier.active()) {
-      if (!holding.has(active.key)) this.#notifier.resolve({ cluster: ALERT_CLUSTER, condition: active.condition, subject: active.subject });
+      if (!holding.has(active.key))
+        this.#notifier.resolve({ cluster: ALERT_CLUSTER, condition: active.condition, subject: active.subject });
     }
   }
 

@@ -9,7 +9,7 @@ const Closed = { additionalProperties: false } as const;
 
 const ProbeSchema = Type.Object(
   {
-    path: Type.String({ pattern: '^/[^\\s]*$', description: 'HTTP path under the node\'s health URL' }),
+    path: Type.String({ pattern: '^/[^\\s]*$', description: "HTTP path under the node's health URL" }),
     periodMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 2000 }),
     timeoutMs: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
     failureThreshold: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
@@ -20,20 +20,42 @@ const ProbeSchema = Type.Object(
 /** One platform service: where it runs, how it is probed, and how patiently it is restarted. */
 export const ServiceSpecSchema = Type.Object(
   {
-    placement: Type.Union([Type.Literal('every-node'), Type.Object({ count: Type.Integer({ minimum: 1, maximum: 15 }) }, Closed)], {
-      description: '`every-node`, or `{ count: N }` nodes chosen by the leader (a singleton is `{ count: 1 }`)',
-    }),
+    placement: Type.Union(
+      [Type.Literal('every-node'), Type.Object({ count: Type.Integer({ minimum: 1, maximum: 15 }) }, Closed)],
+      {
+        description: '`every-node`, or `{ count: N }` nodes chosen by the leader (a singleton is `{ count: 1 }`)',
+      },
+    ),
     liveness: Type.Optional(ProbeSchema),
     readiness: Type.Optional(ProbeSchema),
-    startupGraceMs: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 30_000, description: 'Liveness failures do not count until the first success or this long after start' }),
-    stopGraceMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'SIGTERM, then SIGKILL after this long' }),
+    startupGraceMs: Type.Integer({
+      minimum: 0,
+      maximum: 3_600_000,
+      default: 30_000,
+      description: 'Liveness failures do not count until the first success or this long after start',
+    }),
+    stopGraceMs: Type.Integer({
+      minimum: 100,
+      maximum: 600_000,
+      default: 10_000,
+      description: 'SIGTERM, then SIGKILL after this long',
+    }),
     restart: Type.Object(
       {
         backoffInitialMs: Type.Integer({ minimum: 10, maximum: 600_000, default: 1000 }),
         backoffMaxMs: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 60_000 }),
         jitter: Type.Number({ minimum: 0, maximum: 0.9, default: 0.25 }),
-        resetAfterMs: Type.Integer({ minimum: 1000, default: 10 * 60_000, description: 'Healthy this long: the back-off starts again from the first step' }),
-        budget: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'Restarts allowed within windowMs before the service is failed on the node' }),
+        resetAfterMs: Type.Integer({
+          minimum: 1000,
+          default: 10 * 60_000,
+          description: 'Healthy this long: the back-off starts again from the first step',
+        }),
+        budget: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          default: 5,
+          description: 'Restarts allowed within windowMs before the service is failed on the node',
+        }),
         windowMs: Type.Integer({ minimum: 1000, default: 10 * 60_000 }),
       },
       { ...Closed, default: {} },
@@ -49,7 +71,11 @@ export const ClusterSpecSchema = Type.Object(
     deepProbes: Type.Object(
       {
         enabled: Type.Boolean({ default: true }),
-        service: Type.String({ pattern: NAME_PATTERN, default: 'server', description: 'The service whose nodes answer the deep probes (a platform server)' }),
+        service: Type.String({
+          pattern: NAME_PATTERN,
+          default: 'server',
+          description: 'The service whose nodes answer the deep probes (a platform server)',
+        }),
       },
       { ...Closed, default: {} },
     ),
@@ -85,7 +111,8 @@ export function parseClusterSpec(text: string, source = 'cluster spec'): Cluster
   } catch (error) {
     fail(`${source} does not parse: ${(error as Error).message}`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`${source} must be a mapping with a services: section`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    fail(`${source} must be a mapping with a services: section`);
   return validateClusterSpec(raw, source);
 }
 
@@ -95,9 +122,11 @@ export function validateClusterSpec(raw: unknown, source = 'cluster spec'): Clus
   // Records' values are not walked by findUnknownKeys: each service is checked on its own.
   const services = (raw as { services?: unknown }).services;
   if (services !== null && typeof services === 'object' && !Array.isArray(services)) {
-    for (const [name, service] of Object.entries(services)) unknown.push(...findUnknownKeys(ServiceSpecSchema, service, `services.${name}`));
+    for (const [name, service] of Object.entries(services))
+      unknown.push(...findUnknownKeys(ServiceSpecSchema, service, `services.${name}`));
   }
-  if (unknown.length > 0) fail(`${source}: ${unknown.map((u) => `${u.path}: ${u.message}`).join('; ')}`, { issues: unknown });
+  if (unknown.length > 0)
+    fail(`${source}: ${unknown.map((u) => `${u.path}: ${u.message}`).join('; ')}`, { issues: unknown });
   const withDefaults = Value.Default(ClusterSpecSchema, structuredClone(raw)) as { services?: unknown };
   // TypeBox fills defaults through objects and arrays, not through a record's values.
   if (withDefaults.services !== null && typeof withDefaults.services === 'object') {
@@ -112,14 +141,18 @@ export function validateClusterSpec(raw: unknown, source = 'cluster spec'): Clus
     fail(`${source}: ${(error as Error).message}`);
   }
   for (const [name, service] of Object.entries(spec.services)) {
-    if (service.restart.backoffMaxMs < service.restart.backoffInitialMs) fail(`${source}: services.${name}.restart.backoffMaxMs is below backoffInitialMs`);
+    if (service.restart.backoffMaxMs < service.restart.backoffInitialMs)
+      fail(`${source}: services.${name}.restart.backoffMaxMs is below backoffInitialMs`);
     for (const kind of ['liveness', 'readiness'] as const) {
       const probe = service[kind];
-      if (probe && probe.timeoutMs > probe.periodMs) fail(`${source}: services.${name}.${kind}.timeoutMs must not exceed its periodMs`);
+      if (probe && probe.timeoutMs > probe.periodMs)
+        fail(`${source}: services.${name}.${kind}.timeoutMs must not exceed its periodMs`);
     }
   }
   if (spec.deepProbes.enabled && !(spec.deepProbes.service in spec.services)) {
-    fail(`${source}: deepProbes.service "${spec.deepProbes.service}" is not one of the services (${Object.keys(spec.services).join(', ')}); set deepProbes.enabled: false to run without deep probes`);
+    fail(
+      `${source}: deepProbes.service "${spec.deepProbes.service}" is not one of the services (${Object.keys(spec.services).join(', ')}); set deepProbes.enabled: false to run without deep probes`,
+    );
   }
   return spec;
 }
@@ -132,14 +165,18 @@ export function specDigest(spec: ClusterSpec): string {
 function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
-    return `{${Object.keys(value).sort().map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`).join(',')}}`;
+    return `{${Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value);
 }
 
 function flatten(value: unknown, base: string, out: Map<string, string>): void {
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-    for (const key of Object.keys(value).sort()) flatten((value as Record<string, unknown>)[key], base ? `${base}.${key}` : key, out);
+    for (const key of Object.keys(value).sort())
+      flatten((value as Record<string, unknown>)[key], base ? `${base}.${key}` : key, out);
     return;
   }
   out.set(base, JSON.stringify(value));

@@ -27,7 +27,14 @@ export interface ServerProbeAnswer {
   database: { ok: boolean; ms: number; error?: string };
   sessions: { sessionId: string; agentId: string; providerId: string; ok: boolean; ms: number; error?: string }[];
   agents: { id: string; name: string; providerId: string; lastSeenAt: string | null }[];
-  crashLooping: { deploymentId: string; app: string; providerId: string; agentId: string; reason: string; since: string }[];
+  crashLooping: {
+    deploymentId: string;
+    app: string;
+    providerId: string;
+    agentId: string;
+    reason: string;
+    since: string;
+  }[];
 }
 
 function clusterSecret(config: Readonly<NodeConfig>): string | undefined {
@@ -36,14 +43,26 @@ function clusterSecret(config: Readonly<NodeConfig>): string | undefined {
   try {
     return readFileSync(config.cluster.secretFile, 'utf8').trim();
   } catch (error) {
-    throw new InsituError('INSITU_CONFIG_INVALID', `cannot read cluster.secretFile: ${(error as Error).message}`, { cause: error });
+    throw new InsituError('INSITU_CONFIG_INVALID', `cannot read cluster.secretFile: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 
-async function signedPost<T>(secret: string, node: string, base: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
+async function signedPost<T>(
+  secret: string,
+  node: string,
+  base: string,
+  path: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<T> {
   const response = await fetch(`${base.replace(/\/+$/, '')}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', [CLUSTER_AUTH_HEADER]: signClusterRequest(secret, node, 'POST', path) },
+    headers: {
+      'content-type': 'application/json',
+      [CLUSTER_AUTH_HEADER]: signClusterRequest(secret, node, 'POST', path),
+    },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(timeoutMs),
   });
@@ -61,7 +80,8 @@ async function signedPost<T>(secret: string, node: string, base: string, path: s
  */
 export function createServerDeepProber(config: Readonly<NodeConfig>, logger: Logger): DeepProber {
   const secret = clusterSecret(config);
-  if (!secret) logger.warn('no cluster.secret(File) in node.yaml: deep probes through the servers are off (etcd is still probed)');
+  if (!secret)
+    logger.warn('no cluster.secret(File) in node.yaml: deep probes through the servers are off (etcd is still probed)');
   return {
     async run({ servers }) {
       const conditions: AlertCondition[] = [];
@@ -69,13 +89,22 @@ export function createServerDeepProber(config: Readonly<NodeConfig>, logger: Log
         config.coord.endpoints.map(async (endpoint) => {
           let error: string | undefined;
           try {
-            const response = await fetch(`${endpoint.replace(/\/+$/, '')}/health`, { signal: AbortSignal.timeout(2000) });
+            const response = await fetch(`${endpoint.replace(/\/+$/, '')}/health`, {
+              signal: AbortSignal.timeout(2000),
+            });
             const body = (await response.json().catch(() => ({}))) as { health?: string };
             if (body.health !== 'true') error = `answered ${response.status} ${JSON.stringify(body)}`;
           } catch (failure) {
             error = (failure as Error).message;
           }
-          if (error) conditions.push({ condition: 'etcd-member-unhealthy', subject: endpoint, severity: 'warning', summary: `etcd member ${endpoint} is not healthy: ${error}`, details: { endpoint, error } });
+          if (error)
+            conditions.push({
+              condition: 'etcd-member-unhealthy',
+              subject: endpoint,
+              severity: 'warning',
+              summary: `etcd member ${endpoint} is not healthy: ${error}`,
+              details: { endpoint, error },
+            });
         }),
       );
       if (!secret || servers.length === 0) return conditions;
@@ -83,11 +112,16 @@ export function createServerDeepProber(config: Readonly<NodeConfig>, logger: Log
       await Promise.all(
         servers.map(async (server) => {
           try {
-            answers.push(await signedPost<ServerProbeAnswer>(secret, config.node, server.url, '/api/v1/cluster/probe', {}, 10_000));
+            answers.push(
+              await signedPost<ServerProbeAnswer>(secret, config.node, server.url, '/api/v1/cluster/probe', {}, 10_000),
+            );
           } catch (error) {
             conditions.push({
-              condition: 'server-probe-failed', subject: server.node, severity: 'warning',
-              summary: `the deep probe through the server on ${server.node} failed: ${(error as Error).message}`, details: { node: server.node, service: 'server' },
+              condition: 'server-probe-failed',
+              subject: server.node,
+              severity: 'warning',
+              summary: `the deep probe through the server on ${server.node} failed: ${(error as Error).message}`,
+              details: { node: server.node, service: 'server' },
             });
           }
         }),
@@ -96,15 +130,20 @@ export function createServerDeepProber(config: Readonly<NodeConfig>, logger: Log
       for (const answer of answers) {
         if (!answer.database.ok) {
           conditions.push({
-            condition: 'database-write-failed', subject: answer.node, severity: 'critical',
-            summary: `the platform database refused a write and read through ${answer.node}: ${answer.database.error ?? 'failed'}`, details: { error: answer.database.error ?? null },
+            condition: 'database-write-failed',
+            subject: answer.node,
+            severity: 'critical',
+            summary: `the platform database refused a write and read through ${answer.node}: ${answer.database.error ?? 'failed'}`,
+            details: { error: answer.database.error ?? null },
           });
         }
         for (const session of answer.sessions) {
           if (session.ok) connected.add(session.agentId);
           else {
             conditions.push({
-              condition: 'agent-probe-failed', subject: session.agentId, severity: 'warning',
+              condition: 'agent-probe-failed',
+              subject: session.agentId,
+              severity: 'warning',
               summary: `agent ${session.agentId} did not answer its probe through the tunnel from ${answer.node}: ${session.error ?? 'failed'}`,
               details: { session: session.sessionId, provider: session.providerId, server: answer.node },
             });
@@ -119,7 +158,9 @@ export function createServerDeepProber(config: Readonly<NodeConfig>, logger: Log
           const seen = agent.lastSeenAt ? Date.parse(agent.lastSeenAt) : 0;
           if (now - seen >= config.alerts.agentOfflineMs) {
             conditions.push({
-              condition: 'agent-offline', subject: agent.id, severity: 'warning',
+              condition: 'agent-offline',
+              subject: agent.id,
+              severity: 'warning',
               summary: `agent ${agent.name} (${agent.id}) has had no tunnel session since ${agent.lastSeenAt ?? 'it enrolled'}`,
               details: { provider: agent.providerId, lastSeenAt: agent.lastSeenAt },
             });
@@ -127,7 +168,9 @@ export function createServerDeepProber(config: Readonly<NodeConfig>, logger: Log
         }
         for (const app of first.crashLooping) {
           conditions.push({
-            condition: 'app-crash-looping', subject: `${app.deploymentId}@${app.agentId}`, severity: 'warning',
+            condition: 'app-crash-looping',
+            subject: `${app.deploymentId}@${app.agentId}`,
+            severity: 'warning',
             summary: `application ${app.app} is crash-looping at provider ${app.providerId} (agent ${app.agentId}): ${app.reason}`,
             details: { deployment: app.deploymentId, provider: app.providerId, since: app.since },
           });

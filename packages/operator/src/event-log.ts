@@ -25,8 +25,16 @@ export class EventLog {
 
   /** Record an event: logged now, written to coord as soon as it can be. Returns it. */
   record(input: Omit<OperatorEvent, 'id' | 'at' | 'node'> & { at?: string }): OperatorEvent {
-    const event: OperatorEvent = { id: newId('evt'), at: input.at ?? new Date().toISOString(), node: this.node, ...input };
-    this.logger.info({ event: event.type, service: event.service, subject: event.subject, details: event.details }, event.reason);
+    const event: OperatorEvent = {
+      id: newId('evt'),
+      at: input.at ?? new Date().toISOString(),
+      node: this.node,
+      ...input,
+    };
+    this.logger.info(
+      { event: event.type, service: event.service, subject: event.subject, details: event.details },
+      event.reason,
+    );
     this.#pending.push(event);
     if (this.#pending.length > MAX_BUFFER) {
       this.#pending.shift();
@@ -65,7 +73,10 @@ export class EventLog {
     if (this.#dropped > 0) {
       const dropped = this.#dropped;
       this.#dropped = 0;
-      this.record({ type: 'events-dropped', reason: `${dropped} events were dropped while coord could not be reached` });
+      this.record({
+        type: 'events-dropped',
+        reason: `${dropped} events were dropped while coord could not be reached`,
+      });
     }
   }
 

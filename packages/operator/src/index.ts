@@ -18,14 +18,31 @@ export { RestartLadder } from './restart-ladder.js';
 export type { LadderPolicy, LadderDecision } from './restart-ladder.js';
 export { NodeConfigSchema, ServiceCommandSchema, loadNodeConfig } from './node-config.js';
 export type { NodeConfig, ServiceCommand } from './node-config.js';
-export { ClusterSpecSchema, ServiceSpecSchema, parseClusterSpec, validateClusterSpec, diffSpecs, formatChange, specDigest, isPlaced } from './cluster-spec.js';
+export {
+  ClusterSpecSchema,
+  ServiceSpecSchema,
+  parseClusterSpec,
+  validateClusterSpec,
+  diffSpecs,
+  formatChange,
+  specDigest,
+  isPlaced,
+} from './cluster-spec.js';
 export type { ClusterSpec, ServiceSpec, Placement, StoredSpec, SpecChange } from './cluster-spec.js';
 export { place, eligible } from './placement.js';
 export type { NodeView, PlacementDecision } from './placement.js';
 export { OperatorAlerts, ALERT_CLUSTER } from './alerts.js';
 export type { AlertCondition, PublishedAlerts } from './alerts.js';
 export { parseMatchers, globMatch, silenceMatches, parseDuration, ALERT_LABELS } from './silences.js';
-export { applySpec, clusterStatus, listEvents, eventMatches, requestRestart, addSilence, listAlerts } from './operator-client.js';
+export {
+  applySpec,
+  clusterStatus,
+  listEvents,
+  eventMatches,
+  requestRestart,
+  addSilence,
+  listAlerts,
+} from './operator-client.js';
 export type { ApplyResult, ClusterStatus, EventFilter } from './operator-client.js';
 export { EventLog } from './event-log.js';
 export { KEYS } from './keys.js';
@@ -37,5 +54,14 @@ export { systemdUnit } from './systemd.js';
 export type { SystemdUnitOptions } from './systemd.js';
 export { parseRecord } from './records.js';
 export type {
-  NodeRecord, ServiceStatus, ServiceState, ProbeStatus, ExitStatus, PlacementRecord, RestartRequest, CommandRecord, OperatorEvent, Silence,
+  NodeRecord,
+  ServiceStatus,
+  ServiceState,
+  ProbeStatus,
+  ExitStatus,
+  PlacementRecord,
+  RestartRequest,
+  CommandRecord,
+  OperatorEvent,
+  Silence,
 } from './records.js';

@@ -7,7 +7,15 @@ import type { EventLog } from './event-log.js';
 import { KEYS, placementKey, restartKey } from './keys.js';
 import type { NodeConfig } from './node-config.js';
 import { place, type NodeView } from './placement.js';
-import { parseRecord, type CommandRecord, type NodeRecord, type OperatorEvent, type PlacementRecord, type RestartRequest, type Silence } from './records.js';
+import {
+  parseRecord,
+  type CommandRecord,
+  type NodeRecord,
+  type OperatorEvent,
+  type PlacementRecord,
+  type RestartRequest,
+  type Silence,
+} from './records.js';
 
 const KEEP_EVENTS = 1000;
 
@@ -85,7 +93,11 @@ export class Leader {
       details: { fencingToken: options.leadership.token ?? null },
     });
     const onLost = (reason: Error) => {
-      options.events.record({ type: 'leader-lost', subject: options.node, reason: `${options.node} stopped leading: ${reason.message}` });
+      options.events.record({
+        type: 'leader-lost',
+        subject: options.node,
+        reason: `${options.node} stopped leading: ${reason.message}`,
+      });
       this.#finish(true);
     };
     options.leadership.on('lost', onLost);
@@ -184,7 +196,11 @@ export class Leader {
       const lost = missing !== undefined && now - this.#electedAt >= lostGrace;
       if (lost && !this.#lost.has(member)) {
         this.#lost.add(member);
-        events.record({ type: 'node-lost', subject: member, reason: `${member} is lost: its lease lapsed (no record for ${Math.round((now - missing) / 1000)} s)` });
+        events.record({
+          type: 'node-lost',
+          subject: member,
+          reason: `${member} is lost: its lease lapsed (no record for ${Math.round((now - missing) / 1000)} s)`,
+        });
       } else if (!lost && this.#lost.has(member)) {
         this.#lost.delete(member);
         events.record({ type: 'node-back', subject: member, reason: `${member} is back: it renewed its lease` });
@@ -199,7 +215,13 @@ export class Leader {
 
     const conditions: AlertCondition[] = [];
     for (const lost of this.#lost) {
-      conditions.push({ condition: 'node-lost', subject: lost, severity: 'critical', summary: `node ${lost} is lost (its lease lapsed)`, details: { node: lost } });
+      conditions.push({
+        condition: 'node-lost',
+        subject: lost,
+        severity: 'critical',
+        summary: `node ${lost} is lost (its lease lapsed)`,
+        details: { node: lost },
+      });
     }
     for (const [nodeName, record] of view.records) {
       for (const [service, status] of Object.entries(record.services)) {
@@ -220,7 +242,8 @@ export class Leader {
     if (spec) {
       const load = new Map<string, number>();
       for (const [service, placement] of view.placements) {
-        if (spec.services[service] && isPlaced(spec.services[service].placement)) for (const n of placement.nodes) load.set(n, (load.get(n) ?? 0) + 1);
+        if (spec.services[service] && isPlaced(spec.services[service].placement))
+          for (const n of placement.nodes) load.set(n, (load.get(n) ?? 0) + 1);
       }
       for (const [service, serviceSpec] of Object.entries(spec.services)) {
         if (!isPlaced(serviceSpec.placement)) continue;
@@ -228,11 +251,23 @@ export class Leader {
         const decision = place(service, serviceSpec.placement.count, current, views, load);
         if (decision.changed) {
           if (!this.#leads()) return;
-          const record: PlacementRecord = { service, nodes: decision.nodes, leader: node, token: leadership.token ?? 0, at: new Date().toISOString(), reason: decision.reason };
+          const record: PlacementRecord = {
+            service,
+            nodes: decision.nodes,
+            leader: node,
+            token: leadership.token ?? 0,
+            at: new Date().toISOString(),
+            reason: decision.reason,
+          };
           await leadership.fencedPut(placementKey(service), JSON.stringify(record));
           for (const n of current) load.set(n, Math.max(0, (load.get(n) ?? 0) - 1));
           for (const n of decision.nodes) load.set(n, (load.get(n) ?? 0) + 1);
-          events.record({ type: current.length === 0 ? 'placed' : 'moved', service, reason: decision.reason, details: { from: current, to: decision.nodes, fencingToken: record.token } });
+          events.record({
+            type: current.length === 0 ? 'placed' : 'moved',
+            service,
+            reason: decision.reason,
+            details: { from: current, to: decision.nodes, fencingToken: record.token },
+          });
         }
         if (decision.short > 0) {
           conditions.push({
@@ -260,11 +295,19 @@ export class Leader {
     }
 
     // Deep probes, beside the ticks.
-    if (spec?.deepProbes.enabled && this.#options.deepProber && !this.#deepProbing && now - this.#lastDeepProbe >= config.timing.deepProbeIntervalMs) {
+    if (
+      spec?.deepProbes.enabled &&
+      this.#options.deepProber &&
+      !this.#deepProbing &&
+      now - this.#lastDeepProbe >= config.timing.deepProbeIntervalMs
+    ) {
       this.#lastDeepProbe = now;
       const prober = this.#options.deepProber;
       const servers = [...view.records.values()]
-        .filter((r) => r.services[spec.deepProbes.service]?.state === 'ready' && r.services[spec.deepProbes.service]?.endpoint)
+        .filter(
+          (r) =>
+            r.services[spec.deepProbes.service]?.state === 'ready' && r.services[spec.deepProbes.service]?.endpoint,
+        )
         .map((r) => ({ node: r.node, url: r.services[spec.deepProbes.service]?.endpoint ?? '' }));
       this.#deepProbing = prober
         .run({ servers, leads: () => this.#leads() })
@@ -283,7 +326,11 @@ export class Leader {
       if (Date.parse(silence.endsAt) <= now) {
         if (!this.#leads()) return;
         await leadership.fencedDelete(`${KEYS.silences}${silence.id}`);
-        events.record({ type: 'silence-expired', subject: silence.id, reason: `silence ${silence.id} (${silence.matchers.map((m) => `${m.label}=${m.value}`).join(',')}) ended` });
+        events.record({
+          type: 'silence-expired',
+          subject: silence.id,
+          reason: `silence ${silence.id} (${silence.matchers.map((m) => `${m.label}=${m.value}`).join(',')}) ended`,
+        });
       }
     }
 
@@ -314,7 +361,10 @@ export class Leader {
   }
 
   /** Copy the events after the cursor into the platform database (through a server), then move the cursor (fenced). */
-  async #copyEvents(target: ProbeTarget, push: (target: ProbeTarget, events: readonly OperatorEvent[]) => Promise<void>): Promise<void> {
+  async #copyEvents(
+    target: ProbeTarget,
+    push: (target: ProbeTarget, events: readonly OperatorEvent[]) => Promise<void>,
+  ): Promise<void> {
     const { coordinator, leadership } = this.#options;
     const cursor = (await coordinator.get(KEYS.eventsCursor)) ?? '';
     const events = [...(await coordinator.list(KEYS.events)).entries()]
@@ -368,20 +418,32 @@ export class Leader {
           .map((r) => r.node)
           .filter((n) => command.node === undefined || n === command.node)
           .sort();
-        if (runsIt.length === 0) throw new Error(command.node ? `${command.node} does not run ${command.service}` : `no node runs ${command.service}`);
+        if (runsIt.length === 0)
+          throw new Error(
+            command.node ? `${command.node} does not run ${command.service}` : `no node runs ${command.service}`,
+          );
         command.steps = runsIt.map((n) => ({ node: n, state: 'pending' }));
       }
       command.state = 'running';
       if (!this.#leads()) return;
       await this.#putCommand(command);
-      events.record({ type: 'command-started', service: command.service, reason: `${command.rolling ? 'rolling ' : ''}restart of ${command.service} on ${command.steps.map((s) => s.node).join(', ')} (asked by ${command.by})` });
+      events.record({
+        type: 'command-started',
+        service: command.service,
+        reason: `${command.rolling ? 'rolling ' : ''}restart of ${command.service} on ${command.steps.map((s) => s.node).join(', ')} (asked by ${command.by})`,
+      });
       const timeoutMs = serviceSpec.stopGraceMs + serviceSpec.startupGraceMs + 60_000;
       const batches = command.rolling ? command.steps.map((s) => [s]) : [command.steps];
       for (const batch of batches) {
         const pending = batch.filter((s) => s.state !== 'ready');
         if (pending.length === 0) continue;
         for (const step of pending) {
-          const request: RestartRequest = { id: `${command.id}.${step.node}`, reason: `${command.rolling ? 'rolling ' : ''}restart asked by ${command.by} (${command.id})`, requestedAt: new Date().toISOString(), by: node };
+          const request: RestartRequest = {
+            id: `${command.id}.${step.node}`,
+            reason: `${command.rolling ? 'rolling ' : ''}restart asked by ${command.by} (${command.id})`,
+            requestedAt: new Date().toISOString(),
+            by: node,
+          };
           if (!this.#leads()) return;
           await this.#options.leadership.fencedPut(restartKey(step.node, command.service), JSON.stringify(request));
           step.state = 'restarting';
@@ -392,33 +454,51 @@ export class Leader {
           (v) =>
             pending.every((step) => {
               const status = v.records.get(step.node)?.services[command.service];
-              return status?.restartDone === `${command.id}.${step.node}` && (status.state === 'ready' || status.state === 'stopped');
+              return (
+                status?.restartDone === `${command.id}.${step.node}` &&
+                (status.state === 'ready' || status.state === 'stopped')
+              );
             }),
           timeoutMs,
         );
         if (!this.#leads()) return;
         if (!ok) {
           for (const step of pending) step.state = 'failed';
-          throw new Error(`${command.service} was not ready again on ${pending.map((s) => s.node).join(', ')} within ${Math.round(timeoutMs / 1000)} s${command.rolling ? '; the rolling restart stopped there' : ''}`);
+          throw new Error(
+            `${command.service} was not ready again on ${pending.map((s) => s.node).join(', ')} within ${Math.round(timeoutMs / 1000)} s${command.rolling ? '; the rolling restart stopped there' : ''}`,
+          );
         }
         for (const step of pending) {
           step.state = 'ready';
           step.at = new Date().toISOString();
-          events.record({ type: 'restarted', service: command.service, subject: step.node, reason: `${command.service} on ${step.node} is ready again after the ${command.rolling ? 'rolling ' : ''}restart` });
+          events.record({
+            type: 'restarted',
+            service: command.service,
+            subject: step.node,
+            reason: `${command.service} on ${step.node} is ready again after the ${command.rolling ? 'rolling ' : ''}restart`,
+          });
         }
         await this.#putCommand(command);
       }
       command.state = 'done';
       command.finishedAt = new Date().toISOString();
       await this.#putCommand(command);
-      events.record({ type: 'command-done', service: command.service, reason: `${command.rolling ? 'rolling ' : ''}restart of ${command.service} done` });
+      events.record({
+        type: 'command-done',
+        service: command.service,
+        reason: `${command.rolling ? 'rolling ' : ''}restart of ${command.service} done`,
+      });
     } catch (error) {
       if (!this.#leads()) return;
       command.state = 'failed';
       command.error = (error as Error).message;
       command.finishedAt = new Date().toISOString();
       await this.#putCommand(command).catch(() => undefined);
-      events.record({ type: 'command-failed', service: command.service, reason: `restart of ${command.service} failed: ${command.error}` });
+      events.record({
+        type: 'command-failed',
+        service: command.service,
+        reason: `restart of ${command.service} failed: ${command.error}`,
+      });
     }
   }
 }

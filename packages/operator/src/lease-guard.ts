@@ -29,7 +29,10 @@ const fence = (why: string) => {
 let timer: NodeJS.Timeout | undefined;
 const arm = () => {
   if (timer) clearTimeout(timer);
-  timer = setTimeout(() => fence(`the node lease deadline ${new Date(deadline).toISOString()} passed without renewal`), Math.max(0, deadline - Date.now()));
+  timer = setTimeout(
+    () => fence(`the node lease deadline ${new Date(deadline).toISOString()} passed without renewal`),
+    Math.max(0, deadline - Date.now()),
+  );
 };
 arm();
 createInterface({ input: process.stdin })

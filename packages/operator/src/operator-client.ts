@@ -3,7 +3,14 @@ import type { Coordinator } from '@insitu/coord';
 import type { PublishedAlerts } from './alerts.js';
 import { diffSpecs, parseClusterSpec, specDigest, type SpecChange, type StoredSpec } from './cluster-spec.js';
 import { KEYS } from './keys.js';
-import { parseRecord, type CommandRecord, type NodeRecord, type OperatorEvent, type PlacementRecord, type Silence } from './records.js';
+import {
+  parseRecord,
+  type CommandRecord,
+  type NodeRecord,
+  type OperatorEvent,
+  type PlacementRecord,
+  type Silence,
+} from './records.js';
 import { parseMatchers } from './silences.js';
 
 /** What `insitu operator apply` did (or, with `dryRun`, would do). */
@@ -20,21 +27,31 @@ export interface ApplyResult {
  * or unchanged). A bad spec throws `INSITU_OPERATOR_SPEC_INVALID` before anything is read
  * or written.
  */
-export async function applySpec(coordinator: Coordinator, text: string, options: { source?: string; by: string; dryRun?: boolean }): Promise<ApplyResult> {
+export async function applySpec(
+  coordinator: Coordinator,
+  text: string,
+  options: { source?: string; by: string; dryRun?: boolean },
+): Promise<ApplyResult> {
   const spec = parseClusterSpec(text, options.source);
   const current = parseRecord<StoredSpec>(await coordinator.get(KEYS.spec));
   const changes = diffSpecs(current?.spec, spec);
   const digest = specDigest(spec);
   const records = await coordinator.list(KEYS.nodes);
   const capable = new Set<string>();
-  for (const value of records.values()) for (const service of parseRecord<NodeRecord>(value)?.capable ?? []) capable.add(service);
+  for (const value of records.values())
+    for (const service of parseRecord<NodeRecord>(value)?.capable ?? []) capable.add(service);
   const unrunnable = Object.keys(spec.services).filter((service) => !capable.has(service));
   if (options.dryRun || changes.length === 0) return { changes, digest, stored: false, unrunnable };
   const stored: StoredSpec = { spec, digest, appliedAt: new Date().toISOString(), appliedBy: options.by };
   await coordinator.put(KEYS.spec, JSON.stringify(stored));
   const event: OperatorEvent = {
-    id: newId('evt'), at: stored.appliedAt, node: 'cli', type: 'spec-applied', subject: digest,
-    reason: `cluster spec ${digest} applied by ${options.by}: ${changes.length} change(s)`, details: { changes: changes.slice(0, 50) },
+    id: newId('evt'),
+    at: stored.appliedAt,
+    node: 'cli',
+    type: 'spec-applied',
+    subject: digest,
+    reason: `cluster spec ${digest} applied by ${options.by}: ${changes.length} change(s)`,
+    details: { changes: changes.slice(0, 50) },
   };
   await coordinator.put(`${KEYS.events}${event.id}`, JSON.stringify(event));
   return { changes, digest, stored: true, unrunnable };
@@ -80,14 +97,29 @@ export async function clusterStatus(coordinator: Coordinator): Promise<ClusterSt
     const now = Date.now();
     return {
       leader,
-      spec: stored ? { digest: stored.digest, appliedAt: stored.appliedAt, appliedBy: stored.appliedBy, services: Object.keys(stored.spec.services) } : undefined,
+      spec: stored
+        ? {
+            digest: stored.digest,
+            appliedAt: stored.appliedAt,
+            appliedBy: stored.appliedBy,
+            services: Object.keys(stored.spec.services),
+          }
+        : undefined,
       nodes: [...names].sort().map((node) => {
         const record = byNode.get(node);
         return record
-          ? { node, state: 'up' as const, leaseAgeMs: Math.max(0, now - Date.parse(record.heartbeatAt)), leader: leader === node, record }
+          ? {
+              node,
+              state: 'up' as const,
+              leaseAgeMs: Math.max(0, now - Date.parse(record.heartbeatAt)),
+              leader: leader === node,
+              record,
+            }
           : { node, state: 'lost' as const, leader: leader === node };
       }),
-      placements: [...placements.values()].map((v) => parseRecord<PlacementRecord>(v)).filter((p): p is PlacementRecord => p !== undefined),
+      placements: [...placements.values()]
+        .map((v) => parseRecord<PlacementRecord>(v))
+        .filter((p): p is PlacementRecord => p !== undefined),
       alerts: parseRecord<PublishedAlerts>(alerts),
       commands: [...commands.values()]
         .map((v) => parseRecord<CommandRecord>(v))
@@ -124,23 +156,37 @@ export async function listEvents(coordinator: Coordinator, filter: EventFilter =
   const events = [...all.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([, value]) => parseRecord<OperatorEvent>(value))
-    .filter((e): e is OperatorEvent => e !== undefined && (filter.after === undefined || e.id > filter.after) && eventMatches(e, filter));
+    .filter(
+      (e): e is OperatorEvent =>
+        e !== undefined && (filter.after === undefined || e.id > filter.after) && eventMatches(e, filter),
+    );
   return events.slice(-(filter.limit ?? 100));
 }
 
 /** Ask the leader for a restart; resolves with the command's final record. */
 export async function requestRestart(
   coordinator: Coordinator,
-  input: { service: string; rolling: boolean; node?: string; by: string; timeoutMs: number; onProgress?: (command: CommandRecord) => void },
+  input: {
+    service: string;
+    rolling: boolean;
+    node?: string;
+    by: string;
+    timeoutMs: number;
+    onProgress?: (command: CommandRecord) => void;
+  },
 ): Promise<CommandRecord> {
   const stored = parseRecord<StoredSpec>(await coordinator.get(KEYS.spec));
   if (!stored?.spec.services[input.service]) {
-    throw new InsituError('INSITU_OPERATOR_UNKNOWN_SERVICE', `no service ${input.service} in the cluster spec${stored ? ` (services: ${Object.keys(stored.spec.services).join(', ')})` : ' (none applied yet)'}`);
+    throw new InsituError(
+      'INSITU_OPERATOR_UNKNOWN_SERVICE',
+      `no service ${input.service} in the cluster spec${stored ? ` (services: ${Object.keys(stored.spec.services).join(', ')})` : ' (none applied yet)'}`,
+    );
   }
   const observer = await coordinator.observe(KEYS.election);
   const leader = observer.leader();
   await observer.close();
-  if (leader === undefined) throw new InsituError('INSITU_OPERATOR_NO_LEADER', 'no operator leader is elected right now; retry shortly');
+  if (leader === undefined)
+    throw new InsituError('INSITU_OPERATOR_NO_LEADER', 'no operator leader is elected right now; retry shortly');
   const command: CommandRecord = {
     id: newId('cmd'),
     type: 'restart',
@@ -166,16 +212,27 @@ export async function requestRestart(
       }
       if (current.state === 'done') return current;
       if (current.state === 'failed') {
-        throw new InsituError('INSITU_OPERATOR_COMMAND_FAILED', `restart of ${input.service} failed: ${current.error ?? 'unknown'}`, { details: { command: current } });
+        throw new InsituError(
+          'INSITU_OPERATOR_COMMAND_FAILED',
+          `restart of ${input.service} failed: ${current.error ?? 'unknown'}`,
+          { details: { command: current } },
+        );
       }
     }
-    if (Date.now() > deadline) throw new InsituError('INSITU_OPERATOR_COMMAND_FAILED', `restart of ${input.service} did not finish within ${Math.round(input.timeoutMs / 1000)} s (command ${command.id})`);
+    if (Date.now() > deadline)
+      throw new InsituError(
+        'INSITU_OPERATOR_COMMAND_FAILED',
+        `restart of ${input.service} did not finish within ${Math.round(input.timeoutMs / 1000)} s (command ${command.id})`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
 /** Add a silence; returns it. */
-export async function addSilence(coordinator: Coordinator, input: { matcher: string; forMs: number; by: string; comment?: string }): Promise<Silence> {
+export async function addSilence(
+  coordinator: Coordinator,
+  input: { matcher: string; forMs: number; by: string; comment?: string },
+): Promise<Silence> {
   const matchers = parseMatchers(input.matcher);
   const now = Date.now();
   const silence: Silence = {
@@ -188,7 +245,11 @@ export async function addSilence(coordinator: Coordinator, input: { matcher: str
   };
   await coordinator.put(`${KEYS.silences}${silence.id}`, JSON.stringify(silence));
   const event: OperatorEvent = {
-    id: newId('evt'), at: silence.createdAt, node: 'cli', type: 'silence-added', subject: silence.id,
+    id: newId('evt'),
+    at: silence.createdAt,
+    node: 'cli',
+    type: 'silence-added',
+    subject: silence.id,
     reason: `silence ${silence.id} (${matchers.map((m) => `${m.label}=${m.value}`).join(',')}) until ${silence.endsAt} by ${input.by}${input.comment ? `: ${input.comment}` : ''}`,
   };
   await coordinator.put(`${KEYS.events}${event.id}`, JSON.stringify(event));
@@ -196,11 +257,15 @@ export async function addSilence(coordinator: Coordinator, input: { matcher: str
 }
 
 /** Active alerts (as the leader last published them) and silences in force. */
-export async function listAlerts(coordinator: Coordinator): Promise<{ alerts: PublishedAlerts | undefined; silences: Silence[] }> {
+export async function listAlerts(
+  coordinator: Coordinator,
+): Promise<{ alerts: PublishedAlerts | undefined; silences: Silence[] }> {
   const [alerts, silences] = await Promise.all([coordinator.get(KEYS.alerts), coordinator.list(KEYS.silences)]);
   const now = Date.now();
   return {
     alerts: parseRecord<PublishedAlerts>(alerts),
-    silences: [...silences.values()].map((v) => parseRecord<Silence>(v)).filter((s): s is Silence => s !== undefined && Date.parse(s.endsAt) > now),
+    silences: [...silences.values()]
+      .map((v) => parseRecord<Silence>(v))
+      .filter((s): s is Silence => s !== undefined && Date.parse(s.endsAt) > now),
   };
 }

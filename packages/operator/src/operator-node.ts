@@ -89,7 +89,11 @@ export class OperatorNode {
         await sleep(1000, this.#abort.signal);
       }
     }
-    this.events.record({ type: 'node-started', subject: config.node, reason: `${config.node} joined (pid ${process.pid}, can run ${Object.keys(config.services).join(', ') || 'nothing'})` });
+    this.events.record({
+      type: 'node-started',
+      subject: config.node,
+      reason: `${config.node} joined (pid ${process.pid}, can run ${Object.keys(config.services).join(', ') || 'nothing'})`,
+    });
     this.#watches.push(
       await coordinator.watchPrefix(KEYS.spec, () => this.#reconcileSoon()),
       await coordinator.watchPrefix(KEYS.placements, () => this.#reconcileSoon()),
@@ -107,7 +111,8 @@ export class OperatorNode {
         const lease = await coordinator.grantLease(config.timing.nodeLeaseTtlMs);
         lease.on('lost', (reason) => this.#onLeaseLost(lease, reason));
         lease.on('renewed', (sentAt: number) => {
-          for (const [name, supervisor] of this.#supervisors) if (this.#isPlacedService(name)) supervisor.extendLease(sentAt + lease.ttlMs);
+          for (const [name, supervisor] of this.#supervisors)
+            if (this.#isPlacedService(name)) supervisor.extendLease(sentAt + lease.ttlMs);
         });
         this.#lease = lease;
         await this.#publish();
@@ -122,7 +127,9 @@ export class OperatorNode {
   #onLeaseLost(lease: Lease, reason: Error): void {
     if (this.#lease !== lease || this.#closed) return;
     this.#lease = undefined;
-    const placed = [...this.#supervisors.entries()].filter(([name, s]) => this.#isPlacedService(name) && s.pid !== undefined).map(([name]) => name);
+    const placed = [...this.#supervisors.entries()]
+      .filter(([name, s]) => this.#isPlacedService(name) && s.pid !== undefined)
+      .map(([name]) => name);
     this.events.record({
       type: 'lease-lost',
       subject: this.name,
@@ -177,7 +184,9 @@ export class OperatorNode {
   }
 
   #reconcileSoon(): void {
-    this.#reconciling = this.#reconciling.then(() => this.#reconcile()).catch((error: unknown) => this.#options.logger.warn({ err: error }, 'reconcile failed'));
+    this.#reconciling = this.#reconciling
+      .then(() => this.#reconcile())
+      .catch((error: unknown) => this.#options.logger.warn({ err: error }, 'reconcile failed'));
   }
 
   /** Bring this node's children in line with the spec, the placements and the restart requests. */
@@ -220,7 +229,9 @@ export class OperatorNode {
     for (const [name, serviceSpec] of Object.entries(spec.services)) {
       const command = config.services[name];
       if (!command) continue;
-      const wanted = isPlaced(serviceSpec.placement) ? leaseAlive && (this.#placements.get(name)?.nodes.includes(config.node) ?? false) : true;
+      const wanted = isPlaced(serviceSpec.placement)
+        ? leaseAlive && (this.#placements.get(name)?.nodes.includes(config.node) ?? false)
+        : true;
       let supervisor = this.#supervisors.get(name);
       const digest = JSON.stringify([serviceSpec, command]);
       if (!supervisor) {
@@ -259,7 +270,11 @@ export class OperatorNode {
       }
       if (wanted) supervisor.start();
       else if (supervisor.pid !== undefined || supervisor.state === 'backoff') {
-        await supervisor.stop(leaseAlive ? `${name} is placed on ${this.#placements.get(name)?.nodes.join(', ') || 'no node'}` : `${this.name} has no node lease: a placed service stops (Patroni's rule)`);
+        await supervisor.stop(
+          leaseAlive
+            ? `${name} is placed on ${this.#placements.get(name)?.nodes.join(', ') || 'no node'}`
+            : `${this.name} has no node lease: a placed service stops (Patroni's rule)`,
+        );
       }
     }
     this.#publishSoonish();
@@ -317,7 +332,11 @@ export class OperatorNode {
     await this.#campaign?.catch(() => undefined);
     await this.#reconciling.catch(() => undefined);
     await Promise.all([...this.#supervisors.values()].map((s) => s.close()));
-    this.events.record({ type: 'node-stopped', subject: this.name, reason: `${this.name} left (its services stopped)` });
+    this.events.record({
+      type: 'node-stopped',
+      subject: this.name,
+      reason: `${this.name} left (its services stopped)`,
+    });
     await this.events.flush();
     await Promise.all(this.#watches.map((w) => w.close().catch(() => undefined)));
     await this.#lease?.revoke().catch(() => undefined);

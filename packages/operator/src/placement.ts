@@ -27,7 +27,12 @@ function runs(record: NodeRecord | undefined, service: string): boolean {
 
 /** Can `view` run `service` now? Live, has a command for it, and it has not failed there. */
 export function eligible(view: NodeView, service: string): boolean {
-  return view.live && view.record !== undefined && view.record.capable.includes(service) && view.record.services[service]?.failed === undefined;
+  return (
+    view.live &&
+    view.record !== undefined &&
+    view.record.capable.includes(service) &&
+    view.record.services[service]?.failed === undefined
+  );
 }
 
 function whyNot(view: NodeView | undefined, service: string): string {
@@ -51,10 +56,12 @@ export function place(
   views: ReadonlyMap<string, NodeView>,
   load: ReadonlyMap<string, number>,
 ): PlacementDecision {
-  const keep = current.filter((node) => {
-    const view = views.get(node);
-    return view !== undefined && eligible(view, service);
-  }).slice(0, count);
+  const keep = current
+    .filter((node) => {
+      const view = views.get(node);
+      return view !== undefined && eligible(view, service);
+    })
+    .slice(0, count);
   const removed = current.filter((node) => !keep.includes(node));
   const reasons = removed.map((node) => `${node} ${whyNot(views.get(node), service)}`);
   const waitingFor = removed.filter((node) => {
@@ -76,8 +83,10 @@ export function place(
   let reason = '';
   if (changed) {
     if (current.length === 0) reason = `placed ${service} on ${nodes.join(', ') || 'no node'}`;
-    else if (added.length > 0 && removed.length > 0) reason = `moved ${service} from ${removed.join(', ')} to ${added.join(', ')}: ${reasons.join('; ')}`;
-    else if (removed.length > 0) reason = `took ${service} off ${removed.join(', ')}: ${reasons.join('; ')}${waitingFor.length > 0 ? `; waiting for it to stop on ${waitingFor.join(', ')} before starting it elsewhere` : ''}`;
+    else if (added.length > 0 && removed.length > 0)
+      reason = `moved ${service} from ${removed.join(', ')} to ${added.join(', ')}: ${reasons.join('; ')}`;
+    else if (removed.length > 0)
+      reason = `took ${service} off ${removed.join(', ')}: ${reasons.join('; ')}${waitingFor.length > 0 ? `; waiting for it to stop on ${waitingFor.join(', ')} before starting it elsewhere` : ''}`;
     else reason = `placed ${service} also on ${added.join(', ')}`;
   }
   return { nodes, changed, reason, short: Math.max(0, count - nodes.length), waitingFor };

@@ -15,7 +15,10 @@ export interface ProbeResult {
 export async function httpProbe(url: string, timeoutMs: number): Promise<ProbeResult> {
   const started = Date.now();
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { 'user-agent': 'insitu-operator' } });
+    const response = await fetch(url, {
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: { 'user-agent': 'insitu-operator' },
+    });
     await response.arrayBuffer().catch(() => undefined);
     const at = Date.now();
     return response.ok
@@ -24,7 +27,10 @@ export async function httpProbe(url: string, timeoutMs: number): Promise<ProbeRe
   } catch (error) {
     const at = Date.now();
     const cause = (error as Error & { cause?: { code?: string } }).cause;
-    const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (cause?.code ?? (error as Error).message);
+    const reason =
+      (error as Error).name === 'TimeoutError'
+        ? `no answer within ${timeoutMs} ms`
+        : (cause?.code ?? (error as Error).message);
     return { ok: false, at, ms: at - started, error: reason };
   }
 }

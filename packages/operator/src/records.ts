@@ -1,5 +1,6 @@
 /** What a service is doing on one node. */
-export type ServiceState = 'starting' | 'running' | 'ready' | 'unhealthy' | 'backoff' | 'stopping' | 'stopped' | 'failed';
+export type ServiceState =
+  'starting' | 'running' | 'ready' | 'unhealthy' | 'backoff' | 'stopping' | 'stopped' | 'failed';
 
 /** The last probe of a kind, as published. */
 export interface ProbeStatus {
@@ -89,7 +90,12 @@ export interface CommandRecord {
   by: string;
   state: 'pending' | 'running' | 'done' | 'failed';
   /** Nodes in order, each with its state. */
-  steps: { node: string; state: 'pending' | 'draining' | 'restarting' | 'ready' | 'failed'; at?: string; error?: string }[];
+  steps: {
+    node: string;
+    state: 'pending' | 'draining' | 'restarting' | 'ready' | 'failed';
+    at?: string;
+    error?: string;
+  }[];
   error?: string;
   finishedAt?: string;
 }

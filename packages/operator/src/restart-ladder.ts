@@ -12,7 +12,8 @@ export interface LadderPolicy {
 }
 
 /** What to do after an exit: restart after `delayMs`, or give up (the budget ran out). */
-export type LadderDecision = { action: 'restart'; delayMs: number; attempt: number } | { action: 'fail'; restartsInWindow: number };
+export type LadderDecision =
+  { action: 'restart'; delayMs: number; attempt: number } | { action: 'fail'; restartsInWindow: number };
 
 /**
  * The recovery ladder of one service on one node: the first crash restarts at once, then
@@ -40,7 +41,11 @@ export class RestartLadder {
     if (step === 0) return { action: 'restart', delayMs: 0, attempt: 1 };
     const base = Math.min(this.policy.backoffMaxMs, this.policy.backoffInitialMs * 2 ** (step - 1));
     const factor = 1 + this.policy.jitter * (2 * this.random() - 1);
-    return { action: 'restart', delayMs: Math.max(0, Math.round(Math.min(this.policy.backoffMaxMs * (1 + this.policy.jitter), base * factor))), attempt: step + 1 };
+    return {
+      action: 'restart',
+      delayMs: Math.max(0, Math.round(Math.min(this.policy.backoffMaxMs * (1 + this.policy.jitter), base * factor))),
+      attempt: step + 1,
+    };
   }
 
   /** Restarts counted in the window at `now`. */

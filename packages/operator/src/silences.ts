@@ -12,15 +12,23 @@ export type AlertLabel = (typeof ALERT_LABELS)[number];
  */
 export function parseMatchers(text: string): Silence['matchers'] {
   const parts = text.split(/[\s,]+/).filter((part) => part.length > 0);
-  if (parts.length === 0) throw new InsituError('INSITU_USAGE', 'a silence needs a matcher, e.g. node=node2 or condition=service-failed,service=server');
+  if (parts.length === 0)
+    throw new InsituError(
+      'INSITU_USAGE',
+      'a silence needs a matcher, e.g. node=node2 or condition=service-failed,service=server',
+    );
   return parts.map((part) => {
     const eq = part.indexOf('=');
     const label = eq < 0 ? 'condition' : part.slice(0, eq);
     const value = eq < 0 ? part : part.slice(eq + 1);
     if (!(ALERT_LABELS as readonly string[]).includes(label)) {
-      throw new InsituError('INSITU_USAGE', `unknown alert label "${label}" in "${part}"; labels: ${ALERT_LABELS.join(', ')}`);
+      throw new InsituError(
+        'INSITU_USAGE',
+        `unknown alert label "${label}" in "${part}"; labels: ${ALERT_LABELS.join(', ')}`,
+      );
     }
-    if (!/^[A-Za-z0-9@._*:-]{1,200}$/.test(value)) throw new InsituError('INSITU_USAGE', `bad value in matcher "${part}": letters, digits, @ . _ : - and * only`);
+    if (!/^[A-Za-z0-9@._*:-]{1,200}$/.test(value))
+      throw new InsituError('INSITU_USAGE', `bad value in matcher "${part}": letters, digits, @ . _ : - and * only`);
     return { label, value };
   });
 }

@@ -10,7 +10,13 @@ import type { ExitStatus, ProbeStatus, ServiceState, ServiceStatus } from './rec
 import { RestartLadder } from './restart-ladder.js';
 
 /** Records an operator event (start, restart, probe failure, failed…). */
-export type EventSink = (event: { type: string; service?: string; subject?: string; reason: string; details?: Record<string, unknown> }) => void;
+export type EventSink = (event: {
+  type: string;
+  service?: string;
+  subject?: string;
+  reason: string;
+  details?: Record<string, unknown>;
+}) => void;
 
 /** Options of {@link ServiceSupervisor}. */
 export interface SupervisorOptions {
@@ -106,7 +112,9 @@ export class ServiceSupervisor extends EventEmitter {
       ...(this.#startedAt !== undefined && this.#child ? { startedAt: new Date(this.#startedAt).toISOString() } : {}),
       restarts: this.#restarts,
       restartsInWindow: this.#ladder.restartsInWindow(now),
-      ...(this.#nextStartAt !== undefined && this.#state === 'backoff' ? { nextStartAt: new Date(this.#nextStartAt).toISOString() } : {}),
+      ...(this.#nextStartAt !== undefined && this.#state === 'backoff'
+        ? { nextStartAt: new Date(this.#nextStartAt).toISOString() }
+        : {}),
       ...(this.#lastExit ? { lastExit: this.#lastExit } : {}),
       ...(this.#liveness ? { liveness: this.#liveness } : {}),
       ...(this.#readiness ? { readiness: this.#readiness } : {}),
@@ -212,7 +220,9 @@ export class ServiceSupervisor extends EventEmitter {
     }
     const wrapper = this.options.deathSignalWrapper ?? [];
     this.#guarded = deadline !== undefined;
-    const argv = this.#guarded ? [...wrapper, process.execPath, LEASE_GUARD, String(deadline), ...wrapper, ...this.#command.command] : [...wrapper, ...this.#command.command];
+    const argv = this.#guarded
+      ? [...wrapper, process.execPath, LEASE_GUARD, String(deadline), ...wrapper, ...this.#command.command]
+      : [...wrapper, ...this.#command.command];
     const [file, ...args] = argv as [string, ...string[]];
     const log = this.#openLog();
     let child: ChildProcess;
@@ -271,19 +281,27 @@ export class ServiceSupervisor extends EventEmitter {
     const spec = this.#spec;
     if (spec.liveness && target) {
       const liveness = spec.liveness;
-      const timer = setInterval(() => void this.#probe('liveness', liveness.path, liveness.timeoutMs, liveness.failureThreshold), liveness.periodMs);
+      const timer = setInterval(
+        () => void this.#probe('liveness', liveness.path, liveness.timeoutMs, liveness.failureThreshold),
+        liveness.periodMs,
+      );
       timer.unref();
       this.#probeTimers.push(timer);
     }
     if (spec.readiness && this.#command.health) {
       const readiness = spec.readiness;
-      const timer = setInterval(() => void this.#probe('readiness', readiness.path, readiness.timeoutMs, readiness.failureThreshold), readiness.periodMs);
+      const timer = setInterval(
+        () => void this.#probe('readiness', readiness.path, readiness.timeoutMs, readiness.failureThreshold),
+        readiness.periodMs,
+      );
       timer.unref();
       this.#probeTimers.push(timer);
     }
     // The first probes run at once: a service that is up is seen ready without waiting a period.
-    if (spec.liveness && target) void this.#probe('liveness', spec.liveness.path, spec.liveness.timeoutMs, spec.liveness.failureThreshold);
-    if (spec.readiness && this.#command.health) void this.#probe('readiness', spec.readiness.path, spec.readiness.timeoutMs, spec.readiness.failureThreshold);
+    if (spec.liveness && target)
+      void this.#probe('liveness', spec.liveness.path, spec.liveness.timeoutMs, spec.liveness.failureThreshold);
+    if (spec.readiness && this.#command.health)
+      void this.#probe('readiness', spec.readiness.path, spec.readiness.timeoutMs, spec.readiness.failureThreshold);
     if (!spec.liveness || !target) {
       // Without a liveness probe, a live process is all we can know.
       this.#livenessOkOnce = true;
@@ -304,11 +322,21 @@ export class ServiceSupervisor extends EventEmitter {
     if (child !== this.#child || this.#stopping) return;
     const previous = kind === 'liveness' ? this.#liveness : this.#readiness;
     const failures = result.ok ? 0 : (previous?.failures ?? 0) + 1;
-    const status: ProbeStatus = { ok: result.ok, at: new Date(result.at).toISOString(), ms: result.ms, failures, ...(result.error ? { error: result.error } : {}) };
+    const status: ProbeStatus = {
+      ok: result.ok,
+      at: new Date(result.at).toISOString(),
+      ms: result.ms,
+      failures,
+      ...(result.error ? { error: result.error } : {}),
+    };
     if (kind === 'readiness') {
       this.#readiness = status;
       if (!result.ok && failures === 1 && previous?.ok) {
-        this.options.record({ type: 'probe-failed', service: this.name, reason: `readiness probe ${path} failed: ${result.error ?? 'not ready'}` });
+        this.options.record({
+          type: 'probe-failed',
+          service: this.name,
+          reason: `readiness probe ${path} failed: ${result.error ?? 'not ready'}`,
+        });
       }
       this.#refreshRunningState();
       return;
@@ -320,7 +348,8 @@ export class ServiceSupervisor extends EventEmitter {
       this.#refreshRunningState();
       return;
     }
-    const inGrace = !this.#livenessOkOnce && this.#startedAt !== undefined && result.at - this.#startedAt < this.#spec.startupGraceMs;
+    const inGrace =
+      !this.#livenessOkOnce && this.#startedAt !== undefined && result.at - this.#startedAt < this.#spec.startupGraceMs;
     if (inGrace) {
       // Still starting: failures do not count yet.
       this.#liveness = { ...status, failures: 0 };
@@ -373,7 +402,10 @@ export class ServiceSupervisor extends EventEmitter {
     };
     signalGroup('SIGTERM');
     const grace = setTimeout(() => {
-      this.options.logger.warn({ service: this.name, pid: child.pid }, `${this.name} ignored SIGTERM for ${this.#spec.stopGraceMs} ms: SIGKILL`);
+      this.options.logger.warn(
+        { service: this.name, pid: child.pid },
+        `${this.name} ignored SIGTERM for ${this.#spec.stopGraceMs} ms: SIGKILL`,
+      );
       signalGroup('SIGKILL');
     }, this.#spec.stopGraceMs);
     grace.unref();
@@ -399,13 +431,23 @@ export class ServiceSupervisor extends EventEmitter {
     this.#child = undefined;
     this.#stopProbes();
     const now = Date.now();
-    const reason = startError ?? (this.#killReason ? `killed: ${this.#killReason}` : signal ? `killed by ${signal}` : `exited with code ${code ?? '?'}`);
+    const reason =
+      startError ??
+      (this.#killReason
+        ? `killed: ${this.#killReason}`
+        : signal
+          ? `killed by ${signal}`
+          : `exited with code ${code ?? '?'}`);
     this.#lastExit = { at: new Date(now).toISOString(), code, signal, reason };
     if (this.#guarded && code === GUARD_FENCED_EXIT && !this.#stopping) {
       // Killed by its lease guard: the node lost its lease, which is no crash of the service.
       this.#lastExit = { ...this.#lastExit, reason: 'killed by the lease guard: the node lease deadline passed' };
       this.#setState('stopped');
-      this.options.record({ type: 'fenced', service: this.name, reason: `${this.name} was killed at the node lease deadline (the node could not renew its lease; the leader may start it elsewhere)` });
+      this.options.record({
+        type: 'fenced',
+        service: this.name,
+        reason: `${this.name} was killed at the node lease deadline (the node could not renew its lease; the leader may start it elsewhere)`,
+      });
       return;
     }
     if (this.#stopping) {
@@ -425,7 +467,11 @@ export class ServiceSupervisor extends EventEmitter {
         reason: `${reason}; restart budget of ${this.#spec.restart.budget} in ${Math.round(this.#spec.restart.windowMs / 1000)} s used up`,
       };
       this.#setState('failed');
-      this.options.record({ type: 'failed', service: this.name, reason: `${this.name} failed on this node: ${this.#failed.reason}` });
+      this.options.record({
+        type: 'failed',
+        service: this.name,
+        reason: `${this.name} failed on this node: ${this.#failed.reason}`,
+      });
       this.emit('failed', this.#failed.reason);
       return;
     }

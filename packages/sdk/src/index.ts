@@ -14,7 +14,18 @@
  */
 export { FILTER_OPS, AGGREGATE_FNS } from './data-query.js';
 export type {
-  FilterOp, AggregateFn, DataValue, Filter, OrderBy, Aggregate, DataQuery, DataColumn, DatasetInfo, SchemaLine, EndLine, ErrorLine,
+  FilterOp,
+  AggregateFn,
+  DataValue,
+  Filter,
+  OrderBy,
+  Aggregate,
+  DataQuery,
+  DataColumn,
+  DatasetInfo,
+  SchemaLine,
+  EndLine,
+  ErrorLine,
 } from './data-query.js';
 export { DataApiError } from './data-api-error.js';
 export { readDataset, listDatasets } from './read-dataset.js';

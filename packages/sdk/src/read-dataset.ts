@@ -22,7 +22,12 @@ export interface ReadArraysOptions extends ReadOptions {
 
 function socketOf(options: DataApiOptions): string {
   const socketPath = options.socketPath ?? process.env.INSITU_DATA_API;
-  if (!socketPath) throw new DataApiError('INSITU_DATA_SOURCE_UNAVAILABLE', 'no data API: INSITU_DATA_API is not set (is this running under the Insitu agent?)', 503);
+  if (!socketPath)
+    throw new DataApiError(
+      'INSITU_DATA_SOURCE_UNAVAILABLE',
+      'no data API: INSITU_DATA_API is not set (is this running under the Insitu agent?)',
+      503,
+    );
   return socketPath;
 }
 
@@ -35,12 +40,23 @@ function call(method: string, path: string, body: unknown, options: DataApiOptio
         socketPath,
         method,
         path,
-        headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        headers:
+          payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
         ...(options.signal ? { signal: options.signal } : {}),
       },
       resolve,
     );
-    req.on('error', (error) => reject(new DataApiError('INSITU_DATA_SOURCE_UNAVAILABLE', `data API unreachable at ${socketPath}: ${error.message}`, 503)));
+    req.on('error', (error) =>
+      reject(
+        new DataApiError(
+          'INSITU_DATA_SOURCE_UNAVAILABLE',
+          `data API unreachable at ${socketPath}: ${error.message}`,
+          503,
+        ),
+      ),
+    );
     req.end(payload);
   });
 }
@@ -56,11 +72,16 @@ async function failure(response: IncomingMessage): Promise<DataApiError> {
   const text = await readAll(response);
   try {
     const body = JSON.parse(text) as { error?: { code?: string; message?: string } };
-    if (body.error?.code) return new DataApiError(body.error.code, body.error.message ?? body.error.code, response.statusCode ?? 500);
+    if (body.error?.code)
+      return new DataApiError(body.error.code, body.error.message ?? body.error.code, response.statusCode ?? 500);
   } catch {
     // not JSON: fall through
   }
-  return new DataApiError('INSITU_INTERNAL', `data API answered ${response.statusCode}: ${text.slice(0, 200)}`, response.statusCode ?? 500);
+  return new DataApiError(
+    'INSITU_INTERNAL',
+    `data API answered ${response.statusCode}: ${text.slice(0, 200)}`,
+    response.statusCode ?? 500,
+  );
 }
 
 /** The datasets this application may read, with their columns. */
@@ -76,13 +97,19 @@ function toQuery(options: ReadOptions): DataQuery {
   const query: DataQuery = rest;
   if (orderBy !== undefined) {
     const list = Array.isArray(orderBy) ? orderBy : [orderBy];
-    query.orderBy = list.map((o) => (typeof o === 'string' ? (o.startsWith('-') ? { column: o.slice(1), direction: 'desc' } : { column: o }) : o));
+    query.orderBy = list.map((o) =>
+      typeof o === 'string' ? (o.startsWith('-') ? { column: o.slice(1), direction: 'desc' } : { column: o }) : o,
+    );
   }
   return query;
 }
 
 /** The rows of a query as arrays, after the schema line; throws a {@link DataApiError} on an error line. */
-async function* streamRows(name: string, options: ReadOptions, onSchema: (columns: DataColumn[]) => void): AsyncGenerator<DataValue[]> {
+async function* streamRows(
+  name: string,
+  options: ReadOptions,
+  onSchema: (columns: DataColumn[]) => void,
+): AsyncGenerator<DataValue[]> {
   const response = await call('POST', `/v1/datasets/${encodeURIComponent(name)}/query`, toQuery(options), options);
   if (response.statusCode !== 200) throw await failure(response);
   response.setEncoding('utf8');
@@ -107,7 +134,11 @@ async function* streamRows(name: string, options: ReadOptions, onSchema: (column
           yield JSON.parse(line) as DataValue[];
           continue;
         }
-        const control = JSON.parse(line) as { columns?: DataColumn[]; end?: EndLine['end']; error?: { code: string; message: string } };
+        const control = JSON.parse(line) as {
+          columns?: DataColumn[];
+          end?: EndLine['end'];
+          error?: { code: string; message: string };
+        };
         if (control.columns) onSchema(control.columns);
         else if (control.error) throw new DataApiError(control.error.code, control.error.message, 500);
         else if (control.end) {
@@ -135,7 +166,10 @@ async function* streamRows(name: string, options: ReadOptions, onSchema: (column
  */
 export function readDataset(name: string, options: ReadArraysOptions): AsyncGenerator<DataValue[]>;
 export function readDataset(name: string, options?: ReadOptions): AsyncGenerator<Record<string, DataValue>>;
-export async function* readDataset(name: string, options: ReadOptions & { arrays?: boolean } = {}): AsyncGenerator<DataValue[] | Record<string, DataValue>> {
+export async function* readDataset(
+  name: string,
+  options: ReadOptions & { arrays?: boolean } = {},
+): AsyncGenerator<DataValue[] | Record<string, DataValue>> {
   let names: string[] = [];
   const rows = streamRows(name, options, (columns) => {
     names = columns.map((c) => c.name);

@@ -33,7 +33,11 @@ export type Handlers = Record<string, Handler>;
 const RESPONSE = Symbol.for('insitu.sdk.response');
 
 /** A value handlers may return to choose the status and headers. */
-export function respond(status: number, body?: unknown, headers: Record<string, string> = {}): AppResponse & { [RESPONSE]: true } {
+export function respond(
+  status: number,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): AppResponse & { [RESPONSE]: true } {
   return { status, body, headers, [RESPONSE]: true };
 }
 
@@ -60,7 +64,11 @@ function decodeParam(text: string): string | undefined {
   }
 }
 
-function matchRoute(routes: Route[], method: string, path: string): { route: Route; params: Record<string, string> } | 'method' | 'bad-path' | undefined {
+function matchRoute(
+  routes: Route[],
+  method: string,
+  path: string,
+): { route: Route; params: Record<string, string> } | 'method' | 'bad-path' | undefined {
   const parts = path.split('/').slice(1);
   let wrongMethod = false;
   for (const route of routes) {
@@ -87,7 +95,10 @@ function matchRoute(routes: Route[], method: string, path: string): { route: Rou
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (typeof body === 'string' || Buffer.isBuffer(body)) {
-    res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream', ...headers });
+    res.writeHead(status, {
+      'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream',
+      ...headers,
+    });
     res.end(body);
     return;
   }
@@ -112,18 +123,27 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 export function serve(handlers: Handlers, options: { socketPath?: string } = {}): Promise<Server> {
   const fdText = options.socketPath === undefined ? process.env.INSITU_LISTEN_FD : undefined;
   const socketPath = options.socketPath ?? process.env.INSITU_LISTEN;
-  if (!fdText && !socketPath) throw new Error('no socket to serve on: neither INSITU_LISTEN_FD nor INSITU_LISTEN is set (is this running under the Insitu agent?)');
+  if (!fdText && !socketPath)
+    throw new Error(
+      'no socket to serve on: neither INSITU_LISTEN_FD nor INSITU_LISTEN is set (is this running under the Insitu agent?)',
+    );
   const fd = fdText ? Number(fdText) : undefined;
-  if (fd !== undefined && !(Number.isInteger(fd) && fd >= 0)) throw new Error(`INSITU_LISTEN_FD is not a descriptor: ${fdText}`);
+  if (fd !== undefined && !(Number.isInteger(fd) && fd >= 0))
+    throw new Error(`INSITU_LISTEN_FD is not a descriptor: ${fdText}`);
   const routes = compile(handlers);
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://app');
     const method = req.method ?? 'GET';
     const found = matchRoute(routes, method, url.pathname);
-    if (found === 'bad-path') return send(res, 400, { error: { code: 'BAD_PATH', message: 'a path parameter is not valid percent-encoded UTF-8' } });
+    if (found === 'bad-path')
+      return send(res, 400, {
+        error: { code: 'BAD_PATH', message: 'a path parameter is not valid percent-encoded UTF-8' },
+      });
     if (found === undefined || found === 'method') {
       if (found === undefined && url.pathname === '/healthz') return send(res, 200, { ok: true });
-      return send(res, found === 'method' ? 405 : 404, { error: { code: found === 'method' ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND', message: `${method} ${url.pathname}` } });
+      return send(res, found === 'method' ? 405 : 404, {
+        error: { code: found === 'method' ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND', message: `${method} ${url.pathname}` },
+      });
     }
     let bodyText: Promise<string> | undefined;
     const text = () => {
@@ -156,8 +176,11 @@ export function serve(handlers: Handlers, options: { socketPath?: string } = {})
           } else send(res, 200, result);
         },
         (error: unknown) => {
-          process.stderr.write(`insitu app: ${method} ${url.pathname} failed: ${(error as Error)?.stack ?? String(error)}\n`);
-          if (!res.headersSent) send(res, 500, { error: { code: 'APP_ERROR', message: 'the application failed to answer' } });
+          process.stderr.write(
+            `insitu app: ${method} ${url.pathname} failed: ${(error as Error)?.stack ?? String(error)}\n`,
+          );
+          if (!res.headersSent)
+            send(res, 500, { error: { code: 'APP_ERROR', message: 'the application failed to answer' } });
           else res.destroy();
         },
       );

@@ -24,7 +24,8 @@ function raw(socketPath: string, text: string): Promise<string> {
       answer += c.toString();
       if (/\r\n\r\n/.test(answer)) {
         const length = Number(/content-length: (\d+)/i.exec(answer)?.[1] ?? -1);
-        if (length >= 0 && Buffer.byteLength(answer.split('\r\n\r\n').slice(1).join('\r\n\r\n')) >= length) socket.end();
+        if (length >= 0 && Buffer.byteLength(answer.split('\r\n\r\n').slice(1).join('\r\n\r\n')) >= length)
+          socket.end();
       }
     });
     socket.on('end', () => resolve(answer));
@@ -42,7 +43,10 @@ describe('python serve() request bodies', () => {
   before(async () => {
     dir = await makeTempDir('insitu-sdk-py-');
     socketPath = join(dir, 'app.sock');
-    child = spawn('python3', ['-c', APP, socketPath], { env: { ...process.env, PYTHONPATH: PYTHON_DIR }, stdio: ['ignore', 'ignore', 'inherit'] });
+    child = spawn('python3', ['-c', APP, socketPath], {
+      env: { ...process.env, PYTHONPATH: PYTHON_DIR },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     // Wait for the socket to appear, with a deadline (the SDK package does not depend on core's waitFor).
     const deadline = Date.now() + 20_000;
     while (!existsSync(socketPath)) {
@@ -62,13 +66,19 @@ describe('python serve() request bodies', () => {
   });
 
   it('reads a chunked body, with extensions and a trailer', async () => {
-    const answer = await raw(socketPath, 'POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nx-sum: 1\r\n\r\n');
+    const answer = await raw(
+      socketPath,
+      'POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nx-sum: 1\r\n\r\n',
+    );
     assert.match(answer, /^HTTP\/1\.[01] 200/);
     assert.match(answer, /\{"length": 12, "text": "hello, world"\}/);
   });
 
   it('answers 400 to a malformed chunked body', async () => {
-    const answer = await raw(socketPath, 'POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n');
+    const answer = await raw(
+      socketPath,
+      'POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n',
+    );
     assert.match(answer, /^HTTP\/1\.[01] 400/);
   });
 });

@@ -6,7 +6,12 @@ import type { Server } from 'node:http';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
 import { DataApiError, readDataset, respond, serve } from '../src/index.js';
 
-function get(socketPath: string, method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
+function get(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: string,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, method, path }, (res) => {
       let text = '';
@@ -43,7 +48,10 @@ describe('sdk serve()', () => {
   });
 
   it('routes with parameters, answers JSON, and lets handlers choose the status', async () => {
-    assert.deepEqual(JSON.parse((await get(socketPath, 'GET', '/hello/ana%20b?loud=1')).text), { hello: 'ana b', loud: true });
+    assert.deepEqual(JSON.parse((await get(socketPath, 'GET', '/hello/ana%20b?loud=1')).text), {
+      hello: 'ana b',
+      loud: true,
+    });
     const echoed = await get(socketPath, 'POST', '/echo', '{"a":1}');
     assert.deepEqual([echoed.status, JSON.parse(echoed.text)], [201, { a: 1 }]);
   });
@@ -58,6 +66,9 @@ describe('sdk serve()', () => {
   });
 
   it('readDataset without a data API says so clearly', async () => {
-    await assert.rejects(readDataset('x', { socketPath: join(dir, 'missing.sock') }).next(), (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATA_SOURCE_UNAVAILABLE');
+    await assert.rejects(
+      readDataset('x', { socketPath: join(dir, 'missing.sock') }).next(),
+      (e: unknown) => e instanceof DataApiError && e.code === 'INSITU_DATA_SOURCE_UNAVAILABLE',
+    );
   });
 });

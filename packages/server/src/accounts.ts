@@ -1,5 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { InsituError, generateSecret, hashPassword, hashSecret, verifyPassword, type PasswordKdfCost } from '@insitu/core';
+import {
+  InsituError,
+  generateSecret,
+  hashPassword,
+  hashSecret,
+  verifyPassword,
+  type PasswordKdfCost,
+} from '@insitu/core';
 import { isUniqueViolation, type OrgRow, type Repositories, type Role, type Store, type UserRow } from '@insitu/store';
 
 /** A freshly issued bearer session; `token` exists only in this object. */
@@ -21,34 +28,55 @@ export async function issueSession(repos: Repositories, user: UserRow, ttlMs: nu
 }
 
 /** Check email and password; a wrong email and a wrong password fail alike. */
-export async function signIn(store: Store, email: string, password: string, ttlMs: number, cost: PasswordKdfCost): Promise<IssuedSession> {
+export async function signIn(
+  store: Store,
+  email: string,
+  password: string,
+  ttlMs: number,
+  cost: PasswordKdfCost,
+): Promise<IssuedSession> {
   const user = await store.users.getByEmail(email);
   if (!user || user.status !== 'active') {
     decoyHash ??= hashPassword(generateSecret('decoy'), cost);
     await verifyPassword(password, await decoyHash);
     throw new InsituError('INSITU_BAD_CREDENTIALS', 'wrong email or password');
   }
-  if (!(await verifyPassword(password, user.password_hash))) throw new InsituError('INSITU_BAD_CREDENTIALS', 'wrong email or password');
+  if (!(await verifyPassword(password, user.password_hash)))
+    throw new InsituError('INSITU_BAD_CREDENTIALS', 'wrong email or password');
   return issueSession(store, user, ttlMs);
 }
 
 /** Create an organisation, turning a duplicate name into `INSITU_CONFLICT`. */
-export async function createOrg(repos: Repositories, input: { name: string; displayName?: string; status: OrgRow['status']; kind?: OrgRow['kind'] }): Promise<OrgRow> {
+export async function createOrg(
+  repos: Repositories,
+  input: { name: string; displayName?: string; status: OrgRow['status']; kind?: OrgRow['kind'] },
+): Promise<OrgRow> {
   try {
-    return await repos.orgs.create({ name: input.name, displayName: input.displayName ?? input.name, status: input.status, kind: input.kind ?? 'member' });
+    return await repos.orgs.create({
+      name: input.name,
+      displayName: input.displayName ?? input.name,
+      status: input.status,
+      kind: input.kind ?? 'member',
+    });
   } catch (error) {
-    if (isUniqueViolation(error)) throw new InsituError('INSITU_CONFLICT', `an organisation named "${input.name}" exists already`);
+    if (isUniqueViolation(error))
+      throw new InsituError('INSITU_CONFLICT', `an organisation named "${input.name}" exists already`);
     throw error;
   }
 }
 
 /** Create a user with a password, turning a duplicate email into `INSITU_CONFLICT`. */
-export async function createUser(repos: Repositories, input: { email: string; name: string; password: string }, cost: PasswordKdfCost): Promise<UserRow> {
+export async function createUser(
+  repos: Repositories,
+  input: { email: string; name: string; password: string },
+  cost: PasswordKdfCost,
+): Promise<UserRow> {
   const passwordHash = await hashPassword(input.password, cost);
   try {
     return await repos.users.create({ email: input.email, name: input.name, passwordHash });
   } catch (error) {
-    if (isUniqueViolation(error)) throw new InsituError('INSITU_CONFLICT', `a user with email ${input.email} exists already`);
+    if (isUniqueViolation(error))
+      throw new InsituError('INSITU_CONFLICT', `a user with email ${input.email} exists already`);
     throw error;
   }
 }
@@ -62,7 +90,11 @@ export async function signUp(
   input: { org: { name: string; displayName?: string }; user: { email: string; name: string; password: string } },
   options: { mode: 'open' | 'approval' | 'closed'; cost: PasswordKdfCost; sessionTtlMs: number },
 ): Promise<{ org: OrgRow; session: IssuedSession }> {
-  if (options.mode === 'closed') throw new InsituError('INSITU_SIGNUP_CLOSED', 'sign-up is closed on this platform; ask an administrator for an account');
+  if (options.mode === 'closed')
+    throw new InsituError(
+      'INSITU_SIGNUP_CLOSED',
+      'sign-up is closed on this platform; ask an administrator for an account',
+    );
   const passwordHash = await hashPassword(input.user.password, options.cost);
   return store.transaction(async (tx) => {
     const org = await createOrg(tx, { ...input.org, status: options.mode === 'open' ? 'active' : 'pending' });
@@ -70,7 +102,8 @@ export async function signUp(
     try {
       user = await tx.users.create({ email: input.user.email, name: input.user.name, passwordHash });
     } catch (error) {
-      if (isUniqueViolation(error)) throw new InsituError('INSITU_CONFLICT', `a user with email ${input.user.email} exists already`);
+      if (isUniqueViolation(error))
+        throw new InsituError('INSITU_CONFLICT', `a user with email ${input.user.email} exists already`);
       throw error;
     }
     await tx.users.addRole(org.id, user.id, 'admin');
@@ -90,24 +123,46 @@ export interface PlatformInit {
  * Create the platform's own organisation and its first administrator, once. Throws
  * `INSITU_ALREADY_INITIALISED` if the platform organisation exists.
  */
-export async function initPlatform(store: Store, input: { adminEmail: string; adminName?: string; password?: string }, cost: PasswordKdfCost): Promise<PlatformInit> {
+export async function initPlatform(
+  store: Store,
+  input: { adminEmail: string; adminName?: string; password?: string },
+  cost: PasswordKdfCost,
+): Promise<PlatformInit> {
   const password = input.password ?? randomBytes(18).toString('base64url');
   const passwordHash = await hashPassword(password, cost);
   return store.transaction(async (tx) => {
-    if (await tx.orgs.platform()) throw new InsituError('INSITU_ALREADY_INITIALISED', 'the platform has an administrator already');
-    const org = await createOrg(tx, { name: 'platform', displayName: 'Platform administration', status: 'active', kind: 'platform' });
-    const admin = await tx.users.create({ email: input.adminEmail, name: input.adminName ?? 'Administrator', passwordHash });
+    if (await tx.orgs.platform())
+      throw new InsituError('INSITU_ALREADY_INITIALISED', 'the platform has an administrator already');
+    const org = await createOrg(tx, {
+      name: 'platform',
+      displayName: 'Platform administration',
+      status: 'active',
+      kind: 'platform',
+    });
+    const admin = await tx.users.create({
+      email: input.adminEmail,
+      name: input.adminName ?? 'Administrator',
+      passwordHash,
+    });
     await tx.users.addRole(org.id, admin.id, 'admin');
     return { org, admin, password };
   });
 }
 
 /** Refuse a change that would leave an organisation without an admin. */
-export async function guardLastAdmin(repos: Repositories, orgId: string, userId: string, newRoles: readonly Role[]): Promise<void> {
+export async function guardLastAdmin(
+  repos: Repositories,
+  orgId: string,
+  userId: string,
+  newRoles: readonly Role[],
+): Promise<void> {
   if (newRoles.includes('admin')) return;
   const current = await repos.users.memberships(userId);
   const isAdmin = current.some((m) => m.orgId === orgId && m.role === 'admin');
   if (isAdmin && (await repos.users.countWithRole(orgId, 'admin')) <= 1) {
-    throw new InsituError('INSITU_LAST_ADMIN', 'this is the last administrator of the organisation; make someone else admin first');
+    throw new InsituError(
+      'INSITU_LAST_ADMIN',
+      'this is the last administrator of the organisation; make someone else admin first',
+    );
   }
 }

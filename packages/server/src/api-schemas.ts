@@ -1,10 +1,22 @@
-import { AgentDesiredSchema as CoreAgentDesiredSchema, AppNameSchema, DatasetSchema, IdSchema, ServiceNameSchema, PageQuerySchema, PageSchema, SlugSchema, TagSchema, TimestampSchema } from '@insitu/core';
+import {
+  AgentDesiredSchema as CoreAgentDesiredSchema,
+  AppNameSchema,
+  DatasetSchema,
+  IdSchema,
+  ServiceNameSchema,
+  PageQuerySchema,
+  PageSchema,
+  SlugSchema,
+  TagSchema,
+  TimestampSchema,
+} from '@insitu/core';
 import Type, { type Static } from 'typebox';
 
 const Closed = { additionalProperties: false } as const;
 
 export const RoleSchema = Type.Enum(['admin', 'provider', 'developer', 'user'] as const, {
-  description: 'admin: manages the organisation and holds every role in it; provider: offers data; developer: writes applications; user: calls services',
+  description:
+    'admin: manages the organisation and holds every role in it; provider: offers data; developer: writes applications; user: calls services',
 });
 const Email = Type.String({ format: 'email', maxLength: 254 });
 const Password = Type.String({ minLength: 10, maxLength: 200, description: 'At least 10 characters' });
@@ -13,20 +25,22 @@ const Description = Type.String({ maxLength: 4000 });
 
 // Resources
 
-export const OrgSchema = Type.Object(
-  {
-    id: IdSchema,
-    name: Type.String(),
-    displayName: Type.String(),
-    kind: Type.Enum(['platform', 'member'] as const),
-    status: Type.Enum(['active', 'pending', 'suspended'] as const),
-    createdAt: TimestampSchema,
-  },
-);
+export const OrgSchema = Type.Object({
+  id: IdSchema,
+  name: Type.String(),
+  displayName: Type.String(),
+  kind: Type.Enum(['platform', 'member'] as const),
+  status: Type.Enum(['active', 'pending', 'suspended'] as const),
+  createdAt: TimestampSchema,
+});
 
-export const UserSchema = Type.Object(
-  { id: IdSchema, email: Type.String(), name: Type.String(), status: Type.String(), createdAt: TimestampSchema },
-);
+export const UserSchema = Type.Object({
+  id: IdSchema,
+  email: Type.String(),
+  name: Type.String(),
+  status: Type.String(),
+  createdAt: TimestampSchema,
+});
 
 export const MembershipSchema = Type.Object({
   orgId: IdSchema,
@@ -35,41 +49,50 @@ export const MembershipSchema = Type.Object({
   roles: Type.Array(RoleSchema),
 });
 
-export const MeSchema = Type.Object({ user: UserSchema, platformAdmin: Type.Boolean(), memberships: Type.Array(MembershipSchema) });
+export const MeSchema = Type.Object({
+  user: UserSchema,
+  platformAdmin: Type.Boolean(),
+  memberships: Type.Array(MembershipSchema),
+});
 
 export const MemberSchema = Type.Object({ user: UserSchema, roles: Type.Array(RoleSchema) });
 
-export const ProviderSchema = Type.Object(
-  { id: IdSchema, orgId: IdSchema, name: Type.String(), displayName: Type.String(), description: Type.String(), createdAt: TimestampSchema },
-);
+export const ProviderSchema = Type.Object({
+  id: IdSchema,
+  orgId: IdSchema,
+  name: Type.String(),
+  displayName: Type.String(),
+  description: Type.String(),
+  createdAt: TimestampSchema,
+});
 
-export const EnrolmentTokenSchema = Type.Object(
-  {
-    id: IdSchema,
-    providerId: IdSchema,
-    note: Type.String(),
-    state: Type.Enum(['unused', 'used', 'expired', 'revoked'] as const),
-    createdAt: TimestampSchema,
-    expiresAt: TimestampSchema,
-    usedAt: Type.Optional(TimestampSchema),
-    agentId: Type.Optional(IdSchema),
-  },
-);
+export const EnrolmentTokenSchema = Type.Object({
+  id: IdSchema,
+  providerId: IdSchema,
+  note: Type.String(),
+  state: Type.Enum(['unused', 'used', 'expired', 'revoked'] as const),
+  createdAt: TimestampSchema,
+  expiresAt: TimestampSchema,
+  usedAt: Type.Optional(TimestampSchema),
+  agentId: Type.Optional(IdSchema),
+});
 
-export const AgentSchema = Type.Object(
-  {
-    id: IdSchema,
-    providerId: IdSchema,
-    name: Type.String(),
-    hostname: Type.String(),
-    version: Type.String(),
-    state: Type.Enum(['active', 'revoked'] as const),
-    createdAt: TimestampSchema,
-    lastSeenAt: Type.Optional(TimestampSchema),
-  },
-);
+export const AgentSchema = Type.Object({
+  id: IdSchema,
+  providerId: IdSchema,
+  name: Type.String(),
+  hostname: Type.String(),
+  version: Type.String(),
+  state: Type.Enum(['active', 'revoked'] as const),
+  createdAt: TimestampSchema,
+  lastSeenAt: Type.Optional(TimestampSchema),
+});
 
-export const SessionSchema = Type.Object({ token: Type.String({ description: 'Bearer token; shown once' }), expiresAt: TimestampSchema, user: UserSchema });
+export const SessionSchema = Type.Object({
+  token: Type.String({ description: 'Bearer token; shown once' }),
+  expiresAt: TimestampSchema,
+  user: UserSchema,
+});
 
 // Inputs
 
@@ -80,7 +103,10 @@ export const SignupBody = Type.Object(
   },
   Closed,
 );
-export const SignInBody = Type.Object({ email: Email, password: Type.String({ minLength: 1, maxLength: 200 }) }, Closed);
+export const SignInBody = Type.Object(
+  { email: Email, password: Type.String({ minLength: 1, maxLength: 200 }) },
+  Closed,
+);
 export const CreateOrgBody = Type.Object({ name: SlugSchema, displayName: Type.Optional(DisplayName) }, Closed);
 export const UpdateOrgBody = Type.Object({ displayName: DisplayName }, Closed);
 export const AddMemberBody = Type.Object(
@@ -92,16 +118,31 @@ export const AddMemberBody = Type.Object(
   },
   Closed,
 );
-export const SetRolesBody = Type.Object({ roles: Type.Array(RoleSchema, { minItems: 1, maxItems: 4, uniqueItems: true }) }, Closed);
+export const SetRolesBody = Type.Object(
+  { roles: Type.Array(RoleSchema, { minItems: 1, maxItems: 4, uniqueItems: true }) },
+  Closed,
+);
 export const UpdateMeBody = Type.Object(
-  { name: Type.Optional(DisplayName), password: Type.Optional(Password), currentPassword: Type.Optional(Type.String({ maxLength: 200 })) },
+  {
+    name: Type.Optional(DisplayName),
+    password: Type.Optional(Password),
+    currentPassword: Type.Optional(Type.String({ maxLength: 200 })),
+  },
   Closed,
 );
 export const CreateProviderBody = Type.Object(
-  { orgId: IdSchema, name: SlugSchema, displayName: Type.Optional(DisplayName), description: Type.Optional(Description) },
+  {
+    orgId: IdSchema,
+    name: SlugSchema,
+    displayName: Type.Optional(DisplayName),
+    description: Type.Optional(Description),
+  },
   Closed,
 );
-export const UpdateProviderBody = Type.Object({ displayName: Type.Optional(DisplayName), description: Type.Optional(Description) }, Closed);
+export const UpdateProviderBody = Type.Object(
+  { displayName: Type.Optional(DisplayName), description: Type.Optional(Description) },
+  Closed,
+);
 export const CreateTokenBody = Type.Object(
   {
     providerId: IdSchema,
@@ -128,12 +169,24 @@ export const EnrolResult = Type.Object({
 
 export const IdParams = Type.Object({ id: IdSchema }, Closed);
 export const MemberParams = Type.Object({ id: IdSchema, userId: IdSchema }, Closed);
-export const DatasetParams = Type.Object({ id: IdSchema, name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }) }, Closed);
+export const DatasetParams = Type.Object(
+  { id: IdSchema, name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }) },
+  Closed,
+);
 
 export const ListQuery = Type.Object({ ...PageQuerySchema.properties }, Closed);
-export const OrgListQuery = Type.Object({ ...PageQuerySchema.properties, status: Type.Optional(Type.Enum(['active', 'pending', 'suspended'] as const)) }, Closed);
+export const OrgListQuery = Type.Object(
+  { ...PageQuerySchema.properties, status: Type.Optional(Type.Enum(['active', 'pending', 'suspended'] as const)) },
+  Closed,
+);
 export const ProviderListQuery = Type.Object(
-  { ...PageQuerySchema.properties, org: Type.Optional(IdSchema), name: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only the provider of this name (at most one)' })) },
+  {
+    ...PageQuerySchema.properties,
+    org: Type.Optional(IdSchema),
+    name: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: 'Only the provider of this name (at most one)' }),
+    ),
+  },
   Closed,
 );
 export const ByProviderQuery = Type.Object({ ...PageQuerySchema.properties, provider: IdSchema }, Closed);
@@ -141,10 +194,23 @@ export const AgentListQuery = Type.Object({ ...PageQuerySchema.properties, provi
 export const DatasetSearchQuery = Type.Object(
   {
     ...PageQuerySchema.properties,
-    q: Type.Optional(Type.String({ maxLength: 200, description: 'Words to find in names, tags, column names and descriptions (prefixes match)' })),
-    tag: Type.Optional(Type.Array(TagSchema, { maxItems: 10, description: 'Only datasets with every one of these tags' })),
+    q: Type.Optional(
+      Type.String({
+        maxLength: 200,
+        description: 'Words to find in names, tags, column names and descriptions (prefixes match)',
+      }),
+    ),
+    tag: Type.Optional(
+      Type.Array(TagSchema, { maxItems: 10, description: 'Only datasets with every one of these tags' }),
+    ),
     provider: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Provider id or name' })),
-    column: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Only datasets with a column of this name (case-insensitive)' })),
+    column: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 128,
+        description: 'Only datasets with a column of this name (case-insensitive)',
+      }),
+    ),
   },
   Closed,
 );
@@ -164,13 +230,28 @@ export type SignupBodyT = Static<typeof SignupBody>;
 const AppName = AppNameSchema;
 const Reason = Type.String({ maxLength: 2000, pattern: '^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$' });
 
-export const AppSchema = Type.Object({ id: IdSchema, orgId: IdSchema, name: Type.String(), description: Type.String(), createdAt: TimestampSchema });
+export const AppSchema = Type.Object({
+  id: IdSchema,
+  orgId: IdSchema,
+  name: Type.String(),
+  description: Type.String(),
+  createdAt: TimestampSchema,
+});
 export const AppPage = PageSchema(AppSchema);
 export const AppListQuery = Type.Object(
-  { ...PageQuerySchema.properties, org: Type.Optional(IdSchema), name: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'With org: only the application of this name' })) },
+  {
+    ...PageQuerySchema.properties,
+    org: Type.Optional(IdSchema),
+    name: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: 'With org: only the application of this name' }),
+    ),
+  },
   Closed,
 );
-export const CreateAppBody = Type.Object({ orgId: IdSchema, name: AppName, description: Type.Optional(Type.String({ maxLength: 4000 })) }, Closed);
+export const CreateAppBody = Type.Object(
+  { orgId: IdSchema, name: AppName, description: Type.Optional(Type.String({ maxLength: 4000 })) },
+  Closed,
+);
 
 export const BundleFileSchema = Type.Object({ path: Type.String(), size: Type.Integer(), sha256: Type.String() });
 export const ApprovalSummarySchema = Type.Object({
@@ -181,11 +262,14 @@ export const ApprovalSummarySchema = Type.Object({
   reason: Type.String(),
   decidedAt: Type.Optional(TimestampSchema),
 });
-export const ResolvedDatasetView = Type.Object({
-  providerId: IdSchema,
-  providerName: Type.String(),
-  dataset: Type.String(),
-}, { description: 'A dataset the version reads, as resolved at submission: the provider by id' });
+export const ResolvedDatasetView = Type.Object(
+  {
+    providerId: IdSchema,
+    providerName: Type.String(),
+    dataset: Type.String(),
+  },
+  { description: 'A dataset the version reads, as resolved at submission: the provider by id' },
+);
 export const VersionSchema = Type.Object({
   id: IdSchema,
   appId: IdSchema,
@@ -196,7 +280,10 @@ export const VersionSchema = Type.Object({
   state: Type.Enum(['pending', 'approved', 'rejected'] as const),
   manifest: Type.Unknown(),
   files: Type.Array(BundleFileSchema),
-  datasets: Type.Array(ResolvedDatasetView, { description: "The manifest's datasets resolved to provider ids at submission: what the providers approve and what agents let the application read" }),
+  datasets: Type.Array(ResolvedDatasetView, {
+    description:
+      "The manifest's datasets resolved to provider ids at submission: what the providers approve and what agents let the application read",
+  }),
   approvals: Type.Array(ApprovalSummarySchema),
   createdAt: TimestampSchema,
 });
@@ -222,12 +309,24 @@ export const ApprovalSchema = Type.Object({
 export const ApprovalDetailSchema = Type.Object({
   ...ApprovalSchema.properties,
   manifest: Type.Unknown(),
-  datasets: Type.Array(Type.String(), { description: "The datasets of this approval's provider that the version would read, resolved at submission" }),
-  files: Type.Array(Type.Object({ ...BundleFileSchema.properties, text: Type.Optional(Type.String({ description: 'Contents of text files up to 256 KiB' })) })),
+  datasets: Type.Array(Type.String(), {
+    description: "The datasets of this approval's provider that the version would read, resolved at submission",
+  }),
+  files: Type.Array(
+    Type.Object({
+      ...BundleFileSchema.properties,
+      text: Type.Optional(Type.String({ description: 'Contents of text files up to 256 KiB' })),
+    }),
+  ),
 });
 export const ApprovalPage = PageSchema(ApprovalSchema);
 export const ApprovalListQuery = Type.Object(
-  { ...PageQuerySchema.properties, state: Type.Optional(Type.Enum(['pending', 'approved', 'rejected'] as const)), provider: Type.Optional(IdSchema), version: Type.Optional(IdSchema) },
+  {
+    ...PageQuerySchema.properties,
+    state: Type.Optional(Type.Enum(['pending', 'approved', 'rejected'] as const)),
+    provider: Type.Optional(IdSchema),
+    version: Type.Optional(IdSchema),
+  },
   Closed,
 );
 export const DecideBody = Type.Object({ reason: Type.Optional(Reason) }, Closed);
@@ -249,7 +348,9 @@ export const DeploymentSchema = Type.Object({
   providerId: IdSchema,
   replicas: Type.Integer({ description: 'Instances per agent' }),
   state: Type.Enum(['active', 'draining', 'removed'] as const),
-  appLogs: Type.Boolean({ description: "Whether the application's developers may read its output (insitu app logs); the provider decides" }),
+  appLogs: Type.Boolean({
+    description: "Whether the application's developers may read its output (insitu app logs); the provider decides",
+  }),
   agents: Type.Array(DeploymentAgentSchema),
   createdAt: TimestampSchema,
   updatedAt: TimestampSchema,
@@ -260,16 +361,26 @@ export const CreateDeploymentBody = Type.Object(
   Closed,
 );
 export const UpdateDeploymentBody = Type.Object({ replicas: Type.Integer({ minimum: 1, maximum: 64 }) }, Closed);
-export const DeploymentAppLogsBody = Type.Object({ enabled: Type.Boolean({ description: "Let the application's developers read its output" }) }, Closed);
+export const DeploymentAppLogsBody = Type.Object(
+  { enabled: Type.Boolean({ description: "Let the application's developers read its output" }) },
+  Closed,
+);
 export const DeploymentLogsQuery = Type.Object(
   {
-    lines: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, default: 100, description: 'How many of the last lines (0-1000)' })),
+    lines: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 1000, default: 100, description: 'How many of the last lines (0-1000)' }),
+    ),
     follow: Type.Optional(Type.Boolean({ description: 'Keep the answer open and stream new lines' })),
   },
   Closed,
 );
 export const DeploymentListQuery = Type.Object(
-  { ...PageQuerySchema.properties, app: Type.Optional(IdSchema), provider: Type.Optional(IdSchema), state: Type.Optional(Type.Enum(['active', 'draining', 'removed'] as const)) },
+  {
+    ...PageQuerySchema.properties,
+    app: Type.Optional(IdSchema),
+    provider: Type.Optional(IdSchema),
+    state: Type.Optional(Type.Enum(['active', 'draining', 'removed'] as const)),
+  },
   Closed,
 );
 
@@ -298,17 +409,36 @@ export const ServiceSchema = Type.Object({
     maxResponseBytes: Type.Integer(),
     timeoutMs: Type.Integer(),
   }),
-  versions: Type.Array(Type.Object({ version: Type.String(), major: Type.Integer(), path: Type.String(), running: Type.Boolean() })),
-  datasets: Type.Array(Type.Object({ provider: Type.String({ description: "The provider's name" }), providerId: IdSchema, dataset: Type.String(), datasetId: Type.Optional(IdSchema) })),
+  versions: Type.Array(
+    Type.Object({ version: Type.String(), major: Type.Integer(), path: Type.String(), running: Type.Boolean() }),
+  ),
+  datasets: Type.Array(
+    Type.Object({
+      provider: Type.String({ description: "The provider's name" }),
+      providerId: IdSchema,
+      dataset: Type.String(),
+      datasetId: Type.Optional(IdSchema),
+    }),
+  ),
   createdAt: TimestampSchema,
 });
 export const ServicePage = PageSchema(ServiceSchema);
 export const CreateServiceBody = Type.Object(
-  { name: ServiceName, appId: IdSchema, description: Type.Optional(Type.String({ maxLength: 4000 })), access: Type.Optional(Type.Enum(['public', 'restricted'] as const)), ...Limits },
+  {
+    name: ServiceName,
+    appId: IdSchema,
+    description: Type.Optional(Type.String({ maxLength: 4000 })),
+    access: Type.Optional(Type.Enum(['public', 'restricted'] as const)),
+    ...Limits,
+  },
   Closed,
 );
 export const UpdateServiceBody = Type.Object(
-  { description: Type.Optional(Type.String({ maxLength: 4000 })), access: Type.Optional(Type.Enum(['public', 'restricted'] as const)), ...Limits },
+  {
+    description: Type.Optional(Type.String({ maxLength: 4000 })),
+    access: Type.Optional(Type.Enum(['public', 'restricted'] as const)),
+    ...Limits,
+  },
   Closed,
 );
 export const GrantBody = Type.Object({ orgId: IdSchema }, Closed);
@@ -330,7 +460,12 @@ export const CreateKeyBody = Type.Object(
   {
     orgId: IdSchema,
     name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001f\\u007f]+$' }),
-    services: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 100, uniqueItems: true, description: 'Service ids or names' }),
+    services: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+      minItems: 1,
+      maxItems: 100,
+      uniqueItems: true,
+      description: 'Service ids or names',
+    }),
     ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 5 * 366 * 86400 })),
   },
   Closed,
@@ -385,27 +520,42 @@ export const AuditRecordSchema = Type.Object({
   prevHash: Type.String(),
 });
 export const AuditQuery = Type.Object(
-  { service: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })), before: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) },
+  {
+    service: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    before: Type.Optional(Type.Integer({ minimum: 1 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  },
   Closed,
 );
-export const AuditPage = Type.Object({ items: Type.Array(AuditRecordSchema), nextBefore: Type.Optional(Type.Integer()) });
+export const AuditPage = Type.Object({
+  items: Type.Array(AuditRecordSchema),
+  nextBefore: Type.Optional(Type.Integer()),
+});
 export const AuditVerificationSchema = Type.Object({
   ok: Type.Boolean(),
   records: Type.Integer(),
   firstBroken: Type.Optional(Type.Object({ seq: Type.Integer(), reason: Type.String() })),
   head: Type.Optional(Type.Object({ seq: Type.Integer(), hash: Type.String() })),
-  anchored: Type.Boolean({ description: 'False when no signed anchor was found outside the database: only the chain itself was checked' }),
+  anchored: Type.Boolean({
+    description: 'False when no signed anchor was found outside the database: only the chain itself was checked',
+  }),
   anchor: Type.Optional(
     Type.Object(
       { seq: Type.Integer(), hash: Type.String(), ts: Type.String(), keyId: Type.String(), source: Type.String() },
       { description: 'The newest signed head found outside the database (coord or the anchor file), and where' },
     ),
   ),
-  ignored: Type.Optional(Type.Array(Type.String(), { description: "Coordination keys of anchors signed by keys this node does not trust (other nodes' own keys)" })),
+  ignored: Type.Optional(
+    Type.Array(Type.String(), {
+      description: "Coordination keys of anchors signed by keys this node does not trust (other nodes' own keys)",
+    }),
+  ),
 });
 
 export const AnchorKeySchema = Type.Object({
-  keyId: Type.String({ description: 'First 16 hex digits of the SHA-256 of the public key (SPKI DER); anchors name it' }),
+  keyId: Type.String({
+    description: 'First 16 hex digits of the SHA-256 of the public key (SPKI DER); anchors name it',
+  }),
   publicKey: Type.String({ description: 'Ed25519 public key (SPKI PEM) that verifies signed audit anchors' }),
 });
 
@@ -422,8 +572,16 @@ export const EventSchema = Type.Object({
 export const EventQuery = Type.Object(
   {
     subject: Type.Optional(Type.String({ maxLength: 64 })),
-    kind: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9.-]{0,63}$', description: 'Only events of this kind; ending in a dot, of kinds starting so (operator. for every operator action)' })),
-    before: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })) },
+    kind: Type.Optional(
+      Type.String({
+        pattern: '^[a-z][a-z0-9.-]{0,63}$',
+        description:
+          'Only events of this kind; ending in a dot, of kinds starting so (operator. for every operator action)',
+      }),
+    ),
+    before: Type.Optional(Type.Integer({ minimum: 1 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+  },
   Closed,
 );
 export const EventPage = Type.Object({ items: Type.Array(EventSchema), nextBefore: Type.Optional(Type.Integer()) });
@@ -436,7 +594,15 @@ export const AgentStatusBody = Type.Object(
       Type.Object(
         {
           id: IdSchema,
-          state: Type.Enum(['pending', 'starting', 'running', 'crash-looping', 'failed', 'stopped', 'stopping'] as const),
+          state: Type.Enum([
+            'pending',
+            'starting',
+            'running',
+            'crash-looping',
+            'failed',
+            'stopped',
+            'stopping',
+          ] as const),
           ready: Type.Integer({ minimum: 0, maximum: 1024 }),
           desired: Type.Integer({ minimum: 0, maximum: 1024 }),
           reason: Type.Optional(Type.String({ maxLength: 2000 })),

@@ -1,5 +1,16 @@
 import swagger from '@fastify/swagger';
-import { answerClientError, createHttpMetrics, createLogger, createMetricsRegistry, echo, errorJson, InsituError, isId, type Logger, newId } from '@insitu/core';
+import {
+  answerClientError,
+  createHttpMetrics,
+  createLogger,
+  createMetricsRegistry,
+  echo,
+  errorJson,
+  InsituError,
+  isId,
+  type Logger,
+  newId,
+} from '@insitu/core';
 import type { Store } from '@insitu/store';
 import type { Coordinator } from '@insitu/coord';
 import { Ajv, type Options as AjvOptions } from 'ajv';
@@ -119,7 +130,9 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   const baseUrl = () => {
     if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
     const address = holder.app?.server.address();
-    return typeof address === 'object' && address ? `http${config.tls ? 's' : ''}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : '';
+    return typeof address === 'object' && address
+      ? `http${config.tls ? 's' : ''}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+      : '';
   };
   // Set once coord is there (below): a change of keys, services or grants through this
   // node is announced to the others.
@@ -207,7 +220,11 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
       (mode === 'agent' && principal.kind === 'agent') ||
       (mode === 'user-or-agent' && principal.kind !== 'metrics') ||
       (mode === 'metrics' && (principal.kind === 'metrics' || (principal.kind === 'user' && principal.platformAdmin)));
-    if (!allowed) throw new InsituError('INSITU_FORBIDDEN', `this endpoint is not for ${principal.kind === 'metrics' ? 'the metrics token' : `${principal.kind}s`}`);
+    if (!allowed)
+      throw new InsituError(
+        'INSITU_FORBIDDEN',
+        `this endpoint is not for ${principal.kind === 'metrics' ? 'the metrics token' : `${principal.kind}s`}`,
+      );
   });
 
   app.addHook('onResponse', async (request, reply) => {
@@ -215,7 +232,13 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     ctx.http.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
     ctx.http.duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
     request.log.info(
-      { method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100, principal: request.principal?.kind },
+      {
+        method: request.method,
+        route,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+        principal: request.principal?.kind,
+      },
       'request',
     );
   });
@@ -228,16 +251,22 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     const path = request.url.split('?')[0] ?? '';
     const methods = allowed.of(path);
     if (methods.length > 0) {
-      throw new InsituError('INSITU_METHOD_NOT_ALLOWED', `${echo(path)} does not take ${echo(request.method)}; it takes ${methods.join(', ')}`, {
-        headers: { allow: methods.join(', ') },
-      });
+      throw new InsituError(
+        'INSITU_METHOD_NOT_ALLOWED',
+        `${echo(path)} does not take ${echo(request.method)}; it takes ${methods.join(', ')}`,
+        {
+          headers: { allow: methods.join(', ') },
+        },
+      );
     }
     throw new InsituError('INSITU_ROUTE_NOT_FOUND', `no endpoint ${request.method} ${echo(path)}`);
   });
 
   await app.register(swagger, {
     // Shared schemas keep their names: the error body is #/components/schemas/ApiError.
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
     openapi: {
       openapi: '3.1.0',
       info: {
@@ -272,7 +301,15 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
       },
     });
   });
-  const anchoring = await setUpAuditAnchoring({ config, store, logger, node: ctx.node.id, now: ctx.now, coordinator: app.coordinator, ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
+  const anchoring = await setUpAuditAnchoring({
+    config,
+    store,
+    logger,
+    node: ctx.node.id,
+    now: ctx.now,
+    coordinator: app.coordinator,
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+  });
   reconciler.on('routes-changed', () => gateway.router.invalidate());
   // A change of a provider's deployments is pushed at once to its agents with a session on
   // this node; in a cluster, changes are also announced to the other nodes, which push to
@@ -321,7 +358,8 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     await reconciler.stop();
     await recorder.close();
     // The last records, anchored in the file and the log (the coordinator is closed by now).
-    if (anchoring) await anchoring.publisher.close({ ...(anchoring.places.file ? { file: anchoring.places.file } : {}) });
+    if (anchoring)
+      await anchoring.publisher.close({ ...(anchoring.places.file ? { file: anchoring.places.file } : {}) });
   });
 
   registerHealthRoutes(app, ctx);
@@ -349,12 +387,21 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
 /** Send a provider's desired deployments to its agents connected to this node. */
 async function pushDesired(app: App, ctx: ServerContext, providerId: string): Promise<void> {
   try {
-    const agents = new Set(app.tunnel.sessions().filter((s) => s.providerId === providerId).map((s) => s.agentId));
+    const agents = new Set(
+      app.tunnel
+        .sessions()
+        .filter((s) => s.providerId === providerId)
+        .map((s) => s.agentId),
+    );
     if (agents.size === 0) return;
     const deployments = await desiredFor(ctx.store, providerId);
     await Promise.all(
       [...agents].map((agentId) =>
-        app.tunnel.command(agentId, 'desired', { deployments }).catch((error: unknown) => ctx.logger.warn({ err: error, agentId }, 'pushing desired deployments failed; the agent will poll')),
+        app.tunnel
+          .command(agentId, 'desired', { deployments })
+          .catch((error: unknown) =>
+            ctx.logger.warn({ err: error, agentId }, 'pushing desired deployments failed; the agent will poll'),
+          ),
       ),
     );
   } catch (error) {

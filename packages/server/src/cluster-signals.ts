@@ -27,7 +27,10 @@ export interface ClusterSignals {
  * another node. The periodic re-list of coord's watch catches a lost event. One node alone
  * (in-memory coordination) needs none of it.
  */
-export async function createClusterSignals(coordinator: Coordinator, options: { nodeId: string; logger: Logger; handlers: ClusterSignalHandlers }): Promise<ClusterSignals> {
+export async function createClusterSignals(
+  coordinator: Coordinator,
+  options: { nodeId: string; logger: Logger; handlers: ClusterSignalHandlers },
+): Promise<ClusterSignals> {
   if (coordinator.kind !== 'etcd') return { announce: () => undefined, close: async () => undefined };
   const { nodeId, logger, handlers } = options;
   const watch: WatchHandle = await coordinator.watchPrefix(PREFIX, (event) => {
@@ -45,9 +48,14 @@ export async function createClusterSignals(coordinator: Coordinator, options: { 
   });
   return {
     announce(topic: 'deployments' | 'gateway', id: string = 'all') {
-      coordinator.put(`${PREFIX}${topic}/${id}`, JSON.stringify({ node: nodeId, at: Date.now() })).catch((error: unknown) => {
-        logger.warn({ err: error, topic, id }, 'telling the other nodes about a change failed; their caches expire and their agents poll');
-      });
+      coordinator
+        .put(`${PREFIX}${topic}/${id}`, JSON.stringify({ node: nodeId, at: Date.now() }))
+        .catch((error: unknown) => {
+          logger.warn(
+            { err: error, topic, id },
+            'telling the other nodes about a change failed; their caches expire and their agents poll',
+          );
+        });
     },
     close: () => watch.close(),
   };

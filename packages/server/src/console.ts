@@ -42,7 +42,8 @@ const TYPES: Record<string, string> = {
 };
 
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'content-security-policy':
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
@@ -91,8 +92,15 @@ export function registerConsole(app: App, ctx: ServerContext, options: ConsoleOp
     { config: { auth: 'public' }, schema: { hide: true, body: SignInBody } },
     async (request, reply) => {
       // A sign-in another site submits (login CSRF) is refused where the browser says so.
-      if (request.headers['sec-fetch-site'] === 'cross-site') throw new InsituError('INSITU_FORBIDDEN', 'cross-site sign-in is refused');
-      const session = await signIn(ctx.store, request.body.email, request.body.password, ttlSeconds * 1000, ctx.passwordCost);
+      if (request.headers['sec-fetch-site'] === 'cross-site')
+        throw new InsituError('INSITU_FORBIDDEN', 'cross-site sign-in is refused');
+      const session = await signIn(
+        ctx.store,
+        request.body.email,
+        request.body.password,
+        ttlSeconds * 1000,
+        ctx.passwordCost,
+      );
       const csrf = randomBytes(24).toString('base64url');
       void reply.header('set-cookie', [
         `${SESSION_COOKIE}=${session.token}; HttpOnly; ${attributes}`,
@@ -105,11 +113,16 @@ export function registerConsole(app: App, ctx: ServerContext, options: ConsoleOp
 
   app.delete('/console/session', { schema: { hide: true } }, async (request, reply) => {
     await ctx.store.sessions.revoke(userOf(request).sessionId);
-    void reply.header('set-cookie', [`${SESSION_COOKIE}=; HttpOnly; Path=/; SameSite=Strict; Max-Age=0`, `${CSRF_COOKIE}=; Path=/; SameSite=Strict; Max-Age=0`]);
+    void reply.header('set-cookie', [
+      `${SESSION_COOKIE}=; HttpOnly; Path=/; SameSite=Strict; Max-Age=0`,
+      `${CSRF_COOKIE}=; Path=/; SameSite=Strict; Max-Age=0`,
+    ]);
     return reply.status(204).send();
   });
 
-  app.get('/console', { config: { auth: 'public' }, schema: { hide: true } }, async (_request, reply) => reply.redirect('/console/', 301));
+  app.get('/console', { config: { auth: 'public' }, schema: { hide: true } }, async (_request, reply) =>
+    reply.redirect('/console/', 301),
+  );
 
   app.get('/console/*', { config: { auth: 'public' }, schema: { hide: true } }, async (request, reply) => {
     const wanted = (request.params as { '*': string })['*'];
@@ -124,10 +137,17 @@ function isFile(path: string): Promise<boolean> {
   );
 }
 
-async function serveFile(dir: string, wanted: string, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  if (!(await isFile(join(dir, 'index.html')))) throw new InsituError('INSITU_NOT_FOUND', 'the console is not built on this node: run `npm run build`');
+async function serveFile(
+  dir: string,
+  wanted: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  if (!(await isFile(join(dir, 'index.html'))))
+    throw new InsituError('INSITU_NOT_FOUND', 'the console is not built on this node: run `npm run build`');
   const path = normalize(join(dir, wanted));
-  if (!path.startsWith(dir.endsWith(sep) ? dir : dir + sep) && path !== dir) throw new InsituError('INSITU_NOT_FOUND', 'no such file');
+  if (!path.startsWith(dir.endsWith(sep) ? dir : dir + sep) && path !== dir)
+    throw new InsituError('INSITU_NOT_FOUND', 'no such file');
   let file = path;
   if (!(await isFile(path))) {
     // A path with an extension names a file that is not there; anything else is a page of
@@ -139,7 +159,10 @@ async function serveFile(dir: string, wanted: string, request: FastifyRequest, r
   for (const [name, value] of Object.entries(SECURITY_HEADERS)) void reply.header(name, value);
   // Assets carry a content hash in their name and never change; the page itself is
   // revalidated so a new build is picked up at once.
-  void reply.header('cache-control', file.includes(`${sep}assets${sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache');
+  void reply.header(
+    'cache-control',
+    file.includes(`${sep}assets${sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache',
+  );
   void reply.header('vary', 'accept-encoding');
   const acceptsGzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
   if (acceptsGzip && (await isFile(`${file}.gz`))) {

@@ -16,7 +16,10 @@ export interface CoordSessionDirectory extends SessionDirectory {
  * when the node dies, and keep a watched cache of every node's entries for lookups. A
  * lost lease is replaced and everything of this node published again.
  */
-export async function createCoordSessionDirectory(coordinator: Coordinator, options: { nodeId: string; ttlMs?: number; logger: Logger }): Promise<CoordSessionDirectory> {
+export async function createCoordSessionDirectory(
+  coordinator: Coordinator,
+  options: { nodeId: string; ttlMs?: number; logger: Logger },
+): Promise<CoordSessionDirectory> {
   const ttlMs = options.ttlMs ?? 5000;
   const nodes = new Map<string, string>();
   const entries = new Map<string, DirectoryEntry>();
@@ -70,7 +73,9 @@ export async function createCoordSessionDirectory(coordinator: Coordinator, opti
     await coordinator.put(key, value, { lease });
   };
 
-  const watch: WatchHandle = await coordinator.watchPrefix('tunnel/', (event) => apply(event.key, event.type === 'put' ? event.value : undefined));
+  const watch: WatchHandle = await coordinator.watchPrefix('tunnel/', (event) =>
+    apply(event.key, event.type === 'put' ? event.value : undefined),
+  );
   for (const [key, value] of await coordinator.list('tunnel/')) apply(key, value);
 
   return {

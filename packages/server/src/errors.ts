@@ -14,7 +14,10 @@ function listValues(values: readonly unknown[]): string {
   return shown.length > 1 ? `${shown.slice(0, -1).join(', ')} or ${shown.at(-1)}` : (shown[0] ?? '');
 }
 
-function describeValidation(error: FastifyError): { message: string; issues: Array<{ path: string; message: string }> } {
+function describeValidation(error: FastifyError): {
+  message: string;
+  issues: Array<{ path: string; message: string }>;
+} {
   const context = (error as FastifyError & { validationContext?: string }).validationContext ?? 'request';
   const all = (error.validation ?? []) as ValidationEntry[];
   // A union of constants fails once per member ("must be equal to constant") and once as
@@ -27,7 +30,10 @@ function describeValidation(error: FastifyError): { message: string; issues: Arr
       constants.set(entry.instancePath ?? '', list);
     }
   }
-  const entries = all.filter((entry) => !(entry.keyword === 'const' && all.some((e) => e.keyword === 'anyOf' && e.instancePath === entry.instancePath)));
+  const entries = all.filter(
+    (entry) =>
+      !(entry.keyword === 'const' && all.some((e) => e.keyword === 'anyOf' && e.instancePath === entry.instancePath)),
+  );
   const issues = entries.map((entry) => {
     const base = (entry.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
     if (entry.keyword === 'additionalProperties' && typeof entry.params?.additionalProperty === 'string') {
@@ -78,12 +84,18 @@ export function toApiError(error: unknown): InsituError {
     return new InsituError('INSITU_VALIDATION', message, { details: { issues }, cause: error });
   }
   const mapped = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
-  if (mapped) return new InsituError(mapped, FASTIFY_MESSAGES[fastifyError.code] ?? fastifyError.message, { cause: error });
+  if (mapped)
+    return new InsituError(mapped, FASTIFY_MESSAGES[fastifyError.code] ?? fastifyError.message, { cause: error });
   if (error instanceof SyntaxError || (fastifyError.statusCode === 400 && /JSON/i.test(fastifyError.message))) {
-    return new InsituError('INSITU_BAD_JSON', `request body is not valid JSON: ${fastifyError.message}`, { cause: error });
+    return new InsituError('INSITU_BAD_JSON', `request body is not valid JSON: ${fastifyError.message}`, {
+      cause: error,
+    });
   }
   if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
-    return new InsituError('INSITU_VALIDATION', fastifyError.message, { status: fastifyError.statusCode, cause: error });
+    return new InsituError('INSITU_VALIDATION', fastifyError.message, {
+      status: fastifyError.statusCode,
+      cause: error,
+    });
   }
   return new InsituError('INSITU_INTERNAL', 'internal error', { cause: error });
 }

@@ -2,11 +2,18 @@ import { InsituError } from '@insitu/core';
 
 /** Keys that would reach an object's prototype if some later code copied the body with `Object.assign` or a merge. */
 function refuseProtoKeys(key: string, value: unknown): unknown {
-  if (key === '__proto__' || (key === 'constructor' && typeof value === 'object' && value !== null && Object.hasOwn(value, 'prototype'))) {
+  if (
+    key === '__proto__' ||
+    (key === 'constructor' && typeof value === 'object' && value !== null && Object.hasOwn(value, 'prototype'))
+  ) {
     const path = key === '__proto__' ? '__proto__' : 'constructor.prototype';
-    throw new InsituError('INSITU_VALIDATION', `invalid body: body.${path} unknown field (a key that names an object prototype is never accepted)`, {
-      details: { issues: [{ path, message: 'unknown field' }] },
-    });
+    throw new InsituError(
+      'INSITU_VALIDATION',
+      `invalid body: body.${path} unknown field (a key that names an object prototype is never accepted)`,
+      {
+        details: { issues: [{ path, message: 'unknown field' }] },
+      },
+    );
   }
   return value;
 }
@@ -27,6 +34,8 @@ export function parseJsonBody(text: string): unknown {
     return MAY_NAME_A_PROTOTYPE.test(text) ? JSON.parse(text, refuseProtoKeys) : JSON.parse(text);
   } catch (error) {
     if (error instanceof InsituError) throw error;
-    throw new InsituError('INSITU_BAD_JSON', `request body is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new InsituError('INSITU_BAD_JSON', `request body is not valid JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }

@@ -49,14 +49,18 @@ export class NameResolver {
    * the rule above) and the dataset of that name at that provider, which `visible` must
    * allow the submitter to see. The result lists provider ids only.
    */
-  async manifestDatasets(refs: readonly AppDatasetRef[], visible: (dataset: DatasetRecord) => boolean): Promise<ResolvedManifestDatasets> {
+  async manifestDatasets(
+    refs: readonly AppDatasetRef[],
+    visible: (dataset: DatasetRecord) => boolean,
+  ): Promise<ResolvedManifestDatasets> {
     const resolved: ResolvedDataset[] = [];
     const missing: string[] = [];
     for (const ref of refs) {
       const provider = await this.provider(ref.provider);
       const dataset = provider ? await this.repos.datasets.getByName(provider.id, ref.dataset) : undefined;
       if (!provider || !dataset || !visible(dataset)) missing.push(`${ref.provider}/${ref.dataset}`);
-      else if (!resolved.some((r) => r.providerId === provider.id && r.dataset === dataset.name)) resolved.push({ providerId: provider.id, dataset: dataset.name });
+      else if (!resolved.some((r) => r.providerId === provider.id && r.dataset === dataset.name))
+        resolved.push({ providerId: provider.id, dataset: dataset.name });
     }
     return { resolved, missing };
   }

@@ -81,14 +81,18 @@ export function documentErrorResponses(app: App, routes: RouteEntry[]): void {
   app.addSchema({ ...ErrorBodySchema, $id: API_ERROR_ID, title: API_ERROR_ID });
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    const schema = route.schema as (Record<string, unknown> & { hide?: boolean; response?: Record<string, unknown> }) | undefined;
+    const schema = route.schema as
+      (Record<string, unknown> & { hide?: boolean; response?: Record<string, unknown> }) | undefined;
     for (const method of methods) routes.push({ method, url: route.url, hidden: Boolean(schema?.hide) });
     if (!schema || schema.hide) return;
     const response: Record<string, unknown> = { ...(schema.response ?? {}) };
     for (const status of errorStatusesOf(route)) {
       // Errors are JSON whatever the route's success produces (a tarball, metrics text).
       if (!(String(status) in response)) {
-        response[String(status)] = { description: ERROR_MEANINGS[status] ?? 'Error', content: { 'application/json': { schema: { $ref: `${API_ERROR_ID}#` } } } };
+        response[String(status)] = {
+          description: ERROR_MEANINGS[status] ?? 'Error',
+          content: { 'application/json': { schema: { $ref: `${API_ERROR_ID}#` } } },
+        };
       }
     }
     route.schema = { ...schema, response };

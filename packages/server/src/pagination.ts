@@ -12,7 +12,11 @@ export interface PageRequest {
 }
 
 function queryKey(filters: Record<string, unknown>): string {
-  const canonical = JSON.stringify(Object.keys(filters).sort().map((k) => [k, filters[k]]));
+  const canonical = JSON.stringify(
+    Object.keys(filters)
+      .sort()
+      .map((k) => [k, filters[k]]),
+  );
   return createHash('sha256').update(canonical).digest('base64url').slice(0, 10);
 }
 
@@ -21,7 +25,10 @@ function queryKey(filters: Record<string, unknown>): string {
  * offset and a fingerprint of the filters, so a cursor from another query is refused
  * (`INSITU_BAD_CURSOR`) instead of silently paging something else.
  */
-export function pageRequest(query: { limit?: number; cursor?: string }, filters: Record<string, unknown> = {}): PageRequest {
+export function pageRequest(
+  query: { limit?: number; cursor?: string },
+  filters: Record<string, unknown> = {},
+): PageRequest {
   const limit = query.limit ?? 20;
   const key = queryKey(filters);
   let offset = 0;
@@ -43,7 +50,9 @@ export function pageRequest(query: { limit?: number; cursor?: string }, filters:
     limit,
     offset,
     next: (hasMore) =>
-      hasMore && offset + limit <= MAX_OFFSET ? Buffer.from(JSON.stringify({ o: offset + limit, k: key })).toString('base64url') : undefined,
+      hasMore && offset + limit <= MAX_OFFSET
+        ? Buffer.from(JSON.stringify({ o: offset + limit, k: key })).toString('base64url')
+        : undefined,
   };
 }
 

@@ -1,14 +1,35 @@
 import type { Dataset } from '@insitu/core';
 import type {
-  AgentRow, ApiKeyRow, AppRow, AppVersionRow, ApprovalRow, AuditRow, BundleFile, DatasetRecord, DeploymentAgentRow, DeploymentRow, EnrolmentTokenRow, EventRow,
-  MemberView, OrgRow, ProviderRow, UserRow,
+  AgentRow,
+  ApiKeyRow,
+  AppRow,
+  AppVersionRow,
+  ApprovalRow,
+  AuditRow,
+  BundleFile,
+  DatasetRecord,
+  DeploymentAgentRow,
+  DeploymentRow,
+  EnrolmentTokenRow,
+  EventRow,
+  MemberView,
+  OrgRow,
+  ProviderRow,
+  UserRow,
 } from '@insitu/store';
 
 /** Epoch milliseconds → ISO 8601. */
 export const iso = (ms: number): string => new Date(ms).toISOString();
 
 export function presentOrg(row: OrgRow) {
-  return { id: row.id, name: row.name, displayName: row.display_name, kind: row.kind, status: row.status, createdAt: iso(Number(row.created_at)) };
+  return {
+    id: row.id,
+    name: row.name,
+    displayName: row.display_name,
+    kind: row.kind,
+    status: row.status,
+    createdAt: iso(Number(row.created_at)),
+  };
 }
 
 export function presentUser(row: UserRow) {
@@ -82,7 +103,13 @@ export function presentDataset(record: DatasetRecord): Dataset {
 }
 
 export function presentApp(row: AppRow) {
-  return { id: row.id, orgId: row.org_id, name: row.name, description: row.description, createdAt: iso(Number(row.created_at)) };
+  return {
+    id: row.id,
+    orgId: row.org_id,
+    name: row.name,
+    description: row.description,
+    createdAt: iso(Number(row.created_at)),
+  };
 }
 
 export function presentApprovalSummary(row: ApprovalRow, providerName: string) {
@@ -146,14 +173,26 @@ export function presentDeployment(row: DeploymentRow, version: string, agents: D
     replicas: row.replicas,
     state: row.state,
     appLogs: Number(row.app_logs) === 1,
-    agents: agents.map((a) => ({ agentId: a.agent_id, state: a.state, reason: a.reason, ready: a.ready, desired: a.desired, updatedAt: iso(Number(a.updated_at)) })),
+    agents: agents.map((a) => ({
+      agentId: a.agent_id,
+      state: a.state,
+      reason: a.reason,
+      ready: a.ready,
+      desired: a.desired,
+      updatedAt: iso(Number(a.updated_at)),
+    })),
     createdAt: iso(Number(row.created_at)),
     updatedAt: iso(Number(row.updated_at)),
   };
 }
 
 export function presentKey(row: ApiKeyRow, now: number) {
-  const state: 'active' | 'expired' | 'revoked' = row.revoked_at !== null ? 'revoked' : row.expires_at !== null && Number(row.expires_at) <= now ? 'expired' : 'active';
+  const state: 'active' | 'expired' | 'revoked' =
+    row.revoked_at !== null
+      ? 'revoked'
+      : row.expires_at !== null && Number(row.expires_at) <= now
+        ? 'expired'
+        : 'active';
   return {
     id: row.id,
     orgId: row.org_id,

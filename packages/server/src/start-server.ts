@@ -30,7 +30,9 @@ export function storeConfigFor(config: Readonly<ServerConfig>, dataDir: string):
     try {
       password = readFileSync(config.database.passwordFile, 'utf8').trim();
     } catch (error) {
-      throw new InsituError('INSITU_CONFIG_INVALID', `cannot read database.passwordFile: ${(error as Error).message}`, { cause: error });
+      throw new InsituError('INSITU_CONFIG_INVALID', `cannot read database.passwordFile: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
   const parsed = parseDatabaseUrl(config.database.url, password);
@@ -44,25 +46,43 @@ export function storeConfigFor(config: Readonly<ServerConfig>, dataDir: string):
  * Open the database, build the server and listen. The caller owns the returned handle
  * and must `close()` it.
  */
-export async function startServer(options: { config: Readonly<ServerConfig>; dataDir: string; logger?: Logger; store?: Store; coordinator?: Coordinator }): Promise<RunningServer> {
+export async function startServer(options: {
+  config: Readonly<ServerConfig>;
+  dataDir: string;
+  logger?: Logger;
+  store?: Store;
+  coordinator?: Coordinator;
+}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger({ name: 'server', level: options.config.log.level });
   const store = options.store ?? (await openStore(storeConfigFor(options.config, options.dataDir)));
   let app: App | undefined;
   try {
-    app = await buildServer({ config: options.config, store, logger, dataDir: options.dataDir, ...(options.coordinator ? { coordinator: options.coordinator } : {}) });
+    app = await buildServer({
+      config: options.config,
+      store,
+      logger,
+      dataDir: options.dataDir,
+      ...(options.coordinator ? { coordinator: options.coordinator } : {}),
+    });
     await app.listen({ host: options.config.listen.host, port: options.config.listen.port });
   } catch (error) {
     await app?.close().catch(() => undefined);
     if (!options.store) await store.close();
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      throw new InsituError('INSITU_CONFIG_INVALID', `cannot listen on ${options.config.listen.host}:${options.config.listen.port}: ${code}`, { cause: error });
+      throw new InsituError(
+        'INSITU_CONFIG_INVALID',
+        `cannot listen on ${options.config.listen.host}:${options.config.listen.port}: ${code}`,
+        { cause: error },
+      );
     }
     throw error;
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.config.listen.port;
-  const host = options.config.listen.host.includes(':') ? `[${options.config.listen.host}]` : options.config.listen.host;
+  const host = options.config.listen.host.includes(':')
+    ? `[${options.config.listen.host}]`
+    : options.config.listen.host;
   const url = `http${options.config.tls ? 's' : ''}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
   logger.info({ url }, 'platform server listening');
   const running = app;

@@ -22,7 +22,9 @@ export function clusterSecret(config: Readonly<ServerConfig>): string | undefine
     try {
       return readFileSync(config.cluster.secretFile, 'utf8').trim();
     } catch (error) {
-      throw new InsituError('INSITU_CONFIG_INVALID', `cannot read cluster.secretFile: ${(error as Error).message}`, { cause: error });
+      throw new InsituError('INSITU_CONFIG_INVALID', `cannot read cluster.secretFile: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
   return config.cluster.secret;
@@ -33,7 +35,11 @@ export function readTlsFiles(tls: { certFile: string; keyFile: string }): { cert
   try {
     return { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
   } catch (error) {
-    throw new InsituError('INSITU_CONFIG_INVALID', `cannot read tls.certFile or tls.keyFile: ${(error as Error).message}`, { cause: error });
+    throw new InsituError(
+      'INSITU_CONFIG_INVALID',
+      `cannot read tls.certFile or tls.keyFile: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
 }
 
@@ -41,7 +47,9 @@ function readCa(file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (error) {
-    throw new InsituError('INSITU_CONFIG_INVALID', `cannot read cluster.caFile: ${(error as Error).message}`, { cause: error });
+    throw new InsituError('INSITU_CONFIG_INVALID', `cannot read cluster.caFile: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 
@@ -65,7 +73,11 @@ export function coordinatorFor(config: Readonly<ServerConfig>, ctx: Pick<ServerC
  * this node's sessions are published under its lease so the other nodes can forward to
  * it. Decorates `app.tunnel` and `app.coordinator`; everything stops with the app.
  */
-export async function mountTunnel(app: App, ctx: ServerContext, options: { coordinator?: Coordinator } = {}): Promise<TunnelServer> {
+export async function mountTunnel(
+  app: App,
+  ctx: ServerContext,
+  options: { coordinator?: Coordinator } = {},
+): Promise<TunnelServer> {
   const { config, store, logger } = ctx;
   const ownsCoordinator = options.coordinator === undefined;
   const coordinator = options.coordinator ?? coordinatorFor(config, ctx);
@@ -73,7 +85,11 @@ export async function mountTunnel(app: App, ctx: ServerContext, options: { coord
   let secret: string | undefined;
   if (coordinator.kind === 'etcd') {
     secret = clusterSecret(config);
-    if (!secret) throw new InsituError('INSITU_CONFIG_INVALID', 'a cluster on etcd needs cluster.secret, cluster.secretFile or INSITU_CLUSTER_SECRET (node-to-node authentication)');
+    if (!secret)
+      throw new InsituError(
+        'INSITU_CONFIG_INVALID',
+        'a cluster on etcd needs cluster.secret, cluster.secretFile or INSITU_CLUSTER_SECRET (node-to-node authentication)',
+      );
     directory = await createCoordSessionDirectory(coordinator, { nodeId: ctx.node.id, logger });
   }
   const tunnel = createTunnelServer({
@@ -85,7 +101,9 @@ export async function mountTunnel(app: App, ctx: ServerContext, options: { coord
     idleTimeoutMs: config.tunnel.idleTimeoutMs,
     timings: { pingIntervalMs: config.tunnel.pingIntervalMs, pingTimeoutMs: config.tunnel.pingTimeoutMs },
     maxSessionsPerAgent: config.tunnel.maxSessionsPerAgent,
-    allowPlainText: (socket: Socket) => config.tunnel.plainText === 'allow' || (config.tunnel.plainText === 'loopback' && isLoopback(socket.remoteAddress)),
+    allowPlainText: (socket: Socket) =>
+      config.tunnel.plainText === 'allow' ||
+      (config.tunnel.plainText === 'loopback' && isLoopback(socket.remoteAddress)),
     authenticate: async (credential) => {
       if (!credential.startsWith('isu_agt_')) return undefined;
       const agent = await store.providers.findLiveAgent(hashSecret(credential));
@@ -94,7 +112,14 @@ export async function mountTunnel(app: App, ctx: ServerContext, options: { coord
       return { agentId: agent.id, providerId: agent.provider_id };
     },
     ...(directory && secret
-      ? { cluster: { directory, secret, allowPlainText: config.tunnel.plainText !== 'refuse', ...(config.cluster.caFile ? { ca: readCa(config.cluster.caFile) } : {}) } }
+      ? {
+          cluster: {
+            directory,
+            secret,
+            allowPlainText: config.tunnel.plainText !== 'refuse',
+            ...(config.cluster.caFile ? { ca: readCa(config.cluster.caFile) } : {}),
+          },
+        }
       : {}),
   });
   app.decorate('tunnel', tunnel);
@@ -102,8 +127,13 @@ export async function mountTunnel(app: App, ctx: ServerContext, options: { coord
   app.server.on('upgrade', (req, socket: Socket, head: Buffer) => {
     if (!tunnel.handleUpgrade(req, socket, head)) {
       socket.on('error', () => undefined);
-      const body = errorJson({ code: 'INSITU_ROUTE_NOT_FOUND', message: `no upgrade endpoint at ${(req.url ?? '').split('?')[0] ?? ''}` });
-      socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      const body = errorJson({
+        code: 'INSITU_ROUTE_NOT_FOUND',
+        message: `no upgrade endpoint at ${(req.url ?? '').split('?')[0] ?? ''}`,
+      });
+      socket.end(
+        `HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
     }
   });
   app.addHook('onListen', async () => {
@@ -111,7 +141,10 @@ export async function mountTunnel(app: App, ctx: ServerContext, options: { coord
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.listen.port;
     const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
-    const url = config.cluster.nodeUrl ?? config.publicUrl ?? `http${config.tls ? 's' : ''}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const url =
+      config.cluster.nodeUrl ??
+      config.publicUrl ??
+      `http${config.tls ? 's' : ''}://${host.includes(':') ? `[${host}]` : host}:${port}`;
     await directory.registerNode(ctx.node.id, url);
   });
   app.addHook('preClose', async () => {

@@ -4,7 +4,12 @@ import { databaseTargets } from '@insitu/test-helpers';
 import { type Api, type OrgWorld, makeOrg, startApi } from './fixtures.js';
 
 interface ErrorBody {
-  error: { code: string; message: string; requestId: string; details?: { issues?: Array<{ path: string; message: string }> } };
+  error: {
+    code: string;
+    message: string;
+    requestId: string;
+    details?: { issues?: Array<{ path: string; message: string }> };
+  };
 }
 
 const [sqlite] = databaseTargets();
@@ -32,9 +37,15 @@ describe('the API edge', () => {
     assert.ok(!allow.includes('PUT'));
 
     // A path with a parameter: the methods of the pattern it matches.
-    const patch = await api.call('PUT', `/api/v1/providers/${org.providerId}`, { token: org.tokens.provider, body: {} });
+    const patch = await api.call('PUT', `/api/v1/providers/${org.providerId}`, {
+      token: org.tokens.provider,
+      body: {},
+    });
     assert.equal(patch.statusCode, 405, patch.body);
-    assert.ok(['GET', 'PATCH'].every((m) => String(patch.headers.allow).split(', ').includes(m)), `Allow: ${patch.headers.allow}`);
+    assert.ok(
+      ['GET', 'PATCH'].every((m) => String(patch.headers.allow).split(', ').includes(m)),
+      `Allow: ${patch.headers.allow}`,
+    );
 
     // Without a credential too: which methods a path takes is in the public OpenAPI document.
     const anonymous = await api.call('DELETE', '/api/v1/openapi.json');
@@ -54,7 +65,11 @@ describe('the API edge', () => {
       `{"orgId":"${org.orgId}","name":"p3","nested":{"__proto__":{"polluted":"yes"}}}`,
     ];
     for (const payload of bodies) {
-      const response = await api.call('POST', '/api/v1/providers', { token: org.tokens.provider, body: payload, headers: { 'content-type': 'application/json' } });
+      const response = await api.call('POST', '/api/v1/providers', {
+        token: org.tokens.provider,
+        body: payload,
+        headers: { 'content-type': 'application/json' },
+      });
       assert.equal(response.statusCode, 400, response.body);
       const body = JSON.parse(response.body) as ErrorBody;
       assert.equal(body.error.code, 'INSITU_VALIDATION', payload);

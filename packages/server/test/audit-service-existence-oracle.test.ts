@@ -19,19 +19,39 @@ for (const target of databaseTargets()) {
     const shape = (body: string, ref: string) => {
       const { error } = JSON.parse(body) as { error: { code: string; message: string; requestId: string } };
       assert.match(error.requestId, /^req_/);
-      return { keys: Object.keys(JSON.parse(body) as object), code: error.code, message: error.message.replace(ref, '<ref>'), errorKeys: Object.keys(error).sort() };
+      return {
+        keys: Object.keys(JSON.parse(body) as object),
+        code: error.code,
+        message: error.message.replace(ref, '<ref>'),
+        errorKeys: Object.keys(error).sort(),
+      };
     };
 
     before(async () => {
       api = await startApi(target);
       owner = await makeOrg(api, 'owner');
       outsider = await makeOrg(api, 'outsider');
-      const appId = expectStatus(await api.call('POST', '/api/v1/apps', { token: owner.tokens.developer, body: { orgId: owner.orgId, name: 'secret-app' } }), 201).id;
-      restrictedId = expectStatus(
-        await api.call('POST', '/api/v1/services', { token: owner.tokens.developer, body: { name: 'secret-sauce', appId, access: 'restricted' } }),
+      const appId = expectStatus(
+        await api.call('POST', '/api/v1/apps', {
+          token: owner.tokens.developer,
+          body: { orgId: owner.orgId, name: 'secret-app' },
+        }),
         201,
       ).id;
-      expectStatus(await api.call('POST', '/api/v1/services', { token: owner.tokens.developer, body: { name: 'open-data', appId, access: 'public' } }), 201);
+      restrictedId = expectStatus(
+        await api.call('POST', '/api/v1/services', {
+          token: owner.tokens.developer,
+          body: { name: 'secret-sauce', appId, access: 'restricted' },
+        }),
+        201,
+      ).id;
+      expectStatus(
+        await api.call('POST', '/api/v1/services', {
+          token: owner.tokens.developer,
+          body: { name: 'open-data', appId, access: 'public' },
+        }),
+        201,
+      );
     });
     after(async () => api?.close());
 
@@ -55,27 +75,55 @@ for (const target of databaseTargets()) {
       expectStatus(await api.call('GET', '/api/v1/audit?service=secret-sauce', { token: owner.tokens.user }), 200);
       expectStatus(await api.call('GET', '/api/v1/usage?service=secret-sauce', { token: owner.tokens.user }), 200);
       expectStatus(await api.call('GET', '/api/v1/audit?service=secret-sauce', { token: api.adminToken }), 200);
-      expectStatus(await api.call('POST', `/api/v1/services/${restrictedId}/grants`, { token: owner.tokens.developer, body: { orgId: outsider.orgId } }), 204);
-      expectStatus(await api.call('GET', '/api/v1/audit?service=secret-sauce', { token: outsider.tokens.developer }), 200);
+      expectStatus(
+        await api.call('POST', `/api/v1/services/${restrictedId}/grants`, {
+          token: owner.tokens.developer,
+          body: { orgId: outsider.orgId },
+        }),
+        204,
+      );
+      expectStatus(
+        await api.call('GET', '/api/v1/audit?service=secret-sauce', { token: outsider.tokens.developer }),
+        200,
+      );
       // Usage stays the owner's: a granted caller reads its own through ?key=.
-      assert.equal((await api.call('GET', '/api/v1/usage?service=secret-sauce', { token: outsider.tokens.developer })).statusCode, 404);
-      expectStatus(await api.call('DELETE', `/api/v1/services/${restrictedId}/grants/${outsider.orgId}`, { token: owner.tokens.developer }), 204);
-      assert.equal((await api.call('GET', '/api/v1/audit?service=secret-sauce', { token: outsider.tokens.developer })).statusCode, 404, 'the grant withdrawn, the name is hidden again');
+      assert.equal(
+        (await api.call('GET', '/api/v1/usage?service=secret-sauce', { token: outsider.tokens.developer })).statusCode,
+        404,
+      );
+      expectStatus(
+        await api.call('DELETE', `/api/v1/services/${restrictedId}/grants/${outsider.orgId}`, {
+          token: owner.tokens.developer,
+        }),
+        204,
+      );
+      assert.equal(
+        (await api.call('GET', '/api/v1/audit?service=secret-sauce', { token: outsider.tokens.developer })).statusCode,
+        404,
+        'the grant withdrawn, the name is hidden again',
+      );
     });
 
     it('the gateway answers a key of another organisation for a restricted service exactly like an unknown name', async () => {
       const key = expectStatus(
-        await api.call('POST', '/api/v1/keys', { token: outsider.tokens.user, body: { orgId: outsider.orgId, name: 'prober', services: ['open-data'] } }),
+        await api.call('POST', '/api/v1/keys', {
+          token: outsider.tokens.user,
+          body: { orgId: outsider.orgId, name: 'prober', services: ['open-data'] },
+        }),
         201,
       ).key as string;
-      const call = (name: string) => api.app.inject({ method: 'GET', url: `/s/${name}/anything`, headers: { authorization: `Bearer ${key}` } });
+      const call = (name: string) =>
+        api.app.inject({ method: 'GET', url: `/s/${name}/anything`, headers: { authorization: `Bearer ${key}` } });
       const a = await call('secret-sauce');
       const b = await call('no-such-sauce');
       assert.equal(a.statusCode, 404, a.body);
       assert.equal(b.statusCode, 404, b.body);
       assert.deepEqual(shape(a.body, 'secret-sauce'), shape(b.body, 'no-such-sauce'));
       // A key that names the service knows it: there the refusal says why.
-      const scoped = await api.call('POST', '/api/v1/keys', { token: outsider.tokens.user, body: { orgId: outsider.orgId, name: 'named', services: ['secret-sauce'] } });
+      const scoped = await api.call('POST', '/api/v1/keys', {
+        token: outsider.tokens.user,
+        body: { orgId: outsider.orgId, name: 'named', services: ['secret-sauce'] },
+      });
       assert.equal(scoped.statusCode, 404, 'a restricted service cannot even be named in a key by an outsider');
     });
 

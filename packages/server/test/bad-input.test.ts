@@ -5,7 +5,18 @@ import { sql } from 'kysely';
 import { databaseTargets } from '@insitu/test-helpers';
 import { type Api, type OrgWorld, datasetBody, expectStatus, makeOrg, startApi } from './fixtures.js';
 
-const TABLES = ['orgs', 'users', 'memberships', 'sessions', 'providers', 'enrolment_tokens', 'agents', 'datasets', 'dataset_tags', 'dataset_columns'] as const;
+const TABLES = [
+  'orgs',
+  'users',
+  'memberships',
+  'sessions',
+  'providers',
+  'enrolment_tokens',
+  'agents',
+  'datasets',
+  'dataset_tags',
+  'dataset_columns',
+] as const;
 
 for (const target of databaseTargets()) {
   describe(`bad input on ${target.dialect}`, () => {
@@ -51,26 +62,70 @@ for (const target of databaseTargets()) {
       const json = { 'content-type': 'application/json' };
       const t = org.tokens.provider;
       for (const body of ['{"name": ', '{name: "x"}', '[1,2', 'null x', '\u0000', '{"a":1}{"b":2}']) {
-        await expectRefused({ method: 'POST', url: '/api/v1/providers', token: t, body, headers: json }, 400, 'INSITU_BAD_JSON');
+        await expectRefused(
+          { method: 'POST', url: '/api/v1/providers', token: t, body, headers: json },
+          400,
+          'INSITU_BAD_JSON',
+        );
       }
       await expectRefused({ method: 'POST', url: '/api/v1/sessions', body: '', headers: json }, 400, 'INSITU_BAD_JSON');
-      await expectRefused({ method: 'POST', url: '/api/v1/providers', token: t, body: 'orgId=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415, 'INSITU_UNSUPPORTED_MEDIA_TYPE');
-      await expectRefused({ method: 'POST', url: '/api/v1/providers', token: t, body: 'hello', headers: { 'content-type': 'text/plain' } }, 415, 'INSITU_UNSUPPORTED_MEDIA_TYPE');
+      await expectRefused(
+        {
+          method: 'POST',
+          url: '/api/v1/providers',
+          token: t,
+          body: 'orgId=x',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        },
+        415,
+        'INSITU_UNSUPPORTED_MEDIA_TYPE',
+      );
+      await expectRefused(
+        {
+          method: 'POST',
+          url: '/api/v1/providers',
+          token: t,
+          body: 'hello',
+          headers: { 'content-type': 'text/plain' },
+        },
+        415,
+        'INSITU_UNSUPPORTED_MEDIA_TYPE',
+      );
       const huge = JSON.stringify({ orgId: org.orgId, name: 'big', description: 'x'.repeat(1_100_000) });
-      await expectRefused({ method: 'POST', url: '/api/v1/providers', token: t, body: huge, headers: json }, 413, 'INSITU_BODY_TOO_LARGE');
+      await expectRefused(
+        { method: 'POST', url: '/api/v1/providers', token: t, body: huge, headers: json },
+        413,
+        'INSITU_BODY_TOO_LARGE',
+      );
       // A key naming a prototype is an unknown field like any other (see api-edge.test.ts).
       await expectRefused(
-        { method: 'POST', url: '/api/v1/providers', token: t, body: `{"orgId":"${org.orgId}","name":"p","__proto__":{"admin":true}}`, headers: json },
+        {
+          method: 'POST',
+          url: '/api/v1/providers',
+          token: t,
+          body: `{"orgId":"${org.orgId}","name":"p","__proto__":{"admin":true}}`,
+          headers: json,
+        },
         400,
         'INSITU_VALIDATION',
       );
       await expectRefused(
-        { method: 'POST', url: '/api/v1/providers', token: t, body: `{"orgId":"${org.orgId}","name":"p","constructor":{"prototype":{"admin":true}}}`, headers: json },
+        {
+          method: 'POST',
+          url: '/api/v1/providers',
+          token: t,
+          body: `{"orgId":"${org.orgId}","name":"p","constructor":{"prototype":{"admin":true}}}`,
+          headers: json,
+        },
         400,
         'INSITU_VALIDATION',
       );
       const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
-      await expectRefused({ method: 'POST', url: '/api/v1/providers', token: t, body: deep, headers: json }, 400, 'INSITU_VALIDATION');
+      await expectRefused(
+        { method: 'POST', url: '/api/v1/providers', token: t, body: deep, headers: json },
+        400,
+        'INSITU_VALIDATION',
+      );
       assert.deepEqual(await snapshot(), before);
     });
 
@@ -87,15 +142,33 @@ for (const target of databaseTargets()) {
         ['POST', '/api/v1/tokens', { providerId: org.providerId, ttlSeconds: 1 }, p],
         ['POST', '/api/v1/tokens', { providerId: org.providerId, ttlSeconds: '600' }, p],
         ['POST', '/api/v1/tokens', { providerId: org.providerId, ttlSeconds: 1e12 }, p],
-        ['POST', '/api/v1/signup', { org: { name: 'x' }, user: { email: 'not-an-email', name: 'n', password: 'long-enough-pw' } }],
+        [
+          'POST',
+          '/api/v1/signup',
+          { org: { name: 'x' }, user: { email: 'not-an-email', name: 'n', password: 'long-enough-pw' } },
+        ],
         ['POST', '/api/v1/signup', { org: { name: 'x' }, user: { email: 'a@b.test', name: 'n', password: 'short' } }],
-        ['POST', '/api/v1/signup', { org: { name: 'x', admin: true }, user: { email: 'a@b.test', name: 'n', password: 'long-enough-pw' } }],
+        [
+          'POST',
+          '/api/v1/signup',
+          { org: { name: 'x', admin: true }, user: { email: 'a@b.test', name: 'n', password: 'long-enough-pw' } },
+        ],
         ['POST', '/api/v1/sessions', { email: 'a@b.test' }],
         ['POST', '/api/v1/sessions', { email: ['a@b.test'], password: 'x' }],
         ['POST', '/api/v1/agents/enrol', { token: 'x', name: '../../etc' }],
         ['POST', '/api/v1/agents/enrol', { token: '', name: 'a' }],
-        ['POST', `/api/v1/orgs/${org.orgId}/members`, { email: 'm@v.test', password: 'long-enough-pw', roles: ['root'] }, org.tokens.admin],
-        ['POST', `/api/v1/orgs/${org.orgId}/members`, { email: 'm@v.test', password: 'long-enough-pw', roles: [] }, org.tokens.admin],
+        [
+          'POST',
+          `/api/v1/orgs/${org.orgId}/members`,
+          { email: 'm@v.test', password: 'long-enough-pw', roles: ['root'] },
+          org.tokens.admin,
+        ],
+        [
+          'POST',
+          `/api/v1/orgs/${org.orgId}/members`,
+          { email: 'm@v.test', password: 'long-enough-pw', roles: [] },
+          org.tokens.admin,
+        ],
         ['PUT', `/api/v1/orgs/${org.orgId}/members/${org.userIds.user}`, { roles: ['user', 'user'] }, org.tokens.admin],
       ];
       const agent = org.tokens.agent;
@@ -116,23 +189,48 @@ for (const target of databaseTargets()) {
         ['PUT', ds, { ...good, visibility: 'everyone' }, agent],
         ['PUT', ds, { ...good, syncedAt: 'yesterday' }, agent],
         ['PUT', ds, { ...good, sample: [{ id: 1 }] }, agent],
-        ['PUT', `/api/v1/providers/${org.providerId}/datasets/${encodeURIComponent("x'; DROP TABLE datasets;--")}`, good, agent],
+        [
+          'PUT',
+          `/api/v1/providers/${org.providerId}/datasets/${encodeURIComponent("x'; DROP TABLE datasets;--")}`,
+          good,
+          agent,
+        ],
         ['PUT', `/api/v1/providers/not-an-id/datasets/ok`, good, agent],
       );
       for (const [method, url, body, token] of cases) {
         await expectRefused({ method, url, body, ...(token ? { token } : {}) }, 400, 'INSITU_VALIDATION');
       }
-      const named = await api.call('POST', '/api/v1/providers', { token: p, body: { orgId: org.orgId, name: 'ok', extra: true } });
+      const named = await api.call('POST', '/api/v1/providers', {
+        token: p,
+        body: { orgId: org.orgId, name: 'ok', extra: true },
+      });
       assert.match(JSON.parse(named.body).error.message, /body\.extra unknown field/);
       assert.deepEqual(await snapshot(), before);
     });
 
     it('refuses bad pagination, bad ids in paths and oversize queries; treats search metacharacters as text', async () => {
       const u = org.tokens.user;
-      for (const query of ['limit=0', 'limit=101', 'limit=-1', 'limit=abc', 'limit=1.5', 'q=' + 'x'.repeat(201), 'tag=NOT%20A%20TAG', 'column=', 'q=a&q=b', 'unknown=1']) {
+      for (const query of [
+        'limit=0',
+        'limit=101',
+        'limit=-1',
+        'limit=abc',
+        'limit=1.5',
+        'q=' + 'x'.repeat(201),
+        'tag=NOT%20A%20TAG',
+        'column=',
+        'q=a&q=b',
+        'unknown=1',
+      ]) {
         await expectRefused({ method: 'GET', url: `/api/v1/datasets?${query}`, token: u }, 400, 'INSITU_VALIDATION');
       }
-      for (const cursor of ['!!!', Buffer.from('{"o":-5}').toString('base64url'), Buffer.from('{"o":1e9}').toString('base64url'), 'x'.repeat(201), Buffer.from('[]').toString('base64url')]) {
+      for (const cursor of [
+        '!!!',
+        Buffer.from('{"o":-5}').toString('base64url'),
+        Buffer.from('{"o":1e9}').toString('base64url'),
+        'x'.repeat(201),
+        Buffer.from('[]').toString('base64url'),
+      ]) {
         const response = await api.call('GET', `/api/v1/datasets?cursor=${encodeURIComponent(cursor)}`, { token: u });
         assert.equal(response.statusCode, 400, cursor);
         assert.ok(['INSITU_BAD_CURSOR', 'INSITU_VALIDATION'].includes(JSON.parse(response.body).error.code));
@@ -140,7 +238,11 @@ for (const target of databaseTargets()) {
       for (const id of ["org_' OR '1'='1", '..%2F..%2Fetc%2Fpasswd', 'org_01', '%00']) {
         await expectRefused({ method: 'GET', url: `/api/v1/orgs/${id}`, token: u }, 400, 'INSITU_VALIDATION');
       }
-      await expectRefused({ method: 'GET', url: '/api/v1/orgs/org_0000000000000000000000000a', token: api.adminToken }, 404, 'INSITU_ORG_NOT_FOUND');
+      await expectRefused(
+        { method: 'GET', url: '/api/v1/orgs/org_0000000000000000000000000a', token: api.adminToken },
+        404,
+        'INSITU_ORG_NOT_FOUND',
+      );
       for (const q of [`' OR 1=1 --`, '"*', 'NEAR(a b)', '%_%', '\\', 'sales" OR "1', '*', '-sales', '(', 'a:b']) {
         const response = await api.call('GET', `/api/v1/datasets?q=${encodeURIComponent(q)}`, { token: u });
         assert.equal(response.statusCode, 200, `q=${q}: ${response.body.slice(0, 200)}`);
@@ -150,24 +252,53 @@ for (const target of databaseTargets()) {
     });
 
     it('refuses garbage credentials without touching anything', async () => {
-      for (const authorization of ['Bearer', 'Bearer ', 'Basic dXNlcjpwYXNz', `Bearer ${'x'.repeat(10_000)}`, 'Bearer isu_ses_forged', 'Bearer isu_agt_forged', "Bearer ' OR 1=1 --"]) {
-        await expectRefused({ method: 'GET', url: '/api/v1/users/me', headers: { authorization } }, 401, 'INSITU_UNAUTHENTICATED');
+      for (const authorization of [
+        'Bearer',
+        'Bearer ',
+        'Basic dXNlcjpwYXNz',
+        `Bearer ${'x'.repeat(10_000)}`,
+        'Bearer isu_ses_forged',
+        'Bearer isu_agt_forged',
+        "Bearer ' OR 1=1 --",
+      ]) {
+        await expectRefused(
+          { method: 'GET', url: '/api/v1/users/me', headers: { authorization } },
+          401,
+          'INSITU_UNAUTHENTICATED',
+        );
       }
     });
 
     it('survives random bytes sent to every endpoint that takes a body: 4xx, never 5xx', async () => {
       const before = await snapshot();
       const targets = [
-        ['POST', '/api/v1/signup'], ['POST', '/api/v1/sessions'], ['POST', '/api/v1/orgs'], ['POST', '/api/v1/providers'], ['POST', '/api/v1/tokens'],
-        ['POST', '/api/v1/agents/enrol'], ['PATCH', '/api/v1/users/me'], ['PUT', `/api/v1/providers/${org.providerId}/datasets/fuzz`],
-        ['POST', `/api/v1/orgs/${org.orgId}/members`], ['PATCH', `/api/v1/providers/${org.providerId}`],
+        ['POST', '/api/v1/signup'],
+        ['POST', '/api/v1/sessions'],
+        ['POST', '/api/v1/orgs'],
+        ['POST', '/api/v1/providers'],
+        ['POST', '/api/v1/tokens'],
+        ['POST', '/api/v1/agents/enrol'],
+        ['PATCH', '/api/v1/users/me'],
+        ['PUT', `/api/v1/providers/${org.providerId}/datasets/fuzz`],
+        ['POST', `/api/v1/orgs/${org.orgId}/members`],
+        ['PATCH', `/api/v1/providers/${org.providerId}`],
       ] as const;
       for (const [method, url] of targets) {
         for (let i = 0; i < 25; i++) {
-          const payload = i % 2 === 0 ? randomBytes(1 + (i * 37) % 400).toString('latin1') : JSON.stringify({ [randomBytes(4).toString('hex')]: randomBytes(8).toString('base64') });
+          const payload =
+            i % 2 === 0
+              ? randomBytes(1 + ((i * 37) % 400)).toString('latin1')
+              : JSON.stringify({ [randomBytes(4).toString('hex')]: randomBytes(8).toString('base64') });
           for (const token of [org.tokens.admin, org.tokens.agent]) {
-            const response = await api.call(method, url, { token, body: payload, headers: { 'content-type': 'application/json' } });
-            assert.ok(response.statusCode >= 400 && response.statusCode < 500, `${method} ${url}: ${response.statusCode} ${response.body.slice(0, 200)}`);
+            const response = await api.call(method, url, {
+              token,
+              body: payload,
+              headers: { 'content-type': 'application/json' },
+            });
+            assert.ok(
+              response.statusCode >= 400 && response.statusCode < 500,
+              `${method} ${url}: ${response.statusCode} ${response.body.slice(0, 200)}`,
+            );
           }
         }
       }

@@ -19,7 +19,15 @@ interface Node {
 }
 
 /** Offer `perSecond` calls of `keyId` round-robin over the nodes for `ms`; admitted calls' times. */
-async function offer(nodes: Node[], keyId: string, rate: number, burst: number, quota: number, perSecond: number, ms: number): Promise<{ admitted: number[]; sent: number }> {
+async function offer(
+  nodes: Node[],
+  keyId: string,
+  rate: number,
+  burst: number,
+  quota: number,
+  perSecond: number,
+  ms: number,
+): Promise<{ admitted: number[]; sent: number }> {
   const admitted: number[] = [];
   const started = performance.now();
   let sent = 0;
@@ -49,7 +57,10 @@ describe('admitted calls shared between three nodes over etcd', { timeout: 120_0
       const limiter = new RateLimiter();
       const quotas = new QuotaCounter(() => Promise.resolve(0));
       const coordinator = createEtcdCoordinator({ endpoints: [etcd.endpoint], namespace: 'sharing-test/' });
-      const limits = new ClusterLimits(limiter, quotas, { nodeId: `node_${i + 1}`, logger: createLogger({ name: 'test', level: 'silent' }) });
+      const limits = new ClusterLimits(limiter, quotas, {
+        nodeId: `node_${i + 1}`,
+        logger: createLogger({ name: 'test', level: 'silent' }),
+      });
       await limits.start(coordinator);
       nodes.push({ limiter, quotas, limits, coordinator });
     }

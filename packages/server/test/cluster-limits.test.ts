@@ -24,7 +24,14 @@ interface Node {
  * answers in order of sending. At most `MAX_IN_FLIGHT` calls wait for answers at once (a
  * loaded machine offers less rather than piling up calls that time out).
  */
-async function offer(nodes: Node[], path: string, key: string, perSecond: number, maxMs: number, done: (answers: LightMyRequestResponse[]) => boolean) {
+async function offer(
+  nodes: Node[],
+  path: string,
+  key: string,
+  perSecond: number,
+  maxMs: number,
+  done: (answers: LightMyRequestResponse[]) => boolean,
+) {
   const answers: Promise<LightMyRequestResponse>[] = [];
   const settled: LightMyRequestResponse[] = [];
   const started = performance.now();
@@ -45,7 +52,10 @@ async function offer(nodes: Node[], path: string, key: string, perSecond: number
   const all = await Promise.all(answers);
   const statuses: Record<string, number> = {};
   for (const a of all) {
-    const name = a.statusCode === 200 ? '200' : `${a.statusCode} ${(JSON.parse(a.body) as { error?: { code?: string } }).error?.code ?? ''}`;
+    const name =
+      a.statusCode === 200
+        ? '200'
+        : `${a.statusCode} ${(JSON.parse(a.body) as { error?: { code?: string } }).error?.code ?? ''}`;
     statuses[name] = (statuses[name] ?? 0) + 1;
   }
   return { answers: all, seconds, sent, statuses };
@@ -72,21 +82,36 @@ describe('limits across a cluster of three nodes on one database and etcd', { ti
       res.setHeader('content-type', 'application/json');
       res.end('{"ok":true}');
     });
-    const storeConfig = { kind: 'mysql' as const, host: db.host, port: db.port, user: db.user, password: db.password, database: db.database };
+    const storeConfig = {
+      kind: 'mysql' as const,
+      host: db.host,
+      port: db.port,
+      user: db.user,
+      password: db.password,
+      database: db.database,
+    };
     for (let i = 0; i < NODES; i++) {
       const store = await openStore(storeConfig);
       const config = defaultServerConfig({
         log: { level: 'silent' },
         auth: { passwordCost: 10 },
         audit: { flushIntervalMs: 100 },
-        cluster: { coordination: 'etcd', etcdEndpoints: [etcd.endpoint], secret: 'cluster-limits-test-secret-0123456789abcdef' },
+        cluster: {
+          coordination: 'etcd',
+          etcdEndpoints: [etcd.endpoint],
+          secret: 'cluster-limits-test-secret-0123456789abcdef',
+        },
       });
       const app = await buildServer({ config, store, nodeId: `node_limits${i + 1}` });
       app.insitu.setDispatcher(dispatcher);
       nodes.push({ app, store });
     }
     const first = nodes[0] as Node;
-    const init = await initPlatform(first.store, { adminEmail: 'root@platform.test', password: TEST_PASSWORD }, FAST_KDF);
+    const init = await initPlatform(
+      first.store,
+      { adminEmail: 'root@platform.test', password: TEST_PASSWORD },
+      FAST_KDF,
+    );
     const admin = await issueSession(first.store, init.admin, 3_600_000);
     api = {
       app: first.app,
@@ -101,25 +126,70 @@ describe('limits across a cluster of three nodes on one database and etcd', { ti
           method: method as 'GET',
           url,
           headers,
-          ...(options.body !== undefined ? (typeof options.body === 'string' ? { payload: options.body } : { payload: options.body as object }) : {}),
+          ...(options.body !== undefined
+            ? typeof options.body === 'string'
+              ? { payload: options.body }
+              : { payload: options.body as object }
+            : {}),
         });
       },
     };
     const acme = await makeOrg(api, 'acme');
     dev = await makeOrg(api, 'devco');
     other = await makeOrg(api, 'otherco');
-    const manifest = { name: 'limited', version: '1.0.0', runtime: 'node', entry: 'index.js', datasets: [{ provider: 'acme-data', dataset: 'public_sales' }], endpoints: [{ method: 'GET', path: '/ping' }] };
-    const appId = expectStatus(await api.call('POST', '/api/v1/apps', { token: dev.tokens.developer, body: { orgId: dev.orgId, name: 'limited' } }), 201).id;
+    const manifest = {
+      name: 'limited',
+      version: '1.0.0',
+      runtime: 'node',
+      entry: 'index.js',
+      datasets: [{ provider: 'acme-data', dataset: 'public_sales' }],
+      endpoints: [{ method: 'GET', path: '/ping' }],
+    };
+    const appId = expectStatus(
+      await api.call('POST', '/api/v1/apps', {
+        token: dev.tokens.developer,
+        body: { orgId: dev.orgId, name: 'limited' },
+      }),
+      201,
+    ).id;
     const version = expectStatus(
-      await api.call('POST', `/api/v1/apps/${appId}/versions`, { token: dev.tokens.developer, body: bundle(manifest) as unknown as string, headers: { 'content-type': 'application/x-tar' } }),
+      await api.call('POST', `/api/v1/apps/${appId}/versions`, {
+        token: dev.tokens.developer,
+        body: bundle(manifest) as unknown as string,
+        headers: { 'content-type': 'application/x-tar' },
+      }),
       201,
     );
-    const [approval] = expectStatus(await api.call('GET', '/api/v1/approvals?state=pending', { token: acme.tokens.provider }), 200).items;
-    expectStatus(await api.call('POST', `/api/v1/approvals/${approval.id}/approve`, { token: acme.tokens.provider, body: {} }), 200);
-    const deployment = expectStatus(await api.call('POST', '/api/v1/deployments', { token: dev.tokens.developer, body: { versionId: version.id, providerId: acme.providerId } }), 201);
+    const [approval] = expectStatus(
+      await api.call('GET', '/api/v1/approvals?state=pending', { token: acme.tokens.provider }),
+      200,
+    ).items;
+    expectStatus(
+      await api.call('POST', `/api/v1/approvals/${approval.id}/approve`, { token: acme.tokens.provider, body: {} }),
+      200,
+    );
+    const deployment = expectStatus(
+      await api.call('POST', '/api/v1/deployments', {
+        token: dev.tokens.developer,
+        body: { versionId: version.id, providerId: acme.providerId },
+      }),
+      201,
+    );
     dispatcher.targets.set(deployment.id, target.url);
-    expectStatus(await api.call('PUT', '/api/v1/agents/self/status', { token: acme.tokens.agent, body: { deployments: [{ id: deployment.id, state: 'running', ready: 1, desired: 1 }] } }), 204);
-    serviceId = expectStatus(await api.call('POST', '/api/v1/services', { token: dev.tokens.developer, body: { name: 'limited', appId, ratePerSecond: 100, burst: 10 } }), 201).id;
+    expectStatus(
+      await api.call('PUT', '/api/v1/agents/self/status', {
+        token: acme.tokens.agent,
+        body: { deployments: [{ id: deployment.id, state: 'running', ready: 1, desired: 1 }] },
+      }),
+      204,
+    );
+    serviceId = expectStatus(
+      await api.call('POST', '/api/v1/services', {
+        token: dev.tokens.developer,
+        body: { name: 'limited', appId, ratePerSecond: 100, burst: 10 },
+      }),
+      201,
+    ).id;
   });
 
   after(async () => {
@@ -132,12 +202,23 @@ describe('limits across a cluster of three nodes on one database and etcd', { ti
     await db?.stop();
   });
 
-  const newKey = async (name: string) => expectStatus(await api.call('POST', '/api/v1/keys', { token: other.tokens.user, body: { orgId: other.orgId, name, services: ['limited'] } }), 201).key as string;
+  const newKey = async (name: string) =>
+    expectStatus(
+      await api.call('POST', '/api/v1/keys', {
+        token: other.tokens.user,
+        body: { orgId: other.orgId, name, services: ['limited'] },
+      }),
+      201,
+    ).key as string;
 
   it('every node serves the key (warm-up), with RateLimit headers', async () => {
     const key = await newKey('warm');
     for (const node of nodes) {
-      const answer = await node.app.inject({ method: 'GET', url: '/s/limited/ping', headers: { authorization: `Bearer ${key}` } });
+      const answer = await node.app.inject({
+        method: 'GET',
+        url: '/s/limited/ping',
+        headers: { authorization: `Bearer ${key}` },
+      });
       assert.equal(answer.statusCode, 200, answer.body);
       assert.equal(answer.headers['ratelimit-limit'], '10');
       // 9 on this node's own bucket, less what the other nodes' earlier calls took if their share (every 250 ms) arrived already.
@@ -179,16 +260,26 @@ describe('limits across a cluster of three nodes on one database and etcd', { ti
   it('a 1,000/day quota is not exceeded by more than the stated margin', async () => {
     const rate = 200;
     const burst = 20;
-    expectStatus(await api.call('PATCH', `/api/v1/services/${serviceId}`, { token: dev.tokens.developer, body: { ratePerSecond: rate, burst, dailyQuota: 1000 } }), 200);
+    expectStatus(
+      await api.call('PATCH', `/api/v1/services/${serviceId}`, {
+        token: dev.tokens.developer,
+        body: { ratePerSecond: rate, burst, dailyQuota: 1000 },
+      }),
+      200,
+    );
     const key = await newKey('quota');
     // Until the quota is used up (the last 30 answers refused, for the quota or for the rate checked before it).
     const exhausted = (answers: LightMyRequestResponse[]) =>
-      answers.length > 1000 && answers.slice(-30).every((a) => a.statusCode === 429) && answers.slice(-30).some((a) => a.body.includes('INSITU_QUOTA_EXCEEDED'));
+      answers.length > 1000 &&
+      answers.slice(-30).every((a) => a.statusCode === 429) &&
+      answers.slice(-30).some((a) => a.body.includes('INSITU_QUOTA_EXCEEDED'));
     const run = await offer(nodes, 'limited/ping', key, 300, 60_000, exhausted);
     const accepted = run.answers.filter((a) => a.statusCode === 200).length;
     // The README's margin: (nodes - 1) × (burst + rate × (sharing interval + 250 ms)).
     const margin = (NODES - 1) * (burst + rate * ((SHARING_MS + 250) / 1000));
-    console.log(`quota 1000: accepted ${accepted} of ${run.sent} in ${run.seconds.toFixed(2)} s (margin ${margin}); answers ${JSON.stringify(run.statuses)}`);
+    console.log(
+      `quota 1000: accepted ${accepted} of ${run.sent} in ${run.seconds.toFixed(2)} s (margin ${margin}); answers ${JSON.stringify(run.statuses)}`,
+    );
     assert.ok(run.seconds < 60 && (run.statuses['429 INSITU_QUOTA_EXCEEDED'] ?? 0) > 0, 'the quota was used up');
     // Calls flushed to the database and reported afterwards may count twice: the quota may also end that much early.
     assert.ok(accepted >= 1000 - margin, `accepted ${accepted}`);

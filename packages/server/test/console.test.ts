@@ -17,10 +17,7 @@ for (const target of sqlite) {
     let api: Api;
     before(async () => {
       api = await startApi(target);
-      expectStatus(
-        await api.call('POST', '/api/v1/orgs', { token: api.adminToken, body: { name: 'webco' } }),
-        201,
-      );
+      expectStatus(await api.call('POST', '/api/v1/orgs', { token: api.adminToken, body: { name: 'webco' } }), 201);
     });
     after(async () => api.close());
 
@@ -54,7 +51,10 @@ for (const target of sqlite) {
       assert.match(String(js.headers['content-type']), /^text\/javascript/);
       assert.equal(js.headers['content-encoding'], 'gzip');
       assert.equal(js.headers['cache-control'], 'public, max-age=31536000, immutable');
-      assert.ok(gunzipSync(js.rawPayload).toString().includes('/api/v1/'), 'the bundle is the console on the public API');
+      assert.ok(
+        gunzipSync(js.rawPayload).toString().includes('/api/v1/'),
+        'the bundle is the console on the public API',
+      );
       const css = await api.call('GET', style);
       assert.match(String(css.headers['content-type']), /^text\/css/);
       assert.equal(css.headers['content-encoding'], undefined, 'no gzip unless the client asks for it');
@@ -63,7 +63,11 @@ for (const target of sqlite) {
       assert.equal(deep.statusCode, 200);
       assert.equal(deep.body, page.body, 'a page of the app loads the app, which routes in the browser');
 
-      for (const missing of ['/console/assets/nothing.js', '/console/..%2f..%2fpackage.json', '/console/%2e%2e/%2e%2e/package.json']) {
+      for (const missing of [
+        '/console/assets/nothing.js',
+        '/console/..%2f..%2fpackage.json',
+        '/console/%2e%2e/%2e%2e/package.json',
+      ]) {
         const response = await api.call('GET', missing);
         assert.equal(response.statusCode, 404, missing);
         assert.match(response.json().error.code, /^INSITU_(ROUTE_)?NOT_FOUND$/);
@@ -72,14 +76,21 @@ for (const target of sqlite) {
     });
 
     it('signs in with an HttpOnly SameSite session cookie the API honours only beside the CSRF header', async () => {
-      const wrong = await api.call('POST', '/console/session', { body: { email: 'root@platform.test', password: 'not-the-password' } });
+      const wrong = await api.call('POST', '/console/session', {
+        body: { email: 'root@platform.test', password: 'not-the-password' },
+      });
       assert.equal(wrong.statusCode, 401);
       assert.equal(wrong.headers['set-cookie'], undefined);
 
-      const crossSite = await api.call('POST', '/console/session', { body: { email: 'root@platform.test', password: TEST_PASSWORD }, headers: { 'sec-fetch-site': 'cross-site' } });
+      const crossSite = await api.call('POST', '/console/session', {
+        body: { email: 'root@platform.test', password: TEST_PASSWORD },
+        headers: { 'sec-fetch-site': 'cross-site' },
+      });
       assert.equal(crossSite.statusCode, 403, 'a sign-in posted by another site is refused');
 
-      const signIn = await api.call('POST', '/console/session', { body: { email: 'root@platform.test', password: TEST_PASSWORD } });
+      const signIn = await api.call('POST', '/console/session', {
+        body: { email: 'root@platform.test', password: TEST_PASSWORD },
+      });
       assert.equal(signIn.statusCode, 201);
       assert.equal(signIn.json().user.email, 'root@platform.test');
       assert.ok(!signIn.body.includes('isu_ses_'), 'the session token never reaches page scripts');
@@ -94,13 +105,22 @@ for (const target of sqlite) {
       const cookie = `insitu_session=${sessionValue}; insitu_csrf=${csrfValue}`;
 
       const forged = await api.call('GET', '/api/v1/users/me', { headers: { cookie } });
-      assert.equal(forged.statusCode, 401, 'the cookie alone (what a forged cross-site request carries) is not a session');
-      const mismatched = await api.call('GET', '/api/v1/users/me', { headers: { cookie, 'x-insitu-csrf': `${csrfValue.slice(0, -1)}x` } });
+      assert.equal(
+        forged.statusCode,
+        401,
+        'the cookie alone (what a forged cross-site request carries) is not a session',
+      );
+      const mismatched = await api.call('GET', '/api/v1/users/me', {
+        headers: { cookie, 'x-insitu-csrf': `${csrfValue.slice(0, -1)}x` },
+      });
       assert.equal(mismatched.statusCode, 401);
       const me = await api.call('GET', '/api/v1/users/me', { headers: { cookie, 'x-insitu-csrf': csrfValue } });
       assert.equal(me.statusCode, 200);
       assert.equal(me.json().platformAdmin, true);
-      const write = await api.call('POST', '/api/v1/orgs', { headers: { cookie, 'x-insitu-csrf': csrfValue }, body: { name: 'cookieco' } });
+      const write = await api.call('POST', '/api/v1/orgs', {
+        headers: { cookie, 'x-insitu-csrf': csrfValue },
+        body: { name: 'cookieco' },
+      });
       assert.equal(write.statusCode, 201, 'writes work the same way');
 
       const signOut = await api.call('DELETE', '/console/session', { headers: { cookie, 'x-insitu-csrf': csrfValue } });

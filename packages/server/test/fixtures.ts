@@ -14,7 +14,11 @@ export interface Api {
   adminToken: string;
   adminPassword: string;
   close(): Promise<void>;
-  call(method: string, url: string, options?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
+  call(
+    method: string,
+    url: string,
+    options?: { token?: string; body?: unknown; headers?: Record<string, string> },
+  ): Promise<LightMyRequestResponse>;
 }
 
 export async function startApi(target: DatabaseTarget, overrides: Record<string, unknown> = {}): Promise<Api> {
@@ -41,7 +45,11 @@ export async function startApi(target: DatabaseTarget, overrides: Record<string,
         method: method as 'GET',
         url,
         headers,
-        ...(options.body !== undefined ? (typeof options.body === 'string' ? { payload: options.body } : { payload: options.body as object }) : {}),
+        ...(options.body !== undefined
+          ? typeof options.body === 'string'
+            ? { payload: options.body }
+            : { payload: options.body as object }
+          : {}),
       });
     },
   };
@@ -67,16 +75,28 @@ export async function makeOrg(api: Api, name: string): Promise<OrgWorld> {
   for (const role of ['admin', 'provider', 'developer', 'user'] as const) {
     const email = `${role}@${name}.test`;
     const member = expectStatus(
-      await api.call('POST', `/api/v1/orgs/${orgId}/members`, { token: api.adminToken, body: { email, password: TEST_PASSWORD, roles: [role] } }),
+      await api.call('POST', `/api/v1/orgs/${orgId}/members`, {
+        token: api.adminToken,
+        body: { email, password: TEST_PASSWORD, roles: [role] },
+      }),
       201,
     );
     userIds[role] = member.user.id as string;
-    tokens[role] = expectStatus(await api.call('POST', '/api/v1/sessions', { body: { email, password: TEST_PASSWORD } }), 201).token as string;
+    tokens[role] = expectStatus(
+      await api.call('POST', '/api/v1/sessions', { body: { email, password: TEST_PASSWORD } }),
+      201,
+    ).token as string;
   }
-  const provider = expectStatus(await api.call('POST', '/api/v1/providers', { token: tokens.provider, body: { orgId, name: `${name}-data` } }), 201);
+  const provider = expectStatus(
+    await api.call('POST', '/api/v1/providers', { token: tokens.provider, body: { orgId, name: `${name}-data` } }),
+    201,
+  );
   const agent = await enrolAgent(api, tokens.provider ?? '', provider.id as string, `${name}-agent`);
   const pub = expectStatus(
-    await api.call('PUT', `/api/v1/providers/${provider.id}/datasets/public_sales`, { token: agent.credential, body: datasetBody({ description: `${name} sales`, tags: ['retail'] }) }),
+    await api.call('PUT', `/api/v1/providers/${provider.id}/datasets/public_sales`, {
+      token: agent.credential,
+      body: datasetBody({ description: `${name} sales`, tags: ['retail'] }),
+    }),
     201,
   );
   const priv = expectStatus(
@@ -89,17 +109,39 @@ export async function makeOrg(api: Api, name: string): Promise<OrgWorld> {
   return {
     orgId,
     providerId: provider.id as string,
-    tokens: { admin: tokens.admin ?? '', provider: tokens.provider ?? '', developer: tokens.developer ?? '', user: tokens.user ?? '', agent: agent.credential },
-    userIds: { admin: userIds.admin ?? '', provider: userIds.provider ?? '', developer: userIds.developer ?? '', user: userIds.user ?? '' },
+    tokens: {
+      admin: tokens.admin ?? '',
+      provider: tokens.provider ?? '',
+      developer: tokens.developer ?? '',
+      user: tokens.user ?? '',
+      agent: agent.credential,
+    },
+    userIds: {
+      admin: userIds.admin ?? '',
+      provider: userIds.provider ?? '',
+      developer: userIds.developer ?? '',
+      user: userIds.user ?? '',
+    },
     agentId: agent.id,
     publicDatasetId: pub.id as string,
     privateDatasetId: priv.id as string,
   };
 }
 
-export async function enrolAgent(api: Api, providerToken: string, providerId: string, name: string): Promise<{ id: string; credential: string }> {
-  const token = expectStatus(await api.call('POST', '/api/v1/tokens', { token: providerToken, body: { providerId } }), 201);
-  const enrolled = expectStatus(await api.call('POST', '/api/v1/agents/enrol', { body: { token: token.token, name } }), 201);
+export async function enrolAgent(
+  api: Api,
+  providerToken: string,
+  providerId: string,
+  name: string,
+): Promise<{ id: string; credential: string }> {
+  const token = expectStatus(
+    await api.call('POST', '/api/v1/tokens', { token: providerToken, body: { providerId } }),
+    201,
+  );
+  const enrolled = expectStatus(
+    await api.call('POST', '/api/v1/agents/enrol', { body: { token: token.token, name } }),
+    201,
+  );
   return { id: enrolled.agent.id as string, credential: enrolled.credential as string };
 }
 

@@ -1,13 +1,27 @@
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { InsituError, canonicalTar, type BundleEntry } from '@insitu/core';
 import type { DispatchRequest, DispatchResult, ServiceDispatcher } from '../src/index.js';
 
 /** A bundle tarball from a manifest and files. */
-export function bundle(manifest: Record<string, unknown>, files: Record<string, string> = { 'index.js': 'export default 1;\n' }): Buffer {
+export function bundle(
+  manifest: Record<string, unknown>,
+  files: Record<string, string> = { 'index.js': 'export default 1;\n' },
+): Buffer {
   const entries: BundleEntry[] = [
     { path: 'insitu.json', kind: 'file', executable: false, data: Buffer.from(JSON.stringify(manifest)) },
-    ...Object.entries(files).map(([path, text]) => ({ path, kind: 'file' as const, executable: false, data: Buffer.from(text) })),
+    ...Object.entries(files).map(([path, text]) => ({
+      path,
+      kind: 'file' as const,
+      executable: false,
+      data: Buffer.from(text),
+    })),
   ];
   return canonicalTar(entries);
 }
@@ -20,7 +34,10 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startTestApp(name: string, handler?: (req: IncomingMessage, res: ServerResponse, body: string) => void): Promise<TestApp> {
+export async function startTestApp(
+  name: string,
+  handler?: (req: IncomingMessage, res: ServerResponse, body: string) => void,
+): Promise<TestApp> {
   const requests: TestApp['requests'] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -60,14 +77,30 @@ export class HttpDispatcher implements ServiceDispatcher {
   async dispatch(request: DispatchRequest): Promise<DispatchResult> {
     const target = request.targets.find((t) => this.targets.has(t.deploymentId));
     const base = target ? this.targets.get(target.deploymentId) : undefined;
-    if (!target || !base) throw new InsituError('INSITU_SERVICE_UNAVAILABLE', 'no test app for these deployments', { details: { where: 'tunnel' } });
-    return new Promise((resolve, reject) => {
-      const outgoing = httpRequest(`${base}${request.path}`, { method: request.method, headers: request.headers, signal: request.signal }, (response) => {
-        const headers: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(response.headers)) if (v !== undefined) headers[k] = v;
-        resolve({ status: response.statusCode ?? 502, headers, body: response, providerId: target.providerId, deploymentId: target.deploymentId, agentId: 'agt_test' });
+    if (!target || !base)
+      throw new InsituError('INSITU_SERVICE_UNAVAILABLE', 'no test app for these deployments', {
+        details: { where: 'tunnel' },
       });
-      outgoing.on('error', (error) => reject(new InsituError('INSITU_SERVICE_UNAVAILABLE', error.message, { details: { where: 'application' } })));
+    return new Promise((resolve, reject) => {
+      const outgoing = httpRequest(
+        `${base}${request.path}`,
+        { method: request.method, headers: request.headers, signal: request.signal },
+        (response) => {
+          const headers: Record<string, string | string[]> = {};
+          for (const [k, v] of Object.entries(response.headers)) if (v !== undefined) headers[k] = v;
+          resolve({
+            status: response.statusCode ?? 502,
+            headers,
+            body: response,
+            providerId: target.providerId,
+            deploymentId: target.deploymentId,
+            agentId: 'agt_test',
+          });
+        },
+      );
+      outgoing.on('error', (error) =>
+        reject(new InsituError('INSITU_SERVICE_UNAVAILABLE', error.message, { details: { where: 'application' } })),
+      );
       if (request.body) request.body.pipe(outgoing);
       else outgoing.end();
     });

@@ -35,7 +35,10 @@ describe('malformed paths get coded 4xx answers on every edge of the platform po
     assert.equal(error.code, code);
     assert.match(error.requestId, /^req_[0-9a-z]{26}$/);
     assert.equal(response.headers['insitu-request-id'], error.requestId);
-    assert.ok(error.message.length > 0 && error.message.length < 300, `a bounded message: ${error.message.length} characters`);
+    assert.ok(
+      error.message.length > 0 && error.message.length < 300,
+      `a bounded message: ${error.message.length} characters`,
+    );
   }
 
   before(async () => {
@@ -49,7 +52,11 @@ describe('malformed paths get coded 4xx answers on every edge of the platform po
 
   it('a path parameter over 200 characters is 414 INSITU_PATH_TOO_LONG (one of 200 reaches the route)', async () => {
     assertCoded(await send(`/api/v1/orgs/${'a'.repeat(201)}`, undefined, api.adminToken), 414, 'INSITU_PATH_TOO_LONG');
-    assertCoded(await send(`/api/v1/apps/${'p'.repeat(20)}/versions/${'v'.repeat(300)}`, undefined, acme.tokens.developer), 414, 'INSITU_PATH_TOO_LONG');
+    assertCoded(
+      await send(`/api/v1/apps/${'p'.repeat(20)}/versions/${'v'.repeat(300)}`, undefined, acme.tokens.developer),
+      414,
+      'INSITU_PATH_TOO_LONG',
+    );
     // At the limit the route runs, and its own validation answers.
     assertCoded(await send(`/api/v1/orgs/${'a'.repeat(200)}`, undefined, api.adminToken), 400, 'INSITU_VALIDATION');
   });
@@ -70,7 +77,11 @@ describe('malformed paths get coded 4xx answers on every edge of the platform po
 
   it('bytes a URL may not hold (not UTF-8, raw) are 400 INSITU_BAD_PATH, not a bare status line', async () => {
     assertCoded(await send(Buffer.from([0x2f, 0x61, 0x70, 0x69, 0x2f, 0xff, 0xfe])), 400, 'INSITU_BAD_PATH');
-    assertCoded(await send(Buffer.concat([Buffer.from('/s/'), Buffer.from([0xc3, 0x28]), Buffer.from('/x')])), 400, 'INSITU_BAD_PATH');
+    assertCoded(
+      await send(Buffer.concat([Buffer.from('/s/'), Buffer.from([0xc3, 0x28]), Buffer.from('/x')])),
+      400,
+      'INSITU_BAD_PATH',
+    );
   });
 
   it('a request line past the 16 KiB limit is 431, and malformed HTTP is 400 INSITU_BAD_REQUEST', async () => {

@@ -14,7 +14,10 @@ describe('GET /api/v1/schemas/insitu.json', () => {
   let server: RunningServer;
   before(async () => {
     dir = await makeTempDir('insitu-manifest-schema-');
-    server = await startServer({ config: defaultServerConfig({ listen: { port: 0 }, log: { level: 'silent' } }), dataDir: dir });
+    server = await startServer({
+      config: defaultServerConfig({ listen: { port: 0 }, log: { level: 'silent' } }),
+      dataDir: dir,
+    });
   });
   after(async () => {
     await server?.close();
@@ -37,7 +40,10 @@ describe('GET /api/v1/schemas/insitu.json', () => {
       endpoints: [{ method: 'GET', path: '/totals' }],
     };
     assert.ok(validate(good), JSON.stringify(validate.errors));
-    assert.ok(validate({ ...good, $schema: `${server.url}/api/v1/schemas/insitu.json` }), 'a manifest may name its schema');
+    assert.ok(
+      validate({ ...good, $schema: `${server.url}/api/v1/schemas/insitu.json` }),
+      'a manifest may name its schema',
+    );
     assert.equal(validate({ ...good, runtime: 'cobol' }), false, 'an unknown runtime');
     assert.equal(validate({ ...good, surprise: true }), false, 'an unknown field');
     const { name: _name, ...nameless } = good;

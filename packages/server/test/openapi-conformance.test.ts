@@ -20,7 +20,13 @@ import { bundle } from './gateway-fixtures.js';
 
 const addFormats = addFormatsModule.default;
 /** Public routes without input that a running server always answers with success. */
-const ALWAYS_ANSWERS = new Set(['/healthz', '/api/v1/openapi.json', '/api/v1/audit/anchor-key', '/console', '/api/v1/schemas/insitu.json']);
+const ALWAYS_ANSWERS = new Set([
+  '/healthz',
+  '/api/v1/openapi.json',
+  '/api/v1/audit/anchor-key',
+  '/console',
+  '/api/v1/schemas/insitu.json',
+]);
 const CLUSTER_SECRET = 'a-cluster-secret-of-at-least-32-characters';
 
 interface OpenApiResponse {
@@ -81,7 +87,10 @@ describe('the OpenAPI document tells the truth about every route', () => {
   function routeOf(method: string, path: string): { method: string; url: string; hidden: boolean } | undefined {
     const candidates = routes.filter((r) => {
       if (r.method !== method) return false;
-      const pattern = r.url.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+').replace(/\*/g, '.*');
+      const pattern = r.url
+        .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+        .replace(/:[A-Za-z]+/g, '[^/]+')
+        .replace(/\*/g, '.*');
       return new RegExp(`^${pattern}$`).test(path);
     });
     return candidates.sort((a, b) => (a.url.match(/:/g)?.length ?? 0) - (b.url.match(/:/g)?.length ?? 0))[0];
@@ -95,7 +104,10 @@ describe('the OpenAPI document tells the truth about every route', () => {
     if (!route) {
       // Unrouted paths answer our 404 (or 400 for a broken escape), in our shape.
       assert.ok([400, 404, 414].includes(answer.statusCode), where);
-      assert.ok(validatorFor({ $ref: '#/components/schemas/ApiError' })(JSON.parse(answer.body)), `${where}: not an ApiError body`);
+      assert.ok(
+        validatorFor({ $ref: '#/components/schemas/ApiError' })(JSON.parse(answer.body)),
+        `${where}: not an ApiError body`,
+      );
       return;
     }
     const key = `${route.method} ${route.url}`;
@@ -106,7 +118,10 @@ describe('the OpenAPI document tells the truth about every route', () => {
     if (route.hidden) {
       // Hidden from the document (the gateway, the document itself): errors still in our shape.
       if (answer.statusCode >= 400 && method !== 'HEAD') {
-        assert.ok(validatorFor({ $ref: '#/components/schemas/ApiError' })(JSON.parse(answer.body)), `${where}: not an ApiError body: ${answer.body.slice(0, 200)}`);
+        assert.ok(
+          validatorFor({ $ref: '#/components/schemas/ApiError' })(JSON.parse(answer.body)),
+          `${where}: not an ApiError body: ${answer.body.slice(0, 200)}`,
+        );
       }
       return;
     }
@@ -117,11 +132,14 @@ describe('the OpenAPI document tells the truth about every route', () => {
     }
     const documented = operation.responses[String(answer.statusCode)];
     if (!documented) {
-      mismatches.push(`${where}: status not documented (documented: ${Object.keys(operation.responses).join(', ')}); body ${answer.body.slice(0, 200)}`);
+      mismatches.push(
+        `${where}: status not documented (documented: ${Object.keys(operation.responses).join(', ')}); body ${answer.body.slice(0, 200)}`,
+      );
       return;
     }
     if (!documented.content) {
-      if (answer.body !== '') mismatches.push(`${where}: documented without a body, answered ${answer.body.slice(0, 100)}`);
+      if (answer.body !== '')
+        mismatches.push(`${where}: documented without a body, answered ${answer.body.slice(0, 100)}`);
       return;
     }
     const media = documented.content[contentType];
@@ -131,11 +149,18 @@ describe('the OpenAPI document tells the truth about every route', () => {
     }
     if (contentType === 'application/json' && media.schema) {
       const validate = validatorFor(media.schema);
-      if (!validate(JSON.parse(answer.body))) mismatches.push(`${where}: body does not match the documented schema: ${ajv.errorsText(validate.errors)}; body ${answer.body.slice(0, 300)}`);
+      if (!validate(JSON.parse(answer.body)))
+        mismatches.push(
+          `${where}: body does not match the documented schema: ${ajv.errorsText(validate.errors)}; body ${answer.body.slice(0, 300)}`,
+        );
     }
   }
 
-  async function call(method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer> {
+  async function call(
+    method: string,
+    path: string,
+    options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<Answer> {
     const headers: Record<string, string> = { ...(options.headers ?? {}) };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     let body: string | Buffer | undefined;
@@ -150,7 +175,10 @@ describe('the OpenAPI document tells the truth about every route', () => {
     const bytes = Buffer.from(await response.arrayBuffer());
     const answer: Answer = {
       statusCode: response.status,
-      body: (response.headers.get('content-type') ?? '').includes('json') || response.status >= 400 || bytes.length === 0 ? bytes.toString('utf8') : bytes.toString('latin1'),
+      body:
+        (response.headers.get('content-type') ?? '').includes('json') || response.status >= 400 || bytes.length === 0
+          ? bytes.toString('utf8')
+          : bytes.toString('latin1'),
       headers: Object.fromEntries(response.headers.entries()),
     };
     check(method, path, answer);
@@ -158,28 +186,49 @@ describe('the OpenAPI document tells the truth about every route', () => {
   }
 
   /** Call and require a status; the parsed body. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  async function expect(status: number, method: string, path: string, options: Parameters<typeof call>[2] = {}): Promise<any> {
+  async function expect(
+    status: number,
+    method: string,
+    path: string,
+    options: Parameters<typeof call>[2] = {},
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  ): Promise<any> {
     const answer = await call(method, path, options);
     assert.equal(answer.statusCode, status, `${method} ${path}: ${answer.body.slice(0, 300)}`);
-    return answer.body && (answer.headers['content-type'] ?? '').includes('json') ? JSON.parse(answer.body) : answer.body;
+    return answer.body && (answer.headers['content-type'] ?? '').includes('json')
+      ? JSON.parse(answer.body)
+      : answer.body;
   }
 
-  const signed = (path: string) => ({ 'insitu-cluster-auth': signClusterRequest(CLUSTER_SECRET, 'node-test', 'POST', path) });
+  const signed = (path: string) => ({
+    'insitu-cluster-auth': signClusterRequest(CLUSTER_SECRET, 'node-test', 'POST', path),
+  });
 
   before(async () => {
     dir = await makeTempDir('insitu-openapi-');
-    const config = defaultServerConfig({ listen: { port: 0 }, log: { level: 'silent' }, auth: { passwordCost: 10 }, cluster: { secret: CLUSTER_SECRET } });
+    const config = defaultServerConfig({
+      listen: { port: 0 },
+      log: { level: 'silent' },
+      auth: { passwordCost: 10 },
+      cluster: { secret: CLUSTER_SECRET },
+    });
     server = await startServer({ config, dataDir: dir });
     routes = [...server.app.insitu.routes];
     doc = (await (await fetch(`${server.url}/api/v1/openapi.json`)).json()) as OpenApiDoc;
-    const init = await initPlatform(server.store, { adminEmail: 'root@platform.test', password: TEST_PASSWORD }, FAST_KDF);
+    const init = await initPlatform(
+      server.store,
+      { adminEmail: 'root@platform.test', password: TEST_PASSWORD },
+      FAST_KDF,
+    );
     adminToken = (await issueSession(server.store, init.admin, 3_600_000)).token;
     // The shared fixtures, over the real socket: every call they make is checked too.
     const api = {
       adminToken,
-      call: async (method: string, url: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) =>
-        (await call(method, url, options)) as unknown as LightMyRequestResponse,
+      call: async (
+        method: string,
+        url: string,
+        options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+      ) => (await call(method, url, options)) as unknown as LightMyRequestResponse,
     } as unknown as Api;
     acme = await makeOrg(api, 'acme');
     dev = await makeOrg(api, 'devco');
@@ -194,10 +243,14 @@ describe('the OpenAPI document tells the truth about every route', () => {
     for (const [path, operations] of Object.entries(doc.paths)) {
       for (const [method, operation] of Object.entries(operations)) {
         const statuses = Object.keys(operation.responses);
-        assert.ok(statuses.some((s) => s.startsWith('2')), `${method} ${path} documents no success`);
+        assert.ok(
+          statuses.some((s) => s.startsWith('2')),
+          `${method} ${path} documents no success`,
+        );
         assert.ok(statuses.includes('400') && statuses.includes('500'), `${method} ${path} documents no errors`);
         for (const status of statuses.filter((s) => Number(s) >= 400)) {
-          const schema = operation.responses[status]?.content?.['application/json']?.schema as { $ref?: string } | undefined;
+          const schema = operation.responses[status]?.content?.['application/json']?.schema as
+            { $ref?: string } | undefined;
           assert.equal(schema?.$ref, '#/components/schemas/ApiError', `${method} ${path} ${status}`);
         }
       }
@@ -217,19 +270,37 @@ describe('the OpenAPI document tells the truth about every route', () => {
     await expect(200, 'GET', '/api/v1/openapi.json');
     await expect(200, 'POST', '/api/v1/cluster/probe', { body: {}, headers: signed('/api/v1/cluster/probe') });
     await expect(401, 'POST', '/api/v1/cluster/probe', { body: {} });
-    const event = { id: 'evt_01m8a7cchc8ppnvv3j80j9wyp5', at: new Date().toISOString(), node: 'node-test', type: 'restarted', reason: 'a test' };
-    await expect(200, 'POST', '/api/v1/cluster/events', { body: { events: [event] }, headers: signed('/api/v1/cluster/events') });
-    await expect(400, 'POST', '/api/v1/cluster/events', { body: { events: [{ ...event, id: 'nope' }] }, headers: signed('/api/v1/cluster/events') });
+    const event = {
+      id: 'evt_01m8a7cchc8ppnvv3j80j9wyp5',
+      at: new Date().toISOString(),
+      node: 'node-test',
+      type: 'restarted',
+      reason: 'a test',
+    };
+    await expect(200, 'POST', '/api/v1/cluster/events', {
+      body: { events: [event] },
+      headers: signed('/api/v1/cluster/events'),
+    });
+    await expect(400, 'POST', '/api/v1/cluster/events', {
+      body: { events: [{ ...event, id: 'nope' }] },
+      headers: signed('/api/v1/cluster/events'),
+    });
     // A slow readiness or a database gone answer 503 in our shape; the router's framework errors too.
     await expect(400, 'GET', '/api/v1/orgs/%E0%A4%A', { token: adminToken });
   });
 
   it('accounts: sign-up, sessions, the user', async () => {
-    const signup = await expect(201, 'POST', '/api/v1/signup', { body: { org: { name: 'newco' }, user: { email: 'n@newco.test', name: 'N', password: TEST_PASSWORD } } });
-    await expect(409, 'POST', '/api/v1/signup', { body: { org: { name: 'newco' }, user: { email: 'n2@newco.test', name: 'N', password: TEST_PASSWORD } } });
+    const signup = await expect(201, 'POST', '/api/v1/signup', {
+      body: { org: { name: 'newco' }, user: { email: 'n@newco.test', name: 'N', password: TEST_PASSWORD } },
+    });
+    await expect(409, 'POST', '/api/v1/signup', {
+      body: { org: { name: 'newco' }, user: { email: 'n2@newco.test', name: 'N', password: TEST_PASSWORD } },
+    });
     await expect(400, 'POST', '/api/v1/signup', { body: { org: { name: 'x' } } });
     await expect(401, 'POST', '/api/v1/sessions', { body: { email: 'n@newco.test', password: 'wrong-password' } });
-    const session = await expect(201, 'POST', '/api/v1/sessions', { body: { email: 'n@newco.test', password: TEST_PASSWORD } });
+    const session = await expect(201, 'POST', '/api/v1/sessions', {
+      body: { email: 'n@newco.test', password: TEST_PASSWORD },
+    });
     await expect(200, 'GET', '/api/v1/users/me', { token: session.token });
     await expect(200, 'PATCH', '/api/v1/users/me', { token: session.token, body: { name: 'New Name' } });
     await expect(400, 'PATCH', '/api/v1/users/me', { token: session.token, body: { nickname: 'x' } });
@@ -238,7 +309,9 @@ describe('the OpenAPI document tells the truth about every route', () => {
     await expect(200, 'GET', '/api/v1/users', { token: adminToken });
     await expect(403, 'GET', '/api/v1/users', { token: acme.tokens.user });
     await expect(200, 'POST', `/api/v1/orgs/${signup.org.id}/approve`, { token: adminToken });
-    outsiderToken = (await expect(201, 'POST', '/api/v1/sessions', { body: { email: 'n@newco.test', password: TEST_PASSWORD } })).token;
+    outsiderToken = (
+      await expect(201, 'POST', '/api/v1/sessions', { body: { email: 'n@newco.test', password: TEST_PASSWORD } })
+    ).token;
   });
 
   it('organisations and members', async () => {
@@ -251,11 +324,26 @@ describe('the OpenAPI document tells the truth about every route', () => {
     await expect(200, 'PATCH', `/api/v1/orgs/${spare.id}`, { token: adminToken, body: { displayName: 'Spare Ltd' } });
     await expect(400, 'PATCH', `/api/v1/orgs/${spare.id}`, { token: adminToken, body: { name: 'renamed' } });
     await expect(200, 'GET', `/api/v1/orgs/${spare.id}/members`, { token: adminToken });
-    const member = await expect(201, 'POST', `/api/v1/orgs/${spare.id}/members`, { token: adminToken, body: { email: 'm@spare.test', password: TEST_PASSWORD, roles: ['user'] } });
-    await expect(400, 'POST', `/api/v1/orgs/${spare.id}/members`, { token: adminToken, body: { email: 'm@spare.test', roles: ['chief'] } });
-    await expect(409, 'PUT', `/api/v1/orgs/${acme.orgId}/members/${acme.userIds.admin}`, { token: acme.tokens.admin, body: { roles: ['user'] } });
-    await expect(200, 'PUT', `/api/v1/orgs/${spare.id}/members/${member.user.id}`, { token: adminToken, body: { roles: ['developer'] } });
-    await expect(400, 'PUT', `/api/v1/orgs/${spare.id}/members/${member.user.id}`, { token: adminToken, body: { roles: [] } });
+    const member = await expect(201, 'POST', `/api/v1/orgs/${spare.id}/members`, {
+      token: adminToken,
+      body: { email: 'm@spare.test', password: TEST_PASSWORD, roles: ['user'] },
+    });
+    await expect(400, 'POST', `/api/v1/orgs/${spare.id}/members`, {
+      token: adminToken,
+      body: { email: 'm@spare.test', roles: ['chief'] },
+    });
+    await expect(409, 'PUT', `/api/v1/orgs/${acme.orgId}/members/${acme.userIds.admin}`, {
+      token: acme.tokens.admin,
+      body: { roles: ['user'] },
+    });
+    await expect(200, 'PUT', `/api/v1/orgs/${spare.id}/members/${member.user.id}`, {
+      token: adminToken,
+      body: { roles: ['developer'] },
+    });
+    await expect(400, 'PUT', `/api/v1/orgs/${spare.id}/members/${member.user.id}`, {
+      token: adminToken,
+      body: { roles: [] },
+    });
     await expect(204, 'DELETE', `/api/v1/orgs/${spare.id}/members/${member.user.id}`, { token: adminToken });
     await expect(404, 'DELETE', `/api/v1/orgs/${spare.id}/members/${member.user.id}`, { token: adminToken });
     await expect(200, 'POST', `/api/v1/orgs/${spare.id}/suspend`, { token: adminToken });
@@ -267,17 +355,37 @@ describe('the OpenAPI document tells the truth about every route', () => {
     await expect(200, 'GET', '/api/v1/providers', { token: dev.tokens.user });
     await expect(400, 'GET', '/api/v1/providers?org=not-an-id', { token: dev.tokens.user });
     await expect(200, 'GET', `/api/v1/providers/${acme.providerId}`, { token: dev.tokens.user });
-    await expect(200, 'PATCH', `/api/v1/providers/${acme.providerId}`, { token: acme.tokens.provider, body: { description: 'Acme sales data' } });
-    await expect(403, 'PATCH', `/api/v1/providers/${acme.providerId}`, { token: dev.tokens.provider, body: { description: 'mine now' } });
-    await expect(409, 'POST', '/api/v1/providers', { token: acme.tokens.provider, body: { orgId: acme.orgId, name: 'acme-data' } });
-    const token = await expect(201, 'POST', '/api/v1/tokens', { token: acme.tokens.provider, body: { providerId: acme.providerId } });
-    await expect(404, 'POST', '/api/v1/tokens', { token: acme.tokens.provider, body: { providerId: 'prv_01m8a7cchc8ppnvv3j80j9wyp5' } });
+    await expect(200, 'PATCH', `/api/v1/providers/${acme.providerId}`, {
+      token: acme.tokens.provider,
+      body: { description: 'Acme sales data' },
+    });
+    await expect(403, 'PATCH', `/api/v1/providers/${acme.providerId}`, {
+      token: dev.tokens.provider,
+      body: { description: 'mine now' },
+    });
+    await expect(409, 'POST', '/api/v1/providers', {
+      token: acme.tokens.provider,
+      body: { orgId: acme.orgId, name: 'acme-data' },
+    });
+    const token = await expect(201, 'POST', '/api/v1/tokens', {
+      token: acme.tokens.provider,
+      body: { providerId: acme.providerId },
+    });
+    await expect(404, 'POST', '/api/v1/tokens', {
+      token: acme.tokens.provider,
+      body: { providerId: 'prv_01m8a7cchc8ppnvv3j80j9wyp5' },
+    });
     await expect(200, 'GET', `/api/v1/tokens?provider=${acme.providerId}`, { token: acme.tokens.provider });
     await expect(400, 'GET', '/api/v1/tokens', { token: acme.tokens.provider });
     await expect(204, 'DELETE', `/api/v1/tokens/${token.id}`, { token: acme.tokens.provider });
     await expect(409, 'DELETE', `/api/v1/tokens/${token.id}`, { token: acme.tokens.provider });
     await expect(401, 'POST', '/api/v1/agents/enrol', { body: { token: token.token, name: 'late' } });
-    const spareAgent = await enrolAgent({ call: (m: string, u: string, o?: object) => call(m, u, o) } as unknown as Api, acme.tokens.provider, acme.providerId, 'acme-spare');
+    const spareAgent = await enrolAgent(
+      { call: (m: string, u: string, o?: object) => call(m, u, o) } as unknown as Api,
+      acme.tokens.provider,
+      acme.providerId,
+      'acme-spare',
+    );
     await expect(200, 'GET', '/api/v1/agents/self', { token: acme.tokens.agent });
     await expect(403, 'GET', '/api/v1/agents/self', { token: acme.tokens.user });
     await expect(200, 'GET', `/api/v1/agents?provider=${acme.providerId}`, { token: acme.tokens.provider });
@@ -292,75 +400,182 @@ describe('the OpenAPI document tells the truth about every route', () => {
     await expect(400, 'GET', '/api/v1/datasets?limit=-1', { token: dev.tokens.user });
     await expect(200, 'GET', `/api/v1/datasets/${acme.publicDatasetId}`, { token: dev.tokens.user });
     await expect(404, 'GET', `/api/v1/datasets/${acme.privateDatasetId}`, { token: dev.tokens.user });
-    await expect(201, 'PUT', `/api/v1/providers/${acme.providerId}/datasets/extra`, { token: acme.tokens.agent, body: datasetBody() });
-    await expect(200, 'PUT', `/api/v1/providers/${acme.providerId}/datasets/extra`, { token: acme.tokens.agent, body: datasetBody({ rowCount: 11 }) });
-    await expect(400, 'PUT', `/api/v1/providers/${acme.providerId}/datasets/extra`, { token: acme.tokens.agent, body: { rows: [] } });
-    await expect(415, 'PUT', `/api/v1/providers/${acme.providerId}/datasets/extra`, { token: acme.tokens.agent, body: 'plain words', headers: { 'content-type': 'text/plain' } });
+    await expect(201, 'PUT', `/api/v1/providers/${acme.providerId}/datasets/extra`, {
+      token: acme.tokens.agent,
+      body: datasetBody(),
+    });
+    await expect(200, 'PUT', `/api/v1/providers/${acme.providerId}/datasets/extra`, {
+      token: acme.tokens.agent,
+      body: datasetBody({ rowCount: 11 }),
+    });
+    await expect(400, 'PUT', `/api/v1/providers/${acme.providerId}/datasets/extra`, {
+      token: acme.tokens.agent,
+      body: { rows: [] },
+    });
+    await expect(415, 'PUT', `/api/v1/providers/${acme.providerId}/datasets/extra`, {
+      token: acme.tokens.agent,
+      body: 'plain words',
+      headers: { 'content-type': 'text/plain' },
+    });
     await expect(204, 'DELETE', `/api/v1/providers/${acme.providerId}/datasets/extra`, { token: acme.tokens.agent });
     await expect(404, 'DELETE', `/api/v1/providers/${acme.providerId}/datasets/extra`, { token: acme.tokens.agent });
   });
 
   it('applications, versions, approvals, deployments, services and keys', async () => {
-    const manifest = (version: string) => ({ name: 'stats', version, runtime: 'node', entry: 'index.js', datasets: [{ provider: 'acme-data', dataset: 'public_sales' }], endpoints: [{ method: 'GET', path: '/' }] });
+    const manifest = (version: string) => ({
+      name: 'stats',
+      version,
+      runtime: 'node',
+      entry: 'index.js',
+      datasets: [{ provider: 'acme-data', dataset: 'public_sales' }],
+      endpoints: [{ method: 'GET', path: '/' }],
+    });
     const tar = { 'content-type': 'application/x-tar' };
-    const appRow = await expect(201, 'POST', '/api/v1/apps', { token: dev.tokens.developer, body: { orgId: dev.orgId, name: 'stats' } });
-    await expect(409, 'POST', '/api/v1/apps', { token: dev.tokens.developer, body: { orgId: dev.orgId, name: 'stats' } });
+    const appRow = await expect(201, 'POST', '/api/v1/apps', {
+      token: dev.tokens.developer,
+      body: { orgId: dev.orgId, name: 'stats' },
+    });
+    await expect(409, 'POST', '/api/v1/apps', {
+      token: dev.tokens.developer,
+      body: { orgId: dev.orgId, name: 'stats' },
+    });
     await expect(200, 'GET', `/api/v1/apps?org=${dev.orgId}`, { token: dev.tokens.developer });
     await expect(200, 'GET', `/api/v1/apps/${appRow.id}`, { token: dev.tokens.developer });
     await expect(404, 'GET', `/api/v1/apps/${appRow.id}`, { token: acme.tokens.developer });
-    const v1 = await expect(201, 'POST', `/api/v1/apps/${appRow.id}/versions`, { token: dev.tokens.developer, body: bundle(manifest('1.0.0')), headers: tar });
-    await expect(409, 'POST', `/api/v1/apps/${appRow.id}/versions`, { token: dev.tokens.developer, body: bundle(manifest('1.0.0')), headers: tar });
-    await expect(415, 'POST', `/api/v1/apps/${appRow.id}/versions`, { token: dev.tokens.developer, body: 'not a bundle', headers: { 'content-type': 'text/plain' } });
+    const v1 = await expect(201, 'POST', `/api/v1/apps/${appRow.id}/versions`, {
+      token: dev.tokens.developer,
+      body: bundle(manifest('1.0.0')),
+      headers: tar,
+    });
+    await expect(409, 'POST', `/api/v1/apps/${appRow.id}/versions`, {
+      token: dev.tokens.developer,
+      body: bundle(manifest('1.0.0')),
+      headers: tar,
+    });
+    await expect(415, 'POST', `/api/v1/apps/${appRow.id}/versions`, {
+      token: dev.tokens.developer,
+      body: 'not a bundle',
+      headers: { 'content-type': 'text/plain' },
+    });
     await expect(200, 'GET', `/api/v1/apps/${appRow.id}/versions`, { token: dev.tokens.developer });
     await expect(200, 'GET', `/api/v1/apps/${appRow.id}/versions/${v1.id}`, { token: dev.tokens.developer });
-    await expect(404, 'GET', `/api/v1/apps/${appRow.id}/versions/ver_01m8a7cchc8ppnvv3j80j9wyp5`, { token: dev.tokens.developer });
-    assert.equal(await expect(200, 'GET', `/api/v1/apps/${appRow.id}/versions/${v1.id}/file?path=index.js`, { token: dev.tokens.developer }), 'export default 1;\n');
-    await expect(404, 'GET', `/api/v1/apps/${appRow.id}/versions/${v1.id}/file?path=missing.js`, { token: dev.tokens.developer });
+    await expect(404, 'GET', `/api/v1/apps/${appRow.id}/versions/ver_01m8a7cchc8ppnvv3j80j9wyp5`, {
+      token: dev.tokens.developer,
+    });
+    assert.equal(
+      await expect(200, 'GET', `/api/v1/apps/${appRow.id}/versions/${v1.id}/file?path=index.js`, {
+        token: dev.tokens.developer,
+      }),
+      'export default 1;\n',
+    );
+    await expect(404, 'GET', `/api/v1/apps/${appRow.id}/versions/${v1.id}/file?path=missing.js`, {
+      token: dev.tokens.developer,
+    });
 
     const pending = await expect(200, 'GET', '/api/v1/approvals?state=pending', { token: acme.tokens.provider });
     await expect(400, 'GET', '/api/v1/approvals?state=maybe', { token: acme.tokens.provider });
     const approvalId = pending.items[0].id as string;
     await expect(200, 'GET', `/api/v1/approvals/${approvalId}`, { token: acme.tokens.provider });
     await expect(403, 'POST', `/api/v1/approvals/${approvalId}/approve`, { token: acme.tokens.developer, body: {} });
-    await expect(200, 'POST', `/api/v1/approvals/${approvalId}/approve`, { token: acme.tokens.provider, body: { reason: 'fine' } });
+    await expect(200, 'POST', `/api/v1/approvals/${approvalId}/approve`, {
+      token: acme.tokens.provider,
+      body: { reason: 'fine' },
+    });
     await expect(409, 'POST', `/api/v1/approvals/${approvalId}/approve`, { token: acme.tokens.provider, body: {} });
-    const v2 = await expect(201, 'POST', `/api/v1/apps/${appRow.id}/versions`, { token: dev.tokens.developer, body: bundle(manifest('1.0.1')), headers: tar });
-    const second = (await expect(200, 'GET', '/api/v1/approvals?state=pending', { token: acme.tokens.provider })).items.find((a: { versionId: string }) => a.versionId === v2.id).id as string;
+    const v2 = await expect(201, 'POST', `/api/v1/apps/${appRow.id}/versions`, {
+      token: dev.tokens.developer,
+      body: bundle(manifest('1.0.1')),
+      headers: tar,
+    });
+    const second = (
+      await expect(200, 'GET', '/api/v1/approvals?state=pending', { token: acme.tokens.provider })
+    ).items.find((a: { versionId: string }) => a.versionId === v2.id).id as string;
     await expect(400, 'POST', `/api/v1/approvals/${second}/reject`, { token: acme.tokens.provider, body: {} });
-    await expect(200, 'POST', `/api/v1/approvals/${second}/reject`, { token: acme.tokens.provider, body: { reason: 'no' } });
+    await expect(200, 'POST', `/api/v1/approvals/${second}/reject`, {
+      token: acme.tokens.provider,
+      body: { reason: 'no' },
+    });
 
-    await expect(409, 'POST', '/api/v1/deployments', { token: dev.tokens.developer, body: { versionId: v2.id, providerId: acme.providerId } });
-    const deployment = await expect(201, 'POST', '/api/v1/deployments', { token: dev.tokens.developer, body: { versionId: v1.id, providerId: acme.providerId } });
+    await expect(409, 'POST', '/api/v1/deployments', {
+      token: dev.tokens.developer,
+      body: { versionId: v2.id, providerId: acme.providerId },
+    });
+    const deployment = await expect(201, 'POST', '/api/v1/deployments', {
+      token: dev.tokens.developer,
+      body: { versionId: v1.id, providerId: acme.providerId },
+    });
     await expect(200, 'GET', `/api/v1/deployments?app=${appRow.id}`, { token: dev.tokens.developer });
     await expect(200, 'GET', `/api/v1/deployments/${deployment.id}`, { token: acme.tokens.provider });
-    await expect(200, 'PATCH', `/api/v1/deployments/${deployment.id}`, { token: dev.tokens.developer, body: { replicas: 2 } });
-    await expect(400, 'PATCH', `/api/v1/deployments/${deployment.id}`, { token: dev.tokens.developer, body: { replicas: 0 } });
-    await expect(200, 'PUT', `/api/v1/deployments/${deployment.id}/app-logs`, { token: acme.tokens.provider, body: { enabled: false } });
-    await expect(403, 'PUT', `/api/v1/deployments/${deployment.id}/app-logs`, { token: dev.tokens.developer, body: { enabled: true } });
+    await expect(200, 'PATCH', `/api/v1/deployments/${deployment.id}`, {
+      token: dev.tokens.developer,
+      body: { replicas: 2 },
+    });
+    await expect(400, 'PATCH', `/api/v1/deployments/${deployment.id}`, {
+      token: dev.tokens.developer,
+      body: { replicas: 0 },
+    });
+    await expect(200, 'PUT', `/api/v1/deployments/${deployment.id}/app-logs`, {
+      token: acme.tokens.provider,
+      body: { enabled: false },
+    });
+    await expect(403, 'PUT', `/api/v1/deployments/${deployment.id}/app-logs`, {
+      token: dev.tokens.developer,
+      body: { enabled: true },
+    });
     await expect(403, 'GET', `/api/v1/deployments/${deployment.id}/logs`, { token: dev.tokens.developer });
     const desired = await expect(200, 'GET', '/api/v1/agents/self/desired', { token: acme.tokens.agent });
     await expect(403, 'GET', '/api/v1/agents/self/desired', { token: acme.tokens.provider });
     await expect(200, 'GET', desired.deployments[0].bundle, { token: acme.tokens.agent });
     await expect(404, 'GET', desired.deployments[0].bundle, { token: dev.tokens.agent });
-    await expect(204, 'PUT', '/api/v1/agents/self/status', { token: acme.tokens.agent, body: { deployments: [{ id: deployment.id, state: 'running', ready: 2, desired: 2 }] } });
-    await expect(400, 'PUT', '/api/v1/agents/self/status', { token: acme.tokens.agent, body: { deployments: [{ id: deployment.id, state: 'dancing' }] } });
+    await expect(204, 'PUT', '/api/v1/agents/self/status', {
+      token: acme.tokens.agent,
+      body: { deployments: [{ id: deployment.id, state: 'running', ready: 2, desired: 2 }] },
+    });
+    await expect(400, 'PUT', '/api/v1/agents/self/status', {
+      token: acme.tokens.agent,
+      body: { deployments: [{ id: deployment.id, state: 'dancing' }] },
+    });
 
-    const service = await expect(201, 'POST', '/api/v1/services', { token: dev.tokens.developer, body: { name: 'stats-svc', appId: appRow.id, access: 'restricted' } });
-    await expect(409, 'POST', '/api/v1/services', { token: dev.tokens.developer, body: { name: 'stats-svc', appId: appRow.id } });
+    const service = await expect(201, 'POST', '/api/v1/services', {
+      token: dev.tokens.developer,
+      body: { name: 'stats-svc', appId: appRow.id, access: 'restricted' },
+    });
+    await expect(409, 'POST', '/api/v1/services', {
+      token: dev.tokens.developer,
+      body: { name: 'stats-svc', appId: appRow.id },
+    });
     await expect(200, 'GET', '/api/v1/services', { token: dev.tokens.user });
     await expect(200, 'GET', `/api/v1/services/${service.id}`, { token: dev.tokens.user });
     await expect(404, 'GET', `/api/v1/services/${service.id}`, { token: acme.tokens.user });
-    await expect(200, 'PATCH', `/api/v1/services/${service.id}`, { token: dev.tokens.developer, body: { description: 'totals' } });
-    await expect(403, 'PATCH', `/api/v1/services/${service.id}`, { token: dev.tokens.user, body: { description: 'mine' } });
-    await expect(204, 'POST', `/api/v1/services/${service.id}/grants`, { token: dev.tokens.developer, body: { orgId: acme.orgId } });
-    await expect(404, 'POST', `/api/v1/services/${service.id}/grants`, { token: dev.tokens.developer, body: { orgId: 'org_01m8a7cchc8ppnvv3j80j9wyp5' } });
+    await expect(200, 'PATCH', `/api/v1/services/${service.id}`, {
+      token: dev.tokens.developer,
+      body: { description: 'totals' },
+    });
+    await expect(403, 'PATCH', `/api/v1/services/${service.id}`, {
+      token: dev.tokens.user,
+      body: { description: 'mine' },
+    });
+    await expect(204, 'POST', `/api/v1/services/${service.id}/grants`, {
+      token: dev.tokens.developer,
+      body: { orgId: acme.orgId },
+    });
+    await expect(404, 'POST', `/api/v1/services/${service.id}/grants`, {
+      token: dev.tokens.developer,
+      body: { orgId: 'org_01m8a7cchc8ppnvv3j80j9wyp5' },
+    });
     await expect(200, 'GET', `/api/v1/services/${service.id}/grants`, { token: dev.tokens.developer });
     await expect(403, 'GET', `/api/v1/services/${service.id}/grants`, { token: acme.tokens.developer });
     await expect(204, 'DELETE', `/api/v1/services/${service.id}/grants/${acme.orgId}`, { token: dev.tokens.developer });
     await expect(404, 'DELETE', `/api/v1/services/${service.id}/grants/${acme.orgId}`, { token: dev.tokens.developer });
 
-    const key = await expect(201, 'POST', '/api/v1/keys', { token: dev.tokens.user, body: { orgId: dev.orgId, name: 'k', services: ['stats-svc'] } });
-    await expect(404, 'POST', '/api/v1/keys', { token: dev.tokens.user, body: { orgId: dev.orgId, name: 'k', services: ['no-such-svc'] } });
+    const key = await expect(201, 'POST', '/api/v1/keys', {
+      token: dev.tokens.user,
+      body: { orgId: dev.orgId, name: 'k', services: ['stats-svc'] },
+    });
+    await expect(404, 'POST', '/api/v1/keys', {
+      token: dev.tokens.user,
+      body: { orgId: dev.orgId, name: 'k', services: ['no-such-svc'] },
+    });
     await expect(200, 'GET', '/api/v1/keys', { token: dev.tokens.user });
     await expect(200, 'GET', '/api/v1/usage?granularity=hour', { token: dev.tokens.user });
     await expect(400, 'GET', '/api/v1/usage?granularity=week', { token: dev.tokens.user });
@@ -375,7 +590,9 @@ describe('the OpenAPI document tells the truth about every route', () => {
     await expect(200, 'GET', '/api/v1/schemas/insitu.json');
     // The console (hidden from the document: a browser's routes), errors still in our shape:
     // the cookie sign-in, sign-out with and without its CSRF header, and its files.
-    const badSignIn = await call('POST', '/console/session', { body: { email: 'root@platform.test', password: 'not-the-password-123' } });
+    const badSignIn = await call('POST', '/console/session', {
+      body: { email: 'root@platform.test', password: 'not-the-password-123' },
+    });
     assert.ok(badSignIn.statusCode === 401 || badSignIn.statusCode === 403, badSignIn.body);
     const signIn = await fetch(`${server.url}/console/session`, {
       method: 'POST',
@@ -396,7 +613,11 @@ describe('the OpenAPI document tells the truth about every route', () => {
 
     // Calls on the gateway: every method of /s/*, without and with a key (no application runs).
     for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD']) {
-      const answer = await call(method, '/s/stats-svc/', method === 'POST' || method === 'PUT' || method === 'PATCH' ? { body: {} } : {});
+      const answer = await call(
+        method,
+        '/s/stats-svc/',
+        method === 'POST' || method === 'PUT' || method === 'PATCH' ? { body: {} } : {},
+      );
       assert.ok(answer.statusCode >= 400, `${method} /s/: ${answer.statusCode} ${answer.body}`);
     }
     await expect(404, 'GET', '/s/no-such-service/x');
@@ -419,26 +640,49 @@ describe('the OpenAPI document tells the truth about every route', () => {
     const fill = (url: string, value: string) => url.replace(/:[A-Za-z]+/g, value).replace('*', 'x');
     for (const route of routes) {
       if (route.method === 'HEAD' || route.hidden) continue;
-      const operation = doc.paths[route.url.replace(/:([A-Za-z]+)/g, '{$1}')]?.[route.method.toLowerCase()] as { security?: unknown[] } | undefined;
+      const operation = doc.paths[route.url.replace(/:([A-Za-z]+)/g, '{$1}')]?.[route.method.toLowerCase()] as
+        { security?: unknown[] } | undefined;
       const isPublic = Array.isArray(operation?.security) && operation.security.length === 0;
       const withBody = ['POST', 'PUT', 'PATCH'].includes(route.method) ? { body: {} } : {};
-      if (!isPublic && !['/api/v1/signup', '/api/v1/sessions', '/api/v1/agents/enrol', '/api/v1/audit/anchor-key', '/api/v1/openapi.json', '/healthz', '/readyz'].includes(route.url)) {
+      if (
+        !isPublic &&
+        ![
+          '/api/v1/signup',
+          '/api/v1/sessions',
+          '/api/v1/agents/enrol',
+          '/api/v1/audit/anchor-key',
+          '/api/v1/openapi.json',
+          '/healthz',
+          '/readyz',
+        ].includes(route.url)
+      ) {
         await expect(401, route.method, fill(route.url, 'x1'), withBody);
       }
-      if (route.url.includes(':')) await expect(414, route.method, fill(route.url, 'x'.repeat(201)), { token: adminToken, ...withBody });
+      if (route.url.includes(':'))
+        await expect(414, route.method, fill(route.url, 'x'.repeat(201)), { token: adminToken, ...withBody });
     }
-    await expect(413, 'POST', '/api/v1/orgs', { token: adminToken, body: { name: 'big', displayName: 'x'.repeat(2 * 1024 * 1024) } });
+    await expect(413, 'POST', '/api/v1/orgs', {
+      token: adminToken,
+      body: { name: 'big', displayName: 'x'.repeat(2 * 1024 * 1024) },
+    });
   });
 
   it('walked every route of the router, each with a success and an error, and every answer matched the document', () => {
     const missing: string[] = [];
     for (const route of routes) {
-      if (route.method === 'HEAD' && routes.some((r) => r.method === 'GET' && r.url === route.url) && route.url !== '/s/*') continue; // Fastify's HEAD twin of a GET
+      if (
+        route.method === 'HEAD' &&
+        routes.some((r) => r.method === 'GET' && r.url === route.url) &&
+        route.url !== '/s/*'
+      )
+        continue; // Fastify's HEAD twin of a GET
       const key = `${route.method} ${route.url}`;
       const kinds = walked.get(key);
       if (!kinds) missing.push(`${key}: never called`);
-      else if (route.url === '/s/*') continue; // the gateway: no application runs in this walk
-      else if (route.url === '/api/v1/deployments/:id/logs' && kinds.has('error')) continue; // streamed from an agent: none runs in this walk (e2e/test/app-to-service.test.ts reads it)
+      else if (route.url === '/s/*')
+        continue; // the gateway: no application runs in this walk
+      else if (route.url === '/api/v1/deployments/:id/logs' && kinds.has('error'))
+        continue; // streamed from an agent: none runs in this walk (e2e/test/app-to-service.test.ts reads it)
       else if (!kinds.has('ok')) missing.push(`${key}: no success`);
       else if (!kinds.has('error') && !ALWAYS_ANSWERS.has(route.url)) missing.push(`${key}: no error`);
     }

@@ -6,7 +6,10 @@ import { serviceOpenApi } from '../src/gateway/service-openapi.js';
 interface Operation {
   parameters?: Array<{ name: string; in: string; required: boolean }>;
   requestBody?: { content: Record<string, unknown> };
-  responses: Record<string, { description: string; headers?: Record<string, unknown>; content?: Record<string, { schema: { $ref?: string } }> }>;
+  responses: Record<
+    string,
+    { description: string; headers?: Record<string, unknown>; content?: Record<string, { schema: { $ref?: string } }> }
+  >;
 }
 
 const service = {
@@ -59,10 +62,17 @@ describe("a service's OpenAPI document", () => {
   });
 
   it("lists the gateway's 401, 403 and 429 (with Retry-After) in the shared error body", () => {
-    for (const [path, method] of [['/totals', 'get'], ['/cities/{city}/notes', 'post']] as const) {
+    for (const [path, method] of [
+      ['/totals', 'get'],
+      ['/cities/{city}/notes', 'post'],
+    ] as const) {
       const responses = op(path, method).responses;
       for (const status of ['401', '403', '429', '503', '504']) {
-        assert.equal(responses[status]?.content?.['application/json']?.schema.$ref, '#/components/schemas/ApiError', `${method} ${path} ${status}`);
+        assert.equal(
+          responses[status]?.content?.['application/json']?.schema.$ref,
+          '#/components/schemas/ApiError',
+          `${method} ${path} ${status}`,
+        );
       }
       assert.ok(responses['429']?.headers?.['retry-after']);
       assert.ok(responses.default?.headers?.['insitu-request-id']);

@@ -23,10 +23,18 @@ describe('startServer over a real socket', () => {
     assert.equal(health.status, 200);
     assert.match(health.headers.get('insitu-request-id') ?? '', /^req_/);
     assert.deepEqual(await health.json(), { status: 'ok' });
-    const echoed = await fetch(`${server.url}/healthz`, { headers: { 'insitu-request-id': 'req_01m8a7cchc8ppnvv3j80j9wyp5' } });
+    const echoed = await fetch(`${server.url}/healthz`, {
+      headers: { 'insitu-request-id': 'req_01m8a7cchc8ppnvv3j80j9wyp5' },
+    });
     await echoed.body?.cancel();
-    assert.equal(echoed.headers.get('insitu-request-id'), 'req_01m8a7cchc8ppnvv3j80j9wyp5', 'a well-formed incoming id is kept');
-    const forged = await fetch(`${server.url}/healthz`, { headers: { 'insitu-request-id': 'evil\u0001id' } }).catch(() => undefined);
+    assert.equal(
+      echoed.headers.get('insitu-request-id'),
+      'req_01m8a7cchc8ppnvv3j80j9wyp5',
+      'a well-formed incoming id is kept',
+    );
+    const forged = await fetch(`${server.url}/healthz`, { headers: { 'insitu-request-id': 'evil\u0001id' } }).catch(
+      () => undefined,
+    );
     if (forged) {
       await forged.body?.cancel();
       assert.notEqual(forged.headers.get('insitu-request-id'), 'evil\u0001id');

@@ -15,12 +15,26 @@ async function text(response: TunnelResponse): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function seed(store: Store): Promise<{ providerId: string; agentId: string; credential: string; adminToken: string }> {
+async function seed(
+  store: Store,
+): Promise<{ providerId: string; agentId: string; credential: string; adminToken: string }> {
   const init = await initPlatform(store, { adminEmail: 'admin@example.org', password: 'correct horse battery' }, COST);
   const org = await createOrg(store, { name: `prov-${Math.random().toString(36).slice(2, 8)}`, status: 'active' });
-  const provider = await store.providers.create({ orgId: org.id, name: 'hospital', displayName: 'Hospital', description: '' });
+  const provider = await store.providers.create({
+    orgId: org.id,
+    name: 'hospital',
+    displayName: 'Hospital',
+    description: '',
+  });
   const credential = generateSecret('agt');
-  const agent = await store.providers.createAgent({ id: newId('agt'), providerId: provider.id, name: 'a1', credentialHash: hashSecret(credential), hostname: 'h', version: '0' });
+  const agent = await store.providers.createAgent({
+    id: newId('agt'),
+    providerId: provider.id,
+    name: 'a1',
+    credentialHash: hashSecret(credential),
+    hostname: 'h',
+    version: '0',
+  });
   const session = await signIn(store, init.admin.email, 'correct horse battery', 3_600_000, COST);
   return { providerId: provider.id, agentId: agent.id, credential, adminToken: session.token };
 }
@@ -65,16 +79,34 @@ describe('server: the tunnel endpoint on the API port', () => {
   it('accepts an enrolled agent, routes to it, and shows the session in /api/v1/cluster and /metrics', async () => {
     const client = agentClient([url(app)], seeded.credential, 'one').start();
     clients.push(client);
-    await waitFor(() => app.tunnel.table.candidates(seeded.providerId, 'app@1.0.0').length === 1, { what: 'the agent routable' });
-    const response = await app.tunnel.request({ providerId: seeded.providerId, service: 'app@1.0.0', method: 'GET', path: '/x' });
+    await waitFor(() => app.tunnel.table.candidates(seeded.providerId, 'app@1.0.0').length === 1, {
+      what: 'the agent routable',
+    });
+    const response = await app.tunnel.request({
+      providerId: seeded.providerId,
+      service: 'app@1.0.0',
+      method: 'GET',
+      path: '/x',
+    });
     assert.deepEqual(JSON.parse(await text(response)), { agent: 'one', path: '/x' });
-    const cluster = await app.inject({ method: 'GET', url: '/api/v1/cluster', headers: { authorization: `Bearer ${seeded.adminToken}` } });
+    const cluster = await app.inject({
+      method: 'GET',
+      url: '/api/v1/cluster',
+      headers: { authorization: `Bearer ${seeded.adminToken}` },
+    });
     assert.equal(cluster.statusCode, 200);
-    const view = cluster.json<{ coordination: { kind: string }; tunnel: { sessions: Array<{ agentId: string; services: Array<{ key: string }> }> } }>();
+    const view = cluster.json<{
+      coordination: { kind: string };
+      tunnel: { sessions: Array<{ agentId: string; services: Array<{ key: string }> }> };
+    }>();
     assert.equal(view.coordination.kind, 'memory');
     assert.equal(view.tunnel.sessions[0]?.agentId, seeded.agentId);
     assert.equal(view.tunnel.sessions[0]?.services[0]?.key, 'app@1.0.0');
-    const metrics = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${seeded.adminToken}` } });
+    const metrics = await app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: `Bearer ${seeded.adminToken}` },
+    });
     assert.match(metrics.body, /^insitu_tunnel_sessions 1$/m);
     assert.match(metrics.body, /^insitu_tunnel_streams_total\{outcome="ok"\} 1$/m);
     assert.match(metrics.body, /^insitu_tunnel_bytes_total\{direction="from_agent"\} \d+/m);
@@ -83,7 +115,11 @@ describe('server: the tunnel endpoint on the API port', () => {
   it('answers 404 with a code for an upgrade to any other path, and keeps serving', async () => {
     const port = Number(new URL(url(app)).port);
     const answer = await new Promise<string>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => socket.write('GET /api/v1/other HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: insitu-tunnel/1\r\n\r\n'));
+      const socket = net.connect(port, '127.0.0.1', () =>
+        socket.write(
+          'GET /api/v1/other HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: insitu-tunnel/1\r\n\r\n',
+        ),
+      );
       let data = '';
       socket.on('data', (chunk) => (data += chunk.toString('latin1')));
       socket.on('close', () => resolve(data));
@@ -96,11 +132,18 @@ describe('server: the tunnel endpoint on the API port', () => {
 
   it('closes the sessions of a revoked agent and refuses its credential from then on', async () => {
     const rejected = new Promise<InsituError>((resolve) => clients[0]?.once('rejected', resolve));
-    const revoke = await app.inject({ method: 'DELETE', url: `/api/v1/agents/${seeded.agentId}`, headers: { authorization: `Bearer ${seeded.adminToken}` } });
+    const revoke = await app.inject({
+      method: 'DELETE',
+      url: `/api/v1/agents/${seeded.agentId}`,
+      headers: { authorization: `Bearer ${seeded.adminToken}` },
+    });
     assert.equal(revoke.statusCode, 204);
     assert.equal((await rejected).code, 'INSITU_TUNNEL_CREDENTIAL_REJECTED');
     assert.equal(app.tunnel.sessions().length, 0);
-    await assert.rejects(app.tunnel.request({ providerId: seeded.providerId, method: 'GET', path: '/' }), (e: unknown) => e instanceof InsituError && e.code === 'INSITU_TUNNEL_NO_ROUTE' && e.status === 503);
+    await assert.rejects(
+      app.tunnel.request({ providerId: seeded.providerId, method: 'GET', path: '/' }),
+      (e: unknown) => e instanceof InsituError && e.code === 'INSITU_TUNNEL_NO_ROUTE' && e.status === 503,
+    );
   });
 });
 
@@ -117,7 +160,12 @@ describe('server: two platform nodes on a real etcd cluster', () => {
   const clusterConfig = () =>
     defaultServerConfig({
       log: { level: 'silent' },
-      cluster: { coordination: 'etcd', etcdEndpoints: etcd?.endpoints ?? [], etcdNamespace: `t-${Math.random().toString(36).slice(2, 8)}/`, secret: 'a-cluster-secret-of-at-least-32-characters' },
+      cluster: {
+        coordination: 'etcd',
+        etcdEndpoints: etcd?.endpoints ?? [],
+        etcdNamespace: `t-${Math.random().toString(36).slice(2, 8)}/`,
+        secret: 'a-cluster-secret-of-at-least-32-characters',
+      },
     });
   after(async () => {
     await Promise.all(clients.map((c) => c.close(200)));
@@ -152,7 +200,10 @@ describe('server: two platform nodes on a real etcd cluster', () => {
       await waitFor(() => client?.status().sessions.length === 1, { what: 'a session with b' });
       assert.equal(a.tunnel.sessions().length, 0);
       a.insitu.reconciler.changed(seeded.providerId);
-      await waitFor(() => pushed.length > 0, { timeoutMs: 10_000, what: 'the desired state to reach the agent through b' });
+      await waitFor(() => pushed.length > 0, {
+        timeoutMs: 10_000,
+        what: 'the desired state to reach the agent through b',
+      });
       assert.deepEqual(pushed[0], { deployments: [] });
     } finally {
       await client?.close(200);
@@ -169,33 +220,67 @@ describe('server: two platform nodes on a real etcd cluster', () => {
       // Node b's clock stands still: its gateway caches never expire by age, so only the
       // cluster signal can make it forget the key.
       const frozen = Date.now();
-      for (const [nodeId, now] of [['key-a', Date.now], ['key-b', () => frozen]] as const) {
+      for (const [nodeId, now] of [
+        ['key-a', Date.now],
+        ['key-b', () => frozen],
+      ] as const) {
         const app = await buildServer({ config, store: own, nodeId, now });
         nodes.push(app);
         await app.listen({ host: '127.0.0.1', port: 0 });
       }
       const [a, b] = nodes;
       assert.ok(a && b);
-      const init = await initPlatform(own, { adminEmail: 'admin@example.org', password: 'correct horse battery' }, COST);
+      const init = await initPlatform(
+        own,
+        { adminEmail: 'admin@example.org', password: 'correct horse battery' },
+        COST,
+      );
       const session = await signIn(own, init.admin.email, 'correct horse battery', 3_600_000, COST);
-      const application = await own.apps.create({ orgId: init.org.id, name: 'stats', description: '', createdBy: init.admin.id });
+      const application = await own.apps.create({
+        orgId: init.org.id,
+        name: 'stats',
+        description: '',
+        createdBy: init.admin.id,
+      });
       await own.services.create({
         name: 'stats',
         orgId: init.org.id,
         appId: application.id,
         description: '',
         access: 'public',
-        limits: { ratePerSecond: 1000, burst: 1000, dailyQuota: 1_000_000, maxRequestBytes: 1024, maxResponseBytes: 1024, timeoutMs: 1000 },
+        limits: {
+          ratePerSecond: 1000,
+          burst: 1000,
+          dailyQuota: 1_000_000,
+          maxRequestBytes: 1024,
+          maxResponseBytes: 1024,
+          timeoutMs: 1000,
+        },
       });
-      const created = await a.inject({ method: 'POST', url: '/api/v1/keys', headers: { authorization: `Bearer ${session.token}` }, payload: { orgId: init.org.id, name: 'k', services: ['stats'] } });
+      const created = await a.inject({
+        method: 'POST',
+        url: '/api/v1/keys',
+        headers: { authorization: `Bearer ${session.token}` },
+        payload: { orgId: init.org.id, name: 'k', services: ['stats'] },
+      });
       assert.equal(created.statusCode, 201, created.body);
       const { id, key } = JSON.parse(created.body) as { id: string; key: string };
-      const call = async () => JSON.parse((await b.inject({ method: 'GET', url: '/s/stats/x', headers: { authorization: `Bearer ${key}` } })).body) as { error: { code: string } };
+      const call = async () =>
+        JSON.parse(
+          (await b.inject({ method: 'GET', url: '/s/stats/x', headers: { authorization: `Bearer ${key}` } })).body,
+        ) as { error: { code: string } };
       // The key passes on b (the service has no running version, which is checked after the key).
       assert.equal((await call()).error.code, 'INSITU_SERVICE_UNAVAILABLE');
-      const revoked = await a.inject({ method: 'DELETE', url: `/api/v1/keys/${id}`, headers: { authorization: `Bearer ${session.token}` } });
+      const revoked = await a.inject({
+        method: 'DELETE',
+        url: `/api/v1/keys/${id}`,
+        headers: { authorization: `Bearer ${session.token}` },
+      });
       assert.equal(revoked.statusCode, 204, revoked.body);
-      await waitFor(async () => (await call()).error.code === 'INSITU_KEY_INVALID', { timeoutMs: 10_000, what: 'node b to refuse the revoked key' });
+      await waitFor(async () => (await call()).error.code === 'INSITU_KEY_INVALID', {
+        timeoutMs: 10_000,
+        what: 'node b to refuse the revoked key',
+      });
     } finally {
       for (const app of nodes) await app.close().catch(() => undefined);
       await own.close();
@@ -217,13 +302,23 @@ describe('server: two platform nodes on a real etcd cluster', () => {
     const client = agentClient([url(a), url(b)], seeded.credential, 'agent', 2).start();
     clients.push(client);
     await waitFor(() => client.status().sessions.length === 2, { what: 'two sessions' });
-    await waitFor(async () => {
-      const r: TunnelResponse | undefined = await c.tunnel.request({ providerId: seeded.providerId, service: 'app@1.0.0', method: 'GET', path: '/via-c' }).catch(() => undefined);
-      if (!r) return false;
-      await text(r);
-      return r.forwarded;
-    }, { timeoutMs: 15_000, what: 'node c to forward' });
-    const response = await c.tunnel.request({ providerId: seeded.providerId, service: 'app@1.0.0', method: 'GET', path: '/via-c' });
+    await waitFor(
+      async () => {
+        const r: TunnelResponse | undefined = await c.tunnel
+          .request({ providerId: seeded.providerId, service: 'app@1.0.0', method: 'GET', path: '/via-c' })
+          .catch(() => undefined);
+        if (!r) return false;
+        await text(r);
+        return r.forwarded;
+      },
+      { timeoutMs: 15_000, what: 'node c to forward' },
+    );
+    const response = await c.tunnel.request({
+      providerId: seeded.providerId,
+      service: 'app@1.0.0',
+      method: 'GET',
+      path: '/via-c',
+    });
     assert.equal(response.forwarded, true);
     assert.deepEqual(JSON.parse(await text(response)), { agent: 'agent', path: '/via-c' });
 
@@ -233,17 +328,38 @@ describe('server: two platform nodes on a real etcd cluster', () => {
     await a.coordinator.close({ revokeLeases: false });
     a.server.closeAllConnections();
     await a.close().catch(() => undefined);
-    const direct = await b.tunnel.request({ providerId: seeded.providerId, service: 'app@1.0.0', method: 'GET', path: '/b' });
+    const direct = await b.tunnel.request({
+      providerId: seeded.providerId,
+      service: 'app@1.0.0',
+      method: 'GET',
+      path: '/b',
+    });
     assert.equal(direct.forwarded, false);
     await text(direct);
-    await waitFor(async () => {
-      const r: TunnelResponse | undefined = await c.tunnel.request({ providerId: seeded.providerId, service: 'app@1.0.0', method: 'GET', path: '/after', deadlineMs: 3000 }).catch(() => undefined);
-      if (!r) return false;
-      await text(r);
-      return r.nodeId === b.tunnel.nodeId;
-    }, { timeoutMs: 20_000, what: 'c to forward to b once a is gone' });
+    await waitFor(
+      async () => {
+        const r: TunnelResponse | undefined = await c.tunnel
+          .request({
+            providerId: seeded.providerId,
+            service: 'app@1.0.0',
+            method: 'GET',
+            path: '/after',
+            deadlineMs: 3000,
+          })
+          .catch(() => undefined);
+        if (!r) return false;
+        await text(r);
+        return r.nodeId === b.tunnel.nodeId;
+      },
+      { timeoutMs: 20_000, what: 'c to forward to b once a is gone' },
+    );
     for (let i = 0; i < 5; i++) {
-      const r: TunnelResponse = await c.tunnel.request({ providerId: seeded.providerId, service: 'app@1.0.0', method: 'GET', path: `/n${i}` });
+      const r: TunnelResponse = await c.tunnel.request({
+        providerId: seeded.providerId,
+        service: 'app@1.0.0',
+        method: 'GET',
+        path: `/n${i}`,
+      });
       assert.equal(r.nodeId, b.tunnel.nodeId);
       await text(r);
     }

@@ -49,7 +49,8 @@ export class FollowingPool implements MysqlPool {
 
   #follow(address: PrimaryAddress): void {
     if (this.#closed) return;
-    if (this.#address !== undefined && this.#address.host === address.host && this.#address.port === address.port) return;
+    if (this.#address !== undefined && this.#address.host === address.host && this.#address.port === address.port)
+      return;
     const old = this.#pool;
     const oldConnections = this.#connections;
     this.#pool = createPool({ ...this.#options, host: address.host, port: address.port });
@@ -61,7 +62,9 @@ export class FollowingPool implements MysqlPool {
         // still waiting on a partitioned server. Destroying the socket fails it, so the caller retries.
         for (const connection of oldConnections) {
           (connection as unknown as { stream?: { destroy(error?: Error): void } }).stream?.destroy(
-            Object.assign(new Error('the primary moved; this connection to the former primary was closed'), { code: 'PROTOCOL_CONNECTION_LOST' }),
+            Object.assign(new Error('the primary moved; this connection to the former primary was closed'), {
+              code: 'PROTOCOL_CONNECTION_LOST',
+            }),
           );
         }
         old.end(() => undefined);
@@ -73,7 +76,10 @@ export class FollowingPool implements MysqlPool {
   getConnection(callback: (error: unknown, connection: MysqlPoolConnection) => void): void {
     const pool = this.#pool;
     if (pool === undefined || this.#closed) {
-      const error = new InsituError('INSITU_DATABASE_UNAVAILABLE', this.#closed ? 'the store is closed' : 'no primary database is known yet');
+      const error = new InsituError(
+        'INSITU_DATABASE_UNAVAILABLE',
+        this.#closed ? 'the store is closed' : 'no primary database is known yet',
+      );
       callback(error, undefined as unknown as MysqlPoolConnection);
       return;
     }

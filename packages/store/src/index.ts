@@ -10,8 +10,27 @@ export { FollowingPool } from './following-pool.js';
 export type { PrimarySource, PrimaryAddress } from './following-pool.js';
 export { ROLES } from './schema.js';
 export type {
-  Database, Role, OrgRow, UserRow, SessionRow, ProviderRow, EnrolmentTokenRow, AgentRow, AppRow, AppVersionRow, ApprovalRow,
-  DeploymentRow, DeploymentAgentRow, DeploymentState, InstanceState, ServiceRow, ApiKeyRow, UsageRow, AuditRow, EventRow, VersionState,
+  Database,
+  Role,
+  OrgRow,
+  UserRow,
+  SessionRow,
+  ProviderRow,
+  EnrolmentTokenRow,
+  AgentRow,
+  AppRow,
+  AppVersionRow,
+  ApprovalRow,
+  DeploymentRow,
+  DeploymentAgentRow,
+  DeploymentState,
+  InstanceState,
+  ServiceRow,
+  ApiKeyRow,
+  UsageRow,
+  AuditRow,
+  EventRow,
+  VersionState,
 } from './schema.js';
 export { AppRepository } from './repositories/app-repository.js';
 export type { BundleFile } from './repositories/app-repository.js';

@@ -35,7 +35,10 @@ export function searchTokens(text: string): string[] {
 
 /** A name as plain words (`customer_orders`, `Customer Orders` → `customer orders`), to find exact name matches. */
 export function normalizedName(text: string): string {
-  return words(text).map((w) => w.toLowerCase()).join(' ').slice(0, 255);
+  return words(text)
+    .map((w) => w.toLowerCase())
+    .join(' ')
+    .slice(0, 255);
 }
 
 /** Distinct tokens of a search query, at most `max` of them. */

@@ -92,7 +92,11 @@ export class Repositories {
  * await store.close();
  */
 export class Store extends Repositories {
-  constructor(readonly db: Kysely<Database>, dialect: Dialect, now: () => number) {
+  constructor(
+    readonly db: Kysely<Database>,
+    dialect: Dialect,
+    now: () => number,
+  ) {
     super({ db, dialect, now });
   }
 
@@ -108,9 +112,12 @@ export class Store extends Repositories {
    */
   async migrate(options: { to?: string } = {}): Promise<string[]> {
     const migrator = new Migrator({ db: this.db, provider: migrationProvider(this.dialect) });
-    const { error, results } = options.to === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(options.to);
+    const { error, results } =
+      options.to === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(options.to);
     if (error) {
-      throw new InsituError('INSITU_DATABASE_UNAVAILABLE', `database migration failed: ${(error as Error).message}`, { cause: error });
+      throw new InsituError('INSITU_DATABASE_UNAVAILABLE', `database migration failed: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
   }
@@ -120,7 +127,9 @@ export class Store extends Repositories {
     try {
       await sql`SELECT 1`.execute(this.db);
     } catch (error) {
-      throw new InsituError('INSITU_DATABASE_UNAVAILABLE', `database unreachable: ${(error as Error).message}`, { cause: error });
+      throw new InsituError('INSITU_DATABASE_UNAVAILABLE', `database unreachable: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
 
@@ -147,7 +156,11 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions =
     try {
       database = sqliteDatabase(config.path);
     } catch (error) {
-      throw new InsituError('INSITU_DATABASE_UNAVAILABLE', `cannot open SQLite database ${config.path}: ${(error as Error).message}`, { cause: error });
+      throw new InsituError(
+        'INSITU_DATABASE_UNAVAILABLE',
+        `cannot open SQLite database ${config.path}: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     store = new Store(new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), 'sqlite', now);
   } else {
@@ -187,21 +200,31 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions =
 export function parseDatabaseUrl(url: string, password?: string): StoreConfig {
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (path === '') throw new InsituError('INSITU_CONFIG_INVALID', 'database url sqlite: needs a path, e.g. sqlite:./platform.db');
+    if (path === '')
+      throw new InsituError('INSITU_CONFIG_INVALID', 'database url sqlite: needs a path, e.g. sqlite:./platform.db');
     return { kind: 'sqlite', path };
   }
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new InsituError('INSITU_CONFIG_INVALID', `database url "${url.replace(/:[^:@/]*@/, ':***@')}" is not a URL; use sqlite:PATH or mysql://USER@HOST:PORT/DB`);
+    throw new InsituError(
+      'INSITU_CONFIG_INVALID',
+      `database url "${url.replace(/:[^:@/]*@/, ':***@')}" is not a URL; use sqlite:PATH or mysql://USER@HOST:PORT/DB`,
+    );
   }
   if (parsed.protocol !== 'mysql:' && parsed.protocol !== 'mariadb:') {
-    throw new InsituError('INSITU_CONFIG_INVALID', `database url scheme ${parsed.protocol} is not supported; use sqlite: or mysql:`);
+    throw new InsituError(
+      'INSITU_CONFIG_INVALID',
+      `database url scheme ${parsed.protocol} is not supported; use sqlite: or mysql:`,
+    );
   }
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
   if (!parsed.hostname || !database || !parsed.username) {
-    throw new InsituError('INSITU_CONFIG_INVALID', 'a mysql database url needs a user, a host and a database: mysql://USER@HOST:PORT/DB');
+    throw new InsituError(
+      'INSITU_CONFIG_INVALID',
+      'a mysql database url needs a user, a host and a database: mysql://USER@HOST:PORT/DB',
+    );
   }
   return {
     kind: 'mysql',

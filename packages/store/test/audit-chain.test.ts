@@ -55,19 +55,33 @@ for (const target of databaseTargets()) {
       for (const row of rows) {
         const next = { ...row, ...change(Number(row.seq)), prev_hash: prev };
         next.hash = auditHash(prev, next);
-        await store.db.updateTable('audit_log').set({ ...change(Number(row.seq)), prev_hash: next.prev_hash, hash: next.hash }).where('seq', '=', row.seq).execute();
+        await store.db
+          .updateTable('audit_log')
+          .set({ ...change(Number(row.seq)), prev_hash: next.prev_hash, hash: next.hash })
+          .where('seq', '=', row.seq)
+          .execute();
         prev = next.hash;
       }
       const last = rows.at(-1);
-      await store.db.updateTable('audit_head').set({ seq: Number(last?.seq ?? 0), hash: prev }).where('id', '=', 1).execute();
+      await store.db
+        .updateTable('audit_head')
+        .set({ seq: Number(last?.seq ?? 0), hash: prev })
+        .where('id', '=', 1)
+        .execute();
     }
 
     it('numbers records 1, 2, 3… without gaps and verifies an intact chain, with and without its anchor', async () => {
-      const seqs = (await store.db.selectFrom('audit_log').select('seq').orderBy('seq').execute()).map((r) => Number(r.seq));
+      const seqs = (await store.db.selectFrom('audit_log').select('seq').orderBy('seq').execute()).map((r) =>
+        Number(r.seq),
+      );
       assert.deepEqual(seqs, [1, 2, 3, 4, 5]);
       assert.deepEqual(await store.audit.verify(), { ok: true, records: 5, head: anchor });
       assert.equal((await store.audit.verify({ anchors: anchor ? [anchor] : [] })).ok, true);
-      const extended = await store.audit.extend({ seq: 3, hash: (await store.db.selectFrom('audit_log').select('hash').where('seq', '=', 3).executeTakeFirstOrThrow()).hash });
+      const extended = await store.audit.extend({
+        seq: 3,
+        hash: (await store.db.selectFrom('audit_log').select('hash').where('seq', '=', 3).executeTakeFirstOrThrow())
+          .hash,
+      });
       assert.deepEqual(extended, { ok: true, head: anchor });
     });
 
@@ -78,9 +92,20 @@ for (const target of databaseTargets()) {
         forged.hash = auditHash(GENESIS_HASH, forged);
         await store.db.insertInto('audit_log').values(forged).execute();
         const listed = await store.audit.list({ limit: 100 });
-        assert.ok(listed.some((r) => r.request_id === 'req_forged'), 'the listing shows the forged row');
+        assert.ok(
+          listed.some((r) => r.request_id === 'req_forged'),
+          'the listing shows the forged row',
+        );
         // MariaDB turns an inserted 0 into the next auto-increment number: the forgery lands at the end instead.
-        const stored = Number((await store.db.selectFrom('audit_log').select('seq').where('request_id', '=', 'req_forged').executeTakeFirstOrThrow()).seq);
+        const stored = Number(
+          (
+            await store.db
+              .selectFrom('audit_log')
+              .select('seq')
+              .where('request_id', '=', 'req_forged')
+              .executeTakeFirstOrThrow()
+          ).seq,
+        );
         const result = await store.audit.verify();
         assert.equal(result.ok, false);
         assert.equal(result.firstBroken?.seq, stored);

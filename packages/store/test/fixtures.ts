@@ -3,7 +3,10 @@ import { openStore, type Store } from '../src/index.js';
 import type { DatabaseTarget } from '@insitu/test-helpers';
 
 /** A fresh migrated store on `target`, and how to dispose of it. */
-export async function freshStore(target: DatabaseTarget, now?: () => number): Promise<{ store: Store; dispose: () => Promise<void> }> {
+export async function freshStore(
+  target: DatabaseTarget,
+  now?: () => number,
+): Promise<{ store: Store; dispose: () => Promise<void> }> {
   const db = await target.create();
   const store = await openStore(db.config, now ? { now } : {});
   return {

@@ -66,12 +66,17 @@ describe('store: a MySQL pool that follows the primary', () => {
     const [primary, replica] = cluster.members;
     assert.ok(primary && replica);
     // AFTER_SYNC semi-sync: an acknowledged commit is on the replica before the primary dies.
-    await primary.query("SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'; SET GLOBAL rpl_semi_sync_master_enabled = ON");
+    await primary.query(
+      "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'; SET GLOBAL rpl_semi_sync_master_enabled = ON",
+    );
     await replica.query('SET GLOBAL rpl_semi_sync_slave_enabled = ON; STOP SLAVE IO_THREAD; START SLAVE IO_THREAD');
-    await waitFor(async () => (await primary.query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")).includes('\t1'), {
-      timeoutMs: 20_000,
-      what: 'the replica to acknowledge semi-synchronously',
-    });
+    await waitFor(
+      async () => (await primary.query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")).includes('\t1'),
+      {
+        timeoutMs: 20_000,
+        what: 'the replica to acknowledge semi-synchronously',
+      },
+    );
   });
   after(async () => {
     await cluster?.stop();
@@ -81,10 +86,22 @@ describe('store: a MySQL pool that follows the primary', () => {
     const [primary, replica] = cluster.members;
     assert.ok(primary && replica);
     const source = manualSource({ host: primary.host, port: primary.port });
-    const store = await openStore({ kind: 'mysql', host: '127.0.0.1', port: 1, user: 'root', password: primary.password, database: primary.database, primary: source, poolSize: 4 });
+    const store = await openStore({
+      kind: 'mysql',
+      host: '127.0.0.1',
+      port: 1,
+      user: 'root',
+      password: primary.password,
+      database: primary.database,
+      primary: source,
+      poolSize: 4,
+    });
     const writer = startWriter(store);
     try {
-      await waitFor(() => writer.acknowledged.length >= 30, { timeoutMs: 30_000, what: '30 writes on the first primary' });
+      await waitFor(() => writer.acknowledged.length >= 30, {
+        timeoutMs: 30_000,
+        what: '30 writes on the first primary',
+      });
       await primary.kill();
       const beforeMove = writer.acknowledged.length;
       // Promote as the dbmanager does: apply everything the replica received (and
@@ -100,7 +117,10 @@ describe('store: a MySQL pool that follows the primary', () => {
       );
       await replica.query('STOP ALL SLAVES; RESET SLAVE ALL; SET GLOBAL read_only = 0');
       source.move({ host: replica.host, port: replica.port });
-      await waitFor(() => writer.acknowledged.length >= beforeMove + 30, { timeoutMs: 30_000, what: '30 more writes on the new primary' });
+      await waitFor(() => writer.acknowledged.length >= beforeMove + 30, {
+        timeoutMs: 30_000,
+        what: '30 more writes on the new primary',
+      });
     } finally {
       await writer.stop();
     }
@@ -125,11 +145,22 @@ describe('store: a MySQL pool that follows the primary', () => {
       },
     };
     // Falls back to host/port until the source knows a primary.
-    const store = await openStore({ kind: 'mysql', host: replica.host, port: replica.port, user: 'root', password: replica.password, database: replica.database, primary: source });
+    const store = await openStore({
+      kind: 'mysql',
+      host: replica.host,
+      port: replica.port,
+      user: 'root',
+      password: replica.password,
+      database: replica.database,
+      primary: source,
+    });
     await store.ping();
     current = { host: '127.0.0.1', port: 1 };
     for (const listener of listeners) listener(current);
-    await assert.rejects(store.ping(), (error: unknown) => error instanceof InsituError && error.code === 'INSITU_DATABASE_UNAVAILABLE');
+    await assert.rejects(
+      store.ping(),
+      (error: unknown) => error instanceof InsituError && error.code === 'INSITU_DATABASE_UNAVAILABLE',
+    );
     current = { host: replica.host, port: replica.port };
     for (const listener of listeners) listener(current);
     await store.ping();

@@ -40,7 +40,14 @@ const mysqlTarget: DatabaseTarget = {
     const database = `t_${randomBytes(6).toString('hex')}`;
     await server.query(`CREATE DATABASE ${database} CHARACTER SET utf8mb4`);
     return {
-      config: { kind: 'mysql', host: server.host, port: server.port, user: server.user, password: server.password, database },
+      config: {
+        kind: 'mysql',
+        host: server.host,
+        port: server.port,
+        user: server.user,
+        password: server.password,
+        database,
+      },
       drop: async () => {
         await server.query(`DROP DATABASE IF EXISTS ${database}`);
       },

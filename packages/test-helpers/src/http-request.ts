@@ -27,7 +27,9 @@ export function httpRequest(
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.once('error', reject);
-        res.once('end', () => { resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }); });
+        res.once('end', () => {
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+        });
       },
     );
     req.once('timeout', () => req.destroy(new Error(`${url} did not answer within ${options.timeoutMs ?? 2000} ms`)));

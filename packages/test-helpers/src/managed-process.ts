@@ -33,7 +33,14 @@ export interface ProcessExit {
 
 /** Signals after which a process normally keeps existing. */
 const NON_TERMINATING: ReadonlySet<string> = new Set([
-  'SIGSTOP', 'SIGCONT', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU', 'SIGWINCH', 'SIGURG', 'SIGCHLD',
+  'SIGSTOP',
+  'SIGCONT',
+  'SIGTSTP',
+  'SIGTTIN',
+  'SIGTTOU',
+  'SIGWINCH',
+  'SIGURG',
+  'SIGCHLD',
 ]);
 
 /** True for signals such as SIGSTOP after which one should not wait for an exit. */
@@ -78,7 +85,8 @@ export class ManagedProcess {
     if (this.#running) throw new Error(`${this.spec.name} is already running (pid ${String(this.pid)})`);
     const { spec } = this;
     const command = spec.setpriv ?? spec.command;
-    const args = spec.setpriv === undefined ? [...spec.args] : ['--pdeathsig', 'KILL', '--', spec.command, ...spec.args];
+    const args =
+      spec.setpriv === undefined ? [...spec.args] : ['--pdeathsig', 'KILL', '--', spec.command, ...spec.args];
     const log = openSync(spec.logFile, 'a');
     let child: ChildProcess;
     try {
@@ -106,12 +114,17 @@ export class ManagedProcess {
           this.#lastExit = exit;
           untrackProcess(this);
         }
-        const how = exit.error?.message ?? (exit.signal === null ? `status ${String(exit.code)}` : `signal ${exit.signal}`);
+        const how =
+          exit.error?.message ?? (exit.signal === null ? `status ${String(exit.code)}` : `signal ${exit.signal}`);
         controller.abort(new Error(`${spec.name} exited (${how}). End of ${spec.logFile}:\n${this.logTail()}`));
         resolve(exit);
       };
-      child.once('exit', (code, signal) => { finish({ code, signal }); });
-      child.once('error', (error) => { finish({ code: null, signal: null, error }); });
+      child.once('exit', (code, signal) => {
+        finish({ code, signal });
+      });
+      child.once('error', (error) => {
+        finish({ code: null, signal: null, error });
+      });
     });
   }
 
@@ -139,7 +152,9 @@ export class ManagedProcess {
       return await Promise.race([
         this.#exited,
         new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => { reject(new Error(`${this.spec.name} did not exit within ${timeoutMs} ms`)); }, timeoutMs);
+          timer = setTimeout(() => {
+            reject(new Error(`${this.spec.name} did not exit within ${timeoutMs} ms`));
+          }, timeoutMs);
         }),
       ]);
     } finally {
@@ -155,7 +170,11 @@ export class ManagedProcess {
     const pids = [pid, ...listDescendants(pid)];
     signalAll(pids, 'SIGKILL');
     await this.waitForExit(30_000);
-    await waitFor(() => pids.every(isGone), { timeoutMs: 30_000, intervalMs: 10, what: `${this.spec.name} and its children to exit` });
+    await waitFor(() => pids.every(isGone), {
+      timeoutMs: 30_000,
+      intervalMs: 10,
+      what: `${this.spec.name} and its children to exit`,
+    });
   }
 
   /**

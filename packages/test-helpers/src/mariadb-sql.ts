@@ -25,7 +25,8 @@ export function sqlString(value: string): string {
 
 /** A back-quoted identifier; only plain names are accepted, which is all tests need. */
 export function sqlIdentifier(name: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_$]{0,63}$/.test(name)) throw new Error(`not a plain SQL identifier: ${JSON.stringify(name)}`);
+  if (!/^[A-Za-z_][A-Za-z0-9_$]{0,63}$/.test(name))
+    throw new Error(`not a plain SQL identifier: ${JSON.stringify(name)}`);
   return `\`${name}\``;
 }
 

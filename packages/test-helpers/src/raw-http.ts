@@ -15,12 +15,23 @@ export interface RawHttpResponse {
  *
  * @example await rawHttp({ port }, 'GET /api/v1/orgs/%E0%A4%A HTTP/1.1\r\nHost: x')
  */
-export function rawHttp(target: { port: number; host?: string } | { path: string }, head: string | Buffer, options: { timeoutMs?: number } = {}): Promise<RawHttpResponse> {
+export function rawHttp(
+  target: { port: number; host?: string } | { path: string },
+  head: string | Buffer,
+  options: { timeoutMs?: number } = {},
+): Promise<RawHttpResponse> {
   return new Promise((resolve, reject) => {
     const socket = 'path' in target ? connect(target.path) : connect(target.port, target.host ?? '127.0.0.1');
     const chunks: Buffer[] = [];
     socket.setTimeout(options.timeoutMs ?? 10_000, () => socket.destroy(new Error('no complete answer in time')));
-    socket.once('connect', () => socket.end(Buffer.concat([Buffer.isBuffer(head) ? head : Buffer.from(head, 'latin1'), Buffer.from('\r\nConnection: close\r\n\r\n')])));
+    socket.once('connect', () =>
+      socket.end(
+        Buffer.concat([
+          Buffer.isBuffer(head) ? head : Buffer.from(head, 'latin1'),
+          Buffer.from('\r\nConnection: close\r\n\r\n'),
+        ]),
+      ),
+    );
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     // A server that answers and closes while the request is still being written resets the
     // connection: what it answered before that still counts.
@@ -30,7 +41,10 @@ export function rawHttp(target: { port: number; host?: string } | { path: string
       if (chunks.length === 0 && failure) return reject(failure);
       const all = Buffer.concat(chunks);
       const split = all.indexOf('\r\n\r\n');
-      const lines = all.subarray(0, split >= 0 ? split : all.length).toString('latin1').split('\r\n');
+      const lines = all
+        .subarray(0, split >= 0 ? split : all.length)
+        .toString('latin1')
+        .split('\r\n');
       const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0);
       const headers: Record<string, string> = {};
       for (const line of lines.slice(1)) {
@@ -38,7 +52,11 @@ export function rawHttp(target: { port: number; host?: string } | { path: string
         if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
       }
       const raw = split >= 0 ? all.subarray(split + 4) : Buffer.alloc(0);
-      resolve({ status, headers, body: (headers['transfer-encoding'] === 'chunked' ? unchunk(raw) : raw).toString('utf8') });
+      resolve({
+        status,
+        headers,
+        body: (headers['transfer-encoding'] === 'chunked' ? unchunk(raw) : raw).toString('utf8'),
+      });
     });
   });
 }

@@ -42,7 +42,12 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
   const count = options.members ?? 3;
   if (!Number.isInteger(count) || count < 1) throw new Error(`members must be a positive integer, got ${count}`);
   const names = Array.from({ length: count }, (_unused, index) => `etcd${index + 1}`);
-  const members = await planEtcdMembers(names, options.host ?? '127.0.0.1', options.startTimeoutMs ?? 30_000, options.memberOptions);
+  const members = await planEtcdMembers(
+    names,
+    options.host ?? '127.0.0.1',
+    options.startTimeoutMs ?? 30_000,
+    options.memberOptions,
+  );
   try {
     // All at once: a member only becomes ready when a quorum of its peers is up.
     for (const member of members) member.spawn();

@@ -88,7 +88,13 @@ class EtcdServer extends ManagedServer implements EtcdMember {
   readonly logFile: string;
   readonly #startTimeoutMs: number;
 
-  constructor(init: { plan: EtcdMemberPlan; dir: string; etcd: string; ip: string | undefined; setpriv: string | undefined }) {
+  constructor(init: {
+    plan: EtcdMemberPlan;
+    dir: string;
+    etcd: string;
+    ip: string | undefined;
+    setpriv: string | undefined;
+  }) {
     super(init.dir, { signal: 'SIGTERM', graceMs: STOP_GRACE_MS, exitWaitMs: 60_000 });
     const { plan, dir } = init;
     this.name = plan.name;
@@ -98,38 +104,57 @@ class EtcdServer extends ManagedServer implements EtcdMember {
     this.dataDir = join(dir, 'data');
     this.logFile = join(dir, 'etcd.log');
     this.#startTimeoutMs = plan.startTimeoutMs;
-    this.attach(new ManagedProcess({
-      name: `etcd ${plan.name} (${this.clientUrl})`,
-      command: plan.netns === undefined || init.ip === undefined ? init.etcd : init.ip,
-      args: [
-        ...(plan.netns === undefined || init.ip === undefined ? [] : ['netns', 'exec', plan.netns, init.etcd]),
-        '--name', plan.name,
-        '--data-dir', this.dataDir,
-        '--listen-client-urls', this.clientUrl,
-        '--advertise-client-urls', this.clientUrl,
-        '--listen-peer-urls', this.peerUrl,
-        '--initial-advertise-peer-urls', this.peerUrl,
-        '--initial-cluster', plan.initialCluster,
-        '--initial-cluster-state', 'new',
-        '--initial-cluster-token', plan.token,
-        '--heartbeat-interval', '100',
-        '--election-timeout', '1000',
-        '--logger', 'zap',
-        '--log-outputs', 'stderr',
-      ],
-      logFile: this.logFile,
-      cwd: dir,
-      ...(init.setpriv === undefined ? {} : { setpriv: init.setpriv }),
-    }));
+    this.attach(
+      new ManagedProcess({
+        name: `etcd ${plan.name} (${this.clientUrl})`,
+        command: plan.netns === undefined || init.ip === undefined ? init.etcd : init.ip,
+        args: [
+          ...(plan.netns === undefined || init.ip === undefined ? [] : ['netns', 'exec', plan.netns, init.etcd]),
+          '--name',
+          plan.name,
+          '--data-dir',
+          this.dataDir,
+          '--listen-client-urls',
+          this.clientUrl,
+          '--advertise-client-urls',
+          this.clientUrl,
+          '--listen-peer-urls',
+          this.peerUrl,
+          '--initial-advertise-peer-urls',
+          this.peerUrl,
+          '--initial-cluster',
+          plan.initialCluster,
+          '--initial-cluster-state',
+          'new',
+          '--initial-cluster-token',
+          plan.token,
+          '--heartbeat-interval',
+          '100',
+          '--election-timeout',
+          '1000',
+          '--logger',
+          'zap',
+          '--log-outputs',
+          'stderr',
+        ],
+        logFile: this.logFile,
+        cwd: dir,
+        ...(init.setpriv === undefined ? {} : { setpriv: init.setpriv }),
+      }),
+    );
   }
-
-
 
   async health(): Promise<boolean> {
     try {
       const response = await httpRequest(`${this.clientUrl}/health`, { timeoutMs: 2000 });
       const body: unknown = JSON.parse(response.body);
-      return response.status === 200 && typeof body === 'object' && body !== null && 'health' in body && body.health === 'true';
+      return (
+        response.status === 200 &&
+        typeof body === 'object' &&
+        body !== null &&
+        'health' in body &&
+        body.health === 'true'
+      );
     } catch {
       return false;
     }
@@ -161,8 +186,6 @@ class EtcdServer extends ManagedServer implements EtcdMember {
       throw error;
     }
   }
-
-
 }
 
 /**
@@ -182,10 +205,21 @@ export async function planEtcdMembers(
     const placed = placements?.(index);
     if (placed?.netns !== undefined) {
       // A fresh namespace has every port free; the root namespace cannot probe it anyway.
-      ports.push({ name, host: placed.host, netns: placed.netns, clientPort: placed.clientPort ?? 2379, peerPort: placed.peerPort ?? 2380 });
+      ports.push({
+        name,
+        host: placed.host,
+        netns: placed.netns,
+        clientPort: placed.clientPort ?? 2379,
+        peerPort: placed.peerPort ?? 2380,
+      });
     } else {
       const at = placed?.host ?? host;
-      ports.push({ name, host: at, clientPort: placed?.clientPort ?? (await freePort(at)), peerPort: placed?.peerPort ?? (await freePort(at)) });
+      ports.push({
+        name,
+        host: at,
+        clientPort: placed?.clientPort ?? (await freePort(at)),
+        peerPort: placed?.peerPort ?? (await freePort(at)),
+      });
     }
   }
   const ip = ports.some((member) => member.netns !== undefined) ? await requireCommand('ip', 'iproute2') : undefined;
@@ -217,7 +251,11 @@ export async function planEtcdMembers(
  * await etcd.stop();
  */
 export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdMember> {
-  const [member] = await planEtcdMembers([options.name ?? 'etcd1'], options.host ?? '127.0.0.1', options.startTimeoutMs ?? 30_000);
+  const [member] = await planEtcdMembers(
+    [options.name ?? 'etcd1'],
+    options.host ?? '127.0.0.1',
+    options.startTimeoutMs ?? 30_000,
+  );
   if (member === undefined) throw new Error('no etcd member planned');
   try {
     await member.start();

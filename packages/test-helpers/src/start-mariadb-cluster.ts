@@ -116,7 +116,11 @@ export async function startMariaDbCluster(options: MariaDbClusterOptions = {}): 
                 `SQL ${status['Slave_SQL_Running'] ?? '?'} ${status['Last_SQL_Error'] ?? ''}`,
             );
           },
-          { timeoutMs, intervalMs: 25, what: `replica ${replica.serverId} (${replica.host}:${replica.port}) to replicate` },
+          {
+            timeoutMs,
+            intervalMs: 25,
+            what: `replica ${replica.serverId} (${replica.host}:${replica.port}) to replicate`,
+          },
         ),
       ),
     );

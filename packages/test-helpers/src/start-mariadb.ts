@@ -159,8 +159,6 @@ class MariaDbServer extends ManagedServer implements MariaDbInstance {
     this.url = `mysql://root:${encodeURIComponent(init.password)}@${urlHost(init.host)}:${init.port}/${init.database}`;
   }
 
-
-
   async query(sql: string): Promise<string> {
     return this.#run(sql, { columnNames: false, inDatabase: true });
   }
@@ -186,7 +184,8 @@ class MariaDbServer extends ManagedServer implements MariaDbInstance {
   }
 
   async start(): Promise<void> {
-    if (this.stopped) throw new Error(`MariaDB ${this.host}:${this.port} was stopped and its data deleted; start a new one`);
+    if (this.stopped)
+      throw new Error(`MariaDB ${this.host}:${this.port} was stopped and its data deleted; start a new one`);
     if (this.process.running) throw new Error(`MariaDB ${this.host}:${this.port} is already running`);
     this.process.start();
     try {
@@ -235,8 +234,6 @@ class MariaDbServer extends ManagedServer implements MariaDbInstance {
     );
     await writeClientConfig(this.#paths, this.password);
   }
-
-
 }
 
 async function writeClientConfig(paths: MariaDbPaths, password: string | undefined): Promise<void> {
@@ -325,7 +322,10 @@ export async function startMariaDb(options: MariaDbOptions = {}): Promise<MariaD
     const serverProcess = new ManagedProcess({
       name: `mariadbd ${host}:${port}`,
       command: ip ?? mariadbd,
-      args: ip === undefined || options.netns === undefined ? serverArgs : ['netns', 'exec', options.netns, mariadbd, ...serverArgs],
+      args:
+        ip === undefined || options.netns === undefined
+          ? serverArgs
+          : ['netns', 'exec', options.netns, mariadbd, ...serverArgs],
       logFile: join(dir, 'stdout.log'),
       cwd: dir,
       ...(setpriv === undefined ? {} : { setpriv }),

@@ -93,7 +93,8 @@ async function unprivilegedIdentity(): Promise<Identity | undefined> {
 }
 
 function checkName(kind: string, name: string): string {
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`${kind} must be a lower-case SQL name, got ${JSON.stringify(name)}`);
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name))
+    throw new Error(`${kind} must be a lower-case SQL name, got ${JSON.stringify(name)}`);
   return name;
 }
 
@@ -139,53 +140,80 @@ class PostgresServer extends ManagedServer implements PostgresInstance {
     this.#psql = init.psql;
     this.#startTimeoutMs = init.startTimeoutMs;
     const serverArgs = [
-      '-D', this.dataDir,
-      '-p', String(init.port),
-      '-k', this.socketDir,
-      '-c', `listen_addresses=${init.host}`,
+      '-D',
+      this.dataDir,
+      '-p',
+      String(init.port),
+      '-k',
+      this.socketDir,
+      '-c',
+      `listen_addresses=${init.host}`,
       // Only an OS crash could lose data then; tests kill processes, not machines.
-      '-c', 'fsync=off',
+      '-c',
+      'fsync=off',
     ];
     if (init.netns !== undefined && init.ip !== undefined) {
       // `ip netns exec` needs root: enter the namespace first, then drop to the identity.
-      const drop = init.identity === undefined || init.setpriv === undefined
-        ? []
-        : [init.setpriv, '--reuid', String(init.identity.uid), '--regid', String(init.identity.gid), '--clear-groups', '--pdeathsig', 'KILL', '--'];
-      this.attach(new ManagedProcess({
-        name: `postgres ${init.host}:${init.port} in ${init.netns}`,
-        command: init.ip,
-        args: ['netns', 'exec', init.netns, ...drop, init.postgres, ...serverArgs],
-        logFile: this.logFile,
-        cwd: init.dir,
-      }));
+      const drop =
+        init.identity === undefined || init.setpriv === undefined
+          ? []
+          : [
+              init.setpriv,
+              '--reuid',
+              String(init.identity.uid),
+              '--regid',
+              String(init.identity.gid),
+              '--clear-groups',
+              '--pdeathsig',
+              'KILL',
+              '--',
+            ];
+      this.attach(
+        new ManagedProcess({
+          name: `postgres ${init.host}:${init.port} in ${init.netns}`,
+          command: init.ip,
+          args: ['netns', 'exec', init.netns, ...drop, init.postgres, ...serverArgs],
+          logFile: this.logFile,
+          cwd: init.dir,
+        }),
+      );
     } else {
-      this.attach(new ManagedProcess({
-        name: `postgres ${init.host}:${init.port}`,
-        command: init.postgres,
-        args: serverArgs,
-        logFile: this.logFile,
-        cwd: init.dir,
-        ...(init.identity ?? {}),
-        ...(init.setpriv === undefined ? {} : { setpriv: init.setpriv }),
-      }));
+      this.attach(
+        new ManagedProcess({
+          name: `postgres ${init.host}:${init.port}`,
+          command: init.postgres,
+          args: serverArgs,
+          logFile: this.logFile,
+          cwd: init.dir,
+          ...(init.identity ?? {}),
+          ...(init.setpriv === undefined ? {} : { setpriv: init.setpriv }),
+        }),
+      );
     }
   }
-
-
 
   /** SQL goes in on stdin so psql variables (`:'name'`, `:"name"`) quote values for us. */
   async psql(sql: string, database: string, variables: Record<string, string> = {}): Promise<string> {
     return runChecked(
       this.#psql,
       [
-        '--no-psqlrc', '--quiet', '--tuples-only', '--no-align',
-        '--host', this.socketDir,
-        '--port', String(this.port),
-        '--username', this.user,
-        '--dbname', database,
-        '--set', 'ON_ERROR_STOP=1',
+        '--no-psqlrc',
+        '--quiet',
+        '--tuples-only',
+        '--no-align',
+        '--host',
+        this.socketDir,
+        '--port',
+        String(this.port),
+        '--username',
+        this.user,
+        '--dbname',
+        database,
+        '--set',
+        'ON_ERROR_STOP=1',
         ...Object.entries(variables).flatMap(([name, value]) => ['--set', `${name}=${value}`]),
-        '--file', '-',
+        '--file',
+        '-',
       ],
       { input: sql, timeoutMs: 60_000 },
     );
@@ -196,7 +224,8 @@ class PostgresServer extends ManagedServer implements PostgresInstance {
   }
 
   async start(): Promise<void> {
-    if (this.stopped) throw new Error(`PostgreSQL ${this.host}:${this.port} was stopped and its data deleted; start a new one`);
+    if (this.stopped)
+      throw new Error(`PostgreSQL ${this.host}:${this.port} was stopped and its data deleted; start a new one`);
     if (this.process.running) throw new Error(`PostgreSQL ${this.host}:${this.port} is already running`);
     this.process.start();
     try {
@@ -211,8 +240,6 @@ class PostgresServer extends ManagedServer implements PostgresInstance {
       throw error;
     }
   }
-
-
 }
 
 /**
@@ -259,8 +286,10 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     const initResult = await runCommand(
       initdb,
       [
-        '--pgdata', join(dir, 'data'),
-        '--username', user,
+        '--pgdata',
+        join(dir, 'data'),
+        '--username',
+        user,
         `--pwfile=${passwordFile}`,
         '--auth-local=trust',
         '--auth-host=scram-sha-256',
@@ -271,11 +300,23 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       { cwd: dir, timeoutMs: 120_000, ...(identity ?? {}) },
     );
     if (initResult.code !== 0) {
-      const asWhom = identity === undefined ? '' : ` (run as uid ${identity.uid}, because PostgreSQL refuses to run as root)`;
+      const asWhom =
+        identity === undefined ? '' : ` (run as uid ${identity.uid}, because PostgreSQL refuses to run as root)`;
       throw new Error(`initdb failed${asWhom}: ${(initResult.stderr || initResult.stdout).trim().slice(-2000)}`);
     }
     server = new PostgresServer({
-      host, port, user, password, database, dir, psql, postgres, identity, setpriv, ip, netns: options.netns,
+      host,
+      port,
+      user,
+      password,
+      database,
+      dir,
+      psql,
+      postgres,
+      identity,
+      setpriv,
+      ip,
+      netns: options.netns,
       startTimeoutMs: options.startTimeoutMs ?? 30_000,
     });
     await server.start();

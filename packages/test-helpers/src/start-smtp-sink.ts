@@ -31,7 +31,9 @@ function decodeQuotedPrintable(text: string): string {
 
 function decodeWord(value: string): string {
   return value.replace(/=\?utf-8\?([BQ])\?([^?]*)\?=/gi, (_match, encoding: string, data: string) =>
-    encoding.toUpperCase() === 'B' ? Buffer.from(data, 'base64').toString('utf8') : decodeQuotedPrintable(data.replace(/_/g, ' ')),
+    encoding.toUpperCase() === 'B'
+      ? Buffer.from(data, 'base64').toString('utf8')
+      : decodeQuotedPrintable(data.replace(/_/g, ' ')),
   );
 }
 
@@ -42,11 +44,16 @@ function parseMail(raw: string, from: string, to: string[]): ReceivedMail {
   const headers: Record<string, string> = {};
   for (const headerLine of head.replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/)) {
     const colon = headerLine.indexOf(':');
-    if (colon > 0) headers[headerLine.slice(0, colon).trim().toLowerCase()] = decodeWord(headerLine.slice(colon + 1).trim());
+    if (colon > 0)
+      headers[headerLine.slice(0, colon).trim().toLowerCase()] = decodeWord(headerLine.slice(colon + 1).trim());
   }
   const encoding = (headers['content-transfer-encoding'] ?? '').toLowerCase();
   const text =
-    encoding === 'quoted-printable' ? decodeQuotedPrintable(body) : encoding === 'base64' ? Buffer.from(body, 'base64').toString('utf8') : body;
+    encoding === 'quoted-printable'
+      ? decodeQuotedPrintable(body)
+      : encoding === 'base64'
+        ? Buffer.from(body, 'base64').toString('utf8')
+        : body;
   return { from, to, headers, subject: headers['subject'] ?? '', text, raw };
 }
 
@@ -78,7 +85,13 @@ export async function startSmtpSink(): Promise<SmtpSink> {
           return;
         }
         const from = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
-        mails.push(parseMail(Buffer.concat(chunks).toString('utf8'), from, session.envelope.rcptTo.map((r) => r.address)));
+        mails.push(
+          parseMail(
+            Buffer.concat(chunks).toString('utf8'),
+            from,
+            session.envelope.rcptTo.map((r) => r.address),
+          ),
+        );
         callback();
       });
     },

@@ -14,7 +14,11 @@ describe('freePort', () => {
       server.once('error', reject);
       server.listen(port, '127.0.0.1', resolve);
     });
-    await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+    await new Promise<void>((resolve) =>
+      server.close(() => {
+        resolve();
+      }),
+    );
   });
 
   it('never hands out the same port twice, even when asked concurrently', async () => {

@@ -17,7 +17,9 @@ interface Started {
  * Run a test process that starts servers, reports them, and then ends the way `ending`
  * says, without calling stop().
  */
-async function runTestProcess(ending: string): Promise<{ started: Started; code: number | null; signal: NodeJS.Signals | null }> {
+async function runTestProcess(
+  ending: string,
+): Promise<{ started: Started; code: number | null; signal: NodeJS.Signals | null }> {
   const index = new URL('../src/index.js', import.meta.url).href;
   const script = `
     import { startMariaDb, startEtcd } from ${JSON.stringify(index)};
@@ -29,13 +31,17 @@ async function runTestProcess(ending: string): Promise<{ started: Started; code:
       // 'forget': return; the servers must not keep the event loop alive.
     });
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '--eval', script, ending], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '--eval', script, ending], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => {
     output += chunk.toString('utf8');
   });
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
-    child.once('close', (exitCode, exitSignal) => { resolve([exitCode, exitSignal]); });
+    child.once('close', (exitCode, exitSignal) => {
+      resolve([exitCode, exitSignal]);
+    });
   });
   return { started: JSON.parse(output) as Started, code, signal };
 }

@@ -20,7 +20,10 @@ async function put(endpoint: string, key: string, value: string): Promise<void> 
 
 /** Linearizable GET through etcd's v3 HTTP gateway; undefined when the key is absent. */
 async function get(endpoint: string, key: string): Promise<string | undefined> {
-  const response = await httpRequest(`${endpoint}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: base64(key) }) });
+  const response = await httpRequest(`${endpoint}/v3/kv/range`, {
+    method: 'POST',
+    body: JSON.stringify({ key: base64(key) }),
+  });
   if (response.status !== 200) throw new Error(`get ${key} on ${endpoint}: ${response.status} ${response.body}`);
   const body = JSON.parse(response.body) as { kvs?: Array<{ value?: string }> };
   const value = body.kvs?.[0]?.value;
@@ -61,10 +64,13 @@ describe('startEtcdCluster', () => {
     assert.equal(await victim.health(), false);
     // If the victim led, the other two need an election (about a second) first.
     await waitFor(async () => (await second.health()) && (await third.health()), { what: 'two members healthy' });
-    await waitFor(async () => {
-      await put(second.endpoint, 'during-outage', 'still writable');
-      return true;
-    }, { what: 'a write with one member down' });
+    await waitFor(
+      async () => {
+        await put(second.endpoint, 'during-outage', 'still writable');
+        return true;
+      },
+      { what: 'a write with one member down' },
+    );
     assert.equal(await get(third.endpoint, 'during-outage'), 'still writable');
 
     await victim.start();

@@ -25,10 +25,14 @@ describe('startMariaDbCluster', () => {
 
   it('starts a writable primary and two read-only replicas with distinct server ids', async () => {
     assert.equal(cluster.members.length, 3);
-    const ids = await Promise.all(cluster.members.map(async (member) => (await member.query('SELECT @@server_id')).trim()));
+    const ids = await Promise.all(
+      cluster.members.map(async (member) => (await member.query('SELECT @@server_id')).trim()),
+    );
     assert.deepEqual(ids, ['1', '2', '3']);
     // @@read_only on its own: inside an aggregate query it has come back wrong.
-    const readOnly = await Promise.all(cluster.members.map(async (member) => (await member.query('SELECT @@read_only')).trim()));
+    const readOnly = await Promise.all(
+      cluster.members.map(async (member) => (await member.query('SELECT @@read_only')).trim()),
+    );
     assert.deepEqual(readOnly, ['0', '1', '1']);
     assert.equal(new Set(cluster.members.map((member) => member.port)).size, 3);
   });
@@ -36,7 +40,9 @@ describe('startMariaDbCluster', () => {
   it('replicates a row written on the primary to both replicas over GTID', async () => {
     const [primary, ...replicas] = cluster.members;
     assert.ok(primary !== undefined);
-    await primary.query("CREATE TABLE replicated (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO replicated VALUES (1, 'hello')");
+    await primary.query(
+      "CREATE TABLE replicated (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO replicated VALUES (1, 'hello')",
+    );
     for (const replica of replicas) {
       assert.equal(await waitFor(() => rowValue(replica, 1), { what: `row on replica ${replica.serverId}` }), 'hello');
       const [status] = await replica.queryRows('SHOW SLAVE STATUS');
@@ -54,6 +60,9 @@ describe('startMariaDbCluster', () => {
     await replica.kill();
     await primary.query("INSERT INTO replicated VALUES (2, 'while down')");
     await replica.start();
-    assert.equal(await waitFor(() => rowValue(replica, 2), { what: 'row written while replica 3 was down' }), 'while down');
+    assert.equal(
+      await waitFor(() => rowValue(replica, 2), { what: 'row written while replica 3 was down' }),
+      'while down',
+    );
   });
 });

@@ -8,12 +8,24 @@ import { isGone } from '../src/process-tree.js';
 import { runCommand } from '../src/run-command.js';
 
 /** Log in over TCP the way code under test does: host, port, user and password. */
-async function queryOverTcp(db: MariaDbInstance, password: string, sql: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+async function queryOverTcp(
+  db: MariaDbInstance,
+  password: string,
+  sql: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const client = await requireCommand('mariadb', 'mariadb-client');
   return runCommand(client, [
-    '--no-defaults', '--protocol=TCP', `--host=${db.host}`, `--port=${db.port}`,
-    `--user=${db.user}`, `--password=${password}`, `--database=${db.database}`,
-    '--batch', '--skip-column-names', '--execute', sql,
+    '--no-defaults',
+    '--protocol=TCP',
+    `--host=${db.host}`,
+    `--port=${db.port}`,
+    `--user=${db.user}`,
+    `--password=${password}`,
+    `--database=${db.database}`,
+    '--batch',
+    '--skip-column-names',
+    '--execute',
+    sql,
   ]);
 }
 
@@ -42,7 +54,7 @@ describe('startMariaDb', () => {
   it('accepts the password over TCP and refuses a wrong one', async () => {
     const ok = await queryOverTcp(db, db.password, 'SELECT CURRENT_USER()');
     assert.equal(ok.code, 0, ok.stderr);
-    assert.equal(ok.stdout.trim(), "root@%");
+    assert.equal(ok.stdout.trim(), 'root@%');
     const wrong = await queryOverTcp(db, `${db.password}x`, 'SELECT 1');
     assert.notEqual(wrong.code, 0);
     assert.match(wrong.stderr, /Access denied/);

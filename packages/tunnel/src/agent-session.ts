@@ -5,7 +5,13 @@ import { InsituError, type Logger } from '@insitu/core';
 import { encodeFrame, readFrames } from './control-frames.js';
 import { http2Transport } from './tls-stream.js';
 import {
-  AgentFrameSchema, CONTROL_PATH, MAX_FRAME_SIZE, SESSION_WINDOW, STREAM_WINDOW, type AgentFrame, type ServiceAnnouncement,
+  AgentFrameSchema,
+  CONTROL_PATH,
+  MAX_FRAME_SIZE,
+  SESSION_WINDOW,
+  STREAM_WINDOW,
+  type AgentFrame,
+  type ServiceAnnouncement,
 } from './protocol.js';
 
 /** Who an agent session belongs to, as the credential check found. */
@@ -58,17 +64,32 @@ export class AgentSession extends EventEmitter {
   readonly #timings: SessionTimings;
   #control: http2.ClientHttp2Stream | undefined;
   #commandSeq = 0;
-  readonly #pendingCommands = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  readonly #pendingCommands = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+  >();
   #pingTimer: NodeJS.Timeout | undefined;
   #missedPings = 0;
 
-  constructor(init: { id: string; identity: AgentIdentity; socket: Socket; nodeId: string; logger: Logger; timings: SessionTimings; remoteAddress: string }) {
+  constructor(init: {
+    id: string;
+    identity: AgentIdentity;
+    socket: Socket;
+    nodeId: string;
+    logger: Logger;
+    timings: SessionTimings;
+    remoteAddress: string;
+  }) {
     super();
     this.id = init.id;
     this.identity = init.identity;
     this.socket = init.socket;
     this.remoteAddress = init.remoteAddress;
-    this.#logger = init.logger.child({ sessionId: init.id, agentId: init.identity.agentId, providerId: init.identity.providerId });
+    this.#logger = init.logger.child({
+      sessionId: init.id,
+      agentId: init.identity.agentId,
+      providerId: init.identity.providerId,
+    });
     this.#timings = init.timings;
     // A connection reset (or any socket error) is given a code before HTTP/2 hands it to
     // the streams in flight: a response body cut by it then fails with
@@ -93,7 +114,10 @@ export class AgentSession extends EventEmitter {
       }
     });
     this.#h2.on('error', (error: NodeJS.ErrnoException) => {
-      this.#logger.info({ code: 'INSITU_TUNNEL_PROTOCOL', err: error.message, h2code: error.code }, 'agent session failed');
+      this.#logger.info(
+        { code: 'INSITU_TUNNEL_PROTOCOL', err: error.message, h2code: error.code },
+        'agent session failed',
+      );
     });
     this.#h2.on('goaway', (errorCode: number) => {
       this.#logger.info({ errorCode }, 'agent sent GOAWAY: draining the session');
@@ -101,11 +125,18 @@ export class AgentSession extends EventEmitter {
     });
     this.#h2.on('close', () => this.#onClosed());
     this.#h2.on('frameError', (type: number, code: number) => {
-      this.#logger.info({ code: 'INSITU_TUNNEL_PROTOCOL', frameType: type, h2code: code }, 'HTTP/2 frame error on an agent session');
+      this.#logger.info(
+        { code: 'INSITU_TUNNEL_PROTOCOL', frameType: type, h2code: code },
+        'HTTP/2 frame error on an agent session',
+      );
     });
     this.#openControl(init.nodeId);
     const helloTimer = setTimeout(() => {
-      if (!this.ready) this.destroy('INSITU_TUNNEL_BAD_FRAME', `no hello on the control stream within ${this.#timings.helloTimeoutMs} ms`);
+      if (!this.ready)
+        this.destroy(
+          'INSITU_TUNNEL_BAD_FRAME',
+          `no hello on the control stream within ${this.#timings.helloTimeoutMs} ms`,
+        );
     }, this.#timings.helloTimeoutMs);
     helloTimer.unref();
     this.once('closed', () => clearTimeout(helloTimer));
@@ -162,7 +193,10 @@ export class AgentSession extends EventEmitter {
   #openControl(nodeId: string): void {
     let control: http2.ClientHttp2Stream;
     try {
-      control = this.#h2.request({ ':method': 'POST', ':path': CONTROL_PATH, 'content-type': 'application/x-ndjson' }, { endStream: false });
+      control = this.#h2.request(
+        { ':method': 'POST', ':path': CONTROL_PATH, 'content-type': 'application/x-ndjson' },
+        { endStream: false },
+      );
     } catch (error) {
       this.#logger.info({ err: (error as Error).message }, 'could not open the control stream');
       return;
@@ -174,11 +208,21 @@ export class AgentSession extends EventEmitter {
       if (!this.closed) this.destroy('INSITU_TUNNEL_PROTOCOL', 'the control stream closed');
     });
     control.on('response', (headers) => {
-      if (headers[':status'] !== 200) this.destroy('INSITU_TUNNEL_PROTOCOL', `the agent answered ${String(headers[':status'])} on the control stream`);
+      if (headers[':status'] !== 200)
+        this.destroy(
+          'INSITU_TUNNEL_PROTOCOL',
+          `the agent answered ${String(headers[':status'])} on the control stream`,
+        );
     });
-    readFrames(control, AgentFrameSchema, 'control frame from the agent', (frame) => this.#onFrame(frame), (error) => {
-      this.destroy(error.code, error.message);
-    });
+    readFrames(
+      control,
+      AgentFrameSchema,
+      'control frame from the agent',
+      (frame) => this.#onFrame(frame),
+      (error) => {
+        this.destroy(error.code, error.message);
+      },
+    );
     control.write(encodeFrame({ type: 'welcome', sessionId: this.id, nodeId }));
   }
 
@@ -203,7 +247,14 @@ export class AgentSession extends EventEmitter {
         this.#pendingCommands.delete(frame.id);
         clearTimeout(pending.timer);
         if (frame.ok) pending.resolve(frame.result);
-        else pending.reject(new InsituError('INSITU_TUNNEL_COMMAND_FAILED', `the agent could not run the command: ${frame.error?.message ?? 'no reason given'}`, { details: { agentCode: frame.error?.code } }));
+        else
+          pending.reject(
+            new InsituError(
+              'INSITU_TUNNEL_COMMAND_FAILED',
+              `the agent could not run the command: ${frame.error?.message ?? 'no reason given'}`,
+              { details: { agentCode: frame.error?.code } },
+            ),
+          );
         break;
       }
     }
@@ -212,12 +263,15 @@ export class AgentSession extends EventEmitter {
   /** Send a command to the agent and wait for its reply. */
   command(name: string, payload: unknown, timeoutMs = this.#timings.commandTimeoutMs): Promise<unknown> {
     const control = this.#control;
-    if (!control || !this.open) return Promise.reject(new InsituError('INSITU_TUNNEL_UNAVAILABLE', `session ${this.id} is closed`));
+    if (!control || !this.open)
+      return Promise.reject(new InsituError('INSITU_TUNNEL_UNAVAILABLE', `session ${this.id} is closed`));
     const id = ++this.#commandSeq;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pendingCommands.delete(id);
-        reject(new InsituError('INSITU_TUNNEL_TIMEOUT', `the agent did not answer command ${name} within ${timeoutMs} ms`));
+        reject(
+          new InsituError('INSITU_TUNNEL_TIMEOUT', `the agent did not answer command ${name} within ${timeoutMs} ms`),
+        );
       }, timeoutMs);
       this.#pendingCommands.set(id, { resolve, reject, timer });
       control.write(encodeFrame({ type: 'command', id, name, payload }));
@@ -232,7 +286,8 @@ export class AgentSession extends EventEmitter {
       this.#missedPings++;
       this.recordFailure();
       this.emit('missed-ping', this.#missedPings);
-      if (this.#missedPings >= 2) this.destroy('INSITU_TUNNEL_UNAVAILABLE', `${this.#missedPings} PINGs unanswered: the session is dead`);
+      if (this.#missedPings >= 2)
+        this.destroy('INSITU_TUNNEL_UNAVAILABLE', `${this.#missedPings} PINGs unanswered: the session is dead`);
     }, this.#timings.pingTimeoutMs);
     timer.unref();
     const sent = this.#h2.ping((error, duration) => {
@@ -258,7 +313,12 @@ export class AgentSession extends EventEmitter {
     clearInterval(this.#pingTimer);
     for (const [id, pending] of this.#pendingCommands) {
       clearTimeout(pending.timer);
-      pending.reject(new InsituError('INSITU_TUNNEL_UNAVAILABLE', `session ${this.id} closed before the agent answered command ${id}`));
+      pending.reject(
+        new InsituError(
+          'INSITU_TUNNEL_UNAVAILABLE',
+          `session ${this.id} closed before the agent answered command ${id}`,
+        ),
+      );
     }
     this.#pendingCommands.clear();
     this.emit('closed');
@@ -295,9 +355,13 @@ export class AgentSession extends EventEmitter {
 
   /** The error that streams still in flight fail with when the session goes down under them. */
   #cut(why: string, cause?: Error): InsituError {
-    return new InsituError('INSITU_TUNNEL_UPSTREAM_FAILED', `agent session ${this.id} ended before the answer was complete: ${why}`, {
-      ...(cause ? { cause } : {}),
-      details: { sessionId: this.id, agentId: this.identity.agentId },
-    });
+    return new InsituError(
+      'INSITU_TUNNEL_UPSTREAM_FAILED',
+      `agent session ${this.id} ended before the answer was complete: ${why}`,
+      {
+        ...(cause ? { cause } : {}),
+        details: { sessionId: this.id, agentId: this.identity.agentId },
+      },
+    );
   }
 }

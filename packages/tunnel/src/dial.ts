@@ -38,11 +38,19 @@ export function dialUpgrade(options: DialOptions): Promise<Dialled> {
   }
   const secure = target.protocol === 'https:';
   if (!secure && target.protocol !== 'http:') {
-    return Promise.reject(new InsituError('INSITU_CONFIG_INVALID', `platform URL ${options.url} must be https:// (or http:// with plain text allowed)`));
+    return Promise.reject(
+      new InsituError(
+        'INSITU_CONFIG_INVALID',
+        `platform URL ${options.url} must be https:// (or http:// with plain text allowed)`,
+      ),
+    );
   }
   if (!secure && !options.allowPlainText) {
     return Promise.reject(
-      new InsituError('INSITU_CONFIG_INVALID', `refusing to dial ${options.url} in plain text: use https://, or allow plain text explicitly on both sides`),
+      new InsituError(
+        'INSITU_CONFIG_INVALID',
+        `refusing to dial ${options.url} in plain text: use https://, or allow plain text explicitly on both sides`,
+      ),
     );
   }
   return new Promise((resolve, reject) => {
@@ -93,7 +101,9 @@ export function dialUpgrade(options: DialOptions): Promise<Dialled> {
         let code = '';
         let message = '';
         try {
-          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: { code?: string; message?: string } };
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+            error?: { code?: string; message?: string };
+          };
           code = body.error?.code ?? '';
           message = body.error?.message ?? '';
         } catch {
@@ -102,15 +112,40 @@ export function dialUpgrade(options: DialOptions): Promise<Dialled> {
         const status = response.statusCode ?? 0;
         const details = { status, code };
         if (status === 401 || status === 403) {
-          fail(new InsituError('INSITU_TUNNEL_CREDENTIAL_REJECTED', `${options.url} refused the credential (${status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''})`, { details }));
+          fail(
+            new InsituError(
+              'INSITU_TUNNEL_CREDENTIAL_REJECTED',
+              `${options.url} refused the credential (${status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''})`,
+              { details },
+            ),
+          );
         } else {
-          fail(new InsituError('INSITU_TUNNEL_UNAVAILABLE', `${options.url} answered ${status}${code ? ` ${code}` : ''} instead of upgrading${message ? `: ${message}` : ''}`, { details }));
+          fail(
+            new InsituError(
+              'INSITU_TUNNEL_UNAVAILABLE',
+              `${options.url} answered ${status}${code ? ` ${code}` : ''} instead of upgrading${message ? `: ${message}` : ''}`,
+              { details },
+            ),
+          );
         }
       });
     });
-    request.on('timeout', () => fail(new InsituError('INSITU_TUNNEL_UNAVAILABLE', `${options.url} did not answer the upgrade within ${options.timeoutMs} ms`)));
+    request.on('timeout', () =>
+      fail(
+        new InsituError(
+          'INSITU_TUNNEL_UNAVAILABLE',
+          `${options.url} did not answer the upgrade within ${options.timeoutMs} ms`,
+        ),
+      ),
+    );
     request.on('error', (error: NodeJS.ErrnoException) => {
-      fail(new InsituError('INSITU_TUNNEL_UNAVAILABLE', `cannot reach ${options.url}: ${error.code ?? ''} ${error.message}`.trim(), { cause: error }));
+      fail(
+        new InsituError(
+          'INSITU_TUNNEL_UNAVAILABLE',
+          `cannot reach ${options.url}: ${error.code ?? ''} ${error.message}`.trim(),
+          { cause: error },
+        ),
+      );
     });
     request.end();
   });

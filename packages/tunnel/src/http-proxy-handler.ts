@@ -7,7 +7,10 @@ import { RAW_STREAM_HANDLER, type RawStreamCapable, type TunnelHandler } from '.
 /** Where {@link createHttpProxyHandler} sends requests: a TCP port or a Unix socket. */
 export type HttpProxyTarget = { host: string; port: number } | { socketPath: string };
 
-const BAD_GATEWAY = errorJson({ code: 'INSITU_TUNNEL_UPSTREAM_FAILED', message: 'the local application did not answer' });
+const BAD_GATEWAY = errorJson({
+  code: 'INSITU_TUNNEL_UPSTREAM_FAILED',
+  message: 'the local application did not answer',
+});
 
 /**
  * A tunnel handler that passes each request to a local HTTP/1.1 server (an application
@@ -15,7 +18,10 @@ const BAD_GATEWAY = errorJson({ code: 'INSITU_TUNNEL_UPSTREAM_FAILED', message: 
  * tunnel client uses its raw-stream form (no compatibility objects per request); the
  * `(req, res)` form works anywhere else.
  */
-export function createHttpProxyHandler(target: HttpProxyTarget, options: { maxSockets?: number } = {}): TunnelHandler & RawStreamCapable & { close(): void } {
+export function createHttpProxyHandler(
+  target: HttpProxyTarget,
+  options: { maxSockets?: number } = {},
+): TunnelHandler & RawStreamCapable & { close(): void } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 });
   const handler = ((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     const upstream = http.request(
@@ -49,7 +55,13 @@ export function createHttpProxyHandler(target: HttpProxyTarget, options: { maxSo
   handler[RAW_STREAM_HANDLER] = (stream, headers) => {
     stream.on('error', () => undefined);
     const upstream = http.request(
-      { ...target, agent, method: String(headers[':method'] ?? 'GET'), path: String(headers[':path'] ?? '/'), headers: forwardableHeaders(headers) },
+      {
+        ...target,
+        agent,
+        method: String(headers[':method'] ?? 'GET'),
+        path: String(headers[':path'] ?? '/'),
+        headers: forwardableHeaders(headers),
+      },
       (answer) => {
         if (stream.destroyed) {
           answer.destroy();

@@ -16,7 +16,13 @@ export { createTunnelServer, TunnelServer, bodyFrom } from './tunnel-server.js';
 export type { TunnelServerOptions, TunnelRequest, TunnelResponse, SessionInfo } from './tunnel-server.js';
 export { TunnelClient, backoffDelay, RAW_STREAM_HANDLER } from './tunnel-client.js';
 export type {
-  TunnelClientOptions, TunnelHandler, RawStreamHandler, RawStreamCapable, CommandHandler, BackoffOptions, ClientSessionInfo,
+  TunnelClientOptions,
+  TunnelHandler,
+  RawStreamHandler,
+  RawStreamCapable,
+  CommandHandler,
+  BackoffOptions,
+  ClientSessionInfo,
 } from './tunnel-client.js';
 export type { AgentIdentity, SessionTimings } from './agent-session.js';
 export type { BalancerPolicy } from './routing-table.js';
@@ -26,8 +32,16 @@ export { peerToken, verifyPeerToken } from './peer.js';
 export { createHttpProxyHandler } from './http-proxy-handler.js';
 export type { HttpProxyTarget } from './http-proxy-handler.js';
 export {
-  TUNNEL_PATH, TUNNEL_PROTOCOL, PEER_PATH, PEER_PROTOCOL, CONTROL_PATH, STREAM_WINDOW, SESSION_WINDOW,
-  ServiceAnnouncementSchema, AgentFrameSchema, PlatformFrameSchema,
+  TUNNEL_PATH,
+  TUNNEL_PROTOCOL,
+  PEER_PATH,
+  PEER_PROTOCOL,
+  CONTROL_PATH,
+  STREAM_WINDOW,
+  SESSION_WINDOW,
+  ServiceAnnouncementSchema,
+  AgentFrameSchema,
+  PlatformFrameSchema,
 } from './protocol.js';
 export type { ServiceAnnouncement, AgentFrame, PlatformFrame } from './protocol.js';
 export { createPlatformCa, issueServerCertificate } from './tls.js';

@@ -3,7 +3,14 @@ import http2 from 'node:http2';
 import { safeEqual, type Logger } from '@insitu/core';
 import { dialUpgrade } from './dial.js';
 import { http2Transport } from './tls-stream.js';
-import { MAX_FRAME_SIZE, PEER_AUTH_HEADER, PEER_PATH, PEER_PROTOCOL, SESSION_WINDOW, STREAM_WINDOW } from './protocol.js';
+import {
+  MAX_FRAME_SIZE,
+  PEER_AUTH_HEADER,
+  PEER_PATH,
+  PEER_PROTOCOL,
+  SESSION_WINDOW,
+  STREAM_WINDOW,
+} from './protocol.js';
 
 /** How long a peer token is accepted after it was made (clock skew between nodes included). */
 const PEER_TOKEN_MAX_AGE_MS = 5 * 60_000;
@@ -89,11 +96,16 @@ export class PeerPool {
     });
     const forget = (): void => {
       const current = this.#sessions.get(url);
-      void current?.then((s) => {
-        if (s === session) this.#sessions.delete(url);
-      }, () => undefined);
+      void current?.then(
+        (s) => {
+          if (s === session) this.#sessions.delete(url);
+        },
+        () => undefined,
+      );
     };
-    session.on('error', (error: Error) => this.#options.logger.info({ err: error.message, peer: url }, 'peer connection failed'));
+    session.on('error', (error: Error) =>
+      this.#options.logger.info({ err: error.message, peer: url }, 'peer connection failed'),
+    );
     session.on('close', forget);
     session.on('goaway', forget);
     await new Promise<void>((resolve, reject) => {

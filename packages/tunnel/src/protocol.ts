@@ -40,7 +40,15 @@ export const MAX_CONTROL_FRAME_BYTES = 64 * 1024;
 
 /** Headers that HTTP/2 forbids or that describe one hop only. */
 export const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'te', 'http2-settings', 'proxy-authorization',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'te',
+  'http2-settings',
+  'proxy-authorization',
 ]);
 
 const ServiceKey = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._~@+-]+$' });
@@ -71,7 +79,12 @@ export const AgentFrameSchema = Type.Union([
       id: Type.Integer({ minimum: 1 }),
       ok: Type.Boolean(),
       result: Type.Optional(Type.Unknown()),
-      error: Type.Optional(Type.Object({ code: Type.String({ maxLength: 100 }), message: Type.String({ maxLength: 4000 }) }, { additionalProperties: false })),
+      error: Type.Optional(
+        Type.Object(
+          { code: Type.String({ maxLength: 100 }), message: Type.String({ maxLength: 4000 }) },
+          { additionalProperties: false },
+        ),
+      ),
     },
     { additionalProperties: false },
   ),
@@ -81,7 +94,11 @@ export type AgentFrame = Static<typeof AgentFrameSchema>;
 /** Frames the platform sends on the control stream. */
 export const PlatformFrameSchema = Type.Union([
   Type.Object(
-    { type: Type.Literal('welcome'), sessionId: Type.String({ maxLength: 100 }), nodeId: Type.String({ maxLength: 100 }) },
+    {
+      type: Type.Literal('welcome'),
+      sessionId: Type.String({ maxLength: 100 }),
+      nodeId: Type.String({ maxLength: 100 }),
+    },
     { additionalProperties: false },
   ),
   Type.Object(

@@ -68,7 +68,9 @@ export class RoutingTable {
   pick(candidates: readonly Candidate[], policy: BalancerPolicy, exclude?: AgentSession): Candidate | undefined {
     const now = Date.now();
     const usable = candidates.filter((c) => c.session !== exclude);
-    const healthy = usable.filter((c) => !c.session.isEjected(now) && (c.capacity === undefined || c.session.inFlight < c.capacity));
+    const healthy = usable.filter(
+      (c) => !c.session.isEjected(now) && (c.capacity === undefined || c.session.inFlight < c.capacity),
+    );
     const pool = healthy.length > 0 ? healthy : usable.filter((c) => !c.session.isEjected(now));
     const from = pool.length > 0 ? pool : usable;
     if (from.length <= 1) return from[0];

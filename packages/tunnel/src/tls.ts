@@ -42,7 +42,9 @@ async function generateKeys(): Promise<webcrypto.CryptoKeyPair> {
  * A new platform CA (ECDSA P-256, 10 years by default). `insitu init` makes one; the
  * platform's server certificates are issued from it and agents pin it.
  */
-export async function createPlatformCa(options: { commonName?: string; days?: number } = {}): Promise<CertificateAndKey> {
+export async function createPlatformCa(
+  options: { commonName?: string; days?: number } = {},
+): Promise<CertificateAndKey> {
   const keys = await generateKeys();
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -65,7 +67,10 @@ export async function createPlatformCa(options: { commonName?: string; days?: nu
  * A server certificate for the platform's API port, issued by the platform CA, valid
  * for `hosts` (DNS names and IP addresses) for `days` (default 825).
  */
-export async function issueServerCertificate(ca: CertificateAndKey, options: { hosts: readonly string[]; days?: number }): Promise<CertificateAndKey> {
+export async function issueServerCertificate(
+  ca: CertificateAndKey,
+  options: { hosts: readonly string[]; days?: number },
+): Promise<CertificateAndKey> {
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await importKey(ca.keyPem);
   const keys = await generateKeys();
@@ -84,7 +89,11 @@ export async function issueServerCertificate(ca: CertificateAndKey, options: { h
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(options.hosts.map((host) => (isIP(host) ? { type: 'ip' as const, value: host } : { type: 'dns' as const, value: host }))),
+      new x509.SubjectAlternativeNameExtension(
+        options.hosts.map((host) =>
+          isIP(host) ? { type: 'ip' as const, value: host } : { type: 'dns' as const, value: host },
+        ),
+      ),
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],

@@ -6,8 +6,17 @@ import { encodeFrame, readFrames } from './control-frames.js';
 import { dialUpgrade } from './dial.js';
 import { http2Transport } from './tls-stream.js';
 import {
-  CONTROL_PATH, MAX_FRAME_SIZE, NODE_HEADER, PlatformFrameSchema, SESSION_HEADER, SESSION_WINDOW, STREAM_WINDOW, TUNNEL_PATH, TUNNEL_PROTOCOL,
-  type PlatformFrame, type ServiceAnnouncement,
+  CONTROL_PATH,
+  MAX_FRAME_SIZE,
+  NODE_HEADER,
+  PlatformFrameSchema,
+  SESSION_HEADER,
+  SESSION_WINDOW,
+  STREAM_WINDOW,
+  TUNNEL_PATH,
+  TUNNEL_PROTOCOL,
+  type PlatformFrame,
+  type ServiceAnnouncement,
 } from './protocol.js';
 
 /** The local handler that serves the platform's requests (Node's HTTP/2 compatibility API). */
@@ -124,8 +133,10 @@ export class TunnelClient extends EventEmitter {
 
   constructor(options: TunnelClientOptions) {
     super();
-    if (options.platforms.length === 0) throw new InsituError('INSITU_CONFIG_INVALID', 'the tunnel client needs at least one platform URL');
-    if (!/^isu_agt_\S+$/.test(options.credential)) throw new InsituError('INSITU_CONFIG_INVALID', 'the agent credential must look like isu_agt_...');
+    if (options.platforms.length === 0)
+      throw new InsituError('INSITU_CONFIG_INVALID', 'the tunnel client needs at least one platform URL');
+    if (!/^isu_agt_\S+$/.test(options.credential))
+      throw new InsituError('INSITU_CONFIG_INVALID', 'the agent credential must look like isu_agt_...');
     this.#options = options;
     this.#services = options.services ?? [];
     this.#logger = options.logger ?? createLogger({ name: 'tunnel-client', level: 'silent' });
@@ -192,7 +203,12 @@ export class TunnelClient extends EventEmitter {
   /** Live sessions, and the last connection error (e.g. a rejected credential). */
   status(): { sessions: ClientSessionInfo[]; lastError?: { code: string; message: string } } {
     return {
-      sessions: [...this.#live].map((s) => ({ url: s.url, nodeId: s.nodeId, sessionId: s.sessionId, connectedAt: new Date(s.connectedAt).toISOString() })),
+      sessions: [...this.#live].map((s) => ({
+        url: s.url,
+        nodeId: s.nodeId,
+        sessionId: s.sessionId,
+        connectedAt: new Date(s.connectedAt).toISOString(),
+      })),
       ...(this.#lastError ? { lastError: { code: this.#lastError.code, message: this.#lastError.message } } : {}),
     };
   }
@@ -200,10 +216,18 @@ export class TunnelClient extends EventEmitter {
   async #slotLoop(slot: number): Promise<void> {
     const sleeper = new Sleeper();
     this.#sleepers.push(sleeper);
-    const { baseMs = 250, maxMs = 30_000, stableAfterMs = 30_000, rejectedMs = 600_000, fastMaxMs = 2000, fastForMs = 60_000 } = this.#options.backoff ?? {};
+    const {
+      baseMs = 250,
+      maxMs = 30_000,
+      stableAfterMs = 30_000,
+      rejectedMs = 600_000,
+      fastMaxMs = 2000,
+      fastForMs = 60_000,
+    } = this.#options.backoff ?? {};
     // When the current outage began (the first failure after a session that lived long enough).
     let troubleSince: number | undefined;
-    const cap = (): number => (Date.now() - (troubleSince ?? Date.now()) < fastForMs ? Math.min(fastMaxMs, maxMs) : maxMs);
+    const cap = (): number =>
+      Date.now() - (troubleSince ?? Date.now()) < fastForMs ? Math.min(fastMaxMs, maxMs) : maxMs;
     let attempt = 0;
     let urlIndex = slot;
     while (!this.#closed) {
@@ -222,13 +246,19 @@ export class TunnelClient extends EventEmitter {
         this.#lastError = failure;
         if (failure.code === 'INSITU_TUNNEL_CREDENTIAL_REJECTED') {
           delay = Math.round(rejectedMs * (0.8 + Math.random() * 0.4));
-          this.#logger.error({ code: failure.code, url, retryInMs: delay }, `${failure.message}; the agent needs a new credential (re-enrol); retrying in ${Math.round(delay / 1000)} s`);
+          this.#logger.error(
+            { code: failure.code, url, retryInMs: delay },
+            `${failure.message}; the agent needs a new credential (re-enrol); retrying in ${Math.round(delay / 1000)} s`,
+          );
           this.emit('rejected', failure);
         } else {
           attempt++;
           troubleSince ??= Date.now();
           delay = backoffDelay(attempt, baseMs, cap());
-          this.#logger.info({ code: failure.code, url, retryInMs: delay, err: failure.message }, 'tunnel connection failed');
+          this.#logger.info(
+            { code: failure.code, url, retryInMs: delay, err: failure.message },
+            'tunnel connection failed',
+          );
         }
         urlIndex++;
       }
@@ -266,9 +296,20 @@ export class TunnelClient extends EventEmitter {
     }
     if (nodeId && [...this.#live].some((s) => s.nodeId === nodeId)) {
       socket.destroy();
-      throw new InsituError('INSITU_TUNNEL_UNAVAILABLE', `${url} is node ${nodeId}, which already holds a session of this agent`);
+      throw new InsituError(
+        'INSITU_TUNNEL_UNAVAILABLE',
+        `${url} is node ${nodeId}, which already holds a session of this agent`,
+      );
     }
-    const live: LiveSession = { url, nodeId, sessionId, connectedAt: Date.now(), h2: undefined, socket, control: undefined };
+    const live: LiveSession = {
+      url,
+      nodeId,
+      sessionId,
+      connectedAt: Date.now(),
+      h2: undefined,
+      socket,
+      control: undefined,
+    };
     this.#connecting = live;
     this.#server.emit('connection', http2Transport(socket));
     this.#connecting = undefined;
@@ -285,7 +326,10 @@ export class TunnelClient extends EventEmitter {
     const pinger = setInterval(() => {
       if (h2.closed || h2.destroyed) return;
       const timer = setTimeout(() => {
-        this.#logger.info({ url, code: 'INSITU_TUNNEL_UNAVAILABLE' }, `no PING answer within ${pingTimeout} ms: dropping the session`);
+        this.#logger.info(
+          { url, code: 'INSITU_TUNNEL_UNAVAILABLE' },
+          `no PING answer within ${pingTimeout} ms: dropping the session`,
+        );
         h2.destroy();
         socket.destroy();
       }, pingTimeout);
@@ -342,11 +386,22 @@ export class TunnelClient extends EventEmitter {
     }
     live.control = stream;
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
-    stream.write(encodeFrame({ type: 'hello', agentVersion: this.#options.agentVersion ?? '', services: this.#services }));
-    readFrames(stream, PlatformFrameSchema, 'control frame from the platform', (frame) => void this.#onPlatformFrame(live, frame), (error) => {
-      this.#logger.warn({ code: error.code, err: error.message }, 'bad control frame from the platform: dropping the session');
-      live.h2?.destroy();
-    });
+    stream.write(
+      encodeFrame({ type: 'hello', agentVersion: this.#options.agentVersion ?? '', services: this.#services }),
+    );
+    readFrames(
+      stream,
+      PlatformFrameSchema,
+      'control frame from the platform',
+      (frame) => void this.#onPlatformFrame(live, frame),
+      (error) => {
+        this.#logger.warn(
+          { code: error.code, err: error.message },
+          'bad control frame from the platform: dropping the session',
+        );
+        live.h2?.destroy();
+      },
+    );
     stream.on('close', () => {
       if (live.control === stream) live.control = undefined;
     });
@@ -361,7 +416,12 @@ export class TunnelClient extends EventEmitter {
     const handler = this.#commands.get(frame.name);
     let reply: unknown;
     if (!handler) {
-      reply = { type: 'reply', id: frame.id, ok: false, error: { code: 'INSITU_TUNNEL_UNKNOWN_COMMAND', message: `this agent has no command ${frame.name}` } };
+      reply = {
+        type: 'reply',
+        id: frame.id,
+        ok: false,
+        error: { code: 'INSITU_TUNNEL_UNKNOWN_COMMAND', message: `this agent has no command ${frame.name}` },
+      };
     } else {
       try {
         const result = await handler(frame.payload);
@@ -369,7 +429,12 @@ export class TunnelClient extends EventEmitter {
       } catch (error) {
         // The agent's own failure, told to its platform: the message helps the operator.
         const code = error instanceof InsituError ? error.code : 'INSITU_INTERNAL';
-        reply = { type: 'reply', id: frame.id, ok: false, error: { code, message: String((error as Error).message).slice(0, 4000) } };
+        reply = {
+          type: 'reply',
+          id: frame.id,
+          ok: false,
+          error: { code, message: String((error as Error).message).slice(0, 4000) },
+        };
       }
     }
     live.control?.write(encodeFrame(reply));

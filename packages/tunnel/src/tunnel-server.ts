@@ -3,15 +3,34 @@ import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { createLogger, errorJson, InsituError, isLoopback, type Logger, newId, type Registry, toInsituError } from '@insitu/core';
+import {
+  createLogger,
+  errorJson,
+  InsituError,
+  isLoopback,
+  type Logger,
+  newId,
+  type Registry,
+  toInsituError,
+} from '@insitu/core';
 import { AgentSession, type AgentIdentity, type SessionTimings } from './agent-session.js';
 import type { DirectoryEntry, SessionDirectory } from './directory.js';
 import { createTunnelMetrics, type TunnelMetrics } from './metrics.js';
 import { PeerPool, verifyPeerToken } from './peer.js';
 import { http2Transport } from './tls-stream.js';
 import {
-  FORWARD_HEADERS, MAX_FRAME_SIZE, NODE_HEADER, PEER_AUTH_HEADER, PEER_PATH, PEER_PROTOCOL, SESSION_HEADER, SESSION_WINDOW, STREAM_WINDOW,
-  TUNNEL_PATH, TUNNEL_PROTOCOL, forwardableHeaders,
+  FORWARD_HEADERS,
+  MAX_FRAME_SIZE,
+  NODE_HEADER,
+  PEER_AUTH_HEADER,
+  PEER_PATH,
+  PEER_PROTOCOL,
+  SESSION_HEADER,
+  SESSION_WINDOW,
+  STREAM_WINDOW,
+  TUNNEL_PATH,
+  TUNNEL_PROTOCOL,
+  forwardableHeaders,
 } from './protocol.js';
 import { RoutingTable, type BalancerPolicy } from './routing-table.js';
 
@@ -154,7 +173,9 @@ export class TunnelServer {
   constructor(options: TunnelServerOptions) {
     this.#options = options;
     this.nodeId = options.nodeId;
-    this.#logger = (options.logger ?? createLogger({ name: 'tunnel', level: 'silent' })).child({ nodeId: options.nodeId });
+    this.#logger = (options.logger ?? createLogger({ name: 'tunnel', level: 'silent' })).child({
+      nodeId: options.nodeId,
+    });
     this.#timings = {
       pingIntervalMs: 10_000,
       pingTimeoutMs: 5000,
@@ -235,24 +256,57 @@ export class TunnelServer {
 
   async #acceptAgent(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     socket.on('error', () => undefined);
-    if (this.#closing) return this.#refuse(socket, 503, 'Service Unavailable', 'INSITU_UNAVAILABLE', 'this node is shutting down');
+    if (this.#closing)
+      return this.#refuse(socket, 503, 'Service Unavailable', 'INSITU_UNAVAILABLE', 'this node is shutting down');
     if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== TUNNEL_PROTOCOL) {
-      return this.#refuse(socket, 400, 'Bad Request', 'INSITU_TUNNEL_BAD_UPGRADE', `send GET ${TUNNEL_PATH} with Connection: Upgrade and Upgrade: ${TUNNEL_PROTOCOL}`);
+      return this.#refuse(
+        socket,
+        400,
+        'Bad Request',
+        'INSITU_TUNNEL_BAD_UPGRADE',
+        `send GET ${TUNNEL_PATH} with Connection: Upgrade and Upgrade: ${TUNNEL_PROTOCOL}`,
+      );
     }
     if (!this.#plainTextAllowed(socket)) {
-      return this.#refuse(socket, 403, 'Forbidden', 'INSITU_TUNNEL_TLS_REQUIRED', 'this platform accepts agent sessions over TLS only');
+      return this.#refuse(
+        socket,
+        403,
+        'Forbidden',
+        'INSITU_TUNNEL_TLS_REQUIRED',
+        'this platform accepts agent sessions over TLS only',
+      );
     }
     const match = /^Bearer\s+(\S{1,512})\s*$/i.exec(req.headers.authorization ?? '');
     const credential = match?.[1];
-    if (!credential) return this.#refuse(socket, 401, 'Unauthorized', 'INSITU_UNAUTHENTICATED', 'send the agent credential: Authorization: Bearer isu_agt_...');
+    if (!credential)
+      return this.#refuse(
+        socket,
+        401,
+        'Unauthorized',
+        'INSITU_UNAUTHENTICATED',
+        'send the agent credential: Authorization: Bearer isu_agt_...',
+      );
     let identity: AgentIdentity | undefined;
     try {
       identity = await this.#options.authenticate(credential);
     } catch (error) {
       this.#logger.error({ err: error }, 'credential check failed');
-      return this.#refuse(socket, 503, 'Service Unavailable', 'INSITU_UNAVAILABLE', 'the credential cannot be checked right now');
+      return this.#refuse(
+        socket,
+        503,
+        'Service Unavailable',
+        'INSITU_UNAVAILABLE',
+        'the credential cannot be checked right now',
+      );
     }
-    if (!identity) return this.#refuse(socket, 401, 'Unauthorized', 'INSITU_UNAUTHENTICATED', 'the agent credential is unknown or revoked');
+    if (!identity)
+      return this.#refuse(
+        socket,
+        401,
+        'Unauthorized',
+        'INSITU_UNAUTHENTICATED',
+        'the agent credential is unknown or revoked',
+      );
     if (socket.destroyed || this.#closing) return;
     const sessionId = newId('tun');
     socket.write(
@@ -262,7 +316,17 @@ export class TunnelServer {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     if (head.length > 0) socket.unshift(head);
-    this.#attach(new AgentSession({ id: sessionId, identity, socket, nodeId: this.nodeId, logger: this.#logger, timings: this.#timings, remoteAddress: socket.remoteAddress ?? '' }));
+    this.#attach(
+      new AgentSession({
+        id: sessionId,
+        identity,
+        socket,
+        nodeId: this.nodeId,
+        logger: this.#logger,
+        timings: this.#timings,
+        remoteAddress: socket.remoteAddress ?? '',
+      }),
+    );
   }
 
   #attach(session: AgentSession): void {
@@ -272,7 +336,9 @@ export class TunnelServer {
     const limit = this.#options.maxSessionsPerAgent ?? 4;
     while (agentSessions.length > limit) {
       // A flapping agent: its oldest sessions are the likeliest dead; bound them.
-      agentSessions.shift()?.destroy('INSITU_TUNNEL_TOO_MANY_SESSIONS', `agent has more than ${limit} sessions on this node`);
+      agentSessions
+        .shift()
+        ?.destroy('INSITU_TUNNEL_TOO_MANY_SESSIONS', `agent has more than ${limit} sessions on this node`);
     }
     this.metrics?.sessions.inc();
     const entry = (): DirectoryEntry => ({
@@ -284,7 +350,10 @@ export class TunnelServer {
     });
     session.on('ready', () => {
       this.table.add(session);
-      this.#logger.info({ sessionId: session.id, agentId: session.identity.agentId, services: session.services.map((s) => s.key) }, 'agent session ready');
+      this.#logger.info(
+        { sessionId: session.id, agentId: session.identity.agentId, services: session.services.map((s) => s.key) },
+        'agent session ready',
+      );
     });
     session.on('services', () => {
       this.#options.cluster?.directory.publish(entry()).catch((error: unknown) => {
@@ -321,13 +390,17 @@ export class TunnelServer {
   #acceptPeer(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', () => undefined);
     const cluster = this.#options.cluster;
-    if (!cluster || !this.#peerServer) return this.#refuse(socket, 404, 'Not Found', 'INSITU_ROUTE_NOT_FOUND', 'this node is not part of a cluster');
+    if (!cluster || !this.#peerServer)
+      return this.#refuse(socket, 404, 'Not Found', 'INSITU_ROUTE_NOT_FOUND', 'this node is not part of a cluster');
     if ((req.headers.upgrade ?? '').toLowerCase() !== PEER_PROTOCOL) {
       return this.#refuse(socket, 400, 'Bad Request', 'INSITU_TUNNEL_BAD_UPGRADE', `send Upgrade: ${PEER_PROTOCOL}`);
     }
     const peer = verifyPeerToken(cluster.secret, headerValue(req.headers[PEER_AUTH_HEADER]));
-    if (!peer) return this.#refuse(socket, 401, 'Unauthorized', 'INSITU_UNAUTHENTICATED', 'bad or expired node-to-node token');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${PEER_PROTOCOL}\r\n${NODE_HEADER}: ${this.nodeId}\r\n\r\n`);
+    if (!peer)
+      return this.#refuse(socket, 401, 'Unauthorized', 'INSITU_UNAUTHENTICATED', 'bad or expired node-to-node token');
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${PEER_PROTOCOL}\r\n${NODE_HEADER}: ${this.nodeId}\r\n\r\n`,
+    );
     socket.setTimeout(0);
     socket.setNoDelay(true);
     if (head.length > 0) socket.unshift(head);
@@ -357,13 +430,19 @@ export class TunnelServer {
           path: req.url,
           headers,
           ...(hasBody ? { body: req } : {}),
-          deadlineMs: Number.isFinite(deadlineMs) && deadlineMs > 0 ? deadlineMs : this.#options.deadlineMs ?? 30_000,
+          deadlineMs: Number.isFinite(deadlineMs) && deadlineMs > 0 ? deadlineMs : (this.#options.deadlineMs ?? 30_000),
           idempotent,
           signal: abort.signal,
         },
-        Date.now() + (Number.isFinite(deadlineMs) && deadlineMs > 0 ? deadlineMs : this.#options.deadlineMs ?? 30_000),
+        Date.now() +
+          (Number.isFinite(deadlineMs) && deadlineMs > 0 ? deadlineMs : (this.#options.deadlineMs ?? 30_000)),
       );
-      res.writeHead(response.status, { ...response.headers, [NODE_HEADER]: response.nodeId, 'insitu-agent': response.agentId, [SESSION_HEADER]: response.sessionId });
+      res.writeHead(response.status, {
+        ...response.headers,
+        [NODE_HEADER]: response.nodeId,
+        'insitu-agent': response.agentId,
+        [SESSION_HEADER]: response.sessionId,
+      });
       response.body.on('error', () => res.stream.close(NGHTTP2_CANCEL));
       response.body.pipe(res);
     } catch (error) {
@@ -390,12 +469,19 @@ export class TunnelServer {
     const local = this.table.candidates(request.providerId, request.service);
     if (request.sessionId !== undefined) {
       const chosen = local.find((candidate) => candidate.session.id === request.sessionId);
-      if (!chosen) throw new InsituError('INSITU_TUNNEL_NO_ROUTE', `no live session ${request.sessionId} of provider ${request.providerId} on this node`);
+      if (!chosen)
+        throw new InsituError(
+          'INSITU_TUNNEL_NO_ROUTE',
+          `no live session ${request.sessionId} of provider ${request.providerId} on this node`,
+        );
       try {
         return await this.#attempt(chosen.session, request, request.method.toUpperCase(), deadline);
       } catch (error) {
         if (!(error instanceof AttemptFailure)) throw error;
-        throw new InsituError(error.kind === 'timeout' ? 'INSITU_TUNNEL_TIMEOUT' : 'INSITU_TUNNEL_UPSTREAM_FAILED', `session ${request.sessionId}: ${error.message}`);
+        throw new InsituError(
+          error.kind === 'timeout' ? 'INSITU_TUNNEL_TIMEOUT' : 'INSITU_TUNNEL_UPSTREAM_FAILED',
+          `session ${request.sessionId}: ${error.message}`,
+        );
       }
     }
     if (local.length === 0 && this.#options.cluster) return this.#forward(request, deadline);
@@ -443,20 +529,33 @@ export class TunnelServer {
           continue;
         }
         if (error.kind === 'timeout') {
-          throw new InsituError('INSITU_TUNNEL_TIMEOUT', `provider ${request.providerId} did not answer within ${request.deadlineMs ?? this.#options.deadlineMs ?? 30_000} ms`, {
-            details: { providerId: request.providerId, service: request.service },
-          });
+          throw new InsituError(
+            'INSITU_TUNNEL_TIMEOUT',
+            `provider ${request.providerId} did not answer within ${request.deadlineMs ?? this.#options.deadlineMs ?? 30_000} ms`,
+            {
+              details: { providerId: request.providerId, service: request.service },
+            },
+          );
         }
-        if (error.kind === 'aborted') throw new InsituError('INSITU_TUNNEL_UPSTREAM_FAILED', 'the request was aborted by its caller');
+        if (error.kind === 'aborted')
+          throw new InsituError('INSITU_TUNNEL_UPSTREAM_FAILED', 'the request was aborted by its caller');
         if (error.busy) {
-          throw new InsituError('INSITU_TUNNEL_UNAVAILABLE', `every session of provider ${request.providerId} is at its stream limit`, {
-            headers: { 'retry-after': '1' },
-            details: { providerId: request.providerId, service: request.service },
-          });
+          throw new InsituError(
+            'INSITU_TUNNEL_UNAVAILABLE',
+            `every session of provider ${request.providerId} is at its stream limit`,
+            {
+              headers: { 'retry-after': '1' },
+              details: { providerId: request.providerId, service: request.service },
+            },
+          );
         }
-        throw new InsituError('INSITU_TUNNEL_UPSTREAM_FAILED', `the agent session failed before answering: ${error.message}`, {
-          details: { providerId: request.providerId, service: request.service, retried: attempt > 0 },
-        });
+        throw new InsituError(
+          'INSITU_TUNNEL_UPSTREAM_FAILED',
+          `the agent session failed before answering: ${error.message}`,
+          {
+            details: { providerId: request.providerId, service: request.service, retried: attempt > 0 },
+          },
+        );
       }
     }
     throw new InsituError('INSITU_TUNNEL_UPSTREAM_FAILED', 'no session answered');
@@ -464,7 +563,9 @@ export class TunnelServer {
 
   #attempt(session: AgentSession, request: TunnelRequest, method: string, deadline: number): Promise<TunnelResponse> {
     if (session.inFlight >= this.#timings.maxStreams) {
-      return Promise.reject(new AttemptFailure('refused', `session ${session.id} has ${session.inFlight} streams in flight`, false, true));
+      return Promise.reject(
+        new AttemptFailure('refused', `session ${session.id} has ${session.inFlight} streams in flight`, false, true),
+      );
     }
     const hasBody = request.body !== undefined;
     let stream: http2.ClientHttp2Stream;
@@ -474,7 +575,9 @@ export class TunnelServer {
         { endStream: !hasBody },
       );
     } catch (error) {
-      return Promise.reject(new AttemptFailure('refused', `session ${session.id} is closing: ${(error as Error).message}`, false));
+      return Promise.reject(
+        new AttemptFailure('refused', `session ${session.id} is closing: ${(error as Error).message}`, false),
+      );
     }
     session.inFlight++;
     session.requests++;
@@ -492,10 +595,13 @@ export class TunnelServer {
         if (value instanceof AttemptFailure) reject(value);
         else resolve(value);
       };
-      const timer = setTimeout(() => {
-        stream.close(NGHTTP2_CANCEL);
-        settle('timeout', new AttemptFailure('timeout', 'deadline passed before the response headers', bodyStarted));
-      }, Math.max(1, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          stream.close(NGHTTP2_CANCEL);
+          settle('timeout', new AttemptFailure('timeout', 'deadline passed before the response headers', bodyStarted));
+        },
+        Math.max(1, deadline - Date.now()),
+      );
       const onAbort = (): void => {
         stream.close(NGHTTP2_CANCEL);
         settle('aborted', new AttemptFailure('aborted', 'aborted by the caller', bodyStarted));
@@ -508,10 +614,19 @@ export class TunnelServer {
         const out: Record<string, string | string[]> = {};
         for (const name in headers) {
           const value = headers[name];
-          if (value !== undefined && name.charCodeAt(0) !== 58 /* ':' */) out[name] = typeof value === 'number' ? String(value) : value;
+          if (value !== undefined && name.charCodeAt(0) !== 58 /* ':' */)
+            out[name] = typeof value === 'number' ? String(value) : value;
         }
         stream.setTimeout(this.#options.idleTimeoutMs ?? 60_000, () => stream.close(NGHTTP2_CANCEL));
-        settle('ok', { status, headers: out, body: stream, sessionId: session.id, nodeId: this.nodeId, agentId: session.identity.agentId, forwarded: false });
+        settle('ok', {
+          status,
+          headers: out,
+          body: stream,
+          sessionId: session.id,
+          nodeId: this.nodeId,
+          agentId: session.identity.agentId,
+          forwarded: false,
+        });
       });
       stream.on('error', () => undefined);
       stream.once('close', () => {
@@ -523,7 +638,9 @@ export class TunnelServer {
           refused ? 'refused' : 'died',
           new AttemptFailure(
             refused ? 'refused' : 'died',
-            refused ? `session ${session.id} refused the stream` : `session ${session.id} closed the stream (code ${stream.rstCode ?? 'none'}) before answering`,
+            refused
+              ? `session ${session.id} refused the stream`
+              : `session ${session.id} closed the stream (code ${stream.rstCode ?? 'none'}) before answering`,
             bodyStarted,
           ),
         );
@@ -547,16 +664,24 @@ export class TunnelServer {
     const cluster = this.#options.cluster;
     const peers = this.#peers;
     const noRoute = (): InsituError =>
-      new InsituError('INSITU_TUNNEL_NO_ROUTE', `no live agent session serves ${request.service ?? 'any service'} of provider ${request.providerId} on any node`, {
-        details: { providerId: request.providerId, service: request.service },
-        headers: { 'retry-after': '1' },
-      });
+      new InsituError(
+        'INSITU_TUNNEL_NO_ROUTE',
+        `no live agent session serves ${request.service ?? 'any service'} of provider ${request.providerId} on any node`,
+        {
+          details: { providerId: request.providerId, service: request.service },
+          headers: { 'retry-after': '1' },
+        },
+      );
     if (!cluster || !peers) throw noRoute();
     const nodes = [
       ...new Set(
         cluster.directory
           .lookup(request.providerId)
-          .filter((entry) => entry.nodeId !== this.nodeId && (request.service === undefined || entry.services.includes(request.service)))
+          .filter(
+            (entry) =>
+              entry.nodeId !== this.nodeId &&
+              (request.service === undefined || entry.services.includes(request.service)),
+          )
           .map((entry) => entry.nodeId),
       ),
     ].filter((nodeId) => cluster.directory.nodeUrl(nodeId) !== undefined);
@@ -571,7 +696,8 @@ export class TunnelServer {
         return await this.#forwardTo(nodeId, url, peers, request, deadline);
       } catch (error) {
         lastError = toInsituError(error);
-        if (lastError.code !== 'INSITU_TUNNEL_NO_ROUTE' && lastError.code !== 'INSITU_TUNNEL_UNAVAILABLE') throw lastError;
+        if (lastError.code !== 'INSITU_TUNNEL_NO_ROUTE' && lastError.code !== 'INSITU_TUNNEL_UNAVAILABLE')
+          throw lastError;
         this.metrics?.retries.inc({ reason: 'forward' });
       }
     }
@@ -581,12 +707,24 @@ export class TunnelServer {
     throw lastError ?? noRoute();
   }
 
-  async #forwardTo(nodeId: string, url: string, peers: PeerPool, request: TunnelRequest, deadline: number): Promise<TunnelResponse> {
+  async #forwardTo(
+    nodeId: string,
+    url: string,
+    peers: PeerPool,
+    request: TunnelRequest,
+    deadline: number,
+  ): Promise<TunnelResponse> {
     const remaining = deadline - Date.now();
-    if (remaining <= 0) throw new InsituError('INSITU_TUNNEL_TIMEOUT', `provider ${request.providerId} did not answer in time`);
+    if (remaining <= 0)
+      throw new InsituError('INSITU_TUNNEL_TIMEOUT', `provider ${request.providerId} did not answer in time`);
     const session = await Promise.race([
       peers.session(url),
-      new Promise<never>((_resolve, reject) => setTimeout(() => reject(new InsituError('INSITU_TUNNEL_TIMEOUT', `node ${nodeId} did not accept a connection in time`)), remaining).unref()),
+      new Promise<never>((_resolve, reject) =>
+        setTimeout(
+          () => reject(new InsituError('INSITU_TUNNEL_TIMEOUT', `node ${nodeId} did not accept a connection in time`)),
+          remaining,
+        ).unref(),
+      ),
     ]);
     this.metrics?.forwarded.inc({ direction: 'out' });
     const method = request.method.toUpperCase();
@@ -615,7 +753,12 @@ export class TunnelServer {
         stream.close(NGHTTP2_CANCEL);
         if (!settled) {
           settled = true;
-          reject(new InsituError('INSITU_TUNNEL_TIMEOUT', `provider ${request.providerId} did not answer in time (via node ${nodeId})`));
+          reject(
+            new InsituError(
+              'INSITU_TUNNEL_TIMEOUT',
+              `provider ${request.providerId} did not answer in time (via node ${nodeId})`,
+            ),
+          );
         }
       }, remaining);
       const onAbort = (): void => stream.close(NGHTTP2_CANCEL);
@@ -633,17 +776,35 @@ export class TunnelServer {
           stream.on('end', () => {
             let message = `node ${nodeId} answered ${tunnelError}`;
             try {
-              message = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error: { message: string } }).error.message;
+              message = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error: { message: string } }).error
+                .message;
             } catch {
               // keep the generic message
             }
-            reject(new InsituError(tunnelError === 'INSITU_TUNNEL_NO_ROUTE' || tunnelError === 'INSITU_TUNNEL_TIMEOUT' || tunnelError === 'INSITU_TUNNEL_UPSTREAM_FAILED' ? tunnelError : 'INSITU_TUNNEL_UPSTREAM_FAILED', message, { details: { node: nodeId } }));
+            reject(
+              new InsituError(
+                tunnelError === 'INSITU_TUNNEL_NO_ROUTE' ||
+                  tunnelError === 'INSITU_TUNNEL_TIMEOUT' ||
+                  tunnelError === 'INSITU_TUNNEL_UPSTREAM_FAILED'
+                  ? tunnelError
+                  : 'INSITU_TUNNEL_UPSTREAM_FAILED',
+                message,
+                { details: { node: nodeId } },
+              ),
+            );
           });
           return;
         }
         const out: Record<string, string | string[]> = {};
         for (const [name, value] of Object.entries(headers)) {
-          if (!name.startsWith(':') && value !== undefined && name !== 'insitu-agent' && name !== SESSION_HEADER && name !== NODE_HEADER) out[name] = typeof value === 'number' ? String(value) : value;
+          if (
+            !name.startsWith(':') &&
+            value !== undefined &&
+            name !== 'insitu-agent' &&
+            name !== SESSION_HEADER &&
+            name !== NODE_HEADER
+          )
+            out[name] = typeof value === 'number' ? String(value) : value;
         }
         stream.setTimeout(this.#options.idleTimeoutMs ?? 60_000, () => stream.close(NGHTTP2_CANCEL));
         resolve({
@@ -661,7 +822,9 @@ export class TunnelServer {
         request.signal?.removeEventListener('abort', onAbort);
         if (settled) return;
         settled = true;
-        reject(new InsituError('INSITU_TUNNEL_UNAVAILABLE', `node ${nodeId} closed the forwarded stream before answering`));
+        reject(
+          new InsituError('INSITU_TUNNEL_UNAVAILABLE', `node ${nodeId} closed the forwarded stream before answering`),
+        );
       });
       const body = request.body;
       if (typeof body === 'string' || Buffer.isBuffer(body)) stream.end(body);

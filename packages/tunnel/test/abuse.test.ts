@@ -6,7 +6,15 @@ import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { createLogger, waitFor } from '@insitu/core';
 import { TUNNEL_PATH, TUNNEL_PROTOCOL, type TunnelClient } from '@insitu/tunnel';
-import { credentialFor, echoHandler, startAgent, startPlatform, text, waitRoutable, type TestPlatform } from './helpers.js';
+import {
+  credentialFor,
+  echoHandler,
+  startAgent,
+  startPlatform,
+  text,
+  waitRoutable,
+  type TestPlatform,
+} from './helpers.js';
 
 /** Log lines of the platform, to check that each refusal is logged with a code. */
 const lines: Array<{ code?: string; msg?: string }> = [];
@@ -14,7 +22,8 @@ const logger = createLogger({
   level: 'info',
   destination: new Writable({
     write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(JSON.parse(line) as { code?: string; msg?: string });
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line) lines.push(JSON.parse(line) as { code?: string; msg?: string });
       done();
     },
   }),
@@ -53,10 +62,26 @@ describe('tunnel: bad upgrades, bad credentials, garbage and protocol abuse', ()
     await waitRoutable(platform.tunnel, 1, 'prv_good');
     const { port } = platform;
     const cases: Array<[string, RegExp, string]> = [
-      [`POST ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`, /^HTTP\/1.1 400/, 'INSITU_TUNNEL_BAD_UPGRADE'],
-      [`GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`, /^HTTP\/1.1 400/, 'INSITU_TUNNEL_BAD_UPGRADE'],
-      [`GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`, /^HTTP\/1.1 401/, 'INSITU_UNAUTHENTICATED'],
-      [`GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\nAuthorization: Bearer isu_agt_wrong\r\n\r\n`, /^HTTP\/1.1 401/, 'INSITU_UNAUTHENTICATED'],
+      [
+        `POST ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`,
+        /^HTTP\/1.1 400/,
+        'INSITU_TUNNEL_BAD_UPGRADE',
+      ],
+      [
+        `GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+        /^HTTP\/1.1 400/,
+        'INSITU_TUNNEL_BAD_UPGRADE',
+      ],
+      [
+        `GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`,
+        /^HTTP\/1.1 401/,
+        'INSITU_UNAUTHENTICATED',
+      ],
+      [
+        `GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\nAuthorization: Bearer isu_agt_wrong\r\n\r\n`,
+        /^HTTP\/1.1 401/,
+        'INSITU_UNAUTHENTICATED',
+      ],
     ];
     for (const [request, status, code] of cases) {
       const answer = await rawUpgrade(port, request);
@@ -75,7 +100,10 @@ describe('tunnel: bad upgrades, bad credentials, garbage and protocol abuse', ()
   it('refuses plain text when the platform requires TLS', async () => {
     const strict = await startPlatform({ allowPlainText: () => false, logger });
     try {
-      const answer = await rawUpgrade(strict.port, `GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\nAuthorization: Bearer ${credentialFor('agt_plain')}\r\n\r\n`);
+      const answer = await rawUpgrade(
+        strict.port,
+        `GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\nAuthorization: Bearer ${credentialFor('agt_plain')}\r\n\r\n`,
+      );
       assert.match(answer, /^HTTP\/1.1 403/);
       assert.ok(answer.includes('INSITU_TUNNEL_TLS_REQUIRED'));
     } finally {
@@ -87,7 +115,12 @@ describe('tunnel: bad upgrades, bad credentials, garbage and protocol abuse', ()
     assert.ok(platform);
     const credential = credentialFor('agt_garbage', 'prv_garbage');
     const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const request = http.request({ host: '127.0.0.1', port: platform?.port, path: TUNNEL_PATH, headers: { connection: 'Upgrade', upgrade: TUNNEL_PROTOCOL, authorization: `Bearer ${credential}` } });
+      const request = http.request({
+        host: '127.0.0.1',
+        port: platform?.port,
+        path: TUNNEL_PATH,
+        headers: { connection: 'Upgrade', upgrade: TUNNEL_PROTOCOL, authorization: `Bearer ${credential}` },
+      });
       request.on('upgrade', (_res, s) => resolve(s));
       request.on('error', reject);
       request.end();
@@ -97,7 +130,13 @@ describe('tunnel: bad upgrades, bad credentials, garbage and protocol abuse', ()
     socket.resume();
     socket.write(Buffer.alloc(4096, 0xab));
     await closed;
-    await waitFor(() => lines.some((l) => l.code === 'INSITU_TUNNEL_PROTOCOL' || (l.msg === 'closing agent session' && l.code !== undefined)), { what: 'the closed session logged with a code' });
+    await waitFor(
+      () =>
+        lines.some(
+          (l) => l.code === 'INSITU_TUNNEL_PROTOCOL' || (l.msg === 'closing agent session' && l.code !== undefined),
+        ),
+      { what: 'the closed session logged with a code' },
+    );
     await stillServes();
   });
 
@@ -105,7 +144,12 @@ describe('tunnel: bad upgrades, bad credentials, garbage and protocol abuse', ()
     assert.ok(platform);
     const credential = credentialFor('agt_badframe', 'prv_badframe');
     const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const request = http.request({ host: '127.0.0.1', port: platform?.port, path: TUNNEL_PATH, headers: { connection: 'Upgrade', upgrade: TUNNEL_PROTOCOL, authorization: `Bearer ${credential}` } });
+      const request = http.request({
+        host: '127.0.0.1',
+        port: platform?.port,
+        path: TUNNEL_PATH,
+        headers: { connection: 'Upgrade', upgrade: TUNNEL_PROTOCOL, authorization: `Bearer ${credential}` },
+      });
       request.on('upgrade', (_res, s, head) => {
         if (head.length > 0) s.unshift(head);
         resolve(s);
@@ -122,7 +166,9 @@ describe('tunnel: bad upgrades, bad credentials, garbage and protocol abuse', ()
     socket.on('error', () => undefined);
     server.emit('connection', socket);
     await closed;
-    await waitFor(() => lines.some((l) => l.code === 'INSITU_TUNNEL_BAD_FRAME'), { what: 'the bad frame logged with its code' });
+    await waitFor(() => lines.some((l) => l.code === 'INSITU_TUNNEL_BAD_FRAME'), {
+      what: 'the bad frame logged with its code',
+    });
     assert.equal(platform.tunnel.sessions().filter((s) => s.agentId === 'agt_badframe').length, 0);
     server.close();
     await stillServes();

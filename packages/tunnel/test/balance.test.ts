@@ -5,16 +5,36 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { InsituError, waitFor } from '@insitu/core';
 import type { TunnelClient, TunnelServer } from '@insitu/tunnel';
-import { credentialFor, echoHandler, startAgent, startPlatform, text, waitRoutable, type TestPlatform } from './helpers.js';
+import {
+  credentialFor,
+  echoHandler,
+  startAgent,
+  startPlatform,
+  text,
+  waitRoutable,
+  type TestPlatform,
+} from './helpers.js';
 
-async function countBy(tunnel: TunnelServer, providerId: string, total: number, concurrency: number, method = 'GET'): Promise<Map<string, number>> {
+async function countBy(
+  tunnel: TunnelServer,
+  providerId: string,
+  total: number,
+  concurrency: number,
+  method = 'GET',
+): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < total) {
         next++;
-        const response = await tunnel.request({ providerId, service: 'app@1.0.0', method, path: '/', deadlineMs: 20_000 });
+        const response = await tunnel.request({
+          providerId,
+          service: 'app@1.0.0',
+          method,
+          path: '/',
+          deadlineMs: 20_000,
+        });
         const { agent } = JSON.parse(await text(response)) as { agent: string };
         counts.set(agent, (counts.get(agent) ?? 0) + 1);
       }
@@ -25,7 +45,11 @@ async function countBy(tunnel: TunnelServer, providerId: string, total: number, 
 
 function spawnAgent(platforms: string[], providerId: string, name: string, delayMs: number): Promise<ChildProcess> {
   const script = fileURLToPath(new URL('./fixtures/agent.js', import.meta.url));
-  const child = spawn(process.execPath, [script, platforms.join(','), credentialFor(`agt_${name}`, providerId), name, String(delayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [script, platforms.join(','), credentialFor(`agt_${name}`, providerId), name, String(delayMs)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (line === 'ready') resolve(child);
@@ -49,7 +73,9 @@ describe('tunnel: load balancing and failover', () => {
     platforms.push(platform);
     // Each agent in its own process, as in production: agents sharing one event loop
     // with the caller are not equal (whichever socket is read first answers first).
-    children.push(...(await Promise.all(['a', 'b', 'c'].map((name) => spawnAgent([platform.url], 'prv_even', name, 0)))));
+    children.push(
+      ...(await Promise.all(['a', 'b', 'c'].map((name) => spawnAgent([platform.url], 'prv_even', name, 0)))),
+    );
     await waitRoutable(platform.tunnel, 3, 'prv_even');
     const counts = await countBy(platform.tunnel, 'prv_even', 3000, 16);
     for (const name of ['a', 'b', 'c']) {
@@ -73,8 +99,20 @@ describe('tunnel: load balancing and failover', () => {
   it('honours weights with the weighted policy', async () => {
     const platform = await startPlatform({ balancer: 'weighted' });
     platforms.push(platform);
-    agents.push(await startAgent([platform.url], echoHandler('w1'), { providerId: 'prv_w', sessions: 1, services: [{ key: 'app@1.0.0', weight: 1 }] }));
-    agents.push(await startAgent([platform.url], echoHandler('w3'), { providerId: 'prv_w', sessions: 1, services: [{ key: 'app@1.0.0', weight: 3 }] }));
+    agents.push(
+      await startAgent([platform.url], echoHandler('w1'), {
+        providerId: 'prv_w',
+        sessions: 1,
+        services: [{ key: 'app@1.0.0', weight: 1 }],
+      }),
+    );
+    agents.push(
+      await startAgent([platform.url], echoHandler('w3'), {
+        providerId: 'prv_w',
+        sessions: 1,
+        services: [{ key: 'app@1.0.0', weight: 3 }],
+      }),
+    );
     await waitRoutable(platform.tunnel, 2, 'prv_w');
     const counts = await countBy(platform.tunnel, 'prv_w', 400, 1);
     assert.deepEqual([counts.get('w1'), counts.get('w3')], [100, 300]);
@@ -88,12 +126,25 @@ describe('tunnel: load balancing and failover', () => {
     await waitRoutable(platform.tunnel, 3, 'prv_kill');
     const victimId = 'agt_k1';
     const gets = Array.from({ length: 60 }, (_unused, i) =>
-      platform.tunnel.request({ providerId: 'prv_kill', service: 'app@1.0.0', method: 'GET', path: `/g${i}`, deadlineMs: 20_000 }).then(text),
+      platform.tunnel
+        .request({ providerId: 'prv_kill', service: 'app@1.0.0', method: 'GET', path: `/g${i}`, deadlineMs: 20_000 })
+        .then(text),
     );
     const posts = Array.from({ length: 30 }, (_unused, i) =>
-      platform.tunnel.request({ providerId: 'prv_kill', service: 'app@1.0.0', method: 'POST', path: `/p${i}`, body: 'x', deadlineMs: 20_000 }).then(text, (error: unknown) => error),
+      platform.tunnel
+        .request({
+          providerId: 'prv_kill',
+          service: 'app@1.0.0',
+          method: 'POST',
+          path: `/p${i}`,
+          body: 'x',
+          deadlineMs: 20_000,
+        })
+        .then(text, (error: unknown) => error),
     );
-    await waitFor(() => (platform.tunnel.sessions().find((s) => s.agentId === victimId)?.inFlight ?? 0) > 0, { what: 'requests in flight on the victim' });
+    await waitFor(() => (platform.tunnel.sessions().find((s) => s.agentId === victimId)?.inFlight ?? 0) > 0, {
+      what: 'requests in flight on the victim',
+    });
     const retriesBefore = platform.tunnel.sessions().length;
     assert.equal(retriesBefore, 3);
     kids[0]?.kill('SIGKILL');
@@ -104,7 +155,9 @@ describe('tunnel: load balancing and failover', () => {
     const failed = postResults.filter((r): r is InsituError => r instanceof InsituError);
     for (const error of failed) assert.equal(error.code, 'INSITU_TUNNEL_UPSTREAM_FAILED');
     assert.ok(failed.length > 0, 'some POSTs were in flight on the killed agent and failed with 502');
-    await waitFor(() => !platform.tunnel.sessions().some((s) => s.agentId === victimId), { what: 'the killed agent’s session to leave' });
+    await waitFor(() => !platform.tunnel.sessions().some((s) => s.agentId === victimId), {
+      what: 'the killed agent’s session to leave',
+    });
     const counts = await countBy(platform.tunnel, 'prv_kill', 20, 4);
     assert.equal(counts.get('k1'), undefined);
   });
@@ -117,14 +170,20 @@ describe('tunnel: load balancing and failover', () => {
     await waitRoutable(platform.tunnel, 2, 'prv_stop');
     kids[0]?.kill('SIGSTOP');
     try {
-      await waitFor(() => platform.tunnel.sessions().find((s) => s.agentId === 'agt_s1')?.ejected === true, { timeoutMs: 10_000, what: 'the stopped agent to be ejected' });
+      await waitFor(() => platform.tunnel.sessions().find((s) => s.agentId === 'agt_s1')?.ejected === true, {
+        timeoutMs: 10_000,
+        what: 'the stopped agent to be ejected',
+      });
       const counts = await countBy(platform.tunnel, 'prv_stop', 20, 4);
       assert.equal(counts.get('s2'), 20);
     } finally {
       kids[0]?.kill('SIGCONT');
     }
     // Either its session survived and the ejection runs out, or it reconnects: it serves again.
-    await waitFor(async () => ((await countBy(platform.tunnel, 'prv_stop', 20, 2)).get('s1') ?? 0) > 0, { timeoutMs: 20_000, what: 'the recovered agent to serve again' });
+    await waitFor(async () => ((await countBy(platform.tunnel, 'prv_stop', 20, 2)).get('s1') ?? 0) > 0, {
+      timeoutMs: 20_000,
+      what: 'the recovered agent to serve again',
+    });
   });
 
   it('reconnects after the platform restarts', async () => {

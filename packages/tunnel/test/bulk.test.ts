@@ -52,14 +52,25 @@ describe('tunnel: 1 GB through one session each way with flat memory', () => {
 
     let uploaded = '';
     const up = await peakGrowth(async () => {
-      const response = await tunnel.request({ providerId: 'prv_bulk', method: 'POST', path: '/upload', body: zeroStream(GIB), deadlineMs: 300_000 });
+      const response = await tunnel.request({
+        providerId: 'prv_bulk',
+        method: 'POST',
+        path: '/upload',
+        body: zeroStream(GIB),
+        deadlineMs: 300_000,
+      });
       for await (const chunk of response.body) uploaded += String(chunk);
     });
     assert.equal(uploaded, String(GIB));
 
     let downloaded = 0;
     const down = await peakGrowth(async () => {
-      const response = await tunnel.request({ providerId: 'prv_bulk', method: 'GET', path: '/download', deadlineMs: 300_000 });
+      const response = await tunnel.request({
+        providerId: 'prv_bulk',
+        method: 'GET',
+        path: '/download',
+        deadlineMs: 300_000,
+      });
       for await (const chunk of response.body) downloaded += (chunk as Buffer).length;
     });
     assert.equal(downloaded, GIB);

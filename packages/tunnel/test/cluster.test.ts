@@ -23,17 +23,38 @@ describe('tunnel: two platform nodes sharing a session directory', () => {
     // The agent holds sessions to a and b only; c has none.
     agent = await startAgent([a.url, b.url], echoHandler('agent'), { providerId: 'prv_c', sessions: 2 });
     await waitFor(() => directory.lookup('prv_c').length === 2, { what: 'both sessions published' });
-    const viaC = await c.tunnel.request({ providerId: 'prv_c', service: 'app@1.0.0', method: 'POST', path: '/fw', body: 'hello', headers: { 'x-test': 'fw' } });
+    const viaC = await c.tunnel.request({
+      providerId: 'prv_c',
+      service: 'app@1.0.0',
+      method: 'POST',
+      path: '/fw',
+      body: 'hello',
+      headers: { 'x-test': 'fw' },
+    });
     assert.equal(viaC.forwarded, true);
     assert.ok(['node-a', 'node-b'].includes(viaC.nodeId));
-    assert.deepEqual(JSON.parse(await text(viaC)), { agent: 'agent', method: 'POST', path: '/fw', body: 'hello', header: 'fw' });
-    await assert.rejects(c.tunnel.request({ providerId: 'prv_nobody', method: 'GET', path: '/' }), (e: unknown) => e instanceof InsituError && e.code === 'INSITU_TUNNEL_NO_ROUTE');
+    assert.deepEqual(JSON.parse(await text(viaC)), {
+      agent: 'agent',
+      method: 'POST',
+      path: '/fw',
+      body: 'hello',
+      header: 'fw',
+    });
+    await assert.rejects(
+      c.tunnel.request({ providerId: 'prv_nobody', method: 'GET', path: '/' }),
+      (e: unknown) => e instanceof InsituError && e.code === 'INSITU_TUNNEL_NO_ROUTE',
+    );
 
     // Node a dies: its directory entries go (as its lease would expire), the agent keeps its session to b.
     await a.close();
     directory.removeNode('node-a');
     for (let i = 0; i < 10; i++) {
-      const response = await c.tunnel.request({ providerId: 'prv_c', service: 'app@1.0.0', method: 'GET', path: `/after${i}` });
+      const response = await c.tunnel.request({
+        providerId: 'prv_c',
+        service: 'app@1.0.0',
+        method: 'GET',
+        path: `/after${i}`,
+      });
       assert.equal(response.nodeId, 'node-b');
       await text(response);
     }

@@ -4,8 +4,14 @@ import type http2 from 'node:http2';
 import { Readable } from 'node:stream';
 import { waitFor } from '@insitu/core';
 import {
-  TunnelClient, createTunnelServer, type AgentIdentity, type ServiceAnnouncement, type TunnelClientOptions, type TunnelResponse,
-  type TunnelServer, type TunnelServerOptions,
+  TunnelClient,
+  createTunnelServer,
+  type AgentIdentity,
+  type ServiceAnnouncement,
+  type TunnelClientOptions,
+  type TunnelResponse,
+  type TunnelServer,
+  type TunnelServerOptions,
 } from '@insitu/tunnel';
 
 /** Credentials a test platform accepts; delete one to revoke it. */
@@ -26,7 +32,9 @@ export interface TestPlatform {
 }
 
 /** A bare HTTP server with the tunnel mounted on `upgrade`, on a free loopback port (or `port`). */
-export async function startPlatform(options: Partial<TunnelServerOptions> & { port?: number } = {}): Promise<TestPlatform> {
+export async function startPlatform(
+  options: Partial<TunnelServerOptions> & { port?: number } = {},
+): Promise<TestPlatform> {
   const tunnel = createTunnelServer({
     nodeId: options.nodeId ?? `node-${Math.random().toString(36).slice(2, 8)}`,
     authenticate: async (credential) => credentials.get(credential),
@@ -59,9 +67,16 @@ export async function startPlatform(options: Partial<TunnelServerOptions> & { po
 export async function startAgent(
   platforms: string[],
   handler: TunnelClientOptions['handler'],
-  options: Partial<TunnelClientOptions> & { agentId?: string; providerId?: string; services?: ServiceAnnouncement[]; waitSessions?: number } = {},
+  options: Partial<TunnelClientOptions> & {
+    agentId?: string;
+    providerId?: string;
+    services?: ServiceAnnouncement[];
+    waitSessions?: number;
+  } = {},
 ): Promise<TunnelClient> {
-  const credential = options.credential ?? credentialFor(options.agentId ?? `agt${Math.random().toString(36).slice(2, 8)}`, options.providerId);
+  const credential =
+    options.credential ??
+    credentialFor(options.agentId ?? `agt${Math.random().toString(36).slice(2, 8)}`, options.providerId);
   const client = new TunnelClient({
     platforms,
     credential,
@@ -75,13 +90,22 @@ export async function startAgent(
   });
   client.start();
   const want = options.waitSessions ?? Math.min(platforms.length, options.sessions ?? 2);
-  if (want > 0) await waitFor(() => client.status().sessions.length >= want, { timeoutMs: 10_000, what: 'agent sessions' });
+  if (want > 0)
+    await waitFor(() => client.status().sessions.length >= want, { timeoutMs: 10_000, what: 'agent sessions' });
   return client;
 }
 
 /** Wait until the platform routes `service` of `providerId` to `count` sessions. */
-export async function waitRoutable(tunnel: TunnelServer, count: number, providerId = 'prv_test', service = 'app@1.0.0'): Promise<void> {
-  await waitFor(() => tunnel.table.candidates(providerId, service).length >= count, { timeoutMs: 10_000, what: `${count} routable sessions` });
+export async function waitRoutable(
+  tunnel: TunnelServer,
+  count: number,
+  providerId = 'prv_test',
+  service = 'app@1.0.0',
+): Promise<void> {
+  await waitFor(() => tunnel.table.candidates(providerId, service).length >= count, {
+    timeoutMs: 10_000,
+    what: `${count} routable sessions`,
+  });
 }
 
 export async function readAll(body: Readable): Promise<Buffer> {
@@ -95,14 +119,25 @@ export async function text(response: TunnelResponse): Promise<string> {
 }
 
 /** A handler that answers JSON describing the request; `name` identifies the agent. */
-export function echoHandler(name: string, delayMs = 0): (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void {
+export function echoHandler(
+  name: string,
+  delayMs = 0,
+): (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void {
   return (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const send = (): void => {
         res.writeHead(200, { 'content-type': 'application/json', 'x-agent': name });
-        res.end(JSON.stringify({ agent: name, method: req.method, path: req.url, body: Buffer.concat(chunks).toString('utf8'), header: req.headers['x-test'] ?? null }));
+        res.end(
+          JSON.stringify({
+            agent: name,
+            method: req.method,
+            path: req.url,
+            body: Buffer.concat(chunks).toString('utf8'),
+            header: req.headers['x-test'] ?? null,
+          }),
+        );
       };
       if (delayMs > 0) setTimeout(send, delayMs);
       else send();

@@ -8,10 +8,19 @@ import { TUNNEL_PATH, TUNNEL_PROTOCOL } from '@insitu/tunnel';
 import { credentialFor, readAll, startPlatform, waitRoutable, type TestPlatform } from './helpers.js';
 
 /** Dial the platform as an agent would and hand the upgraded socket to an HTTP/2 server. */
-async function handMadeAgent(platform: TestPlatform, providerId: string, onRequest: (socket: net.Socket, stream: http2.ServerHttp2Stream) => void): Promise<net.Socket> {
+async function handMadeAgent(
+  platform: TestPlatform,
+  providerId: string,
+  onRequest: (socket: net.Socket, stream: http2.ServerHttp2Stream) => void,
+): Promise<net.Socket> {
   const credential = credentialFor(`agt_${providerId}`, providerId);
   const socket = await new Promise<net.Socket>((resolve, reject) => {
-    const request = http.request({ host: '127.0.0.1', port: platform.port, path: TUNNEL_PATH, headers: { connection: 'Upgrade', upgrade: TUNNEL_PROTOCOL, authorization: `Bearer ${credential}` } });
+    const request = http.request({
+      host: '127.0.0.1',
+      port: platform.port,
+      path: TUNNEL_PATH,
+      headers: { connection: 'Upgrade', upgrade: TUNNEL_PROTOCOL, authorization: `Bearer ${credential}` },
+    });
     request.on('upgrade', (_res, s: net.Socket, head: Buffer) => {
       if (head.length > 0) s.unshift(head);
       resolve(s);

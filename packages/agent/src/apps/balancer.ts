@@ -1,5 +1,11 @@
 import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import { constants as h2, type Http2ServerRequest, type Http2ServerResponse, type IncomingHttpHeaders as Http2Headers, type ServerHttp2Stream } from 'node:http2';
+import {
+  constants as h2,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type IncomingHttpHeaders as Http2Headers,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import { errorJson, InsituError } from '@insitu/core';
 import type { ReadyInstance } from './deployment-runner.js';
 
@@ -7,12 +13,25 @@ import type { ReadyInstance } from './deployment-runner.js';
 export type InboundRequest = IncomingMessage | Http2ServerRequest;
 export type OutboundResponse = ServerResponse | Http2ServerResponse;
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'host']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'http2-settings',
+  'host',
+]);
 
 /** End-to-end headers only: no hop-by-hop headers and no HTTP/2 pseudo-headers (`:path`…), which HTTP/1.1 cannot carry. */
 function headersFrom(raw: IncomingHttpHeaders, authority?: string): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [key, value] of Object.entries(raw)) if (value !== undefined && !HOP_BY_HOP.has(key) && !key.startsWith(':')) out[key] = value;
+  for (const [key, value] of Object.entries(raw))
+    if (value !== undefined && !HOP_BY_HOP.has(key) && !key.startsWith(':')) out[key] = value;
   if (authority !== undefined) out.host = authority;
   return out;
 }
@@ -20,7 +39,14 @@ function headersFrom(raw: IncomingHttpHeaders, authority?: string): Record<strin
 /** The Insitu error body of an answer. */
 function errorAnswer(error: InsituError): { headers: Record<string, string | number>; body: string } {
   const body = errorJson(error);
-  return { headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(error.headers ?? {}) }, body };
+  return {
+    headers: {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      ...(error.headers ?? {}),
+    },
+    body,
+  };
 }
 
 /** Break off an answer that cannot be completed. */
@@ -162,7 +188,11 @@ export class LocalBalancer {
   private forward(down: Downstream, tried: Set<string>, mayRetry: boolean): void {
     const instance = this.pick(tried);
     if (!instance) {
-      down.fail(new InsituError('INSITU_APP_UNAVAILABLE', `no instance of ${this.target.name} is ready on this agent`, { headers: { 'retry-after': '1' } }));
+      down.fail(
+        new InsituError('INSITU_APP_UNAVAILABLE', `no instance of ${this.target.name} is ready on this agent`, {
+          headers: { 'retry-after': '1' },
+        }),
+      );
       return;
     }
     tried.add(instance.id);
@@ -174,25 +204,33 @@ export class LocalBalancer {
         instance.inflight--;
       }
     };
-    const upstream = request({ socketPath: instance.socketPath, method: down.method, path: down.path, headers: down.headers }, (answer) => {
-      if (down.gone()) {
-        answer.destroy();
-        finish();
-        return;
-      }
-      down.respond(answer.statusCode ?? 502, headersFrom(answer.headers));
-      // pipe(), not pipeline(): pipeline costs an AbortController per request.
-      answer.pipe(down.body);
-      answer.on('end', finish);
-      answer.on('error', () => {
-        finish();
-        down.abort();
-      });
-    });
+    const upstream = request(
+      { socketPath: instance.socketPath, method: down.method, path: down.path, headers: down.headers },
+      (answer) => {
+        if (down.gone()) {
+          answer.destroy();
+          finish();
+          return;
+        }
+        down.respond(answer.statusCode ?? 502, headersFrom(answer.headers));
+        // pipe(), not pipeline(): pipeline costs an AbortController per request.
+        answer.pipe(down.body);
+        answer.on('end', finish);
+        answer.on('error', () => {
+          finish();
+          down.abort();
+        });
+      },
+    );
     const timer = setTimeout(() => {
       upstream.destroy();
       finish();
-      down.fail(new InsituError('INSITU_APP_TIMEOUT', `${this.target.name} did not answer within ${this.target.requestTimeoutMs} ms`));
+      down.fail(
+        new InsituError(
+          'INSITU_APP_TIMEOUT',
+          `${this.target.name} did not answer within ${this.target.requestTimeoutMs} ms`,
+        ),
+      );
     }, this.target.requestTimeoutMs);
     upstream.on('close', () => clearTimeout(timer));
     down.onClose(() => {
@@ -214,7 +252,12 @@ export class LocalBalancer {
         this.forward(down, tried, false);
         return;
       }
-      down.fail(new InsituError('INSITU_APP_UNAVAILABLE', `the instance of ${this.target.name} failed: ${error.code ?? error.message}`));
+      down.fail(
+        new InsituError(
+          'INSITU_APP_UNAVAILABLE',
+          `the instance of ${this.target.name} failed: ${error.code ?? error.message}`,
+        ),
+      );
     });
     down.sendBody(upstream);
   }

@@ -39,7 +39,8 @@ export class LocalBundleSource implements BundleSource {
   constructor(private readonly baseDir: string = process.cwd()) {}
 
   async fetch(deployment: DesiredDeployment): Promise<FetchedBundle> {
-    if (!deployment.bundle) throw new InsituError('INSITU_BUNDLE_INVALID', `deployment ${deployment.id} names no bundle`);
+    if (!deployment.bundle)
+      throw new InsituError('INSITU_BUNDLE_INVALID', `deployment ${deployment.id} names no bundle`);
     return { path: isAbsolute(deployment.bundle) ? deployment.bundle : resolve(this.baseDir, deployment.bundle) };
   }
 }

@@ -36,7 +36,8 @@ async function walk(root: string): Promise<Entry[]> {
       } else if (info.isSymbolicLink()) {
         const link = await readlink(full);
         const target = posix.normalize(posix.join(posix.dirname(path), link));
-        if (posix.isAbsolute(link) || target === '..' || target.startsWith('../')) throw invalid(`${path}: symbolic link to ${link} leaves the bundle`);
+        if (posix.isAbsolute(link) || target === '..' || target.startsWith('../'))
+          throw invalid(`${path}: symbolic link to ${link} leaves the bundle`);
         out.push({ path, kind: 'symlink', executable: false, size: 0, source: full, link });
       } else {
         throw invalid(`${path}: only files, directories and relative symbolic links may be in a bundle`);
@@ -56,7 +57,12 @@ export async function canonicalTarball(dir: string): Promise<Buffer> {
   const entries: BundleEntry[] = [];
   for (const entry of await walk(dir)) {
     if (entry.kind !== 'file') {
-      entries.push({ path: entry.path, kind: entry.kind, executable: entry.executable, ...(entry.link !== undefined ? { link: entry.link } : {}) });
+      entries.push({
+        path: entry.path,
+        kind: entry.kind,
+        executable: entry.executable,
+        ...(entry.link !== undefined ? { link: entry.link } : {}),
+      });
       continue;
     }
     const data = await readFile(entry.source);
@@ -69,7 +75,9 @@ export async function canonicalTarball(dir: string): Promise<Buffer> {
 
 /** sha256 (hex) of the canonical tarball of a bundle directory. */
 export async function bundleDigest(dir: string): Promise<string> {
-  return createHash('sha256').update(await canonicalTarball(dir)).digest('hex');
+  return createHash('sha256')
+    .update(await canonicalTarball(dir))
+    .digest('hex');
 }
 
 /** `sha256:ABC…` or `abc…` → lower-case hex; anything else is refused. */
@@ -94,11 +102,15 @@ export async function readManifest(dir: string): Promise<AppManifest> {
     throw invalid(`${MANIFEST_FILE} is not valid JSON: ${(error as Error).message}`);
   }
   const manifest = parseAppManifest(parsed, { what: MANIFEST_FILE, code: 'INSITU_BUNDLE_INVALID' });
-  for (const [what, path] of [['entry', manifest.entry], ['openapi', manifest.openapi]] as const) {
+  for (const [what, path] of [
+    ['entry', manifest.entry],
+    ['openapi', manifest.openapi],
+  ] as const) {
     if (path === undefined) continue;
     const info = await stat(join(dir, path)).catch(() => undefined);
     if (!info?.isFile()) throw invalid(`${MANIFEST_FILE}: ${what} ${path} is not a file in the bundle`);
-    if (what === 'entry' && manifest.runtime === 'command' && (info.mode & 0o111) === 0) throw invalid(`${MANIFEST_FILE}: entry ${path} is not executable (runtime "command")`);
+    if (what === 'entry' && manifest.runtime === 'command' && (info.mode & 0o111) === 0)
+      throw invalid(`${MANIFEST_FILE}: entry ${path} is not executable (runtime "command")`);
   }
   return manifest;
 }
@@ -129,7 +141,10 @@ export async function unpackBundle(source: string, target: string): Promise<void
   } catch (error) {
     throw invalid(`bundle ${source} is not a readable tarball: ${(error as Error).message}`);
   }
-  if (refused.length > 0) throw invalid(`bundle ${source} holds entries that are not files, directories or symbolic links: ${refused.slice(0, 5).join(', ')}`);
+  if (refused.length > 0)
+    throw invalid(
+      `bundle ${source} holds entries that are not files, directories or symbolic links: ${refused.slice(0, 5).join(', ')}`,
+    );
 }
 
 /**
@@ -137,7 +152,11 @@ export async function unpackBundle(source: string, target: string): Promise<void
  * of its canonical tarball, and refuse it with `INSITU_BUNDLE_DIGEST_MISMATCH` unless it is
  * the `expected` one.
  */
-export async function installBundle(source: string, expected: string, cacheDir: string): Promise<{ dir: string; manifest: AppManifest }> {
+export async function installBundle(
+  source: string,
+  expected: string,
+  cacheDir: string,
+): Promise<{ dir: string; manifest: AppManifest }> {
   const digest = normaliseDigest(expected);
   const dir = join(cacheDir, digest);
   await mkdir(cacheDir, { recursive: true, mode: 0o755 });
@@ -147,9 +166,13 @@ export async function installBundle(source: string, expected: string, cacheDir: 
     await unpackBundle(source, unpacked);
     const actual = await bundleDigest(unpacked);
     if (actual !== digest) {
-      throw new InsituError('INSITU_BUNDLE_DIGEST_MISMATCH', `bundle digest is sha256:${actual}, but sha256:${digest} was approved; refusing to start it`, {
-        details: { expected: digest, actual },
-      });
+      throw new InsituError(
+        'INSITU_BUNDLE_DIGEST_MISMATCH',
+        `bundle digest is sha256:${actual}, but sha256:${digest} was approved; refusing to start it`,
+        {
+          details: { expected: digest, actual },
+        },
+      );
     }
     const manifest = await readManifest(unpacked);
     try {
@@ -166,7 +189,10 @@ export async function installBundle(source: string, expected: string, cacheDir: 
 }
 
 /** A bundle already installed (verified) under `cacheDir`, if it is there. */
-export async function installedBundle(expected: string, cacheDir: string): Promise<{ dir: string; manifest: AppManifest } | undefined> {
+export async function installedBundle(
+  expected: string,
+  cacheDir: string,
+): Promise<{ dir: string; manifest: AppManifest } | undefined> {
   const dir = join(cacheDir, normaliseDigest(expected));
   if (!(await stat(dir).catch(() => undefined))) return undefined;
   return { dir, manifest: await readManifest(dir) };

@@ -143,7 +143,9 @@ export class Cgroups {
         if (procs.length > 0) {
           const leaf = join(base, 'insitu-agent');
           await mkdir(leaf, { recursive: true });
-          for (const p of procs.includes(String(pid)) ? [String(pid), ...procs.filter((x) => x !== String(pid))] : procs) {
+          for (const p of procs.includes(String(pid))
+            ? [String(pid), ...procs.filter((x) => x !== String(pid))]
+            : procs) {
             await writeFile(join(leaf, 'cgroup.procs'), p).catch(() => undefined);
           }
         }
@@ -175,7 +177,10 @@ export class Cgroups {
       await writeFile(join(dir, 'memory.max'), String(limits.memoryBytes));
       await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => undefined);
       await writeFile(join(dir, 'pids.max'), String(limits.processes));
-      if (this.bases.cpu) await writeFile(join(dir, 'cpu.max'), `${Math.round((limits.cpus ?? 1) * 100_000)} 100000`).catch(() => undefined);
+      if (this.bases.cpu)
+        await writeFile(join(dir, 'cpu.max'), `${Math.round((limits.cpus ?? 1) * 100_000)} 100000`).catch(
+          () => undefined,
+        );
       oomFile = { path: join(dir, 'memory.events'), pattern: /^oom_kill [1-9]/m };
       if (existsSync(join(dir, 'cgroup.kill'))) killFile = join(dir, 'cgroup.kill');
     }

@@ -135,7 +135,14 @@ export class DeploymentRunner {
     if (this.stopping) return;
     const slots = [...this.slots.values()];
     while (slots.length < replicas) {
-      const slot: Slot = { id: `i${this.nextSlot++}`, state: 'starting', restarts: 0, crashes: [], consecutive: 0, stop: new AbortController() };
+      const slot: Slot = {
+        id: `i${this.nextSlot++}`,
+        state: 'starting',
+        restarts: 0,
+        crashes: [],
+        consecutive: 0,
+        stop: new AbortController(),
+      };
       this.slots.set(slot.id, slot);
       slots.push(slot);
       slot.done = this.run(slot);
@@ -172,10 +179,20 @@ export class DeploymentRunner {
       try {
         const limits = this.options.manifest.limits;
         const cgroupName = `${this.options.cgroupPrefix ?? 'insitu-'}${this.options.id.replace(/[^A-Za-z0-9_.-]/g, '_')}-${slot.id}`;
-        cgroups = await this.options.cgroups.create(cgroupName, { memoryBytes: limits.memoryMb * 1024 * 1024, processes: limits.processes });
-        const launch = buildLaunch({ ...this.options.launch, manifest: this.options.manifest, listenSocket: join(runDir, 'app.sock'), cgroups });
+        cgroups = await this.options.cgroups.create(cgroupName, {
+          memoryBytes: limits.memoryMb * 1024 * 1024,
+          processes: limits.processes,
+        });
+        const launch = buildLaunch({
+          ...this.options.launch,
+          manifest: this.options.manifest,
+          listenSocket: join(runDir, 'app.sock'),
+          cgroups,
+        });
         const output = this.output;
-        proc = await InstanceProcess.start(launch, log, (stream, line) => output.push({ at: new Date().toISOString(), instance: slot.id, stream, line }));
+        proc = await InstanceProcess.start(launch, log, (stream, line) =>
+          output.push({ at: new Date().toISOString(), instance: slot.id, stream, line }),
+        );
         slot.proc = proc;
         slot.startedAt = Date.now();
         slot.readyAt = undefined;
@@ -209,7 +226,10 @@ export class DeploymentRunner {
           }
         } else if (proc.running && !slot.stop.signal.aborted) {
           unhealthy = true;
-          log.warn({ startTimeoutMs: policy.startTimeoutMs }, 'instance did not answer its health check in time; restarting it');
+          log.warn(
+            { startTimeoutMs: policy.startTimeoutMs },
+            'instance did not answer its health check in time; restarting it',
+          );
         }
         slot.ready = undefined;
         this.options.onChange();
@@ -229,13 +249,23 @@ export class DeploymentRunner {
       if (slot.stop.signal.aborted) break;
       const now = Date.now();
       const reason = describeExit(exit, oom, unhealthy);
-      slot.lastExit = { code: exit.code, signal: exit.signal, reason, at: new Date(now).toISOString(), output: (proc?.output ?? []).slice(-10) };
+      slot.lastExit = {
+        code: exit.code,
+        signal: exit.signal,
+        reason,
+        at: new Date(now).toISOString(),
+        output: (proc?.output ?? []).slice(-10),
+      };
       slot.restarts++;
-      slot.consecutive = slot.readyAt !== undefined && now - slot.readyAt >= policy.resetAfterMs ? 1 : slot.consecutive + 1;
+      slot.consecutive =
+        slot.readyAt !== undefined && now - slot.readyAt >= policy.resetAfterMs ? 1 : slot.consecutive + 1;
       slot.crashes = [...slot.crashes.filter((t) => now - t < policy.crashLoopWindowMs), now];
       const looping = slot.crashes.length >= policy.crashLoopThreshold;
       const delay = Math.min(policy.maxBackoffMs, policy.initialBackoffMs * 2 ** (slot.consecutive - 1));
-      log.warn({ reason, restarts: slot.restarts, delayMs: delay, crashLoop: looping }, 'instance ended; restarting after a delay');
+      log.warn(
+        { reason, restarts: slot.restarts, delayMs: delay, crashLoop: looping },
+        'instance ended; restarting after a delay',
+      );
       this.set(slot, looping ? 'crash-looping' : 'backoff');
       this.options.onChange();
       await abortableDelay(delay, slot.stop.signal);

@@ -75,7 +75,11 @@ export class InstanceProcess {
    * program on 4, the agent's liveness socket on 5), then close the agent's own copies: from then on only the app accepts.
    * The process leads its own process group, so the whole tree can be signalled.
    */
-  static async start(launch: Launch, logger: Logger, onLine?: (stream: 'stdout' | 'stderr', line: string) => void): Promise<InstanceProcess> {
+  static async start(
+    launch: Launch,
+    logger: Logger,
+    onLine?: (stream: 'stdout' | 'stderr', line: string) => void,
+  ): Promise<InstanceProcess> {
     const { server, fd } = await bindListener(launch.listenSocket);
     let seccomp: number | undefined;
     try {
@@ -94,9 +98,16 @@ export class InstanceProcess {
     seccompFd: number | undefined,
     onLine?: (stream: 'stdout' | 'stderr', line: string) => void,
   ) {
-    this.child = spawn(launch.command, launch.args, { env: launch.env, stdio: ['ignore', 'pipe', 'pipe', listenFd, seccompFd ?? 'ignore', 'pipe'], detached: true });
+    this.child = spawn(launch.command, launch.args, {
+      env: launch.env,
+      stdio: ['ignore', 'pipe', 'pipe', listenFd, seccompFd ?? 'ignore', 'pipe'],
+      detached: true,
+    });
     // The launcher's watchdog reads its end of this pair until the agent is gone; nothing is ever written.
-    (this.child.stdio as ReadonlyArray<Readable | Writable | null | undefined>)[AGENT_ALIVE_FD]?.on('error', () => undefined);
+    (this.child.stdio as ReadonlyArray<Readable | Writable | null | undefined>)[AGENT_ALIVE_FD]?.on(
+      'error',
+      () => undefined,
+    );
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         this.exitInfo = { code, signal };
@@ -110,7 +121,10 @@ export class InstanceProcess {
         resolve(this.exitInfo);
       });
     });
-    for (const [stream, level, name] of [[this.child.stdout, 'info', 'stdout'], [this.child.stderr, 'warn', 'stderr']] as const) {
+    for (const [stream, level, name] of [
+      [this.child.stdout, 'info', 'stdout'],
+      [this.child.stderr, 'warn', 'stderr'],
+    ] as const) {
       if (!stream) continue;
       createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
         const text = line.length > 2000 ? `${line.slice(0, 2000)}…` : line;

@@ -70,7 +70,12 @@ function appCommand(manifest: AppManifest, bundle: string, python: string): stri
   switch (manifest.runtime) {
     case 'node':
       // V8 stops at its heap limit with a clear message, before the memory limit kills it.
-      return [process.execPath, `--max-old-space-size=${Math.max(16, Math.floor(manifest.limits.memoryMb * 0.75))}`, entry, ...args];
+      return [
+        process.execPath,
+        `--max-old-space-size=${Math.max(16, Math.floor(manifest.limits.memoryMb * 0.75))}`,
+        entry,
+        ...args,
+      ];
     case 'python':
       return [python, '-u', entry, ...args];
     case 'command':
@@ -87,7 +92,15 @@ function systemBinds(): string[] {
     if (info.isSymbolicLink()) args.push('--symlink', realpathSync(dir).replace(/^\//, ''), dir);
     else args.push('--ro-bind', dir, dir);
   }
-  for (const file of ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/localtime', '/etc/ssl', '/etc/ca-certificates', '/etc/alternatives', '/etc/nsswitch.conf']) {
+  for (const file of [
+    '/etc/ld.so.cache',
+    '/etc/ld.so.conf',
+    '/etc/localtime',
+    '/etc/ssl',
+    '/etc/ca-certificates',
+    '/etc/alternatives',
+    '/etc/nsswitch.conf',
+  ]) {
     if (existsSync(file)) args.push('--ro-bind', file, file);
   }
   // The node binary, when it is not under /usr (e.g. /opt/node/bin/node).
@@ -113,7 +126,8 @@ export function tmpfsSizes(limits: AppManifest['limits']): { tmp: number; run: n
  * closes the watchdog's descriptor and execs the rest. Fixed text; every argument arrives
  * as `$1`, `$@`.
  */
-const LAUNCHER = '( read -r _ <&5; kill -KILL 0 ) & while [ "$1" != "--" ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec 5<&-; exec "$@"';
+const LAUNCHER =
+  '( read -r _ <&5; kill -KILL 0 ) & while [ "$1" != "--" ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec 5<&-; exec "$@"';
 
 /** The descriptor of the agent's liveness socket in the launcher. */
 export const AGENT_ALIVE_FD = 5;
@@ -145,7 +159,14 @@ export function buildLaunch(spec: LaunchSpec): Launch {
   if (spec.noSandbox) {
     return {
       command: '/bin/sh',
-      args: ['-c', LAUNCHER, 'sh', ...(spec.cgroups?.procsFiles ?? []), '--', ...appCommand(manifest, spec.bundleDir, python)],
+      args: [
+        '-c',
+        LAUNCHER,
+        'sh',
+        ...(spec.cgroups?.procsFiles ?? []),
+        '--',
+        ...appCommand(manifest, spec.bundleDir, python),
+      ],
       env: {
         PATH: '/usr/local/bin:/usr/bin:/bin',
         HOME: dirname(listenSocket),
@@ -179,27 +200,69 @@ export function buildLaunch(spec: LaunchSpec): Launch {
     : ['--unshare-all', '--unshare-user', '--uid', id, '--gid', id, '--cap-drop', 'ALL'];
   // As root there is no user namespace: the app is dropped to the unprivileged host uid
   // here, with no capabilities left and none to gain (empty bounding set, no_new_privs).
-  const dropToUser = asRoot ? ['/usr/bin/setpriv', '--reuid', id, '--regid', id, '--clear-groups', '--inh-caps', '-all', '--bounding-set', '-all', '--no-new-privs', '--'] : [];
+  const dropToUser = asRoot
+    ? [
+        '/usr/bin/setpriv',
+        '--reuid',
+        id,
+        '--regid',
+        id,
+        '--clear-groups',
+        '--inh-caps',
+        '-all',
+        '--bounding-set',
+        '-all',
+        '--no-new-privs',
+        '--',
+      ]
+    : [];
   const bwrap = [
     sandbox.bwrap,
     ...namespaces,
     '--die-with-parent',
     // Directories bwrap would create for the mounts below are 0700 root: the unprivileged app must traverse them.
-    ...['/etc', '/run', '/run/insitu', '/node_modules', '/node_modules/@insitu', '/opt', '/opt/insitu'].flatMap((d) => ['--perms', '0755', '--dir', d]),
+    ...['/etc', '/run', '/run/insitu', '/node_modules', '/node_modules/@insitu', '/opt', '/opt/insitu'].flatMap((d) => [
+      '--perms',
+      '0755',
+      '--dir',
+      d,
+    ]),
     ...systemBinds(),
-    '--ro-bind', spec.bundleDir, SANDBOX_PATHS.bundle,
-    '--perms', '1777', '--size', String(sizes.tmp), '--tmpfs', '/tmp',
-    '--perms', '1777', '--size', String(sizes.run), '--tmpfs', SANDBOX_PATHS.runDir,
-    '--proc', '/proc',
-    '--dev', '/dev',
-    '--ro-bind', spec.dataApiSocket, SANDBOX_PATHS.dataApi,
-    '--ro-bind', spec.sdkDir, SANDBOX_PATHS.nodeSdk,
-    '--ro-bind', join(spec.sdkDir, 'python'), SANDBOX_PATHS.pythonSdk,
-    '--remount-ro', '/',
+    '--ro-bind',
+    spec.bundleDir,
+    SANDBOX_PATHS.bundle,
+    '--perms',
+    '1777',
+    '--size',
+    String(sizes.tmp),
+    '--tmpfs',
+    '/tmp',
+    '--perms',
+    '1777',
+    '--size',
+    String(sizes.run),
+    '--tmpfs',
+    SANDBOX_PATHS.runDir,
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
+    '--ro-bind',
+    spec.dataApiSocket,
+    SANDBOX_PATHS.dataApi,
+    '--ro-bind',
+    spec.sdkDir,
+    SANDBOX_PATHS.nodeSdk,
+    '--ro-bind',
+    join(spec.sdkDir, 'python'),
+    SANDBOX_PATHS.pythonSdk,
+    '--remount-ro',
+    '/',
     ...(spec.seccompFile ? ['--seccomp', String(SECCOMP_FD)] : []),
     '--clearenv',
     ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
-    '--chdir', SANDBOX_PATHS.bundle,
+    '--chdir',
+    SANDBOX_PATHS.bundle,
     '--',
     ...dropToUser,
     ...appCommand(manifest, SANDBOX_PATHS.bundle, python),
@@ -232,13 +295,31 @@ export function buildLaunch(spec: LaunchSpec): Launch {
 export function checkSandbox(sandbox: Readonly<SandboxConfig>): Promise<void> {
   const id = String(sandbox.uid);
   const asRoot = process.getuid?.() === 0;
-  const namespaces = asRoot ? ['--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts'] : ['--unshare-all', '--unshare-user', '--uid', id, '--gid', id, '--cap-drop', 'ALL'];
-  const drop = asRoot ? ['/usr/bin/setpriv', '--reuid', id, '--regid', id, '--clear-groups', '--no-new-privs', '--'] : [];
-  const args = [...namespaces, '--die-with-parent', ...systemBinds(), '--proc', '/proc', '--dev', '/dev', '--', ...drop, 'true'];
+  const namespaces = asRoot
+    ? ['--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts']
+    : ['--unshare-all', '--unshare-user', '--uid', id, '--gid', id, '--cap-drop', 'ALL'];
+  const drop = asRoot
+    ? ['/usr/bin/setpriv', '--reuid', id, '--regid', id, '--clear-groups', '--no-new-privs', '--']
+    : [];
+  const args = [
+    ...namespaces,
+    '--die-with-parent',
+    ...systemBinds(),
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
+    '--',
+    ...drop,
+    'true',
+  ];
   return new Promise((resolve, reject) => {
     execFile(sandbox.bwrap, args, { timeout: 15_000 }, (error, _stdout, stderr) => {
       if (!error) return resolve();
-      const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${sandbox.bwrap} is not installed (Debian package bubblewrap)` : stderr.trim() || error.message;
+      const why =
+        (error as NodeJS.ErrnoException).code === 'ENOENT'
+          ? `${sandbox.bwrap} is not installed (Debian package bubblewrap)`
+          : stderr.trim() || error.message;
       reject(new InsituError('INSITU_SANDBOX_UNAVAILABLE', `the sandbox cannot run here: ${why}`));
     });
   });

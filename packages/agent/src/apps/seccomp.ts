@@ -28,7 +28,14 @@ const AUDIT_ARCH: Record<SeccompArch, number> = { x64: 0xc000003e, arm64: 0xc000
 const X32_SYSCALL_BIT = 0x40000000;
 
 /** Namespace flags of clone(2) and unshare(2); only a new user namespace could give the app capabilities back. */
-const CLONE_NEW_ANY = 0x00020000 /* NEWNS */ | 0x02000000 /* NEWCGROUP */ | 0x04000000 /* NEWUTS */ | 0x08000000 /* NEWIPC */ | 0x10000000 /* NEWUSER */ | 0x20000000 /* NEWPID */ | 0x40000000; /* NEWNET */
+const CLONE_NEW_ANY =
+  0x00020000 /* NEWNS */ |
+  0x02000000 /* NEWCGROUP */ |
+  0x04000000 /* NEWUTS */ |
+  0x08000000 /* NEWIPC */ |
+  0x10000000 /* NEWUSER */ |
+  0x20000000 /* NEWPID */ |
+  0x40000000; /* NEWNET */
 
 interface Syscalls {
   /** Always refused with EPERM. */
@@ -44,13 +51,32 @@ interface Syscalls {
 const SYSCALLS: Record<SeccompArch, Syscalls> = {
   x64: {
     denied: {
-      ptrace: 101, mount: 165, umount2: 166, pivot_root: 155, setns: 308,
-      keyctl: 250, add_key: 248, request_key: 249,
-      bpf: 321, perf_event_open: 298, userfaultfd: 323,
-      process_vm_readv: 310, process_vm_writev: 311,
-      kexec_load: 246, init_module: 175, finit_module: 313, delete_module: 176,
-      name_to_handle_at: 303, open_by_handle_at: 304,
-      open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, mount_setattr: 442,
+      ptrace: 101,
+      mount: 165,
+      umount2: 166,
+      pivot_root: 155,
+      setns: 308,
+      keyctl: 250,
+      add_key: 248,
+      request_key: 249,
+      bpf: 321,
+      perf_event_open: 298,
+      userfaultfd: 323,
+      process_vm_readv: 310,
+      process_vm_writev: 311,
+      kexec_load: 246,
+      init_module: 175,
+      finit_module: 313,
+      delete_module: 176,
+      name_to_handle_at: 303,
+      open_by_handle_at: 304,
+      open_tree: 428,
+      move_mount: 429,
+      fsopen: 430,
+      fsconfig: 431,
+      fsmount: 432,
+      fspick: 433,
+      mount_setattr: 442,
     },
     flagged: { clone: 56, unshare: 272 },
     clone3: 435,
@@ -58,13 +84,32 @@ const SYSCALLS: Record<SeccompArch, Syscalls> = {
   },
   arm64: {
     denied: {
-      ptrace: 117, mount: 40, umount2: 39, pivot_root: 41, setns: 268,
-      keyctl: 219, add_key: 217, request_key: 218,
-      bpf: 280, perf_event_open: 241, userfaultfd: 282,
-      process_vm_readv: 270, process_vm_writev: 271,
-      kexec_load: 104, init_module: 105, finit_module: 273, delete_module: 106,
-      name_to_handle_at: 264, open_by_handle_at: 265,
-      open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, mount_setattr: 442,
+      ptrace: 117,
+      mount: 40,
+      umount2: 39,
+      pivot_root: 41,
+      setns: 268,
+      keyctl: 219,
+      add_key: 217,
+      request_key: 218,
+      bpf: 280,
+      perf_event_open: 241,
+      userfaultfd: 282,
+      process_vm_readv: 270,
+      process_vm_writev: 271,
+      kexec_load: 104,
+      init_module: 105,
+      finit_module: 273,
+      delete_module: 106,
+      name_to_handle_at: 264,
+      open_by_handle_at: 265,
+      open_tree: 428,
+      move_mount: 429,
+      fsopen: 430,
+      fsconfig: 431,
+      fsmount: 432,
+      fspick: 433,
+      mount_setattr: 442,
     },
     flagged: { clone: 220, unshare: 97 },
     clone3: 435,
@@ -75,7 +120,12 @@ const SYSCALLS: Record<SeccompArch, Syscalls> = {
 /** The syscalls the filter refuses on `arch` (names), for documentation and tests. */
 export function deniedSyscalls(arch: SeccompArch): string[] {
   const table = SYSCALLS[arch];
-  return [...Object.keys(table.denied), ...Object.keys(table.flagged).map((n) => `${n} (namespace flags)`), 'clone3 (ENOSYS)', ...Object.keys(table.absent).map((n) => `${n} (ENOSYS)`)];
+  return [
+    ...Object.keys(table.denied),
+    ...Object.keys(table.flagged).map((n) => `${n} (namespace flags)`),
+    'clone3 (ENOSYS)',
+    ...Object.keys(table.absent).map((n) => `${n} (ENOSYS)`),
+  ];
 }
 
 type Label = 'deny' | 'nosys' | 'flags' | 'allow';
@@ -97,7 +147,12 @@ export function seccompFilter(arch: SeccompArch = hostArch()): Buffer {
   const table = SYSCALLS[arch];
   // The architecture check jumps over the kill when it matches (jt 1, jf 0).
   const archOk: Insn = { code: BPF_JEQ_K, k: AUDIT_ARCH[arch] };
-  const insns: Insn[] = [{ code: BPF_LD_W_ABS, k: OFFSET_ARCH }, archOk, { code: BPF_RET_K, k: SECCOMP_RET_KILL_PROCESS }, { code: BPF_LD_W_ABS, k: OFFSET_NR }];
+  const insns: Insn[] = [
+    { code: BPF_LD_W_ABS, k: OFFSET_ARCH },
+    archOk,
+    { code: BPF_RET_K, k: SECCOMP_RET_KILL_PROCESS },
+    { code: BPF_LD_W_ABS, k: OFFSET_NR },
+  ];
   if (arch === 'x64') insns.push({ code: BPF_JGE_K, k: X32_SYSCALL_BIT, jt: 'deny' });
   for (const nr of Object.values(table.denied)) insns.push({ code: BPF_JEQ_K, k: nr, jt: 'deny' });
   for (const nr of [table.clone3, ...Object.values(table.absent)]) insns.push({ code: BPF_JEQ_K, k: nr, jt: 'nosys' });
@@ -116,7 +171,8 @@ export function seccompFilter(arch: SeccompArch = hostArch()): Buffer {
     const offset = (label: Label | undefined): number => {
       if (label === undefined) return 0;
       const target = at.get(label);
-      if (target === undefined || target <= index || target - index - 1 > 255) throw new Error(`seccomp: bad jump to ${label}`);
+      if (target === undefined || target <= index || target - index - 1 > 255)
+        throw new Error(`seccomp: bad jump to ${label}`);
       return target - index - 1;
     };
     let jt = offset(insn.jt);

@@ -119,7 +119,8 @@ export class MetadataSync {
     const at = new Date().toISOString();
     const report: SyncReport = { at, published: [], removed: [], released: [], errors: [] };
     const refreshed: RefreshReport = await registry.refresh();
-    for (const source of refreshed.sources) if (source.error) report.errors.push({ source: source.name, ...source.error });
+    for (const source of refreshed.sources)
+      if (source.error) report.errors.push({ source: source.name, ...source.error });
     const published = await this.loadPublished();
     for (const meta of refreshed.datasets) {
       try {
@@ -151,7 +152,15 @@ export class MetadataSync {
     }
     await this.savePublished(published);
     this.last = report;
-    logger.info({ published: report.published.length, removed: report.removed, released: report.released, errors: report.errors.length }, 'metadata synced');
+    logger.info(
+      {
+        published: report.published.length,
+        removed: report.removed,
+        released: report.released,
+        errors: report.errors.length,
+      },
+      'metadata synced',
+    );
     this.options.onSync?.(report);
     return report;
   }

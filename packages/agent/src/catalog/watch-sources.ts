@@ -8,7 +8,11 @@ import type { SourceConfig } from '../config/agent-config.js';
  * changes, so the catalog follows a new CSV file or a new table without waiting for the
  * timer. Database servers are not watched: the timer covers them. Returns a stop function.
  */
-export function watchSources(sources: readonly SourceConfig[], onChange: () => void, options: { debounceMs?: number; logger?: Logger } = {}): () => void {
+export function watchSources(
+  sources: readonly SourceConfig[],
+  onChange: () => void,
+  options: { debounceMs?: number; logger?: Logger } = {},
+): () => void {
   const debounceMs = options.debounceMs ?? 2000;
   let timer: NodeJS.Timeout | undefined;
   const fire = () => {
@@ -22,9 +26,15 @@ export function watchSources(sources: readonly SourceConfig[], onChange: () => v
     if (!path) continue;
     const dir = dirname(path);
     const pattern = basename(path);
-    const matches = source.kind === 'csv' && /[*?]/.test(pattern)
-      ? new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`)
-      : undefined;
+    const matches =
+      source.kind === 'csv' && /[*?]/.test(pattern)
+        ? new RegExp(
+            `^${pattern
+              .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+              .replace(/\*/g, '.*')
+              .replace(/\?/g, '.')}$`,
+          )
+        : undefined;
     try {
       const watcher = watch(dir, { persistent: false }, (_event, file) => {
         const name = file?.toString() ?? '';
@@ -34,7 +44,10 @@ export function watchSources(sources: readonly SourceConfig[], onChange: () => v
       watcher.on('error', () => undefined);
       watchers.push(watcher);
     } catch (error) {
-      options.logger?.warn({ source: source.name, err: (error as Error).message }, 'cannot watch the source for changes; the sync timer still covers it');
+      options.logger?.warn(
+        { source: source.name, err: (error as Error).message },
+        'cannot watch the source for changes; the sync timer still covers it',
+      );
     }
   }
   return () => {

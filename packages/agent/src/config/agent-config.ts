@@ -1,5 +1,16 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { InsituError, TagSchema, VISIBILITIES, COLUMN_TYPES, DatasetNameSchema, assertValid, deepFreeze, readConfigFile, type ColumnType, type Visibility } from '@insitu/core';
+import {
+  InsituError,
+  TagSchema,
+  VISIBILITIES,
+  COLUMN_TYPES,
+  DatasetNameSchema,
+  assertValid,
+  deepFreeze,
+  readConfigFile,
+  type ColumnType,
+  type Visibility,
+} from '@insitu/core';
 import Type, { type Static, type TSchema } from 'typebox';
 import Value from 'typebox/value';
 
@@ -11,7 +22,9 @@ function validated<S extends TSchema>(schema: S, value: unknown, what: string): 
 const ColumnOverrideSchema = Type.Object(
   {
     description: Type.Optional(Type.String({ maxLength: 2000 })),
-    type: Type.Optional(Type.Enum(COLUMN_TYPES, { description: 'CSV only: the logical type instead of the inferred one' })),
+    type: Type.Optional(
+      Type.Enum(COLUMN_TYPES, { description: 'CSV only: the logical type instead of the inferred one' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -31,11 +44,23 @@ export type DatasetOverride = Static<typeof DatasetOverrideSchema>;
 
 const common = {
   name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$', description: 'Name of this source in the agent config' }),
-  tables: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, description: 'Only these tables (or CSV file stems); default all' })),
-  datasets: Type.Optional(Type.Record(Type.String(), DatasetOverrideSchema, { description: 'Per table (or file stem): catalog name, description, tags, visibility, columns' })),
+  tables: Type.Optional(
+    Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+      minItems: 1,
+      description: 'Only these tables (or CSV file stems); default all',
+    }),
+  ),
+  datasets: Type.Optional(
+    Type.Record(Type.String(), DatasetOverrideSchema, {
+      description: 'Per table (or file stem): catalog name, description, tags, visibility, columns',
+    }),
+  ),
   defaults: Type.Optional(
     Type.Object(
-      { tags: Type.Optional(Type.Array(TagSchema, { maxItems: 20, uniqueItems: true })), visibility: Type.Optional(Type.Enum(VISIBILITIES)) },
+      {
+        tags: Type.Optional(Type.Array(TagSchema, { maxItems: 20, uniqueItems: true })),
+        visibility: Type.Optional(Type.Enum(VISIBILITIES)),
+      },
       { additionalProperties: false },
     ),
   ),
@@ -43,15 +68,27 @@ const common = {
 
 const passwordFields = {
   passwordFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the password (first line)' })),
-  passwordEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Environment variable holding the password (not INSITU_*)' })),
+  passwordEnv: Type.Optional(
+    Type.String({
+      pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+      description: 'Environment variable holding the password (not INSITU_*)',
+    }),
+  ),
 };
 
-export const SqliteSourceSchema = Type.Object({ ...common, kind: Type.Literal('sqlite'), path: Type.String({ minLength: 1 }) }, { additionalProperties: false });
+export const SqliteSourceSchema = Type.Object(
+  { ...common, kind: Type.Literal('sqlite'), path: Type.String({ minLength: 1 }) },
+  { additionalProperties: false },
+);
 export const CsvSourceSchema = Type.Object(
   {
     ...common,
     kind: Type.Literal('csv'),
-    files: Type.String({ minLength: 1, description: 'A path or a glob (* and ? in the file name), e.g. ./data/*.csv; each file is a dataset named after its stem' }),
+    files: Type.String({
+      minLength: 1,
+      description:
+        'A path or a glob (* and ? in the file name), e.g. ./data/*.csv; each file is a dataset named after its stem',
+    }),
     delimiter: Type.String({ minLength: 1, maxLength: 1, default: ',' }),
   },
   { additionalProperties: false },
@@ -92,37 +129,97 @@ export type PostgresSourceConfig = Static<typeof PostgresSourceSchema>;
 export type MysqlSourceConfig = Static<typeof MysqlSourceSchema>;
 export type SourceConfig = SqliteSourceConfig | CsvSourceConfig | PostgresSourceConfig | MysqlSourceConfig;
 
-const SOURCE_SCHEMAS = { sqlite: SqliteSourceSchema, csv: CsvSourceSchema, postgres: PostgresSourceSchema, mysql: MysqlSourceSchema } as const;
+const SOURCE_SCHEMAS = {
+  sqlite: SqliteSourceSchema,
+  csv: CsvSourceSchema,
+  postgres: PostgresSourceSchema,
+  mysql: MysqlSourceSchema,
+} as const;
 export const AGENT_SOURCE_KINDS = Object.keys(SOURCE_SCHEMAS) as Array<keyof typeof SOURCE_SCHEMAS>;
 
 export const LimitsSchema = Type.Object(
   {
-    queryTimeoutMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000, description: 'Per data API query, from request to last row' }),
-    maxRows: Type.Integer({ minimum: 1, maximum: 100_000_000, default: 1_000_000, description: 'Rows one data API answer may hold; more are cut and the answer says "truncated"' }),
-    maxConcurrentQueries: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'Data API queries running at once per source' }),
-    maxSortRows: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 2_000_000, description: 'CSV only: rows kept in memory to order or group' }),
+    queryTimeoutMs: Type.Integer({
+      minimum: 100,
+      maximum: 3_600_000,
+      default: 30_000,
+      description: 'Per data API query, from request to last row',
+    }),
+    maxRows: Type.Integer({
+      minimum: 1,
+      maximum: 100_000_000,
+      default: 1_000_000,
+      description: 'Rows one data API answer may hold; more are cut and the answer says "truncated"',
+    }),
+    maxConcurrentQueries: Type.Integer({
+      minimum: 1,
+      maximum: 256,
+      default: 8,
+      description: 'Data API queries running at once per source',
+    }),
+    maxSortRows: Type.Integer({
+      minimum: 1000,
+      maximum: 100_000_000,
+      default: 2_000_000,
+      description: 'CSV only: rows kept in memory to order or group',
+    }),
   },
   { additionalProperties: false, default: {} },
 );
 
 export const SandboxSchema = Type.Object(
   {
-    allowNoSandbox: Type.Boolean({ default: false, description: 'Allow --no-sandbox (development only; warns on every start)' }),
+    allowNoSandbox: Type.Boolean({
+      default: false,
+      description: 'Allow --no-sandbox (development only; warns on every start)',
+    }),
     bwrap: Type.String({ default: 'bwrap', description: 'The bubblewrap binary' }),
-    cgroups: Type.Boolean({ default: true, description: 'Use cgroup v1 memory and pids controllers when they are writable' }),
-    uid: Type.Integer({ minimum: 1, maximum: 4_294_967_294, default: 65534, description: 'User id inside the sandbox' }),
-    addressSpaceExtraMb: Type.Integer({ minimum: 0, maximum: 1_048_576, default: 2048, description: 'Added to an app memory limit to form its address-space rlimit (runtimes reserve far more than they use)' }),
+    cgroups: Type.Boolean({
+      default: true,
+      description: 'Use cgroup v1 memory and pids controllers when they are writable',
+    }),
+    uid: Type.Integer({
+      minimum: 1,
+      maximum: 4_294_967_294,
+      default: 65534,
+      description: 'User id inside the sandbox',
+    }),
+    addressSpaceExtraMb: Type.Integer({
+      minimum: 0,
+      maximum: 1_048_576,
+      default: 2048,
+      description:
+        'Added to an app memory limit to form its address-space rlimit (runtimes reserve far more than they use)',
+    }),
   },
   { additionalProperties: false, default: {} },
 );
 
 export const AgentConfigSchema = Type.Object(
   {
-    providerId: Type.Optional(Type.String({ pattern: '^prv_[0-9a-hjkmnp-tv-z]{26}$', description: "This agent's provider; checked against the credential's" })),
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Agent name shown on the platform (default: host name)' })),
+    providerId: Type.Optional(
+      Type.String({
+        pattern: '^prv_[0-9a-hjkmnp-tv-z]{26}$',
+        description: "This agent's provider; checked against the credential's",
+      }),
+    ),
+    name: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 128,
+        description: 'Agent name shown on the platform (default: host name)',
+      }),
+    ),
     sources: Type.Array(Type.Unknown(), { default: [], maxItems: 100 }),
     sync: Type.Object(
-      { intervalSeconds: Type.Integer({ minimum: 5, maximum: 86_400, default: 300, description: 'Re-sync metadata this often' }) },
+      {
+        intervalSeconds: Type.Integer({
+          minimum: 5,
+          maximum: 86_400,
+          default: 300,
+          description: 'Re-sync metadata this often',
+        }),
+      },
       { additionalProperties: false, default: {} },
     ),
     limits: LimitsSchema,
@@ -144,7 +241,10 @@ function resolvePath(base: string, path: string): string {
  * Validate an agent config (already parsed), resolve relative paths against `baseDir`,
  * and check the rules a schema cannot say (unique source names, a password source).
  */
-export function parseAgentConfig(raw: Record<string, unknown>, options: { what: string; baseDir: string }): Readonly<AgentConfig> {
+export function parseAgentConfig(
+  raw: Record<string, unknown>,
+  options: { what: string; baseDir: string },
+): Readonly<AgentConfig> {
   const base = validated(AgentConfigSchema, raw, options.what);
   const sources: SourceConfig[] = [];
   const names = new Set<string>();
@@ -152,19 +252,31 @@ export function parseAgentConfig(raw: Record<string, unknown>, options: { what: 
     const where = `${options.what}: sources[${index}]`;
     const kind = (value as { kind?: unknown } | null)?.kind;
     if (typeof kind !== 'string' || !(kind in SOURCE_SCHEMAS)) {
-      throw new InsituError('INSITU_CONFIG_INVALID', `invalid ${where}: "kind" must be one of ${AGENT_SOURCE_KINDS.join(', ')}${typeof kind === 'string' ? `, got "${kind}"` : ''}`);
+      throw new InsituError(
+        'INSITU_CONFIG_INVALID',
+        `invalid ${where}: "kind" must be one of ${AGENT_SOURCE_KINDS.join(', ')}${typeof kind === 'string' ? `, got "${kind}"` : ''}`,
+      );
     }
     const schema = SOURCE_SCHEMAS[kind as keyof typeof SOURCE_SCHEMAS];
     const source: SourceConfig = validated(schema, value, where);
-    if (names.has(source.name)) throw new InsituError('INSITU_CONFIG_INVALID', `invalid ${where}: a source named "${source.name}" is declared twice`);
+    if (names.has(source.name))
+      throw new InsituError(
+        'INSITU_CONFIG_INVALID',
+        `invalid ${where}: a source named "${source.name}" is declared twice`,
+      );
     names.add(source.name);
     const copy = source;
     if (copy.kind === 'sqlite') copy.path = resolvePath(options.baseDir, copy.path);
     if (copy.kind === 'csv') copy.files = resolvePath(options.baseDir, copy.files);
-    if ((copy.kind === 'postgres' || copy.kind === 'mysql') && copy.passwordFile) copy.passwordFile = resolvePath(options.baseDir, copy.passwordFile);
-    if (copy.kind === 'mysql' && !copy.host && !copy.socket) throw new InsituError('INSITU_CONFIG_INVALID', `invalid ${where}: give "host" or "socket"`);
+    if ((copy.kind === 'postgres' || copy.kind === 'mysql') && copy.passwordFile)
+      copy.passwordFile = resolvePath(options.baseDir, copy.passwordFile);
+    if (copy.kind === 'mysql' && !copy.host && !copy.socket)
+      throw new InsituError('INSITU_CONFIG_INVALID', `invalid ${where}: give "host" or "socket"`);
     if ((copy.kind === 'postgres' || copy.kind === 'mysql') && copy.passwordEnv?.startsWith('INSITU_')) {
-      throw new InsituError('INSITU_CONFIG_INVALID', `invalid ${where}: passwordEnv must not be an INSITU_* variable (those are reserved)`);
+      throw new InsituError(
+        'INSITU_CONFIG_INVALID',
+        `invalid ${where}: passwordEnv must not be an INSITU_* variable (those are reserved)`,
+      );
     }
     sources.push(copy);
   });
@@ -179,7 +291,10 @@ export function loadAgentConfig(file: string): Readonly<AgentConfig> {
     return parseAgentConfig(raw, { what: `agent config ${file}`, baseDir: dirname(resolve(file)) });
   } catch (error) {
     if (error instanceof InsituError && error.code === 'INSITU_CONFIG_INVALID' && !error.message.includes(file)) {
-      throw new InsituError('INSITU_CONFIG_INVALID', `${file}: ${error.message}`, { details: error.details, cause: error });
+      throw new InsituError('INSITU_CONFIG_INVALID', `${file}: ${error.message}`, {
+        details: error.details,
+        cause: error,
+      });
     }
     throw error;
   }

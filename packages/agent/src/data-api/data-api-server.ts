@@ -1,7 +1,16 @@
 import { chmod, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import { answerClientError, decodePathSegment, echo, errorJson, InsituError, type Logger, newId, toInsituError } from '@insitu/core';
+import {
+  answerClientError,
+  decodePathSegment,
+  echo,
+  errorJson,
+  InsituError,
+  type Logger,
+  newId,
+  toInsituError,
+} from '@insitu/core';
 import type { DatasetInfo } from '@insitu/sdk';
 import type { AgentLimits } from '../config/agent-config.js';
 import type { DatasetMeta } from '../sources/data-source.js';
@@ -61,13 +70,22 @@ function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
 }
 
 function info(meta: DatasetMeta): DatasetInfo {
-  return { name: meta.name, sourceKind: meta.sourceKind, columns: meta.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })), rowCount: meta.rowCount };
+  return {
+    name: meta.name,
+    sourceKind: meta.sourceKind,
+    columns: meta.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })),
+    rowCount: meta.rowCount,
+  };
 }
 
 function sendError(res: ServerResponse, error: InsituError, requestId: string): void {
   if (res.headersSent) return;
   const body = errorJson(error, requestId);
-  res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'insitu-request-id': requestId });
+  res.writeHead(error.status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'insitu-request-id': requestId,
+  });
   res.end(body);
 }
 
@@ -76,7 +94,8 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new InsituError('INSITU_BODY_TOO_LARGE', `a data query may have at most ${MAX_BODY} bytes`);
+    if (size > MAX_BODY)
+      throw new InsituError('INSITU_BODY_TOO_LARGE', `a data query may have at most ${MAX_BODY} bytes`);
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return {};
@@ -116,7 +135,11 @@ export class DataApiServer {
       this.handle(req, res).catch((error: unknown) => {
         const e = toInsituError(error);
         const requestId = newId('req');
-        if (e.status >= 500) this.options.logger.error({ err: error, caller: this.options.caller, reqId: requestId }, 'data API request failed');
+        if (e.status >= 500)
+          this.options.logger.error(
+            { err: error, caller: this.options.caller, reqId: requestId },
+            'data API request failed',
+          );
         sendError(res, e, requestId);
       });
     });
@@ -144,10 +167,17 @@ export class DataApiServer {
 
   private lookup(name: string) {
     if (!this.isDeclared(name)) {
-      throw new InsituError('INSITU_DATASET_NOT_DECLARED', `dataset ${JSON.stringify(echo(name))} is not declared in this application's manifest`);
+      throw new InsituError(
+        'INSITU_DATASET_NOT_DECLARED',
+        `dataset ${JSON.stringify(echo(name))} is not declared in this application's manifest`,
+      );
     }
     const found = this.options.registry.get(name);
-    if (!found) throw new InsituError('INSITU_DATASET_NOT_FOUND', `dataset ${JSON.stringify(echo(name))} is declared but this agent does not serve it`);
+    if (!found)
+      throw new InsituError(
+        'INSITU_DATASET_NOT_FOUND',
+        `dataset ${JSON.stringify(echo(name))} is declared but this agent does not serve it`,
+      );
     return found;
   }
 
@@ -155,7 +185,10 @@ export class DataApiServer {
     const url = new URL(req.url ?? '/', 'http://data-api');
     const parts = url.pathname.split('/').slice(1).map(decodePathSegment);
     if (req.method === 'GET' && url.pathname === '/v1/datasets') {
-      const datasets = this.options.registry.list().filter((d) => this.isDeclared(d.name)).map(info);
+      const datasets = this.options.registry
+        .list()
+        .filter((d) => this.isDeclared(d.name))
+        .map(info);
       const body = JSON.stringify({ datasets });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
@@ -167,7 +200,13 @@ export class DataApiServer {
       res.end(body);
       return;
     }
-    if (parts[0] === 'v1' && parts[1] === 'datasets' && parts[3] === 'query' && parts.length === 4 && req.method === 'POST') {
+    if (
+      parts[0] === 'v1' &&
+      parts[1] === 'datasets' &&
+      parts[3] === 'query' &&
+      parts.length === 4 &&
+      req.method === 'POST'
+    ) {
       await this.query(parts[2] as string, req, res);
       return;
     }
@@ -180,11 +219,18 @@ export class DataApiServer {
     const { maxRows, queryTimeoutMs } = this.options.limits;
     const controller = new AbortController();
     const timer = setTimeout(
-      () => controller.abort(new InsituError('INSITU_DATA_QUERY_TIMEOUT', `the query on ${name} ran past the limit of ${queryTimeoutMs} ms and was cancelled`)),
+      () =>
+        controller.abort(
+          new InsituError(
+            'INSITU_DATA_QUERY_TIMEOUT',
+            `the query on ${name} ran past the limit of ${queryTimeoutMs} ms and was cancelled`,
+          ),
+        ),
       queryTimeoutMs,
     );
     const onClose = () => {
-      if (!res.writableFinished) controller.abort(new InsituError('INSITU_UNAVAILABLE', 'the application closed the connection'));
+      if (!res.writableFinished)
+        controller.abort(new InsituError('INSITU_UNAVAILABLE', 'the application closed the connection'));
     };
     res.on('close', onClose);
     const gate = this.gate(source.name);
@@ -241,12 +287,16 @@ export class DataApiServer {
       }
       if (controller.signal.aborted) throw controller.signal.reason;
       res.end(`${pending}${JSON.stringify({ end: { rows, truncated } })}\n`);
-      this.options.logger.debug({ caller: this.options.caller, dataset: name, rows, truncated, ms: Date.now() - started }, 'data query');
+      this.options.logger.debug(
+        { caller: this.options.caller, dataset: name, rows, truncated, ms: Date.now() - started },
+        'data query',
+      );
     } catch (error) {
       const e = toInsituError(controller.signal.aborted ? controller.signal.reason : error);
       if (e.status >= 500 && e.code !== 'INSITU_DATA_QUERY_TIMEOUT' && e.code !== 'INSITU_DATA_SOURCE_UNAVAILABLE') {
         this.options.logger.error({ err: error, caller: this.options.caller, dataset: name }, 'data query failed');
-      } else this.options.logger.info({ caller: this.options.caller, dataset: name, code: e.code }, 'data query stopped');
+      } else
+        this.options.logger.info({ caller: this.options.caller, dataset: name, code: e.code }, 'data query stopped');
       if (!res.destroyed && !res.writableEnded) res.end(`${errorJson(e)}\n`);
     } finally {
       clearTimeout(timer);

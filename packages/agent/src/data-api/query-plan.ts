@@ -14,21 +14,34 @@ export const DataQuerySchema = Type.Object(
     where: Type.Optional(
       Type.Array(
         Type.Object(
-          { column: Name, op: Type.Enum(FILTER_OPS), value: Type.Optional(Type.Union([Scalar, Type.Array(Scalar, { maxItems: 10_000 })])) },
+          {
+            column: Name,
+            op: Type.Enum(FILTER_OPS),
+            value: Type.Optional(Type.Union([Scalar, Type.Array(Scalar, { maxItems: 10_000 })])),
+          },
           { additionalProperties: false },
         ),
         { maxItems: 100 },
       ),
     ),
     orderBy: Type.Optional(
-      Type.Array(Type.Object({ column: Name, direction: Type.Optional(Type.Enum(['asc', 'desc'] as const)) }, { additionalProperties: false }), { maxItems: 32 }),
+      Type.Array(
+        Type.Object(
+          { column: Name, direction: Type.Optional(Type.Enum(['asc', 'desc'] as const)) },
+          { additionalProperties: false },
+        ),
+        { maxItems: 32 },
+      ),
     ),
     limit: Type.Optional(Type.Integer({ minimum: 0 })),
     offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000 })),
     groupBy: Type.Optional(Type.Array(Name, { minItems: 1, maxItems: 32 })),
     aggregates: Type.Optional(
       Type.Array(
-        Type.Object({ fn: Type.Enum(AGGREGATE_FNS), column: Type.Optional(Name), as: Type.Optional(Name) }, { additionalProperties: false }),
+        Type.Object(
+          { fn: Type.Enum(AGGREGATE_FNS), column: Type.Optional(Name), as: Type.Optional(Name) },
+          { additionalProperties: false },
+        ),
         { minItems: 1, maxItems: 64 },
       ),
     ),
@@ -53,7 +66,8 @@ function columnOf(dataset: DatasetMeta, name: string, what: string): Column {
 function typedValue(column: Column, value: unknown, what: string): DataValue {
   const type = column.type;
   const bad = () => invalid(`${what}: ${JSON.stringify(value)} is not a valid ${type} value for column ${column.name}`);
-  if (value === null || value === undefined) throw invalid(`${what}: a value is required (use "is null" to test for null)`);
+  if (value === null || value === undefined)
+    throw invalid(`${what}: a value is required (use "is null" to test for null)`);
   switch (type) {
     case 'integer': {
       const n = typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
@@ -113,14 +127,17 @@ export function planQuery(dataset: DatasetMeta, body: unknown, limits: { maxRows
       return { column, op: filter.op };
     }
     if (filter.op === 'in') {
-      if (!Array.isArray(filter.value) || filter.value.length === 0) throw invalid(`${what}: "in" needs a non-empty array of values`);
+      if (!Array.isArray(filter.value) || filter.value.length === 0)
+        throw invalid(`${what}: "in" needs a non-empty array of values`);
       return { column, op: 'in', value: filter.value.map((v) => typedValue(column, v, what)) };
     }
     if (Array.isArray(filter.value)) throw invalid(`${what}: only "in" takes an array`);
     if (filter.op === 'like') {
-      if (column.type !== 'text') throw invalid(`${what}: "like" works on text columns; ${column.name} is ${column.type}`);
+      if (column.type !== 'text')
+        throw invalid(`${what}: "like" works on text columns; ${column.name} is ${column.type}`);
       if (typeof filter.value !== 'string') throw invalid(`${what}: "like" needs a string pattern`);
-      if (filter.value.length > MAX_LIKE_PATTERN) throw invalid(`${what}: a "like" pattern may have at most ${MAX_LIKE_PATTERN} characters`);
+      if (filter.value.length > MAX_LIKE_PATTERN)
+        throw invalid(`${what}: a "like" pattern may have at most ${MAX_LIKE_PATTERN} characters`);
       return { column, op: 'like', value: filter.value };
     }
     return { column, op: filter.op, value: typedValue(column, filter.value, what) };
@@ -135,7 +152,9 @@ export function planQuery(dataset: DatasetMeta, body: unknown, limits: { maxRows
   if (grouped) {
     groupBy = (query.groupBy ?? []).map((name, i) => columnOf(dataset, name, `groupBy[${i}]`));
     if (query.columns && query.columns.some((c) => !groupBy.some((g) => g.name === c))) {
-      throw invalid('columns: with groupBy or aggregates, only grouped columns can be selected (the answer holds the groupBy columns, then the aggregates)');
+      throw invalid(
+        'columns: with groupBy or aggregates, only grouped columns can be selected (the answer holds the groupBy columns, then the aggregates)',
+      );
     }
     aggregates = (query.aggregates ?? []).map((agg, i) => {
       const what = `aggregates[${i}]`;
@@ -144,31 +163,58 @@ export function planQuery(dataset: DatasetMeta, body: unknown, limits: { maxRows
       if (column && (agg.fn === 'sum' || agg.fn === 'avg') && !isNumeric(column.type)) {
         throw invalid(`${what}: ${agg.fn} needs a numeric column; ${column.name} is ${column.type}`);
       }
-      if (column && (agg.fn === 'min' || agg.fn === 'max') && (column.type === 'binary' || column.type === 'json' || column.type === 'unknown')) {
+      if (
+        column &&
+        (agg.fn === 'min' || agg.fn === 'max') &&
+        (column.type === 'binary' || column.type === 'json' || column.type === 'unknown')
+      ) {
         throw invalid(`${what}: ${agg.fn} cannot compare ${column.type} values`);
       }
-      return { fn: agg.fn, ...(column ? { column } : {}), as: agg.as ?? (column ? `${agg.fn}_${column.name}` : agg.fn), type: aggregateType(agg.fn, column) };
+      return {
+        fn: agg.fn,
+        ...(column ? { column } : {}),
+        as: agg.as ?? (column ? `${agg.fn}_${column.name}` : agg.fn),
+        type: aggregateType(agg.fn, column),
+      };
     });
-    output = [...groupBy.map((c) => ({ name: c.name, type: c.type })), ...aggregates.map((a) => ({ name: a.as, type: a.type }))];
+    output = [
+      ...groupBy.map((c) => ({ name: c.name, type: c.type })),
+      ...aggregates.map((a) => ({ name: a.as, type: a.type })),
+    ];
     const names = new Set<string>();
     for (const o of output) {
-      if (names.has(o.name)) throw invalid(`the answer would have two columns named ${JSON.stringify(o.name)}; give aggregates distinct "as" names`);
+      if (names.has(o.name))
+        throw invalid(
+          `the answer would have two columns named ${JSON.stringify(o.name)}; give aggregates distinct "as" names`,
+        );
       names.add(o.name);
     }
-    orderable = new Map<string, { column?: Column; type: ColumnType }>(groupBy.map((c) => [c.name, { column: c, type: c.type }]));
+    orderable = new Map<string, { column?: Column; type: ColumnType }>(
+      groupBy.map((c) => [c.name, { column: c, type: c.type }]),
+    );
     for (const a of aggregates) orderable.set(a.as, { type: a.type });
   } else {
-    columns = query.columns ? query.columns.map((name, i) => columnOf(dataset, name, `columns[${i}]`)) : dataset.columns;
+    columns = query.columns
+      ? query.columns.map((name, i) => columnOf(dataset, name, `columns[${i}]`))
+      : dataset.columns;
     output = columns.map((c) => ({ name: c.name, type: c.type }));
     orderable = new Map(dataset.columns.map((c) => [c.name, { column: c, type: c.type }]));
   }
   const orderBy: PlannedOrder[] = (query.orderBy ?? []).map((order, i) => {
     const found = orderable.get(order.column);
     if (!found) {
-      throw invalid(`orderBy[${i}]: ${JSON.stringify(order.column)} is not ${grouped ? 'a grouped column or an aggregate of this query' : `a column of dataset ${dataset.name}`}`);
+      throw invalid(
+        `orderBy[${i}]: ${JSON.stringify(order.column)} is not ${grouped ? 'a grouped column or an aggregate of this query' : `a column of dataset ${dataset.name}`}`,
+      );
     }
-    if (found.type === 'binary' || found.type === 'json') throw invalid(`orderBy[${i}]: cannot order by ${found.type} column ${order.column}`);
-    return { name: order.column, ...(found.column ? { column: found.column } : {}), type: found.type, direction: order.direction ?? 'asc' };
+    if (found.type === 'binary' || found.type === 'json')
+      throw invalid(`orderBy[${i}]: cannot order by ${found.type} column ${order.column}`);
+    return {
+      name: order.column,
+      ...(found.column ? { column: found.column } : {}),
+      type: found.type,
+      direction: order.direction ?? 'asc',
+    };
   });
   const requested = query.limit;
   const limit = requested !== undefined && requested <= limits.maxRows ? requested : limits.maxRows + 1;

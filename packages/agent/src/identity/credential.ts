@@ -9,7 +9,9 @@ export const CREDENTIAL_FILE = 'agent-credential';
 
 /** A name the platform accepts for an agent: the host name, cleaned. */
 export function defaultAgentName(): string {
-  const cleaned = hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '');
+  const cleaned = hostname()
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '');
   return cleaned.slice(0, 128) || 'agent';
 }
 
@@ -48,12 +50,23 @@ export async function obtainCredential(options: {
       return { agent, credential: stored, enrolled: false };
     }
     if (!token) {
-      throw new InsituError('INSITU_UNAUTHENTICATED', `the platform refused the credential in ${file} (the agent was revoked?); enrol again with --token`);
+      throw new InsituError(
+        'INSITU_UNAUTHENTICATED',
+        `the platform refused the credential in ${file} (the agent was revoked?); enrol again with --token`,
+      );
     }
     logger.warn('the stored credential was refused; enrolling again with the token');
   }
-  if (!token) throw new InsituError('INSITU_USAGE', `this agent is not enrolled yet (no ${file}); pass --token with an enrolment token`);
-  const result = await client.enrol(token, { name: options.name, hostname: hostname().slice(0, 255), version: options.version });
+  if (!token)
+    throw new InsituError(
+      'INSITU_USAGE',
+      `this agent is not enrolled yet (no ${file}); pass --token with an enrolment token`,
+    );
+  const result = await client.enrol(token, {
+    name: options.name,
+    hostname: hostname().slice(0, 255),
+    version: options.version,
+  });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const temp = `${file}.${process.pid}.tmp`;
   await writeFile(temp, `${result.credential}\n`, { mode: 0o600 });

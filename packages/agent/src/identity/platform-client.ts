@@ -56,13 +56,24 @@ export class PlatformClient {
   }
 
   /** One HTTP exchange with node's own http/https (so the platform CA can be pinned), bounded in time. */
-  private exchange(method: string, path: string, body: Buffer | undefined, headers: Record<string, string>, timeoutMs: number): Promise<{ status: number; data: Buffer }> {
+  private exchange(
+    method: string,
+    path: string,
+    body: Buffer | undefined,
+    headers: Record<string, string>,
+    timeoutMs: number,
+  ): Promise<{ status: number; data: Buffer }> {
     const target = new URL(`${this.url}${path}`);
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = send(
         target,
-        { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) }, timeout: timeoutMs, ...(target.protocol === 'https:' && this.tls.ca ? { ca: this.tls.ca } : {}) },
+        {
+          method,
+          headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
+          timeout: timeoutMs,
+          ...(target.protocol === 'https:' && this.tls.ca ? { ca: this.tls.ca } : {}),
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -71,17 +82,34 @@ export class PlatformClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on('error', (error) => reject(new InsituError('INSITU_REMOTE', `cannot reach the platform at ${this.url}: ${error.message}`, { cause: error })));
+      req.on('error', (error) =>
+        reject(
+          new InsituError('INSITU_REMOTE', `cannot reach the platform at ${this.url}: ${error.message}`, {
+            cause: error,
+          }),
+        ),
+      );
       req.end(body);
     });
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, auth = true): Promise<{ status: number; body: T }> {
+  private async call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    auth = true,
+  ): Promise<{ status: number; body: T }> {
     const headers: Record<string, string> = {
       ...(auth && this.credential ? { authorization: `Bearer ${this.credential}` } : {}),
       ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
     };
-    const { status, data } = await this.exchange(method, path, body !== undefined ? Buffer.from(JSON.stringify(body)) : undefined, headers, 30_000);
+    const { status, data } = await this.exchange(
+      method,
+      path,
+      body !== undefined ? Buffer.from(JSON.stringify(body)) : undefined,
+      headers,
+      30_000,
+    );
     const text = data.toString('utf8');
     let parsed: unknown;
     try {
@@ -94,14 +122,31 @@ export class PlatformClient {
 
   private static failure(what: string, status: number, body: unknown): InsituError {
     const error = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
-    if (status === 401 && error?.code === 'INSITU_TOKEN_INVALID') return new InsituError('INSITU_TOKEN_INVALID', `${what}: ${error.message ?? 'the enrolment token was refused'}`);
-    if (status === 401) return new InsituError('INSITU_UNAUTHENTICATED', `${what}: the platform refused the agent credential (revoked?); enrol again with a new token`);
-    return new InsituError('INSITU_REMOTE', `${what} failed: ${status} ${error?.code ?? ''} ${error?.message ?? ''}`.trim(), { details: { status, code: error?.code } });
+    if (status === 401 && error?.code === 'INSITU_TOKEN_INVALID')
+      return new InsituError('INSITU_TOKEN_INVALID', `${what}: ${error.message ?? 'the enrolment token was refused'}`);
+    if (status === 401)
+      return new InsituError(
+        'INSITU_UNAUTHENTICATED',
+        `${what}: the platform refused the agent credential (revoked?); enrol again with a new token`,
+      );
+    return new InsituError(
+      'INSITU_REMOTE',
+      `${what} failed: ${status} ${error?.code ?? ''} ${error?.message ?? ''}`.trim(),
+      { details: { status, code: error?.code } },
+    );
   }
 
   /** Exchange a single-use enrolment token for the agent credential. */
-  async enrol(token: string, info: { name: string; hostname?: string; version?: string }): Promise<{ agent: AgentIdentity; credential: string }> {
-    const { status, body } = await this.call<{ agent: AgentIdentity; credential: string }>('POST', '/api/v1/agents/enrol', { token, ...info }, false);
+  async enrol(
+    token: string,
+    info: { name: string; hostname?: string; version?: string },
+  ): Promise<{ agent: AgentIdentity; credential: string }> {
+    const { status, body } = await this.call<{ agent: AgentIdentity; credential: string }>(
+      'POST',
+      '/api/v1/agents/enrol',
+      { token, ...info },
+      false,
+    );
     if (status !== 201) throw PlatformClient.failure('enrolment', status, body);
     return body;
   }
@@ -116,19 +161,29 @@ export class PlatformClient {
 
   /** A provider's public metadata (its name). */
   async provider(id: string): Promise<{ id: string; name: string }> {
-    const { status, body } = await this.call<{ id: string; name: string }>('GET', `/api/v1/providers/${encodeURIComponent(id)}`);
+    const { status, body } = await this.call<{ id: string; name: string }>(
+      'GET',
+      `/api/v1/providers/${encodeURIComponent(id)}`,
+    );
     if (status !== 200) throw PlatformClient.failure(`reading provider ${id}`, status, body);
     return body;
   }
 
   async putDataset(providerId: string, name: string, input: DatasetInput): Promise<void> {
-    const { status, body } = await this.call('PUT', `/api/v1/providers/${encodeURIComponent(providerId)}/datasets/${encodeURIComponent(name)}`, input);
+    const { status, body } = await this.call(
+      'PUT',
+      `/api/v1/providers/${encodeURIComponent(providerId)}/datasets/${encodeURIComponent(name)}`,
+      input,
+    );
     if (status !== 200 && status !== 201) throw PlatformClient.failure(`publishing dataset ${name}`, status, body);
   }
 
   /** Remove a dataset; false when it was not there. */
   async deleteDataset(providerId: string, name: string): Promise<boolean> {
-    const { status, body } = await this.call('DELETE', `/api/v1/providers/${encodeURIComponent(providerId)}/datasets/${encodeURIComponent(name)}`);
+    const { status, body } = await this.call(
+      'DELETE',
+      `/api/v1/providers/${encodeURIComponent(providerId)}/datasets/${encodeURIComponent(name)}`,
+    );
     if (status === 404) return false;
     if (status !== 204) throw PlatformClient.failure(`removing dataset ${name}`, status, body);
     return true;
@@ -140,7 +195,10 @@ export class PlatformClient {
     let cursor: string | undefined;
     do {
       const query = new URLSearchParams({ provider: providerId, limit: '100', ...(cursor ? { cursor } : {}) });
-      const { status, body } = await this.call<{ items: CatalogDataset[]; nextCursor?: string }>('GET', `/api/v1/datasets?${query.toString()}`);
+      const { status, body } = await this.call<{ items: CatalogDataset[]; nextCursor?: string }>(
+        'GET',
+        `/api/v1/datasets?${query.toString()}`,
+      );
       if (status !== 200) throw PlatformClient.failure('listing the catalog', status, body);
       out.push(...body.items);
       cursor = body.nextCursor;
@@ -152,7 +210,8 @@ export class PlatformClient {
   async desired(): Promise<PlatformDeployment[]> {
     const { status, body } = await this.call('GET', '/api/v1/agents/self/desired');
     if (status !== 200) throw PlatformClient.failure('reading the desired deployments', status, body);
-    return assertValid(AgentDesiredSchema, body, { what: 'the desired deployments', code: 'INSITU_REMOTE' }).deployments;
+    return assertValid(AgentDesiredSchema, body, { what: 'the desired deployments', code: 'INSITU_REMOTE' })
+      .deployments;
   }
 
   /** Report the state of every deployment this agent runs. */
@@ -163,9 +222,17 @@ export class PlatformClient {
 
   /** Download a bundle (the platform path from a deployment); the caller verifies its digest. */
   async bundle(path: string): Promise<Buffer> {
-    if (!path.startsWith('/api/v1/bundles/')) throw new InsituError('INSITU_BUNDLE_INVALID', `the platform named an unexpected bundle location: ${path}`);
-    const { status, data } = await this.exchange('GET', path, undefined, this.credential ? { authorization: `Bearer ${this.credential}` } : {}, 300_000);
-    if (status !== 200) throw PlatformClient.failure(`downloading bundle ${path}`, status, data.toString('utf8').slice(0, 500));
+    if (!path.startsWith('/api/v1/bundles/'))
+      throw new InsituError('INSITU_BUNDLE_INVALID', `the platform named an unexpected bundle location: ${path}`);
+    const { status, data } = await this.exchange(
+      'GET',
+      path,
+      undefined,
+      this.credential ? { authorization: `Bearer ${this.credential}` } : {},
+      300_000,
+    );
+    if (status !== 200)
+      throw PlatformClient.failure(`downloading bundle ${path}`, status, data.toString('utf8').slice(0, 500));
     return data;
   }
 }

@@ -26,7 +26,14 @@ export function answerLogs(agent: Agent, pathWithQuery: string, out: LogsAnswer)
   const output = agent.outputOf(deployment);
   if (!output) {
     out.respond(404, { 'content-type': 'application/json' });
-    out.end(JSON.stringify({ error: { code: 'INSITU_APP_UNAVAILABLE', message: `deployment ${deployment.slice(0, 100)} does not run on this agent` } }));
+    out.end(
+      JSON.stringify({
+        error: {
+          code: 'INSITU_APP_UNAVAILABLE',
+          message: `deployment ${deployment.slice(0, 100)} does not run on this agent`,
+        },
+      }),
+    );
     return;
   }
   const asked = Number(url.searchParams.get('lines') ?? 100);

@@ -2,13 +2,25 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT_LOGS_PATH, AGENT_PROBE_PATH, AgentDesiredSchema, DEPLOYMENT_HEADER, assertValid, type Logger } from '@insitu/core';
-import { RAW_STREAM_HANDLER, TunnelClient, type RawStreamCapable, type ServiceAnnouncement, type TunnelHandler } from '@insitu/tunnel';
+import {
+  AGENT_LOGS_PATH,
+  AGENT_PROBE_PATH,
+  AgentDesiredSchema,
+  DEPLOYMENT_HEADER,
+  assertValid,
+  type Logger,
+} from '@insitu/core';
+import {
+  RAW_STREAM_HANDLER,
+  TunnelClient,
+  type RawStreamCapable,
+  type ServiceAnnouncement,
+  type TunnelHandler,
+} from '@insitu/tunnel';
 import type { Agent, AgentStatus } from '../agent.js';
 import { answerLogs } from './logs-answer.js';
 import type { BundleSource, DesiredDeployment, FetchedBundle } from '../apps/bundle-source.js';
 import type { DeploymentReport, PlatformClient, PlatformDeployment } from '../identity/platform-client.js';
-
 
 /**
  * Bundles from the platform: downloaded with the agent credential into a temp file. The
@@ -82,12 +94,19 @@ export class PlatformLink {
       handler: PlatformLink.handler(agent),
     });
     this.tunnel.onCommand('desired', async (payload: unknown) => {
-      const { deployments } = assertValid(AgentDesiredSchema, payload, { what: 'desired command', code: 'INSITU_TUNNEL_BAD_FRAME' });
+      const { deployments } = assertValid(AgentDesiredSchema, payload, {
+        what: 'desired command',
+        code: 'INSITU_TUNNEL_BAD_FRAME',
+      });
       // Acknowledge at once; starting applications can take longer than a command may.
-      this.apply(deployments).catch((error: unknown) => options.logger.warn({ err: error }, 'applying the desired deployments failed'));
+      this.apply(deployments).catch((error: unknown) =>
+        options.logger.warn({ err: error }, 'applying the desired deployments failed'),
+      );
       return { accepted: deployments.length };
     });
-    this.tunnel.on('rejected', (error: Error) => options.logger.error({ err: error }, 'the platform refused this agent credential; enrol again with a new token'));
+    this.tunnel.on('rejected', (error: Error) =>
+      options.logger.error({ err: error }, 'the platform refused this agent credential; enrol again with a new token'),
+    );
   }
 
   /**
@@ -140,9 +159,13 @@ export class PlatformLink {
   async start(): Promise<void> {
     this.options.agent.on('status', this.onStatus);
     this.tunnel.start();
-    await this.refresh().catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not fetch the desired deployments; will retry'));
+    await this.refresh().catch((error: unknown) =>
+      this.options.logger.warn({ err: error }, 'could not fetch the desired deployments; will retry'),
+    );
     this.pollTimer = setInterval(() => {
-      this.refresh().catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not fetch the desired deployments; will retry'));
+      this.refresh().catch((error: unknown) =>
+        this.options.logger.warn({ err: error }, 'could not fetch the desired deployments; will retry'),
+      );
     }, this.options.pollIntervalMs ?? 10_000);
     this.pollTimer.unref();
     this.heartbeatTimer = setInterval(() => this.sendReport(), this.options.heartbeatMs ?? 15_000);
@@ -160,7 +183,15 @@ export class PlatformLink {
       this.closed
         ? undefined
         : this.options.agent.applyDesired(
-            deployments.map((d) => ({ id: d.id, app: d.app, version: d.version, digest: d.digest, replicas: d.replicas, bundle: d.bundle, datasets: d.datasets })),
+            deployments.map((d) => ({
+              id: d.id,
+              app: d.app,
+              version: d.version,
+              digest: d.digest,
+              replicas: d.replicas,
+              bundle: d.bundle,
+              datasets: d.datasets,
+            })),
           ),
     );
     this.applying = next.catch(() => undefined);
@@ -185,7 +216,11 @@ export class PlatformLink {
 
   private sendReport(): void {
     if (this.closed) return;
-    this.options.client.reportStatus(report(this.options.agent.status())).catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not report the deployment status; will retry'));
+    this.options.client
+      .reportStatus(report(this.options.agent.status()))
+      .catch((error: unknown) =>
+        this.options.logger.warn({ err: error }, 'could not report the deployment status; will retry'),
+      );
   }
 
   async close(): Promise<void> {

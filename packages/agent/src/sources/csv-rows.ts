@@ -48,7 +48,11 @@ export function csvRecords(config: Readonly<CsvSourceConfig>, path: string, sign
 }
 
 /** The rows of the plan's file, typed, in dataset column order (run inside the query worker). */
-export async function* csvRows(config: Readonly<CsvSourceConfig>, plan: QueryPlan, signal: AbortSignal): AsyncGenerator<DataValue[][]> {
+export async function* csvRows(
+  config: Readonly<CsvSourceConfig>,
+  plan: QueryPlan,
+  signal: AbortSignal,
+): AsyncGenerator<DataValue[][]> {
   const columns = plan.dataset.columns;
   const casters = columns.map((c) => csvCaster(c.type));
   const controller = new AbortController();
@@ -63,7 +67,10 @@ export async function* csvRows(config: Readonly<CsvSourceConfig>, plan: QueryPla
         first = false;
         const header = record.map((h) => h.trim());
         if (header.length !== columns.length || header.some((h, i) => h !== (columns[i] as Column).name)) {
-          throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${config.name}: the columns of ${plan.dataset.location} changed since the last sync`);
+          throw new InsituError(
+            'INSITU_DATA_SOURCE_UNAVAILABLE',
+            `source ${config.name}: the columns of ${plan.dataset.location} changed since the last sync`,
+          );
         }
         continue;
       }
@@ -79,7 +86,11 @@ export async function* csvRows(config: Readonly<CsvSourceConfig>, plan: QueryPla
   } catch (error) {
     if (signal.aborted) return;
     if (error instanceof InsituError) throw error;
-    throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${config.name}: ${plan.dataset.location}: ${(error as Error).message}`, { cause: error });
+    throw new InsituError(
+      'INSITU_DATA_SOURCE_UNAVAILABLE',
+      `source ${config.name}: ${plan.dataset.location}: ${(error as Error).message}`,
+      { cause: error },
+    );
   } finally {
     signal.removeEventListener('abort', onAbort);
     controller.abort();

@@ -8,21 +8,32 @@ import { describeDataset, selectTables } from './describe.js';
 import { csvRecords, type CsvWorkerData } from './csv-rows.js';
 import { WorkerPool } from './worker-pool.js';
 
-
 /** Files matching `pattern`: `*` and `?` in the file name only. */
 export async function globFiles(pattern: string): Promise<string[]> {
   const dir = dirname(pattern);
   const name = basename(pattern);
   if (!/[*?]/.test(name)) return [pattern];
-  if (/[*?]/.test(dir)) throw new InsituError('INSITU_CONFIG_INVALID', `files: wildcards are allowed in the file name only, not in ${dir}`);
-  const re = new RegExp(`^${name.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+  if (/[*?]/.test(dir))
+    throw new InsituError('INSITU_CONFIG_INVALID', `files: wildcards are allowed in the file name only, not in ${dir}`);
+  const re = new RegExp(
+    `^${name
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '[^/]*')
+      .replace(/\?/g, '[^/]')}$`,
+  );
   let entries: string[];
   try {
     entries = await readdir(dir);
   } catch (error) {
-    throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `cannot list ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new InsituError(
+      'INSITU_DATA_SOURCE_UNAVAILABLE',
+      `cannot list ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
-  return entries.filter((e) => re.test(e)).sort().map((e) => join(dir, e));
+  return entries
+    .filter((e) => re.test(e))
+    .sort()
+    .map((e) => join(dir, e));
 }
 
 // Inference: the first type, in this order, that every non-empty value of a column fits.
@@ -56,7 +67,11 @@ export class CsvSource implements DataSource {
     // Queries (parsing, filtering, ordering, grouping) run in worker threads, as the SQL
     // sources' do: the agent's main thread stays free, and a query past its time limit is
     // stopped by terminating its worker.
-    this.pool = new WorkerPool(new URL('./csv-worker.js', import.meta.url), { config, maxSortRows: options.maxSortRows } satisfies CsvWorkerData, options.maxConcurrent);
+    this.pool = new WorkerPool(
+      new URL('./csv-worker.js', import.meta.url),
+      { config, maxSortRows: options.maxSortRows } satisfies CsvWorkerData,
+      options.maxConcurrent,
+    );
   }
 
   private parser(path: string) {
@@ -74,7 +89,11 @@ export class CsvSource implements DataSource {
           header = record.map((h) => h.trim());
           const seen = new Set<string>();
           for (const h of header) {
-            if (h === '' || seen.has(h)) throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `${path}: header has an empty or repeated column name ${JSON.stringify(h)}`);
+            if (h === '' || seen.has(h))
+              throw new InsituError(
+                'INSITU_DATA_SOURCE_UNAVAILABLE',
+                `${path}: header has an empty or repeated column name ${JSON.stringify(h)}`,
+              );
             seen.add(h);
           }
           possible = header.map(() => INFERABLE.map(() => true));
@@ -89,24 +108,42 @@ export class CsvSource implements DataSource {
             continue;
           }
           const p = possible[i] as boolean[];
-          for (let t = 0; t < INFERABLE.length; t++) if (p[t] && !(INFERABLE[t] as [ColumnType, RegExp])[1].test(value)) p[t] = false;
+          for (let t = 0; t < INFERABLE.length; t++)
+            if (p[t] && !(INFERABLE[t] as [ColumnType, RegExp])[1].test(value)) p[t] = false;
         }
       }
     } catch (error) {
       if (error instanceof InsituError) throw error;
-      throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${this.name}: ${path}: ${(error as Error).message}`, { cause: error });
+      throw new InsituError(
+        'INSITU_DATA_SOURCE_UNAVAILABLE',
+        `source ${this.name}: ${path}: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
-    if (!header) throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${this.name}: ${path} is empty (a header line is needed)`);
+    if (!header)
+      throw new InsituError(
+        'INSITU_DATA_SOURCE_UNAVAILABLE',
+        `source ${this.name}: ${path} is empty (a header line is needed)`,
+      );
     const overrides = this.config.datasets?.[key]?.columns ?? {};
     const columns: Column[] = header.map((name, i) => {
       const p = possible[i] as boolean[];
       const allEmpty = rowCount === 0 || (nullable[i] && p.every(Boolean));
       const inferred = allEmpty ? 'text' : (INFERABLE.find((_, t) => p[t])?.[0] ?? 'text');
       const type = overrides[name]?.type ?? inferred;
-      return { name, type, sourceType: overrides[name]?.type ? `csv (${type}, set in config)` : `csv (inferred ${inferred})`, nullable: nullable[i] ?? false };
+      return {
+        name,
+        type,
+        sourceType: overrides[name]?.type ? `csv (${type}, set in config)` : `csv (inferred ${inferred})`,
+        nullable: nullable[i] ?? false,
+      };
     });
     for (const name of Object.keys(overrides)) {
-      if (!header.includes(name)) throw new InsituError('INSITU_CONFIG_INVALID', `source ${this.name}: datasets.${key}.columns.${name}: ${path} has no such column`);
+      if (!header.includes(name))
+        throw new InsituError(
+          'INSITU_CONFIG_INVALID',
+          `source ${this.name}: datasets.${key}.columns.${name}: ${path} has no such column`,
+        );
     }
     return describeDataset(this.config, key, path, columns, rowCount);
   }
@@ -121,7 +158,10 @@ export class CsvSource implements DataSource {
       try {
         info = await stat(path);
       } catch (error) {
-        throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${this.name}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+        throw new InsituError(
+          'INSITU_DATA_SOURCE_UNAVAILABLE',
+          `source ${this.name}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        );
       }
       const cached = this.cache.get(path);
       if (cached && cached.size === info.size && cached.mtimeMs === info.mtimeMs) {

@@ -30,7 +30,11 @@ async function sendBatch(): Promise<void> {
     current = undefined;
     query.stop.abort();
     const code = error instanceof InsituError ? error.code : undefined;
-    port?.postMessage({ type: 'error', message: (error as Error).message, ...(code && code !== 'INSITU_INTERNAL' ? { code } : {}) });
+    port?.postMessage({
+      type: 'error',
+      message: (error as Error).message,
+      ...(code && code !== 'INSITU_INTERNAL' ? { code } : {}),
+    });
   }
 }
 
@@ -48,7 +52,11 @@ port.on('message', (message: CsvWorkerQuery | { type: 'pull' }) => {
   if (message.type === 'query') {
     current?.stop.abort();
     const stop = new AbortController();
-    current = { rows: runPlan(message.plan, csvRows(config, message.plan, stop.signal), { maxSortRows }), lines: message.lines, stop };
+    current = {
+      rows: runPlan(message.plan, csvRows(config, message.plan, stop.signal), { maxSortRows }),
+      lines: message.lines,
+      stop,
+    };
   }
   queue = queue.then(sendBatch);
 });

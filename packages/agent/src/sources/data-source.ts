@@ -84,5 +84,9 @@ export interface DataSource {
 /** A source's failure as the data API reports it: `INSITU_DATA_SOURCE_UNAVAILABLE` naming the source (an InsituError passes as it is). */
 export function sourceUnavailable(source: string, error: unknown): InsituError {
   if (error instanceof InsituError) return error;
-  return new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${source}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  return new InsituError(
+    'INSITU_DATA_SOURCE_UNAVAILABLE',
+    `source ${source}: ${error instanceof Error ? error.message : String(error)}`,
+    { cause: error },
+  );
 }

@@ -33,7 +33,10 @@ export class DatasetRegistry {
         found = await source.introspect();
         this.lastGood.set(source.name, found);
       } catch (error) {
-        const e = error instanceof InsituError ? error : new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', (error as Error).message, { cause: error });
+        const e =
+          error instanceof InsituError
+            ? error
+            : new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', (error as Error).message, { cause: error });
         failure = { code: e.code, message: e.message };
         this.logger?.warn({ source: source.name, err: e.message }, 'cannot introspect source; keeping what it had');
         found = this.lastGood.get(source.name) ?? [];
@@ -57,7 +60,12 @@ export class DatasetRegistry {
         names.push(meta.name);
         report.datasets.push(meta);
       }
-      report.sources.push({ name: source.name, kind: source.kind, datasets: names, ...(failure ? { error: failure } : {}) });
+      report.sources.push({
+        name: source.name,
+        kind: source.kind,
+        datasets: names,
+        ...(failure ? { error: failure } : {}),
+      });
     }
     this.byName = next;
     return report;

@@ -7,13 +7,22 @@ export function selectTables(found: readonly string[], config: Readonly<SourceCo
   if (!config.tables) return [...found];
   const missing = config.tables.filter((t) => !found.includes(t));
   if (missing.length > 0) {
-    throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${config.name}: ${missing.map((t) => JSON.stringify(t)).join(', ')} not found (found: ${found.join(', ') || 'nothing'})`);
+    throw new InsituError(
+      'INSITU_DATA_SOURCE_UNAVAILABLE',
+      `source ${config.name}: ${missing.map((t) => JSON.stringify(t)).join(', ')} not found (found: ${found.join(', ') || 'nothing'})`,
+    );
   }
   return found.filter((t) => config.tables?.includes(t));
 }
 
 /** Dataset metadata for one table or file, with the provider's names, descriptions and tags from the config applied. */
-export function describeDataset(config: Readonly<SourceConfig>, key: string, location: string, columns: Column[], rowCount: number | null): DatasetMeta {
+export function describeDataset(
+  config: Readonly<SourceConfig>,
+  key: string,
+  location: string,
+  columns: Column[],
+  rowCount: number | null,
+): DatasetMeta {
   const override = config.datasets?.[key];
   return {
     name: override?.name ?? key,

@@ -30,12 +30,19 @@ export function likeMatcher(pattern: string): (value: string) => boolean {
   const segments = compile(pattern);
   const first = segments[0] as Segment;
   if (segments.length === 1) {
-    return first.literal !== undefined ? (value) => value === first.literal : (value) => matchAt(first, value, 0) === value.length;
+    return first.literal !== undefined
+      ? (value) => value === first.literal
+      : (value) => matchAt(first, value, 0) === value.length;
   }
   const last = segments[segments.length - 1] as Segment;
   const middle = segments.slice(1, -1).filter((s) => s.tokens.length > 0);
   return (value) => {
-    let at = first.literal !== undefined ? (value.startsWith(first.literal) ? first.literal.length : -1) : matchAt(first, value, 0);
+    let at =
+      first.literal !== undefined
+        ? value.startsWith(first.literal)
+          ? first.literal.length
+          : -1
+        : matchAt(first, value, 0);
     if (at < 0) return false;
     for (const segment of middle) {
       at = find(segment, value, at);
@@ -103,7 +110,14 @@ function backByCodePoints(value: string, count: number): number {
   for (let i = 0; i < count; i++) {
     if (at <= 0) return -1;
     const low = value.charCodeAt(at - 1);
-    at -= low >= 0xdc00 && low <= 0xdfff && at >= 2 && value.charCodeAt(at - 2) >= 0xd800 && value.charCodeAt(at - 2) <= 0xdbff ? 2 : 1;
+    at -=
+      low >= 0xdc00 &&
+      low <= 0xdfff &&
+      at >= 2 &&
+      value.charCodeAt(at - 2) >= 0xd800 &&
+      value.charCodeAt(at - 2) <= 0xdbff
+        ? 2
+        : 1;
   }
   return at;
 }

@@ -2,7 +2,10 @@ import type { ConnectionOptions } from 'mysql2';
 import type { MysqlSourceConfig } from '../config/agent-config.js';
 
 /** mysql2 connection settings of a source (the pool and the query workers use the same). */
-export function mysqlConnectionOptions(config: Readonly<MysqlSourceConfig>, password: string | undefined): ConnectionOptions {
+export function mysqlConnectionOptions(
+  config: Readonly<MysqlSourceConfig>,
+  password: string | undefined,
+): ConnectionOptions {
   return {
     ...(config.socket ? { socketPath: config.socket } : { host: config.host, port: config.port }),
     database: config.database,
@@ -26,5 +29,10 @@ export function mysqlConnectionOptions(config: Readonly<MysqlSourceConfig>, pass
  */
 export function mysqlSessionStatements(queryTimeoutMs: number): string[] {
   const seconds = Math.max(1, Math.ceil(queryTimeoutMs / 1000));
-  return ['SET SESSION TRANSACTION READ ONLY', `SET SESSION max_statement_time = ${seconds}`, `SET SESSION max_execution_time = ${seconds * 1000}`, "SET SESSION time_zone = '+00:00'"];
+  return [
+    'SET SESSION TRANSACTION READ ONLY',
+    `SET SESSION max_statement_time = ${seconds}`,
+    `SET SESSION max_execution_time = ${seconds * 1000}`,
+    "SET SESSION time_zone = '+00:00'",
+  ];
 }

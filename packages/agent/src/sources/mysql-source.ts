@@ -35,7 +35,11 @@ export class MysqlSource implements DataSource {
     this.pool.on('connection', (c) => {
       for (const statement of session) c.query(statement, () => undefined);
     });
-    this.workers = new WorkerPool(new URL('./mysql-worker.js', import.meta.url), { connection, session }, config.poolSize);
+    this.workers = new WorkerPool(
+      new URL('./mysql-worker.js', import.meta.url),
+      { connection, session },
+      config.poolSize,
+    );
     this.db = new Kysely<AnyDatabase>({ dialect: new MysqlDialect({ pool: this.pool }) });
     this.compiler = new SqlCompiler(this.db, 'mysql');
   }
@@ -48,7 +52,14 @@ export class MysqlSource implements DataSource {
     try {
       const rows = await this.db
         .selectFrom('information_schema.COLUMNS')
-        .select(['TABLE_NAME as table_name', 'COLUMN_NAME as column_name', 'DATA_TYPE as data_type', 'COLUMN_TYPE as column_type', 'IS_NULLABLE as is_nullable', 'ORDINAL_POSITION as pos'])
+        .select([
+          'TABLE_NAME as table_name',
+          'COLUMN_NAME as column_name',
+          'DATA_TYPE as data_type',
+          'COLUMN_TYPE as column_type',
+          'IS_NULLABLE as is_nullable',
+          'ORDINAL_POSITION as pos',
+        ])
         .where('TABLE_SCHEMA', '=', this.config.database)
         .orderBy('TABLE_NAME')
         .orderBy('ORDINAL_POSITION')
@@ -66,7 +77,10 @@ export class MysqlSource implements DataSource {
       }
       const out: DatasetMeta[] = [];
       for (const table of selectTables([...byTable.keys()], this.config)) {
-        const count = await this.db.selectFrom(sql`${sql.id(table)}`.as('t')).select(sql<string>`count(*)`.as('n')).executeTakeFirst();
+        const count = await this.db
+          .selectFrom(sql`${sql.id(table)}`.as('t'))
+          .select(sql<string>`count(*)`.as('n'))
+          .executeTakeFirst();
         out.push(describeDataset(this.config, table, table, byTable.get(table) ?? [], count ? Number(count.n) : null));
       }
       return out;
@@ -76,7 +90,9 @@ export class MysqlSource implements DataSource {
   }
 
   private connection(): Promise<PoolConnection> {
-    return new Promise((resolve, reject) => this.pool.getConnection((error, connection) => (error ? reject(this.unavailable(error)) : resolve(connection))));
+    return new Promise((resolve, reject) =>
+      this.pool.getConnection((error, connection) => (error ? reject(this.unavailable(error)) : resolve(connection))),
+    );
   }
 
   async *query(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<DataValue[][]> {
@@ -84,7 +100,9 @@ export class MysqlSource implements DataSource {
     const converters = plan.output.map((o) => (o.type === 'text' ? null : wireConverter(o.type)));
     const connection = await this.connection();
     let finished = false;
-    const stream = connection.query({ sql: compiled.sql, values: compiled.parameters as unknown[], rowsAsArray: true }).stream({ highWaterMark: BATCH });
+    const stream = connection
+      .query({ sql: compiled.sql, values: compiled.parameters as unknown[], rowsAsArray: true })
+      .stream({ highWaterMark: BATCH });
     const onAbort = () => stream.destroy();
     signal.addEventListener('abort', onAbort);
     try {
@@ -114,8 +132,15 @@ export class MysqlSource implements DataSource {
   /** The data API's path: rows parsed, converted and serialised in a query worker. */
   async *queryLines(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<{ text: string; rows: number }> {
     const compiled = this.compiler.compile(plan, { name: plan.dataset.location });
-    const query = { type: 'query' as const, sql: compiled.sql, params: compiled.parameters, batch: BATCH, types: wireTypes(plan, ['text']) };
-    for await (const reply of this.workers.run(query, signal, this.name)) if (reply.type === 'text') yield { text: reply.text, rows: reply.rows };
+    const query = {
+      type: 'query' as const,
+      sql: compiled.sql,
+      params: compiled.parameters,
+      batch: BATCH,
+      types: wireTypes(plan, ['text']),
+    };
+    for await (const reply of this.workers.run(query, signal, this.name))
+      if (reply.type === 'text') yield { text: reply.text, rows: reply.rows };
   }
 
   async close(): Promise<void> {

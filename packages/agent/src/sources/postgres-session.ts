@@ -8,7 +8,9 @@ const RAW_TYPES = new Set([20, 1082, 1114, 1184, 1700, 1083, 1266]);
 export const postgresTypes = {
   getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
     if (RAW_TYPES.has(oid)) return (value: string) => value;
-    return format === 'binary' ? (pg.types.getTypeParser(oid, 'binary') as (value: string) => unknown) : (pg.types.getTypeParser(oid, 'text') as (value: string) => unknown);
+    return format === 'binary'
+      ? (pg.types.getTypeParser(oid, 'binary') as (value: string) => unknown)
+      : (pg.types.getTypeParser(oid, 'text') as (value: string) => unknown);
   },
 };
 
@@ -17,7 +19,11 @@ export const postgresTypes = {
  * worker thread; each side adds {@link postgresTypes}): read-only transactions, the
  * statement timeout, UTC.
  */
-export function postgresClientConfig(config: Readonly<PostgresSourceConfig>, password: string | undefined, queryTimeoutMs: number): pg.ClientConfig {
+export function postgresClientConfig(
+  config: Readonly<PostgresSourceConfig>,
+  password: string | undefined,
+  queryTimeoutMs: number,
+): pg.ClientConfig {
   return {
     host: config.host,
     port: config.port,

@@ -54,7 +54,12 @@ export class PostgresSource implements DataSource {
       const byTable = new Map<string, Column[]>();
       for (const r of rows) {
         const list = byTable.get(String(r.table_name)) ?? [];
-        list.push({ name: String(r.column_name), type: postgresColumnType(String(r.udt_name)), sourceType: String(r.data_type).slice(0, 64), nullable: r.is_nullable === 'YES' });
+        list.push({
+          name: String(r.column_name),
+          type: postgresColumnType(String(r.udt_name)),
+          sourceType: String(r.data_type).slice(0, 64),
+          nullable: r.is_nullable === 'YES',
+        });
         byTable.set(String(r.table_name), list);
       }
       const out: DatasetMeta[] = [];
@@ -73,7 +78,9 @@ export class PostgresSource implements DataSource {
 
   async *query(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<DataValue[][]> {
     const compiled = this.compiler.compile(plan, { schema: this.config.schema, name: plan.dataset.location });
-    const converters = plan.output.map((o) => (o.type === 'text' || o.type === 'number' || o.type === 'boolean' ? null : wireConverter(o.type)));
+    const converters = plan.output.map((o) =>
+      o.type === 'text' || o.type === 'number' || o.type === 'boolean' ? null : wireConverter(o.type),
+    );
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -114,8 +121,15 @@ export class PostgresSource implements DataSource {
   /** The data API's path: rows parsed, converted and serialised in a query worker. */
   async *queryLines(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<{ text: string; rows: number }> {
     const compiled = this.compiler.compile(plan, { schema: this.config.schema, name: plan.dataset.location });
-    const query = { type: 'query' as const, sql: compiled.sql, params: compiled.parameters, batch: BATCH, types: wireTypes(plan, ['text', 'number', 'boolean']) };
-    for await (const reply of this.workers.run(query, signal, this.name)) if (reply.type === 'text') yield { text: reply.text, rows: reply.rows };
+    const query = {
+      type: 'query' as const,
+      sql: compiled.sql,
+      params: compiled.parameters,
+      batch: BATCH,
+      types: wireTypes(plan, ['text', 'number', 'boolean']),
+    };
+    for await (const reply of this.workers.run(query, signal, this.name))
+      if (reply.type === 'text') yield { text: reply.text, rows: reply.rows };
   }
 
   async close(): Promise<void> {

@@ -29,7 +29,9 @@ export function compareValues(type: ColumnType, a: DataValue, b: DataValue): num
 }
 
 /** Nulls first ascending, last descending: what SQLite and MySQL do, and what we ask PostgreSQL to do. */
-function comparator(keys: Array<{ index: number; type: ColumnType; direction: 'asc' | 'desc' }>): (a: Row, b: Row) => number {
+function comparator(
+  keys: Array<{ index: number; type: ColumnType; direction: 'asc' | 'desc' }>,
+): (a: Row, b: Row) => number {
   return (a, b) => {
     for (const key of keys) {
       const x = a[key.index] ?? null;
@@ -47,8 +49,10 @@ function predicate(filter: PlannedFilter, index: number): (row: Row) => boolean 
   const type = filter.column.type;
   const cmp = (x: DataValue) => compareValues(type, x, filter.value as DataValue);
   switch (filter.op) {
-    case 'is null': return (r) => r[index] === null;
-    case 'is not null': return (r) => r[index] !== null;
+    case 'is null':
+      return (r) => r[index] === null;
+    case 'is not null':
+      return (r) => r[index] !== null;
     case 'in': {
       const wanted = new Set((filter.value as DataValue[]).map((v) => (isNumeric(type) ? Number(v) : v)));
       return (r) => {
@@ -63,12 +67,18 @@ function predicate(filter: PlannedFilter, index: number): (row: Row) => boolean 
         return typeof v === 'string' && like(v);
       };
     }
-    case '=': return (r) => r[index] !== null && cmp(r[index] as DataValue) === 0;
-    case '!=': return (r) => r[index] !== null && cmp(r[index] as DataValue) !== 0;
-    case '<': return (r) => r[index] !== null && cmp(r[index] as DataValue) < 0;
-    case '<=': return (r) => r[index] !== null && cmp(r[index] as DataValue) <= 0;
-    case '>': return (r) => r[index] !== null && cmp(r[index] as DataValue) > 0;
-    case '>=': return (r) => r[index] !== null && cmp(r[index] as DataValue) >= 0;
+    case '=':
+      return (r) => r[index] !== null && cmp(r[index] as DataValue) === 0;
+    case '!=':
+      return (r) => r[index] !== null && cmp(r[index] as DataValue) !== 0;
+    case '<':
+      return (r) => r[index] !== null && cmp(r[index] as DataValue) < 0;
+    case '<=':
+      return (r) => r[index] !== null && cmp(r[index] as DataValue) <= 0;
+    case '>':
+      return (r) => r[index] !== null && cmp(r[index] as DataValue) > 0;
+    case '>=':
+      return (r) => r[index] !== null && cmp(r[index] as DataValue) >= 0;
   }
 }
 
@@ -116,7 +126,11 @@ function accumulator(agg: PlannedAggregate): Accumulator {
  * streaming, orders with a bounded buffer, groups in a map. Used for CSV files, which
  * have no query engine of their own.
  */
-export async function* runPlan(plan: QueryPlan, rows: AsyncIterable<Row[]>, options: { maxSortRows: number }): AsyncGenerator<Row[]> {
+export async function* runPlan(
+  plan: QueryPlan,
+  rows: AsyncIterable<Row[]>,
+  options: { maxSortRows: number },
+): AsyncGenerator<Row[]> {
   const indexOf = new Map(plan.dataset.columns.map((c, i) => [c.name, i]));
   const idx = (column: Column) => indexOf.get(column.name) as number;
   const tests = plan.where.map((f) => predicate(f, idx(f.column)));
@@ -142,14 +156,19 @@ export async function* runPlan(plan: QueryPlan, rows: AsyncIterable<Row[]>, opti
       }
       return;
     }
-    const order = comparator(plan.orderBy.map((o) => ({ index: idx(o.column as Column), type: o.type, direction: o.direction })));
+    const order = comparator(
+      plan.orderBy.map((o) => ({ index: idx(o.column as Column), type: o.type, direction: o.direction })),
+    );
     let buffer: Row[] = [];
     const cap = Math.min(end, options.maxSortRows);
     for await (const batch of rows) {
       for (const r of batch) if (keep(r)) buffer.push(r);
       if (buffer.length > 2 * cap) {
         if (end > options.maxSortRows) {
-          throw new InsituError('INSITU_DATA_QUERY_INVALID', `ordering more than ${options.maxSortRows} rows of a CSV file needs a smaller limit or a narrower filter`);
+          throw new InsituError(
+            'INSITU_DATA_QUERY_INVALID',
+            `ordering more than ${options.maxSortRows} rows of a CSV file needs a smaller limit or a narrower filter`,
+          );
         }
         buffer.sort(order);
         buffer = buffer.slice(0, cap);
@@ -173,17 +192,23 @@ export async function* runPlan(plan: QueryPlan, rows: AsyncIterable<Row[]>, opti
       const id = groupIdx.length === 0 ? '' : JSON.stringify(key);
       let g = groups.get(id);
       if (!g) {
-        if (groups.size >= options.maxSortRows) throw new InsituError('INSITU_DATA_QUERY_INVALID', `more than ${options.maxSortRows} groups`);
+        if (groups.size >= options.maxSortRows)
+          throw new InsituError('INSITU_DATA_QUERY_INVALID', `more than ${options.maxSortRows} groups`);
         g = group(key);
         groups.set(id, g);
       }
-      for (let i = 0; i < g.accs.length; i++) (g.accs[i] as Accumulator).add(aggIdx[i] === -1 ? 1 : (r[aggIdx[i] as number] ?? null));
+      for (let i = 0; i < g.accs.length; i++)
+        (g.accs[i] as Accumulator).add(aggIdx[i] === -1 ? 1 : (r[aggIdx[i] as number] ?? null));
     }
   }
   const out: Row[] = [...groups.values()].map((g) => [...g.key, ...g.accs.map((a) => a.result())]);
   if (plan.orderBy.length > 0) {
     const outIndex = new Map(plan.output.map((o, i) => [o.name, i]));
-    out.sort(comparator(plan.orderBy.map((o) => ({ index: outIndex.get(o.name) as number, type: o.type, direction: o.direction }))));
+    out.sort(
+      comparator(
+        plan.orderBy.map((o) => ({ index: outIndex.get(o.name) as number, type: o.type, direction: o.direction })),
+      ),
+    );
   }
   const slice = out.slice(plan.offset, end);
   for (let i = 0; i < slice.length; i += 2000) yield slice.slice(i, i + 2000);

@@ -75,12 +75,18 @@ export class SqlCompiler {
         if (this.flavour === 'mysql') return sql`${this.id(f.column)} LIKE ${pattern} COLLATE utf8mb4_bin`;
         return sql`${this.id(f.column)} LIKE ${pattern}`;
       }
-      case '=': return sql`${lhs} = ${this.param(f.value as DataValue, f.column)}`;
-      case '!=': return sql`${lhs} <> ${this.param(f.value as DataValue, f.column)}`;
-      case '<': return sql`${lhs} < ${this.param(f.value as DataValue, f.column)}`;
-      case '<=': return sql`${lhs} <= ${this.param(f.value as DataValue, f.column)}`;
-      case '>': return sql`${lhs} > ${this.param(f.value as DataValue, f.column)}`;
-      case '>=': return sql`${lhs} >= ${this.param(f.value as DataValue, f.column)}`;
+      case '=':
+        return sql`${lhs} = ${this.param(f.value as DataValue, f.column)}`;
+      case '!=':
+        return sql`${lhs} <> ${this.param(f.value as DataValue, f.column)}`;
+      case '<':
+        return sql`${lhs} < ${this.param(f.value as DataValue, f.column)}`;
+      case '<=':
+        return sql`${lhs} <= ${this.param(f.value as DataValue, f.column)}`;
+      case '>':
+        return sql`${lhs} > ${this.param(f.value as DataValue, f.column)}`;
+      case '>=':
+        return sql`${lhs} >= ${this.param(f.value as DataValue, f.column)}`;
     }
   }
 
@@ -89,8 +95,10 @@ export class SqlCompiler {
     if (!column) return sql`count(*)`;
     const ref = this.id(column);
     switch (a.fn) {
-      case 'count': return sql`count(${ref})`;
-      case 'sum': return sql`sum(${ref})`;
+      case 'count':
+        return sql`count(${ref})`;
+      case 'sum':
+        return sql`sum(${ref})`;
       case 'avg':
         if (this.flavour === 'postgres') return sql`avg(CAST(${ref} AS double precision))`;
         if (this.flavour === 'mysql') return sql`avg(CAST(${ref} AS DOUBLE))`;
@@ -98,7 +106,8 @@ export class SqlCompiler {
       case 'min':
       case 'max': {
         const fn = sql.raw(a.fn);
-        if (column.type === 'text' && this.flavour === 'mysql') return sql`CONVERT(${fn}(CAST(${ref} AS BINARY)) USING utf8mb4)`;
+        if (column.type === 'text' && this.flavour === 'mysql')
+          return sql`CONVERT(${fn}(CAST(${ref} AS BINARY)) USING utf8mb4)`;
         return sql`${fn}(${this.cmp(column)})`;
       }
     }
@@ -133,7 +142,9 @@ export class SqlCompiler {
       const expr = aggregate ? this.aggregate(aggregate) : this.cmp(order.column as Column);
       const direction = order.direction;
       if (this.flavour === 'postgres') {
-        query = query.orderBy(expr as never, (ob) => (direction === 'asc' ? ob.asc().nullsFirst() : ob.desc().nullsLast()));
+        query = query.orderBy(expr as never, (ob) =>
+          direction === 'asc' ? ob.asc().nullsFirst() : ob.desc().nullsLast(),
+        );
       } else {
         query = query.orderBy(expr as never, direction);
       }

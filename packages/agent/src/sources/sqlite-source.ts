@@ -47,35 +47,46 @@ export class SqliteSource implements DataSource {
         .orderBy('name')
         .execute();
       const out: DatasetMeta[] = [];
-      for (const table of selectTables(tables.map((t) => String(t.name)), this.config)) {
-        const info = await this.db
-          .selectFrom(tableInfo(table))
-          .select(['name', 'type', 'notnull', 'pk'])
-          .execute();
+      for (const table of selectTables(
+        tables.map((t) => String(t.name)),
+        this.config,
+      )) {
+        const info = await this.db.selectFrom(tableInfo(table)).select(['name', 'type', 'notnull', 'pk']).execute();
         const columns: Column[] = info.map((c) => ({
           name: String(c.name),
           type: sqliteColumnType(String(c.type)),
           sourceType: String(c.type),
           nullable: Number(c.notnull) === 0 && Number(c.pk) === 0,
         }));
-        const count = await this.db.selectFrom(sqlTable(table)).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
+        const count = await this.db
+          .selectFrom(sqlTable(table))
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirst();
         out.push(describeDataset(this.config, table, table, columns, count ? Number(count.n) : null));
       }
       return out;
     } catch (error) {
       if (error instanceof InsituError) throw error;
-      throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', `source ${this.name}: cannot read ${this.config.path}: ${(error as Error).message}`, { cause: error });
+      throw new InsituError(
+        'INSITU_DATA_SOURCE_UNAVAILABLE',
+        `source ${this.name}: cannot read ${this.config.path}: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
   }
 
   async *query(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<DataValue[][]> {
-    const converters = plan.output.map((o) => (o.type === 'text' || o.type === 'number' ? null : wireConverter(o.type)));
-    for await (const reply of this.pool.run(this.workerQuery(plan), signal, this.name)) if (reply.type === 'rows') yield convertRows(reply.rows, converters);
+    const converters = plan.output.map((o) =>
+      o.type === 'text' || o.type === 'number' ? null : wireConverter(o.type),
+    );
+    for await (const reply of this.pool.run(this.workerQuery(plan), signal, this.name))
+      if (reply.type === 'rows') yield convertRows(reply.rows, converters);
   }
 
   async *queryLines(plan: QueryPlan, signal: AbortSignal): AsyncGenerator<{ text: string; rows: number }> {
     const query = { ...this.workerQuery(plan), types: wireTypes(plan, ['text', 'number']) };
-    for await (const reply of this.pool.run(query, signal, this.name)) if (reply.type === 'text') yield { text: reply.text, rows: reply.rows };
+    for await (const reply of this.pool.run(query, signal, this.name))
+      if (reply.type === 'text') yield { text: reply.text, rows: reply.rows };
   }
 
   private workerQuery(plan: QueryPlan) {

@@ -22,7 +22,12 @@ export function normaliseTimestamp(text: string): string {
 export function canonicalDecimal(value: string | number | bigint): string {
   // A decimal that arrives as a double (SQLite stores DECIMAL as REAL; sums of them) carries
   // binary noise past its 15th significant digit, which no decimal value of ours has.
-  let text = typeof value === 'string' ? value.trim() : typeof value === 'number' ? String(Number(value.toPrecision(15))) : value.toString();
+  let text =
+    typeof value === 'string'
+      ? value.trim()
+      : typeof value === 'number'
+        ? String(Number(value.toPrecision(15)))
+        : value.toString();
   if (/e/i.test(text)) {
     const n = Number(text);
     if (Number.isFinite(n)) text = n.toLocaleString('en-US', { useGrouping: false, maximumFractionDigits: 20 });
@@ -54,11 +59,37 @@ function scalar(value: unknown): DataValue {
 
 const CONVERTERS: Record<ColumnType, WireConverter> = {
   integer: (v) => (v === null || v === undefined ? null : integer(v)),
-  number: (v) => (v === null || v === undefined ? null : typeof v === 'number' ? v : Number.isFinite(Number(v)) ? Number(v) : scalar(v)),
-  decimal: (v) => (v === null || v === undefined ? null : typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' ? canonicalDecimal(v) : scalar(v)),
-  boolean: (v) => (v === null || v === undefined ? null : typeof v === 'boolean' ? v : typeof v === 'number' || typeof v === 'bigint' ? Number(v) !== 0 : v === 't' || v === 'true' || v === '1'),
+  number: (v) =>
+    v === null || v === undefined
+      ? null
+      : typeof v === 'number'
+        ? v
+        : Number.isFinite(Number(v))
+          ? Number(v)
+          : scalar(v),
+  decimal: (v) =>
+    v === null || v === undefined
+      ? null
+      : typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint'
+        ? canonicalDecimal(v)
+        : scalar(v),
+  boolean: (v) =>
+    v === null || v === undefined
+      ? null
+      : typeof v === 'boolean'
+        ? v
+        : typeof v === 'number' || typeof v === 'bigint'
+          ? Number(v) !== 0
+          : v === 't' || v === 'true' || v === '1',
   date: (v) => (v === null || v === undefined ? null : v instanceof Date ? v.toISOString().slice(0, 10) : scalar(v)),
-  timestamp: (v) => (v === null || v === undefined ? null : v instanceof Date ? v.toISOString() : typeof v === 'string' ? normaliseTimestamp(v) : scalar(v)),
+  timestamp: (v) =>
+    v === null || v === undefined
+      ? null
+      : v instanceof Date
+        ? v.toISOString()
+        : typeof v === 'string'
+          ? normaliseTimestamp(v)
+          : scalar(v),
   binary: scalar,
   json: (v) => (v === null || v === undefined ? null : typeof v === 'string' ? v : JSON.stringify(v)),
   text: (v) => (v === null || v === undefined ? null : typeof v === 'string' ? v : String(scalar(v))),
@@ -112,16 +143,37 @@ export function sqliteColumnType(declared: string): ColumnType {
 /** PostgreSQL `information_schema.columns.udt_name` → logical type. */
 export function postgresColumnType(udt: string): ColumnType {
   switch (udt) {
-    case 'int2': case 'int4': case 'int8': return 'integer';
-    case 'float4': case 'float8': return 'number';
-    case 'numeric': case 'money': return 'decimal';
-    case 'bool': return 'boolean';
-    case 'date': return 'date';
-    case 'timestamp': case 'timestamptz': return 'timestamp';
-    case 'bytea': return 'binary';
-    case 'json': case 'jsonb': return 'json';
-    case 'text': case 'varchar': case 'bpchar': case 'name': case 'uuid': case 'citext': return 'text';
-    default: return 'unknown';
+    case 'int2':
+    case 'int4':
+    case 'int8':
+      return 'integer';
+    case 'float4':
+    case 'float8':
+      return 'number';
+    case 'numeric':
+    case 'money':
+      return 'decimal';
+    case 'bool':
+      return 'boolean';
+    case 'date':
+      return 'date';
+    case 'timestamp':
+    case 'timestamptz':
+      return 'timestamp';
+    case 'bytea':
+      return 'binary';
+    case 'json':
+    case 'jsonb':
+      return 'json';
+    case 'text':
+    case 'varchar':
+    case 'bpchar':
+    case 'name':
+    case 'uuid':
+    case 'citext':
+      return 'text';
+    default:
+      return 'unknown';
   }
 }
 

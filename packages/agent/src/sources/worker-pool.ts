@@ -128,7 +128,9 @@ export class WorkerPool {
         const reply = replies.shift() as WorkerReply;
         if (reply.type === 'error') {
           healthy = !exited;
-          throw isErrorCode(reply.code) ? new InsituError(reply.code, reply.message) : sourceUnavailable(source, new Error(reply.message));
+          throw isErrorCode(reply.code)
+            ? new InsituError(reply.code, reply.message)
+            : sourceUnavailable(source, new Error(reply.message));
         }
         if (!reply.done) worker.postMessage({ type: 'pull' });
         yield reply;
@@ -147,7 +149,8 @@ export class WorkerPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const waiter of this.waiting.splice(0)) waiter.reject(new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', 'the source is closed'));
+    for (const waiter of this.waiting.splice(0))
+      waiter.reject(new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', 'the source is closed'));
     await Promise.all(this.idle.splice(0).map((w) => w.terminate()));
   }
 }

@@ -33,7 +33,13 @@ async function revenueByCity() {
   for (const row of byStore) {
     const store = cityOf.get(row.store_id);
     if (!store) continue;
-    const city = cities.get(store.city) ?? { city: store.city, country: store.country, stores: 0, revenue: 0, sales: 0 };
+    const city = cities.get(store.city) ?? {
+      city: store.city,
+      country: store.country,
+      stores: 0,
+      revenue: 0,
+      sales: 0,
+    };
     city.stores += 1;
     city.revenue += Number(row.revenue);
     city.sales += Number(row.sales);
@@ -48,7 +54,10 @@ serve({
   'GET /cities': async () => ({ currency: 'EUR', cities: await revenueByCity() }),
 
   'GET /cities/{city}': async ({ params }) => {
-    const inCity = await all('stores', { columns: ['store_id', 'opened_on', 'floor_area_m2'], where: [{ column: 'city', op: '=', value: params.city }] });
+    const inCity = await all('stores', {
+      columns: ['store_id', 'opened_on', 'floor_area_m2'],
+      where: [{ column: 'city', op: '=', value: params.city }],
+    });
     if (inCity.length === 0) return respond(404, { error: `no stores in ${params.city}` });
     const revenue = await all('sales', {
       where: [{ column: 'store_id', op: 'in', value: inCity.map((s) => s.store_id) }],
@@ -58,7 +67,12 @@ serve({
     const byStore = new Map(revenue.map((r) => [r.store_id, Number(r.revenue)]));
     return {
       city: params.city,
-      stores: inCity.map((s) => ({ store: s.store_id, openedOn: s.opened_on, floorAreaM2: s.floor_area_m2, revenue: round(byStore.get(s.store_id) ?? 0) })),
+      stores: inCity.map((s) => ({
+        store: s.store_id,
+        openedOn: s.opened_on,
+        floorAreaM2: s.floor_area_m2,
+        revenue: round(byStore.get(s.store_id) ?? 0),
+      })),
     };
   },
 
@@ -73,9 +87,17 @@ serve({
       orderBy: '-units',
       limit,
     });
-    const products = await all('products', { columns: ['product_id', 'name', 'category'], where: [{ column: 'product_id', op: 'in', value: top.map((t) => t.product_id) }] });
+    const products = await all('products', {
+      columns: ['product_id', 'name', 'category'],
+      where: [{ column: 'product_id', op: 'in', value: top.map((t) => t.product_id) }],
+    });
     const byId = new Map(products.map((p) => [p.product_id, p]));
-    return top.map((t) => ({ product: byId.get(t.product_id)?.name, category: byId.get(t.product_id)?.category, units: Number(t.units), revenue: round(Number(t.revenue)) }));
+    return top.map((t) => ({
+      product: byId.get(t.product_id)?.name,
+      category: byId.get(t.product_id)?.category,
+      units: Number(t.units),
+      revenue: round(Number(t.revenue)),
+    }));
   },
 
   'GET /climate': async () => {

@@ -26,19 +26,37 @@ async function readStdin(io: CliIo): Promise<string> {
  * `insitu login --email E [--password-stdin] [--url U] [--profile P]`: sign in and keep the
  * session for that URL in the profile file (mode 0600); later commands use it.
  */
-export async function runLogin(options: RemoteOptions & Json & { email: string; passwordStdin?: boolean }, io: CliIo): Promise<void> {
+export async function runLogin(
+  options: RemoteOptions & Json & { email: string; passwordStdin?: boolean },
+  io: CliIo,
+): Promise<void> {
   const profileName = options.profile ?? 'default';
   const url = remoteUrl(options, io, readProfile(io, profileName).url);
   const password = options.passwordStdin ? await readStdin(io) : undefined;
-  if (!password) throw new InsituError('INSITU_USAGE', 'give the password on standard input with --password-stdin (e.g. from a password manager)');
+  if (!password)
+    throw new InsituError(
+      'INSITU_USAGE',
+      'give the password on standard input with --password-stdin (e.g. from a password manager)',
+    );
   const api = new ApiClient(url, undefined);
-  const session = await api.request<{ token: string; expiresAt: string; user: User }>('POST', '/api/v1/sessions', { email: options.email, password });
+  const session = await api.request<{ token: string; expiresAt: string; user: User }>('POST', '/api/v1/sessions', {
+    email: options.email,
+    password,
+  });
   const file = await updateProfile(io, profileName, (profile) => {
     profile.url = url;
     profile.sessions[url] = { token: session.token, email: session.user.email, expiresAt: session.expiresAt };
   });
-  if (options.json) line(io.stdout, JSON.stringify({ url, profile: profileName, user: session.user, expiresAt: session.expiresAt, file }));
-  else line(io.stdout, `signed in to ${url} as ${session.user.email} until ${session.expiresAt} (profile ${profileName}, ${file})`);
+  if (options.json)
+    line(
+      io.stdout,
+      JSON.stringify({ url, profile: profileName, user: session.user, expiresAt: session.expiresAt, file }),
+    );
+  else
+    line(
+      io.stdout,
+      `signed in to ${url} as ${session.user.email} until ${session.expiresAt} (profile ${profileName}, ${file})`,
+    );
 }
 
 /** `insitu logout [--url U] [--profile P]`: revoke the session on the platform and forget it. */
@@ -52,7 +70,8 @@ export async function runLogout(options: RemoteOptions & Json, io: CliIo): Promi
       await new ApiClient(url, session.token).request('DELETE', '/api/v1/sessions/current');
     } catch (error) {
       // Forgetting it locally is what was asked; an unreachable or already-expired session does not stop that.
-      if (!(error instanceof InsituError) || !['INSITU_UNAUTHENTICATED', 'INSITU_REMOTE'].includes(error.code)) throw error;
+      if (!(error instanceof InsituError) || !['INSITU_UNAUTHENTICATED', 'INSITU_REMOTE'].includes(error.code))
+        throw error;
     }
   }
   await updateProfile(io, profileName, (p) => {
@@ -65,14 +84,30 @@ export async function runLogout(options: RemoteOptions & Json, io: CliIo): Promi
 /** `insitu org list`. */
 export async function runOrgList(options: RemoteOptions & Json, io: CliIo): Promise<void> {
   const api = ApiClient.from(options, io);
-  const orgs = await listAll<{ id: string; name: string; displayName: string; kind: string; status: string }>(api, '/api/v1/orgs');
-  printItems(io, options.json, orgs, { id: (o) => o.id, name: (o) => o.name, status: (o) => o.status, kind: (o) => o.kind, 'display name': (o) => o.displayName });
+  const orgs = await listAll<{ id: string; name: string; displayName: string; kind: string; status: string }>(
+    api,
+    '/api/v1/orgs',
+  );
+  printItems(io, options.json, orgs, {
+    id: (o) => o.id,
+    name: (o) => o.name,
+    status: (o) => o.status,
+    kind: (o) => o.kind,
+    'display name': (o) => o.displayName,
+  });
 }
 
 /** `insitu org create NAME [--display-name D]` (platform admins). */
-export async function runOrgCreate(name: string, options: RemoteOptions & Json & { displayName?: string }, io: CliIo): Promise<void> {
+export async function runOrgCreate(
+  name: string,
+  options: RemoteOptions & Json & { displayName?: string },
+  io: CliIo,
+): Promise<void> {
   const api = ApiClient.from(options, io);
-  const org = await api.request<{ id: string; name: string }>('POST', '/api/v1/orgs', { name, ...(options.displayName ? { displayName: options.displayName } : {}) });
+  const org = await api.request<{ id: string; name: string }>('POST', '/api/v1/orgs', {
+    name,
+    ...(options.displayName ? { displayName: options.displayName } : {}),
+  });
   if (options.json) line(io.stdout, JSON.stringify(org));
   else line(io.stdout, `created organisation ${org.name} (${org.id})`);
 }
@@ -80,13 +115,21 @@ export async function runOrgCreate(name: string, options: RemoteOptions & Json &
 /** `insitu org show ORG`. */
 export async function runOrgShow(ref: string, options: RemoteOptions & Json, io: CliIo): Promise<void> {
   const api = ApiClient.from(options, io);
-  printObject(io, options.json, await api.request<Record<string, unknown>>('GET', `/api/v1/orgs/${await orgIdOf(api, ref)}`));
+  printObject(
+    io,
+    options.json,
+    await api.request<Record<string, unknown>>('GET', `/api/v1/orgs/${await orgIdOf(api, ref)}`),
+  );
 }
 
 /** `insitu user me`: who this session is, with organisations and roles. */
 export async function runUserMe(options: RemoteOptions & Json, io: CliIo): Promise<void> {
   const api = ApiClient.from(options, io);
-  const me = await api.request<{ user: User; platformAdmin: boolean; memberships: Array<{ orgName: string; roles: string[] }> }>('GET', '/api/v1/users/me');
+  const me = await api.request<{
+    user: User;
+    platformAdmin: boolean;
+    memberships: Array<{ orgName: string; roles: string[] }>;
+  }>('GET', '/api/v1/users/me');
   if (options.json) {
     line(io.stdout, JSON.stringify(me));
     return;
@@ -99,7 +142,12 @@ export async function runUserMe(options: RemoteOptions & Json, io: CliIo): Promi
 export async function runUserList(options: RemoteOptions & Json, io: CliIo): Promise<void> {
   const api = ApiClient.from(options, io);
   const users = await listAll<User>(api, '/api/v1/users');
-  printItems(io, options.json, users, { id: (u) => u.id, email: (u) => u.email, status: (u) => u.status, name: (u) => u.name });
+  printItems(io, options.json, users, {
+    id: (u) => u.id,
+    email: (u) => u.email,
+    status: (u) => u.status,
+    name: (u) => u.name,
+  });
 }
 
 interface Member {
@@ -118,9 +166,15 @@ export async function runMemberList(org: string, options: RemoteOptions & Json, 
  * `insitu member add ORG EMAIL --role R… [--password-stdin]`: add a user (created when new;
  * with a password read from stdin, or none: they sign up or an admin resets it) with roles.
  */
-export async function runMemberAdd(org: string, email: string, options: RemoteOptions & Json & { role: string[]; name?: string; passwordStdin?: boolean }, io: CliIo): Promise<void> {
+export async function runMemberAdd(
+  org: string,
+  email: string,
+  options: RemoteOptions & Json & { role: string[]; name?: string; passwordStdin?: boolean },
+  io: CliIo,
+): Promise<void> {
   const api = ApiClient.from(options, io);
-  if (options.role.length === 0) throw new InsituError('INSITU_USAGE', 'give at least one --role (admin, provider, developer, user)');
+  if (options.role.length === 0)
+    throw new InsituError('INSITU_USAGE', 'give at least one --role (admin, provider, developer, user)');
   const password = options.passwordStdin ? await readStdin(io) : undefined;
   const member = await api.request<Member>('POST', `/api/v1/orgs/${await orgIdOf(api, org)}/members`, {
     email,
@@ -133,12 +187,19 @@ export async function runMemberAdd(org: string, email: string, options: RemoteOp
 }
 
 /** `insitu member remove ORG EMAIL|USER_ID`. */
-export async function runMemberRemove(org: string, who: string, options: RemoteOptions & Json, io: CliIo): Promise<void> {
+export async function runMemberRemove(
+  org: string,
+  who: string,
+  options: RemoteOptions & Json,
+  io: CliIo,
+): Promise<void> {
   const api = ApiClient.from(options, io);
   const orgId = await orgIdOf(api, org);
   let userId = who;
   if (who.includes('@')) {
-    const found = (await listAll<Member>(api, `/api/v1/orgs/${orgId}/members`)).find((m) => m.user.email.toLowerCase() === who.toLowerCase());
+    const found = (await listAll<Member>(api, `/api/v1/orgs/${orgId}/members`)).find(
+      (m) => m.user.email.toLowerCase() === who.toLowerCase(),
+    );
     if (!found) throw new InsituError('INSITU_USER_NOT_FOUND', `${who} is not a member of ${org}`);
     userId = found.user.id;
   }

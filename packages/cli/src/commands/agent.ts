@@ -39,10 +39,18 @@ export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise
   const config = loadAgentConfig(configFile);
   const dataDir = dataDirOf(options, io);
   await ensureDataDir(dataDir);
-  const logger = createLogger({ name: 'agent', level: options.logLevel ?? 'info', destination: options.once ? io.stderr : io.stdout });
-  const platforms = platformUrl.split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+  const logger = createLogger({
+    name: 'agent',
+    level: options.logLevel ?? 'info',
+    destination: options.once ? io.stderr : io.stdout,
+  });
+  const platforms = platformUrl
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
   const [primary] = platforms;
-  if (!primary || platforms.some((u) => !/^https?:\/\//.test(u))) throw new InsituError('INSITU_USAGE', `--platform takes http(s) URLs separated by commas, got "${platformUrl}"`);
+  if (!primary || platforms.some((u) => !/^https?:\/\//.test(u)))
+    throw new InsituError('INSITU_USAGE', `--platform takes http(s) URLs separated by commas, got "${platformUrl}"`);
   let ca: Buffer | undefined;
   if (options.ca) {
     try {
@@ -72,19 +80,35 @@ export async function runAgent(options: AgentCommandOptions, io: CliIo): Promise
   try {
     if (options.once) {
       const report = await sync.syncNow();
-      const result: AgentOnceReport = { agentId: identity.agentId, providerId: identity.providerId, enrolled: identity.enrolled, sync: report };
+      const result: AgentOnceReport = {
+        agentId: identity.agentId,
+        providerId: identity.providerId,
+        enrolled: identity.enrolled,
+        sync: report,
+      };
       if (options.json) line(io.stdout, JSON.stringify(result));
       else {
-        line(io.stdout, `agent ${identity.agentId} of provider ${identity.providerName} (${identity.providerId})${identity.enrolled ? ', enrolled now' : ''}`);
+        line(
+          io.stdout,
+          `agent ${identity.agentId} of provider ${identity.providerName} (${identity.providerId})${identity.enrolled ? ', enrolled now' : ''}`,
+        );
         line(io.stdout, `published: ${report.published.join(', ') || 'nothing'}`);
         if (report.removed.length > 0) line(io.stdout, `removed: ${report.removed.join(', ')}`);
-        for (const error of report.errors) line(io.stdout, `error: ${error.source ?? error.dataset ?? ''} ${error.message} [${error.code}]`);
+        for (const error of report.errors)
+          line(io.stdout, `error: ${error.source ?? error.dataset ?? ''} ${error.message} [${error.code}]`);
       }
       return report.errors.length > 0 ? 1 : 0;
     }
     process.on('SIGHUP', onHangup);
     await runtime.start();
-    logger.info({ agentId: identity.agentId, providerId: identity.providerId, sandbox: runtime.agent.sandboxed ? 'bubblewrap' : 'none' }, 'agent running; waiting for deployments');
+    logger.info(
+      {
+        agentId: identity.agentId,
+        providerId: identity.providerId,
+        sandbox: runtime.agent.sandboxed ? 'bubblewrap' : 'none',
+      },
+      'agent running; waiting for deployments',
+    );
     await untilAborted(io.signal);
     logger.info('shutting down');
     return 0;

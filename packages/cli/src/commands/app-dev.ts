@@ -31,7 +31,11 @@ export function devSources(data: readonly string[], cwd: string): Array<Record<s
       return { name: `data${i}`, kind: 'csv', files: path, ...(name ? { datasets: { [stem]: { name } } } : {}) };
     }
     if (['.db', '.sqlite', '.sqlite3'].includes(ext)) {
-      if (name) throw new InsituError('INSITU_USAGE', `--data ${spec}: a SQLite file gives one dataset per table; drop "${name}="`);
+      if (name)
+        throw new InsituError(
+          'INSITU_USAGE',
+          `--data ${spec}: a SQLite file gives one dataset per table; drop "${name}="`,
+        );
       return { name: `data${i}`, kind: 'sqlite', path };
     }
     throw new InsituError('INSITU_USAGE', `--data ${spec}: give a .csv file or a SQLite file (.db, .sqlite)`);
@@ -45,11 +49,18 @@ export function devSources(data: readonly string[], cwd: string): Array<Record<s
 export async function runAppDev(dir: string, options: AppDevOptions, io: CliIo): Promise<void> {
   const bundle = isAbsolute(dir) ? dir : resolve(io.cwd, dir);
   const manifest = await readManifest(bundle);
-  const config = parseAgentConfig({ sources: devSources(options.data, io.cwd), limits: { queryTimeoutMs: 60_000 } }, { what: '--data', baseDir: io.cwd });
+  const config = parseAgentConfig(
+    { sources: devSources(options.data, io.cwd), limits: { queryTimeoutMs: 60_000 } },
+    { what: '--data', baseDir: io.cwd },
+  );
   const logger = createLogger({ name: 'app-dev', level: options.logLevel ?? 'warn', destination: io.stderr });
   const workDir = await mkdtemp(join(tmpdir(), 'insitu-dev-'));
   const noSandbox = options.sandbox === false;
-  if (noSandbox) line(io.stderr, 'insitu: WARNING: --no-sandbox: the application runs with all your rights (files, network). Development only.');
+  if (noSandbox)
+    line(
+      io.stderr,
+      'insitu: WARNING: --no-sandbox: the application runs with all your rights (files, network). Development only.',
+    );
   const agent = await Agent.create({
     config,
     dataDir: workDir,
@@ -65,12 +76,19 @@ export async function runAppDev(dir: string, options: AppDevOptions, io: CliIo):
   server.on('clientError', answerClientError);
   try {
     const refreshed = await agent.registry.refresh();
-    for (const source of refreshed.sources) if (source.error) line(io.stderr, `insitu: ${source.error.message} [${source.error.code}]`);
+    for (const source of refreshed.sources)
+      if (source.error) line(io.stderr, `insitu: ${source.error.message} [${source.error.code}]`);
     const available = new Set(refreshed.datasets.map((d) => d.name));
     const missing = manifest.datasets.filter((d) => !available.has(d.dataset)).map((d) => d.dataset);
-    if (missing.length > 0) line(io.stderr, `insitu: no sample data for ${missing.join(', ')} (pass --data ${missing[0]}=FILE.csv); reading it will fail`);
+    if (missing.length > 0)
+      line(
+        io.stderr,
+        `insitu: no sample data for ${missing.join(', ')} (pass --data ${missing[0]}=FILE.csv); reading it will fail`,
+      );
     const digest = await bundleDigest(bundle);
-    await agent.applyDesired([{ id: 'dev', app: manifest.name, version: manifest.version, digest, replicas: 1, bundle }]);
+    await agent.applyDesired([
+      { id: 'dev', app: manifest.name, version: manifest.version, digest, replicas: 1, bundle },
+    ]);
     let status: DeploymentStatus | undefined;
     await waitFor(
       () => {
@@ -81,13 +99,19 @@ export async function runAppDev(dir: string, options: AppDevOptions, io: CliIo):
     );
     if (status?.state !== 'running') {
       const output = status?.instances.flatMap((i) => i.lastExit?.output ?? []) ?? [];
-      throw new InsituError('INSITU_APP_UNAVAILABLE', `${manifest.name} did not start: ${status?.reason?.message ?? status?.state ?? 'unknown'}${output.length > 0 ? `\n${output.join('\n')}` : ''}`);
+      throw new InsituError(
+        'INSITU_APP_UNAVAILABLE',
+        `${manifest.name} did not start: ${status?.reason?.message ?? status?.state ?? 'unknown'}${output.length > 0 ? `\n${output.join('\n')}` : ''}`,
+      );
     }
     server.listen(options.port, options.host);
     await once(server, 'listening');
     const port = (server.address() as { port: number }).port;
     const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
-    line(io.stdout, `${manifest.name}@${manifest.version} is running${noSandbox ? ' WITHOUT a sandbox' : ' in the sandbox'}: ${url}/`);
+    line(
+      io.stdout,
+      `${manifest.name}@${manifest.version} is running${noSandbox ? ' WITHOUT a sandbox' : ' in the sandbox'}: ${url}/`,
+    );
     const example = manifest.endpoints?.find((e) => e.method === 'GET' && !e.path.includes('{'));
     if (example) line(io.stdout, `curl ${url}${example.path}`);
     if (options.watch) {
@@ -96,11 +120,14 @@ export async function runAppDev(dir: string, options: AppDevOptions, io: CliIo):
         try {
           const next = await readManifest(bundle);
           const nextDigest = await bundleDigest(bundle);
-          await agent.applyDesired([{ id: 'dev', app: next.name, version: next.version, digest: nextDigest, replicas: 1, bundle }]);
+          await agent.applyDesired([
+            { id: 'dev', app: next.name, version: next.version, digest: nextDigest, replicas: 1, bundle },
+          ]);
           line(io.stdout, `reloaded ${next.name}@${next.version} (sha256 ${nextDigest.slice(0, 12)}…)`);
         } catch (error) {
           // A half-saved or invalid manifest: say so and keep the running version.
-          const failure = error instanceof InsituError ? error : new InsituError('INSITU_BUNDLE_INVALID', (error as Error).message);
+          const failure =
+            error instanceof InsituError ? error : new InsituError('INSITU_BUNDLE_INVALID', (error as Error).message);
           line(io.stderr, `insitu: not reloaded: ${failure.message} [${failure.code}]`);
         }
       });

@@ -1,6 +1,12 @@
 import { createLogger } from '@insitu/core';
 import { openStore } from '@insitu/store';
-import { anchorSettings, coordinatorFor, storeConfigFor, verifyAuditLog, type AuditLogVerification } from '@insitu/server';
+import {
+  anchorSettings,
+  coordinatorFor,
+  storeConfigFor,
+  verifyAuditLog,
+  type AuditLogVerification,
+} from '@insitu/server';
 import { ApiClient, type RemoteOptions } from '../api-client.js';
 import { dataDirOf, loadCliServerConfig, requireExistingDatabase } from '../data-dir.js';
 import { line, type CliIo } from '../io.js';
@@ -23,10 +29,18 @@ export async function runAuditVerify(options: RemoteOptions & { json?: boolean }
     // A missing database is a wrong --data-dir, not an empty log: opening it would create one and report "intact".
     requireExistingDatabase(storeConfig, dataDir);
     const store = await openStore(storeConfig, { migrate: false });
-    const coordinator = config.cluster.coordination === 'etcd' ? coordinatorFor(config, { logger: createLogger({ name: 'audit', level: 'warn' }) }) : undefined;
+    const coordinator =
+      config.cluster.coordination === 'etcd'
+        ? coordinatorFor(config, { logger: createLogger({ name: 'audit', level: 'warn' }) })
+        : undefined;
     try {
-      const settings = await anchorSettings(config, dataDir, { ...(coordinator ? { coordinator } : {}), create: false });
-      result = settings ? await verifyAuditLog(store, { places: settings.places, trusted: settings.trusted }) : { ...(await store.audit.verify()), anchored: false };
+      const settings = await anchorSettings(config, dataDir, {
+        ...(coordinator ? { coordinator } : {}),
+        create: false,
+      });
+      result = settings
+        ? await verifyAuditLog(store, { places: settings.places, trusted: settings.trusted })
+        : { ...(await store.audit.verify()), anchored: false };
     } finally {
       await coordinator?.close();
       await store.close();
@@ -34,9 +48,20 @@ export async function runAuditVerify(options: RemoteOptions & { json?: boolean }
   }
   if (options.json) line(io.stdout, JSON.stringify(result));
   else if (result.ok) {
-    line(io.stdout, `audit log verified: ${result.records} records, chain intact${result.head ? ` (head ${result.head.seq}, sha256 ${result.head.hash.slice(0, 16)}…)` : ''}`);
-    line(io.stdout, result.anchor ? `signed anchor: record ${result.anchor.seq} at ${result.anchor.ts} (key ${result.anchor.keyId}, from ${result.anchor.source}) matches` : 'no signed anchor found outside the database: only the chain itself was checked');
-  }
-  else line(io.stdout, `audit log BROKEN at record ${result.firstBroken?.seq}: ${result.firstBroken?.reason} (${result.records} records read)`);
+    line(
+      io.stdout,
+      `audit log verified: ${result.records} records, chain intact${result.head ? ` (head ${result.head.seq}, sha256 ${result.head.hash.slice(0, 16)}…)` : ''}`,
+    );
+    line(
+      io.stdout,
+      result.anchor
+        ? `signed anchor: record ${result.anchor.seq} at ${result.anchor.ts} (key ${result.anchor.keyId}, from ${result.anchor.source}) matches`
+        : 'no signed anchor found outside the database: only the chain itself was checked',
+    );
+  } else
+    line(
+      io.stdout,
+      `audit log BROKEN at record ${result.firstBroken?.seq}: ${result.firstBroken?.reason} (${result.records} records read)`,
+    );
   return result.ok ? 0 : 1;
 }

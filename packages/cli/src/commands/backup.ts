@@ -6,7 +6,15 @@ import Database from 'better-sqlite3';
 import { InsituError, VERSION } from '@insitu/core';
 import { storeConfigFor } from '@insitu/server';
 import { create as createTar, extract as extractTar, list as listTar } from 'tar';
-import { configFileOf, dataDirOf, isInitialised, loadCliServerConfig, requireExistingDatabase, runningUrl, type DataDirOptions } from '../data-dir.js';
+import {
+  configFileOf,
+  dataDirOf,
+  isInitialised,
+  loadCliServerConfig,
+  requireExistingDatabase,
+  runningUrl,
+  type DataDirOptions,
+} from '../data-dir.js';
 import { line, type CliIo } from '../io.js';
 
 /** What a backup holds besides the files, so a restore knows what it reads. */
@@ -31,7 +39,10 @@ export async function runBackup(options: DataDirOptions & { to: string; json?: b
   const config = loadCliServerConfig(options, io, dataDir, {});
   const storeConfig = storeConfigFor(config, dataDir);
   if (storeConfig.kind !== 'sqlite') {
-    throw new InsituError('INSITU_USAGE', 'insitu backup copies a SQLite platform database; for MariaDB/MySQL take a consistent dump (mariadb-dump --single-transaction) and back up the config and tls/ beside it');
+    throw new InsituError(
+      'INSITU_USAGE',
+      'insitu backup copies a SQLite platform database; for MariaDB/MySQL take a consistent dump (mariadb-dump --single-transaction) and back up the config and tls/ beside it',
+    );
   }
   requireExistingDatabase(storeConfig, dataDir);
   const target = resolve(io.cwd, options.to);
@@ -49,16 +60,27 @@ export async function runBackup(options: DataDirOptions & { to: string; json?: b
     const configFile = configFileOf(options, io, dataDir);
     const fromDataDir: string[] = [];
     if (existsSync(configFile)) {
-      if (dirname(configFile) !== dataDir) throw new InsituError('INSITU_USAGE', `the config ${configFile} is outside the data dir; back it up yourself, or keep it as ${join(dataDir, 'config.yaml')}`);
+      if (dirname(configFile) !== dataDir)
+        throw new InsituError(
+          'INSITU_USAGE',
+          `the config ${configFile} is outside the data dir; back it up yourself, or keep it as ${join(dataDir, 'config.yaml')}`,
+        );
       fromDataDir.push(relative(dataDir, configFile));
     }
     if (existsSync(join(dataDir, 'tls'))) fromDataDir.push('tls');
-    const manifest: BackupManifest = { format: 1, insituVersion: VERSION, createdAt: new Date().toISOString(), database: 'sqlite', files: [...files, ...fromDataDir] };
+    const manifest: BackupManifest = {
+      format: 1,
+      insituVersion: VERSION,
+      createdAt: new Date().toISOString(),
+      database: 'sqlite',
+      files: [...files, ...fromDataDir],
+    };
     await writeFile(join(staging, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     progress(`writing ${target}`);
     await mkdir(dirname(target), { recursive: true });
     const partial = `${target}.partial`;
-    for (const entry of fromDataDir) await cp(join(dataDir, entry), join(staging, entry), { recursive: true, preserveTimestamps: true });
+    for (const entry of fromDataDir)
+      await cp(join(dataDir, entry), join(staging, entry), { recursive: true, preserveTimestamps: true });
     await createTar({ gzip: true, file: partial, cwd: staging, portable: true }, [MANIFEST, DATABASE, ...fromDataDir]);
     await rename(partial, target);
     await chmod(target, 0o600);
@@ -75,22 +97,44 @@ export async function runBackup(options: DataDirOptions & { to: string; json?: b
  * dir a running platform serves, and an initialised one unless `--force` (which replaces its
  * database, config and tls/, keeping the rest).
  */
-export async function runRestore(file: string, options: DataDirOptions & { force?: boolean; json?: boolean }, io: CliIo): Promise<void> {
+export async function runRestore(
+  file: string,
+  options: DataDirOptions & { force?: boolean; json?: boolean },
+  io: CliIo,
+): Promise<void> {
   const dataDir = dataDirOf(options, io);
   const source = resolve(io.cwd, file);
   if (!existsSync(source)) throw new InsituError('INSITU_NOT_FOUND', `no backup file ${source}`);
-  if (runningUrl(dataDir)) throw new InsituError('INSITU_CONFLICT', `a platform is running on ${dataDir} (${runningUrl(dataDir)}): stop it before restoring`);
-  if (isInitialised(dataDir) && !options.force) throw new InsituError('INSITU_ALREADY_INITIALISED', `${dataDir} holds a platform already; restore into an empty data dir, or replace it with --force`);
+  if (runningUrl(dataDir))
+    throw new InsituError(
+      'INSITU_CONFLICT',
+      `a platform is running on ${dataDir} (${runningUrl(dataDir)}): stop it before restoring`,
+    );
+  if (isInitialised(dataDir) && !options.force)
+    throw new InsituError(
+      'INSITU_ALREADY_INITIALISED',
+      `${dataDir} holds a platform already; restore into an empty data dir, or replace it with --force`,
+    );
   const entries: string[] = [];
   try {
     await listTar({ file: source, onReadEntry: (entry) => void entries.push(entry.path) });
   } catch (error) {
-    throw new InsituError('INSITU_VALIDATION', `${source} is not an insitu backup: ${(error as Error).message}`, { cause: error });
+    throw new InsituError('INSITU_VALIDATION', `${source} is not an insitu backup: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
-  const allowed = (path: string) => path === MANIFEST || path === DATABASE || path === 'config.yaml' || path === 'tls' || path === 'tls/' || /^tls\/[^/]+$/.test(path);
-  if (!entries.includes(MANIFEST) || !entries.includes(DATABASE)) throw new InsituError('INSITU_VALIDATION', `${source} is not an insitu backup (no ${MANIFEST} or ${DATABASE})`);
+  const allowed = (path: string) =>
+    path === MANIFEST ||
+    path === DATABASE ||
+    path === 'config.yaml' ||
+    path === 'tls' ||
+    path === 'tls/' ||
+    /^tls\/[^/]+$/.test(path);
+  if (!entries.includes(MANIFEST) || !entries.includes(DATABASE))
+    throw new InsituError('INSITU_VALIDATION', `${source} is not an insitu backup (no ${MANIFEST} or ${DATABASE})`);
   const strange = entries.filter((p) => !allowed(p));
-  if (strange.length) throw new InsituError('INSITU_VALIDATION', `${source} holds unexpected entries: ${strange.slice(0, 5).join(', ')}`);
+  if (strange.length)
+    throw new InsituError('INSITU_VALIDATION', `${source} holds unexpected entries: ${strange.slice(0, 5).join(', ')}`);
   const progress = options.json ? () => undefined : (text: string) => line(io.stderr, `… ${text}`);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const staging = await mkdtemp(join(dataDir, '.restore-'));
@@ -101,7 +145,8 @@ export async function runRestore(file: string, options: DataDirOptions & { force
     const db = new Database(join(staging, DATABASE), { readonly: true, fileMustExist: true });
     try {
       const check = db.pragma('quick_check', { simple: true });
-      if (check !== 'ok') throw new InsituError('INSITU_VALIDATION', `the database in ${source} is damaged: ${String(check)}`);
+      if (check !== 'ok')
+        throw new InsituError('INSITU_VALIDATION', `the database in ${source} is damaged: ${String(check)}`);
     } finally {
       db.close();
     }
@@ -110,13 +155,18 @@ export async function runRestore(file: string, options: DataDirOptions & { force
       // The integrity check's own -wal/-shm files are no part of the backup.
       if (name === MANIFEST || name.endsWith('-wal') || name.endsWith('-shm')) continue;
       await rm(join(dataDir, name), { recursive: true, force: true });
-      for (const suffix of ['-wal', '-shm']) if (name === DATABASE) await rm(join(dataDir, `${name}${suffix}`), { force: true });
+      for (const suffix of ['-wal', '-shm'])
+        if (name === DATABASE) await rm(join(dataDir, `${name}${suffix}`), { force: true });
       await rename(join(staging, name), join(dataDir, name));
       if (name === DATABASE) await chmod(join(dataDir, name), 0o600);
       restored.push(name);
     }
     if (options.json) line(io.stdout, JSON.stringify({ dataDir, restored }));
-    else line(io.stdout, `restored ${restored.join(', ')} into ${dataDir}; start it with: insitu server --data-dir ${dataDir}`);
+    else
+      line(
+        io.stdout,
+        `restored ${restored.join(', ')} into ${dataDir}; start it with: insitu server --data-dir ${dataDir}`,
+      );
   } finally {
     await rm(staging, { recursive: true, force: true });
   }

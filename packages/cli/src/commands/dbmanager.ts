@@ -1,6 +1,12 @@
 import { isAbsolute, resolve } from 'node:path';
 import { InsituError, createLogger, type LogLevel } from '@insitu/core';
-import { createCoordinator, loadDbManagerConfig, startDbManager, type Coordinator, type DbManagerConfig } from '@insitu/dbmanager';
+import {
+  createCoordinator,
+  loadDbManagerConfig,
+  startDbManager,
+  type Coordinator,
+  type DbManagerConfig,
+} from '@insitu/dbmanager';
 import { line, untilAborted, type CliIo } from '../io.js';
 
 export interface DbManagerCommandOptions {
@@ -14,14 +20,22 @@ export interface DbManagerCommandOptions {
 export function dbManagerConfigFile(options: { config?: string }, io: CliIo, required: boolean): string | undefined {
   const chosen = options.config ?? io.env.INSITU_DBMANAGER_CONFIG;
   if (!chosen) {
-    if (required) throw new InsituError('INSITU_USAGE', 'the dbmanager needs a config file: --config FILE or INSITU_DBMANAGER_CONFIG');
+    if (required)
+      throw new InsituError(
+        'INSITU_USAGE',
+        'the dbmanager needs a config file: --config FILE or INSITU_DBMANAGER_CONFIG',
+      );
     return undefined;
   }
   return isAbsolute(chosen) ? chosen : resolve(io.cwd, chosen);
 }
 
 /** Load and validate the dbmanager config (file, INSITU_DBMANAGER_* variables, flags). */
-export function loadCliDbManagerConfig(file: string, io: CliIo, flags: Record<string, unknown> = {}): Readonly<DbManagerConfig> {
+export function loadCliDbManagerConfig(
+  file: string,
+  io: CliIo,
+  flags: Record<string, unknown> = {},
+): Readonly<DbManagerConfig> {
   return loadDbManagerConfig({ file, fileRequired: true, env: io.env, flags });
 }
 
@@ -49,8 +63,18 @@ export async function runDbManager(options: DbManagerCommandOptions, io: CliIo):
     await coordinator.close().catch(() => undefined);
     throw error;
   }
-  const ready = { manager: running.manager.id, cluster: config.cluster, adminUrl: running.adminUrl, coord: config.coord.kind };
-  line(io.stdout, options.json ? JSON.stringify(ready) : `dbmanager ${ready.manager} of cluster ${ready.cluster}: admin API at ${ready.adminUrl} (coord: ${ready.coord})`);
+  const ready = {
+    manager: running.manager.id,
+    cluster: config.cluster,
+    adminUrl: running.adminUrl,
+    coord: config.coord.kind,
+  };
+  line(
+    io.stdout,
+    options.json
+      ? JSON.stringify(ready)
+      : `dbmanager ${ready.manager} of cluster ${ready.cluster}: admin API at ${ready.adminUrl} (coord: ${ready.coord})`,
+  );
   try {
     await untilAborted(io.signal);
     logger.info('shutting down');

@@ -38,7 +38,11 @@ async function writePlatformTls(dataDir: string, host: string): Promise<InitResu
   const ca = await createPlatformCa();
   const hosts = [...new Set([host === '0.0.0.0' || host === '::' ? 'localhost' : host, 'localhost', '127.0.0.1'])];
   const server = await issueServerCertificate(ca, { hosts });
-  const files = { caFile: join(dir, 'ca.pem'), certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server-key.pem') };
+  const files = {
+    caFile: join(dir, 'ca.pem'),
+    certFile: join(dir, 'server.pem'),
+    keyFile: join(dir, 'server-key.pem'),
+  };
   await writeFile(files.caFile, ca.certPem, { mode: 0o644 });
   await writeFile(join(dir, 'ca-key.pem'), ca.keyPem, { mode: 0o600 });
   await writeFile(files.certFile, server.certPem, { mode: 0o644 });
@@ -52,7 +56,8 @@ async function writePlatformTls(dataDir: string, host: string): Promise<InitResu
  */
 export async function initDataDir(options: InitOptions, io: CliIo): Promise<InitResult> {
   const dataDir = dataDirOf(options, io);
-  if (isInitialised(dataDir)) throw new InsituError('INSITU_ALREADY_INITIALISED', `${dataDir} is initialised already (config.yaml exists)`);
+  if (isInitialised(dataDir))
+    throw new InsituError('INSITU_ALREADY_INITIALISED', `${dataDir} is initialised already (config.yaml exists)`);
   await ensureDataDir(dataDir);
   const fileConfig: Record<string, unknown> = {
     listen: { host: options.host ?? '127.0.0.1', port: options.port ?? 7070 },
@@ -63,10 +68,16 @@ export async function initDataDir(options: InitOptions, io: CliIo): Promise<Init
   const config = loadCliServerConfig({}, io, dataDir, fileConfig);
   const store = await openStore(storeConfigFor(config, dataDir));
   try {
-    const init = await initPlatform(store, { adminEmail: options.adminEmail }, { N: 2 ** config.auth.passwordCost, r: 8, p: 1 });
+    const init = await initPlatform(
+      store,
+      { adminEmail: options.adminEmail },
+      { N: 2 ** config.auth.passwordCost, r: 8, p: 1 },
+    );
     const header = '# Insitu platform configuration. Every option and its default: packages/server/README.md\n';
     const tls = await writePlatformTls(dataDir, options.host ?? '127.0.0.1');
-    const anchorKeyFile = isAbsolute(config.audit.anchorKeyFile) ? config.audit.anchorKeyFile : join(dataDir, config.audit.anchorKeyFile);
+    const anchorKeyFile = isAbsolute(config.audit.anchorKeyFile)
+      ? config.audit.anchorKeyFile
+      : join(dataDir, config.audit.anchorKeyFile);
     const anchor = await ensureAnchorKey(anchorKeyFile);
     await writeFile(configFile, header + stringify(fileConfig), { mode: 0o600 });
     return {
@@ -92,6 +103,9 @@ export async function runInit(options: InitOptions, io: CliIo): Promise<void> {
   line(io.stdout, `  admin:    ${result.admin.email}`);
   line(io.stdout, `  password: ${result.admin.password}`);
   line(io.stdout, `  CA:       ${result.tls.caFile} (agents pin it; tls.certFile/keyFile in the config turn TLS on)`);
-  line(io.stdout, `  audit:    ${result.auditAnchor.keyFile} signs audit chain heads (key ${result.auditAnchor.keyId}; public key ${result.auditAnchor.publicKeyFile})`);
+  line(
+    io.stdout,
+    `  audit:    ${result.auditAnchor.keyFile} signs audit chain heads (key ${result.auditAnchor.keyId}; public key ${result.auditAnchor.publicKeyFile})`,
+  );
   line(io.stdout, 'The password is shown only now; only its scrypt hash is stored.');
 }

@@ -3,9 +3,18 @@ import { line, printItems, type CliIo } from '../io.js';
 import { listAll, orgIdOf } from '../refs.js';
 
 /** `insitu key create --org ORG --service S… [--name N] [--ttl SECONDS]`: the key is printed once. */
-export async function runKeyCreate(options: RemoteOptions & { org: string; service: string[]; name: string; ttl?: number; json?: boolean }, io: CliIo): Promise<void> {
+export async function runKeyCreate(
+  options: RemoteOptions & { org: string; service: string[]; name: string; ttl?: number; json?: boolean },
+  io: CliIo,
+): Promise<void> {
   const api = ApiClient.from(options, io);
-  const created = await api.request<{ id: string; key: string; prefix: string; services: string[]; expiresAt?: string }>('POST', '/api/v1/keys', {
+  const created = await api.request<{
+    id: string;
+    key: string;
+    prefix: string;
+    services: string[];
+    expiresAt?: string;
+  }>('POST', '/api/v1/keys', {
     orgId: await orgIdOf(api, options.org),
     name: options.name,
     services: options.service,
@@ -16,7 +25,10 @@ export async function runKeyCreate(options: RemoteOptions & { org: string; servi
     return;
   }
   line(io.stdout, created.key);
-  line(io.stderr, `key ${created.id} for ${created.services.join(', ')}${created.expiresAt ? `, expires ${created.expiresAt}` : ''}; shown once, only its hash is stored`);
+  line(
+    io.stderr,
+    `key ${created.id} for ${created.services.join(', ')}${created.expiresAt ? `, expires ${created.expiresAt}` : ''}; shown once, only its hash is stored`,
+  );
 }
 
 interface Key {

@@ -13,13 +13,22 @@ export function nodeConfigFile(options: { config?: string }, io: CliIo): string 
 }
 
 /** Load `node.yaml` (file and flags). */
-export function loadCliNodeConfig(options: { config?: string }, io: CliIo, flags: Record<string, unknown> = {}): Readonly<NodeConfig> {
+export function loadCliNodeConfig(
+  options: { config?: string },
+  io: CliIo,
+  flags: Record<string, unknown> = {},
+): Readonly<NodeConfig> {
   return loadNodeConfig({ file: nodeConfigFile(options, io), fileRequired: true, flags });
 }
 
 /** The etcd coordinator that the node config names. */
 export function nodeCoordinator(config: Readonly<NodeConfig>, logger?: ReturnType<typeof createLogger>): Coordinator {
-  return createCoordinator({ kind: 'etcd', endpoints: config.coord.endpoints, namespace: config.coord.namespace, ...(logger ? { logger } : {}) });
+  return createCoordinator({
+    kind: 'etcd',
+    endpoints: config.coord.endpoints,
+    namespace: config.coord.namespace,
+    ...(logger ? { logger } : {}),
+  });
 }
 
 /**
@@ -27,16 +36,35 @@ export function nodeCoordinator(config: Readonly<NodeConfig>, logger?: ReturnTyp
  * this node's platform services, take part in the operator's leader election. JSON log
  * lines on stdout. On SIGTERM it resigns its leadership, stops its services and leaves.
  */
-export async function runNode(options: { config?: string; logLevel?: LogLevel; json?: boolean }, io: CliIo): Promise<void> {
+export async function runNode(
+  options: { config?: string; logLevel?: LogLevel; json?: boolean },
+  io: CliIo,
+): Promise<void> {
   const config = loadCliNodeConfig(options, io, options.logLevel ? { log: { level: options.logLevel } } : {});
   const logger = createLogger({ name: 'operator', level: config.log.level, destination: io.stdout });
   const coordinator = nodeCoordinator(config, logger);
   const registry = createMetricsRegistry();
-  const node = new OperatorNode({ config, coordinator, logger, registry, deepProber: createServerDeepProber(config, logger) });
+  const node = new OperatorNode({
+    config,
+    coordinator,
+    logger,
+    registry,
+    deepProber: createServerDeepProber(config, logger),
+  });
   try {
     await node.start();
-    const ready = { node: config.node, pid: process.pid, services: Object.keys(config.services), coord: config.coord.endpoints };
-    logger.info(ready, options.json ? JSON.stringify(ready) : `node ${config.node} joined; it can run ${ready.services.join(', ') || 'nothing'}`);
+    const ready = {
+      node: config.node,
+      pid: process.pid,
+      services: Object.keys(config.services),
+      coord: config.coord.endpoints,
+    };
+    logger.info(
+      ready,
+      options.json
+        ? JSON.stringify(ready)
+        : `node ${config.node} joined; it can run ${ready.services.join(', ') || 'nothing'}`,
+    );
     await untilAborted(io.signal);
     logger.info('shutting down: resigning, stopping services');
   } finally {
@@ -50,7 +78,8 @@ export async function runNodeInstall(
   options: { config?: string; systemd?: boolean; unitFile: string; user?: string; json?: boolean },
   io: CliIo,
 ): Promise<void> {
-  if (!options.systemd) throw new InsituError('INSITU_USAGE', 'say how to install: --systemd (the only supported way so far)');
+  if (!options.systemd)
+    throw new InsituError('INSITU_USAGE', 'say how to install: --systemd (the only supported way so far)');
   const config = loadCliNodeConfig(options, io);
   const unit = systemdUnit({
     insitu: [process.execPath, resolve(new URL('../../../bin/insitu.js', import.meta.url).pathname)],
@@ -62,6 +91,9 @@ export async function runNodeInstall(
   if (options.json) line(io.stdout, JSON.stringify({ unitFile: target, node: config.node }));
   else {
     line(io.stdout, `wrote ${target} for node ${config.node}`);
-    line(io.stdout, `then: systemctl daemon-reload && systemctl enable --now ${target.split('/').pop() ?? 'insitu-node.service'}`);
+    line(
+      io.stdout,
+      `then: systemctl daemon-reload && systemctl enable --now ${target.split('/').pop() ?? 'insitu-node.service'}`,
+    );
   }
 }

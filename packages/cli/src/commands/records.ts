@@ -5,28 +5,46 @@ import { sleep } from '@insitu/core';
 type Json = { json?: boolean };
 
 /** `insitu usage [--service S] [--key K] [--by key|service] [--hourly] [--since ISO]`: metered calls per period. */
-export async function runUsage(options: RemoteOptions & Json & { service?: string; key?: string; by?: 'key' | 'service'; hourly?: boolean; since?: string }, io: CliIo): Promise<void> {
+export async function runUsage(
+  options: RemoteOptions &
+    Json & { service?: string; key?: string; by?: 'key' | 'service'; hourly?: boolean; since?: string },
+  io: CliIo,
+): Promise<void> {
   const api = ApiClient.from(options, io);
   const query = new URLSearchParams({ granularity: options.hourly ? 'hour' : 'day' });
   if (options.service) query.set('service', options.service);
   if (options.key) query.set('key', options.key);
   if (options.by) query.set('groupBy', options.by);
   if (options.since) query.set('from', options.since);
-  const usage = await api.request<{ items: Array<{ period: string; keyId?: string; serviceId?: string; calls: number; errors: number; bytesIn: number; bytesOut: number; avgDurationMs: number }> }>(
-    'GET',
-    `/api/v1/usage?${query.toString()}`,
-  );
+  const usage = await api.request<{
+    items: Array<{
+      period: string;
+      keyId?: string;
+      serviceId?: string;
+      calls: number;
+      errors: number;
+      bytesIn: number;
+      bytesOut: number;
+      avgDurationMs: number;
+    }>;
+  }>('GET', `/api/v1/usage?${query.toString()}`);
   const items = usage.items.filter((i) => i.calls > 0);
-  printItems(io, options.json, options.json ? usage.items : items, {
-    period: (i) => i.period,
-    ...(options.by === 'key' ? { key: (i: (typeof items)[number]) => i.keyId } : {}),
-    ...(options.by === 'service' ? { service: (i: (typeof items)[number]) => i.serviceId } : {}),
-    calls: (i) => i.calls,
-    errors: (i) => i.errors,
-    'bytes in': (i) => i.bytesIn,
-    'bytes out': (i) => i.bytesOut,
-    'avg ms': (i) => i.avgDurationMs,
-  }, 'no calls in this period');
+  printItems(
+    io,
+    options.json,
+    options.json ? usage.items : items,
+    {
+      period: (i) => i.period,
+      ...(options.by === 'key' ? { key: (i: (typeof items)[number]) => i.keyId } : {}),
+      ...(options.by === 'service' ? { service: (i: (typeof items)[number]) => i.serviceId } : {}),
+      calls: (i) => i.calls,
+      errors: (i) => i.errors,
+      'bytes in': (i) => i.bytesIn,
+      'bytes out': (i) => i.bytesOut,
+      'avg ms': (i) => i.avgDurationMs,
+    },
+    'no calls in this period',
+  );
 }
 
 interface AuditRecord {
@@ -45,22 +63,31 @@ interface AuditRecord {
 }
 
 /** `insitu audit list [--service S] [--limit N]`: the newest call records first (never payloads). */
-export async function runAuditList(options: RemoteOptions & Json & { service?: string; limit: number }, io: CliIo): Promise<void> {
+export async function runAuditList(
+  options: RemoteOptions & Json & { service?: string; limit: number },
+  io: CliIo,
+): Promise<void> {
   const api = ApiClient.from(options, io);
   const query = new URLSearchParams({ limit: String(options.limit) });
   if (options.service) query.set('service', options.service);
   const page = await api.request<{ items: AuditRecord[] }>('GET', `/api/v1/audit?${query.toString()}`);
-  printItems(io, options.json, page.items, {
-    seq: (r) => r.seq,
-    time: (r) => r.ts,
-    service: (r) => `${r.serviceName}@${r.version || '-'}`,
-    method: (r) => r.method,
-    status: (r) => r.status,
-    error: (r) => r.errorCode,
-    key: (r) => r.keyId,
-    ms: (r) => r.durationMs,
-    request: (r) => r.requestId,
-  }, 'no audit records');
+  printItems(
+    io,
+    options.json,
+    page.items,
+    {
+      seq: (r) => r.seq,
+      time: (r) => r.ts,
+      service: (r) => `${r.serviceName}@${r.version || '-'}`,
+      method: (r) => r.method,
+      status: (r) => r.status,
+      error: (r) => r.errorCode,
+      key: (r) => r.keyId,
+      ms: (r) => r.durationMs,
+      request: (r) => r.requestId,
+    },
+    'no audit records',
+  );
 }
 
 interface PlatformEvent {
@@ -81,13 +108,22 @@ function printEvent(io: CliIo, json: boolean | undefined, event: PlatformEvent):
  * organisations' things, oldest first; with `--follow`, new events as they come until Ctrl-C.
  * With --json, one JSON line per event.
  */
-export async function runEvents(options: RemoteOptions & Json & { kind?: string; subject?: string; limit: number; follow?: boolean; intervalMs?: number }, io: CliIo): Promise<void> {
+export async function runEvents(
+  options: RemoteOptions &
+    Json & { kind?: string; subject?: string; limit: number; follow?: boolean; intervalMs?: number },
+  io: CliIo,
+): Promise<void> {
   const api = ApiClient.from(options, io);
   const base: Record<string, string> = {};
   if (options.kind) base.kind = options.kind;
   if (options.subject) base.subject = options.subject;
   const fetchPage = async (limit: number) =>
-    (await api.request<{ items: PlatformEvent[] }>('GET', `/api/v1/events?${new URLSearchParams({ ...base, limit: String(limit) }).toString()}`)).items;
+    (
+      await api.request<{ items: PlatformEvent[] }>(
+        'GET',
+        `/api/v1/events?${new URLSearchParams({ ...base, limit: String(limit) }).toString()}`,
+      )
+    ).items;
   const first = (await fetchPage(options.limit)).sort((a, b) => a.seq - b.seq);
   for (const event of first) printEvent(io, options.json, event);
   if (!options.follow) return;

@@ -3,7 +3,14 @@ import type { Coordinator } from '@insitu/coord';
 import { followPrimary, type PrimaryFollower } from '@insitu/dbmanager';
 import { openStore, type Store } from '@insitu/store';
 import { coordinatorFor, startServer, storeConfigFor } from '@insitu/server';
-import { dataDirOf, ensureDataDir, loadCliServerConfig, requireExistingDatabase, writeRunFile, type DataDirOptions } from '../data-dir.js';
+import {
+  dataDirOf,
+  ensureDataDir,
+  loadCliServerConfig,
+  requireExistingDatabase,
+  writeRunFile,
+  type DataDirOptions,
+} from '../data-dir.js';
 import { untilAborted, type CliIo } from '../io.js';
 
 export interface ServerOptions extends DataDirOptions {
@@ -20,7 +27,11 @@ export interface ServerOptions extends DataDirOptions {
 export async function runServer(options: ServerOptions, io: CliIo): Promise<void> {
   const dataDir = dataDirOf(options, io);
   const flags: Record<string, unknown> = {};
-  if (options.host !== undefined || options.port !== undefined) flags.listen = { ...(options.host ? { host: options.host } : {}), ...(options.port !== undefined ? { port: options.port } : {}) };
+  if (options.host !== undefined || options.port !== undefined)
+    flags.listen = {
+      ...(options.host ? { host: options.host } : {}),
+      ...(options.port !== undefined ? { port: options.port } : {}),
+    };
   if (options.logLevel) flags.log = { level: options.logLevel };
   const config = loadCliServerConfig(options, io, dataDir, flags);
   const storeConfig = storeConfigFor(config, dataDir);
@@ -33,18 +44,30 @@ export async function runServer(options: ServerOptions, io: CliIo): Promise<void
   let store: Store | undefined;
   try {
     if (config.database.followPrimary) {
-      if (storeConfig.kind !== 'mysql') throw new InsituError('INSITU_CONFIG_INVALID', 'database.followPrimary needs a mysql:// database.url');
+      if (storeConfig.kind !== 'mysql')
+        throw new InsituError('INSITU_CONFIG_INVALID', 'database.followPrimary needs a mysql:// database.url');
       coordinator = coordinatorFor(config, { logger });
-      follower = await followPrimary(coordinator, config.database.followPrimary, { onError: (error) => logger.warn({ err: error }, 'bad primary record in coord') });
+      follower = await followPrimary(coordinator, config.database.followPrimary, {
+        onError: (error) => logger.warn({ err: error }, 'bad primary record in coord'),
+      });
       const current = follower.current();
-      logger.info({ cluster: config.database.followPrimary, primary: current ?? `${storeConfig.host}:${storeConfig.port} (none published yet)` }, 'following the published primary');
+      logger.info(
+        {
+          cluster: config.database.followPrimary,
+          primary: current ?? `${storeConfig.host}:${storeConfig.port} (none published yet)`,
+        },
+        'following the published primary',
+      );
       follower.onChange((address) => logger.info({ primary: address }, 'the primary moved; the store follows'));
       store = await openStore({ ...storeConfig, primary: follower });
     } else {
       store = await openStore(storeConfig);
     }
     if (!(await store.orgs.platform())) {
-      throw new InsituError('INSITU_NOT_INITIALISED', `the platform has no administrator yet; run: insitu init --data-dir ${dataDir}`);
+      throw new InsituError(
+        'INSITU_NOT_INITIALISED',
+        `the platform has no administrator yet; run: insitu init --data-dir ${dataDir}`,
+      );
     }
     const server = await startServer({ config, dataDir, logger, store, ...(coordinator ? { coordinator } : {}) });
     const removeRunFile = await writeRunFile(dataDir, server.url);

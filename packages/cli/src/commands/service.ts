@@ -7,11 +7,25 @@ import { appIdOf, listAll, orgIdOf, serviceIdOf } from '../refs.js';
 /** `insitu service publish NAME --app APP [--access] [--rate] [--burst] [--quota]`. */
 export async function runServicePublish(
   name: string,
-  options: RemoteOptions & { app: string; org?: string; access?: 'public' | 'restricted'; rate?: number; burst?: number; quota?: number; description?: string; json?: boolean },
+  options: RemoteOptions & {
+    app: string;
+    org?: string;
+    access?: 'public' | 'restricted';
+    rate?: number;
+    burst?: number;
+    quota?: number;
+    description?: string;
+    json?: boolean;
+  },
   io: CliIo,
 ): Promise<void> {
   const api = ApiClient.from(options, io);
-  const service = await api.request<{ id: string; name: string; url: string; versions: Array<{ version: string; running: boolean }> }>('POST', '/api/v1/services', {
+  const service = await api.request<{
+    id: string;
+    name: string;
+    url: string;
+    versions: Array<{ version: string; running: boolean }>;
+  }>('POST', '/api/v1/services', {
     name,
     appId: await appIdOf(api, options.app, options.org),
     ...(options.access ? { access: options.access } : {}),
@@ -39,7 +53,8 @@ export async function runServiceInvoke(
 ): Promise<number> {
   // fetch sends a method it does not know (`patch`) as typed; HTTP methods are case-sensitive and servers refuse the lower-case one.
   const method = options.method.toUpperCase();
-  if (!/^[A-Z]{1,20}$/.test(method)) throw new InsituError('INSITU_USAGE', `-X ${options.method} is not an HTTP method`);
+  if (!/^[A-Z]{1,20}$/.test(method))
+    throw new InsituError('INSITU_USAGE', `-X ${options.method} is not an HTTP method`);
   const key = options.key ?? io.env.INSITU_TOKEN;
   if (!key) throw new InsituError('INSITU_USAGE', 'invoke needs an API key: --key isu_key_…');
   const base = platformUrl(options, io);
@@ -48,7 +63,10 @@ export async function runServiceInvoke(
   try {
     response = await fetch(url, {
       method,
-      headers: { authorization: `Bearer ${key}`, ...(options.data !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(options.data !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(options.data !== undefined ? { body: options.data } : {}),
       signal: AbortSignal.timeout(600_000),
     });
@@ -91,7 +109,11 @@ export async function runServiceList(options: RemoteOptions & { json?: boolean }
 }
 
 /** `insitu service unpublish NAME`: callers get 404 from then on; the deployments keep running. */
-export async function runServiceUnpublish(name: string, options: RemoteOptions & { json?: boolean }, io: CliIo): Promise<void> {
+export async function runServiceUnpublish(
+  name: string,
+  options: RemoteOptions & { json?: boolean },
+  io: CliIo,
+): Promise<void> {
   const api = ApiClient.from(options, io);
   const id = await serviceIdOf(api, name);
   await api.request('DELETE', `/api/v1/services/${id}`);
@@ -100,7 +122,11 @@ export async function runServiceUnpublish(name: string, options: RemoteOptions &
 }
 
 /** `insitu service grant NAME --org ORG [--revoke]`: let an organisation call a restricted service (or stop it). */
-export async function runServiceGrant(name: string, options: RemoteOptions & { org: string; revoke?: boolean; json?: boolean }, io: CliIo): Promise<void> {
+export async function runServiceGrant(
+  name: string,
+  options: RemoteOptions & { org: string; revoke?: boolean; json?: boolean },
+  io: CliIo,
+): Promise<void> {
   const api = ApiClient.from(options, io);
   const id = await serviceIdOf(api, name);
   const orgId = await orgIdOf(api, options.org);
@@ -108,5 +134,9 @@ export async function runServiceGrant(name: string, options: RemoteOptions & { o
   else await api.request('POST', `/api/v1/services/${id}/grants`, { orgId });
   const grants = await api.request<{ orgIds: string[] }>('GET', `/api/v1/services/${id}/grants`);
   if (options.json) line(io.stdout, JSON.stringify({ id, name, orgIds: grants.orgIds }));
-  else line(io.stdout, `${name}: ${options.revoke ? 'grant withdrawn from' : 'granted to'} ${options.org}; granted now: ${grants.orgIds.join(', ') || 'none'}`);
+  else
+    line(
+      io.stdout,
+      `${name}: ${options.revoke ? 'grant withdrawn from' : 'granted to'} ${options.org}; granted now: ${grants.orgIds.join(', ') || 'none'}`,
+    );
 }

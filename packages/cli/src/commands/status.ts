@@ -19,7 +19,10 @@ export interface StatusReport {
 }
 
 async function getJson(url: string, token?: string): Promise<{ status: number; body: unknown }> {
-  const response = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(5000) });
+  const response = await fetch(url, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    signal: AbortSignal.timeout(5000),
+  });
   const text = await response.text();
   let body: unknown;
   try {
@@ -35,13 +38,21 @@ export function platformUrl(options: StatusOptions, io: CliIo): string {
   const explicit = options.url ?? io.env.INSITU_URL;
   if (explicit) return explicit.replace(/\/+$/, '');
   const dataDir = dataDirOf(options, io);
-  if (!isInitialised(dataDir)) throw new InsituError('INSITU_NOT_INITIALISED', `no platform URL: pass --url, sign in once with insitu login --url URL, or run in an initialised data dir (${dataDir})`);
+  if (!isInitialised(dataDir))
+    throw new InsituError(
+      'INSITU_NOT_INITIALISED',
+      `no platform URL: pass --url, sign in once with insitu login --url URL, or run in an initialised data dir (${dataDir})`,
+    );
   // The process serving this data dir knows its real address (the config may say port 0, or another port than --port gave).
   const running = runningUrl(dataDir);
   if (running) return running;
   const config = loadCliServerConfig(options, io, dataDir, {});
   if (config.publicUrl) return config.publicUrl;
-  if (config.listen.port === 0) throw new InsituError('INSITU_USAGE', `the platform of ${dataDir} is not running, and its config listens on any free port (0): pass --url`);
+  if (config.listen.port === 0)
+    throw new InsituError(
+      'INSITU_USAGE',
+      `the platform of ${dataDir} is not running, and its config listens on any free port (0): pass --url`,
+    );
   const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`;
 }
@@ -54,7 +65,8 @@ export async function platformStatus(options: StatusOptions, io: CliIo): Promise
     const health = await getJson(`${url}/healthz`);
     const ready = await getJson(`${url}/readyz`);
     const report: StatusReport = { url, alive: health.status === 200, ready: ready.status === 200 };
-    const checks = (ready.body as { checks?: Record<string, string>; error?: { details?: { checks?: Record<string, string> } } } | undefined);
+    const checks = ready.body as
+      { checks?: Record<string, string>; error?: { details?: { checks?: Record<string, string> } } } | undefined;
     const found = checks?.checks ?? checks?.error?.details?.checks;
     if (found) report.checks = found;
     if (token) {

@@ -1,7 +1,14 @@
 import { createServer } from 'node:net';
 import { InsituError, type LogLevel } from '@insitu/core';
 import { VERSION, issueSession, startServer, type RunningServer } from '@insitu/server';
-import { dataDirOf, fileLogger, isInitialised, loadCliServerConfig, writeRunFile, type DataDirOptions } from '../data-dir.js';
+import {
+  dataDirOf,
+  fileLogger,
+  isInitialised,
+  loadCliServerConfig,
+  writeRunFile,
+  type DataDirOptions,
+} from '../data-dir.js';
 import { seedDemo, type DemoSeed } from '../demo/seed-demo.js';
 import { line, untilAborted, type CliIo } from '../io.js';
 import { initDataDir } from './init.js';
@@ -30,7 +37,12 @@ export interface UpReport {
 
 function listenFlags(options: UpOptions): Record<string, unknown> {
   if (options.host === undefined && options.port === undefined) return {};
-  return { listen: { ...(options.host ? { host: options.host } : {}), ...(options.port !== undefined ? { port: options.port } : {}) } };
+  return {
+    listen: {
+      ...(options.host ? { host: options.host } : {}),
+      ...(options.port !== undefined ? { port: options.port } : {}),
+    },
+  };
 }
 
 /** Fail with a coded error, before anything is created, when `host:port` cannot be listened on. */
@@ -41,7 +53,10 @@ export async function requireFreePort(host: string, port: number): Promise<void>
     probe.once('error', (error: NodeJS.ErrnoException) =>
       reject(
         error.code === 'EADDRINUSE'
-          ? new InsituError('INSITU_USAGE', `port ${port} on ${host} is in use: stop what listens there, or choose another with --port (0: any free one)`)
+          ? new InsituError(
+              'INSITU_USAGE',
+              `port ${port} on ${host} is in use: stop what listens there, or choose another with --port (0: any free one)`,
+            )
           : new InsituError('INSITU_USAGE', `cannot listen on ${host}:${port}: ${error.message}`, { cause: error }),
       ),
     );
@@ -58,11 +73,17 @@ function shellQuote(value: string): string {
  * agent, the demo application deployed and published, and a key to call it. Returns the
  * report and what to close.
  */
-export async function bringUp(options: UpOptions, io: CliIo, progress: (step: string) => void): Promise<{ report: UpReport; close: () => Promise<void> }> {
+export async function bringUp(
+  options: UpOptions,
+  io: CliIo,
+  progress: (step: string) => void,
+): Promise<{ report: UpReport; close: () => Promise<void> }> {
   const dataDir = dataDirOf(options, io);
   let password: string | undefined;
   // The port first: a busy port found after initialising would leave a data dir whose one-time password nobody saw.
-  const listen = isInitialised(dataDir) ? loadCliServerConfig(options, io, dataDir, listenFlags(options)).listen : { host: options.host ?? '127.0.0.1', port: options.port ?? 7070 };
+  const listen = isInitialised(dataDir)
+    ? loadCliServerConfig(options, io, dataDir, listenFlags(options)).listen
+    : { host: options.host ?? '127.0.0.1', port: options.port ?? 7070 };
   await requireFreePort(listen.host, listen.port);
   if (!isInitialised(dataDir)) {
     progress(`initialising ${dataDir}`);
@@ -80,10 +101,23 @@ export async function bringUp(options: UpOptions, io: CliIo, progress: (step: st
   try {
     removeRunFile = await writeRunFile(dataDir, server.url);
     const platform = await server.store.orgs.platform();
-    const [admin] = platform ? (await server.store.users.members(platform.id, { limit: 10, offset: 0 })).filter((m) => m.roles.includes('admin')) : [];
-    if (!admin) throw new InsituError('INSITU_NOT_INITIALISED', `the data dir ${dataDir} has no platform administrator`);
+    const [admin] = platform
+      ? (await server.store.users.members(platform.id, { limit: 10, offset: 0 })).filter((m) =>
+          m.roles.includes('admin'),
+        )
+      : [];
+    if (!admin)
+      throw new InsituError('INSITU_NOT_INITIALISED', `the data dir ${dataDir} has no platform administrator`);
     const session = await issueSession(server.store, admin.user, config.auth.sessionTtlSeconds * 1000);
-    demo = await seedDemo({ url: server.url, adminToken: session.token, store: server.store, dataDir, logger: logger.child({ subsystem: 'demo-agent' }), version: VERSION, progress });
+    demo = await seedDemo({
+      url: server.url,
+      adminToken: session.token,
+      store: server.store,
+      dataDir,
+      logger: logger.child({ subsystem: 'demo-agent' }),
+      version: VERSION,
+      progress,
+    });
     const auth = `-H ${shellQuote(`authorization: Bearer ${session.token}`)}`;
     const keyAuth = `-H ${shellQuote(`authorization: Bearer ${demo.key}`)}`;
     const serviceUrl = `${server.url}/s/${demo.service.name}`;
@@ -136,8 +170,14 @@ export async function runUp(options: UpOptions, io: CliIo): Promise<void> {
         `  admin:    ${report.admin.email}${report.admin.password ? `  password: ${report.admin.password}  (shown once; only its hash is stored)` : `  (password shown on the first run; to set a new one: insitu admin reset-password --data-dir ${report.dataDir})`}`,
       );
       line(io.stdout, `  token:    ${report.token}  (admin session, valid until ${report.tokenExpiresAt})`);
-      line(io.stdout, `  catalog:  demo provider "demo-retail" with ${report.datasets.join(', ')} (metadata only; the rows stay in demo/retail.db)`);
-      line(io.stdout, `  service:  ${report.service.url}/… ${report.service.running ? `running next to the data (${report.sandbox === 'bubblewrap' ? 'sandboxed by bubblewrap' : 'NOT sandboxed: bubblewrap is missing'})` : `NOT running: ${report.service.reason ?? 'unknown'}`}`);
+      line(
+        io.stdout,
+        `  catalog:  demo provider "demo-retail" with ${report.datasets.join(', ')} (metadata only; the rows stay in demo/retail.db)`,
+      );
+      line(
+        io.stdout,
+        `  service:  ${report.service.url}/… ${report.service.running ? `running next to the data (${report.sandbox === 'bubblewrap' ? 'sandboxed by bubblewrap' : 'NOT sandboxed: bubblewrap is missing'})` : `NOT running: ${report.service.reason ?? 'unknown'}`}`,
+      );
       line(io.stdout, `  API key:  ${report.key}  (for the service; shown once)`);
       line(io.stdout, 'Try:');
       for (const command of report.commands) line(io.stdout, command);

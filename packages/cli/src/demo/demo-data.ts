@@ -5,10 +5,26 @@ import { seededRandom } from '@insitu/core';
 import BetterSqlite3 from 'better-sqlite3';
 
 const CITIES: Array<[string, string, number]> = [
-  ['Lisbon', 'PT', 17.5], ['Porto', 'PT', 15.8], ['Madrid', 'ES', 15.0], ['Barcelona', 'ES', 16.5], ['Lyon', 'FR', 12.5],
-  ['Paris', 'FR', 12.3], ['Berlin', 'DE', 10.0], ['Munich', 'DE', 9.0], ['Vienna', 'AT', 10.5], ['Milan', 'IT', 13.5],
-  ['Rome', 'IT', 15.5], ['Amsterdam', 'NL', 10.5], ['Brussels', 'BE', 10.8], ['Copenhagen', 'DK', 9.0], ['Stockholm', 'SE', 7.5],
-  ['Oslo', 'NO', 6.5], ['Helsinki', 'FI', 5.9], ['Warsaw', 'PL', 8.5], ['Prague', 'CZ', 9.0], ['Dublin', 'IE', 10.0],
+  ['Lisbon', 'PT', 17.5],
+  ['Porto', 'PT', 15.8],
+  ['Madrid', 'ES', 15.0],
+  ['Barcelona', 'ES', 16.5],
+  ['Lyon', 'FR', 12.5],
+  ['Paris', 'FR', 12.3],
+  ['Berlin', 'DE', 10.0],
+  ['Munich', 'DE', 9.0],
+  ['Vienna', 'AT', 10.5],
+  ['Milan', 'IT', 13.5],
+  ['Rome', 'IT', 15.5],
+  ['Amsterdam', 'NL', 10.5],
+  ['Brussels', 'BE', 10.8],
+  ['Copenhagen', 'DK', 9.0],
+  ['Stockholm', 'SE', 7.5],
+  ['Oslo', 'NO', 6.5],
+  ['Helsinki', 'FI', 5.9],
+  ['Warsaw', 'PL', 8.5],
+  ['Prague', 'CZ', 9.0],
+  ['Dublin', 'IE', 10.0],
 ];
 const CATEGORIES = ['bakery', 'dairy', 'produce', 'beverages', 'household', 'frozen', 'snacks', 'personal-care'];
 const ADJECTIVES = ['organic', 'classic', 'fresh', 'family', 'premium', 'light', 'local', 'value'];
@@ -53,7 +69,9 @@ export async function writeDemoData(path: string): Promise<{ created: boolean }>
       for (const [city, country] of CITIES) {
         for (let i = 0; i < 3; i++) {
           storeId += 1;
-          const opened = new Date(Date.UTC(2005 + Math.floor(random() * 18), Math.floor(random() * 12), 1 + Math.floor(random() * 28)));
+          const opened = new Date(
+            Date.UTC(2005 + Math.floor(random() * 18), Math.floor(random() * 12), 1 + Math.floor(random() * 28)),
+          );
           insertStore.run(storeId, city, country, opened.toISOString().slice(0, 10), Math.round(400 + random() * 2600));
         }
       }
@@ -75,7 +93,15 @@ export async function writeDemoData(path: string): Promise<{ created: boolean }>
         const quantity = 1 + Math.floor(random() * random() * 8);
         const soldAt = new Date(start + Math.floor(random() * year)).toISOString().replace('T', ' ').slice(0, 19);
         const card = random() < 0.4 ? `LC${String(Math.floor(random() * 1e6)).padStart(6, '0')}` : null;
-        insertSale.run(id, 1 + Math.floor(random() * storeId), product, soldAt, quantity, Math.round(quantity * (prices[product] ?? 1) * 100) / 100, card);
+        insertSale.run(
+          id,
+          1 + Math.floor(random() * storeId),
+          product,
+          soldAt,
+          quantity,
+          Math.round(quantity * (prices[product] ?? 1) * 100) / 100,
+          card,
+        );
       }
       const insertWeather = db.prepare('INSERT INTO weather VALUES (?, ?, ?, ?)');
       for (const [city, , mean] of CITIES) {

@@ -54,13 +54,19 @@ function client(url: string, token: string): Api {
     const binary = Buffer.isBuffer(body);
     const response = await fetch(`${url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': contentType ?? 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { 'content-type': contentType ?? 'application/json' } : {}),
+      },
       ...(body !== undefined ? { body: binary ? body : JSON.stringify(body) } : {}),
     });
     const text = await response.text();
     if (!response.ok) {
       const error = (JSON.parse(text || '{}') as { error?: { code?: string; message?: string } }).error;
-      throw new InsituError('INSITU_REMOTE', `${method} ${path} failed: ${response.status} ${error?.code ?? ''} ${error?.message ?? ''}`.trim());
+      throw new InsituError(
+        'INSITU_REMOTE',
+        `${method} ${path} failed: ${response.status} ${error?.code ?? ''} ${error?.message ?? ''}`.trim(),
+      );
     }
     return (text ? JSON.parse(text) : undefined) as T;
   };
@@ -103,7 +109,8 @@ export async function seedDemo(options: {
   if (!existsSync(agentConfig)) await writeFile(agentConfig, DEMO_AGENT_YAML);
 
   const ensureOrg = async (name: string, displayName: string) =>
-    (await store.orgs.getByName(name))?.id ?? (await api<{ id: string }>('POST', '/api/v1/orgs', { name, displayName })).id;
+    (await store.orgs.getByName(name))?.id ??
+    (await api<{ id: string }>('POST', '/api/v1/orgs', { name, displayName })).id;
   const providerOrg = await ensureOrg(DEMO_PROVIDER_ORG, 'Demo Retail Co.');
   const developerOrg = await ensureOrg(DEMO_DEVELOPER_ORG, 'Demo Analytics Ltd.');
   const providerId =
@@ -113,7 +120,8 @@ export async function seedDemo(options: {
         orgId: providerOrg,
         name: DEMO_PROVIDER,
         displayName: 'Demo Retail Co.',
-        description: 'A made-up European grocery chain that lets analysts compute on its sales without the rows ever leaving its premises.',
+        description:
+          'A made-up European grocery chain that lets analysts compute on its sales without the rows ever leaving its premises.',
       })
     ).id;
 
@@ -123,7 +131,13 @@ export async function seedDemo(options: {
   let token: string | undefined;
   if (!existsSync(join(agentDir, CREDENTIAL_FILE))) {
     progress('enrolling the demo agent');
-    token = (await api<{ token: string }>('POST', '/api/v1/tokens', { providerId, note: 'insitu up demo agent', ttlSeconds: 600 })).token;
+    token = (
+      await api<{ token: string }>('POST', '/api/v1/tokens', {
+        providerId,
+        note: 'insitu up demo agent',
+        ttlSeconds: 600,
+      })
+    ).token;
   }
   const config = loadAgentConfig(agentConfig);
   const create = (noSandbox: boolean) =>
@@ -143,7 +157,9 @@ export async function seedDemo(options: {
     agent = await create(false);
   } catch (error) {
     if ((error as InsituError).code !== 'INSITU_SANDBOX_UNAVAILABLE') throw error;
-    progress(`WARNING: bubblewrap does not run here (${(error as Error).message}); the demo runs applications WITHOUT a sandbox. Install bubblewrap for isolation.`);
+    progress(
+      `WARNING: bubblewrap does not run here (${(error as Error).message}); the demo runs applications WITHOUT a sandbox. Install bubblewrap for isolation.`,
+    );
     agent = await create(true);
   }
   try {
@@ -152,23 +168,47 @@ export async function seedDemo(options: {
 
     // The developer's application: submitted, approved by the provider, deployed next to the data.
     const apps = await store.apps.list({ orgIds: [developerOrg], limit: 100, offset: 0 });
-    const appId = apps.find((a) => a.name === DEMO_APP)?.id ?? (await api<{ id: string }>('POST', '/api/v1/apps', { orgId: developerOrg, name: DEMO_APP, description: 'Revenue per city, top products and climate' })).id;
+    const appId =
+      apps.find((a) => a.name === DEMO_APP)?.id ??
+      (
+        await api<{ id: string }>('POST', '/api/v1/apps', {
+          orgId: developerOrg,
+          name: DEMO_APP,
+          description: 'Revenue per city, top products and climate',
+        })
+      ).id;
     const versions = await store.apps.listVersions(appId, { limit: 100, offset: 0 });
     let version = versions.at(-1);
     if (!version) {
       progress('submitting the demo application sales-insights 1.0.0');
-      const submitted = await api<{ id: string }>('POST', `/api/v1/apps/${appId}/versions`, await canonicalTarball(DEMO_APP_DIR), 'application/x-tar');
+      const submitted = await api<{ id: string }>(
+        'POST',
+        `/api/v1/apps/${appId}/versions`,
+        await canonicalTarball(DEMO_APP_DIR),
+        'application/x-tar',
+      );
       version = await store.apps.getVersion(submitted.id);
     }
     if (!version) throw new InsituError('INSITU_INTERNAL', 'the demo version vanished');
     for (const approval of await store.apps.approvalsOf(version.id)) {
       if (approval.state !== 'pending') continue;
       progress('the demo provider reviews and approves it');
-      await api('POST', `/api/v1/approvals/${approval.id}/approve`, { reason: 'reads aggregates only; no loyalty card ids leave' });
+      await api('POST', `/api/v1/approvals/${approval.id}/approve`, {
+        reason: 'reads aggregates only; no loyalty card ids leave',
+      });
     }
     const active = await store.deployments.list({ appId, providerId, states: ['active'], limit: 10, offset: 0 });
-    const deploymentId = active[0]?.id ?? (await api<{ id: string }>('POST', '/api/v1/deployments', { versionId: version.id, providerId, replicas: 1 })).id;
-    const serviceRow = (await store.services.getByName(DEMO_SERVICE)) ?? (await api<{ id: string }>('POST', '/api/v1/services', { name: DEMO_SERVICE, appId, ratePerSecond: 200, burst: 400 }));
+    const deploymentId =
+      active[0]?.id ??
+      (await api<{ id: string }>('POST', '/api/v1/deployments', { versionId: version.id, providerId, replicas: 1 })).id;
+    const serviceRow =
+      (await store.services.getByName(DEMO_SERVICE)) ??
+      (await api<{ id: string }>('POST', '/api/v1/services', {
+        name: DEMO_SERVICE,
+        appId,
+        ratePerSecond: 200,
+        burst: 400,
+      }));
     const key = { key: await demoKey(api, store, join(demoDir, 'key'), developerOrg, serviceRow.id) };
     progress('starting the application next to the data');
     let running = true;
@@ -179,12 +219,20 @@ export async function seedDemo(options: {
       // 503 of our own making, which the platform would log and meter like a caller's.
       await waitFor(
         async () => {
-          const deployment = await api<{ agents: Array<{ state: string; reason: string }> }>('GET', `/api/v1/deployments/${deploymentId}`);
+          const deployment = await api<{ agents: Array<{ state: string; reason: string }> }>(
+            'GET',
+            `/api/v1/deployments/${deploymentId}`,
+          );
           const failed = deployment.agents.find((a) => a.state === 'failed' || a.state === 'crash-looping');
           if (failed) throw new InsituError('INSITU_APP_UNAVAILABLE', failed.reason || 'the deployment failed');
-          const service = await api<{ versions: Array<{ running: boolean }> }>('GET', `/api/v1/services/${serviceRow.id}`);
+          const service = await api<{ versions: Array<{ running: boolean }> }>(
+            'GET',
+            `/api/v1/services/${serviceRow.id}`,
+          );
           if (!service.versions.some((v) => v.running)) return false;
-          const probe = await fetch(`${url}/s/${DEMO_SERVICE}/healthz`, { headers: { authorization: `Bearer ${key.key}` } });
+          const probe = await fetch(`${url}/s/${DEMO_SERVICE}/healthz`, {
+            headers: { authorization: `Bearer ${key.key}` },
+          });
           await probe.body?.cancel();
           return probe.ok;
         },
@@ -195,7 +243,12 @@ export async function seedDemo(options: {
       reason = (error as Error).message;
     }
     return {
-      datasets: report.published.length > 0 ? report.published.sort() : (await store.datasets.search({ providerId, viewer: { all: true, orgIds: [] }, limit: 100, offset: 0 })).items.map((d) => d.name),
+      datasets:
+        report.published.length > 0
+          ? report.published.sort()
+          : (
+              await store.datasets.search({ providerId, viewer: { all: true, orgIds: [] }, limit: 100, offset: 0 })
+            ).items.map((d) => d.name),
       dataFile,
       agentConfig,
       sandbox: agent.agent.sandboxed ? 'bubblewrap' : 'none',
@@ -220,7 +273,12 @@ async function demoKey(api: Api, store: Store, file: string, orgId: string, serv
     const row = await store.services.findLiveKey(hashSecret(saved));
     if (row && (row.expires_at === null || Number(row.expires_at) > Date.now() + 86_400_000)) return saved;
   }
-  const created = await api<{ key: string }>('POST', '/api/v1/keys', { orgId, name: 'insitu up demo key', services: [serviceId], ttlSeconds: 30 * 86400 });
+  const created = await api<{ key: string }>('POST', '/api/v1/keys', {
+    orgId,
+    name: 'insitu up demo key',
+    services: [serviceId],
+    ttlSeconds: 30 * 86400,
+  });
   await writeFile(file, `${created.key}\n`, { mode: 0o600 });
   return created.key;
 }

@@ -19,14 +19,24 @@ export function Approvals() {
         </select>
       </Field>
       <Status loaded={list} />
-      <Table caption="Applications that want your data" head={['Application', 'Version', 'Digest', 'Provider', 'State', 'Submitted']} empty={list.data !== undefined && items.length === 0}>
+      <Table
+        caption="Applications that want your data"
+        head={['Application', 'Version', 'Digest', 'Provider', 'State', 'Submitted']}
+        empty={list.data !== undefined && items.length === 0}
+      >
         {items.map((a) => (
           <tr key={a.id}>
-            <td><Link href={`/approvals/${a.id}`}>{a.appName}</Link></td>
+            <td>
+              <Link href={`/approvals/${a.id}`}>{a.appName}</Link>
+            </td>
             <td>{a.version}</td>
-            <td><code title={a.digest}>{short(a.digest)}</code></td>
+            <td>
+              <code title={a.digest}>{short(a.digest)}</code>
+            </td>
             <td>{a.providerName}</td>
-            <td><Badge state={a.state} /></td>
+            <td>
+              <Badge state={a.state} />
+            </td>
             <td>{when(a.createdAt)}</td>
           </tr>
         ))}
@@ -41,7 +51,9 @@ export function ApprovalPage(props: { id: string }) {
   const previous = useLoad(async () => {
     const a = await api.get<ApprovalDetail>(`/api/v1/approvals/${props.id}`);
     const all = await listAll<Approval>(`/api/v1/approvals${qs({ provider: a.providerId })}`);
-    const earlier = all.items.filter((x) => x.appId === a.appId && x.id !== a.id && x.createdAt < a.createdAt).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0];
+    const earlier = all.items
+      .filter((x) => x.appId === a.appId && x.id !== a.id && x.createdAt < a.createdAt)
+      .sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0];
     return earlier ? api.get<ApprovalDetail>(`/api/v1/approvals/${earlier.id}`) : null;
   }, [props.id]);
   const [reason, setReason] = useState('');
@@ -67,22 +79,43 @@ export function ApprovalPage(props: { id: string }) {
       {d ? (
         <>
           <dl class="facts">
-            <dt>State</dt><dd><Badge state={d.state} /></dd>
-            <dt>Provider</dt><dd>{d.providerName}</dd>
-            <dt>Would read</dt><dd>{d.datasets.join(', ')}</dd>
-            <dt>Digest</dt><dd><code class="wrap">{d.digest}</code></dd>
-            {d.reason ? <><dt>Reason</dt><dd>{d.reason}</dd></> : null}
+            <dt>State</dt>
+            <dd>
+              <Badge state={d.state} />
+            </dd>
+            <dt>Provider</dt>
+            <dd>{d.providerName}</dd>
+            <dt>Would read</dt>
+            <dd>{d.datasets.join(', ')}</dd>
+            <dt>Digest</dt>
+            <dd>
+              <code class="wrap">{d.digest}</code>
+            </dd>
+            {d.reason ? (
+              <>
+                <dt>Reason</dt>
+                <dd>{d.reason}</dd>
+              </>
+            ) : null}
           </dl>
           {d.state === 'pending' ? (
             <form class="panel" onSubmit={(e) => void decide('approve', e)} aria-labelledby="decide-title">
               <h2 id="decide-title">Decision</h2>
               <Field label="Reason" id="reason" hint="Required to reject; the developer sees it">
-                <textarea id="reason" rows={2} value={reason} onInput={(e) => setReason(e.currentTarget.value)} aria-describedby="reason-hint" />
+                <textarea
+                  id="reason"
+                  rows={2}
+                  value={reason}
+                  onInput={(e) => setReason(e.currentTarget.value)}
+                  aria-describedby="reason-hint"
+                />
               </Field>
               <Alert message={error} />
               <div class="buttons">
                 <button type="submit">Approve this digest</button>
-                <button type="button" class="danger" onClick={() => void decide('reject')}>Reject</button>
+                <button type="button" class="danger" onClick={() => void decide('reject')}>
+                  Reject
+                </button>
               </div>
             </form>
           ) : null}
@@ -91,11 +124,17 @@ export function ApprovalPage(props: { id: string }) {
           {previous.data ? (
             <>
               <h2>Changes since {previous.data.version}</h2>
-              <BundleDiff before={previous.data.files} after={d.files} beforeLabel={`version ${previous.data.version}`} />
+              <BundleDiff
+                before={previous.data.files}
+                after={d.files}
+                beforeLabel={`version ${previous.data.version}`}
+              />
             </>
           ) : null}
           <h2>Manifest</h2>
-          <pre class="code" tabIndex={0}>{JSON.stringify(d.manifest, null, 2)}</pre>
+          <pre class="code" tabIndex={0}>
+            {JSON.stringify(d.manifest, null, 2)}
+          </pre>
         </>
       ) : null}
     </Page>

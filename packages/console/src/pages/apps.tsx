@@ -9,8 +9,10 @@ import { FileViewer } from './files.js';
 
 /** The bytes to send and their content type, from a chosen tarball or folder. */
 async function bundleOf(tarball: File | undefined, folder: FileList | null): Promise<{ data: Blob; type: string }> {
-  if (tarball) return { data: tarball, type: /\.(tgz|gz)$/i.test(tarball.name) ? 'application/gzip' : 'application/x-tar' };
-  if (folder && folder.length > 0) return { data: new Blob([tarOf(await folderEntries(folder))]), type: 'application/x-tar' };
+  if (tarball)
+    return { data: tarball, type: /\.(tgz|gz)$/i.test(tarball.name) ? 'application/gzip' : 'application/x-tar' };
+  if (folder && folder.length > 0)
+    return { data: new Blob([tarOf(await folderEntries(folder))]), type: 'application/x-tar' };
   throw new Error('choose a tarball or a folder');
 }
 
@@ -49,24 +51,48 @@ function SubmitVersion(props: { me: Me; app?: App; onDone: (v: Version) => void 
         <div class="row">
           <Field label="Organisation" id="org">
             <select id="org" value={orgId} onChange={(e) => setOrgId(e.currentTarget.value)}>
-              {orgs.map((o) => <option key={o.orgId} value={o.orgId}>{o.orgName}</option>)}
+              {orgs.map((o) => (
+                <option key={o.orgId} value={o.orgId}>
+                  {o.orgName}
+                </option>
+              ))}
             </select>
           </Field>
           <Field label="Application name" id="app-name" hint="As in insitu.json; created if new">
-            <input id="app-name" required pattern="[a-z0-9][a-z0-9-]*" value={name} onInput={(e) => setName(e.currentTarget.value)} aria-describedby="app-name-hint" />
+            <input
+              id="app-name"
+              required
+              pattern="[a-z0-9][a-z0-9-]*"
+              value={name}
+              onInput={(e) => setName(e.currentTarget.value)}
+              aria-describedby="app-name-hint"
+            />
           </Field>
         </div>
       )}
       <div class="row">
         <Field label="Bundle tarball (.tar, .tar.gz)" id="bundle">
-          <input id="bundle" type="file" accept=".tar,.tgz,.gz,application/x-tar,application/gzip" onChange={(e) => setTarball(e.currentTarget.files?.[0])} />
+          <input
+            id="bundle"
+            type="file"
+            accept=".tar,.tgz,.gz,application/x-tar,application/gzip"
+            onChange={(e) => setTarball(e.currentTarget.files?.[0])}
+          />
         </Field>
         <Field label="…or a folder" id="folder">
-          <input id="folder" type="file" {...{ webkitdirectory: true }} multiple onChange={(e) => setFolder(e.currentTarget.files)} />
+          <input
+            id="folder"
+            type="file"
+            {...{ webkitdirectory: true }}
+            multiple
+            onChange={(e) => setFolder(e.currentTarget.files)}
+          />
         </Field>
       </div>
       <Alert message={error} />
-      <button type="submit" disabled={busy}>{busy ? 'Submitting…' : 'Submit for approval'}</button>
+      <button type="submit" disabled={busy}>
+        {busy ? 'Submitting…' : 'Submit for approval'}
+      </button>
     </form>
   );
 }
@@ -78,10 +104,16 @@ export function Apps(props: { me: Me }) {
     <Page title="Applications">
       <SubmitVersion me={props.me} onDone={(v) => navigate(`/apps/${v.appId}/versions/${v.id}`)} />
       <Status loaded={apps} />
-      <Table caption="Your applications" head={['Name', 'Description', 'Created']} empty={apps.data !== undefined && items.length === 0}>
+      <Table
+        caption="Your applications"
+        head={['Name', 'Description', 'Created']}
+        empty={apps.data !== undefined && items.length === 0}
+      >
         {items.map((a) => (
           <tr key={a.id}>
-            <td><Link href={`/apps/${a.id}`}>{a.name}</Link></td>
+            <td>
+              <Link href={`/apps/${a.id}`}>{a.name}</Link>
+            </td>
             <td>{a.description}</td>
             <td>{when(a.createdAt)}</td>
           </tr>
@@ -135,21 +167,43 @@ export function AppPage(props: { me: Me; id: string }) {
     <Page title={a ? `Application ${a.name}` : 'Application'}>
       <Status loaded={app} />
       <Status loaded={versions} />
-      <Table caption="Versions" head={['Version', 'Digest (sha256)', 'Size', 'State', 'Approvals', 'Submitted']} empty={versions.data !== undefined && versions.data.items.length === 0}>
+      <Table
+        caption="Versions"
+        head={['Version', 'Digest (sha256)', 'Size', 'State', 'Approvals', 'Submitted']}
+        empty={versions.data !== undefined && versions.data.items.length === 0}
+      >
         {(versions.data?.items ?? []).map((v) => (
           <tr key={v.id}>
-            <td><Link href={`/apps/${props.id}/versions/${v.id}`}>{v.version}</Link></td>
-            <td><code title={v.digest}>{short(v.digest)}</code></td>
+            <td>
+              <Link href={`/apps/${props.id}/versions/${v.id}`}>{v.version}</Link>
+            </td>
+            <td>
+              <code title={v.digest}>{short(v.digest)}</code>
+            </td>
             <td>{v.size} B</td>
-            <td><Badge state={v.state} /></td>
-            <td>{v.approvals.map((p) => <span key={p.id}>{p.providerName}: <Badge state={p.state} /> </span>)}</td>
+            <td>
+              <Badge state={v.state} />
+            </td>
+            <td>
+              {v.approvals.map((p) => (
+                <span key={p.id}>
+                  {p.providerName}: <Badge state={p.state} />{' '}
+                </span>
+              ))}
+            </td>
             <td>{when(v.createdAt)}</td>
           </tr>
         ))}
       </Table>
       {published.length ? (
         <p>
-          Published as {published.map((s) => <Link key={s.id} href={`/services/${s.id}`}>{s.name}</Link>)}.
+          Published as{' '}
+          {published.map((s) => (
+            <Link key={s.id} href={`/services/${s.id}`}>
+              {s.name}
+            </Link>
+          ))}
+          .
         </p>
       ) : null}
       {a && isDeveloper ? (
@@ -183,24 +237,41 @@ function Deploy(props: { version: Version; onDone: () => void }) {
       <div class="row">
         <Field label="Provider" id="deploy-provider">
           <select id="deploy-provider" value={providerId} onChange={(e) => setProviderId(e.currentTarget.value)}>
-            {providers.map(([id, name]) => <option key={id} value={id}>{name}</option>)}
+            {providers.map(([id, name]) => (
+              <option key={id} value={id}>
+                {name}
+              </option>
+            ))}
           </select>
         </Field>
         <Field label="Instances per agent" id="replicas">
-          <input id="replicas" type="number" min={1} max={64} value={replicas} onInput={(e) => setReplicas(Number(e.currentTarget.value))} />
+          <input
+            id="replicas"
+            type="number"
+            min={1}
+            max={64}
+            value={replicas}
+            onInput={(e) => setReplicas(Number(e.currentTarget.value))}
+          />
         </Field>
       </div>
       <Alert message={error} />
-      <button type="submit" disabled={props.version.state !== 'approved'}>Deploy this version</button>
+      <button type="submit" disabled={props.version.state !== 'approved'}>
+        Deploy this version
+      </button>
       {props.version.state !== 'approved' ? <p class="muted">Every provider must approve this version first.</p> : null}
     </form>
   );
 }
 
 export function VersionPage(props: { me: Me; appId: string; versionId: string }) {
-  const version = useLoad(() => api.get<Version>(`/api/v1/apps/${props.appId}/versions/${props.versionId}`), [props.versionId]);
+  const version = useLoad(
+    () => api.get<Version>(`/api/v1/apps/${props.appId}/versions/${props.versionId}`),
+    [props.versionId],
+  );
   const v = version.data;
-  const fetchFile = (path: string) => request<string>('GET', `/api/v1/apps/${props.appId}/versions/${props.versionId}/file${qs({ path })}`);
+  const fetchFile = (path: string) =>
+    request<string>('GET', `/api/v1/apps/${props.appId}/versions/${props.versionId}/file${qs({ path })}`);
   const isDeveloper = orgsWith(props.me, 'developer').length > 0;
   return (
     <Page title={v ? `${v.appName} ${v.version}` : 'Version'}>
@@ -208,16 +279,26 @@ export function VersionPage(props: { me: Me; appId: string; versionId: string })
       {v ? (
         <>
           <dl class="facts">
-            <dt>State</dt><dd><Badge state={v.state} /></dd>
-            <dt>Digest</dt><dd><code class="wrap">{v.digest}</code></dd>
-            <dt>Reads</dt><dd>{v.datasets.map((d) => `${d.providerName}/${d.dataset}`).join(', ')}</dd>
-            <dt>Submitted</dt><dd>{when(v.createdAt)}</dd>
+            <dt>State</dt>
+            <dd>
+              <Badge state={v.state} />
+            </dd>
+            <dt>Digest</dt>
+            <dd>
+              <code class="wrap">{v.digest}</code>
+            </dd>
+            <dt>Reads</dt>
+            <dd>{v.datasets.map((d) => `${d.providerName}/${d.dataset}`).join(', ')}</dd>
+            <dt>Submitted</dt>
+            <dd>{when(v.createdAt)}</dd>
           </dl>
           <Table caption="Approvals" head={['Provider', 'State', 'Reason', 'Decided']}>
             {v.approvals.map((p) => (
               <tr key={p.id}>
                 <td>{p.providerName}</td>
-                <td><Badge state={p.state} /></td>
+                <td>
+                  <Badge state={p.state} />
+                </td>
                 <td>{p.reason}</td>
                 <td>{when(p.decidedAt)}</td>
               </tr>
@@ -227,7 +308,9 @@ export function VersionPage(props: { me: Me; appId: string; versionId: string })
           <h2>Files</h2>
           <FileViewer files={v.files} load={fetchFile} />
           <h2>Manifest</h2>
-          <pre class="code" tabIndex={0}>{JSON.stringify(v.manifest, null, 2)}</pre>
+          <pre class="code" tabIndex={0}>
+            {JSON.stringify(v.manifest, null, 2)}
+          </pre>
         </>
       ) : null}
     </Page>

@@ -11,7 +11,10 @@ export function Catalog(props: { search: URLSearchParams }) {
   const column = props.search.get('column') ?? '';
   const tags = props.search.getAll('tag');
   const key = props.search.toString();
-  const results = useLoad(() => api.get<ApiPage<Dataset>>(`/api/v1/datasets${qs({ q, provider, column, tag: tags, limit: 100 })}`), [key]);
+  const results = useLoad(
+    () => api.get<ApiPage<Dataset>>(`/api/v1/datasets${qs({ q, provider, column, tag: tags, limit: 100 })}`),
+    [key],
+  );
   const [text, setText] = useState(q);
   const [columnText, setColumnText] = useState(column);
 
@@ -38,7 +41,13 @@ export function Catalog(props: { search: URLSearchParams }) {
     <Page title="Catalog">
       <form class="search" role="search" onSubmit={submit}>
         <Field label="Search datasets" id="q" hint="Words in names, tags, column names and descriptions">
-          <input id="q" type="search" value={text} onInput={(e) => setText(e.currentTarget.value)} aria-describedby="q-hint" />
+          <input
+            id="q"
+            type="search"
+            value={text}
+            onInput={(e) => setText(e.currentTarget.value)}
+            aria-describedby="q-hint"
+          />
         </Field>
         <Field label="Column name" id="column">
           <input id="column" value={columnText} onInput={(e) => setColumnText(e.currentTarget.value)} />
@@ -50,10 +59,18 @@ export function Catalog(props: { search: URLSearchParams }) {
           <fieldset>
             <legend>Provider</legend>
             {provider ? (
-              <button type="button" class="chip on" aria-pressed="true" onClick={() => go({ provider: '' })}>{provider} ✕</button>
+              <button type="button" class="chip on" aria-pressed="true" onClick={() => go({ provider: '' })}>
+                {provider} ✕
+              </button>
             ) : (
               providerFacet.map(([name, n]) => (
-                <button type="button" class="chip" aria-pressed="false" key={name} onClick={() => go({ provider: name })}>
+                <button
+                  type="button"
+                  class="chip"
+                  aria-pressed="false"
+                  key={name}
+                  onClick={() => go({ provider: name })}
+                >
                   {name} ({n})
                 </button>
               ))
@@ -62,7 +79,13 @@ export function Catalog(props: { search: URLSearchParams }) {
           <fieldset>
             <legend>Tags</legend>
             {[...new Set([...tags, ...tagFacet.map(([t]) => t)])].map((tag) => (
-              <button type="button" class={`chip${tags.includes(tag) ? ' on' : ''}`} aria-pressed={tags.includes(tag)} key={tag} onClick={() => toggleTag(tag)}>
+              <button
+                type="button"
+                class={`chip${tags.includes(tag) ? ' on' : ''}`}
+                aria-pressed={tags.includes(tag)}
+                key={tag}
+                onClick={() => toggleTag(tag)}
+              >
                 {tag}
               </button>
             ))}
@@ -70,18 +93,26 @@ export function Catalog(props: { search: URLSearchParams }) {
         </aside>
         <div class="grow">
           <Status loaded={results} />
-          <p class="muted" aria-live="polite">{results.data ? `${items.length} dataset${items.length === 1 ? '' : 's'}` : ''}</p>
+          <p class="muted" aria-live="polite">
+            {results.data ? `${items.length} dataset${items.length === 1 ? '' : 's'}` : ''}
+          </p>
           <ul class="cards">
             {items.map((d) => (
               <li key={d.id} class="card">
                 <h2>
-                  <Link href={`/datasets/${d.id}`}>{d.providerName}/{d.name}</Link>
+                  <Link href={`/datasets/${d.id}`}>
+                    {d.providerName}/{d.name}
+                  </Link>
                 </h2>
                 <p>{d.description || <span class="muted">No description</span>}</p>
                 <p class="muted">
                   {d.columns.length} columns · {d.rowCount ?? '?'} rows · {d.sourceKind}
                   {d.tags.length ? ' · ' : ''}
-                  {d.tags.map((t) => <span class="tag" key={t}>{t}</span>)}
+                  {d.tags.map((t) => (
+                    <span class="tag" key={t}>
+                      {t}
+                    </span>
+                  ))}
                 </p>
               </li>
             ))}
@@ -97,7 +128,9 @@ export function DatasetPage(props: { id: string }) {
   const dataset = useLoad(() => api.get<Dataset>(`/api/v1/datasets/${encodeURIComponent(props.id)}`), [props.id]);
   const services = useLoad(() => listAll<Service>('/api/v1/services'), []);
   const d = dataset.data;
-  const readers = (services.data?.items ?? []).filter((s) => s.datasets.some((x) => x.datasetId === props.id || (d && x.providerId === d.providerId && x.dataset === d.name)));
+  const readers = (services.data?.items ?? []).filter((s) =>
+    s.datasets.some((x) => x.datasetId === props.id || (d && x.providerId === d.providerId && x.dataset === d.name)),
+  );
   return (
     <Page title={d ? `${d.providerName}/${d.name}` : 'Dataset'}>
       <Status loaded={dataset} />
@@ -105,17 +138,33 @@ export function DatasetPage(props: { id: string }) {
         <>
           <p>{d.description || <span class="muted">No description</span>}</p>
           <dl class="facts">
-            <dt>Provider</dt><dd>{d.providerName}</dd>
-            <dt>Source</dt><dd>{d.sourceKind}</dd>
-            <dt>Visibility</dt><dd>{d.visibility}</dd>
-            <dt>Rows</dt><dd>{d.rowCount ?? 'unknown'}</dd>
-            <dt>Synced</dt><dd>{when(d.syncedAt)}</dd>
-            <dt>Tags</dt><dd>{d.tags.length ? d.tags.map((t) => <Link key={t} class="tag" href={`/catalog?tag=${encodeURIComponent(t)}`}>{t}</Link>) : '—'}</dd>
+            <dt>Provider</dt>
+            <dd>{d.providerName}</dd>
+            <dt>Source</dt>
+            <dd>{d.sourceKind}</dd>
+            <dt>Visibility</dt>
+            <dd>{d.visibility}</dd>
+            <dt>Rows</dt>
+            <dd>{d.rowCount ?? 'unknown'}</dd>
+            <dt>Synced</dt>
+            <dd>{when(d.syncedAt)}</dd>
+            <dt>Tags</dt>
+            <dd>
+              {d.tags.length
+                ? d.tags.map((t) => (
+                    <Link key={t} class="tag" href={`/catalog?tag=${encodeURIComponent(t)}`}>
+                      {t}
+                    </Link>
+                  ))
+                : '—'}
+            </dd>
           </dl>
           <Table caption="Schema" head={['Column', 'Type', 'Source type', 'Nullable', 'Description']}>
             {d.columns.map((c) => (
               <tr key={c.name}>
-                <td><code>{c.name}</code></td>
+                <td>
+                  <code>{c.name}</code>
+                </td>
                 <td>{c.type}</td>
                 <td>{c.sourceType ?? ''}</td>
                 <td>{c.nullable ? 'yes' : 'no'}</td>
@@ -130,7 +179,9 @@ export function DatasetPage(props: { id: string }) {
           ) : (
             <ul>
               {readers.map((s) => (
-                <li key={s.id}><Link href={`/services/${s.id}`}>{s.name}</Link> — {s.description}</li>
+                <li key={s.id}>
+                  <Link href={`/services/${s.id}`}>{s.name}</Link> — {s.description}
+                </li>
               ))}
             </ul>
           )}

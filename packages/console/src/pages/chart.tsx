@@ -4,7 +4,14 @@ export function Bars(props: { label: string; rows: { x: string; calls: number; e
   const width = Math.max(120, props.rows.length * 28);
   return (
     <figure class="chart">
-      <svg role="img" aria-label={props.label} viewBox={`0 0 ${width} 120`} width={width * 2} height="140" preserveAspectRatio="none">
+      <svg
+        role="img"
+        aria-label={props.label}
+        viewBox={`0 0 ${width} 120`}
+        width={width * 2}
+        height="140"
+        preserveAspectRatio="none"
+      >
         {props.rows.map((r, i) => {
           const h = (r.calls / max) * 100;
           const e = (r.errors / max) * 100;

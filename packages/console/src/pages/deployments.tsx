@@ -10,11 +10,22 @@ export function Deployments() {
       listAll<App>('/api/v1/apps'),
       listAll<Provider>('/api/v1/providers'),
     ]);
-    return { deployments: deployments.items, apps: new Map(apps.items.map((a) => [a.id, a.name])), providers: new Map(providers.items.map((p) => [p.id, p.name])) };
+    return {
+      deployments: deployments.items,
+      apps: new Map(apps.items.map((a) => [a.id, a.name])),
+      providers: new Map(providers.items.map((p) => [p.id, p.name])),
+    };
   }, []);
   const d = data.data;
   return (
-    <Page title="Deployments" actions={<button type="button" onClick={data.reload}>Refresh</button>}>
+    <Page
+      title="Deployments"
+      actions={
+        <button type="button" onClick={data.reload}>
+          Refresh
+        </button>
+      }
+    >
       <Status loaded={data} />
       {d && d.deployments.length === 0 ? <p class="muted">Nothing deployed yet.</p> : null}
       {d?.deployments.map((dep) => {
@@ -23,23 +34,45 @@ export function Deployments() {
         return (
           <article class="card" key={dep.id} aria-labelledby={`dep-${dep.id}`}>
             <h2 id={`dep-${dep.id}`}>
-              <Link href={`/apps/${dep.appId}`}>{d.apps.get(dep.appId) ?? dep.appId}</Link> {dep.version} at {d.providers.get(dep.providerId) ?? dep.providerId} <Badge state={dep.state} />
+              <Link href={`/apps/${dep.appId}`}>{d.apps.get(dep.appId) ?? dep.appId}</Link> {dep.version} at{' '}
+              {d.providers.get(dep.providerId) ?? dep.providerId} <Badge state={dep.state} />
             </h2>
             <p>
-              Desired: {dep.replicas} instance{dep.replicas === 1 ? '' : 's'} on each agent · running {ready} of {desired || dep.replicas}
+              Desired: {dep.replicas} instance{dep.replicas === 1 ? '' : 's'} on each agent · running {ready} of{' '}
+              {desired || dep.replicas}
               <progress max={desired || 1} value={ready} aria-label="Instances ready" />
             </p>
             <div class="table-wrap">
               <table>
                 <caption>Actual state per agent</caption>
-                <thead><tr><th scope="col">Agent</th><th scope="col">State</th><th scope="col">Ready / desired</th><th scope="col">Reason</th><th scope="col">Updated</th></tr></thead>
+                <thead>
+                  <tr>
+                    <th scope="col">Agent</th>
+                    <th scope="col">State</th>
+                    <th scope="col">Ready / desired</th>
+                    <th scope="col">Reason</th>
+                    <th scope="col">Updated</th>
+                  </tr>
+                </thead>
                 <tbody>
-                  {dep.agents.length === 0 ? <tr><td colSpan={5} class="muted">No agent has reported yet.</td></tr> : null}
+                  {dep.agents.length === 0 ? (
+                    <tr>
+                      <td colSpan={5} class="muted">
+                        No agent has reported yet.
+                      </td>
+                    </tr>
+                  ) : null}
                   {dep.agents.map((a) => (
                     <tr key={a.agentId}>
-                      <td><code>{a.agentId}</code></td>
-                      <td><Badge state={a.state} /></td>
-                      <td>{a.ready} / {a.desired}</td>
+                      <td>
+                        <code>{a.agentId}</code>
+                      </td>
+                      <td>
+                        <Badge state={a.state} />
+                      </td>
+                      <td>
+                        {a.ready} / {a.desired}
+                      </td>
                       <td>{a.reason}</td>
                       <td>{when(a.updatedAt)}</td>
                     </tr>

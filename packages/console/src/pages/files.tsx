@@ -4,7 +4,9 @@ import { messageOf, short } from '../ui.js';
 
 /** A bundle's file list; choosing one shows its text (from `text` or loaded on demand). */
 export function FileViewer(props: { files: BundleFile[]; load?: (path: string) => Promise<string> }) {
-  const [chosen, setChosen] = useState<string | undefined>(props.files.find((f) => f.path === 'insitu.json')?.path ?? props.files[0]?.path);
+  const [chosen, setChosen] = useState<string | undefined>(
+    props.files.find((f) => f.path === 'insitu.json')?.path ?? props.files[0]?.path,
+  );
   const [text, setText] = useState<string>();
   const [error, setError] = useState<string>();
   useEffect(() => {
@@ -13,7 +15,11 @@ export function FileViewer(props: { files: BundleFile[]; load?: (path: string) =
     const file = props.files.find((f) => f.path === chosen);
     if (!file) return;
     if (file.text !== undefined) setText(file.text);
-    else if (props.load) props.load(file.path).then((t) => setText(typeof t === 'string' ? t : JSON.stringify(t, null, 2)), (e: unknown) => setError(messageOf(e)));
+    else if (props.load)
+      props.load(file.path).then(
+        (t) => setText(typeof t === 'string' ? t : JSON.stringify(t, null, 2)),
+        (e: unknown) => setError(messageOf(e)),
+      );
   }, [chosen, props.files]);
   return (
     <div class="viewer">
@@ -21,14 +27,25 @@ export function FileViewer(props: { files: BundleFile[]; load?: (path: string) =
         {props.files.map((f) => (
           <li key={f.path}>
             <button type="button" aria-pressed={f.path === chosen} onClick={() => setChosen(f.path)}>
-              {f.path} <span class="muted">{f.size} B · {short(f.sha256)}</span>
+              {f.path}{' '}
+              <span class="muted">
+                {f.size} B · {short(f.sha256)}
+              </span>
             </button>
           </li>
         ))}
       </ul>
       <div class="filetext">
-        {error ? <p class="error" role="alert">{error}</p> : null}
-        {chosen ? <pre class="code" aria-label={`Contents of ${chosen}`} tabIndex={0}>{text ?? (error ? '' : 'Binary or large file: its digest is above.')}</pre> : null}
+        {error ? (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        ) : null}
+        {chosen ? (
+          <pre class="code" aria-label={`Contents of ${chosen}`} tabIndex={0}>
+            {text ?? (error ? '' : 'Binary or large file: its digest is above.')}
+          </pre>
+        ) : null}
       </div>
     </div>
   );
@@ -45,7 +62,8 @@ export function diffLines(before: string, after: string): Line[] | undefined {
   for (let i = a.length - 1; i >= 0; i--) {
     const row = lcs[i] as Uint32Array;
     const next = lcs[i + 1] as Uint32Array;
-    for (let j = b.length - 1; j >= 0; j--) row[j] = a[i] === b[j] ? (next[j + 1] ?? 0) + 1 : Math.max(next[j] ?? 0, row[j + 1] ?? 0);
+    for (let j = b.length - 1; j >= 0; j--)
+      row[j] = a[i] === b[j] ? (next[j + 1] ?? 0) + 1 : Math.max(next[j] ?? 0, row[j + 1] ?? 0);
   }
   const out: Line[] = [];
   let i = 0;
@@ -80,19 +98,35 @@ export function BundleDiff(props: { before: BundleFile[]; after: BundleFile[]; b
         Compared with {props.beforeLabel}: {added.length} added, {removed.length} removed, {changed.length} changed.
       </p>
       <ul>
-        {added.map((f) => <li key={f.path}><ins>+ {f.path}</ins></li>)}
-        {removed.map((f) => <li key={f.path}><del>− {f.path}</del></li>)}
+        {added.map((f) => (
+          <li key={f.path}>
+            <ins>+ {f.path}</ins>
+          </li>
+        ))}
+        {removed.map((f) => (
+          <li key={f.path}>
+            <del>− {f.path}</del>
+          </li>
+        ))}
       </ul>
       {changed.map((f) => {
-        const lines = f.text !== undefined && old.get(f.path)?.text !== undefined ? diffLines(old.get(f.path)?.text ?? '', f.text) : undefined;
+        const lines =
+          f.text !== undefined && old.get(f.path)?.text !== undefined
+            ? diffLines(old.get(f.path)?.text ?? '', f.text)
+            : undefined;
         return (
           <details key={f.path} open>
             <summary>{f.path} changed</summary>
             {lines ? (
               <pre class="code" tabIndex={0}>
-                {lines.filter((l, n) => l.op !== ' ' || lines.slice(Math.max(0, n - 2), n + 3).some((x) => x.op !== ' ')).map((l, n) => (
-                  <span key={n} class={l.op === '+' ? 'add' : l.op === '-' ? 'del' : ''}>{`${l.op} ${l.text}\n`}</span>
-                ))}
+                {lines
+                  .filter((l, n) => l.op !== ' ' || lines.slice(Math.max(0, n - 2), n + 3).some((x) => x.op !== ' '))
+                  .map((l, n) => (
+                    <span
+                      key={n}
+                      class={l.op === '+' ? 'add' : l.op === '-' ? 'del' : ''}
+                    >{`${l.op} ${l.text}\n`}</span>
+                  ))}
               </pre>
             ) : (
               <p class="muted">Binary or too large to compare.</p>

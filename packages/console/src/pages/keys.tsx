@@ -18,7 +18,8 @@ export function Keys(props: { me: Me }) {
   const lastUse = useLoad(async () => {
     const usage = await api.get<{ items: UsageRow[] }>(`/api/v1/usage${qs({ granularity: 'hour', groupBy: 'key' })}`);
     const out = new Map<string, string>();
-    for (const row of usage.items) if (row.keyId && row.calls > 0 && (out.get(row.keyId) ?? '') < row.period) out.set(row.keyId, row.period);
+    for (const row of usage.items)
+      if (row.keyId && row.calls > 0 && (out.get(row.keyId) ?? '') < row.period) out.set(row.keyId, row.period);
     return out;
   }, [keys.data]);
   const [orgId, setOrgId] = useState(orgs[0]?.orgId ?? '');
@@ -61,7 +62,11 @@ export function Keys(props: { me: Me }) {
           <div class="row">
             <Field label="Organisation" id="key-org">
               <select id="key-org" value={orgId} onChange={(e) => setOrgId(e.currentTarget.value)}>
-                {orgs.map((o) => <option key={o.orgId} value={o.orgId}>{o.orgName}</option>)}
+                {orgs.map((o) => (
+                  <option key={o.orgId} value={o.orgId}>
+                    {o.orgName}
+                  </option>
+                ))}
               </select>
             </Field>
             <Field label="Key name" id="key-name">
@@ -77,29 +82,53 @@ export function Keys(props: { me: Me }) {
             ))}
           </fieldset>
           <Alert message={error} />
-          <button type="submit" disabled={chosen.length === 0}>Create key</button>
+          <button type="submit" disabled={chosen.length === 0}>
+            Create key
+          </button>
         </form>
       ) : null}
       {created ? (
         <div class="panel notice" role="status">
           <h2>Your new key</h2>
           <p>Copy it now: it is shown this once.</p>
-          <p><code class="wrap" data-testid="new-key">{created}</code></p>
-          <button type="button" onClick={() => void navigator.clipboard?.writeText(created)}>Copy</button>{' '}
-          <button type="button" onClick={() => setCreated(undefined)}>I have saved it</button>
+          <p>
+            <code class="wrap" data-testid="new-key">
+              {created}
+            </code>
+          </p>
+          <button type="button" onClick={() => void navigator.clipboard?.writeText(created)}>
+            Copy
+          </button>{' '}
+          <button type="button" onClick={() => setCreated(undefined)}>
+            I have saved it
+          </button>
         </div>
       ) : null}
       <Status loaded={keys} />
-      <Table caption="Keys of your organisations" head={['Name', 'Prefix', 'Services', 'State', 'Created', 'Last use', '']} empty={keys.data !== undefined && items.length === 0}>
+      <Table
+        caption="Keys of your organisations"
+        head={['Name', 'Prefix', 'Services', 'State', 'Created', 'Last use', '']}
+        empty={keys.data !== undefined && items.length === 0}
+      >
         {items.map((k) => (
           <tr key={k.id}>
             <td>{k.name}</td>
-            <td><code>{k.prefix}…</code></td>
+            <td>
+              <code>{k.prefix}…</code>
+            </td>
             <td>{k.services.map((id) => serviceName.get(id) ?? id).join(', ')}</td>
-            <td><Badge state={k.state} /></td>
+            <td>
+              <Badge state={k.state} />
+            </td>
             <td>{when(k.createdAt)}</td>
             <td>{lastUse.data?.get(k.id) ? `hour of ${when(lastUse.data.get(k.id))}` : 'never'}</td>
-            <td>{k.state === 'active' ? <button type="button" class="danger" onClick={() => void revoke(k)} aria-label={`Revoke ${k.name}`}>Revoke</button> : null}</td>
+            <td>
+              {k.state === 'active' ? (
+                <button type="button" class="danger" onClick={() => void revoke(k)} aria-label={`Revoke ${k.name}`}>
+                  Revoke
+                </button>
+              ) : null}
+            </td>
           </tr>
         ))}
       </Table>

@@ -12,11 +12,23 @@ export function Providers(props: { me: Me }) {
     ]);
     // Tunnel sessions are in the cluster view, which platform administrators see.
     const cluster = props.me.platformAdmin ? await api.get<Cluster>('/api/v1/cluster') : undefined;
-    return { providers: providers.items, agents: agents.items, deployments: deployments.items, sessions: cluster?.tunnel.sessions };
+    return {
+      providers: providers.items,
+      agents: agents.items,
+      deployments: deployments.items,
+      sessions: cluster?.tunnel.sessions,
+    };
   }, []);
   const d = data.data;
   return (
-    <Page title="Providers and agents" actions={<button type="button" onClick={data.reload}>Refresh</button>}>
+    <Page
+      title="Providers and agents"
+      actions={
+        <button type="button" onClick={data.reload}>
+          Refresh
+        </button>
+      }
+    >
       <Status loaded={data} />
       {d?.providers.length === 0 ? <p class="muted">No provider yet.</p> : null}
       {d?.providers.map((p) => {
@@ -25,16 +37,24 @@ export function Providers(props: { me: Me }) {
           <article class="card" key={p.id} aria-labelledby={`prv-${p.id}`}>
             <h2 id={`prv-${p.id}`}>{p.displayName || p.name}</h2>
             <p>{p.description}</p>
-            <Table caption={`Agents of ${p.name}`} head={['Agent', 'Host', 'Version', 'State', 'Online', 'Sessions (node: RTT)', 'Runs', 'Last seen']} empty={agents.length === 0}>
+            <Table
+              caption={`Agents of ${p.name}`}
+              head={['Agent', 'Host', 'Version', 'State', 'Online', 'Sessions (node: RTT)', 'Runs', 'Last seen']}
+              empty={agents.length === 0}
+            >
               {agents.map((a) => {
                 const sessions = d.sessions?.filter((s) => s.agentId === a.id) ?? [];
-                const runs = d.deployments.filter((dep) => dep.agents.some((x) => x.agentId === a.id && x.state === 'running'));
+                const runs = d.deployments.filter((dep) =>
+                  dep.agents.some((x) => x.agentId === a.id && x.state === 'running'),
+                );
                 return (
                   <tr key={a.id}>
                     <td>{a.name}</td>
                     <td>{a.hostname}</td>
                     <td>{a.version}</td>
-                    <td><Badge state={a.state} /></td>
+                    <td>
+                      <Badge state={a.state} />
+                    </td>
                     <td>{d.sessions ? <Badge state={sessions.length ? 'online' : 'offline'} /> : '—'}</td>
                     <td>{sessions.map((s) => `${s.nodeId}: ${s.rttMs.toFixed(1)} ms`).join(', ') || '—'}</td>
                     <td>{runs.map((r) => r.version).join(', ') || '—'}</td>

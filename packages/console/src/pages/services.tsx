@@ -12,13 +12,25 @@ export function Services() {
   return (
     <Page title="Services">
       <Status loaded={list} />
-      <Table caption="Published data services" head={['Name', 'Description', 'Access', 'Versions', 'Reads']} empty={list.data !== undefined && items.length === 0}>
+      <Table
+        caption="Published data services"
+        head={['Name', 'Description', 'Access', 'Versions', 'Reads']}
+        empty={list.data !== undefined && items.length === 0}
+      >
         {items.map((s) => (
           <tr key={s.id}>
-            <td><Link href={`/services/${s.id}`}>{s.name}</Link></td>
+            <td>
+              <Link href={`/services/${s.id}`}>{s.name}</Link>
+            </td>
             <td>{s.description}</td>
             <td>{s.access}</td>
-            <td>{s.versions.map((v) => <span key={v.version}>{v.version} <Badge state={v.running ? 'running' : 'stopped'} /> </span>)}</td>
+            <td>
+              {s.versions.map((v) => (
+                <span key={v.version}>
+                  {v.version} <Badge state={v.running ? 'running' : 'stopped'} />{' '}
+                </span>
+              ))}
+            </td>
             <td>{s.datasets.map((d) => `${d.provider}/${d.dataset}`).join(', ')}</td>
           </tr>
         ))}
@@ -42,14 +54,19 @@ function Docs(props: { service: Service }) {
     const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
     const response = await fetch(`/s/${props.service.name}/openapi.json`, { headers, credentials: 'omit' });
     const body = (await response.json()) as OpenApiDoc & { error?: { message: string; code: string } };
-    if (!response.ok) throw new Error(body.error ? `${body.error.message} (${body.error.code})` : `HTTP ${response.status}`);
+    if (!response.ok)
+      throw new Error(body.error ? `${body.error.message} (${body.error.code})` : `HTTP ${response.status}`);
     return body;
   }, [props.service.name, key]);
   const [results, setResults] = useState<Record<string, { status: number; body: string } | string>>({});
   const tryIt = async (method: string, path: string) => {
     const id = `${method} ${path}`;
     try {
-      const response = await fetch(`/s/${props.service.name}${path}`, { method, headers: { authorization: `Bearer ${key}` }, credentials: 'omit' });
+      const response = await fetch(`/s/${props.service.name}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${key}` },
+        credentials: 'omit',
+      });
       const text = await response.text();
       let body = text;
       try {
@@ -66,10 +83,27 @@ function Docs(props: { service: Service }) {
   return (
     <section aria-labelledby="docs-title">
       <h2 id="docs-title">API</h2>
-      <Field label="Your API key for “try it”" id="try-key" hint="Sent only to this service, from this page; never stored">
-        <input id="try-key" type="password" autocomplete="off" value={key} onInput={(e) => setKey(e.currentTarget.value)} aria-describedby="try-key-hint" />
+      <Field
+        label="Your API key for “try it”"
+        id="try-key"
+        hint="Sent only to this service, from this page; never stored"
+      >
+        <input
+          id="try-key"
+          type="password"
+          autocomplete="off"
+          value={key}
+          onInput={(e) => setKey(e.currentTarget.value)}
+          aria-describedby="try-key-hint"
+        />
       </Field>
-      {needsKey ? <p class="muted">This service is restricted: enter an API key that may call it to see its endpoints and try them.</p> : <Status loaded={doc} />}
+      {needsKey ? (
+        <p class="muted">
+          This service is restricted: enter an API key that may call it to see its endpoints and try them.
+        </p>
+      ) : (
+        <Status loaded={doc} />
+      )}
       {doc.data ? (
         <>
           <p>
@@ -81,14 +115,26 @@ function Docs(props: { service: Service }) {
               const result = results[id];
               return (
                 <article class="endpoint" key={id} aria-label={id}>
-                  <h3><span class="method">{method.toUpperCase()}</span> <code>{path}</code></h3>
+                  <h3>
+                    <span class="method">{method.toUpperCase()}</span> <code>{path}</code>
+                  </h3>
                   {op.summary ? <p>{op.summary}</p> : null}
-                  <button type="button" disabled={!key} onClick={() => void tryIt(method.toUpperCase(), path)}>Try {id}</button>
-                  {typeof result === 'string' ? <p class="error" role="alert">{result}</p> : null}
+                  <button type="button" disabled={!key} onClick={() => void tryIt(method.toUpperCase(), path)}>
+                    Try {id}
+                  </button>
+                  {typeof result === 'string' ? (
+                    <p class="error" role="alert">
+                      {result}
+                    </p>
+                  ) : null}
                   {result && typeof result !== 'string' ? (
                     <div aria-live="polite">
-                      <p>Status <strong>{result.status}</strong></p>
-                      <pre class="code" tabIndex={0}>{result.body}</pre>
+                      <p>
+                        Status <strong>{result.status}</strong>
+                      </p>
+                      <pre class="code" tabIndex={0}>
+                        {result.body}
+                      </pre>
                     </div>
                   ) : null}
                 </article>
@@ -103,7 +149,10 @@ function Docs(props: { service: Service }) {
 
 function Usage(props: { service: Service }) {
   const [granularity, setGranularity] = useState<'hour' | 'day'>('hour');
-  const usage = useLoad(() => api.get<{ items: UsageRow[] }>(`/api/v1/usage${qs({ service: props.service.id, granularity })}`), [props.service.id, granularity]);
+  const usage = useLoad(
+    () => api.get<{ items: UsageRow[] }>(`/api/v1/usage${qs({ service: props.service.id, granularity })}`),
+    [props.service.id, granularity],
+  );
   const rows = [...(usage.data?.items ?? [])].sort((a, b) => a.period.localeCompare(b.period));
   const total = rows.reduce((n, r) => n + r.calls, 0);
   const errors = rows.reduce((n, r) => n + r.errors, 0);
@@ -112,17 +161,34 @@ function Usage(props: { service: Service }) {
       <h2 id="usage-title">Usage</h2>
       <div class="row">
         <Field label="By" id="granularity">
-          <select id="granularity" value={granularity} onChange={(e) => setGranularity(e.currentTarget.value as 'hour' | 'day')}>
+          <select
+            id="granularity"
+            value={granularity}
+            onChange={(e) => setGranularity(e.currentTarget.value as 'hour' | 'day')}
+          >
             <option value="hour">hour</option>
             <option value="day">day</option>
           </select>
         </Field>
-        <button type="button" onClick={usage.reload}>Refresh usage</button>
+        <button type="button" onClick={usage.reload}>
+          Refresh usage
+        </button>
       </div>
       <Status loaded={usage} />
-      <p data-testid="usage-total">{total} calls, {errors} errors</p>
-      {rows.length ? <Bars label={`Calls per ${granularity}`} rows={rows.map((r) => ({ x: r.period, calls: r.calls, errors: r.errors }))} /> : null}
-      <Table caption={`Calls per ${granularity}`} head={['Period', 'Calls', 'Errors', 'Average ms', 'Bytes out']} empty={usage.data !== undefined && rows.length === 0}>
+      <p data-testid="usage-total">
+        {total} calls, {errors} errors
+      </p>
+      {rows.length ? (
+        <Bars
+          label={`Calls per ${granularity}`}
+          rows={rows.map((r) => ({ x: r.period, calls: r.calls, errors: r.errors }))}
+        />
+      ) : null}
+      <Table
+        caption={`Calls per ${granularity}`}
+        head={['Period', 'Calls', 'Errors', 'Average ms', 'Bytes out']}
+        empty={usage.data !== undefined && rows.length === 0}
+      >
         {rows.map((r) => (
           <tr key={r.period}>
             <td>{when(r.period)}</td>
@@ -138,7 +204,10 @@ function Usage(props: { service: Service }) {
 }
 
 function Grants(props: { service: Service }) {
-  const grants = useLoad(() => api.get<{ orgIds: string[] }>(`/api/v1/services/${props.service.id}/grants`), [props.service.id]);
+  const grants = useLoad(
+    () => api.get<{ orgIds: string[] }>(`/api/v1/services/${props.service.id}/grants`),
+    [props.service.id],
+  );
   const [orgId, setOrgId] = useState('');
   const [error, setError] = useState<string>();
   const submit = async (event: Submit) => {
@@ -156,7 +225,13 @@ function Grants(props: { service: Service }) {
     <section aria-labelledby="grants-title">
       <h2 id="grants-title">Granted organisations</h2>
       <Status loaded={grants} />
-      <ul>{(grants.data?.orgIds ?? []).map((id) => <li key={id}><code>{id}</code></li>)}</ul>
+      <ul>
+        {(grants.data?.orgIds ?? []).map((id) => (
+          <li key={id}>
+            <code>{id}</code>
+          </li>
+        ))}
+      </ul>
       <form class="row" onSubmit={(e) => void submit(e)}>
         <Field label="Grant to organisation id" id="grant-org">
           <input id="grant-org" required value={orgId} onInput={(e) => setOrgId(e.currentTarget.value)} />
@@ -179,13 +254,35 @@ export function ServicePage(props: { me: Me; id: string }) {
         <>
           <p>{s.description}</p>
           <dl class="facts">
-            <dt>URL</dt><dd><code class="wrap">{s.url}</code></dd>
-            <dt>Access</dt><dd>{s.access}</dd>
-            <dt>Versions</dt><dd>{s.versions.map((v) => `${v.version} (${v.path}${v.running ? ', running' : ''})`).join(', ') || '—'}</dd>
-            <dt>Reads</dt><dd>{s.datasets.map((d) => (d.datasetId ? <Link key={d.dataset} href={`/datasets/${d.datasetId}`}>{d.provider}/{d.dataset} </Link> : `${d.provider}/${d.dataset} `))}</dd>
-            <dt>Limits</dt><dd>{JSON.stringify(s.limits)}</dd>
+            <dt>URL</dt>
+            <dd>
+              <code class="wrap">{s.url}</code>
+            </dd>
+            <dt>Access</dt>
+            <dd>{s.access}</dd>
+            <dt>Versions</dt>
+            <dd>
+              {s.versions.map((v) => `${v.version} (${v.path}${v.running ? ', running' : ''})`).join(', ') || '—'}
+            </dd>
+            <dt>Reads</dt>
+            <dd>
+              {s.datasets.map((d) =>
+                d.datasetId ? (
+                  <Link key={d.dataset} href={`/datasets/${d.datasetId}`}>
+                    {d.provider}/{d.dataset}{' '}
+                  </Link>
+                ) : (
+                  `${d.provider}/${d.dataset} `
+                ),
+              )}
+            </dd>
+            <dt>Limits</dt>
+            <dd>{JSON.stringify(s.limits)}</dd>
           </dl>
-          <p><Link href="/keys">Create a key for this service</Link> · <Link href={`/audit?service=${encodeURIComponent(s.name)}`}>Calls in the audit log</Link></p>
+          <p>
+            <Link href="/keys">Create a key for this service</Link> ·{' '}
+            <Link href={`/audit?service=${encodeURIComponent(s.name)}`}>Calls in the audit log</Link>
+          </p>
           <Docs service={s} />
           <Usage service={s} />
           {owner && s.access === 'restricted' ? <Grants service={s} /> : null}
@@ -194,4 +291,3 @@ export function ServicePage(props: { me: Me; id: string }) {
     </Page>
   );
 }
-

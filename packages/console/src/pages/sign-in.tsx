@@ -22,16 +22,34 @@ export function SignIn(props: { onSignedIn: () => void }) {
   };
   return (
     <main id="main" class="signin">
-      <h1 id="page-title" tabIndex={-1}>Sign in to Insitu</h1>
+      <h1 id="page-title" tabIndex={-1}>
+        Sign in to Insitu
+      </h1>
       <form onSubmit={(e) => void submit(e)}>
         <Field label="Email" id="email">
-          <input id="email" type="email" autocomplete="username" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />
+          <input
+            id="email"
+            type="email"
+            autocomplete="username"
+            required
+            value={email}
+            onInput={(e) => setEmail(e.currentTarget.value)}
+          />
         </Field>
         <Field label="Password" id="password">
-          <input id="password" type="password" autocomplete="current-password" required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+          <input
+            id="password"
+            type="password"
+            autocomplete="current-password"
+            required
+            value={password}
+            onInput={(e) => setPassword(e.currentTarget.value)}
+          />
         </Field>
         <Alert message={error} />
-        <button type="submit" disabled={busy}>{busy ? 'Signing in…' : 'Sign in'}</button>
+        <button type="submit" disabled={busy}>
+          {busy ? 'Signing in…' : 'Sign in'}
+        </button>
       </form>
     </main>
   );

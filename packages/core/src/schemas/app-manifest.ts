@@ -14,18 +14,46 @@ export type AppRuntime = (typeof APP_RUNTIMES)[number];
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
 
 // Semantic Versioning 2.0.0, the regular expression suggested by semver.org.
-const SEMVER = '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-((?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\\.(?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$';
+const SEMVER =
+  '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-((?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\\.(?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$';
 
 // A relative path inside the bundle: no leading "/", no "." or ".." segment, no control characters.
 const BUNDLE_PATH = '^(?!/)(?!.*(?:^|/)\\.{1,2}(?:/|$))[^\\u0000-\\u001f\\u007f\\\\]{1,255}$';
 
 export const AppLimitsSchema = Type.Object(
   {
-    memoryMb: Type.Integer({ minimum: 16, maximum: 65536, default: 256, description: 'Memory of one instance in MiB (cgroup limit where available; the address-space rlimit is derived from it)' }),
-    cpuSeconds: Type.Integer({ minimum: 1, maximum: 31_536_000, default: 3600, description: 'CPU time one process of an instance may use in its lifetime (RLIMIT_CPU); past it the process is killed and restarted' }),
-    processes: Type.Integer({ minimum: 1, maximum: 4096, default: 64, description: 'Processes and threads one instance may have at once' }),
-    openFiles: Type.Integer({ minimum: 16, maximum: 65536, default: 256, description: 'Open file descriptors per process (RLIMIT_NOFILE)' }),
-    requestTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000, description: 'How long one request may take before the agent answers 504' }),
+    memoryMb: Type.Integer({
+      minimum: 16,
+      maximum: 65536,
+      default: 256,
+      description:
+        'Memory of one instance in MiB (cgroup limit where available; the address-space rlimit is derived from it)',
+    }),
+    cpuSeconds: Type.Integer({
+      minimum: 1,
+      maximum: 31_536_000,
+      default: 3600,
+      description:
+        'CPU time one process of an instance may use in its lifetime (RLIMIT_CPU); past it the process is killed and restarted',
+    }),
+    processes: Type.Integer({
+      minimum: 1,
+      maximum: 4096,
+      default: 64,
+      description: 'Processes and threads one instance may have at once',
+    }),
+    openFiles: Type.Integer({
+      minimum: 16,
+      maximum: 65536,
+      default: 256,
+      description: 'Open file descriptors per process (RLIMIT_NOFILE)',
+    }),
+    requestTimeoutMs: Type.Integer({
+      minimum: 100,
+      maximum: 600_000,
+      default: 30_000,
+      description: 'How long one request may take before the agent answers 504',
+    }),
   },
   { additionalProperties: false },
 );
@@ -33,7 +61,11 @@ export type AppLimits = Static<typeof AppLimitsSchema>;
 
 export const AppDatasetRefSchema = Type.Object(
   {
-    provider: Type.String({ minLength: 1, maxLength: 128, description: 'Provider id (prv_…) or name; the platform resolves it to an id once, at submission' }),
+    provider: Type.String({
+      minLength: 1,
+      maxLength: 128,
+      description: 'Provider id (prv_…) or name; the platform resolves it to an id once, at submission',
+    }),
     dataset: DatasetNameSchema,
   },
   { additionalProperties: false },
@@ -58,14 +90,26 @@ export type AppEndpoint = Static<typeof AppEndpointSchema>;
  */
 export const AppManifestSchema = Type.Object(
   {
-    $schema: Type.Optional(Type.String({ maxLength: 2000, description: "The manifest's JSON Schema (GET /api/v1/schemas/insitu.json), for editors; ignored by the platform" })),
+    $schema: Type.Optional(
+      Type.String({
+        maxLength: 2000,
+        description:
+          "The manifest's JSON Schema (GET /api/v1/schemas/insitu.json), for editors; ignored by the platform",
+      }),
+    ),
     name: AppNameSchema,
     version: Type.String({ pattern: SEMVER, maxLength: 128, description: 'Semantic version, e.g. 1.2.0' }),
     description: Type.Optional(Type.String({ maxLength: 4000 })),
     runtime: Type.Enum(APP_RUNTIMES),
     entry: Type.String({ pattern: BUNDLE_PATH, description: 'Entry file, relative to the bundle root' }),
-    args: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64, description: 'Arguments after the entry' })),
-    datasets: Type.Array(AppDatasetRefSchema, { maxItems: 100, default: [], description: 'Datasets the application reads' }),
+    args: Type.Optional(
+      Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64, description: 'Arguments after the entry' }),
+    ),
+    datasets: Type.Array(AppDatasetRefSchema, {
+      maxItems: 100,
+      default: [],
+      description: 'Datasets the application reads',
+    }),
     endpoints: Type.Optional(Type.Array(AppEndpointSchema, { minItems: 1, maxItems: 200 })),
     openapi: Type.Optional(Type.String({ pattern: BUNDLE_PATH, description: 'OpenAPI document inside the bundle' })),
     limits: Type.Optional(AppLimitsSchema),
@@ -91,15 +135,20 @@ export function parseAppManifest(value: unknown, options: { what?: string; code?
     const record = copy as Record<string, unknown>;
     record.limits = Value.Default(AppLimitsSchema, record.limits ?? {});
   }
-  const manifest = assertValid(AppManifestSchema, Value.Default(AppManifestSchema, copy), { what, code }) as AppManifest;
+  const manifest = assertValid(AppManifestSchema, Value.Default(AppManifestSchema, copy), {
+    what,
+    code,
+  }) as AppManifest;
   const problems: string[] = [];
-  if (!manifest.endpoints && !manifest.openapi) problems.push('give "endpoints" (a list) or "openapi" (a path to an OpenAPI document in the bundle)');
+  if (!manifest.endpoints && !manifest.openapi)
+    problems.push('give "endpoints" (a list) or "openapi" (a path to an OpenAPI document in the bundle)');
   const seen = new Set<string>();
   for (const ref of manifest.datasets) {
     const key = `${ref.provider}/${ref.dataset}`;
     if (seen.has(key)) problems.push(`datasets: ${key} is listed twice`);
     seen.add(key);
   }
-  if (problems.length > 0) throw new InsituError(code, `invalid ${what}: ${problems.join('; ')}`, { details: { issues: problems } });
+  if (problems.length > 0)
+    throw new InsituError(code, `invalid ${what}: ${problems.join('; ')}`, { details: { issues: problems } });
   return manifest;
 }

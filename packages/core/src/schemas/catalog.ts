@@ -6,7 +6,18 @@ export const SOURCE_KINDS = ['sqlite', 'csv', 'parquet', 'postgres', 'mysql'] as
 export type SourceKind = (typeof SOURCE_KINDS)[number];
 
 /** Logical column types, the same for every source; the source's own type is kept in `sourceType`. */
-export const COLUMN_TYPES = ['integer', 'number', 'decimal', 'text', 'boolean', 'date', 'timestamp', 'binary', 'json', 'unknown'] as const;
+export const COLUMN_TYPES = [
+  'integer',
+  'number',
+  'decimal',
+  'text',
+  'boolean',
+  'date',
+  'timestamp',
+  'binary',
+  'json',
+  'unknown',
+] as const;
 export type ColumnType = (typeof COLUMN_TYPES)[number];
 
 /** Who may see a dataset's metadata: everyone signed in, or only its own organisation. */
@@ -41,7 +52,7 @@ export const DatasetInputSchema = Type.Object(
     description: Type.Optional(Type.String({ maxLength: 4000 })),
     tags: Type.Optional(Type.Array(TagSchema, { maxItems: 20, uniqueItems: true })),
     sourceKind: Type.Enum(SOURCE_KINDS),
-    visibility: Type.Optional(Type.Enum(VISIBILITIES, { default: "public" })),
+    visibility: Type.Optional(Type.Enum(VISIBILITIES, { default: 'public' })),
     columns: Type.Array(ColumnSchema, { minItems: 1, maxItems: 1000 }),
     rowCount: Type.Union([Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), Type.Null()]),
     syncedAt: Type.Optional(TimestampSchema),
@@ -51,23 +62,20 @@ export const DatasetInputSchema = Type.Object(
 export type DatasetInput = Static<typeof DatasetInputSchema>;
 
 /** A dataset as the catalog shows it. */
-export const DatasetSchema = Type.Object(
-  {
-    id: IdSchema,
-    providerId: IdSchema,
-    providerName: Type.String(),
-    orgId: IdSchema,
-    name: Type.String(),
-    description: Type.String(),
-    tags: Type.Array(Type.String()),
-    sourceKind: Type.String(),
-    visibility: Type.String(),
-    columns: Type.Array(ColumnSchema),
-    rowCount: Type.Union([Type.Integer(), Type.Null()]),
-    syncedAt: TimestampSchema,
-    createdAt: TimestampSchema,
-    updatedAt: TimestampSchema,
-  },
-
-);
+export const DatasetSchema = Type.Object({
+  id: IdSchema,
+  providerId: IdSchema,
+  providerName: Type.String(),
+  orgId: IdSchema,
+  name: Type.String(),
+  description: Type.String(),
+  tags: Type.Array(Type.String()),
+  sourceKind: Type.String(),
+  visibility: Type.String(),
+  columns: Type.Array(ColumnSchema),
+  rowCount: Type.Union([Type.Integer(), Type.Null()]),
+  syncedAt: TimestampSchema,
+  createdAt: TimestampSchema,
+  updatedAt: TimestampSchema,
+});
 export type Dataset = Static<typeof DatasetSchema>;

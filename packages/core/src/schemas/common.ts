@@ -18,10 +18,16 @@ export const SlugSchema = Type.String({
 });
 
 /** The name of an application (the `name` of its insitu.json): a-z, 0-9 and `-`. */
-export const AppNameSchema = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Application name: a-z, 0-9 and "-"' });
+export const AppNameSchema = Type.String({
+  pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
+  description: 'Application name: a-z, 0-9 and "-"',
+});
 
 /** The stable name of a service, in `/s/{name}/…`: a-z, 0-9 and `-`. */
-export const ServiceNameSchema = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Stable name in /s/{name}/…: a-z, 0-9 and "-"' });
+export const ServiceNameSchema = Type.String({
+  pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
+  description: 'Stable name in /s/{name}/…: a-z, 0-9 and "-"',
+});
 
 /** A dataset name may hold `_` (it mirrors table names) but never the whole shape of an id. */
 export const NOT_ID_SHAPED = `(?!${ID_SHAPE}$)`;

@@ -33,7 +33,10 @@ export async function readAppLogs(
   }
   if (response.status !== 200) {
     response.body.resume();
-    throw new InsituError('INSITU_APP_UNAVAILABLE', `deployment ${request.deploymentId} does not run on the agent that answered (${response.agentId}); try again when it runs`);
+    throw new InsituError(
+      'INSITU_APP_UNAVAILABLE',
+      `deployment ${request.deploymentId} does not run on the agent that answered (${response.agentId}); try again when it runs`,
+    );
   }
   return response.body;
 }

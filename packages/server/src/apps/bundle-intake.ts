@@ -1,5 +1,12 @@
 import { createHash } from 'node:crypto';
-import { InsituError, canonicalTar, parseAppManifest, readBundleTar, type AppManifest, type BundleEntry } from '@insitu/core';
+import {
+  InsituError,
+  canonicalTar,
+  parseAppManifest,
+  readBundleTar,
+  type AppManifest,
+  type BundleEntry,
+} from '@insitu/core';
 import type { BundleFile } from '@insitu/store';
 
 /** A submitted bundle, checked: its canonical bytes, digest, manifest and file list. */
@@ -17,11 +24,15 @@ export interface InspectedBundle {
  * schema, and that the entry (and OpenAPI document) are files in the bundle — an
  * executable one for the `command` runtime.
  */
-export async function inspectBundle(bytes: Buffer, limits: { maxBytes: number; maxEntries: number }): Promise<InspectedBundle> {
+export async function inspectBundle(
+  bytes: Buffer,
+  limits: { maxBytes: number; maxEntries: number },
+): Promise<InspectedBundle> {
   const entries = await readBundleTar(bytes, limits);
   const byPath = new Map(entries.map((e) => [e.path, e]));
   const manifestEntry = byPath.get('insitu.json');
-  if (!manifestEntry || manifestEntry.kind !== 'file') throw new InsituError('INSITU_BUNDLE_INVALID', 'the bundle has no insitu.json at its root');
+  if (!manifestEntry || manifestEntry.kind !== 'file')
+    throw new InsituError('INSITU_BUNDLE_INVALID', 'the bundle has no insitu.json at its root');
   let parsed: unknown;
   try {
     parsed = JSON.parse((manifestEntry.data ?? Buffer.alloc(0)).toString('utf8'));
@@ -29,19 +40,32 @@ export async function inspectBundle(bytes: Buffer, limits: { maxBytes: number; m
     throw new InsituError('INSITU_BUNDLE_INVALID', `insitu.json is not valid JSON: ${(error as Error).message}`);
   }
   const manifest = parseAppManifest(parsed, { what: 'insitu.json', code: 'INSITU_BUNDLE_INVALID' });
-  for (const [what, path] of [['entry', manifest.entry], ['openapi', manifest.openapi]] as const) {
+  for (const [what, path] of [
+    ['entry', manifest.entry],
+    ['openapi', manifest.openapi],
+  ] as const) {
     if (path === undefined) continue;
     const entry = byPath.get(path);
-    if (entry?.kind !== 'file') throw new InsituError('INSITU_BUNDLE_INVALID', `insitu.json: ${what} ${path} is not a file in the bundle`);
+    if (entry?.kind !== 'file')
+      throw new InsituError('INSITU_BUNDLE_INVALID', `insitu.json: ${what} ${path} is not a file in the bundle`);
     if (what === 'entry' && manifest.runtime === 'command' && !entry.executable) {
-      throw new InsituError('INSITU_BUNDLE_INVALID', `insitu.json: entry ${path} is not executable (runtime "command")`);
+      throw new InsituError(
+        'INSITU_BUNDLE_INVALID',
+        `insitu.json: entry ${path} is not executable (runtime "command")`,
+      );
     }
   }
   const canonical = canonicalTar(entries);
   const digest = createHash('sha256').update(canonical).digest('hex');
   const files = entries
     .filter((e) => e.kind === 'file')
-    .map((e) => ({ path: e.path, size: e.data?.length ?? 0, sha256: createHash('sha256').update(e.data ?? Buffer.alloc(0)).digest('hex') }))
+    .map((e) => ({
+      path: e.path,
+      size: e.data?.length ?? 0,
+      sha256: createHash('sha256')
+        .update(e.data ?? Buffer.alloc(0))
+        .digest('hex'),
+    }))
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return { canonical, digest, manifest, files, entries };
 }

@@ -21,7 +21,10 @@ export async function desiredFor(repos: Repositories, providerId: string): Promi
       replicas: row.replicas,
       bundle: `/api/v1/bundles/${version.digest}`,
       state: row.state === 'draining' ? 'draining' : 'active',
-      datasets: version.state === 'approved' ? AppRepository.datasetsOf(version).filter((d) => d.providerId === providerId) : [],
+      datasets:
+        version.state === 'approved'
+          ? AppRepository.datasetsOf(version).filter((d) => d.providerId === providerId)
+          : [],
     });
   }
   return out;

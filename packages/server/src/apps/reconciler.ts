@@ -18,7 +18,10 @@ export interface AgentReport {
  * draining deployment stops once the new one runs on every agent that ran the old one,
  * plus a grace period for calls in flight.
  */
-export class DeploymentReconciler extends EventEmitter<{ 'desired-changed': [providerId: string]; 'routes-changed': [] }> {
+export class DeploymentReconciler extends EventEmitter<{
+  'desired-changed': [providerId: string];
+  'routes-changed': [];
+}> {
   private readonly readySince = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -43,14 +46,28 @@ export class DeploymentReconciler extends EventEmitter<{ 'desired-changed': [pro
       const row = await store.deployments.get(id);
       if (row && row.provider_id === providerId) known.set(id, row);
     }
-    const before = new Map((await store.deployments.statuses([...known.keys()])).filter((s) => s.agent_id === agentId).map((s) => [s.deployment_id, s.state]));
+    const before = new Map(
+      (await store.deployments.statuses([...known.keys()]))
+        .filter((s) => s.agent_id === agentId)
+        .map((s) => [s.deployment_id, s.state]),
+    );
     for (const report of reports) {
       const row = known.get(report.id);
       if (!row) continue;
       const state: InstanceState = report.state === 'stopping' ? 'stopped' : report.state;
-      await store.deployments.report({ deploymentId: row.id, agentId, state, reason: report.reason ?? '', ready: report.ready, desired: report.desired });
+      await store.deployments.report({
+        deploymentId: row.id,
+        agentId,
+        state,
+        reason: report.reason ?? '',
+        ready: report.ready,
+        desired: report.desired,
+      });
       const previous = before.get(row.id);
-      if (previous !== state && (state === 'crash-looping' || state === 'failed' || (state === 'running' && previous !== undefined))) {
+      if (
+        previous !== state &&
+        (state === 'crash-looping' || state === 'failed' || (state === 'running' && previous !== undefined))
+      ) {
         const application = await store.apps.get(row.app_id);
         const message = `${application?.name ?? row.app_id} on agent ${agentId}: ${state}${report.reason ? ` (${report.reason})` : ''}`;
         for (const orgId of new Set([application?.org_id, (await store.providers.get(providerId))?.org_id])) {
@@ -75,8 +92,16 @@ export class DeploymentReconciler extends EventEmitter<{ 'desired-changed': [pro
     const { store } = this.ctx;
     const draining = await store.deployments.list({ states: ['draining'], limit: 1000, offset: 0 });
     for (const old of draining) {
-      const [next] = await store.deployments.list({ appId: old.app_id, providerId: old.provider_id, states: ['active'], limit: 1, offset: 0 });
-      const oldAgents = (await store.deployments.statuses([old.id])).filter((s) => s.state !== 'stopped').map((s) => s.agent_id);
+      const [next] = await store.deployments.list({
+        appId: old.app_id,
+        providerId: old.provider_id,
+        states: ['active'],
+        limit: 1,
+        offset: 0,
+      });
+      const oldAgents = (await store.deployments.statuses([old.id]))
+        .filter((s) => s.state !== 'stopped')
+        .map((s) => s.agent_id);
       let done = !next || oldAgents.length === 0;
       if (!done && next) {
         const nextStatus = new Map((await store.deployments.statuses([next.id])).map((s) => [s.agent_id, s]));
@@ -95,7 +120,13 @@ export class DeploymentReconciler extends EventEmitter<{ 'desired-changed': [pro
       this.readySince.delete(old.id);
       await store.deployments.update(old.id, { state: 'removed' });
       const application = await store.apps.get(old.app_id);
-      if (application) await store.events.add({ orgId: application.org_id, kind: 'deployment.drained', subject: old.id, message: `${application.name}: the previous version stopped after the rolling upgrade` });
+      if (application)
+        await store.events.add({
+          orgId: application.org_id,
+          kind: 'deployment.drained',
+          subject: old.id,
+          message: `${application.name}: the previous version stopped after the rolling upgrade`,
+        });
       this.emit('desired-changed', old.provider_id);
       this.emit('routes-changed');
     }

@@ -42,7 +42,8 @@ function seqOf(text: string | undefined): number {
 export async function readAnchorTexts(places: AnchorPlaces): Promise<AnchorText[]> {
   const out: AnchorText[] = [];
   if (places.coord) {
-    for (const [key, text] of await places.coord.list(ANCHOR_COORD_PREFIX)) out.push({ source: 'coord', at: key, text });
+    for (const [key, text] of await places.coord.list(ANCHOR_COORD_PREFIX))
+      out.push({ source: 'coord', at: key, text });
   }
   if (places.file) {
     try {

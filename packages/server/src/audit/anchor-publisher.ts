@@ -68,15 +68,25 @@ export class AuditAnchorPublisher {
     }
     const extended = await repos.audit.extend(this.last);
     if (!extended.ok) {
-      logger.error({ code: 'INSITU_AUDIT_BROKEN', firstBroken: extended.firstBroken, anchor: this.last }, 'the audit log no longer extends its last signed anchor; not signing it');
+      logger.error(
+        { code: 'INSITU_AUDIT_BROKEN', firstBroken: extended.firstBroken, anchor: this.last },
+        'the audit log no longer extends its last signed anchor; not signing it',
+      );
       return undefined;
     }
     const head = extended.head;
-    if (!options.force && this.latest && this.latest.seq === head.seq && this.latest.hash === head.hash) return undefined;
+    if (!options.force && this.latest && this.latest.seq === head.seq && this.latest.hash === head.hash)
+      return undefined;
     const anchor = signAnchor(key, head, this.options.node, this.options.now());
     const failures: string[] = [];
-    if (places.coord) await putCoordAnchor(places.coord, anchor).catch((error: unknown) => failures.push(`coord: ${(error as Error).message}`));
-    if (places.file) await writeAnchorFile(places.file, anchor).catch((error: unknown) => failures.push(`file: ${(error as Error).message}`));
+    if (places.coord)
+      await putCoordAnchor(places.coord, anchor).catch((error: unknown) =>
+        failures.push(`coord: ${(error as Error).message}`),
+      );
+    if (places.file)
+      await writeAnchorFile(places.file, anchor).catch((error: unknown) =>
+        failures.push(`file: ${(error as Error).message}`),
+      );
     // The log stream is a place too: shipped off the machine, it keeps every anchor.
     logger.info({ auditAnchor: anchor }, 'audit head anchored');
     if (failures.length > 0) logger.warn({ failures }, 'an audit anchor could not be stored everywhere');
@@ -95,7 +105,8 @@ export class AuditAnchorPublisher {
     });
     for (const { text } of texts) {
       const checked = checkAnchor(text, trusted);
-      if (checked.ok && (!newest || checked.anchor.seq > newest.seq)) newest = { seq: checked.anchor.seq, hash: checked.anchor.hash };
+      if (checked.ok && (!newest || checked.anchor.seq > newest.seq))
+        newest = { seq: checked.anchor.seq, hash: checked.anchor.hash };
     }
     return newest;
   }

@@ -1,4 +1,12 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { InsituError } from '@insitu/core';
 import type { AuditHead } from '@insitu/store';
@@ -34,12 +42,20 @@ export interface AnchorKey {
 
 /** The identifier of a public key: first 16 hex digits of the SHA-256 of its SPKI DER. */
 export function anchorKeyId(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 function keyOf(privateKey: KeyObject): AnchorKey {
   const publicKey = createPublicKey(privateKey);
-  return { privateKey, publicKey, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), keyId: anchorKeyId(publicKey) };
+  return {
+    privateKey,
+    publicKey,
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    keyId: anchorKeyId(publicKey),
+  };
 }
 
 /** The public key file written beside the private one. */
@@ -54,14 +70,23 @@ export async function readAnchorKey(file: string): Promise<AnchorKey | undefined
     pem = await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new InsituError('INSITU_CONFIG_INVALID', `cannot read the audit anchor key ${file}: ${(error as Error).message}`, { cause: error });
+    throw new InsituError(
+      'INSITU_CONFIG_INVALID',
+      `cannot read the audit anchor key ${file}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   try {
     const key = keyOf(createPrivateKey(pem));
-    if (key.privateKey.asymmetricKeyType !== 'ed25519') throw new Error(`a ${key.privateKey.asymmetricKeyType ?? 'unknown'} key, not Ed25519`);
+    if (key.privateKey.asymmetricKeyType !== 'ed25519')
+      throw new Error(`a ${key.privateKey.asymmetricKeyType ?? 'unknown'} key, not Ed25519`);
     return key;
   } catch (error) {
-    throw new InsituError('INSITU_CONFIG_INVALID', `the audit anchor key ${file} is not an Ed25519 private key: ${(error as Error).message}`, { cause: error });
+    throw new InsituError(
+      'INSITU_CONFIG_INVALID',
+      `the audit anchor key ${file} is not an Ed25519 private key: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
 }
 
@@ -78,7 +103,11 @@ export async function ensureAnchorKey(file: string): Promise<{ key: AnchorKey; c
   } catch (error) {
     // Another process created it first: use theirs.
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return ensureAnchorKey(file);
-    throw new InsituError('INSITU_CONFIG_INVALID', `cannot create the audit anchor key ${file}: ${(error as Error).message}`, { cause: error });
+    throw new InsituError(
+      'INSITU_CONFIG_INVALID',
+      `cannot create the audit anchor key ${file}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   await chmod(file, 0o600);
   const key = keyOf(privateKey);
@@ -88,12 +117,21 @@ export async function ensureAnchorKey(file: string): Promise<{ key: AnchorKey; c
 
 /** The bytes an anchor's signature covers. */
 export function anchorPayload(anchor: Pick<SignedAnchor, 'seq' | 'hash' | 'ts' | 'node' | 'keyId'>): Buffer {
-  return Buffer.from(JSON.stringify(['insitu-audit-anchor/1', anchor.seq, anchor.hash, anchor.ts, anchor.node, anchor.keyId]));
+  return Buffer.from(
+    JSON.stringify(['insitu-audit-anchor/1', anchor.seq, anchor.hash, anchor.ts, anchor.node, anchor.keyId]),
+  );
 }
 
 /** Sign `head` as seen by `node` at `now`. */
 export function signAnchor(key: AnchorKey, head: AuditHead, node: string, now: number): SignedAnchor {
-  const unsigned = { v: 1 as const, seq: head.seq, hash: head.hash, ts: new Date(now).toISOString(), node, keyId: key.keyId };
+  const unsigned = {
+    v: 1 as const,
+    seq: head.seq,
+    hash: head.hash,
+    ts: new Date(now).toISOString(),
+    node,
+    keyId: key.keyId,
+  };
   return { ...unsigned, signature: sign(null, anchorPayload(unsigned), key.privateKey).toString('base64') };
 }
 
@@ -108,7 +146,11 @@ export function trustedAnchorKeys(keys: ReadonlyArray<KeyObject | string>): Trus
     try {
       publicKey = typeof key === 'string' ? createPublicKey(key) : key;
     } catch (error) {
-      throw new InsituError('INSITU_CONFIG_INVALID', `audit.trustedAnchorKeys holds something that is not a public key: ${(error as Error).message}`, { cause: error });
+      throw new InsituError(
+        'INSITU_CONFIG_INVALID',
+        `audit.trustedAnchorKeys holds something that is not a public key: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     out.set(anchorKeyId(publicKey), publicKey);
   }
@@ -116,7 +158,10 @@ export function trustedAnchorKeys(keys: ReadonlyArray<KeyObject | string>): Trus
 }
 
 /** The anchor in `raw` (JSON text) if it is well formed and signed by a trusted key; else why not. */
-export function checkAnchor(raw: string, trusted: TrustedAnchorKeys): { ok: true; anchor: SignedAnchor } | { ok: false; untrusted?: true; reason: string } {
+export function checkAnchor(
+  raw: string,
+  trusted: TrustedAnchorKeys,
+): { ok: true; anchor: SignedAnchor } | { ok: false; untrusted?: true; reason: string } {
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -125,14 +170,29 @@ export function checkAnchor(raw: string, trusted: TrustedAnchorKeys): { ok: true
   }
   const a = value as Partial<SignedAnchor> | null;
   if (
-    !a || typeof a !== 'object' || a.v !== 1 || !Number.isSafeInteger(a.seq) || (a.seq ?? -1) < 0 || typeof a.hash !== 'string' || !/^[0-9a-f]{64}$/.test(a.hash) ||
-    typeof a.ts !== 'string' || typeof a.node !== 'string' || typeof a.keyId !== 'string' || typeof a.signature !== 'string'
+    !a ||
+    typeof a !== 'object' ||
+    a.v !== 1 ||
+    !Number.isSafeInteger(a.seq) ||
+    (a.seq ?? -1) < 0 ||
+    typeof a.hash !== 'string' ||
+    !/^[0-9a-f]{64}$/.test(a.hash) ||
+    typeof a.ts !== 'string' ||
+    typeof a.node !== 'string' ||
+    typeof a.keyId !== 'string' ||
+    typeof a.signature !== 'string'
   ) {
     return { ok: false, reason: 'is not a signed anchor' };
   }
   const anchor = a as SignedAnchor;
   const publicKey = trusted.get(anchor.keyId);
-  if (!publicKey) return { ok: false, untrusted: true, reason: `is signed by key ${anchor.keyId}, which this platform does not trust` };
-  if (!verify(null, anchorPayload(anchor), publicKey, Buffer.from(anchor.signature, 'base64'))) return { ok: false, reason: 'has a signature that does not verify (it was altered)' };
+  if (!publicKey)
+    return {
+      ok: false,
+      untrusted: true,
+      reason: `is signed by key ${anchor.keyId}, which this platform does not trust`,
+    };
+  if (!verify(null, anchorPayload(anchor), publicKey, Buffer.from(anchor.signature, 'base64')))
+    return { ok: false, reason: 'has a signature that does not verify (it was altered)' };
   return { ok: true, anchor };
 }

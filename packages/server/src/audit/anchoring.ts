@@ -31,10 +31,14 @@ export async function anchorSettings(
   config: Readonly<ServerConfig>,
   dataDir: string | undefined,
   options: { coordinator?: Coordinator; create: boolean },
-): Promise<{ key: AnchorKey | undefined; created: boolean; trusted: TrustedAnchorKeys; places: AnchorPlaces } | undefined> {
+): Promise<
+  { key: AnchorKey | undefined; created: boolean; trusted: TrustedAnchorKeys; places: AnchorPlaces } | undefined
+> {
   const keyFile = dataDirFile(config.audit.anchorKeyFile, dataDir);
   if (!keyFile) return undefined;
-  const { key, created } = options.create ? await ensureAnchorKey(keyFile) : { key: await readAnchorKey(keyFile), created: false };
+  const { key, created } = options.create
+    ? await ensureAnchorKey(keyFile)
+    : { key: await readAnchorKey(keyFile), created: false };
   const file = dataDirFile(config.audit.anchorFile, dataDir);
   return {
     key,
@@ -54,12 +58,21 @@ export async function setUpAuditAnchoring(options: {
   coordinator: Coordinator;
   dataDir?: string;
 }): Promise<AuditAnchoring | undefined> {
-  const settings = await anchorSettings(options.config, options.dataDir, { coordinator: options.coordinator, create: true });
+  const settings = await anchorSettings(options.config, options.dataDir, {
+    coordinator: options.coordinator,
+    create: true,
+  });
   if (!settings?.key) {
-    options.logger.warn('no data dir and a relative audit.anchorKeyFile: audit chain heads are not signed or anchored outside the database');
+    options.logger.warn(
+      'no data dir and a relative audit.anchorKeyFile: audit chain heads are not signed or anchored outside the database',
+    );
     return undefined;
   }
-  if (settings.created) options.logger.warn({ keyId: settings.key.keyId }, 'created a new audit anchor key; anchors signed by any former key no longer verify unless it is listed in audit.trustedAnchorKeys');
+  if (settings.created)
+    options.logger.warn(
+      { keyId: settings.key.keyId },
+      'created a new audit anchor key; anchors signed by any former key no longer verify unless it is listed in audit.trustedAnchorKeys',
+    );
   const publisher = new AuditAnchorPublisher({
     repos: options.store,
     key: settings.key,

@@ -18,7 +18,10 @@ export interface AuditLogVerification extends AuditVerification {
  * trusted key, and the record it names must still carry its hash. An anchor that does not
  * verify is itself a failure: someone wrote where only the platform writes.
  */
-export async function verifyAuditLog(repos: Repositories, options: { places: AnchorPlaces; trusted: TrustedAnchorKeys }): Promise<AuditLogVerification> {
+export async function verifyAuditLog(
+  repos: Repositories,
+  options: { places: AnchorPlaces; trusted: TrustedAnchorKeys },
+): Promise<AuditLogVerification> {
   const anchors: Array<SignedAnchor & { source: string }> = [];
   const ignored: string[] = [];
   for (const { source, at, text } of await readAnchorTexts(options.places)) {
@@ -32,17 +35,28 @@ export async function verifyAuditLog(repos: Repositories, options: { places: Anc
     if (!checked.ok) {
       // Our own anchor file is written only with our key: anything else there is tampering.
       const head = await repos.audit.head();
-      return { ok: false, records: 0, firstBroken: { seq: 0, reason: `the audit anchor in ${source} ${checked.reason}` }, anchored: true, ...(head ? { head } : {}) };
+      return {
+        ok: false,
+        records: 0,
+        firstBroken: { seq: 0, reason: `the audit anchor in ${source} ${checked.reason}` },
+        anchored: true,
+        ...(head ? { head } : {}),
+      };
     }
     anchors.push({ ...checked.anchor, source });
   }
   const heads: AuditHead[] = anchors.map((a) => ({ seq: a.seq, hash: a.hash }));
   const result = await repos.audit.verify({ anchors: heads });
-  const newest = anchors.reduce<(SignedAnchor & { source: string }) | undefined>((best, a) => (!best || a.seq > best.seq ? a : best), undefined);
+  const newest = anchors.reduce<(SignedAnchor & { source: string }) | undefined>(
+    (best, a) => (!best || a.seq > best.seq ? a : best),
+    undefined,
+  );
   return {
     ...result,
     anchored: newest !== undefined,
     ...(ignored.length > 0 ? { ignored } : {}),
-    ...(newest ? { anchor: { seq: newest.seq, hash: newest.hash, ts: newest.ts, keyId: newest.keyId, source: newest.source } } : {}),
+    ...(newest
+      ? { anchor: { seq: newest.seq, hash: newest.hash, ts: newest.ts, keyId: newest.keyId, source: newest.source } }
+      : {}),
   };
 }

@@ -41,7 +41,11 @@ export function bearerToken(header: string | undefined): string | undefined {
  * Resolve a bearer token into a principal. Session tokens (`isu_ses_`) and agent
  * credentials (`isu_agt_`) are looked up by their SHA-256; nothing else is accepted.
  */
-export async function resolvePrincipal(store: Store, token: string, metricsToken?: string): Promise<Principal | undefined> {
+export async function resolvePrincipal(
+  store: Store,
+  token: string,
+  metricsToken?: string,
+): Promise<Principal | undefined> {
   if (metricsToken && safeEqual(token, metricsToken)) return { kind: 'metrics' };
   if (token.startsWith('isu_ses_')) {
     const session = await store.sessions.findLive(hashSecret(token));
@@ -115,7 +119,10 @@ export function requireOrgRole(
     throw new InsituError('INSITU_FORBIDDEN', `this needs the ${roles.join(' or ')} role in the organisation`);
   }
   if (options.active && entry.status !== 'active') {
-    throw new InsituError('INSITU_ORG_NOT_ACTIVE', `the organisation is ${entry.status}; a platform administrator must approve it first`);
+    throw new InsituError(
+      'INSITU_ORG_NOT_ACTIVE',
+      `the organisation is ${entry.status}; a platform administrator must approve it first`,
+    );
   }
 }
 

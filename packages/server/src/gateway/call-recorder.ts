@@ -32,7 +32,17 @@ export class CallRecorder {
     const hour = call.ts - (call.ts % HOUR_MS);
     const statusClass = `${Math.floor(call.status / 100)}xx`;
     const id = [hour, call.keyId, call.serviceId, call.version, statusClass].join('\u0000');
-    const delta = this.usage.get(id) ?? { hour, keyId: call.keyId, serviceId: call.serviceId, version: call.version, statusClass, calls: 0, bytesIn: 0, bytesOut: 0, durationMs: 0 };
+    const delta = this.usage.get(id) ?? {
+      hour,
+      keyId: call.keyId,
+      serviceId: call.serviceId,
+      version: call.version,
+      statusClass,
+      calls: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: 0,
+    };
     delta.calls += 1;
     delta.bytesIn += call.bytesIn;
     delta.bytesOut += call.bytesOut;

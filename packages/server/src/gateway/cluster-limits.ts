@@ -96,7 +96,9 @@ export class ClusterLimits {
   async start(coordinator: Coordinator): Promise<void> {
     if (coordinator.kind !== 'etcd') return;
     this.coordinator = coordinator;
-    this.watch = await coordinator.watchPrefix(PREFIX, (event) => this.apply(event.key.slice(PREFIX.length), event.type === 'put' ? event.value : undefined));
+    this.watch = await coordinator.watchPrefix(PREFIX, (event) =>
+      this.apply(event.key.slice(PREFIX.length), event.type === 'put' ? event.value : undefined),
+    );
     for (const [key, value] of await coordinator.list(PREFIX)) this.apply(key.slice(PREFIX.length), value);
     this.timer = setInterval(() => void this.publish(), this.intervalMs);
     this.timer.unref();
@@ -119,14 +121,20 @@ export class ClusterLimits {
     let report: Report;
     try {
       report = JSON.parse(value) as Report;
-      if (typeof report !== 'object' || report === null || typeof report.calls !== 'object' || report.calls === null) return;
+      if (typeof report !== 'object' || report === null || typeof report.calls !== 'object' || report.calls === null)
+        return;
     } catch {
       return;
     }
     const seen: Seen = this.peers.get(nodeId) ?? (new Map() as Seen);
     this.peers.set(nodeId, seen);
     for (const [id, entry] of Object.entries(report.calls)) {
-      if (!Array.isArray(entry) || entry.length !== 5 || !entry.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0)) continue;
+      if (
+        !Array.isArray(entry) ||
+        entry.length !== 5 ||
+        !entry.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0)
+      )
+        continue;
       const [total, rate, burst, today, idleMs] = entry;
       const colon = id.indexOf(':');
       if (colon <= 0 || rate <= 0 || burst <= 0) continue;
@@ -162,7 +170,10 @@ export class ClusterLimits {
       this.dirty = true;
       if (now - this.lastWarning > 10_000) {
         this.lastWarning = now;
-        this.options.logger.warn({ err: (error as Error).message }, 'cannot share admitted calls with the other nodes; limits hold per node until coord answers');
+        this.options.logger.warn(
+          { err: (error as Error).message },
+          'cannot share admitted calls with the other nodes; limits hold per node until coord answers',
+        );
       }
     } finally {
       this.publishing = false;

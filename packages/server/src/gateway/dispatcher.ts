@@ -46,6 +46,8 @@ export interface ServiceDispatcher {
 /** The dispatcher of a platform without a tunnel: every call is 503. */
 export const NO_DISPATCHER: ServiceDispatcher = {
   async dispatch() {
-    throw new InsituError('INSITU_SERVICE_UNAVAILABLE', 'no agent can be reached: the tunnel is not running', { details: { where: 'gateway' } });
+    throw new InsituError('INSITU_SERVICE_UNAVAILABLE', 'no agent can be reached: the tunnel is not running', {
+      details: { where: 'gateway' },
+    });
   },
 };

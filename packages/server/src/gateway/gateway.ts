@@ -1,5 +1,14 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { InsituError, checkPathEncoding, echo, hashSecret, isId, newId, type Counter, type Histogram } from '@insitu/core';
+import {
+  InsituError,
+  checkPathEncoding,
+  echo,
+  hashSecret,
+  isId,
+  newId,
+  type Counter,
+  type Histogram,
+} from '@insitu/core';
 import { Counter as PromCounter, Histogram as PromHistogram } from '@insitu/core';
 import type { ApiKeyRow, AuditInput, ServiceRow } from '@insitu/store';
 import type { ServerContext } from '../context.js';
@@ -19,8 +28,31 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
  * body is passed through unchanged and capped before, and applications (the Python SDK
  * among them) may read the body by it.
  */
-const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'authorization', 'x-api-key', 'cookie', 'content-length']);
-const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length', 'set-cookie']);
+const DROP_REQUEST = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'host',
+  'authorization',
+  'x-api-key',
+  'cookie',
+  'content-length',
+]);
+const DROP_RESPONSE = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'content-length',
+  'set-cookie',
+]);
 const SERVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const MAJOR = /^v\d{1,6}$/;
 
@@ -32,7 +64,10 @@ interface Cached<T> {
 /** Short-lived caches on the hot path; a write through any node of the cluster clears them at once. */
 class TtlCache<T> {
   private readonly entries = new Map<string, Cached<T>>();
-  constructor(private readonly ttlMs: number, private readonly now: () => number) {}
+  constructor(
+    private readonly ttlMs: number,
+    private readonly now: () => number,
+  ) {}
   async get(id: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
     const hit = this.entries.get(id);
     if (hit && this.now() - hit.at < this.ttlMs) return hit.value;
@@ -86,7 +121,11 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
     return;
   }
   const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -102,7 +141,12 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
  */
 export function createGateway(
   ctx: ServerContext,
-  options: { dispatcher: () => ServiceDispatcher; recorder: CallRecorder; baseUrl: () => string; onInvalidate?: () => void },
+  options: {
+    dispatcher: () => ServiceDispatcher;
+    recorder: CallRecorder;
+    baseUrl: () => string;
+    onInvalidate?: () => void;
+  },
 ): Gateway {
   const { store, now, logger } = ctx;
   const keys = new TtlCache<ApiKeyRow>(2000, now);
@@ -139,11 +183,18 @@ export function createGateway(
     if (rest[0] !== undefined && MAJOR.test(rest[0])) major = Number(rest.shift()?.slice(1));
     const path = `/${rest.join('/')}`;
 
-    const service = SERVICE_NAME.test(name) ? await services.get(name, () => store.services.getByName(name)) : undefined;
-    if (!service) throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${echo(name)}`, { details: { where: 'gateway' } });
+    const service = SERVICE_NAME.test(name)
+      ? await services.get(name, () => store.services.getByName(name))
+      : undefined;
+    if (!service)
+      throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${echo(name)}`, { details: { where: 'gateway' } });
     const chosen = ServiceRouter.pick(await router.routes(service.app_id), major);
     const unavailable = () =>
-      new InsituError('INSITU_SERVICE_UNAVAILABLE', `${name} has no running version${major !== undefined ? ` ${major}.x` : ''}`, { details: { where: 'gateway' } });
+      new InsituError(
+        'INSITU_SERVICE_UNAVAILABLE',
+        `${name} has no running version${major !== undefined ? ` ${major}.x` : ''}`,
+        { details: { where: 'gateway' } },
+      );
     const wantsDoc = path === '/openapi.json' && req.method === 'GET';
     if (wantsDoc && service.access === 'public') {
       if (!chosen) throw unavailable();
@@ -152,12 +203,18 @@ export function createGateway(
     }
 
     const secret = apiKeyOf(req.headers);
-    const key = secret?.startsWith('isu_key_') ? await keys.get(hashSecret(secret), () => store.services.findLiveKey(hashSecret(secret))) : undefined;
+    const key = secret?.startsWith('isu_key_')
+      ? await keys.get(hashSecret(secret), () => store.services.findLiveKey(hashSecret(secret)))
+      : undefined;
     if (!key || (key.expires_at !== null && Number(key.expires_at) <= ts)) {
-      throw new InsituError('INSITU_KEY_INVALID', secret ? 'the API key is unknown, expired or revoked' : 'send an API key: Authorization: Bearer isu_key_…', {
-        headers: { 'www-authenticate': 'Bearer' },
-        details: { where: 'gateway' },
-      });
+      throw new InsituError(
+        'INSITU_KEY_INVALID',
+        secret ? 'the API key is unknown, expired or revoked' : 'send an API key: Authorization: Bearer isu_key_…',
+        {
+          headers: { 'www-authenticate': 'Bearer' },
+          details: { where: 'gateway' },
+        },
+      );
     }
 
     const call = {
@@ -199,14 +256,25 @@ export function createGateway(
       const visible =
         service.access === 'public' ||
         key.org_id === service.org_id ||
-        (await grants.get(`${service.id}:${key.org_id}`, async () => (await store.services.isGranted(service.id, key.org_id)) || undefined)) === true;
+        (await grants.get(
+          `${service.id}:${key.org_id}`,
+          async () => (await store.services.isGranted(service.id, key.org_id)) || undefined,
+        )) === true;
       if (!scoped && !visible) {
         // Another organisation's restricted service, never granted to the key's: answer
         // exactly as for a name nobody uses, so no key can probe which names exist.
-        throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${echo(name)}`, { details: { where: 'gateway' } });
+        throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${echo(name)}`, {
+          details: { where: 'gateway' },
+        });
       }
       if (!scoped || !visible) {
-        throw new InsituError('INSITU_KEY_FORBIDDEN', scoped ? `the owner of ${name} has not granted your organisation access` : `this key is not scoped to ${name}`, { details: { where: 'gateway' } });
+        throw new InsituError(
+          'INSITU_KEY_FORBIDDEN',
+          scoped
+            ? `the owner of ${name} has not granted your organisation access`
+            : `this key is not scoped to ${name}`,
+          { details: { where: 'gateway' } },
+        );
       }
       if (wantsDoc) {
         if (!chosen) throw unavailable();
@@ -218,10 +286,14 @@ export function createGateway(
       const rate = limiter.take(`${key.id}:${service.id}`, service.rate_per_second, service.burst);
       const limitHeaders = rateLimitHeaders(rate, service.rate_per_second, service.burst);
       if (!rate.ok) {
-        throw new InsituError('INSITU_RATE_LIMITED', `rate limit of ${service.rate_per_second}/s (burst ${service.burst}) exceeded`, {
-          headers: { ...limitHeaders, 'retry-after': String(rate.retryAfterSeconds) },
-          details: { where: 'gateway' },
-        });
+        throw new InsituError(
+          'INSITU_RATE_LIMITED',
+          `rate limit of ${service.rate_per_second}/s (burst ${service.burst}) exceeded`,
+          {
+            headers: { ...limitHeaders, 'retry-after': String(rate.retryAfterSeconds) },
+            details: { where: 'gateway' },
+          },
+        );
       }
       const quota = await quotas.take(key.id, service.id, service.daily_quota);
       if (!quota.ok) {
@@ -234,7 +306,11 @@ export function createGateway(
       for (const header in limitHeaders) res.setHeader(header, limitHeaders[header] as string);
       const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > service.max_request_bytes) {
-        throw new InsituError('INSITU_BODY_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`, { details: { where: 'gateway' } });
+        throw new InsituError(
+          'INSITU_BODY_TOO_LARGE',
+          `${name} accepts at most ${service.max_request_bytes} bytes per call`,
+          { details: { where: 'gateway' } },
+        );
       }
       if (!chosen) throw unavailable();
       call.version = chosen.version;
@@ -256,10 +332,14 @@ export function createGateway(
       // caller told 413 (its remaining bytes are read and dropped, then the connection closed).
       let tooLarge = false;
       const refuseTooLarge = () =>
-        new InsituError('INSITU_BODY_TOO_LARGE', `${name} accepts at most ${service.max_request_bytes} bytes per call`, {
-          headers: { connection: 'close' },
-          details: { where: 'gateway' },
-        });
+        new InsituError(
+          'INSITU_BODY_TOO_LARGE',
+          `${name} accepts at most ${service.max_request_bytes} bytes per call`,
+          {
+            headers: { connection: 'close' },
+            details: { where: 'gateway' },
+          },
+        );
       if (hasBody) {
         req.on('data', (chunk: Buffer) => {
           // What is drained after the refusal is not counted (the connection closes after the 413).
@@ -297,7 +377,9 @@ export function createGateway(
         clearTimeout(timer);
         if (tooLarge) throw refuseTooLarge();
         if (abort.signal.aborted && !(error instanceof InsituError)) {
-          throw new InsituError('INSITU_GATEWAY_TIMEOUT', `${name} did not answer within ${service.timeout_ms} ms`, { details: { where: 'gateway' } });
+          throw new InsituError('INSITU_GATEWAY_TIMEOUT', `${name} did not answer within ${service.timeout_ms} ms`, {
+            details: { where: 'gateway' },
+          });
         }
         throw error;
       }
@@ -311,7 +393,8 @@ export function createGateway(
       const outgoing: Record<string, string | string[]> = {};
       for (const header in result.headers) {
         const value = result.headers[header];
-        if (value !== undefined && !DROP_RESPONSE.has(header.toLowerCase()) && !header.startsWith(':')) outgoing[header] = value;
+        if (value !== undefined && !DROP_RESPONSE.has(header.toLowerCase()) && !header.startsWith(':'))
+          outgoing[header] = value;
       }
       outgoing['insitu-service-version'] = chosen.version;
       // Every answer carries the request id, the application's own (a 404 of its router) too.
@@ -367,10 +450,15 @@ export function createGateway(
     serve(req, res, requestId, started).catch((error: unknown) => {
       const apiError = toApiError(error);
       ctx.http.errors.inc({ code: apiError.code });
-      if (apiError.isUserError) logger.debug({ reqId: requestId, code: apiError.code, err: apiError.message }, 'call refused');
+      if (apiError.isUserError)
+        logger.debug({ reqId: requestId, code: apiError.code, err: apiError.message }, 'call refused');
       else logger.error({ reqId: requestId, code: apiError.code, err: apiError.cause ?? error }, 'call failed');
       req.resume();
-      const body: { code: string; message: string; requestId: string; details?: unknown } = { code: apiError.code, message: apiError.message, requestId };
+      const body: { code: string; message: string; requestId: string; details?: unknown } = {
+        code: apiError.code,
+        message: apiError.message,
+        requestId,
+      };
       if (apiError.details !== undefined) body.details = apiError.details;
       sendJson(res, apiError.status, { error: body }, apiError.headers);
     });

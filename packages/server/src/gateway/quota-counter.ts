@@ -50,7 +50,8 @@ export class QuotaCounter {
     }
     const entry = this.entries.get(id) ?? { day, count: 0 };
     this.entries.set(id, entry);
-    if (entry.count >= quota) return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((day + DAY_MS - this.now()) / 1000)) };
+    if (entry.count >= quota)
+      return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((day + DAY_MS - this.now()) / 1000)) };
     entry.count += 1;
     return { ok: true, used: entry.count };
   }

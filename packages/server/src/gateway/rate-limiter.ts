@@ -43,10 +43,19 @@ export class RateLimiter {
     if (now - this.lastPrune > 60_000) this.prune(now);
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
-      return { ok: true, remaining: Math.floor(bucket.tokens), resetSeconds: Math.ceil((burst - bucket.tokens) / ratePerSecond) };
+      return {
+        ok: true,
+        remaining: Math.floor(bucket.tokens),
+        resetSeconds: Math.ceil((burst - bucket.tokens) / ratePerSecond),
+      };
     }
     const retryAfterSeconds = Math.max(1, Math.ceil((1 - bucket.tokens) / ratePerSecond));
-    return { ok: false, retryAfterSeconds, remaining: 0, resetSeconds: Math.max(retryAfterSeconds, Math.ceil((burst - bucket.tokens) / ratePerSecond)) };
+    return {
+      ok: false,
+      retryAfterSeconds,
+      remaining: 0,
+      resetSeconds: Math.max(retryAfterSeconds, Math.ceil((burst - bucket.tokens) / ratePerSecond)),
+    };
   }
 
   /**
@@ -61,7 +70,8 @@ export class RateLimiter {
 
   private prune(now: number): void {
     this.lastPrune = now;
-    for (const [id, bucket] of this.buckets) if (now - bucket.updated > 60_000 && bucket.tokens >= bucket.burst) this.buckets.delete(id);
+    for (const [id, bucket] of this.buckets)
+      if (now - bucket.updated > 60_000 && bucket.tokens >= bucket.burst) this.buckets.delete(id);
   }
 
   get size(): number {

@@ -1,7 +1,10 @@
 import { ErrorBodySchema, type AppManifest } from '@insitu/core';
 import type { ServiceRow } from '@insitu/store';
 
-type ServiceFacts = Pick<ServiceRow, 'name' | 'description' | 'access' | 'rate_per_second' | 'burst' | 'daily_quota' | 'max_request_bytes' | 'timeout_ms'>;
+type ServiceFacts = Pick<
+  ServiceRow,
+  'name' | 'description' | 'access' | 'rate_per_second' | 'burst' | 'daily_quota' | 'max_request_bytes' | 'timeout_ms'
+>;
 
 const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const PARAMETER = /\{([^{}/]+)\}/g;
@@ -14,7 +17,10 @@ function errorResponse(description: string, headers?: Record<string, unknown>): 
   };
 }
 
-const REQUEST_ID = { description: 'The request id of this call (also in every error body); quote it when asking the service owner', schema: { type: 'string' } };
+const REQUEST_ID = {
+  description: 'The request id of this call (also in every error body); quote it when asking the service owner',
+  schema: { type: 'string' },
+};
 
 /**
  * The OpenAPI document of one service, generated from its running version's manifest
@@ -25,27 +31,47 @@ const REQUEST_ID = { description: 'The request id of this call (also in every er
  * 403 without access, 429 over the rate or quota, 413, 503, 504), all with the error
  * body every Insitu error has. Served at `/s/{service}/openapi.json`.
  */
-export function serviceOpenApi(service: ServiceFacts, manifest: AppManifest, version: string, baseUrl: string): Record<string, unknown> {
+export function serviceOpenApi(
+  service: ServiceFacts,
+  manifest: AppManifest,
+  version: string,
+  baseUrl: string,
+): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const endpoint of manifest.endpoints ?? []) {
     const entry = (paths[endpoint.path] ??= {});
     const method = endpoint.method.toUpperCase();
     const names = [...new Set([...endpoint.path.matchAll(PARAMETER)].map((m) => m[1] ?? ''))];
     const responses: Record<string, unknown> = {
-      default: { description: "The application's answer (status, headers and body are the application's)", headers: { 'insitu-request-id': REQUEST_ID, 'insitu-service-version': { description: 'The version that answered', schema: { type: 'string' } } } },
-      '401': errorResponse('No API key, or one that is unknown, expired or revoked (INSITU_KEY_INVALID)', { 'www-authenticate': { schema: { type: 'string' } } }),
-      '403': errorResponse("The key is not scoped to this service, or the service's owner has not granted the key's organisation access (INSITU_KEY_FORBIDDEN)"),
+      default: {
+        description: "The application's answer (status, headers and body are the application's)",
+        headers: {
+          'insitu-request-id': REQUEST_ID,
+          'insitu-service-version': { description: 'The version that answered', schema: { type: 'string' } },
+        },
+      },
+      '401': errorResponse('No API key, or one that is unknown, expired or revoked (INSITU_KEY_INVALID)', {
+        'www-authenticate': { schema: { type: 'string' } },
+      }),
+      '403': errorResponse(
+        "The key is not scoped to this service, or the service's owner has not granted the key's organisation access (INSITU_KEY_FORBIDDEN)",
+      ),
       '429': errorResponse(
         `Over the rate limit of ${service.rate_per_second}/s (burst ${service.burst}) (INSITU_RATE_LIMITED) or the daily quota of ${service.daily_quota} calls (INSITU_QUOTA_EXCEEDED)`,
         { 'retry-after': { description: 'Seconds until a call may succeed', schema: { type: 'integer' } } },
       ),
-      '503': errorResponse('No running version, or no agent can serve it right now (INSITU_SERVICE_UNAVAILABLE, INSITU_TUNNEL_NO_ROUTE)'),
+      '503': errorResponse(
+        'No running version, or no agent can serve it right now (INSITU_SERVICE_UNAVAILABLE, INSITU_TUNNEL_NO_ROUTE)',
+      ),
       '504': errorResponse(`The application did not answer within ${service.timeout_ms} ms (INSITU_GATEWAY_TIMEOUT)`),
     };
-    if (WITH_BODY.has(method)) responses['413'] = errorResponse(`The body is over ${service.max_request_bytes} bytes (INSITU_BODY_TOO_LARGE)`);
+    if (WITH_BODY.has(method))
+      responses['413'] = errorResponse(`The body is over ${service.max_request_bytes} bytes (INSITU_BODY_TOO_LARGE)`);
     entry[method.toLowerCase()] = {
       summary: endpoint.description ?? '',
-      ...(names.length > 0 ? { parameters: names.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })) } : {}),
+      ...(names.length > 0
+        ? { parameters: names.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })) }
+        : {}),
       ...(WITH_BODY.has(method)
         ? {
             requestBody: {

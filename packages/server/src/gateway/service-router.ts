@@ -38,7 +38,8 @@ export class ServiceRouter {
 
   routes(appId: string): Promise<AppRoutes> {
     const cached = this.cache.get(appId);
-    if (cached) return cached.then((r) => (this.options.now() - r.loadedAt < this.options.ttlMs ? r : this.reload(appId)));
+    if (cached)
+      return cached.then((r) => (this.options.now() - r.loadedAt < this.options.ttlMs ? r : this.reload(appId)));
     return this.reload(appId);
   }
 
@@ -51,19 +52,34 @@ export class ServiceRouter {
 
   private async load(appId: string): Promise<AppRoutes> {
     const now = this.options.now();
-    const deployments = await this.store.deployments.list({ appId, states: ['active', 'draining'], limit: 1000, offset: 0 });
+    const deployments = await this.store.deployments.list({
+      appId,
+      states: ['active', 'draining'],
+      limit: 1000,
+      offset: 0,
+    });
     const statuses = await this.store.deployments.statuses(deployments.map((d) => d.id));
     const byVersion = new Map<string, RunningVersion>();
     for (const deployment of deployments) {
       const agents = statuses.filter(
-        (s) => s.deployment_id === deployment.id && s.state === 'running' && s.ready > 0 && now - Number(s.updated_at) < this.options.staleAfterMs,
+        (s) =>
+          s.deployment_id === deployment.id &&
+          s.state === 'running' &&
+          s.ready > 0 &&
+          now - Number(s.updated_at) < this.options.staleAfterMs,
       );
       if (agents.length === 0) continue;
       let entry = byVersion.get(deployment.version_id);
       if (!entry) {
         const version = await this.store.apps.getVersion(deployment.version_id);
         if (!version) continue;
-        entry = { versionId: version.id, version: version.version, major: version.major, manifest: JSON.parse(version.manifest) as AppManifest, targets: [] };
+        entry = {
+          versionId: version.id,
+          version: version.version,
+          major: version.major,
+          manifest: JSON.parse(version.manifest) as AppManifest,
+          targets: [],
+        };
         byVersion.set(version.id, entry);
       }
       entry.targets.push({ providerId: deployment.provider_id, deploymentId: deployment.id });

@@ -36,7 +36,14 @@ export function tunnelDispatcher(tunnel: () => TunnelServer): ServiceDispatcher 
             idempotent: request.idempotent,
             signal: request.signal,
           });
-          return { status: response.status, headers: response.headers, body: response.body, providerId: target.providerId, deploymentId: target.deploymentId, agentId: response.agentId };
+          return {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+            providerId: target.providerId,
+            deploymentId: target.deploymentId,
+            agentId: response.agentId,
+          };
         } catch (error) {
           lastError = error;
           // Only "nobody serves it" lets us try another provider: the request was not sent.
@@ -44,10 +51,16 @@ export function tunnelDispatcher(tunnel: () => TunnelServer): ServiceDispatcher 
         }
       }
       if (lastError instanceof InsituError) {
-        throw new InsituError(lastError.code, lastError.message, { details: { where: 'tunnel', ...(lastError.details as object | undefined) }, ...(lastError.headers ? { headers: lastError.headers } : {}), cause: lastError });
+        throw new InsituError(lastError.code, lastError.message, {
+          details: { where: 'tunnel', ...(lastError.details as object | undefined) },
+          ...(lastError.headers ? { headers: lastError.headers } : {}),
+          cause: lastError,
+        });
       }
       if (lastError instanceof Error) throw lastError;
-      throw new InsituError('INSITU_GATEWAY_TIMEOUT', 'the deadline passed before the call could be sent', { details: { where: 'gateway' } });
+      throw new InsituError('INSITU_GATEWAY_TIMEOUT', 'the deadline passed before the call could be sent', {
+        details: { where: 'gateway' },
+      });
     },
   };
 }

@@ -4,7 +4,15 @@ import { signIn, signUp } from '../accounts.js';
 import { userOf, type App } from '../app.js';
 import { requirePlatformAdmin } from '../auth/principal.js';
 import {
-  ListQuery, MeSchema, OrgSchema, SessionSchema, SignInBody, SignupBody, UpdateMeBody, UserPage, UserSchema,
+  ListQuery,
+  MeSchema,
+  OrgSchema,
+  SessionSchema,
+  SignInBody,
+  SignupBody,
+  UpdateMeBody,
+  UserPage,
+  UserSchema,
 } from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
@@ -28,7 +36,11 @@ export function registerAccountRoutes(app: App, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
-      const { org, session } = await signUp(ctx.store, request.body, { mode: ctx.config.auth.signup, cost: ctx.passwordCost, sessionTtlMs: ttlMs });
+      const { org, session } = await signUp(ctx.store, request.body, {
+        mode: ctx.config.auth.signup,
+        cost: ctx.passwordCost,
+        sessionTtlMs: ttlMs,
+      });
       request.log.info({ orgId: org.id, userId: session.user.id, status: org.status }, 'organisation signed up');
       return reply.status(201).send({
         org: presentOrg(org),
@@ -41,40 +53,74 @@ export function registerAccountRoutes(app: App, ctx: ServerContext): void {
     '/api/v1/sessions',
     {
       config: { auth: 'public', errors: [401] },
-      schema: { tags: ['accounts'], summary: 'Sign in: trade email and password for a bearer token', security: [], body: SignInBody, response: { 201: SessionSchema } },
+      schema: {
+        tags: ['accounts'],
+        summary: 'Sign in: trade email and password for a bearer token',
+        security: [],
+        body: SignInBody,
+        response: { 201: SessionSchema },
+      },
     },
     async (request, reply) => {
       const session = await signIn(ctx.store, request.body.email, request.body.password, ttlMs, ctx.passwordCost);
-      return reply.status(201).send({ token: session.token, expiresAt: iso(session.expiresAt), user: presentUser(session.user) });
+      return reply
+        .status(201)
+        .send({ token: session.token, expiresAt: iso(session.expiresAt), user: presentUser(session.user) });
     },
   );
 
   app.delete(
     '/api/v1/sessions/current',
-    { schema: { tags: ['accounts'], summary: 'Sign out: revoke the bearer token of this request', response: { 204: NoContent } } },
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Sign out: revoke the bearer token of this request',
+        response: { 204: NoContent },
+      },
+    },
     async (request, reply) => {
       await ctx.store.sessions.revoke(userOf(request).sessionId);
       return reply.status(204).send();
     },
   );
 
-  app.get('/api/v1/users/me', { schema: { tags: ['accounts'], summary: 'The signed-in user, their organisations and roles', response: { 200: MeSchema } } }, async (request) => {
-    const principal = userOf(request);
-    const user = await ctx.store.users.get(principal.userId);
-    if (!user) throw new InsituError('INSITU_UNAUTHENTICATED', 'the account no longer exists');
-    const memberships = await ctx.store.users.memberships(user.id);
-    const byOrg = new Map<string, { orgId: string; orgName: string; orgStatus: string; roles: Array<(typeof memberships)[number]['role']> }>();
-    for (const m of memberships) {
-      const entry = byOrg.get(m.orgId) ?? { orgId: m.orgId, orgName: m.orgName, orgStatus: m.orgStatus, roles: [] };
-      entry.roles.push(m.role);
-      byOrg.set(m.orgId, entry);
-    }
-    return { user: presentUser(user), platformAdmin: principal.platformAdmin, memberships: [...byOrg.values()] };
-  });
+  app.get(
+    '/api/v1/users/me',
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'The signed-in user, their organisations and roles',
+        response: { 200: MeSchema },
+      },
+    },
+    async (request) => {
+      const principal = userOf(request);
+      const user = await ctx.store.users.get(principal.userId);
+      if (!user) throw new InsituError('INSITU_UNAUTHENTICATED', 'the account no longer exists');
+      const memberships = await ctx.store.users.memberships(user.id);
+      const byOrg = new Map<
+        string,
+        { orgId: string; orgName: string; orgStatus: string; roles: Array<(typeof memberships)[number]['role']> }
+      >();
+      for (const m of memberships) {
+        const entry = byOrg.get(m.orgId) ?? { orgId: m.orgId, orgName: m.orgName, orgStatus: m.orgStatus, roles: [] };
+        entry.roles.push(m.role);
+        byOrg.set(m.orgId, entry);
+      }
+      return { user: presentUser(user), platformAdmin: principal.platformAdmin, memberships: [...byOrg.values()] };
+    },
+  );
 
   app.patch(
     '/api/v1/users/me',
-    { schema: { tags: ['accounts'], summary: 'Change your name or password (the current password is required for a new one)', body: UpdateMeBody, response: { 200: UserSchema } } },
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Change your name or password (the current password is required for a new one)',
+        body: UpdateMeBody,
+        response: { 200: UserSchema },
+      },
+    },
     async (request) => {
       const principal = userOf(request);
       const user = await ctx.store.users.get(principal.userId);
@@ -88,7 +134,10 @@ export function registerAccountRoutes(app: App, ctx: ServerContext): void {
         passwordHash = await hashPassword(password, ctx.passwordCost);
       }
       await ctx.store.transaction(async (tx) => {
-        await tx.users.update(user.id, { ...(name !== undefined ? { name } : {}), ...(passwordHash ? { passwordHash } : {}) });
+        await tx.users.update(user.id, {
+          ...(name !== undefined ? { name } : {}),
+          ...(passwordHash ? { passwordHash } : {}),
+        });
         // A new password ends every other session of the user.
         if (passwordHash) await tx.sessions.revokeAllOfUser(user.id, principal.sessionId);
       });
@@ -99,7 +148,14 @@ export function registerAccountRoutes(app: App, ctx: ServerContext): void {
 
   app.get(
     '/api/v1/users',
-    { schema: { tags: ['accounts'], summary: 'All users (platform admins)', querystring: ListQuery, response: { 200: UserPage } } },
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'All users (platform admins)',
+        querystring: ListQuery,
+        response: { 200: UserPage },
+      },
+    },
     async (request) => {
       requirePlatformAdmin(userOf(request));
       const page = pageRequest(request.query);

@@ -16,7 +16,14 @@ export function registerAgentControlRoutes(app: App, ctx: ServerContext, reconci
 
   app.get(
     '/api/v1/agents/self/desired',
-    { config: { auth: 'agent' }, schema: { tags: ['agents'], summary: "The deployments this agent's provider should run", response: { 200: AgentDesiredSchema } } },
+    {
+      config: { auth: 'agent' },
+      schema: {
+        tags: ['agents'],
+        summary: "The deployments this agent's provider should run",
+        response: { 200: AgentDesiredSchema },
+      },
+    },
     async (request) => {
       const agent = agentOf(request);
       await store.providers.touchAgent(agent.agentId);
@@ -26,7 +33,15 @@ export function registerAgentControlRoutes(app: App, ctx: ServerContext, reconci
 
   app.put(
     '/api/v1/agents/self/status',
-    { config: { auth: 'agent' }, schema: { tags: ['agents'], summary: 'Report the state of every deployment this agent runs', body: AgentStatusBody, response: { 204: NoContent } } },
+    {
+      config: { auth: 'agent' },
+      schema: {
+        tags: ['agents'],
+        summary: 'Report the state of every deployment this agent runs',
+        body: AgentStatusBody,
+        response: { 204: NoContent },
+      },
+    },
     async (request, reply) => {
       const agent = agentOf(request);
       await reconciler.report(agent.agentId, agent.providerId, request.body.deployments);
@@ -38,7 +53,13 @@ export function registerAgentControlRoutes(app: App, ctx: ServerContext, reconci
     '/api/v1/bundles/:digest',
     {
       config: { auth: 'agent' },
-      schema: { tags: ['agents'], summary: "A bundle (canonical tarball) of a version deployed at this agent's provider", params: DigestParams, produces: ['application/x-tar'], response: { 200: Binary('application/x-tar', 'The canonical tarball') } },
+      schema: {
+        tags: ['agents'],
+        summary: "A bundle (canonical tarball) of a version deployed at this agent's provider",
+        params: DigestParams,
+        produces: ['application/x-tar'],
+        response: { 200: Binary('application/x-tar', 'The canonical tarball') },
+      },
     },
     async (request, reply) => {
       const agent = agentOf(request);

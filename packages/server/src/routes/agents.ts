@@ -29,7 +29,11 @@ export function registerAgentRoutes(app: App, ctx: ServerContext): void {
       const agent = await store.transaction(async (tx) => {
         const agentId = newId('agt');
         const used = await tx.providers.consumeToken(hashSecret(token), agentId);
-        if (!used) throw new InsituError('INSITU_TOKEN_INVALID', 'the enrolment token is unknown, expired, revoked or used already');
+        if (!used)
+          throw new InsituError(
+            'INSITU_TOKEN_INVALID',
+            'the enrolment token is unknown, expired, revoked or used already',
+          );
         return tx.providers.createAgent({
           id: agentId,
           providerId: used.provider_id,
@@ -46,7 +50,10 @@ export function registerAgentRoutes(app: App, ctx: ServerContext): void {
 
   app.get(
     '/api/v1/agents/self',
-    { config: { auth: 'agent' }, schema: { tags: ['agents'], summary: 'The calling agent (agent credential)', response: { 200: AgentSchema } } },
+    {
+      config: { auth: 'agent' },
+      schema: { tags: ['agents'], summary: 'The calling agent (agent credential)', response: { 200: AgentSchema } },
+    },
     async (request) => {
       const agent = await store.providers.getAgent(agentOf(request).agentId);
       if (!agent) throw new InsituError('INSITU_AGENT_NOT_FOUND', 'agent not found');
@@ -74,7 +81,9 @@ export function registerAgentRoutes(app: App, ctx: ServerContext): void {
       if (providerId) {
         const provider = await store.providers.get(providerId);
         if (!provider) throw new InsituError('INSITU_PROVIDER_NOT_FOUND', `no provider ${providerId}`);
-        requireOrgRole(principal, provider.org_id, ['provider'], { notMember: new InsituError('INSITU_FORBIDDEN', "only the provider's organisation may list its agents") });
+        requireOrgRole(principal, provider.org_id, ['provider'], {
+          notMember: new InsituError('INSITU_FORBIDDEN', "only the provider's organisation may list its agents"),
+        });
         filter = { providerId };
       } else if (!principal.platformAdmin) {
         // The agents of every organisation where the caller holds the provider role.
@@ -88,7 +97,14 @@ export function registerAgentRoutes(app: App, ctx: ServerContext): void {
 
   app.get(
     '/api/v1/agents/:id',
-    { schema: { tags: ['agents'], summary: 'One agent (its provider organisation)', params: IdParams, response: { 200: AgentSchema } } },
+    {
+      schema: {
+        tags: ['agents'],
+        summary: 'One agent (its provider organisation)',
+        params: IdParams,
+        response: { 200: AgentSchema },
+      },
+    },
     async (request) => {
       const principal = userOf(request);
       const agent = await store.providers.getAgent(request.params.id);
@@ -102,7 +118,15 @@ export function registerAgentRoutes(app: App, ctx: ServerContext): void {
 
   app.delete(
     '/api/v1/agents/:id',
-    { config: { errors: [409] }, schema: { tags: ['agents'], summary: "Revoke an agent's credential (provider role)", params: IdParams, response: { 204: NoContent } } },
+    {
+      config: { errors: [409] },
+      schema: {
+        tags: ['agents'],
+        summary: "Revoke an agent's credential (provider role)",
+        params: IdParams,
+        response: { 204: NoContent },
+      },
+    },
     async (request, reply) => {
       const principal = userOf(request);
       const agent = await store.providers.getAgent(request.params.id);
@@ -111,7 +135,8 @@ export function registerAgentRoutes(app: App, ctx: ServerContext): void {
         throw new InsituError('INSITU_AGENT_NOT_FOUND', `no agent ${request.params.id}`);
       }
       requireOrgRole(principal, provider.org_id, ['provider']);
-      if (!(await store.providers.revokeAgent(agent.id))) throw new InsituError('INSITU_CONFLICT', 'the agent is revoked already');
+      if (!(await store.providers.revokeAgent(agent.id)))
+        throw new InsituError('INSITU_CONFLICT', 'the agent is revoked already');
       app.tunnel.closeAgent(agent.id);
       request.log.info({ agentId: agent.id }, 'agent revoked');
       return reply.status(204).send();

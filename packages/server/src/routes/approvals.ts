@@ -4,7 +4,15 @@ import { providersOf, providerNames } from '../apps/access.js';
 import { inspectBundle, reviewText } from '../apps/bundle-intake.js';
 import { userOf, type App } from '../app.js';
 import { canSeeOrg, requireOrgRole, type UserPrincipal } from '../auth/principal.js';
-import { ApprovalDetailSchema, ApprovalListQuery, ApprovalPage, ApprovalSchema, DecideBody, IdParams, RejectBody } from '../api-schemas.js';
+import {
+  ApprovalDetailSchema,
+  ApprovalListQuery,
+  ApprovalPage,
+  ApprovalSchema,
+  DecideBody,
+  IdParams,
+  RejectBody,
+} from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentApproval } from '../presenters.js';
@@ -21,7 +29,8 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
     const version = await store.apps.getVersion(row.version_id);
     const application = version ? await store.apps.get(version.app_id) : undefined;
     const provider = await store.providers.get(row.provider_id);
-    if (!version || !application || !provider) throw new InsituError('INSITU_APPROVAL_NOT_FOUND', `no approval ${row.id}`);
+    if (!version || !application || !provider)
+      throw new InsituError('INSITU_APPROVAL_NOT_FOUND', `no approval ${row.id}`);
     return { version, application, provider };
   }
 
@@ -56,11 +65,14 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
         // The developer's view of one version: it must be an app of theirs.
         const row = await store.apps.getVersion(version);
         const application = row ? await store.apps.get(row.app_id) : undefined;
-        if (!application || !canSeeOrg(principal, application.org_id)) throw new InsituError('INSITU_VERSION_NOT_FOUND', `no version ${version}`);
+        if (!application || !canSeeOrg(principal, application.org_id))
+          throw new InsituError('INSITU_VERSION_NOT_FOUND', `no version ${version}`);
       } else if (provider) {
         const row = await store.providers.get(provider);
         if (!row) throw new InsituError('INSITU_PROVIDER_NOT_FOUND', `no provider ${provider}`);
-        requireOrgRole(principal, row.org_id, ['provider'], { notMember: new InsituError('INSITU_FORBIDDEN', "only the provider's organisation reviews its approvals") });
+        requireOrgRole(principal, row.org_id, ['provider'], {
+          notMember: new InsituError('INSITU_FORBIDDEN', "only the provider's organisation reviews its approvals"),
+        });
         providerIds = [provider];
       } else if (!principal.platformAdmin) {
         providerIds = (await providersOf(store, principal)).map((p) => p.id);
@@ -73,7 +85,10 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
         offset: page.offset,
       });
       const result = pageOf(rows, page);
-      const names = await providerNames(store, result.items.map((r) => r.provider_id));
+      const names = await providerNames(
+        store,
+        result.items.map((r) => r.provider_id),
+      );
       const items = [];
       for (const row of result.items) {
         const { version: v, application } = await context(row);
@@ -97,14 +112,28 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
       const { row, version, application, provider } = await visible(userOf(request), request.params.id);
       const blob = await store.blobs.get(version.digest);
       if (!blob) throw new InsituError('INSITU_INTERNAL', `bundle ${version.digest} is missing`);
-      const bundle = await inspectBundle(blob, { maxBytes: ctx.config.limits.bundleBytes, maxEntries: ctx.config.limits.bundleEntries });
-      const texts = new Map(bundle.entries.filter((e) => e.kind === 'file' && e.data).map((e) => [e.path, reviewText(e.data ?? Buffer.alloc(0))]));
+      const bundle = await inspectBundle(blob, {
+        maxBytes: ctx.config.limits.bundleBytes,
+        maxEntries: ctx.config.limits.bundleEntries,
+      });
+      const texts = new Map(
+        bundle.entries
+          .filter((e) => e.kind === 'file' && e.data)
+          .map((e) => [e.path, reviewText(e.data ?? Buffer.alloc(0))]),
+      );
       const files = bundle.files.map((f) => {
         const text = texts.get(f.path);
         return text === undefined ? f : { ...f, text };
       });
-      const datasets = AppRepository.datasetsOf(version).filter((d) => d.providerId === row.provider_id).map((d) => d.dataset);
-      return { ...presentApproval(row, version, application, provider.name), manifest: JSON.parse(version.manifest) as unknown, datasets, files };
+      const datasets = AppRepository.datasetsOf(version)
+        .filter((d) => d.providerId === row.provider_id)
+        .map((d) => d.dataset);
+      return {
+        ...presentApproval(row, version, application, provider.name),
+        manifest: JSON.parse(version.manifest) as unknown,
+        datasets,
+        files,
+      };
     },
   );
 
@@ -115,7 +144,10 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
         config: { errors: [409] },
         schema: {
           tags: ['approvals'],
-          summary: decision === 'approve' ? 'Approve this exact digest to run next to your data (provider role)' : 'Reject, with a reason the developer sees (provider role)',
+          summary:
+            decision === 'approve'
+              ? 'Approve this exact digest to run next to your data (provider role)'
+              : 'Reject, with a reason the developer sees (provider role)',
           params: IdParams,
           body: decision === 'approve' ? DecideBody : RejectBody,
           response: { 200: ApprovalSchema },
@@ -124,10 +156,17 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
       async (request) => {
         const principal = userOf(request);
         const { row, version, application, provider } = await visible(principal, request.params.id);
-        requireOrgRole(principal, provider.org_id, ['provider'], { active: true, notMember: new InsituError('INSITU_FORBIDDEN', `only ${provider.name} decides this approval`) });
+        requireOrgRole(principal, provider.org_id, ['provider'], {
+          active: true,
+          notMember: new InsituError('INSITU_FORBIDDEN', `only ${provider.name} decides this approval`),
+        });
         const reason = (request.body as { reason?: string }).reason ?? '';
         const versionState = await store.transaction(async (tx) => {
-          const state = await tx.apps.decide(row.id, { state: decision === 'approve' ? 'approved' : 'rejected', reason, userId: principal.userId });
+          const state = await tx.apps.decide(row.id, {
+            state: decision === 'approve' ? 'approved' : 'rejected',
+            reason,
+            userId: principal.userId,
+          });
           if (state === undefined) throw new InsituError('INSITU_CONFLICT', `this approval was ${row.state} already`);
           await tx.events.add({
             orgId: application.org_id,
@@ -136,7 +175,12 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
             message: `${provider.name} ${decision === 'approve' ? 'approved' : 'rejected'} ${application.name} ${version.version}${reason ? `: ${reason}` : ''}`,
           });
           if (state !== 'pending') {
-            await tx.events.add({ orgId: application.org_id, kind: `version.${state}`, subject: version.id, message: `${application.name} ${version.version} is ${state}` });
+            await tx.events.add({
+              orgId: application.org_id,
+              kind: `version.${state}`,
+              subject: version.id,
+              message: `${application.name} ${version.version} is ${state}`,
+            });
           }
           return state;
         });

@@ -53,7 +53,15 @@ export function registerDatasetRoutes(app: App, ctx: ServerContext): void {
 
   app.get(
     '/api/v1/datasets/:id',
-    { config: { auth: 'user-or-agent' }, schema: { tags: ['catalog'], summary: 'One dataset: schema, tags, row count, last sync', params: IdParams, response: { 200: DatasetSchema } } },
+    {
+      config: { auth: 'user-or-agent' },
+      schema: {
+        tags: ['catalog'],
+        summary: 'One dataset: schema, tags, row count, last sync',
+        params: IdParams,
+        response: { 200: DatasetSchema },
+      },
+    },
     async (request) => {
       const record = await store.datasets.get(request.params.id);
       const seen = viewer(request.principal);
@@ -66,7 +74,8 @@ export function registerDatasetRoutes(app: App, ctx: ServerContext): void {
 
   function ownProvider(request: Parameters<typeof agentOf>[0], providerId: string): void {
     const agent = agentOf(request);
-    if (agent.providerId !== providerId) throw new InsituError('INSITU_FORBIDDEN', "an agent may only write its own provider's catalog");
+    if (agent.providerId !== providerId)
+      throw new InsituError('INSITU_FORBIDDEN', "an agent may only write its own provider's catalog");
   }
 
   app.put(
@@ -90,7 +99,15 @@ export function registerDatasetRoutes(app: App, ctx: ServerContext): void {
 
   app.delete(
     '/api/v1/providers/:id/datasets/:name',
-    { config: { auth: 'agent' }, schema: { tags: ['catalog'], summary: 'Remove a dataset from the catalog (the provider\'s agents)', params: DatasetParams, response: { 204: NoContent } } },
+    {
+      config: { auth: 'agent' },
+      schema: {
+        tags: ['catalog'],
+        summary: "Remove a dataset from the catalog (the provider's agents)",
+        params: DatasetParams,
+        response: { 204: NoContent },
+      },
+    },
     async (request, reply) => {
       ownProvider(request, request.params.id);
       if (!(await store.datasets.remove(request.params.id, request.params.name))) {

@@ -4,7 +4,6 @@ import type { App } from '../app.js';
 import type { ServerContext } from '../context.js';
 import { clusterSecret } from '../tunnel-endpoint.js';
 
-
 const Closed = { additionalProperties: false } as const;
 const OperatorEventSchema = Type.Object(
   {
@@ -23,10 +22,33 @@ const OperatorEventSchema = Type.Object(
 const ProbeResultSchema = Type.Object({
   node: Type.String(),
   database: Type.Object({ ok: Type.Boolean(), ms: Type.Number(), error: Type.Optional(Type.String()) }),
-  sessions: Type.Array(Type.Object({ sessionId: Type.String(), agentId: Type.String(), providerId: Type.String(), ok: Type.Boolean(), ms: Type.Number(), error: Type.Optional(Type.String()) })),
-  agents: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), providerId: Type.String(), lastSeenAt: Type.Union([Type.String(), Type.Null()]) })),
+  sessions: Type.Array(
+    Type.Object({
+      sessionId: Type.String(),
+      agentId: Type.String(),
+      providerId: Type.String(),
+      ok: Type.Boolean(),
+      ms: Type.Number(),
+      error: Type.Optional(Type.String()),
+    }),
+  ),
+  agents: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      name: Type.String(),
+      providerId: Type.String(),
+      lastSeenAt: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
   crashLooping: Type.Array(
-    Type.Object({ deploymentId: Type.String(), app: Type.String(), providerId: Type.String(), agentId: Type.String(), reason: Type.String(), since: Type.String() }),
+    Type.Object({
+      deploymentId: Type.String(),
+      app: Type.String(),
+      providerId: Type.String(),
+      agentId: Type.String(),
+      reason: Type.String(),
+      since: Type.String(),
+    }),
   ),
 });
 
@@ -43,9 +65,14 @@ export function registerOperatorClusterRoutes(app: App, ctx: ServerContext): voi
   const { store } = ctx;
   const secret = clusterSecret(ctx.config);
   const verify = (method: string, path: string, header: string | string[] | undefined): string => {
-    if (!secret) throw new InsituError('INSITU_FORBIDDEN', 'this node has no cluster secret: the operator endpoints are off');
+    if (!secret)
+      throw new InsituError('INSITU_FORBIDDEN', 'this node has no cluster secret: the operator endpoints are off');
     const node = verifyClusterRequest(secret, typeof header === 'string' ? header : undefined, method, path);
-    if (!node) throw new InsituError('INSITU_UNAUTHENTICATED', `${path} needs a valid ${CLUSTER_AUTH_HEADER} signed with the cluster secret`);
+    if (!node)
+      throw new InsituError(
+        'INSITU_UNAUTHENTICATED',
+        `${path} needs a valid ${CLUSTER_AUTH_HEADER} signed with the cluster secret`,
+      );
     return node;
   };
 
@@ -55,7 +82,8 @@ export function registerOperatorClusterRoutes(app: App, ctx: ServerContext): voi
       config: { auth: 'public', errors: [401, 403] },
       schema: {
         tags: ['cluster'],
-        summary: "The operator's deep probe (signed with the cluster secret): database write and read, every local agent session's built-in probe path",
+        summary:
+          "The operator's deep probe (signed with the cluster secret): database write and read, every local agent session's built-in probe path",
         security: [],
         body: Type.Object({}, Closed),
         response: { 200: ProbeResultSchema },
@@ -75,22 +103,54 @@ export function registerOperatorClusterRoutes(app: App, ctx: ServerContext): voi
         app.tunnel.sessions().map(async (session) => {
           const at = Date.now();
           try {
-            const response = await app.tunnel.request({ providerId: session.providerId, sessionId: session.sessionId, method: 'GET', path: AGENT_PROBE_PATH, deadlineMs: 3000 });
+            const response = await app.tunnel.request({
+              providerId: session.providerId,
+              sessionId: session.sessionId,
+              method: 'GET',
+              path: AGENT_PROBE_PATH,
+              deadlineMs: 3000,
+            });
             const chunks: Buffer[] = [];
             for await (const chunk of response.body) chunks.push(chunk as Buffer);
             const ok = response.status === 200;
-            return { sessionId: session.sessionId, agentId: session.agentId, providerId: session.providerId, ok, ms: Date.now() - at, ...(ok ? {} : { error: `answered ${response.status}` }) };
+            return {
+              sessionId: session.sessionId,
+              agentId: session.agentId,
+              providerId: session.providerId,
+              ok,
+              ms: Date.now() - at,
+              ...(ok ? {} : { error: `answered ${response.status}` }),
+            };
           } catch (error) {
-            return { sessionId: session.sessionId, agentId: session.agentId, providerId: session.providerId, ok: false, ms: Date.now() - at, error: (error as Error).message.slice(0, 300) };
+            return {
+              sessionId: session.sessionId,
+              agentId: session.agentId,
+              providerId: session.providerId,
+              ok: false,
+              ms: Date.now() - at,
+              error: (error as Error).message.slice(0, 300),
+            };
           }
         }),
       );
       let agents: { id: string; name: string; providerId: string; lastSeenAt: string | null }[] = [];
-      let crashLooping: { deploymentId: string; app: string; providerId: string; agentId: string; reason: string; since: string }[] = [];
+      let crashLooping: {
+        deploymentId: string;
+        app: string;
+        providerId: string;
+        agentId: string;
+        reason: string;
+        since: string;
+      }[] = [];
       if (database.ok) {
         agents = (await store.providers.listAgents({ limit: 1000, offset: 0 }))
           .filter((agent) => agent.revoked_at === null)
-          .map((agent) => ({ id: agent.id, name: agent.name, providerId: agent.provider_id, lastSeenAt: agent.last_seen_at === null ? null : new Date(agent.last_seen_at).toISOString() }));
+          .map((agent) => ({
+            id: agent.id,
+            name: agent.name,
+            providerId: agent.provider_id,
+            lastSeenAt: agent.last_seen_at === null ? null : new Date(agent.last_seen_at).toISOString(),
+          }));
         const deployments = await store.deployments.list({ states: ['active'], limit: 1000, offset: 0 });
         const byId = new Map(deployments.map((d) => [d.id, d]));
         crashLooping = (await store.deployments.statuses([...byId.keys()]))
@@ -114,7 +174,8 @@ export function registerOperatorClusterRoutes(app: App, ctx: ServerContext): voi
       config: { auth: 'public', errors: [401, 403] },
       schema: {
         tags: ['cluster'],
-        summary: "Copy the operator's events into the event log (signed with the cluster secret); ids already present are skipped",
+        summary:
+          "Copy the operator's events into the event log (signed with the cluster secret); ids already present are skipped",
         security: [],
         body: Type.Object({ events: Type.Array(OperatorEventSchema, { maxItems: 1000 }) }, Closed),
         response: { 200: Type.Object({ added: Type.Integer() }) },
@@ -130,7 +191,12 @@ export function registerOperatorClusterRoutes(app: App, ctx: ServerContext): voi
           kind: `operator.${event.type}`,
           subject: (event.service ? `${event.service}@${event.node}` : (event.subject ?? event.node)).slice(0, 64),
           message: event.reason,
-          data: { node: event.node, ...(event.service ? { service: event.service } : {}), ...(event.subject ? { subject: event.subject } : {}), ...(event.details ?? {}) },
+          data: {
+            node: event.node,
+            ...(event.service ? { service: event.service } : {}),
+            ...(event.subject ? { subject: event.subject } : {}),
+            ...(event.details ?? {}),
+          },
         })),
       );
       return { added };

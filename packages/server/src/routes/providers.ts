@@ -4,7 +4,16 @@ import Type from 'typebox';
 import { userOf, type App } from '../app.js';
 import { requireOrgRole, type UserPrincipal } from '../auth/principal.js';
 import {
-  ByProviderQuery, CreateProviderBody, CreateTokenBody, EnrolmentTokenSchema, IdParams, ProviderListQuery, ProviderPage, ProviderSchema, TokenPage, UpdateProviderBody,
+  ByProviderQuery,
+  CreateProviderBody,
+  CreateTokenBody,
+  EnrolmentTokenSchema,
+  IdParams,
+  ProviderListQuery,
+  ProviderPage,
+  ProviderSchema,
+  TokenPage,
+  UpdateProviderBody,
 } from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
@@ -32,19 +41,36 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
 
   app.post(
     '/api/v1/providers',
-    { config: { errors: [404, 409] }, schema: { tags: ['providers'], summary: 'Offer data as a provider of your organisation (provider role, active organisation)', body: CreateProviderBody, response: { 201: ProviderSchema } } },
+    {
+      config: { errors: [404, 409] },
+      schema: {
+        tags: ['providers'],
+        summary: 'Offer data as a provider of your organisation (provider role, active organisation)',
+        body: CreateProviderBody,
+        response: { 201: ProviderSchema },
+      },
+    },
     async (request, reply) => {
       const principal = userOf(request);
       const { orgId, name, displayName, description } = request.body;
-      requireOrgRole(principal, orgId, ['provider'], { active: true, notMember: new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${orgId}`) });
+      requireOrgRole(principal, orgId, ['provider'], {
+        active: true,
+        notMember: new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${orgId}`),
+      });
       const org = await store.orgs.get(orgId);
       if (!org) throw new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${orgId}`);
       if (org.status !== 'active') throw new InsituError('INSITU_ORG_NOT_ACTIVE', `the organisation is ${org.status}`);
       try {
-        const row = await store.providers.create({ orgId, name, displayName: displayName ?? name, description: description ?? '' });
+        const row = await store.providers.create({
+          orgId,
+          name,
+          displayName: displayName ?? name,
+          description: description ?? '',
+        });
         return reply.status(201).send(presentProvider(row));
       } catch (error) {
-        if (isUniqueViolation(error)) throw new InsituError('INSITU_CONFLICT', `a provider named "${name}" exists already`);
+        if (isUniqueViolation(error))
+          throw new InsituError('INSITU_CONFLICT', `a provider named "${name}" exists already`);
         throw error;
       }
     },
@@ -52,7 +78,15 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
 
   app.get(
     '/api/v1/providers',
-    { config: { auth: 'user-or-agent', errors: [404] }, schema: { tags: ['providers'], summary: 'Providers (public metadata)', querystring: ProviderListQuery, response: { 200: ProviderPage } } },
+    {
+      config: { auth: 'user-or-agent', errors: [404] },
+      schema: {
+        tags: ['providers'],
+        summary: 'Providers (public metadata)',
+        querystring: ProviderListQuery,
+        response: { 200: ProviderPage },
+      },
+    },
     async (request) => {
       const { org, name } = request.query;
       const page = pageRequest(request.query, { org, name });
@@ -61,7 +95,11 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
         const row = await new NameResolver(store).provider(name);
         return { items: row && row.name === name && (!org || row.org_id === org) ? [presentProvider(row)] : [] };
       }
-      const rows = await store.providers.list({ ...(org ? { orgId: org } : {}), limit: page.limit + 1, offset: page.offset });
+      const rows = await store.providers.list({
+        ...(org ? { orgId: org } : {}),
+        limit: page.limit + 1,
+        offset: page.offset,
+      });
       const result = pageOf(rows, page);
       return { ...result, items: result.items.map(presentProvider) };
     },
@@ -69,13 +107,25 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
 
   app.get(
     '/api/v1/providers/:id',
-    { config: { auth: 'user-or-agent' }, schema: { tags: ['providers'], summary: 'One provider', params: IdParams, response: { 200: ProviderSchema } } },
+    {
+      config: { auth: 'user-or-agent' },
+      schema: { tags: ['providers'], summary: 'One provider', params: IdParams, response: { 200: ProviderSchema } },
+    },
     async (request) => presentProvider(await provider(request.params.id)),
   );
 
   app.patch(
     '/api/v1/providers/:id',
-    { config: { errors: [409] }, schema: { tags: ['providers'], summary: 'Edit a provider (provider role)', params: IdParams, body: UpdateProviderBody, response: { 200: ProviderSchema } } },
+    {
+      config: { errors: [409] },
+      schema: {
+        tags: ['providers'],
+        summary: 'Edit a provider (provider role)',
+        params: IdParams,
+        body: UpdateProviderBody,
+        response: { 200: ProviderSchema },
+      },
+    },
     async (request) => {
       const row = await provider(request.params.id);
       requireProviderRole(userOf(request), row);
@@ -92,7 +142,8 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
       config: { errors: [404] },
       schema: {
         tags: ['agents'],
-        summary: 'Create a single-use enrolment token for an agent of a provider (provider role); the token is shown once',
+        summary:
+          'Create a single-use enrolment token for an agent of a provider (provider role); the token is shown once',
         body: CreateTokenBody,
         response: { 201: Type.Object({ ...EnrolmentTokenSchema.properties, token: Type.String() }) },
       },
@@ -117,7 +168,15 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
 
   app.get(
     '/api/v1/tokens',
-    { config: { errors: [404] }, schema: { tags: ['agents'], summary: "A provider's enrolment tokens, without secrets (provider role)", querystring: ByProviderQuery, response: { 200: TokenPage } } },
+    {
+      config: { errors: [404] },
+      schema: {
+        tags: ['agents'],
+        summary: "A provider's enrolment tokens, without secrets (provider role)",
+        querystring: ByProviderQuery,
+        response: { 200: TokenPage },
+      },
+    },
     async (request) => {
       const row = await provider(request.query.provider);
       requireProviderRole(userOf(request), row);
@@ -131,7 +190,15 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
 
   app.delete(
     '/api/v1/tokens/:id',
-    { config: { errors: [409] }, schema: { tags: ['agents'], summary: 'Revoke an unused enrolment token (provider role)', params: IdParams, response: { 204: NoContent } } },
+    {
+      config: { errors: [409] },
+      schema: {
+        tags: ['agents'],
+        summary: 'Revoke an unused enrolment token (provider role)',
+        params: IdParams,
+        response: { 204: NoContent },
+      },
+    },
     async (request, reply) => {
       const principal = userOf(request);
       const token = await store.providers.getToken(request.params.id);
@@ -140,7 +207,8 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
         throw new InsituError('INSITU_NOT_FOUND', `no enrolment token ${request.params.id}`);
       }
       requireProviderRole(principal, row);
-      if (!(await store.providers.revokeToken(token.id))) throw new InsituError('INSITU_CONFLICT', 'the token was used or revoked already');
+      if (!(await store.providers.revokeToken(token.id)))
+        throw new InsituError('INSITU_CONFLICT', 'the token was used or revoked already');
       return reply.status(204).send();
     },
   );

@@ -2,7 +2,16 @@ import { InsituError } from '@insitu/core';
 import { DAY_MS, HOUR_MS } from '@insitu/store';
 import { userOf, type App } from '../app.js';
 import { canSeeOrg, requirePlatformAdmin } from '../auth/principal.js';
-import { AnchorKeySchema, AuditPage, AuditQuery, AuditVerificationSchema, EventPage, EventQuery, UsageQuery, UsageSchema } from '../api-schemas.js';
+import {
+  AnchorKeySchema,
+  AuditPage,
+  AuditQuery,
+  AuditVerificationSchema,
+  EventPage,
+  EventQuery,
+  UsageQuery,
+  UsageSchema,
+} from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
 import type { AuditAnchoring } from '../audit/anchoring.js';
 import { verifyAuditLog } from '../audit/verify-audit-log.js';
@@ -12,13 +21,19 @@ import { NameResolver } from '../name-resolver.js';
 import { serviceForRecords, serviceNotFound } from '../services/access.js';
 
 /** Usage (metering), the audit log and its verification, and the event log. */
-export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: CallRecorder, anchoring: AuditAnchoring | undefined): void {
+export function registerRecordRoutes(
+  app: App,
+  ctx: ServerContext,
+  recorder: CallRecorder,
+  anchoring: AuditAnchoring | undefined,
+): void {
   const { store } = ctx;
 
   /** Provider ids of the user's organisations (their audit records and the services that run there). */
   async function providerIdsOf(orgIds: readonly string[]): Promise<string[]> {
     const ids: string[] = [];
-    for (const orgId of orgIds) ids.push(...(await store.providers.list({ orgId, limit: 1000, offset: 0 })).map((p) => p.id));
+    for (const orgId of orgIds)
+      ids.push(...(await store.providers.list({ orgId, limit: 1000, offset: 0 })).map((p) => p.id));
     return ids;
   }
 
@@ -41,7 +56,8 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
       const end = to ? Date.parse(to) : ctx.now() + size;
       const start = from ? Date.parse(from) : end - 30 * DAY_MS;
       if (end <= start) throw new InsituError('INSITU_VALIDATION', '"from" must be before "to"');
-      if ((end - start) / size > 24 * 366) throw new InsituError('INSITU_VALIDATION', 'too many periods: narrow the range or use granularity=day');
+      if ((end - start) / size > 24 * 366)
+        throw new InsituError('INSITU_VALIDATION', 'too many periods: narrow the range or use granularity=day');
       let serviceIds: string[] | undefined;
       let keyIds: string[] | undefined;
       if (service) {
@@ -52,11 +68,14 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
       }
       if (key) {
         const row = await store.services.getKey(key);
-        if (!row || !canSeeOrg(principal, row.org_id)) throw new InsituError('INSITU_KEY_NOT_FOUND', `no API key ${key}`);
+        if (!row || !canSeeOrg(principal, row.org_id))
+          throw new InsituError('INSITU_KEY_NOT_FOUND', `no API key ${key}`);
         keyIds = [key];
       }
       if (!service && !key && !principal.platformAdmin) {
-        keyIds = (await store.services.listKeys({ orgIds: [...principal.orgs.keys()], limit: 10_000, offset: 0 })).map((k) => k.id);
+        keyIds = (await store.services.listKeys({ orgIds: [...principal.orgs.keys()], limit: 10_000, offset: 0 })).map(
+          (k) => k.id,
+        );
       }
       // Records still in the recorder's queue count too: a caller sees its last call.
       await recorder.flush();
@@ -89,7 +108,8 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
       config: { errors: [404] },
       schema: {
         tags: ['audit'],
-        summary: 'Audit records (caller, service, version, agent, status, bytes, duration; never payloads) of calls your organisations made, own the service of, or ran at their providers',
+        summary:
+          'Audit records (caller, service, version, agent, status, bytes, duration; never payloads) of calls your organisations made, own the service of, or ran at their providers',
         querystring: AuditQuery,
         response: { 200: AuditPage },
       },
@@ -100,7 +120,9 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
       const orgIds = [...principal.orgs.keys()];
       const providerIds = await providerIdsOf(orgIds);
       // A service the user may not see answers exactly like an unknown name (no existence oracle).
-      const serviceId = service ? (await serviceForRecords(store, principal, service, new Set(providerIds))).id : undefined;
+      const serviceId = service
+        ? (await serviceForRecords(store, principal, service, new Set(providerIds))).id
+        : undefined;
       await recorder.flush();
       const rows = await store.audit.list({
         ...(principal.platformAdmin ? {} : { callerOrgIds: orgIds, serviceOrgIds: orgIds, providerIds }),
@@ -136,17 +158,31 @@ export function registerRecordRoutes(app: App, ctx: ServerContext, recorder: Cal
     '/api/v1/audit/anchor-key',
     {
       config: { auth: 'public', errors: [404] },
-      schema: { tags: ['audit'], summary: 'The public key that verifies signed audit anchors (published so that anyone holding an anchor can check it)', response: { 200: AnchorKeySchema } },
+      schema: {
+        tags: ['audit'],
+        summary:
+          'The public key that verifies signed audit anchors (published so that anyone holding an anchor can check it)',
+        response: { 200: AnchorKeySchema },
+      },
     },
     async () => {
-      if (!anchoring) throw new InsituError('INSITU_NOT_FOUND', 'this server signs no audit anchors (no anchor key configured)');
+      if (!anchoring)
+        throw new InsituError('INSITU_NOT_FOUND', 'this server signs no audit anchors (no anchor key configured)');
       return { keyId: anchoring.key.keyId, publicKey: anchoring.key.publicKeyPem };
     },
   );
 
   app.get(
     '/api/v1/events',
-    { schema: { tags: ['events'], summary: 'What happened in your organisations (platform admins: also platform-wide events such as the operator\'s, kinds operator.*), newest first', querystring: EventQuery, response: { 200: EventPage } } },
+    {
+      schema: {
+        tags: ['events'],
+        summary:
+          "What happened in your organisations (platform admins: also platform-wide events such as the operator's, kinds operator.*), newest first",
+        querystring: EventQuery,
+        response: { 200: EventPage },
+      },
+    },
     async (request) => {
       const principal = userOf(request);
       const { subject, kind, before, limit = 50 } = request.query;

@@ -41,9 +41,18 @@ export function registerSchemaRoutes(app: App): void {
         tags: ['applications'],
         summary: 'The insitu.json manifest as JSON Schema (what submissions are validated against)',
         security: [],
-        response: { 200: Type.Object({ $schema: Type.String(), title: Type.String(), type: Type.Literal('object') }, { additionalProperties: true }) },
+        response: {
+          200: Type.Object(
+            { $schema: Type.String(), title: Type.String(), type: Type.Literal('object') },
+            { additionalProperties: true },
+          ),
+        },
       },
     },
-    async (_request, reply) => reply.type('application/json').header('cache-control', 'public, max-age=300').send(MANIFEST_JSON_SCHEMA as unknown as { $schema: string; title: string; type: 'object' }),
+    async (_request, reply) =>
+      reply
+        .type('application/json')
+        .header('cache-control', 'public, max-age=300')
+        .send(MANIFEST_JSON_SCHEMA as unknown as { $schema: string; title: string; type: 'object' }),
   );
 }

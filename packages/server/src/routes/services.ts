@@ -4,7 +4,16 @@ import { AppRepository, isUniqueViolation, type ServiceRow } from '@insitu/store
 import { requireAppRole, visibleApp } from '../apps/access.js';
 import { userOf, type App } from '../app.js';
 import { requireOrgRole, type UserPrincipal } from '../auth/principal.js';
-import { CreateServiceBody, GrantBody, GrantParams, IdParams, ListQuery, ServicePage, ServiceSchema, UpdateServiceBody } from '../api-schemas.js';
+import {
+  CreateServiceBody,
+  GrantBody,
+  GrantParams,
+  IdParams,
+  ListQuery,
+  ServicePage,
+  ServiceSchema,
+  UpdateServiceBody,
+} from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { pageOf, pageRequest } from '../pagination.js';
@@ -31,7 +40,12 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
     for (const ref of newestRow ? AppRepository.datasetsOf(newestRow) : []) {
       const provider = await store.providers.get(ref.providerId);
       const dataset = await store.datasets.getByName(ref.providerId, ref.dataset);
-      datasets.push({ provider: provider?.name ?? ref.providerId, providerId: ref.providerId, dataset: ref.dataset, ...(dataset ? { datasetId: dataset.id } : {}) });
+      datasets.push({
+        provider: provider?.name ?? ref.providerId,
+        providerId: ref.providerId,
+        dataset: ref.dataset,
+        ...(dataset ? { datasetId: dataset.id } : {}),
+      });
     }
     return {
       id: row.id,
@@ -51,7 +65,12 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
       },
       versions: versions
         .filter((v) => v.state === 'approved')
-        .map((v) => ({ version: v.version, major: v.major, path: `/s/${row.name}/v${v.major}`, running: running.has(v.id) })),
+        .map((v) => ({
+          version: v.version,
+          major: v.major,
+          path: `/s/${row.name}/v${v.major}`,
+          running: running.has(v.id),
+        })),
       datasets,
       createdAt: iso(Number(row.created_at)),
     };
@@ -63,12 +82,22 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
   }
 
   function requireOwner(principal: UserPrincipal, row: ServiceRow): void {
-    requireOrgRole(principal, row.org_id, ['developer'], { notMember: new InsituError('INSITU_FORBIDDEN', "only the service's organisation may change it") });
+    requireOrgRole(principal, row.org_id, ['developer'], {
+      notMember: new InsituError('INSITU_FORBIDDEN', "only the service's organisation may change it"),
+    });
   }
 
   app.post(
     '/api/v1/services',
-    { config: { errors: [404, 409] }, schema: { tags: ['services'], summary: 'Publish an application as a service (developer role)', body: CreateServiceBody, response: { 201: ServiceSchema } } },
+    {
+      config: { errors: [404, 409] },
+      schema: {
+        tags: ['services'],
+        summary: 'Publish an application as a service (developer role)',
+        body: CreateServiceBody,
+        response: { 201: ServiceSchema },
+      },
+    },
     async (request, reply) => {
       const principal = userOf(request);
       const { name, appId, description, access, ...limits } = request.body;
@@ -91,11 +120,17 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
             timeoutMs: limits.timeoutMs ?? defaults.timeoutMs,
           },
         });
-        await store.events.add({ orgId: application.org_id, kind: 'service.published', subject: row.id, message: `${application.name} published as ${name}` });
+        await store.events.add({
+          orgId: application.org_id,
+          kind: 'service.published',
+          subject: row.id,
+          message: `${application.name} published as ${name}`,
+        });
         gateway.invalidate();
         return reply.status(201).send(await present(row));
       } catch (error) {
-        if (isUniqueViolation(error)) throw new InsituError('INSITU_CONFLICT', `a service named "${name}" exists already`);
+        if (isUniqueViolation(error))
+          throw new InsituError('INSITU_CONFLICT', `a service named "${name}" exists already`);
         throw error;
       }
     },
@@ -103,53 +138,113 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.get(
     '/api/v1/services',
-    { config: { auth: 'user-or-agent' }, schema: { tags: ['services'], summary: 'Services you may call or own', querystring: ListQuery, response: { 200: ServicePage } } },
+    {
+      config: { auth: 'user-or-agent' },
+      schema: {
+        tags: ['services'],
+        summary: 'Services you may call or own',
+        querystring: ListQuery,
+        response: { 200: ServicePage },
+      },
+    },
     async (request) => {
       const principal = request.principal;
       const page = pageRequest(request.query);
-      const visibleTo = principal?.kind === 'user' && principal.platformAdmin ? undefined : principal?.kind === 'user' ? [...principal.orgs.keys()] : principal?.kind === 'agent' ? [principal.orgId] : [];
-      const rows = await store.services.list({ ...(visibleTo ? { visibleTo } : {}), limit: page.limit + 1, offset: page.offset });
+      const visibleTo =
+        principal?.kind === 'user' && principal.platformAdmin
+          ? undefined
+          : principal?.kind === 'user'
+            ? [...principal.orgs.keys()]
+            : principal?.kind === 'agent'
+              ? [principal.orgId]
+              : [];
+      const rows = await store.services.list({
+        ...(visibleTo ? { visibleTo } : {}),
+        limit: page.limit + 1,
+        offset: page.offset,
+      });
       const result = pageOf(rows, page);
       return { ...result, items: await Promise.all(result.items.map(present)) };
     },
   );
 
-  app.get('/api/v1/services/:id', { schema: { tags: ['services'], summary: 'One service', params: IdParams, response: { 200: ServiceSchema } } }, async (request) =>
-    present(await visible(userOf(request), request.params.id)),
+  app.get(
+    '/api/v1/services/:id',
+    { schema: { tags: ['services'], summary: 'One service', params: IdParams, response: { 200: ServiceSchema } } },
+    async (request) => present(await visible(userOf(request), request.params.id)),
   );
 
   app.patch(
     '/api/v1/services/:id',
-    { config: { errors: [409] }, schema: { tags: ['services'], summary: 'Change limits, access or description (developer role of the owner)', params: IdParams, body: UpdateServiceBody, response: { 200: ServiceSchema } } },
+    {
+      config: { errors: [409] },
+      schema: {
+        tags: ['services'],
+        summary: 'Change limits, access or description (developer role of the owner)',
+        params: IdParams,
+        body: UpdateServiceBody,
+        response: { 200: ServiceSchema },
+      },
+    },
     async (request) => {
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);
       requireOwner(principal, row);
       await store.services.update(row.id, request.body);
-      await store.events.add({ orgId: row.org_id, kind: 'service.updated', subject: row.id, message: `${row.name} changed: ${Object.keys(request.body).join(', ')}` });
+      await store.events.add({
+        orgId: row.org_id,
+        kind: 'service.updated',
+        subject: row.id,
+        message: `${row.name} changed: ${Object.keys(request.body).join(', ')}`,
+      });
       gateway.invalidate();
       return present((await store.services.get(row.id)) ?? row);
     },
   );
 
-  app.delete('/api/v1/services/:id', { schema: { tags: ['services'], summary: 'Unpublish (developer role of the owner)', params: IdParams, response: { 204: NoContent } } }, async (request, reply) => {
-    const principal = userOf(request);
-    const row = await visible(principal, request.params.id);
-    requireOwner(principal, row);
-    await store.services.remove(row.id);
-    await store.events.add({ orgId: row.org_id, kind: 'service.unpublished', subject: row.id, message: `${row.name} unpublished` });
-    gateway.invalidate();
-    return reply.status(204).send();
-  });
-
-  app.post(
-    '/api/v1/services/:id/grants',
-    { schema: { tags: ['services'], summary: 'Let an organisation call a restricted service (developer role of the owner)', params: IdParams, body: GrantBody, response: { 204: NoContent } } },
+  app.delete(
+    '/api/v1/services/:id',
+    {
+      schema: {
+        tags: ['services'],
+        summary: 'Unpublish (developer role of the owner)',
+        params: IdParams,
+        response: { 204: NoContent },
+      },
+    },
     async (request, reply) => {
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);
       requireOwner(principal, row);
-      if (!(await store.orgs.get(request.body.orgId))) throw new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${request.body.orgId}`);
+      await store.services.remove(row.id);
+      await store.events.add({
+        orgId: row.org_id,
+        kind: 'service.unpublished',
+        subject: row.id,
+        message: `${row.name} unpublished`,
+      });
+      gateway.invalidate();
+      return reply.status(204).send();
+    },
+  );
+
+  app.post(
+    '/api/v1/services/:id/grants',
+    {
+      schema: {
+        tags: ['services'],
+        summary: 'Let an organisation call a restricted service (developer role of the owner)',
+        params: IdParams,
+        body: GrantBody,
+        response: { 204: NoContent },
+      },
+    },
+    async (request, reply) => {
+      const principal = userOf(request);
+      const row = await visible(principal, request.params.id);
+      requireOwner(principal, row);
+      if (!(await store.orgs.get(request.body.orgId)))
+        throw new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${request.body.orgId}`);
       await store.services.grant(row.id, request.body.orgId);
       gateway.invalidate();
       return reply.status(204).send();
@@ -158,7 +253,14 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.get(
     '/api/v1/services/:id/grants',
-    { schema: { tags: ['services'], summary: 'Organisations granted a service (its owner)', params: IdParams, response: { 200: Type.Object({ orgIds: Type.Array(IdSchema) }) } } },
+    {
+      schema: {
+        tags: ['services'],
+        summary: 'Organisations granted a service (its owner)',
+        params: IdParams,
+        response: { 200: Type.Object({ orgIds: Type.Array(IdSchema) }) },
+      },
+    },
     async (request) => {
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);
@@ -169,12 +271,20 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
 
   app.delete(
     '/api/v1/services/:id/grants/:orgId',
-    { schema: { tags: ['services'], summary: 'Withdraw a grant (developer role of the owner)', params: GrantParams, response: { 204: NoContent } } },
+    {
+      schema: {
+        tags: ['services'],
+        summary: 'Withdraw a grant (developer role of the owner)',
+        params: GrantParams,
+        response: { 204: NoContent },
+      },
+    },
     async (request, reply) => {
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);
       requireOwner(principal, row);
-      if (!(await store.services.revokeGrant(row.id, request.params.orgId))) throw new InsituError('INSITU_NOT_FOUND', 'no such grant');
+      if (!(await store.services.revokeGrant(row.id, request.params.orgId)))
+        throw new InsituError('INSITU_NOT_FOUND', 'no such grant');
       gateway.invalidate();
       return reply.status(204).send();
     },

@@ -31,7 +31,12 @@ export async function visibleService(repos: Repositories, principal: UserPrincip
  * theirs (they approved it, so they know it). Any other service answers exactly like an
  * unknown name.
  */
-export async function serviceForRecords(repos: Repositories, principal: UserPrincipal, ref: string, providerIds: ReadonlySet<string>): Promise<ServiceRow> {
+export async function serviceForRecords(
+  repos: Repositories,
+  principal: UserPrincipal,
+  ref: string,
+  providerIds: ReadonlySet<string>,
+): Promise<ServiceRow> {
   const row = await new NameResolver(repos).service(ref);
   if (!row) throw serviceNotFound(ref);
   if (await mayCallOrOwn(repos, principal, row)) return row;

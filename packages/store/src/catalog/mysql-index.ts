@@ -47,7 +47,14 @@ export class MysqlCatalogIndex implements CatalogIndex {
       { match: all, minusPrevious: sql<boolean>`${all} AND NOT ${near}` },
     ];
     const matching = (where: RawBuilder<boolean>) =>
-      filtered(this.db().selectFrom('datasets as d').innerJoin('dataset_search as s', 's.seq', 'd.seq').select('d.seq').where(where), params);
+      filtered(
+        this.db()
+          .selectFrom('datasets as d')
+          .innerJoin('dataset_search as s', 's.seq', 'd.seq')
+          .select('d.seq')
+          .where(where),
+        params,
+      );
     return readTiers(tiers, params, {
       rows: async (tier, which, limit, offset) => {
         const rows = await matching(which === 'match' ? tier.match : tier.minusPrevious)

@@ -51,7 +51,10 @@ export const RANKING = 'exact name > name > name/tags/columns > description; new
 export async function readTiers<T>(
   tiers: readonly T[],
   params: Pick<DatasetSearch, 'limit' | 'offset'>,
-  read: { rows(tier: T, which: 'match' | 'minusPrevious', limit: number, offset: number): Promise<number[]>; count(tier: T): Promise<number> },
+  read: {
+    rows(tier: T, which: 'match' | 'minusPrevious', limit: number, offset: number): Promise<number[]>;
+    count(tier: T): Promise<number>;
+  },
 ): Promise<number[]> {
   const out: number[] = [];
   let skip = params.offset;
@@ -93,19 +96,38 @@ export interface CatalogIndex {
 }
 
 /** The filters of a search (tags, column, provider, who may see it) on a query over `datasets as d`. */
-export function filtered<Q extends SelectQueryBuilder<Database & { d: DatasetsTable }, 'd', { seq: number }>>(query: Q, params: DatasetSearch): Q {
+export function filtered<Q extends SelectQueryBuilder<Database & { d: DatasetsTable }, 'd', { seq: number }>>(
+  query: Q,
+  params: DatasetSearch,
+): Q {
   let out = query;
   for (const tag of params.tags ?? []) {
-    out = out.where((eb) => eb.exists(eb.selectFrom('dataset_tags as t').select('t.seq').whereRef('t.seq', '=', 'd.seq').where('t.tag', '=', tag))) as Q;
+    out = out.where((eb) =>
+      eb.exists(
+        eb.selectFrom('dataset_tags as t').select('t.seq').whereRef('t.seq', '=', 'd.seq').where('t.tag', '=', tag),
+      ),
+    ) as Q;
   }
   if (params.column) {
     const column = params.column.toLowerCase();
-    out = out.where((eb) => eb.exists(eb.selectFrom('dataset_columns as c').select('c.seq').whereRef('c.seq', '=', 'd.seq').where('c.name_lc', '=', column))) as Q;
+    out = out.where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('dataset_columns as c')
+          .select('c.seq')
+          .whereRef('c.seq', '=', 'd.seq')
+          .where('c.name_lc', '=', column),
+      ),
+    ) as Q;
   }
   if (params.providerId) out = out.where('d.provider_id', '=', params.providerId) as Q;
   if (!params.viewer.all) {
     const orgIds = params.viewer.orgIds;
-    out = out.where((eb) => (orgIds.length > 0 ? eb.or([eb('d.visibility', '=', 'public'), eb('d.org_id', 'in', orgIds)]) : eb('d.visibility', '=', 'public'))) as Q;
+    out = out.where((eb) =>
+      orgIds.length > 0
+        ? eb.or([eb('d.visibility', '=', 'public'), eb('d.org_id', 'in', orgIds)])
+        : eb('d.visibility', '=', 'public'),
+    ) as Q;
   }
   return out;
 }

@@ -40,15 +40,34 @@ export class SqliteCatalogIndex implements CatalogIndex {
     ].join(' ');
     await db
       .insertInto('dataset_fts')
-      .values({ rowid: seq, name: nameTokens.join(' '), tags: tagTokens.join(' '), columns: columnTokens.join(' '), description: descriptionTokens.join(' '), meta })
+      .values({
+        rowid: seq,
+        name: nameTokens.join(' '),
+        tags: tagTokens.join(' '),
+        columns: columnTokens.join(' '),
+        description: descriptionTokens.join(' '),
+        meta,
+      })
       .execute();
-    await db.insertInto('dataset_fts_near').values({ rowid: seq, name: nameTokens.join(' '), tags: tagTokens.join(' '), columns: columnTokens.join(' '), meta }).execute();
+    await db
+      .insertInto('dataset_fts_near')
+      .values({
+        rowid: seq,
+        name: nameTokens.join(' '),
+        tags: tagTokens.join(' '),
+        columns: columnTokens.join(' '),
+        meta,
+      })
+      .execute();
   }
 
   rank(tokens: string[], params: DatasetSearch): Promise<number[]> {
     const words = fts5Query(tokens);
     const filters: string[] = [];
-    if (!params.viewer.all) filters.push(`meta : (${[PUBLIC_TOKEN, ...params.viewer.orgIds.map((o) => metaToken('o', o))].map((t) => `"${t}"`).join(' OR ')})`);
+    if (!params.viewer.all)
+      filters.push(
+        `meta : (${[PUBLIC_TOKEN, ...params.viewer.orgIds.map((o) => metaToken('o', o))].map((t) => `"${t}"`).join(' OR ')})`,
+      );
     for (const tag of params.tags ?? []) filters.push(`meta : "${metaToken('t', tag)}"`);
     if (params.column) filters.push(`meta : "${metaToken('c', params.column.toLowerCase())}"`);
     if (params.providerId) filters.push(`meta : "${metaToken('p', params.providerId)}"`);
@@ -74,12 +93,18 @@ export class SqliteCatalogIndex implements CatalogIndex {
       rows: async (tier, which, limit, offset) => {
         const fts = sql.table(tier.table);
         const expr = which === 'match' ? tier.match : tier.minusPrevious;
-        const rows = await sql<{ seq: number }>`SELECT rowid AS seq FROM ${fts} WHERE ${fts} MATCH ${expr} ORDER BY rowid DESC LIMIT ${limit} OFFSET ${offset}`.execute(this.db());
+        const rows = await sql<{
+          seq: number;
+        }>`SELECT rowid AS seq FROM ${fts} WHERE ${fts} MATCH ${expr} ORDER BY rowid DESC LIMIT ${limit} OFFSET ${offset}`.execute(
+          this.db(),
+        );
         return rows.rows.map((r) => Number(r.seq));
       },
       count: async (tier) => {
         const fts = sql.table(tier.table);
-        const count = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM ${fts} WHERE ${fts} MATCH ${tier.minusPrevious}`.execute(this.db());
+        const count = await sql<{
+          n: number;
+        }>`SELECT COUNT(*) AS n FROM ${fts} WHERE ${fts} MATCH ${tier.minusPrevious}`.execute(this.db());
         return Number(count.rows[0]?.n ?? 0);
       },
     });

@@ -8,7 +8,15 @@ interface Tables {
   approvals: { version_id: string; provider_id: string };
   providers: { id: string; org_id: string; name: string; updated_at: number };
   orgs: { id: string; name: string; updated_at: number };
-  events: { id: string; ts: number; org_id: string | null; kind: string; subject: string; message: string; data: string };
+  events: {
+    id: string;
+    ts: number;
+    org_id: string | null;
+    kind: string;
+    subject: string;
+    message: string;
+    data: string;
+  };
 }
 
 /**
@@ -34,7 +42,11 @@ export function resolvedDatasets(dialect: Dialect) {
 
       const versions = await db.selectFrom('app_versions').select(['id', 'manifest']).execute();
       for (const version of versions) {
-        const approvers = new Set((await db.selectFrom('approvals').select('provider_id').where('version_id', '=', version.id).execute()).map((a) => a.provider_id));
+        const approvers = new Set(
+          (await db.selectFrom('approvals').select('provider_id').where('version_id', '=', version.id).execute()).map(
+            (a) => a.provider_id,
+          ),
+        );
         const resolved: ResolvedDataset[] = [];
         for (const ref of manifestRefs(version.manifest)) {
           const provider =
@@ -42,27 +54,44 @@ export function resolvedDatasets(dialect: Dialect) {
             (await db.selectFrom('providers').select('id').where('id', '=', ref.provider).executeTakeFirst());
           if (provider && approvers.has(provider.id)) resolved.push({ providerId: provider.id, dataset: ref.dataset });
         }
-        await db.updateTable('app_versions').set({ datasets: JSON.stringify(resolved) }).where('id', '=', version.id).execute();
+        await db
+          .updateTable('app_versions')
+          .set({ datasets: JSON.stringify(resolved) })
+          .where('id', '=', version.id)
+          .execute();
       }
 
       const now = Date.now();
       const renamed: Array<{ table: 'providers' | 'orgs'; id: string; orgId: string; from: string }> = [
-        ...(await db.selectFrom('providers').select(['id', 'org_id', 'name']).execute()).map((r) => ({ table: 'providers' as const, id: r.id, orgId: r.org_id, from: r.name })),
-        ...(await db.selectFrom('orgs').select(['id', 'name']).execute()).map((r) => ({ table: 'orgs' as const, id: r.id, orgId: r.id, from: r.name })),
+        ...(await db.selectFrom('providers').select(['id', 'org_id', 'name']).execute()).map((r) => ({
+          table: 'providers' as const,
+          id: r.id,
+          orgId: r.org_id,
+          from: r.name,
+        })),
+        ...(await db.selectFrom('orgs').select(['id', 'name']).execute()).map((r) => ({
+          table: 'orgs' as const,
+          id: r.id,
+          orgId: r.id,
+          from: r.name,
+        })),
       ].filter((r) => hasIdShape(r.from));
       for (const row of renamed) {
         const to = `renamed-${row.id.slice(row.id.indexOf('_') + 1)}`;
         await db.updateTable(row.table).set({ name: to, updated_at: now }).where('id', '=', row.id).execute();
         const what = row.table === 'providers' ? 'provider' : 'organisation';
-        await db.insertInto('events').values({
-          id: newId('evt'),
-          ts: now,
-          org_id: row.orgId,
-          kind: row.table === 'providers' ? 'provider.renamed' : 'org.renamed',
-          subject: row.id,
-          message: `${what} "${row.from}" was renamed "${to}": a name may not have the shape of an id`,
-          data: JSON.stringify({ from: row.from, to }),
-        }).execute();
+        await db
+          .insertInto('events')
+          .values({
+            id: newId('evt'),
+            ts: now,
+            org_id: row.orgId,
+            kind: row.table === 'providers' ? 'provider.renamed' : 'org.renamed',
+            subject: row.id,
+            message: `${what} "${row.from}" was renamed "${to}": a name may not have the shape of an id`,
+            data: JSON.stringify({ from: row.from, to }),
+          })
+          .execute();
       }
     },
   };
@@ -74,7 +103,11 @@ function manifestRefs(manifest: string): Array<{ provider: string; dataset: stri
     const parsed = JSON.parse(manifest) as { datasets?: unknown };
     if (!Array.isArray(parsed.datasets)) return [];
     return parsed.datasets.filter(
-      (d): d is { provider: string; dataset: string } => typeof d === 'object' && d !== null && typeof (d as { provider?: unknown }).provider === 'string' && typeof (d as { dataset?: unknown }).dataset === 'string',
+      (d): d is { provider: string; dataset: string } =>
+        typeof d === 'object' &&
+        d !== null &&
+        typeof (d as { provider?: unknown }).provider === 'string' &&
+        typeof (d as { dataset?: unknown }).dataset === 'string',
     );
   } catch {
     return [];

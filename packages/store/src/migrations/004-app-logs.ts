@@ -10,7 +10,10 @@ import type { Dialect } from '../dialect.js';
 export function appLogs(_dialect: Dialect) {
   return {
     async up(db: Kysely<unknown>): Promise<void> {
-      await db.schema.alterTable('deployments').addColumn('app_logs', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .alterTable('deployments')
+        .addColumn('app_logs', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
     },
   };
 }

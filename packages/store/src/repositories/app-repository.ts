@@ -15,7 +15,15 @@ export class AppRepository {
 
   async create(input: { orgId: string; name: string; description: string; createdBy: string }): Promise<AppRow> {
     const now = this.ctx.now();
-    const row: AppRow = { id: newId('app'), org_id: input.orgId, name: input.name, description: input.description, created_by: input.createdBy, created_at: now, updated_at: now };
+    const row: AppRow = {
+      id: newId('app'),
+      org_id: input.orgId,
+      name: input.name,
+      description: input.description,
+      created_by: input.createdBy,
+      created_at: now,
+      updated_at: now,
+    };
     await this.ctx.db.insertInto('apps').values(row).execute();
     return row;
   }
@@ -25,7 +33,12 @@ export class AppRepository {
   }
 
   getByName(orgId: string, name: string): Promise<AppRow | undefined> {
-    return this.ctx.db.selectFrom('apps').selectAll().where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
+    return this.ctx.db
+      .selectFrom('apps')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .where('name', '=', name)
+      .executeTakeFirst();
   }
 
   /** Apps ordered by id: of some organisations, or (without `orgIds`) all. */
@@ -96,15 +109,32 @@ export class AppRepository {
   }
 
   getVersionByNumber(appId: string, version: string): Promise<AppVersionRow | undefined> {
-    return this.ctx.db.selectFrom('app_versions').selectAll().where('app_id', '=', appId).where('version', '=', version).executeTakeFirst();
+    return this.ctx.db
+      .selectFrom('app_versions')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('version', '=', version)
+      .executeTakeFirst();
   }
 
   listVersions(appId: string, options: { limit: number; offset: number }): Promise<AppVersionRow[]> {
-    return this.ctx.db.selectFrom('app_versions').selectAll().where('app_id', '=', appId).orderBy('id').limit(options.limit).offset(options.offset).execute();
+    return this.ctx.db
+      .selectFrom('app_versions')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .orderBy('id')
+      .limit(options.limit)
+      .offset(options.offset)
+      .execute();
   }
 
   approvalsOf(versionId: string): Promise<ApprovalRow[]> {
-    return this.ctx.db.selectFrom('approvals').selectAll().where('version_id', '=', versionId).orderBy('provider_id').execute();
+    return this.ctx.db
+      .selectFrom('approvals')
+      .selectAll()
+      .where('version_id', '=', versionId)
+      .orderBy('provider_id')
+      .execute();
   }
 
   getApproval(id: string): Promise<ApprovalRow | undefined> {
@@ -112,7 +142,13 @@ export class AppRepository {
   }
 
   /** Approval requests addressed to some providers, newest first. */
-  listApprovals(options: { providerIds?: readonly string[]; state?: ApprovalRow['state']; versionId?: string; limit: number; offset: number }): Promise<ApprovalRow[]> {
+  listApprovals(options: {
+    providerIds?: readonly string[];
+    state?: ApprovalRow['state'];
+    versionId?: string;
+    limit: number;
+    offset: number;
+  }): Promise<ApprovalRow[]> {
     let query = this.ctx.db.selectFrom('approvals').selectAll();
     if (options.providerIds) {
       if (options.providerIds.length === 0) return Promise.resolve([]);
@@ -128,7 +164,10 @@ export class AppRepository {
    * provider rejected, approved when all approved this digest. Returns the new state, or
    * undefined when the approval was decided already. Call inside a transaction.
    */
-  async decide(approvalId: string, input: { state: 'approved' | 'rejected'; reason: string; userId: string }): Promise<VersionState | undefined> {
+  async decide(
+    approvalId: string,
+    input: { state: 'approved' | 'rejected'; reason: string; userId: string },
+  ): Promise<VersionState | undefined> {
     const result = await this.ctx.db
       .updateTable('approvals')
       .set({ state: input.state, reason: input.reason, decided_by: input.userId, decided_at: this.ctx.now() })

@@ -42,8 +42,23 @@ export interface AuditVerification {
 export const GENESIS_HASH = '0'.repeat(64);
 
 const FIELDS = [
-  'id', 'ts', 'request_id', 'key_id', 'caller_org_id', 'service_id', 'service_org_id', 'service_name', 'version',
-  'provider_id', 'agent_id', 'method', 'status', 'error_code', 'bytes_in', 'bytes_out', 'duration_ms',
+  'id',
+  'ts',
+  'request_id',
+  'key_id',
+  'caller_org_id',
+  'service_id',
+  'service_org_id',
+  'service_name',
+  'version',
+  'provider_id',
+  'agent_id',
+  'method',
+  'status',
+  'error_code',
+  'bytes_in',
+  'bytes_out',
+  'duration_ms',
 ] as const;
 
 /** SHA-256 over the previous hash and the record's fields in a fixed order. */
@@ -70,7 +85,10 @@ export class AuditRepository {
     let headQuery = this.ctx.db.selectFrom('audit_head').selectAll().where('id', '=', 1);
     if (this.ctx.dialect === 'mysql') headQuery = headQuery.forUpdate();
     const head = await headQuery.executeTakeFirst();
-    const max = await this.ctx.db.selectFrom('audit_log').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
+    const max = await this.ctx.db
+      .selectFrom('audit_log')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .executeTakeFirst();
     let seq = Math.max(Number(head?.seq ?? 0), Number(max?.seq ?? 0));
     let prev = head?.hash ?? GENESIS_HASH;
     const rows = inputs.map((input) => {
@@ -118,18 +136,39 @@ export class AuditRepository {
    * links to the one before, with no gap. Reads only the records after `from`, so an
    * anchoring loop can call it often. Without `from`, walks the whole chain.
    */
-  async extend(from: AuditHead | undefined, pageSize = 5000): Promise<{ ok: true; head: AuditHead } | { ok: false; firstBroken: { seq: number; reason: string } }> {
+  async extend(
+    from: AuditHead | undefined,
+    pageSize = 5000,
+  ): Promise<{ ok: true; head: AuditHead } | { ok: false; firstBroken: { seq: number; reason: string } }> {
     let prev = GENESIS_HASH;
     let lastSeq = 0;
     if (from && from.seq > 0) {
-      const row = await this.ctx.db.selectFrom('audit_log').select(['seq', 'hash']).where('seq', '=', from.seq).executeTakeFirst();
-      if (!row) return { ok: false, firstBroken: { seq: from.seq, reason: 'the anchored record is gone (the log was truncated or emptied)' } };
-      if (row.hash !== from.hash) return { ok: false, firstBroken: { seq: from.seq, reason: 'the anchored record has another hash (the log was rewritten)' } };
+      const row = await this.ctx.db
+        .selectFrom('audit_log')
+        .select(['seq', 'hash'])
+        .where('seq', '=', from.seq)
+        .executeTakeFirst();
+      if (!row)
+        return {
+          ok: false,
+          firstBroken: { seq: from.seq, reason: 'the anchored record is gone (the log was truncated or emptied)' },
+        };
+      if (row.hash !== from.hash)
+        return {
+          ok: false,
+          firstBroken: { seq: from.seq, reason: 'the anchored record has another hash (the log was rewritten)' },
+        };
       prev = from.hash;
       lastSeq = from.seq;
     }
     for (;;) {
-      const rows = await this.ctx.db.selectFrom('audit_log').selectAll().where('seq', '>', lastSeq).orderBy('seq').limit(pageSize).execute();
+      const rows = await this.ctx.db
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('seq', '>', lastSeq)
+        .orderBy('seq')
+        .limit(pageSize)
+        .execute();
       for (const row of rows) {
         const broken = checkLink(row, lastSeq + 1, prev);
         if (broken) return { ok: false, firstBroken: broken };
@@ -145,11 +184,19 @@ export class AuditRepository {
    * Records ordered by seq, newest first, that some organisations may see: calls they
    * made, calls to services they own, and calls that ran at their providers.
    */
-  list(options: { callerOrgIds?: readonly string[]; serviceOrgIds?: readonly string[]; providerIds?: readonly string[]; serviceId?: string; beforeSeq?: number; limit: number }): Promise<AuditRow[]> {
+  list(options: {
+    callerOrgIds?: readonly string[];
+    serviceOrgIds?: readonly string[];
+    providerIds?: readonly string[];
+    serviceId?: string;
+    beforeSeq?: number;
+    limit: number;
+  }): Promise<AuditRow[]> {
     let query = this.ctx.db.selectFrom('audit_log').selectAll();
     const { callerOrgIds, serviceOrgIds, providerIds } = options;
     if (callerOrgIds || serviceOrgIds || providerIds) {
-      if ((callerOrgIds?.length ?? 0) + (serviceOrgIds?.length ?? 0) + (providerIds?.length ?? 0) === 0) return Promise.resolve([]);
+      if ((callerOrgIds?.length ?? 0) + (serviceOrgIds?.length ?? 0) + (providerIds?.length ?? 0) === 0)
+        return Promise.resolve([]);
       query = query.where((eb) =>
         eb.or([
           ...(callerOrgIds && callerOrgIds.length > 0 ? [eb('caller_org_id', 'in', callerOrgIds)] : []),
@@ -179,7 +226,12 @@ export class AuditRepository {
     let prev = GENESIS_HASH;
     let lastSeq: number | undefined;
     let records = 0;
-    const broken = (seq: number, reason: string): AuditVerification => ({ ok: false, records, firstBroken: { seq, reason }, ...(head ? { head } : {}) });
+    const broken = (seq: number, reason: string): AuditVerification => ({
+      ok: false,
+      records,
+      firstBroken: { seq, reason },
+      ...(head ? { head } : {}),
+    });
     for (;;) {
       let query = this.ctx.db.selectFrom('audit_log').selectAll().orderBy('seq').limit(pageSize);
       if (lastSeq !== undefined) query = query.where('seq', '>', lastSeq);
@@ -193,7 +245,8 @@ export class AuditRepository {
         lastSeq = seq;
         while (anchorIndex < anchors.length && (anchors[anchorIndex]?.seq ?? 0) <= seq) {
           const anchor = anchors[anchorIndex] as AuditHead;
-          if (anchor.seq === seq && anchor.hash !== row.hash) return broken(seq, 'differs from the signed anchor of this record (the log was rewritten)');
+          if (anchor.seq === seq && anchor.hash !== row.hash)
+            return broken(seq, 'differs from the signed anchor of this record (the log was rewritten)');
           anchorIndex += 1;
         }
       }
@@ -202,7 +255,10 @@ export class AuditRepository {
     const end = lastSeq ?? 0;
     const pendingAnchor = anchors[anchorIndex];
     if (pendingAnchor && pendingAnchor.seq > 0) {
-      return broken(end, `the log ends at record ${end} but a signed anchor vouches for record ${pendingAnchor.seq} (the log was truncated or emptied)`);
+      return broken(
+        end,
+        `the log ends at record ${end} but a signed anchor vouches for record ${pendingAnchor.seq} (the log was truncated or emptied)`,
+      );
     }
     if (head ? head.hash !== prev || head.seq !== end : records > 0) {
       return broken(end, 'the chain ends before its recorded head (records at the end were deleted)');
@@ -217,7 +273,9 @@ function checkLink(row: AuditRow, expectedSeq: number, prev: string): { seq: num
   if (seq < 1) return { seq, reason: 'has a sequence number below 1 (a forged record)' };
   if (seq < expectedSeq) return { seq, reason: 'repeats a sequence number' };
   if (seq > expectedSeq) return { seq, reason: `follows record ${expectedSeq - 1} with a gap (records were deleted)` };
-  if (row.prev_hash !== prev) return { seq, reason: 'does not follow the record before it (a record was deleted, inserted or reordered)' };
-  if (auditHash(prev, row) !== row.hash) return { seq, reason: 'its content does not match its hash (the record was edited)' };
+  if (row.prev_hash !== prev)
+    return { seq, reason: 'does not follow the record before it (a record was deleted, inserted or reordered)' };
+  if (auditHash(prev, row) !== row.hash)
+    return { seq, reason: 'its content does not match its hash (the record was edited)' };
   return undefined;
 }

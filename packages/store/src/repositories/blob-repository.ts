@@ -22,19 +22,30 @@ export class BlobRepository {
         .values({ digest, chunk: i, data: data.subarray(i * BLOB_CHUNK_BYTES, (i + 1) * BLOB_CHUNK_BYTES) })
         .execute();
     }
-    await this.ctx.db.insertInto('blobs').values({ digest, size: data.length, chunks, created_at: this.ctx.now() }).execute();
+    await this.ctx.db
+      .insertInto('blobs')
+      .values({ digest, size: data.length, chunks, created_at: this.ctx.now() })
+      .execute();
     return digest;
   }
 
   async has(digest: string): Promise<boolean> {
-    return (await this.ctx.db.selectFrom('blobs').select('digest').where('digest', '=', digest).executeTakeFirst()) !== undefined;
+    return (
+      (await this.ctx.db.selectFrom('blobs').select('digest').where('digest', '=', digest).executeTakeFirst()) !==
+      undefined
+    );
   }
 
   /** The blob, verified against its digest, or undefined. */
   async get(digest: string): Promise<Buffer | undefined> {
     const meta = await this.ctx.db.selectFrom('blobs').selectAll().where('digest', '=', digest).executeTakeFirst();
     if (!meta) return undefined;
-    const rows = await this.ctx.db.selectFrom('blob_chunks').select(['chunk', 'data']).where('digest', '=', digest).orderBy('chunk').execute();
+    const rows = await this.ctx.db
+      .selectFrom('blob_chunks')
+      .select(['chunk', 'data'])
+      .where('digest', '=', digest)
+      .orderBy('chunk')
+      .execute();
     const data = Buffer.concat(rows.map((r) => Buffer.from(r.data)));
     if (createHash('sha256').update(data).digest('hex') !== digest) {
       throw new Error(`blob ${digest} is corrupt in the database`);

@@ -12,7 +12,12 @@ export interface RepositoryContext {
 /** True when a driver error is a unique-key violation (SQLite or MariaDB). */
 export function isUniqueViolation(error: unknown): boolean {
   const e = error as { code?: unknown; errno?: unknown } | null;
-  return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || e?.code === 'ER_DUP_ENTRY' || e?.errno === 1062;
+  return (
+    e?.code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' ||
+    e?.code === 'ER_DUP_ENTRY' ||
+    e?.errno === 1062
+  );
 }
 
 /** Number of rows an UPDATE or DELETE changed, for both drivers. */

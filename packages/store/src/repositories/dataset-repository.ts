@@ -56,7 +56,8 @@ export class DatasetRepository {
   readonly #index: CatalogIndex;
 
   constructor(private readonly ctx: RepositoryContext) {
-    this.#index = ctx.dialect === 'mysql' ? new MysqlCatalogIndex(() => this.ctx.db) : new SqliteCatalogIndex(() => this.ctx.db);
+    this.#index =
+      ctx.dialect === 'mysql' ? new MysqlCatalogIndex(() => this.ctx.db) : new SqliteCatalogIndex(() => this.ctx.db);
   }
 
   private base(db: Kysely<Database> = this.ctx.db) {
@@ -88,7 +89,11 @@ export class DatasetRepository {
   upsert(providerId: string, name: string, input: DatasetInput): Promise<{ record: DatasetRecord; created: boolean }> {
     return this.inTransaction(async (db) => {
       const now = this.ctx.now();
-      const provider = await db.selectFrom('providers').select(['org_id']).where('id', '=', providerId).executeTakeFirst();
+      const provider = await db
+        .selectFrom('providers')
+        .select(['org_id'])
+        .where('id', '=', providerId)
+        .executeTakeFirst();
       if (!provider) throw new InsituError('INSITU_PROVIDER_NOT_FOUND', `no provider ${providerId}`);
       const tags = [...new Set(input.tags ?? [])];
       const values = {
@@ -115,11 +120,26 @@ export class DatasetRepository {
       } else {
         const result = await db
           .insertInto('datasets')
-          .values({ id: newId('ds'), provider_id: providerId, org_id: provider.org_id, name, created_at: now, ...values })
+          .values({
+            id: newId('ds'),
+            provider_id: providerId,
+            org_id: provider.org_id,
+            name,
+            created_at: now,
+            ...values,
+          })
           .executeTakeFirstOrThrow();
         seq = Number(result.insertId);
       }
-      await this.index(db, seq, { name, tags, columns: input.columns, description: values.description, visibility: values.visibility, orgId: provider.org_id, providerId });
+      await this.index(db, seq, {
+        name,
+        tags,
+        columns: input.columns,
+        description: values.description,
+        visibility: values.visibility,
+        orgId: provider.org_id,
+        providerId,
+      });
       const row = await this.base(db).where('d.seq', '=', seq).executeTakeFirstOrThrow();
       return { record: decode(row), created: !existing };
     });
@@ -128,7 +148,12 @@ export class DatasetRepository {
   /** Delete a provider's dataset by name; false when there was none. */
   remove(providerId: string, name: string): Promise<boolean> {
     return this.inTransaction(async (db) => {
-      const existing = await db.selectFrom('datasets').select('seq').where('provider_id', '=', providerId).where('name', '=', name).executeTakeFirst();
+      const existing = await db
+        .selectFrom('datasets')
+        .select('seq')
+        .where('provider_id', '=', providerId)
+        .where('name', '=', name)
+        .executeTakeFirst();
       if (!existing) return false;
       const seq = Number(existing.seq);
       await this.clearIndex(db, seq);
@@ -144,9 +169,16 @@ export class DatasetRepository {
   }
 
   private async index(db: Kysely<Database>, seq: number, doc: IndexedDataset): Promise<void> {
-    if (doc.tags.length > 0) await db.insertInto('dataset_tags').values(doc.tags.map((tag) => ({ seq, tag }))).execute();
+    if (doc.tags.length > 0)
+      await db
+        .insertInto('dataset_tags')
+        .values(doc.tags.map((tag) => ({ seq, tag })))
+        .execute();
     const columnNames = [...new Set(doc.columns.map((c) => c.name.toLowerCase().slice(0, 128)))];
-    await db.insertInto('dataset_columns').values(columnNames.map((name_lc) => ({ seq, name_lc }))).execute();
+    await db
+      .insertInto('dataset_columns')
+      .values(columnNames.map((name_lc) => ({ seq, name_lc })))
+      .execute();
     await this.#index.add(db, seq, doc, columnNames);
   }
 
@@ -181,7 +213,10 @@ export class DatasetRepository {
 
   /** Number of datasets, for status pages and benchmarks. */
   async count(): Promise<number> {
-    const row = await this.ctx.db.selectFrom('datasets').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
+    const row = await this.ctx.db
+      .selectFrom('datasets')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirst();
     return Number(row?.n ?? 0);
   }
 }

@@ -6,7 +6,14 @@ import { affected, type RepositoryContext } from './context.js';
 export class DeploymentRepository {
   constructor(private readonly ctx: RepositoryContext) {}
 
-  async create(input: { appId: string; versionId: string; providerId: string; replicas: number; createdBy: string; appLogs?: boolean }): Promise<DeploymentRow> {
+  async create(input: {
+    appId: string;
+    versionId: string;
+    providerId: string;
+    replicas: number;
+    createdBy: string;
+    appLogs?: boolean;
+  }): Promise<DeploymentRow> {
     const now = this.ctx.now();
     const row: DeploymentRow = {
       id: newId('dep'),
@@ -29,7 +36,15 @@ export class DeploymentRepository {
   }
 
   /** Deployments ordered by id, filtered by provider, app, organisation of the app and states. */
-  list(options: { providerId?: string; providerIds?: readonly string[]; appId?: string; appOrgIds?: readonly string[]; states?: readonly DeploymentState[]; limit: number; offset: number }): Promise<DeploymentRow[]> {
+  list(options: {
+    providerId?: string;
+    providerIds?: readonly string[];
+    appId?: string;
+    appOrgIds?: readonly string[];
+    states?: readonly DeploymentState[];
+    limit: number;
+    offset: number;
+  }): Promise<DeploymentRow[]> {
     let query = this.ctx.db.selectFrom('deployments as d').selectAll('d');
     if (options.providerId) query = query.where('d.provider_id', '=', options.providerId);
     if (options.appId) query = query.where('d.app_id', '=', options.appId);
@@ -43,14 +58,19 @@ export class DeploymentRepository {
       query = query.where((eb) =>
         eb.or([
           ...(providerIds && providerIds.length > 0 ? [eb('d.provider_id', 'in', providerIds)] : []),
-          ...(appOrgIds && appOrgIds.length > 0 ? [eb('d.app_id', 'in', eb.selectFrom('apps').select('id').where('org_id', 'in', appOrgIds))] : []),
+          ...(appOrgIds && appOrgIds.length > 0
+            ? [eb('d.app_id', 'in', eb.selectFrom('apps').select('id').where('org_id', 'in', appOrgIds))]
+            : []),
         ]),
       );
     }
     return query.orderBy('d.id').limit(options.limit).offset(options.offset).execute();
   }
 
-  async update(id: string, changes: { state?: DeploymentState; replicas?: number; appLogs?: boolean }): Promise<boolean> {
+  async update(
+    id: string,
+    changes: { state?: DeploymentState; replicas?: number; appLogs?: boolean },
+  ): Promise<boolean> {
     const result = await this.ctx.db
       .updateTable('deployments')
       .set({
@@ -65,8 +85,21 @@ export class DeploymentRepository {
   }
 
   /** Record what an agent reports for a deployment (insert or replace). */
-  async report(input: { deploymentId: string; agentId: string; state: InstanceState; reason: string; ready: number; desired: number }): Promise<void> {
-    const values = { state: input.state, reason: input.reason, ready: input.ready, desired: input.desired, updated_at: this.ctx.now() };
+  async report(input: {
+    deploymentId: string;
+    agentId: string;
+    state: InstanceState;
+    reason: string;
+    ready: number;
+    desired: number;
+  }): Promise<void> {
+    const values = {
+      state: input.state,
+      reason: input.reason,
+      ready: input.ready,
+      desired: input.desired,
+      updated_at: this.ctx.now(),
+    };
     const result = await this.ctx.db
       .updateTable('deployment_agents')
       .set(values)
@@ -74,14 +107,23 @@ export class DeploymentRepository {
       .where('agent_id', '=', input.agentId)
       .executeTakeFirst();
     if (affected(result) === 0) {
-      await this.ctx.db.insertInto('deployment_agents').values({ deployment_id: input.deploymentId, agent_id: input.agentId, ...values }).execute();
+      await this.ctx.db
+        .insertInto('deployment_agents')
+        .values({ deployment_id: input.deploymentId, agent_id: input.agentId, ...values })
+        .execute();
     }
   }
 
   /** Per-agent status of some deployments. */
   statuses(deploymentIds: readonly string[]): Promise<DeploymentAgentRow[]> {
     if (deploymentIds.length === 0) return Promise.resolve([]);
-    return this.ctx.db.selectFrom('deployment_agents').selectAll().where('deployment_id', 'in', deploymentIds).orderBy('deployment_id').orderBy('agent_id').execute();
+    return this.ctx.db
+      .selectFrom('deployment_agents')
+      .selectAll()
+      .where('deployment_id', 'in', deploymentIds)
+      .orderBy('deployment_id')
+      .orderBy('agent_id')
+      .execute();
   }
 
   /** Forget what an agent reported for deployments it no longer runs. */

@@ -22,7 +22,15 @@ export class EventRepository {
   async add(input: EventInput): Promise<void> {
     await this.ctx.db
       .insertInto('events')
-      .values({ id: input.id ?? newId('evt'), ts: input.ts ?? this.ctx.now(), org_id: input.orgId, kind: input.kind, subject: input.subject, message: input.message, data: JSON.stringify(input.data ?? {}) })
+      .values({
+        id: input.id ?? newId('evt'),
+        ts: input.ts ?? this.ctx.now(),
+        org_id: input.orgId,
+        kind: input.kind,
+        subject: input.subject,
+        message: input.message,
+        data: JSON.stringify(input.data ?? {}),
+      })
       .execute();
   }
 
@@ -34,7 +42,17 @@ export class EventRepository {
   async addMissing(inputs: readonly (EventInput & { id: string })[]): Promise<number> {
     if (inputs.length === 0) return 0;
     const present = new Set(
-      (await this.ctx.db.selectFrom('events').select('id').where('id', 'in', inputs.map((e) => e.id)).execute()).map((row) => row.id),
+      (
+        await this.ctx.db
+          .selectFrom('events')
+          .select('id')
+          .where(
+            'id',
+            'in',
+            inputs.map((e) => e.id),
+          )
+          .execute()
+      ).map((row) => row.id),
     );
     let added = 0;
     for (const input of inputs) {
@@ -61,17 +79,30 @@ export class EventRepository {
   }
 
   /** Newest first; of some organisations (plus platform-wide events when `includePlatform`), or all. `kind` ending in `.` matches a prefix. */
-  list(options: { orgIds?: readonly string[]; includePlatform?: boolean; subject?: string; kind?: string; beforeSeq?: number; limit: number }): Promise<EventRow[]> {
+  list(options: {
+    orgIds?: readonly string[];
+    includePlatform?: boolean;
+    subject?: string;
+    kind?: string;
+    beforeSeq?: number;
+    limit: number;
+  }): Promise<EventRow[]> {
     let query = this.ctx.db.selectFrom('events').selectAll();
     const orgIds = options.orgIds;
     if (orgIds) {
       query = query.where((eb) =>
-        eb.or([...(orgIds.length > 0 ? [eb('org_id', 'in', orgIds)] : [eb('org_id', '=', '__none__')]), ...(options.includePlatform ? [eb('org_id', 'is', null)] : [])]),
+        eb.or([
+          ...(orgIds.length > 0 ? [eb('org_id', 'in', orgIds)] : [eb('org_id', '=', '__none__')]),
+          ...(options.includePlatform ? [eb('org_id', 'is', null)] : []),
+        ]),
       );
     }
     if (options.subject) query = query.where('subject', '=', options.subject);
     // Kinds are [a-z0-9.-] (the API checks it), so a prefix needs no LIKE escaping.
-    if (options.kind) query = options.kind.endsWith('.') ? query.where('kind', 'like', `${options.kind}%`) : query.where('kind', '=', options.kind);
+    if (options.kind)
+      query = options.kind.endsWith('.')
+        ? query.where('kind', 'like', `${options.kind}%`)
+        : query.where('kind', '=', options.kind);
     if (options.beforeSeq !== undefined) query = query.where('seq', '<', options.beforeSeq);
     return query.orderBy('seq', 'desc').limit(options.limit).execute();
   }

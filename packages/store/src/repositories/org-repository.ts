@@ -42,7 +42,12 @@ export class OrgRepository {
   }
 
   /** Organisations ordered by id; `ids` restricts to those (the caller's own). */
-  list(options: { ids?: readonly string[]; status?: OrgsTable['status']; limit: number; offset: number }): Promise<OrgRow[]> {
+  list(options: {
+    ids?: readonly string[];
+    status?: OrgsTable['status'];
+    limit: number;
+    offset: number;
+  }): Promise<OrgRow[]> {
     let query = this.ctx.db.selectFrom('orgs').selectAll();
     if (options.ids) {
       if (options.ids.length === 0) return Promise.resolve([]);
@@ -53,7 +58,11 @@ export class OrgRepository {
   }
 
   async setStatus(id: string, status: OrgsTable['status']): Promise<boolean> {
-    const result = await this.ctx.db.updateTable('orgs').set({ status, updated_at: this.ctx.now() }).where('id', '=', id).executeTakeFirst();
+    const result = await this.ctx.db
+      .updateTable('orgs')
+      .set({ status, updated_at: this.ctx.now() })
+      .where('id', '=', id)
+      .executeTakeFirst();
     return affected(result) === 1;
   }
 

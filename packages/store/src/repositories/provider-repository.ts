@@ -45,7 +45,13 @@ export class ProviderRepository {
 
   // Enrolment tokens
 
-  async createToken(input: { providerId: string; tokenHash: string; note: string; createdBy: string; ttlMs: number }): Promise<EnrolmentTokenRow> {
+  async createToken(input: {
+    providerId: string;
+    tokenHash: string;
+    note: string;
+    createdBy: string;
+    ttlMs: number;
+  }): Promise<EnrolmentTokenRow> {
     const now = this.ctx.now();
     const row: EnrolmentTokenRow = {
       id: newId('enr'),
@@ -104,12 +110,23 @@ export class ProviderRepository {
       .where('expires_at', '>', now)
       .executeTakeFirst();
     if (affected(result) !== 1) return undefined;
-    return this.ctx.db.selectFrom('enrolment_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+    return this.ctx.db
+      .selectFrom('enrolment_tokens')
+      .selectAll()
+      .where('token_hash', '=', tokenHash)
+      .executeTakeFirst();
   }
 
   // Agents
 
-  async createAgent(input: { id: string; providerId: string; name: string; credentialHash: string; hostname: string; version: string }): Promise<AgentRow> {
+  async createAgent(input: {
+    id: string;
+    providerId: string;
+    name: string;
+    credentialHash: string;
+    hostname: string;
+    version: string;
+  }): Promise<AgentRow> {
     const row: AgentRow = {
       id: input.id,
       provider_id: input.providerId,
@@ -140,13 +157,20 @@ export class ProviderRepository {
   }
 
   /** Agents ordered by id, of one provider and/or of the providers of some organisations. */
-  listAgents(options: { providerId?: string; orgIds?: readonly string[]; limit: number; offset: number }): Promise<AgentRow[]> {
+  listAgents(options: {
+    providerId?: string;
+    orgIds?: readonly string[];
+    limit: number;
+    offset: number;
+  }): Promise<AgentRow[]> {
     let query = this.ctx.db.selectFrom('agents as a').selectAll('a');
     if (options.providerId) query = query.where('a.provider_id', '=', options.providerId);
     if (options.orgIds) {
       const orgIds = options.orgIds;
       if (orgIds.length === 0) return Promise.resolve([]);
-      query = query.where('a.provider_id', 'in', (qb) => qb.selectFrom('providers').select('id').where('org_id', 'in', orgIds));
+      query = query.where('a.provider_id', 'in', (qb) =>
+        qb.selectFrom('providers').select('id').where('org_id', 'in', orgIds),
+      );
     }
     return query.orderBy('a.id').limit(options.limit).offset(options.offset).execute();
   }

@@ -16,7 +16,14 @@ export interface ServiceLimits {
 export class ServiceRepository {
   constructor(private readonly ctx: RepositoryContext) {}
 
-  async create(input: { name: string; orgId: string; appId: string; description: string; access: ServiceRow['access']; limits: ServiceLimits }): Promise<ServiceRow> {
+  async create(input: {
+    name: string;
+    orgId: string;
+    appId: string;
+    description: string;
+    access: ServiceRow['access'];
+    limits: ServiceLimits;
+  }): Promise<ServiceRow> {
     const now = this.ctx.now();
     const row: ServiceRow = {
       id: newId('svc'),
@@ -47,7 +54,12 @@ export class ServiceRepository {
   }
 
   /** Services ordered by name that an organisation may see: public ones, its own, and those granted to it (all for `orgIds` undefined). */
-  list(options: { visibleTo?: readonly string[]; appId?: string; limit: number; offset: number }): Promise<ServiceRow[]> {
+  list(options: {
+    visibleTo?: readonly string[];
+    appId?: string;
+    limit: number;
+    offset: number;
+  }): Promise<ServiceRow[]> {
     let query = this.ctx.db.selectFrom('services as s').selectAll('s');
     if (options.appId) query = query.where('s.app_id', '=', options.appId);
     const orgs = options.visibleTo;
@@ -56,7 +68,10 @@ export class ServiceRepository {
         eb.or([
           eb('s.access', '=', 'public'),
           ...(orgs.length > 0
-            ? [eb('s.org_id', 'in', orgs), eb('s.id', 'in', eb.selectFrom('service_grants').select('service_id').where('org_id', 'in', orgs))]
+            ? [
+                eb('s.org_id', 'in', orgs),
+                eb('s.id', 'in', eb.selectFrom('service_grants').select('service_id').where('org_id', 'in', orgs)),
+              ]
             : []),
         ]),
       );
@@ -64,7 +79,10 @@ export class ServiceRepository {
     return query.orderBy('s.name').limit(options.limit).offset(options.offset).execute();
   }
 
-  async update(id: string, changes: Partial<ServiceLimits> & { description?: string; access?: ServiceRow['access'] }): Promise<boolean> {
+  async update(
+    id: string,
+    changes: Partial<ServiceLimits> & { description?: string; access?: ServiceRow['access'] },
+  ): Promise<boolean> {
     const set: Partial<ServiceRow> = { updated_at: this.ctx.now() };
     if (changes.description !== undefined) set.description = changes.description;
     if (changes.access !== undefined) set.access = changes.access;
@@ -84,27 +102,60 @@ export class ServiceRepository {
   }
 
   async grant(serviceId: string, orgId: string): Promise<void> {
-    const exists = await this.ctx.db.selectFrom('service_grants').select('org_id').where('service_id', '=', serviceId).where('org_id', '=', orgId).executeTakeFirst();
-    if (!exists) await this.ctx.db.insertInto('service_grants').values({ service_id: serviceId, org_id: orgId, created_at: this.ctx.now() }).execute();
+    const exists = await this.ctx.db
+      .selectFrom('service_grants')
+      .select('org_id')
+      .where('service_id', '=', serviceId)
+      .where('org_id', '=', orgId)
+      .executeTakeFirst();
+    if (!exists)
+      await this.ctx.db
+        .insertInto('service_grants')
+        .values({ service_id: serviceId, org_id: orgId, created_at: this.ctx.now() })
+        .execute();
   }
 
   async revokeGrant(serviceId: string, orgId: string): Promise<boolean> {
-    const result = await this.ctx.db.deleteFrom('service_grants').where('service_id', '=', serviceId).where('org_id', '=', orgId).executeTakeFirst();
+    const result = await this.ctx.db
+      .deleteFrom('service_grants')
+      .where('service_id', '=', serviceId)
+      .where('org_id', '=', orgId)
+      .executeTakeFirst();
     return affected(result) === 1;
   }
 
   async grants(serviceId: string): Promise<string[]> {
-    const rows = await this.ctx.db.selectFrom('service_grants').select('org_id').where('service_id', '=', serviceId).orderBy('org_id').execute();
+    const rows = await this.ctx.db
+      .selectFrom('service_grants')
+      .select('org_id')
+      .where('service_id', '=', serviceId)
+      .orderBy('org_id')
+      .execute();
     return rows.map((r) => r.org_id);
   }
 
   async isGranted(serviceId: string, orgId: string): Promise<boolean> {
-    return (await this.ctx.db.selectFrom('service_grants').select('org_id').where('service_id', '=', serviceId).where('org_id', '=', orgId).executeTakeFirst()) !== undefined;
+    return (
+      (await this.ctx.db
+        .selectFrom('service_grants')
+        .select('org_id')
+        .where('service_id', '=', serviceId)
+        .where('org_id', '=', orgId)
+        .executeTakeFirst()) !== undefined
+    );
   }
 
   // API keys
 
-  async createKey(input: { orgId: string; userId: string; name: string; keyHash: string; prefix: string; serviceIds: readonly string[]; expiresAt: number | null }): Promise<ApiKeyRow> {
+  async createKey(input: {
+    orgId: string;
+    userId: string;
+    name: string;
+    keyHash: string;
+    prefix: string;
+    serviceIds: readonly string[];
+    expiresAt: number | null;
+  }): Promise<ApiKeyRow> {
     const row: ApiKeyRow = {
       id: newId('key'),
       org_id: input.orgId,
@@ -147,7 +198,12 @@ export class ServiceRepository {
   }
 
   async revokeKey(id: string): Promise<boolean> {
-    const result = await this.ctx.db.updateTable('api_keys').set({ revoked_at: this.ctx.now() }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    const result = await this.ctx.db
+      .updateTable('api_keys')
+      .set({ revoked_at: this.ctx.now() })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
     return affected(result) === 1;
   }
 }

@@ -110,7 +110,16 @@ export class UsageRepository {
         : options.groupBy === 'service'
           ? query.select('service_id').groupBy([period, 'service_id']).orderBy(period).orderBy('service_id')
           : query.groupBy(period).orderBy(period);
-    const rows = (await grouped.execute()) as Array<{ period: number; calls: number; errors: number; bytes_in: number; bytes_out: number; duration_ms: number; key_id?: string; service_id?: string }>;
+    const rows = (await grouped.execute()) as Array<{
+      period: number;
+      calls: number;
+      errors: number;
+      bytes_in: number;
+      bytes_out: number;
+      duration_ms: number;
+      key_id?: string;
+      service_id?: string;
+    }>;
     return rows.map((r) => ({
       period: Number(r.period),
       ...(r.key_id !== undefined ? { keyId: r.key_id } : {}),

@@ -51,10 +51,19 @@ export class UserRepository {
   }
 
   list(options: { limit: number; offset: number }): Promise<UserRow[]> {
-    return this.ctx.db.selectFrom('users').selectAll().orderBy('id').limit(options.limit).offset(options.offset).execute();
+    return this.ctx.db
+      .selectFrom('users')
+      .selectAll()
+      .orderBy('id')
+      .limit(options.limit)
+      .offset(options.offset)
+      .execute();
   }
 
-  async update(id: string, changes: { name?: string; passwordHash?: string; status?: UserRow['status'] }): Promise<boolean> {
+  async update(
+    id: string,
+    changes: { name?: string; passwordHash?: string; status?: UserRow['status'] },
+  ): Promise<boolean> {
     const set: Partial<UserRow> = { updated_at: this.ctx.now() };
     if (changes.name !== undefined) set.name = changes.name;
     if (changes.passwordHash !== undefined) set.password_hash = changes.passwordHash;
@@ -73,7 +82,10 @@ export class UserRepository {
       .where('role', '=', role)
       .executeTakeFirst();
     if (!exists) {
-      await this.ctx.db.insertInto('memberships').values({ org_id: orgId, user_id: userId, role, created_at: this.ctx.now() }).execute();
+      await this.ctx.db
+        .insertInto('memberships')
+        .values({ org_id: orgId, user_id: userId, role, created_at: this.ctx.now() })
+        .execute();
     }
   }
 
@@ -117,7 +129,11 @@ export class UserRepository {
       .selectFrom('memberships')
       .select(['user_id', 'role'])
       .where('org_id', '=', orgId)
-      .where('user_id', 'in', users.map((u) => u.id))
+      .where(
+        'user_id',
+        'in',
+        users.map((u) => u.id),
+      )
       .orderBy('role')
       .execute();
     return users.map((user) => ({ user, roles: roles.filter((r) => r.user_id === user.id).map((r) => r.role) }));
@@ -135,7 +151,11 @@ export class UserRepository {
   }
 
   async removeMembership(orgId: string, userId: string): Promise<boolean> {
-    const result = await this.ctx.db.deleteFrom('memberships').where('org_id', '=', orgId).where('user_id', '=', userId).executeTakeFirst();
+    const result = await this.ctx.db
+      .deleteFrom('memberships')
+      .where('org_id', '=', orgId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
     return affected(result) > 0;
   }
 }
