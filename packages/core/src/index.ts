@@ -73,7 +73,12 @@ export {
   DatasetSchema,
 } from './schemas/catalog.js';
 export type { SourceKind, ColumnType, Visibility, Column, DatasetInput, Dataset } from './schemas/catalog.js';
-export { OutputPolicySchema, NoisePolicySchema, stricterPolicy } from './schemas/output-policy.js';
+export {
+  OutputPolicySchema,
+  NoisePolicySchema,
+  stricterPolicy,
+  describeOutputPolicy,
+} from './schemas/output-policy.js';
 export type { OutputPolicy, NoisePolicy } from './schemas/output-policy.js';
 export {
   APP_RUNTIMES,

@@ -96,3 +96,22 @@ export function stricterPolicy(a: OutputPolicy | undefined, b: OutputPolicy | un
   if (noise) out.noise = noise;
   return out;
 }
+
+/**
+ * A policy in words, one clause per restriction (`[]` when it restricts nothing), for
+ * `insitu catalog show` and logs: `['aggregates only', 'groups of at least 10 rows', …]`.
+ */
+export function describeOutputPolicy(policy: OutputPolicy): string[] {
+  const out: string[] = [];
+  if (policy.aggregatesOnly) out.push('aggregates only');
+  if (policy.minGroupSize !== undefined) out.push(`groups of at least ${policy.minGroupSize} rows`);
+  if (policy.neverLeave?.length) out.push(`never leave: ${policy.neverLeave.join(', ')}`);
+  if (policy.maxRowsPerAnswer !== undefined) out.push(`at most ${policy.maxRowsPerAnswer} rows per answer`);
+  if (policy.noise) {
+    const bounds = Object.entries(policy.noise.sumBounds ?? {}).map(([c, b]) => `${c} ±${b}`);
+    out.push(
+      `Laplace noise, epsilon ${policy.noise.epsilonPerQuery} per query, budget ${policy.noise.budget} per application${bounds.length ? `, sums of ${bounds.join(', ')}` : ''}`,
+    );
+  }
+  return out;
+}
