@@ -5,7 +5,15 @@ import { chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InsituError, toInsituError, type AppManifest, type Logger } from '@insitu/core';
+import {
+  InsituError,
+  stricterPolicy,
+  toInsituError,
+  type AgentDatasetPolicy,
+  type AppManifest,
+  type Logger,
+  type OutputPolicy,
+} from '@insitu/core';
 import {
   LocalBalancer,
   sendError,
@@ -28,6 +36,7 @@ import {
 import type { OutputLog } from './apps/output-log.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { DataApiServer } from './data-api/data-api-server.js';
+import { PrivacyBudget } from './data-api/privacy-budget.js';
 import type { DataSource } from './sources/data-source.js';
 import { DatasetRegistry } from './sources/dataset-registry.js';
 import { openSource } from './sources/open-source.js';
@@ -119,6 +128,10 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   readonly registry: DatasetRegistry;
   private readonly entries = new Map<string, Entry>();
   private readonly gates = DataApiServer.createGates();
+  /** Output policies set on the platform, by dataset name (each can only tighten the config's). */
+  private platformPolicies = new Map<string, OutputPolicy>();
+  /** The epsilon spent on datasets with noise, per deployment; kept in the data directory. */
+  private readonly budget: PrivacyBudget;
   /** Bundles being fetched and verified, by digest: deployments of one bundle share the work. */
   private readonly installing = new Map<string, Promise<{ dir: string; manifest: AppManifest }>>();
   private nextDeployment = 0;
@@ -139,6 +152,22 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     super();
     const sources: DataSource[] = options.config.sources.map((s) => openSource(s, options.config.limits, options.env));
     this.registry = new DatasetRegistry(sources, options.logger);
+    this.budget = new PrivacyBudget(join(options.dataDir, 'privacy-budget.json'));
+  }
+
+  /**
+   * Replace the output policies the platform carries for this provider's datasets. They
+   * are combined with the config's by {@link stricterPolicy}, so a policy from the
+   * platform can tighten what the provider configured here, never loosen it.
+   */
+  setPlatformPolicies(policies: readonly AgentDatasetPolicy[]): void {
+    const next = new Map(policies.map((p) => [p.dataset, p.policy]));
+    this.platformPolicies = next;
+  }
+
+  /** A dataset's effective output policy here: the stricter of the config's and the platform's. */
+  effectivePolicy(dataset: string): OutputPolicy {
+    return stricterPolicy(this.registry.get(dataset)?.meta.policy, this.platformPolicies.get(dataset));
   }
 
   /** Check the sandbox choice, prepare the runtime directory and open (lazily) the sources. */
@@ -309,6 +338,8 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
       logger: log.child({ subsystem: 'data-api' }),
       caller: desired.id,
       gates: this.gates,
+      platformPolicies: { get: (dataset) => this.platformPolicies.get(dataset) },
+      budget: this.budget,
     });
     await dataApi.listen(dataApiSocket);
     entry.dataApi = dataApi;

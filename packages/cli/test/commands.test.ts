@@ -192,6 +192,7 @@ describe('insitu commands against a running platform (insitu up)', () => {
     const shown = await admin(['catalog', 'show', 'demo-retail/stores']);
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(shown.stdout, /floor_area_m2 +number +Sales floor area/);
+    assert.match(shown.stdout, /^ {2}output policy: none$/m);
     const none = await admin(['catalog', 'show', 'demo-retail/nope']);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /\[INSITU_DATASET_NOT_FOUND\]/);

@@ -183,6 +183,25 @@ export const ERROR_CODES = {
     status: 504,
     meaning: "A data API query ran past the agent's per-query time limit and was cancelled.",
   },
+  INSITU_POLICY_AGGREGATES_ONLY: {
+    status: 403,
+    meaning:
+      "The dataset's output policy allows only grouped aggregates: a row-level read (or min/max without a minimum group size) is refused.",
+  },
+  INSITU_POLICY_COLUMN_PROTECTED: {
+    status: 403,
+    meaning:
+      "The query would project, aggregate (beyond count) or order by a column the dataset's output policy keeps inside the provider (neverLeave).",
+  },
+  INSITU_POLICY_NOISE_UNSUPPORTED: {
+    status: 403,
+    meaning:
+      'The dataset answers with noise: only count, and sum of a column with a declared bound, can be asked for (no avg, min, max or row reads).',
+  },
+  INSITU_POLICY_BUDGET_SPENT: {
+    status: 403,
+    meaning: 'The privacy budget (epsilon) of this caller on this dataset is spent: no more noised answers.',
+  },
   INSITU_DATA_SOURCE_UNAVAILABLE: { status: 503, meaning: 'The agent cannot reach or read a configured data source.' },
   INSITU_BUNDLE_INVALID: {
     status: 400,

@@ -46,10 +46,11 @@ export {
   AGENT_PROBE_PATH,
   AgentDeploymentSchema,
   AgentDesiredSchema,
+  AgentDatasetPolicySchema,
   DEPLOYMENT_HEADER,
   ResolvedDatasetSchema,
 } from './agent-deployment.js';
-export type { AgentDeployment, ResolvedDataset } from './agent-deployment.js';
+export type { AgentDeployment, AgentDesired, AgentDatasetPolicy, ResolvedDataset } from './agent-deployment.js';
 export type { WaitForOptions } from './wait-for.js';
 export {
   IdSchema,
@@ -72,6 +73,13 @@ export {
   DatasetSchema,
 } from './schemas/catalog.js';
 export type { SourceKind, ColumnType, Visibility, Column, DatasetInput, Dataset } from './schemas/catalog.js';
+export {
+  OutputPolicySchema,
+  NoisePolicySchema,
+  stricterPolicy,
+  describeOutputPolicy,
+} from './schemas/output-policy.js';
+export type { OutputPolicy, NoisePolicy } from './schemas/output-policy.js';
 export {
   APP_RUNTIMES,
   HTTP_METHODS,

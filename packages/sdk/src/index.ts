@@ -23,6 +23,7 @@ export type {
   DataQuery,
   DataColumn,
   DatasetInfo,
+  OutputPolicyInfo,
   SchemaLine,
   EndLine,
   ErrorLine,

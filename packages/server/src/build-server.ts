@@ -31,7 +31,7 @@ import { createClusterSignals } from './cluster-signals.js';
 import { CallRecorder } from './gateway/call-recorder.js';
 import type { ServiceDispatcher } from './gateway/dispatcher.js';
 import { tunnelDispatcher } from './gateway/tunnel-dispatcher.js';
-import { desiredFor } from './apps/desired-state.js';
+import { desiredStateFor } from './apps/desired-state.js';
 import { createGateway, type Gateway } from './gateway/gateway.js';
 import { registerAccountRoutes } from './routes/accounts.js';
 import { registerAgentControlRoutes } from './routes/agent-control.js';
@@ -369,7 +369,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   registerProviderRoutes(app, ctx);
   registerAgentRoutes(app, ctx);
   registerAgentControlRoutes(app, ctx, reconciler);
-  registerDatasetRoutes(app, ctx);
+  registerDatasetRoutes(app, ctx, reconciler);
   registerAppRoutes(app, ctx);
   registerApprovalRoutes(app, ctx);
   registerDeploymentRoutes(app, ctx, reconciler);
@@ -394,11 +394,11 @@ async function pushDesired(app: App, ctx: ServerContext, providerId: string): Pr
         .map((s) => s.agentId),
     );
     if (agents.size === 0) return;
-    const deployments = await desiredFor(ctx.store, providerId);
+    const desired = await desiredStateFor(ctx.store, providerId);
     await Promise.all(
       [...agents].map((agentId) =>
         app.tunnel
-          .command(agentId, 'desired', { deployments })
+          .command(agentId, 'desired', desired)
           .catch((error: unknown) =>
             ctx.logger.warn({ err: error, agentId }, 'pushing desired deployments failed; the agent will poll'),
           ),

@@ -400,6 +400,18 @@ describe('the OpenAPI document tells the truth about every route', () => {
     await expect(400, 'GET', '/api/v1/datasets?limit=-1', { token: dev.tokens.user });
     await expect(200, 'GET', `/api/v1/datasets/${acme.publicDatasetId}`, { token: dev.tokens.user });
     await expect(404, 'GET', `/api/v1/datasets/${acme.privateDatasetId}`, { token: dev.tokens.user });
+    await expect(200, 'PUT', `/api/v1/datasets/${acme.publicDatasetId}/policy`, {
+      token: acme.tokens.admin,
+      body: { aggregatesOnly: true, minGroupSize: 5 },
+    });
+    await expect(400, 'PUT', `/api/v1/datasets/${acme.publicDatasetId}/policy`, {
+      token: acme.tokens.admin,
+      body: { minGroupSize: 1 },
+    });
+    await expect(403, 'PUT', `/api/v1/datasets/${acme.publicDatasetId}/policy`, {
+      token: dev.tokens.admin,
+      body: {},
+    });
     await expect(201, 'PUT', `/api/v1/providers/${acme.providerId}/datasets/extra`, {
       token: acme.tokens.agent,
       body: datasetBody(),

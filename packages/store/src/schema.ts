@@ -296,6 +296,10 @@ export interface DatasetsTable {
   visibility: 'public' | 'org';
   columns: string;
   row_count: number | null;
+  /** JSON `OutputPolicy` from the agent's config (migration 005); null: none. */
+  agent_policy: string | null;
+  /** JSON `OutputPolicy` set on the platform (migration 005); null: none. */
+  platform_policy: string | null;
   synced_at: number;
   created_at: number;
   updated_at: number;

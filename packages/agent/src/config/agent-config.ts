@@ -5,6 +5,7 @@ import {
   VISIBILITIES,
   COLUMN_TYPES,
   DatasetNameSchema,
+  OutputPolicySchema,
   assertValid,
   deepFreeze,
   readConfigFile,
@@ -37,6 +38,12 @@ const DatasetOverrideSchema = Type.Object(
     tags: Type.Optional(Type.Array(TagSchema, { maxItems: 20, uniqueItems: true })),
     visibility: Type.Optional(Type.Enum(VISIBILITIES)),
     columns: Type.Optional(Type.Record(Type.String(), ColumnOverrideSchema)),
+    policy: Type.Optional(
+      Type.Unsafe<Static<typeof OutputPolicySchema>>({
+        ...OutputPolicySchema,
+        description: "Output policy (replaces the source's default one); the platform's can only tighten it",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -60,6 +67,7 @@ const common = {
       {
         tags: Type.Optional(Type.Array(TagSchema, { maxItems: 20, uniqueItems: true })),
         visibility: Type.Optional(Type.Enum(VISIBILITIES)),
+        policy: Type.Optional(OutputPolicySchema),
       },
       { additionalProperties: false },
     ),

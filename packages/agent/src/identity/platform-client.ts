@@ -1,6 +1,13 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { AgentDesiredSchema, InsituError, assertValid, type AgentDeployment, type DatasetInput } from '@insitu/core';
+import {
+  AgentDesiredSchema,
+  InsituError,
+  assertValid,
+  type AgentDeployment,
+  type AgentDesired,
+  type DatasetInput,
+} from '@insitu/core';
 
 /** The agent as the platform describes it. */
 export interface AgentIdentity {
@@ -206,12 +213,11 @@ export class PlatformClient {
     return out;
   }
 
-  /** What this agent's provider should run. */
-  async desired(): Promise<PlatformDeployment[]> {
+  /** What this agent's provider should run, and the output policies set on the platform. */
+  async desired(): Promise<AgentDesired> {
     const { status, body } = await this.call('GET', '/api/v1/agents/self/desired');
     if (status !== 200) throw PlatformClient.failure('reading the desired deployments', status, body);
-    return assertValid(AgentDesiredSchema, body, { what: 'the desired deployments', code: 'INSITU_REMOTE' })
-      .deployments;
+    return assertValid(AgentDesiredSchema, body, { what: 'the desired deployments', code: 'INSITU_REMOTE' });
   }
 
   /** Report the state of every deployment this agent runs. */

@@ -6,6 +6,7 @@ import {
   AGENT_LOGS_PATH,
   AGENT_PROBE_PATH,
   AgentDesiredSchema,
+  type AgentDesired,
   DEPLOYMENT_HEADER,
   assertValid,
   type Logger,
@@ -20,7 +21,7 @@ import {
 import type { Agent, AgentStatus } from '../agent.js';
 import { answerLogs } from './logs-answer.js';
 import type { BundleSource, DesiredDeployment, FetchedBundle } from '../apps/bundle-source.js';
-import type { DeploymentReport, PlatformClient, PlatformDeployment } from '../identity/platform-client.js';
+import type { DeploymentReport, PlatformClient } from '../identity/platform-client.js';
 
 /**
  * Bundles from the platform: downloaded with the agent credential into a temp file. The
@@ -94,12 +95,13 @@ export class PlatformLink {
       handler: PlatformLink.handler(agent),
     });
     this.tunnel.onCommand('desired', async (payload: unknown) => {
-      const { deployments } = assertValid(AgentDesiredSchema, payload, {
+      const desired = assertValid(AgentDesiredSchema, payload, {
         what: 'desired command',
         code: 'INSITU_TUNNEL_BAD_FRAME',
       });
+      const { deployments } = desired;
       // Acknowledge at once; starting applications can take longer than a command may.
-      this.apply(deployments).catch((error: unknown) =>
+      this.apply(desired).catch((error: unknown) =>
         options.logger.warn({ err: error }, 'applying the desired deployments failed'),
       );
       return { accepted: deployments.length };
@@ -177,23 +179,23 @@ export class PlatformLink {
     await this.apply(await this.options.client.desired());
   }
 
-  private apply(deployments: readonly PlatformDeployment[]): Promise<void> {
+  private apply({ deployments, policies }: AgentDesired): Promise<void> {
     // One reconciliation at a time, in the order the desired states arrived.
-    const next = this.applying.then(() =>
-      this.closed
-        ? undefined
-        : this.options.agent.applyDesired(
-            deployments.map((d) => ({
-              id: d.id,
-              app: d.app,
-              version: d.version,
-              digest: d.digest,
-              replicas: d.replicas,
-              bundle: d.bundle,
-              datasets: d.datasets,
-            })),
-          ),
-    );
+    const next = this.applying.then(() => {
+      if (this.closed) return undefined;
+      this.options.agent.setPlatformPolicies(policies ?? []);
+      return this.options.agent.applyDesired(
+        deployments.map((d) => ({
+          id: d.id,
+          app: d.app,
+          version: d.version,
+          digest: d.digest,
+          replicas: d.replicas,
+          bundle: d.bundle,
+          datasets: d.datasets,
+        })),
+      );
+    });
     this.applying = next.catch(() => undefined);
     return next;
   }

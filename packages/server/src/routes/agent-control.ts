@@ -1,5 +1,5 @@
 import { InsituError } from '@insitu/core';
-import { desiredFor } from '../apps/desired-state.js';
+import { desiredFor, desiredStateFor } from '../apps/desired-state.js';
 import type { DeploymentReconciler } from '../apps/reconciler.js';
 import { agentOf, type App } from '../app.js';
 import { AgentDesiredSchema, AgentStatusBody, DigestParams } from '../api-schemas.js';
@@ -20,14 +20,14 @@ export function registerAgentControlRoutes(app: App, ctx: ServerContext, reconci
       config: { auth: 'agent' },
       schema: {
         tags: ['agents'],
-        summary: "The deployments this agent's provider should run",
+        summary: "The deployments this agent's provider should run, and the output policies set on the platform",
         response: { 200: AgentDesiredSchema },
       },
     },
     async (request) => {
       const agent = agentOf(request);
       await store.providers.touchAgent(agent.agentId);
-      return { deployments: await desiredFor(store, agent.providerId) };
+      return desiredStateFor(store, agent.providerId);
     },
   );
 
