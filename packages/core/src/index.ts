@@ -50,6 +50,16 @@ export {
   ResolvedDatasetSchema,
 } from './agent-deployment.js';
 export type { AgentDeployment, ResolvedDataset } from './agent-deployment.js';
+export {
+  AgentJobSchema,
+  AgentJobsSchema,
+  AgentJobReportSchema,
+  JOB_STATES,
+  JOB_FINAL_STATES,
+  JobResultPolicySchema,
+  RESULT_NAME_PATTERN,
+} from './agent-job.js';
+export type { AgentJob, AgentJobReport, JobState, JobResultPolicy } from './agent-job.js';
 export type { WaitForOptions } from './wait-for.js';
 export {
   IdSchema,
@@ -73,12 +83,21 @@ export {
 } from './schemas/catalog.js';
 export type { SourceKind, ColumnType, Visibility, Column, DatasetInput, Dataset } from './schemas/catalog.js';
 export {
+  APP_KINDS,
   APP_RUNTIMES,
   HTTP_METHODS,
+  manifestKinds,
   AppLimitsSchema,
   AppDatasetRefSchema,
   AppEndpointSchema,
   AppManifestSchema,
   parseAppManifest,
 } from './schemas/app-manifest.js';
-export type { AppRuntime, AppLimits, AppDatasetRef, AppEndpoint, AppManifest } from './schemas/app-manifest.js';
+export type {
+  AppKind,
+  AppRuntime,
+  AppLimits,
+  AppDatasetRef,
+  AppEndpoint,
+  AppManifest,
+} from './schemas/app-manifest.js';
