@@ -432,7 +432,6 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
           summary:
             "Upload one result file of a job this agent runs (application/octet-stream), after the provider's policy let it out; the platform checks its own limits again",
           params: JobResultParams,
-          body: Binary('application/octet-stream', 'The file'),
           response: { 204: NoContent },
         },
       },
