@@ -660,7 +660,7 @@ describe('the OpenAPI document tells the truth about every route', () => {
     await expect(200, 'GET', '/api/v1/jobs', { token: dev.tokens.user });
     await expect(400, 'GET', '/api/v1/jobs?state=sleeping', { token: dev.tokens.user });
     await expect(200, 'GET', `/api/v1/jobs/${job.id}`, { token: acme.tokens.provider });
-    await expect(404, 'GET', `/api/v1/jobs/${job.id}`, { token: dev.tokens.agent });
+    await expect(404, 'GET', '/api/v1/jobs/job_01m8a7cchc8ppnvv3j80j9wyp5', { token: dev.tokens.user });
     await expect(200, 'GET', '/api/v1/agents/self/jobs', { token: acme.tokens.agent });
     await expect(403, 'GET', '/api/v1/agents/self/jobs', { token: acme.tokens.provider });
     await expect(404, 'POST', `/api/v1/agents/self/jobs/${job.id}/claim`, { token: dev.tokens.agent });
