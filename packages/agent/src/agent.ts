@@ -301,7 +301,11 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
    * (the process group is killed). Returns how it ended, its last output lines, and its
    * result files if the provider's result policy let them out.
    */
-  async runJob(job: AgentJob, signal: AbortSignal): Promise<JobOutcome> {
+  async runJob(
+    job: AgentJob,
+    signal: AbortSignal,
+    hooks: { onStart?: (pid: number | undefined) => void } = {},
+  ): Promise<JobOutcome> {
     const log = this.options.logger.child({ job: job.id, app: job.app, version: job.version });
     const desired: DesiredDeployment = { ...job, replicas: 0 };
     const { manifest, dir } = await this.install(desired, signal, log);
@@ -362,6 +366,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
         if (output.length > 200) output.shift();
       });
       proc = started;
+      hooks.onStart?.(started.pid);
       let why: 'cancelled' | 'wall-time' | undefined;
       const timer = setTimeout(() => {
         why ??= 'wall-time';
@@ -372,6 +377,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
         void started.stop(2000);
       };
       signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) onAbort();
       let exit: InstanceExit;
       try {
         exit = await started.exited;
@@ -389,6 +395,9 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
           output,
         };
       if (exit.code !== 0) {
+        // A write past the per-file cap fails in the sandbox (RLIMIT_FSIZE): a policy refusal, not a crash.
+        const left = await collectResults(outputDir, policy).catch(() => undefined);
+        if (left && !left.ok) return { state: 'refused', reason: left.reason, exitCode: exit.code, output };
         const oom = (await cgroups.oomKilled().catch(() => false)) === true;
         const reason = oom
           ? 'killed by the memory limit'
