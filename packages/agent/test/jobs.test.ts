@@ -97,7 +97,7 @@ describe('jobs at the agent: run once in the sandbox, results checked against th
     assert.equal(outcome.state, 'succeeded', `${outcome.reason}: ${outcome.output.join('\n')}`);
     const rows = salesRows(20);
     assert.deepEqual(
-      outcome.files?.map((f) => [f.name, JSON.parse(f.data.toString('utf8'))]),
+      outcome.files?.map((f) => [f.name, JSON.parse(f.data.toString('utf8')) as unknown]),
       [['totals.json', { count: 20, qty: rows.reduce((n, r) => n + r.qty, 0) }]],
     );
     assert.ok(outcome.output.includes('summed 20 rows'));

@@ -438,7 +438,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
       async (request, reply) => {
         const agent = agentOf(request);
         const row = await heldBy(agent.agentId, agent.providerId, request.params.id);
-        const data = request.body as unknown;
+        const data = request.body;
         if (!Buffer.isBuffer(data))
           throw new InsituError('INSITU_UNSUPPORTED_MEDIA_TYPE', 'send the result as application/octet-stream');
         const existing = await store.jobs.results(row.id);
