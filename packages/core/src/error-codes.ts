@@ -240,6 +240,21 @@ export const ERROR_CODES = {
     meaning: 'Every provider whose data the version reads must approve its exact digest before it runs.',
   },
   INSITU_DEPLOYMENT_NOT_FOUND: { status: 404, meaning: 'The deployment does not exist or the caller may not see it.' },
+  INSITU_JOB_NOT_FOUND: { status: 404, meaning: 'The job does not exist or the caller may not see it.' },
+  INSITU_JOB_RESULT_NOT_FOUND: { status: 404, meaning: 'The job has no result file of that name (or it expired).' },
+  INSITU_JOB_QUOTA_EXCEEDED: {
+    status: 429,
+    meaning:
+      'The organisation has as many unfinished jobs as the platform allows (jobs.maxActivePerOrg); wait for one to end.',
+  },
+  INSITU_JOB_NOT_A_JOB: {
+    status: 409,
+    meaning: 'The version does not declare "kind": "job" in insitu.json, so it cannot run as a job.',
+  },
+  INSITU_JOB_RESULT_REFUSED: {
+    status: 413,
+    meaning: "A job's result broke the provider's result policy (size, count or type) or the platform's size limit.",
+  },
   INSITU_SERVICE_NOT_FOUND: {
     status: 404,
     meaning: 'No published service has this name, or the caller may not see it.',

@@ -51,6 +51,16 @@ export {
   ResolvedDatasetSchema,
 } from './agent-deployment.js';
 export type { AgentDeployment, AgentDesired, AgentDatasetPolicy, ResolvedDataset } from './agent-deployment.js';
+export {
+  AgentJobSchema,
+  AgentJobsSchema,
+  AgentJobReportSchema,
+  JOB_STATES,
+  JOB_FINAL_STATES,
+  JobResultPolicySchema,
+  RESULT_NAME_PATTERN,
+} from './agent-job.js';
+export type { AgentJob, AgentJobReport, JobState, JobResultPolicy } from './agent-job.js';
 export type { WaitForOptions } from './wait-for.js';
 export {
   IdSchema,
@@ -81,12 +91,21 @@ export {
 } from './schemas/output-policy.js';
 export type { OutputPolicy, NoisePolicy } from './schemas/output-policy.js';
 export {
+  APP_KINDS,
   APP_RUNTIMES,
   HTTP_METHODS,
+  manifestKinds,
   AppLimitsSchema,
   AppDatasetRefSchema,
   AppEndpointSchema,
   AppManifestSchema,
   parseAppManifest,
 } from './schemas/app-manifest.js';
-export type { AppRuntime, AppLimits, AppDatasetRef, AppEndpoint, AppManifest } from './schemas/app-manifest.js';
+export type {
+  AppKind,
+  AppRuntime,
+  AppLimits,
+  AppDatasetRef,
+  AppEndpoint,
+  AppManifest,
+} from './schemas/app-manifest.js';

@@ -1,6 +1,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import {
   InsituError,
+  JobResultPolicySchema,
   TagSchema,
   VISIBILITIES,
   COLUMN_TYPES,
@@ -232,6 +233,26 @@ export const AgentConfigSchema = Type.Object(
     ),
     limits: LimitsSchema,
     sandbox: SandboxSchema,
+    jobs: Type.Object(
+      {
+        concurrency: Type.Integer({
+          minimum: 0,
+          maximum: 64,
+          default: 2,
+          description: 'Jobs this agent runs at once (0: it runs none); the others wait in the queue',
+        }),
+        shareLogs: Type.Boolean({
+          default: false,
+          description: "Send a job's own output lines (its last 200) to the platform for the submitter to read",
+        }),
+        results: Type.Object(JobResultPolicySchema.properties, {
+          additionalProperties: false,
+          default: {},
+          description: 'What may leave as job results: checked before anything goes up the tunnel',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
   },
   { additionalProperties: false },
 );

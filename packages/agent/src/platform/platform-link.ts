@@ -7,6 +7,7 @@ import {
   AGENT_PROBE_PATH,
   AgentDesiredSchema,
   type AgentDesired,
+  AgentJobsSchema,
   DEPLOYMENT_HEADER,
   assertValid,
   type Logger,
@@ -20,6 +21,7 @@ import {
 } from '@insitu/tunnel';
 import type { Agent, AgentStatus } from '../agent.js';
 import { answerLogs } from './logs-answer.js';
+import { JobQueue } from './job-queue.js';
 import type { BundleSource, DesiredDeployment, FetchedBundle } from '../apps/bundle-source.js';
 import type { DeploymentReport, PlatformClient } from '../identity/platform-client.js';
 
@@ -75,6 +77,7 @@ function report(status: AgentStatus): DeploymentReport[] {
  */
 export class PlatformLink {
   readonly tunnel: TunnelClient;
+  readonly jobs: JobQueue;
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
@@ -105,6 +108,19 @@ export class PlatformLink {
         options.logger.warn({ err: error }, 'applying the desired deployments failed'),
       );
       return { accepted: deployments.length };
+    });
+    const jobConfig = agent.config.jobs;
+    this.jobs = new JobQueue({
+      agent,
+      client: options.client,
+      logger: options.logger.child({ subsystem: 'jobs' }),
+      concurrency: jobConfig.concurrency,
+      shareLogs: jobConfig.shareLogs,
+    });
+    this.tunnel.onCommand('jobs', async (payload: unknown) => {
+      const { jobs } = assertValid(AgentJobsSchema, payload, { what: 'jobs command', code: 'INSITU_TUNNEL_BAD_FRAME' });
+      this.jobs.apply(jobs);
+      return { accepted: jobs.length };
     });
     this.tunnel.on('rejected', (error: Error) =>
       options.logger.error({ err: error }, 'the platform refused this agent credential; enrol again with a new token'),
@@ -177,6 +193,7 @@ export class PlatformLink {
   /** Fetch and apply the desired deployments now. */
   async refresh(): Promise<void> {
     await this.apply(await this.options.client.desired());
+    if (!this.closed) this.jobs.apply(await this.options.client.jobs());
   }
 
   private apply({ deployments, policies }: AgentDesired): Promise<void> {
@@ -231,6 +248,7 @@ export class PlatformLink {
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.reportTimer) clearTimeout(this.reportTimer);
+    await this.jobs.close();
     await this.tunnel.close();
     await this.applying;
   }
