@@ -8,6 +8,7 @@ import { pageRequest } from '../pagination.js';
 import { presentDataset } from '../presenters.js';
 import { NameResolver } from '../name-resolver.js';
 import { NoContent } from '../openapi-responses.js';
+import { notFound } from '../errors.js';
 
 function viewer(principal: Principal | null): { all: boolean; orgIds: string[] } {
   if (!principal) return { all: false, orgIds: [] };
@@ -70,7 +71,7 @@ export function registerDatasetRoutes(app: App, ctx: ServerContext, reconciler: 
       const record = await store.datasets.get(request.params.id);
       const seen = viewer(request.principal);
       if (!record || (record.visibility !== 'public' && !seen.all && !seen.orgIds.includes(record.orgId))) {
-        throw new InsituError('INSITU_DATASET_NOT_FOUND', `no dataset ${request.params.id}`);
+        throw notFound('dataset', request.params.id);
       }
       return presentDataset(record);
     },
@@ -148,7 +149,7 @@ export function registerDatasetRoutes(app: App, ctx: ServerContext, reconciler: 
     async (request, reply) => {
       ownProvider(request, request.params.id);
       if (!(await store.datasets.remove(request.params.id, request.params.name))) {
-        throw new InsituError('INSITU_DATASET_NOT_FOUND', `no dataset ${request.params.name} at this provider`);
+        throw notFound('dataset', `${request.params.name} at this provider`);
       }
       return reply.status(204).send();
     },
