@@ -18,9 +18,9 @@ import { NsProcess } from './ns-process.js';
 
 export const SERVER_PORT = 7070;
 export const FRONT_PORT = 8080;
-const DBM_PORT = 7079;
+export const DBM_PORT = 7079;
 const SECRET = 'testbed-cluster-secret-0123456789abcdef0123456789';
-const DBM_TOKEN = 'testbed-dbmanager-token-0123456789abcdef';
+export const DBM_TOKEN = 'testbed-dbmanager-token-0123456789abcdef';
 const PASSWORD = 'a-long-enough-password';
 const APP_PASSWORD = 'testbed-app-password-0123456789';
 const MANAGER_PASSWORD = 'testbed-manager-password-0123456789';

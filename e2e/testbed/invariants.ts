@@ -149,3 +149,95 @@ export async function waitConverged(bed: Bed, boundMs: number): Promise<number> 
   );
   return Date.now() - start;
 }
+
+/** Every dbmanager `elected` event seen so far in this run (events are kept only for a while). */
+const elections = new Map<string, { id: string; at: string; manager: string; token: string }>();
+
+/**
+ * Never two acting leaders: the fencing tokens of the dbmanager's `elected` events, in the
+ * order of the events, strictly increase (a leader that wakes up after being replaced
+ * cannot publish with its old token: its writes are fenced). Events are read through
+ * `GET /api/v1/cluster` (the newest 20) after every scenario and accumulated over the run.
+ */
+export async function checkFencing(bed: Bed): Promise<Check> {
+  let events: Array<{ id?: string; at?: string; type?: string; message?: string; details?: { token?: unknown } }> = [];
+  try {
+    const response = await fetch(`${frontUrl}/api/v1/cluster`, {
+      headers: { authorization: `Bearer ${bed.adminToken}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    const body = (await response.json()) as { database?: { events?: typeof events } };
+    events = body.database?.events ?? [];
+  } catch (error) {
+    return { name: 'fencing tokens strictly increase (dbmanager elections)', ok: false, detail: String(error) };
+  }
+  for (const event of events) {
+    if (event.type !== 'elected' || event.id === undefined) continue;
+    const token = String(event.details?.token ?? '');
+    const manager = /manager (\S+) elected/.exec(event.message ?? '')?.[1] ?? '?';
+    elections.set(event.id, { id: event.id, at: event.at ?? '', manager, token });
+  }
+  const ordered = [...elections.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const bad = ordered.filter((e, i) => {
+    const previous = ordered[i - 1];
+    if (previous === undefined) return false;
+    try {
+      return BigInt(e.token) <= BigInt(previous.token);
+    } catch {
+      return true;
+    }
+  });
+  return {
+    name: 'fencing tokens strictly increase (dbmanager elections)',
+    ok: bad.length === 0 && ordered.length > 0,
+    detail: `${ordered.length} election(s) seen, tokens ${ordered.map((e) => `${e.token}@${e.manager}`).join(' < ')}`,
+    ...(bad.length > 0 || ordered.length === 0 ? { evidence: ordered } : {}),
+  };
+}
+
+/** What the platform metered for one key: calls and errors over the last day. */
+async function metered(bed: Bed, keyId: string): Promise<{ calls: number; errors: number }> {
+  const response = await fetch(`${frontUrl}/api/v1/usage?granularity=hour&key=${keyId}`, {
+    headers: { authorization: `Bearer ${bed.devToken}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = (await response.json()) as { items?: Array<{ calls: number; errors: number }> };
+  if (!response.ok) throw new Error(`usage: ${response.status} ${JSON.stringify(body)}`);
+  return (body.items ?? []).reduce((sum, i) => ({ calls: sum.calls + i.calls, errors: sum.errors + i.errors }), {
+    calls: 0,
+    errors: 0,
+  });
+}
+
+/**
+ * Metered calls equal the 2xx calls the client counted, for the scenario's own key. The
+ * tolerance is the calls whose answer the client never saw (status 0: reset, timed out,
+ * cut at the stop), which the platform may have metered; nothing may be metered less.
+ * Records are flushed by every node every 250 ms: wait until the count stops growing.
+ */
+export async function checkMetering(bed: Bed, keyId: string, calls: readonly CallOutcome[]): Promise<Check> {
+  const client2xx = calls.filter((c) => c.status >= 200 && c.status < 300).length;
+  const unseen = calls.filter((c) => c.status === 0).length;
+  let last = { calls: -1, errors: 0 };
+  let usage = last;
+  try {
+    await waitFor(
+      async () => {
+        usage = await metered(bed, keyId);
+        const settled = usage.calls === last.calls && usage.calls - usage.errors >= client2xx;
+        last = usage;
+        return settled;
+      },
+      { timeoutMs: 15_000, intervalMs: 1000, what: 'metering to settle' },
+    );
+  } catch {
+    // compared below with what arrived
+  }
+  const meteredOk = usage.calls - usage.errors;
+  const diff = meteredOk - client2xx;
+  return {
+    name: 'metered 2xx calls = 2xx calls the client counted (± answers the client never saw)',
+    ok: diff >= 0 && diff <= unseen,
+    detail: `metered ${usage.calls} calls (${usage.errors} errors, ${meteredOk} ok), client counted ${client2xx} 2xx and ${unseen} unanswered; difference ${diff}`,
+  };
+}

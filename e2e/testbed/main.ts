@@ -66,7 +66,9 @@ async function run(options: TestbedOptions): Promise<number> {
         // heal in case it was half-injected.
         out(`scenario ${name} could not run: ${(error as Error).message}`);
         await fault.heal(bed).catch(() => undefined);
-        results.push(failedScenario(name, fault.describe, (error as Error).message));
+        results.push(
+          failedScenario(name, fault.describe, (error as Error).message, (error as { skipped?: boolean }).skipped),
+        );
       }
     }
   } catch (error) {
