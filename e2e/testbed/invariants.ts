@@ -241,3 +241,81 @@ export async function checkMetering(bed: Bed, keyId: string, calls: readonly Cal
     detail: `metered ${usage.calls} calls (${usage.errors} errors, ${meteredOk} ok), client counted ${client2xx} 2xx and ${unseen} unanswered; difference ${diff}`,
   };
 }
+
+interface HookMessage {
+  id: string;
+  status: 'firing' | 'resolved';
+  title: string;
+  alerts: Array<{ key: string; state: 'firing' | 'repeat' | 'resolved' }>;
+}
+
+/** Alert keys firing at the end of the last scenario (an incident may span scenarios only if it never resolved). */
+const openIncidents = new Set<string>();
+
+/**
+ * One alert and one resolved message per incident, at the webhook and at the SMTP sink:
+ * per alert key the states (repeats aside) alternate firing → resolved, and none is left
+ * firing after the settle (waits up to 30 s for the resolved messages). The SMTP sink got
+ * the same messages (same firing and resolved counts by subject).
+ */
+export async function checkAlerts(bed: Bed, hookFrom: number, mailFrom: number): Promise<Check> {
+  const problems: string[] = [];
+  let firings = 0;
+  let resolveds = 0;
+  const analyse = () => {
+    problems.length = 0;
+    firings = 0;
+    resolveds = 0;
+    const open = new Set(openIncidents);
+    const seen = new Set<string>();
+    for (const hook of bed.hook.accepted.slice(hookFrom)) {
+      const message = hook.body as HookMessage;
+      if (typeof message !== 'object' || message === null || seen.has(message.id)) continue;
+      seen.add(message.id);
+      for (const item of message.alerts ?? []) {
+        if (item.state === 'firing') {
+          if (open.has(item.key)) problems.push(`${item.key} fired twice without a resolved between`);
+          open.add(item.key);
+          firings++;
+        } else if (item.state === 'resolved') {
+          if (!open.has(item.key)) problems.push(`${item.key} resolved without firing`);
+          open.delete(item.key);
+          resolveds++;
+        }
+      }
+    }
+    for (const key of open) problems.push(`${key} still firing after the settle`);
+    return { open, messages: seen.size };
+  };
+  let result = analyse();
+  try {
+    await waitFor(() => (result = analyse()).open.size === 0, {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+      what: 'every alert to resolve',
+    });
+  } catch {
+    // reported below
+  }
+  result = analyse();
+  openIncidents.clear();
+  for (const key of result.open) openIncidents.add(key);
+  const hookMessages = bed.hook.accepted.slice(hookFrom).map((h) => h.body as HookMessage);
+  const mails = bed.smtp.mails.slice(mailFrom);
+  const hookResolved = hookMessages.filter((m) => m.status === 'resolved').length;
+  const mailResolved = mails.filter((m) => /\] RESOLVED /.test(m.subject)).length;
+  if (mails.length !== hookMessages.length || mailResolved !== hookResolved)
+    problems.push(
+      `SMTP got ${mails.length} mails (${mailResolved} resolved), the webhook ${hookMessages.length} messages (${hookResolved} resolved)`,
+    );
+  return {
+    name: 'one alert and one resolved message per incident (webhook and SMTP)',
+    ok: problems.length === 0,
+    detail: `${result.messages} webhook messages, ${mails.length} mails; ${firings} incident(s) fired, ${resolveds} resolved: ${
+      [...new Set(hookMessages.flatMap((m) => (m.alerts ?? []).map((a) => a.key)))].join(', ') || 'none'
+    }`,
+    ...(problems.length > 0
+      ? { evidence: { problems: problems.slice(0, 20), titles: hookMessages.map((m) => m.title) } }
+      : {}),
+  };
+}

@@ -5,6 +5,7 @@ import type { Fault } from './faults.js';
 import {
   checkAudit,
   checkCalls,
+  checkAlerts,
   checkFencing,
   checkMetering,
   checkPrimaries,
@@ -46,6 +47,8 @@ const log = (line: string) => process.stdout.write(`testbed: ${line}\n`);
 export async function runScenario(bed: Bed, fault: Fault, rate: number, outDir: string): Promise<ScenarioResult> {
   log(`scenario ${fault.name}: ${fault.describe}`);
   const sampler = new PrimarySampler(bed);
+  const hookFrom = bed.hook.accepted.length;
+  const mailFrom = bed.smtp.mails.length;
   const loadKey = await scenarioKey(bed, fault.name);
   const workload = await startWorkload(bed, fault.name, rate, loadKey.key);
   let injected = '';
@@ -90,6 +93,7 @@ export async function runScenario(bed: Bed, fault: Fault, rate: number, outDir: 
     await checkAudit(bed),
     await checkFencing(bed),
     await checkMetering(bed, loadKey.id, calls),
+    await checkAlerts(bed, hookFrom, mailFrom),
     {
       name: `converges within ${CONVERGE_BOUND_MS / 1000} s after heal`,
       ok: convergedAfterHealMs !== null,
