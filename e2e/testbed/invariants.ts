@@ -173,7 +173,8 @@ export async function checkFencing(bed: Bed): Promise<Check> {
   }
   for (const event of events) {
     if (event.type !== 'elected' || event.id === undefined) continue;
-    const token = String(event.details?.token ?? '');
+    const raw = event.details?.token;
+    const token = typeof raw === 'string' || typeof raw === 'number' || typeof raw === 'bigint' ? String(raw) : '';
     const manager = /manager (\S+) elected/.exec(event.message ?? '')?.[1] ?? '?';
     elections.set(event.id, { id: event.id, at: event.at ?? '', manager, token });
   }
