@@ -293,11 +293,19 @@ function moreFault(name: FaultName, pick: () => number): Fault | undefined {
         describe:
           'SIGSTOP of the elected dbmanager for 30 s (another is elected; the stopped one must not act on waking)',
         inject: async () => {
-          const leader = dbmanagerLeader();
-          if (leader === undefined) throw new Error('no elected dbmanager found');
-          pid = leader.pid;
-          process.kill(pid, 'SIGSTOP');
-          return `SIGSTOP dbmanager pid ${pid} on ${leader.node}`;
+          // The leader's id can name a manager that just exited (a restart): look again.
+          for (let attempt = 1; ; attempt++) {
+            const leader = dbmanagerLeader();
+            try {
+              if (leader === undefined) throw new Error('no elected dbmanager found');
+              process.kill(leader.pid, 'SIGSTOP');
+              pid = leader.pid;
+              return `SIGSTOP dbmanager pid ${pid} on ${leader.node}`;
+            } catch (error) {
+              if (attempt >= 5) throw error;
+              await sleep(1000);
+            }
+          }
         },
         heal: async () => {
           if (pid !== undefined) process.kill(pid, 'SIGCONT');

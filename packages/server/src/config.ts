@@ -245,10 +245,11 @@ export const ServerConfigSchema = Type.Object(
     readiness: Type.Object(
       {
         probeTimeoutMs: Type.Integer({
-          minimum: 50,
+          minimum: 10,
           maximum: 60_000,
-          default: 1000,
-          description: '/readyz waits this long for the database and the coordination store to answer',
+          default: 100,
+          description:
+            '/readyz waits at most this long for the database and the coordination store; a probe still running is judged by its grace window, so a hanging dependency never makes /readyz slower than a load balancer check timeout',
         }),
         databaseGraceMs: Type.Integer({
           minimum: 0,

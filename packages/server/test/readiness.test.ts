@@ -37,7 +37,7 @@ describe('readiness is node-local, with grace windows for shared dependencies', 
   let etcd: EtcdMember | undefined;
   const stores: Store[] = [];
   const apps: App[] = [];
-  let patient: App; // database grace 120 s, coordination grace 1 s
+  let patient: App; // database grace 120 s, coordination grace 5 s
   let strict: App; // database grace 1 s, coordination grace 120 s
   let token = '';
 
@@ -57,7 +57,8 @@ describe('readiness is node-local, with grace windows for shared dependencies', 
         log: { level: 'silent' },
         auth: { passwordCost: 10 },
         metrics: { token: METRICS_TOKEN },
-        readiness: { probeTimeoutMs: 500, databaseGraceMs, coordinationGraceMs },
+        // Generous probe timeout: a loaded test machine answers slowly; a stopped dependency fails fast or times out.
+        readiness: { probeTimeoutMs: 5000, databaseGraceMs, coordinationGraceMs },
         cluster: {
           coordination: 'etcd',
           etcdEndpoints: [etcd?.endpoint ?? ''],
@@ -68,7 +69,7 @@ describe('readiness is node-local, with grace windows for shared dependencies', 
       apps.push(app);
       return app;
     };
-    patient = await build(120_000, 1000, 'node_patient');
+    patient = await build(120_000, 5000, 'node_patient');
     strict = await build(1000, 120_000, 'node_strict');
     const init = await initPlatform(
       stores[0] as Store,
@@ -87,8 +88,13 @@ describe('readiness is node-local, with grace windows for shared dependencies', 
 
   it('both nodes are ready with every dependency answering', async () => {
     for (const app of [patient, strict]) {
-      const state = await readyz(app);
-      assert.equal(state.status, 200);
+      const state = await waitFor(
+        async () => {
+          const s = await readyz(app);
+          return s.status === 200 ? s : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 200, what: 'the node to be ready' },
+      );
       assert.deepEqual(state.checks, { database: 'ok', coordination: 'ok' });
     }
   });
@@ -158,7 +164,7 @@ describe('readiness is node-local, with grace windows for shared dependencies', 
           const state = await readyz(patient);
           return state.status === 503 ? state : undefined;
         },
-        { timeoutMs: 30_000, intervalMs: 100, what: 'the node with 1 s coordination grace to go unready' },
+        { timeoutMs: 30_000, intervalMs: 100, what: 'the node with 5 s coordination grace to go unready' },
       );
       assert.equal(gone.code, 'INSITU_NOT_READY');
       assert.equal(gone.checks.coordination, 'down');
