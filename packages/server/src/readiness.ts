@@ -22,6 +22,8 @@ interface Dependency {
   lastOkAt: number | undefined;
   inFlight: Promise<void> | undefined;
   lastError: string | undefined;
+  /** Start of the first check since the last answer that got no answer in time (the outage's start as this node saw it). */
+  failingSince: number | undefined;
 }
 
 /**
@@ -44,7 +46,14 @@ export class Readiness {
     private readonly options: { probeTimeoutMs: number; now: () => number; registry: Registry },
   ) {
     for (const [name, { probe, graceMs }] of Object.entries(dependencies))
-      this.#dependencies.set(name, { probe, graceMs, lastOkAt: undefined, inFlight: undefined, lastError: undefined });
+      this.#dependencies.set(name, {
+        probe,
+        graceMs,
+        lastOkAt: undefined,
+        inFlight: undefined,
+        lastError: undefined,
+        failingSince: undefined,
+      });
     const registers = [options.registry];
     this.#up = new Gauge({
       name: 'insitu_readiness_dependency_up',
@@ -102,10 +111,15 @@ export class Readiness {
     for (const [name, dependency] of entries) {
       const answeredNow = dependency.lastOkAt !== undefined && dependency.lastOkAt >= started;
       let state: DependencyState;
-      if (answeredNow) state = { state: 'ok', graceMs: dependency.graceMs };
-      else {
-        const downForMs = dependency.lastOkAt === undefined ? undefined : now - dependency.lastOkAt;
-        const within = downForMs !== undefined && downForMs <= dependency.graceMs;
+      if (answeredNow) {
+        dependency.failingSince = undefined;
+        state = { state: 'ok', graceMs: dependency.graceMs };
+      } else {
+        // Counted from the first unanswered check, not from the last answer: checks may be
+        // far apart (no balancer polling), and a quiet gap is not an outage.
+        dependency.failingSince ??= started;
+        const downForMs = dependency.lastOkAt === undefined ? undefined : now - dependency.failingSince;
+        const within = downForMs !== undefined && dependency.graceMs > 0 && downForMs <= dependency.graceMs;
         state = {
           state: within ? 'degraded' : 'down',
           ...(downForMs !== undefined ? { downForMs } : {}),
