@@ -285,6 +285,32 @@ export const ServerConfigSchema = Type.Object(
       },
       { ...Closed, default: {} },
     ),
+    readiness: Type.Object(
+      {
+        probeTimeoutMs: Type.Integer({
+          minimum: 10,
+          maximum: 60_000,
+          default: 100,
+          description:
+            '/readyz waits at most this long for the database and the coordination store; a probe still running is judged by its grace window, so a hanging dependency never makes /readyz slower than a load balancer check timeout',
+        }),
+        databaseGraceMs: Type.Integer({
+          minimum: 0,
+          maximum: 3_600_000,
+          default: 30_000,
+          description:
+            'The platform database may not answer for this long (a failover, a restart) before this node reports itself unready; meanwhile /readyz says "degraded" and calls answer coded errors',
+        }),
+        coordinationGraceMs: Type.Integer({
+          minimum: 0,
+          maximum: 3_600_000,
+          default: 15_000,
+          description:
+            'The coordination store (etcd) may not answer for this long (a member lost, an election) before this node reports itself unready',
+        }),
+      },
+      { ...Closed, default: {} },
+    ),
     cluster: Type.Object(
       {
         coordination: Type.Enum(['memory', 'etcd'] as const, {

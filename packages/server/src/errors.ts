@@ -97,8 +97,35 @@ export function toApiError(error: unknown): InsituError {
       cause: error,
     });
   }
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && DATABASE_GONE.has(code)) {
+    // The platform database went away under a request (a failover, a restart): the caller
+    // gets the coded 503 it can retry, not an internal error.
+    return new InsituError('INSITU_DATABASE_UNAVAILABLE', 'the platform database is not answering; retry', {
+      cause: error,
+    });
+  }
   return new InsituError('INSITU_INTERNAL', 'internal error', { cause: error });
 }
+
+/**
+ * Driver error codes (mysql2, Node's sockets) that mean "the database is not reachable or
+ * not writable right now", never a bug: connection refused, reset, lost or timed out, and
+ * `read_only` fencing a write during a failover (ER_OPTION_PREVENTS_STATEMENT).
+ */
+const DATABASE_GONE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_OPTION_PREVENTS_STATEMENT',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CON_COUNT_ERROR',
+]);
 
 /** What the API looks up by reference, and the code a missing one answers with (404). */
 const NOT_FOUND_CODES = {
