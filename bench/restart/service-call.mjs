@@ -8,7 +8,7 @@
 //   call:   /healthz answers → the first 200 of GET /s/sales-insights/cities (agent redial, session,
 //           deployment status, routing), polled every 50 ms,
 // printing each trial, the medians and the failures seen before the first 200.
-// After `npm run build`:  node bench/restart/service-call.mjs [--trials 5] [--down-ms 2000]
+// After `npm run build`:  node bench/restart/service-call.mjs [--trials 5] [--down-ms 2000] [--up-ms 3000]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -17,9 +17,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchArgs } from '../args.mjs';
 
-const args = benchArgs('node bench/restart/service-call.mjs [--trials 5] [--down-ms 2000]', {
+const args = benchArgs('node bench/restart/service-call.mjs [--trials 5] [--down-ms 2000] [--up-ms 3000]', {
   trials: { default: '5', kind: 'count', help: 'restarts to time' },
   'down-ms': { default: '2000', kind: 'count', help: 'how long the server stays down per restart' },
+  'up-ms': {
+    default: '3000',
+    kind: 'count',
+    help: 'how long the server serves after the first 200 before the next restart',
+  },
 });
 const CLI = fileURLToPath(new URL('../../packages/cli/bin/insitu.js', import.meta.url));
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -103,6 +108,8 @@ try {
   const listens = [];
   const calls = [];
   for (let i = 0; i < Number(args.trials); i++) {
+    // Restarts a few seconds apart (a rolling restart, an operator repairing a crash): the agents were back.
+    await sleep(Number(args['up-ms']));
     await stop(server);
     await sleep(Number(args['down-ms']));
     server = start(serverArgs);
