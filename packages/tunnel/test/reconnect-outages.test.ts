@@ -1,4 +1,3 @@
-import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { waitFor } from '@insitu/core';
 import type { TunnelClient } from '@insitu/tunnel';
