@@ -406,7 +406,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .command('invoke <name> [path]')
     .description('call a service through the gateway with an API key and print the answer')
     .option('--key <key>', 'API key (isu_key_…)')
-    .option('-X, --method <method>', 'HTTP method', 'GET')
+    .option('-X, --method <method>', 'HTTP method (default GET, or POST with -d, as curl)')
     .option('-d, --data <body>', 'request body (JSON)')
     .option('--major <n>', 'call major version n (/v<n>/…)', (v: string) => nonNegativeInt(v, '--major'))
     .option('-i, --include', 'print the status and headers too')
@@ -416,7 +416,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
       async (
         name: string,
         path: string | undefined,
-        options: Remote & { key?: string; method: string; data?: string; major?: number; include?: boolean },
+        options: Remote & { key?: string; method?: string; data?: string; major?: number; include?: boolean },
       ) => {
         exitCode = await (await import('./commands/service.js')).runServiceInvoke(name, path, options, io);
       },
