@@ -362,6 +362,12 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
       logger: log.child({ subsystem: 'data-api' }),
       caller: job.id,
       gates: this.gates,
+      // The same output policies as services: the platform's can only tighten the config's, and
+      // every job of one approved version pays noised answers from one budget (a budget per job
+      // would let a consumer buy a fresh one by submitting again).
+      platformPolicies: { get: (dataset) => this.platformPolicies.get(dataset) },
+      budget: this.budget,
+      budgetKey: `job-version:${job.digest}`,
     });
     let cgroups: InstanceCgroups | undefined;
     let proc: InstanceProcess | undefined;
@@ -460,6 +466,9 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     } finally {
       await proc?.stop(0);
       await cgroups?.kill().catch(() => undefined);
+      // A job is over only when nothing of it runs any more.
+      if (proc && !(await proc.groupGone()))
+        log.warn({ pid: proc.pid }, "processes of the job's group outlived SIGKILL for 2 s");
       await cgroups?.remove().catch(() => undefined);
       await dataApi.close();
       await rm(jobDir, { recursive: true, force: true });

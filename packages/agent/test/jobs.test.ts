@@ -35,6 +35,17 @@ if (mode === 'sum') {
   for await (const row of readDataset('sales', { columns: ['qty'] })) { count++; qty += Number(row.qty); }
   await writeResult('totals.json', { count, qty });
   console.log('summed ' + count + ' rows');
+} else if (mode === 'by-city') {
+  const groups = [];
+  for await (const row of readDataset('sales', { groupBy: ['city'], aggregates: [{ fn: 'count', as: 'n' }] })) groups.push(row);
+  await writeResult('groups.json', groups);
+} else if (mode === 'rows') {
+  try {
+    for await (const row of readDataset('sales', { columns: ['id', 'qty'] })) console.log('row ' + row.id);
+    await writeResult('rows.json', 'read');
+  } catch (error) {
+    await writeResult('refusal.json', { code: error.code, status: error.status });
+  }
 } else if (mode === 'big') {
   await writeResult('big.csv', 'x'.repeat(4096));
 } else if (mode === 'binary') {
@@ -118,6 +129,40 @@ describe('jobs at the agent: run once in the sandbox, results checked against th
     assert.equal(link.state, 'refused');
     assert.match(link.reason, /passwd\.txt: not a regular file/);
     assert.equal(link.files, undefined);
+  });
+
+  it('obeys the output policies of services: a platform policy (aggregatesOnly, minGroupSize) binds a job too', async () => {
+    const k = 3;
+    agent.setPlatformPolicies([{ dataset: 'sales', policy: { aggregatesOnly: true, minGroupSize: k } }]);
+    try {
+      const rows = await agent.runJob(job({ mode: 'rows' }), new AbortController().signal);
+      assert.equal(rows.state, 'succeeded', `${rows.reason}: ${rows.output.join('\n')}`);
+      assert.deepEqual(
+        rows.files?.map((f) => [f.name, JSON.parse(f.data.toString('utf8')) as unknown]),
+        [['refusal.json', { code: 'INSITU_POLICY_AGGREGATES_ONLY', status: 403 }]],
+      );
+      assert.ok(!rows.output.some((line) => line.startsWith('row ')), 'no row reached the job');
+
+      const grouped = await agent.runJob(job({ mode: 'by-city' }), new AbortController().signal);
+      assert.equal(grouped.state, 'succeeded', `${grouped.reason}: ${grouped.output.join('\n')}`);
+      const groups = JSON.parse(grouped.files?.[0]?.data.toString('utf8') ?? '[]') as Array<{
+        city: string;
+        n: number;
+      }>;
+      const expected = new Map<string, number>();
+      for (const r of salesRows(20)) expected.set(r.city, (expected.get(r.city) ?? 0) + 1);
+      assert.deepEqual(
+        groups.map((g) => [g.city, Number(g.n)]).sort(),
+        [...expected].filter(([, n]) => n >= k).sort(),
+        'groups under k vanished, the others are whole',
+      );
+      assert.ok(
+        [...expected.values()].some((n) => n < k),
+        'the fixture has a group under k, so the check can fail',
+      );
+    } finally {
+      agent.setPlatformPolicies([]);
+    }
   });
 
   it('kills a job past its wall-time budget', async () => {

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
-import type { Logger } from '@insitu/core';
+import { waitFor, type Logger } from '@insitu/core';
 import { AGENT_ALIVE_FD, type Launch } from './sandbox.js';
 
 /** How an instance process ended. */
@@ -142,6 +142,28 @@ export class InstanceProcess {
 
   get running(): boolean {
     return this.exitInfo === undefined;
+  }
+
+  /**
+   * Resolves once no process of the group is left (a SIGKILLed process lingers a moment after
+   * the launcher's exit), or after `timeoutMs` with false.
+   */
+  async groupGone(timeoutMs = 2000): Promise<boolean> {
+    await this.exited;
+    const pid = this.child.pid;
+    const alive = () => {
+      if (pid === undefined) return false;
+      try {
+        process.kill(-pid, 0);
+        return true;
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    };
+    return waitFor(() => !alive(), { timeoutMs, intervalMs: 5 }).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** SIGTERM to the process group, then SIGKILL after `graceMs`; resolves once the process has exited. */

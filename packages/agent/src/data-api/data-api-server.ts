@@ -130,6 +130,11 @@ export interface DataApiServerOptions {
   platformPolicies?: PlatformPolicies;
   /** Where noised answers are paid for (one per agent, shared by its data APIs); required for datasets with noise. */
   budget?: PrivacyBudget;
+  /**
+   * Whose privacy budget a noised answer is paid from; `caller` by default. Jobs pass their
+   * approved version, so that running the same code again and again draws on one budget.
+   */
+  budgetKey?: string;
 }
 
 /**
@@ -245,7 +250,7 @@ export class DataApiServer {
         throw new InsituError('INSITU_POLICY_NOISE_UNSUPPORTED', 'this data API keeps no privacy budget');
       // Paid before the query runs: an answer that fails halfway may already have leaked.
       this.options.budget.charge(
-        this.options.caller ?? 'local',
+        this.options.budgetKey ?? this.options.caller ?? 'local',
         name,
         plan.noise.epsilon,
         (policy.noise as { budget: number }).budget,
