@@ -122,6 +122,19 @@ export const ENV_VARS: readonly EnvVar[] = [
       'For running an application outside the agent: the Unix socket path to serve HTTP on (the agent itself sets INSITU_LISTEN_FD).',
   },
   {
+    name: 'INSITU_JOB_ARGS',
+    scope: 'app',
+    type: 'string',
+    meaning: "Set by the agent for a job: the consumer's arguments as JSON (the SDK's jobArgs() reads it).",
+  },
+  {
+    name: 'INSITU_OUTPUT_DIR',
+    scope: 'app',
+    type: 'string',
+    meaning:
+      "Set by the agent for a job: the directory its result files go to; only what the provider's result policy allows leaves it.",
+  },
+  {
     name: 'INSITU_DATA_API',
     scope: 'app',
     type: 'string',

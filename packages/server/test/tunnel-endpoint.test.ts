@@ -204,7 +204,7 @@ describe('server: two platform nodes on a real etcd cluster', () => {
         timeoutMs: 10_000,
         what: 'the desired state to reach the agent through b',
       });
-      assert.deepEqual(pushed[0], { deployments: [] });
+      assert.deepEqual(pushed[0], { deployments: [], policies: [] });
     } finally {
       await client?.close(200);
       for (const app of nodes) await app.close().catch(() => undefined);

@@ -102,7 +102,8 @@ for (const target of databaseTargets()) {
         mixed,
         orphan,
       });
-      assert.deepEqual(await store.migrate(), ['003-resolved-datasets', '004-app-logs']);
+      // The migrations after 002, in order (later ones follow; this test is about 003).
+      assert.deepEqual((await store.migrate()).slice(0, 2), ['003-resolved-datasets', '004-app-logs']);
     });
 
     after(async () => {
