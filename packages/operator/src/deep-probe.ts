@@ -26,7 +26,8 @@ export interface ServerProbeAnswer {
   node: string;
   database: { ok: boolean; ms: number; error?: string };
   sessions: { sessionId: string; agentId: string; providerId: string; ok: boolean; ms: number; error?: string }[];
-  agents: { id: string; name: string; providerId: string; lastSeenAt: string | null }[];
+  /** `enrolledAt` is absent in answers of servers older than the field. */
+  agents: { id: string; name: string; providerId: string; lastSeenAt: string | null; enrolledAt?: string }[];
   crashLooping: {
     deploymentId: string;
     app: string;
@@ -155,7 +156,10 @@ export function createServerDeepProber(config: Readonly<NodeConfig>, logger: Log
         const now = Date.now();
         for (const agent of first.agents) {
           if (connected.has(agent.id)) continue;
-          const seen = agent.lastSeenAt ? Date.parse(agent.lastSeenAt) : 0;
+          // An agent never seen is offline only once it has had agentOfflineMs since its
+          // enrolment to dial in (it enrols, then opens its sessions a moment later).
+          const since = agent.lastSeenAt ?? agent.enrolledAt;
+          const seen = since ? Date.parse(since) : 0;
           if (now - seen >= config.alerts.agentOfflineMs) {
             conditions.push({
               condition: 'agent-offline',

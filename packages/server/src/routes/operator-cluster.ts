@@ -38,6 +38,7 @@ const ProbeResultSchema = Type.Object({
       name: Type.String(),
       providerId: Type.String(),
       lastSeenAt: Type.Union([Type.String(), Type.Null()]),
+      enrolledAt: Type.String(),
     }),
   ),
   crashLooping: Type.Array(
@@ -133,7 +134,8 @@ export function registerOperatorClusterRoutes(app: App, ctx: ServerContext): voi
           }
         }),
       );
-      let agents: { id: string; name: string; providerId: string; lastSeenAt: string | null }[] = [];
+      let agents: { id: string; name: string; providerId: string; lastSeenAt: string | null; enrolledAt: string }[] =
+        [];
       let crashLooping: {
         deploymentId: string;
         app: string;
@@ -150,6 +152,7 @@ export function registerOperatorClusterRoutes(app: App, ctx: ServerContext): voi
             name: agent.name,
             providerId: agent.provider_id,
             lastSeenAt: agent.last_seen_at === null ? null : new Date(agent.last_seen_at).toISOString(),
+            enrolledAt: new Date(agent.created_at).toISOString(),
           }));
         const deployments = await store.deployments.list({ states: ['active'], limit: 1000, offset: 0 });
         const byId = new Map(deployments.map((d) => [d.id, d]));
