@@ -100,7 +100,7 @@ export interface TunnelClientOptions {
    * one, every request comes as an HTTP/2 stream to `handler`.
    */
   workTarget?: (service: string) => WorkTarget | undefined;
-  /** Work connections per session at most (default 64 when there is a work target; 0 turns them off). */
+  /** Work connections per session at most (default 0: off, experimental — see the README's "Work connections"). */
   workConnections?: number;
   /** Streams the platform may open at once on one session (default 4096). */
   maxConcurrentStreams?: number;
@@ -485,7 +485,7 @@ export class TunnelClient extends EventEmitter {
 
   get #workConnections(): number {
     if (!this.#workTarget) return 0;
-    return Math.max(0, Math.min(this.#options.workConnections ?? 64, MAX_WORK_CONNECTIONS));
+    return Math.max(0, Math.min(this.#options.workConnections ?? 0, MAX_WORK_CONNECTIONS));
   }
 
   /**
@@ -497,7 +497,7 @@ export class TunnelClient extends EventEmitter {
     if (this.#closed || !this.#live.has(live) || live.work.size >= this.#workConnections) return;
     const resolveTarget = this.#workTarget;
     if (!resolveTarget) return;
-    const placeholder = new EventEmitter() as unknown as Socket;
+    const placeholder = { destroy: () => undefined } as unknown as Socket;
     live.work.add(placeholder);
     dialUpgrade({
       url: live.url,
@@ -542,7 +542,11 @@ export class TunnelClient extends EventEmitter {
       socket.pause();
       const service = pending.subarray(0, newline).toString('latin1');
       const rest = pending.subarray(newline + 1);
-      const target = SERVICE_KEY_PATTERN.test(service) ? resolveTarget(service) : undefined;
+      // Only a service this agent announced: the platform is not trusted to pick any other.
+      const target =
+        SERVICE_KEY_PATTERN.test(service) && this.#services.some((s) => s.key === service)
+          ? resolveTarget(service)
+          : undefined;
       if (!target) {
         this.#logger.info(
           { code: 'INSITU_TUNNEL_BAD_FRAME', service: service.slice(0, 200) },

@@ -614,7 +614,8 @@ export class TunnelServer {
     }
     const service = request.service;
     if (service !== undefined && session.work) {
-      if (session.work.canServe(service)) return this.#attemptWork(session, session.work, service, request, method, deadline);
+      if (session.work.canServe(service))
+        return this.#attemptWork(session, session.work, service, request, method, deadline);
       session.work.refill();
     }
     const hasBody = request.body !== undefined;
@@ -783,7 +784,10 @@ export class TunnelServer {
         });
       });
       outgoing.on('error', (error) => {
-        settle('died', new AttemptFailure('died', `work connection of session ${session.id}: ${error.message}`, bodyStarted));
+        settle(
+          'died',
+          new AttemptFailure('died', `work connection of session ${session.id}: ${error.message}`, bodyStarted),
+        );
       });
       outgoing.once('close', () => {
         session.inFlight--;
