@@ -721,7 +721,7 @@ export class TunnelServer {
     deadline: number,
   ): Promise<TunnelResponse> {
     const body = request.body;
-    const headers = forwardableHeaders(request.headers ?? {}, { host: 'localhost' } as Record<string, string>);
+    const headers = forwardableHeaders(request.headers ?? {}, { host: 'localhost' });
     if ((typeof body === 'string' || Buffer.isBuffer(body)) && headers['content-length'] === undefined)
       headers['content-length'] = String(Buffer.byteLength(body));
     let outgoing: http.ClientRequest;

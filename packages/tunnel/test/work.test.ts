@@ -124,7 +124,7 @@ describe('work connections (the data plane)', () => {
     }
     // Sequential requests reuse one kept-alive connection to the app: bytes were piped, not re-proxied.
     assert.equal(ports.size, 1);
-    assert.ok(session().work!.size >= 4);
+    assert.ok((session().work?.size ?? 0) >= 4);
   });
 
   it('carries request bodies with a length, chunked, and large bodies both ways', async () => {
@@ -227,7 +227,7 @@ describe('work connections (the data plane)', () => {
       );
       await other.close(200);
       await waitFor(() => caught.length > 0, { timeoutMs: 10_000, what: 'a token of the other agent' });
-      const stolen = caught[0]!;
+      const stolen = caught[0] as { session: string; token: string };
       assert.notEqual(stolen.session, sessionId);
       const claimed = await rawUpgrade(platform.port, {
         'insitu-session': sessionId,
@@ -244,7 +244,7 @@ describe('work connections (the data plane)', () => {
       todo: 'fails: killing every work connection leaves the session unroutable (INSITU_TUNNEL_NO_ROUTE); not yet understood',
     },
     async () => {
-      const work = session().work!;
+      const work = session().work as NonNullable<ReturnType<typeof session>['work']>;
       await waitFor(() => work.spares >= 4, { timeoutMs: 10_000, what: 'spares' });
       for (const socket of work.connections()) socket.destroy();
       const res = await platform.tunnel.request({
@@ -273,7 +273,7 @@ describe('work connections (the data plane)', () => {
       todo: 'fails after the previous test: a POST gets "socket hang up" on a work connection',
     },
     async () => {
-      const work = session().work!;
+      const work = session().work as NonNullable<ReturnType<typeof session>['work']>;
       const results = await Promise.all(
         Array.from({ length: 100 }, async (_, i) => {
           const res = await platform.tunnel.request({
