@@ -8,6 +8,11 @@ export const FAULTS = [
   'etcd-kill',
   'partition-mgmt',
   'netem-prov1',
+  'node-loss-primary',
+  'node-loss-leader',
+  'dbmanager-stop',
+  'app-instance-kill',
+  'random-sequence',
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 /** The `--quick` three (the CI run). */

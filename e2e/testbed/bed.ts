@@ -7,20 +7,24 @@ import {
   startEtcdCluster,
   startMariaDbCluster,
   startPostgres,
+  startSmtpSink,
+  startWebhookReceiver,
   type EtcdCluster,
+  type SmtpSink,
+  type WebhookReceiver,
   type MariaDbCluster,
   type MariaDbInstance,
   type PostgresInstance,
 } from '@insitu/test-helpers';
 import { INSITU, cleanEnv, ok, runInsitu } from '../test/support.js';
-import { MACHINES, MGMT, netnsOf, type Machine, type Mgmt } from './network.js';
+import { HOST_ADDRESS, MACHINES, MGMT, netnsOf, type Machine, type Mgmt } from './network.js';
 import { NsProcess } from './ns-process.js';
 
 export const SERVER_PORT = 7070;
 export const FRONT_PORT = 8080;
-const DBM_PORT = 7079;
+export const DBM_PORT = 7079;
 const SECRET = 'testbed-cluster-secret-0123456789abcdef0123456789';
-const DBM_TOKEN = 'testbed-dbmanager-token-0123456789abcdef';
+export const DBM_TOKEN = 'testbed-dbmanager-token-0123456789abcdef';
 const PASSWORD = 'a-long-enough-password';
 const APP_PASSWORD = 'testbed-app-password-0123456789';
 const MANAGER_PASSWORD = 'testbed-manager-password-0123456789';
@@ -53,6 +57,11 @@ export interface Bed {
   key: string;
   service: string;
   callPath: string;
+  /** The application "wards" (for further services on it). */
+  appId: string;
+  /** Where the operators and dbmanagers send alerts: a webhook receiver and an SMTP server on the bridge. */
+  hook: WebhookReceiver;
+  smtp: SmtpSink;
   /** Member name (db1..3) → instance. */
   members: Map<string, MariaDbInstance>;
   spawn(name: string, machine: Machine, command: string, args: string[], env?: Record<string, string>): NsProcess;
@@ -159,6 +168,15 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
     "CREATE TABLE patients (id int primary key, ward text, age int); INSERT INTO patients SELECT g, 'ward-' || (g % 5), 20 + g % 60 FROM generate_series(1, 500) g;",
   );
 
+  // Alert sinks in the root namespace on the bridge's address, which every machine reaches.
+  bed.hook = await startWebhookReceiver({ host: HOST_ADDRESS });
+  bed.smtp = await startSmtpSink({ host: HOST_ADDRESS });
+  const notify = {
+    webhooks: [{ url: bed.hook.url }],
+    email: { host: bed.smtp.host, port: bed.smtp.port, from: 'insitu@testbed.test', to: ['ops@testbed.test'] },
+    groupWaitMs: 0,
+  };
+
   const env = {
     INSITU_DATABASE_PASSWORD: APP_PASSWORD,
     INSITU_DBMANAGER_PASSWORD: MANAGER_PASSWORD,
@@ -209,6 +227,7 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
     coord: { kind: 'etcd', endpoints: etcdEndpoints, leaseTtlMs: 2000 },
     admin: { host: '127.0.0.1', port: DBM_PORT },
     failover: { cooldownMs: 1000 },
+    notify,
     _machine: m,
   });
 
@@ -235,6 +254,7 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
           },
         },
         cluster: { secret: SECRET },
+        notify,
         alerts: { groupWaitMs: 0, groupIntervalMs: 1000, agentOfflineMs: 3000 },
         timing: {
           nodeLeaseTtlMs: 6000,
@@ -452,6 +472,7 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
   if (created.code !== 0) throw new Error(`key create: ${created.stderr}`);
   bed.key = (JSON.parse(created.stdout) as { key: string }).key;
   bed.service = 'wards';
+  bed.appId = version.appId;
   bed.callPath = '/s/wards/ping';
   for (const m of MGMT) {
     await waitFor(
@@ -483,5 +504,11 @@ export async function stopBed(started: { bed: Partial<Bed> }): Promise<void> {
   for (const agent of bed.agents ?? []) await quietly(() => agent.proc.stop(5000));
   await quietly(() => bed.haproxy?.stop(2000));
   await Promise.all([...(bed.nodes?.values() ?? [])].map((n) => quietly(() => n.stop(20_000))));
-  await Promise.all([quietly(() => bed.db?.stop()), quietly(() => bed.etcd?.stop()), quietly(() => bed.pg?.stop())]);
+  await Promise.all([
+    quietly(() => bed.db?.stop()),
+    quietly(() => bed.etcd?.stop()),
+    quietly(() => bed.pg?.stop()),
+    quietly(() => bed.hook?.stop()),
+    quietly(() => bed.smtp?.stop()),
+  ]);
 }

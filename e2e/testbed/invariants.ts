@@ -149,3 +149,175 @@ export async function waitConverged(bed: Bed, boundMs: number): Promise<number> 
   );
   return Date.now() - start;
 }
+
+/** Every dbmanager `elected` event seen so far in this run (events are kept only for a while). */
+const elections = new Map<string, { id: string; at: string; manager: string; token: string }>();
+
+/**
+ * Never two acting leaders: the fencing tokens of the dbmanager's `elected` events, in the
+ * order of the events, strictly increase (a leader that wakes up after being replaced
+ * cannot publish with its old token: its writes are fenced). Events are read through
+ * `GET /api/v1/cluster` (the newest 20) after every scenario and accumulated over the run.
+ */
+export async function checkFencing(bed: Bed): Promise<Check> {
+  let events: Array<{ id?: string; at?: string; type?: string; message?: string; details?: { token?: unknown } }> = [];
+  try {
+    const response = await fetch(`${frontUrl}/api/v1/cluster`, {
+      headers: { authorization: `Bearer ${bed.adminToken}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    const body = (await response.json()) as { database?: { events?: typeof events } };
+    events = body.database?.events ?? [];
+  } catch (error) {
+    return { name: 'fencing tokens strictly increase (dbmanager elections)', ok: false, detail: String(error) };
+  }
+  for (const event of events) {
+    if (event.type !== 'elected' || event.id === undefined) continue;
+    const raw = event.details?.token;
+    const token = typeof raw === 'string' || typeof raw === 'number' || typeof raw === 'bigint' ? String(raw) : '';
+    const manager = /manager (\S+) elected/.exec(event.message ?? '')?.[1] ?? '?';
+    elections.set(event.id, { id: event.id, at: event.at ?? '', manager, token });
+  }
+  const ordered = [...elections.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const bad = ordered.filter((e, i) => {
+    const previous = ordered[i - 1];
+    if (previous === undefined) return false;
+    try {
+      return BigInt(e.token) <= BigInt(previous.token);
+    } catch {
+      return true;
+    }
+  });
+  return {
+    name: 'fencing tokens strictly increase (dbmanager elections)',
+    ok: bad.length === 0 && ordered.length > 0,
+    detail: `${ordered.length} election(s) seen, tokens ${ordered.map((e) => `${e.token}@${e.manager}`).join(' < ')}`,
+    ...(bad.length > 0 || ordered.length === 0 ? { evidence: ordered } : {}),
+  };
+}
+
+/** What the platform metered for one key: calls and errors over the last day. */
+async function metered(bed: Bed, keyId: string): Promise<{ calls: number; errors: number }> {
+  const response = await fetch(`${frontUrl}/api/v1/usage?granularity=hour&key=${keyId}`, {
+    headers: { authorization: `Bearer ${bed.devToken}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = (await response.json()) as { items?: Array<{ calls: number; errors: number }> };
+  if (!response.ok) throw new Error(`usage: ${response.status} ${JSON.stringify(body)}`);
+  return (body.items ?? []).reduce((sum, i) => ({ calls: sum.calls + i.calls, errors: sum.errors + i.errors }), {
+    calls: 0,
+    errors: 0,
+  });
+}
+
+/**
+ * Metered calls equal the 2xx calls the client counted, for the scenario's own key. The
+ * tolerance is the calls whose answer the client never saw (status 0: reset, timed out,
+ * cut at the stop), which the platform may have metered; nothing may be metered less.
+ * Records are flushed by every node every 250 ms: wait until the count stops growing.
+ */
+export async function checkMetering(bed: Bed, keyId: string, calls: readonly CallOutcome[]): Promise<Check> {
+  const client2xx = calls.filter((c) => c.status >= 200 && c.status < 300).length;
+  const unseen = calls.filter((c) => c.status === 0).length;
+  let last = { calls: -1, errors: 0 };
+  let usage = last;
+  try {
+    await waitFor(
+      async () => {
+        usage = await metered(bed, keyId);
+        const settled = usage.calls === last.calls && usage.calls - usage.errors >= client2xx;
+        last = usage;
+        return settled;
+      },
+      { timeoutMs: 15_000, intervalMs: 1000, what: 'metering to settle' },
+    );
+  } catch {
+    // compared below with what arrived
+  }
+  const meteredOk = usage.calls - usage.errors;
+  const diff = meteredOk - client2xx;
+  return {
+    name: 'metered 2xx calls = 2xx calls the client counted (± answers the client never saw)',
+    ok: diff >= 0 && diff <= unseen,
+    detail: `metered ${usage.calls} calls (${usage.errors} errors, ${meteredOk} ok), client counted ${client2xx} 2xx and ${unseen} unanswered; difference ${diff}`,
+  };
+}
+
+interface HookMessage {
+  id: string;
+  status: 'firing' | 'resolved';
+  title: string;
+  alerts: Array<{ key: string; state: 'firing' | 'repeat' | 'resolved' }>;
+}
+
+/** Alert keys firing at the end of the last scenario (an incident may span scenarios only if it never resolved). */
+const openIncidents = new Set<string>();
+
+/**
+ * One alert and one resolved message per incident, at the webhook and at the SMTP sink:
+ * per alert key the states (repeats aside) alternate firing → resolved, and none is left
+ * firing after the settle (waits up to 30 s for the resolved messages). The SMTP sink got
+ * the same messages (same firing and resolved counts by subject).
+ */
+export async function checkAlerts(bed: Bed, hookFrom: number, mailFrom: number): Promise<Check> {
+  const problems: string[] = [];
+  let firings = 0;
+  let resolveds = 0;
+  const analyse = () => {
+    problems.length = 0;
+    firings = 0;
+    resolveds = 0;
+    const open = new Set(openIncidents);
+    const seen = new Set<string>();
+    for (const hook of bed.hook.accepted.slice(hookFrom)) {
+      const message = hook.body as HookMessage;
+      if (typeof message !== 'object' || message === null || seen.has(message.id)) continue;
+      seen.add(message.id);
+      for (const item of message.alerts ?? []) {
+        if (item.state === 'firing') {
+          if (open.has(item.key)) problems.push(`${item.key} fired twice without a resolved between`);
+          open.add(item.key);
+          firings++;
+        } else if (item.state === 'resolved') {
+          if (!open.has(item.key)) problems.push(`${item.key} resolved without firing`);
+          open.delete(item.key);
+          resolveds++;
+        }
+      }
+    }
+    // Only incidents of this scenario count as unresolved; one left from an earlier scenario was reported there.
+    for (const key of open) if (!openIncidents.has(key)) problems.push(`${key} still firing after the settle`);
+    return { open, messages: seen.size };
+  };
+  let result = analyse();
+  try {
+    await waitFor(() => [...(result = analyse()).open].every((key) => openIncidents.has(key)), {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+      what: 'every alert to resolve',
+    });
+  } catch {
+    // reported below
+  }
+  result = analyse();
+  openIncidents.clear();
+  for (const key of result.open) openIncidents.add(key);
+  const hookMessages = bed.hook.accepted.slice(hookFrom).map((h) => h.body as HookMessage);
+  const mails = bed.smtp.mails.slice(mailFrom);
+  const hookResolved = hookMessages.filter((m) => m.status === 'resolved').length;
+  const mailResolved = mails.filter((m) => /\] RESOLVED /.test(m.subject)).length;
+  if (mails.length !== hookMessages.length || mailResolved !== hookResolved)
+    problems.push(
+      `SMTP got ${mails.length} mails (${mailResolved} resolved), the webhook ${hookMessages.length} messages (${hookResolved} resolved)`,
+    );
+  return {
+    name: 'one alert and one resolved message per incident (webhook and SMTP)',
+    ok: problems.length === 0,
+    detail: `${result.messages} webhook messages, ${mails.length} mails; ${firings} incident(s) fired, ${resolveds} resolved: ${
+      [...new Set(hookMessages.flatMap((m) => (m.alerts ?? []).map((a) => a.key)))].join(', ') || 'none'
+    }`,
+    ...(problems.length > 0
+      ? { evidence: { problems: problems.slice(0, 20), titles: hookMessages.map((m) => m.title) } }
+      : {}),
+  };
+}

@@ -11,6 +11,8 @@ import { InsituError, seededRandom } from '@insitu/core';
 import { parseTestbedArgs, type TestbedOptions } from './args.js';
 import { startBed, stopBed, type Bed } from './bed.js';
 import { makeFault } from './faults.js';
+import type { Check } from './invariants.js';
+import { checkKeyLimit } from './limit.js';
 import { bedNamespaces, cleanBed, createBedNetwork, MARKER } from './network.js';
 import { failedScenario, markdownTable, runScenario, type ScenarioResult } from './scenario.js';
 
@@ -50,6 +52,7 @@ async function run(options: TestbedOptions): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const results: ScenarioResult[] = [];
+  let limit: Check | undefined;
   let setupError = '';
   let setupMs = 0;
   try {
@@ -66,9 +69,18 @@ async function run(options: TestbedOptions): Promise<number> {
         // heal in case it was half-injected.
         out(`scenario ${name} could not run: ${(error as Error).message}`);
         await fault.heal(bed).catch(() => undefined);
-        results.push(failedScenario(name, fault.describe, (error as Error).message));
+        results.push(
+          failedScenario(name, fault.describe, (error as Error).message, (error as { skipped?: boolean }).skipped),
+        );
       }
     }
+    out('cluster-wide key limit: 300/s offered to a key limited to 100/s');
+    try {
+      limit = await checkKeyLimit(bed);
+    } catch (error) {
+      limit = { name: 'the key-limit check ran', ok: false, detail: (error as Error).message.slice(0, 500) };
+    }
+    out(`  ${limit.ok ? 'ok  ' : 'FAIL'} ${limit.name}: ${limit.detail}`);
   } catch (error) {
     setupError = (error as Error).stack ?? String(error);
     process.stderr.write(`testbed: ${setupError}\n`);
@@ -95,10 +107,11 @@ async function run(options: TestbedOptions): Promise<number> {
     totalMs: Date.now() - started,
     error: setupError || undefined,
     scenarios: results,
-    ok: setupError === '' && results.every((r) => r.ok),
+    limit,
+    ok: setupError === '' && results.every((r) => r.ok) && limit?.ok === true,
   };
   await writeFile(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const table = markdownTable(results);
+  const table = `${markdownTable(results)}\n\n${limit ? `${limit.ok ? 'pass' : 'FAIL'}: ${limit.name}: ${limit.detail}` : ''}`;
   await writeFile(
     join(outDir, 'report.md'),
     `# Test bed run ${report.date}\n\nseed ${options.seed}, ${options.rate} calls/s, ${report.machine.cpus} cores (${report.machine.model}), load ${report.machine.loadavg.join(' ')} at the end, setup ${(setupMs / 1000).toFixed(0)} s, total ${(report.totalMs / 1000).toFixed(0)} s\n\n${table}\n`,

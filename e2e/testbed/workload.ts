@@ -37,10 +37,27 @@ export interface Workload {
 
 export const CALL_DEADLINE_MS = 10_000;
 
-export async function startWorkload(bed: Bed, name: string, rate: number): Promise<Workload> {
+/**
+ * A fresh API key for one scenario's calls, so the platform's metering of exactly these
+ * calls can be compared with what the client counted.
+ */
+export async function scenarioKey(bed: Bed, name: string): Promise<{ id: string; key: string }> {
+  const response = await fetch(`${frontUrl}/api/v1/keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${bed.devToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ orgId: bed.devOrgId, name: `load-${name}-${Date.now()}`, services: [bed.service] }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = (await response.json()) as { id?: string; key?: string };
+  if (response.status !== 201 || !body.id || !body.key)
+    throw new Error(`cannot create the scenario's key: ${response.status} ${JSON.stringify(body)}`);
+  return { id: body.id, key: body.key };
+}
+
+export async function startWorkload(bed: Bed, name: string, rate: number, key = bed.key): Promise<Workload> {
   const config = {
     url: frontUrl,
-    key: bed.key,
+    key,
     path: bed.callPath,
     rate,
     deadlineMs: CALL_DEADLINE_MS,

@@ -1,11 +1,21 @@
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InsituError, toInsituError, type AppManifest, type Logger } from '@insitu/core';
+import {
+  InsituError,
+  manifestKinds,
+  stricterPolicy,
+  toInsituError,
+  type AgentDatasetPolicy,
+  type AgentJob,
+  type AppManifest,
+  type Logger,
+  type OutputPolicy,
+} from '@insitu/core';
 import {
   LocalBalancer,
   sendError,
@@ -16,8 +26,10 @@ import {
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { installBundle, installedBundle, normaliseDigest } from './apps/bundle.js';
 import { LocalBundleSource, type BundleSource, type DesiredDeployment } from './apps/bundle-source.js';
-import { Cgroups } from './apps/cgroups.js';
-import { checkSandbox } from './apps/sandbox.js';
+import { Cgroups, type InstanceCgroups } from './apps/cgroups.js';
+import { InstanceProcess, type InstanceExit } from './apps/instance.js';
+import { collectResults, type JobResultFile } from './apps/job-results.js';
+import { buildLaunch, checkSandbox } from './apps/sandbox.js';
 import { seccompFilter, seccompSupported } from './apps/seccomp.js';
 import {
   DEFAULT_RESTART_POLICY,
@@ -28,6 +40,7 @@ import {
 import type { OutputLog } from './apps/output-log.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { DataApiServer } from './data-api/data-api-server.js';
+import { PrivacyBudget } from './data-api/privacy-budget.js';
 import type { DataSource } from './sources/data-source.js';
 import { DatasetRegistry } from './sources/dataset-registry.js';
 import { openSource } from './sources/open-source.js';
@@ -71,6 +84,17 @@ interface Entry {
   ready: Promise<void>;
   /** Set once its removal began: an update and close() racing share one removal. */
   removal?: Promise<void>;
+}
+
+/** How a job run ended, as {@link Agent.runJob} reports it. */
+export interface JobOutcome {
+  state: 'succeeded' | 'failed' | 'refused' | 'cancelled';
+  reason: string;
+  exitCode: number | null;
+  /** Its last output lines (the agent sends them up only if its config shares them). */
+  output: string[];
+  /** Result files the provider's policy let out (only when it succeeded). */
+  files?: JobResultFile[];
 }
 
 /** How to build an {@link Agent}. */
@@ -119,6 +143,10 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   readonly registry: DatasetRegistry;
   private readonly entries = new Map<string, Entry>();
   private readonly gates = DataApiServer.createGates();
+  /** Output policies set on the platform, by dataset name (each can only tighten the config's). */
+  private platformPolicies = new Map<string, OutputPolicy>();
+  /** The epsilon spent on datasets with noise, per deployment; kept in the data directory. */
+  private readonly budget: PrivacyBudget;
   /** Bundles being fetched and verified, by digest: deployments of one bundle share the work. */
   private readonly installing = new Map<string, Promise<{ dir: string; manifest: AppManifest }>>();
   private nextDeployment = 0;
@@ -139,6 +167,27 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     super();
     const sources: DataSource[] = options.config.sources.map((s) => openSource(s, options.config.limits, options.env));
     this.registry = new DatasetRegistry(sources, options.logger);
+    this.budget = new PrivacyBudget(join(options.dataDir, 'privacy-budget.json'));
+  }
+
+  /**
+   * Replace the output policies the platform carries for this provider's datasets. They
+   * are combined with the config's by {@link stricterPolicy}, so a policy from the
+   * platform can tighten what the provider configured here, never loosen it.
+   */
+  setPlatformPolicies(policies: readonly AgentDatasetPolicy[]): void {
+    const next = new Map(policies.map((p) => [p.dataset, p.policy]));
+    this.platformPolicies = next;
+  }
+
+  /** A dataset's effective output policy here: the stricter of the config's and the platform's. */
+  effectivePolicy(dataset: string): OutputPolicy {
+    return stricterPolicy(this.registry.get(dataset)?.meta.policy, this.platformPolicies.get(dataset));
+  }
+
+  /** The agent's validated config. */
+  get config(): Readonly<AgentConfig> {
+    return this.options.config;
   }
 
   /** Check the sandbox choice, prepare the runtime directory and open (lazily) the sources. */
@@ -247,6 +296,176 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     this.emitStatus();
   }
 
+  /** Fetch, verify and unpack a bundle once; deployments and jobs of one bundle share the work. */
+  private async install(
+    desired: DesiredDeployment,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<{ dir: string; manifest: AppManifest }> {
+    const cacheDir = join(this.options.dataDir, 'bundles');
+    const digest = normaliseDigest(desired.digest);
+    let installing = this.installing.get(digest);
+    if (!installing) {
+      installing = (async () => {
+        const cached = await installedBundle(digest, cacheDir);
+        if (cached) return cached;
+        const source = this.options.bundleSource ?? new LocalBundleSource();
+        const fetched = await source.fetch(desired, signal);
+        try {
+          const installed = await installBundle(fetched.path, digest, cacheDir);
+          log.info({ digest }, 'bundle verified');
+          return installed;
+        } finally {
+          await fetched.dispose?.();
+        }
+      })();
+      this.installing.set(digest, installing);
+      installing.finally(() => this.installing.delete(digest)).catch(() => undefined);
+    }
+    return installing;
+  }
+
+  /**
+   * Run a job once: its approved bundle in the sandbox, with the manifest's CPU and memory
+   * limits, the given wall-time budget and an output directory; its data API serves the
+   * job's approved datasets under the job's id, like a deployment's. `signal` cancels it
+   * (the process group is killed). Returns how it ended, its last output lines, and its
+   * result files if the provider's result policy let them out.
+   */
+  async runJob(
+    job: AgentJob,
+    signal: AbortSignal,
+    hooks: { onStart?: (pid: number | undefined) => void } = {},
+  ): Promise<JobOutcome> {
+    const log = this.options.logger.child({ job: job.id, app: job.app, version: job.version });
+    const desired: DesiredDeployment = { ...job, replicas: 0 };
+    const { manifest, dir } = await this.install(desired, signal, log);
+    if (manifest.name !== job.app || manifest.version !== job.version)
+      return {
+        state: 'failed',
+        reason: `the bundle is ${manifest.name}@${manifest.version}, not ${job.app}@${job.version}`,
+        exitCode: null,
+        output: [],
+      };
+    if (!manifestKinds(manifest).includes('job'))
+      return { state: 'refused', reason: 'the version does not declare "kind": "job"', exitCode: null, output: [] };
+    const jobDir = join(this.runtimeDir, `j${this.nextDeployment++}`);
+    const outputDir = join(jobDir, 'output');
+    await mkdir(outputDir, { recursive: true, mode: 0o700 });
+    const asRoot = this.sandboxed && process.getuid?.() === 0;
+    const uid = this.options.config.sandbox.uid;
+    const dataApiSocket = join(jobDir, 'data.sock');
+    const dataApi = new DataApiServer({
+      registry: this.registry,
+      declared: this.declared(desired, manifest, log),
+      limits: this.options.config.limits,
+      logger: log.child({ subsystem: 'data-api' }),
+      caller: job.id,
+      gates: this.gates,
+    });
+    let cgroups: InstanceCgroups | undefined;
+    let proc: InstanceProcess | undefined;
+    const output: string[] = [];
+    try {
+      await dataApi.listen(dataApiSocket);
+      if (asRoot) {
+        await chown(dataApiSocket, uid, uid);
+        await chown(outputDir, uid, uid);
+        // The job (another uid) must traverse its own directory to reach the output and the socket.
+        await chmod(jobDir, 0o711);
+      }
+      const policy = this.options.config.jobs.results;
+      cgroups = await this.cgroups.create(`${this.cgroupPrefix}${job.id}`, {
+        memoryBytes: manifest.limits.memoryMb * 1024 * 1024,
+        processes: manifest.limits.processes,
+      });
+      const launch = buildLaunch({
+        manifest,
+        bundleDir: dir,
+        listenSocket: join(jobDir, 'app.sock'),
+        dataApiSocket,
+        sdkDir: this.sdkDir,
+        sandbox: this.options.config.sandbox,
+        noSandbox: !this.sandboxed,
+        cgroups,
+        ...(this.seccompFile ? { seccompFile: this.seccompFile } : {}),
+        job: { outputDir, argsJson: JSON.stringify(job.args ?? null), maxFileBytes: policy.maxFileBytes },
+      });
+      if (signal.aborted) return { state: 'cancelled', reason: 'cancelled before it started', exitCode: null, output };
+      const started = await InstanceProcess.start(launch, log, (_stream, line) => {
+        output.push(line);
+        if (output.length > 200) output.shift();
+      });
+      proc = started;
+      hooks.onStart?.(started.pid);
+      let why: 'cancelled' | 'wall-time' | undefined;
+      const timer = setTimeout(() => {
+        why ??= 'wall-time';
+        void started.stop(2000);
+      }, job.wallTimeMs);
+      const onAbort = () => {
+        why ??= 'cancelled';
+        void started.stop(2000);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) onAbort();
+      let exit: InstanceExit;
+      try {
+        exit = await started.exited;
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+      }
+      if (why === 'cancelled')
+        return { state: 'cancelled', reason: 'cancelled; the job was killed', exitCode: null, output };
+      if (why === 'wall-time')
+        return {
+          state: 'failed',
+          reason: `killed after its wall-time budget of ${job.wallTimeMs} ms`,
+          exitCode: null,
+          output,
+        };
+      if (exit.code !== 0) {
+        // A write past the per-file cap fails in the sandbox (RLIMIT_FSIZE): a policy refusal, not a crash.
+        const left = await collectResults(outputDir, policy).catch(() => undefined);
+        if (left && !left.ok) return { state: 'refused', reason: left.reason, exitCode: exit.code, output };
+        const oom = (await cgroups.oomKilled().catch(() => false)) === true;
+        const reason = oom
+          ? 'killed by the memory limit'
+          : exit.signal
+            ? exit.signal === 'SIGXCPU'
+              ? 'CPU time limit reached'
+              : exit.signal === 'SIGXFSZ'
+                ? `wrote a file over ${policy.maxFileBytes} bytes, the provider's cap`
+                : `killed by ${exit.signal}`
+            : exit.code === 128 + 25
+              ? `wrote a file over ${policy.maxFileBytes} bytes, the provider's cap`
+              : `exited with code ${String(exit.code)}`;
+        return {
+          state: exit.code === 128 + 25 || exit.signal === 'SIGXFSZ' ? 'refused' : 'failed',
+          reason,
+          exitCode: exit.code,
+          output,
+        };
+      }
+      const collected = await collectResults(outputDir, policy);
+      if (!collected.ok) return { state: 'refused', reason: collected.reason, exitCode: 0, output };
+      return {
+        state: 'succeeded',
+        reason: `exited with code 0; ${collected.files.length} result file(s)`,
+        exitCode: 0,
+        output,
+        files: collected.files,
+      };
+    } finally {
+      await proc?.stop(0);
+      await cgroups?.kill().catch(() => undefined);
+      await cgroups?.remove().catch(() => undefined);
+      await dataApi.close();
+      await rm(jobDir, { recursive: true, force: true });
+    }
+  }
+
   private start(desired: DesiredDeployment): void {
     if (this.closing) return;
     const abort = new AbortController();
@@ -270,27 +489,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   private async bringUp(entry: Entry): Promise<void> {
     const { desired, abort } = entry;
     const log = this.options.logger.child({ deployment: desired.id, app: desired.app, version: desired.version });
-    const cacheDir = join(this.options.dataDir, 'bundles');
-    const digest = normaliseDigest(desired.digest);
-    let installing = this.installing.get(digest);
-    if (!installing) {
-      installing = (async () => {
-        const cached = await installedBundle(digest, cacheDir);
-        if (cached) return cached;
-        const source = this.options.bundleSource ?? new LocalBundleSource();
-        const fetched = await source.fetch(desired, abort.signal);
-        try {
-          const installed = await installBundle(fetched.path, digest, cacheDir);
-          log.info({ digest }, 'bundle verified');
-          return installed;
-        } finally {
-          await fetched.dispose?.();
-        }
-      })();
-      this.installing.set(digest, installing);
-      installing.finally(() => this.installing.delete(digest)).catch(() => undefined);
-    }
-    const { manifest, dir } = await installing;
+    const { manifest, dir } = await this.install(desired, abort.signal, log);
     if (manifest.name !== desired.app || manifest.version !== desired.version) {
       throw new InsituError(
         'INSITU_BUNDLE_INVALID',
@@ -309,6 +508,8 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
       logger: log.child({ subsystem: 'data-api' }),
       caller: desired.id,
       gates: this.gates,
+      platformPolicies: { get: (dataset) => this.platformPolicies.get(dataset) },
+      budget: this.budget,
     });
     await dataApi.listen(dataApiSocket);
     entry.dataApi = dataApi;

@@ -14,7 +14,11 @@
 export { Agent } from './agent.js';
 export { ProviderAgent } from './provider-agent.js';
 export type { ProviderAgentOptions } from './provider-agent.js';
-export type { AgentOptions, AgentStatus, DeploymentStatus, DeploymentState } from './agent.js';
+export type { AgentOptions, AgentStatus, DeploymentStatus, DeploymentState, JobOutcome } from './agent.js';
+export { JobQueue } from './platform/job-queue.js';
+export type { JobQueueOptions } from './platform/job-queue.js';
+export { collectResults } from './apps/job-results.js';
+export type { JobResultFile } from './apps/job-results.js';
 export { LocalBundleSource } from './apps/bundle-source.js';
 export type { BundleSource, DesiredDeployment, FetchedBundle } from './apps/bundle-source.js';
 export { LocalBalancer } from './apps/balancer.js';

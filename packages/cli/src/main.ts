@@ -315,6 +315,58 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
       },
     );
 
+  const job = program.command('job').description('compute jobs: an approved version run once over the data');
+  remote(
+    job
+      .command('run <version>')
+      .description('run an approved job version (ver_… or APP@VERSION) once at a provider')
+      .requiredOption('--provider <idOrName>', 'provider to run it at')
+      .option('--args <json>', 'arguments the job reads (INSITU_JOB_ARGS)')
+      .option('--wall-time <seconds>', 'wall-time budget', (v: string) => positiveInt(v, '--wall-time'))
+      .option('--wait', 'follow the job until it ends (exit 1 unless it succeeded)')
+      .option(
+        '--timeout <seconds>',
+        'with --wait: give up after this long',
+        (v: string) => positiveInt(v, '--timeout'),
+        3600,
+      ),
+  ).action(
+    async (
+      version: string,
+      options: Remote & { provider: string; args?: string; wallTime?: number; wait?: boolean; timeout: number },
+    ) => {
+      exitCode = await (await import('./commands/job.js')).runJobRun(version, options, io);
+    },
+  );
+  remote(job.command('status <id>').description('state, reason, times and result files of a job')).action(
+    async (id: string, options: Remote) => {
+      exitCode = await (await import('./commands/job.js')).runJobStatus(id, options, io);
+    },
+  );
+  remote(job.command('list').description("your organisations' jobs, and jobs at your providers")).action(
+    async (options: Remote) => {
+      await (await import('./commands/job.js')).runJobList(options, io);
+    },
+  );
+  remote(job.command('cancel <id>').description('cancel a queued or running job')).action(
+    async (id: string, options: Remote) => {
+      await (await import('./commands/job.js')).runJobCancel(id, options, io);
+    },
+  );
+  remote(job.command('logs <id>').description("the job's output lines, when the provider lets them out")).action(
+    async (id: string, options: Remote) => {
+      await (await import('./commands/job.js')).runJobLogs(id, options, io);
+    },
+  );
+  remote(
+    job
+      .command('results <id>')
+      .description('list the result files of a job, or download them with --out')
+      .option('--out <dir>', 'write every result file into this directory'),
+  ).action(async (id: string, options: Remote & { out?: string }) => {
+    await (await import('./commands/job.js')).runJobResults(id, options, io);
+  });
+
   const service = program.command('service').description('published data services');
   service
     .command('publish <name>')
@@ -354,7 +406,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .command('invoke <name> [path]')
     .description('call a service through the gateway with an API key and print the answer')
     .option('--key <key>', 'API key (isu_key_…)')
-    .option('-X, --method <method>', 'HTTP method', 'GET')
+    .option('-X, --method <method>', 'HTTP method (default GET, or POST with -d, as curl)')
     .option('-d, --data <body>', 'request body (JSON)')
     .option('--major <n>', 'call major version n (/v<n>/…)', (v: string) => nonNegativeInt(v, '--major'))
     .option('-i, --include', 'print the status and headers too')
@@ -364,7 +416,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
       async (
         name: string,
         path: string | undefined,
-        options: Remote & { key?: string; method: string; data?: string; major?: number; include?: boolean },
+        options: Remote & { key?: string; method?: string; data?: string; major?: number; include?: boolean },
       ) => {
         exitCode = await (await import('./commands/service.js')).runServiceInvoke(name, path, options, io);
       },

@@ -169,5 +169,22 @@ describe('insitu command line', () => {
     // A port curl reaches but Node's fetch refuses (the Fetch standard's blocked ports) is explained.
     const blocked = await run(['service', 'invoke', 'x', '/y', '--key', 'isu_key_x', '--url', 'http://127.0.0.1:6000']);
     assert.match(blocked.stderr, /refuses this port, a blocked port of the Fetch standard.*\[INSITU_REMOTE\]/);
+    // A body with GET is a usage error before any request, not "cannot reach" the platform (issue 14).
+    const getWithBody = await run([
+      'service',
+      'invoke',
+      'x',
+      '/y',
+      '-X',
+      'get',
+      '-d',
+      '{}',
+      '--key',
+      'isu_key_x',
+      '--url',
+      `http://127.0.0.1:${port}`,
+    ]);
+    assert.equal(getWithBody.code, 2, getWithBody.stderr);
+    assert.match(getWithBody.stderr, /-X GET cannot send a body \(-d\).*\[INSITU_USAGE\]/);
   });
 });

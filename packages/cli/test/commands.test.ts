@@ -192,6 +192,7 @@ describe('insitu commands against a running platform (insitu up)', () => {
     const shown = await admin(['catalog', 'show', 'demo-retail/stores']);
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(shown.stdout, /floor_area_m2 +number +Sales floor area/);
+    assert.match(shown.stdout, /^ {2}output policy: none$/m);
     const none = await admin(['catalog', 'show', 'demo-retail/nope']);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /\[INSITU_DATASET_NOT_FOUND\]/);
@@ -259,6 +260,13 @@ describe('insitu commands against a running platform (insitu up)', () => {
     );
     assert.equal(invoked.code, 0, invoked.stderr);
     assert.deepEqual(JSON.parse(invoked.stdout), { method: 'POST', url: '/echo', body: '{"city":"Zürich"}' });
+    // -d without -X is a POST, as with curl (it was a GET with a body, which fetch refuses).
+    const posted = await run(
+      ['service', 'invoke', 'echo', '/echo', '-d', '{"n":1}', '--key', key, '--url', report.url],
+      env,
+    );
+    assert.equal(posted.code, 0, posted.stderr);
+    assert.deepEqual(JSON.parse(posted.stdout), { method: 'POST', url: '/echo', body: '{"n":1}' });
 
     const services = await admin(['service', 'list', '--json']);
     assert.ok(
@@ -278,12 +286,15 @@ describe('insitu commands against a running platform (insitu up)', () => {
         r.status,
         r.keyId,
       ]),
-      [['POST', 200, echoKey.id]],
+      [
+        ['POST', 200, echoKey.id],
+        ['POST', 200, echoKey.id],
+      ],
     );
     const usage = await admin(['usage', '--key', echoKey.id, '--json']);
     assert.equal(
       (JSON.parse(usage.stdout) as Array<{ calls: number }>).reduce((n, i) => n + i.calls, 0),
-      1,
+      2,
     );
     const revoked = await admin(['key', 'revoke', echoKey.id]);
     assert.equal(revoked.code, 0, revoked.stderr);

@@ -38,6 +38,14 @@ export interface Dataset {
   visibility: string;
   columns: Column[];
   rowCount: number | null;
+  /** The effective output policy (core's OutputPolicy); absent from older platforms. */
+  policy?: {
+    aggregatesOnly?: boolean;
+    minGroupSize?: number;
+    neverLeave?: string[];
+    maxRowsPerAnswer?: number;
+    noise?: { epsilonPerQuery: number; budget: number };
+  };
   syncedAt: string;
 }
 export interface Provider {

@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox';
 import { DatasetNameSchema } from './schemas/catalog.js';
+import { OutputPolicySchema } from './schemas/output-policy.js';
 
 /**
  * One dataset an application version may read, as the platform resolved its manifest
@@ -61,8 +62,23 @@ export const AgentDeploymentSchema = Type.Object(
 );
 export type AgentDeployment = Static<typeof AgentDeploymentSchema>;
 
-/** What the platform sends an agent: every deployment its provider should run. */
-export const AgentDesiredSchema = Type.Object(
-  { deployments: Type.Array(AgentDeploymentSchema, { maxItems: 1000 }) },
+/** An output policy the provider set on the platform for one of its datasets, by name. */
+export const AgentDatasetPolicySchema = Type.Object(
+  { dataset: DatasetNameSchema, policy: OutputPolicySchema },
   { additionalProperties: false },
 );
+export type AgentDatasetPolicy = Static<typeof AgentDatasetPolicySchema>;
+
+/**
+ * What the platform sends an agent: every deployment its provider should run, and the
+ * output policies set on the platform for its datasets (the agent applies the stricter of
+ * each and its own; a platform without policies sends none).
+ */
+export const AgentDesiredSchema = Type.Object(
+  {
+    deployments: Type.Array(AgentDeploymentSchema, { maxItems: 1000 }),
+    policies: Type.Optional(Type.Array(AgentDatasetPolicySchema, { maxItems: 100_000 })),
+  },
+  { additionalProperties: false },
+);
+export type AgentDesired = Static<typeof AgentDesiredSchema>;

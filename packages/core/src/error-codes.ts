@@ -183,6 +183,25 @@ export const ERROR_CODES = {
     status: 504,
     meaning: "A data API query ran past the agent's per-query time limit and was cancelled.",
   },
+  INSITU_POLICY_AGGREGATES_ONLY: {
+    status: 403,
+    meaning:
+      "The dataset's output policy allows only grouped aggregates: a row-level read (or min/max without a minimum group size) is refused.",
+  },
+  INSITU_POLICY_COLUMN_PROTECTED: {
+    status: 403,
+    meaning:
+      "The query would project, aggregate (beyond count) or order by a column the dataset's output policy keeps inside the provider (neverLeave).",
+  },
+  INSITU_POLICY_NOISE_UNSUPPORTED: {
+    status: 403,
+    meaning:
+      'The dataset answers with noise: only count, and sum of a column with a declared bound, can be asked for (no avg, min, max or row reads).',
+  },
+  INSITU_POLICY_BUDGET_SPENT: {
+    status: 403,
+    meaning: 'The privacy budget (epsilon) of this caller on this dataset is spent: no more noised answers.',
+  },
   INSITU_DATA_SOURCE_UNAVAILABLE: { status: 503, meaning: 'The agent cannot reach or read a configured data source.' },
   INSITU_BUNDLE_INVALID: {
     status: 400,
@@ -221,6 +240,21 @@ export const ERROR_CODES = {
     meaning: 'Every provider whose data the version reads must approve its exact digest before it runs.',
   },
   INSITU_DEPLOYMENT_NOT_FOUND: { status: 404, meaning: 'The deployment does not exist or the caller may not see it.' },
+  INSITU_JOB_NOT_FOUND: { status: 404, meaning: 'The job does not exist or the caller may not see it.' },
+  INSITU_JOB_RESULT_NOT_FOUND: { status: 404, meaning: 'The job has no result file of that name (or it expired).' },
+  INSITU_JOB_QUOTA_EXCEEDED: {
+    status: 429,
+    meaning:
+      'The organisation has as many unfinished jobs as the platform allows (jobs.maxActivePerOrg); wait for one to end.',
+  },
+  INSITU_JOB_NOT_A_JOB: {
+    status: 409,
+    meaning: 'The version does not declare "kind": "job" in insitu.json, so it cannot run as a job.',
+  },
+  INSITU_JOB_RESULT_REFUSED: {
+    status: 413,
+    meaning: "A job's result broke the provider's result policy (size, count or type) or the platform's size limit.",
+  },
   INSITU_SERVICE_NOT_FOUND: {
     status: 404,
     meaning: 'No published service has this name, or the caller may not see it.',

@@ -46,10 +46,21 @@ export {
   AGENT_PROBE_PATH,
   AgentDeploymentSchema,
   AgentDesiredSchema,
+  AgentDatasetPolicySchema,
   DEPLOYMENT_HEADER,
   ResolvedDatasetSchema,
 } from './agent-deployment.js';
-export type { AgentDeployment, ResolvedDataset } from './agent-deployment.js';
+export type { AgentDeployment, AgentDesired, AgentDatasetPolicy, ResolvedDataset } from './agent-deployment.js';
+export {
+  AgentJobSchema,
+  AgentJobsSchema,
+  AgentJobReportSchema,
+  JOB_STATES,
+  JOB_FINAL_STATES,
+  JobResultPolicySchema,
+  RESULT_NAME_PATTERN,
+} from './agent-job.js';
+export type { AgentJob, AgentJobReport, JobState, JobResultPolicy } from './agent-job.js';
 export type { WaitForOptions } from './wait-for.js';
 export {
   IdSchema,
@@ -73,12 +84,28 @@ export {
 } from './schemas/catalog.js';
 export type { SourceKind, ColumnType, Visibility, Column, DatasetInput, Dataset } from './schemas/catalog.js';
 export {
+  OutputPolicySchema,
+  NoisePolicySchema,
+  stricterPolicy,
+  describeOutputPolicy,
+} from './schemas/output-policy.js';
+export type { OutputPolicy, NoisePolicy } from './schemas/output-policy.js';
+export {
+  APP_KINDS,
   APP_RUNTIMES,
   HTTP_METHODS,
+  manifestKinds,
   AppLimitsSchema,
   AppDatasetRefSchema,
   AppEndpointSchema,
   AppManifestSchema,
   parseAppManifest,
 } from './schemas/app-manifest.js';
-export type { AppRuntime, AppLimits, AppDatasetRef, AppEndpoint, AppManifest } from './schemas/app-manifest.js';
+export type {
+  AppKind,
+  AppRuntime,
+  AppLimits,
+  AppDatasetRef,
+  AppEndpoint,
+  AppManifest,
+} from './schemas/app-manifest.js';

@@ -134,6 +134,16 @@ export async function demoteToReplica(connection: MemberConnection, source: Repl
   await connection.query('START SLAVE');
 }
 
+/** Stop both replication threads (a quarantined member, a caught-up candidate). */
+export async function stopReplication(connection: MemberConnection): Promise<void> {
+  await connection.query('STOP SLAVE');
+}
+
+/** Start both replication threads as configured. */
+export async function startReplication(connection: MemberConnection): Promise<void> {
+  await connection.query('START SLAVE');
+}
+
 /** Restart both replication threads (after an error). */
 export async function restartReplication(connection: MemberConnection): Promise<void> {
   await connection.query('STOP SLAVE');
@@ -179,6 +189,17 @@ export async function configureSemiSync(
 export async function receivedPosition(connection: MemberConnection): Promise<string> {
   const status = await readReplication(connection);
   return status?.gtidIoPos ?? '';
+}
+
+/** The replica's applied position (`gtid_slave_pos`). */
+export async function appliedPosition(connection: MemberConnection): Promise<string> {
+  const row = await connection.one<{ p: string }>('SELECT @@gtid_slave_pos AS p');
+  return String(row?.p ?? '');
+}
+
+/** How long this session's statements wait for a metadata lock (a switchover's `SET GLOBAL read_only`). */
+export async function setLockWaitTimeout(connection: MemberConnection, seconds: number): Promise<void> {
+  await connection.query('SET SESSION lock_wait_timeout = ?', [seconds]);
 }
 
 /** The member's own binlogged position. */

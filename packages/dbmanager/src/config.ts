@@ -1,4 +1,5 @@
-import { InsituError, LOG_LEVELS, loadConfig, type ConfigSources } from '@insitu/core';
+import { LOG_LEVELS, loadConfig, type ConfigSources } from '@insitu/core';
+import { configInvalid } from './errors.js';
 import { NotifyConfigSchema, readSecret } from '@insitu/notify';
 import Type, { type Static } from 'typebox';
 
@@ -317,24 +318,23 @@ export function loadDbManagerConfig(sources: Omit<ConfigSources, 'envScope'>): R
   const config = loadConfig(DbManagerConfigSchema, { ...sources, envScope: 'dbmanager' });
   const names = new Set<string>();
   for (const member of config.members) {
-    if (names.has(member.name))
-      throw new InsituError('INSITU_CONFIG_INVALID', `member name ${member.name} appears twice`);
+    if (names.has(member.name)) throw configInvalid(`member name ${member.name} appears twice`);
     names.add(member.name);
   }
   const addresses = new Set<string>();
   for (const member of config.members) {
     const address = `${member.host}:${member.port}`;
-    if (addresses.has(address)) throw new InsituError('INSITU_CONFIG_INVALID', `members share the address ${address}`);
+    if (addresses.has(address)) throw configInvalid(`members share the address ${address}`);
     addresses.add(address);
   }
   if (config.coord.kind === 'etcd' && config.coord.endpoints.length === 0) {
-    throw new InsituError('INSITU_CONFIG_INVALID', 'coord.kind etcd needs coord.endpoints');
+    throw configInvalid('coord.kind etcd needs coord.endpoints');
   }
   if (config.guard.member !== undefined && !names.has(config.guard.member)) {
-    throw new InsituError('INSITU_CONFIG_INVALID', `guard.member ${config.guard.member} is not one of the members`);
+    throw configInvalid(`guard.member ${config.guard.member} is not one of the members`);
   }
   if (config.members.every((member) => member.neverPromote)) {
-    throw new InsituError('INSITU_CONFIG_INVALID', 'every member is neverPromote: no failover would ever be possible');
+    throw configInvalid('every member is neverPromote: no failover would ever be possible');
   }
   return config;
 }
@@ -388,7 +388,7 @@ export function resolveSecrets(config: Readonly<DbManagerConfig>, env: NodeJS.Pr
     readSecret(config.admin.tokenFile === undefined ? {} : { file: config.admin.tokenFile }, env, 'admin token') ??
     config.admin.token;
   if (adminToken !== undefined && adminToken.length < 16) {
-    throw new InsituError('INSITU_CONFIG_INVALID', 'the admin token must be at least 16 characters');
+    throw configInvalid('the admin token must be at least 16 characters');
   }
   return { members, replication, adminToken };
 }

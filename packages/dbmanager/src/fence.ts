@@ -1,4 +1,4 @@
-import { killClientConnections, setReadOnly } from './actions.js';
+import { killClientConnections, setLockWaitTimeout, setReadOnly } from './actions.js';
 import type { MemberConnection } from './sql.js';
 
 /** What {@link fenceMember} did. */
@@ -40,9 +40,7 @@ export async function fenceMember(
     const setter = (async () => {
       const connection = await open();
       try {
-        await connection.query('SET SESSION lock_wait_timeout = ?', [
-          Math.max(1, Math.ceil(options.deadlineMs / 1000)),
-        ]);
+        await setLockWaitTimeout(connection, Math.max(1, Math.ceil(options.deadlineMs / 1000)));
         await setReadOnly(connection, true);
         readOnly = true;
       } finally {

@@ -334,3 +334,30 @@ def serve(handlers, socket_path=None):
             pass
         server = _Server(path, Handler)
     server.serve_forever()
+
+
+def job_args():
+    """The arguments the job was submitted with (INSITU_JOB_ARGS), or None."""
+    text = os.environ.get("INSITU_JOB_ARGS")
+    return json.loads(text) if text else None
+
+
+def write_result(name, data):
+    """Write one result file of a job into its output directory (INSITU_OUTPUT_DIR).
+
+    A dict or list is written as JSON; str and bytes as they are. The provider's result
+    policy (size, count, extensions) decides what leaves; the agent checks after the job.
+    """
+    import re
+
+    directory = os.environ.get("INSITU_OUTPUT_DIR")
+    if not directory:
+        raise RuntimeError("INSITU_OUTPUT_DIR is not set: write_result works inside a job")
+    if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$", name):
+        raise ValueError("result name: letters, digits, '.', '_' and '-' only, no directories")
+    if isinstance(data, (dict, list)):
+        data = json.dumps(data) + "\n"
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with open(os.path.join(directory, name), "xb") as out:
+        out.write(data)

@@ -55,6 +55,22 @@ export interface DatasetInfo {
   sourceKind: string;
   columns: DataColumn[];
   rowCount: number | null;
+  /**
+   * The dataset's effective output policy, enforced by the agent on every query (absent
+   * fields: no restriction). A query it refuses fails with a `DataApiError` whose `code`
+   * is `INSITU_POLICY_AGGREGATES_ONLY`, `INSITU_POLICY_COLUMN_PROTECTED`,
+   * `INSITU_POLICY_NOISE_UNSUPPORTED` or `INSITU_POLICY_BUDGET_SPENT`.
+   */
+  policy?: OutputPolicyInfo;
+}
+
+/** An output policy as the data API reports it (core's `OutputPolicySchema`; the SDK has no dependencies). */
+export interface OutputPolicyInfo {
+  aggregatesOnly?: boolean;
+  minGroupSize?: number;
+  neverLeave?: string[];
+  maxRowsPerAnswer?: number;
+  noise?: { epsilonPerQuery: number; budget: number; sumBounds?: Record<string, number> };
 }
 
 /**

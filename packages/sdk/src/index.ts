@@ -23,6 +23,7 @@ export type {
   DataQuery,
   DataColumn,
   DatasetInfo,
+  OutputPolicyInfo,
   SchemaLine,
   EndLine,
   ErrorLine,
@@ -32,3 +33,4 @@ export { readDataset, listDatasets } from './read-dataset.js';
 export type { DataApiOptions, ReadOptions, ReadArraysOptions } from './read-dataset.js';
 export { serve, respond } from './serve.js';
 export type { AppRequest, AppResponse, Handler, Handlers } from './serve.js';
+export { jobArgs, writeResult } from './job.js';

@@ -1,5 +1,7 @@
 import {
   AgentDesiredSchema as CoreAgentDesiredSchema,
+  AgentJobReportSchema as CoreAgentJobReportSchema,
+  AgentJobsSchema as CoreAgentJobsSchema,
   AppNameSchema,
   DatasetSchema,
   IdSchema,
@@ -615,3 +617,50 @@ export const AgentStatusBody = Type.Object(
   Closed,
 );
 export const DigestParams = Type.Object({ digest: Type.String({ pattern: '^[0-9a-f]{64}$' }) }, Closed);
+
+// Jobs
+
+const JobState = Type.Enum(['queued', 'running', 'succeeded', 'failed', 'refused', 'cancelled'] as const);
+export const JobResultSchema = Type.Object({
+  name: Type.String(),
+  size: Type.Integer({ description: 'Bytes' }),
+  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  createdAt: TimestampSchema,
+});
+export const JobSchema = Type.Object({
+  id: IdSchema,
+  orgId: IdSchema,
+  appId: IdSchema,
+  versionId: IdSchema,
+  version: Type.String(),
+  providerId: IdSchema,
+  args: Type.Unknown(),
+  state: JobState,
+  reason: Type.String({ description: 'The state in words' }),
+  exitCode: Type.Union([Type.Integer(), Type.Null()]),
+  logsShared: Type.Boolean({ description: "Whether the provider let the job's output lines out (GET …/logs)" }),
+  wallTimeMs: Type.Integer(),
+  createdAt: TimestampSchema,
+  startedAt: Type.Union([TimestampSchema, Type.Null()]),
+  finishedAt: Type.Union([TimestampSchema, Type.Null()]),
+  expiresAt: Type.Union([TimestampSchema, Type.Null()]),
+  results: Type.Optional(Type.Array(JobResultSchema, { description: 'Only for the submitting organisation' })),
+});
+export const JobPage = PageSchema(JobSchema);
+export const CreateJobBody = Type.Object(
+  {
+    versionId: IdSchema,
+    providerId: IdSchema,
+    args: Type.Optional(Type.Unknown({ description: 'JSON the job reads (INSITU_JOB_ARGS); at most 64 KiB' })),
+    wallTimeMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 7 * 24 * 3600 * 1000 })),
+  },
+  Closed,
+);
+export const JobListQuery = Type.Object({ ...PageQuerySchema.properties, state: Type.Optional(JobState) }, Closed);
+export const JobResultParams = Type.Object(
+  { id: IdSchema, name: Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$' }) },
+  Closed,
+);
+export const JobLogsSchema = Type.Object({ lines: Type.Array(Type.String()) });
+export const AgentJobsSchema = CoreAgentJobsSchema;
+export const AgentJobReportBody = CoreAgentJobReportSchema;

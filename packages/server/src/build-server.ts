@@ -31,13 +31,15 @@ import { createClusterSignals } from './cluster-signals.js';
 import { CallRecorder } from './gateway/call-recorder.js';
 import type { ServiceDispatcher } from './gateway/dispatcher.js';
 import { tunnelDispatcher } from './gateway/tunnel-dispatcher.js';
-import { desiredFor } from './apps/desired-state.js';
+import { desiredStateFor } from './apps/desired-state.js';
 import { createGateway, type Gateway } from './gateway/gateway.js';
 import { registerAccountRoutes } from './routes/accounts.js';
 import { registerAgentControlRoutes } from './routes/agent-control.js';
 import { registerAppRoutes } from './routes/apps.js';
 import { registerApprovalRoutes } from './routes/approvals.js';
 import { registerDeploymentRoutes } from './routes/deployments.js';
+import { jobsFor, registerJobRoutes } from './routes/jobs.js';
+import { ResultStore } from './jobs/result-store.js';
 import { registerKeyRoutes } from './routes/keys.js';
 import { registerRecordRoutes } from './routes/records.js';
 import { registerOperatorClusterRoutes } from './routes/operator-cluster.js';
@@ -345,6 +347,14 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   });
   reconciler.start();
   recorder.start();
+  // Results whose retention ended go, on every node (deleting twice is harmless).
+  const resultStore = new ResultStore(ctx.config.jobs.resultsDir);
+  const sweepTimer = setInterval(() => {
+    resultStore
+      .sweep(ctx.store)
+      .catch((error: unknown) => ctx.logger.warn({ err: error }, 'sweeping expired job results failed'));
+  }, 60_000);
+  sweepTimer.unref();
   anchoring?.publisher.start();
   // Before the coordinator closes (its onClose hook was added first).
   app.addHook('preClose', async () => {
@@ -355,6 +365,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     await anchoring?.publisher.publish().catch(() => undefined);
   });
   app.addHook('onClose', async () => {
+    clearInterval(sweepTimer);
     await reconciler.stop();
     await recorder.close();
     // The last records, anchored in the file and the log (the coordinator is closed by now).
@@ -369,10 +380,11 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   registerProviderRoutes(app, ctx);
   registerAgentRoutes(app, ctx);
   registerAgentControlRoutes(app, ctx, reconciler);
-  registerDatasetRoutes(app, ctx);
+  registerDatasetRoutes(app, ctx, reconciler);
   registerAppRoutes(app, ctx);
   registerApprovalRoutes(app, ctx);
   registerDeploymentRoutes(app, ctx, reconciler);
+  registerJobRoutes(app, ctx, reconciler);
   registerServiceRoutes(app, ctx, gateway, baseUrl);
   registerKeyRoutes(app, ctx, gateway);
   registerRecordRoutes(app, ctx, recorder, anchoring);
@@ -394,15 +406,21 @@ async function pushDesired(app: App, ctx: ServerContext, providerId: string): Pr
         .map((s) => s.agentId),
     );
     if (agents.size === 0) return;
-    const deployments = await desiredFor(ctx.store, providerId);
+    const desired = await desiredStateFor(ctx.store, providerId);
     await Promise.all(
-      [...agents].map((agentId) =>
-        app.tunnel
-          .command(agentId, 'desired', { deployments })
+      [...agents].map(async (agentId) => {
+        await app.tunnel
+          .command(agentId, 'desired', desired)
           .catch((error: unknown) =>
             ctx.logger.warn({ err: error, agentId }, 'pushing desired deployments failed; the agent will poll'),
-          ),
-      ),
+          );
+        const jobs = await jobsFor(ctx, providerId, agentId);
+        await app.tunnel
+          .command(agentId, 'jobs', { jobs })
+          .catch((error: unknown) =>
+            ctx.logger.warn({ err: error, agentId }, 'pushing jobs failed; the agent will poll'),
+          );
+      }),
     );
   } catch (error) {
     ctx.logger.warn({ err: error, providerId }, 'pushing desired deployments failed');

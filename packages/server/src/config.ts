@@ -230,6 +230,49 @@ export const ServerConfigSchema = Type.Object(
       },
       { ...Closed, default: {} },
     ),
+    jobs: Type.Object(
+      {
+        maxActivePerOrg: Type.Integer({
+          minimum: 1,
+          maximum: 100_000,
+          default: 10,
+          description:
+            'Queued and running jobs one organisation may have at once (more: 429 INSITU_JOB_QUOTA_EXCEEDED)',
+        }),
+        wallTimeMs: Type.Integer({
+          minimum: 1000,
+          maximum: 7 * 24 * 3600 * 1000,
+          default: 3_600_000,
+          description: "A job's wall-time budget when the submitter gives none (and the most it may ask for)",
+        }),
+        maxResultBytes: Type.Integer({
+          minimum: 1,
+          maximum: 1024 * 1024 * 1024,
+          default: 16 * 1024 * 1024,
+          description: 'Largest result file the platform accepts from an agent, whatever the provider allows',
+        }),
+        maxResultFiles: Type.Integer({
+          minimum: 0,
+          maximum: 1000,
+          default: 64,
+          description: 'Most result files of one job the platform accepts',
+        }),
+        retentionHours: Type.Integer({
+          minimum: 1,
+          maximum: 24 * 365,
+          default: 168,
+          description: 'How long results are kept after a job ends; then the sweep deletes them',
+        }),
+        resultsDir: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description:
+              'Directory for result files (a cluster: shared by every node); without it they are stored in the database (one node)',
+          }),
+        ),
+      },
+      { ...Closed, default: {} },
+    ),
     shutdown: Type.Object(
       {
         drainDelayMs: Type.Integer({
@@ -238,6 +281,32 @@ export const ServerConfigSchema = Type.Object(
           default: 0,
           description:
             'On SIGTERM, answer /readyz with 503 for this long while still serving, so load balancers stop sending before the node closes (the operator sets it for a rolling restart)',
+        }),
+      },
+      { ...Closed, default: {} },
+    ),
+    readiness: Type.Object(
+      {
+        probeTimeoutMs: Type.Integer({
+          minimum: 10,
+          maximum: 60_000,
+          default: 100,
+          description:
+            '/readyz waits at most this long for the database and the coordination store; a probe still running is judged by its grace window, so a hanging dependency never makes /readyz slower than a load balancer check timeout',
+        }),
+        databaseGraceMs: Type.Integer({
+          minimum: 0,
+          maximum: 3_600_000,
+          default: 30_000,
+          description:
+            'The platform database may not answer for this long (a failover, a restart) before this node reports itself unready; meanwhile /readyz says "degraded" and calls answer coded errors',
+        }),
+        coordinationGraceMs: Type.Integer({
+          minimum: 0,
+          maximum: 3_600_000,
+          default: 15_000,
+          description:
+            'The coordination store (etcd) may not answer for this long (a member lost, an election) before this node reports itself unready',
         }),
       },
       { ...Closed, default: {} },

@@ -1,4 +1,4 @@
-import { InsituError, type ErrorCode } from '@insitu/core';
+import { InsituError, type ErrorCode, type InsituErrorOptions } from '@insitu/core';
 import type { FastifyError } from 'fastify';
 
 interface ValidationEntry {
@@ -97,5 +97,58 @@ export function toApiError(error: unknown): InsituError {
       cause: error,
     });
   }
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && DATABASE_GONE.has(code)) {
+    // The platform database went away under a request (a failover, a restart): the caller
+    // gets the coded 503 it can retry, not an internal error.
+    return new InsituError('INSITU_DATABASE_UNAVAILABLE', 'the platform database is not answering; retry', {
+      cause: error,
+    });
+  }
   return new InsituError('INSITU_INTERNAL', 'internal error', { cause: error });
+}
+
+/**
+ * Driver error codes (mysql2, Node's sockets) that mean "the database is not reachable or
+ * not writable right now", never a bug: connection refused, reset, lost or timed out, and
+ * `read_only` fencing a write during a failover (ER_OPTION_PREVENTS_STATEMENT).
+ */
+const DATABASE_GONE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_OPTION_PREVENTS_STATEMENT',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CON_COUNT_ERROR',
+]);
+
+/** What the API looks up by reference, and the code a missing one answers with (404). */
+const NOT_FOUND_CODES = {
+  organisation: 'INSITU_ORG_NOT_FOUND',
+  application: 'INSITU_APP_NOT_FOUND',
+  version: 'INSITU_VERSION_NOT_FOUND',
+  service: 'INSITU_SERVICE_NOT_FOUND',
+  dataset: 'INSITU_DATASET_NOT_FOUND',
+  provider: 'INSITU_PROVIDER_NOT_FOUND',
+  approval: 'INSITU_APPROVAL_NOT_FOUND',
+  deployment: 'INSITU_DEPLOYMENT_NOT_FOUND',
+  'API key': 'INSITU_KEY_NOT_FOUND',
+} as const satisfies Record<string, ErrorCode>;
+
+/** A kind of thing {@link notFound} can name. */
+export type NotFoundKind = keyof typeof NOT_FOUND_CODES;
+
+/**
+ * The 404 of a missing (or invisible to this principal) `kind`: its own code, and the
+ * message `no <kind> <ref>`. `ref` may carry the scope, e.g. `${name} at this provider`.
+ *
+ * @example throw notFound('dataset', id);
+ */
+export function notFound(kind: NotFoundKind, ref: string, options?: InsituErrorOptions): InsituError {
+  return new InsituError(NOT_FOUND_CODES[kind], `no ${kind} ${ref}`, options);
 }

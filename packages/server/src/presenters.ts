@@ -1,4 +1,4 @@
-import type { Dataset } from '@insitu/core';
+import { stricterPolicy, type Dataset } from '@insitu/core';
 import type {
   AgentRow,
   ApiKeyRow,
@@ -96,6 +96,9 @@ export function presentDataset(record: DatasetRecord): Dataset {
     visibility: record.visibility,
     columns: record.columns,
     rowCount: record.rowCount,
+    policy: stricterPolicy(record.agentPolicy, record.platformPolicy),
+    agentPolicy: record.agentPolicy,
+    platformPolicy: record.platformPolicy,
     syncedAt: iso(record.syncedAt),
     createdAt: iso(record.createdAt),
     updatedAt: iso(record.updatedAt),

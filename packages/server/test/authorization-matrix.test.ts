@@ -231,6 +231,24 @@ const ROWS: Row[] = [
     expect: [401, 200, 200, 200, 200, 200, 404, 200, 404],
   },
   {
+    name: 'PUT /datasets/:id/policy public',
+    request: (c) => ({
+      method: 'PUT',
+      url: `/api/v1/datasets/${c.acme.publicDatasetId}/policy`,
+      body: { minGroupSize: 5 },
+    }),
+    expect: [401, 200, 200, 403, 403, 403, 403, 403, 403],
+  },
+  {
+    name: 'PUT /datasets/:id/policy private',
+    request: (c) => ({
+      method: 'PUT',
+      url: `/api/v1/datasets/${c.acme.privateDatasetId}/policy`,
+      body: { minGroupSize: 5 },
+    }),
+    expect: [401, 200, 200, 403, 403, 403, 404, 403, 403],
+  },
+  {
     name: 'PUT /providers/:id/datasets/:name',
     request: (c) => ({
       method: 'PUT',

@@ -400,6 +400,18 @@ describe('the OpenAPI document tells the truth about every route', () => {
     await expect(400, 'GET', '/api/v1/datasets?limit=-1', { token: dev.tokens.user });
     await expect(200, 'GET', `/api/v1/datasets/${acme.publicDatasetId}`, { token: dev.tokens.user });
     await expect(404, 'GET', `/api/v1/datasets/${acme.privateDatasetId}`, { token: dev.tokens.user });
+    await expect(200, 'PUT', `/api/v1/datasets/${acme.publicDatasetId}/policy`, {
+      token: acme.tokens.admin,
+      body: { aggregatesOnly: true, minGroupSize: 5 },
+    });
+    await expect(400, 'PUT', `/api/v1/datasets/${acme.publicDatasetId}/policy`, {
+      token: acme.tokens.admin,
+      body: { minGroupSize: 1 },
+    });
+    await expect(403, 'PUT', `/api/v1/datasets/${acme.publicDatasetId}/policy`, {
+      token: dev.tokens.admin,
+      body: {},
+    });
     await expect(201, 'PUT', `/api/v1/providers/${acme.providerId}/datasets/extra`, {
       token: acme.tokens.agent,
       body: datasetBody(),
@@ -627,6 +639,75 @@ describe('the OpenAPI document tells the truth about every route', () => {
     await expect(403, 'DELETE', `/api/v1/services/${service.id}`, { token: dev.tokens.user });
     await expect(204, 'DELETE', `/api/v1/services/${service.id}`, { token: dev.tokens.developer });
     await expect(404, 'DELETE', `/api/v1/services/${service.id}`, { token: dev.tokens.developer });
+  });
+
+  it('jobs: submit, the agent claims, uploads results and reports, the submitter reads them', async () => {
+    const appRow = await expect(201, 'POST', '/api/v1/apps', {
+      token: dev.tokens.developer,
+      body: { orgId: dev.orgId, name: 'job-stats' },
+    });
+    const version = await expect(201, 'POST', `/api/v1/apps/${appRow.id}/versions`, {
+      token: dev.tokens.developer,
+      body: bundle({
+        name: 'job-stats',
+        version: '1.0.0',
+        runtime: 'node',
+        entry: 'index.js',
+        kind: 'job',
+        datasets: [{ provider: 'acme-data', dataset: 'public_sales' }],
+      }),
+      headers: { 'content-type': 'application/x-tar' },
+    });
+    const pending = await expect(200, 'GET', '/api/v1/approvals?state=pending', { token: acme.tokens.provider });
+    const approval = pending.items.find((a: { versionId: string }) => a.versionId === version.id).id as string;
+    await expect(409, 'POST', '/api/v1/jobs', {
+      token: dev.tokens.developer,
+      body: { versionId: version.id, providerId: acme.providerId },
+    });
+    await expect(200, 'POST', `/api/v1/approvals/${approval}/approve`, { token: acme.tokens.provider, body: {} });
+    const job = await expect(201, 'POST', '/api/v1/jobs', {
+      token: dev.tokens.developer,
+      body: { versionId: version.id, providerId: acme.providerId, args: { n: 1 } },
+    });
+    await expect(200, 'GET', '/api/v1/jobs', { token: dev.tokens.user });
+    await expect(400, 'GET', '/api/v1/jobs?state=sleeping', { token: dev.tokens.user });
+    await expect(200, 'GET', `/api/v1/jobs/${job.id}`, { token: acme.tokens.provider });
+    await expect(404, 'GET', '/api/v1/jobs/job_01m8a7cchc8ppnvv3j80j9wyp5', { token: dev.tokens.user });
+    await expect(200, 'GET', '/api/v1/agents/self/jobs', { token: acme.tokens.agent });
+    await expect(403, 'GET', '/api/v1/agents/self/jobs', { token: acme.tokens.provider });
+    await expect(404, 'POST', `/api/v1/agents/self/jobs/${job.id}/claim`, { token: dev.tokens.agent });
+    await expect(204, 'POST', `/api/v1/agents/self/jobs/${job.id}/claim`, { token: acme.tokens.agent });
+    const octets = { 'content-type': 'application/octet-stream' };
+    await expect(204, 'PUT', `/api/v1/agents/self/jobs/${job.id}/results/sum.json`, {
+      token: acme.tokens.agent,
+      body: Buffer.from('{"sum":1}'),
+      headers: octets,
+    });
+    await expect(404, 'PUT', `/api/v1/agents/self/jobs/${job.id}/results/sum.json`, {
+      token: dev.tokens.agent,
+      body: Buffer.from('{}'),
+      headers: octets,
+    });
+    await expect(400, 'PUT', `/api/v1/agents/self/jobs/${job.id}/report`, {
+      token: acme.tokens.agent,
+      body: { state: 'dancing', reason: '' },
+    });
+    await expect(204, 'PUT', `/api/v1/agents/self/jobs/${job.id}/report`, {
+      token: acme.tokens.agent,
+      body: { state: 'succeeded', reason: 'exited with code 0', exitCode: 0, logs: ['done'] },
+    });
+    await expect(200, 'GET', `/api/v1/jobs/${job.id}/results`, { token: dev.tokens.user });
+    await expect(403, 'GET', `/api/v1/jobs/${job.id}/results`, { token: acme.tokens.provider });
+    await expect(200, 'GET', `/api/v1/jobs/${job.id}/results/sum.json`, { token: dev.tokens.user });
+    await expect(404, 'GET', `/api/v1/jobs/${job.id}/results/other.json`, { token: dev.tokens.user });
+    await expect(200, 'GET', `/api/v1/jobs/${job.id}/logs`, { token: dev.tokens.user });
+    await expect(409, 'POST', `/api/v1/jobs/${job.id}/cancel`, { token: dev.tokens.user });
+    const second = await expect(201, 'POST', '/api/v1/jobs', {
+      token: dev.tokens.developer,
+      body: { versionId: version.id, providerId: acme.providerId },
+    });
+    await expect(403, 'GET', `/api/v1/jobs/${second.id}/logs`, { token: dev.tokens.user });
+    await expect(200, 'POST', `/api/v1/jobs/${second.id}/cancel`, { token: dev.tokens.user });
   });
 
   it('the audit log: verification (platform admins) and the anchor key (anyone)', async () => {

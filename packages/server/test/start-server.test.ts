@@ -15,7 +15,12 @@ describe('startServer over a real socket', () => {
 
   it('listens on a free port, answers with request ids, and reports unreadiness when the database is gone', async () => {
     dir = await makeTempDir('insitu-server-');
-    const config = defaultServerConfig({ listen: { port: 0 }, log: { level: 'silent' } });
+    // No grace for the database: a closed store handle is unready at once (readiness.test.ts has the windows).
+    const config = defaultServerConfig({
+      listen: { port: 0 },
+      log: { level: 'silent' },
+      readiness: { databaseGraceMs: 0 },
+    });
     server = await startServer({ config, dataDir: dir });
     assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.ok(server.port > 0);

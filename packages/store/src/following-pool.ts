@@ -18,8 +18,14 @@ export interface PrimarySource {
   onChange(listener: (address: PrimaryAddress) => void): () => void;
 }
 
-/** How long connections to a former primary may finish their work before they are destroyed. */
-const DRAIN_MS = 2000;
+/**
+ * How long connections to a former primary may finish their work before they are destroyed.
+ * By the time a new primary is published the former one is read-only (switchover) or fenced
+ * and unreachable (failover): a healthy one answers its in-flight queries in milliseconds, and a
+ * paused or cut-off one never will, so every millisecond here is added to the first write after a
+ * failover (2 s made the pause and partition faults miss their 5 s aim).
+ */
+const DRAIN_MS = 500;
 
 /**
  * A Kysely MySQL pool whose connections go to whichever member is primary now. On a

@@ -31,7 +31,11 @@ export type {
   AuditRow,
   EventRow,
   VersionState,
+  JobRow,
+  JobResultRow,
+  JobStateColumn,
 } from './schema.js';
+export { JobRepository } from './repositories/job-repository.js';
 export { AppRepository } from './repositories/app-repository.js';
 export type { BundleFile } from './repositories/app-repository.js';
 export { BlobRepository, BLOB_CHUNK_BYTES } from './repositories/blob-repository.js';

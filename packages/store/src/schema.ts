@@ -35,6 +35,8 @@ export interface Database {
   audit_log: AuditLogTable;
   audit_head: AuditHeadTable;
   events: EventsTable;
+  jobs: JobsTable;
+  job_results: JobResultsTable;
 }
 
 export interface AppsTable {
@@ -296,6 +298,10 @@ export interface DatasetsTable {
   visibility: 'public' | 'org';
   columns: string;
   row_count: number | null;
+  /** JSON `OutputPolicy` from the agent's config (migration 005); null: none. */
+  agent_policy: string | null;
+  /** JSON `OutputPolicy` set on the platform (migration 005); null: none. */
+  platform_policy: string | null;
   synced_at: number;
   created_at: number;
   updated_at: number;
@@ -348,3 +354,44 @@ export type UsageRow = Selectable<UsageHourlyTable>;
 export type AuditRow = Selectable<AuditLogTable>;
 export type EventRow = Selectable<EventsTable>;
 export const ROLES: readonly Role[] = ['admin', 'provider', 'developer', 'user'];
+
+export type JobStateColumn = 'queued' | 'running' | 'succeeded' | 'failed' | 'refused' | 'cancelled';
+
+export interface JobsTable {
+  id: string;
+  /** The submitting (consumer) organisation. */
+  org_id: string;
+  app_id: string;
+  version_id: string;
+  provider_id: string;
+  /** JSON text. */
+  args: string;
+  state: JobStateColumn;
+  /** The state in words. */
+  reason: string;
+  agent_id: string | null;
+  exit_code: number | null;
+  /** JSON list of output lines the provider let out, or null when it did not. */
+  logs: string | null;
+  wall_time_ms: number;
+  created_by: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  /** When its results are swept (set when it ends). */
+  expires_at: number | null;
+  updated_at: number;
+}
+export type JobRow = Selectable<JobsTable>;
+
+export interface JobResultsTable {
+  job_id: string;
+  name: string;
+  size: number;
+  /** sha256 hex of the bytes. */
+  digest: string;
+  /** The bytes (single node), or null when they are in the results directory. */
+  data: Buffer | null;
+  created_at: number;
+}
+export type JobResultRow = Selectable<JobResultsTable>;

@@ -12,6 +12,7 @@ import { BlobRepository } from './repositories/blob-repository.js';
 import { DatasetRepository } from './repositories/dataset-repository.js';
 import { DeploymentRepository } from './repositories/deployment-repository.js';
 import { EventRepository } from './repositories/event-repository.js';
+import { JobRepository } from './repositories/job-repository.js';
 import { OrgRepository } from './repositories/org-repository.js';
 import { ProviderRepository } from './repositories/provider-repository.js';
 import { ServiceRepository } from './repositories/service-repository.js';
@@ -60,6 +61,7 @@ export class Repositories {
   readonly usage: UsageRepository;
   readonly audit: AuditRepository;
   readonly events: EventRepository;
+  readonly jobs: JobRepository;
 
   constructor(readonly ctx: RepositoryContext) {
     this.orgs = new OrgRepository(ctx);
@@ -74,6 +76,7 @@ export class Repositories {
     this.usage = new UsageRepository(ctx);
     this.audit = new AuditRepository(ctx);
     this.events = new EventRepository(ctx);
+    this.jobs = new JobRepository(ctx);
   }
 
   get dialect(): Dialect {

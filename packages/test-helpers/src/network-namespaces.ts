@@ -28,6 +28,7 @@ export interface TestNetwork {
  * Process-wide on purpose, like the cleanup registry: namespaces and bridges outlive the
  * process unless deleted, so an exiting test deletes what it created.
  */
+let networksMade = 0;
 const created = new Set<{ namespaces: string[]; bridge: string }>();
 let exitHandler = false;
 
@@ -50,8 +51,11 @@ export async function createTestNetwork(options: { nodes?: number } = {}): Promi
   const ip = await requireCommand('ip', 'iproute2');
   if (process.getuid?.() !== 0) throw new Error('createTestNetwork needs root (network namespaces)');
   const count = options.nodes ?? 3;
-  const tag = `${process.pid % 100_000}`;
-  const subnet = `10.213.${process.pid % 250}`;
+  // A second network in the same process gets other names and another /24: the kernel deletes a
+  // namespace's veth asynchronously, so reusing the first one's names can meet "File exists".
+  const sequence = networksMade++;
+  const tag = `${process.pid % 100_000}${sequence === 0 ? '' : String.fromCharCode(96 + (sequence % 26 || 26))}`;
+  const subnet = `10.213.${(process.pid + sequence * 37) % 250}`;
   const bridge = `itb${tag}`;
   const entry = { namespaces: [] as string[], bridge };
   created.add(entry);

@@ -66,7 +66,9 @@ function parseMail(raw: string, from: string, to: string[]): ReceivedMail {
  * // configure the code under test with host smtp.host, port smtp.port
  * await waitFor(() => smtp.mails.find((m) => m.subject.includes('FIRING')));
  */
-export async function startSmtpSink(): Promise<SmtpSink> {
+/** `host`: the address to listen on (default loopback; the test bed uses its bridge address). */
+export async function startSmtpSink(options: { host?: string } = {}): Promise<SmtpSink> {
+  const host = options.host ?? '127.0.0.1';
   const mails: ReceivedMail[] = [];
   let failures: { count: number; code: number; message: string } = { count: 0, code: 451, message: 'try again later' };
   const server = new SMTPServer({
@@ -99,7 +101,7 @@ export async function startSmtpSink(): Promise<SmtpSink> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, host, () => {
       server.off('error', reject);
       resolve();
     });
@@ -108,7 +110,7 @@ export async function startSmtpSink(): Promise<SmtpSink> {
   if (address === null || typeof address === 'string') throw new Error('smtp sink has no TCP address');
   let stopped = false;
   return {
-    host: '127.0.0.1',
+    host,
     port: address.port,
     mails,
     failNext(count: number, code = 451, message = 'try again later') {

@@ -32,7 +32,9 @@ export interface WebhookReceiver {
  * const hook = await startWebhookReceiver();
  * await waitFor(() => hook.accepted.length > 0);
  */
-export async function startWebhookReceiver(): Promise<WebhookReceiver> {
+/** `host`: the address to listen on (default loopback; the test bed uses its bridge address). */
+export async function startWebhookReceiver(options: { host?: string } = {}): Promise<WebhookReceiver> {
+  const host = options.host ?? '127.0.0.1';
   const received: ReceivedHook[] = [];
   let failures = { count: 0, status: 503 };
   const server = createServer((req, res) => {
@@ -57,7 +59,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, host, () => {
       server.off('error', reject);
       resolve();
     });
@@ -66,7 +68,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   if (address === null || typeof address === 'string') throw new Error('webhook receiver has no TCP address');
   let stopped = false;
   return {
-    url: `http://127.0.0.1:${address.port}/hook`,
+    url: `http://${host}:${address.port}/hook`,
     received,
     get accepted() {
       return received.filter((hook) => hook.status < 300);

@@ -73,6 +73,13 @@ export interface BackoffOptions {
    */
   fastMaxMs?: number;
   fastForMs?: number;
+  /**
+   * A session that lived this long (default 1 s) ends the outage: the next failure starts a new
+   * one with its own fast phase (the attempt count still resets only after `stableAfterMs`).
+   * Without it, a node restarted twice within a minute found its agents in the slow phase
+   * (delays up to `maxMs`: service calls failed for 16–23 s after the third restart).
+   */
+  outageEndsAfterMs?: number;
 }
 
 /** Options of {@link TunnelClient}. */
@@ -255,8 +262,9 @@ export class TunnelClient extends EventEmitter {
       rejectedMs = 600_000,
       fastMaxMs = 2000,
       fastForMs = 60_000,
+      outageEndsAfterMs = 1000,
     } = this.#options.backoff ?? {};
-    // When the current outage began (the first failure after a session that lived long enough).
+    // When the current outage began (the end of the last session that lived `outageEndsAfterMs`, or the first failure).
     let troubleSince: number | undefined;
     const cap = (): number =>
       Date.now() - (troubleSince ?? Date.now()) < fastForMs ? Math.min(fastMaxMs, maxMs) : maxMs;
@@ -267,10 +275,9 @@ export class TunnelClient extends EventEmitter {
       let delay: number;
       try {
         const lived = await this.#runSession(url);
-        if (lived >= stableAfterMs) {
-          attempt = 0;
-          troubleSince = Date.now();
-        } else attempt++;
+        if (lived >= stableAfterMs) attempt = 0;
+        else attempt++;
+        if (lived >= outageEndsAfterMs) troubleSince = Date.now();
         troubleSince ??= Date.now();
         delay = backoffDelay(attempt, baseMs, cap());
       } catch (error) {

@@ -16,6 +16,8 @@ export const SANDBOX_PATHS = {
   nodeSdk: '/node_modules/@insitu/sdk',
   /** The SDK for the python runtime: `import insitu`. */
   pythonSdk: '/opt/insitu/python',
+  /** A job's result directory (read-write, on the host: the agent checks it after the job ends). */
+  output: '/run/insitu/output',
 } as const;
 
 /** The descriptor on which every instance receives its listening socket (`INSITU_LISTEN_FD`). */
@@ -51,6 +53,12 @@ export interface LaunchSpec {
   asRoot?: boolean;
   /** Interpreter for the python runtime. */
   python?: string;
+  /**
+   * A job run: the host directory the job writes its results to (bound read-write at
+   * {@link SANDBOX_PATHS.output}, `INSITU_OUTPUT_DIR`), its arguments as JSON
+   * (`INSITU_JOB_ARGS`) and the largest file it may write (RLIMIT_FSIZE).
+   */
+  job?: { outputDir: string; argsJson: string; maxFileBytes: number };
 }
 
 /** The command line that starts an instance, and its environment. */
@@ -175,6 +183,7 @@ export function buildLaunch(spec: LaunchSpec): Launch {
         INSITU_DATA_API: spec.dataApiSocket,
         NODE_PATH: dirname(dirname(spec.sdkDir)),
         PYTHONPATH: join(spec.sdkDir, 'python'),
+        ...(spec.job ? { INSITU_OUTPUT_DIR: spec.job.outputDir, INSITU_JOB_ARGS: spec.job.argsJson } : {}),
       },
       listenSocket,
     };
@@ -190,6 +199,7 @@ export function buildLaunch(spec: LaunchSpec): Launch {
     NODE_PATH: '/node_modules',
     PYTHONPATH: SANDBOX_PATHS.pythonSdk,
     PYTHONDONTWRITEBYTECODE: '1',
+    ...(spec.job ? { INSITU_OUTPUT_DIR: SANDBOX_PATHS.output, INSITU_JOB_ARGS: spec.job.argsJson } : {}),
   };
   const memoryBytes = limits.memoryMb * 1024 * 1024;
   const addressSpace = memoryBytes + sandbox.addressSpaceExtraMb * 1024 * 1024;
@@ -256,6 +266,7 @@ export function buildLaunch(spec: LaunchSpec): Launch {
     '--ro-bind',
     join(spec.sdkDir, 'python'),
     SANDBOX_PATHS.pythonSdk,
+    ...(spec.job ? ['--bind', spec.job.outputDir, SANDBOX_PATHS.output] : []),
     '--remount-ro',
     '/',
     ...(spec.seccompFile ? ['--seccomp', String(SECCOMP_FD)] : []),
@@ -275,6 +286,7 @@ export function buildLaunch(spec: LaunchSpec): Launch {
     ...(spec.cgroups?.boundsProcesses ? [] : [`--nproc=${limits.processes}`]),
     `--cpu=${limits.cpuSeconds}`,
     `--nofile=${limits.openFiles}`,
+    ...(spec.job ? [`--fsize=${spec.job.maxFileBytes + 1}`] : []),
     '--core=0',
     '--',
   ];

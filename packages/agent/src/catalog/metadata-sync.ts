@@ -30,6 +30,7 @@ export function datasetInput(meta: DatasetMeta, syncedAt: string): DatasetInput 
     })),
     rowCount: meta.rowCount,
     syncedAt,
+    policy: meta.policy ?? {},
   };
 }
 

@@ -1,10 +1,12 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import {
   InsituError,
+  JobResultPolicySchema,
   TagSchema,
   VISIBILITIES,
   COLUMN_TYPES,
   DatasetNameSchema,
+  OutputPolicySchema,
   assertValid,
   deepFreeze,
   readConfigFile,
@@ -37,6 +39,12 @@ const DatasetOverrideSchema = Type.Object(
     tags: Type.Optional(Type.Array(TagSchema, { maxItems: 20, uniqueItems: true })),
     visibility: Type.Optional(Type.Enum(VISIBILITIES)),
     columns: Type.Optional(Type.Record(Type.String(), ColumnOverrideSchema)),
+    policy: Type.Optional(
+      Type.Unsafe<Static<typeof OutputPolicySchema>>({
+        ...OutputPolicySchema,
+        description: "Output policy (replaces the source's default one); the platform's can only tighten it",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -60,6 +68,7 @@ const common = {
       {
         tags: Type.Optional(Type.Array(TagSchema, { maxItems: 20, uniqueItems: true })),
         visibility: Type.Optional(Type.Enum(VISIBILITIES)),
+        policy: Type.Optional(OutputPolicySchema),
       },
       { additionalProperties: false },
     ),
@@ -224,6 +233,26 @@ export const AgentConfigSchema = Type.Object(
     ),
     limits: LimitsSchema,
     sandbox: SandboxSchema,
+    jobs: Type.Object(
+      {
+        concurrency: Type.Integer({
+          minimum: 0,
+          maximum: 64,
+          default: 2,
+          description: 'Jobs this agent runs at once (0: it runs none); the others wait in the queue',
+        }),
+        shareLogs: Type.Boolean({
+          default: false,
+          description: "Send a job's own output lines (its last 200) to the platform for the submitter to read",
+        }),
+        results: Type.Object(JobResultPolicySchema.properties, {
+          additionalProperties: false,
+          default: {},
+          description: 'What may leave as job results: checked before anything goes up the tunnel',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
   },
   { additionalProperties: false },
 );

@@ -9,12 +9,16 @@ import {
   InsituError,
   type Logger,
   newId,
+  stricterPolicy,
   toInsituError,
+  type OutputPolicy,
 } from '@insitu/core';
 import type { DatasetInfo } from '@insitu/sdk';
 import type { AgentLimits } from '../config/agent-config.js';
 import type { DatasetMeta } from '../sources/data-source.js';
 import type { DatasetRegistry } from '../sources/dataset-registry.js';
+import { noisyRow } from './laplace-noise.js';
+import type { PrivacyBudget } from './privacy-budget.js';
 import { planQuery } from './query-plan.js';
 
 const MAX_BODY = 1024 * 1024;
@@ -69,13 +73,19 @@ function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
   });
 }
 
-function info(meta: DatasetMeta): DatasetInfo {
+function info(meta: DatasetMeta, policy: OutputPolicy): DatasetInfo {
   return {
     name: meta.name,
     sourceKind: meta.sourceKind,
     columns: meta.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })),
     rowCount: meta.rowCount,
+    policy,
   };
+}
+
+/** The output policies the platform carries for this agent's datasets, by dataset name. */
+export interface PlatformPolicies {
+  get(dataset: string): OutputPolicy | undefined;
 }
 
 function sendError(res: ServerResponse, error: InsituError, requestId: string): void {
@@ -116,6 +126,10 @@ export interface DataApiServerOptions {
   caller?: string;
   /** Shared per-source gates, so that several applications' queries count together. */
   gates?: Map<string, Gate>;
+  /** Policies set on the platform; each can only tighten the one of the agent's config. */
+  platformPolicies?: PlatformPolicies;
+  /** Where noised answers are paid for (one per agent, shared by its data APIs); required for datasets with noise. */
+  budget?: PrivacyBudget;
 }
 
 /**
@@ -165,6 +179,11 @@ export class DataApiServer {
     return this.options.declared === '*' || this.options.declared.has(name);
   }
 
+  /** The effective policy of a dataset: the stricter of the agent's config and the platform's. */
+  private policyOf(meta: DatasetMeta): OutputPolicy {
+    return stricterPolicy(meta.policy, this.options.platformPolicies?.get(meta.name));
+  }
+
   private lookup(name: string) {
     if (!this.isDeclared(name)) {
       throw new InsituError(
@@ -188,14 +207,15 @@ export class DataApiServer {
       const datasets = this.options.registry
         .list()
         .filter((d) => this.isDeclared(d.name))
-        .map(info);
+        .map((d) => info(d, this.policyOf(d)));
       const body = JSON.stringify({ datasets });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
       return;
     }
     if (parts[0] === 'v1' && parts[1] === 'datasets' && parts.length === 3 && req.method === 'GET') {
-      const body = JSON.stringify(info(this.lookup(parts[2] as string).meta));
+      const { meta } = this.lookup(parts[2] as string);
+      const body = JSON.stringify(info(meta, this.policyOf(meta)));
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
       return;
@@ -215,8 +235,22 @@ export class DataApiServer {
 
   private async query(name: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { meta, source } = this.lookup(name);
-    const plan = planQuery(meta, await readBody(req), this.options.limits);
-    const { maxRows, queryTimeoutMs } = this.options.limits;
+    const policy = this.policyOf(meta);
+    const { queryTimeoutMs } = this.options.limits;
+    // The policy's row cap is the agent's own cap made smaller: cut the same way, marked truncated.
+    const maxRows = Math.min(this.options.limits.maxRows, policy.maxRowsPerAnswer ?? Infinity);
+    const plan = planQuery(meta, await readBody(req), { maxRows }, policy);
+    if (plan.noise) {
+      if (!this.options.budget)
+        throw new InsituError('INSITU_POLICY_NOISE_UNSUPPORTED', 'this data API keeps no privacy budget');
+      // Paid before the query runs: an answer that fails halfway may already have leaked.
+      this.options.budget.charge(
+        this.options.caller ?? 'local',
+        name,
+        plan.noise.epsilon,
+        (policy.noise as { budget: number }).budget,
+      );
+    }
     const controller = new AbortController();
     const timer = setTimeout(
       () =>
@@ -252,7 +286,7 @@ export class DataApiServer {
         pending = '';
         if (!ok) await drained(res, controller.signal);
       };
-      if (source.queryLines) {
+      if (source.queryLines && !plan.noise) {
         for await (const chunk of source.queryLines(plan, controller.signal)) {
           if (rows + chunk.rows > maxRows) {
             // Cut at the row cap, line by line (only the last chunk of a capped answer).
@@ -276,7 +310,7 @@ export class DataApiServer {
               truncated = true;
               break outer;
             }
-            pending += `${JSON.stringify(row)}\n`;
+            pending += `${JSON.stringify(plan.noise ? noisyRow(row, plan.noise) : row)}\n`;
             rows++;
             if (pending.length >= CHUNK) {
               await flush();

@@ -1,8 +1,9 @@
-import { InsituError, assertValid, type Column, type ColumnType } from '@insitu/core';
+import { InsituError, assertValid, type Column, type ColumnType, type OutputPolicy } from '@insitu/core';
 import { AGGREGATE_FNS, FILTER_OPS, type DataQuery, type DataValue } from '@insitu/sdk';
 import Type, { type Static } from 'typebox';
 import type { DatasetMeta, PlannedAggregate, PlannedFilter, PlannedOrder, QueryPlan } from '../sources/data-source.js';
 import { canonicalDecimal, isNumeric, normaliseTimestamp } from '../sources/values.js';
+import { enforcePolicy } from './policy-check.js';
 
 const Name = Type.String({ minLength: 1, maxLength: 128 });
 const Scalar = Type.Union([Type.String({ maxLength: 65_536 }), Type.Number(), Type.Boolean(), Type.Null()]);
@@ -116,8 +117,15 @@ export const MAX_LIKE_PATTERN = 1000;
  * Check a data API request against the dataset's introspected schema and turn it into a
  * {@link QueryPlan}. Every column named anywhere must exist in the dataset; filter values
  * must fit their column's type. Throws `INSITU_DATA_QUERY_INVALID` naming the problem.
+ * With an output `policy`, the plan is then checked against it and carries what it adds
+ * (see {@link enforcePolicy}); `limits.maxRows` should already be the policy's row cap.
  */
-export function planQuery(dataset: DatasetMeta, body: unknown, limits: { maxRows: number }): QueryPlan {
+export function planQuery(
+  dataset: DatasetMeta,
+  body: unknown,
+  limits: { maxRows: number },
+  policy?: OutputPolicy,
+): QueryPlan {
   const query = assertValid(DataQuerySchema, body ?? {}, { what: 'data query', code: 'INSITU_DATA_QUERY_INVALID' });
   const where: PlannedFilter[] = (query.where ?? []).map((filter, i) => {
     const what = `where[${i}]`;
@@ -218,5 +226,17 @@ export function planQuery(dataset: DatasetMeta, body: unknown, limits: { maxRows
   });
   const requested = query.limit;
   const limit = requested !== undefined && requested <= limits.maxRows ? requested : limits.maxRows + 1;
-  return { dataset, output, columns, where, grouped, groupBy, aggregates, orderBy, limit, offset: query.offset ?? 0 };
+  const plan: QueryPlan = {
+    dataset,
+    output,
+    columns,
+    where,
+    grouped,
+    groupBy,
+    aggregates,
+    orderBy,
+    limit,
+    offset: query.offset ?? 0,
+  };
+  return policy ? enforcePolicy(plan, policy, query.columns !== undefined) : plan;
 }

@@ -1,6 +1,16 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { AgentDesiredSchema, InsituError, assertValid, type AgentDeployment, type DatasetInput } from '@insitu/core';
+import {
+  AgentDesiredSchema,
+  AgentJobsSchema,
+  InsituError,
+  assertValid,
+  type AgentDeployment,
+  type AgentDesired,
+  type AgentJob,
+  type AgentJobReport,
+  type DatasetInput,
+} from '@insitu/core';
 
 /** The agent as the platform describes it. */
 export interface AgentIdentity {
@@ -206,18 +216,58 @@ export class PlatformClient {
     return out;
   }
 
-  /** What this agent's provider should run. */
-  async desired(): Promise<PlatformDeployment[]> {
+  /** What this agent's provider should run, and the output policies set on the platform. */
+  async desired(): Promise<AgentDesired> {
     const { status, body } = await this.call('GET', '/api/v1/agents/self/desired');
     if (status !== 200) throw PlatformClient.failure('reading the desired deployments', status, body);
-    return assertValid(AgentDesiredSchema, body, { what: 'the desired deployments', code: 'INSITU_REMOTE' })
-      .deployments;
+    return assertValid(AgentDesiredSchema, body, { what: 'the desired deployments', code: 'INSITU_REMOTE' });
   }
 
   /** Report the state of every deployment this agent runs. */
   async reportStatus(deployments: readonly DeploymentReport[]): Promise<void> {
     const { status, body } = await this.call('PUT', '/api/v1/agents/self/status', { deployments });
     if (status !== 204) throw PlatformClient.failure('reporting the deployment status', status, body);
+  }
+
+  /** Queued jobs of this provider and the running ones this agent holds. */
+  async jobs(): Promise<AgentJob[]> {
+    const { status, body } = await this.call('GET', '/api/v1/agents/self/jobs');
+    if (status !== 200) throw PlatformClient.failure('reading the jobs', status, body);
+    return assertValid(AgentJobsSchema, body, { what: 'the jobs', code: 'INSITU_REMOTE' }).jobs;
+  }
+
+  /** Take a queued job; false when another agent (or a cancel) came first. */
+  async claimJob(id: string): Promise<boolean> {
+    const { status, body } = await this.call('POST', `/api/v1/agents/self/jobs/${encodeURIComponent(id)}/claim`);
+    if (status === 409) return false;
+    if (status !== 204) throw PlatformClient.failure(`claiming job ${id}`, status, body);
+    return true;
+  }
+
+  /** Upload one result file the provider's policy let out. */
+  async uploadJobResult(id: string, name: string, data: Buffer): Promise<void> {
+    const { status, data: answer } = await this.exchange(
+      'PUT',
+      `/api/v1/agents/self/jobs/${encodeURIComponent(id)}/results/${encodeURIComponent(name)}`,
+      data,
+      {
+        ...(this.credential ? { authorization: `Bearer ${this.credential}` } : {}),
+        'content-type': 'application/octet-stream',
+      },
+      120_000,
+    );
+    if (status !== 204)
+      throw PlatformClient.failure(`uploading result ${name} of job ${id}`, status, answer.toString('utf8'));
+  }
+
+  /** Report how a job ended. */
+  async reportJob(id: string, report: AgentJobReport): Promise<void> {
+    const { status, body } = await this.call(
+      'PUT',
+      `/api/v1/agents/self/jobs/${encodeURIComponent(id)}/report`,
+      report,
+    );
+    if (status !== 204 && status !== 409) throw PlatformClient.failure(`reporting job ${id}`, status, body);
   }
 
   /** Download a bundle (the platform path from a deployment); the caller verifies its digest. */

@@ -6,6 +6,8 @@ import {
   AGENT_LOGS_PATH,
   AGENT_PROBE_PATH,
   AgentDesiredSchema,
+  type AgentDesired,
+  AgentJobsSchema,
   DEPLOYMENT_HEADER,
   assertValid,
   type Logger,
@@ -19,8 +21,9 @@ import {
 } from '@insitu/tunnel';
 import type { Agent, AgentStatus } from '../agent.js';
 import { answerLogs } from './logs-answer.js';
+import { JobQueue } from './job-queue.js';
 import type { BundleSource, DesiredDeployment, FetchedBundle } from '../apps/bundle-source.js';
-import type { DeploymentReport, PlatformClient, PlatformDeployment } from '../identity/platform-client.js';
+import type { DeploymentReport, PlatformClient } from '../identity/platform-client.js';
 
 /**
  * Bundles from the platform: downloaded with the agent credential into a temp file. The
@@ -74,6 +77,7 @@ function report(status: AgentStatus): DeploymentReport[] {
  */
 export class PlatformLink {
   readonly tunnel: TunnelClient;
+  readonly jobs: JobQueue;
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
@@ -94,15 +98,29 @@ export class PlatformLink {
       handler: PlatformLink.handler(agent),
     });
     this.tunnel.onCommand('desired', async (payload: unknown) => {
-      const { deployments } = assertValid(AgentDesiredSchema, payload, {
+      const desired = assertValid(AgentDesiredSchema, payload, {
         what: 'desired command',
         code: 'INSITU_TUNNEL_BAD_FRAME',
       });
+      const { deployments } = desired;
       // Acknowledge at once; starting applications can take longer than a command may.
-      this.apply(deployments).catch((error: unknown) =>
+      this.apply(desired).catch((error: unknown) =>
         options.logger.warn({ err: error }, 'applying the desired deployments failed'),
       );
       return { accepted: deployments.length };
+    });
+    const jobConfig = agent.config.jobs;
+    this.jobs = new JobQueue({
+      agent,
+      client: options.client,
+      logger: options.logger.child({ subsystem: 'jobs' }),
+      concurrency: jobConfig.concurrency,
+      shareLogs: jobConfig.shareLogs,
+    });
+    this.tunnel.onCommand('jobs', async (payload: unknown) => {
+      const { jobs } = assertValid(AgentJobsSchema, payload, { what: 'jobs command', code: 'INSITU_TUNNEL_BAD_FRAME' });
+      this.jobs.apply(jobs);
+      return { accepted: jobs.length };
     });
     this.tunnel.on('rejected', (error: Error) =>
       options.logger.error({ err: error }, 'the platform refused this agent credential; enrol again with a new token'),
@@ -175,25 +193,26 @@ export class PlatformLink {
   /** Fetch and apply the desired deployments now. */
   async refresh(): Promise<void> {
     await this.apply(await this.options.client.desired());
+    if (!this.closed) this.jobs.apply(await this.options.client.jobs());
   }
 
-  private apply(deployments: readonly PlatformDeployment[]): Promise<void> {
+  private apply({ deployments, policies }: AgentDesired): Promise<void> {
     // One reconciliation at a time, in the order the desired states arrived.
-    const next = this.applying.then(() =>
-      this.closed
-        ? undefined
-        : this.options.agent.applyDesired(
-            deployments.map((d) => ({
-              id: d.id,
-              app: d.app,
-              version: d.version,
-              digest: d.digest,
-              replicas: d.replicas,
-              bundle: d.bundle,
-              datasets: d.datasets,
-            })),
-          ),
-    );
+    const next = this.applying.then(() => {
+      if (this.closed) return undefined;
+      this.options.agent.setPlatformPolicies(policies ?? []);
+      return this.options.agent.applyDesired(
+        deployments.map((d) => ({
+          id: d.id,
+          app: d.app,
+          version: d.version,
+          digest: d.digest,
+          replicas: d.replicas,
+          bundle: d.bundle,
+          datasets: d.datasets,
+        })),
+      );
+    });
     this.applying = next.catch(() => undefined);
     return next;
   }
@@ -229,6 +248,7 @@ export class PlatformLink {
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.reportTimer) clearTimeout(this.reportTimer);
+    await this.jobs.close();
     await this.tunnel.close();
     await this.applying;
   }

@@ -1,4 +1,11 @@
-import { InsituError, type Column, type ColumnType, type SourceKind, type Visibility } from '@insitu/core';
+import {
+  InsituError,
+  type Column,
+  type ColumnType,
+  type OutputPolicy,
+  type SourceKind,
+  type Visibility,
+} from '@insitu/core';
 import type { AggregateFn, DataValue, FilterOp } from '@insitu/sdk';
 
 /** A table or file of a source as the agent knows it: metadata only. */
@@ -15,6 +22,8 @@ export interface DatasetMeta {
   description: string;
   tags: string[];
   visibility: Visibility;
+  /** The output policy of the agent's config for this dataset (the platform's may only tighten it). */
+  policy?: OutputPolicy;
 }
 
 /** One checked condition: the column comes from the introspected schema, the value is typed for it. */
@@ -30,6 +39,8 @@ export interface PlannedAggregate {
   column?: Column;
   as: string;
   type: ColumnType;
+  /** Output policy (noise): each value is clamped to [-clamp, clamp] before it is summed. */
+  clamp?: number;
 }
 
 export interface PlannedOrder {
@@ -59,6 +70,16 @@ export interface QueryPlan {
   /** Rows to fetch at most (the row cap + 1 when the caller gave no smaller limit). */
   limit: number;
   offset: number;
+  /** Output policy: groups (or the whole table, without groupBy) covering fewer source rows are left out. */
+  minGroupSize?: number;
+  /** Output policy: which aggregates get Laplace noise, and how much epsilon the answer costs. */
+  noise?: PlannedNoise;
+}
+
+/** Laplace noise for a grouped answer: per output column index, the scale of the noise. */
+export interface PlannedNoise {
+  epsilon: number;
+  columns: Array<{ index: number; scale: number; type: ColumnType; nonNegative: boolean }>;
 }
 
 /** A connector: introspects a source and runs planned queries against it, read-only. */

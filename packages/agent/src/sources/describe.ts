@@ -37,5 +37,6 @@ export function describeDataset(
     description: override?.description ?? '',
     tags: override?.tags ?? config.defaults?.tags ?? [],
     visibility: override?.visibility ?? config.defaults?.visibility ?? 'public',
+    ...((override?.policy ?? config.defaults?.policy) ? { policy: override?.policy ?? config.defaults?.policy } : {}),
   };
 }

@@ -101,7 +101,7 @@ function accumulator(agg: PlannedAggregate): Accumulator {
       return {
         add: (v) => {
           if (v === null) return;
-          sum += Number(v);
+          sum += agg.clamp === undefined ? Number(v) : Math.max(-agg.clamp, Math.min(agg.clamp, Number(v)));
           n++;
         },
         result: () => (n === 0 ? null : agg.fn === 'avg' ? sum / n : type === 'decimal' ? canonicalDecimal(sum) : sum),
@@ -182,8 +182,8 @@ export async function* runPlan(
 
   const groupIdx = plan.groupBy.map(idx);
   const aggIdx = plan.aggregates.map((a) => (a.column ? idx(a.column) : -1));
-  const groups = new Map<string, { key: Row; accs: Accumulator[] }>();
-  const group = (key: Row) => ({ key, accs: plan.aggregates.map(accumulator) });
+  const groups = new Map<string, { key: Row; accs: Accumulator[]; n: number }>();
+  const group = (key: Row) => ({ key, accs: plan.aggregates.map(accumulator), n: 0 });
   if (plan.groupBy.length === 0) groups.set('', group([]));
   for await (const batch of rows) {
     for (const r of batch) {
@@ -197,11 +197,15 @@ export async function* runPlan(
         g = group(key);
         groups.set(id, g);
       }
+      g.n++;
       for (let i = 0; i < g.accs.length; i++)
         (g.accs[i] as Accumulator).add(aggIdx[i] === -1 ? 1 : (r[aggIdx[i] as number] ?? null));
     }
   }
-  const out: Row[] = [...groups.values()].map((g) => [...g.key, ...g.accs.map((a) => a.result())]);
+  const k = plan.minGroupSize ?? 0;
+  const out: Row[] = [...groups.values()]
+    .filter((g) => g.n >= k)
+    .map((g) => [...g.key, ...g.accs.map((a) => a.result())]);
   if (plan.orderBy.length > 0) {
     const outIndex = new Map(plan.output.map((o, i) => [o.name, i]));
     out.sort(

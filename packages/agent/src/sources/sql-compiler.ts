@@ -93,7 +93,7 @@ export class SqlCompiler {
   private aggregate(a: PlannedAggregate): Raw {
     const column = a.column;
     if (!column) return sql`count(*)`;
-    const ref = this.id(column);
+    const ref = a.clamp === undefined ? this.id(column) : this.clamped(column, a.clamp);
     switch (a.fn) {
       case 'count':
         return sql`count(${ref})`;
@@ -111,6 +111,12 @@ export class SqlCompiler {
         return sql`${fn}(${this.cmp(column)})`;
       }
     }
+  }
+
+  /** The column's value clamped to [-bound, bound] (noise policy: a row's share of a sum is bounded). */
+  private clamped(column: Column, bound: number): Raw {
+    if (this.flavour === 'sqlite') return sql`max(min(${this.id(column)}, ${bound}), ${-bound})`;
+    return sql`GREATEST(LEAST(${this.id(column)}, ${bound}), ${-bound})`;
   }
 
   /** The grouped column as selected: MySQL groups text by its bytes, so it selects one of the identical values. */
@@ -133,6 +139,8 @@ export class SqlCompiler {
       for (const agg of plan.aggregates) selections.push(this.aggregate(agg).as(agg.as) as never);
       query = query.select(selections as never);
       if (plan.groupBy.length > 0) query = query.groupBy(plan.groupBy.map((c) => this.groupKey(c)) as never);
+      // Output policy: the agent adds the condition itself, whatever the application asked for.
+      if (plan.minGroupSize !== undefined) query = query.having(sql`count(*) >= ${plan.minGroupSize}` as never);
     } else {
       query = query.select(plan.columns.map((c) => this.id(c).as(c.name)) as never);
     }

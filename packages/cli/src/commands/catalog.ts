@@ -1,4 +1,4 @@
-import { InsituError, refKind } from '@insitu/core';
+import { InsituError, describeOutputPolicy, refKind, type OutputPolicy } from '@insitu/core';
 import { ApiClient, type RemoteOptions } from '../api-client.js';
 import { line, printItems, type CliIo } from '../io.js';
 import { listAll, orgIdOf, providerIdOf } from '../refs.js';
@@ -22,6 +22,8 @@ interface Dataset {
   sourceKind: string;
   rowCount: number | null;
   columns: Array<{ name: string; type: string; nullable?: boolean; description?: string }>;
+  /** The effective output policy; absent from platforms older than issue 18. */
+  policy?: OutputPolicy;
   syncedAt: string;
 }
 
@@ -145,6 +147,11 @@ export async function runCatalogShow(ref: string, options: RemoteOptions & Json,
   );
   if (dataset.description) line(io.stdout, `  ${dataset.description}`);
   if (dataset.tags.length) line(io.stdout, `  tags: ${dataset.tags.join(', ')}`);
+  // Older platforms send no policy: say nothing rather than "none".
+  if (dataset.policy) {
+    const clauses = describeOutputPolicy(dataset.policy);
+    line(io.stdout, `  output policy: ${clauses.length ? clauses.join('; ') : 'none'}`);
+  }
   printItems(io, false, dataset.columns, {
     column: (c) => c.name,
     type: (c) => c.type,

@@ -48,13 +48,17 @@ export async function runServicePublish(
 export async function runServiceInvoke(
   name: string,
   path: string | undefined,
-  options: RemoteOptions & { key?: string; method: string; data?: string; major?: number; include?: boolean },
+  options: RemoteOptions & { key?: string; method?: string; data?: string; major?: number; include?: boolean },
   io: CliIo,
 ): Promise<number> {
+  // As with curl, -d without -X sends a POST: fetch refuses a GET with a body (a TypeError that used to be
+  // reported as "cannot reach" the platform).
+  const given = options.method ?? (options.data !== undefined ? 'POST' : 'GET');
   // fetch sends a method it does not know (`patch`) as typed; HTTP methods are case-sensitive and servers refuse the lower-case one.
-  const method = options.method.toUpperCase();
-  if (!/^[A-Z]{1,20}$/.test(method))
-    throw new InsituError('INSITU_USAGE', `-X ${options.method} is not an HTTP method`);
+  const method = given.toUpperCase();
+  if (!/^[A-Z]{1,20}$/.test(method)) throw new InsituError('INSITU_USAGE', `-X ${given} is not an HTTP method`);
+  if (options.data !== undefined && (method === 'GET' || method === 'HEAD'))
+    throw new InsituError('INSITU_USAGE', `-X ${method} cannot send a body (-d): use -X POST, PUT or PATCH`);
   const key = options.key ?? io.env.INSITU_TOKEN;
   if (!key) throw new InsituError('INSITU_USAGE', 'invoke needs an API key: --key isu_key_…');
   const base = platformUrl(options, io);

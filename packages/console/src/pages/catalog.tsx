@@ -124,6 +124,19 @@ export function Catalog(props: { search: URLSearchParams }) {
 }
 
 /** One dataset: schema, tags, description and the services that read it; never rows. */
+/** What the agent lets out of this dataset, in words (see the agent's README). */
+function policyText(policy: Dataset['policy']): string {
+  if (!policy) return 'unknown';
+  const clauses: string[] = [];
+  if (policy.aggregatesOnly) clauses.push('aggregates only');
+  if (policy.minGroupSize !== undefined) clauses.push(`groups of at least ${policy.minGroupSize} rows`);
+  if (policy.neverLeave?.length) clauses.push(`never leave: ${policy.neverLeave.join(', ')}`);
+  if (policy.maxRowsPerAnswer !== undefined) clauses.push(`at most ${policy.maxRowsPerAnswer} rows per answer`);
+  if (policy.noise)
+    clauses.push(`Laplace noise, ε ${policy.noise.epsilonPerQuery} per query, budget ${policy.noise.budget}`);
+  return clauses.length ? clauses.join('; ') : 'none';
+}
+
 export function DatasetPage(props: { id: string }) {
   const dataset = useLoad(() => api.get<Dataset>(`/api/v1/datasets/${encodeURIComponent(props.id)}`), [props.id]);
   const services = useLoad(() => listAll<Service>('/api/v1/services'), []);
@@ -148,6 +161,8 @@ export function DatasetPage(props: { id: string }) {
             <dd>{d.rowCount ?? 'unknown'}</dd>
             <dt>Synced</dt>
             <dd>{when(d.syncedAt)}</dd>
+            <dt>Output policy</dt>
+            <dd>{policyText(d.policy)}</dd>
             <dt>Tags</dt>
             <dd>
               {d.tags.length

@@ -10,6 +10,16 @@ import { AppNameSchema } from './common.js';
 export const APP_RUNTIMES = ['node', 'python', 'command'] as const;
 export type AppRuntime = (typeof APP_RUNTIMES)[number];
 
+/** A service answers calls; a job runs once and writes result files. */
+export const APP_KINDS = ['service', 'job'] as const;
+export type AppKind = (typeof APP_KINDS)[number];
+
+/** The kinds a manifest declares, as a list. */
+export function manifestKinds(manifest: { kind?: AppKind | readonly AppKind[] }): AppKind[] {
+  const kind = manifest.kind ?? 'service';
+  return typeof kind === 'string' ? [kind] : [...kind];
+}
+
 /** HTTP methods an endpoint may declare. */
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
 
@@ -114,6 +124,14 @@ export const AppManifestSchema = Type.Object(
     openapi: Type.Optional(Type.String({ pattern: BUNDLE_PATH, description: 'OpenAPI document inside the bundle' })),
     limits: Type.Optional(AppLimitsSchema),
     replicas: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
+    kind: Type.Union(
+      [Type.Enum(APP_KINDS), Type.Array(Type.Enum(APP_KINDS), { minItems: 1, maxItems: 2, uniqueItems: true })],
+      {
+        default: 'service',
+        description:
+          'What the application is: a "service" answering calls, a "job" run once over the data writing result files, or both (["service","job"])',
+      },
+    ),
   },
   { additionalProperties: false },
 );
@@ -140,7 +158,7 @@ export function parseAppManifest(value: unknown, options: { what?: string; code?
     code,
   }) as AppManifest;
   const problems: string[] = [];
-  if (!manifest.endpoints && !manifest.openapi)
+  if (!manifest.endpoints && !manifest.openapi && manifestKinds(manifest).includes('service'))
     problems.push('give "endpoints" (a list) or "openapi" (a path to an OpenAPI document in the bundle)');
   const seen = new Set<string>();
   for (const ref of manifest.datasets) {

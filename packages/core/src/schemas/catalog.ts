@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox';
 import { IdSchema, NOT_ID_SHAPED, TimestampSchema } from './common.js';
+import { OutputPolicySchema } from './output-policy.js';
 
 /** Kinds of data source an agent connects. */
 export const SOURCE_KINDS = ['sqlite', 'csv', 'parquet', 'postgres', 'mysql'] as const;
@@ -56,6 +57,12 @@ export const DatasetInputSchema = Type.Object(
     columns: Type.Array(ColumnSchema, { minItems: 1, maxItems: 1000 }),
     rowCount: Type.Union([Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), Type.Null()]),
     syncedAt: Type.Optional(TimestampSchema),
+    policy: Type.Optional(
+      Type.Unsafe<Static<typeof OutputPolicySchema>>({
+        ...OutputPolicySchema,
+        description: "The output policy of the agent's config (authoritative; the platform's can only tighten it)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -74,6 +81,13 @@ export const DatasetSchema = Type.Object({
   visibility: Type.String(),
   columns: Type.Array(ColumnSchema),
   rowCount: Type.Union([Type.Integer(), Type.Null()]),
+  policy: Type.Unsafe<Static<typeof OutputPolicySchema>>({
+    ...OutputPolicySchema,
+    description:
+      "The effective output policy the agent enforces: the stricter of the agent's config (agentPolicy) and the platform's (platformPolicy)",
+  }),
+  agentPolicy: OutputPolicySchema,
+  platformPolicy: OutputPolicySchema,
   syncedAt: TimestampSchema,
   createdAt: TimestampSchema,
   updatedAt: TimestampSchema,

@@ -1,12 +1,11 @@
-import { InsituError } from '@insitu/core';
 import type { AppRow, AppVersionRow, ProviderRow, Repositories, Role } from '@insitu/store';
 import { canSeeOrg, requireOrgRole, rolesIn, type UserPrincipal } from '../auth/principal.js';
+import { notFound } from '../errors.js';
 
 /** The app if the user belongs to its organisation (or administers the platform); 404 otherwise. */
 export async function visibleApp(repos: Repositories, principal: UserPrincipal, appId: string): Promise<AppRow> {
   const app = await repos.apps.get(appId);
-  if (!app || !canSeeOrg(principal, app.org_id))
-    throw new InsituError('INSITU_APP_NOT_FOUND', `no application ${appId}`);
+  if (!app || !canSeeOrg(principal, app.org_id)) throw notFound('application', appId);
   return app;
 }
 
@@ -14,15 +13,14 @@ export async function visibleApp(repos: Repositories, principal: UserPrincipal, 
 export function requireAppRole(principal: UserPrincipal, app: AppRow, roles: readonly Role[], active = false): void {
   requireOrgRole(principal, app.org_id, roles, {
     active,
-    notMember: new InsituError('INSITU_APP_NOT_FOUND', `no application ${app.id}`),
+    notMember: notFound('application', app.id),
   });
 }
 
 /** A version of the app; 404 if it belongs to another app. */
 export async function versionOf(repos: Repositories, app: AppRow, versionId: string): Promise<AppVersionRow> {
   const version = await repos.apps.getVersion(versionId);
-  if (!version || version.app_id !== app.id)
-    throw new InsituError('INSITU_VERSION_NOT_FOUND', `no version ${versionId} of ${app.name}`);
+  if (!version || version.app_id !== app.id) throw notFound('version', `${versionId} of ${app.name}`);
   return version;
 }
 

@@ -1,4 +1,4 @@
-import type { AgentDeployment } from '@insitu/core';
+import type { AgentDeployment, AgentDesired } from '@insitu/core';
 import { AppRepository, type Repositories } from '@insitu/store';
 
 /**
@@ -28,4 +28,15 @@ export async function desiredFor(repos: Repositories, providerId: string): Promi
     });
   }
   return out;
+}
+
+/**
+ * Everything a provider's agents are sent: the deployments of {@link desiredFor} and the
+ * output policies set on the platform for the provider's datasets (each agent applies the
+ * stricter of each and its own config's).
+ */
+export async function desiredStateFor(repos: Repositories, providerId: string): Promise<AgentDesired> {
+  const deployments = await desiredFor(repos, providerId);
+  const policies = await repos.datasets.platformPolicies(providerId);
+  return { deployments, policies };
 }

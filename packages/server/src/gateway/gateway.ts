@@ -12,7 +12,7 @@ import {
 import { Counter as PromCounter, Histogram as PromHistogram } from '@insitu/core';
 import type { ApiKeyRow, AuditInput, ServiceRow } from '@insitu/store';
 import type { ServerContext } from '../context.js';
-import { toApiError } from '../errors.js';
+import { toApiError, notFound } from '../errors.js';
 import type { CallRecorder } from './call-recorder.js';
 import type { ServiceDispatcher } from './dispatcher.js';
 import { ClusterLimits } from './cluster-limits.js';
@@ -186,8 +186,7 @@ export function createGateway(
     const service = SERVICE_NAME.test(name)
       ? await services.get(name, () => store.services.getByName(name))
       : undefined;
-    if (!service)
-      throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${echo(name)}`, { details: { where: 'gateway' } });
+    if (!service) throw notFound('service', echo(name), { details: { where: 'gateway' } });
     const chosen = ServiceRouter.pick(await router.routes(service.app_id), major);
     const unavailable = () =>
       new InsituError(
@@ -263,7 +262,7 @@ export function createGateway(
       if (!scoped && !visible) {
         // Another organisation's restricted service, never granted to the key's: answer
         // exactly as for a name nobody uses, so no key can probe which names exist.
-        throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${echo(name)}`, {
+        throw notFound('service', echo(name), {
           details: { where: 'gateway' },
         });
       }

@@ -1,5 +1,6 @@
 import { InsituError } from '@insitu/core';
-import { desiredFor } from '../apps/desired-state.js';
+import { desiredFor, desiredStateFor } from '../apps/desired-state.js';
+import { jobsFor } from './jobs.js';
 import type { DeploymentReconciler } from '../apps/reconciler.js';
 import { agentOf, type App } from '../app.js';
 import { AgentDesiredSchema, AgentStatusBody, DigestParams } from '../api-schemas.js';
@@ -20,14 +21,14 @@ export function registerAgentControlRoutes(app: App, ctx: ServerContext, reconci
       config: { auth: 'agent' },
       schema: {
         tags: ['agents'],
-        summary: "The deployments this agent's provider should run",
+        summary: "The deployments this agent's provider should run, and the output policies set on the platform",
         response: { 200: AgentDesiredSchema },
       },
     },
     async (request) => {
       const agent = agentOf(request);
       await store.providers.touchAgent(agent.agentId);
-      return { deployments: await desiredFor(store, agent.providerId) };
+      return desiredStateFor(store, agent.providerId);
     },
   );
 
@@ -64,7 +65,8 @@ export function registerAgentControlRoutes(app: App, ctx: ServerContext, reconci
     async (request, reply) => {
       const agent = agentOf(request);
       const desired = await desiredFor(store, agent.providerId);
-      if (!desired.some((d) => d.digest === request.params.digest)) {
+      const jobs = await jobsFor(ctx, agent.providerId, agent.agentId);
+      if (![...desired, ...jobs].some((d) => d.digest === request.params.digest)) {
         throw new InsituError('INSITU_NOT_FOUND', `no bundle ${request.params.digest} is deployed at this provider`);
       }
       const data = await store.blobs.get(request.params.digest);

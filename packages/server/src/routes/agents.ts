@@ -6,6 +6,7 @@ import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentAgent } from '../presenters.js';
 import { NoContent } from '../openapi-responses.js';
+import { notFound } from '../errors.js';
 
 /** Agent enrolment (token → credential), and agents as their provider's organisation sees them. */
 export function registerAgentRoutes(app: App, ctx: ServerContext): void {
@@ -80,7 +81,7 @@ export function registerAgentRoutes(app: App, ctx: ServerContext): void {
       let filter: { providerId?: string; orgIds?: string[] } = {};
       if (providerId) {
         const provider = await store.providers.get(providerId);
-        if (!provider) throw new InsituError('INSITU_PROVIDER_NOT_FOUND', `no provider ${providerId}`);
+        if (!provider) throw notFound('provider', providerId);
         requireOrgRole(principal, provider.org_id, ['provider'], {
           notMember: new InsituError('INSITU_FORBIDDEN', "only the provider's organisation may list its agents"),
         });

@@ -16,6 +16,7 @@ import {
 import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentApproval } from '../presenters.js';
+import { notFound } from '../errors.js';
 
 /**
  * Approval requests: every provider whose dataset a version reads reviews its manifest,
@@ -29,18 +30,17 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
     const version = await store.apps.getVersion(row.version_id);
     const application = version ? await store.apps.get(version.app_id) : undefined;
     const provider = await store.providers.get(row.provider_id);
-    if (!version || !application || !provider)
-      throw new InsituError('INSITU_APPROVAL_NOT_FOUND', `no approval ${row.id}`);
+    if (!version || !application || !provider) throw notFound('approval', row.id);
     return { version, application, provider };
   }
 
   /** The approval if the user reviews for its provider or develops its app; 404 otherwise. */
   async function visible(principal: UserPrincipal, id: string) {
     const row = await store.apps.getApproval(id);
-    if (!row) throw new InsituError('INSITU_APPROVAL_NOT_FOUND', `no approval ${id}`);
+    if (!row) throw notFound('approval', id);
     const found = await context(row);
     if (!canSeeOrg(principal, found.provider.org_id) && !canSeeOrg(principal, found.application.org_id)) {
-      throw new InsituError('INSITU_APPROVAL_NOT_FOUND', `no approval ${id}`);
+      throw notFound('approval', id);
     }
     return { row, ...found };
   }
@@ -65,11 +65,10 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
         // The developer's view of one version: it must be an app of theirs.
         const row = await store.apps.getVersion(version);
         const application = row ? await store.apps.get(row.app_id) : undefined;
-        if (!application || !canSeeOrg(principal, application.org_id))
-          throw new InsituError('INSITU_VERSION_NOT_FOUND', `no version ${version}`);
+        if (!application || !canSeeOrg(principal, application.org_id)) throw notFound('version', version);
       } else if (provider) {
         const row = await store.providers.get(provider);
-        if (!row) throw new InsituError('INSITU_PROVIDER_NOT_FOUND', `no provider ${provider}`);
+        if (!row) throw notFound('provider', provider);
         requireOrgRole(principal, row.org_id, ['provider'], {
           notMember: new InsituError('INSITU_FORBIDDEN', "only the provider's organisation reviews its approvals"),
         });

@@ -21,6 +21,7 @@ import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentApp, presentVersion } from '../presenters.js';
 import { Binary } from '../openapi-responses.js';
+import { notFound } from '../errors.js';
 
 const BUNDLE_TYPES = [
   'application/x-tar',
@@ -65,7 +66,7 @@ export function registerAppRoutes(app: App, ctx: ServerContext): void {
       const { orgId, name, description } = request.body;
       requireOrgRole(principal, orgId, ['developer'], {
         active: true,
-        notMember: new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${orgId}`),
+        notMember: notFound('organisation', orgId),
       });
       try {
         const row = await store.apps.create({

@@ -1,20 +1,25 @@
-import { DatasetInputSchema, DatasetSchema, InsituError } from '@insitu/core';
-import { agentOf, type App } from '../app.js';
-import { visibleOrgIds, type Principal } from '../auth/principal.js';
+import { DatasetInputSchema, DatasetSchema, InsituError, OutputPolicySchema } from '@insitu/core';
+import { agentOf, userOf, type App } from '../app.js';
+import type { DeploymentReconciler } from '../apps/reconciler.js';
+import { requireOrgRole, visibleOrgIds, type Principal } from '../auth/principal.js';
 import { DatasetPage, DatasetParams, DatasetSearchQuery, IdParams } from '../api-schemas.js';
 import type { ServerContext } from '../context.js';
 import { pageRequest } from '../pagination.js';
 import { presentDataset } from '../presenters.js';
 import { NameResolver } from '../name-resolver.js';
 import { NoContent } from '../openapi-responses.js';
+import { notFound } from '../errors.js';
 
 function viewer(principal: Principal | null): { all: boolean; orgIds: string[] } {
   if (!principal) return { all: false, orgIds: [] };
   return { all: principal.kind === 'user' && principal.platformAdmin, orgIds: visibleOrgIds(principal) };
 }
 
-/** The data catalog: search and read (signed-in users and agents), write (the provider's agents). */
-export function registerDatasetRoutes(app: App, ctx: ServerContext): void {
+/**
+ * The data catalog: search and read (signed-in users and agents), write (the provider's
+ * agents); output policies (the provider organisation's administrators).
+ */
+export function registerDatasetRoutes(app: App, ctx: ServerContext, reconciler: DeploymentReconciler): void {
   const { store } = ctx;
 
   app.get(
@@ -66,9 +71,42 @@ export function registerDatasetRoutes(app: App, ctx: ServerContext): void {
       const record = await store.datasets.get(request.params.id);
       const seen = viewer(request.principal);
       if (!record || (record.visibility !== 'public' && !seen.all && !seen.orgIds.includes(record.orgId))) {
-        throw new InsituError('INSITU_DATASET_NOT_FOUND', `no dataset ${request.params.id}`);
+        throw notFound('dataset', request.params.id);
       }
       return presentDataset(record);
+    },
+  );
+
+  app.put(
+    '/api/v1/datasets/:id/policy',
+    {
+      config: { errors: [404] },
+      schema: {
+        tags: ['catalog'],
+        summary:
+          "Set the platform's output policy of a dataset (administrators of the provider's organisation). The agent enforces the stricter of it and its own config's, so this can only tighten; {} removes it.",
+        params: IdParams,
+        body: OutputPolicySchema,
+        response: { 200: DatasetSchema },
+      },
+    },
+    async (request) => {
+      const principal = userOf(request);
+      const record = await store.datasets.get(request.params.id);
+      const seen = viewer(principal);
+      if (!record || (record.visibility !== 'public' && !seen.all && !seen.orgIds.includes(record.orgId))) {
+        throw new InsituError('INSITU_DATASET_NOT_FOUND', `no dataset ${request.params.id}`);
+      }
+      requireOrgRole(principal, record.orgId, ['admin'], {
+        notMember: new InsituError('INSITU_FORBIDDEN', "only the provider organisation's administrators may set it"),
+      });
+      await store.datasets.setPlatformPolicy(record.id, request.body);
+      request.log.info({ dataset: record.id, policy: request.body }, 'dataset output policy set');
+      // Pushed to the provider's agents like a change of its deployments (and polled by them).
+      reconciler.changed(record.providerId);
+      const updated = await store.datasets.get(record.id);
+      if (!updated) throw new InsituError('INSITU_DATASET_NOT_FOUND', `no dataset ${request.params.id}`);
+      return presentDataset(updated);
     },
   );
 
@@ -111,7 +149,7 @@ export function registerDatasetRoutes(app: App, ctx: ServerContext): void {
     async (request, reply) => {
       ownProvider(request, request.params.id);
       if (!(await store.datasets.remove(request.params.id, request.params.name))) {
-        throw new InsituError('INSITU_DATASET_NOT_FOUND', `no dataset ${request.params.name} at this provider`);
+        throw notFound('dataset', `${request.params.name} at this provider`);
       }
       return reply.status(204).send();
     },

@@ -20,6 +20,7 @@ import { pageOf, pageRequest } from '../pagination.js';
 import { presentDeployment } from '../presenters.js';
 import { Binary, NoContent } from '../openapi-responses.js';
 import { readAppLogs } from '../apps/app-logs.js';
+import { notFound } from '../errors.js';
 
 /**
  * Deployments: the desired state "this approved version runs at this provider with N
@@ -59,7 +60,7 @@ export function registerDeploymentRoutes(app: App, ctx: ServerContext, reconcile
       !provider ||
       !(canSeeOrg(principal, application.org_id) || canSeeOrg(principal, provider.org_id))
     ) {
-      throw new InsituError('INSITU_DEPLOYMENT_NOT_FOUND', `no deployment ${id}`);
+      throw notFound('deployment', id);
     }
     return { row, application, provider };
   }
@@ -79,7 +80,7 @@ export function registerDeploymentRoutes(app: App, ctx: ServerContext, reconcile
     async (request, reply) => {
       const principal = userOf(request);
       const version = await store.apps.getVersion(request.body.versionId);
-      if (!version) throw new InsituError('INSITU_VERSION_NOT_FOUND', `no version ${request.body.versionId}`);
+      if (!version) throw notFound('version', request.body.versionId);
       const application = await visibleApp(store, principal, version.app_id);
       requireAppRole(principal, application, ['developer'], true);
       const approvals = await store.apps.approvalsOf(version.id);

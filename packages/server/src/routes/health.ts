@@ -6,8 +6,9 @@ import { userOf } from '../app.js';
 import type { ServerContext } from '../context.js';
 import { iso } from '../presenters.js';
 import { ApiErrorRef } from '../openapi-responses.js';
+import { Readiness } from '../readiness.js';
 
-/** `/healthz` (alive), `/readyz` (database reachable), `/metrics`, and `/api/v1/cluster`. */
+/** `/healthz` (alive), `/readyz` (this node can serve: see readiness.ts), `/metrics`, and `/api/v1/cluster`. */
 export function registerHealthRoutes(app: App, ctx: ServerContext): void {
   app.get(
     '/healthz',
@@ -23,19 +24,39 @@ export function registerHealthRoutes(app: App, ctx: ServerContext): void {
     async () => ({ status: 'ok' as const }),
   );
 
+  const readiness = new Readiness(
+    {
+      database: { probe: () => ctx.store.ping(), graceMs: ctx.config.readiness.databaseGraceMs },
+      coordination: { probe: () => app.coordinator.get('readyz'), graceMs: ctx.config.readiness.coordinationGraceMs },
+    },
+    { probeTimeoutMs: ctx.config.readiness.probeTimeoutMs, now: ctx.now, registry: ctx.registry },
+  );
+  const DependencyState = Type.Object({
+    state: Type.Union([Type.Literal('ok'), Type.Literal('degraded'), Type.Literal('down')]),
+    downForMs: Type.Optional(Type.Integer()),
+    graceMs: Type.Integer(),
+    error: Type.Optional(Type.String()),
+  });
   app.get(
     '/readyz',
     {
       config: { auth: 'public' },
       schema: {
         tags: ['health'],
-        summary: 'Readiness: the platform database and the coordination store answer',
+        summary:
+          'Readiness of this node: it serves, and its database and coordination handles answered within their grace windows',
         security: [],
         response: {
-          200: Type.Object({ status: Type.Literal('ready'), checks: Type.Record(Type.String(), Type.String()) }),
+          200: Type.Object({
+            status: Type.Literal('ready'),
+            checks: Type.Record(Type.String(), Type.String(), {
+              description: 'ok, or degraded: not answering now but within its grace window (calls answer coded errors)',
+            }),
+            dependencies: Type.Record(Type.String(), DependencyState),
+          }),
           503: {
             description:
-              'Not ready: the database or the coordination store does not answer, or the node is draining (INSITU_NOT_READY)',
+              'Not ready: the database or the coordination store has not answered this node for longer than its grace window, or the node is draining (INSITU_NOT_READY)',
             content: { 'application/json': { schema: ApiErrorRef } },
           },
         },
@@ -46,21 +67,22 @@ export function registerHealthRoutes(app: App, ctx: ServerContext): void {
         throw new InsituError('INSITU_NOT_READY', 'not ready: this node is shutting down (draining)', {
           details: { checks: { lifecycle: 'draining' } },
         });
-      const checks: Record<string, string> = {};
-      const [database, coordination] = await Promise.allSettled([ctx.store.ping(), app.coordinator.get('readyz')]);
-      checks.database = database.status === 'fulfilled' ? 'ok' : 'down';
-      checks.coordination = coordination.status === 'fulfilled' ? 'ok' : 'down';
-      if (checks.database !== 'ok' || checks.coordination !== 'ok') {
-        const down = Object.entries(checks)
-          .filter(([, state]) => state !== 'ok')
-          .map(([name]) => name);
+      const { ready, dependencies } = await readiness.check();
+      const checks = Object.fromEntries(Object.entries(dependencies).map(([name, d]) => [name, d.state]));
+      if (!ready) {
+        const down = Object.entries(dependencies)
+          .filter(([, d]) => d.state === 'down')
+          .map(
+            ([name, d]) =>
+              `${name} (${d.downForMs === undefined ? 'never answered' : `${Math.round(d.downForMs / 1000)} s`})`,
+          );
         throw new InsituError(
           'INSITU_NOT_READY',
-          `not ready: ${down.join(' and ')} ${down.length > 1 ? 'do' : 'does'} not answer`,
-          { details: { checks } },
+          `not ready: ${down.join(' and ')} ${down.length > 1 ? 'do' : 'does'} not answer this node past the grace window`,
+          { details: { checks, dependencies } },
         );
       }
-      return { status: 'ready' as const, checks };
+      return { status: 'ready' as const, checks, dependencies };
     },
   );
 

@@ -10,6 +10,7 @@ import { pageOf, pageRequest } from '../pagination.js';
 import { presentKey } from '../presenters.js';
 import { NameResolver } from '../name-resolver.js';
 import { NoContent } from '../openapi-responses.js';
+import { notFound } from '../errors.js';
 
 /** API keys: shown once, stored as SHA-256, scoped to services, expiring, revocable. */
 export function registerKeyRoutes(app: App, ctx: ServerContext, gateway: Gateway): void {
@@ -31,15 +32,14 @@ export function registerKeyRoutes(app: App, ctx: ServerContext, gateway: Gateway
       const { orgId, name, services, ttlSeconds } = request.body;
       requireOrgRole(principal, orgId, ['user'], {
         active: true,
-        notMember: new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${orgId}`),
+        notMember: notFound('organisation', orgId),
       });
       const serviceIds: string[] = [];
       for (const ref of services) {
         const row = await new NameResolver(store).service(ref);
         const visible =
           row && (row.access === 'public' || row.org_id === orgId || (await store.services.isGranted(row.id, orgId)));
-        if (!row || !visible)
-          throw new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${ref} that ${orgId} may call`);
+        if (!row || !visible) throw notFound('service', `${ref} that ${orgId} may call`);
         serviceIds.push(row.id);
       }
       const key = generateSecret('key');
@@ -80,7 +80,7 @@ export function registerKeyRoutes(app: App, ctx: ServerContext, gateway: Gateway
       let orgIds: string[] | undefined;
       if (org) {
         requireOrgRole(principal, org, ['user'], {
-          notMember: new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${org}`),
+          notMember: notFound('organisation', org),
         });
         orgIds = [org];
       } else if (!principal.platformAdmin) {
@@ -98,7 +98,7 @@ export function registerKeyRoutes(app: App, ctx: ServerContext, gateway: Gateway
 
   async function visibleKey(principalOrgs: (orgId: string) => boolean, id: string): Promise<ApiKeyRow> {
     const row = await store.services.getKey(id);
-    if (!row || !principalOrgs(row.org_id)) throw new InsituError('INSITU_KEY_NOT_FOUND', `no API key ${id}`);
+    if (!row || !principalOrgs(row.org_id)) throw notFound('API key', id);
     return row;
   }
 

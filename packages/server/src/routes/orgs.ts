@@ -21,6 +21,7 @@ import type { ServerContext } from '../context.js';
 import { pageOf, pageRequest } from '../pagination.js';
 import { presentMember, presentOrg } from '../presenters.js';
 import { NoContent } from '../openapi-responses.js';
+import { notFound } from '../errors.js';
 
 /** Organisations and their members. */
 export function registerOrgRoutes(app: App, ctx: ServerContext): void {
@@ -29,10 +30,10 @@ export function registerOrgRoutes(app: App, ctx: ServerContext): void {
   /** The organisation if the user may see it; 404 otherwise. */
   async function visibleOrg(principal: UserPrincipal, id: string): Promise<OrgRow> {
     const org = canSeeOrg(principal, id) ? await store.orgs.get(id) : undefined;
-    if (!org) throw new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${id}`);
+    if (!org) throw notFound('organisation', id);
     return org;
   }
-  const notMember = (id: string) => new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${id}`);
+  const notMember = (id: string) => notFound('organisation', id);
 
   app.get(
     '/api/v1/orgs',

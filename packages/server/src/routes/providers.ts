@@ -20,6 +20,7 @@ import { pageOf, pageRequest } from '../pagination.js';
 import { presentProvider, presentToken } from '../presenters.js';
 import { NameResolver } from '../name-resolver.js';
 import { NoContent } from '../openapi-responses.js';
+import { notFound } from '../errors.js';
 
 /** Providers (public metadata) and their enrolment tokens (private to the provider's organisation). */
 export function registerProviderRoutes(app: App, ctx: ServerContext): void {
@@ -27,7 +28,7 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
 
   async function provider(id: string): Promise<ProviderRow> {
     const row = await store.providers.get(id);
-    if (!row) throw new InsituError('INSITU_PROVIDER_NOT_FOUND', `no provider ${id}`);
+    if (!row) throw notFound('provider', id);
     return row;
   }
 
@@ -55,10 +56,10 @@ export function registerProviderRoutes(app: App, ctx: ServerContext): void {
       const { orgId, name, displayName, description } = request.body;
       requireOrgRole(principal, orgId, ['provider'], {
         active: true,
-        notMember: new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${orgId}`),
+        notMember: notFound('organisation', orgId),
       });
       const org = await store.orgs.get(orgId);
-      if (!org) throw new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${orgId}`);
+      if (!org) throw notFound('organisation', orgId);
       if (org.status !== 'active') throw new InsituError('INSITU_ORG_NOT_ACTIVE', `the organisation is ${org.status}`);
       try {
         const row = await store.providers.create({

@@ -19,6 +19,7 @@ import type { CallRecorder } from '../gateway/call-recorder.js';
 import { iso, presentAudit, presentEvent } from '../presenters.js';
 import { NameResolver } from '../name-resolver.js';
 import { serviceForRecords, serviceNotFound } from '../services/access.js';
+import { notFound } from '../errors.js';
 
 /** Usage (metering), the audit log and its verification, and the event log. */
 export function registerRecordRoutes(
@@ -68,8 +69,7 @@ export function registerRecordRoutes(
       }
       if (key) {
         const row = await store.services.getKey(key);
-        if (!row || !canSeeOrg(principal, row.org_id))
-          throw new InsituError('INSITU_KEY_NOT_FOUND', `no API key ${key}`);
+        if (!row || !canSeeOrg(principal, row.org_id)) throw notFound('API key', key);
         keyIds = [key];
       }
       if (!service && !key && !principal.platformAdmin) {

@@ -20,6 +20,7 @@ import { pageOf, pageRequest } from '../pagination.js';
 import { iso } from '../presenters.js';
 import { visibleService } from '../services/access.js';
 import { NoContent } from '../openapi-responses.js';
+import { notFound } from '../errors.js';
 
 /**
  * Services: an application published under a stable name at `/s/{name}/…` (its newest
@@ -243,8 +244,7 @@ export function registerServiceRoutes(app: App, ctx: ServerContext, gateway: Gat
       const principal = userOf(request);
       const row = await visible(principal, request.params.id);
       requireOwner(principal, row);
-      if (!(await store.orgs.get(request.body.orgId)))
-        throw new InsituError('INSITU_ORG_NOT_FOUND', `no organisation ${request.body.orgId}`);
+      if (!(await store.orgs.get(request.body.orgId))) throw notFound('organisation', request.body.orgId);
       await store.services.grant(row.id, request.body.orgId);
       gateway.invalidate();
       return reply.status(204).send();

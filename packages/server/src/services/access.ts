@@ -1,14 +1,15 @@
-import { InsituError } from '@insitu/core';
+import type { InsituError } from '@insitu/core';
 import { AppRepository, type Repositories, type ServiceRow } from '@insitu/store';
 import { canSeeOrg, type UserPrincipal } from '../auth/principal.js';
 import { NameResolver } from '../name-resolver.js';
+import { notFound } from '../errors.js';
 
 /**
  * The one answer for a service a user may not see: the same code, status and message as
  * for a name nobody uses, so that no answer tells an outsider which restricted names exist.
  */
 export function serviceNotFound(ref: string): InsituError {
-  return new InsituError('INSITU_SERVICE_NOT_FOUND', `no service ${ref}`);
+  return notFound('service', ref);
 }
 
 /** True when the user may see the service: public, their organisation's, or granted to one of their organisations. */

@@ -4,6 +4,8 @@ import { foundation } from './001-foundation.js';
 import { services } from './002-services.js';
 import { resolvedDatasets } from './003-resolved-datasets.js';
 import { appLogs } from './004-app-logs.js';
+import { datasetPolicies } from './005-dataset-policies.js';
+import { jobs } from './006-jobs.js';
 
 /** All migrations, in order. Names sort; never rename or edit one that has shipped. */
 export function migrationProvider(dialect: Dialect): MigrationProvider {
@@ -14,6 +16,8 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
         '002-services': services(dialect),
         '003-resolved-datasets': resolvedDatasets(dialect),
         '004-app-logs': appLogs(dialect),
+        '005-dataset-policies': datasetPolicies(dialect),
+        '006-jobs': jobs(dialect),
       };
     },
   };

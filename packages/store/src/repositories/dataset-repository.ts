@@ -1,4 +1,4 @@
-import { InsituError, newId, type Column, type DatasetInput } from '@insitu/core';
+import { InsituError, newId, type Column, type DatasetInput, type OutputPolicy } from '@insitu/core';
 import type { Kysely } from 'kysely';
 import { MysqlCatalogIndex } from '../catalog/mysql-index.js';
 import { filtered, type CatalogIndex, type DatasetSearch, type IndexedDataset } from '../catalog/search.js';
@@ -23,9 +23,21 @@ export interface DatasetRecord {
   visibility: 'public' | 'org';
   columns: Column[];
   rowCount: number | null;
+  /** The output policy of the agent's config, as its last sync reported it. */
+  agentPolicy: OutputPolicy;
+  /** The output policy set on the platform (can only tighten the agent's). */
+  platformPolicy: OutputPolicy;
   syncedAt: number;
   createdAt: number;
   updatedAt: number;
+}
+
+function policyOf(text: string | null): OutputPolicy {
+  return text === null ? {} : (JSON.parse(text) as OutputPolicy);
+}
+
+function policyText(policy: OutputPolicy | undefined): string | null {
+  return policy === undefined || Object.keys(policy).length === 0 ? null : JSON.stringify(policy);
 }
 
 type JoinedRow = DatasetRowRaw & { provider_name: string };
@@ -44,6 +56,8 @@ function decode(row: JoinedRow): DatasetRecord {
     visibility: row.visibility,
     columns: JSON.parse(row.columns) as Column[],
     rowCount: row.row_count === null ? null : Number(row.row_count),
+    agentPolicy: policyOf(row.agent_policy),
+    platformPolicy: policyOf(row.platform_policy),
     syncedAt: Number(row.synced_at),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
@@ -103,6 +117,7 @@ export class DatasetRepository {
         visibility: input.visibility ?? 'public',
         columns: JSON.stringify(input.columns),
         row_count: input.rowCount,
+        agent_policy: policyText(input.policy),
         synced_at: input.syncedAt ? Date.parse(input.syncedAt) : now,
         updated_at: now,
       };
@@ -143,6 +158,31 @@ export class DatasetRepository {
       const row = await this.base(db).where('d.seq', '=', seq).executeTakeFirstOrThrow();
       return { record: decode(row), created: !existing };
     });
+  }
+
+  /** Set (replace) the platform's output policy of a dataset; an empty policy removes it. False when there is no such dataset. */
+  async setPlatformPolicy(id: string, policy: OutputPolicy): Promise<boolean> {
+    // Not the update's row count: MySQL counts only rows whose values changed.
+    const found = await this.ctx.db.selectFrom('datasets').select('seq').where('id', '=', id).executeTakeFirst();
+    if (!found) return false;
+    await this.ctx.db
+      .updateTable('datasets')
+      .set({ platform_policy: policyText(policy), updated_at: this.ctx.now() })
+      .where('id', '=', id)
+      .execute();
+    return true;
+  }
+
+  /** The platform's output policies of a provider's datasets, by dataset name (only those that have one). */
+  async platformPolicies(providerId: string): Promise<Array<{ dataset: string; policy: OutputPolicy }>> {
+    const rows = await this.ctx.db
+      .selectFrom('datasets')
+      .select(['name', 'platform_policy'])
+      .where('provider_id', '=', providerId)
+      .where('platform_policy', 'is not', null)
+      .orderBy('name')
+      .execute();
+    return rows.map((r) => ({ dataset: r.name, policy: policyOf(r.platform_policy) }));
   }
 
   /** Delete a provider's dataset by name; false when there was none. */

@@ -1,0 +1,88 @@
+import { notLeader } from '../errors.js';
+import { electionName, parseRecord, PublishedTopologySchema, type ManagerRecord } from '../topology.js';
+import type { ManagerContext } from './context.js';
+import { record } from './publishing.js';
+
+// Leadership: this manager's record in coord, the election, and who leads.
+
+export async function publishRecord(ctx: ManagerContext): Promise<void> {
+  if (ctx.adminUrl === undefined) return;
+  ctx.lease = await ctx.coord.grantLease(ctx.config.coord.leaseTtlMs * 2);
+  const record: ManagerRecord = { id: ctx.id, adminUrl: ctx.adminUrl, startedAt: ctx.now() };
+  await ctx.coord.put(ctx.keys.manager(ctx.id), JSON.stringify(record), { lease: ctx.lease });
+}
+
+export async function loadTopology(ctx: ManagerContext): Promise<void> {
+  const text = await ctx.coord.get(ctx.keys.topology);
+  const topology = parseRecord(PublishedTopologySchema, text, 'published topology');
+  if (topology) ctx.topology = topology;
+}
+
+export function campaign(ctx: ManagerContext): void {
+  if (ctx.abort.signal.aborted) return;
+  const leadership = ctx.coord.campaign(electionName(ctx.config.cluster), ctx.id, {
+    ttlMs: ctx.config.coord.leaseTtlMs,
+  });
+  ctx.leadership = leadership;
+  leadership.on('elected', (token) => {
+    // The last leader's topology is the truth: read it before acting.
+    loadTopology(ctx)
+      .then(() => {
+        if (ctx.leadership !== leadership || ctx.abort.signal.aborted) return;
+        ctx.elected = true;
+        ctx.metrics.leader.set(1);
+        record(ctx, {
+          type: 'elected',
+          severity: 'info',
+          message: `manager ${ctx.id} elected (fencing token ${token})`,
+          details: { token },
+        });
+        ctx.emit('elected', token);
+      })
+      .catch((error: unknown) => {
+        ctx.logger.error({ err: error }, 'cannot read the published topology after the election; resigning');
+        void leadership.resign().catch(() => undefined);
+      });
+  });
+  leadership.on('lost', (reason) => {
+    if (ctx.leadership !== leadership) return;
+    ctx.elected = false;
+    ctx.metrics.leader.set(0);
+    ctx.logger.warn({ err: reason }, 'leadership lost');
+    ctx.events.add({
+      type: 'deposed',
+      severity: 'warning',
+      message: `manager ${ctx.id} lost its leadership: ${reason.message}`,
+    });
+    ctx.emit('deposed', reason);
+    setTimeout(() => campaign(ctx), 100).unref();
+  });
+}
+
+/** Throw `INSITU_DBMANAGER_NOT_LEADER` (naming the leader's URL) unless this manager leads. */
+export async function requireLeader(ctx: ManagerContext): Promise<void> {
+  if (ctx.isLeading()) return;
+  const url = await leaderUrl(ctx);
+  throw notLeader(ctx.id, `is not the elected one${url ? `; ask ${url}` : ''}`, {
+    leaderId: leaderId(ctx) ?? null,
+    leaderUrl: url ?? null,
+  });
+}
+
+/** The id of the elected manager, if any. */
+export function leaderId(ctx: ManagerContext): string | undefined {
+  return ctx.observer?.leader();
+}
+
+/** The admin URL of the elected manager, read from coord. */
+export async function leaderUrl(ctx: ManagerContext): Promise<string | undefined> {
+  const leader = leaderId(ctx);
+  if (leader === undefined) return undefined;
+  if (leader === ctx.id) return ctx.adminUrl;
+  const text = await ctx.coord.get(ctx.keys.manager(leader)).catch(() => undefined);
+  try {
+    return text === undefined ? undefined : (JSON.parse(text) as ManagerRecord).adminUrl;
+  } catch {
+    return undefined;
+  }
+}

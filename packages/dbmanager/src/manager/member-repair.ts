@@ -1,0 +1,186 @@
+import { restartReplication, startReplication } from '../actions.js';
+import { replicatesFrom } from '../decide.js';
+import { fenceMember } from '../fence.js';
+import { iso, type ManagerContext } from './context.js';
+import type { MemberState } from './member-state.js';
+import { raise, record, resolve } from './publishing.js';
+import { checkQuarantine, errantGtids, quarantine, rejoin } from './rejoin.js';
+import { tuneMember } from './semi-sync.js';
+
+// Member repair: every member but the primary, each evaluation: fence it if writable, rejoin or quarantine it
+// (see rejoin.ts), repair its replication threads (restart once, then alert), tune it.
+
+export async function tendMember(
+  ctx: ManagerContext,
+  state: MemberState,
+  primary: MemberState,
+  primaryAlive: boolean,
+): Promise<void> {
+  const name = state.config.name;
+  const probe = state.probe;
+  if (probe?.ok !== true) {
+    if (state.consecutiveFailures >= ctx.config.detection.failuresBeforeDown) {
+      raise(ctx, 'member-down', name, 'warning', `${name} is unreachable: ${probe?.error?.message ?? 'no probe yet'}`, {
+        since: iso(state.downSince),
+      });
+    }
+    return;
+  }
+  resolve(ctx, 'member-down', name, `${name} answers again`);
+  const quarantine = ctx.topology.quarantined.find((q) => q.name === name);
+  if (probe.readOnly === false) {
+    ctx.fence(`fence ${name}`);
+    const { killed } = await fenceMember(() => ctx.connect(state), ctx.spareUsers(), {
+      deadlineMs: ctx.config.probe.queryTimeoutMs,
+    });
+    const expected = quarantine !== undefined || ctx.topology.pendingRejoin.some((p) => p.name === name);
+    record(ctx, {
+      type: 'fence',
+      severity: expected ? 'warning' : 'critical',
+      member: name,
+      message: `${name} was writable but is not the primary: set read_only=1 and killed ${killed} client connection(s)`,
+      details: { killed },
+    });
+    if (!expected)
+      ctx.notifier.event({
+        cluster: ctx.config.cluster,
+        condition: 'unexpected-writable',
+        subject: name,
+        severity: 'critical',
+        summary: `${name} was writable beside primary ${primary.config.name}; fenced`,
+        details: { killed },
+      });
+    return;
+  }
+  if (quarantine !== undefined) {
+    await checkQuarantine(ctx, state, primary);
+    return;
+  }
+  if (!primaryAlive) return;
+  const pending = ctx.topology.pendingRejoin.find((p) => p.name === name);
+  if (pending !== undefined || !replicatesFrom(ctx.view(state), primary.config)) {
+    await rejoin(ctx, state, primary, pending);
+    return;
+  }
+  await tendReplica(ctx, state, primary);
+  await tuneMember(ctx, state, primary);
+}
+
+async function tendReplica(ctx: ManagerContext, state: MemberState, primary: MemberState): Promise<void> {
+  const name = state.config.name;
+  const replication = state.probe?.replication;
+  if (replication === undefined) return;
+  const now = ctx.now();
+  if (replication.sqlRunning !== 'Yes' && replication.lastSqlErrno !== 0) {
+    state.cleanSince = undefined;
+    const error = `error ${replication.lastSqlErrno}: ${replication.lastSqlError}`;
+    if (state.sqlRestartedFor === undefined) {
+      ctx.fence(`restart replication on ${name}`);
+      await ctx.withMember(state, (c) => restartReplication(c));
+      state.sqlRestartedFor = replication.lastSqlErrno;
+      record(ctx, {
+        type: 'replication-restart',
+        severity: 'warning',
+        member: name,
+        message: `replication SQL thread of ${name} stopped (${error}); restarted it once`,
+        details: { error: replication.lastSqlError, errno: replication.lastSqlErrno },
+      });
+      return;
+    }
+    raise(
+      ctx,
+      'replica-sql-error',
+      name,
+      'critical',
+      `replication SQL thread of ${name} stopped again after one restart: ${error}`,
+      {
+        error: replication.lastSqlError,
+        errno: replication.lastSqlErrno,
+        gtidSlavePos: state.probe?.gtidSlavePos,
+      },
+    );
+    return;
+  }
+  if (replication.ioRunning !== 'Yes' && replication.lastIoErrno !== 0) {
+    state.cleanSince = undefined;
+    const error = `error ${replication.lastIoErrno}: ${replication.lastIoError}`;
+    if (replication.lastIoErrno === 1236) {
+      const errant = await errantGtids(ctx, state, { primary });
+      await quarantine(
+        ctx,
+        state,
+        `the primary refused to serve it: ${error}`,
+        errant.length > 0 ? errant : [state.probe?.gtidSlavePos ?? '?'],
+      );
+      return;
+    }
+    if ((ctx.view(state).ioSilentMs ?? 0) < ctx.config.detection.replicaSilenceMs) return;
+    if (state.ioRestartedFor === undefined) {
+      ctx.fence(`restart replication on ${name}`);
+      await ctx.withMember(state, (c) => restartReplication(c));
+      state.ioRestartedFor = replication.lastIoErrno;
+      record(ctx, {
+        type: 'replication-restart',
+        severity: 'warning',
+        member: name,
+        message: `replication IO thread of ${name} failed (${error}); restarted it once`,
+        details: { error: replication.lastIoError, errno: replication.lastIoErrno },
+      });
+      return;
+    }
+    raise(
+      ctx,
+      'replica-io-error',
+      name,
+      'critical',
+      `replication IO thread of ${name} cannot receive from ${primary.config.name}: ${error}`,
+      { error: replication.lastIoError, errno: replication.lastIoErrno },
+    );
+    return;
+  }
+  if (replication.ioRunning === 'No' || replication.sqlRunning === 'No') {
+    state.cleanSince = undefined;
+    if (state.interruptedRepair) {
+      // Stopped by our own repair that failed part-way, not by an administrator: a replica
+      // left stopped is no witness, and would hold up the next failover.
+      ctx.fence(`start replication on ${name}`);
+      state.interruptedRepair = false;
+      await ctx.withMember(state, (c) => startReplication(c));
+      record(ctx, {
+        type: 'replication-restart',
+        severity: 'warning',
+        member: name,
+        message: `replication on ${name} was left stopped by an interrupted repair (IO ${replication.ioRunning}, SQL ${replication.sqlRunning}); started it again`,
+      });
+      return;
+    }
+    raise(
+      ctx,
+      'replication-stopped',
+      name,
+      'warning',
+      `replication on ${name} was stopped without an error (by an administrator?): IO ${replication.ioRunning}, SQL ${replication.sqlRunning}`,
+      {},
+    );
+    return;
+  }
+  if (replication.ioRunning === 'Yes' && replication.sqlRunning === 'Yes') {
+    state.interruptedRepair = false;
+    resolve(ctx, 'replica-sql-error', name, `replication on ${name} runs again`);
+    resolve(ctx, 'replica-io-error', name, `replication on ${name} runs again`);
+    resolve(ctx, 'replication-stopped', name, `replication on ${name} runs again`);
+    state.cleanSince ??= now;
+    if (now - state.cleanSince >= ctx.config.repair.errorMemoryMs) {
+      state.sqlRestartedFor = undefined;
+      state.ioRestartedFor = undefined;
+    }
+    const lag = replication.secondsBehindMaster;
+    if (lag !== null && lag > ctx.config.repair.lagWarningSeconds) {
+      raise(ctx, 'replica-lag', name, 'warning', `${name} is ${lag} s behind ${primary.config.name}`, {
+        lagSeconds: lag,
+      });
+    } else {
+      resolve(ctx, 'replica-lag', name, `${name} caught up`);
+    }
+  }
+}

@@ -1,0 +1,80 @@
+import type { Severity } from '@insitu/notify';
+import { notLeader } from '../errors.js';
+import type { EventLog } from '../events.js';
+import type { PublishedPrimary, PublishedTopology } from '../topology.js';
+import type { ManagerContext } from './context.js';
+
+// Publishing: the topology to coord (fenced), events to the log, metrics, logs and coord, alerts to notify.
+
+export async function publish(ctx: ManagerContext, next: PublishedTopology): Promise<void> {
+  const leadership = ctx.leadership;
+  if (leadership === undefined || !ctx.isLeading()) {
+    throw notLeader(ctx.id, 'is no longer the leader; not publishing');
+  }
+  const topology: PublishedTopology = { ...next, updatedAt: ctx.now(), updatedBy: ctx.id };
+  await leadership.fencedPut(ctx.keys.topology, JSON.stringify(topology));
+  const primary = topology.primary === null ? undefined : ctx.states.get(topology.primary);
+  if (primary !== undefined) {
+    const record: PublishedPrimary = {
+      member: primary.config.name,
+      host: primary.config.host,
+      port: primary.config.port,
+      epoch: topology.epoch,
+    };
+    await leadership.fencedPut(ctx.keys.primary, JSON.stringify(record));
+  }
+  ctx.topology = topology;
+}
+
+export function record(ctx: ManagerContext, input: Parameters<EventLog['add']>[0]): void {
+  const event = ctx.events.add(input);
+  ctx.metrics.actions.inc({ type: event.type });
+  const level = event.severity === 'critical' ? 'error' : event.severity === 'warning' ? 'warn' : 'info';
+  ctx.logger[level]({ event: event.type, member: event.member, details: event.details }, event.message);
+  ctx.emit('event', event);
+  const leadership = ctx.leadership;
+  if (leadership !== undefined && ctx.isLeading()) {
+    leadership
+      .fencedPut(ctx.keys.event(event.id), JSON.stringify(event))
+      .then(async () => {
+        ctx.publishedEventIds.push(event.id);
+        while (ctx.publishedEventIds.length > ctx.config.events.keep) {
+          const oldest = ctx.publishedEventIds.shift();
+          if (oldest !== undefined) await leadership.fencedDelete(ctx.keys.event(oldest));
+        }
+      })
+      .catch((error: unknown) => ctx.logger.warn({ err: error }, 'cannot publish an event in coord'));
+  }
+}
+
+/** Raise an alert; the first raise (and each repeat) is also an event. */
+export function raise(
+  ctx: ManagerContext,
+  condition: string,
+  subject: string,
+  severity: Severity,
+  summary: string,
+  details: Record<string, unknown>,
+): void {
+  const sent = ctx.notifier.raise({
+    cluster: ctx.config.cluster,
+    condition,
+    subject,
+    severity,
+    summary,
+    details,
+  });
+  if (sent)
+    record(ctx, { type: condition, severity, ...(subject ? { member: subject } : {}), message: summary, details });
+}
+
+export function resolve(ctx: ManagerContext, condition: string, subject: string, summary: string): void {
+  if (ctx.notifier.resolve({ cluster: ctx.config.cluster, condition, subject }, summary)) {
+    record(ctx, {
+      type: `${condition}-resolved`,
+      severity: 'info',
+      ...(subject ? { member: subject } : {}),
+      message: summary,
+    });
+  }
+}
