@@ -35,6 +35,8 @@ export interface SessionTimings {
   maxWorkConnections?: number;
   /** Unbound work connections kept ready ahead of demand (default 8). */
   workSpares?: number;
+  /** Idle work connections bound to a service are closed after this long (default 4 s, see `WorkPoolOptions`). */
+  workIdleMs?: number;
 }
 
 const EWMA_DECAY_MS = 10_000;
@@ -244,6 +246,7 @@ export class AgentSession extends EventEmitter {
           this.work = new WorkPool({
             max: Math.min(frame.workConnections ?? 0, this.#timings.maxWorkConnections ?? MAX_WORK_CONNECTIONS),
             ...(this.#timings.workSpares === undefined ? {} : { spare: this.#timings.workSpares }),
+            ...(this.#timings.workIdleMs === undefined ? {} : { idleTimeoutMs: this.#timings.workIdleMs }),
             logger: this.#logger,
             sendTokens: (tokens) => {
               if (this.open) control?.write(encodeFrame({ type: 'work', tokens }));

@@ -134,6 +134,11 @@ class AttemptFailure extends Error {
     readonly bodyStarted: boolean,
     /** Refused by our own per-session stream limit: busy, not failing. */
     readonly busy = false,
+    /**
+     * A work connection failed under the request before any byte of an answer, in a way
+     * that lets the same session take it again over an HTTP/2 stream (see `#attemptWork`).
+     */
+    readonly stale = false,
   ) {
     super(message);
   }
@@ -615,9 +620,26 @@ export class TunnelServer {
     const service = request.service;
     if (service !== undefined && session.work) {
       if (session.work.canServe(service))
-        return this.#attemptWork(session, session.work, service, request, method, deadline);
+        return this.#attemptWork(session, session.work, service, request, method, deadline).catch((error: unknown) => {
+          if (!(error instanceof AttemptFailure && error.stale)) throw error;
+          // Not the session's fault, and not a retry on another session: the same
+          // session takes the request over its HTTP/2 connection.
+          this.metrics?.retries.inc({ reason: 'stale_work_connection' });
+          this.#logger.debug({ sessionId: session.id, reason: error.message }, 'work connection was stale: retrying');
+          return this.#attemptStream(session, request, method, deadline);
+        });
       session.work.refill();
     }
+    return this.#attemptStream(session, request, method, deadline);
+  }
+
+  /** One attempt over an HTTP/2 stream of the session. */
+  #attemptStream(
+    session: AgentSession,
+    request: TunnelRequest,
+    method: string,
+    deadline: number,
+  ): Promise<TunnelResponse> {
     const hasBody = request.body !== undefined;
     let stream: http2.ClientHttp2Stream;
     try {
@@ -711,7 +733,20 @@ export class TunnelServer {
     });
   }
 
-  /** One attempt over a work connection: plain HTTP/1.1 keep-alive, the agent pipes bytes to the application. */
+  /**
+   * One attempt over a work connection: plain HTTP/1.1 keep-alive, the agent pipes bytes to
+   * the application.
+   *
+   * A kept-alive connection can be dead when a request gets it: closed by us a moment ago
+   * (its `close` not delivered yet), or by the agent because the application closed its
+   * idle connection (the FIN still on its way). Such a failure, before any byte of an
+   * answer, is `stale`: `#attempt` sends the request again over the same session's HTTP/2
+   * connection and does not count it against the session. Which requests may go again
+   * (RFC 9112 §9.3.1): any method when the connection was already closed or half-closed
+   * as the request got it, or none could be had (nothing reached the agent); an idempotent
+   * request also when the connection died after we wrote to it; never a request whose
+   * streamed body was partly consumed.
+   */
   #attemptWork(
     session: AgentSession,
     work: WorkPool,
@@ -733,11 +768,22 @@ export class TunnelServer {
         new InsituError('INSITU_VALIDATION', `the request cannot be sent: ${(error as Error).message}`),
       );
     }
+    const idempotent = request.idempotent ?? IDEMPOTENT_METHODS.has(method);
     session.inFlight++;
     session.requests++;
     this.metrics?.streamsActive.inc();
     const started = Date.now();
     let bodyStarted = false;
+    // The connection the request got, what it had read by then, and whether it was already closing.
+    let socket: Socket | undefined;
+    let readBefore = 0;
+    let deadOnArrival = false;
+    const onBodyError = (): void => {
+      outgoing.destroy();
+    };
+    const onBodyData = (): void => {
+      bodyStarted = true;
+    };
     return new Promise<TunnelResponse>((resolve, reject) => {
       let settled = false;
       const settle = (outcome: 'ok' | FailureKind, value: TunnelResponse | AttemptFailure): void => {
@@ -745,9 +791,22 @@ export class TunnelServer {
         settled = true;
         clearTimeout(timer);
         request.signal?.removeEventListener('abort', onAbort);
-        this.metrics?.streams.inc({ outcome: outcome === 'died' ? 'failed' : outcome });
+        const stale = value instanceof AttemptFailure && value.stale;
+        this.metrics?.streams.inc({ outcome: stale ? 'refused' : outcome === 'died' ? 'failed' : outcome });
         if (value instanceof AttemptFailure) reject(value);
         else resolve(value);
+      };
+      const failed = (message: string): void => {
+        if (settled) return;
+        const nothingBack = socket === undefined || socket.bytesRead === readBefore;
+        const stale =
+          nothingBack && !bodyStarted && (socket === undefined || deadOnArrival || idempotent) && Date.now() < deadline;
+        if (stale && body instanceof Readable) {
+          body.removeListener('error', onBodyError);
+          body.removeListener('data', onBodyData);
+          body.unpipe(outgoing);
+        }
+        settle('died', new AttemptFailure('died', message, bodyStarted, false, stale));
       };
       const timer = setTimeout(
         () => {
@@ -762,6 +821,12 @@ export class TunnelServer {
       };
       if (request.signal?.aborted) onAbort();
       request.signal?.addEventListener('abort', onAbort);
+      // Emitted before the request is written to the connection.
+      outgoing.once('socket', (assigned: Socket) => {
+        socket = assigned;
+        readBefore = assigned.bytesRead;
+        deadOnArrival = assigned.destroyed || assigned.readableEnded || assigned.writableEnded;
+      });
       outgoing.on('response', (answer) => {
         session.recordSuccess(Date.now() - started);
         answer.setTimeout(this.#options.idleTimeoutMs ?? 60_000, () => answer.destroy());
@@ -783,23 +848,16 @@ export class TunnelServer {
           forwarded: false,
         });
       });
-      outgoing.on('error', (error) => {
-        settle(
-          'died',
-          new AttemptFailure('died', `work connection of session ${session.id}: ${error.message}`, bodyStarted),
-        );
-      });
+      outgoing.on('error', (error) => failed(`work connection of session ${session.id}: ${error.message}`));
       outgoing.once('close', () => {
         session.inFlight--;
         this.metrics?.streamsActive.dec();
-        settle('died', new AttemptFailure('died', `work connection of session ${session.id} closed`, bodyStarted));
+        failed(`work connection of session ${session.id} closed`);
       });
       if (typeof body === 'string' || Buffer.isBuffer(body)) outgoing.end(body);
       else if (body) {
-        body.once('data', () => {
-          bodyStarted = true;
-        });
-        body.on('error', () => outgoing.destroy());
+        body.once('data', onBodyData);
+        body.on('error', onBodyError);
         body.pipe(outgoing);
       } else outgoing.end();
     });

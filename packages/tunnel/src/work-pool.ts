@@ -12,7 +12,12 @@ export interface WorkPoolOptions {
   spare?: number;
   /** A token not used within this long is forgotten (default 30 s). */
   tokenTtlMs?: number;
-  /** Idle bound connections are closed after this long (default 60 s). */
+  /**
+   * Idle bound connections are closed after this long (default 4 s: below the 5 s
+   * keep-alive timeout of Node's and uvicorn's HTTP servers, so that we, not the
+   * application, close an idle connection, and a request rarely meets one being closed;
+   * an application's `Keep-Alive: timeout=N` hint shortens it to N - 1 s).
+   */
   idleTimeoutMs?: number;
   /** Send tokens to the agent (a `work` frame on the control stream). */
   sendTokens(tokens: string[]): void;
@@ -30,7 +35,8 @@ class WorkAgent extends http.Agent {
     maxSockets: number,
     idleTimeoutMs: number,
   ) {
-    super({ keepAlive: true, maxSockets, scheduling: 'lifo', timeout: idleTimeoutMs });
+    // FIFO: Node's agent skips connections destroyed while idle only at the head of the list.
+    super({ keepAlive: true, maxSockets, scheduling: 'fifo', timeout: idleTimeoutMs });
   }
 
   override getName(options?: http.ClientRequestArgs): string {
@@ -74,7 +80,7 @@ export class WorkPool {
   constructor(options: WorkPoolOptions) {
     this.#options = options;
     this.#maxSockets = options.max;
-    this.agent = new WorkAgent(this, options.max, options.idleTimeoutMs ?? 60_000);
+    this.agent = new WorkAgent(this, options.max, options.idleTimeoutMs ?? 4000);
   }
 
   /** Connections held now (spare and bound). */
@@ -131,6 +137,10 @@ export class WorkPool {
     }
     this.#all.add(socket);
     this.#spares.push(socket);
+    // The upgraded socket came from an HTTP server, which allows half-open connections: a
+    // FIN from the agent (it closes a connection when the application closed its end)
+    // would leave ours open, idle in the pool, for the next request to fail on. Close it.
+    socket.allowHalfOpen = false;
     socket.on('error', () => undefined);
     // Anything the agent sends on an unbound connection is a protocol breach.
     const onData = (): void => {
@@ -153,15 +163,16 @@ export class WorkPool {
   /** Could a request for `service` go out on a work connection now, without waiting? */
   canServe(service: string): boolean {
     if (this.closing) return false;
-    const free = this.agent.freeSockets[service];
-    if (free && free.length > 0) return true;
+    // Destroyed connections leave these lists only on their `close`, a tick later.
+    if (this.agent.freeSockets[service]?.some((socket) => !socket.destroyed)) return true;
     const busy = this.agent.sockets[service]?.length ?? 0;
-    return this.#spares.length > 0 && busy < this.#maxSockets;
+    return busy < this.#maxSockets && this.#spares.some((socket) => !socket.destroyed);
   }
 
   /** Bind a spare to `service` (its first line), for the HTTP agent. */
   bind(service: string): Socket | undefined {
-    const socket = this.#spares.pop();
+    let socket = this.#spares.pop();
+    while (socket?.destroyed) socket = this.#spares.pop();
     if (!socket) return undefined;
     socket.emit('bound');
     socket.write(`${service}\n`);
