@@ -6,6 +6,8 @@
 //   ssh -R        wrk → sshd → ssh → origin (a private sshd on a free port, temp keys)
 //   tunnel        wrk → bench/tunnel platform.mjs (production TunnelServer) → HTTP/2 session → agent.mjs
 //                 (production TunnelClient + createHttpProxyHandler) → origin
+//   tunnel+work   the same processes with work connections on (agent.mjs BENCH_WORK_CONNECTIONS=128): the
+//                 platform speaks HTTP/1.1 keep-alive over connections the agent dialled, the agent pipes bytes
 //   service call  wrk → `insitu server` gateway → tunnel → `insitu agent` → sandboxed app (bench/invoke
 //                 set-up, its small JSON answer — not 1 KB — and its own app process)
 // For each: req/s, p50/p99 latency (wrk --latency), and CPU time per request of the path's
@@ -245,15 +247,23 @@ async function startHaproxy(appPort) {
   return { port, pids: [haproxy.child.pid] };
 }
 
-async function startTunnel(appPort) {
-  const platform = start(process.execPath, [...profiled('tunnel-platform'), join(root, 'bench/tunnel/platform.mjs')]);
-  const { tunnelPort, frontPort } = JSON.parse((await platform.waitFor(/^\{.*\}$/m))[0]);
-  const agent = start(process.execPath, [
-    ...profiled('tunnel-agent'),
-    join(root, 'bench/tunnel/agent.mjs'),
-    `http://127.0.0.1:${tunnelPort}`,
-    String(appPort),
+async function startTunnel(appPort, workConnections = 0) {
+  const suffix = workConnections > 0 ? '-work' : '';
+  const platform = start(process.execPath, [
+    ...profiled(`tunnel-platform${suffix}`),
+    join(root, 'bench/tunnel/platform.mjs'),
   ]);
+  const { tunnelPort, frontPort } = JSON.parse((await platform.waitFor(/^\{.*\}$/m))[0]);
+  const agent = start(
+    process.execPath,
+    [
+      ...profiled(`tunnel-agent${suffix}`),
+      join(root, 'bench/tunnel/agent.mjs'),
+      `http://127.0.0.1:${tunnelPort}`,
+      String(appPort),
+    ],
+    { BENCH_WORK_CONNECTIONS: String(workConnections) },
+  );
   await agent.waitFor(/ready/);
   await waitFor(() => answers(frontPort, '/1k'), 'the bare tunnel');
   return { port: frontPort, pids: [platform.child.pid, agent.child.pid], platform, agent };
@@ -302,6 +312,7 @@ async function main() {
     { name: 'haproxy', path: '/1k', headers: {}, ...(await startHaproxy(appPort)) },
     { name: 'ssh -R', path: '/1k', headers: {}, ...(await startSshReverse(appPort)) },
     { name: 'tunnel', path: '/1k', headers: {}, ...(await startTunnel(appPort)) },
+    { name: 'tunnel+work', path: '/1k', headers: {}, ...(await startTunnel(appPort, 128)) },
   ];
   if (!values['skip-service']) {
     const service = await startService();
@@ -369,7 +380,7 @@ async function main() {
   }
   lines.push('', '| ratio (req/s) | 1 conn | 64 conn | path CPU per request at 64 |', '|---|---:|---:|---:|');
   for (const p of paths.filter((x) => x.pids.length > 0)) {
-    for (const base of ['ssh -R', 'haproxy']) {
+    for (const base of ['ssh -R', 'haproxy', ...(p.name === 'tunnel+work' ? ['tunnel'] : [])]) {
       if (base === p.name) continue;
       lines.push(
         `| ${p.name} / ${base} | ${fmt(m(p.name, 1, (c) => c.rps) / m(base, 1, (c) => c.rps), 2)} | ${fmt(m(p.name, 64, (c) => c.rps) / m(base, 64, (c) => c.rps), 2)} | ${fmt(m(p.name, 64, (c) => c.cpu.own) / m(base, 64, (c) => c.cpu.own), 2)}× |`,

@@ -4,10 +4,12 @@ import type { Socket } from 'node:net';
 import { InsituError, type Logger } from '@insitu/core';
 import { encodeFrame, readFrames } from './control-frames.js';
 import { http2Transport } from './tls-stream.js';
+import { WorkPool } from './work-pool.js';
 import {
   AgentFrameSchema,
   CONTROL_PATH,
   MAX_FRAME_SIZE,
+  MAX_WORK_CONNECTIONS,
   SESSION_WINDOW,
   STREAM_WINDOW,
   type AgentFrame,
@@ -29,6 +31,12 @@ export interface SessionTimings {
   commandTimeoutMs: number;
   /** Most streams in flight on one session; more are refused before they are sent (and retried elsewhere). */
   maxStreams: number;
+  /** Most work connections per session (default and ceiling {@link MAX_WORK_CONNECTIONS}). */
+  maxWorkConnections?: number;
+  /** Unbound work connections kept ready ahead of demand (default 8). */
+  workSpares?: number;
+  /** Idle work connections bound to a service are closed after this long (default 4 s, see `WorkPoolOptions`). */
+  workIdleMs?: number;
 }
 
 const EWMA_DECAY_MS = 10_000;
@@ -56,6 +64,8 @@ export class AgentSession extends EventEmitter {
   ejectedUntil = 0;
   lastFailureAt = 0;
   requests = 0;
+  /** The data plane: work connections the agent dialled (absent when the agent serves HTTP/2 streams only). */
+  work: WorkPool | undefined;
   closed = false;
   ready = false;
   readonly socket: Socket;
@@ -231,6 +241,19 @@ export class AgentSession extends EventEmitter {
       case 'hello':
         this.agentVersion = frame.agentVersion;
         this.services = frame.services;
+        if (!this.ready && !this.work && (frame.workConnections ?? 0) > 0) {
+          const control = this.#control;
+          this.work = new WorkPool({
+            max: Math.min(frame.workConnections ?? 0, this.#timings.maxWorkConnections ?? MAX_WORK_CONNECTIONS),
+            ...(this.#timings.workSpares === undefined ? {} : { spare: this.#timings.workSpares }),
+            ...(this.#timings.workIdleMs === undefined ? {} : { idleTimeoutMs: this.#timings.workIdleMs }),
+            logger: this.#logger,
+            sendTokens: (tokens) => {
+              if (this.open) control?.write(encodeFrame({ type: 'work', tokens }));
+            },
+          });
+          this.work.refill();
+        }
         if (!this.ready) {
           this.ready = true;
           this.emit('ready');
@@ -303,6 +326,7 @@ export class AgentSession extends EventEmitter {
 
   /** Stop routing to it (GOAWAY received, or draining). */
   #markGone(): void {
+    this.work?.drain();
     if (this.closed) return;
     this.closed = true;
     this.emit('gone');
@@ -310,6 +334,7 @@ export class AgentSession extends EventEmitter {
 
   #onClosed(): void {
     this.#markGone();
+    this.work?.destroy();
     clearInterval(this.#pingTimer);
     for (const [id, pending] of this.#pendingCommands) {
       clearTimeout(pending.timer);

@@ -2,7 +2,13 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { errorJson } from '@insitu/core';
 import { forwardableHeaders } from './protocol.js';
-import { RAW_STREAM_HANDLER, type RawStreamCapable, type TunnelHandler } from './tunnel-client.js';
+import {
+  RAW_STREAM_HANDLER,
+  WORK_TARGET,
+  type RawStreamCapable,
+  type TunnelHandler,
+  type WorkTargetCapable,
+} from './tunnel-client.js';
 
 /** Where {@link createHttpProxyHandler} sends requests: a TCP port or a Unix socket. */
 export type HttpProxyTarget = { host: string; port: number } | { socketPath: string };
@@ -21,7 +27,7 @@ const BAD_GATEWAY = errorJson({
 export function createHttpProxyHandler(
   target: HttpProxyTarget,
   options: { maxSockets?: number } = {},
-): TunnelHandler & RawStreamCapable & { close(): void } {
+): TunnelHandler & RawStreamCapable & WorkTargetCapable & { close(): void } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 });
   const handler = ((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     const upstream = http.request(
@@ -51,7 +57,7 @@ export function createHttpProxyHandler(
       req.on('error', () => upstream.destroy());
       req.pipe(upstream);
     }
-  }) as TunnelHandler & RawStreamCapable & { close(): void };
+  }) as TunnelHandler & RawStreamCapable & WorkTargetCapable & { close(): void };
   handler[RAW_STREAM_HANDLER] = (stream, headers) => {
     stream.on('error', () => undefined);
     const upstream = http.request(
@@ -87,6 +93,8 @@ export function createHttpProxyHandler(
     if (stream.endAfterHeaders) upstream.end();
     else stream.pipe(upstream);
   };
+  // Work connections (the data plane) pipe bytes straight to the application.
+  handler[WORK_TARGET] = () => target;
   handler.close = () => agent.destroy();
   return handler;
 }

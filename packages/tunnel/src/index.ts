@@ -14,12 +14,14 @@
  */
 export { createTunnelServer, TunnelServer, bodyFrom } from './tunnel-server.js';
 export type { TunnelServerOptions, TunnelRequest, TunnelResponse, SessionInfo } from './tunnel-server.js';
-export { TunnelClient, backoffDelay, RAW_STREAM_HANDLER } from './tunnel-client.js';
+export { TunnelClient, backoffDelay, RAW_STREAM_HANDLER, WORK_TARGET } from './tunnel-client.js';
 export type {
   TunnelClientOptions,
   TunnelHandler,
   RawStreamHandler,
   RawStreamCapable,
+  WorkTarget,
+  WorkTargetCapable,
   CommandHandler,
   BackoffOptions,
   ClientSessionInfo,
@@ -37,6 +39,8 @@ export {
   PEER_PATH,
   PEER_PROTOCOL,
   CONTROL_PATH,
+  WORK_PATH,
+  WORK_PROTOCOL,
   STREAM_WINDOW,
   SESSION_WINDOW,
   ServiceAnnouncementSchema,

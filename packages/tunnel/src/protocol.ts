@@ -8,6 +8,18 @@ export const PEER_PROTOCOL = 'insitu-peer/1';
 export const TUNNEL_PATH = '/api/v1/tunnel';
 /** Default path of the node-to-node endpoint. */
 export const PEER_PATH = '/api/v1/tunnel/peer';
+/** The `Upgrade` token of a work connection (the data plane, dialled by the agent). */
+export const WORK_PROTOCOL = 'insitu-work/1';
+/** Path of work connections on the platform's API port. */
+export const WORK_PATH = '/api/v1/tunnel/work';
+/** Header of a work connection's upgrade: the one-time token the platform handed over the control stream. */
+export const WORK_TOKEN_HEADER = 'insitu-work-token';
+/** Longest binding line (`<service key>\n`) the platform sends first on a work connection. */
+export const MAX_BINDING_BYTES = 256;
+/** Work connections an agent session may hold on one node (at most; the agent may ask for fewer). */
+export const MAX_WORK_CONNECTIONS = 256;
+/** Service keys: `app@version`. */
+export const SERVICE_KEY_PATTERN = /^[A-Za-z0-9._~@+-]{1,200}$/;
 /** Path of the control stream inside a session; never reaches the agent's handler. */
 export const CONTROL_PATH = '/_insitu/control';
 
@@ -69,7 +81,13 @@ const Services = Type.Array(ServiceAnnouncementSchema, { maxItems: 1000 });
 /** Frames the agent sends on the control stream. */
 export const AgentFrameSchema = Type.Union([
   Type.Object(
-    { type: Type.Literal('hello'), agentVersion: Type.String({ maxLength: 100 }), services: Services },
+    {
+      type: Type.Literal('hello'),
+      agentVersion: Type.String({ maxLength: 100 }),
+      services: Services,
+      /** Work connections the agent will dial on request (0 or absent: HTTP/2 streams only). */
+      workConnections: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 })),
+    },
     { additionalProperties: false },
   ),
   Type.Object({ type: Type.Literal('announce'), services: Services }, { additionalProperties: false }),
@@ -98,6 +116,14 @@ export const PlatformFrameSchema = Type.Union([
       type: Type.Literal('welcome'),
       sessionId: Type.String({ maxLength: 100 }),
       nodeId: Type.String({ maxLength: 100 }),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      type: Type.Literal('work'),
+      /** One-time tokens, one per work connection to dial (32 random bytes, base64url). */
+      tokens: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }), { minItems: 1, maxItems: 64 }),
     },
     { additionalProperties: false },
   ),

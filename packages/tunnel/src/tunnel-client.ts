@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { createLogger, errorJson, InsituError, type Logger, Sleeper, toInsituError } from '@insitu/core';
 import { encodeFrame, readFrames } from './control-frames.js';
 import { dialUpgrade } from './dial.js';
@@ -15,6 +15,12 @@ import {
   STREAM_WINDOW,
   TUNNEL_PATH,
   TUNNEL_PROTOCOL,
+  MAX_BINDING_BYTES,
+  MAX_WORK_CONNECTIONS,
+  SERVICE_KEY_PATTERN,
+  WORK_PATH,
+  WORK_PROTOCOL,
+  WORK_TOKEN_HEADER,
   type PlatformFrame,
   type ServiceAnnouncement,
 } from './protocol.js';
@@ -31,6 +37,17 @@ export const RAW_STREAM_HANDLER: unique symbol = Symbol.for('insitu.tunnel.rawSt
 /** A handler carrying a raw stream implementation under {@link RAW_STREAM_HANDLER}. */
 export interface RawStreamCapable {
   [RAW_STREAM_HANDLER]: RawStreamHandler;
+}
+
+/** Where a service's bytes go when a work connection is bound to it: a TCP port or a Unix socket. */
+export type WorkTarget = { host: string; port: number } | { socketPath: string };
+
+/** Marks a handler that can also serve a service by piping raw bytes (see {@link TunnelClientOptions.workTarget}). */
+export const WORK_TARGET: unique symbol = Symbol.for('insitu.tunnel.workTarget');
+
+/** A handler carrying a work-target resolver under {@link WORK_TARGET}. */
+export interface WorkTargetCapable {
+  [WORK_TARGET]: (service: string) => WorkTarget | undefined;
 }
 
 /** A control command handler: its result (JSON) goes back to the platform. */
@@ -84,6 +101,14 @@ export interface TunnelClientOptions {
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
   dialTimeoutMs?: number;
+  /**
+   * The data plane: where a work connection bound to a service pipes its bytes (an
+   * HTTP/1.1 application). Default: the handler's {@link WORK_TARGET}, if any. Without
+   * one, every request comes as an HTTP/2 stream to `handler`.
+   */
+  workTarget?: (service: string) => WorkTarget | undefined;
+  /** Work connections per session at most (default 0: off, experimental — see the README's "Work connections"). */
+  workConnections?: number;
   /** Streams the platform may open at once on one session (default 4096). */
   maxConcurrentStreams?: number;
   logger?: Logger;
@@ -105,6 +130,8 @@ interface LiveSession {
   h2: http2.ServerHttp2Session | undefined;
   socket: Socket;
   control: http2.ServerHttp2Stream | undefined;
+  /** Work connections of this session (dialling, idle or piping). */
+  work: Set<Socket>;
 }
 
 /** Full jitter: a uniform delay in [0, min(max, base × 2^attempt)]. */
@@ -137,6 +164,7 @@ export class TunnelClient extends EventEmitter {
   #started = false;
   #lastError: InsituError | undefined;
   #connecting: LiveSession | undefined;
+  readonly #workTarget: ((service: string) => WorkTarget | undefined) | undefined;
 
   constructor(options: TunnelClientOptions) {
     super();
@@ -146,6 +174,10 @@ export class TunnelClient extends EventEmitter {
       throw new InsituError('INSITU_CONFIG_INVALID', 'the agent credential must look like isu_agt_...');
     this.#options = options;
     this.#services = options.services ?? [];
+    this.#workTarget =
+      options.workConnections === 0
+        ? undefined
+        : (options.workTarget ?? (options.handler as Partial<WorkTargetCapable>)[WORK_TARGET]);
     this.#logger = options.logger ?? createLogger({ name: 'tunnel-client', level: 'silent' });
     this.#server = http2.createServer({
       settings: {
@@ -316,6 +348,7 @@ export class TunnelClient extends EventEmitter {
       h2: undefined,
       socket,
       control: undefined,
+      work: new Set(),
     };
     this.#connecting = live;
     this.#server.emit('connection', http2Transport(socket));
@@ -354,6 +387,7 @@ export class TunnelClient extends EventEmitter {
     });
     clearInterval(pinger);
     this.#live.delete(live);
+    for (const work of live.work) work.destroy();
     const lived = Date.now() - live.connectedAt;
     this.#logger.info({ url, nodeId, sessionId, livedMs: lived }, 'tunnel session down');
     this.emit('disconnect', { url, nodeId, sessionId });
@@ -394,7 +428,12 @@ export class TunnelClient extends EventEmitter {
     live.control = stream;
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
     stream.write(
-      encodeFrame({ type: 'hello', agentVersion: this.#options.agentVersion ?? '', services: this.#services }),
+      encodeFrame({
+        type: 'hello',
+        agentVersion: this.#options.agentVersion ?? '',
+        services: this.#services,
+        ...(this.#workConnections > 0 ? { workConnections: this.#workConnections } : {}),
+      }),
     );
     readFrames(
       stream,
@@ -418,6 +457,10 @@ export class TunnelClient extends EventEmitter {
     if (frame.type === 'welcome') {
       live.sessionId = frame.sessionId;
       live.nodeId = frame.nodeId;
+      return;
+    }
+    if (frame.type === 'work') {
+      for (const token of frame.tokens) this.#dialWork(live, token);
       return;
     }
     const handler = this.#commands.get(frame.name);
@@ -445,6 +488,92 @@ export class TunnelClient extends EventEmitter {
       }
     }
     live.control?.write(encodeFrame(reply));
+  }
+
+  get #workConnections(): number {
+    if (!this.#workTarget) return 0;
+    return Math.max(0, Math.min(this.#options.workConnections ?? 0, MAX_WORK_CONNECTIONS));
+  }
+
+  /**
+   * Dial one work connection with a token from the platform, wait for its binding line
+   * (`<service key>\n`), connect to that service's application and pipe bytes both ways.
+   * Nothing is parsed beyond the binding line; a bad one closes the connection.
+   */
+  #dialWork(live: LiveSession, token: string): void {
+    if (this.#closed || !this.#live.has(live) || live.work.size >= this.#workConnections) return;
+    const resolveTarget = this.#workTarget;
+    if (!resolveTarget) return;
+    const placeholder = { destroy: () => undefined } as unknown as Socket;
+    live.work.add(placeholder);
+    dialUpgrade({
+      url: live.url,
+      path: WORK_PATH,
+      protocol: WORK_PROTOCOL,
+      headers: { [SESSION_HEADER]: live.sessionId, [WORK_TOKEN_HEADER]: token },
+      ...(this.#options.ca === undefined ? {} : { ca: this.#options.ca }),
+      allowPlainText: this.#options.allowPlainText ?? false,
+      timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
+    }).then(
+      ({ socket }) => {
+        live.work.delete(placeholder);
+        if (this.#closed || !this.#live.has(live)) {
+          socket.destroy();
+          return;
+        }
+        live.work.add(socket);
+        socket.once('close', () => live.work.delete(socket));
+        socket.on('error', () => undefined);
+        this.#awaitBinding(socket, resolveTarget);
+      },
+      (error: unknown) => {
+        live.work.delete(placeholder);
+        this.#logger.info({ err: (error as Error).message }, 'could not dial a work connection');
+      },
+    );
+  }
+
+  #awaitBinding(socket: Socket, resolveTarget: (service: string) => WorkTarget | undefined): void {
+    let pending: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      const newline = pending.indexOf(10);
+      if (newline < 0) {
+        if (pending.length > MAX_BINDING_BYTES) {
+          this.#logger.info({ code: 'INSITU_TUNNEL_BAD_FRAME' }, 'work connection binding line too long');
+          socket.destroy();
+        }
+        return;
+      }
+      socket.removeListener('data', onData);
+      socket.pause();
+      const service = pending.subarray(0, newline).toString('latin1');
+      const rest = pending.subarray(newline + 1);
+      // Only a service this agent announced: the platform is not trusted to pick any other.
+      const target =
+        SERVICE_KEY_PATTERN.test(service) && this.#services.some((s) => s.key === service)
+          ? resolveTarget(service)
+          : undefined;
+      if (!target) {
+        this.#logger.info(
+          { code: 'INSITU_TUNNEL_BAD_FRAME', service: service.slice(0, 200) },
+          'work connection bound to a service this agent does not serve',
+        );
+        socket.destroy();
+        return;
+      }
+      const upstream = net.connect(target as net.NetConnectOpts);
+      upstream.setNoDelay(true);
+      upstream.on('error', () => socket.destroy());
+      socket.on('error', () => upstream.destroy());
+      socket.once('close', () => upstream.destroy());
+      upstream.once('close', () => socket.destroy());
+      if (rest.length > 0) upstream.write(rest);
+      socket.pipe(upstream);
+      upstream.pipe(socket);
+      socket.resume();
+    };
+    socket.on('data', onData);
   }
 
   /** Stop: GOAWAY on every session, let requests in flight finish for up to `graceMs`, stop reconnecting. */

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import http from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
@@ -30,9 +31,13 @@ import {
   STREAM_WINDOW,
   TUNNEL_PATH,
   TUNNEL_PROTOCOL,
+  WORK_PATH,
+  WORK_PROTOCOL,
+  WORK_TOKEN_HEADER,
   forwardableHeaders,
 } from './protocol.js';
 import { RoutingTable, type BalancerPolicy } from './routing-table.js';
+import type { WorkPool } from './work-pool.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -129,6 +134,11 @@ class AttemptFailure extends Error {
     readonly bodyStarted: boolean,
     /** Refused by our own per-session stream limit: busy, not failing. */
     readonly busy = false,
+    /**
+     * A work connection failed under the request before any byte of an answer, in a way
+     * that lets the same session take it again over an HTTP/2 stream (see `#attemptWork`).
+     */
+    readonly stale = false,
   ) {
     super(message);
   }
@@ -165,6 +175,7 @@ export class TunnelServer {
   readonly #peers: PeerPool | undefined;
   readonly #peerServer: http2.Http2Server | undefined;
   readonly #byAgent = new Map<string, AgentSession[]>();
+  readonly #byId = new Map<string, AgentSession>();
   readonly #peerSessions = new Set<http2.ServerHttp2Session>();
   #bytesSeen = new WeakMap<AgentSession, { read: number; written: number }>();
   #bytesClosed = { toAgent: 0, fromAgent: 0 };
@@ -234,6 +245,10 @@ export class TunnelServer {
     const path = (req.url ?? '').split('?')[0];
     if (path === TUNNEL_PATH) {
       void this.#acceptAgent(req, socket, head);
+      return true;
+    }
+    if (path === WORK_PATH) {
+      this.#acceptWork(req, socket, head);
       return true;
     }
     if (path === PEER_PATH) {
@@ -340,6 +355,7 @@ export class TunnelServer {
         .shift()
         ?.destroy('INSITU_TUNNEL_TOO_MANY_SESSIONS', `agent has more than ${limit} sessions on this node`);
     }
+    this.#byId.set(session.id, session);
     this.metrics?.sessions.inc();
     const entry = (): DirectoryEntry => ({
       sessionId: session.id,
@@ -372,6 +388,7 @@ export class TunnelServer {
       this.#options.cluster?.directory.unpublish(entry()).catch(() => undefined);
     });
     session.once('closed', () => {
+      this.#byId.delete(session.id);
       this.table.remove(session);
       this.metrics?.sessions.dec();
       const seen = this.#bytesSeen.get(session) ?? { read: 0, written: 0 };
@@ -385,6 +402,39 @@ export class TunnelServer {
       }
       this.#logger.info({ sessionId: session.id, agentId: session.identity.agentId }, 'agent session closed');
     });
+  }
+
+  /**
+   * A work connection: the agent dialled it with a one-time token its session received
+   * on the control stream. The token is the only proof: it must have been issued by that
+   * very session (so a connection can never join another agent's session), and is used
+   * up on the first try, right or wrong.
+   */
+  #acceptWork(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', () => undefined);
+    if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== WORK_PROTOCOL) {
+      return this.#refuse(socket, 400, 'Bad Request', 'INSITU_TUNNEL_BAD_UPGRADE', `send Upgrade: ${WORK_PROTOCOL}`);
+    }
+    if (!this.#plainTextAllowed(socket)) {
+      return this.#refuse(socket, 403, 'Forbidden', 'INSITU_TUNNEL_TLS_REQUIRED', 'work connections over TLS only');
+    }
+    const sessionId = headerValue(req.headers[SESSION_HEADER]) ?? '';
+    const token = headerValue(req.headers[WORK_TOKEN_HEADER]) ?? '';
+    const session = this.#byId.get(sessionId);
+    if (!session?.work || session.closed || head.length > 0 || !session.work.claim(token)) {
+      return this.#refuse(
+        socket,
+        401,
+        'Unauthorized',
+        'INSITU_UNAUTHENTICATED',
+        'unknown, used or expired work token for this session',
+      );
+    }
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${WORK_PROTOCOL}\r\n\r\n`);
+    socket.setTimeout(0);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    session.work.add(socket);
   }
 
   #acceptPeer(req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -567,6 +617,29 @@ export class TunnelServer {
         new AttemptFailure('refused', `session ${session.id} has ${session.inFlight} streams in flight`, false, true),
       );
     }
+    const service = request.service;
+    if (service !== undefined && session.work) {
+      if (session.work.canServe(service))
+        return this.#attemptWork(session, session.work, service, request, method, deadline).catch((error: unknown) => {
+          if (!(error instanceof AttemptFailure && error.stale)) throw error;
+          // Not the session's fault, and not a retry on another session: the same
+          // session takes the request over its HTTP/2 connection.
+          this.metrics?.retries.inc({ reason: 'stale_work_connection' });
+          this.#logger.debug({ sessionId: session.id, reason: error.message }, 'work connection was stale: retrying');
+          return this.#attemptStream(session, request, method, deadline);
+        });
+      session.work.refill();
+    }
+    return this.#attemptStream(session, request, method, deadline);
+  }
+
+  /** One attempt over an HTTP/2 stream of the session. */
+  #attemptStream(
+    session: AgentSession,
+    request: TunnelRequest,
+    method: string,
+    deadline: number,
+  ): Promise<TunnelResponse> {
     const hasBody = request.body !== undefined;
     let stream: http2.ClientHttp2Stream;
     try {
@@ -657,6 +730,136 @@ export class TunnelServer {
           body.pipe(stream);
         }
       }
+    });
+  }
+
+  /**
+   * One attempt over a work connection: plain HTTP/1.1 keep-alive, the agent pipes bytes to
+   * the application.
+   *
+   * A kept-alive connection can be dead when a request gets it: closed by us a moment ago
+   * (its `close` not delivered yet), or by the agent because the application closed its
+   * idle connection (the FIN still on its way). Such a failure, before any byte of an
+   * answer, is `stale`: `#attempt` sends the request again over the same session's HTTP/2
+   * connection and does not count it against the session. Which requests may go again
+   * (RFC 9112 §9.3.1): any method when the connection was already closed or half-closed
+   * as the request got it, or none could be had (nothing reached the agent); an idempotent
+   * request also when the connection died after we wrote to it; never a request whose
+   * streamed body was partly consumed.
+   */
+  #attemptWork(
+    session: AgentSession,
+    work: WorkPool,
+    service: string,
+    request: TunnelRequest,
+    method: string,
+    deadline: number,
+  ): Promise<TunnelResponse> {
+    const body = request.body;
+    const headers = forwardableHeaders(request.headers ?? {}, { host: 'localhost' });
+    if ((typeof body === 'string' || Buffer.isBuffer(body)) && headers['content-length'] === undefined)
+      headers['content-length'] = String(Buffer.byteLength(body));
+    let outgoing: http.ClientRequest;
+    try {
+      outgoing = http.request({ agent: work.agent, host: service, method, path: request.path, headers });
+    } catch (error) {
+      // A path or header Node refuses to send.
+      return Promise.reject(
+        new InsituError('INSITU_VALIDATION', `the request cannot be sent: ${(error as Error).message}`),
+      );
+    }
+    const idempotent = request.idempotent ?? IDEMPOTENT_METHODS.has(method);
+    session.inFlight++;
+    session.requests++;
+    this.metrics?.streamsActive.inc();
+    const started = Date.now();
+    let bodyStarted = false;
+    // The connection the request got, what it had read by then, and whether it was already closing.
+    let socket: Socket | undefined;
+    let readBefore = 0;
+    let deadOnArrival = false;
+    const onBodyError = (): void => {
+      outgoing.destroy();
+    };
+    const onBodyData = (): void => {
+      bodyStarted = true;
+    };
+    return new Promise<TunnelResponse>((resolve, reject) => {
+      let settled = false;
+      const settle = (outcome: 'ok' | FailureKind, value: TunnelResponse | AttemptFailure): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        request.signal?.removeEventListener('abort', onAbort);
+        const stale = value instanceof AttemptFailure && value.stale;
+        this.metrics?.streams.inc({ outcome: stale ? 'refused' : outcome === 'died' ? 'failed' : outcome });
+        if (value instanceof AttemptFailure) reject(value);
+        else resolve(value);
+      };
+      const failed = (message: string): void => {
+        if (settled) return;
+        const nothingBack = socket === undefined || socket.bytesRead === readBefore;
+        const stale =
+          nothingBack && !bodyStarted && (socket === undefined || deadOnArrival || idempotent) && Date.now() < deadline;
+        if (stale && body instanceof Readable) {
+          body.removeListener('error', onBodyError);
+          body.removeListener('data', onBodyData);
+          body.unpipe(outgoing);
+        }
+        settle('died', new AttemptFailure('died', message, bodyStarted, false, stale));
+      };
+      const timer = setTimeout(
+        () => {
+          outgoing.destroy();
+          settle('timeout', new AttemptFailure('timeout', 'deadline passed before the response headers', bodyStarted));
+        },
+        Math.max(1, deadline - Date.now()),
+      );
+      const onAbort = (): void => {
+        outgoing.destroy();
+        settle('aborted', new AttemptFailure('aborted', 'aborted by the caller', bodyStarted));
+      };
+      if (request.signal?.aborted) onAbort();
+      request.signal?.addEventListener('abort', onAbort);
+      // Emitted before the request is written to the connection.
+      outgoing.once('socket', (assigned: Socket) => {
+        socket = assigned;
+        readBefore = assigned.bytesRead;
+        deadOnArrival = assigned.destroyed || assigned.readableEnded || assigned.writableEnded;
+      });
+      outgoing.on('response', (answer) => {
+        session.recordSuccess(Date.now() - started);
+        answer.setTimeout(this.#options.idleTimeoutMs ?? 60_000, () => answer.destroy());
+        answer.on('aborted', () =>
+          answer.destroy(
+            new InsituError(
+              'INSITU_TUNNEL_UPSTREAM_FAILED',
+              `agent session ${session.id} ended before the answer was complete: its work connection closed`,
+            ),
+          ),
+        );
+        settle('ok', {
+          status: answer.statusCode ?? 502,
+          headers: forwardableHeaders(answer.headers),
+          body: answer,
+          sessionId: session.id,
+          nodeId: this.nodeId,
+          agentId: session.identity.agentId,
+          forwarded: false,
+        });
+      });
+      outgoing.on('error', (error) => failed(`work connection of session ${session.id}: ${error.message}`));
+      outgoing.once('close', () => {
+        session.inFlight--;
+        this.metrics?.streamsActive.dec();
+        failed(`work connection of session ${session.id} closed`);
+      });
+      if (typeof body === 'string' || Buffer.isBuffer(body)) outgoing.end(body);
+      else if (body) {
+        body.once('data', onBodyData);
+        body.on('error', onBodyError);
+        body.pipe(outgoing);
+      } else outgoing.end();
     });
   }
 
