@@ -47,7 +47,7 @@ export function record(ctx: ManagerContext, input: Parameters<EventLog['add']>[0
   }
 }
 
-/** Raise an alert; the first raise (and each repeat) is also an event. */
+/** Raise an alert; the first raise (and each repeat) is also an event. True when it notified (and recorded). */
 export function raise(
   ctx: ManagerContext,
   condition: string,
@@ -55,7 +55,7 @@ export function raise(
   severity: Severity,
   summary: string,
   details: Record<string, unknown>,
-): void {
+): boolean {
   const sent = ctx.notifier.raise({
     cluster: ctx.config.cluster,
     condition,
@@ -66,6 +66,7 @@ export function raise(
   });
   if (sent)
     record(ctx, { type: condition, severity, ...(subject ? { member: subject } : {}), message: summary, details });
+  return sent;
 }
 
 export function resolve(ctx: ManagerContext, condition: string, subject: string, summary: string): void {
