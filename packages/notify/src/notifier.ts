@@ -286,7 +286,12 @@ export class Notifier extends EventEmitter {
     this.#batches.delete(group);
     if (batch.timer) clearTimeout(batch.timer);
     const now = this.#now();
-    const items = [...batch.items.values()].filter((item) => !(this.#mute?.(item) ?? false));
+    // A resolution is never muted: it is only queued for an alert a message announced (or when
+    // unannounced resolutions are kept), and muting it would leave that alert firing for ever at
+    // the receiver (an inhibited node's alert that cleared while the node still counted as lost).
+    const items = [...batch.items.values()].filter(
+      (item) => item.state === 'resolved' || !(this.#mute?.(item) ?? false),
+    );
     for (const item of items) {
       const active = this.#active.get(item.key);
       if (active && item.state !== 'resolved') {
