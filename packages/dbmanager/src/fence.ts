@@ -34,7 +34,8 @@ export interface FenceResult {
  * behind a lock the kill passes may not end (a spared user's `LOCK TABLES … WRITE` or a
  * long statement); the fence then reports `readOnly: false` and the caller retries.
  *
- * `open` gives a fresh admin connection; both are closed here. Never throws: a member that
+ * `open` gives a fresh admin connection; both are opened before the first kill pass and
+ * closed here. Never throws: a member that
  * cannot be reached gives `{ readOnly: false, unreachable: true }`.
  */
 export async function fenceMember(
@@ -51,16 +52,24 @@ export async function fenceMember(
   let killed = 0;
   let passes = 0;
   let setError: string | undefined;
+  // The setter's connection is opened before any kill pass: while it is still authenticating,
+  // PROCESSLIST shows it as `unauthenticated user`, and a pass would kill it (seen under load).
+  let setterConnection: MemberConnection | undefined;
+  try {
+    setterConnection = await open();
+  } catch (error) {
+    setError = sqlErrorInfo(error).message;
+  }
   try {
     killed += await killClientConnections(killer, spareUsers);
     let settled = false;
     const setter = (async () => {
-      const connection = await open();
+      if (setterConnection === undefined) return;
       try {
-        await setLockWaitTimeout(connection, Math.max(1, Math.ceil(options.deadlineMs / 1000)));
-        await setReadOnly(connection, true);
+        await setLockWaitTimeout(setterConnection, Math.max(1, Math.ceil(options.deadlineMs / 1000)));
+        await setReadOnly(setterConnection, true);
       } finally {
-        await connection.close();
+        await setterConnection.close();
       }
     })()
       .catch((error: unknown) => {

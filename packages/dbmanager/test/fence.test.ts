@@ -91,7 +91,7 @@ describe('fenceMember: reports read_only=1 only when the member says so', () => 
       await holder.end().catch(() => undefined);
     }
     const done = await fenceMember(open, [MANAGER_USER], { deadlineMs: 1000 });
-    assert.equal(done.readOnly, true);
+    assert.equal(done.readOnly, true, done.error);
     assert.equal(done.error, undefined);
     assert.equal(await readOnlyOf(db), '1');
     await db.query('SET GLOBAL read_only = 0');
