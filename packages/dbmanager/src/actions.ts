@@ -32,6 +32,12 @@ export async function setReadOnly(connection: MemberConnection, readOnly: boolea
   await connection.query(readOnly ? 'SET GLOBAL read_only = 1' : 'SET GLOBAL read_only = 0');
 }
 
+/** The member's `@@global.read_only` as it is now: the check that a fence took effect. */
+export async function readReadOnly(connection: MemberConnection): Promise<boolean> {
+  const row = await connection.one<{ ro: number }>('SELECT @@global.read_only AS ro');
+  return Number(row?.ro) === 1;
+}
+
 /**
  * Kill the client connections that could still write: everything but system threads,
  * replication threads (`Binlog Dump`), our own connection and the replication and

@@ -57,7 +57,10 @@ export class MemberGuard extends EventEmitter {
   /** The last moment this guard held a fresh lease (or started). */
   #heldAt: number;
   #loop: Promise<void> | undefined;
+  /** Fences that took effect (`read_only=1` read back). */
   readonly fences: GuardFence[] = [];
+  /** Fence attempts that did not (the member stayed writable); each is retried at the next check. */
+  readonly failedFences: GuardFence[] = [];
 
   constructor(options: MemberGuardOptions) {
     super();
@@ -201,12 +204,19 @@ export class MemberGuard extends EventEmitter {
       deadlineMs: Math.max(500, this.#options.leaseTtlMs),
     });
     const fence: GuardFence = { ...result, at: Date.now(), reason };
-    this.fences.push(fence);
-    this.#options.logger.warn(
-      { reason, killed: result.killed, readOnly: result.readOnly },
-      `guard fenced ${this.#options.member}: read_only=1, ${result.killed} client connection(s) killed`,
-    );
-    this.emit('fence', fence);
+    (result.readOnly ? this.fences : this.failedFences).push(fence);
+    // Only a verified read_only=1 is a fence; otherwise the next check (intervalMs later) finds it writable and tries again.
+    if (result.readOnly)
+      this.#options.logger.warn(
+        { reason, killed: result.killed, readOnly: true },
+        `guard fenced ${this.#options.member}: read_only=1 verified, ${result.killed} client connection(s) killed`,
+      );
+    else
+      this.#options.logger.error(
+        { reason, killed: result.killed, readOnly: false, error: result.error },
+        `guard could not fence ${this.#options.member}: ${result.error ?? 'read_only is still 0'}; retrying`,
+      );
+    this.emit(result.readOnly ? 'fence' : 'fence-failed', fence);
   }
 }
 

@@ -19,11 +19,19 @@ export type { ManagerEvent } from './events.js';
 export {
   PublishedTopologySchema,
   PublishedPrimarySchema,
+  PublishedAlertsSchema,
   ManagerRecordSchema,
   coordKeys,
   electionName,
 } from './topology.js';
-export type { PublishedTopology, PublishedPrimary, ManagerRecord, PendingRejoin, Quarantine } from './topology.js';
+export type {
+  PublishedTopology,
+  PublishedPrimary,
+  PublishedAlerts,
+  ManagerRecord,
+  PendingRejoin,
+  Quarantine,
+} from './topology.js';
 export { judgePrimary, rankCandidates, defaultConfirmations, replicaLostPrimary } from './decide.js';
 export type { MemberView, PrimaryVerdict, Candidate, Exclusion } from './decide.js';
 export {

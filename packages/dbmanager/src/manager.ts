@@ -10,6 +10,7 @@ import { acknowledgeFailover } from './manager/failover-decision.js';
 import { campaign, leaderId, leaderUrl, loadTopology, publishRecord } from './manager/leadership.js';
 import { restartDeadMembers } from './manager/member-restarts.js';
 import { probeAll } from './manager/probing.js';
+import { publishAlerts } from './manager/publishing.js';
 import { clusterStatus, type ClusterStatus } from './manager/status.js';
 import { switchover, type SwitchoverResult } from './manager/switchover.js';
 import { electionName, parseRecord, PublishedTopologySchema, type PublishedTopology } from './topology.js';
@@ -107,6 +108,13 @@ export class DbManager extends EventEmitter {
     ctx.abort.abort();
     await this.#loop;
     await this.#lock.catch(() => undefined);
+    if (ctx.elected && ctx.leadership?.isLeader() === true) {
+      // Hand the alerts over before resigning: send what is pending, publish what is active (fenced).
+      await ctx.notifier.flush().catch(() => undefined);
+      await publishAlerts(ctx, { stopping: true }).catch((error: unknown) =>
+        ctx.logger.warn({ err: error }, 'cannot publish the active alerts in coord'),
+      );
+    }
     const leadership = ctx.leadership;
     ctx.leadership = undefined;
     ctx.elected = false;
@@ -208,6 +216,9 @@ export class DbManager extends EventEmitter {
         // acting on them would "rejoin" members the switchover just repointed. Probe again.
         if (this.#commandChanges !== changes) return;
         await evaluate(ctx);
+        await publishAlerts(ctx).catch((error: unknown) =>
+          ctx.logger.warn({ err: error }, 'cannot publish the active alerts in coord'),
+        );
       });
     } else {
       ctx.suspect = false;

@@ -32,6 +32,7 @@ export function coordKeys(cluster: string) {
     manager: (id: string) => `${prefix}managers/${id}`,
     events: `${prefix}events/`,
     event: (id: string) => `${prefix}events/${id}`,
+    alerts: `${prefix}alerts`,
   };
 }
 
@@ -87,6 +88,38 @@ export const ManagerRecordSchema = Type.Object({
   startedAt: Type.Number(),
 });
 export type ManagerRecord = Static<typeof ManagerRecordSchema>;
+
+const SeveritySchema = Type.Union([Type.Literal('info'), Type.Literal('warning'), Type.Literal('critical')]);
+
+/**
+ * `dbmanager/<cluster>/alerts`: the elected manager's active alerts (`Notifier.snapshot()`),
+ * published (fenced) so that the next elected manager takes them over: an alert announced
+ * by one leader is neither announced again nor left unresolved by the next.
+ */
+export const PublishedAlertsSchema = Type.Object({
+  manager: Type.String(),
+  at: Type.Number(),
+  active: Type.Array(
+    Type.Object({
+      item: Type.Object({
+        key: Type.String(),
+        cluster: Type.String(),
+        condition: Type.String(),
+        subject: Type.String(),
+        severity: SeveritySchema,
+        state: Type.Union([Type.Literal('firing'), Type.Literal('repeat'), Type.Literal('resolved')]),
+        summary: Type.String(),
+        details: Type.Record(Type.String(), Type.Unknown()),
+        firstSeenAt: Type.String(),
+        lastSeenAt: Type.String(),
+        count: Type.Integer({ minimum: 0 }),
+        resolvedAt: Type.Optional(Type.String()),
+      }),
+      notifiedAt: Type.Optional(Type.Number()),
+    }),
+  ),
+});
+export type PublishedAlerts = Static<typeof PublishedAlertsSchema>;
 
 /** Parse and validate a JSON value read from coord. */
 export function parseRecord<S extends Type.TSchema>(

@@ -172,6 +172,23 @@ export class Notifier extends EventEmitter {
     }
   }
 
+  /**
+   * Hand active alerts over without a message: drop those `which` selects (and their pending
+   * batch entries). For a leader that lost its leadership: the next leader restored them
+   * from a {@link snapshot} and resolves them; this process must neither repeat nor resolve
+   * them. Returns how many were dropped.
+   */
+  forget(which: (item: AlertItem) => boolean): number {
+    let dropped = 0;
+    for (const [key, entry] of [...this.#active]) {
+      if (!which(entry.item)) continue;
+      this.#active.delete(key);
+      this.#batches.get(groupKey(entry.item))?.items.delete(key);
+      dropped += 1;
+    }
+    return dropped;
+  }
+
   /** Report that a condition holds. Returns true when this raise will send a message (new or repeat). */
   raise(alert: AlertInput): boolean {
     if (this.#closed) return false;
@@ -269,7 +286,12 @@ export class Notifier extends EventEmitter {
     this.#batches.delete(group);
     if (batch.timer) clearTimeout(batch.timer);
     const now = this.#now();
-    const items = [...batch.items.values()].filter((item) => !(this.#mute?.(item) ?? false));
+    // A resolution is never muted: it is only queued for an alert a message announced (or when
+    // unannounced resolutions are kept), and muting it would leave that alert firing for ever at
+    // the receiver (an inhibited node's alert that cleared while the node still counted as lost).
+    const items = [...batch.items.values()].filter(
+      (item) => item.state === 'resolved' || !(this.#mute?.(item) ?? false),
+    );
     for (const item of items) {
       const active = this.#active.get(item.key);
       if (active && item.state !== 'resolved') {

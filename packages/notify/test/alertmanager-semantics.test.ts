@@ -86,6 +86,34 @@ describe('notify: Alertmanager semantics (group interval, mute, one firing and o
     await notifier.close();
   });
 
+  it('an announced alert that clears while muted (its node lost, inhibited) still gets its resolved message', async () => {
+    const muted = new Set<string>();
+    const notifier = new Notifier({
+      targets: [webhookTarget({ url: hook.url })],
+      groupWaitMs: 10,
+      retry: RETRY,
+      dropUnannouncedResolutions: true,
+      mute: (item: AlertItem) => muted.has(item.subject),
+    });
+    const start = hook.accepted.length;
+    notifier.raise(alert('server@node5'));
+    await notifier.flush();
+    assert.deepEqual(
+      messagesSince(start).map((m) => m.status),
+      ['firing'],
+    );
+    muted.add('server@node5');
+    notifier.raise(alert('server@node5'));
+    notifier.resolve(alert('server@node5'));
+    await notifier.flush();
+    assert.deepEqual(
+      messagesSince(start).map((m) => m.status),
+      ['firing', 'resolved'],
+      'the incident is closed at the receiver',
+    );
+    await notifier.close();
+  });
+
   it('a restored snapshot is not announced again by the next notifier, but its resolution is', async () => {
     const first = new Notifier({ targets: [webhookTarget({ url: hook.url })], groupWaitMs: 10, retry: RETRY });
     const start = hook.accepted.length;

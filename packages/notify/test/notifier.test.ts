@@ -155,6 +155,56 @@ describe('notify: webhook and SMTP delivery', () => {
     }
   });
 
+  it('hands alerts over: snapshot → restore in another notifier, forget() in the first; one firing, one resolved', async () => {
+    const a = createNotifier(config({ webhooks: [{ url: hook.url }] }));
+    const b = createNotifier(config({ webhooks: [{ url: hook.url }] }));
+    const mine = () => hookMessages(hook).filter((m) => m.cluster === 'handover');
+    try {
+      assert.equal(
+        a.raise({ cluster: 'handover', condition: 'x', subject: 'db3', severity: 'warning', summary: 'x' }),
+        true,
+      );
+      await waitFor(() => mine().find((m) => m.status === 'firing'), { timeoutMs: 5000, what: 'x firing' });
+      // Raised but not announced yet (still in its group wait): forgotten, never sent by the first.
+      a.raise({ cluster: 'handover', condition: 'y', subject: 'db3', severity: 'warning', summary: 'y' });
+      b.restore(a.snapshot());
+      assert.equal(
+        a.forget(() => true),
+        2,
+      );
+      assert.deepEqual(a.active(), []);
+      assert.equal(
+        a.resolve({ cluster: 'handover', condition: 'x', subject: 'db3' }),
+        false,
+        'not the first one’s any more',
+      );
+      assert.equal(
+        b.raise({ cluster: 'handover', condition: 'x', subject: 'db3', severity: 'warning', summary: 'x' }),
+        false,
+        'announced already: not again',
+      );
+      assert.equal(b.resolve({ cluster: 'handover', condition: 'x', subject: 'db3' }, 'cleared'), true);
+      // y was never announced: the next raise by the new holder announces it.
+      b.raise({ cluster: 'handover', condition: 'y', subject: 'db3', severity: 'warning', summary: 'y' });
+      await waitFor(() => mine().find((m) => m.condition === 'x' && m.status === 'resolved'), {
+        timeoutMs: 5000,
+        what: 'x resolved',
+      });
+      await b.flush();
+      await a.flush();
+      await waitFor(() => mine().find((m) => m.condition === 'y'), { timeoutMs: 5000, what: 'y firing' });
+      assert.deepEqual(
+        mine()
+          .map((m) => `${m.condition}:${m.status}`)
+          .sort(),
+        ['x:firing', 'x:resolved', 'y:firing'],
+      );
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('groups alerts of one cluster and condition into one message, and keeps conditions apart', async () => {
     const notifier = createNotifier(config({ webhooks: [{ url: hook.url }], groupWaitMs: 200 }));
     try {

@@ -74,6 +74,8 @@ export class ManagerContext {
   publishedEventIds: string[] = [];
   /** After a failover that failed part-way: attempts so far and when the next may start. */
   failoverRetry = { attempts: 0, nextAt: 0 };
+  /** The alerts last published under `dbmanager/<cluster>/alerts` (JSON), to publish only changes. */
+  publishedAlerts: string | undefined;
   /** The primary the manager switched to asynchronous (no replica receiving), and since when none received. */
   semiSyncAlone: { primary: string; since: number; async: boolean } | undefined;
 

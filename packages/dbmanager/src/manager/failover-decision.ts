@@ -8,6 +8,15 @@ import { publish, raise, record, resolve } from './publishing.js';
 
 // The failover decision: what a verdict on the primary leads to (alerts, cooldown, back-off, a failover).
 
+/** Alerts about the primary, keyed by the member that was primary when raised. */
+const PRIMARY_CONDITIONS = [
+  'failover-failed',
+  'primary-unreachable',
+  'primary-down',
+  'failover-blocked',
+  'failover-impossible',
+] as const;
+
 export async function actOnVerdict(ctx: ManagerContext, primary: MemberState, verdict: PrimaryVerdict): Promise<void> {
   const name = primary.config.name;
   const details = {
@@ -23,6 +32,14 @@ export async function actOnVerdict(ctx: ManagerContext, primary: MemberState, ve
     resolve(ctx, 'primary-unreachable', name, `the manager reaches primary ${name} again`);
     resolve(ctx, 'primary-down', name, `primary ${name} answers again`);
     resolve(ctx, 'failover-blocked', name, `primary ${name} answers again`);
+    // Alerts about a member that is no longer the primary: the primary changed other than by a
+    // failover of ours that ran to its end (one that failed after its publish, a switchover, a
+    // failover by another manager). They are keyed by that member; only a healthy primary ends them.
+    for (const other of ctx.states.keys()) {
+      if (other === name) continue;
+      for (const condition of PRIMARY_CONDITIONS)
+        resolve(ctx, condition, other, `${other} is no longer the primary; primary ${name} answers`);
+    }
     await ensurePrimaryWritable(ctx, primary);
     return;
   }

@@ -1,7 +1,13 @@
 import { notLeader } from '../errors.js';
-import { electionName, parseRecord, PublishedTopologySchema, type ManagerRecord } from '../topology.js';
+import {
+  electionName,
+  parseRecord,
+  PublishedAlertsSchema,
+  PublishedTopologySchema,
+  type ManagerRecord,
+} from '../topology.js';
 import type { ManagerContext } from './context.js';
-import { record } from './publishing.js';
+import { LOCAL_CONDITIONS, record } from './publishing.js';
 
 // Leadership: this manager's record in coord, the election, and who leads.
 
@@ -18,6 +24,22 @@ export async function loadTopology(ctx: ManagerContext): Promise<void> {
   if (topology) ctx.topology = topology;
 }
 
+/**
+ * Take over the last leader's alerts: those it announced are not announced again, and this
+ * manager resolves them when their condition clears. Unreadable state is logged, not fatal:
+ * the conditions are raised again from what this manager sees.
+ */
+export async function takeOverAlerts(ctx: ManagerContext): Promise<void> {
+  try {
+    const published = parseRecord(PublishedAlertsSchema, await ctx.coord.get(ctx.keys.alerts), 'published alerts');
+    if (published === undefined) return;
+    ctx.notifier.restore(published.active.filter((alert) => !LOCAL_CONDITIONS.has(alert.item.condition)));
+    ctx.publishedAlerts = JSON.stringify(published.active);
+  } catch (error) {
+    ctx.logger.warn({ err: error }, 'cannot take over the published alerts; raising afresh');
+  }
+}
+
 export function campaign(ctx: ManagerContext): void {
   if (ctx.abort.signal.aborted) return;
   const leadership = ctx.coord.campaign(electionName(ctx.config.cluster), ctx.id, {
@@ -27,6 +49,7 @@ export function campaign(ctx: ManagerContext): void {
   leadership.on('elected', (token) => {
     // The last leader's topology is the truth: read it before acting.
     loadTopology(ctx)
+      .then(() => takeOverAlerts(ctx))
       .then(() => {
         if (ctx.leadership !== leadership || ctx.abort.signal.aborted) return;
         ctx.elected = true;
@@ -48,7 +71,10 @@ export function campaign(ctx: ManagerContext): void {
     if (ctx.leadership !== leadership) return;
     ctx.elected = false;
     ctx.metrics.leader.set(0);
-    ctx.logger.warn({ err: reason }, 'leadership lost');
+    // The next leader takes our alerts over from what we published; we neither repeat nor resolve them.
+    const handedOver = ctx.notifier.forget((item) => !LOCAL_CONDITIONS.has(item.condition));
+    ctx.publishedAlerts = undefined;
+    ctx.logger.warn({ err: reason, handedOver }, 'leadership lost');
     ctx.events.add({
       type: 'deposed',
       severity: 'warning',

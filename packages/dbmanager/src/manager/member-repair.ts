@@ -29,28 +29,13 @@ export async function tendMember(
   resolve(ctx, 'member-down', name, `${name} answers again`);
   const quarantine = ctx.topology.quarantined.find((q) => q.name === name);
   if (probe.readOnly === false) {
-    ctx.fence(`fence ${name}`);
-    const { killed } = await fenceMember(() => ctx.connect(state), ctx.spareUsers(), {
-      deadlineMs: ctx.config.probe.queryTimeoutMs,
-    });
-    const expected = quarantine !== undefined || ctx.topology.pendingRejoin.some((p) => p.name === name);
-    record(ctx, {
-      type: 'fence',
-      severity: expected ? 'warning' : 'critical',
-      member: name,
-      message: `${name} was writable but is not the primary: set read_only=1 and killed ${killed} client connection(s)`,
-      details: { killed },
-    });
-    if (!expected)
-      ctx.notifier.event({
-        cluster: ctx.config.cluster,
-        condition: 'unexpected-writable',
-        subject: name,
-        severity: 'critical',
-        summary: `${name} was writable beside primary ${primary.config.name}; fenced`,
-        details: { killed },
-      });
+    await fenceWritable(ctx, state, primary, quarantine !== undefined);
     return;
+  }
+  if (probe.readOnly === true && state.fenceRetry.attempts > 0) {
+    // Read-only now without a fence of ours that took effect (its restart, the guard, a late SET): the episode is over.
+    state.fenceRetry = { attempts: 0, nextAt: 0 };
+    resolve(ctx, 'fence-failed', name, `${name} is read-only now`);
   }
   if (quarantine !== undefined) {
     await checkQuarantine(ctx, state, primary);
@@ -64,6 +49,73 @@ export async function tendMember(
   }
   await tendReplica(ctx, state, primary);
   await tuneMember(ctx, state, primary);
+}
+
+/** First retry of a fence that did not take effect; it doubles per failed attempt up to {@link FENCE_RETRY_MAX_MS}. */
+export const FENCE_RETRY_MS = 500;
+export const FENCE_RETRY_MAX_MS = 8000;
+
+/**
+ * Fence a member that is writable but not the primary, and believe only the member's own
+ * answer: an event `fence` when `@@global.read_only` reads 1 afterwards; otherwise an
+ * event `fence-failed` per attempt, one alert `fence-failed` (resolved once the member is
+ * read-only), and another attempt after a back-off (500 ms doubling to 8 s, at most one
+ * per tick). A member that cannot be reached is not fenced by anyone here: it is judged
+ * by probes like any unreachable member, its own guard fences it on its side, and it is
+ * fenced again (and its errant transactions checked) when it answers.
+ */
+async function fenceWritable(
+  ctx: ManagerContext,
+  state: MemberState,
+  primary: MemberState,
+  quarantined: boolean,
+): Promise<void> {
+  const name = state.config.name;
+  if (ctx.now() < state.fenceRetry.nextAt) return;
+  const firstAttempt = state.fenceRetry.attempts === 0;
+  ctx.fence(`fence ${name}`);
+  const result = await fenceMember(() => ctx.connect(state), ctx.spareUsers(), {
+    deadlineMs: ctx.config.probe.queryTimeoutMs,
+  });
+  const expected = quarantined || ctx.topology.pendingRejoin.some((p) => p.name === name);
+  if (firstAttempt && !expected)
+    ctx.notifier.event({
+      cluster: ctx.config.cluster,
+      condition: 'unexpected-writable',
+      subject: name,
+      severity: 'critical',
+      summary: `${name} was writable beside primary ${primary.config.name}; fencing it`,
+      details: { killed: result.killed },
+    });
+  if (!result.readOnly) {
+    const attempts = state.fenceRetry.attempts + 1;
+    const retryInMs = Math.min(FENCE_RETRY_MAX_MS, FENCE_RETRY_MS * 2 ** (attempts - 1));
+    state.fenceRetry = { attempts, nextAt: ctx.now() + retryInMs };
+    const details = {
+      killed: result.killed,
+      attempts,
+      retryInMs,
+      error: result.error,
+      unreachable: result.unreachable === true,
+    };
+    const summary =
+      `${name} is writable beside primary ${primary.config.name} and fence attempt ${attempts} did not make it read-only ` +
+      `(${result.error ?? 'read_only is still 0'}); retrying in ${retryInMs} ms`;
+    // One alert for the episode; each attempt is an event (the alert's first raise is that attempt's event).
+    if (!raise(ctx, 'fence-failed', name, 'critical', summary, details))
+      record(ctx, { type: 'fence-failed', severity: 'critical', member: name, message: summary, details });
+    return;
+  }
+  const attempts = state.fenceRetry.attempts + 1;
+  state.fenceRetry = { attempts: 0, nextAt: 0 };
+  record(ctx, {
+    type: 'fence',
+    severity: expected ? 'warning' : 'critical',
+    member: name,
+    message: `${name} was writable but is not the primary: killed ${result.killed} client connection(s), read_only=1 verified${attempts > 1 ? ` (attempt ${attempts})` : ''}`,
+    details: { killed: result.killed, attempts },
+  });
+  resolve(ctx, 'fence-failed', name, `${name} is read-only now (fenced at attempt ${attempts})`);
 }
 
 async function tendReplica(ctx: ManagerContext, state: MemberState, primary: MemberState): Promise<void> {

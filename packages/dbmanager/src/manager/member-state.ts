@@ -31,6 +31,11 @@ export interface MemberState {
    * without an error, that was us, not an administrator: it is started again.
    */
   interruptedRepair: boolean;
+  /**
+   * Fences of this member (writable but not the primary) that did not take effect since the
+   * last one that did, and when the next may run (back-off, see member-repair.ts).
+   */
+  fenceRetry: { attempts: number; nextAt: number };
 }
 
 /** A member nothing is known of yet. */
@@ -48,6 +53,7 @@ export function newMemberState(member: MemberConfig, login: Login): MemberState 
     cleanSince: undefined,
     restart: { attempts: 0, nextAt: 0, running: false },
     interruptedRepair: false,
+    fenceRetry: { attempts: 0, nextAt: 0 },
   };
 }
 

@@ -1,7 +1,7 @@
 import type { Severity } from '@insitu/notify';
 import { notLeader } from '../errors.js';
 import type { EventLog } from '../events.js';
-import type { PublishedPrimary, PublishedTopology } from '../topology.js';
+import type { PublishedAlerts, PublishedPrimary, PublishedTopology } from '../topology.js';
 import type { ManagerContext } from './context.js';
 
 // Publishing: the topology to coord (fenced), events to the log, metrics, logs and coord, alerts to notify.
@@ -47,7 +47,7 @@ export function record(ctx: ManagerContext, input: Parameters<EventLog['add']>[0
   }
 }
 
-/** Raise an alert; the first raise (and each repeat) is also an event. */
+/** Raise an alert; the first raise (and each repeat) is also an event. True when it notified (and recorded). */
 export function raise(
   ctx: ManagerContext,
   condition: string,
@@ -55,7 +55,7 @@ export function raise(
   severity: Severity,
   summary: string,
   details: Record<string, unknown>,
-): void {
+): boolean {
   const sent = ctx.notifier.raise({
     cluster: ctx.config.cluster,
     condition,
@@ -66,6 +66,7 @@ export function raise(
   });
   if (sent)
     record(ctx, { type: condition, severity, ...(subject ? { member: subject } : {}), message: summary, details });
+  return sent;
 }
 
 export function resolve(ctx: ManagerContext, condition: string, subject: string, summary: string): void {
@@ -77,4 +78,28 @@ export function resolve(ctx: ManagerContext, condition: string, subject: string,
       message: summary,
     });
   }
+}
+
+/**
+ * Alerts any manager raises about its own node (a member process it restarts): not the
+ * elected manager's, so neither handed over nor forgotten on a change of leader.
+ */
+export const LOCAL_CONDITIONS: ReadonlySet<string> = new Set(['member-restart-failed']);
+
+/** The elected manager's alerts, for the next one (see `PublishedAlertsSchema`). */
+export function leaderAlerts(ctx: ManagerContext): PublishedAlerts['active'] {
+  return ctx.notifier.snapshot().filter((alert) => !LOCAL_CONDITIONS.has(alert.item.condition));
+}
+
+/** Publish the elected manager's active alerts (fenced) when they changed since the last publish. */
+export async function publishAlerts(ctx: ManagerContext, options: { stopping?: boolean } = {}): Promise<void> {
+  const leadership = ctx.leadership;
+  // A stopping manager is no longer "leading" (aborted) but still holds the election: the put is fenced by it.
+  if (leadership === undefined || !(ctx.isLeading() || (options.stopping === true && leadership.isLeader()))) return;
+  const active = leaderAlerts(ctx);
+  const text = JSON.stringify(active);
+  if (text === ctx.publishedAlerts) return;
+  const published: PublishedAlerts = { manager: ctx.id, at: ctx.now(), active };
+  await leadership.fencedPut(ctx.keys.alerts, JSON.stringify(published));
+  ctx.publishedAlerts = text;
 }
