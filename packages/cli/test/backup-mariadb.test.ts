@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { list as listTar } from 'tar';
 import { openStore, parseDatabaseUrl, type AuditInput } from '@insitu/store';
 import { makeTempDir, removeDir, startMariaDb, type MariaDbInstance } from '@insitu/test-helpers';
@@ -41,16 +42,21 @@ describe('insitu backup / restore of a MariaDB platform', () => {
     dir = await makeTempDir('insitu-backup-mariadb-');
     db = await startMariaDb();
     const at = `${db.host}:${db.port}`;
-    url = (user, database) => `mysql://${user}:pw-${user}@${at}/${database}`;
-    // The grants of docs/operations.md ("Backup and restore"), exactly.
+    const passwords: Record<string, string> = {
+      insitu: 'insitu-password',
+      insitu_backup: 'backup-password',
+      insitu_restore: 'restore-password',
+    };
+    url = (user, database) => `mysql://${user}:${passwords[user] ?? ''}@${at}/${database}`;
+    // The grants block of docs/operations.md, executed as it stands, plus the platform's own user.
+    const doc = await readFile(fileURLToPath(new URL('../../../../docs/operations.md', import.meta.url)), 'utf8');
+    const grants = /```sql\n(-- grants for insitu backup and insitu restore\n[\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(grants, 'docs/operations.md shows the backup/restore grants');
     await db.query(`
-      CREATE DATABASE insitu; CREATE DATABASE insitu_restored;
-      CREATE USER 'insitu'@'%' IDENTIFIED BY 'pw-insitu';
+      CREATE DATABASE insitu;
+      CREATE USER 'insitu'@'%' IDENTIFIED BY 'insitu-password';
       GRANT ALL PRIVILEGES ON insitu.* TO 'insitu'@'%';
-      CREATE USER 'insitu_backup'@'%' IDENTIFIED BY 'pw-insitu_backup';
-      GRANT SELECT, SHOW VIEW, TRIGGER ON insitu.* TO 'insitu_backup'@'%';
-      CREATE USER 'insitu_restore'@'%' IDENTIFIED BY 'pw-insitu_restore';
-      GRANT ALL PRIVILEGES ON insitu_restored.* TO 'insitu_restore'@'%';
+      ${grants}
     `);
   });
   after(async () => {
@@ -149,7 +155,7 @@ describe('insitu backup / restore of a MariaDB platform', () => {
       '--json',
     ]);
     assert.equal(refused.code, 1);
-    assert.equal((JSON.parse(refused.stdout) as { error: { code: string } }).error.code, 'INSITU_ALREADY_INITIALISED');
+    assert.equal((JSON.parse(refused.stderr) as { error: { code: string } }).error.code, 'INSITU_ALREADY_INITIALISED');
     await db.query('CREATE TABLE insitu_restored.stray (id INT)');
     const forced = await run([...restoreArgs.map((a) => (a === target ? other : a)), '--force']);
     assert.equal(forced.code, 0, forced.stderr);
@@ -172,6 +178,6 @@ describe('insitu backup / restore of a MariaDB platform', () => {
       '--json',
     ]);
     assert.equal(out.code, 1);
-    assert.equal((JSON.parse(out.stdout) as { error: { code: string } }).error.code, 'INSITU_DATABASE_UNAVAILABLE');
+    assert.equal((JSON.parse(out.stderr) as { error: { code: string } }).error.code, 'INSITU_DATABASE_UNAVAILABLE');
   });
 });
