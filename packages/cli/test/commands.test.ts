@@ -303,7 +303,7 @@ describe('insitu commands against a running platform (insitu up)', () => {
       withCalls.length > 0 && withCalls.every((i) => typeof i.p50Ms === 'number' && typeof i.p99Ms === 'number'),
     );
     const table = await admin(['usage', '--key', echoKey.id]);
-    assert.match(table.stdout, /p50 ms\s+p99 ms/);
+    assert.match(table.stdout, /P50 MS\s+P99 MS/);
     assert.match(table.stdout, /≤\d+\s+≤\d+/, 'a period with calls shows its percentiles');
     const revoked = await admin(['key', 'revoke', echoKey.id]);
     assert.equal(revoked.code, 0, revoked.stderr);
