@@ -343,6 +343,10 @@ describe('web console in Chromium: the whole story by clicking', () => {
       async () => /^[1-9]\d* calls/.test(await dev.getByTestId('usage-total').innerText()),
       'the call to be metered',
     );
+    // The usage table shows each period's latency percentiles (bucket bounds of the histogram).
+    const usageTable = dev.locator('table', { has: dev.locator('caption', { hasText: 'Calls per' }) });
+    assert.match(await usageTable.innerText(), /p50 ms\s+p99 ms/i);
+    assert.match(await usageTable.innerText(), /≤ \d+\s+≤ \d+/, 'a period with calls shows p50 and p99');
     await check(dev, '10-service');
 
     await nav(dev, 'Audit');

@@ -721,7 +721,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
   program
     .command('backup')
     .description(
-      'back up the platform: its database (SQLite online backup, while it runs), config and tls/ into one file (mode 0600)',
+      'back up the platform: its database (SQLite online backup, or MariaDB dump in one transaction, while it runs), config and tls/ into one file (mode 0600)',
     )
     .requiredOption('--to <file>', 'the backup file to write (.tar.gz)')
     .addOption(dataDir())
@@ -735,12 +735,21 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .description(
       'restore a backup into a data dir (empty, or with --force replacing its database, config and tls/); the platform must be stopped',
     )
-    .option('--force', 'replace the platform of an initialised data dir')
+    .option(
+      '--force',
+      'replace the platform of an initialised data dir (and the tables of a non-empty MariaDB database)',
+    )
+    .option(
+      '--database-url <url>',
+      "MariaDB backup: the (empty) database to load it into, written into the restored config; default the backed-up config's",
+    )
     .addOption(dataDir())
     .addOption(json())
-    .action(async (file: string, options: { force?: boolean; dataDir?: string; json?: boolean }) => {
-      await (await import('./commands/backup.js')).runRestore(file, options, io);
-    });
+    .action(
+      async (file: string, options: { force?: boolean; dataDir?: string; json?: boolean; databaseUrl?: string }) => {
+        await (await import('./commands/backup.js')).runRestore(file, options, io);
+      },
+    );
   program
     .command('admin')
     .description('administration on the platform database itself (no sign-in needed)')

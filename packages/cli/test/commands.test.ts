@@ -296,6 +296,15 @@ describe('insitu commands against a running platform (insitu up)', () => {
       (JSON.parse(usage.stdout) as Array<{ calls: number }>).reduce((n, i) => n + i.calls, 0),
       2,
     );
+    const withCalls = (JSON.parse(usage.stdout) as Array<{ calls: number; p50Ms?: number; p99Ms?: number }>).filter(
+      (i) => i.calls > 0,
+    );
+    assert.ok(
+      withCalls.length > 0 && withCalls.every((i) => typeof i.p50Ms === 'number' && typeof i.p99Ms === 'number'),
+    );
+    const table = await admin(['usage', '--key', echoKey.id]);
+    assert.match(table.stdout, /P50 MS\s+P99 MS/);
+    assert.match(table.stdout, /≤\d+\s+≤\d+/, 'a period with calls shows its percentiles');
     const revoked = await admin(['key', 'revoke', echoKey.id]);
     assert.equal(revoked.code, 0, revoked.stderr);
     const refused = await run(

@@ -171,6 +171,9 @@ export interface UsageRow {
   bytesIn: number;
   bytesOut: number;
   avgDurationMs: number;
+  /** Upper bound of the median's bucket (powers of 2 ms); absent for periods before the histogram. */
+  p50Ms?: number;
+  p99Ms?: number;
 }
 export interface AuditRecord {
   seq: number;

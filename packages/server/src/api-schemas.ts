@@ -496,6 +496,13 @@ export const UsageSchema = Type.Object({
       bytesIn: Type.Integer(),
       bytesOut: Type.Integer(),
       avgDurationMs: Type.Number(),
+      p50Ms: Type.Optional(
+        Type.Number({
+          description:
+            'median call duration: the upper bound of its bucket in a log-scale histogram (powers of 2 ms), so at most twice the true value; absent for periods recorded before the histogram',
+        }),
+      ),
+      p99Ms: Type.Optional(Type.Number({ description: '99th percentile call duration, like p50Ms' })),
     }),
   ),
 });

@@ -284,6 +284,20 @@ for (const target of databaseTargets()) {
         4,
         'every call with a key is metered, refused ones included (the public OpenAPI document is not a call)',
       );
+      // Latency percentiles per period from the usage rows' histogram: with fewer than 100 calls
+      // p99 is the slowest call's bucket bound, so it is above the mean; p50 is at most p99.
+      for (const item of usage.items as Array<{
+        calls: number;
+        avgDurationMs: number;
+        p50Ms?: number;
+        p99Ms?: number;
+      }>) {
+        if (item.calls === 0) continue;
+        assert.equal(typeof item.p50Ms, 'number', JSON.stringify(item));
+        assert.equal(typeof item.p99Ms, 'number', JSON.stringify(item));
+        assert.ok((item.p50Ms ?? 0) <= (item.p99Ms ?? 0), JSON.stringify(item));
+        assert.ok((item.p99Ms ?? 0) > item.avgDurationMs, JSON.stringify(item));
+      }
       const audit = expectStatus(
         await api.call('GET', '/api/v1/audit?service=sales', { token: dev.tokens.developer }),
         200,

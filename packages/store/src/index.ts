@@ -43,6 +43,7 @@ export { DeploymentRepository } from './repositories/deployment-repository.js';
 export { ServiceRepository } from './repositories/service-repository.js';
 export type { ServiceLimits } from './repositories/service-repository.js';
 export { UsageRepository, HOUR_MS, DAY_MS } from './repositories/usage-repository.js';
+export { LATENCY_BUCKETS, latencyBucket, latencyBucketBound, latencyQuantile } from './latency-histogram.js';
 export type { UsageDelta, UsageTotal } from './repositories/usage-repository.js';
 export { AuditRepository, GENESIS_HASH, auditHash } from './repositories/audit-repository.js';
 export type { AuditHead, AuditInput, AuditVerification } from './repositories/audit-repository.js';

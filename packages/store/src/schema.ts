@@ -173,6 +173,8 @@ export interface UsageHourlyTable {
   bytes_in: number;
   bytes_out: number;
   duration_ms: number;
+  /** Calls per latency bucket (latency-histogram.ts), lat_0 … lat_19. */
+  [latency: `lat_${number}`]: number;
 }
 
 export interface AuditLogTable {

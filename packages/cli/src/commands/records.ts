@@ -26,6 +26,8 @@ export async function runUsage(
       bytesIn: number;
       bytesOut: number;
       avgDurationMs: number;
+      p50Ms?: number;
+      p99Ms?: number;
     }>;
   }>('GET', `/api/v1/usage?${query.toString()}`);
   const items = usage.items.filter((i) => i.calls > 0);
@@ -42,6 +44,9 @@ export async function runUsage(
       'bytes in': (i) => i.bytesIn,
       'bytes out': (i) => i.bytesOut,
       'avg ms': (i) => i.avgDurationMs,
+      // Bucket upper bounds of the server's log-scale histogram: "≤ N ms".
+      'p50 ms': (i) => (i.p50Ms === undefined ? '-' : `≤${i.p50Ms}`),
+      'p99 ms': (i) => (i.p99Ms === undefined ? '-' : `≤${i.p99Ms}`),
     },
     'no calls in this period',
   );

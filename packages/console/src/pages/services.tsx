@@ -186,7 +186,7 @@ function Usage(props: { service: Service }) {
       ) : null}
       <Table
         caption={`Calls per ${granularity}`}
-        head={['Period', 'Calls', 'Errors', 'Average ms', 'Bytes out']}
+        head={['Period', 'Calls', 'Errors', 'Average ms', 'p50 ms', 'p99 ms', 'Bytes out']}
         empty={usage.data !== undefined && rows.length === 0}
       >
         {rows.map((r) => (
@@ -195,6 +195,8 @@ function Usage(props: { service: Service }) {
             <td>{r.calls}</td>
             <td>{r.errors}</td>
             <td>{r.avgDurationMs.toFixed(1)}</td>
+            <td>{r.p50Ms === undefined ? '–' : `≤ ${r.p50Ms}`}</td>
+            <td>{r.p99Ms === undefined ? '–' : `≤ ${r.p99Ms}`}</td>
             <td>{r.bytesOut}</td>
           </tr>
         ))}

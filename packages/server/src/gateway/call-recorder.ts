@@ -1,5 +1,5 @@
 import type { Logger } from '@insitu/core';
-import { HOUR_MS, type AuditInput, type Store, type UsageDelta } from '@insitu/store';
+import { HOUR_MS, LATENCY_BUCKETS, latencyBucket, type AuditInput, type Store, type UsageDelta } from '@insitu/store';
 
 /**
  * Metering and audit off the hot path: calls are queued in memory and written in
@@ -42,8 +42,11 @@ export class CallRecorder {
       bytesIn: 0,
       bytesOut: 0,
       durationMs: 0,
+      latency: new Array<number>(LATENCY_BUCKETS).fill(0),
     };
     delta.calls += 1;
+    const latency = (delta.latency ??= new Array<number>(LATENCY_BUCKETS).fill(0));
+    latency[latencyBucket(call.durationMs)] = (latency[latencyBucket(call.durationMs)] ?? 0) + 1;
     delta.bytesIn += call.bytesIn;
     delta.bytesOut += call.bytesOut;
     delta.durationMs += Math.round(call.durationMs);
@@ -86,6 +89,10 @@ export class CallRecorder {
           current.bytesIn += delta.bytesIn;
           current.bytesOut += delta.bytesOut;
           current.durationMs += delta.durationMs;
+          current.latency = Array.from(
+            { length: LATENCY_BUCKETS },
+            (_, i) => (current.latency?.[i] ?? 0) + (delta.latency?.[i] ?? 0),
+          );
         }
       }
       if (this.closed) throw error;

@@ -1,5 +1,5 @@
 import { InsituError } from '@insitu/core';
-import { DAY_MS, HOUR_MS } from '@insitu/store';
+import { DAY_MS, HOUR_MS, latencyQuantile } from '@insitu/store';
 import { userOf, type App } from '../app.js';
 import { canSeeOrg, requirePlatformAdmin } from '../auth/principal.js';
 import {
@@ -88,16 +88,22 @@ export function registerRecordRoutes(
         ...(groupBy ? { groupBy } : {}),
       });
       return {
-        items: totals.map((t) => ({
-          period: iso(t.period),
-          ...(t.keyId ? { keyId: t.keyId } : {}),
-          ...(t.serviceId ? { serviceId: t.serviceId } : {}),
-          calls: t.calls,
-          errors: t.errors,
-          bytesIn: t.bytesIn,
-          bytesOut: t.bytesOut,
-          avgDurationMs: t.calls > 0 ? Math.round((t.durationMs / t.calls) * 100) / 100 : 0,
-        })),
+        items: totals.map((t) => {
+          const p50 = latencyQuantile(t.latency, 0.5);
+          const p99 = latencyQuantile(t.latency, 0.99);
+          return {
+            period: iso(t.period),
+            ...(t.keyId ? { keyId: t.keyId } : {}),
+            ...(t.serviceId ? { serviceId: t.serviceId } : {}),
+            calls: t.calls,
+            errors: t.errors,
+            bytesIn: t.bytesIn,
+            bytesOut: t.bytesOut,
+            avgDurationMs: t.calls > 0 ? Math.round((t.durationMs / t.calls) * 100) / 100 : 0,
+            ...(p50 !== undefined ? { p50Ms: p50 } : {}),
+            ...(p99 !== undefined ? { p99Ms: p99 } : {}),
+          };
+        }),
       };
     },
   );

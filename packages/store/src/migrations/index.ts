@@ -6,6 +6,7 @@ import { resolvedDatasets } from './003-resolved-datasets.js';
 import { appLogs } from './004-app-logs.js';
 import { datasetPolicies } from './005-dataset-policies.js';
 import { jobs } from './006-jobs.js';
+import { usageLatency } from './007-usage-latency.js';
 
 /** All migrations, in order. Names sort; never rename or edit one that has shipped. */
 export function migrationProvider(dialect: Dialect): MigrationProvider {
@@ -18,6 +19,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
         '004-app-logs': appLogs(dialect),
         '005-dataset-policies': datasetPolicies(dialect),
         '006-jobs': jobs(dialect),
+        '007-usage-latency': usageLatency(dialect),
       };
     },
   };

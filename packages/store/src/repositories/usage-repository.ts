@@ -1,5 +1,8 @@
 import { sql } from 'kysely';
+import { LATENCY_BUCKETS } from '../latency-histogram.js';
 import type { RepositoryContext } from './context.js';
+
+const LATENCY_COLUMNS = Array.from({ length: LATENCY_BUCKETS }, (_, i) => `lat_${i}` as const);
 
 /** One metered call, or the sum of several with the same key. */
 export interface UsageDelta {
@@ -12,6 +15,8 @@ export interface UsageDelta {
   bytesIn: number;
   bytesOut: number;
   durationMs: number;
+  /** Calls per latency bucket (latency-histogram.ts); missing means none counted. */
+  latency?: number[];
 }
 
 /** A usage total for one period. */
@@ -24,6 +29,8 @@ export interface UsageTotal {
   bytesIn: number;
   bytesOut: number;
   durationMs: number;
+  /** Calls per latency bucket (latency-histogram.ts), summed over the period. */
+  latency: number[];
 }
 
 export const HOUR_MS = 3_600_000;
@@ -46,6 +53,7 @@ export class UsageRepository {
       bytes_in: d.bytesIn,
       bytes_out: d.bytesOut,
       duration_ms: d.durationMs,
+      ...Object.fromEntries(LATENCY_COLUMNS.map((c, i) => [c, d.latency?.[i] ?? 0])),
     }));
     if (this.ctx.dialect === 'mysql') {
       await this.ctx.db
@@ -56,6 +64,7 @@ export class UsageRepository {
           bytes_in: sql`bytes_in + VALUES(bytes_in)`,
           bytes_out: sql`bytes_out + VALUES(bytes_out)`,
           duration_ms: sql`duration_ms + VALUES(duration_ms)`,
+          ...Object.fromEntries(LATENCY_COLUMNS.map((c) => [c, sql`${sql.ref(c)} + VALUES(${sql.ref(c)})`])),
         })
         .execute();
     } else {
@@ -68,6 +77,9 @@ export class UsageRepository {
             bytes_in: sql`usage_hourly.bytes_in + excluded.bytes_in`,
             bytes_out: sql`usage_hourly.bytes_out + excluded.bytes_out`,
             duration_ms: sql`usage_hourly.duration_ms + excluded.duration_ms`,
+            ...Object.fromEntries(
+              LATENCY_COLUMNS.map((c) => [c, sql`${sql.ref(`usage_hourly.${c}`)} + ${sql.ref(`excluded.${c}`)}`]),
+            ),
           }),
         )
         .execute();
@@ -99,6 +111,7 @@ export class UsageRepository {
         sql<number>`SUM(bytes_in)`.as('bytes_in'),
         sql<number>`SUM(bytes_out)`.as('bytes_out'),
         sql<number>`SUM(duration_ms)`.as('duration_ms'),
+        ...LATENCY_COLUMNS.map((c) => sql<number>`SUM(${sql.ref(c)})`.as(c)),
       ])
       .where('hour', '>=', from)
       .where('hour', '<', to);
@@ -110,16 +123,18 @@ export class UsageRepository {
         : options.groupBy === 'service'
           ? query.select('service_id').groupBy([period, 'service_id']).orderBy(period).orderBy('service_id')
           : query.groupBy(period).orderBy(period);
-    const rows = (await grouped.execute()) as Array<{
-      period: number;
-      calls: number;
-      errors: number;
-      bytes_in: number;
-      bytes_out: number;
-      duration_ms: number;
-      key_id?: string;
-      service_id?: string;
-    }>;
+    const rows = (await grouped.execute()) as Array<
+      {
+        period: number;
+        calls: number;
+        errors: number;
+        bytes_in: number;
+        bytes_out: number;
+        duration_ms: number;
+        key_id?: string;
+        service_id?: string;
+      } & Record<string, unknown>
+    >;
     return rows.map((r) => ({
       period: Number(r.period),
       ...(r.key_id !== undefined ? { keyId: r.key_id } : {}),
@@ -129,6 +144,7 @@ export class UsageRepository {
       bytesIn: Number(r.bytes_in),
       bytesOut: Number(r.bytes_out),
       durationMs: Number(r.duration_ms),
+      latency: LATENCY_COLUMNS.map((c) => Number(r[c] ?? 0)),
     }));
   }
 
