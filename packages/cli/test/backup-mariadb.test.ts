@@ -93,7 +93,7 @@ describe('insitu backup / restore of a MariaDB platform', () => {
     const backup = await run(['backup', '--to', file, '--data-dir', source], backupEnv);
     assert.equal(backup.code, 0, backup.stderr);
     assert.match(backup.stderr, /dumping \d+ tables of insitu .*mariadb-dump --single-transaction/);
-    assert.match(backup.stdout, /backed up platform\.sql, config\.yaml, tls of /);
+    assert.match(backup.stdout, /backed up platform\.sql, config\.yaml, tls, audit-anchor\.key of /);
     assert.equal(statSync(file).mode & 0o777, 0o600);
     const entries: string[] = [];
     await listTar({ file, onReadEntry: (entry) => void entries.push(entry.path) });
@@ -107,7 +107,7 @@ describe('insitu backup / restore of a MariaDB platform', () => {
     assert.equal(jsonBackup.stderr, '', '--json prints no progress');
     const manifest = JSON.parse(jsonBackup.stdout) as { database: string; files: string[]; bytes: number };
     assert.equal(manifest.database, 'mysql');
-    assert.deepEqual(manifest.files, ['platform.sql', 'config.yaml', 'tls']);
+    assert.deepEqual(manifest.files, ['platform.sql', 'config.yaml', 'tls', 'audit-anchor.key']);
 
     // Restore into the fresh database.
     const target = join(dir, 'restored');
@@ -123,7 +123,7 @@ describe('insitu backup / restore of a MariaDB platform', () => {
     assert.equal(restored.code, 0, restored.stderr);
     assert.deepEqual(JSON.parse(restored.stdout), {
       dataDir: target,
-      restored: [`mysql://${db.host}:${db.port}/insitu_restored`, 'config.yaml', 'tls'],
+      restored: [`mysql://${db.host}:${db.port}/insitu_restored`, 'audit-anchor.key', 'config.yaml', 'tls'],
     });
     assert.match(await readFile(join(target, 'config.yaml'), 'utf8'), /insitu_restored/);
 

@@ -399,7 +399,9 @@ describe('insitu commands against a running platform (insitu up)', () => {
     const backup = await run(['backup', '--to', file, '--data-dir', dataDir, '--json'], env);
     assert.equal(backup.code, 0, backup.stderr);
     assert.equal(statSync(file).mode & 0o777, 0o600);
-    assert.deepEqual((JSON.parse(backup.stdout) as { files: string[] }).files, ['platform.db', 'config.yaml', 'tls']);
+    const files = (JSON.parse(backup.stdout) as { files: string[] }).files;
+    assert.deepEqual(files.slice(0, 3), ['platform.db', 'config.yaml', 'tls']);
+    assert.ok(files.includes('audit-anchor.key'), `the anchor's signing key is in the backup: ${files.join(', ')}`);
     const target = join(dir, 'restored');
     const restored = await run(['restore', file, '--data-dir', target], env);
     assert.equal(restored.code, 0, restored.stderr);
@@ -408,6 +410,11 @@ describe('insitu commands against a running platform (insitu up)', () => {
       await readFile(join(target, 'tls', 'ca.pem'), 'utf8'),
       await readFile(join(dataDir, 'tls', 'ca.pem'), 'utf8'),
       'the CA agents pin survives',
+    );
+    assert.equal(
+      await readFile(join(target, 'audit-anchor.key'), 'utf8'),
+      await readFile(join(dataDir, 'audit-anchor.key'), 'utf8'),
+      "the audit anchor's signing key survives",
     );
     const again = await run(['restore', file, '--data-dir', target], env);
     assert.equal(again.code, 1);

@@ -25,6 +25,8 @@ const MANIFEST = 'insitu-backup.json';
 const DATABASE = 'platform.db';
 /** A MariaDB/MySQL platform database, as the SQL `mariadb-dump --single-transaction` writes. */
 const DUMP = 'platform.sql';
+/** The audit anchor's files in the data dir (the defaults of `audit.anchorKeyFile` and `audit.anchorFile`). */
+const ANCHOR_FILES = ['audit-anchor.key', 'audit-anchor.json'];
 
 interface BackupManifest {
   format: 1;
@@ -175,6 +177,9 @@ export async function runBackup(options: DataDirOptions & { to: string; json?: b
       fromDataDir.push(relative(dataDir, configFile));
     }
     if (existsSync(join(dataDir, 'tls'))) fromDataDir.push('tls');
+    // The audit anchor's signing key and its record of signed chain heads (their default places):
+    // without them a restored platform cannot prove its chain was not rewritten before the backup.
+    for (const name of ANCHOR_FILES) if (existsSync(join(dataDir, name))) fromDataDir.push(name);
     const manifest: BackupManifest = {
       format: 1,
       insituVersion: VERSION,
@@ -235,6 +240,7 @@ export async function runRestore(
     path === DATABASE ||
     path === DUMP ||
     path === 'config.yaml' ||
+    ANCHOR_FILES.includes(path) ||
     path === 'tls' ||
     path === 'tls/' ||
     /^tls\/[^/]+$/.test(path);
