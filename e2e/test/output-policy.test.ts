@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
-import { InsituProcess, ok, runInsitu } from './support.js';
+import { InsituProcess, ok, runInsitu, providerAndDeveloper } from './support.js';
 
 /*
  * Output policies (issue 18) end to end with the real binaries: a provider's agent whose
@@ -107,26 +107,10 @@ describe('output policies through the gateway, enforced by the agent', () => {
     server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
     url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
     adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token;
-    for (const [name, email] of [
-      ['acme', 'ann@acme.test'],
-      ['devco', 'dev@devco.test'],
-    ] as const) {
-      const signup = await ok(
-        url,
-        'POST',
-        '/api/v1/signup',
-        undefined,
-        { org: { name }, user: { email, name, password: PASSWORD } },
-        201,
-      );
-      await ok(url, 'POST', `/api/v1/orgs/${signup.org.id}/approve`, adminToken, undefined);
-      if (name === 'acme') acme = { orgId: signup.org.id, token: signup.session.token, providerId: '' };
-      else dev = { orgId: signup.org.id, token: signup.session.token };
-    }
-    acme.providerId = (
-      await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.orgId, name: 'acme-data' }, 201)
-    ).id;
-    const token = (await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId: acme.providerId }, 201)).token;
+    const parties = await providerAndDeveloper(url, adminToken, { password: PASSWORD });
+    acme = parties.acme;
+    dev = parties.dev;
+    const token = parties.acme.agentToken;
     agent = new InsituProcess('agent', [
       'agent',
       '--platform',

@@ -106,3 +106,50 @@ export async function ok<T = any>(
     );
   return result.body;
 }
+
+/** A signed-up, approved organisation: its id and its first user's session token. */
+export interface TestOrg {
+  orgId: string;
+  token: string;
+}
+
+/**
+ * The two parties of most scenarios, signed up and approved by the platform admin: `acme`
+ * (the provider's organisation, with a provider named `providerName` and an enrolment token
+ * for its agent) and `devco` (the developer's).
+ */
+export async function providerAndDeveloper(
+  url: string,
+  adminToken: string,
+  options: { password: string; providerName?: string },
+): Promise<{ acme: TestOrg & { providerId: string; agentToken: string }; dev: TestOrg }> {
+  const orgs: Record<string, TestOrg> = {};
+  for (const [name, email] of [
+    ['acme', 'ann@acme.test'],
+    ['devco', 'dev@devco.test'],
+  ] as const) {
+    const signup = await ok(
+      url,
+      'POST',
+      '/api/v1/signup',
+      undefined,
+      { org: { name }, user: { email, name, password: options.password } },
+      201,
+    );
+    await ok(url, 'POST', `/api/v1/orgs/${signup.org.id}/approve`, adminToken, undefined);
+    orgs[name] = { orgId: signup.org.id, token: signup.session.token };
+  }
+  const acme = orgs.acme as TestOrg;
+  const providerId = (
+    await ok(
+      url,
+      'POST',
+      '/api/v1/providers',
+      acme.token,
+      { orgId: acme.orgId, name: options.providerName ?? 'acme-data' },
+      201,
+    )
+  ).id as string;
+  const agentToken = (await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId }, 201)).token as string;
+  return { acme: { ...acme, providerId, agentToken }, dev: orgs.devco as TestOrg };
+}
