@@ -73,8 +73,11 @@ describe('tunnel: load balancing and failover', () => {
     platforms.push(platform);
     // Each agent in its own process, as in production: agents sharing one event loop
     // with the caller are not equal (whichever socket is read first answers first).
+    // A 2 ms service time makes in-flight counts reflect the balancer's choices rather than
+    // which of three processes the 2-core scheduler happened to run (with 0 ms, a loaded
+    // machine gave one agent 1,102 of 3,000).
     children.push(
-      ...(await Promise.all(['a', 'b', 'c'].map((name) => spawnAgent([platform.url], 'prv_even', name, 0)))),
+      ...(await Promise.all(['a', 'b', 'c'].map((name) => spawnAgent([platform.url], 'prv_even', name, 2)))),
     );
     await waitRoutable(platform.tunnel, 3, 'prv_even');
     const counts = await countBy(platform.tunnel, 'prv_even', 3000, 16);
