@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import Database from 'better-sqlite3';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '@insitu/core';
 import { defaultServerConfig, initPlatform, issueSession, startServer, type RunningServer } from '@insitu/server';
@@ -189,6 +190,76 @@ serve({ 'GET /totals': async () => { const out = []; for await (const row of rea
       writeFileSync(join(app, 'main.mjs'), source('second'));
       await waitFor(() => /^reloaded watched-app@0\.1\.0/m.test(out.text()), { timeoutMs: 60_000, what: 'the reload' });
       await waitFor(async () => (await word()) === 'second', { timeoutMs: 60_000, what: 'the changed answer' });
+    } finally {
+      controller.abort();
+      assert.equal(await running, 0);
+    }
+  });
+
+  it('app dev --data NAME=FILE.db exposes every table of the SQLite file, as the agent does', async () => {
+    const file = join(dir, 'shop.db');
+    const db = new Database(file);
+    db.exec(`CREATE TABLE sales (id INTEGER PRIMARY KEY, store TEXT, amount REAL);
+INSERT INTO sales (store, amount) VALUES ('north', 10.5), ('south', 3), ('north', 1.5);
+CREATE TABLE stores (name TEXT PRIMARY KEY, city TEXT);
+INSERT INTO stores VALUES ('north', 'Basel'), ('south', 'Lugano');`);
+    db.close();
+    const app = join(dir, 'shop-app');
+    mkdirSync(app);
+    writeFileSync(
+      join(app, 'insitu.json'),
+      JSON.stringify({
+        name: 'shop-app',
+        version: '0.1.0',
+        runtime: 'node',
+        entry: 'main.mjs',
+        datasets: [
+          { provider: 'acme-data', dataset: 'sales' },
+          { provider: 'acme-data', dataset: 'stores' },
+        ],
+        endpoints: [{ method: 'GET', path: '/cities' }],
+      }),
+    );
+    writeFileSync(
+      join(app, 'main.mjs'),
+      `import { readDataset, serve } from '@insitu/sdk';
+serve({ 'GET /cities': async () => {
+  const cities = {};
+  for await (const s of readDataset('stores')) cities[s.name] = s.city;
+  const out = [];
+  for await (const row of readDataset('sales', { groupBy: ['store'], aggregates: [{ fn: 'sum', column: 'amount', as: 'total' }], orderBy: 'store' })) out.push({ city: cities[row.store], total: row.total });
+  return out;
+} });
+`,
+    );
+    const out = capture();
+    const err = capture();
+    const controller = new AbortController();
+    const running = main(['app', 'dev', app, '--data', 'shop=shop.db', '--log-level', 'silent'], {
+      stdout: out.stream,
+      stderr: err.stream,
+      env: {},
+      cwd: dir,
+      signal: controller.signal,
+    });
+    try {
+      await waitFor(
+        async () => {
+          const settled = await Promise.race([running, Promise.resolve(undefined)]);
+          if (settled !== undefined) throw new Error(`app dev ended with ${settled}: ${err.text()}`);
+          return /^curl (\S+)$/m.test(out.text());
+        },
+        { timeoutMs: 60_000, what: 'app dev to print its URL' },
+      );
+      assert.match(out.text(), /^sample datasets: sales, stores$/m);
+      assert.doesNotMatch(err.text(), /no sample data/);
+      const url = (/^curl (\S+)$/m.exec(out.text()) as RegExpExecArray)[1] as string;
+      const response = await fetch(url);
+      assert.equal(response.status, 200);
+      assert.deepEqual(await response.json(), [
+        { city: 'Basel', total: 12 },
+        { city: 'Lugano', total: 3 },
+      ]);
     } finally {
       controller.abort();
       assert.equal(await running, 0);

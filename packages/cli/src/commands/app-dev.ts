@@ -18,7 +18,11 @@ export interface AppDevOptions {
   watch?: boolean;
 }
 
-/** `--data sales=./sample.csv`, `--data ./sample.csv` (dataset "sample") or `--data ./shop.db` (every table). */
+/**
+ * `--data sales=./sample.csv`, `--data ./sample.csv` (dataset "sample"), `--data ./shop.db` or
+ * `--data shop=./shop.db`: a SQLite file is the agent's SQLite source, every table (and view) a
+ * dataset of its own name, exactly as for a file configured in agent.yaml; `NAME=` names that source.
+ */
 export function devSources(data: readonly string[], cwd: string): Array<Record<string, unknown>> {
   return data.map((spec, i) => {
     const eq = spec.indexOf('=');
@@ -30,14 +34,7 @@ export function devSources(data: readonly string[], cwd: string): Array<Record<s
       const stem = basename(path, extname(path));
       return { name: `data${i}`, kind: 'csv', files: path, ...(name ? { datasets: { [stem]: { name } } } : {}) };
     }
-    if (['.db', '.sqlite', '.sqlite3'].includes(ext)) {
-      if (name)
-        throw new InsituError(
-          'INSITU_USAGE',
-          `--data ${spec}: a SQLite file gives one dataset per table; drop "${name}="`,
-        );
-      return { name: `data${i}`, kind: 'sqlite', path };
-    }
+    if (['.db', '.sqlite', '.sqlite3'].includes(ext)) return { name: name ?? `data${i}`, kind: 'sqlite', path };
     throw new InsituError('INSITU_USAGE', `--data ${spec}: give a .csv file or a SQLite file (.db, .sqlite)`);
   });
 }
@@ -79,6 +76,7 @@ export async function runAppDev(dir: string, options: AppDevOptions, io: CliIo):
     for (const source of refreshed.sources)
       if (source.error) line(io.stderr, `insitu: ${source.error.message} [${source.error.code}]`);
     const available = new Set(refreshed.datasets.map((d) => d.name));
+    line(io.stdout, `sample datasets: ${[...available].sort().join(', ') || 'none'}`);
     const missing = manifest.datasets.filter((d) => !available.has(d.dataset)).map((d) => d.dataset);
     if (missing.length > 0)
       line(
