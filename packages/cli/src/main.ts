@@ -221,7 +221,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .description('run an application in the sandbox against local sample data and serve it on localhost')
     .option(
       '--data <file>',
-      'sample data: FILE.csv, NAME=FILE.csv or a SQLite file (repeatable)',
+      'sample data: FILE.csv or NAME=FILE.csv (one dataset), FILE.db or NAME=FILE.db (a dataset per table); repeatable',
       (value: string, previous: string[]) => [...previous, value],
       [] as string[],
     )
@@ -411,6 +411,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
     .option('--major <n>', 'call major version n (/v<n>/…)', (v: string) => nonNegativeInt(v, '--major'))
     .option('-i, --include', 'print the status and headers too')
     .addOption(url())
+    .addOption(profile())
     .addOption(dataDir())
     .action(
       async (

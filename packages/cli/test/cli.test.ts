@@ -1,6 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
@@ -186,5 +187,63 @@ describe('insitu command line', () => {
     ]);
     assert.equal(getWithBody.code, 2, getWithBody.stderr);
     assert.match(getWithBody.stderr, /-X GET cannot send a body \(-d\).*\[INSITU_USAGE\]/);
+  });
+
+  it('service invoke finds the platform as every command does: --url, then INSITU_URL, then the profile of insitu login', async () => {
+    // Two stand-in gateways that record what reaches them.
+    const seen: Array<{ gateway: string; method: string; url: string; auth: string }> = [];
+    const gateway = async (label: string): Promise<{ server: Server; url: string }> => {
+      const server = createHttpServer((req, res) => {
+        seen.push({
+          gateway: label,
+          method: req.method ?? '',
+          url: req.url ?? '',
+          auth: req.headers.authorization ?? '',
+        });
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ gateway: label }));
+      });
+      await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
+      return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    };
+    const one = await gateway('one');
+    const two = await gateway('two');
+    try {
+      const home = join(dir, 'invoke-home');
+      mkdirSync(join(home, '.config', 'insitu'), { recursive: true });
+      writeFileSync(
+        join(home, '.config', 'insitu', 'profiles.json'),
+        JSON.stringify({
+          profiles: { default: { url: one.url, sessions: {} }, other: { url: two.url, sessions: {} } },
+        }),
+        { mode: 0o600 },
+      );
+      // A directory with no data dir of its own, as a user calling from anywhere.
+      const elsewhere = join(dir, 'invoke-elsewhere');
+      mkdirSync(elsewhere);
+      const invoke = (extra: string[], env: NodeJS.ProcessEnv = {}) =>
+        run(
+          ['service', 'invoke', 'echo', '/ping', '--key', 'isu_key_k', ...extra],
+          { HOME: home, ...env },
+          undefined,
+          undefined,
+          elsewhere,
+        );
+
+      const fromProfile = await invoke([]);
+      assert.equal(fromProfile.code, 0, fromProfile.stderr);
+      assert.deepEqual(JSON.parse(fromProfile.stdout), { gateway: 'one' });
+      assert.deepEqual(seen.at(-1), { gateway: 'one', method: 'GET', url: '/s/echo/ping', auth: 'Bearer isu_key_k' });
+      const namedProfile = await invoke(['--profile', 'other']);
+      assert.deepEqual(JSON.parse(namedProfile.stdout), { gateway: 'two' }, namedProfile.stderr);
+      const fromEnv = await invoke([], { INSITU_URL: two.url });
+      assert.deepEqual(JSON.parse(fromEnv.stdout), { gateway: 'two' }, fromEnv.stderr);
+      const fromFlag = await invoke(['--url', one.url], { INSITU_URL: two.url });
+      assert.deepEqual(JSON.parse(fromFlag.stdout), { gateway: 'one' }, fromFlag.stderr);
+      assert.equal(seen.length, 4);
+    } finally {
+      one.server.close();
+      two.server.close();
+    }
   });
 });

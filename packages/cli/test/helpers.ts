@@ -8,6 +8,7 @@ export async function run(
   env: NodeJS.ProcessEnv = {},
   signal?: AbortSignal,
   input?: string,
+  cwd?: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
   const stdin = new PassThrough();
@@ -17,7 +18,7 @@ export async function run(
   let err = '';
   stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const code = await main(argv, { stdout, stderr, stdin, env, ...(signal ? { signal } : {}) });
+  const code = await main(argv, { stdout, stderr, stdin, env, ...(signal ? { signal } : {}), ...(cwd ? { cwd } : {}) });
   return { code, stdout: out, stderr: err };
 }
 

@@ -1,6 +1,6 @@
 import { InsituError } from '@insitu/core';
-import { ApiClient, describeFetchError, type RemoteOptions } from '../api-client.js';
-import { platformUrl } from './status.js';
+import { ApiClient, describeFetchError, remoteUrl, type RemoteOptions } from '../api-client.js';
+import { readProfile } from '../profile.js';
 import { line, printItems, type CliIo } from '../io.js';
 import { appIdOf, listAll, orgIdOf, serviceIdOf } from '../refs.js';
 
@@ -61,7 +61,8 @@ export async function runServiceInvoke(
     throw new InsituError('INSITU_USAGE', `-X ${method} cannot send a body (-d): use -X POST, PUT or PATCH`);
   const key = options.key ?? io.env.INSITU_TOKEN;
   if (!key) throw new InsituError('INSITU_USAGE', 'invoke needs an API key: --key isu_key_…');
-  const base = platformUrl(options, io);
+  // The same resolution as every other command: --url, INSITU_URL, the data dir's platform, the profile's last sign-in.
+  const base = remoteUrl(options, io, readProfile(io, options.profile).url);
   const url = `${base}/s/${encodeURIComponent(name)}${options.major !== undefined ? `/v${options.major}` : ''}/${(path ?? '').replace(/^\/+/, '')}`;
   let response: Response;
   try {
