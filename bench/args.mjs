@@ -5,8 +5,8 @@ import { parseArgs } from 'node:util';
 
 /**
  * @param {string} usage one line: how to run the script
- * @param {Record<string, { default?: string, kind: 'count' | 'level' | 'dialect' | 'switch', help: string }>} flags
- *   count: a positive integer; level: a pino level; dialect: sqlite | mysql | both; switch: on when given
+ * @param {Record<string, { default?: string, kind: 'count' | 'level' | 'dialect' | 'switch' | 'path', help: string }>} flags
+ *   count: a positive integer; level: a pino level; dialect: sqlite | mysql | both; switch: on when given; path: any file path
  * @returns {Record<string, string | boolean | undefined>}
  */
 export function benchArgs(usage, flags) {

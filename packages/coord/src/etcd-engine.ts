@@ -1,5 +1,7 @@
 import { InsituError } from '@insitu/core';
-import { CompareResult, CompareTarget, Etcd3, type IKeyValue, type IOptions, type Watcher } from 'etcd3';
+import { createRequire } from 'node:module';
+import type * as Etcd3Module from 'etcd3';
+import type { Etcd3, IKeyValue, IOptions, Watcher } from 'etcd3';
 import type { Engine, EngineEvent, GuardedOp, KvEntry } from './engine.js';
 
 /** Options of the etcd engine. */
@@ -38,6 +40,12 @@ function unavailable(what: string, error: unknown): InsituError {
   });
 }
 
+// etcd3 (with gRPC and protobuf, some 200 modules) is loaded when an etcd coordinator is made, not by every
+// process that imports this package: a one-node platform or a CLI command never needs it.
+const requireModule = createRequire(import.meta.url);
+let etcd3Module: typeof Etcd3Module | undefined;
+const etcd3 = (): typeof Etcd3Module => (etcd3Module ??= requireModule('etcd3') as typeof Etcd3Module);
+
 /** The coordinator's primitives on etcd 3.4, through the `etcd3` client's raw RPCs. */
 export class EtcdEngine implements Engine {
   readonly kind = 'etcd' as const;
@@ -60,7 +68,7 @@ export class EtcdEngine implements Engine {
       // 30 s, and its pending retry timers keep a closed client's process alive that long).
       faultHandling: { watchBackoff: watchBackoff(100) },
     };
-    this.#client = new Etcd3(clientOptions);
+    this.#client = new (etcd3().Etcd3)(clientOptions);
   }
 
   #key(key: string): Buffer {
@@ -124,7 +132,9 @@ export class EtcdEngine implements Engine {
     const raw = this.#key(key);
     try {
       const response = await this.#client.kv.txn({
-        compare: [{ key: raw, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }],
+        compare: [
+          { key: raw, target: etcd3().CompareTarget.Create, result: etcd3().CompareResult.Equal, create_revision: 0 },
+        ],
         success: [{ request_put: { key: raw, value: Buffer.from(value, 'utf8'), lease } }],
         failure: [{ request_range: { key: raw } }],
       });
@@ -156,8 +166,8 @@ export class EtcdEngine implements Engine {
         compare: [
           {
             key: this.#key(guardKey),
-            target: CompareTarget.Create,
-            result: CompareResult.Equal,
+            target: etcd3().CompareTarget.Create,
+            result: etcd3().CompareResult.Equal,
             create_revision: createRevision,
           },
         ],

@@ -13,6 +13,7 @@ import {
 } from '@insitu/core';
 import type { Store } from '@insitu/store';
 import type { Coordinator } from '@insitu/coord';
+import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -54,6 +55,7 @@ import { mountTunnel, readTlsFiles } from './tunnel-endpoint.js';
 import { setUpAuditAnchoring, type AuditAnchoring } from './audit/anchoring.js';
 import { API_ERROR_ID, documentErrorResponses, type RouteEntry } from './openapi-responses.js';
 import { VERSION } from './version.js';
+import { lazySerializers, lazyValidator } from './lazy-compilers.js';
 
 /** Options for {@link buildServer}. */
 export interface BuildServerOptions {
@@ -168,6 +170,8 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
       return typeof incoming === 'string' && isId(incoming, 'req') ? incoming : newId('req');
     },
     routerOptions: { maxParamLength: 200 },
+    // Response serializers are compiled on a route's first answer, not at start (lazy-compilers.ts).
+    schemaController: { compilersFactory: { buildSerializer: lazySerializers(SerializerSelector()) } },
     // Errors the router raises before any route or hook runs (a broken percent-escape, a
     // path parameter over 200 characters) are answered in our shape like every other error.
     frameworkErrors: (error, request, reply) => {
@@ -189,7 +193,9 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   // Bodies are validated strictly; query strings and params may coerce "5" to 5.
   const bodyAjv = ajv({ coerceTypes: false });
   const queryAjv = ajv({ coerceTypes: 'array' });
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    lazyValidator(() => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema)),
+  );
 
   // The API speaks JSON only: anything else is 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');

@@ -64,6 +64,7 @@ export async function startServer(options: {
       dataDir: options.dataDir,
       ...(options.coordinator ? { coordinator: options.coordinator } : {}),
     });
+    logger.debug({ sinceProcessStartMs: Math.round(performance.now()) }, 'start: server built');
     await app.listen({ host: options.config.listen.host, port: options.config.listen.port });
   } catch (error) {
     await app?.close().catch(() => undefined);

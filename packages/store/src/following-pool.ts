@@ -1,6 +1,7 @@
-import { InsituError } from '@insitu/core';
 import type { MysqlPool, MysqlPoolConnection } from 'kysely';
-import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
+import type { Pool, PoolConnection, PoolOptions } from 'mysql2';
+import { mysql2 } from './mysql2.js';
+import { databaseUnavailable } from './errors.js';
 
 /** A primary's address. */
 export interface PrimaryAddress {
@@ -59,7 +60,7 @@ export class FollowingPool implements MysqlPool {
       return;
     const old = this.#pool;
     const oldConnections = this.#connections;
-    this.#pool = createPool({ ...this.#options, host: address.host, port: address.port });
+    this.#pool = mysql2().createPool({ ...this.#options, host: address.host, port: address.port });
     this.#connections = new Set();
     this.#address = address;
     if (old !== undefined) {
@@ -82,10 +83,7 @@ export class FollowingPool implements MysqlPool {
   getConnection(callback: (error: unknown, connection: MysqlPoolConnection) => void): void {
     const pool = this.#pool;
     if (pool === undefined || this.#closed) {
-      const error = new InsituError(
-        'INSITU_DATABASE_UNAVAILABLE',
-        this.#closed ? 'the store is closed' : 'no primary database is known yet',
-      );
+      const error = databaseUnavailable(this.#closed ? 'the store is closed' : 'no primary database is known yet');
       callback(error, undefined as unknown as MysqlPoolConnection);
       return;
     }

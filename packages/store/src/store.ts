@@ -1,8 +1,7 @@
-import { InsituError } from '@insitu/core';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, MysqlDialect, SqliteDialect, sql } from 'kysely';
-import { createPool } from 'mysql2';
 import type { Dialect } from './dialect.js';
+import { mysql2 } from './mysql2.js';
 import { FollowingPool, type PrimarySource } from './following-pool.js';
 import { migrationProvider } from './migrations/index.js';
 import type { RepositoryContext } from './repositories/context.js';
@@ -20,6 +19,7 @@ import { SessionRepository } from './repositories/session-repository.js';
 import { UsageRepository } from './repositories/usage-repository.js';
 import { UserRepository } from './repositories/user-repository.js';
 import type { Database } from './schema.js';
+import { databaseUnavailable, databaseUrlInvalid } from './errors.js';
 
 /** Where the platform database lives. */
 export type StoreConfig =
@@ -118,9 +118,7 @@ export class Store extends Repositories {
     const { error, results } =
       options.to === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(options.to);
     if (error) {
-      throw new InsituError('INSITU_DATABASE_UNAVAILABLE', `database migration failed: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw databaseUnavailable(`database migration failed: ${(error as Error).message}`, error);
     }
     return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
   }
@@ -130,9 +128,7 @@ export class Store extends Repositories {
     try {
       await sql`SELECT 1`.execute(this.db);
     } catch (error) {
-      throw new InsituError('INSITU_DATABASE_UNAVAILABLE', `database unreachable: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw databaseUnavailable(`database unreachable: ${(error as Error).message}`, error);
     }
   }
 
@@ -159,11 +155,7 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions =
     try {
       database = sqliteDatabase(config.path);
     } catch (error) {
-      throw new InsituError(
-        'INSITU_DATABASE_UNAVAILABLE',
-        `cannot open SQLite database ${config.path}: ${(error as Error).message}`,
-        { cause: error },
-      );
+      throw databaseUnavailable(`cannot open SQLite database ${config.path}: ${(error as Error).message}`, error);
     }
     store = new Store(new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), 'sqlite', now);
   } else {
@@ -183,7 +175,7 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions =
           current: () => source.current() ?? { host: config.host, port: config.port },
           onChange: (listener) => source.onChange(listener),
         })
-      : createPool({ host: config.host, port: config.port, ...poolOptions });
+      : mysql2().createPool({ host: config.host, port: config.port, ...poolOptions });
     store = new Store(new Kysely<Database>({ dialect: new MysqlDialect({ pool }) }), 'mysql', now);
   }
   try {
@@ -203,31 +195,23 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions =
 export function parseDatabaseUrl(url: string, password?: string): StoreConfig {
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (path === '')
-      throw new InsituError('INSITU_CONFIG_INVALID', 'database url sqlite: needs a path, e.g. sqlite:./platform.db');
+    if (path === '') throw databaseUrlInvalid('database url sqlite: needs a path, e.g. sqlite:./platform.db');
     return { kind: 'sqlite', path };
   }
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new InsituError(
-      'INSITU_CONFIG_INVALID',
+    throw databaseUrlInvalid(
       `database url "${url.replace(/:[^:@/]*@/, ':***@')}" is not a URL; use sqlite:PATH or mysql://USER@HOST:PORT/DB`,
     );
   }
   if (parsed.protocol !== 'mysql:' && parsed.protocol !== 'mariadb:') {
-    throw new InsituError(
-      'INSITU_CONFIG_INVALID',
-      `database url scheme ${parsed.protocol} is not supported; use sqlite: or mysql:`,
-    );
+    throw databaseUrlInvalid(`database url scheme ${parsed.protocol} is not supported; use sqlite: or mysql:`);
   }
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
   if (!parsed.hostname || !database || !parsed.username) {
-    throw new InsituError(
-      'INSITU_CONFIG_INVALID',
-      'a mysql database url needs a user, a host and a database: mysql://USER@HOST:PORT/DB',
-    );
+    throw databaseUrlInvalid('a mysql database url needs a user, a host and a database: mysql://USER@HOST:PORT/DB');
   }
   return {
     kind: 'mysql',

@@ -1,6 +1,6 @@
 import { InsituError, createLogger, type LogLevel } from '@insitu/core';
 import type { Coordinator } from '@insitu/coord';
-import { followPrimary, type PrimaryFollower } from '@insitu/dbmanager';
+import type { PrimaryFollower } from '@insitu/dbmanager';
 import { openStore, type Store } from '@insitu/store';
 import { coordinatorFor, startServer, storeConfigFor } from '@insitu/server';
 import {
@@ -12,6 +12,9 @@ import {
   type DataDirOptions,
 } from '../data-dir.js';
 import { untilAborted, type CliIo } from '../io.js';
+
+/** When this module's imports (the server, the store, Fastify…) were loaded, in ms since the process started. */
+const modulesLoadedAt = performance.now();
 
 export interface ServerOptions extends DataDirOptions {
   host?: string;
@@ -39,6 +42,10 @@ export async function runServer(options: ServerOptions, io: CliIo): Promise<void
   requireExistingDatabase(storeConfig, dataDir);
   await ensureDataDir(dataDir);
   const logger = createLogger({ name: 'server', level: config.log.level, destination: io.stdout });
+  // Each start step at debug, in ms since the process started (bench/RESULTS.md: `insitu server` start).
+  const step = (what: string, at = performance.now()) =>
+    logger.debug({ sinceProcessStartMs: Math.round(at) }, `start: ${what}`);
+  step('modules loaded', modulesLoadedAt);
   let coordinator: Coordinator | undefined;
   let follower: PrimaryFollower | undefined;
   let store: Store | undefined;
@@ -47,6 +54,8 @@ export async function runServer(options: ServerOptions, io: CliIo): Promise<void
       if (storeConfig.kind !== 'mysql')
         throw new InsituError('INSITU_CONFIG_INVALID', 'database.followPrimary needs a mysql:// database.url');
       coordinator = coordinatorFor(config, { logger });
+      // The dbmanager's client is loaded only by the nodes that follow a published primary.
+      const { followPrimary } = await import('@insitu/dbmanager');
       follower = await followPrimary(coordinator, config.database.followPrimary, {
         onError: (error) => logger.warn({ err: error }, 'bad primary record in coord'),
       });
@@ -63,6 +72,7 @@ export async function runServer(options: ServerOptions, io: CliIo): Promise<void
     } else {
       store = await openStore(storeConfig);
     }
+    step('database open');
     if (!(await store.orgs.platform())) {
       throw new InsituError(
         'INSITU_NOT_INITIALISED',
@@ -71,6 +81,7 @@ export async function runServer(options: ServerOptions, io: CliIo): Promise<void
     }
     const server = await startServer({ config, dataDir, logger, store, ...(coordinator ? { coordinator } : {}) });
     const removeRunFile = await writeRunFile(dataDir, server.url);
+    step('listening, run file written');
     try {
       await untilAborted(io.signal);
       logger.info('shutting down');
