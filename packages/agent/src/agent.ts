@@ -44,6 +44,7 @@ import { PrivacyBudget } from './data-api/privacy-budget.js';
 import type { DataSource } from './sources/data-source.js';
 import { DatasetRegistry } from './sources/dataset-registry.js';
 import { openSource } from './sources/open-source.js';
+import { appUnavailable, bundleInvalid } from './errors.js';
 
 /** Where a deployment stands, as the agent reports it to the platform. */
 export type DeploymentState = 'pending' | 'starting' | 'running' | 'crash-looping' | 'failed' | 'stopping';
@@ -500,8 +501,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     const log = this.options.logger.child({ deployment: desired.id, app: desired.app, version: desired.version });
     const { manifest, dir } = await this.install(desired, abort.signal, log);
     if (manifest.name !== desired.app || manifest.version !== desired.version) {
-      throw new InsituError(
-        'INSITU_BUNDLE_INVALID',
+      throw bundleInvalid(
         `the bundle is ${manifest.name}@${manifest.version}, but ${desired.app}@${desired.version} was deployed`,
       );
     }
@@ -601,7 +601,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
         'deployment' in target
           ? `deployment ${target.deployment}`
           : `${target.app}${target.version ? `@${target.version}` : ''}`;
-      sendError(res, new InsituError('INSITU_APP_UNAVAILABLE', `${what} is not running on this agent`));
+      sendError(res, appUnavailable(`${what} is not running on this agent`));
       return;
     }
     entry.balancer.handle(req, res);
@@ -619,7 +619,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
         'deployment' in target
           ? `deployment ${target.deployment}`
           : `${target.app}${target.version ? `@${target.version}` : ''}`;
-      sendStreamError(stream, new InsituError('INSITU_APP_UNAVAILABLE', `${what} is not running on this agent`));
+      sendStreamError(stream, appUnavailable(`${what} is not running on this agent`));
       return;
     }
     entry.balancer.handleStream(stream, headers);

@@ -7,6 +7,7 @@ import type { AgentConfig } from './config/agent-config.js';
 import { obtainCredential } from './identity/credential.js';
 import { PlatformClient } from './identity/platform-client.js';
 import { PlatformBundleSource, PlatformLink } from './platform/platform-link.js';
+import { configInvalid } from './errors.js';
 
 /** How to start a {@link ProviderAgent}. */
 export interface ProviderAgentOptions {
@@ -71,8 +72,7 @@ export class ProviderAgent {
     });
     const providerId = identity.agent.providerId;
     if (options.config.providerId && options.config.providerId !== providerId) {
-      throw new InsituError(
-        'INSITU_CONFIG_INVALID',
+      throw configInvalid(
         `${options.configName ?? 'agent config'}: providerId is ${options.config.providerId}, but this agent's credential belongs to provider ${providerId}`,
       );
     }

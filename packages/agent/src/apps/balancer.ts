@@ -8,6 +8,7 @@ import {
 } from 'node:http2';
 import { errorJson, InsituError } from '@insitu/core';
 import type { ReadyInstance } from './deployment-runner.js';
+import { appUnavailable } from '../errors.js';
 
 /** A request as HTTP/1.1 or HTTP/2 (compatibility API) servers hand it over: the tunnel gives the latter. */
 export type InboundRequest = IncomingMessage | Http2ServerRequest;
@@ -189,7 +190,7 @@ export class LocalBalancer {
     const instance = this.pick(tried);
     if (!instance) {
       down.fail(
-        new InsituError('INSITU_APP_UNAVAILABLE', `no instance of ${this.target.name} is ready on this agent`, {
+        appUnavailable(`no instance of ${this.target.name} is ready on this agent`, {
           headers: { 'retry-after': '1' },
         }),
       );
@@ -252,12 +253,7 @@ export class LocalBalancer {
         this.forward(down, tried, false);
         return;
       }
-      down.fail(
-        new InsituError(
-          'INSITU_APP_UNAVAILABLE',
-          `the instance of ${this.target.name} failed: ${error.code ?? error.message}`,
-        ),
-      );
+      down.fail(appUnavailable(`the instance of ${this.target.name} failed: ${error.code ?? error.message}`));
     });
     down.sendBody(upstream);
   }

@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
-import { InsituError, type ResolvedDataset } from '@insitu/core';
+import type { ResolvedDataset } from '@insitu/core';
+import { bundleInvalid } from '../errors.js';
 
 /** A deployment the platform wants this agent to run. */
 export interface DesiredDeployment {
@@ -39,8 +40,7 @@ export class LocalBundleSource implements BundleSource {
   constructor(private readonly baseDir: string = process.cwd()) {}
 
   async fetch(deployment: DesiredDeployment): Promise<FetchedBundle> {
-    if (!deployment.bundle)
-      throw new InsituError('INSITU_BUNDLE_INVALID', `deployment ${deployment.id} names no bundle`);
+    if (!deployment.bundle) throw bundleInvalid(`deployment ${deployment.id} names no bundle`);
     return { path: isAbsolute(deployment.bundle) ? deployment.bundle : resolve(this.baseDir, deployment.bundle) };
   }
 }

@@ -3,6 +3,7 @@ import { cp, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rename, rm, sta
 import { dirname, join, posix, relative } from 'node:path';
 import { InsituError, canonicalTar, parseAppManifest, type AppManifest, type BundleEntry } from '@insitu/core';
 import * as tar from 'tar';
+import { bundleInvalid } from '../errors.js';
 
 /** The manifest file at the root of every bundle. */
 export const MANIFEST_FILE = 'insitu.json';
@@ -17,7 +18,7 @@ interface Entry {
 }
 
 function invalid(message: string): InsituError {
-  return new InsituError('INSITU_BUNDLE_INVALID', message);
+  return bundleInvalid(message);
 }
 
 /** Every entry below `root`, sorted by path (byte order), symlinks checked to stay inside. */

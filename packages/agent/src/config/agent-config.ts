@@ -15,6 +15,7 @@ import {
 } from '@insitu/core';
 import Type, { type Static, type TSchema } from 'typebox';
 import Value from 'typebox/value';
+import { configInvalid } from '../errors.js';
 
 function validated<S extends TSchema>(schema: S, value: unknown, what: string): Static<S> {
   const copy: unknown = typeof value === 'object' && value !== null ? structuredClone(value) : value;
@@ -281,18 +282,14 @@ export function parseAgentConfig(
     const where = `${options.what}: sources[${index}]`;
     const kind = (value as { kind?: unknown } | null)?.kind;
     if (typeof kind !== 'string' || !(kind in SOURCE_SCHEMAS)) {
-      throw new InsituError(
-        'INSITU_CONFIG_INVALID',
+      throw configInvalid(
         `invalid ${where}: "kind" must be one of ${AGENT_SOURCE_KINDS.join(', ')}${typeof kind === 'string' ? `, got "${kind}"` : ''}`,
       );
     }
     const schema = SOURCE_SCHEMAS[kind as keyof typeof SOURCE_SCHEMAS];
     const source: SourceConfig = validated(schema, value, where);
     if (names.has(source.name))
-      throw new InsituError(
-        'INSITU_CONFIG_INVALID',
-        `invalid ${where}: a source named "${source.name}" is declared twice`,
-      );
+      throw configInvalid(`invalid ${where}: a source named "${source.name}" is declared twice`);
     names.add(source.name);
     const copy = source;
     if (copy.kind === 'sqlite') copy.path = resolvePath(options.baseDir, copy.path);
@@ -300,12 +297,9 @@ export function parseAgentConfig(
     if ((copy.kind === 'postgres' || copy.kind === 'mysql') && copy.passwordFile)
       copy.passwordFile = resolvePath(options.baseDir, copy.passwordFile);
     if (copy.kind === 'mysql' && !copy.host && !copy.socket)
-      throw new InsituError('INSITU_CONFIG_INVALID', `invalid ${where}: give "host" or "socket"`);
+      throw configInvalid(`invalid ${where}: give "host" or "socket"`);
     if ((copy.kind === 'postgres' || copy.kind === 'mysql') && copy.passwordEnv?.startsWith('INSITU_')) {
-      throw new InsituError(
-        'INSITU_CONFIG_INVALID',
-        `invalid ${where}: passwordEnv must not be an INSITU_* variable (those are reserved)`,
-      );
+      throw configInvalid(`invalid ${where}: passwordEnv must not be an INSITU_* variable (those are reserved)`);
     }
     sources.push(copy);
   });
@@ -320,7 +314,7 @@ export function loadAgentConfig(file: string): Readonly<AgentConfig> {
     return parseAgentConfig(raw, { what: `agent config ${file}`, baseDir: dirname(resolve(file)) });
   } catch (error) {
     if (error instanceof InsituError && error.code === 'INSITU_CONFIG_INVALID' && !error.message.includes(file)) {
-      throw new InsituError('INSITU_CONFIG_INVALID', `${file}: ${error.message}`, {
+      throw configInvalid(`${file}: ${error.message}`, {
         details: error.details,
         cause: error,
       });

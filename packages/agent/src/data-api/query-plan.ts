@@ -1,9 +1,10 @@
-import { InsituError, assertValid, type Column, type ColumnType, type OutputPolicy } from '@insitu/core';
+import { assertValid, type InsituError, type Column, type ColumnType, type OutputPolicy } from '@insitu/core';
 import { AGGREGATE_FNS, FILTER_OPS, type DataQuery, type DataValue } from '@insitu/sdk';
 import Type, { type Static } from 'typebox';
 import type { DatasetMeta, PlannedAggregate, PlannedFilter, PlannedOrder, QueryPlan } from '../sources/data-source.js';
 import { canonicalDecimal, isNumeric, normaliseTimestamp } from '../sources/values.js';
 import { enforcePolicy } from './policy-check.js';
+import { queryInvalid } from '../errors.js';
 
 const Name = Type.String({ minLength: 1, maxLength: 128 });
 const Scalar = Type.Union([Type.String({ maxLength: 65_536 }), Type.Number(), Type.Boolean(), Type.Null()]);
@@ -54,7 +55,7 @@ type CheckedQuery = Static<typeof DataQuerySchema>;
 const _sameShape: (q: DataQuery) => CheckedQuery = (q) => q;
 
 function invalid(message: string): InsituError {
-  return new InsituError('INSITU_DATA_QUERY_INVALID', message);
+  return queryInvalid(message);
 }
 
 function columnOf(dataset: DatasetMeta, name: string, what: string): Column {

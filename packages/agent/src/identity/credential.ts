@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { InsituError, type Logger } from '@insitu/core';
 import type { AgentIdentity, PlatformClient } from './platform-client.js';
+import { configInvalid } from '../errors.js';
 
 /** The file in the agent's data directory that holds its credential (mode 0600). */
 export const CREDENTIAL_FILE = 'agent-credential';
@@ -21,7 +22,7 @@ async function readCredential(file: string): Promise<string | undefined> {
     return text || undefined;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new InsituError('INSITU_CONFIG_INVALID', `cannot read ${file}: ${(error as Error).message}`);
+    throw configInvalid(`cannot read ${file}: ${(error as Error).message}`);
   }
 }
 

@@ -11,6 +11,7 @@ import {
   type AgentJobReport,
   type DatasetInput,
 } from '@insitu/core';
+import { bundleInvalid } from '../errors.js';
 
 /** The agent as the platform describes it. */
 export interface AgentIdentity {
@@ -273,7 +274,7 @@ export class PlatformClient {
   /** Download a bundle (the platform path from a deployment); the caller verifies its digest. */
   async bundle(path: string): Promise<Buffer> {
     if (!path.startsWith('/api/v1/bundles/'))
-      throw new InsituError('INSITU_BUNDLE_INVALID', `the platform named an unexpected bundle location: ${path}`);
+      throw bundleInvalid(`the platform named an unexpected bundle location: ${path}`);
     const { status, data } = await this.exchange(
       'GET',
       path,

@@ -9,6 +9,7 @@ import { parse } from 'csv-parse';
 import type { CsvSourceConfig } from '../config/agent-config.js';
 import type { QueryPlan } from './data-source.js';
 import { canonicalDecimal, normaliseTimestamp } from './values.js';
+import { dataSourceUnavailable } from '../errors.js';
 
 const BATCH = 2000;
 
@@ -67,9 +68,9 @@ export async function* csvRows(
         first = false;
         const header = record.map((h) => h.trim());
         if (header.length !== columns.length || header.some((h, i) => h !== (columns[i] as Column).name)) {
-          throw new InsituError(
-            'INSITU_DATA_SOURCE_UNAVAILABLE',
-            `source ${config.name}: the columns of ${plan.dataset.location} changed since the last sync`,
+          throw dataSourceUnavailable(
+            config.name,
+            `the columns of ${plan.dataset.location} changed since the last sync`,
           );
         }
         continue;
@@ -86,11 +87,7 @@ export async function* csvRows(
   } catch (error) {
     if (signal.aborted) return;
     if (error instanceof InsituError) throw error;
-    throw new InsituError(
-      'INSITU_DATA_SOURCE_UNAVAILABLE',
-      `source ${config.name}: ${plan.dataset.location}: ${(error as Error).message}`,
-      { cause: error },
-    );
+    throw dataSourceUnavailable(config.name, `${plan.dataset.location}: ${(error as Error).message}`, error);
   } finally {
     signal.removeEventListener('abort', onAbort);
     controller.abort();

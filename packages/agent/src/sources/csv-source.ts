@@ -7,14 +7,14 @@ import type { DataSource, DatasetMeta, QueryPlan } from './data-source.js';
 import { describeDataset, selectTables } from './describe.js';
 import { csvRecords, type CsvWorkerData } from './csv-rows.js';
 import { WorkerPool } from './worker-pool.js';
+import { configInvalid, dataSourceUnavailable } from '../errors.js';
 
 /** Files matching `pattern`: `*` and `?` in the file name only. */
 export async function globFiles(pattern: string): Promise<string[]> {
   const dir = dirname(pattern);
   const name = basename(pattern);
   if (!/[*?]/.test(name)) return [pattern];
-  if (/[*?]/.test(dir))
-    throw new InsituError('INSITU_CONFIG_INVALID', `files: wildcards are allowed in the file name only, not in ${dir}`);
+  if (/[*?]/.test(dir)) throw configInvalid(`files: wildcards are allowed in the file name only, not in ${dir}`);
   const re = new RegExp(
     `^${name
       .replace(/[.+^${}()|[\]\\]/g, '\\$&')
@@ -25,8 +25,8 @@ export async function globFiles(pattern: string): Promise<string[]> {
   try {
     entries = await readdir(dir);
   } catch (error) {
-    throw new InsituError(
-      'INSITU_DATA_SOURCE_UNAVAILABLE',
+    throw dataSourceUnavailable(
+      undefined,
       `cannot list ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
     );
   }
@@ -90,8 +90,8 @@ export class CsvSource implements DataSource {
           const seen = new Set<string>();
           for (const h of header) {
             if (h === '' || seen.has(h))
-              throw new InsituError(
-                'INSITU_DATA_SOURCE_UNAVAILABLE',
+              throw dataSourceUnavailable(
+                undefined,
                 `${path}: header has an empty or repeated column name ${JSON.stringify(h)}`,
               );
             seen.add(h);
@@ -114,17 +114,9 @@ export class CsvSource implements DataSource {
       }
     } catch (error) {
       if (error instanceof InsituError) throw error;
-      throw new InsituError(
-        'INSITU_DATA_SOURCE_UNAVAILABLE',
-        `source ${this.name}: ${path}: ${(error as Error).message}`,
-        { cause: error },
-      );
+      throw dataSourceUnavailable(this.name, `${path}: ${(error as Error).message}`, error);
     }
-    if (!header)
-      throw new InsituError(
-        'INSITU_DATA_SOURCE_UNAVAILABLE',
-        `source ${this.name}: ${path} is empty (a header line is needed)`,
-      );
+    if (!header) throw dataSourceUnavailable(this.name, `${path} is empty (a header line is needed)`);
     const overrides = this.config.datasets?.[key]?.columns ?? {};
     const columns: Column[] = header.map((name, i) => {
       const p = possible[i] as boolean[];
@@ -140,10 +132,7 @@ export class CsvSource implements DataSource {
     });
     for (const name of Object.keys(overrides)) {
       if (!header.includes(name))
-        throw new InsituError(
-          'INSITU_CONFIG_INVALID',
-          `source ${this.name}: datasets.${key}.columns.${name}: ${path} has no such column`,
-        );
+        throw configInvalid(`source ${this.name}: datasets.${key}.columns.${name}: ${path} has no such column`);
     }
     return describeDataset(this.config, key, path, columns, rowCount);
   }
@@ -158,9 +147,9 @@ export class CsvSource implements DataSource {
       try {
         info = await stat(path);
       } catch (error) {
-        throw new InsituError(
-          'INSITU_DATA_SOURCE_UNAVAILABLE',
-          `source ${this.name}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        throw dataSourceUnavailable(
+          this.name,
+          `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
         );
       }
       const cached = this.cache.get(path);

@@ -7,6 +7,7 @@ import {
   type Visibility,
 } from '@insitu/core';
 import type { AggregateFn, DataValue, FilterOp } from '@insitu/sdk';
+import { dataSourceUnavailable } from '../errors.js';
 
 /** A table or file of a source as the agent knows it: metadata only. */
 export interface DatasetMeta {
@@ -105,9 +106,5 @@ export interface DataSource {
 /** A source's failure as the data API reports it: `INSITU_DATA_SOURCE_UNAVAILABLE` naming the source (an InsituError passes as it is). */
 export function sourceUnavailable(source: string, error: unknown): InsituError {
   if (error instanceof InsituError) return error;
-  return new InsituError(
-    'INSITU_DATA_SOURCE_UNAVAILABLE',
-    `source ${source}: ${error instanceof Error ? error.message : String(error)}`,
-    { cause: error },
-  );
+  return dataSourceUnavailable(source, error instanceof Error ? error.message : String(error), error);
 }

@@ -1,6 +1,7 @@
 import { DatasetNameSchema, InsituError, type Logger } from '@insitu/core';
 import Value from 'typebox/value';
 import type { DataSource, DatasetMeta } from './data-source.js';
+import { dataSourceUnavailable } from '../errors.js';
 
 /** What one refresh found: datasets, and per source either its dataset names or the error that kept it out. */
 export interface RefreshReport {
@@ -34,9 +35,7 @@ export class DatasetRegistry {
         this.lastGood.set(source.name, found);
       } catch (error) {
         const e =
-          error instanceof InsituError
-            ? error
-            : new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', (error as Error).message, { cause: error });
+          error instanceof InsituError ? error : dataSourceUnavailable(undefined, (error as Error).message, error);
         failure = { code: e.code, message: e.message };
         this.logger?.warn({ source: source.name, err: e.message }, 'cannot introspect source; keeping what it had');
         found = this.lastGood.get(source.name) ?? [];

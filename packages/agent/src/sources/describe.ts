@@ -1,15 +1,16 @@
-import { InsituError, type Column } from '@insitu/core';
+import type { Column } from '@insitu/core';
 import type { SourceConfig } from '../config/agent-config.js';
 import type { DatasetMeta } from './data-source.js';
+import { dataSourceUnavailable } from '../errors.js';
 
 /** The tables (or file stems) of a source that the config selects; a table named in the config must exist. */
 export function selectTables(found: readonly string[], config: Readonly<SourceConfig>): string[] {
   if (!config.tables) return [...found];
   const missing = config.tables.filter((t) => !found.includes(t));
   if (missing.length > 0) {
-    throw new InsituError(
-      'INSITU_DATA_SOURCE_UNAVAILABLE',
-      `source ${config.name}: ${missing.map((t) => JSON.stringify(t)).join(', ')} not found (found: ${found.join(', ') || 'nothing'})`,
+    throw dataSourceUnavailable(
+      config.name,
+      `${missing.map((t) => JSON.stringify(t)).join(', ')} not found (found: ${found.join(', ') || 'nothing'})`,
     );
   }
   return found.filter((t) => config.tables?.includes(t));

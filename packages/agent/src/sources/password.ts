@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { InsituError } from '@insitu/core';
+import { configInvalid } from '../errors.js';
 
 /** The password of a SQL source: from its file (first line) or its environment variable; never from the config itself. */
 export function sourcePassword(
@@ -10,8 +10,7 @@ export function sourcePassword(
     try {
       return readFileSync(config.passwordFile, 'utf8').split(/\r?\n/)[0] ?? '';
     } catch (error) {
-      throw new InsituError(
-        'INSITU_CONFIG_INVALID',
+      throw configInvalid(
         `source ${config.name}: cannot read passwordFile ${config.passwordFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
       );
     }
@@ -19,10 +18,7 @@ export function sourcePassword(
   if (config.passwordEnv) {
     const value = env[config.passwordEnv];
     if (value === undefined)
-      throw new InsituError(
-        'INSITU_CONFIG_INVALID',
-        `source ${config.name}: environment variable ${config.passwordEnv} (passwordEnv) is not set`,
-      );
+      throw configInvalid(`source ${config.name}: environment variable ${config.passwordEnv} (passwordEnv) is not set`);
     return value;
   }
   return undefined;

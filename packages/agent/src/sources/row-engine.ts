@@ -1,9 +1,9 @@
-import { InsituError } from '@insitu/core/basics';
 import type { Column, ColumnType } from '@insitu/core';
 import type { DataValue } from '@insitu/sdk';
 import type { PlannedAggregate, PlannedFilter, QueryPlan } from './data-source.js';
 import { likeMatcher } from './like-matcher.js';
 import { canonicalDecimal, isNumeric } from './values.js';
+import { queryInvalid } from '../errors.js';
 
 type Row = DataValue[];
 
@@ -165,8 +165,7 @@ export async function* runPlan(
       for (const r of batch) if (keep(r)) buffer.push(r);
       if (buffer.length > 2 * cap) {
         if (end > options.maxSortRows) {
-          throw new InsituError(
-            'INSITU_DATA_QUERY_INVALID',
+          throw queryInvalid(
             `ordering more than ${options.maxSortRows} rows of a CSV file needs a smaller limit or a narrower filter`,
           );
         }
@@ -192,8 +191,7 @@ export async function* runPlan(
       const id = groupIdx.length === 0 ? '' : JSON.stringify(key);
       let g = groups.get(id);
       if (!g) {
-        if (groups.size >= options.maxSortRows)
-          throw new InsituError('INSITU_DATA_QUERY_INVALID', `more than ${options.maxSortRows} groups`);
+        if (groups.size >= options.maxSortRows) throw queryInvalid(`more than ${options.maxSortRows} groups`);
         g = group(key);
         groups.set(id, g);
       }

@@ -8,6 +8,7 @@ import { describeDataset, selectTables } from './describe.js';
 import { SqlCompiler, type AnyDatabase } from './sql-compiler.js';
 import { convertRows, sqliteColumnType, wireConverter } from './values.js';
 import { WorkerPool, wireTypes } from './worker-pool.js';
+import { dataSourceUnavailable } from '../errors.js';
 
 const BATCH = 2000;
 
@@ -67,11 +68,7 @@ export class SqliteSource implements DataSource {
       return out;
     } catch (error) {
       if (error instanceof InsituError) throw error;
-      throw new InsituError(
-        'INSITU_DATA_SOURCE_UNAVAILABLE',
-        `source ${this.name}: cannot read ${this.config.path}: ${(error as Error).message}`,
-        { cause: error },
-      );
+      throw dataSourceUnavailable(this.name, `cannot read ${this.config.path}: ${(error as Error).message}`, error);
     }
   }
 

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { InsituError, isErrorCode, type ColumnType } from '@insitu/core';
 import { sourceUnavailable, type QueryPlan } from './data-source.js';
+import { dataSourceUnavailable } from '../errors.js';
 
 /**
  * What a query worker answers: rows as arrays (`rows`), or rows already converted and
@@ -78,7 +79,7 @@ export class WorkerPool {
   }
 
   private async acquire(): Promise<Worker> {
-    if (this.closed) throw new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', 'the source is closed');
+    if (this.closed) throw dataSourceUnavailable(undefined, 'the source is closed');
     const worker = this.idle.pop();
     if (worker) return worker;
     if (this.count < this.max) return this.spawn();
@@ -150,7 +151,7 @@ export class WorkerPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const waiter of this.waiting.splice(0))
-      waiter.reject(new InsituError('INSITU_DATA_SOURCE_UNAVAILABLE', 'the source is closed'));
+      waiter.reject(dataSourceUnavailable(undefined, 'the source is closed'));
     await Promise.all(this.idle.splice(0).map((w) => w.terminate()));
   }
 }

@@ -1,4 +1,4 @@
-import { InsituError, newId, type Column, type DatasetInput, type OutputPolicy } from '@insitu/core';
+import { newId, type Column, type DatasetInput, type OutputPolicy } from '@insitu/core';
 import type { Kysely } from 'kysely';
 import { MysqlCatalogIndex } from '../catalog/mysql-index.js';
 import { filtered, type CatalogIndex, type DatasetSearch, type IndexedDataset } from '../catalog/search.js';
@@ -6,6 +6,7 @@ import { SqliteCatalogIndex } from '../catalog/sqlite-index.js';
 import type { Database, DatasetRowRaw } from '../schema.js';
 import { queryTokens } from '../search-text.js';
 import { affected, type RepositoryContext } from './context.js';
+import { providerNotFound } from '../errors.js';
 
 export type { CatalogViewer, DatasetSearch } from '../catalog/search.js';
 
@@ -108,7 +109,7 @@ export class DatasetRepository {
         .select(['org_id'])
         .where('id', '=', providerId)
         .executeTakeFirst();
-      if (!provider) throw new InsituError('INSITU_PROVIDER_NOT_FOUND', `no provider ${providerId}`);
+      if (!provider) throw providerNotFound(providerId);
       const tags = [...new Set(input.tags ?? [])];
       const values = {
         description: input.description ?? '',
