@@ -28,7 +28,7 @@ import {
   type MariaDbInstance,
   type WebhookReceiver,
 } from '@insitu/test-helpers';
-import { INSITU, InsituProcess, ok, runInsitu } from './support.js';
+import { INSITU, InsituProcess, ok, providerAndDeveloper, runInsitu } from './support.js';
 
 const NODES = ['node1', 'node2', 'node3'] as const;
 type NodeName = (typeof NODES)[number];
@@ -224,33 +224,12 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
 
     // A provider with an agent dialling all three servers, a developer, an approved and published application.
     const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token as string;
-    const orgs: Record<string, { id: string; token: string }> = {};
-    for (const [name, email] of [
-      ['acme', 'ann@acme.test'],
-      ['devco', 'dev@devco.test'],
-    ] as const) {
-      const signup = await ok(
-        url,
-        'POST',
-        '/api/v1/signup',
-        undefined,
-        { org: { name }, user: { email, name, password: PASSWORD } },
-        201,
-      );
-      await ok(url, 'POST', `/api/v1/orgs/${signup.org.id}/approve`, adminToken, undefined);
-      orgs[name] = { id: signup.org.id, token: signup.session.token };
-    }
-    const acme = orgs.acme ?? { id: '', token: '' };
-    const dev = orgs.devco ?? { id: '', token: '' };
-    const providerId = (
-      await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.id, name: 'acme-data' }, 201)
-    ).id as string;
+    const { acme, dev } = await providerAndDeveloper(url, adminToken, { password: PASSWORD });
     await writeFile(join(dir, 'orders.csv'), 'region,amount\nnorth,1\nsouth,2\n');
     await writeFile(
       join(dir, 'agent.yaml'),
       'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: csv\n    files: ./orders.csv\n    datasets:\n      orders: { description: Orders }\n',
     );
-    const enrol = (await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId }, 201)).token as string;
     agentArgs = [
       'agent',
       '--platform',
@@ -264,7 +243,7 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
       '--log-level',
       'info',
     ];
-    agent = new InsituProcess('agent', [...agentArgs, '--token', enrol]);
+    agent = new InsituProcess('agent', [...agentArgs, '--token', acme.agentToken]);
     await agent.waitForOutput(/agent running/);
 
     const app = join(dir, 'app');
@@ -284,7 +263,7 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
       join(app, 'index.js'),
       "import { serve } from '@insitu/sdk';\nserve({ 'GET /whoami': () => ({ ok: true }) });\n",
     );
-    const submitted = await cli(['app', 'submit', app, '--org', dev.id, '--json'], dev.token);
+    const submitted = await cli(['app', 'submit', app, '--org', dev.orgId, '--json'], dev.token);
     assert.equal(submitted.code, 0, submitted.stderr);
     const version = JSON.parse(submitted.stdout) as { id: string; appId: string };
     assert.equal((await cli(['app', 'approve', version.id, '--reason', 'fine'], acme.token)).code, 0);
@@ -300,7 +279,7 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
       0,
     );
     const created = await cli(
-      ['key', 'create', '--org', dev.id, '--service', 'who', '--name', 'e2e', '--json'],
+      ['key', 'create', '--org', dev.orgId, '--service', 'who', '--name', 'e2e', '--json'],
       dev.token,
     );
     assert.equal(created.code, 0, created.stderr);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
-import { InsituProcess, ok, runInsitu } from './support.js';
+import { InsituProcess, ok, providerAndDeveloper, runInsitu } from './support.js';
 
 /*
  * Request bodies on the real path: a platform server, an agent dialling it through the
@@ -81,29 +81,8 @@ describe('request bodies to a Python application through the gateway', { timeout
     const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token as string;
     const cli = (args: string[], token: string) => runInsitu([...args, '--url', url, '--token', token]);
 
-    const orgs: Record<string, { id: string; token: string }> = {};
-    for (const [name, email] of [
-      ['acme', 'ann@acme.test'],
-      ['devco', 'dev@devco.test'],
-    ] as const) {
-      const signup = await ok(
-        url,
-        'POST',
-        '/api/v1/signup',
-        undefined,
-        { org: { name }, user: { email, name, password: PASSWORD } },
-        201,
-      );
-      await ok(url, 'POST', `/api/v1/orgs/${signup.org.id}/approve`, adminToken, undefined);
-      orgs[name] = { id: signup.org.id, token: signup.session.token };
-    }
-    const acme = orgs.acme as { id: string; token: string };
-    const dev = orgs.devco as { id: string; token: string };
+    const { acme, dev } = await providerAndDeveloper(url, adminToken, { password: PASSWORD });
     devToken = dev.token;
-    const providerId = (
-      await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.id, name: 'acme-data' }, 201)
-    ).id as string;
-    const enrolment = (await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId }, 201)).token as string;
     agent = new InsituProcess('agent', [
       'agent',
       '--platform',
@@ -117,7 +96,7 @@ describe('request bodies to a Python application through the gateway', { timeout
       '--log-level',
       'info',
       '--token',
-      enrolment,
+      acme.agentToken,
     ]);
     await agent.waitForOutput(/agent running/);
 
@@ -135,7 +114,7 @@ describe('request bodies to a Python application through the gateway', { timeout
       }),
     );
     await writeFile(join(appDir, 'app.py'), PYTHON_APP);
-    const submitted = await cli(['app', 'submit', appDir, '--org', dev.id, '--json'], dev.token);
+    const submitted = await cli(['app', 'submit', appDir, '--org', dev.orgId, '--json'], dev.token);
     assert.equal(submitted.code, 0, submitted.stderr);
     const version = JSON.parse(submitted.stdout) as { id: string; appId: string };
     assert.equal((await cli(['app', 'approve', version.id, '--reason', 'echoes'], acme.token)).code, 0);
@@ -148,7 +127,7 @@ describe('request bodies to a Python application through the gateway', { timeout
     assert.equal(published.code, 0, published.stderr);
     serviceId = (JSON.parse(published.stdout) as { id: string }).id;
     const created = await cli(
-      ['key', 'create', '--org', dev.id, '--service', 'echoes', '--name', 'e2e', '--json'],
+      ['key', 'create', '--org', dev.orgId, '--service', 'echoes', '--name', 'e2e', '--json'],
       dev.token,
     );
     assert.equal(created.code, 0, created.stderr);
