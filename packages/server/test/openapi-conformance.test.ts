@@ -285,6 +285,22 @@ describe('the OpenAPI document tells the truth about every route', () => {
       body: { events: [{ ...event, id: 'nope' }] },
       headers: signed('/api/v1/cluster/events'),
     });
+    await expect(200, 'GET', '/api/v1/cluster/operator', { token: adminToken });
+    await expect(403, 'GET', '/api/v1/cluster/operator', { token: acme.tokens.user });
+    await expect(200, 'GET', '/api/v1/alerts', { token: adminToken });
+    await expect(403, 'GET', '/api/v1/alerts', { token: acme.tokens.admin });
+    const silence = await expect(201, 'POST', '/api/v1/silences', {
+      token: adminToken,
+      body: { matchers: [{ label: 'node', value: 'node-2' }], durationMinutes: 60 },
+    });
+    await expect(400, 'POST', '/api/v1/silences', {
+      token: adminToken,
+      body: { matchers: [{ label: 'colour', value: 'red' }], durationMinutes: 60 },
+    });
+    await expect(200, 'GET', '/api/v1/silences', { token: adminToken });
+    await expect(403, 'GET', '/api/v1/silences', { token: acme.tokens.admin });
+    await expect(204, 'DELETE', `/api/v1/silences/${silence.id as string}`, { token: adminToken });
+    await expect(404, 'DELETE', `/api/v1/silences/${silence.id as string}`, { token: adminToken });
     // A slow readiness or a database gone answer 503 in our shape; the router's framework errors too.
     await expect(400, 'GET', '/api/v1/orgs/%E0%A4%A', { token: adminToken });
   });
