@@ -172,7 +172,10 @@ export function registerOperationsRoutes(app: App, ctx: ServerContext): void {
         const record = parse<NodeRecord>(value);
         if (record && typeof record.node === 'string') byNode.set(record.node, record);
       }
-      const names = new Set([...[...members.keys()].map((k) => k.slice(OPERATOR_KEYS.members.length)), ...byNode.keys()]);
+      const names = new Set([
+        ...[...members.keys()].map((k) => k.slice(OPERATOR_KEYS.members.length)),
+        ...byNode.keys(),
+      ]);
       const now = ctx.now();
       const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? Math.trunc(v) : 0);
       const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -241,9 +244,7 @@ export function registerOperationsRoutes(app: App, ctx: ServerContext): void {
             leader: Type.Union([Type.String(), Type.Null()]),
             publishedAt: Type.Union([Type.String(), Type.Null()]),
             open: Type.Array(AlertSchema),
-            resolved: Type.Array(
-              Type.Object({ at: Type.String(), condition: Type.String(), message: Type.String() }),
-            ),
+            resolved: Type.Array(Type.Object({ at: Type.String(), condition: Type.String(), message: Type.String() })),
           }),
         },
       },
@@ -307,7 +308,7 @@ export function registerOperationsRoutes(app: App, ctx: ServerContext): void {
       schema: {
         tags: ['cluster'],
         summary:
-          "Silence alerts that match every matcher (labels condition, subject, node, service, severity; * as wildcard) for a while (platform admins; recorded in the event log)",
+          'Silence alerts that match every matcher (labels condition, subject, node, service, severity; * as wildcard) for a while (platform admins; recorded in the event log)',
         body: CreateSilenceBody,
         response: { 201: SilenceSchema },
       },
