@@ -44,6 +44,7 @@ import { registerKeyRoutes } from './routes/keys.js';
 import { registerRecordRoutes } from './routes/records.js';
 import { registerOperatorClusterRoutes } from './routes/operator-cluster.js';
 import { registerOperationsRoutes } from './routes/operations.js';
+import { registerDatabaseAdminRoutes } from './routes/database-admin.js';
 import { registerServiceRoutes } from './routes/services.js';
 import { registerAgentRoutes } from './routes/agents.js';
 import { registerDatasetRoutes } from './routes/datasets.js';
@@ -391,6 +392,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   registerRecordRoutes(app, ctx, recorder, anchoring);
   registerOperatorClusterRoutes(app, ctx);
   registerOperationsRoutes(app, ctx);
+  registerDatabaseAdminRoutes(app, ctx);
   registerConsole(app, ctx);
 
   app.get('/api/v1/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
