@@ -1,14 +1,19 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
+import {
+  CONSOLE_OUTPUT as OUTPUT,
+  checkPage,
+  contextFor as newContext,
+  launchChromium,
+  signIn as signInAt,
+} from './console-browser.js';
 import { InsituProcess, ok, runInsitu } from './support.js';
 
 /*
@@ -21,9 +26,6 @@ import { InsituProcess, ok, runInsitu } from './support.js';
  */
 
 const PASSWORD = 'a-long-enough-password';
-const CHROMIUM = '/usr/bin/chromium';
-const OUTPUT = fileURLToPath(new URL('../../../test-output/console/', import.meta.url));
-const require = createRequire(import.meta.url);
 
 async function writeApp(dir: string, version = '1.0.0', extra = ''): Promise<string> {
   await mkdir(dir, { recursive: true });
@@ -134,11 +136,7 @@ describe('web console in Chromium: the whole story by clicking', () => {
     ]);
     await agent.waitForOutput(/agent running/);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
@@ -150,36 +148,17 @@ describe('web console in Chromium: the whole story by clicking', () => {
     await writeFile(join(OUTPUT, 'perf.json'), JSON.stringify(perf, null, 2) + '\n').catch(() => undefined);
   });
 
-  const axeSource = () => readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
-
-  /** A browser context for one person; axe-core is injected as an init script (the page's CSP allows no inline script). */
   async function contextFor(viewport = { width: 1280, height: 800 }): Promise<BrowserContext> {
     assert.ok(browser);
-    const context = await browser.newContext({ viewport });
-    await context.addInitScript({ content: await axeSource() });
-    return context;
+    return newContext(browser, viewport);
   }
 
-  /** Screenshot the page and fail on any WCAG 2 A/AA violation axe finds. */
   async function check(page: Page, name: string): Promise<void> {
-    await page.getByText('Loading…', { exact: true }).first().waitFor({ state: 'detached' });
-    await page.screenshot({ path: join(OUTPUT, `${name}.png`), fullPage: true });
-    // Browser-side code as text: this package compiles for Node, without the DOM's types.
-    const violations = await page.evaluate<string[]>(`(async () => {
-      const result = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
-      return result.violations.map((v) => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', '));
-    })()`);
-    assert.deepEqual(violations, [], `accessibility of ${name}`);
+    await checkPage(page, name);
     checked.push(name);
   }
 
-  async function signIn(page: Page, email: string, password: string): Promise<void> {
-    await page.goto(`${url}/console/`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('button', { name: 'Sign out' }).waitFor();
-  }
+  const signIn = (page: Page, email: string, password: string) => signInAt(page, url, email, password);
 
   const nav = (page: Page, name: string) =>
     page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();

@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { waitFor } from '@insitu/core';
 import {
@@ -11,7 +11,9 @@ import {
   type EtcdMember,
   type MariaDbCluster,
 } from '@insitu/test-helpers';
+import type { Browser } from 'playwright-core';
 import { stringify } from 'yaml';
+import { CONSOLE_OUTPUT, checkPage, contextFor, launchChromium, signIn } from './console-browser.js';
 import { InsituProcess, ok, rest, runInsitu } from './support.js';
 
 /*
@@ -30,6 +32,8 @@ describe('database switchover and acknowledge through the REST API', () => {
   let url = '';
   let token = '';
   let outsider = '';
+  let admin = { email: '', password: '' };
+  let browser: Browser | undefined;
 
   before(async () => {
     [cluster, etcd, dir] = await Promise.all([
@@ -80,7 +84,7 @@ describe('database switchover and acknowledge through the REST API', () => {
       env,
     );
     assert.equal(init.code, 0, init.stderr);
-    const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
+    admin = (JSON.parse(init.stdout) as { admin: { email: string; password: string } }).admin;
     const config = join(platform, 'config.yaml');
     const text = (await readFile(config, 'utf8')).replace('database:\n', 'database:\n  followPrimary: platform\n');
     await writeFile(config, text + stringify({ cluster: { coordination: 'etcd', etcdEndpoints: [etcd.endpoint] } }));
@@ -100,6 +104,7 @@ describe('database switchover and acknowledge through the REST API', () => {
   });
 
   after(async () => {
+    await browser?.close();
     await server?.stop();
     await manager?.stop();
     await Promise.all([cluster?.stop(), etcd?.stop()]);
@@ -161,5 +166,37 @@ describe('database switchover and acknowledge through the REST API', () => {
     for (const e of events) assert.ok(e.message.includes(me.user.id), e.message);
     const hidden = await ok(url, 'GET', '/api/v1/events?kind=database.', outsider, undefined);
     assert.deepEqual(hidden.items, [], 'platform events are for platform admins');
+  });
+
+  it('in the console, an administrator switches over and acknowledges, each after a confirmation', async () => {
+    await mkdir(CONSOLE_OUTPUT, { recursive: true });
+    browser = await launchChromium();
+    const page = await (await contextFor(browser)).newPage();
+    await signIn(page, url, admin.email, admin.password);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Operations', exact: true }).click();
+    await page.getByRole('heading', { name: 'Database actions' }).waitFor();
+    await page.getByLabel('Switch over to member').fill('db3');
+    await page.getByRole('button', { name: 'Switch over', exact: true }).click();
+    const dialog = page.getByRole('dialog', { name: 'Switch the database over to db3?' });
+    await dialog.waitFor();
+    await checkPage(page, '21-operations-switchover-confirm');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal(await primaryNow(), 'db2', 'cancel changes nothing');
+    await page.getByRole('button', { name: 'Switch over', exact: true }).click();
+    await dialog.getByRole('button', { name: 'Switch over now' }).click();
+    await page.getByRole('status').filter({ hasText: 'Switched over db2 → db3' }).waitFor({ timeout: 60_000 });
+    await waitFor(async () => (await primaryNow()) === 'db3', { timeoutMs: 30_000, what: 'db3 published as primary' });
+
+    await page.getByRole('button', { name: 'Acknowledge the last failover' }).click();
+    await page
+      .getByRole('dialog', { name: 'Acknowledge the last failover?' })
+      .getByRole('button', { name: 'Acknowledge' })
+      .click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: /^Acknowledged/ })
+      .waitFor();
+    await checkPage(page, '22-operations-database-actions');
   });
 });

@@ -76,6 +76,7 @@ export function Operations() {
                 />
               </dd>
             </dl>
+            {c.database.cluster ? <DatabaseActions topology={c.database.topology} onDone={cluster.reload} /> : null}
             {c.database.events?.length ? (
               <>
                 <h3>Recent manager events</h3>
@@ -370,5 +371,89 @@ function AlertsAndSilences() {
         </p>
       </Confirm>
     </section>
+  );
+}
+
+/** Planned switchover and acknowledging a failover, each behind a confirmation. */
+function DatabaseActions(props: { topology: unknown; onDone: () => void }) {
+  const topology = (props.topology ?? {}) as { primary?: string | null; cooldownUntil?: number };
+  const [to, setTo] = useState('');
+  const [asking, setAsking] = useState<'switchover' | 'ack'>();
+  const [done, setDone] = useState<string>();
+  const [error, setError] = useState<string>();
+  const cooling = typeof topology.cooldownUntil === 'number' && topology.cooldownUntil > Date.now();
+  const run = async () => {
+    const what = asking;
+    setAsking(undefined);
+    setError(undefined);
+    setDone(undefined);
+    try {
+      if (what === 'switchover') {
+        const r = await api.post<{ from: string; to: string; readOnlyMs: number; epoch: number }>(
+          '/api/v1/cluster/database/switchover',
+          { to: to.trim() },
+        );
+        setDone(`Switched over ${r.from} → ${r.to}; writes were refused for ${r.readOnlyMs} ms; epoch ${r.epoch}.`);
+      } else if (what === 'ack') {
+        const r = await api.post<{ cooldownWasActive: boolean }>('/api/v1/cluster/database/ack', {});
+        setDone(
+          r.cooldownWasActive
+            ? 'Acknowledged: automatic failover is allowed again.'
+            : 'Acknowledged (no cooldown was active).',
+        );
+      }
+      props.onDone();
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  };
+  return (
+    <div class="panel" aria-labelledby="db-actions-title">
+      <h3 id="db-actions-title">Database actions</h3>
+      {cooling ? (
+        <p>
+          Automatic failover is paused until {when(new Date(topology.cooldownUntil ?? 0).toISOString())} (cooldown after
+          a failover); acknowledge once you have looked at what happened.
+        </p>
+      ) : null}
+      <form
+        class="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setAsking('switchover');
+        }}
+      >
+        <Field label="Switch over to member" id="switchover-to">
+          <input
+            id="switchover-to"
+            required
+            pattern="[A-Za-z0-9][A-Za-z0-9._\-]{0,62}"
+            value={to}
+            onInput={(e) => setTo(e.currentTarget.value)}
+          />
+        </Field>
+        <button type="submit" class="danger">
+          Switch over
+        </button>
+        <button type="button" onClick={() => setAsking('ack')}>
+          Acknowledge the last failover
+        </button>
+      </form>
+      {done ? <p role="status">{done}</p> : null}
+      <Alert message={error} />
+      <Confirm
+        open={asking !== undefined}
+        title={asking === 'switchover' ? `Switch the database over to ${to.trim()}?` : 'Acknowledge the last failover?'}
+        confirmLabel={asking === 'switchover' ? 'Switch over now' : 'Acknowledge'}
+        onConfirm={() => void run()}
+        onCancel={() => setAsking(undefined)}
+      >
+        <p>
+          {asking === 'switchover'
+            ? `The primary ${topology.primary ?? ''} turns read-only until ${to.trim()} has every transaction and takes writes; the dbmanager refuses before changing anything when either is not healthy enough.`
+            : 'The dbmanager may fail over automatically again at once, instead of waiting for its cooldown to end.'}
+        </p>
+      </Confirm>
+    </div>
   );
 }
