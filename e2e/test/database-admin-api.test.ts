@@ -175,6 +175,11 @@ describe('database switchover and acknowledge through the REST API', () => {
     await signIn(page, url, admin.email, admin.password);
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Operations', exact: true }).click();
     await page.getByRole('heading', { name: 'Database actions' }).waitFor();
+    await page
+      .getByRole('table', { name: 'Recent manager events, newest first' })
+      .getByRole('row')
+      .filter({ hasText: 'switchover db1 → db2 done' })
+      .waitFor();
     await page.getByLabel('Switch over to member').fill('db3');
     await page.getByRole('button', { name: 'Switch over', exact: true }).click();
     const dialog = page.getByRole('dialog', { name: 'Switch the database over to db3?' });

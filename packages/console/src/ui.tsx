@@ -116,7 +116,7 @@ export function Table(props: { caption: string; head: string[]; children: Compon
 }
 
 export function Badge(props: { state: string }) {
-  const tone = /^(running|ready|up|approved|active|ok|online|primary|used)$/.test(props.state)
+  const tone = /^(running|ready|up|approved|active|ok|online|primary|used|info)$/.test(props.state)
     ? 'good'
     : /^(pending|starting|draining|stopping|expired|warning|backoff|unused)$/.test(props.state)
       ? 'warn'

@@ -77,12 +77,7 @@ export function Operations() {
               </dd>
             </dl>
             {c.database.cluster ? <DatabaseActions topology={c.database.topology} onDone={cluster.reload} /> : null}
-            {c.database.events?.length ? (
-              <>
-                <h3>Recent manager events</h3>
-                <Value value={c.database.events} />
-              </>
-            ) : null}
+            {c.database.events?.length ? <ManagerEvents events={c.database.events} /> : null}
           </section>
           <Table caption="Management nodes" head={['Node', 'Role', 'Version', 'Started', 'Services']}>
             {c.nodes.map((n) => (
@@ -455,5 +450,27 @@ function DatabaseActions(props: { topology: unknown; onDone: () => void }) {
         </p>
       </Confirm>
     </div>
+  );
+}
+
+/** The dbmanager's latest events, newest first; anything unexpected in a row is shown as facts. */
+function ManagerEvents(props: { events: unknown[] }) {
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  return (
+    <Table caption="Recent manager events, newest first" head={['Time', 'Type', 'Severity', 'Member', 'What happened']}>
+      {props.events.map((raw, i) => {
+        const e = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+        const severity = str(e.severity);
+        return (
+          <tr key={str(e.id) ?? i}>
+            <td>{when(str(e.at))}</td>
+            <td>{str(e.type) ?? '—'}</td>
+            <td>{severity ? <Badge state={severity} /> : '—'}</td>
+            <td>{str(e.member) ?? '—'}</td>
+            <td>{str(e.message) ?? <Value value={raw} />}</td>
+          </tr>
+        );
+      })}
+    </Table>
   );
 }

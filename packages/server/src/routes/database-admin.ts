@@ -38,31 +38,39 @@ export function registerDatabaseAdminRoutes(app: App, ctx: ServerContext): void 
   const token = managerToken(ctx);
   const cluster = ctx.config.database.followPrimary;
 
+  /**
+   * The admin URL of the elected manager. A manager publishes its record under a lease
+   * right after winning (and again after a lapse), so both are awaited up to 3 s.
+   */
   async function leaderUrl(name: string): Promise<string> {
     const observer = await app.coordinator.observe(`dbmanager.${name}`);
+    const deadline = Date.now() + 3000;
     let leader: string | undefined;
     try {
-      const deadline = Date.now() + 3000;
-      leader = observer.leader();
-      while (leader === undefined && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
+      for (;;) {
         leader = observer.leader();
+        if (leader !== undefined) {
+          const text = await app.coordinator.get(`dbmanager/${name}/managers/${leader}`);
+          let adminUrl: unknown;
+          try {
+            adminUrl = text ? (JSON.parse(text) as { adminUrl?: unknown }).adminUrl : undefined;
+          } catch {
+            adminUrl = undefined;
+          }
+          if (typeof adminUrl === 'string' && /^https?:\/\//.test(adminUrl)) return adminUrl.replace(/\/+$/, '');
+        }
+        if (Date.now() >= deadline) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
       }
     } finally {
       await observer.close();
     }
-    if (leader === undefined)
-      throw new InsituError('INSITU_DBMANAGER_NO_LEADER', `no dbmanager of cluster ${name} is elected`);
-    const text = await app.coordinator.get(`dbmanager/${name}/managers/${leader}`);
-    let adminUrl: unknown;
-    try {
-      adminUrl = text ? (JSON.parse(text) as { adminUrl?: unknown }).adminUrl : undefined;
-    } catch {
-      adminUrl = undefined;
-    }
-    if (typeof adminUrl !== 'string' || !/^https?:\/\//.test(adminUrl))
-      throw new InsituError('INSITU_DBMANAGER_NO_LEADER', `the elected dbmanager ${leader} has published no admin URL`);
-    return adminUrl.replace(/\/+$/, '');
+    throw new InsituError(
+      'INSITU_DBMANAGER_NO_LEADER',
+      leader === undefined
+        ? `no dbmanager of cluster ${name} is elected`
+        : `the elected dbmanager ${leader} has published no admin URL`,
+    );
   }
 
   /** One command to the elected manager; a follower's "not the leader" is followed once. */
