@@ -1,14 +1,19 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
+import {
+  CONSOLE_OUTPUT as OUTPUT,
+  checkPage,
+  contextFor as newContext,
+  launchChromium,
+  signIn as signInAt,
+} from './console-browser.js';
 import { InsituProcess, ok, runInsitu } from './support.js';
 
 /*
@@ -21,9 +26,6 @@ import { InsituProcess, ok, runInsitu } from './support.js';
  */
 
 const PASSWORD = 'a-long-enough-password';
-const CHROMIUM = '/usr/bin/chromium';
-const OUTPUT = fileURLToPath(new URL('../../../test-output/console/', import.meta.url));
-const require = createRequire(import.meta.url);
 
 async function writeApp(dir: string, version = '1.0.0', extra = ''): Promise<string> {
   await mkdir(dir, { recursive: true });
@@ -35,18 +37,23 @@ async function writeApp(dir: string, version = '1.0.0', extra = ''): Promise<str
       runtime: 'node',
       entry: 'index.js',
       datasets: [{ provider: 'acme-data', dataset: 'orders' }],
-      endpoints: [{ method: 'GET', path: '/totals', description: 'Sum of amounts per region' }],
+      endpoints: [
+        { method: 'GET', path: '/totals', description: 'Sum of amounts per region' },
+        { method: 'POST', path: '/regions/{region}/notes', description: 'Echo a note about a region' },
+      ],
     }),
   );
   await writeFile(
     join(dir, 'index.js'),
-    `import { readDataset, serve } from '@insitu/sdk';
+    `import { readDataset, respond, serve } from '@insitu/sdk';
 serve({
   'GET /totals': async () => {
     const out = {};
     for await (const row of readDataset('orders', { groupBy: ['region'], aggregates: [{ fn: 'sum', column: 'amount', as: 'total' }], orderBy: 'region' })) out[row.region] = Number(row.total);
     return { totals: out };
   },
+  'POST /regions/{region}/notes': async ({ params, query, json }) =>
+    respond(201, { region: params.region, limit: query.get('limit'), note: await json() }, { 'x-echo': 'yes' }),
 });
 ${extra}`,
   );
@@ -60,6 +67,7 @@ describe('web console in Chromium: the whole story by clicking', () => {
   let dir = '';
   let server: InsituProcess;
   let agent: InsituProcess | undefined;
+  let newcomerAgent: InsituProcess | undefined;
   let browser: Browser | undefined;
   let url = '';
   let admin = { email: '', password: '' };
@@ -128,51 +136,29 @@ describe('web console in Chromium: the whole story by clicking', () => {
     ]);
     await agent.waitForOutput(/agent running/);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
     await browser?.close();
+    await newcomerAgent?.stop();
     await agent?.stop();
     await server?.stop();
     await removeDir(dir);
     await writeFile(join(OUTPUT, 'perf.json'), JSON.stringify(perf, null, 2) + '\n').catch(() => undefined);
   });
 
-  const axeSource = () => readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
-
-  /** A browser context for one person; axe-core is injected as an init script (the page's CSP allows no inline script). */
   async function contextFor(viewport = { width: 1280, height: 800 }): Promise<BrowserContext> {
     assert.ok(browser);
-    const context = await browser.newContext({ viewport });
-    await context.addInitScript({ content: await axeSource() });
-    return context;
+    return newContext(browser, viewport);
   }
 
-  /** Screenshot the page and fail on any WCAG 2 A/AA violation axe finds. */
   async function check(page: Page, name: string): Promise<void> {
-    await page.getByText('Loading…', { exact: true }).first().waitFor({ state: 'detached' });
-    await page.screenshot({ path: join(OUTPUT, `${name}.png`), fullPage: true });
-    // Browser-side code as text: this package compiles for Node, without the DOM's types.
-    const violations = await page.evaluate<string[]>(`(async () => {
-      const result = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
-      return result.violations.map((v) => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', '));
-    })()`);
-    assert.deepEqual(violations, [], `accessibility of ${name}`);
+    await checkPage(page, name);
     checked.push(name);
   }
 
-  async function signIn(page: Page, email: string, password: string): Promise<void> {
-    await page.goto(`${url}/console/`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('button', { name: 'Sign out' }).waitFor();
-  }
+  const signIn = (page: Page, email: string, password: string) => signInAt(page, url, email, password);
 
   const nav = (page: Page, name: string) =>
     page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
@@ -336,7 +322,29 @@ describe('web console in Chromium: the whole story by clicking', () => {
     const answer = dev.locator('article[aria-label="GET /totals"] pre');
     await answer.waitFor();
     assert.deepEqual(JSON.parse(await answer.innerText()), { totals: { east: 165, north: 145, south: 155 } });
-    assert.match(await dev.locator('article[aria-label="GET /totals"]').innerText(), /Status 200/);
+    assert.match(await dev.locator('article[aria-label="GET /totals"]').innerText(), /status 200/);
+
+    // Path parameter, query and JSON body from the service's OpenAPI document; the answer's status, headers and body.
+    const post = dev.locator('article[aria-label="POST /regions/{region}/notes"]');
+    await post.getByLabel('region (path, required)').fill('north & south');
+    await post.getByLabel('More query parameters').fill('limit=5');
+    await post.getByLabel('Request body').fill('{"text": oops}');
+    await post.getByRole('button', { name: 'Try POST /regions/{region}/notes' }).click();
+    await post.getByRole('alert').filter({ hasText: 'not valid JSON' }).waitFor();
+    await post.getByLabel('Request body').fill('{"text": "hi"}');
+    await post.getByRole('button', { name: 'Try POST /regions/{region}/notes' }).click();
+    const echoed = post.getByLabel('Response body of POST /regions/{region}/notes');
+    await echoed.waitFor();
+    assert.deepEqual(JSON.parse(await echoed.innerText()), {
+      region: 'north & south',
+      limit: '5',
+      note: { text: 'hi' },
+    });
+    assert.match(await post.innerText(), /\/s\/regions\/regions\/north%20%26%20south\/notes\?limit=5 → status 201/);
+    await post.getByText(/^Response headers/).click();
+    assert.match(await post.locator('dl.facts').innerText(), /x-echo\s+yes/);
+    assert.match(await post.locator('dl.facts').innerText(), /insitu-request-id\s+\S+/);
+    await check(dev, '10b-try-it');
     await refreshUntil(
       dev,
       'Refresh usage',
@@ -422,7 +430,34 @@ describe('web console in Chromium: the whole story by clicking', () => {
     const facts = await page.locator('section[aria-labelledby="db-title"]').innerText();
     assert.match(facts, /Engine\s+sqlite/);
     await page.getByRole('table', { name: 'Tunnel sessions' }).getByRole('row').nth(1).waitFor();
+    // One server alone runs no operator: the page says so rather than showing an empty table.
+    await page.getByText('No operator node has joined').waitFor();
+    await page.getByText('Nothing yet: open alerts.').waitFor();
+
+    // Silences: create one, then expire it behind a confirmation (cancel first: nothing changes).
+    await page.getByLabel('Match label').selectOption('node');
+    await page.getByLabel('Value (* matches anything)').fill('node-2');
+    await page.getByLabel('For minutes').fill('90');
+    await page.getByLabel('Comment').fill('disk swap');
+    await page.getByRole('button', { name: 'Silence', exact: true }).click();
+    const silences = page.getByRole('table', { name: 'Silences in force' });
+    await silences.getByRole('row').filter({ hasText: 'disk swap' }).waitFor();
     await check(page, '13-operations');
+    await page.getByRole('button', { name: 'Expire silence node=node-2' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Expire this silence?' });
+    await dialog.waitFor();
+    await check(page, '13b-operations-confirm');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal(await silences.getByRole('row').filter({ hasText: 'disk swap' }).count(), 1, 'cancel keeps it');
+    await page.getByRole('button', { name: 'Expire silence node=node-2' }).click();
+    await dialog.getByRole('button', { name: 'Expire now' }).click();
+    await page.getByText('Nothing yet: silences in force.').waitFor();
+    // Both actions are in the event log, under the administrator's id.
+    await page.reload();
+    const actions = page.getByRole('table', { name: 'Operator actions, newest first' });
+    await actions.getByRole('row').filter({ hasText: 'operator.silence-expired' }).waitFor();
+    assert.equal(await actions.getByRole('row').filter({ hasText: 'operator.silence-added' }).count(), 1);
     await nav(page, 'Audit');
     await page.getByRole('button', { name: 'Verify the chain' }).click();
     await page
@@ -434,6 +469,83 @@ describe('web console in Chromium: the whole story by clicking', () => {
     await page.getByRole('heading', { name: 'Sign in to Insitu' }).waitFor();
     await page.goto(`${url}/console/operations`);
     await page.getByRole('heading', { name: 'Sign in to Insitu' }).waitFor();
+  });
+
+  it('a newcomer signs up; the administrator approves the organisation; the newcomer enrols an agent with the command the page shows', async () => {
+    const context = await contextFor();
+    const page = await context.newPage();
+    await page.goto(`${url}/console/`);
+    await page.getByRole('link', { name: 'Create an organisation' }).click();
+    await page.getByRole('heading', { name: 'Create an organisation' }).waitFor();
+    await page.getByLabel('Organisation name').fill('Not A Slug');
+    await page.getByLabel('Your name').fill('Nora');
+    await page.getByLabel('Email').fill('nora@newco.test');
+    await page.getByLabel('Password').fill('short');
+    await check(page, '18-sign-up');
+    await page.getByLabel('Organisation name').fill('newco');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create organisation' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+
+    // Sign-up needs approval on this platform: creating a provider is refused until then.
+    await page.goto(`${url}/console/providers/enrol`);
+    await page.getByLabel('Provider name').fill('newco-data');
+    await page.getByRole('button', { name: 'Create provider' }).click();
+    await page.getByRole('alert').filter({ hasText: 'INSITU_ORG_NOT_ACTIVE' }).waitFor();
+
+    const adminPage = await (await contextFor()).newPage();
+    await signIn(adminPage, admin.email, admin.password);
+    await nav(adminPage, 'Organisations');
+    await adminPage.getByRole('button', { name: 'Approve newco' }).click();
+    await adminPage.getByRole('button', { name: 'Suspend newco' }).waitFor();
+    await check(adminPage, '19-organisations');
+    await adminPage.context().close();
+
+    await page.reload();
+    await page.getByLabel('Provider name').fill('newco-data');
+    await page.getByRole('button', { name: 'Create provider' }).click();
+    await page
+      .getByLabel('Provider', { exact: true })
+      .locator('option', { hasText: 'newco-data' })
+      .waitFor({ state: 'attached' });
+    await page.getByLabel('Note (where the agent runs)').fill('rack 4');
+    await page.getByRole('button', { name: 'Create enrolment token' }).click();
+    const command = (await page.locator('#agent-command').innerText()).trim();
+    assert.match(
+      command,
+      /^insitu agent --platform http:\/\/127\.0\.0\.1:\d+ --token isu_enr_[A-Za-z0-9_-]+ --config agent\.yaml$/,
+    );
+    await page
+      .getByRole('table', { name: 'Enrolment tokens of this provider' })
+      .getByRole('row')
+      .filter({ hasText: 'rack 4' })
+      .waitFor();
+    await check(page, '20-enrol');
+
+    // The command as pasted (agent.yaml beside it), with a data directory and a name of its own.
+    const args = command.split(' ').slice(1);
+    args[args.indexOf('--config') + 1] = join(dir, 'agent.yaml');
+    newcomerAgent = new InsituProcess('agent', [
+      ...args,
+      '--data-dir',
+      join(dir, 'newco-agent'),
+      '--name',
+      'newco-agent',
+    ]);
+    await newcomerAgent.waitForOutput(/agent running/);
+    const tokenRow = page
+      .getByRole('table', { name: 'Enrolment tokens of this provider' })
+      .getByRole('row')
+      .filter({ hasText: 'rack 4' });
+    await waitFor(
+      async () => {
+        await page.reload();
+        await tokenRow.waitFor();
+        return (await tokenRow.locator('.badge', { hasText: /^used$/ }).count()) === 1;
+      },
+      { timeoutMs: 30_000, intervalMs: 300, what: 'the token to show as used' },
+    );
+    await context.close();
   });
 
   it('works at a phone width with the menu and the keyboard', async () => {

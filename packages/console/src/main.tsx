@@ -20,6 +20,9 @@ import { Keys } from './pages/keys.js';
 import { Providers } from './pages/providers.js';
 import { Audit } from './pages/audit.js';
 import { Operations } from './pages/operations.js';
+import { SignUp } from './pages/sign-up.js';
+import { Enrol } from './pages/enrol.js';
+import { Orgs } from './pages/orgs.js';
 
 function Routes(props: { me: Me; path: string; search: URLSearchParams }) {
   const { me, path, search } = props;
@@ -37,6 +40,8 @@ function Routes(props: { me: Me; path: string; search: URLSearchParams }) {
   if ((p = match('/services/:id', path))) return <ServicePage me={me} id={p.id ?? ''} />;
   if (path === '/keys') return <Keys me={me} />;
   if (path === '/providers') return <Providers me={me} />;
+  if (path === '/providers/enrol') return <Enrol me={me} />;
+  if (path === '/orgs') return <Orgs />;
   if (path === '/audit') return <Audit me={me} search={search} />;
   if (path === '/operations') return <Operations />;
   return (
@@ -56,6 +61,10 @@ function Shell() {
   const [error, setError] = useState<string>();
 
   const load = () => api.get<Me>('/api/v1/users/me').then(setMe, () => setMe(null));
+  const signedIn = () => {
+    navigate('/');
+    void load();
+  };
   useEffect(() => {
     void load();
     return onSignedOut(() => setMe(null));
@@ -65,7 +74,8 @@ function Shell() {
   useEffect(() => document.getElementById('page-title')?.focus({ preventScroll: true }), [path, me]);
 
   if (me === undefined) return <p class="muted boot">Loading the console…</p>;
-  if (me === null) return <SignIn onSignedIn={() => void load()} />;
+  if (me === null)
+    return path === '/signup' ? <SignUp onSignedIn={signedIn} /> : <SignIn onSignedIn={() => void load()} />;
 
   const signOut = async () => {
     try {

@@ -37,5 +37,6 @@ export const NAV: NavItem[] = [
   { href: '/keys', label: 'API keys', show: () => true },
   { href: '/providers', label: 'Providers', show: (me) => can(me, 'provider') },
   { href: '/audit', label: 'Audit', show: () => true },
+  { href: '/orgs', label: 'Organisations', show: (me) => me.platformAdmin },
   { href: '/operations', label: 'Operations', show: (me) => me.platformAdmin },
 ];

@@ -220,3 +220,64 @@ export interface PlatformEvent {
   subject: string;
   message: string;
 }
+export interface Org {
+  id: string;
+  name: string;
+  displayName: string;
+  kind: string;
+  status: string;
+  createdAt: string;
+}
+export interface EnrolmentToken {
+  id: string;
+  providerId: string;
+  token: string;
+  expiresAt: string;
+}
+export interface OperatorService {
+  name: string;
+  state: string;
+  since?: string;
+  pid?: number;
+  restarts: number;
+  restartsInWindow: number;
+  liveness?: { ok?: boolean; error?: string };
+  readiness?: { ok?: boolean; error?: string };
+  lastExit?: { reason?: string; at?: string };
+  failed?: { reason?: string };
+}
+export interface OperatorView {
+  leader: string | null;
+  nodes: {
+    node: string;
+    state: 'up' | 'lost';
+    leader: boolean;
+    leaseAgeMs?: number;
+    version?: string;
+    startedAt?: string;
+    services: OperatorService[];
+  }[];
+}
+export interface OpenAlert {
+  condition: string;
+  subject: string;
+  severity: string;
+  summary: string;
+  firstSeenAt?: string;
+  count?: number;
+  muted?: string;
+}
+export interface Alerts {
+  leader: string | null;
+  publishedAt: string | null;
+  open: OpenAlert[];
+  resolved: { at: string; condition: string; message: string }[];
+}
+export interface Silence {
+  id: string;
+  matchers: { label: string; value: string }[];
+  createdAt: string;
+  endsAt: string;
+  createdBy: string;
+  comment?: string;
+}

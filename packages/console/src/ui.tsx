@@ -1,6 +1,6 @@
 // Small shared pieces: links that route in-page, loading/error states, tables.
 import type { ComponentChildren, TargetedSubmitEvent } from 'preact';
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from './api.js';
 import { BASE, navigate } from './router.js';
 
@@ -116,9 +116,9 @@ export function Table(props: { caption: string; head: string[]; children: Compon
 }
 
 export function Badge(props: { state: string }) {
-  const tone = /^(running|approved|active|ok|online|primary)$/.test(props.state)
+  const tone = /^(running|ready|up|approved|active|ok|online|primary|used|info)$/.test(props.state)
     ? 'good'
-    : /^(pending|starting|draining|stopping|expired)$/.test(props.state)
+    : /^(pending|starting|draining|stopping|expired|warning|backoff|unused)$/.test(props.state)
       ? 'warn'
       : 'bad';
   return <span class={`badge ${tone}`}>{props.state}</span>;
@@ -150,3 +150,64 @@ export function Field(props: { label: string; id: string; children: ComponentChi
 }
 
 export type Submit = TargetedSubmitEvent<HTMLFormElement>;
+
+/**
+ * Ask before an action that changes the platform: a modal `<dialog>` (focus stays inside,
+ * Escape cancels) naming what will happen; `onConfirm` runs only on the explicit button.
+ */
+export function Confirm(props: {
+  open: boolean;
+  title: string;
+  children: ComponentChildren;
+  confirmLabel: string;
+  onConfirm: () => void;
+  onCancel: () => void;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const dialog = ref.current;
+    if (!dialog) return;
+    if (props.open && !dialog.open) dialog.showModal();
+    if (!props.open && dialog.open) dialog.close();
+  }, [props.open]);
+  return (
+    <dialog ref={ref} aria-labelledby="confirm-title" onClose={props.onCancel} class="confirm">
+      <h2 id="confirm-title">{props.title}</h2>
+      {props.children}
+      <div class="row">
+        <button type="button" class="danger" onClick={props.onConfirm}>
+          {props.confirmLabel}
+        </button>
+        <button type="button" onClick={props.onCancel}>
+          Cancel
+        </button>
+      </div>
+    </dialog>
+  );
+}
+
+/** A secret shown once, with a button that copies it. */
+export function Secret(props: { label: string; value: string; id: string }) {
+  const [copied, setCopied] = useState(false);
+  return (
+    <div class="secret">
+      <p id={`${props.id}-label`}>
+        <strong>{props.label}</strong> (shown once: copy it now)
+      </p>
+      <pre class="code wrap" id={props.id} tabIndex={0} aria-labelledby={`${props.id}-label`}>
+        {props.value}
+      </pre>
+      <button
+        type="button"
+        onClick={() =>
+          void navigator.clipboard?.writeText(props.value).then(
+            () => setCopied(true),
+            () => setCopied(false),
+          )
+        }
+      >
+        {copied ? 'Copied' : `Copy ${props.label.toLowerCase()}`}
+      </button>
+    </div>
+  );
+}

@@ -82,6 +82,13 @@ export const ENV_VARS: readonly EnvVar[] = [
     meaning: 'Self-service sign-up: open, approval or closed.',
   },
   {
+    name: 'INSITU_DATABASE_MANAGER_TOKEN',
+    scope: 'platform',
+    type: 'string',
+    option: 'database.managerToken',
+    meaning: "The dbmanager's admin token, so platform admins can switch over and acknowledge through the REST API.",
+  },
+  {
     name: 'INSITU_METRICS_TOKEN',
     scope: 'platform',
     type: 'string',

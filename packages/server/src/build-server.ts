@@ -44,6 +44,8 @@ import { ResultStore } from './jobs/result-store.js';
 import { registerKeyRoutes } from './routes/keys.js';
 import { registerRecordRoutes } from './routes/records.js';
 import { registerOperatorClusterRoutes } from './routes/operator-cluster.js';
+import { registerOperationsRoutes } from './routes/operations.js';
+import { registerDatabaseAdminRoutes } from './routes/database-admin.js';
 import { registerServiceRoutes } from './routes/services.js';
 import { registerAgentRoutes } from './routes/agents.js';
 import { registerDatasetRoutes } from './routes/datasets.js';
@@ -395,6 +397,8 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   registerKeyRoutes(app, ctx, gateway);
   registerRecordRoutes(app, ctx, recorder, anchoring);
   registerOperatorClusterRoutes(app, ctx);
+  registerOperationsRoutes(app, ctx);
+  registerDatabaseAdminRoutes(app, ctx);
   registerConsole(app, ctx);
 
   app.get('/api/v1/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());

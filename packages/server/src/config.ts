@@ -26,6 +26,14 @@ export const ServerConfigSchema = Type.Object(
           Type.String({ description: 'MySQL password; prefer INSITU_DATABASE_PASSWORD or passwordFile' }),
         ),
         passwordFile: Type.Optional(Type.String({ description: 'File holding the MySQL password' })),
+        managerToken: Type.Optional(
+          Type.String({
+            minLength: 16,
+            description:
+              "The dbmanager's admin token, for the admin-only switchover and acknowledge routes; prefer INSITU_DATABASE_MANAGER_TOKEN or managerTokenFile",
+          }),
+        ),
+        managerTokenFile: Type.Optional(Type.String({ description: "File holding the dbmanager's admin token" })),
         followPrimary: Type.Optional(
           Type.String({
             pattern: '^[a-z0-9][a-z0-9-]{0,62}$',

@@ -1,6 +1,6 @@
 import { api, listAll, type Page as ApiPage } from '../api.js';
 import type { Agent, Cluster, Deployment, Me, Provider } from '../types.js';
-import { Badge, Page, Status, Table, useLoad, when } from '../ui.js';
+import { Badge, Link, Page, Status, Table, useLoad, when } from '../ui.js';
 
 /** Providers and their agents: online, sessions per node, RTT, what each runs. */
 export function Providers(props: { me: Me }) {
@@ -29,6 +29,9 @@ export function Providers(props: { me: Me }) {
         </button>
       }
     >
+      <p>
+        <Link href="/providers/enrol">New provider or agent enrolment token</Link>
+      </p>
       <Status loaded={data} />
       {d?.providers.length === 0 ? <p class="muted">No provider yet.</p> : null}
       {d?.providers.map((p) => {

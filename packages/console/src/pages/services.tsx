@@ -5,6 +5,7 @@ import type { Me, Service, UsageRow } from '../types.js';
 import { Alert, Badge, Field, Link, Page, Status, Table, messageOf, useLoad, when, type Submit } from '../ui.js';
 import { Bars } from './chart.js';
 import { lastCreatedKey } from './keys.js';
+import { Endpoint, METHODS, type OpenApiDoc } from './try-it.js';
 
 export function Services() {
   const list = useLoad(() => listAll<Service>('/api/v1/services'), []);
@@ -39,12 +40,6 @@ export function Services() {
   );
 }
 
-interface OpenApiDoc {
-  info?: { title?: string; version?: string; description?: string };
-  servers?: { url: string }[];
-  paths?: Record<string, Record<string, { summary?: string; description?: string }>>;
-}
-
 /** API docs rendered from the service's own OpenAPI document, with "try it" using one's key. */
 function Docs(props: { service: Service }) {
   const [key, setKey] = useState(lastCreatedKey.value ?? '');
@@ -58,27 +53,6 @@ function Docs(props: { service: Service }) {
       throw new Error(body.error ? `${body.error.message} (${body.error.code})` : `HTTP ${response.status}`);
     return body;
   }, [props.service.name, key]);
-  const [results, setResults] = useState<Record<string, { status: number; body: string } | string>>({});
-  const tryIt = async (method: string, path: string) => {
-    const id = `${method} ${path}`;
-    try {
-      const response = await fetch(`/s/${props.service.name}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${key}` },
-        credentials: 'omit',
-      });
-      const text = await response.text();
-      let body = text;
-      try {
-        body = JSON.stringify(JSON.parse(text), null, 2);
-      } catch {
-        // not JSON: show it as it came
-      }
-      setResults((r) => ({ ...r, [id]: { status: response.status, body } }));
-    } catch (e) {
-      setResults((r) => ({ ...r, [id]: messageOf(e) }));
-    }
-  };
   const paths = Object.entries(doc.data?.paths ?? {});
   return (
     <section aria-labelledby="docs-title">
@@ -109,37 +83,19 @@ function Docs(props: { service: Service }) {
           <p>
             {doc.data.info?.title} {doc.data.info?.version} · base URL <code>{doc.data.servers?.[0]?.url}</code>
           </p>
-          {paths.map(([path, ops]) =>
-            Object.entries(ops).map(([method, op]) => {
-              const id = `${method.toUpperCase()} ${path}`;
-              const result = results[id];
-              return (
-                <article class="endpoint" key={id} aria-label={id}>
-                  <h3>
-                    <span class="method">{method.toUpperCase()}</span> <code>{path}</code>
-                  </h3>
-                  {op.summary ? <p>{op.summary}</p> : null}
-                  <button type="button" disabled={!key} onClick={() => void tryIt(method.toUpperCase(), path)}>
-                    Try {id}
-                  </button>
-                  {typeof result === 'string' ? (
-                    <p class="error" role="alert">
-                      {result}
-                    </p>
-                  ) : null}
-                  {result && typeof result !== 'string' ? (
-                    <div aria-live="polite">
-                      <p>
-                        Status <strong>{result.status}</strong>
-                      </p>
-                      <pre class="code" tabIndex={0}>
-                        {result.body}
-                      </pre>
-                    </div>
-                  ) : null}
-                </article>
-              );
-            }),
+          {paths.map(([path, item]) =>
+            Object.keys(item)
+              .filter((method) => METHODS.includes(method))
+              .map((method) => (
+                <Endpoint
+                  key={`${method} ${path}`}
+                  service={props.service.name}
+                  doc={doc.data ?? {}}
+                  path={path}
+                  method={method}
+                  apiKey={key}
+                />
+              )),
           )}
         </>
       ) : null}

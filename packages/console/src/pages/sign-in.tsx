@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { request } from '../api.js';
-import { Alert, Field, messageOf, type Submit } from '../ui.js';
+import { Alert, Field, Link, messageOf, type Submit } from '../ui.js';
 
 export function SignIn(props: { onSignedIn: () => void }) {
   const [email, setEmail] = useState('');
@@ -51,6 +51,9 @@ export function SignIn(props: { onSignedIn: () => void }) {
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
       </form>
+      <p>
+        New here? <Link href="/signup">Create an organisation</Link>
+      </p>
     </main>
   );
 }
