@@ -157,7 +157,7 @@ async function tendReplica(ctx: ManagerContext, state: MemberState, primary: Mem
     state.cleanSince = undefined;
     const error = `error ${replication.lastIoErrno}: ${replication.lastIoError}`;
     if (replication.lastIoErrno === 1236) {
-      const errant = await errantGtids(ctx, state, { primary });
+      const errant = await errantGtids(ctx, state, primary);
       await quarantine(
         ctx,
         state,
