@@ -14,6 +14,7 @@ import {
   waitConverged,
   type Check,
 } from './invariants.js';
+import { agentSpread, formatSpread, type AgentSpread } from './spread.js';
 import { scenarioKey, startWorkload, type CallOutcome } from './workload.js';
 
 export const STEADY_MS = 20_000;
@@ -35,6 +36,8 @@ export interface ScenarioResult {
   writesAcked: number;
   writesFailed: number;
   p99Ms: number;
+  /** The scenario's 2xx calls per hospital agent, from the audit log (null: could not be read). */
+  agents: AgentSpread | null;
   checks: Check[];
   ok: boolean;
 }
@@ -47,6 +50,7 @@ const log = (line: string) => process.stdout.write(`testbed: ${line}\n`);
 export async function runScenario(bed: Bed, fault: Fault, rate: number, outDir: string): Promise<ScenarioResult> {
   log(`scenario ${fault.name}: ${fault.describe}`);
   const sampler = new PrimarySampler(bed);
+  const startedAt = Date.now();
   const hookFrom = bed.hook.accepted.length;
   const mailFrom = bed.smtp.mails.length;
   const loadKey = await scenarioKey(bed, fault.name);
@@ -100,6 +104,10 @@ export async function runScenario(bed: Bed, fault: Fault, rate: number, outDir: 
       detail: convergedAfterHealMs !== null ? `${convergedAfterHealMs} ms` : convergeError.slice(0, 500),
     },
   ];
+  const agents = await agentSpread(bed, loadKey.id, startedAt).catch((error: unknown) => {
+    log(`  calls per agent not read: ${(error as Error).message}`);
+    return null;
+  });
   const result: ScenarioResult = {
     fault: fault.name,
     describe: fault.describe,
@@ -114,12 +122,16 @@ export async function runScenario(bed: Bed, fault: Fault, rate: number, outDir: 
     writesAcked: writes.filter((w) => w.acked).length,
     writesFailed: writes.filter((w) => !w.acked).length,
     p99Ms: latencies[Math.floor(latencies.length * 0.99)] ?? 0,
+    agents,
     checks,
     ok: checks.every((c) => c.ok),
   };
   await writeFile(
     join(outDir, `${fault.name}.outcomes.jsonl`),
     [...calls, ...writes].map((r) => JSON.stringify(r)).join('\n') + '\n',
+  );
+  log(
+    `  calls per agent: ${formatSpread(agents)}${agents && agents.noAgent > 0 ? ` (${agents.noAgent} answered by the platform)` : ''}`,
   );
   for (const check of checks)
     log(
@@ -132,7 +144,7 @@ export function markdownTable(results: readonly ScenarioResult[]): string {
   const ms = (v: number | null) => (v === null ? '–' : `${(v / 1000).toFixed(1)} s`);
   const rows = results.map(
     (r) =>
-      `| ${r.fault} | ${ms(r.detectionMs)} | ${ms(r.recoveryMs)} | ${ms(r.convergedAfterHealMs)} | ${r.failedCalls} / ${r.calls} | ${(r.windowSuccessRatio * 100).toFixed(2)} % | ${r.writesAcked} acked, ${r.checks.find((c) => c.name.startsWith('no acknowledged'))?.ok === false ? 'LOST' : '0 lost'} | ${r.p99Ms} ms | ${
+      `| ${r.fault} | ${ms(r.detectionMs)} | ${ms(r.recoveryMs)} | ${ms(r.convergedAfterHealMs)} | ${r.failedCalls} / ${r.calls} | ${(r.windowSuccessRatio * 100).toFixed(2)} % | ${r.writesAcked} acked, ${r.checks.find((c) => c.name.startsWith('no acknowledged'))?.ok === false ? 'LOST' : '0 lost'} | ${r.p99Ms} ms | ${formatSpread(r.agents)} | ${
         r.checks[0]?.name === 'skipped'
           ? `skipped: ${r.checks[0].detail}`
           : r.ok
@@ -144,8 +156,8 @@ export function markdownTable(results: readonly ScenarioResult[]): string {
       } |`,
   );
   return [
-    '| fault | first failure | last failure | converged after heal | failed calls | success in fault window | writes | p99 (2xx) | invariants |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| fault | first failure | last failure | converged after heal | failed calls | success in fault window | writes | p99 (2xx) | 2xx calls per agent | invariants |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
 }
@@ -166,6 +178,7 @@ export function failedScenario(fault: string, describe: string, error: string, s
     writesAcked: 0,
     writesFailed: 0,
     p99Ms: 0,
+    agents: null,
     checks: [{ name: skipped ? 'skipped' : 'the scenario ran', ok: skipped, detail: error.slice(0, 500) }],
     ok: skipped,
   };

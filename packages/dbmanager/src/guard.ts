@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { createLogger, sleep, type Logger } from '@insitu/core';
+import { readReadOnly } from './actions.js';
 import type { Coordinator, Lease } from './coord-port.js';
 import { fenceMember, type FenceResult } from './fence.js';
 import { connectMember, type MemberConnection, type MemberEndpoint } from './sql.js';
@@ -150,8 +151,7 @@ export class MemberGuard extends EventEmitter {
     try {
       const connection = await this.#connect();
       try {
-        const row = await connection.one<{ ro: number }>('SELECT @@global.read_only AS ro');
-        return Number(row?.ro) === 0;
+        return !(await readReadOnly(connection));
       } finally {
         await connection.close();
       }

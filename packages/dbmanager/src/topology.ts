@@ -107,7 +107,12 @@ export const PublishedAlertsSchema = Type.Object({
         condition: Type.String(),
         subject: Type.String(),
         severity: SeveritySchema,
-        state: Type.Union([Type.Literal('firing'), Type.Literal('repeat'), Type.Literal('resolved')]),
+        state: Type.Union([
+          Type.Literal('firing'),
+          Type.Literal('repeat'),
+          Type.Literal('resolved'),
+          Type.Literal('notice'),
+        ]),
         summary: Type.String(),
         details: Type.Record(Type.String(), Type.Unknown()),
         firstSeenAt: Type.String(),

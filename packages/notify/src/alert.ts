@@ -16,8 +16,12 @@ export interface AlertInput {
   details?: Record<string, unknown>;
 }
 
-/** `firing`: new; `repeat`: still firing after the repeat interval; `resolved`: the condition cleared. */
-export type AlertState = 'firing' | 'repeat' | 'resolved';
+/**
+ * `firing`: new; `repeat`: still firing after the repeat interval; `resolved`: the condition
+ * cleared; `notice`: a one-off event (`Notifier.event()`, e.g. a failover done) that opens
+ * nothing and is never resolved.
+ */
+export type AlertState = 'firing' | 'repeat' | 'resolved' | 'notice';
 
 /** One alert inside a message. */
 export interface AlertItem {
@@ -44,8 +48,11 @@ export interface AlertMessage {
   kind: 'insitu.alert';
   cluster: string;
   condition: string;
-  /** `firing` when any alert in it fires (new or repeated), `resolved` when all of them cleared. */
-  status: 'firing' | 'resolved';
+  /**
+   * `firing` when any alert in it fires (new or repeated), `resolved` when all of them
+   * cleared, `notice` when it holds one-off notices only.
+   */
+  status: 'firing' | 'resolved' | 'notice';
   /** One line: what a mail subject or a chat message starts with. */
   title: string;
   alerts: AlertItem[];
@@ -81,7 +88,11 @@ function titleOf(status: AlertMessage['status'], items: readonly AlertItem[]): s
 export function buildMessage(id: string, items: readonly AlertItem[], sentAt: Date): AlertMessage {
   const [first] = items;
   if (first === undefined) throw new Error('a message needs at least one alert');
-  const status = items.some((item) => item.state !== 'resolved') ? 'firing' : 'resolved';
+  const status = items.some((item) => item.state === 'firing' || item.state === 'repeat')
+    ? 'firing'
+    : items.some((item) => item.state === 'notice')
+      ? 'notice'
+      : 'resolved';
   // Firing alerts first, the worst first: the title names the most urgent one.
   const rank = (item: AlertItem) =>
     item.state === 'resolved' ? 3 : item.severity === 'critical' ? 0 : item.severity === 'warning' ? 1 : 2;

@@ -232,7 +232,7 @@ export class Notifier extends EventEmitter {
   event(alert: AlertInput): void {
     if (this.#closed) return;
     const at = new Date(this.#now()).toISOString();
-    const item = firingItem(`${alertKey(alert)}#${newId('evt')}`, alert, at);
+    const item: AlertItem = { ...firingItem(`${alertKey(alert)}#${newId('evt')}`, alert, at), state: 'notice' };
     this.#enqueue(alert, item);
   }
 

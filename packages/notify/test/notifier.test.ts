@@ -114,6 +114,32 @@ describe('notify: webhook and SMTP delivery', () => {
     }
   });
 
+  // Regression (test bed): a failover notice went out as a firing alert that nothing ever
+  // resolves, so a receiver that tracks firing → resolved kept an incident open for ever.
+  it('a one-off notice (event) says so: state and status notice, nothing active, nothing to resolve', async () => {
+    const notifier = createNotifier(config({ webhooks: [{ url: hook.url }] }));
+    try {
+      const sent = hook.accepted.length;
+      notifier.event({
+        cluster: 'platform-db',
+        condition: 'failover',
+        subject: 'db2',
+        severity: 'critical',
+        summary: 'failover: db1 → db2',
+      });
+      await notifier.flush();
+      assert.equal(hook.accepted.length, sent + 1);
+      const body = hook.accepted.at(-1)?.body as AlertMessage;
+      assert.equal(body.status, 'notice');
+      assert.equal(body.alerts[0]?.state, 'notice');
+      assert.match(body.title, /CRITICAL platform-db\/failover: failover: db1 → db2/);
+      assert.deepEqual(notifier.active(), []);
+      assert.equal(notifier.resolve({ cluster: 'platform-db', condition: 'failover', subject: 'db2' }), false);
+    } finally {
+      await notifier.close();
+    }
+  });
+
   it('deduplicates repeated raises and repeats only after the repeat interval', async () => {
     let clock = Date.parse('2030-01-01T00:00:00Z');
     const notifier = createNotifier(config({ webhooks: [{ url: hook.url }], repeatIntervalMs: 60_000 }), {

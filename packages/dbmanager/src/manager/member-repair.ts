@@ -125,69 +125,37 @@ async function tendReplica(ctx: ManagerContext, state: MemberState, primary: Mem
   const now = ctx.now();
   if (replication.sqlRunning !== 'Yes' && replication.lastSqlErrno !== 0) {
     state.cleanSince = undefined;
-    const error = `error ${replication.lastSqlErrno}: ${replication.lastSqlError}`;
-    if (state.sqlRestartedFor === undefined) {
-      ctx.fence(`restart replication on ${name}`);
-      await ctx.withMember(state, (c) => restartReplication(c));
-      state.sqlRestartedFor = replication.lastSqlErrno;
-      record(ctx, {
-        type: 'replication-restart',
-        severity: 'warning',
-        member: name,
-        message: `replication SQL thread of ${name} stopped (${error}); restarted it once`,
-        details: { error: replication.lastSqlError, errno: replication.lastSqlErrno },
-      });
-      return;
-    }
-    raise(
-      ctx,
-      'replica-sql-error',
-      name,
-      'critical',
-      `replication SQL thread of ${name} stopped again after one restart: ${error}`,
-      {
-        error: replication.lastSqlError,
-        errno: replication.lastSqlErrno,
-        gtidSlavePos: state.probe?.gtidSlavePos,
-      },
-    );
+    await restartOnceThenAlert(ctx, state, {
+      thread: 'sql',
+      errno: replication.lastSqlErrno,
+      error: replication.lastSqlError,
+      firstMessage: (error) => `replication SQL thread of ${name} stopped (${error}); restarted it once`,
+      alertMessage: (error) => `replication SQL thread of ${name} stopped again after one restart: ${error}`,
+      alertDetails: { gtidSlavePos: state.probe?.gtidSlavePos },
+    });
     return;
   }
   if (replication.ioRunning !== 'Yes' && replication.lastIoErrno !== 0) {
     state.cleanSince = undefined;
-    const error = `error ${replication.lastIoErrno}: ${replication.lastIoError}`;
     if (replication.lastIoErrno === 1236) {
-      const errant = await errantGtids(ctx, state, { primary });
+      const errant = await errantGtids(ctx, state, primary);
       await quarantine(
         ctx,
         state,
-        `the primary refused to serve it: ${error}`,
+        `the primary refused to serve it: error ${replication.lastIoErrno}: ${replication.lastIoError}`,
         errant.length > 0 ? errant : [state.probe?.gtidSlavePos ?? '?'],
       );
       return;
     }
     if ((ctx.view(state).ioSilentMs ?? 0) < ctx.config.detection.replicaSilenceMs) return;
-    if (state.ioRestartedFor === undefined) {
-      ctx.fence(`restart replication on ${name}`);
-      await ctx.withMember(state, (c) => restartReplication(c));
-      state.ioRestartedFor = replication.lastIoErrno;
-      record(ctx, {
-        type: 'replication-restart',
-        severity: 'warning',
-        member: name,
-        message: `replication IO thread of ${name} failed (${error}); restarted it once`,
-        details: { error: replication.lastIoError, errno: replication.lastIoErrno },
-      });
-      return;
-    }
-    raise(
-      ctx,
-      'replica-io-error',
-      name,
-      'critical',
-      `replication IO thread of ${name} cannot receive from ${primary.config.name}: ${error}`,
-      { error: replication.lastIoError, errno: replication.lastIoErrno },
-    );
+    await restartOnceThenAlert(ctx, state, {
+      thread: 'io',
+      errno: replication.lastIoErrno,
+      error: replication.lastIoError,
+      firstMessage: (error) => `replication IO thread of ${name} failed (${error}); restarted it once`,
+      alertMessage: (error) => `replication IO thread of ${name} cannot receive from ${primary.config.name}: ${error}`,
+      alertDetails: {},
+    });
     return;
   }
   if (replication.ioRunning === 'No' || replication.sqlRunning === 'No') {
@@ -235,4 +203,52 @@ async function tendReplica(ctx: ManagerContext, state: MemberState, primary: Mem
       resolve(ctx, 'replica-lag', name, `${name} caught up`);
     }
   }
+}
+
+/**
+ * A replication thread stopped with an error: restart replication once per error (an event
+ * `replication-restart`); if it stops again before the replica ran clean for
+ * `repair.errorMemoryMs`, raise `replica-sql-error` / `replica-io-error` with the error text.
+ */
+async function restartOnceThenAlert(
+  ctx: ManagerContext,
+  state: MemberState,
+  failed: {
+    thread: 'sql' | 'io';
+    errno: number;
+    error: string;
+    firstMessage: (error: string) => string;
+    alertMessage: (error: string) => string;
+    alertDetails: Record<string, unknown>;
+  },
+): Promise<void> {
+  const name = state.config.name;
+  const error = `error ${failed.errno}: ${failed.error}`;
+  const restartedFor = failed.thread === 'sql' ? state.sqlRestartedFor : state.ioRestartedFor;
+  if (restartedFor === undefined) {
+    ctx.fence(`restart replication on ${name}`);
+    await ctx.withMember(state, (c) => restartReplication(c));
+    if (failed.thread === 'sql') state.sqlRestartedFor = failed.errno;
+    else state.ioRestartedFor = failed.errno;
+    record(ctx, {
+      type: 'replication-restart',
+      severity: 'warning',
+      member: name,
+      message: failed.firstMessage(error),
+      details: { error: failed.error, errno: failed.errno },
+    });
+    return;
+  }
+  raise(
+    ctx,
+    failed.thread === 'sql' ? 'replica-sql-error' : 'replica-io-error',
+    name,
+    'critical',
+    failed.alertMessage(error),
+    {
+      error: failed.error,
+      errno: failed.errno,
+      ...failed.alertDetails,
+    },
+  );
 }

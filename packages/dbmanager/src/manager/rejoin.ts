@@ -32,9 +32,22 @@ function maxPosition(a: GtidPosition, b: GtidPosition): GtidPosition {
   return out;
 }
 
+/** Enough to list every transaction since a failover on the bed and in tests; a bound all the same. */
+const GTIDS_SINCE_BASE_LIMIT = 100_000;
+/** At most this many errant GTIDs are named (in the alert, the topology); the oldest first. */
+const ERRANT_LISTED = 1000;
+
 /**
- * GTIDs `state` holds beyond the primary's position (or beyond a fixed `base`, for a
- * former primary): exact from its binlog when it can be read, else as ranges.
+ * GTIDs `state` holds that the primary never had: beyond the primary's current position,
+ * or, for a member that left the primary's history at a failover (`base`, the new primary's
+ * position when it was promoted), beyond that base and absent from the primary's binlog.
+ * Exact from the binlogs when they can be read, else as ranges.
+ *
+ * Beyond the base is not enough on its own: a member whose rejoin was cut short (its
+ * manager paused or deposed between the demotion and the publish that clears its pending
+ * entry) already replicates from the new primary, and every transaction it applied since is
+ * beyond the base too. Those are the primary's own; counting them quarantined a healthy
+ * member for good (the test bed's random sequence: a primary kill, then the manager paused).
  *
  * Both positions are read fresh, the member's first and the primary's after it: a
  * primary position from an older probe than the member's would make transactions the
@@ -43,7 +56,8 @@ function maxPosition(a: GtidPosition, b: GtidPosition): GtidPosition {
 export async function errantGtids(
   ctx: ManagerContext,
   state: MemberState,
-  from: { primary: MemberState } | { base: GtidPosition },
+  primary: MemberState,
+  base?: GtidPosition,
 ): Promise<string[]> {
   let mine: GtidPosition;
   try {
@@ -55,26 +69,38 @@ export async function errantGtids(
   } catch {
     mine = maxPosition(parseGtidPosition(state.probe?.gtidBinlogPos), parseGtidPosition(state.probe?.gtidSlavePos));
   }
-  const base =
-    'base' in from
-      ? from.base
-      : parseGtidPosition(
-          await ctx
-            .withMember(from.primary, (c) => currentPosition(c))
-            .catch(() => from.primary.probe?.gtidCurrentPos ?? ''),
-        );
-  const ranges = gtidRangesBeyond(mine, base);
+  const reference =
+    base ??
+    parseGtidPosition(
+      await ctx.withMember(primary, (c) => currentPosition(c)).catch(() => primary.probe?.gtidCurrentPos ?? ''),
+    );
+  const ranges = gtidRangesBeyond(mine, reference);
   if (ranges.length === 0) return [];
+  let exact: string[];
   try {
-    const exact = await ctx.withMember(state, (c) => binlogGtidsBeyond(c, base));
-    if (exact.length > 0) return exact;
+    exact = await ctx.withMember(state, (c) => binlogGtidsBeyond(c, reference, GTIDS_SINCE_BASE_LIMIT));
   } catch (error) {
     ctx.logger.warn(
       { err: error, member: state.config.name },
       'cannot list errant GTIDs from the binlog; reporting ranges',
     );
+    return ranges.map(formatGtidRange);
   }
-  return ranges.map(formatGtidRange);
+  if (exact.length === 0) return ranges.map(formatGtidRange);
+  if (base === undefined) return exact.slice(0, ERRANT_LISTED);
+  // Keep only what the primary's binlog does not hold since the same base.
+  try {
+    const primaryHas = new Set(
+      await ctx.withMember(primary, (c) => binlogGtidsBeyond(c, base, GTIDS_SINCE_BASE_LIMIT)),
+    );
+    return exact.filter((gtid) => !primaryHas.has(gtid)).slice(0, ERRANT_LISTED);
+  } catch (error) {
+    ctx.logger.warn(
+      { err: error, member: state.config.name, primary: primary.config.name },
+      "cannot read the primary's binlog; counting every transaction beyond the failover's base as errant",
+    );
+    return exact.slice(0, ERRANT_LISTED);
+  }
 }
 
 export async function rejoin(
@@ -88,7 +114,8 @@ export async function rejoin(
   const errant = await errantGtids(
     ctx,
     state,
-    pending === undefined ? { primary } : { base: parseGtidPosition(pending.base) },
+    primary,
+    pending === undefined ? undefined : parseGtidPosition(pending.base),
   );
   if (errant.length > 0) {
     await quarantine(ctx, state, `${name} holds transactions that primary ${primary.config.name} never had`, errant);
@@ -153,7 +180,7 @@ export async function quarantine(
 /** A quarantined member leaves quarantine only when it no longer holds errant GTIDs (an administrator rebuilt it). */
 export async function checkQuarantine(ctx: ManagerContext, state: MemberState, primary: MemberState): Promise<void> {
   const name = state.config.name;
-  const errant = await errantGtids(ctx, state, { primary });
+  const errant = await errantGtids(ctx, state, primary);
   const quarantine = ctx.topology.quarantined.find((q) => q.name === name);
   const stillErrant =
     errant.length > 0 || (quarantine !== undefined && quarantine.errantGtids.some((gtid) => holdsGtid(state, gtid)));

@@ -5,13 +5,12 @@ import {
   currentPosition,
   demoteToReplica,
   detachReplica,
-  killClientConnections,
   repoint,
-  setLockWaitTimeout,
   setReadOnly,
   waitForGtid,
 } from '../actions.js';
 import { replicatesFrom } from '../decide.js';
+import { fenceMember } from '../fence.js';
 import { probeMember, type ReplicationStatus } from '../probe.js';
 import type { ManagerContext } from './context.js';
 import { requireLeader } from './leadership.js';
@@ -93,12 +92,28 @@ export async function switchover(ctx: ManagerContext, to: string): Promise<Switc
     message: `switchover ${from} → ${to} started`,
   });
   const started = ctx.now();
-  const { gtid, killed } = await ctx.withMember(primary, async (c) => {
-    await setLockWaitTimeout(c, ctx.config.switchover.lockWaitTimeoutSeconds);
-    await setReadOnly(c, true);
-    const killedConnections = await killClientConnections(c, ctx.spareUsers());
-    return { gtid: await binlogPosition(c), killed: killedConnections };
+  // The verified fence (kill clients, read_only=1 while killing again, read it back): a plain
+  // `SET read_only=1` waits behind commits in progress and says nothing about whether it held.
+  const fenced = await fenceMember(() => ctx.connect(primary), ctx.spareUsers(), {
+    deadlineMs: ctx.config.switchover.lockWaitTimeoutSeconds * 1000,
   });
+  if (!fenced.readOnly) {
+    await ctx.withMember(primary, (c) => setReadOnly(c, false)).catch(() => undefined);
+    const reason = fenced.error ?? 'read_only is still 0';
+    record(ctx, {
+      type: 'switchover-failed',
+      severity: 'warning',
+      member: to,
+      message: `switchover ${from} → ${to} rolled back: ${from} could not be made read-only (${reason})`,
+    });
+    throw new InsituError(
+      'INSITU_DBMANAGER_SWITCHOVER_FAILED',
+      `${from} could not be made read-only (${reason}); nothing changed, ${from} stays the primary`,
+      { details: { rolledBack: true, killed: fenced.killed } },
+    );
+  }
+  const killed = fenced.killed;
+  const gtid = await ctx.withMember(primary, (c) => binlogPosition(c));
   let caughtUp = false;
   try {
     caughtUp = await ctx.withMember(target, (c) => waitForGtid(c, gtid, ctx.config.switchover.catchUpTimeoutMs));
