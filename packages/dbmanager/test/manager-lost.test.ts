@@ -1,21 +1,24 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '@insitu/core';
+import { createMemoryBackend, createMemoryCoordinator, type MemoryBackend } from '@insitu/coord';
 import type { AlertMessage } from '@insitu/notify';
 import { startWebhookReceiver, type MariaDbCluster, type WebhookReceiver } from '@insitu/test-helpers';
-import { createCoordinator, startDbManager, type Coordinator, type RunningDbManager } from '../src/index.js';
+import { startDbManager, type Coordinator, type RunningDbManager } from '../src/index.js';
 import { startTestCluster, testConfig, testLogger } from './support.js';
 
 // Regression (issue 17): losing one of the two managers raised no alert.
 describe('dbmanager: losing one of two managers raises manager-lost', () => {
   let cluster: MariaDbCluster;
   let coordinator: Coordinator;
+  let backend: MemoryBackend;
   let hook: WebhookReceiver;
   const managers: RunningDbManager[] = [];
 
   before(async () => {
     [cluster, hook] = await Promise.all([startTestCluster(), startWebhookReceiver()]);
-    coordinator = await createCoordinator({ kind: 'memory', endpoints: [] });
+    backend = createMemoryBackend();
+    coordinator = createMemoryCoordinator({ backend });
     for (const id of ['mgr-a', 'mgr-b']) {
       managers.push(
         await startDbManager(testConfig(cluster, { managerId: id, notify: { webhooks: [{ url: hook.url }] } }), {
@@ -53,5 +56,24 @@ describe('dbmanager: losing one of two managers raises manager-lost', () => {
       firing.alerts[0]?.summary ?? '',
       new RegExp(`1 dbmanager\\(s\\) of 2 stopped publishing their record: ${follower.manager.id}; 1 left`),
     );
+  });
+
+  // Regression: a manager whose record lease was lost (starved past its TTL) never published
+  // its record again, so `insitu db` and the server's admin routes found no leader for good.
+  it("a manager whose record's lease is lost publishes its record again on a fresh lease", async () => {
+    const leader = managers.find((m) => m.manager.isLeader());
+    assert.ok(leader !== undefined);
+    const key = [...backend.range('').entries].find(
+      (entry) => entry.key.endsWith(`managers/${leader.manager.id}`) && entry.lease !== '0',
+    );
+    assert.ok(
+      key !== undefined,
+      `the leader's record under a lease (${JSON.stringify(backend.range('').entries.map((e) => e.key))})`,
+    );
+    backend.leaseRevoke(key.lease);
+    assert.equal(backend.get(key.key), undefined, 'revoking the lease removed the record');
+    const back = await waitFor(() => backend.get(key.key), { timeoutMs: 20_000, what: "the leader's record again" });
+    assert.notEqual(back.lease, key.lease, 'published on a fresh lease');
+    assert.equal((JSON.parse(back.value) as { id: string }).id, leader.manager.id);
   });
 });

@@ -1,3 +1,4 @@
+import { sleep } from '@insitu/core';
 import { notLeader } from '../errors.js';
 import {
   electionName,
@@ -11,11 +12,46 @@ import { LOCAL_CONDITIONS, record } from './publishing.js';
 
 // Leadership: this manager's record in coord, the election, and who leads.
 
+/**
+ * Publish this manager's record (how `insitu db` and the server find its admin API) under a
+ * lease. A lease lost while the manager runs (the process starved past its TTL, etcd cut
+ * off) takes the record with it; it is published again on a fresh lease, retried with
+ * back-off until it lands or the manager stops. Without this, a manager that once lost its
+ * lease stayed unreachable for good (INSITU_DBMANAGER_NO_LEADER from every admin call).
+ */
 export async function publishRecord(ctx: ManagerContext): Promise<void> {
   if (ctx.adminUrl === undefined) return;
-  ctx.lease = await ctx.coord.grantLease(ctx.config.coord.leaseTtlMs * 2);
-  const record: ManagerRecord = { id: ctx.id, adminUrl: ctx.adminUrl, startedAt: ctx.now() };
-  await ctx.coord.put(ctx.keys.manager(ctx.id), JSON.stringify(record), { lease: ctx.lease });
+  await putRecordOnFreshLease(ctx, { id: ctx.id, adminUrl: ctx.adminUrl, startedAt: ctx.now() });
+}
+
+async function putRecordOnFreshLease(ctx: ManagerContext, record: ManagerRecord): Promise<void> {
+  const signal = ctx.abort.signal;
+  const lease = await ctx.coord.grantLease(ctx.config.coord.leaseTtlMs * 2);
+  if (signal.aborted) {
+    await lease.revoke();
+    return;
+  }
+  ctx.lease = lease;
+  lease.on('lost', (reason) => {
+    if (signal.aborted || ctx.lease !== lease) return;
+    ctx.logger.warn({ err: reason }, "the lease of this manager's record was lost; publishing the record again");
+    void republishRecord(ctx, record);
+  });
+  await ctx.coord.put(ctx.keys.manager(ctx.id), JSON.stringify(record), { lease });
+}
+
+async function republishRecord(ctx: ManagerContext, record: ManagerRecord): Promise<void> {
+  const signal = ctx.abort.signal;
+  for (let attempt = 0; !signal.aborted; attempt++) {
+    try {
+      await putRecordOnFreshLease(ctx, record);
+      if (!signal.aborted) ctx.logger.info("this manager's record is published again");
+      return;
+    } catch (error) {
+      ctx.logger.warn({ err: error, attempt }, "cannot publish this manager's record yet; retrying");
+      await sleep(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)), signal);
+    }
+  }
 }
 
 export async function loadTopology(ctx: ManagerContext): Promise<void> {
