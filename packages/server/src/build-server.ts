@@ -86,6 +86,8 @@ export interface PlatformParts {
   lifecycle: { draining: boolean };
   /** Replace the dispatcher (the tunnel is attached after the server is built). */
   setDispatcher(dispatcher: ServiceDispatcher): void;
+  /** Delete the job results whose retention ended (run every minute); returns how many. */
+  sweepJobResults(): Promise<number>;
 }
 
 declare module 'fastify' {
@@ -334,6 +336,8 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     void pushDesired(app, ctx, providerId);
     signals.announce('deployments', providerId);
   });
+  // Results whose retention ended go, on every node (deleting twice is harmless).
+  const resultStore = new ResultStore(ctx.config.jobs.resultsDir);
   app.decorate('insitu', {
     reconciler,
     recorder,
@@ -344,11 +348,10 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     setDispatcher(next: ServiceDispatcher) {
       dispatcher = next;
     },
+    sweepJobResults: () => resultStore.sweep(ctx.store),
   });
   reconciler.start();
   recorder.start();
-  // Results whose retention ended go, on every node (deleting twice is harmless).
-  const resultStore = new ResultStore(ctx.config.jobs.resultsDir);
   const sweepTimer = setInterval(() => {
     resultStore
       .sweep(ctx.store)

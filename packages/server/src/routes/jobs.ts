@@ -101,6 +101,15 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
     return { row, provider, submitter: canSeeOrg(principal, row.org_id) };
   }
 
+  /** 410 once the job's retention ended: its results are gone (or about to be swept), whatever is left. */
+  function expiredCheck(row: JobRow): void {
+    if (row.expires_at !== null && Number(row.expires_at) <= ctx.now())
+      throw new InsituError(
+        'INSITU_JOB_RESULT_EXPIRED',
+        `the results of job ${row.id} expired at ${iso(Number(row.expires_at))} (kept ${config.jobs.retentionHours} h after it ended)`,
+      );
+  }
+
   async function ended(row: JobRow, message: string): Promise<void> {
     const application = await store.apps.get(row.app_id);
     const provider = await store.providers.get(row.provider_id);
@@ -318,6 +327,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
   app.get(
     '/api/v1/jobs/:id/results',
     {
+      config: { errors: [403, 410] },
       schema: {
         tags: ['jobs'],
         summary: "The job's result files (the submitting organisation only)",
@@ -329,6 +339,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
       const principal = userOf(request);
       const { row, submitter } = await visible(principal, request.params.id);
       if (!submitter) throw new InsituError('INSITU_FORBIDDEN', "results are the submitting organisation's only");
+      expiredCheck(row);
       return (await present(row, principal)).results ?? [];
     },
   );
@@ -336,6 +347,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
   app.get(
     '/api/v1/jobs/:id/results/:name',
     {
+      config: { errors: [403, 404, 410] },
       schema: {
         tags: ['jobs'],
         summary: 'One result file (the submitting organisation only)',
@@ -348,6 +360,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
       const principal = userOf(request);
       const { row, submitter } = await visible(principal, request.params.id);
       if (!submitter) throw new InsituError('INSITU_FORBIDDEN', "results are the submitting organisation's only");
+      expiredCheck(row);
       const data = await results.get(store, row.id, request.params.name);
       if (!data)
         throw new InsituError('INSITU_JOB_RESULT_NOT_FOUND', `job ${row.id} has no result ${request.params.name}`);
