@@ -95,6 +95,8 @@ export interface JobOutcome {
   output: string[];
   /** Result files the provider's policy let out (only when it succeeded). */
   files?: JobResultFile[];
+  /** CPU time its processes used (ms), from its cgroup; absent where no CPU accounting group exists. */
+  cpuTimeMs?: number;
 }
 
 /** How to build an {@link Agent}. */
@@ -337,6 +339,17 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     signal: AbortSignal,
     hooks: { onStart?: (pid: number | undefined) => void } = {},
   ): Promise<JobOutcome> {
+    const meter: { cpuTimeMs?: number } = {};
+    const outcome = await this.runJobOnce(job, signal, hooks, meter);
+    return meter.cpuTimeMs === undefined ? outcome : { ...outcome, cpuTimeMs: meter.cpuTimeMs };
+  }
+
+  private async runJobOnce(
+    job: AgentJob,
+    signal: AbortSignal,
+    hooks: { onStart?: (pid: number | undefined) => void },
+    meter: { cpuTimeMs?: number },
+  ): Promise<JobOutcome> {
     const log = this.options.logger.child({ job: job.id, app: job.app, version: job.version });
     const desired: DesiredDeployment = { ...job, replicas: 0 };
     const { manifest, dir } = await this.install(desired, signal, log);
@@ -421,6 +434,8 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
       } finally {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
+        const cpu = await cgroups.cpuTimeMs().catch(() => undefined);
+        if (cpu !== undefined) meter.cpuTimeMs = cpu;
       }
       if (why === 'cancelled')
         return { state: 'cancelled', reason: 'cancelled; the job was killed', exitCode: null, output };

@@ -112,6 +112,11 @@ describe('jobs at the agent: run once in the sandbox, results checked against th
       [['totals.json', { count: 20, qty: rows.reduce((n, r) => n + r.qty, 0) }]],
     );
     assert.ok(outcome.output.includes('summed 20 rows'));
+    if (process.getuid?.() === 0)
+      assert.ok(
+        (outcome.cpuTimeMs ?? 0) > 0,
+        `the CPU time of the job's processes is measured in its cgroup (got ${String(outcome.cpuTimeMs)})`,
+      );
   });
 
   it('refuses a result over the per-file cap: the write fails in the sandbox and nothing leaves', async () => {

@@ -75,6 +75,13 @@ export const AgentJobReportSchema = Type.Object(
     reason: Type.String({ maxLength: 2000 }),
     exitCode: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
     logs: Type.Optional(Type.Array(Type.String({ maxLength: 2100 }), { maxItems: 200 })),
+    cpuTimeMs: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 2 ** 52,
+        description: "CPU time the job's processes used (ms), measured by the agent's cgroup; absent when not measured",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

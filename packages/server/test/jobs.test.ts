@@ -306,6 +306,100 @@ for (const target of databaseTargets())
         assert.equal(logs.statusCode, 403);
       });
 
+      it('meters ended jobs per organisation, provider and version, once each, like the audit log', async () => {
+        type Usage = { items: Array<Record<string, number | string>> };
+        const usage = async (token: string, query = `version=${jobVersion}&groupBy=version`) =>
+          expectStatus(await api.call('GET', `/api/v1/usage/jobs?${query}`, { token }), 200) as Usage;
+        const total = (u: Usage, field: string) => u.items.reduce((n, i) => n + Number(i[field] ?? 0), 0);
+        const before = await usage(dev.tokens.user);
+
+        const ran = expectStatus(
+          await submitJob(dev.tokens.user, { versionId: jobVersion, providerId: acme.providerId, args: { n: 7 } }),
+          201,
+        ).id as string;
+        expectStatus(
+          await api.call('POST', `/api/v1/agents/self/jobs/${ran}/claim`, { token: acme.tokens.agent }),
+          204,
+        );
+        assert.equal((await upload(acme.tokens.agent, ran, 'a.json', Buffer.from('[1,2,3]'))).statusCode, 204);
+        assert.equal((await upload(acme.tokens.agent, ran, 'b.csv', Buffer.from('x\n1\n'))).statusCode, 204);
+        expectStatus(
+          await api.call('PUT', `/api/v1/agents/self/jobs/${ran}/report`, {
+            token: acme.tokens.agent,
+            body: { state: 'succeeded', reason: 'exited with code 0', exitCode: 0, cpuTimeMs: 1234 },
+          }),
+          204,
+        );
+        // A repeated report changes nothing: the job is counted once.
+        await api.call('PUT', `/api/v1/agents/self/jobs/${ran}/report`, {
+          token: acme.tokens.agent,
+          body: { state: 'succeeded', reason: 'again', exitCode: 0, cpuTimeMs: 99 },
+        });
+        const queuedThenCancelled = expectStatus(
+          await submitJob(dev.tokens.user, { versionId: jobVersion, providerId: acme.providerId }),
+          201,
+        ).id as string;
+        expectStatus(
+          await api.call('POST', `/api/v1/jobs/${queuedThenCancelled}/cancel`, { token: dev.tokens.user }),
+          200,
+        );
+        assert.equal(
+          expectStatus(await api.call('GET', `/api/v1/jobs/${ran}`, { token: dev.tokens.user }), 200).cpuTimeMs,
+          1234,
+        );
+
+        const after = await usage(dev.tokens.user);
+        assert.ok(after.items.every((i) => i.versionId === jobVersion));
+        const delta = (field: string) => total(after, field) - total(before, field);
+        assert.deepEqual(
+          Object.fromEntries(
+            [
+              'runs',
+              'succeeded',
+              'cancelled',
+              'failed',
+              'cpuTimeMs',
+              'cpuMeasuredRuns',
+              'resultFiles',
+              'resultBytes',
+            ].map((f) => [f, delta(f)]),
+          ),
+          {
+            runs: 2,
+            succeeded: 1,
+            cancelled: 1,
+            failed: 0,
+            cpuTimeMs: 1234,
+            cpuMeasuredRuns: 1,
+            resultFiles: 2,
+            resultBytes: 7 + 4,
+          },
+        );
+        assert.equal(delta('argsBytes'), Buffer.byteLength('{"n":7}') + Buffer.byteLength('null'));
+        assert.ok(delta('wallTimeMs') >= 0);
+
+        // The provider sees the jobs run at its agents; another organisation sees nothing.
+        const asProvider = await usage(acme.tokens.provider, 'groupBy=provider');
+        assert.deepEqual(
+          [...new Set(asProvider.items.map((i) => i.providerId))],
+          [acme.providerId],
+          "the provider's own jobs only",
+        );
+        assert.equal(total(asProvider, 'runs'), total(await usage(dev.tokens.user, 'groupBy=org'), 'runs'));
+        assert.deepEqual((await usage(other.tokens.admin, '')).items, []);
+        const byOrg = await usage(dev.tokens.user, 'groupBy=org');
+        assert.deepEqual([...new Set(byOrg.items.map((i) => i.orgId))], [dev.orgId]);
+
+        // Metering equals the audit log: one JOB record per counted run.
+        const audit = expectStatus(await api.call('GET', '/api/v1/audit?limit=1000', { token: dev.tokens.admin }), 200);
+        const jobRecords = audit.items.filter((r: { method: string }) => r.method === 'JOB').length;
+        assert.equal(total(byOrg, 'runs'), jobRecords);
+        assert.equal(
+          (await api.call('GET', '/api/v1/usage/jobs?groupBy=key', { token: dev.tokens.user })).statusCode,
+          400,
+        );
+      });
+
       it('keeps results for the retention period, then the sweep deletes them and the API answers 410', async () => {
         const job = expectStatus(
           await submitJob(dev.tokens.user, { versionId: jobVersion, providerId: acme.providerId }),

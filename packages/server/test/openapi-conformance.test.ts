@@ -708,6 +708,8 @@ describe('the OpenAPI document tells the truth about every route', () => {
     });
     await expect(403, 'GET', `/api/v1/jobs/${second.id}/logs`, { token: dev.tokens.user });
     await expect(200, 'POST', `/api/v1/jobs/${second.id}/cancel`, { token: dev.tokens.user });
+    await expect(200, 'GET', '/api/v1/usage/jobs?groupBy=version', { token: dev.tokens.user });
+    await expect(400, 'GET', '/api/v1/usage/jobs?groupBy=key', { token: dev.tokens.user });
   });
 
   it('the audit log: verification (platform admins) and the anchor key (anyone)', async () => {

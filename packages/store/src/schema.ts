@@ -37,6 +37,7 @@ export interface Database {
   events: EventsTable;
   jobs: JobsTable;
   job_results: JobResultsTable;
+  job_usage_hourly: JobUsageHourlyTable;
 }
 
 export interface AppsTable {
@@ -383,8 +384,28 @@ export interface JobsTable {
   /** When its results are swept (set when it ends). */
   expires_at: number | null;
   updated_at: number;
+  /** CPU time the agent measured (ms); null when it measured none (migration 008). */
+  cpu_ms: number | null;
 }
 export type JobRow = Selectable<JobsTable>;
+
+/** Ended jobs summed per hour, consumer organisation, provider, version and final state (migration 008). */
+export interface JobUsageHourlyTable {
+  hour: number;
+  org_id: string;
+  provider_id: string;
+  app_id: string;
+  version_id: string;
+  state: string;
+  runs: number;
+  wall_ms: number;
+  /** CPU time of the runs that measured it; `cpu_runs` says how many did. */
+  cpu_ms: number;
+  cpu_runs: number;
+  result_files: number;
+  result_bytes: number;
+  args_bytes: number;
+}
 
 export interface JobResultsTable {
   job_id: string;

@@ -82,6 +82,7 @@ export class JobQueue {
       state,
       reason: reason.slice(0, 2000),
       exitCode: outcome.exitCode,
+      ...(outcome.cpuTimeMs !== undefined ? { cpuTimeMs: outcome.cpuTimeMs } : {}),
       ...(this.options.shareLogs ? { logs: outcome.output.slice(-200).map((l) => l.slice(0, 2100)) } : {}),
     });
   }

@@ -75,6 +75,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
       exitCode: row.exit_code === null ? null : Number(row.exit_code),
       logsShared: row.logs !== null,
       wallTimeMs: Number(row.wall_time_ms),
+      cpuTimeMs: row.cpu_ms === null ? null : Number(row.cpu_ms),
       createdAt: iso(Number(row.created_at)),
       startedAt: row.started_at === null ? null : iso(Number(row.started_at)),
       finishedAt: row.finished_at === null ? null : iso(Number(row.finished_at)),
@@ -119,14 +120,25 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
     }
   }
 
-  /** One audit record per ended job, in the same hash chain as calls (method JOB, the job id as request). */
-  async function audit(row: JobRow): Promise<void> {
-    const version = await store.apps.getVersion(row.version_id);
-    const application = await store.apps.get(row.app_id);
-    const sizes = await store.jobs.results(row.id);
-    const status = { succeeded: 200, failed: 500, refused: 413, cancelled: 499, queued: 202, running: 202 }[row.state];
-    await store.transaction((tx) =>
-      tx.audit.append([
+  /**
+   * End a job that has not ended, and in the same transaction write its audit record (the
+   * hash chain of calls: method JOB, the job id as request) and its metering
+   * (`job_usage_hourly`): an ended job is counted exactly once. Undefined when it had ended.
+   */
+  async function finish(id: string, input: Parameters<typeof store.jobs.finish>[1]): Promise<JobRow | undefined> {
+    return store.transaction(async (tx) => {
+      if (!(await tx.jobs.finish(id, input))) return undefined;
+      const row = await tx.jobs.get(id);
+      if (!row) return undefined;
+      const version = await tx.apps.getVersion(row.version_id);
+      const application = await tx.apps.get(row.app_id);
+      const sizes = await tx.jobs.results(row.id);
+      const status = { succeeded: 200, failed: 500, refused: 413, cancelled: 499, queued: 202, running: 202 }[
+        row.state
+      ];
+      const bytesOut = sizes.reduce((n, r) => n + Number(r.size), 0);
+      await tx.jobUsage.add(row, { files: sizes.length, bytes: bytesOut });
+      await tx.audit.append([
         {
           ts: Number(row.finished_at ?? row.updated_at),
           requestId: row.id,
@@ -142,11 +154,12 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
           status,
           errorCode: row.state === 'succeeded' ? '' : `JOB_${row.state.toUpperCase()}`,
           bytesIn: Buffer.byteLength(row.args),
-          bytesOut: sizes.reduce((n, r) => n + Number(r.size), 0),
+          bytesOut,
           durationMs: Math.max(0, Number(row.finished_at ?? row.updated_at) - Number(row.started_at ?? row.created_at)),
         },
-      ]),
-    );
+      ]);
+      return row;
+    });
   }
 
   app.post(
@@ -288,12 +301,10 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
           'cancelling a job needs the developer or user role of its organisation',
         );
       const who = canSeeOrg(principal, row.org_id) ? 'the submitter' : `the provider ${provider.name}`;
-      const done = await store.jobs.finish(row.id, { state: 'cancelled', reason: `cancelled by ${who}`, retentionMs });
-      if (!done)
+      const after = await finish(row.id, { state: 'cancelled', reason: `cancelled by ${who}`, retentionMs });
+      if (!after)
         throw new InsituError('INSITU_CONFLICT', `the job is ${(await store.jobs.get(row.id))?.state ?? 'gone'}`);
-      const after = (await store.jobs.get(row.id)) ?? row;
       await ended(after, `cancelled by ${who}`);
-      await audit(after);
       reconciler.changed(row.provider_id);
       return present(after, principal);
     },
@@ -482,7 +493,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
       const agent = agentOf(request);
       const row = await heldBy(agent.agentId, agent.providerId, request.params.id);
       const report = request.body;
-      const done = await store.jobs.finish(row.id, {
+      const after = await finish(row.id, {
         state: report.state,
         reason: report.reason,
         retentionMs,
@@ -490,12 +501,9 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
         agentId: agent.agentId,
         exitCode: report.exitCode ?? null,
         logs: report.logs ?? null,
+        ...(report.cpuTimeMs !== undefined ? { cpuMs: report.cpuTimeMs } : {}),
       });
-      if (done) {
-        const after = (await store.jobs.get(row.id)) ?? row;
-        await ended(after, `${report.state}: ${report.reason}`);
-        await audit(after);
-      }
+      if (after) await ended(after, `${report.state}: ${report.reason}`);
       reconciler.changed(row.provider_id);
       return reply.status(204).send();
     },
