@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import {
   InsituError,
   manifestKinds,
+  stricterJobPolicy,
   stricterPolicy,
   toInsituError,
   type AgentDatasetPolicy,
@@ -40,7 +41,7 @@ import {
 import type { OutputLog } from './apps/output-log.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { DataApiServer } from './data-api/data-api-server.js';
-import { PrivacyBudget } from './data-api/privacy-budget.js';
+import { PrivacyBudget, type BudgetLedger } from './data-api/privacy-budget.js';
 import type { DataSource } from './sources/data-source.js';
 import { DatasetRegistry } from './sources/dataset-registry.js';
 import { openSource } from './sources/open-source.js';
@@ -328,6 +329,14 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   }
 
   /**
+   * Charge noised answers to the platform's provider-wide privacy budget as well as this
+   * agent's own (see the README's design notes); without it the budget is this agent's alone.
+   */
+  setBudgetLedger(ledger: BudgetLedger | undefined): void {
+    this.budget.setLedger(ledger);
+  }
+
+  /**
    * Run a job once: its approved bundle in the sandbox, with the manifest's CPU and memory
    * limits, the given wall-time budget and an output directory; its data API serves the
    * job's approved datasets under the job's id, like a deployment's. `signal` cancels it
@@ -393,7 +402,8 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
         // The job (another uid) must traverse its own directory to reach the output and the socket.
         await chmod(jobDir, 0o711);
       }
-      const policy = this.options.config.jobs.results;
+      // The approval's result limits can only tighten the config's.
+      const { results: policy } = stricterJobPolicy(this.options.config.jobs, job.policy);
       cgroups = await this.cgroups.create(`${this.cgroupPrefix}${job.id}`, {
         memoryBytes: manifest.limits.memoryMb * 1024 * 1024,
         processes: manifest.limits.processes,

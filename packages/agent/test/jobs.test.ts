@@ -126,6 +126,25 @@ describe('jobs at the agent: run once in the sandbox, results checked against th
     assert.equal(outcome.files, undefined);
   });
 
+  it("applies the approval's tighter result policy: it can narrow the config's, never widen it", async () => {
+    const narrowed = await agent.runJob(
+      { ...job({ mode: 'sum' }), policy: { shareLogs: false, results: { extensions: ['csv'] } } },
+      new AbortController().signal,
+    );
+    assert.equal(narrowed.state, 'refused', narrowed.reason);
+    assert.match(narrowed.reason, /extension "json" is not allowed/);
+    assert.equal(narrowed.files, undefined);
+    const widened = await agent.runJob(
+      {
+        ...job({ mode: 'binary' }),
+        policy: { shareLogs: true, results: { extensions: ['bin'], maxFileBytes: 1 << 20 } },
+      },
+      new AbortController().signal,
+    );
+    assert.equal(widened.state, 'refused', 'an approval cannot allow what the config does not');
+    assert.match(widened.reason, /extension "bin" is not allowed/);
+  });
+
   it('refuses a file type the provider does not allow, and a symbolic link', async () => {
     const binary = await agent.runJob(job({ mode: 'binary' }), new AbortController().signal);
     assert.equal(binary.state, 'refused');

@@ -2,6 +2,7 @@ import {
   AgentDesiredSchema as CoreAgentDesiredSchema,
   AgentJobReportSchema as CoreAgentJobReportSchema,
   AgentJobsSchema as CoreAgentJobsSchema,
+  JobOutputPolicySchema as CoreJobOutputPolicySchema,
   AppNameSchema,
   DatasetSchema,
   IdSchema,
@@ -307,6 +308,11 @@ export const ApprovalSchema = Type.Object({
   reason: Type.String(),
   createdAt: TimestampSchema,
   decidedAt: Type.Optional(TimestampSchema),
+  jobPolicy: Type.Optional(
+    Type.Object(CoreJobOutputPolicySchema.properties, {
+      description: "What the provider lets leave of this version's jobs (set when approving)",
+    }),
+  ),
 });
 export const ApprovalDetailSchema = Type.Object({
   ...ApprovalSchema.properties,
@@ -331,7 +337,19 @@ export const ApprovalListQuery = Type.Object(
   },
   Closed,
 );
-export const DecideBody = Type.Object({ reason: Type.Optional(Reason) }, Closed);
+export const DecideBody = Type.Object(
+  {
+    reason: Type.Optional(Reason),
+    jobPolicy: Type.Optional(
+      Type.Object(CoreJobOutputPolicySchema.properties, {
+        ...Closed,
+        description:
+          "What may leave of this version's jobs at your provider: the output lines (default: not) and tighter result limits than your agents' jobs.results; it can only tighten what the agent's config allows",
+      }),
+    ),
+  },
+  Closed,
+);
 export const RejectBody = Type.Object({ reason: Type.String({ minLength: 1, maxLength: 2000 }) }, Closed);
 
 export const DeploymentAgentSchema = Type.Object({

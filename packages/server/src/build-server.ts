@@ -39,6 +39,7 @@ import { registerAppRoutes } from './routes/apps.js';
 import { registerApprovalRoutes } from './routes/approvals.js';
 import { registerDeploymentRoutes } from './routes/deployments.js';
 import { jobsFor, registerJobRoutes } from './routes/jobs.js';
+import { registerPrivacyBudgetRoutes } from './routes/privacy-budget.js';
 import { ResultStore } from './jobs/result-store.js';
 import { registerKeyRoutes } from './routes/keys.js';
 import { registerRecordRoutes } from './routes/records.js';
@@ -388,6 +389,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   registerApprovalRoutes(app, ctx);
   registerDeploymentRoutes(app, ctx, reconciler);
   registerJobRoutes(app, ctx, reconciler);
+  registerPrivacyBudgetRoutes(app, ctx);
   registerServiceRoutes(app, ctx, gateway, baseUrl);
   registerKeyRoutes(app, ctx, gateway);
   registerRecordRoutes(app, ctx, recorder, anchoring);

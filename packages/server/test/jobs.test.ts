@@ -16,6 +16,9 @@ const manifest = (version: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+/** The provider lets this version's output lines out and takes only JSON and CSV results. */
+const JOB_POLICY = { jobPolicy: { shareLogs: true, results: { extensions: ['json', 'csv'] } } };
+
 for (const target of databaseTargets())
   for (const storage of ['database', 'directory'] as const) {
     describe(`jobs on ${target.dialect}, results in the ${storage}`, () => {
@@ -29,14 +32,14 @@ for (const target of databaseTargets())
       let serviceVersion = '';
       let secondAgent = '';
 
-      const approveAll = async () => {
+      const approveAll = async (body: Record<string, unknown> = JOB_POLICY) => {
         const pending = expectStatus(
           await api.call('GET', '/api/v1/approvals?state=pending', { token: acme.tokens.provider }),
           200,
         );
         for (const item of pending.items)
           expectStatus(
-            await api.call('POST', `/api/v1/approvals/${item.id}/approve`, { token: acme.tokens.provider, body: {} }),
+            await api.call('POST', `/api/v1/approvals/${item.id}/approve`, { token: acme.tokens.provider, body }),
             200,
           );
       };
@@ -158,6 +161,14 @@ for (const target of databaseTargets())
           expectStatus(await api.call('GET', `/api/v1/jobs/${job.id}`, { token: dev.tokens.developer }), 200).state,
           'running',
         );
+        assert.deepEqual(
+          seen.jobs[0].policy,
+          JOB_POLICY.jobPolicy,
+          "the agent hears what the version's approval lets out",
+        );
+        const bin = await upload(acme.tokens.agent, job.id, 'dump.bin', Buffer.from('raw'));
+        assert.equal(bin.statusCode, 413, "the platform checks the approval's result types again");
+        assert.equal(JSON.parse(bin.body).error.code, 'INSITU_JOB_RESULT_REFUSED');
         assert.equal((await upload(secondAgent, job.id, 'totals.json', Buffer.from('{}'))).statusCode, 409);
         assert.equal((await upload(acme.tokens.agent, job.id, '..%2Fescape', Buffer.from('x'))).statusCode, 400);
         assert.equal((await upload(acme.tokens.agent, job.id, 'big.json', Buffer.alloc(2048))).statusCode, 413);
@@ -283,11 +294,23 @@ for (const target of databaseTargets())
         );
       });
 
-      it('refuses the logs when the provider did not let them out', async () => {
+      it("refuses the logs when the version's approval did not let them out, whatever the agent sends", async () => {
+        const quiet = await submitVersion(manifest('1.2.0'));
+        await approveAll({});
+        const approval = expectStatus(
+          await api.call('GET', '/api/v1/approvals?state=approved', { token: acme.tokens.provider }),
+          200,
+        ).items.find((a: { versionId: string }) => a.versionId === quiet);
+        assert.equal(approval.jobPolicy, undefined, 'approved without a job policy');
         const job = expectStatus(
-          await submitJob(dev.tokens.admin, { versionId: jobVersion, providerId: acme.providerId }),
+          await submitJob(dev.tokens.admin, { versionId: quiet, providerId: acme.providerId }),
           201,
-        ).id;
+        ).id as string;
+        const listed = expectStatus(
+          await api.call('GET', '/api/v1/agents/self/jobs', { token: acme.tokens.agent }),
+          200,
+        ).jobs.find((j: { id: string }) => j.id === job);
+        assert.equal(listed.policy, undefined, 'the agent hears of no sharing');
         expectStatus(
           await api.call('POST', `/api/v1/agents/self/jobs/${job}/claim`, { token: acme.tokens.agent }),
           204,
@@ -295,7 +318,7 @@ for (const target of databaseTargets())
         expectStatus(
           await api.call('PUT', `/api/v1/agents/self/jobs/${job}/report`, {
             token: acme.tokens.agent,
-            body: { state: 'refused', reason: 'result out.bin: extension bin is not allowed' },
+            body: { state: 'refused', reason: 'result out.bin: extension bin is not allowed', logs: ['secret row 1'] },
           }),
           204,
         );

@@ -45,6 +45,8 @@ export type { ServiceLimits } from './repositories/service-repository.js';
 export { UsageRepository, HOUR_MS, DAY_MS } from './repositories/usage-repository.js';
 export { JobUsageRepository } from './repositories/job-usage-repository.js';
 export type { JobUsageTotal } from './repositories/job-usage-repository.js';
+export { PrivacyBudgetRepository } from './repositories/privacy-budget-repository.js';
+export type { BudgetCharge } from './repositories/privacy-budget-repository.js';
 export { LATENCY_BUCKETS, latencyBucket, latencyBucketBound, latencyQuantile } from './latency-histogram.js';
 export type { UsageDelta, UsageTotal } from './repositories/usage-repository.js';
 export { AuditRepository, GENESIS_HASH, auditHash } from './repositories/audit-repository.js';

@@ -38,6 +38,7 @@ export interface Database {
   jobs: JobsTable;
   job_results: JobResultsTable;
   job_usage_hourly: JobUsageHourlyTable;
+  privacy_budget: PrivacyBudgetTable;
 }
 
 export interface AppsTable {
@@ -96,6 +97,8 @@ export interface ApprovalsTable {
   decided_by: string | null;
   decided_at: number | null;
   created_at: number;
+  /** JSON: what leaves of this version's jobs at this provider (core's JobOutputPolicySchema); migration 009. */
+  job_policy: string | null;
 }
 
 /** active: desired; draining: replaced by a newer deployment, kept until that one runs; removed: not desired. */
@@ -418,3 +421,12 @@ export interface JobResultsTable {
   created_at: number;
 }
 export type JobResultRow = Selectable<JobResultsTable>;
+
+/** Epsilon spent per provider, budget key and dataset, over all the provider's agents (migration 010). */
+export interface PrivacyBudgetTable {
+  provider_id: string;
+  budget_key: string;
+  dataset: string;
+  spent: number;
+  updated_at: number;
+}

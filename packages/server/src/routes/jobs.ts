@@ -1,4 +1,4 @@
-import { InsituError, manifestKinds, type AgentJob, type AppManifest } from '@insitu/core';
+import { InsituError, manifestKinds, type AgentJob, type AppManifest, type JobOutputPolicy } from '@insitu/core';
 import { AppRepository, type JobRow } from '@insitu/store';
 import { providersOf, requireAppRole, visibleApp } from '../apps/access.js';
 import type { DeploymentReconciler } from '../apps/reconciler.js';
@@ -32,6 +32,7 @@ export async function jobsFor(ctx: ServerContext, providerId: string, agentId: s
     const version = await ctx.store.apps.getVersion(row.version_id);
     const application = await ctx.store.apps.get(row.app_id);
     if (!version || !application) continue;
+    const policy = await jobPolicyOf(ctx, row);
     out.push({
       id: row.id,
       state: row.state === 'running' ? 'running' : 'queued',
@@ -42,9 +43,16 @@ export async function jobsFor(ctx: ServerContext, providerId: string, agentId: s
       args: JSON.parse(row.args) as unknown,
       datasets: AppRepository.datasetsOf(version).filter((d) => d.providerId === providerId),
       wallTimeMs: Number(row.wall_time_ms),
+      ...(policy ? { policy } : {}),
     });
   }
   return out;
+}
+
+/** What the provider let leave of this job's version when it approved it (undefined: nothing beyond the agent's config, no output lines). */
+async function jobPolicyOf(ctx: ServerContext, row: JobRow): Promise<JobOutputPolicy | undefined> {
+  const approval = (await ctx.store.apps.approvalsOf(row.version_id)).find((a) => a.provider_id === row.provider_id);
+  return approval?.job_policy ? (JSON.parse(approval.job_policy) as JobOutputPolicy) : undefined;
 }
 
 /**
@@ -316,7 +324,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
       schema: {
         tags: ['jobs'],
         summary:
-          "The job's own output lines, when the provider's agent let them out (its jobs.shareLogs); the submitter and the provider's members",
+          "The job's own output lines, when the provider let them out (the approval's jobPolicy.shareLogs and its agent's jobs.shareLogs); the submitter and the provider's members",
         params: IdParams,
         response: { 200: JobLogsSchema },
       },
@@ -471,6 +479,26 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
             'INSITU_JOB_RESULT_REFUSED',
             `a job may leave at most ${config.jobs.maxResultFiles} result files`,
           );
+        // The approval's limits, checked again here: the platform trusts no agent to have applied them.
+        const tight = (await jobPolicyOf(ctx, row))?.results;
+        if (tight) {
+          const name = request.params.name;
+          const dot = name.lastIndexOf('.');
+          const extension = dot > 0 ? name.slice(dot + 1).toLowerCase() : '';
+          const others = existing.filter((r) => r.name !== name);
+          const breach =
+            tight.extensions && !tight.extensions.includes(extension)
+              ? `extension "${extension}" is not allowed for this version (allowed: ${tight.extensions.join(', ') || 'none'})`
+              : tight.maxFileBytes !== undefined && data.length > tight.maxFileBytes
+                ? `${data.length} bytes; the approval allows ${tight.maxFileBytes} per file`
+                : tight.maxFiles !== undefined && others.length + 1 > tight.maxFiles
+                  ? `more than the ${tight.maxFiles} result files the approval allows`
+                  : tight.maxTotalBytes !== undefined &&
+                      others.reduce((n, r) => n + Number(r.size), 0) + data.length > tight.maxTotalBytes
+                    ? `results over the ${tight.maxTotalBytes} bytes the approval allows in all`
+                    : undefined;
+          if (breach) throw new InsituError('INSITU_JOB_RESULT_REFUSED', `result ${name}: ${breach}`);
+        }
         await results.put(store, row.id, request.params.name, data);
         return reply.status(204).send();
       },
@@ -493,6 +521,8 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
       const agent = agentOf(request);
       const row = await heldBy(agent.agentId, agent.providerId, request.params.id);
       const report = request.body;
+      // Output lines leave only where the approval shares them, whatever an agent sends.
+      const shareLogs = (await jobPolicyOf(ctx, row))?.shareLogs === true;
       const after = await finish(row.id, {
         state: report.state,
         reason: report.reason,
@@ -500,7 +530,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
         from: ['running'],
         agentId: agent.agentId,
         exitCode: report.exitCode ?? null,
-        logs: report.logs ?? null,
+        logs: shareLogs ? (report.logs ?? null) : null,
         ...(report.cpuTimeMs !== undefined ? { cpuMs: report.cpuTimeMs } : {}),
       });
       if (after) await ended(after, `${report.state}: ${report.reason}`);
