@@ -108,12 +108,25 @@ describe('Python jobs at two agents of one provider', { timeout: 300_000 }, () =
     assert.equal(submitted.code, 0, submitted.stderr);
     versionId = (JSON.parse(submitted.stdout) as { id: string }).id;
     const approved = await cli(
-      ['app', 'approve', versionId, '--reason', 'totals per region', '--share-job-logs', '--json'],
+      [
+        'app',
+        'approve',
+        versionId,
+        '--reason',
+        'totals per region',
+        '--share-job-logs',
+        '--job-result-types',
+        'json',
+        '--job-max-result-bytes',
+        '65536',
+        '--json',
+      ],
       acme.token,
     );
     assert.equal(approved.code, 0, approved.stderr);
     assert.deepEqual((JSON.parse(approved.stdout) as Array<{ jobPolicy?: unknown }>)[0]?.jobPolicy, {
       shareLogs: true,
+      results: { extensions: ['json'], maxFileBytes: 65536 },
     });
   });
 
@@ -201,7 +214,7 @@ describe('Python jobs at two agents of one provider', { timeout: 300_000 }, () =
   });
 
   it('meters the runs: outcome, CPU time measured by the agents, result bytes', async () => {
-    const usage = await cli(['usage', '--jobs', '--by', 'version', '--json'], dev.token);
+    const usage = await cli(['usage', '--jobs', '--version-id', versionId, '--by', 'version', '--json'], dev.token);
     assert.equal(usage.code, 0, usage.stderr);
     const rows = (
       JSON.parse(usage.stdout) as Array<{

@@ -595,7 +595,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
         '--jobs',
         'jobs your organisations submitted or ran at their providers: runs, outcomes, CPU and wall time',
       )
-      .option('--version <versionId>', 'with --jobs: of this application version')
+      .option('--version-id <versionId>', 'with --jobs: of this application version (ver_…)')
       .addOption(
         new Option(
           '--by <what>',
@@ -610,7 +610,7 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
         service?: string;
         key?: string;
         jobs?: boolean;
-        version?: string;
+        versionId?: string;
         by?: 'key' | 'service' | 'org' | 'provider' | 'version';
         hourly?: boolean;
         since?: string;
@@ -621,13 +621,16 @@ export async function main(argv: readonly string[], partialIo: Partial<CliIo> = 
         if (options.service || options.key || options.by === 'key' || options.by === 'service')
           throw new InsituError(
             'INSITU_USAGE',
-            '--jobs counts jobs: use --by org|provider|version and --version, not --service or --key',
+            '--jobs counts jobs: use --by org|provider|version and --version-id, not --service or --key',
           );
-        await records.runJobUsage({ ...options, by: options.by }, io);
+        await records.runJobUsage(
+          { ...options, by: options.by, ...(options.versionId ? { version: options.versionId } : {}) },
+          io,
+        );
         return;
       }
-      if (options.version || options.by === 'org' || options.by === 'provider' || options.by === 'version')
-        throw new InsituError('INSITU_USAGE', '--version and --by org|provider|version go with --jobs');
+      if (options.versionId || options.by === 'org' || options.by === 'provider' || options.by === 'version')
+        throw new InsituError('INSITU_USAGE', '--version-id and --by org|provider|version go with --jobs');
       await records.runUsage({ ...options, by: options.by }, io);
     },
   );

@@ -52,7 +52,7 @@ export async function runUsage(
   );
 }
 
-/** `insitu usage --jobs [--version V] [--by org|provider|version] [--hourly] [--since ISO]`: metered jobs per period. */
+/** `insitu usage --jobs [--version-id V] [--by org|provider|version] [--hourly] [--since ISO]`: metered jobs per period. */
 export async function runJobUsage(
   options: RemoteOptions &
     Json & { version?: string; by?: 'org' | 'provider' | 'version'; hourly?: boolean; since?: string },
