@@ -111,7 +111,10 @@ describe('compute jobs, end to end', () => {
     const submitted = await cli(['app', 'submit', join(dir, 'job'), '--org', dev.orgId, '--json'], dev.token);
     assert.equal(submitted.code, 0, submitted.stderr);
     versionId = (JSON.parse(submitted.stdout) as { id: string }).id;
-    const approved = await cli(['app', 'approve', versionId, '--reason', 'sums per region'], acme.token);
+    const approved = await cli(
+      ['app', 'approve', versionId, '--reason', 'sums per region', '--share-job-logs'],
+      acme.token,
+    );
     assert.equal(approved.code, 0, approved.stderr);
   });
 

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import {
   InsituError,
   manifestKinds,
+  stricterJobPolicy,
   stricterPolicy,
   toInsituError,
   type AgentDatasetPolicy,
@@ -40,7 +41,7 @@ import {
 import type { OutputLog } from './apps/output-log.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { DataApiServer } from './data-api/data-api-server.js';
-import { PrivacyBudget } from './data-api/privacy-budget.js';
+import { PrivacyBudget, type BudgetLedger } from './data-api/privacy-budget.js';
 import type { DataSource } from './sources/data-source.js';
 import { DatasetRegistry } from './sources/dataset-registry.js';
 import { openSource } from './sources/open-source.js';
@@ -96,6 +97,8 @@ export interface JobOutcome {
   output: string[];
   /** Result files the provider's policy let out (only when it succeeded). */
   files?: JobResultFile[];
+  /** CPU time its processes used (ms), from its cgroup; absent where no CPU accounting group exists. */
+  cpuTimeMs?: number;
 }
 
 /** How to build an {@link Agent}. */
@@ -327,6 +330,14 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   }
 
   /**
+   * Charge noised answers to the platform's provider-wide privacy budget as well as this
+   * agent's own (see the README's design notes); without it the budget is this agent's alone.
+   */
+  setBudgetLedger(ledger: BudgetLedger | undefined): void {
+    this.budget.setLedger(ledger);
+  }
+
+  /**
    * Run a job once: its approved bundle in the sandbox, with the manifest's CPU and memory
    * limits, the given wall-time budget and an output directory; its data API serves the
    * job's approved datasets under the job's id, like a deployment's. `signal` cancels it
@@ -337,6 +348,17 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     job: AgentJob,
     signal: AbortSignal,
     hooks: { onStart?: (pid: number | undefined) => void } = {},
+  ): Promise<JobOutcome> {
+    const meter: { cpuTimeMs?: number } = {};
+    const outcome = await this.runJobOnce(job, signal, hooks, meter);
+    return meter.cpuTimeMs === undefined ? outcome : { ...outcome, cpuTimeMs: meter.cpuTimeMs };
+  }
+
+  private async runJobOnce(
+    job: AgentJob,
+    signal: AbortSignal,
+    hooks: { onStart?: (pid: number | undefined) => void },
+    meter: { cpuTimeMs?: number },
   ): Promise<JobOutcome> {
     const log = this.options.logger.child({ job: job.id, app: job.app, version: job.version });
     const desired: DesiredDeployment = { ...job, replicas: 0 };
@@ -381,7 +403,8 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
         // The job (another uid) must traverse its own directory to reach the output and the socket.
         await chmod(jobDir, 0o711);
       }
-      const policy = this.options.config.jobs.results;
+      // The approval's result limits can only tighten the config's.
+      const { results: policy } = stricterJobPolicy(this.options.config.jobs, job.policy);
       cgroups = await this.cgroups.create(`${this.cgroupPrefix}${job.id}`, {
         memoryBytes: manifest.limits.memoryMb * 1024 * 1024,
         processes: manifest.limits.processes,
@@ -422,6 +445,8 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
       } finally {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
+        const cpu = await cgroups.cpuTimeMs().catch(() => undefined);
+        if (cpu !== undefined) meter.cpuTimeMs = cpu;
       }
       if (why === 'cancelled')
         return { state: 'cancelled', reason: 'cancelled; the job was killed', exitCode: null, output };

@@ -87,6 +87,10 @@ export class ProviderAgent {
       noSandbox: options.noSandbox === true,
       ...(options.env ? { env: options.env } : {}),
     });
+    // Noised answers are paid from the provider's budget at the platform, summed over its agents.
+    agent.setBudgetLedger((caller, dataset, epsilon, budget) =>
+      client.chargePrivacyBudget(caller, dataset, epsilon, budget),
+    );
     const sync = new MetadataSync({
       registry: agent.registry,
       client,

@@ -55,6 +55,9 @@ describe('cgroups: v2 delegated subtree, v1 fallback', () => {
     assert.equal(await instance.oomKilled(), false);
     writeFileSync(join(dirOf, 'memory.events'), 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n');
     assert.equal(await instance.oomKilled(), true);
+    assert.equal(await instance.cpuTimeMs(), undefined, 'no cpu.stat yet');
+    writeFileSync(join(dirOf, 'cpu.stat'), 'usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\n');
+    assert.equal(await instance.cpuTimeMs(), 1235, 'jobs are metered with usage_usec');
   });
 
   it('v2 without the controllers (a hybrid host like this one) falls back to v1; without writable v1 there is none', async () => {
@@ -63,14 +66,17 @@ describe('cgroups: v2 delegated subtree, v1 fallback', () => {
       'unified/cgroup.controllers': '',
       'memory/agents/cgroup.procs': '',
       'pids/agents/cgroup.procs': '',
+      'cpuacct/agents/cgroup.procs': '',
     });
-    const self = '9:memory:/agents\n8:pids:/agents\n0::/\n';
+    const self = '9:memory:/agents\n8:pids:/agents\n2:cpuacct:/agents\n0::/\n';
     const cgroups = await Cgroups.detect(true, { root, self });
     assert.equal(cgroups.version, 'v1');
     const instance = await cgroups.create('insitu-abc-dep-i1', { memoryBytes: 1024, processes: 7 });
     assert.equal(readFileSync(join(root, 'memory/agents/insitu-abc-dep-i1/memory.limit_in_bytes'), 'utf8'), '1024');
     assert.equal(readFileSync(join(root, 'pids/agents/insitu-abc-dep-i1/pids.max'), 'utf8'), '7');
-    assert.equal(instance.procsFiles.length, 2);
+    assert.equal(instance.procsFiles.length, 3, 'memory, pids and cpuacct (accounting only)');
+    writeFileSync(join(root, 'cpuacct/agents/insitu-abc-dep-i1/cpuacct.usage'), '2500000000\n');
+    assert.equal(await instance.cpuTimeMs(), 2500);
     assert.equal(
       existsSync(join(root, 'unified/insitu-agent')),
       false,

@@ -405,6 +405,6 @@ describe('output policies, enforced by the data API on SQLite, CSV and MariaDB',
     const reread = new PrivacyBudget(budgetFile);
     assert.equal(reread.spentBy('dep-a', 'noisy_sales'), 2);
     assert.equal(reread.spentBy('dep-b', 'noisy_sales'), 0.5);
-    assert.throws(() => reread.charge('dep-a', 'noisy_sales', 0.5, 2), /budget/);
+    await assert.rejects(reread.charge('dep-a', 'noisy_sales', 0.5, 2), /budget/);
   });
 });

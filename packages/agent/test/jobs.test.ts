@@ -112,6 +112,11 @@ describe('jobs at the agent: run once in the sandbox, results checked against th
       [['totals.json', { count: 20, qty: rows.reduce((n, r) => n + r.qty, 0) }]],
     );
     assert.ok(outcome.output.includes('summed 20 rows'));
+    if (process.getuid?.() === 0)
+      assert.ok(
+        (outcome.cpuTimeMs ?? 0) > 0,
+        `the CPU time of the job's processes is measured in its cgroup (got ${String(outcome.cpuTimeMs)})`,
+      );
   });
 
   it('refuses a result over the per-file cap: the write fails in the sandbox and nothing leaves', async () => {
@@ -119,6 +124,25 @@ describe('jobs at the agent: run once in the sandbox, results checked against th
     assert.equal(outcome.state, 'refused', `${outcome.reason}: ${outcome.output.join('\n')}`);
     assert.match(outcome.reason, /big.csv: 1025 bytes; the provider allows 1024 per file/);
     assert.equal(outcome.files, undefined);
+  });
+
+  it("applies the approval's tighter result policy: it can narrow the config's, never widen it", async () => {
+    const narrowed = await agent.runJob(
+      { ...job({ mode: 'sum' }), policy: { shareLogs: false, results: { extensions: ['csv'] } } },
+      new AbortController().signal,
+    );
+    assert.equal(narrowed.state, 'refused', narrowed.reason);
+    assert.match(narrowed.reason, /extension "json" is not allowed/);
+    assert.equal(narrowed.files, undefined);
+    const widened = await agent.runJob(
+      {
+        ...job({ mode: 'binary' }),
+        policy: { shareLogs: true, results: { extensions: ['bin'], maxFileBytes: 1 << 20 } },
+      },
+      new AbortController().signal,
+    );
+    assert.equal(widened.state, 'refused', 'an approval cannot allow what the config does not');
+    assert.match(widened.reason, /extension "bin" is not allowed/);
   });
 
   it('refuses a file type the provider does not allow, and a symbolic link', async () => {

@@ -43,6 +43,61 @@ export const JobResultPolicySchema = Type.Object(
 export type JobResultPolicy = Static<typeof JobResultPolicySchema>;
 
 /**
+ * What the provider lets leave of one approved version's jobs, set on the approval (per
+ * version and provider). The agent's config stays the ceiling: this can only tighten it
+ * ({@link stricterJobPolicy}). Without one, nothing of a job's output lines leaves.
+ */
+export const JobOutputPolicySchema = Type.Object(
+  {
+    shareLogs: Type.Boolean({
+      default: false,
+      description:
+        "Let the job's last output lines reach the submitter (only if the agent's jobs.shareLogs allows it too)",
+    }),
+    // Written out without defaults: a limit the provider did not set must not appear as one.
+    results: Type.Optional(
+      Type.Object(
+        {
+          maxFiles: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+          maxFileBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 1024 * 1024 * 1024 })),
+          maxTotalBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 4 * 1024 * 1024 * 1024 })),
+          extensions: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9]{1,16}$' }), { maxItems: 64 })),
+        },
+        {
+          additionalProperties: false,
+          description: "Tighter result limits than the agent's jobs.results (a looser value changes nothing)",
+        },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type JobOutputPolicy = Static<typeof JobOutputPolicySchema>;
+
+/**
+ * The stricter of the agent's own result policy and sharing, and an approval's: the
+ * smaller of each limit, only extensions both allow, logs only when both share them.
+ */
+export function stricterJobPolicy(
+  config: { shareLogs: boolean; results: JobResultPolicy },
+  approval: JobOutputPolicy | undefined,
+): { shareLogs: boolean; results: JobResultPolicy } {
+  const tight = approval?.results ?? {};
+  const min = (a: number, b: number | undefined) => (b === undefined ? a : Math.min(a, b));
+  return {
+    shareLogs: config.shareLogs && approval?.shareLogs === true,
+    results: {
+      maxFiles: min(config.results.maxFiles, tight.maxFiles),
+      maxFileBytes: min(config.results.maxFileBytes, tight.maxFileBytes),
+      maxTotalBytes: min(config.results.maxTotalBytes, tight.maxTotalBytes),
+      extensions: tight.extensions
+        ? config.results.extensions.filter((e) => tight.extensions?.includes(e))
+        : [...config.results.extensions],
+    },
+  };
+}
+
+/**
  * A job as the platform sends it to a provider's agents (in `GET /api/v1/agents/self/jobs`
  * and the tunnel's `jobs` command): queued jobs any agent of the provider may claim, and
  * the running ones this agent claimed (a running job missing from the list was cancelled).
@@ -58,6 +113,7 @@ export const AgentJobSchema = Type.Object(
     args: Type.Unknown({ description: 'The JSON arguments the consumer gave (INSITU_JOB_ARGS)' }),
     datasets: Type.Array(ResolvedDatasetSchema, { maxItems: 100 }),
     wallTimeMs: Type.Integer({ minimum: 1000, maximum: 7 * 24 * 3600 * 1000 }),
+    policy: Type.Optional(JobOutputPolicySchema),
   },
   { additionalProperties: false },
 );
@@ -75,6 +131,13 @@ export const AgentJobReportSchema = Type.Object(
     reason: Type.String({ maxLength: 2000 }),
     exitCode: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
     logs: Type.Optional(Type.Array(Type.String({ maxLength: 2100 }), { maxItems: 200 })),
+    cpuTimeMs: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 2 ** 52,
+        description: "CPU time the job's processes used (ms), measured by the agent's cgroup; absent when not measured",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

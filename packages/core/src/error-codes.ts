@@ -241,7 +241,11 @@ export const ERROR_CODES = {
   },
   INSITU_DEPLOYMENT_NOT_FOUND: { status: 404, meaning: 'The deployment does not exist or the caller may not see it.' },
   INSITU_JOB_NOT_FOUND: { status: 404, meaning: 'The job does not exist or the caller may not see it.' },
-  INSITU_JOB_RESULT_NOT_FOUND: { status: 404, meaning: 'The job has no result file of that name (or it expired).' },
+  INSITU_JOB_RESULT_NOT_FOUND: { status: 404, meaning: 'The job has no result file of that name.' },
+  INSITU_JOB_RESULT_EXPIRED: {
+    status: 410,
+    meaning: "The job's results were deleted when its retention period (jobs.retentionHours) ended.",
+  },
   INSITU_JOB_QUOTA_EXCEEDED: {
     status: 429,
     meaning:

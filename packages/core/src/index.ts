@@ -58,9 +58,11 @@ export {
   JOB_STATES,
   JOB_FINAL_STATES,
   JobResultPolicySchema,
+  JobOutputPolicySchema,
   RESULT_NAME_PATTERN,
+  stricterJobPolicy,
 } from './agent-job.js';
-export type { AgentJob, AgentJobReport, JobState, JobResultPolicy } from './agent-job.js';
+export type { AgentJob, AgentJobReport, JobState, JobResultPolicy, JobOutputPolicy } from './agent-job.js';
 export type { WaitForOptions } from './wait-for.js';
 export {
   IdSchema,

@@ -2,6 +2,7 @@ import {
   AgentDesiredSchema as CoreAgentDesiredSchema,
   AgentJobReportSchema as CoreAgentJobReportSchema,
   AgentJobsSchema as CoreAgentJobsSchema,
+  JobOutputPolicySchema as CoreJobOutputPolicySchema,
   AppNameSchema,
   DatasetSchema,
   IdSchema,
@@ -307,6 +308,11 @@ export const ApprovalSchema = Type.Object({
   reason: Type.String(),
   createdAt: TimestampSchema,
   decidedAt: Type.Optional(TimestampSchema),
+  jobPolicy: Type.Optional(
+    Type.Object(CoreJobOutputPolicySchema.properties, {
+      description: "What the provider lets leave of this version's jobs (set when approving)",
+    }),
+  ),
 });
 export const ApprovalDetailSchema = Type.Object({
   ...ApprovalSchema.properties,
@@ -331,7 +337,19 @@ export const ApprovalListQuery = Type.Object(
   },
   Closed,
 );
-export const DecideBody = Type.Object({ reason: Type.Optional(Reason) }, Closed);
+export const DecideBody = Type.Object(
+  {
+    reason: Type.Optional(Reason),
+    jobPolicy: Type.Optional(
+      Type.Object(CoreJobOutputPolicySchema.properties, {
+        ...Closed,
+        description:
+          "What may leave of this version's jobs at your provider: the output lines (default: not) and tighter result limits than your agents' jobs.results; it can only tighten what the agent's config allows",
+      }),
+    ),
+  },
+  Closed,
+);
 export const RejectBody = Type.Object({ reason: Type.String({ minLength: 1, maxLength: 2000 }) }, Closed);
 
 export const DeploymentAgentSchema = Type.Object({
@@ -507,6 +525,38 @@ export const UsageSchema = Type.Object({
   ),
 });
 
+export const JobUsageQuery = Type.Object(
+  {
+    granularity: Type.Optional(Type.Enum(['hour', 'day'] as const, { default: 'day' })),
+    from: Type.Optional(TimestampSchema),
+    to: Type.Optional(TimestampSchema),
+    version: Type.Optional(IdSchema),
+    groupBy: Type.Optional(Type.Enum(['org', 'provider', 'version'] as const)),
+  },
+  Closed,
+);
+export const JobUsageSchema = Type.Object({
+  items: Type.Array(
+    Type.Object({
+      period: TimestampSchema,
+      orgId: Type.Optional(IdSchema),
+      providerId: Type.Optional(IdSchema),
+      versionId: Type.Optional(IdSchema),
+      runs: Type.Integer({ description: 'Jobs that ended in the period' }),
+      succeeded: Type.Integer(),
+      failed: Type.Integer(),
+      refused: Type.Integer(),
+      cancelled: Type.Integer(),
+      wallTimeMs: Type.Integer({ description: 'Summed from start to end (0 for a job cancelled while queued)' }),
+      cpuTimeMs: Type.Integer({ description: 'Summed over the runs whose agent measured it (cpuMeasuredRuns)' }),
+      cpuMeasuredRuns: Type.Integer(),
+      resultFiles: Type.Integer(),
+      resultBytes: Type.Integer(),
+      argsBytes: Type.Integer(),
+    }),
+  ),
+});
+
 export const AuditRecordSchema = Type.Object({
   seq: Type.Integer(),
   id: IdSchema,
@@ -646,7 +696,10 @@ export const JobSchema = Type.Object({
   reason: Type.String({ description: 'The state in words' }),
   exitCode: Type.Union([Type.Integer(), Type.Null()]),
   logsShared: Type.Boolean({ description: "Whether the provider let the job's output lines out (GET …/logs)" }),
-  wallTimeMs: Type.Integer(),
+  wallTimeMs: Type.Integer({ description: 'The wall-time budget' }),
+  cpuTimeMs: Type.Union([Type.Integer(), Type.Null()], {
+    description: "CPU time the job's processes used, as the agent measured it; null while it runs or when unmeasured",
+  }),
   createdAt: TimestampSchema,
   startedAt: Type.Union([TimestampSchema, Type.Null()]),
   finishedAt: Type.Union([TimestampSchema, Type.Null()]),

@@ -40,6 +40,7 @@ import { registerAppRoutes } from './routes/apps.js';
 import { registerApprovalRoutes } from './routes/approvals.js';
 import { registerDeploymentRoutes } from './routes/deployments.js';
 import { jobsFor, registerJobRoutes } from './routes/jobs.js';
+import { registerPrivacyBudgetRoutes } from './routes/privacy-budget.js';
 import { ResultStore } from './jobs/result-store.js';
 import { registerKeyRoutes } from './routes/keys.js';
 import { registerRecordRoutes } from './routes/records.js';
@@ -90,6 +91,8 @@ export interface PlatformParts {
   lifecycle: { draining: boolean };
   /** Replace the dispatcher (the tunnel is attached after the server is built). */
   setDispatcher(dispatcher: ServiceDispatcher): void;
+  /** Delete the job results whose retention ended (run every minute); returns how many. */
+  sweepJobResults(): Promise<number>;
 }
 
 declare module 'fastify' {
@@ -342,6 +345,8 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     void pushDesired(app, ctx, providerId);
     signals.announce('deployments', providerId);
   });
+  // Results whose retention ended go, on every node (deleting twice is harmless).
+  const resultStore = new ResultStore(ctx.config.jobs.resultsDir);
   app.decorate('insitu', {
     reconciler,
     recorder,
@@ -352,11 +357,10 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
     setDispatcher(next: ServiceDispatcher) {
       dispatcher = next;
     },
+    sweepJobResults: () => resultStore.sweep(ctx.store),
   });
   reconciler.start();
   recorder.start();
-  // Results whose retention ended go, on every node (deleting twice is harmless).
-  const resultStore = new ResultStore(ctx.config.jobs.resultsDir);
   const sweepTimer = setInterval(() => {
     resultStore
       .sweep(ctx.store)
@@ -393,6 +397,7 @@ export async function buildServer(options: BuildServerOptions): Promise<App> {
   registerApprovalRoutes(app, ctx);
   registerDeploymentRoutes(app, ctx, reconciler);
   registerJobRoutes(app, ctx, reconciler);
+  registerPrivacyBudgetRoutes(app, ctx);
   registerServiceRoutes(app, ctx, gateway, baseUrl);
   registerKeyRoutes(app, ctx, gateway);
   registerRecordRoutes(app, ctx, recorder, anchoring);

@@ -1,4 +1,4 @@
-import { stricterPolicy, type Dataset } from '@insitu/core';
+import { stricterPolicy, type Dataset, type JobOutputPolicy } from '@insitu/core';
 import type {
   AgentRow,
   ApiKeyRow,
@@ -163,6 +163,7 @@ export function presentApproval(row: ApprovalRow, version: AppVersionRow, app: A
     reason: row.reason,
     createdAt: iso(Number(row.created_at)),
     ...(row.decided_at !== null ? { decidedAt: iso(Number(row.decided_at)) } : {}),
+    ...(row.job_policy !== null ? { jobPolicy: JSON.parse(row.job_policy) as JobOutputPolicy } : {}),
   };
 }
 

@@ -685,7 +685,10 @@ describe('the OpenAPI document tells the truth about every route', () => {
       token: dev.tokens.developer,
       body: { versionId: version.id, providerId: acme.providerId },
     });
-    await expect(200, 'POST', `/api/v1/approvals/${approval}/approve`, { token: acme.tokens.provider, body: {} });
+    await expect(200, 'POST', `/api/v1/approvals/${approval}/approve`, {
+      token: acme.tokens.provider,
+      body: { jobPolicy: { shareLogs: true, results: { maxFiles: 4 } } },
+    });
     const job = await expect(201, 'POST', '/api/v1/jobs', {
       token: dev.tokens.developer,
       body: { versionId: version.id, providerId: acme.providerId, args: { n: 1 } },
@@ -729,6 +732,11 @@ describe('the OpenAPI document tells the truth about every route', () => {
     });
     await expect(403, 'GET', `/api/v1/jobs/${second.id}/logs`, { token: dev.tokens.user });
     await expect(200, 'POST', `/api/v1/jobs/${second.id}/cancel`, { token: dev.tokens.user });
+    await expect(200, 'GET', '/api/v1/usage/jobs?groupBy=version', { token: dev.tokens.user });
+    const spend = { key: 'dep_walk', dataset: 'sales', epsilon: 1, budget: 1 };
+    await expect(204, 'POST', '/api/v1/agents/self/privacy-budget/charge', { token: acme.tokens.agent, body: spend });
+    await expect(403, 'POST', '/api/v1/agents/self/privacy-budget/charge', { token: acme.tokens.agent, body: spend });
+    await expect(400, 'GET', '/api/v1/usage/jobs?groupBy=key', { token: dev.tokens.user });
   });
 
   it('the audit log: verification (platform admins) and the anchor key (anyone)', async () => {

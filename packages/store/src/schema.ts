@@ -37,6 +37,8 @@ export interface Database {
   events: EventsTable;
   jobs: JobsTable;
   job_results: JobResultsTable;
+  job_usage_hourly: JobUsageHourlyTable;
+  privacy_budget: PrivacyBudgetTable;
 }
 
 export interface AppsTable {
@@ -95,6 +97,8 @@ export interface ApprovalsTable {
   decided_by: string | null;
   decided_at: number | null;
   created_at: number;
+  /** JSON: what leaves of this version's jobs at this provider (core's JobOutputPolicySchema); migration 009. */
+  job_policy: string | null;
 }
 
 /** active: desired; draining: replaced by a newer deployment, kept until that one runs; removed: not desired. */
@@ -383,8 +387,28 @@ export interface JobsTable {
   /** When its results are swept (set when it ends). */
   expires_at: number | null;
   updated_at: number;
+  /** CPU time the agent measured (ms); null when it measured none (migration 008). */
+  cpu_ms: number | null;
 }
 export type JobRow = Selectable<JobsTable>;
+
+/** Ended jobs summed per hour, consumer organisation, provider, version and final state (migration 008). */
+export interface JobUsageHourlyTable {
+  hour: number;
+  org_id: string;
+  provider_id: string;
+  app_id: string;
+  version_id: string;
+  state: string;
+  runs: number;
+  wall_ms: number;
+  /** CPU time of the runs that measured it; `cpu_runs` says how many did. */
+  cpu_ms: number;
+  cpu_runs: number;
+  result_files: number;
+  result_bytes: number;
+  args_bytes: number;
+}
 
 export interface JobResultsTable {
   job_id: string;
@@ -397,3 +421,12 @@ export interface JobResultsTable {
   created_at: number;
 }
 export type JobResultRow = Selectable<JobResultsTable>;
+
+/** Epsilon spent per provider, budget key and dataset, over all the provider's agents (migration 010). */
+export interface PrivacyBudgetTable {
+  provider_id: string;
+  budget_key: string;
+  dataset: string;
+  spent: number;
+  updated_at: number;
+}

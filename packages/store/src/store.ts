@@ -12,6 +12,8 @@ import { DatasetRepository } from './repositories/dataset-repository.js';
 import { DeploymentRepository } from './repositories/deployment-repository.js';
 import { EventRepository } from './repositories/event-repository.js';
 import { JobRepository } from './repositories/job-repository.js';
+import { JobUsageRepository } from './repositories/job-usage-repository.js';
+import { PrivacyBudgetRepository } from './repositories/privacy-budget-repository.js';
 import { OrgRepository } from './repositories/org-repository.js';
 import { ProviderRepository } from './repositories/provider-repository.js';
 import { ServiceRepository } from './repositories/service-repository.js';
@@ -62,6 +64,8 @@ export class Repositories {
   readonly audit: AuditRepository;
   readonly events: EventRepository;
   readonly jobs: JobRepository;
+  readonly jobUsage: JobUsageRepository;
+  readonly privacyBudget: PrivacyBudgetRepository;
 
   constructor(readonly ctx: RepositoryContext) {
     this.orgs = new OrgRepository(ctx);
@@ -77,6 +81,8 @@ export class Repositories {
     this.audit = new AuditRepository(ctx);
     this.events = new EventRepository(ctx);
     this.jobs = new JobRepository(ctx);
+    this.jobUsage = new JobUsageRepository(ctx);
+    this.privacyBudget = new PrivacyBudgetRepository(ctx);
   }
 
   get dialect(): Dialect {

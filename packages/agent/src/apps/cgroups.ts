@@ -10,6 +10,8 @@ export interface InstanceCgroups {
   boundsProcesses: boolean;
   /** True when the kernel's OOM killer killed a process of this instance. */
   oomKilled(): Promise<boolean>;
+  /** CPU time (user + system, ms) its processes used so far; undefined without a CPU accounting group. */
+  cpuTimeMs(): Promise<number | undefined>;
   /** SIGKILL every process still in the instance's cgroups (v2: `cgroup.kill`), and wait until they are empty. */
   kill(): Promise<void>;
   remove(): Promise<void>;
@@ -100,12 +102,13 @@ export interface CgroupLimits {
  *   processes" rule) and enables `+memory +pids` (and `+cpu` where available). Instances
  *   get `memory.max`, `memory.swap.max 0`, `pids.max` and `cpu.max`; they are killed
  *   with `cgroup.kill` (or pid by pid on kernels before 5.14).
- * - **cgroup v1**: the `memory` (memory+swap) and `pids` hierarchies.
+ * - **cgroup v1**: the `memory` (memory+swap) and `pids` hierarchies, and `cpuacct` (accounting
+ *   only: the CPU time jobs are metered with).
  */
 export class Cgroups {
   private constructor(
     readonly version: 'v2' | 'v1' | 'none',
-    private readonly bases: { memory?: string; pids?: string; unified?: string; cpu?: boolean },
+    private readonly bases: { memory?: string; pids?: string; cpuacct?: string; unified?: string; cpu?: boolean },
   ) {}
 
   static async detect(enabled: boolean, env: CgroupsEnvironment = {}): Promise<Cgroups> {
@@ -119,8 +122,8 @@ export class Cgroups {
       const unified = await Cgroups.enableV2(base, env.pid ?? process.pid);
       if (unified) return new Cgroups('v2', { unified: unified.base, cpu: unified.cpu });
     }
-    const found: { memory?: string; pids?: string } = {};
-    for (const controller of ['memory', 'pids'] as const) {
+    const found: { memory?: string; pids?: string; cpuacct?: string } = {};
+    for (const controller of ['memory', 'pids', 'cpuacct'] as const) {
       const path = paths.v1.get(controller);
       const dir = path === undefined ? undefined : join(root, controller, path);
       if (dir && (await writable(dir)) && (await writable(join(dir, 'cgroup.procs')))) found[controller] = dir;
@@ -170,6 +173,7 @@ export class Cgroups {
     const dirs: string[] = [];
     let oomFile: { path: string; pattern: RegExp } | undefined;
     let killFile: string | undefined;
+    let cpuFile: { path: string; read: (text: string) => number | undefined } | undefined;
     if (this.bases.unified) {
       const dir = join(this.bases.unified, name);
       await mkdir(dir, { recursive: true });
@@ -183,6 +187,14 @@ export class Cgroups {
         );
       oomFile = { path: join(dir, 'memory.events'), pattern: /^oom_kill [1-9]/m };
       if (existsSync(join(dir, 'cgroup.kill'))) killFile = join(dir, 'cgroup.kill');
+      // cpu.stat exists in every v2 group, with or without the cpu controller.
+      cpuFile = {
+        path: join(dir, 'cpu.stat'),
+        read: (text) => {
+          const usec = /^usage_usec (\d+)/m.exec(text)?.[1];
+          return usec === undefined ? undefined : Math.round(Number(usec) / 1000);
+        },
+      };
     }
     if (this.bases.memory) {
       const dir = join(this.bases.memory, name);
@@ -199,11 +211,26 @@ export class Cgroups {
       dirs.push(dir);
       await writeFile(join(dir, 'pids.max'), String(limits.processes));
     }
+    if (this.bases.cpuacct && !this.bases.unified) {
+      // Accounting only (no limit): the job's CPU time for metering; RLIMIT_CPU still bounds it.
+      const dir = join(this.bases.cpuacct, name);
+      await mkdir(dir, { recursive: true });
+      dirs.push(dir);
+      cpuFile = {
+        path: join(dir, 'cpuacct.usage'),
+        read: (text) => (/^\d+/.test(text.trim()) ? Math.round(Number(text.trim()) / 1e6) : undefined),
+      };
+    }
     return {
       procsFiles: dirs.map((dir) => join(dir, 'cgroup.procs')),
       boundsProcesses: this.pids,
       async oomKilled() {
         return oomFile ? oomFile.pattern.test(await readText(oomFile.path)) : false;
+      },
+      async cpuTimeMs() {
+        if (!cpuFile) return undefined;
+        const text = await readText(cpuFile.path);
+        return cpuFile.read(text);
       },
       async kill() {
         if (killFile) await writeFile(killFile, '1').catch(() => undefined);
@@ -222,7 +249,7 @@ export class Cgroups {
    */
   async sweep(prefix: string): Promise<number> {
     let swept = 0;
-    for (const base of [this.bases.unified, this.bases.memory, this.bases.pids]) {
+    for (const base of [this.bases.unified, this.bases.memory, this.bases.pids, this.bases.cpuacct]) {
       if (!base) continue;
       const names = await readdir(base).catch(() => [] as string[]);
       for (const name of names) {

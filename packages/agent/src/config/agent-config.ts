@@ -244,7 +244,8 @@ export const AgentConfigSchema = Type.Object(
         }),
         shareLogs: Type.Boolean({
           default: false,
-          description: "Send a job's own output lines (its last 200) to the platform for the submitter to read",
+          description:
+            "Allow a job's own output lines (its last 200) to go to the platform for the submitter to read; they go only for versions whose approval shares them too (jobPolicy.shareLogs)",
         }),
         results: Type.Object(JobResultPolicySchema.properties, {
           additionalProperties: false,

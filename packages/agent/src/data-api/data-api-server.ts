@@ -249,7 +249,7 @@ export class DataApiServer {
       if (!this.options.budget)
         throw new InsituError('INSITU_POLICY_NOISE_UNSUPPORTED', 'this data API keeps no privacy budget');
       // Paid before the query runs: an answer that fails halfway may already have leaked.
-      this.options.budget.charge(
+      await this.options.budget.charge(
         this.options.budgetKey ?? this.options.caller ?? 'local',
         name,
         plan.noise.epsilon,

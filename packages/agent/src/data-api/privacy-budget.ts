@@ -10,6 +10,12 @@ import { InsituError } from '@insitu/core';
  */
 export class PrivacyBudget {
   private readonly spent = new Map<string, number>();
+  /**
+   * The provider-wide budget at the platform (every agent of the provider charges there);
+   * unset without a platform (`insitu app dev`). A charge it refuses, or cannot make, is
+   * not answered: without the platform no noised answer leaves.
+   */
+  private ledger: BudgetLedger | undefined;
 
   constructor(private readonly file?: string) {
     if (!file) return;
@@ -38,17 +44,28 @@ export class PrivacyBudget {
    * Charge `epsilon` to `caller` on `dataset`, or throw `INSITU_POLICY_BUDGET_SPENT` when
    * the charge would go beyond `budget` (nothing is charged then).
    */
-  charge(caller: string, dataset: string, epsilon: number, budget: number): void {
+  async charge(caller: string, dataset: string, epsilon: number, budget: number): Promise<void> {
     const key = PrivacyBudget.key(caller, dataset);
-    const before = this.spent.get(key) ?? 0;
-    // A tiny tolerance, so that e.g. ten charges of 0.1 fit a budget of 1.
-    if (before + epsilon > budget + 1e-9)
-      throw new InsituError(
-        'INSITU_POLICY_BUDGET_SPENT',
-        `the privacy budget on dataset ${dataset} is spent (${round(before)} of ${budget}; a query costs ${epsilon})`,
-      );
-    this.spent.set(key, before + epsilon);
+    const check = () => {
+      const before = this.spent.get(key) ?? 0;
+      // A tiny tolerance, so that e.g. ten charges of 0.1 fit a budget of 1.
+      if (before + epsilon > budget + 1e-9)
+        throw new InsituError(
+          'INSITU_POLICY_BUDGET_SPENT',
+          `the privacy budget on dataset ${dataset} is spent (${round(before)} of ${budget}; a query costs ${epsilon})`,
+        );
+      return before;
+    };
+    check();
+    // The platform's sum over all agents of the provider decides; this agent's own count stays a floor.
+    if (this.ledger) await this.ledger(caller, dataset, epsilon, budget);
+    this.spent.set(key, check() + epsilon);
     this.save();
+  }
+
+  /** Charge the platform's provider-wide budget too (set once the agent has a platform). */
+  setLedger(ledger: BudgetLedger | undefined): void {
+    this.ledger = ledger;
   }
 
   private save(): void {
@@ -64,6 +81,9 @@ export class PrivacyBudget {
     renameSync(tmp, this.file);
   }
 }
+
+/** Charges the platform's budget of the provider; throws (`INSITU_POLICY_BUDGET_SPENT` or any failure) to refuse. */
+export type BudgetLedger = (caller: string, dataset: string, epsilon: number, budget: number) => Promise<void>;
 
 function round(x: number): number {
   return Math.round(x * 1e6) / 1e6;

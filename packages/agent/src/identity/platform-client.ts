@@ -237,6 +237,28 @@ export class PlatformClient {
     return assertValid(AgentJobsSchema, body, { what: 'the jobs', code: 'INSITU_REMOTE' }).jobs;
   }
 
+  /**
+   * Charge a noised answer to the provider's privacy budget at the platform (summed over all
+   * its agents); throws `INSITU_POLICY_BUDGET_SPENT` when it is spent, another error when
+   * the platform cannot be asked (the answer is refused either way).
+   */
+  async chargePrivacyBudget(key: string, dataset: string, epsilon: number, budget: number): Promise<void> {
+    const { status, body } = await this.call('POST', '/api/v1/agents/self/privacy-budget/charge', {
+      key,
+      dataset,
+      epsilon,
+      budget,
+    });
+    if (status === 204) return;
+    const error = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
+    if (status === 403 && error?.code === 'INSITU_POLICY_BUDGET_SPENT')
+      throw new InsituError(
+        'INSITU_POLICY_BUDGET_SPENT',
+        error.message ?? `the privacy budget on dataset ${dataset} is spent`,
+      );
+    throw PlatformClient.failure(`charging the privacy budget of ${dataset}`, status, body);
+  }
+
   /** Take a queued job; false when another agent (or a cancel) came first. */
   async claimJob(id: string): Promise<boolean> {
     const { status, body } = await this.call('POST', `/api/v1/agents/self/jobs/${encodeURIComponent(id)}/claim`);

@@ -9,7 +9,7 @@ export interface JobQueueOptions {
   logger: Logger;
   /** Jobs run at once; the rest stay queued at the platform for this or another agent. */
   concurrency: number;
-  /** Send a job's last output lines up with its report. */
+  /** The config's jobs.shareLogs: a job's last output lines go up only if this and its approval allow it. */
   shareLogs: boolean;
 }
 
@@ -82,7 +82,11 @@ export class JobQueue {
       state,
       reason: reason.slice(0, 2000),
       exitCode: outcome.exitCode,
-      ...(this.options.shareLogs ? { logs: outcome.output.slice(-200).map((l) => l.slice(0, 2100)) } : {}),
+      ...(outcome.cpuTimeMs !== undefined ? { cpuTimeMs: outcome.cpuTimeMs } : {}),
+      // Only where both the agent's config and the version's approval share them.
+      ...(this.options.shareLogs && job.policy?.shareLogs === true
+        ? { logs: outcome.output.slice(-200).map((l) => l.slice(0, 2100)) }
+        : {}),
     });
   }
 

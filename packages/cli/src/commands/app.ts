@@ -66,17 +66,42 @@ export async function runAppSubmit(
 }
 
 /**
- * `insitu app approve ID [--reject --reason R]`: decide an approval request, or every
- * pending request of a version addressed to your providers.
+ * `insitu app approve ID [--reject --reason R] [--share-job-logs] [--job-result-types a,b]
+ * [--job-max-result-bytes N]`: decide an approval request, or every pending request of a
+ * version addressed to your providers; the job options say what may leave of its jobs.
  */
 export async function runAppApprove(
   ref: string,
-  options: RemoteOptions & { reject?: boolean; reason?: string; json?: boolean },
+  options: RemoteOptions & {
+    reject?: boolean;
+    reason?: string;
+    json?: boolean;
+    shareJobLogs?: boolean;
+    jobResultTypes?: string;
+    jobMaxResultBytes?: number;
+  },
   io: CliIo,
 ): Promise<void> {
   const api = ApiClient.from(options, io);
   if (options.reject && !options.reason)
     throw new InsituError('INSITU_USAGE', '--reject needs --reason: the developer sees why');
+  const results = {
+    ...(options.jobResultTypes !== undefined
+      ? {
+          extensions: options.jobResultTypes
+            .split(',')
+            .map((e) => e.trim().toLowerCase())
+            .filter(Boolean),
+        }
+      : {}),
+    ...(options.jobMaxResultBytes !== undefined ? { maxFileBytes: options.jobMaxResultBytes } : {}),
+  };
+  const jobPolicy =
+    options.shareJobLogs || Object.keys(results).length > 0
+      ? { shareLogs: options.shareJobLogs === true, ...(Object.keys(results).length > 0 ? { results } : {}) }
+      : undefined;
+  if (options.reject && jobPolicy)
+    throw new InsituError('INSITU_USAGE', '--share-job-logs and --job-* options go with an approval, not --reject');
   let ids = [ref];
   if (ref.startsWith('ver_') || ref.includes('@')) {
     const id = await versionIdOf(api, ref);
@@ -94,7 +119,7 @@ export async function runAppApprove(
       await api.request<{ id: string; appName: string; version: string; providerName: string; state: string }>(
         'POST',
         `/api/v1/approvals/${approvalId}/${options.reject ? 'reject' : 'approve'}`,
-        options.reason ? { reason: options.reason } : {},
+        { ...(options.reason ? { reason: options.reason } : {}), ...(jobPolicy ? { jobPolicy } : {}) },
       ),
     );
   }

@@ -52,6 +52,61 @@ export async function runUsage(
   );
 }
 
+/** `insitu usage --jobs [--version-id V] [--by org|provider|version] [--hourly] [--since ISO]`: metered jobs per period. */
+export async function runJobUsage(
+  options: RemoteOptions &
+    Json & { version?: string; by?: 'org' | 'provider' | 'version'; hourly?: boolean; since?: string },
+  io: CliIo,
+): Promise<void> {
+  const api = ApiClient.from(options, io);
+  const query = new URLSearchParams({ granularity: options.hourly ? 'hour' : 'day' });
+  if (options.version) query.set('version', options.version);
+  if (options.by) query.set('groupBy', options.by);
+  if (options.since) query.set('from', options.since);
+  const usage = await api.request<{
+    items: Array<{
+      period: string;
+      orgId?: string;
+      providerId?: string;
+      versionId?: string;
+      runs: number;
+      succeeded: number;
+      failed: number;
+      refused: number;
+      cancelled: number;
+      wallTimeMs: number;
+      cpuTimeMs: number;
+      cpuMeasuredRuns: number;
+      resultFiles: number;
+      resultBytes: number;
+    }>;
+  }>('GET', `/api/v1/usage/jobs?${query.toString()}`);
+  type Item = (typeof usage.items)[number];
+  printItems(
+    io,
+    options.json,
+    usage.items,
+    {
+      period: (i) => i.period,
+      ...(options.by === 'org' ? { org: (i: Item) => i.orgId } : {}),
+      ...(options.by === 'provider' ? { provider: (i: Item) => i.providerId } : {}),
+      ...(options.by === 'version' ? { version: (i: Item) => i.versionId } : {}),
+      runs: (i) => i.runs,
+      ok: (i) => i.succeeded,
+      failed: (i) => i.failed,
+      refused: (i) => i.refused,
+      cancelled: (i) => i.cancelled,
+      'wall s': (i) => Math.round(i.wallTimeMs / 100) / 10,
+      // CPU time only of the runs whose agent could measure it (a cgroup): say how many.
+      'cpu s': (i) =>
+        `${Math.round(i.cpuTimeMs / 100) / 10}${i.cpuMeasuredRuns < i.runs ? ` (${i.cpuMeasuredRuns} measured)` : ''}`,
+      'result files': (i) => i.resultFiles,
+      'result bytes': (i) => i.resultBytes,
+    },
+    'no jobs ended in this period',
+  );
+}
+
 interface AuditRecord {
   seq: number;
   ts: string;

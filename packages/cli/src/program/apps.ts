@@ -73,14 +73,30 @@ export function registerApps(program: Command, ctx: CommandContext): void {
     )
     .option('--reject', 'reject instead of approving')
     .option('--reason <text>', 'why (required with --reject)')
+    .option('--share-job-logs', "let the output lines of this version's jobs reach the submitter (default: not)")
+    .option('--job-result-types <exts>', 'only these result file extensions of its jobs (e.g. json,csv)')
+    .option('--job-max-result-bytes <n>', 'at most this many bytes per result file of its jobs', (v: string) =>
+      positiveInt(v, '--job-max-result-bytes', 1024 * 1024 * 1024),
+    )
     .addOption(url())
     .addOption(token())
     .addOption(profile())
     .addOption(dataDir())
     .addOption(json())
-    .action(async (id: string, options: Remote & { reject?: boolean; reason?: string }) => {
-      await (await import('../commands/app.js')).runAppApprove(id, options, io);
-    });
+    .action(
+      async (
+        id: string,
+        options: Remote & {
+          reject?: boolean;
+          reason?: string;
+          shareJobLogs?: boolean;
+          jobResultTypes?: string;
+          jobMaxResultBytes?: number;
+        },
+      ) => {
+        await (await import('../commands/app.js')).runAppApprove(id, options, io);
+      },
+    );
   app
     .command('deploy <version>')
     .description('run an approved version at a provider; rolls over the running version there')

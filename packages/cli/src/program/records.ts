@@ -1,3 +1,4 @@
+import { InsituError } from '@insitu/core/basics';
 import { type Command, Option } from 'commander';
 import {
   positiveInt,
@@ -45,17 +46,52 @@ export function registerRecords(program: Command, ctx: CommandContext): void {
   remote(
     program
       .command('usage')
-      .description('metered calls, errors and bytes per day (or hour) of your keys, or of a service you own')
+      .description(
+        'metered calls, errors and bytes per day (or hour) of your keys, or of a service you own; with --jobs, compute jobs',
+      )
       .option('--service <name>', 'of this service')
       .option('--key <keyId>', 'of this key')
-      .addOption(new Option('--by <what>', 'one row per key or per service').choices(['key', 'service']))
+      .option(
+        '--jobs',
+        'jobs your organisations submitted or ran at their providers: runs, outcomes, CPU and wall time',
+      )
+      .option('--version-id <versionId>', 'with --jobs: of this application version (ver_…)')
+      .addOption(
+        new Option(
+          '--by <what>',
+          'one row per key or service (calls), organisation, provider or version (--jobs)',
+        ).choices(['key', 'service', 'org', 'provider', 'version']),
+      )
       .option('--hourly', 'per hour instead of per day')
       .option('--since <time>', 'from this ISO time (default: 30 days ago)'),
   ).action(
     async (
-      options: Remote & { service?: string; key?: string; by?: 'key' | 'service'; hourly?: boolean; since?: string },
+      options: Remote & {
+        service?: string;
+        key?: string;
+        jobs?: boolean;
+        versionId?: string;
+        by?: 'key' | 'service' | 'org' | 'provider' | 'version';
+        hourly?: boolean;
+        since?: string;
+      },
     ) => {
-      await (await import('../commands/records.js')).runUsage(options, io);
+      const records = await import('../commands/records.js');
+      if (options.jobs) {
+        if (options.service || options.key || options.by === 'key' || options.by === 'service')
+          throw new InsituError(
+            'INSITU_USAGE',
+            '--jobs counts jobs: use --by org|provider|version and --version-id, not --service or --key',
+          );
+        await records.runJobUsage(
+          { ...options, by: options.by, ...(options.versionId ? { version: options.versionId } : {}) },
+          io,
+        );
+        return;
+      }
+      if (options.versionId || options.by === 'org' || options.by === 'provider' || options.by === 'version')
+        throw new InsituError('INSITU_USAGE', '--version-id and --by org|provider|version go with --jobs');
+      await records.runUsage({ ...options, by: options.by }, io);
     },
   );
 

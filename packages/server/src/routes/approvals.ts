@@ -1,4 +1,4 @@
-import { InsituError } from '@insitu/core';
+import { InsituError, type JobOutputPolicy } from '@insitu/core';
 import { AppRepository, type ApprovalRow } from '@insitu/store';
 import { providersOf, providerNames } from '../apps/access.js';
 import { inspectBundle, reviewText } from '../apps/bundle-intake.js';
@@ -160,11 +160,14 @@ export function registerApprovalRoutes(app: App, ctx: ServerContext): void {
           notMember: new InsituError('INSITU_FORBIDDEN', `only ${provider.name} decides this approval`),
         });
         const reason = (request.body as { reason?: string }).reason ?? '';
+        const jobPolicy =
+          decision === 'approve' ? (request.body as { jobPolicy?: JobOutputPolicy }).jobPolicy : undefined;
         const versionState = await store.transaction(async (tx) => {
           const state = await tx.apps.decide(row.id, {
             state: decision === 'approve' ? 'approved' : 'rejected',
             reason,
             userId: principal.userId,
+            ...(jobPolicy ? { jobPolicy } : {}),
           });
           if (state === undefined) throw new InsituError('INSITU_CONFLICT', `this approval was ${row.state} already`);
           await tx.events.add({

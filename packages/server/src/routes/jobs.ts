@@ -1,4 +1,4 @@
-import { InsituError, manifestKinds, type AgentJob, type AppManifest } from '@insitu/core';
+import { InsituError, manifestKinds, type AgentJob, type AppManifest, type JobOutputPolicy } from '@insitu/core';
 import { AppRepository, type JobRow } from '@insitu/store';
 import { providersOf, requireAppRole, visibleApp } from '../apps/access.js';
 import type { DeploymentReconciler } from '../apps/reconciler.js';
@@ -32,6 +32,7 @@ export async function jobsFor(ctx: ServerContext, providerId: string, agentId: s
     const version = await ctx.store.apps.getVersion(row.version_id);
     const application = await ctx.store.apps.get(row.app_id);
     if (!version || !application) continue;
+    const policy = await jobPolicyOf(ctx, row);
     out.push({
       id: row.id,
       state: row.state === 'running' ? 'running' : 'queued',
@@ -42,9 +43,16 @@ export async function jobsFor(ctx: ServerContext, providerId: string, agentId: s
       args: JSON.parse(row.args) as unknown,
       datasets: AppRepository.datasetsOf(version).filter((d) => d.providerId === providerId),
       wallTimeMs: Number(row.wall_time_ms),
+      ...(policy ? { policy } : {}),
     });
   }
   return out;
+}
+
+/** What the provider let leave of this job's version when it approved it (undefined: nothing beyond the agent's config, no output lines). */
+async function jobPolicyOf(ctx: ServerContext, row: JobRow): Promise<JobOutputPolicy | undefined> {
+  const approval = (await ctx.store.apps.approvalsOf(row.version_id)).find((a) => a.provider_id === row.provider_id);
+  return approval?.job_policy ? (JSON.parse(approval.job_policy) as JobOutputPolicy) : undefined;
 }
 
 /**
@@ -75,6 +83,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
       exitCode: row.exit_code === null ? null : Number(row.exit_code),
       logsShared: row.logs !== null,
       wallTimeMs: Number(row.wall_time_ms),
+      cpuTimeMs: row.cpu_ms === null ? null : Number(row.cpu_ms),
       createdAt: iso(Number(row.created_at)),
       startedAt: row.started_at === null ? null : iso(Number(row.started_at)),
       finishedAt: row.finished_at === null ? null : iso(Number(row.finished_at)),
@@ -101,6 +110,15 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
     return { row, provider, submitter: canSeeOrg(principal, row.org_id) };
   }
 
+  /** 410 once the job's retention ended: its results are gone (or about to be swept), whatever is left. */
+  function expiredCheck(row: JobRow): void {
+    if (row.expires_at !== null && Number(row.expires_at) <= ctx.now())
+      throw new InsituError(
+        'INSITU_JOB_RESULT_EXPIRED',
+        `the results of job ${row.id} expired at ${iso(Number(row.expires_at))} (kept ${config.jobs.retentionHours} h after it ended)`,
+      );
+  }
+
   async function ended(row: JobRow, message: string): Promise<void> {
     const application = await store.apps.get(row.app_id);
     const provider = await store.providers.get(row.provider_id);
@@ -110,14 +128,25 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
     }
   }
 
-  /** One audit record per ended job, in the same hash chain as calls (method JOB, the job id as request). */
-  async function audit(row: JobRow): Promise<void> {
-    const version = await store.apps.getVersion(row.version_id);
-    const application = await store.apps.get(row.app_id);
-    const sizes = await store.jobs.results(row.id);
-    const status = { succeeded: 200, failed: 500, refused: 413, cancelled: 499, queued: 202, running: 202 }[row.state];
-    await store.transaction((tx) =>
-      tx.audit.append([
+  /**
+   * End a job that has not ended, and in the same transaction write its audit record (the
+   * hash chain of calls: method JOB, the job id as request) and its metering
+   * (`job_usage_hourly`): an ended job is counted exactly once. Undefined when it had ended.
+   */
+  async function finish(id: string, input: Parameters<typeof store.jobs.finish>[1]): Promise<JobRow | undefined> {
+    return store.transaction(async (tx) => {
+      if (!(await tx.jobs.finish(id, input))) return undefined;
+      const row = await tx.jobs.get(id);
+      if (!row) return undefined;
+      const version = await tx.apps.getVersion(row.version_id);
+      const application = await tx.apps.get(row.app_id);
+      const sizes = await tx.jobs.results(row.id);
+      const status = { succeeded: 200, failed: 500, refused: 413, cancelled: 499, queued: 202, running: 202 }[
+        row.state
+      ];
+      const bytesOut = sizes.reduce((n, r) => n + Number(r.size), 0);
+      await tx.jobUsage.add(row, { files: sizes.length, bytes: bytesOut });
+      await tx.audit.append([
         {
           ts: Number(row.finished_at ?? row.updated_at),
           requestId: row.id,
@@ -133,11 +162,12 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
           status,
           errorCode: row.state === 'succeeded' ? '' : `JOB_${row.state.toUpperCase()}`,
           bytesIn: Buffer.byteLength(row.args),
-          bytesOut: sizes.reduce((n, r) => n + Number(r.size), 0),
+          bytesOut,
           durationMs: Math.max(0, Number(row.finished_at ?? row.updated_at) - Number(row.started_at ?? row.created_at)),
         },
-      ]),
-    );
+      ]);
+      return row;
+    });
   }
 
   app.post(
@@ -279,12 +309,10 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
           'cancelling a job needs the developer or user role of its organisation',
         );
       const who = canSeeOrg(principal, row.org_id) ? 'the submitter' : `the provider ${provider.name}`;
-      const done = await store.jobs.finish(row.id, { state: 'cancelled', reason: `cancelled by ${who}`, retentionMs });
-      if (!done)
+      const after = await finish(row.id, { state: 'cancelled', reason: `cancelled by ${who}`, retentionMs });
+      if (!after)
         throw new InsituError('INSITU_CONFLICT', `the job is ${(await store.jobs.get(row.id))?.state ?? 'gone'}`);
-      const after = (await store.jobs.get(row.id)) ?? row;
       await ended(after, `cancelled by ${who}`);
-      await audit(after);
       reconciler.changed(row.provider_id);
       return present(after, principal);
     },
@@ -296,7 +324,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
       schema: {
         tags: ['jobs'],
         summary:
-          "The job's own output lines, when the provider's agent let them out (its jobs.shareLogs); the submitter and the provider's members",
+          "The job's own output lines, when the provider let them out (the approval's jobPolicy.shareLogs and its agent's jobs.shareLogs); the submitter and the provider's members",
         params: IdParams,
         response: { 200: JobLogsSchema },
       },
@@ -318,6 +346,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
   app.get(
     '/api/v1/jobs/:id/results',
     {
+      config: { errors: [403, 410] },
       schema: {
         tags: ['jobs'],
         summary: "The job's result files (the submitting organisation only)",
@@ -329,6 +358,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
       const principal = userOf(request);
       const { row, submitter } = await visible(principal, request.params.id);
       if (!submitter) throw new InsituError('INSITU_FORBIDDEN', "results are the submitting organisation's only");
+      expiredCheck(row);
       return (await present(row, principal)).results ?? [];
     },
   );
@@ -336,6 +366,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
   app.get(
     '/api/v1/jobs/:id/results/:name',
     {
+      config: { errors: [403, 404, 410] },
       schema: {
         tags: ['jobs'],
         summary: 'One result file (the submitting organisation only)',
@@ -348,6 +379,7 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
       const principal = userOf(request);
       const { row, submitter } = await visible(principal, request.params.id);
       if (!submitter) throw new InsituError('INSITU_FORBIDDEN', "results are the submitting organisation's only");
+      expiredCheck(row);
       const data = await results.get(store, row.id, request.params.name);
       if (!data)
         throw new InsituError('INSITU_JOB_RESULT_NOT_FOUND', `job ${row.id} has no result ${request.params.name}`);
@@ -447,6 +479,26 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
             'INSITU_JOB_RESULT_REFUSED',
             `a job may leave at most ${config.jobs.maxResultFiles} result files`,
           );
+        // The approval's limits, checked again here: the platform trusts no agent to have applied them.
+        const tight = (await jobPolicyOf(ctx, row))?.results;
+        if (tight) {
+          const name = request.params.name;
+          const dot = name.lastIndexOf('.');
+          const extension = dot > 0 ? name.slice(dot + 1).toLowerCase() : '';
+          const others = existing.filter((r) => r.name !== name);
+          const breach =
+            tight.extensions && !tight.extensions.includes(extension)
+              ? `extension "${extension}" is not allowed for this version (allowed: ${tight.extensions.join(', ') || 'none'})`
+              : tight.maxFileBytes !== undefined && data.length > tight.maxFileBytes
+                ? `${data.length} bytes; the approval allows ${tight.maxFileBytes} per file`
+                : tight.maxFiles !== undefined && others.length + 1 > tight.maxFiles
+                  ? `more than the ${tight.maxFiles} result files the approval allows`
+                  : tight.maxTotalBytes !== undefined &&
+                      others.reduce((n, r) => n + Number(r.size), 0) + data.length > tight.maxTotalBytes
+                    ? `results over the ${tight.maxTotalBytes} bytes the approval allows in all`
+                    : undefined;
+          if (breach) throw new InsituError('INSITU_JOB_RESULT_REFUSED', `result ${name}: ${breach}`);
+        }
         await results.put(store, row.id, request.params.name, data);
         return reply.status(204).send();
       },
@@ -469,20 +521,19 @@ export function registerJobRoutes(app: App, ctx: ServerContext, reconciler: Depl
       const agent = agentOf(request);
       const row = await heldBy(agent.agentId, agent.providerId, request.params.id);
       const report = request.body;
-      const done = await store.jobs.finish(row.id, {
+      // Output lines leave only where the approval shares them, whatever an agent sends.
+      const shareLogs = (await jobPolicyOf(ctx, row))?.shareLogs === true;
+      const after = await finish(row.id, {
         state: report.state,
         reason: report.reason,
         retentionMs,
         from: ['running'],
         agentId: agent.agentId,
         exitCode: report.exitCode ?? null,
-        logs: report.logs ?? null,
+        logs: shareLogs ? (report.logs ?? null) : null,
+        ...(report.cpuTimeMs !== undefined ? { cpuMs: report.cpuTimeMs } : {}),
       });
-      if (done) {
-        const after = (await store.jobs.get(row.id)) ?? row;
-        await ended(after, `${report.state}: ${report.reason}`);
-        await audit(after);
-      }
+      if (after) await ended(after, `${report.state}: ${report.reason}`);
       reconciler.changed(row.provider_id);
       return reply.status(204).send();
     },

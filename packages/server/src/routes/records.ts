@@ -9,6 +9,8 @@ import {
   AuditVerificationSchema,
   EventPage,
   EventQuery,
+  JobUsageQuery,
+  JobUsageSchema,
   UsageQuery,
   UsageSchema,
 } from '../api-schemas.js';
@@ -104,6 +106,58 @@ export function registerRecordRoutes(
             ...(p99 !== undefined ? { p99Ms: p99 } : {}),
           };
         }),
+      };
+    },
+  );
+
+  app.get(
+    '/api/v1/usage/jobs',
+    {
+      schema: {
+        tags: ['usage'],
+        summary:
+          'Compute jobs metered per hour or day: runs by outcome, wall and CPU time, result files and bytes; of the jobs your organisations submitted and the jobs run at your providers (?groupBy=org|provider|version, ?version=)',
+        querystring: JobUsageQuery,
+        response: { 200: JobUsageSchema },
+      },
+    },
+    async (request) => {
+      const principal = userOf(request);
+      const { granularity = 'day', from, to, version, groupBy } = request.query;
+      const size = granularity === 'hour' ? HOUR_MS : DAY_MS;
+      const end = to ? Date.parse(to) : ctx.now() + size;
+      const start = from ? Date.parse(from) : end - 30 * DAY_MS;
+      if (end <= start) throw new InsituError('INSITU_VALIDATION', '"from" must be before "to"');
+      if ((end - start) / size > 24 * 366)
+        throw new InsituError('INSITU_VALIDATION', 'too many periods: narrow the range or use granularity=day');
+      const orgIds = [...principal.orgs.keys()];
+      const totals = await store.jobUsage.totals({
+        from: start - (start % HOUR_MS),
+        to: end,
+        granularity,
+        // The submitter's and the provider's: a job is both organisations' business.
+        ...(principal.platformAdmin ? {} : { orgIds, providerIds: await providerIdsOf(orgIds) }),
+        ...(version ? { versionId: version } : {}),
+        ...(groupBy ? { groupBy } : {}),
+      });
+      return {
+        items: totals.map((t) => ({
+          period: iso(t.period),
+          ...(t.orgId ? { orgId: t.orgId } : {}),
+          ...(t.providerId ? { providerId: t.providerId } : {}),
+          ...(t.versionId ? { versionId: t.versionId } : {}),
+          runs: t.runs,
+          succeeded: t.succeeded,
+          failed: t.failed,
+          refused: t.refused,
+          cancelled: t.cancelled,
+          wallTimeMs: t.wallMs,
+          cpuTimeMs: t.cpuMs,
+          cpuMeasuredRuns: t.cpuRuns,
+          resultFiles: t.resultFiles,
+          resultBytes: t.resultBytes,
+          argsBytes: t.argsBytes,
+        })),
       };
     },
   );

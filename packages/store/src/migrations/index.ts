@@ -7,6 +7,9 @@ import { appLogs } from './004-app-logs.js';
 import { datasetPolicies } from './005-dataset-policies.js';
 import { jobs } from './006-jobs.js';
 import { usageLatency } from './007-usage-latency.js';
+import { jobUsage } from './008-job-usage.js';
+import { approvalJobPolicy } from './009-approval-job-policy.js';
+import { privacyBudget } from './010-privacy-budget.js';
 
 /** All migrations, in order. Names sort; never rename or edit one that has shipped. */
 export function migrationProvider(dialect: Dialect): MigrationProvider {
@@ -20,6 +23,9 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
         '005-dataset-policies': datasetPolicies(dialect),
         '006-jobs': jobs(dialect),
         '007-usage-latency': usageLatency(dialect),
+        '008-job-usage': jobUsage(dialect),
+        '009-approval-job-policy': approvalJobPolicy(dialect),
+        '010-privacy-budget': privacyBudget(dialect),
       };
     },
   };

@@ -92,6 +92,7 @@ export class AppRepository {
       decided_by: null,
       decided_at: null,
       created_at: now,
+      job_policy: null,
     }));
     if (approvals.length > 0) await this.ctx.db.insertInto('approvals').values(approvals).execute();
     return { version, approvals };
@@ -166,11 +167,17 @@ export class AppRepository {
    */
   async decide(
     approvalId: string,
-    input: { state: 'approved' | 'rejected'; reason: string; userId: string },
+    input: { state: 'approved' | 'rejected'; reason: string; userId: string; jobPolicy?: unknown },
   ): Promise<VersionState | undefined> {
     const result = await this.ctx.db
       .updateTable('approvals')
-      .set({ state: input.state, reason: input.reason, decided_by: input.userId, decided_at: this.ctx.now() })
+      .set({
+        state: input.state,
+        reason: input.reason,
+        decided_by: input.userId,
+        decided_at: this.ctx.now(),
+        job_policy: input.jobPolicy === undefined ? null : JSON.stringify(input.jobPolicy),
+      })
       .where('id', '=', approvalId)
       .where('state', '=', 'pending')
       .executeTakeFirst();

@@ -37,6 +37,7 @@ export class JobRepository {
       finished_at: null,
       expires_at: null,
       updated_at: now,
+      cpu_ms: null,
     };
     await this.ctx.db.insertInto('jobs').values(row).execute();
     return row;
@@ -130,6 +131,8 @@ export class JobRepository {
       agentId?: string;
       exitCode?: number | null;
       logs?: readonly string[] | null;
+      /** CPU time the agent measured (ms). */
+      cpuMs?: number | null;
     },
   ): Promise<boolean> {
     const now = this.ctx.now();
@@ -143,6 +146,7 @@ export class JobRepository {
         expires_at: now + input.retentionMs,
         ...(input.exitCode !== undefined ? { exit_code: input.exitCode } : {}),
         ...(input.logs ? { logs: JSON.stringify(input.logs) } : {}),
+        ...(input.cpuMs !== undefined ? { cpu_ms: input.cpuMs } : {}),
       })
       .where('id', '=', id)
       .where('state', 'in', input.from ?? ['queued', 'running']);
