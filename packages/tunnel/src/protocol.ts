@@ -61,6 +61,8 @@ export const HOP_BY_HOP = new Set([
   'te',
   'http2-settings',
   'proxy-authorization',
+  'proxy-authenticate',
+  'trailer',
 ]);
 
 const ServiceKey = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._~@+-]+$' });

@@ -772,6 +772,7 @@ export class TunnelServer {
     session.inFlight++;
     session.requests++;
     this.metrics?.streamsActive.inc();
+    this.metrics?.workRequests.inc();
     const started = Date.now();
     let bodyStarted = false;
     // The connection the request got, what it had read by then, and whether it was already closing.
