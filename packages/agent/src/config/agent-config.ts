@@ -238,7 +238,7 @@ export const AgentConfigSchema = Type.Object(
         workConnections: Type.Integer({
           minimum: 0,
           maximum: 256,
-          default: 16,
+          default: 64,
           description:
             'Work connections per tunnel session: plain connections the agent dials beside the HTTP/2 session, over which calls reach applications as piped bytes (0: every call over HTTP/2)',
         }),
