@@ -5,8 +5,8 @@ import { parseArgs } from 'node:util';
 
 /**
  * @param {string} usage one line: how to run the script
- * @param {Record<string, { default?: string, kind: 'count' | 'level' | 'dialect' | 'switch' | 'path', help: string }>} flags
- *   count: a positive integer; level: a pino level; dialect: sqlite | mysql | both; switch: on when given; path: any file path
+ * @param {Record<string, { default?: string, kind: 'count' | 'natural' | 'list' | 'level' | 'dialect' | 'switch' | 'path', help: string }>} flags
+ *   count: a positive integer; natural: 0 or a positive integer; list: any text (the script splits it); level: a pino level; dialect: sqlite | mysql | both; switch: on when given; path: any file path
  * @returns {Record<string, string | boolean | undefined>}
  */
 export function benchArgs(usage, flags) {
@@ -50,6 +50,8 @@ export function benchArgs(usage, flags) {
     if (value === undefined || f.kind === 'switch') continue;
     if (f.kind === 'count' && !/^[1-9][0-9]{0,8}$/.test(value))
       fail(`--${name} takes a positive integer, not "${value}"`);
+    if (f.kind === 'natural' && !/^(0|[1-9][0-9]{0,8})$/.test(value))
+      fail(`--${name} takes 0 or a positive integer, not "${value}"`);
     if (f.kind in allowed && !allowed[f.kind].includes(value))
       fail(`--${name} takes one of ${allowed[f.kind].join(', ')}, not "${value}"`);
   }

@@ -9,15 +9,19 @@
 //   tunnel+work   the same processes with work connections on (agent.mjs BENCH_WORK_CONNECTIONS=128): the
 //                 platform speaks HTTP/1.1 keep-alive over connections the agent dialled, the agent pipes bytes
 //   service call  wrk → `insitu server` gateway → tunnel → `insitu agent` → sandboxed app (bench/invoke
-//                 set-up, its small JSON answer — not 1 KB — and its own app process)
+//                 set-up, its small JSON answer — not 1 KB — and its own app process), the agent with
+//                 tunnel.workConnections 0: every call over HTTP/2 streams
+//   service call + work  the same with tunnel.workConnections 64 (the default): calls over work connections
+//                 (CPU of the server, the agent and the app shown apart for both)
 // For each: req/s, p50/p99 latency (wrk --latency), and CPU time per request of the path's
 // own processes (user+sys of every process of the path, from /proc/PID/stat, before and
 // after each load run; the origin's own CPU is shown apart). Median of --runs runs.
 // Run after `npm run build`:  node bench/callpath/run.mjs [--seconds 10] [--runs 3] [--skip-service]
+//   [--only direct,haproxy,ssh,tunnel,tunnel+work,service,service+work] (the paths to measure; default all)
 // Needs: wrk, haproxy (Debian), openssh-server + openssh-client.
 // BENCH_PROFILE_DIR=dir writes CPU profiles of the bare tunnel's platform and agent there.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -28,12 +32,34 @@ import { sshReversePlan } from '../ssh-reverse.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = fileURLToPath(new URL('../..', import.meta.url));
+/** The paths, by the name `--only` takes, with the name the table shows. */
+const PATHS = {
+  direct: 'direct',
+  haproxy: 'haproxy',
+  ssh: 'ssh -R',
+  tunnel: 'tunnel',
+  'tunnel+work': 'tunnel+work',
+  service: 'service call',
+  'service+work': 'service call + work',
+};
 const values = benchArgs('node bench/callpath/run.mjs [--seconds N] [--runs N] [--skip-service] [--only NAME,...]', {
   seconds: { default: '10', kind: 'count', help: 'seconds of load per cell' },
   runs: { default: '3', kind: 'count', help: 'runs per cell; the table shows medians' },
-  'skip-service': { kind: 'switch', help: 'leave out the full service call (its set-up takes ~30 s)' },
+  'skip-service': { kind: 'switch', help: 'leave out the full service calls (their set-up takes ~30 s each)' },
+  only: {
+    kind: 'list',
+    help: `only these paths, comma-separated: ${Object.keys(PATHS).join(', ')}`,
+  },
 });
 const SECONDS = Number(values.seconds);
+const ONLY = values.only === undefined ? Object.keys(PATHS) : String(values.only).split(',');
+for (const name of ONLY) {
+  if (!(name in PATHS)) {
+    process.stderr.write(`bench/callpath: --only takes ${Object.keys(PATHS).join(', ')}; not "${name}"\n`);
+    process.exit(2);
+  }
+}
+const wanted = (name) => ONLY.includes(name) && !(values['skip-service'] && name.startsWith('service'));
 const RUNS = Number(values.runs);
 const PROFILE = process.env.BENCH_PROFILE_DIR;
 const profiled = (name) =>
@@ -150,10 +176,10 @@ function tree(pid) {
   return out;
 }
 
-/** user+sys CPU (µs) of each process of the trees rooted at pids, by pid. */
+/** user+sys CPU (µs) of each process of the trees rooted at pids (or of the pids a function lists), by pid. */
 function cpuOf(pids) {
   const out = new Map();
-  for (const pid of pids.flatMap((p) => tree(p))) {
+  for (const pid of typeof pids === 'function' ? pids() : pids.flatMap((p) => tree(p))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -270,8 +296,19 @@ async function startTunnel(appPort, workConnections = 0) {
 }
 
 /** bench/invoke's set-up (real `insitu server` and `insitu agent`, one sandboxed app), left running. */
-async function startService() {
-  const invoke = start(process.execPath, [join(root, 'bench/invoke/run.mjs'), '--keep', '--log-level', 'warn']);
+async function startService(workConnections) {
+  const invoke = start(
+    process.execPath,
+    [
+      join(root, 'bench/invoke/run.mjs'),
+      '--keep',
+      '--log-level',
+      'warn',
+      '--work-connections',
+      String(workConnections),
+    ],
+    { BENCH_PROFILE_PREFIX: workConnections > 0 ? 'work-' : '' },
+  );
   const info = JSON.parse((await invoke.waitFor(/^\{"socketPath".*\}$/m, 300_000))[0]);
   const gateway = new URL(info.gateway);
   // invoke's children: the server, the agent (whose tree holds the sandboxed app), the bare tunnel's pair.
@@ -293,6 +330,8 @@ async function startService() {
     pids: [server, agent],
     server,
     agent,
+    // CPU apart: the server's tree, the agent process alone, the app (the agent's descendants: bwrap, the instance).
+    split: { server: () => tree(server), agent: () => [agent], app: () => tree(agent).slice(1) },
   };
 }
 
@@ -307,17 +346,18 @@ async function main() {
   const app = start(process.execPath, [join(root, 'bench/tunnel/app.mjs')]);
   const appPort = JSON.parse((await app.waitFor(/^\{.*\}$/m))[0]).port;
   const originPid = app.child.pid;
-  const paths = [
-    { name: 'direct', port: appPort, path: '/1k', headers: {}, pids: [] },
-    { name: 'haproxy', path: '/1k', headers: {}, ...(await startHaproxy(appPort)) },
-    { name: 'ssh -R', path: '/1k', headers: {}, ...(await startSshReverse(appPort)) },
-    { name: 'tunnel', path: '/1k', headers: {}, ...(await startTunnel(appPort)) },
-    { name: 'tunnel+work', path: '/1k', headers: {}, ...(await startTunnel(appPort, 128)) },
-  ];
-  if (!values['skip-service']) {
-    const service = await startService();
-    paths.push({ name: 'service call', ...service, split: { server: [service.server], 'agent+app': [service.agent] } });
-  }
+  const starters = {
+    direct: async () => ({ port: appPort, pids: [] }),
+    haproxy: () => startHaproxy(appPort),
+    ssh: () => startSshReverse(appPort),
+    tunnel: () => startTunnel(appPort),
+    'tunnel+work': () => startTunnel(appPort, 128),
+    service: () => startService(0),
+    'service+work': () => startService(64),
+  };
+  const paths = [];
+  for (const [id, name] of Object.entries(PATHS))
+    if (wanted(id)) paths.push({ name, path: '/1k', headers: {}, ...(await starters[id]()) });
   // Warm-up of each path (JIT, connection pools).
   for (const p of paths) await wrk(`http://127.0.0.1:${p.port}${p.path}`, 64, 2, p.headers);
 
@@ -361,7 +401,7 @@ async function main() {
       p.pids.length > 0
         ? `${fmt(m(p.name, 64, (c) => c.cpu.own))} (${fmt(m(p.name, 1, (c) => c.cpu.own))})${split}`
         : '— (the origin alone)';
-    const origin = p.split ? 'in agent+app' : fmt(m(p.name, 64, (c) => c.cpu.origin));
+    const origin = p.split ? 'in app' : fmt(m(p.name, 64, (c) => c.cpu.origin));
     lines.push(
       `| ${p.name} | ${fmt(m(p.name, 1, (c) => c.rps))} | ${fmt(
         m(p.name, 1, (c) => c.p50),
@@ -379,9 +419,11 @@ async function main() {
     );
   }
   lines.push('', '| ratio (req/s) | 1 conn | 64 conn | path CPU per request at 64 |', '|---|---:|---:|---:|');
+  const measured = new Set(paths.map((p) => p.name));
   for (const p of paths.filter((x) => x.pids.length > 0)) {
-    for (const base of ['ssh -R', 'haproxy', ...(p.name === 'tunnel+work' ? ['tunnel'] : [])]) {
-      if (base === p.name) continue;
+    const own = { 'tunnel+work': ['tunnel'], 'service call + work': ['service call', 'tunnel+work'] }[p.name] ?? [];
+    for (const base of ['ssh -R', 'haproxy', ...own]) {
+      if (base === p.name || !measured.has(base)) continue;
       lines.push(
         `| ${p.name} / ${base} | ${fmt(m(p.name, 1, (c) => c.rps) / m(base, 1, (c) => c.rps), 2)} | ${fmt(m(p.name, 64, (c) => c.rps) / m(base, 64, (c) => c.rps), 2)} | ${fmt(m(p.name, 64, (c) => c.cpu.own) / m(base, 64, (c) => c.cpu.own), 2)}× |`,
       );
@@ -394,6 +436,13 @@ async function main() {
       for (const proc of [p.platform, p.agent]) {
         proc.child.kill('SIGINT');
         await new Promise((r) => proc.child.once('exit', r));
+      }
+    }
+    // The service calls' server and agent are bench/invoke's children: stopped by pid, waited for by /proc.
+    for (const p of paths.filter((x) => x.server)) {
+      for (const pid of [p.server, p.agent]) {
+        process.kill(pid, 'SIGTERM');
+        await waitFor(() => !existsSync(`/proc/${pid}`), `process ${pid} to exit and write its profile`, 30_000);
       }
     }
   }

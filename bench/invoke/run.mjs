@@ -23,23 +23,38 @@ import { load } from '../load.mjs';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const INSITU = join(root, 'packages/cli/bin/insitu.js');
-const values = benchArgs('node bench/invoke/run.mjs [--seconds N] [--log-level LEVEL] [--audit-flush-ms N] [--keep]', {
-  seconds: { default: '5', kind: 'count', help: 'seconds of load per cell' },
-  'log-level': { default: 'warn', kind: 'level', help: "the platform server's log level" },
-  'audit-flush-ms': {
-    kind: 'count',
-    help: "how often the server writes its metering and audit batch (default: the server's own)",
+const values = benchArgs(
+  'node bench/invoke/run.mjs [--seconds N] [--log-level LEVEL] [--audit-flush-ms N] [--work-connections N] [--keep]',
+  {
+    seconds: { default: '5', kind: 'count', help: 'seconds of load per cell' },
+    'log-level': { default: 'warn', kind: 'level', help: "the platform server's log level" },
+    'audit-flush-ms': {
+      kind: 'count',
+      help: "how often the server writes its metering and audit batch (default: the server's own)",
+    },
+    'work-connections': {
+      default: '0',
+      kind: 'natural',
+      help: "the agent's tunnel.workConnections (0: every call over HTTP/2 streams)",
+    },
+    keep: {
+      kind: 'switch',
+      help: 'leave everything running after set-up and print how to reach each path (Ctrl-C ends)',
+    },
   },
-  keep: {
-    kind: 'switch',
-    help: 'leave everything running after set-up and print how to reach each path (Ctrl-C ends)',
-  },
-});
+);
 const SECONDS = Number(values.seconds);
 // BENCH_PROFILE_DIR=dir: write CPU profiles of the platform and agent processes there.
+// BENCH_PROFILE_PREFIX: put before the profiles' names (two set-ups writing to one directory).
 const PROFILE = process.env.BENCH_PROFILE_DIR;
 const profiled = (name) =>
-  PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+  PROFILE
+    ? [
+        '--cpu-prof',
+        `--cpu-prof-dir=${PROFILE}`,
+        `--cpu-prof-name=${process.env.BENCH_PROFILE_PREFIX ?? ''}${name}.cpuprofile`,
+      ]
+    : [];
 const LOG_LEVEL = values['log-level'];
 // How often the server writes its metering and audit batch (ms); default: the server's own.
 const AUDIT_FLUSH_MS = values['audit-flush-ms'];
@@ -148,7 +163,10 @@ async function main() {
   const db = new BetterSqlite3(join(tmp, 'bench.db'));
   db.exec('CREATE TABLE numbers (n INTEGER PRIMARY KEY); INSERT INTO numbers VALUES (1), (2), (3);');
   db.close();
-  writeFileSync(join(tmp, 'agent.yaml'), 'sources:\n  - name: bench\n    kind: sqlite\n    path: ./bench.db\n');
+  writeFileSync(
+    join(tmp, 'agent.yaml'),
+    `sources:\n  - name: bench\n    kind: sqlite\n    path: ./bench.db\ntunnel: { workConnections: ${Number(values['work-connections'])} }\n`,
+  );
   const agentTmp = join(tmp, 'agent-tmp');
   mkdirSync(agentTmp);
   const agent = start(

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
-import { InsituProcess, ok, providerAndDeveloper, runInsitu } from './support.js';
+import { InsituProcess, ok, providerAndDeveloper, runInsitu, tunnelYaml, WORK_CONNECTION_MODES } from './support.js';
 
 /*
  * Request bodies on the real path: a platform server, an agent dialling it through the
@@ -55,128 +55,145 @@ function send(
   });
 }
 
-describe('request bodies to a Python application through the gateway', { timeout: 300_000 }, () => {
-  let dir = '';
-  let server: InsituProcess | undefined;
-  let agent: InsituProcess | undefined;
-  let url = '';
-  let key = '';
-  let serviceId = '';
-  let devToken = '';
+for (const workConnections of WORK_CONNECTION_MODES)
+  describe(
+    `request bodies to a Python application through the gateway (work connections: ${workConnections})`,
+    { timeout: 300_000 },
+    () => {
+      let dir = '';
+      let server: InsituProcess | undefined;
+      let agent: InsituProcess | undefined;
+      let url = '';
+      let key = '';
+      let serviceId = '';
+      let devToken = '';
 
-  before(async () => {
-    dir = await makeTempDir('insitu-e2e-py-');
-    const db = new BetterSqlite3(join(dir, 'orders.db'));
-    db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, region TEXT NOT NULL)');
-    db.close();
-    await writeFile(
-      join(dir, 'agent.yaml'),
-      'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./orders.db\n    datasets:\n      orders: { description: Orders }\n',
-    );
-    const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
-    assert.equal(init.code, 0, init.stderr);
-    const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
-    server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
-    url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
-    const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token as string;
-    const cli = (args: string[], token: string) => runInsitu([...args, '--url', url, '--token', token]);
+      before(async () => {
+        dir = await makeTempDir('insitu-e2e-py-');
+        const db = new BetterSqlite3(join(dir, 'orders.db'));
+        db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, region TEXT NOT NULL)');
+        db.close();
+        await writeFile(
+          join(dir, 'agent.yaml'),
+          'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./orders.db\n    datasets:\n      orders: { description: Orders }\n' +
+            tunnelYaml(workConnections),
+        );
+        const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
+        assert.equal(init.code, 0, init.stderr);
+        const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
+        server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
+        url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
+        const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token as string;
+        const cli = (args: string[], token: string) => runInsitu([...args, '--url', url, '--token', token]);
 
-    const { acme, dev } = await providerAndDeveloper(url, adminToken, { password: PASSWORD });
-    devToken = dev.token;
-    agent = new InsituProcess('agent', [
-      'agent',
-      '--platform',
-      url,
-      '--config',
-      join(dir, 'agent.yaml'),
-      '--data-dir',
-      join(dir, 'agent'),
-      '--name',
-      'agent-a',
-      '--log-level',
-      'info',
-      '--token',
-      acme.agentToken,
-    ]);
-    await agent.waitForOutput(/agent running/);
+        const { acme, dev } = await providerAndDeveloper(url, adminToken, { password: PASSWORD });
+        devToken = dev.token;
+        agent = new InsituProcess('agent', [
+          'agent',
+          '--platform',
+          url,
+          '--config',
+          join(dir, 'agent.yaml'),
+          '--data-dir',
+          join(dir, 'agent'),
+          '--name',
+          'agent-a',
+          '--log-level',
+          'info',
+          '--token',
+          acme.agentToken,
+        ]);
+        await agent.waitForOutput(/agent running/);
 
-    const appDir = join(dir, 'app');
-    await mkdir(appDir, { recursive: true });
-    await writeFile(
-      join(appDir, 'insitu.json'),
-      JSON.stringify({
-        name: 'echoes',
-        version: '1.0.0',
-        runtime: 'python',
-        entry: 'app.py',
-        datasets: [{ provider: 'acme-data', dataset: 'orders' }],
-        endpoints: [{ method: 'POST', path: '/echo' }],
-      }),
-    );
-    await writeFile(join(appDir, 'app.py'), PYTHON_APP);
-    const submitted = await cli(['app', 'submit', appDir, '--org', dev.orgId, '--json'], dev.token);
-    assert.equal(submitted.code, 0, submitted.stderr);
-    const version = JSON.parse(submitted.stdout) as { id: string; appId: string };
-    assert.equal((await cli(['app', 'approve', version.id, '--reason', 'echoes'], acme.token)).code, 0);
-    const deployed = await cli(['app', 'deploy', version.id, '--provider', 'acme-data', '--wait', '--json'], dev.token);
-    assert.equal(deployed.code, 0, deployed.stderr);
-    const published = await cli(
-      ['service', 'publish', 'echoes', '--app', version.appId, '--rate', '1000', '--burst', '1000', '--json'],
-      dev.token,
-    );
-    assert.equal(published.code, 0, published.stderr);
-    serviceId = (JSON.parse(published.stdout) as { id: string }).id;
-    const created = await cli(
-      ['key', 'create', '--org', dev.orgId, '--service', 'echoes', '--name', 'e2e', '--json'],
-      dev.token,
-    );
-    assert.equal(created.code, 0, created.stderr);
-    key = (JSON.parse(created.stdout) as { key: string }).key;
-    await waitFor(async () => (await send(url, key, { body: '{}' })).status === 200, {
-      timeoutMs: 60_000,
-      intervalMs: 200,
-      what: 'the Python app to answer through the gateway',
-    });
-  });
+        const appDir = join(dir, 'app');
+        await mkdir(appDir, { recursive: true });
+        await writeFile(
+          join(appDir, 'insitu.json'),
+          JSON.stringify({
+            name: 'echoes',
+            version: '1.0.0',
+            runtime: 'python',
+            entry: 'app.py',
+            datasets: [{ provider: 'acme-data', dataset: 'orders' }],
+            endpoints: [{ method: 'POST', path: '/echo' }],
+          }),
+        );
+        await writeFile(join(appDir, 'app.py'), PYTHON_APP);
+        const submitted = await cli(['app', 'submit', appDir, '--org', dev.orgId, '--json'], dev.token);
+        assert.equal(submitted.code, 0, submitted.stderr);
+        const version = JSON.parse(submitted.stdout) as { id: string; appId: string };
+        assert.equal((await cli(['app', 'approve', version.id, '--reason', 'echoes'], acme.token)).code, 0);
+        const deployed = await cli(
+          ['app', 'deploy', version.id, '--provider', 'acme-data', '--wait', '--json'],
+          dev.token,
+        );
+        assert.equal(deployed.code, 0, deployed.stderr);
+        const published = await cli(
+          ['service', 'publish', 'echoes', '--app', version.appId, '--rate', '1000', '--burst', '1000', '--json'],
+          dev.token,
+        );
+        assert.equal(published.code, 0, published.stderr);
+        serviceId = (JSON.parse(published.stdout) as { id: string }).id;
+        const created = await cli(
+          ['key', 'create', '--org', dev.orgId, '--service', 'echoes', '--name', 'e2e', '--json'],
+          dev.token,
+        );
+        assert.equal(created.code, 0, created.stderr);
+        key = (JSON.parse(created.stdout) as { key: string }).key;
+        await waitFor(async () => (await send(url, key, { body: '{}' })).status === 200, {
+          timeoutMs: 60_000,
+          intervalMs: 200,
+          what: 'the Python app to answer through the gateway',
+        });
+      });
 
-  after(async () => {
-    await agent?.stop();
-    await server?.stop();
-    await removeDir(dir);
-  });
+      after(async () => {
+        await agent?.stop();
+        await server?.stop();
+        await removeDir(dir);
+      });
 
-  it('passes a body sent with a content-length, on every call', async () => {
-    for (let i = 0; i < 3; i++) {
-      const answer = await send(url, key, { body: `{"n":${i},"word":"héllo"}` });
-      assert.equal(answer.status, 200, answer.text);
-      assert.deepEqual(JSON.parse(answer.text).json, { n: i, word: 'héllo' });
-    }
-  });
+      it('passes a body sent with a content-length, on every call', async () => {
+        for (let i = 0; i < 3; i++) {
+          const answer = await send(url, key, { body: `{"n":${i},"word":"héllo"}` });
+          assert.equal(answer.status, 200, answer.text);
+          assert.deepEqual(JSON.parse(answer.text).json, { n: i, word: 'héllo' });
+        }
+      });
 
-  it('passes a body sent chunked (the Python SDK reads chunked bodies)', async () => {
-    const answer = await send(url, key, { chunks: ['{"parts":', '[1,2,', '3]}'] });
-    assert.equal(answer.status, 200, answer.text);
-    assert.deepEqual(JSON.parse(answer.text), { length: 17, text: '{"parts":[1,2,3]}', json: { parts: [1, 2, 3] } });
-  });
+      it('passes a body sent chunked (the Python SDK reads chunked bodies)', async () => {
+        const answer = await send(url, key, { chunks: ['{"parts":', '[1,2,', '3]}'] });
+        assert.equal(answer.status, 200, answer.text);
+        assert.deepEqual(JSON.parse(answer.text), {
+          length: 17,
+          text: '{"parts":[1,2,3]}',
+          json: { parts: [1, 2, 3] },
+        });
+      });
 
-  it('answers 413 INSITU_BODY_TOO_LARGE to an oversized chunked body, and audits it so', async () => {
-    const patched = await ok(url, 'PATCH', `/api/v1/services/${serviceId}`, devToken, { maxRequestBytes: 1024 });
-    assert.equal(patched.limits.maxRequestBytes, 1024);
-    const big = await send(url, key, { chunks: [`{"a":"${'x'.repeat(800)}`, `${'y'.repeat(800)}"}`] });
-    assert.equal(big.status, 413, big.text);
-    assert.equal(JSON.parse(big.text).error.code, 'INSITU_BODY_TOO_LARGE');
-    const declared = await send(url, key, { body: `{"a":"${'x'.repeat(2000)}"}` });
-    assert.equal(declared.status, 413);
-    assert.equal(JSON.parse(declared.text).error.code, 'INSITU_BODY_TOO_LARGE');
-    const fine = await send(url, key, { chunks: ['{"small":', 'true}'] });
-    assert.equal(fine.status, 200, 'the next call is served as usual');
-    await waitFor(
-      async () => {
-        const audit = await ok(url, 'GET', '/api/v1/audit?service=echoes&limit=100', devToken, undefined);
-        const refused = (audit.items as Array<{ status: number; errorCode: string }>).filter((r) => r.status === 413);
-        return refused.length === 2 && refused.every((r) => r.errorCode === 'INSITU_BODY_TOO_LARGE') ? true : undefined;
-      },
-      { timeoutMs: 10_000, intervalMs: 100, what: 'two 413 INSITU_BODY_TOO_LARGE records in the audit' },
-    );
-  });
-});
+      it('answers 413 INSITU_BODY_TOO_LARGE to an oversized chunked body, and audits it so', async () => {
+        const patched = await ok(url, 'PATCH', `/api/v1/services/${serviceId}`, devToken, { maxRequestBytes: 1024 });
+        assert.equal(patched.limits.maxRequestBytes, 1024);
+        const big = await send(url, key, { chunks: [`{"a":"${'x'.repeat(800)}`, `${'y'.repeat(800)}"}`] });
+        assert.equal(big.status, 413, big.text);
+        assert.equal(JSON.parse(big.text).error.code, 'INSITU_BODY_TOO_LARGE');
+        const declared = await send(url, key, { body: `{"a":"${'x'.repeat(2000)}"}` });
+        assert.equal(declared.status, 413);
+        assert.equal(JSON.parse(declared.text).error.code, 'INSITU_BODY_TOO_LARGE');
+        const fine = await send(url, key, { chunks: ['{"small":', 'true}'] });
+        assert.equal(fine.status, 200, 'the next call is served as usual');
+        await waitFor(
+          async () => {
+            const audit = await ok(url, 'GET', '/api/v1/audit?service=echoes&limit=100', devToken, undefined);
+            const refused = (audit.items as Array<{ status: number; errorCode: string }>).filter(
+              (r) => r.status === 413,
+            );
+            return refused.length === 2 && refused.every((r) => r.errorCode === 'INSITU_BODY_TOO_LARGE')
+              ? true
+              : undefined;
+          },
+          { timeoutMs: 10_000, intervalMs: 100, what: 'two 413 INSITU_BODY_TOO_LARGE records in the audit' },
+        );
+      });
+    },
+  );

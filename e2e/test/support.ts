@@ -153,3 +153,14 @@ export async function providerAndDeveloper(
   const agentToken = (await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId }, 201)).token as string;
   return { acme: { ...acme, providerId, agentToken }, dev: orgs.devco as TestOrg };
 }
+
+/**
+ * The two ways a call reaches an application, for scenarios that run under both: HTTP/2
+ * streams only (0) and work connections (the agent's `tunnel.workConnections`).
+ */
+export const WORK_CONNECTION_MODES = [0, 16] as const;
+
+/** The agent config line that sets its work connections. */
+export function tunnelYaml(workConnections: number): string {
+  return `tunnel: { workConnections: ${workConnections} }\n`;
+}

@@ -157,6 +157,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
   private closed = false;
   /** Set when close() begins: from then on nothing starts. */
   private closing = false;
+  private workTurn = 0;
   private closingDone: Promise<void> | undefined;
 
   private constructor(
@@ -648,6 +649,40 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
       return;
     }
     entry.balancer.handleStream(stream, headers);
+  }
+
+  /**
+   * Where a work connection bound to a deployment pipes its bytes (the tunnel's data
+   * plane): the socket of one of its ready instances, the one with the fewest work
+   * connections (ties in turn), with a signal that closes the connection once that
+   * instance has exited. Only an active deployment of this agent (approved and deployed:
+   * nothing else is ever an entry) — never one being removed, never a path named by the
+   * caller. Undefined when none is ready: the tunnel closes the connection.
+   */
+  workTarget(
+    deploymentId: string,
+  ): { socketPath: string; signal: AbortSignal; release: () => void; unreachable: () => void } | undefined {
+    const entry = this.entries.get(deploymentId);
+    if (entry?.state !== 'active' || !entry.runner) return undefined;
+    const ready = entry.runner.ready();
+    if (ready.length === 0) return undefined;
+    const least = Math.min(...ready.map((i) => i.pipes));
+    const candidates = ready.filter((i) => i.pipes === least);
+    const instance = candidates[this.workTurn++ % candidates.length];
+    if (!instance) return undefined;
+    instance.pipes++;
+    let released = false;
+    return {
+      socketPath: instance.socketPath,
+      signal: instance.gone.signal,
+      release: () => {
+        if (released) return;
+        released = true;
+        instance.pipes--;
+      },
+      // As on the HTTP/2 path: an instance whose socket refuses connections has failed.
+      unreachable: () => entry.runner?.instanceFailed(instance.id),
+    };
   }
 
   /** What the instances of a deployment on this agent wrote (its last lines, and what follows), if it runs here. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PassThrough } from 'node:stream';
@@ -251,6 +251,49 @@ describe('application runtimes and lifecycle', () => {
       what: 'the unsandboxed app to run',
     });
     assert.equal((await fetch(`${base}/totals`)).status, 200);
+  });
+
+  it('resolves a work connection only to a ready instance of an active deployment, and signals when it exits', async () => {
+    const agent = await newAgent();
+    assert.equal(agent.workTarget('py3'), undefined, 'nothing before it is deployed');
+    const root = join(dir, 'py');
+    await agent.applyDesired([
+      {
+        id: 'py3',
+        app: 'py',
+        version: '1.0.0',
+        digest: await bundleDigest(root),
+        replicas: 2,
+        bundle: root,
+        datasets: SALES,
+      },
+    ]);
+    await waitFor(() => agent.status().deployments[0]?.readyReplicas === 2, {
+      timeoutMs: 60_000,
+      what: 'two ready instances',
+    });
+    assert.equal(agent.workTarget('py'), undefined, 'an app name is not a deployment');
+    assert.equal(agent.workTarget('../py3'), undefined);
+    const first = agent.workTarget('py3');
+    const second = agent.workTarget('py3');
+    assert.ok(first && second);
+    assert.notEqual(first.socketPath, second.socketPath, 'connections are spread over the instances');
+    const answered = await new Promise<number>((resolve, reject) =>
+      request({ socketPath: first.socketPath, path: '/totals' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+        .on('error', reject)
+        .end(),
+    );
+    assert.equal(answered, 200, "the target is the instance's own socket");
+    first.release();
+    const third = agent.workTarget('py3');
+    assert.equal(third?.socketPath, first.socketPath, 'the instance with the fewest connections');
+    assert.equal(second.signal.aborted, false);
+    await agent.applyDesired([]);
+    assert.equal(agent.workTarget('py3'), undefined, 'nothing once it is undeployed');
+    assert.ok(second.signal.aborted && third?.signal.aborted, 'connections to exited instances are told to close');
   });
 
   it('answers 503 for an application that is not deployed here', async () => {

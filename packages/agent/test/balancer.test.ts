@@ -121,7 +121,13 @@ describe('the local balancer', () => {
 
   function target(ids: string[], timeoutMs = 10_000): BalancerTarget & { failed: string[] } {
     const failed: string[] = [];
-    const instances = ids.map((id) => ({ id, socketPath: join(dir, `${id}.sock`), inflight: 0 }));
+    const instances = ids.map((id) => ({
+      id,
+      socketPath: join(dir, `${id}.sock`),
+      inflight: 0,
+      pipes: 0,
+      gone: new AbortController(),
+    }));
     return {
       name: 'demo',
       ready: () => instances.filter((i) => !failed.includes(i.id)),

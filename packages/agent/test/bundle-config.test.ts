@@ -120,6 +120,14 @@ describe('agent.yaml validation', () => {
     assert.equal((config.sources[0] as { path: string }).path, '/srv/shop.db');
   });
 
+  it('takes tunnel.workConnections from 0 to 256, 64 by default', () => {
+    assert.equal(parse({}).tunnel.workConnections, 64);
+    assert.equal(parse({ tunnel: { workConnections: 0 } }).tunnel.workConnections, 0);
+    assert.match(message({ tunnel: { workConnections: 257 } }), /tunnel\.workConnections/);
+    assert.match(message({ tunnel: { workConnections: -1 } }), /tunnel\.workConnections/);
+    assert.match(message({ tunnel: { workConnection: 8 } }), /did you mean "tunnel.workConnections"/);
+  });
+
   it('names the wrong option and where it is', () => {
     assert.match(
       message({ sources: [{ name: 'pg', kind: 'postgres', host: 'db', database: 'x', user: 'r', pasword: 'x' }] }),

@@ -5,6 +5,7 @@ export interface TunnelMetrics {
   sessions: Gauge;
   streamsActive: Gauge;
   streams: Counter<'outcome'>;
+  workRequests: Counter;
   bytes: Counter<'direction'>;
   rtt: Histogram;
   retries: Counter<'reason'>;
@@ -45,6 +46,11 @@ export function createTunnelMetrics(
       name: 'insitu_tunnel_streams_total',
       help: 'Requests sent through agent sessions, by outcome (ok, refused, failed, timeout)',
       labelNames: ['outcome'] as const,
+      registers,
+    }),
+    workRequests: new Counter({
+      name: 'insitu_tunnel_work_requests_total',
+      help: 'Requests sent over work connections (the others went as HTTP/2 streams)',
       registers,
     }),
     bytes,

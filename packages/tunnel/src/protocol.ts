@@ -32,6 +32,8 @@ export const FORWARD_HEADERS = {
   service: 'insitu-service',
   deadline: 'insitu-deadline-ms',
   idempotent: 'insitu-idempotent',
+  /** `1`: a request for the agent itself (`TunnelRequest.toAgent`). */
+  toAgent: 'insitu-to-agent',
   /** Set on a response whose error came from the tunnel on the peer, not from the agent. */
   error: 'insitu-tunnel-error',
 } as const;
@@ -61,6 +63,8 @@ export const HOP_BY_HOP = new Set([
   'te',
   'http2-settings',
   'proxy-authorization',
+  'proxy-authenticate',
+  'trailer',
 ]);
 
 const ServiceKey = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._~@+-]+$' });

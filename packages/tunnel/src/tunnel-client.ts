@@ -39,8 +39,18 @@ export interface RawStreamCapable {
   [RAW_STREAM_HANDLER]: RawStreamHandler;
 }
 
-/** Where a service's bytes go when a work connection is bound to it: a TCP port or a Unix socket. */
-export type WorkTarget = { host: string; port: number } | { socketPath: string };
+/**
+ * Where a service's bytes go when a work connection is bound to it: a TCP port or a Unix
+ * socket. With `signal`, the connection (both ends) is closed when it aborts: the target
+ * stopped serving (an instance that ended or restarted). `release` is called once when the
+ * connection ends, whichever way.
+ */
+export type WorkTarget = ({ host: string; port: number } | { socketPath: string }) & {
+  signal?: AbortSignal;
+  release?: () => void;
+  /** Called when the target refused the connection or is not there (`ECONNREFUSED`, `ENOENT`). */
+  unreachable?: () => void;
+};
 
 /** Marks a handler that can also serve a service by piping raw bytes (see {@link TunnelClientOptions.workTarget}). */
 export const WORK_TARGET: unique symbol = Symbol.for('insitu.tunnel.workTarget');
@@ -562,12 +572,28 @@ export class TunnelClient extends EventEmitter {
         socket.destroy();
         return;
       }
-      const upstream = net.connect(target as net.NetConnectOpts);
+      const { signal, release, unreachable } = target;
+      // Node names a Unix socket `path` here (`socketPath` is the http module's word).
+      const upstream =
+        'socketPath' in target ? net.connect({ path: target.socketPath }) : net.connect(target.port, target.host);
       upstream.setNoDelay(true);
-      upstream.on('error', () => socket.destroy());
+      const stop = () => socket.destroy();
+      signal?.addEventListener('abort', stop, { once: true });
+      upstream.on('error', (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ECONNREFUSED' || error.code === 'ENOENT') unreachable?.();
+        socket.destroy();
+      });
       socket.on('error', () => upstream.destroy());
-      socket.once('close', () => upstream.destroy());
+      socket.once('close', () => {
+        upstream.destroy();
+        signal?.removeEventListener('abort', stop);
+        release?.();
+      });
       upstream.once('close', () => socket.destroy());
+      if (signal?.aborted) {
+        socket.destroy();
+        return;
+      }
       if (rest.length > 0) upstream.write(rest);
       socket.pipe(upstream);
       upstream.pipe(socket);

@@ -59,6 +59,11 @@ export interface TunnelRequest {
   signal?: AbortSignal;
   /** Only this local session (a probe of one agent session): no other session, no forwarding, no retry. */
   sessionId?: string;
+  /**
+   * For the agent itself (its logs of `service`, its probe), not for the service's
+   * application: always an HTTP/2 stream, never a work connection (which pipes to the application).
+   */
+  toAgent?: boolean;
 }
 
 /** The response of a tunnelled request. Consume or destroy `body`: it holds a stream. */
@@ -464,6 +469,7 @@ export class TunnelServer {
     const service = headerValue(req.headers[FORWARD_HEADERS.service]);
     const deadlineMs = Number(headerValue(req.headers[FORWARD_HEADERS.deadline]) ?? '');
     const idempotent = headerValue(req.headers[FORWARD_HEADERS.idempotent]) === '1';
+    const toAgent = headerValue(req.headers[FORWARD_HEADERS.toAgent]) === '1';
     const headers: Record<string, string | string[] | undefined> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (!name.startsWith(':') && !Object.values(FORWARD_HEADERS).includes(name as never)) headers[name] = value;
@@ -482,6 +488,7 @@ export class TunnelServer {
           ...(hasBody ? { body: req } : {}),
           deadlineMs: Number.isFinite(deadlineMs) && deadlineMs > 0 ? deadlineMs : (this.#options.deadlineMs ?? 30_000),
           idempotent,
+          ...(toAgent ? { toAgent } : {}),
           signal: abort.signal,
         },
         Date.now() +
@@ -618,7 +625,7 @@ export class TunnelServer {
       );
     }
     const service = request.service;
-    if (service !== undefined && session.work) {
+    if (service !== undefined && session.work && !request.toAgent) {
       if (session.work.canServe(service))
         return this.#attemptWork(session, session.work, service, request, method, deadline).catch((error: unknown) => {
           if (!(error instanceof AttemptFailure && error.stale)) throw error;
@@ -772,6 +779,7 @@ export class TunnelServer {
     session.inFlight++;
     session.requests++;
     this.metrics?.streamsActive.inc();
+    this.metrics?.workRequests.inc();
     const started = Date.now();
     let bodyStarted = false;
     // The connection the request got, what it had read by then, and whether it was already closing.
@@ -944,6 +952,7 @@ export class TunnelServer {
           ...(request.service ? { [FORWARD_HEADERS.service]: request.service } : {}),
           [FORWARD_HEADERS.deadline]: String(remaining),
           [FORWARD_HEADERS.idempotent]: idempotent ? '1' : '0',
+          ...(request.toAgent ? { [FORWARD_HEADERS.toAgent]: '1' } : {}),
         },
         { endStream: !hasBody },
       );

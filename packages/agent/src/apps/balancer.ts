@@ -1,6 +1,5 @@
 import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
-  constants as h2,
   type Http2ServerRequest,
   type Http2ServerResponse,
   type IncomingHttpHeaders as Http2Headers,
@@ -50,9 +49,20 @@ function errorAnswer(error: InsituError): { headers: Record<string, string | num
   };
 }
 
+/**
+ * Break off an HTTP/2 answer: RST_STREAM at once. Not `close(code)`: while the stream's
+ * writable side is open it first ends it cleanly (END_STREAM), and the platform took the
+ * truncated answer of an instance that died mid-answer as complete.
+ */
+function breakOff(stream: ServerHttp2Stream): void {
+  if (stream.destroyed) return;
+  stream.on('error', () => undefined);
+  stream.destroy(new Error('the answer broke off'));
+}
+
 /** Break off an answer that cannot be completed. */
 function abort(res: OutboundResponse): void {
-  if ('stream' in res) res.stream.close();
+  if ('stream' in res) breakOff(res.stream);
   else res.destroy();
 }
 
@@ -71,7 +81,7 @@ export function sendError(res: OutboundResponse, error: InsituError): void {
 export function sendStreamError(stream: ServerHttp2Stream, error: InsituError): void {
   if (stream.destroyed) return;
   if (stream.headersSent) {
-    stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    breakOff(stream);
     return;
   }
   const { headers, body } = errorAnswer(error);
@@ -133,9 +143,7 @@ function fromStream(stream: ServerHttp2Stream, headers: Http2Headers): Downstrea
     respond: (status, answerHeaders) => stream.respond({ ...answerHeaders, ':status': status }),
     body: stream,
     fail: (error) => sendStreamError(stream, error),
-    abort: () => {
-      if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
-    },
+    abort: () => breakOff(stream),
     onClose: (listener) => void stream.on('close', listener),
     sendBody: (upstream) => {
       if (stream.endAfterHeaders) upstream.end();

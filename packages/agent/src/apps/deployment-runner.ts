@@ -56,6 +56,14 @@ export interface ReadyInstance {
   id: string;
   socketPath: string;
   inflight: number;
+  /** Work connections piping to it (see `Agent.workTarget`). */
+  pipes: number;
+  /**
+   * Aborted once its process has exited: work connections still open to it close. (They
+   * are not cut when it merely stops being ready: a stopping instance finishes the
+   * requests it has, and its own closing ends their connections.)
+   */
+  gone: AbortController;
 }
 
 interface Slot {
@@ -176,6 +184,7 @@ export class DeploymentRunner {
       let exit: InstanceExit;
       let unhealthy = false;
       let proc: InstanceProcess | undefined;
+      let ready: ReadyInstance | undefined;
       try {
         const limits = this.options.manifest.limits;
         const cgroupName = `${this.options.cgroupPrefix ?? 'insitu-'}${this.options.id.replace(/[^A-Za-z0-9_.-]/g, '_')}-${slot.id}`;
@@ -210,7 +219,13 @@ export class DeploymentRunner {
         }
         if (healthy && proc.running && !slot.stop.signal.aborted) {
           slot.readyAt = Date.now();
-          slot.ready = { id: `${this.options.id}/${slot.id}`, socketPath: launch.listenSocket, inflight: 0 };
+          slot.ready = ready = {
+            id: `${this.options.id}/${slot.id}`,
+            socketPath: launch.listenSocket,
+            inflight: 0,
+            pipes: 0,
+            gone: new AbortController(),
+          };
           this.set(slot, 'running');
           log.info({ pid: proc.pid, ms: slot.readyAt - (slot.startedAt ?? slot.readyAt) }, 'instance ready');
           let failures = 0;
@@ -234,9 +249,11 @@ export class DeploymentRunner {
         slot.ready = undefined;
         this.options.onChange();
         exit = proc.running ? await proc.stop(policy.stopGraceMs) : await proc.exited;
+        ready?.gone.abort();
       } catch (error) {
         slot.ready = undefined;
         if (proc?.running) await proc.stop(policy.stopGraceMs);
+        ready?.gone.abort();
         exit = { code: null, signal: null };
         log.error({ err: error }, 'cannot start instance');
         proc?.output.push(`cannot start: ${(error as Error).message}`);

@@ -234,6 +234,18 @@ export const AgentConfigSchema = Type.Object(
     ),
     limits: LimitsSchema,
     sandbox: SandboxSchema,
+    tunnel: Type.Object(
+      {
+        workConnections: Type.Integer({
+          minimum: 0,
+          maximum: 256,
+          default: 64,
+          description:
+            'Work connections per tunnel session: plain connections the agent dials beside the HTTP/2 session, over which calls reach applications as piped bytes (0: every call over HTTP/2)',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     jobs: Type.Object(
       {
         concurrency: Type.Integer({

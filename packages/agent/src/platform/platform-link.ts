@@ -15,7 +15,9 @@ import {
 import {
   RAW_STREAM_HANDLER,
   TunnelClient,
+  WORK_TARGET,
   type RawStreamCapable,
+  type WorkTargetCapable,
   type ServiceAnnouncement,
   type TunnelHandler,
 } from '@insitu/tunnel';
@@ -96,6 +98,7 @@ export class PlatformLink {
       ...(options.agentVersion ? { agentVersion: options.agentVersion } : {}),
       logger: options.logger.child({ subsystem: 'tunnel' }),
       handler: PlatformLink.handler(agent),
+      workConnections: agent.config.tunnel.workConnections,
     });
     this.tunnel.onCommand('desired', async (payload: unknown) => {
       const desired = assertValid(AgentDesiredSchema, payload, {
@@ -129,10 +132,10 @@ export class PlatformLink {
 
   /**
    * The tunnel handler: each call goes to the local balancer of the deployment the
-   * gateway named, on the raw HTTP/2 stream API (the tunnel's fast path), with the
-   * compatibility form for everything else.
+   * gateway named, on the raw HTTP/2 stream API, with the compatibility form for
+   * everything else; and, for work connections, the instance socket they pipe to.
    */
-  static handler(agent: Agent): TunnelHandler & RawStreamCapable {
+  static handler(agent: Agent): TunnelHandler & RawStreamCapable & WorkTargetCapable {
     const probeAnswer = () => JSON.stringify({ status: 'ok', agent: 'insitu-agent', at: new Date().toISOString() });
     const handler = ((req: Http2ServerRequest, res: Http2ServerResponse) => {
       if (req.url.startsWith(`${AGENT_LOGS_PATH}/`)) {
@@ -150,7 +153,7 @@ export class PlatformLink {
       }
       const deployment = req.headers[DEPLOYMENT_HEADER];
       agent.handle(req, res, { deployment: typeof deployment === 'string' ? deployment : '' });
-    }) as TunnelHandler & RawStreamCapable;
+    }) as TunnelHandler & RawStreamCapable & WorkTargetCapable;
     handler[RAW_STREAM_HANDLER] = (stream, headers) => {
       const path = String(headers[':path'] ?? '');
       if (path.startsWith(`${AGENT_LOGS_PATH}/`)) {
@@ -170,6 +173,8 @@ export class PlatformLink {
       const deployment = headers[DEPLOYMENT_HEADER];
       agent.handleStream(stream, headers, { deployment: typeof deployment === 'string' ? deployment : '' });
     };
+    // The data plane: a work connection bound to a deployment pipes to one of its ready instances.
+    handler[WORK_TARGET] = (service) => agent.workTarget(service);
     return handler;
   }
 

@@ -22,6 +22,8 @@ export async function readAppLogs(
       headers: { [DEPLOYMENT_HEADER]: request.deploymentId },
       deadlineMs: 10_000,
       idempotent: true,
+      // The agent answers it, not the deployment's application: never over a work connection.
+      toAgent: true,
       signal: request.signal,
     });
   let response;

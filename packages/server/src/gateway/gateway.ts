@@ -358,7 +358,15 @@ export function createGateway(
         if (!res.writableFinished) abort.abort();
       };
       res.on('close', onGone);
-      const timer = setTimeout(() => abort.abort(), service.timeout_ms);
+      // One deadline for the call, whichever way it travels: the service's timeout, or the
+      // version's own request timeout when shorter (the agent enforces that one on HTTP/2
+      // streams; a work connection only pipes bytes, so it must be the platform's).
+      const timeoutMs = Math.min(service.timeout_ms, chosen.manifest.limits?.requestTimeoutMs ?? Infinity);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        abort.abort();
+      }, timeoutMs);
       let result;
       try {
         result = await options.dispatcher().dispatch({
@@ -368,15 +376,16 @@ export function createGateway(
           headers,
           ...(hasBody ? { body: req } : {}),
           idempotent: IDEMPOTENT.has(req.method ?? 'GET') || !hasBody,
-          deadline: Date.now() + service.timeout_ms,
+          deadline: Date.now() + timeoutMs,
           requestId,
           signal: abort.signal,
         });
       } catch (error) {
         clearTimeout(timer);
         if (tooLarge) throw refuseTooLarge();
-        if (abort.signal.aborted && !(error instanceof InsituError)) {
-          throw new InsituError('INSITU_GATEWAY_TIMEOUT', `${name} did not answer within ${service.timeout_ms} ms`, {
+        // Our own deadline passed: whatever the layer below made of the abort, it is a 504.
+        if (timedOut || (abort.signal.aborted && !(error instanceof InsituError))) {
+          throw new InsituError('INSITU_GATEWAY_TIMEOUT', `${name} did not answer within ${timeoutMs} ms`, {
             details: { where: 'gateway' },
           });
         }
