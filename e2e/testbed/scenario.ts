@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Bed } from './bed.js';
-import type { Fault } from './faults.js';
+import { serverCuts, type Fault } from './faults.js';
 import {
   checkAudit,
   checkCalls,
@@ -96,7 +96,12 @@ export async function runScenario(bed: Bed, fault: Fault, rate: number, outDir: 
     await checkWrites(bed, writes),
     await checkAudit(bed),
     await checkFencing(bed),
-    await checkMetering(bed, loadKey.id, calls),
+    await checkMetering(
+      bed,
+      loadKey.id,
+      calls,
+      serverCuts.filter((cut) => cut >= injectedAt),
+    ),
     await checkAlerts(bed, hookFrom, mailFrom),
     {
       name: `converges within ${CONVERGE_BOUND_MS / 1000} s after heal`,
