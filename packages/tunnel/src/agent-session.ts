@@ -105,6 +105,11 @@ export class AgentSession extends EventEmitter {
     // the streams in flight: a response body cut by it then fails with
     // INSITU_TUNNEL_UPSTREAM_FAILED, not a raw `read ECONNRESET`. Prepended, so it runs
     // before the session's own socket error handler.
+    // The upgraded socket came from an HTTP server, which allows half-open connections: the
+    // FIN of an agent that died (kill -9, its process gone but its host up) left the session
+    // open and routable until two PINGs went unanswered (~20 s of calls hanging on it).
+    // HTTP/2 has no half-close: a FIN ends the session.
+    init.socket.allowHalfOpen = false;
     init.socket.prependListener('error', (error: Error) => {
       if (!this.#h2.destroyed) this.#h2.destroy(this.#cut(`its connection failed: ${error.message}`, error));
     });

@@ -73,11 +73,11 @@ describe('tunnel: load balancing and failover', () => {
     platforms.push(platform);
     // Each agent in its own process, as in production: agents sharing one event loop
     // with the caller are not equal (whichever socket is read first answers first).
-    // A 2 ms service time makes in-flight counts reflect the balancer's choices rather than
+    // A 5 ms service time makes in-flight counts reflect the balancer's choices rather than
     // which of three processes the 2-core scheduler happened to run (with 0 ms, a loaded
     // machine gave one agent 1,102 of 3,000).
     children.push(
-      ...(await Promise.all(['a', 'b', 'c'].map((name) => spawnAgent([platform.url], 'prv_even', name, 2)))),
+      ...(await Promise.all(['a', 'b', 'c'].map((name) => spawnAgent([platform.url], 'prv_even', name, 5)))),
     );
     await waitRoutable(platform.tunnel, 3, 'prv_even');
     const counts = await countBy(platform.tunnel, 'prv_even', 3000, 16);
@@ -163,6 +163,32 @@ describe('tunnel: load balancing and failover', () => {
     });
     const counts = await countBy(platform.tunnel, 'prv_kill', 20, 4);
     assert.equal(counts.get('k1'), undefined);
+  });
+
+  // Regression: the upgraded socket came from an HTTP server, which allows half-open
+  // connections, so a killed agent's FIN left its session routable until PINGs went
+  // unanswered (~20 s in production). With PINGs a minute apart only the FIN can close it.
+  it('closes the session of an agent killed with SIGKILL on its FIN, not at the next PING', async () => {
+    const platform = await startPlatform({ timings: { pingIntervalMs: 60_000, pingTimeoutMs: 60_000 } });
+    platforms.push(platform);
+    const victim = await spawnAgent([platform.url], 'prv_fin', 'fin1', 0);
+    children.push(victim);
+    await waitRoutable(platform.tunnel, 1, 'prv_fin');
+    victim.kill('SIGKILL');
+    await waitFor(() => platform.tunnel.sessions().every((s) => s.providerId !== 'prv_fin'), {
+      timeoutMs: 10_000,
+      what: "the killed agent's session to close",
+    });
+    await assert.rejects(
+      platform.tunnel.request({
+        providerId: 'prv_fin',
+        service: 'app@1.0.0',
+        method: 'GET',
+        path: '/',
+        deadlineMs: 2000,
+      }),
+      (error: unknown) => error instanceof InsituError && error.code === 'INSITU_TUNNEL_NO_ROUTE',
+    );
   });
 
   it('ejects an agent that stops answering PINGs, routes around it, and lets it back when it recovers', async () => {
