@@ -34,6 +34,7 @@ import {
   WORK_PATH,
   WORK_PROTOCOL,
   WORK_TOKEN_HEADER,
+  breakOff,
   forwardableHeaders,
 } from './protocol.js';
 import { RoutingTable, type BalancerPolicy } from './routing-table.js';
@@ -500,12 +501,13 @@ export class TunnelServer {
         'insitu-agent': response.agentId,
         [SESSION_HEADER]: response.sessionId,
       });
-      response.body.on('error', () => res.stream.close(NGHTTP2_CANCEL));
+      // Reset, never end: a clean end would pass the broken answer on as complete.
+      response.body.on('error', () => breakOff(res.stream));
       response.body.pipe(res);
     } catch (error) {
       const failure = toInsituError(error);
       if (res.headersSent) {
-        res.stream.close(NGHTTP2_CANCEL);
+        breakOff(res.stream);
         return;
       }
       const body = errorJson({ code: failure.code, message: failure.message });
@@ -733,7 +735,7 @@ export class TunnelServer {
           body.once('data', () => {
             bodyStarted = true;
           });
-          body.on('error', () => stream.close(NGHTTP2_CANCEL));
+          body.on('error', () => breakOff(stream));
           body.pipe(stream);
         }
       }
@@ -1040,7 +1042,10 @@ export class TunnelServer {
       });
       const body = request.body;
       if (typeof body === 'string' || Buffer.isBuffer(body)) stream.end(body);
-      else if (body) body.pipe(stream);
+      else if (body) {
+        body.on('error', () => breakOff(stream));
+        body.pipe(stream);
+      }
     });
   }
 
