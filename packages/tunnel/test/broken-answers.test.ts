@@ -26,14 +26,22 @@ import { startAgent, startPlatform, waitRoutable, type TestPlatform } from './he
 const PROMISED = 100_000;
 
 /** An HTTP/1.1 application that promises PROMISED bytes, sends 1,000 and dies. */
-async function startDyingApp(): Promise<{ target: { host: string; port: number }; close(): Promise<void> }> {
-  const server = http.createServer((_req, res) => {
+async function startDyingApp(): Promise<{
+  target: { host: string; port: number };
+  /** The Host header of each request it got (a work connection sends `localhost`). */
+  hosts: string[];
+  close(): Promise<void>;
+}> {
+  const hosts: string[] = [];
+  const server = http.createServer((req, res) => {
+    hosts.push(req.headers.host ?? '');
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(PROMISED) });
     res.write(Buffer.alloc(1000, 1), () => res.socket?.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     target: { host: '127.0.0.1', port: (server.address() as AddressInfo).port },
+    hosts,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -85,6 +93,24 @@ describe('tunnel: an answer broken off upstream reaches the caller as an abort',
     closers.push(() => proxy.close());
     const platform = await through(proxy, 'prv_raw');
     assert.equal(await request(platform, 'prv_raw'), 'aborted');
+  });
+
+  it('a work connection carries the death of the application to the caller as an abort', async () => {
+    const app = await startDyingApp();
+    closers.push(() => app.close());
+    const proxy = createHttpProxyHandler(app.target);
+    closers.push(() => proxy.close());
+    const platform = await startPlatform();
+    platforms.push(platform);
+    agents.push(await startAgent([platform.url], proxy, { providerId: 'prv_work', sessions: 1, workConnections: 2 }));
+    await waitRoutable(platform.tunnel, 1, 'prv_work');
+    const [candidate] = platform.tunnel.table.candidates('prv_work', 'app@1.0.0');
+    await waitFor(() => (candidate?.session.work?.spares ?? 0) > 0, {
+      timeoutMs: 10_000,
+      what: 'a spare work connection',
+    });
+    assert.equal(await request(platform, 'prv_work'), 'aborted');
+    assert.deepEqual(app.hosts, ['localhost'], 'the request went over the work connection');
   });
 
   it('the HTTP proxy handler ((req, res) form) resets the stream when the application dies', async () => {
