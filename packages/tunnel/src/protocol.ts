@@ -176,3 +176,8 @@ export function breakOff(stream: Http2Stream): void {
   stream.on('error', () => undefined);
   stream.destroy(new Error('the body broke off'));
 }
+
+/** The first value of a header. */
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
