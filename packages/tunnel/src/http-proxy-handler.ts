@@ -1,7 +1,7 @@
 import http from 'node:http';
-import http2 from 'node:http2';
+import type http2 from 'node:http2';
 import { errorJson } from '@insitu/core';
-import { forwardableHeaders } from './protocol.js';
+import { breakOff, forwardableHeaders } from './protocol.js';
 import {
   RAW_STREAM_HANDLER,
   WORK_TARGET,
@@ -36,7 +36,7 @@ export function createHttpProxyHandler(
         res.writeHead(answer.statusCode ?? 502, forwardableHeaders(answer.headers));
         // pipe(), not pipeline(): pipeline allocates an AbortController (and a
         // DOMException when it finishes) per request, a few per cent of the agent's CPU.
-        answer.on('error', () => res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+        answer.on('error', () => breakOff(res.stream));
         answer.pipe(res);
       },
     );
@@ -48,7 +48,7 @@ export function createHttpProxyHandler(
         res.writeHead(502, { 'content-type': 'application/json' });
         res.end(BAD_GATEWAY);
       } else {
-        res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        breakOff(res.stream);
       }
     });
     // A request without a body (END_STREAM on its headers) needs no stream plumbing.
@@ -74,7 +74,7 @@ export function createHttpProxyHandler(
           return;
         }
         stream.respond(forwardableHeaders(answer.headers, { ':status': answer.statusCode ?? 502 }));
-        answer.on('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+        answer.on('error', () => breakOff(stream));
         answer.pipe(stream);
       },
     );
@@ -87,7 +87,7 @@ export function createHttpProxyHandler(
         stream.respond({ ':status': 502, 'content-type': 'application/json' });
         stream.end(BAD_GATEWAY);
       } else {
-        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        breakOff(stream);
       }
     });
     if (stream.endAfterHeaders) upstream.end();

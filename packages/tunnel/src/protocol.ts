@@ -1,3 +1,4 @@
+import type { Http2Stream } from 'node:http2';
 import Type, { type Static } from 'typebox';
 
 /** The `Upgrade` token of an agent session. */
@@ -161,4 +162,22 @@ export function forwardableHeaders<T extends Record<string, string | string[] | 
     into[name] = typeof value === 'number' ? String(value) : value;
   }
   return into as Record<string, string | string[]> & T;
+}
+
+/**
+ * Break off an HTTP/2 stream whose body cannot be completed: RST_STREAM, never a clean
+ * end. Not `close(code)`: while the stream's writable side is open it ends it first, and
+ * its END_STREAM can reach the peer before the RST_STREAM (always with `NGHTTP2_CANCEL`,
+ * which nghttp2 defers; with other codes when a write is in progress), so a truncated
+ * body would pass for a complete one.
+ */
+export function breakOff(stream: Http2Stream): void {
+  if (stream.destroyed) return;
+  stream.on('error', () => undefined);
+  stream.destroy(new Error('the body broke off'));
+}
+
+/** The first value of a header. */
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

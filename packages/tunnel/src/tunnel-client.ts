@@ -21,6 +21,7 @@ import {
   WORK_PATH,
   WORK_PROTOCOL,
   WORK_TOKEN_HEADER,
+  breakOff,
   type PlatformFrame,
   type ServiceAnnouncement,
 } from './protocol.js';
@@ -413,7 +414,7 @@ export class TunnelClient extends EventEmitter {
         res.writeHead(500, { 'content-type': 'application/json' });
         res.end(errorJson({ code: 'INSITU_INTERNAL', message: 'the agent failed to handle the request' }));
       } else {
-        res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        breakOff(res.stream);
       }
     }
   }
@@ -424,7 +425,7 @@ export class TunnelClient extends EventEmitter {
     } catch (error) {
       this.#logger.error({ err: error }, 'tunnel handler threw');
       if (!stream.headersSent) stream.respond({ ':status': 500 }, { endStream: true });
-      else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      else breakOff(stream);
     }
   }
 
