@@ -217,6 +217,8 @@ export class UpgradeAcceptor {
     );
     socket.setTimeout(0);
     socket.setNoDelay(true);
+    // As for agent sessions: a peer node's FIN ends the link (no half-open HTTP/2).
+    socket.allowHalfOpen = false;
     if (head.length > 0) socket.unshift(head);
     peers.accept(socket);
   }
