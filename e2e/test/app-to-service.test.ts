@@ -5,7 +5,16 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
-import { InsituProcess, ok, runInsitu, tunnelYaml, WORK_CONNECTION_MODES } from './support.js';
+import {
+  enrolmentToken,
+  type InsituProcess,
+  ok,
+  runInsitu,
+  startAgent,
+  startPlatform,
+  tunnelYaml,
+  WORK_CONNECTION_MODES,
+} from './support.js';
 
 /*
  * The whole story, as new users would live it, with the real binaries: a platform
@@ -72,25 +81,6 @@ for (const workConnections of WORK_CONNECTION_MODES)
         signal: AbortSignal.timeout(30_000),
       });
 
-    function startAgent(name: string, token?: string): InsituProcess {
-      const agent = new InsituProcess(name, [
-        'agent',
-        '--platform',
-        url,
-        '--config',
-        join(dir, 'agent.yaml'),
-        '--data-dir',
-        join(dir, name),
-        '--name',
-        name,
-        '--log-level',
-        'info',
-        ...(token ? ['--token', token] : []),
-      ]);
-      agents.push(agent);
-      return agent;
-    }
-
     before(async () => {
       dir = await makeTempDir('insitu-e2e-');
       const db = new BetterSqlite3(join(dir, 'orders.db'));
@@ -109,12 +99,7 @@ for (const workConnections of WORK_CONNECTION_MODES)
           tunnelYaml(workConnections),
       );
 
-      const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
-      assert.equal(init.code, 0, init.stderr);
-      const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
-      server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
-      url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
-      adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token;
+      ({ server, url, adminToken } = await startPlatform(dir));
     });
 
     after(async () => {
@@ -148,8 +133,7 @@ for (const workConnections of WORK_CONNECTION_MODES)
 
     it('enrols two agents with a SQLite source; the catalog shows metadata only', async () => {
       for (const name of ['agent-a', 'agent-b']) {
-        const token = (await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId: acme.providerId }, 201)).token;
-        await startAgent(name, token).waitForOutput(/agent running/);
+        agents.push(await startAgent(dir, url, await enrolmentToken(url, acme), { name }));
       }
       const found = await ok(url, 'GET', '/api/v1/datasets?q=region%20amount', dev.token, undefined);
       assert.deepEqual(
@@ -349,8 +333,7 @@ for (const workConnections of WORK_CONNECTION_MODES)
         `statuses: ${seen}`,
       );
       assert.ok(during.includes(200), `the other agent keeps serving; answers: ${seen}`);
-      const restarted = startAgent('agent-a');
-      await restarted.waitForOutput(/agent running/);
+      agents.push(await startAgent(dir, url, undefined, { name: 'agent-a' }));
       await waitFor(
         async () => (await ok(url, 'GET', '/api/v1/cluster', adminToken, undefined)).tunnel.sessions.length >= 2,
         { timeoutMs: 30_000, what: 'the agent to reconnect' },

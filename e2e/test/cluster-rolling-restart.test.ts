@@ -10,7 +10,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { waitFor } from '@insitu/core';
@@ -28,7 +28,17 @@ import {
   type MariaDbInstance,
   type WebhookReceiver,
 } from '@insitu/test-helpers';
-import { INSITU, InsituProcess, ok, providerAndDeveloper, runInsitu } from './support.js';
+import {
+  INSITU,
+  InsituProcess,
+  initPlatform,
+  providerAndDeveloper,
+  runInsitu,
+  signInAs,
+  publishApp,
+  startAgent,
+  writeBundle,
+} from './support.js';
 
 const NODES = ['node1', 'node2', 'node3'] as const;
 type NodeName = (typeof NODES)[number];
@@ -95,7 +105,6 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
   let frontPort = 0;
   let url = '';
   let key = '';
-  let agentArgs: string[] = [];
   const env: Record<string, string> = {};
 
   const serverUrl = (name: NodeName) => `http://127.0.0.1:${serverPorts.get(name) ?? 0}`;
@@ -113,7 +122,6 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
     (hooks?.accepted ?? []).filter(
       (r) => (r.body as AlertMessage).condition === condition && (r.body as AlertMessage).status === status,
     );
-  const cli = (args: string[], token: string) => runInsitu([...args, '--url', url, '--token', token]);
 
   before(async () => {
     const haproxyBin = await requireCommand('haproxy', 'haproxy');
@@ -124,21 +132,10 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
 
     // One platform database, initialised once; each node's server gets a copy of the data dir.
     const base = join(dir, 'platform');
-    const init = await runInsitu(
-      [
-        'init',
-        '--data-dir',
-        base,
-        '--port',
-        '0',
-        '--database-url',
-        `mysql://root@${db.host}:${db.port}/${db.database}`,
-        '--json',
-      ],
+    const admin = await initPlatform(base, {
+      args: ['--database-url', `mysql://root@${db.host}:${db.port}/${db.database}`],
       env,
-    );
-    assert.equal(init.code, 0, init.stderr);
-    const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
+    });
     const config = parse(await readFile(join(base, 'config.yaml'), 'utf8')) as Record<string, unknown>;
     config.cluster = {
       ...(config.cluster as object | undefined),
@@ -223,67 +220,36 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
     });
 
     // A provider with an agent dialling all three servers, a developer, an approved and published application.
-    const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token as string;
+    const adminToken = await signInAs(url, admin);
     const { acme, dev } = await providerAndDeveloper(url, adminToken, { password: PASSWORD });
     await writeFile(join(dir, 'orders.csv'), 'region,amount\nnorth,1\nsouth,2\n');
     await writeFile(
       join(dir, 'agent.yaml'),
       'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: csv\n    files: ./orders.csv\n    datasets:\n      orders: { description: Orders }\n',
     );
-    agentArgs = [
-      'agent',
-      '--platform',
-      NODES.map(serverUrl).join(','),
-      '--config',
-      join(dir, 'agent.yaml'),
-      '--data-dir',
-      join(dir, 'agent'),
-      '--name',
-      'agent-a',
-      '--log-level',
-      'info',
-    ];
-    agent = new InsituProcess('agent', [...agentArgs, '--token', acme.agentToken]);
-    await agent.waitForOutput(/agent running/);
+    agent = await startAgent(dir, NODES.map(serverUrl).join(','), acme.agentToken, { name: 'agent-a' });
 
     const app = join(dir, 'app');
-    await mkdir(app, { recursive: true });
-    await writeFile(
-      join(app, 'insitu.json'),
-      JSON.stringify({
+    await writeBundle(
+      app,
+      {
         name: 'who',
         version: '1.0.0',
         runtime: 'node',
         entry: 'index.js',
         datasets: [{ provider: 'acme-data', dataset: 'orders' }],
         endpoints: [{ method: 'GET', path: '/whoami' }],
-      }),
+      },
+      { 'index.js': "import { serve } from '@insitu/sdk';\nserve({ 'GET /whoami': () => ({ ok: true }) });\n" },
     );
-    await writeFile(
-      join(app, 'index.js'),
-      "import { serve } from '@insitu/sdk';\nserve({ 'GET /whoami': () => ({ ok: true }) });\n",
-    );
-    const submitted = await cli(['app', 'submit', app, '--org', dev.orgId, '--json'], dev.token);
-    assert.equal(submitted.code, 0, submitted.stderr);
-    const version = JSON.parse(submitted.stdout) as { id: string; appId: string };
-    assert.equal((await cli(['app', 'approve', version.id, '--reason', 'fine'], acme.token)).code, 0);
-    const deployed = await cli(['app', 'deploy', version.id, '--provider', 'acme-data', '--wait', '--json'], dev.token);
-    assert.equal(deployed.code, 0, deployed.stderr);
-    assert.equal(
-      (
-        await cli(
-          ['service', 'publish', 'who', '--app', version.appId, '--rate', '100000', '--burst', '100000'],
-          dev.token,
-        )
-      ).code,
-      0,
-    );
-    const created = await cli(
-      ['key', 'create', '--org', dev.orgId, '--service', 'who', '--name', 'e2e', '--json'],
-      dev.token,
-    );
-    assert.equal(created.code, 0, created.stderr);
-    key = (JSON.parse(created.stdout) as { key: string }).key;
+    ({ key } = await publishApp(url, {
+      bundle: app,
+      service: 'who',
+      developer: dev,
+      approver: acme,
+      reason: 'fine',
+      rate: { rate: 100000, burst: 100000 },
+    }));
     // Every server can answer a call (locally or through a peer holding the session).
     for (const name of NODES) {
       await waitFor(
@@ -330,8 +296,7 @@ describe('the platform on three operator nodes behind HAProxy', { timeout: 600_0
       timeoutMs: 60_000,
       what: 'the agent-offline alert',
     });
-    agent = new InsituProcess('agent', agentArgs);
-    await agent.waitForOutput(/agent running/);
+    agent = await startAgent(dir, NODES.map(serverUrl).join(','), undefined, { name: 'agent-a' });
     await waitFor(() => alerts('agent-offline', 'resolved').length === 1, {
       timeoutMs: 60_000,
       what: 'the agent-offline alert resolved',

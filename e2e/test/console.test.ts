@@ -14,7 +14,7 @@ import {
   launchChromium,
   signIn as signInAt,
 } from './console-browser.js';
-import { InsituProcess, ok, runInsitu } from './support.js';
+import { enrolmentToken, InsituProcess, ok, startAgent, startPlatform } from './support.js';
 
 /*
  * The web console in Debian's Chromium, against a real server and agent: the whole story
@@ -93,12 +93,9 @@ describe('web console in Chromium: the whole story by clicking', () => {
     );
     tarball = await writeApp(join(dir, 'app'));
 
-    const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
-    assert.equal(init.code, 0, init.stderr);
-    admin = (JSON.parse(init.stdout) as { admin: { email: string; password: string } }).admin;
-    server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
-    url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
-    const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token as string;
+    const platform = await startPlatform(dir);
+    ({ server, url, admin } = platform);
+    const adminToken = platform.adminToken;
 
     // Organisations and the provider's agent come from sign-up and the CLI; the console story starts at sign-in.
     let acme = { orgId: '', token: '' };
@@ -120,21 +117,9 @@ describe('web console in Chromium: the whole story by clicking', () => {
     const providerId = (
       await ok(url, 'POST', '/api/v1/providers', acme.token, { orgId: acme.orgId, name: 'acme-data' }, 201)
     ).id as string;
-    const enrol = (await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId }, 201)).token as string;
-    agent = new InsituProcess('agent', [
-      'agent',
-      '--platform',
-      url,
-      '--config',
-      join(dir, 'agent.yaml'),
-      '--data-dir',
-      join(dir, 'agent'),
-      '--name',
-      'agent-a',
-      '--token',
-      enrol,
-    ]);
-    await agent.waitForOutput(/agent running/);
+    agent = await startAgent(dir, url, await enrolmentToken(url, { token: acme.token, providerId }), {
+      name: 'agent-a',
+    });
 
     browser = await launchChromium();
   });

@@ -14,7 +14,7 @@ import {
 import type { Browser } from 'playwright-core';
 import { stringify } from 'yaml';
 import { CONSOLE_OUTPUT, checkPage, contextFor, launchChromium, signIn } from './console-browser.js';
-import { InsituProcess, ok, rest, runInsitu } from './support.js';
+import { initPlatform, InsituProcess, ok, rest, signInAs, startServer } from './support.js';
 
 /*
  * Switchover and acknowledge through the public REST API (what the console's Operations
@@ -70,27 +70,15 @@ describe('database switchover and acknowledge through the REST API', () => {
     await manager.waitForOutput(/"adminUrl"/);
 
     const platform = join(dir, 'platform');
-    const init = await runInsitu(
-      [
-        'init',
-        '--data-dir',
-        platform,
-        '--port',
-        '0',
-        '--database-url',
-        `mysql://root@${primary.host}:${primary.port}/${primary.database}`,
-        '--json',
-      ],
+    admin = await initPlatform(platform, {
+      args: ['--database-url', `mysql://root@${primary.host}:${primary.port}/${primary.database}`],
       env,
-    );
-    assert.equal(init.code, 0, init.stderr);
-    admin = (JSON.parse(init.stdout) as { admin: { email: string; password: string } }).admin;
+    });
     const config = join(platform, 'config.yaml');
     const text = (await readFile(config, 'utf8')).replace('database:\n', 'database:\n  followPrimary: platform\n');
     await writeFile(config, text + stringify({ cluster: { coordination: 'etcd', etcdEndpoints: [etcd.endpoint] } }));
-    server = new InsituProcess('server', ['server', '--data-dir', platform, '--port', '0'], env);
-    url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
-    token = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token;
+    ({ server, url } = await startServer(platform, env));
+    token = await signInAs(url, admin);
     const signup = await ok(
       url,
       'POST',

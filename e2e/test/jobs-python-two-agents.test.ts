@@ -1,11 +1,20 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
-import { InsituProcess, ok, runInsitu, providerAndDeveloper } from './support.js';
+import {
+  enrolmentToken,
+  type InsituProcess,
+  ok,
+  runInsitu,
+  providerAndDeveloper,
+  startAgent,
+  startPlatform,
+  writeBundle,
+} from './support.js';
 
 /*
  * Jobs written with the Python SDK, run by two agents of one provider (both bubblewrap,
@@ -57,53 +66,29 @@ describe('Python jobs at two agents of one provider', { timeout: 300_000 }, () =
       join(dir, 'agent.yaml'),
       'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./orders.db\njobs:\n  concurrency: 2\n  shareLogs: true\n  results: { extensions: [json] }\n',
     );
-    const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
-    assert.equal(init.code, 0, init.stderr);
-    const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
-    server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
-    url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
-    const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token;
+    const platform = await startPlatform(dir);
+    ({ server, url } = platform);
+    const adminToken = platform.adminToken;
     const parties = await providerAndDeveloper(url, adminToken, { password: PASSWORD });
     acme = parties.acme;
     dev = parties.dev;
     for (const name of ['agent-a', 'agent-b']) {
-      const token =
-        name === 'agent-a'
-          ? parties.acme.agentToken
-          : ((await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId: acme.providerId }, 201))
-              .token as string);
-      const agent = new InsituProcess(name, [
-        'agent',
-        '--platform',
-        url,
-        '--config',
-        join(dir, 'agent.yaml'),
-        '--data-dir',
-        join(dir, name),
-        '--name',
-        name,
-        '--log-level',
-        'info',
-        '--token',
-        token,
-      ]);
-      agents.push(agent);
-      await agent.waitForOutput(/agent running/);
+      const token = name === 'agent-a' ? parties.acme.agentToken : await enrolmentToken(url, acme);
+      agents.push(await startAgent(dir, url, token, { name }));
     }
     const bundle = join(dir, 'job');
-    await mkdir(bundle, { recursive: true });
-    await writeFile(
-      join(bundle, 'insitu.json'),
-      JSON.stringify({
+    await writeBundle(
+      bundle,
+      {
         name: 'region-totals-py',
         version: '1.0.0',
         runtime: 'python',
         entry: 'main.py',
         kind: 'job',
         datasets: [{ provider: 'acme-data', dataset: 'orders' }],
-      }),
+      },
+      { 'main.py': PYTHON_JOB },
     );
-    await writeFile(join(bundle, 'main.py'), PYTHON_JOB);
     const submitted = await cli(['app', 'submit', bundle, '--org', dev.orgId, '--json'], dev.token);
     assert.equal(submitted.code, 0, submitted.stderr);
     versionId = (JSON.parse(submitted.stdout) as { id: string }).id;

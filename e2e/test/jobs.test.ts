@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
-import { InsituProcess, ok, runInsitu, providerAndDeveloper } from './support.js';
+import { type InsituProcess, ok, runInsitu, providerAndDeveloper, startAgent, startPlatform } from './support.js';
 
 /*
  * Compute jobs with the real binaries: a platform server, one agent (bubblewrap) dialling
@@ -81,32 +81,13 @@ describe('compute jobs, end to end', () => {
       join(dir, 'agent.yaml'),
       'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./orders.db\njobs:\n  concurrency: 2\n  shareLogs: true\n  results: { maxFileBytes: 4096, extensions: [json, csv] }\n',
     );
-    const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
-    assert.equal(init.code, 0, init.stderr);
-    const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
-    server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
-    url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
-    const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token;
+    const platform = await startPlatform(dir);
+    ({ server, url } = platform);
+    const adminToken = platform.adminToken;
     const parties = await providerAndDeveloper(url, adminToken, { password: PASSWORD });
     acme = parties.acme;
     dev = parties.dev;
-    const token = parties.acme.agentToken;
-    agent = new InsituProcess('agent', [
-      'agent',
-      '--platform',
-      url,
-      '--config',
-      join(dir, 'agent.yaml'),
-      '--data-dir',
-      join(dir, 'agent'),
-      '--name',
-      'agent-a',
-      '--log-level',
-      'info',
-      '--token',
-      token,
-    ]);
-    await agent.waitForOutput(/agent running/);
+    agent = await startAgent(dir, url, parties.acme.agentToken, { name: 'agent-a' });
     await writeJob(join(dir, 'job'));
     const submitted = await cli(['app', 'submit', join(dir, 'job'), '--org', dev.orgId, '--json'], dev.token);
     assert.equal(submitted.code, 0, submitted.stderr);

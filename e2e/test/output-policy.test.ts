@@ -1,11 +1,20 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
-import { InsituProcess, ok, runInsitu, providerAndDeveloper } from './support.js';
+import {
+  type InsituProcess,
+  ok,
+  runInsitu,
+  providerAndDeveloper,
+  publishApp,
+  startAgent,
+  startPlatform,
+  writeBundle,
+} from './support.js';
 
 /*
  * Output policies (issue 18) end to end with the real binaries: a provider's agent whose
@@ -84,10 +93,9 @@ describe('output policies through the gateway, enforced by the agent', () => {
     })();
     db.close();
     await writeFile(join(dir, 'agent.yaml'), AGENT_YAML);
-    await mkdir(join(dir, 'app'), { recursive: true });
-    await writeFile(
-      join(dir, 'app', 'insitu.json'),
-      JSON.stringify({
+    await writeBundle(
+      join(dir, 'app'),
+      {
         name: 'orders-report',
         version: '1.0.0',
         runtime: 'node',
@@ -97,34 +105,15 @@ describe('output policies through the gateway, enforced by the agent', () => {
           method: 'GET',
           path: `/${p}`,
         })),
-      }),
+      },
+      { 'index.js': APP },
     );
-    await writeFile(join(dir, 'app', 'index.js'), APP);
 
-    const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
-    assert.equal(init.code, 0, init.stderr);
-    const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
-    server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
-    url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
-    adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token;
+    ({ server, url, adminToken } = await startPlatform(dir));
     const parties = await providerAndDeveloper(url, adminToken, { password: PASSWORD });
     acme = parties.acme;
     dev = parties.dev;
-    const token = parties.acme.agentToken;
-    agent = new InsituProcess('agent', [
-      'agent',
-      '--platform',
-      url,
-      '--config',
-      join(dir, 'agent.yaml'),
-      '--data-dir',
-      join(dir, 'agent'),
-      '--name',
-      'agent',
-      '--token',
-      token,
-    ]);
-    await agent.waitForOutput(/agent running/);
+    agent = await startAgent(dir, url, parties.acme.agentToken, { name: 'agent' });
   });
 
   after(async () => {
@@ -143,19 +132,12 @@ describe('output policies through the gateway, enforced by the agent', () => {
   });
 
   it('lets a sandboxed application read only grouped aggregates of groups of at least k', async () => {
-    const submitted = await cli(['app', 'submit', join(dir, 'app'), '--org', dev.orgId, '--json'], dev.token);
-    assert.equal(submitted.code, 0, submitted.stderr);
-    const version = JSON.parse(submitted.stdout) as { id: string; appId: string };
-    assert.equal((await cli(['app', 'approve', version.id], acme.token)).code, 0);
-    const deployed = await cli(['app', 'deploy', version.id, '--provider', 'acme-data', '--wait'], dev.token);
-    assert.equal(deployed.code, 0, deployed.stderr);
-    assert.equal((await cli(['service', 'publish', 'orders-report', '--app', version.appId], dev.token)).code, 0);
-    const created = await cli(
-      ['key', 'create', '--org', dev.orgId, '--service', 'orders-report', '--name', 'e2e', '--json'],
-      dev.token,
-    );
-    assert.equal(created.code, 0, created.stderr);
-    key = (JSON.parse(created.stdout) as { key: string }).key;
+    ({ key } = await publishApp(url, {
+      bundle: join(dir, 'app'),
+      service: 'orders-report',
+      developer: dev,
+      approver: acme,
+    }));
 
     for (const [path, code] of [
       ['rows', 'INSITU_POLICY_COLUMN_PROTECTED'],

@@ -12,7 +12,7 @@ import {
   type MariaDbCluster,
 } from '@insitu/test-helpers';
 import { stringify } from 'yaml';
-import { InsituProcess, ok, rest, runInsitu } from './support.js';
+import { initPlatform, InsituProcess, ok, rest, signInAs, startServer } from './support.js';
 
 /*
  * The platform on a replicated MariaDB: the dbmanager elects itself through etcd and
@@ -63,28 +63,16 @@ describe('the platform follows its database primary across a failover', () => {
     await manager.waitForOutput(/"adminUrl"/);
 
     const platform = join(dir, 'platform');
-    const init = await runInsitu(
-      [
-        'init',
-        '--data-dir',
-        platform,
-        '--port',
-        '0',
-        '--database-url',
-        `mysql://root@${primary.host}:${primary.port}/${primary.database}`,
-        '--json',
-      ],
+    const admin = await initPlatform(platform, {
+      args: ['--database-url', `mysql://root@${primary.host}:${primary.port}/${primary.database}`],
       env,
-    );
-    assert.equal(init.code, 0, init.stderr);
-    const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
+    });
     // The cluster settings an operator adds to config.yaml: etcd, and the primary to follow.
     const config = join(platform, 'config.yaml');
     const text = (await readFile(config, 'utf8')).replace('database:\n', 'database:\n  followPrimary: platform\n');
     await writeFile(config, text + stringify({ cluster: { coordination: 'etcd', etcdEndpoints: [etcd.endpoint] } }));
-    server = new InsituProcess('server', ['server', '--data-dir', platform, '--port', '0'], env);
-    url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
-    token = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token;
+    ({ server, url } = await startServer(platform, env));
+    token = await signInAs(url, admin);
   });
 
   after(async () => {

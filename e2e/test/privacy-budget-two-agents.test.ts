@@ -1,11 +1,20 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
-import { InsituProcess, ok, runInsitu, providerAndDeveloper } from './support.js';
+import {
+  enrolmentToken,
+  type InsituProcess,
+  ok,
+  providerAndDeveloper,
+  publishApp,
+  startAgent,
+  startPlatform,
+  writeBundle,
+} from './support.js';
 
 /*
  * The privacy budget with two agents of one provider (issue 18): a noised dataset with a
@@ -51,8 +60,6 @@ describe('privacy budget summed over two agents of one provider', { timeout: 300
   let acme = { orgId: '', token: '', providerId: '' };
   let dev = { orgId: '', token: '' };
 
-  const cli = (args: string[], token: string) => runInsitu([...args, '--url', url, '--token', token]);
-
   before(async () => {
     dir = await makeTempDir('insitu-e2e-budget-');
     const db = new BetterSqlite3(join(dir, 'orders.db'));
@@ -63,36 +70,15 @@ describe('privacy budget summed over two agents of one provider', { timeout: 300
     })();
     db.close();
     await writeFile(join(dir, 'agent.yaml'), AGENT_YAML);
-    const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
-    assert.equal(init.code, 0, init.stderr);
-    const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
-    server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
-    url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
-    const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token;
+    const platform = await startPlatform(dir);
+    ({ server, url } = platform);
+    const adminToken = platform.adminToken;
     const parties = await providerAndDeveloper(url, adminToken, { password: PASSWORD });
     acme = parties.acme;
     dev = parties.dev;
     for (const name of ['agent-a', 'agent-b']) {
-      const token =
-        name === 'agent-a'
-          ? parties.acme.agentToken
-          : ((await ok(url, 'POST', '/api/v1/tokens', acme.token, { providerId: acme.providerId }, 201))
-              .token as string);
-      const agent = new InsituProcess(name, [
-        'agent',
-        '--platform',
-        url,
-        '--config',
-        join(dir, 'agent.yaml'),
-        '--data-dir',
-        join(dir, name),
-        '--name',
-        name,
-        '--token',
-        token,
-      ]);
-      agents.push(agent);
-      await agent.waitForOutput(/agent running/);
+      const token = name === 'agent-a' ? parties.acme.agentToken : await enrolmentToken(url, acme);
+      agents.push(await startAgent(dir, url, token, { name }));
     }
   });
 
@@ -103,26 +89,24 @@ describe('privacy budget summed over two agents of one provider', { timeout: 300
   });
 
   it('lets exactly the budget of noised answers out over both agents together', async () => {
-    await mkdir(join(dir, 'app'), { recursive: true });
-    await writeFile(
-      join(dir, 'app', 'insitu.json'),
-      JSON.stringify({
+    await writeBundle(
+      join(dir, 'app'),
+      {
         name: 'orders-count',
         version: '1.0.0',
         runtime: 'node',
         entry: 'index.js',
         datasets: [{ provider: 'acme-data', dataset: 'orders' }],
         endpoints: [{ method: 'GET', path: '/count' }],
-      }),
+      },
+      { 'index.js': APP },
     );
-    await writeFile(join(dir, 'app', 'index.js'), APP);
-    const submitted = await cli(['app', 'submit', join(dir, 'app'), '--org', dev.orgId, '--json'], dev.token);
-    assert.equal(submitted.code, 0, submitted.stderr);
-    const version = JSON.parse(submitted.stdout) as { id: string; appId: string };
-    assert.equal((await cli(['app', 'approve', version.id], acme.token)).code, 0);
-    const deployed = await cli(['app', 'deploy', version.id, '--provider', 'acme-data', '--wait', '--json'], dev.token);
-    assert.equal(deployed.code, 0, deployed.stderr);
-    const deploymentId = (JSON.parse(deployed.stdout) as { id: string }).id;
+    const { deploymentId, key } = await publishApp(url, {
+      bundle: join(dir, 'app'),
+      service: 'orders-count',
+      developer: dev,
+      approver: acme,
+    });
     await waitFor(
       async () => {
         const d = await ok(url, 'GET', `/api/v1/deployments/${deploymentId}`, dev.token, undefined);
@@ -133,13 +117,6 @@ describe('privacy budget summed over two agents of one provider', { timeout: 300
       },
       { timeoutMs: 120_000, what: 'the service to run at both agents' },
     );
-    assert.equal((await cli(['service', 'publish', 'orders-count', '--app', version.appId], dev.token)).code, 0);
-    const created = await cli(
-      ['key', 'create', '--org', dev.orgId, '--service', 'orders-count', '--name', 'e2e', '--json'],
-      dev.token,
-    );
-    assert.equal(created.code, 0, created.stderr);
-    const key = (JSON.parse(created.stdout) as { key: string }).key;
 
     const answers: Array<{ status: number; code?: string }> = [];
     for (let i = 0; i < CALLS; i++) {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { newId } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
-import { InsituProcess, ok, rest, runInsitu } from './support.js';
+import { enrolmentToken, type InsituProcess, ok, rest, runInsitu, startAgent, startPlatform } from './support.js';
 
 /*
  * Issue 16, item 2, end to end with the real binaries and a real, sandboxed agent. The
@@ -79,12 +79,9 @@ describe("a provider named like the victim provider's id cannot make an approved
       join(dir, 'agent.yaml'),
       'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./shop.db\n',
     );
-    const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
-    assert.equal(init.code, 0, init.stderr);
-    const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
-    server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
-    url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
-    const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token;
+    const platform = await startPlatform(dir);
+    ({ server, url } = platform);
+    const adminToken = platform.adminToken;
     for (const [who, name] of [
       [shop, 'shop'],
       [evil, 'evil'],
@@ -104,23 +101,9 @@ describe("a provider named like the victim provider's id cannot make an approved
         await ok(url, 'POST', '/api/v1/providers', who.token, { orgId: who.orgId, name: `${name}-data` }, 201)
       ).id;
     }
-    const token = (await ok(url, 'POST', '/api/v1/tokens', shop.token, { providerId: shop.providerId }, 201)).token;
-    agent = new InsituProcess('shop-agent', [
-      'agent',
-      '--platform',
-      url,
-      '--config',
-      join(dir, 'agent.yaml'),
-      '--data-dir',
-      join(dir, 'agent'),
-      '--name',
-      'shop-agent',
-      '--token',
-      token,
-    ]);
-    await agent.waitForOutput(/agent running/);
+    agent = await startAgent(dir, url, await enrolmentToken(url, shop), { name: 'shop-agent' });
     // The attacker publishes a `sales` dataset of its own (metadata only; it runs no agent).
-    const evilToken = (await ok(url, 'POST', '/api/v1/tokens', evil.token, { providerId: evil.providerId }, 201)).token;
+    const evilToken = await enrolmentToken(url, evil);
     evil.agentCredential = (
       await ok(url, 'POST', '/api/v1/agents/enrol', undefined, { token: evilToken, name: 'evil-agent' }, 201)
     ).credential;

@@ -1,12 +1,22 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { waitFor } from '@insitu/core';
 import { makeTempDir, removeDir } from '@insitu/test-helpers';
-import { InsituProcess, ok, providerAndDeveloper, runInsitu, tunnelYaml, WORK_CONNECTION_MODES } from './support.js';
+import {
+  type InsituProcess,
+  ok,
+  providerAndDeveloper,
+  publishApp,
+  startAgent,
+  startPlatform,
+  tunnelYaml,
+  WORK_CONNECTION_MODES,
+  writeBundle,
+} from './support.js';
 
 /*
  * Request bodies on the real path: a platform server, an agent dialling it through the
@@ -78,68 +88,33 @@ for (const workConnections of WORK_CONNECTION_MODES)
           'sync: { intervalSeconds: 600 }\nsources:\n  - name: shop\n    kind: sqlite\n    path: ./orders.db\n    datasets:\n      orders: { description: Orders }\n' +
             tunnelYaml(workConnections),
         );
-        const init = await runInsitu(['init', '--data-dir', join(dir, 'platform'), '--port', '0', '--json']);
-        assert.equal(init.code, 0, init.stderr);
-        const { admin } = JSON.parse(init.stdout) as { admin: { email: string; password: string } };
-        server = new InsituProcess('server', ['server', '--data-dir', join(dir, 'platform'), '--port', '0']);
-        url = (await server.waitForOutput(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] ?? '';
-        const adminToken = (await ok(url, 'POST', '/api/v1/sessions', undefined, admin, 201)).token as string;
-        const cli = (args: string[], token: string) => runInsitu([...args, '--url', url, '--token', token]);
-
+        let adminToken: string;
+        ({ server, url, adminToken } = await startPlatform(dir));
         const { acme, dev } = await providerAndDeveloper(url, adminToken, { password: PASSWORD });
         devToken = dev.token;
-        agent = new InsituProcess('agent', [
-          'agent',
-          '--platform',
-          url,
-          '--config',
-          join(dir, 'agent.yaml'),
-          '--data-dir',
-          join(dir, 'agent'),
-          '--name',
-          'agent-a',
-          '--log-level',
-          'info',
-          '--token',
-          acme.agentToken,
-        ]);
-        await agent.waitForOutput(/agent running/);
+        agent = await startAgent(dir, url, acme.agentToken, { name: 'agent-a' });
 
         const appDir = join(dir, 'app');
-        await mkdir(appDir, { recursive: true });
-        await writeFile(
-          join(appDir, 'insitu.json'),
-          JSON.stringify({
+        await writeBundle(
+          appDir,
+          {
             name: 'echoes',
             version: '1.0.0',
             runtime: 'python',
             entry: 'app.py',
             datasets: [{ provider: 'acme-data', dataset: 'orders' }],
             endpoints: [{ method: 'POST', path: '/echo' }],
-          }),
+          },
+          { 'app.py': PYTHON_APP },
         );
-        await writeFile(join(appDir, 'app.py'), PYTHON_APP);
-        const submitted = await cli(['app', 'submit', appDir, '--org', dev.orgId, '--json'], dev.token);
-        assert.equal(submitted.code, 0, submitted.stderr);
-        const version = JSON.parse(submitted.stdout) as { id: string; appId: string };
-        assert.equal((await cli(['app', 'approve', version.id, '--reason', 'echoes'], acme.token)).code, 0);
-        const deployed = await cli(
-          ['app', 'deploy', version.id, '--provider', 'acme-data', '--wait', '--json'],
-          dev.token,
-        );
-        assert.equal(deployed.code, 0, deployed.stderr);
-        const published = await cli(
-          ['service', 'publish', 'echoes', '--app', version.appId, '--rate', '1000', '--burst', '1000', '--json'],
-          dev.token,
-        );
-        assert.equal(published.code, 0, published.stderr);
-        serviceId = (JSON.parse(published.stdout) as { id: string }).id;
-        const created = await cli(
-          ['key', 'create', '--org', dev.orgId, '--service', 'echoes', '--name', 'e2e', '--json'],
-          dev.token,
-        );
-        assert.equal(created.code, 0, created.stderr);
-        key = (JSON.parse(created.stdout) as { key: string }).key;
+        ({ serviceId, key } = await publishApp(url, {
+          bundle: appDir,
+          service: 'echoes',
+          developer: dev,
+          approver: acme,
+          reason: 'echoes',
+          rate: { rate: 1000, burst: 1000 },
+        }));
         await waitFor(async () => (await send(url, key, { body: '{}' })).status === 200, {
           timeoutMs: 60_000,
           intervalMs: 200,
