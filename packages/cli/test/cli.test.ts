@@ -189,6 +189,83 @@ describe('insitu command line', () => {
     assert.match(getWithBody.stderr, /-X GET cannot send a body \(-d\).*\[INSITU_USAGE\]/);
   });
 
+  it('app deploy --wait keeps following a recorded deployment when a poll is dropped or answered 503', async () => {
+    const dep = 'dep_01m8y5xp8wp7kn3xz9b0p7ymyj';
+    let polls = 0;
+    const platform = createHttpServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      const deployment = (agents: unknown[]) => ({ id: dep, version: '1.0.0', agents });
+      if (req.method === 'POST' && req.url === '/api/v1/deployments') {
+        res.statusCode = 201;
+        res.end(JSON.stringify(deployment([])));
+      } else if (req.method === 'GET' && req.url === `/api/v1/deployments/${dep}`) {
+        polls++;
+        if (polls === 1)
+          req.socket.destroy(); // a proxy dropping the connection
+        else if (polls === 2) {
+          res.statusCode = 503;
+          res.end(JSON.stringify({ error: { code: 'INSITU_UNAVAILABLE', message: 'node restarting' } }));
+        } else res.end(JSON.stringify(deployment([{ agentId: 'agt_x', state: 'running', ready: 1, desired: 1 }])));
+      } else {
+        res.statusCode = 404;
+        res.end(JSON.stringify({ error: { code: 'INSITU_ROUTE_NOT_FOUND', message: req.url } }));
+      }
+    });
+    await new Promise<void>((resolve) => platform.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    try {
+      const url = `http://127.0.0.1:${(platform.address() as AddressInfo).port}`;
+      const deployed = await run([
+        'app',
+        'deploy',
+        'ver_01m8y5xp8wp7kn3xz9b0p7ymyj',
+        '--provider',
+        'prv_01m8y5xp8wp7kn3xz9b0p7ymyj',
+        '--wait',
+        '--timeout',
+        '60',
+        '--url',
+        url,
+        '--token',
+        'isu_ses_x',
+      ]);
+      assert.equal(deployed.code, 0, deployed.stderr);
+      assert.equal(polls, 3);
+      assert.equal(deployed.stderr.match(/the platform did not answer .*; asking again/g)?.length, 2, deployed.stderr);
+      // A user error while following is not retried: it ends the command.
+      polls = 0;
+      platform.removeAllListeners('request');
+      platform.on('request', (_req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.statusCode = _req.method === 'POST' ? 201 : 404;
+        if (_req.method !== 'POST') polls++;
+        res.end(
+          JSON.stringify(
+            _req.method === 'POST'
+              ? { id: dep, version: '1.0.0', agents: [] }
+              : { error: { code: 'INSITU_DEPLOYMENT_NOT_FOUND', message: 'gone' } },
+          ),
+        );
+      });
+      const gone = await run([
+        'app',
+        'deploy',
+        'ver_01m8y5xp8wp7kn3xz9b0p7ymyj',
+        '--provider',
+        'prv_01m8y5xp8wp7kn3xz9b0p7ymyj',
+        '--wait',
+        '--url',
+        url,
+        '--token',
+        'isu_ses_x',
+      ]);
+      assert.equal(gone.code, 1, gone.stderr);
+      assert.equal(polls, 1);
+      assert.match(gone.stderr, /INSITU_DEPLOYMENT_NOT_FOUND/);
+    } finally {
+      await new Promise<void>((resolve) => platform.close(() => resolve()));
+    }
+  });
+
   it('service invoke finds the platform as every command does: --url, then INSITU_URL, then the profile of insitu login', async () => {
     // Two stand-in gateways that record what reaches them.
     const seen: Array<{ gateway: string; method: string; url: string; auth: string }> = [];

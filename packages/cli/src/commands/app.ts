@@ -149,7 +149,17 @@ export async function runAppDeploy(
     let current = deployment;
     const deadline = Date.now() + options.timeout * 1000;
     for (;;) {
-      current = await api.request<Deployment>('GET', `/api/v1/deployments/${deployment.id}`);
+      try {
+        current = await api.request<Deployment>('GET', `/api/v1/deployments/${deployment.id}`);
+      } catch (error) {
+        // The deployment is recorded: a platform node restarting or a proxy dropping one
+        // poll is no reason to give up following it (until the timeout).
+        if (!(error instanceof InsituError) || error.isUserError || io.signal?.aborted || Date.now() >= deadline)
+          throw error;
+        if (!options.json) line(io.stderr, `… the platform did not answer (${error.message}); asking again`);
+        await sleep(1000, io.signal ?? new AbortController().signal);
+        continue;
+      }
       const summary =
         current.agents
           .map((a) => `${a.agentId}: ${a.state} ${a.ready}/${a.desired}${a.reason ? ` (${a.reason})` : ''}`)
