@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// `npm run testbed:quick`: the 3+2 test bed's quick run (`e2e/testbed/`, three faults)
+// The last step of `npm test` (also `npm run testbed:quick`): the 3+2 test bed's quick run (`e2e/testbed/`, three faults)
 // when this machine can hold it, else one line saying why it was skipped (exit 0).
 // It needs root, working network namespaces (`ip netns add`), the Debian programs the bed
 // starts, and no other bed up. Runs after every other test so that nothing else loads the
-// two cores while it measures (not yet a step of `npm test`: see e2e/testbed/README.md). Report in test-output/testbed/ (report.md, report.json).
+// two cores while it measures. Report in test-output/testbed/ (report.md, report.json).
 // Usage: node scripts/testbed-quick.mjs   (after `npm run build`)
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
