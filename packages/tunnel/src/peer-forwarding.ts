@@ -18,8 +18,6 @@ import {
 import type { TunnelRequest, TunnelResponse, TunnelServerOptions } from './server-types.js';
 import { http2Transport } from './tls-stream.js';
 
-const { NGHTTP2_CANCEL } = http2.constants;
-
 /** What {@link PeerForwarding} works with. */
 export interface PeerForwardingOptions {
   nodeId: string;
@@ -226,7 +224,7 @@ export class PeerForwarding {
     return new Promise<TunnelResponse>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
-        stream.close(NGHTTP2_CANCEL);
+        breakOff(stream);
         if (!settled) {
           settled = true;
           reject(
@@ -237,7 +235,7 @@ export class PeerForwarding {
           );
         }
       }, remaining);
-      const onAbort = (): void => stream.close(NGHTTP2_CANCEL);
+      const onAbort = (): void => breakOff(stream);
       request.signal?.addEventListener('abort', onAbort, { once: true });
       stream.on('error', () => undefined);
       stream.on('response', (headers) => {
@@ -282,7 +280,7 @@ export class PeerForwarding {
           )
             out[name] = typeof value === 'number' ? String(value) : value;
         }
-        stream.setTimeout(this.#o.idleTimeoutMs, () => stream.close(NGHTTP2_CANCEL));
+        stream.setTimeout(this.#o.idleTimeoutMs, () => breakOff(stream));
         resolve({
           status,
           headers: out,

@@ -4,7 +4,7 @@ import { AttemptFailure, type AttemptContext, type FailureKind } from './attempt
 import { breakOff, forwardableHeaders } from './protocol.js';
 import type { TunnelRequest, TunnelResponse } from './server-types.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 /** One attempt over an HTTP/2 stream of the session. */
 export function attemptStream(
@@ -44,13 +44,13 @@ export function attemptStream(
     };
     const timer = setTimeout(
       () => {
-        stream.close(NGHTTP2_CANCEL);
+        breakOff(stream);
         settle('timeout', new AttemptFailure('timeout', 'deadline passed before the response headers', bodyStarted));
       },
       Math.max(1, deadline - Date.now()),
     );
     const onAbort = (): void => {
-      stream.close(NGHTTP2_CANCEL);
+      breakOff(stream);
       settle('aborted', new AttemptFailure('aborted', 'aborted by the caller', bodyStarted));
     };
     if (request.signal?.aborted) onAbort();
@@ -64,7 +64,7 @@ export function attemptStream(
         if (value !== undefined && name.charCodeAt(0) !== 58 /* ':' */)
           out[name] = typeof value === 'number' ? String(value) : value;
       }
-      stream.setTimeout(ctx.idleTimeoutMs, () => stream.close(NGHTTP2_CANCEL));
+      stream.setTimeout(ctx.idleTimeoutMs, () => breakOff(stream));
       settle('ok', {
         status,
         headers: out,

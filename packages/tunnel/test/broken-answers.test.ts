@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { waitFor } from '@insitu/core';
+import { InsituError, waitFor } from '@insitu/core';
 import {
   createHttpProxyHandler,
   createLocalDirectory,
@@ -184,4 +184,41 @@ describe('tunnel: an answer broken off upstream reaches the caller as an abort',
     assert.equal(response.status, 200);
     assert.equal(await outcome(response.body), 'aborted');
   });
+
+  // The request direction: a caller that gives up (abort, deadline) while its body is still
+  // streaming must not leave the application with half a body that ended cleanly.
+  for (const cut of ['abort', 'deadline'] as const) {
+    it(`a request body cut by the caller's ${cut} reaches the application as an abort, not a clean end`, async () => {
+      const providerId = `prv_cut_${cut}`;
+      const seen: Array<Promise<'ended' | 'aborted'>> = [];
+      let received = 0;
+      const handler: TunnelHandler = (req, res) => {
+        req.on('data', (chunk: Buffer) => (received += chunk.length));
+        const finished = outcome(req);
+        seen.push(finished);
+        void finished.then((how) => {
+          if (how === 'ended' && !res.writableEnded) res.end(`got ${received} bytes`);
+        });
+      };
+      const platform = await through(handler, providerId);
+      const body = new PassThrough();
+      const abort = new AbortController();
+      const call = platform.tunnel.request({
+        providerId,
+        service: 'app@1.0.0',
+        method: 'POST',
+        path: '/upload',
+        body,
+        ...(cut === 'abort' ? { signal: abort.signal } : { deadlineMs: 1500 }),
+      });
+      call.catch(() => undefined);
+      body.write(Buffer.alloc(1000, 1));
+      await waitFor(() => received >= 1000, { timeoutMs: 10_000, what: 'the first part of the body at the app' });
+      if (cut === 'abort') abort.abort();
+      await assert.rejects(call, (error: unknown) => error instanceof InsituError);
+      await waitFor(() => seen[0], { timeoutMs: 5000, what: 'the request at the app' });
+      assert.equal(await seen[0], 'aborted', 'the application saw the body end cleanly after 1,000 bytes');
+      body.destroy();
+    });
+  }
 });
