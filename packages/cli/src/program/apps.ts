@@ -7,10 +7,8 @@ import {
   logLevel,
   dataDir,
   url,
-  token,
   profile,
   remote,
-  json,
   type Remote,
   type CommandContext,
 } from './options.js';
@@ -52,76 +50,64 @@ export function registerApps(program: Command, ctx: CommandContext): void {
       },
     );
 
-  app
-    .command('submit <dir>')
-    .description(
-      'pack a bundle directory canonically and submit it as a new version (creates the application on first submit)',
-    )
-    .requiredOption('--org <org>', 'organisation that owns the application (name or id)')
-    .addOption(url())
-    .addOption(token())
-    .addOption(profile())
-    .addOption(dataDir())
-    .addOption(json())
-    .action(async (dir: string, options: Remote & { org: string }) => {
-      await (await import('../commands/app.js')).runAppSubmit(dir, options, io);
-    });
-  app
-    .command('approve <id>')
-    .description(
-      'approve (or --reject) an approval request, or every pending request of a version (ver_…) addressed to your providers',
-    )
-    .option('--reject', 'reject instead of approving')
-    .option('--reason <text>', 'why (required with --reject)')
-    .option('--share-job-logs', "let the output lines of this version's jobs reach the submitter (default: not)")
-    .option('--job-result-types <exts>', 'only these result file extensions of its jobs (e.g. json,csv)')
-    .option('--job-max-result-bytes <n>', 'at most this many bytes per result file of its jobs', (v: string) =>
-      positiveInt(v, '--job-max-result-bytes', 1024 * 1024 * 1024),
-    )
-    .addOption(url())
-    .addOption(token())
-    .addOption(profile())
-    .addOption(dataDir())
-    .addOption(json())
-    .action(
-      async (
-        id: string,
-        options: Remote & {
-          reject?: boolean;
-          reason?: string;
-          shareJobLogs?: boolean;
-          jobResultTypes?: string;
-          jobMaxResultBytes?: number;
-        },
-      ) => {
-        await (await import('../commands/app.js')).runAppApprove(id, options, io);
+  remote(
+    app
+      .command('submit <dir>')
+      .description(
+        'pack a bundle directory canonically and submit it as a new version (creates the application on first submit)',
+      )
+      .requiredOption('--org <org>', 'organisation that owns the application (name or id)'),
+  ).action(async (dir: string, options: Remote & { org: string }) => {
+    await (await import('../commands/app.js')).runAppSubmit(dir, options, io);
+  });
+  remote(
+    app
+      .command('approve <id>')
+      .description(
+        'approve (or --reject) an approval request, or every pending request of a version (ver_…) addressed to your providers',
+      )
+      .option('--reject', 'reject instead of approving')
+      .option('--reason <text>', 'why (required with --reject)')
+      .option('--share-job-logs', "let the output lines of this version's jobs reach the submitter (default: not)")
+      .option('--job-result-types <exts>', 'only these result file extensions of its jobs (e.g. json,csv)')
+      .option('--job-max-result-bytes <n>', 'at most this many bytes per result file of its jobs', (v: string) =>
+        positiveInt(v, '--job-max-result-bytes', 1024 * 1024 * 1024),
+      ),
+  ).action(
+    async (
+      id: string,
+      options: Remote & {
+        reject?: boolean;
+        reason?: string;
+        shareJobLogs?: boolean;
+        jobResultTypes?: string;
+        jobMaxResultBytes?: number;
       },
-    );
-  app
-    .command('deploy <version>')
-    .description('run an approved version at a provider; rolls over the running version there')
-    .requiredOption('--provider <idOrName>', 'provider to run it at')
-    .option('--replicas <n>', 'instances per agent', (v: string) => positiveInt(v, '--replicas'))
-    .option('--wait', 'follow the deployment until an agent runs it')
-    .option(
-      '--timeout <seconds>',
-      'with --wait: give up after this long',
-      (v: string) => positiveInt(v, '--timeout'),
-      120,
-    )
-    .addOption(url())
-    .addOption(token())
-    .addOption(profile())
-    .addOption(dataDir())
-    .addOption(json())
-    .action(
-      async (
-        versionId: string,
-        options: Remote & { provider: string; replicas?: number; wait?: boolean; timeout: number },
-      ) => {
-        ctx.exitCode = await (await import('../commands/app.js')).runAppDeploy(versionId, options, io);
-      },
-    );
+    ) => {
+      await (await import('../commands/app.js')).runAppApprove(id, options, io);
+    },
+  );
+  remote(
+    app
+      .command('deploy <version>')
+      .description('run an approved version at a provider; rolls over the running version there')
+      .requiredOption('--provider <idOrName>', 'provider to run it at')
+      .option('--replicas <n>', 'instances per agent', (v: string) => positiveInt(v, '--replicas'))
+      .option('--wait', 'follow the deployment until an agent runs it')
+      .option(
+        '--timeout <seconds>',
+        'with --wait: give up after this long',
+        (v: string) => positiveInt(v, '--timeout'),
+        120,
+      ),
+  ).action(
+    async (
+      versionId: string,
+      options: Remote & { provider: string; replicas?: number; wait?: boolean; timeout: number },
+    ) => {
+      ctx.exitCode = await (await import('../commands/app.js')).runAppDeploy(versionId, options, io);
+    },
+  );
 
   const job = program.command('job').description('compute jobs: an approved version run once over the data');
   remote(
@@ -176,40 +162,36 @@ export function registerApps(program: Command, ctx: CommandContext): void {
   });
 
   const service = program.command('service').description('published data services');
-  service
-    .command('publish <name>')
-    .description('publish an application as a service at /s/<name>/…')
-    .requiredOption('--app <app>', 'application to publish (name or id)')
-    .option('--org <org>', 'organisation of the application, when its name is not unique')
-    .addOption(new Option('--access <access>', 'who may call it').choices(['public', 'restricted']))
-    .option('--rate <perSecond>', 'per-key rate limit (at most 1,000,000)', (v: string) =>
-      positiveInt(v, '--rate', 1_000_000),
-    )
-    .option('--burst <n>', 'per-key burst (at most 1,000,000)', (v: string) => positiveInt(v, '--burst', 1_000_000))
-    .option('--quota <n>', 'per-key daily quota (at most 1,000,000,000)', (v: string) =>
-      positiveInt(v, '--quota', 1_000_000_000),
-    )
-    .option('--description <text>', 'what it answers')
-    .addOption(url())
-    .addOption(token())
-    .addOption(profile())
-    .addOption(dataDir())
-    .addOption(json())
-    .action(
-      async (
-        name: string,
-        options: Remote & {
-          app: string;
-          access?: 'public' | 'restricted';
-          rate?: number;
-          burst?: number;
-          quota?: number;
-          description?: string;
-        },
-      ) => {
-        await (await import('../commands/service.js')).runServicePublish(name, options, io);
+  remote(
+    service
+      .command('publish <name>')
+      .description('publish an application as a service at /s/<name>/…')
+      .requiredOption('--app <app>', 'application to publish (name or id)')
+      .option('--org <org>', 'organisation of the application, when its name is not unique')
+      .addOption(new Option('--access <access>', 'who may call it').choices(['public', 'restricted']))
+      .option('--rate <perSecond>', 'per-key rate limit (at most 1,000,000)', (v: string) =>
+        positiveInt(v, '--rate', 1_000_000),
+      )
+      .option('--burst <n>', 'per-key burst (at most 1,000,000)', (v: string) => positiveInt(v, '--burst', 1_000_000))
+      .option('--quota <n>', 'per-key daily quota (at most 1,000,000,000)', (v: string) =>
+        positiveInt(v, '--quota', 1_000_000_000),
+      )
+      .option('--description <text>', 'what it answers'),
+  ).action(
+    async (
+      name: string,
+      options: Remote & {
+        app: string;
+        access?: 'public' | 'restricted';
+        rate?: number;
+        burst?: number;
+        quota?: number;
+        description?: string;
       },
-    );
+    ) => {
+      await (await import('../commands/service.js')).runServicePublish(name, options, io);
+    },
+  );
   service
     .command('invoke <name> [path]')
     .description('call a service through the gateway with an API key and print the answer')
@@ -232,39 +214,31 @@ export function registerApps(program: Command, ctx: CommandContext): void {
     );
 
   const key = program.command('key').description('API keys');
-  key
-    .command('create')
-    .description('create an API key for services; printed once')
-    .requiredOption('--org <org>', 'organisation the key belongs to (name or id)')
-    .requiredOption(
-      '--service <nameOrId>',
-      'service the key may call (repeatable)',
-      (value: string, previous: string[]) => [...previous, value],
-      [] as string[],
-    )
-    .option('--name <name>', 'a label for the key', 'cli')
-    .option('--ttl <seconds>', 'expire after this many seconds', (v: string) => positiveInt(v, '--ttl'))
-    .addOption(url())
-    .addOption(token())
-    .addOption(profile())
-    .addOption(dataDir())
-    .addOption(json())
-    .action(async (options: Remote & { org: string; service: string[]; name: string; ttl?: number }) => {
-      await (await import('../commands/key.js')).runKeyCreate(options, io);
-    });
+  remote(
+    key
+      .command('create')
+      .description('create an API key for services; printed once')
+      .requiredOption('--org <org>', 'organisation the key belongs to (name or id)')
+      .requiredOption(
+        '--service <nameOrId>',
+        'service the key may call (repeatable)',
+        (value: string, previous: string[]) => [...previous, value],
+        [] as string[],
+      )
+      .option('--name <name>', 'a label for the key', 'cli')
+      .option('--ttl <seconds>', 'expire after this many seconds', (v: string) => positiveInt(v, '--ttl')),
+  ).action(async (options: Remote & { org: string; service: string[]; name: string; ttl?: number }) => {
+    await (await import('../commands/key.js')).runKeyCreate(options, io);
+  });
 
-  app
-    .command('reject <id>')
-    .description('reject an approval request, or the pending ones of a version, with a reason the developer sees')
-    .requiredOption('--reason <text>', 'why')
-    .addOption(url())
-    .addOption(token())
-    .addOption(profile())
-    .addOption(dataDir())
-    .addOption(json())
-    .action(async (id: string, options: Remote & { reason: string }) => {
-      await (await import('../commands/app.js')).runAppApprove(id, { ...options, reject: true }, io);
-    });
+  remote(
+    app
+      .command('reject <id>')
+      .description('reject an approval request, or the pending ones of a version, with a reason the developer sees')
+      .requiredOption('--reason <text>', 'why'),
+  ).action(async (id: string, options: Remote & { reason: string }) => {
+    await (await import('../commands/app.js')).runAppApprove(id, { ...options, reject: true }, io);
+  });
   remote(
     app
       .command('list')
