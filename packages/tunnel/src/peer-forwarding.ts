@@ -18,6 +18,17 @@ import {
 import type { TunnelRequest, TunnelResponse, TunnelServerOptions } from './server-types.js';
 import { http2Transport } from './tls-stream.js';
 
+/**
+ * A forward that failed before the request reached any agent (the peer was shutting down,
+ * could not be dialled, or had lost the session): the route is re-forming, and the request
+ * may be sent again once it has (see `TunnelServer`). A 503: nothing was sent.
+ */
+export class RouteLost extends InsituError {
+  constructor(message: string, cause?: unknown) {
+    super('INSITU_TUNNEL_UNAVAILABLE', message, { headers: { 'retry-after': '1' }, cause });
+  }
+}
+
 /** What {@link PeerForwarding} works with. */
 export interface PeerForwardingOptions {
   nodeId: string;
@@ -162,6 +173,8 @@ export class PeerForwarding {
     nodes.sort(() => Math.random() - 0.5);
     const replayable = request.body === undefined || typeof request.body === 'string' || Buffer.isBuffer(request.body);
     let lastError: InsituError | undefined;
+    // Whether every node tried failed before the request reached an agent.
+    let unsent = true;
     for (const nodeId of nodes.slice(0, replayable ? 2 : 1)) {
       const url = cluster.directory.nodeUrl(nodeId);
       if (!url) continue;
@@ -169,10 +182,18 @@ export class PeerForwarding {
         return await this.#forwardTo(nodeId, url, peers, request, deadline);
       } catch (error) {
         lastError = toInsituError(error);
+        if (!(error instanceof RouteLost) && !(lastError.code === 'INSITU_TUNNEL_NO_ROUTE' && replayable))
+          unsent = false;
         if (lastError.code !== 'INSITU_TUNNEL_NO_ROUTE' && lastError.code !== 'INSITU_TUNNEL_UNAVAILABLE')
           throw lastError;
         this.#o.metrics?.retries.inc({ reason: 'forward' });
       }
+    }
+    if (lastError && unsent) {
+      throw new RouteLost(
+        `the route to provider ${request.providerId} was lost before the request was sent: ${lastError.message}`,
+        lastError,
+      );
     }
     if (lastError?.code === 'INSITU_TUNNEL_UNAVAILABLE') {
       throw new InsituError('INSITU_TUNNEL_UPSTREAM_FAILED', lastError.message, { cause: lastError });
@@ -191,7 +212,12 @@ export class PeerForwarding {
     if (remaining <= 0)
       throw new InsituError('INSITU_TUNNEL_TIMEOUT', `provider ${request.providerId} did not answer in time`);
     const session = await Promise.race([
-      peers.session(url),
+      peers.session(url).catch((error: unknown) => {
+        const failure = toInsituError(error);
+        throw failure.code === 'INSITU_TUNNEL_UNAVAILABLE'
+          ? new RouteLost(`node ${nodeId} could not be reached: ${failure.message}`, failure)
+          : failure;
+      }),
       new Promise<never>((_resolve, reject) =>
         setTimeout(
           () => reject(new InsituError('INSITU_TUNNEL_TIMEOUT', `node ${nodeId} did not accept a connection in time`)),
@@ -219,7 +245,7 @@ export class PeerForwarding {
         { endStream: !hasBody },
       );
     } catch (error) {
-      throw new InsituError('INSITU_TUNNEL_UNAVAILABLE', `node ${nodeId} connection is closing`, { cause: error });
+      throw new RouteLost(`node ${nodeId} connection is closing`, error);
     }
     return new Promise<TunnelResponse>((resolve, reject) => {
       let settled = false;

@@ -55,6 +55,8 @@ export interface PeerPoolOptions {
  */
 export class PeerPool {
   readonly #sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
+  /** Sessions whose peer sent GOAWAY: a new stream on them would be refused. */
+  readonly #goneAway = new WeakSet<http2.ClientHttp2Session>();
   readonly #options: PeerPoolOptions;
   #closed = false;
 
@@ -68,7 +70,7 @@ export class PeerPool {
       // A peer that sent GOAWAY (it is shutting down) is forgotten on the next tick; never
       // hand out its closing session in between: connect afresh instead.
       const current = await existing.catch(() => undefined);
-      if (current && !current.closed && !current.destroyed) return current;
+      if (current && !current.closed && !current.destroyed && !this.#goneAway.has(current)) return current;
       if (this.#sessions.get(url) === existing) this.#sessions.delete(url);
       const again = this.#sessions.get(url);
       if (again) return again;
@@ -107,7 +109,10 @@ export class PeerPool {
       this.#options.logger.info({ err: error.message, peer: url }, 'peer connection failed'),
     );
     session.on('close', forget);
-    session.on('goaway', forget);
+    session.on('goaway', () => {
+      this.#goneAway.add(session);
+      forget();
+    });
     await new Promise<void>((resolve, reject) => {
       session.once('connect', () => resolve());
       session.once('error', reject);

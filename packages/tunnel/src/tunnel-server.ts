@@ -1,18 +1,24 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { setTimeout as setTimeoutPromise } from 'node:timers/promises';
 import { createLogger, InsituError, type Logger } from '@insitu/core';
 import type { SessionTimings } from './agent-session.js';
 import { AttemptFailure } from './attempt-failure.js';
 import { LocalDispatch } from './local-dispatch.js';
 import { createTunnelMetrics, type TunnelMetrics } from './metrics.js';
-import { PeerForwarding } from './peer-forwarding.js';
+import { PeerForwarding, RouteLost } from './peer-forwarding.js';
 import { RoutingTable } from './routing-table.js';
 import type { SessionInfo, TunnelRequest, TunnelResponse, TunnelServerOptions } from './server-types.js';
 import { SessionRegistry } from './session-registry.js';
 import { UpgradeAcceptor } from './upgrade-acceptor.js';
 
 export type { SessionInfo, TunnelRequest, TunnelResponse, TunnelServerOptions } from './server-types.js';
+
+/** How long a forwarded request whose route was lost before it left waits for the route to re-form. */
+export const ROUTE_SETTLE_MS = 5000;
+/** ...and the part of its deadline it keeps for the call itself. */
+const ROUTE_SETTLE_MARGIN_MS = 250;
 
 /**
  * The platform side of the reverse tunnel: accepts agent sessions (HTTP/1.1 upgrade,
@@ -129,8 +135,32 @@ export class TunnelServer {
         );
       }
     }
-    if (local.length === 0 && this.#peers) return this.#peers.forward(request, deadline);
+    if (local.length === 0 && this.#peers) return this.#forwardSettling(this.#peers, request, deadline);
     return this.#local.request(request, deadline);
+  }
+
+  /**
+   * Forward to the node that holds a session; when the route was lost before the request
+   * left (that node is shutting down, or lost the session a moment ago), wait for the
+   * agent's session to re-form here or on another node for up to {@link ROUTE_SETTLE_MS},
+   * within the deadline, and send it then. A rolling restart of the servers moves every
+   * session once; without this, the calls forwarded to the node going down failed.
+   */
+  async #forwardSettling(peers: PeerForwarding, request: TunnelRequest, deadline: number): Promise<TunnelResponse> {
+    const settleUntil = Math.min(deadline - ROUTE_SETTLE_MARGIN_MS, Date.now() + ROUTE_SETTLE_MS);
+    let delay = 25;
+    for (;;) {
+      try {
+        return await peers.forward(request, deadline);
+      } catch (error) {
+        if (!(error instanceof RouteLost) || Date.now() + delay >= settleUntil || request.signal?.aborted) throw error;
+        this.metrics?.retries.inc({ reason: 'route-lost' });
+        await setTimeoutPromise(delay);
+        delay = Math.min(delay * 2, 250);
+        if (this.table.candidates(request.providerId, request.service).length > 0)
+          return this.#local.request(request, deadline);
+      }
+    }
   }
 
   /** Send a control command to one session of an agent (any of its sessions on this node). */
