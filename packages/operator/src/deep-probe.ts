@@ -21,6 +21,52 @@ export interface DeepProber {
   pushEvents?(target: ProbeTarget, events: readonly OperatorEvent[]): Promise<void>;
 }
 
+/** Deep-probe conditions that are the result of one probe, and so may be one slow answer. */
+const PROBE_FAILURES = new Set([
+  'etcd-member-unhealthy',
+  'server-probe-failed',
+  'database-write-failed',
+  'agent-probe-failed',
+]);
+
+/**
+ * Holds back a failed probe until it failed in `rounds` deep-probe runs in a row, as
+ * Prometheus's `for:` does: one probe that missed its deadline on a loaded machine is not
+ * an incident. Conditions that carry their own duration (an agent offline for
+ * `agentOfflineMs`, an application crash-looping) pass at once. A probe that passes once
+ * starts the count again.
+ */
+export class DeepConditionGate {
+  #streaks = new Map<string, number>();
+
+  /** `firing`: alerts a previous leader raised; they stay up without a new streak. */
+  constructor(
+    private readonly rounds: number,
+    firing: Iterable<{ condition: string; subject: string }> = [],
+  ) {
+    for (const alert of firing)
+      if (PROBE_FAILURES.has(alert.condition)) this.#streaks.set(`${alert.condition}\u0000${alert.subject}`, rounds);
+  }
+
+  /** The conditions of one run that may become alerts now. */
+  admit(found: readonly AlertCondition[]): AlertCondition[] {
+    const streaks = new Map<string, number>();
+    const admitted: AlertCondition[] = [];
+    for (const condition of found) {
+      if (!PROBE_FAILURES.has(condition.condition)) {
+        admitted.push(condition);
+        continue;
+      }
+      const key = `${condition.condition}\u0000${condition.subject}`;
+      const streak = (this.#streaks.get(key) ?? 0) + 1;
+      streaks.set(key, streak);
+      if (streak >= this.rounds) admitted.push(condition);
+    }
+    this.#streaks = streaks;
+    return admitted;
+  }
+}
+
 /** A server's answer to `POST /api/v1/cluster/probe`. */
 export interface ServerProbeAnswer {
   node: string;

@@ -2,7 +2,7 @@ import type { Logger, Registry } from '@insitu/core';
 import type { Coordinator, Leadership } from '@insitu/coord';
 import { OperatorAlerts, type AlertCondition, type PublishedAlerts } from './alerts.js';
 import { isPlaced, type StoredSpec } from './cluster-spec.js';
-import type { DeepProber, ProbeTarget } from './deep-probe.js';
+import { DeepConditionGate, type DeepProber, type ProbeTarget } from './deep-probe.js';
 import type { EventLog } from './event-log.js';
 import { KEYS, placementKey, restartKey } from './keys.js';
 import type { NodeConfig } from './node-config.js';
@@ -63,6 +63,7 @@ export class Leader {
   #command: Promise<void> | undefined;
   #lastDeepProbe = 0;
   #deepConditions: AlertCondition[] = [];
+  #deepGate = new DeepConditionGate(1);
   #deepProbing: Promise<void> | undefined;
   #lastView: ClusterView | undefined;
 
@@ -86,6 +87,10 @@ export class Leader {
       logger: options.logger,
       ...(restored ? { restored: restored.active } : {}),
     });
+    this.#deepGate = new DeepConditionGate(
+      options.config.timing.deepProbeFailuresBeforeAlert,
+      (restored?.active ?? []).map((a) => a.item),
+    );
     options.events.record({
       type: 'leader-elected',
       subject: options.node,
@@ -312,7 +317,7 @@ export class Leader {
       this.#deepProbing = prober
         .run({ servers, leads: () => this.#leads() })
         .then(async (found) => {
-          this.#deepConditions = found;
+          this.#deepConditions = this.#deepGate.admit(found);
           const target = servers[0];
           if (target && prober.pushEvents) await this.#copyEvents(target, prober.pushEvents.bind(prober));
         })

@@ -114,6 +114,13 @@ export const NodeConfigSchema = Type.Object(
         leaderRetryMs: Type.Integer({ minimum: 100, default: 2000, description: 'Pause before campaigning again' }),
         tickMs: Type.Integer({ minimum: 50, default: 1000, description: "The leader's decision loop" }),
         deepProbeIntervalMs: Type.Integer({ minimum: 500, default: 10_000 }),
+        deepProbeFailuresBeforeAlert: Type.Integer({
+          minimum: 1,
+          maximum: 100,
+          default: 2,
+          description:
+            'A failed deep probe (etcd member, server, database write, agent through the tunnel) raises its alert only after failing in this many runs in a row',
+        }),
         lostGraceMs: Type.Optional(
           Type.Integer({
             minimum: 0,
