@@ -125,14 +125,19 @@ export class Campaign extends EventEmitter implements Leadership {
     clearTimeout(this.#deadline);
     this.#deadline = setTimeout(
       () => {
-        if (this.#state === 'leader' && Date.now() >= this.#leaderDeadline()) {
-          this.#end(
-            notLeader(
-              `no keep-alive succeeded for ${Math.round(this.ttlMs * LEADER_DEADLINE_FRACTION)} ms; stepped down before the lease could expire`,
-            ),
-            true,
-          );
+        if (this.#state !== 'leader') return;
+        // A timer may fire up to a millisecond before a deadline with a fraction of one
+        // (2/3 of the TTL): then arm again, or the step-down would wait for the lease's TTL.
+        if (Date.now() < this.#leaderDeadline()) {
+          this.#armDeadline();
+          return;
         }
+        this.#end(
+          notLeader(
+            `no keep-alive succeeded for ${Math.round(this.ttlMs * LEADER_DEADLINE_FRACTION)} ms; stepped down before the lease could expire`,
+          ),
+          true,
+        );
       },
       Math.max(1, this.#leaderDeadline() - Date.now()),
     );
