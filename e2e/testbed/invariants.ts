@@ -178,6 +178,7 @@ export async function checkFencing(bed: Bed): Promise<Check> {
     const manager = /manager (\S+) elected/.exec(event.message ?? '')?.[1] ?? '?';
     elections.set(event.id, { id: event.id, at: event.at ?? '', manager, token });
   }
+  const operator = await checkOperatorFencing(bed);
   const ordered = [...elections.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const bad = ordered.filter((e, i) => {
     const previous = ordered[i - 1];
@@ -188,11 +189,63 @@ export async function checkFencing(bed: Bed): Promise<Check> {
       return true;
     }
   });
+  const dbOk = bad.length === 0 && ordered.length > 0;
   return {
-    name: 'fencing tokens strictly increase (dbmanager elections)',
-    ok: bad.length === 0 && ordered.length > 0,
-    detail: `${ordered.length} election(s) seen, tokens ${ordered.map((e) => `${e.token}@${e.manager}`).join(' < ')}`,
-    ...(bad.length > 0 || ordered.length === 0 ? { evidence: ordered } : {}),
+    name: 'fencing tokens strictly increase (dbmanager and operator elections)',
+    ok: dbOk && operator.ok,
+    detail: `dbmanager: ${ordered.length} election(s) seen, tokens ${ordered.map((e) => `${e.token}@${e.manager}`).join(' < ')}; operator: ${operator.detail}`,
+    ...(!dbOk || !operator.ok ? { evidence: { dbmanager: ordered, operator: operator.evidence } } : {}),
+  };
+}
+
+/** Every operator `leader-elected` event seen so far in this run. */
+const operatorElections = new Map<number, { seq: number; ts: string; node: string; token: string }>();
+
+/**
+ * The operator's leaders, the same way: its `leader-elected` events (copied by the leader
+ * into the platform database, `GET /api/v1/events?kind=operator.leader-elected`) carry the
+ * fencing token the leader writes with; in the order the events happened, the tokens
+ * strictly increase. Events arrive in the database a few seconds late (the leader copies
+ * them with its deep probes), so none seen yet is not a failure.
+ */
+async function checkOperatorFencing(bed: Bed): Promise<{ ok: boolean; detail: string; evidence?: unknown }> {
+  let items: Array<{ seq?: number; ts?: string; data?: { node?: unknown; fencingToken?: unknown } }> = [];
+  try {
+    const response = await fetch(`${frontUrl}/api/v1/events?kind=operator.leader-elected&limit=200`, {
+      headers: { authorization: `Bearer ${bed.adminToken}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!response.ok) throw new Error(`answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+    items = ((await response.json()) as { items?: typeof items }).items ?? [];
+  } catch (error) {
+    return { ok: false, detail: `the operator's events could not be read: ${String(error)}` };
+  }
+  for (const item of items) {
+    if (item.seq === undefined) continue;
+    const raw = item.data?.fencingToken;
+    const token = typeof raw === 'string' || typeof raw === 'number' ? String(raw) : '';
+    operatorElections.set(item.seq, {
+      seq: item.seq,
+      ts: item.ts ?? '',
+      node: typeof item.data?.node === 'string' ? item.data.node : '?',
+      token,
+    });
+  }
+  // By the time the leader recorded them (events are copied in batches, so not by seq).
+  const ordered = [...operatorElections.values()].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : a.seq - b.seq));
+  const bad = ordered.filter((e, i) => {
+    const previous = ordered[i - 1];
+    if (previous === undefined) return false;
+    try {
+      return BigInt(e.token) <= BigInt(previous.token);
+    } catch {
+      return true;
+    }
+  });
+  return {
+    ok: bad.length === 0,
+    detail: `${ordered.length} election(s) seen, tokens ${ordered.map((e) => `${e.token}@${e.node}`).join(' < ') || '(none yet)'}`,
+    ...(bad.length > 0 ? { evidence: ordered } : {}),
   };
 }
 
