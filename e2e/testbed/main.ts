@@ -86,7 +86,9 @@ async function run(options: TestbedOptions): Promise<number> {
     process.stderr.write(`testbed: ${setupError}\n`);
   } finally {
     if (options.keep && setupError === '') {
-      out(`--keep: bed left up in ${dir}; remove it with npm run testbed -- --clean`);
+      out(
+        `--keep: bed left up in ${dir}; this process stays with it: Ctrl-C here tears it down (or npm run testbed -- --clean from another shell)`,
+      );
     } else {
       await stopBed(holder);
       cleanBed();
