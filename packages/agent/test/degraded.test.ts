@@ -117,7 +117,7 @@ describe('a deployment with a replica down keeps serving (degraded)', () => {
       logger,
       provider: { id: PROVIDER, name: 'acme' },
       // A long first back-off: the killed instance stays down long enough to call the other one.
-      restartPolicy: { initialBackoffMs: 10_000, maxBackoffMs: 10_000, healthIntervalMs: 250, startTimeoutMs: 30_000 },
+      restartPolicy: { initialBackoffMs: 20_000, maxBackoffMs: 20_000, healthIntervalMs: 250, startTimeoutMs: 30_000 },
     });
     await agent.registry.refresh();
     link = new PlatformLink({
