@@ -48,7 +48,7 @@ import { openSource } from './sources/open-source.js';
 import { appUnavailable, bundleInvalid } from './errors.js';
 
 /** Where a deployment stands, as the agent reports it to the platform. */
-export type DeploymentState = 'pending' | 'starting' | 'running' | 'crash-looping' | 'failed' | 'stopping';
+export type DeploymentState = 'pending' | 'starting' | 'running' | 'degraded' | 'crash-looping' | 'failed' | 'stopping';
 
 export interface DeploymentStatus {
   id: string;
@@ -58,7 +58,7 @@ export interface DeploymentStatus {
   desiredReplicas: number;
   readyReplicas: number;
   state: DeploymentState;
-  /** Why it failed or is crash-looping. */
+  /** Why it failed, is crash-looping or degraded (`INSITU_APP_UNAVAILABLE` when an instance crash-loops). */
   reason?: { code: string; message: string };
   instances: InstanceStatus[];
 }
@@ -690,7 +690,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     return this.entries.get(deploymentId)?.runner?.output;
   }
 
-  /** The status report: per deployment pending, starting, running, crash-looping or failed (with the reason). */
+  /** The status report: per deployment pending, starting, running, degraded, crash-looping or failed (with the reason). */
   status(): AgentStatus {
     const provider = this.options.provider;
     return {
@@ -702,7 +702,7 @@ export class Agent extends EventEmitter<{ status: [AgentStatus] }> {
     };
   }
 
-  /** Wait until the deployment has settled into `running`, `failed` or `crash-looping`. */
+  /** Wait until the deployment has settled into `running`, `degraded`, `failed` or `crash-looping`. */
   async settled(id: string): Promise<DeploymentStatus | undefined> {
     await this.entries.get(id)?.ready;
     return this.status().deployments.find((d) => d.id === id);
@@ -745,9 +745,23 @@ function normaliseDigestSafe(digest: string): string {
   }
 }
 
+/** The exit and the last lines a crash-looping instance wrote: what its developer needs to fix it. */
+function crashLoopMessage(looping: InstanceStatus): string {
+  const last = (looping.lastExit?.output ?? []).slice(-3).map((l) => (l.length > 200 ? `${l.slice(0, 200)}…` : l));
+  return `instance ${looping.id} keeps crashing: ${looping.lastExit?.reason ?? 'unknown'}${last.length > 0 ? `; last output: ${last.join(' | ')}` : '; it wrote nothing'}`;
+}
+
+/** An instance that does not serve right now, and why (its last exit, if it had one). */
+function describeDown(instance: InstanceStatus): string {
+  // `running` but not ready: it just ended or failed a request, and its exit is not handled yet.
+  const state = instance.state === 'running' ? 'not ready' : instance.state;
+  return `instance ${instance.id} ${state}${instance.lastExit ? ` after: ${instance.lastExit.reason}` : ''}`;
+}
+
 function deploymentStatus(entry: Entry): DeploymentStatus {
   const instances = entry.runner?.instances() ?? [];
-  const readyReplicas = entry.runner?.ready().length ?? 0;
+  const ready = new Set((entry.runner?.ready() ?? []).map((i) => i.id));
+  const readyReplicas = ready.size;
   let state: DeploymentState;
   let reason: DeploymentStatus['reason'];
   if (entry.state === 'failed') {
@@ -755,16 +769,23 @@ function deploymentStatus(entry: Entry): DeploymentStatus {
     reason = { code: entry.failure?.code ?? 'INSITU_INTERNAL', message: entry.failure?.message ?? 'failed' };
   } else if (entry.state === 'pending') state = 'pending';
   else if (entry.state === 'stopping') state = 'stopping';
-  else if (instances.some((i) => i.state === 'crash-looping')) {
-    state = 'crash-looping';
+  else {
     const looping = instances.find((i) => i.state === 'crash-looping');
-    // The exit and the last lines the instance wrote: what its developer needs to fix it.
-    const last = (looping?.lastExit?.output ?? []).slice(-3).map((l) => (l.length > 200 ? `${l.slice(0, 200)}…` : l));
-    reason = {
-      code: 'INSITU_APP_UNAVAILABLE',
-      message: `instance ${looping?.id ?? ''} keeps crashing: ${looping?.lastExit?.reason ?? 'unknown'}${last.length > 0 ? `; last output: ${last.join(' | ')}` : '; it wrote nothing'}`,
-    };
-  } else state = readyReplicas >= entry.desired.replicas ? 'running' : 'starting';
+    if (looping && readyReplicas === 0) {
+      state = 'crash-looping';
+      reason = { code: 'INSITU_APP_UNAVAILABLE', message: crashLoopMessage(looping) };
+    } else if (readyReplicas >= entry.desired.replicas) state = 'running';
+    else if (readyReplicas > 0) {
+      // Serving with fewer instances than desired: still announced and routed to (see DESIGN notes).
+      state = 'degraded';
+      const serving = `${readyReplicas} of ${entry.desired.replicas} instances serve`;
+      if (looping) reason = { code: 'INSITU_APP_UNAVAILABLE', message: `${crashLoopMessage(looping)}; ${serving}` };
+      else {
+        const down = instances.filter((i) => !ready.has(i.id)).map((i) => describeDown(i));
+        reason = { code: 'INSITU_NOT_READY', message: `${serving}${down.length > 0 ? `; ${down.join('; ')}` : ''}` };
+      }
+    } else state = 'starting';
+  }
   return {
     id: entry.desired.id,
     app: entry.desired.app,

@@ -266,6 +266,81 @@ describe('insitu command line', () => {
     }
   });
 
+  it('app deploy --wait waits through degraded, and stops at once when a missing instance crash-loops', async () => {
+    const dep = 'dep_01m8y5xp8wp7kn3xz9b0p7ymyj';
+    let polls = 0;
+    let answers: unknown[][] = [];
+    const platform = createHttpServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      const deployment = (agents: unknown[]) => ({ id: dep, version: '1.0.0', state: 'active', agents });
+      if (req.method === 'POST' && req.url === '/api/v1/deployments') {
+        res.statusCode = 201;
+        res.end(JSON.stringify(deployment([])));
+      } else if (req.method === 'GET' && req.url === `/api/v1/deployments/${dep}`) {
+        res.end(JSON.stringify(deployment(answers[Math.min(polls, answers.length - 1)] ?? [])));
+        polls++;
+      } else {
+        res.statusCode = 404;
+        res.end(JSON.stringify({ error: { code: 'INSITU_ROUTE_NOT_FOUND', message: req.url } }));
+      }
+    });
+    await new Promise<void>((resolve) => platform.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    const agent = (state: string, ready: number, reason = '') => ({
+      agentId: 'agt_x',
+      state,
+      ready,
+      desired: 2,
+      reason,
+    });
+    try {
+      const url = `http://127.0.0.1:${(platform.address() as AddressInfo).port}`;
+      const deploy = () =>
+        run([
+          'app',
+          'deploy',
+          'ver_01m8y5xp8wp7kn3xz9b0p7ymyj',
+          '--provider',
+          'prv_01m8y5xp8wp7kn3xz9b0p7ymyj',
+          '--wait',
+          '--timeout',
+          '60',
+          '--url',
+          url,
+          '--token',
+          'isu_ses_x',
+        ]);
+      // Half started: degraded is not done; it follows on until every instance runs.
+      answers = [
+        [agent('degraded', 1, '1 of 2 instances serve; instance i1 starting [INSITU_NOT_READY]')],
+        [agent('running', 2)],
+      ];
+      const waited = await deploy();
+      assert.equal(waited.code, 0, waited.stderr);
+      assert.equal(polls, 2);
+      assert.match(waited.stderr, /agt_x: degraded 1\/2 \(1 of 2 instances serve/);
+      // One instance keeps crashing while the other serves: waiting will not bring it.
+      polls = 0;
+      answers = [
+        [
+          agent(
+            'degraded',
+            1,
+            'instance i1 keeps crashing: exited with code 3; 1 of 2 instances serve [INSITU_APP_UNAVAILABLE]',
+          ),
+        ],
+      ];
+      const stuck = await deploy();
+      assert.equal(stuck.code, 1, stuck.stderr);
+      assert.equal(polls, 1);
+      assert.match(
+        stuck.stderr,
+        /insitu: deployment dep_\S+ of 1\.0\.0 is degraded on agent agt_x: 1 of 2 instances serve, the others will not start: instance i1 keeps crashing: exited with code 3.*\[INSITU_NOT_READY\]/,
+      );
+    } finally {
+      await new Promise<void>((resolve) => platform.close(() => resolve()));
+    }
+  });
+
   it('service invoke finds the platform as every command does: --url, then INSITU_URL, then the profile of insitu login', async () => {
     // Two stand-in gateways that record what reaches them.
     const seen: Array<{ gateway: string; method: string; url: string; auth: string }> = [];

@@ -118,7 +118,7 @@ export function Table(props: { caption: string; head: string[]; children: Compon
 export function Badge(props: { state: string }) {
   const tone = /^(running|ready|up|approved|active|ok|online|primary|used|info)$/.test(props.state)
     ? 'good'
-    : /^(pending|starting|draining|stopping|expired|warning|backoff|unused)$/.test(props.state)
+    : /^(pending|starting|degraded|draining|stopping|expired|warning|backoff|unused)$/.test(props.state)
       ? 'warn'
       : 'bad';
   return <span class={`badge ${tone}`}>{props.state}</span>;

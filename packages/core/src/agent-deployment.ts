@@ -82,3 +82,44 @@ export const AgentDesiredSchema = Type.Object(
   { additionalProperties: false },
 );
 export type AgentDesired = Static<typeof AgentDesiredSchema>;
+
+/**
+ * What an agent reports for one deployment it runs (`PUT /api/v1/agents/self/status`):
+ * `pending` (not started), `starting` (no instance ready yet, none in trouble),
+ * `running` (every desired instance ready), `degraded` (at least one instance ready and
+ * serving, fewer than desired), `crash-looping` (no instance ready, one keeps crashing),
+ * `failed` (will not start: bundle, digest, manifest), `stopping`, `stopped`.
+ */
+export const DEPLOYMENT_STATES = [
+  'pending',
+  'starting',
+  'running',
+  'degraded',
+  'crash-looping',
+  'failed',
+  'stopped',
+  'stopping',
+] as const;
+export type ReportedDeploymentState = (typeof DEPLOYMENT_STATES)[number];
+
+/**
+ * Whether calls may go to a deployment an agent reports so: `running` or `degraded`,
+ * with at least one ready instance. The one rule the agent's announcement to the tunnel
+ * and the gateway's routing share, so they never disagree about what serves.
+ */
+export function servesCalls(report: { state: string; ready: number }): boolean {
+  return (report.state === 'running' || report.state === 'degraded') && report.ready > 0;
+}
+
+/**
+ * Whether an agent's report says an instance of the deployment keeps crashing: the whole
+ * deployment is `crash-looping`, or it is `degraded` (others serve) with the reason the
+ * agent gives a crash loop, `… [INSITU_APP_UNAVAILABLE]` (the agent writes a report's
+ * reason as `message [CODE]`). What the operator's `app-crash-looping` alert reads.
+ */
+export function reportsCrashLoop(report: { state: string; reason?: string }): boolean {
+  return (
+    report.state === 'crash-looping' ||
+    (report.state === 'degraded' && (report.reason ?? '').endsWith('[INSITU_APP_UNAVAILABLE]'))
+  );
+}

@@ -48,9 +48,18 @@ export {
   AgentDesiredSchema,
   AgentDatasetPolicySchema,
   DEPLOYMENT_HEADER,
+  DEPLOYMENT_STATES,
   ResolvedDatasetSchema,
+  reportsCrashLoop,
+  servesCalls,
 } from './agent-deployment.js';
-export type { AgentDeployment, AgentDesired, AgentDatasetPolicy, ResolvedDataset } from './agent-deployment.js';
+export type {
+  AgentDeployment,
+  AgentDesired,
+  AgentDatasetPolicy,
+  ReportedDeploymentState,
+  ResolvedDataset,
+} from './agent-deployment.js';
 export {
   AgentJobSchema,
   AgentJobsSchema,

@@ -2,6 +2,7 @@ import {
   AgentDesiredSchema as CoreAgentDesiredSchema,
   AgentJobReportSchema as CoreAgentJobReportSchema,
   AgentJobsSchema as CoreAgentJobsSchema,
+  DEPLOYMENT_STATES,
   JobOutputPolicySchema as CoreJobOutputPolicySchema,
   AppNameSchema,
   DatasetSchema,
@@ -354,7 +355,10 @@ export const RejectBody = Type.Object({ reason: Type.String({ minLength: 1, maxL
 
 export const DeploymentAgentSchema = Type.Object({
   agentId: IdSchema,
-  state: Type.String({ description: 'pending, starting, running, crash-looping, failed or stopped' }),
+  state: Type.String({
+    description:
+      'pending, starting, running (every instance ready), degraded (at least one instance ready and serving, fewer than desired), crash-looping (no instance ready, one keeps crashing), failed or stopped',
+  }),
   reason: Type.String(),
   ready: Type.Integer(),
   desired: Type.Integer(),
@@ -653,15 +657,7 @@ export const AgentStatusBody = Type.Object(
       Type.Object(
         {
           id: IdSchema,
-          state: Type.Enum([
-            'pending',
-            'starting',
-            'running',
-            'crash-looping',
-            'failed',
-            'stopped',
-            'stopping',
-          ] as const),
+          state: Type.Enum(DEPLOYMENT_STATES),
           ready: Type.Integer({ minimum: 0, maximum: 1024 }),
           desired: Type.Integer({ minimum: 0, maximum: 1024 }),
           reason: Type.Optional(Type.String({ maxLength: 2000 })),

@@ -119,7 +119,7 @@ export interface DeploymentsTable {
 }
 
 /** What one agent reports for one deployment. */
-export type InstanceState = 'pending' | 'starting' | 'running' | 'crash-looping' | 'failed' | 'stopped';
+export type InstanceState = 'pending' | 'starting' | 'running' | 'degraded' | 'crash-looping' | 'failed' | 'stopped';
 
 export interface DeploymentAgentsTable {
   deployment_id: string;

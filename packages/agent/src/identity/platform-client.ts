@@ -10,6 +10,7 @@ import {
   type AgentJob,
   type AgentJobReport,
   type DatasetInput,
+  type ReportedDeploymentState,
 } from '@insitu/core';
 import { bundleInvalid } from '../errors.js';
 
@@ -36,7 +37,7 @@ export type PlatformDeployment = AgentDeployment;
 /** One deployment as the agent reports it (`PUT /api/v1/agents/self/status`). */
 export interface DeploymentReport {
   id: string;
-  state: 'pending' | 'starting' | 'running' | 'crash-looping' | 'failed' | 'stopped' | 'stopping';
+  state: ReportedDeploymentState;
   ready: number;
   desired: number;
   reason?: string;

@@ -10,6 +10,7 @@ import {
   AgentJobsSchema,
   DEPLOYMENT_HEADER,
   assertValid,
+  servesCalls,
   type Logger,
 } from '@insitu/core';
 import {
@@ -66,7 +67,8 @@ function report(status: AgentStatus): DeploymentReport[] {
     state: d.state,
     ready: d.readyReplicas,
     desired: d.desiredReplicas,
-    ...(d.reason ? { reason: `${d.reason.message} [${d.reason.code}]`.slice(0, 2000) } : {}),
+    // The code stays last and whole: the platform reads it (`reportsCrashLoop`).
+    ...(d.reason ? { reason: `${d.reason.message.slice(0, 1900)} [${d.reason.code}]` } : {}),
   }));
 }
 
@@ -223,8 +225,9 @@ export class PlatformLink {
   }
 
   private statusChanged(status: AgentStatus): void {
+    // A degraded deployment (some instances down, at least one ready) keeps serving.
     const running: ServiceAnnouncement[] = status.deployments
-      .filter((d) => d.state === 'running' && d.readyReplicas > 0)
+      .filter((d) => servesCalls({ state: d.state, ready: d.readyReplicas }))
       .map((d) => ({ key: d.id, capacity: Math.max(1, d.readyReplicas * 64) }));
     const announced = JSON.stringify(running);
     if (announced !== this.lastAnnounced) {

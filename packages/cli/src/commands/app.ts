@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { InsituError, sleep } from '@insitu/core';
+import { InsituError, reportsCrashLoop, sleep } from '@insitu/core';
 import { canonicalTarball, readManifest } from '@insitu/agent';
 import { ApiClient, streamLines, type RemoteOptions } from '../api-client.js';
 import { line, printItems, type CliIo } from '../io.js';
@@ -129,7 +129,8 @@ export async function runAppApprove(
 
 /**
  * `insitu app deploy VERSION --provider P [--replicas N] [--wait]`: record the desired
- * deployment; with `--wait`, follow it until an agent runs it (or it fails).
+ * deployment; with `--wait`, follow it until an agent runs every instance of it (or it
+ * fails, crash-loops, or the timeout passes; a degraded deployment serves, but is not done).
  */
 export async function runAppDeploy(
   versionId: string,
@@ -178,6 +179,18 @@ export async function runAppDeploy(
         );
       }
       if (current.agents.some((a) => a.state === 'running' && a.ready > 0)) break;
+      // Degraded (some instances serve, fewer than desired) is not done: wait for the rest,
+      // up to the timeout; but an instance that crash-loops will not come by waiting.
+      const stuck = current.agents.find((a) => a.state === 'degraded' && reportsCrashLoop(a));
+      if (stuck) {
+        throw new InsituError(
+          'INSITU_NOT_READY',
+          `deployment ${deployment.id} of ${deployment.version} is degraded on agent ${stuck.agentId}: ${stuck.ready} of ${stuck.desired} instances serve, the others will not start: ${stuck.reason}`,
+          {
+            details: { deployment: current },
+          },
+        );
+      }
       if (Date.now() >= deadline) {
         throw new InsituError(
           'INSITU_NOT_READY',

@@ -47,8 +47,9 @@ export function Providers(props: { me: Me }) {
             >
               {agents.map((a) => {
                 const sessions = d.sessions?.filter((s) => s.agentId === a.id) ?? [];
+                // Degraded still serves (fewer instances than desired): it runs there.
                 const runs = d.deployments.filter((dep) =>
-                  dep.agents.some((x) => x.agentId === a.id && x.state === 'running'),
+                  dep.agents.some((x) => x.agentId === a.id && (x.state === 'running' || x.state === 'degraded')),
                 );
                 return (
                   <tr key={a.id}>

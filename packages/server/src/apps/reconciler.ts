@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { reportsCrashLoop } from '@insitu/core';
 import type { DeploymentRow, InstanceState } from '@insitu/store';
 import type { ServerContext } from '../context.js';
 
@@ -9,6 +10,31 @@ export interface AgentReport {
   ready: number;
   desired: number;
   reason?: string;
+}
+
+/**
+ * Whether a report is worth an event for people: a deployment that crash-loops, failed,
+ * runs again, or lost instances while serving (`running` → `degraded`), and a degraded
+ * one whose missing instance turned into a crash loop (it will not heal by waiting). Not
+ * the first instance of a start becoming ready (`starting` → `degraded`).
+ */
+function eventWorthy(
+  previous: { state: InstanceState; reason: string } | undefined,
+  next: { state: InstanceState; reason: string },
+): boolean {
+  if (previous?.state === next.state)
+    return next.state === 'degraded' && reportsCrashLoop(next) && !reportsCrashLoop(previous);
+  switch (next.state) {
+    case 'crash-looping':
+    case 'failed':
+      return true;
+    case 'running':
+      return previous !== undefined;
+    case 'degraded':
+      return previous?.state === 'running' || reportsCrashLoop(next);
+    default:
+      return false;
+  }
 }
 
 /**
@@ -49,7 +75,7 @@ export class DeploymentReconciler extends EventEmitter<{
     const before = new Map(
       (await store.deployments.statuses([...known.keys()]))
         .filter((s) => s.agent_id === agentId)
-        .map((s) => [s.deployment_id, s.state]),
+        .map((s) => [s.deployment_id, s]),
     );
     for (const report of reports) {
       const row = known.get(report.id);
@@ -63,11 +89,7 @@ export class DeploymentReconciler extends EventEmitter<{
         ready: report.ready,
         desired: report.desired,
       });
-      const previous = before.get(row.id);
-      if (
-        previous !== state &&
-        (state === 'crash-looping' || state === 'failed' || (state === 'running' && previous !== undefined))
-      ) {
+      if (eventWorthy(before.get(row.id), { state, reason: report.reason ?? '' })) {
         const application = await store.apps.get(row.app_id);
         const message = `${application?.name ?? row.app_id} on agent ${agentId}: ${state}${report.reason ? ` (${report.reason})` : ''}`;
         for (const orgId of new Set([application?.org_id, (await store.providers.get(providerId))?.org_id])) {

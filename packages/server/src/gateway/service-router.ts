@@ -1,4 +1,4 @@
-import type { AppManifest } from '@insitu/core';
+import { servesCalls, type AppManifest } from '@insitu/core';
 import type { Store } from '@insitu/store';
 import { compareSemver } from '../apps/semver.js';
 import type { DispatchTarget } from './dispatcher.js';
@@ -10,6 +10,8 @@ export interface RunningVersion {
   major: number;
   manifest: AppManifest;
   targets: DispatchTarget[];
+  /** Some agent runs every instance of it; false when it only serves `degraded` (fewer instances than desired). */
+  complete: boolean;
 }
 
 /** Every version of an app, newest first, with whether it runs. */
@@ -19,8 +21,9 @@ export interface AppRoutes {
 }
 
 /**
- * Which running version answers a service call: the newest version that runs on at
- * least one agent (of one major, for `/v{major}/…`). Computed from deployments and the
+ * Which running version answers a service call: the newest version that serves on at
+ * least one agent (`running` or `degraded`, core's `servesCalls`), preferring one that
+ * runs complete somewhere (of one major, for `/v{major}/…`). Computed from deployments and the
  * agents' latest reports, cached per app and dropped when the reconciler says routes
  * changed. Reports older than `staleAfterMs` do not count (the agent went quiet).
  */
@@ -63,10 +66,7 @@ export class ServiceRouter {
     for (const deployment of deployments) {
       const agents = statuses.filter(
         (s) =>
-          s.deployment_id === deployment.id &&
-          s.state === 'running' &&
-          s.ready > 0 &&
-          now - Number(s.updated_at) < this.options.staleAfterMs,
+          s.deployment_id === deployment.id && servesCalls(s) && now - Number(s.updated_at) < this.options.staleAfterMs,
       );
       if (agents.length === 0) continue;
       let entry = byVersion.get(deployment.version_id);
@@ -79,17 +79,24 @@ export class ServiceRouter {
           major: version.major,
           manifest: JSON.parse(version.manifest) as AppManifest,
           targets: [],
+          complete: false,
         };
         byVersion.set(version.id, entry);
       }
       entry.targets.push({ providerId: deployment.provider_id, deploymentId: deployment.id });
+      if (agents.some((s) => s.state === 'running')) entry.complete = true;
     }
     const running = [...byVersion.values()].sort((a, b) => compareSemver(b.version, a.version));
     return { running, loadedAt: now };
   }
 
-  /** The version to call: the newest running one, or the newest of `major`. */
+  /**
+   * The version to call: the newest running one, or the newest of `major`. A version that
+   * only serves degraded (a rolling upgrade half started, an instance in back-off) does not
+   * take the calls of an older one that runs complete; with nothing complete, it serves.
+   */
   static pick(routes: AppRoutes, major?: number): RunningVersion | undefined {
-    return routes.running.find((v) => major === undefined || v.major === major);
+    const serving = routes.running.filter((v) => major === undefined || v.major === major);
+    return serving.find((v) => v.complete) ?? serving[0];
   }
 }

@@ -1,4 +1,10 @@
-import { AGENT_PROBE_PATH, CLUSTER_AUTH_HEADER, InsituError, verifyClusterRequest } from '@insitu/core';
+import {
+  AGENT_PROBE_PATH,
+  CLUSTER_AUTH_HEADER,
+  InsituError,
+  reportsCrashLoop,
+  verifyClusterRequest,
+} from '@insitu/core';
 import Type from 'typebox';
 import type { App } from '../app.js';
 import type { ServerContext } from '../context.js';
@@ -157,7 +163,8 @@ export function registerOperatorClusterRoutes(app: App, ctx: ServerContext): voi
         const deployments = await store.deployments.list({ states: ['active'], limit: 1000, offset: 0 });
         const byId = new Map(deployments.map((d) => [d.id, d]));
         crashLooping = (await store.deployments.statuses([...byId.keys()]))
-          .filter((status) => status.state === 'crash-looping')
+          // A crash-looping instance of a degraded deployment counts too: its others serve, it does not.
+          .filter((status) => reportsCrashLoop(status))
           .map((status) => ({
             deploymentId: status.deployment_id,
             app: byId.get(status.deployment_id)?.app_id ?? '',
