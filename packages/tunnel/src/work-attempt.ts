@@ -217,6 +217,8 @@ class WorkExchange implements WorkUser, AnswerSink {
     body.removeListener('data', this.#onBodyData);
     body.removeListener('end', this.#onBodyEnd);
     body.removeListener('error', this.#onBodyError);
+    // Left as `unpipe` leaves it: paused, not flowing to no one.
+    if (!body.readableEnded) body.pause();
   }
 
   // --- the connection (WorkUser) ---
@@ -345,17 +347,13 @@ class WorkExchange implements WorkUser, AnswerSink {
 
   #failed(message: string): void {
     if (this.#settled) return;
-    const body = this.request.body;
     const stale =
       !this.#gotBytes &&
       !this.#bodyStarted &&
       (this.#connection === undefined || this.#deadOnArrival || this.#idempotent) &&
       Date.now() < this.deadline;
-    if (stale && body instanceof Readable) {
-      // Untouched: the HTTP/2 stream that takes the request over reads it from the start.
-      body.pause();
-      this.#detachBody();
-    }
+    // Untouched: the HTTP/2 stream that takes the request over reads it from the start.
+    if (stale) this.#detachBody();
     this.#settle('died', new AttemptFailure('died', message, this.#bodyStarted, false, stale));
   }
 

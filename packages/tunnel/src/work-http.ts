@@ -363,5 +363,6 @@ function trimOws(value: string): string {
 
 function hasToken(list: string | undefined, token: string): boolean {
   if (list === undefined) return false;
+  if (list === token) return true;
   return list.split(',').some((part) => part.trim() === token);
 }
