@@ -1,7 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { Logger } from '@insitu/core';
 
 /** How a session's pool of work connections is sized. */
@@ -24,63 +22,60 @@ export interface WorkPoolOptions {
   logger: Logger;
 }
 
-/**
- * Node's HTTP/1.1 keep-alive agent over work connections: one connection pool per
- * service key (the agent's `name`), and a new connection is an unbound work connection
- * taken from the session's spares and bound to that service by its first line.
- */
-class WorkAgent extends http.Agent {
-  constructor(
-    readonly pool: WorkPool,
-    maxSockets: number,
-    idleTimeoutMs: number,
-  ) {
-    // FIFO: Node's agent skips connections destroyed while idle only at the head of the list.
-    super({ keepAlive: true, maxSockets, scheduling: 'fifo', timeout: idleTimeoutMs });
-  }
+/** How often idle connections are checked against their time (they close at most this late). */
+const SWEEP_MS = 250;
 
-  override getName(options?: http.ClientRequestArgs): string {
-    return String(options?.host ?? '');
-  }
+/** What uses a work connection while it carries a request (see `attemptWork`). */
+export interface WorkUser {
+  onData(chunk: Buffer): void;
+  /** The agent closed its end (FIN). */
+  onEnd(): void;
+  onClose(): void;
+  onTimeout(): void;
+}
 
-  override createConnection(
-    options: http.ClientRequestArgs,
-    callback?: (error: Error | null, stream: Duplex) => void,
-  ): Duplex | undefined {
-    const socket = this.pool.bind(String(options.host ?? ''));
-    if (!socket) {
-      callback?.(new Error('no free work connection'), undefined as unknown as Duplex);
-      return undefined;
-    }
-    return socket;
-  }
+/** One work connection: the socket, the service it is bound to, and what it does now. */
+export class WorkConnection {
+  /** The service it is bound to (undefined while spare). */
+  service: string | undefined;
+  /** The binding line still to write before the first request (one write with its head). */
+  binding: string | undefined;
+  /** The request it carries now. */
+  user: WorkUser | undefined;
+  /** While idle: closed when the clock passes this. */
+  idleUntil = 0;
+  constructor(readonly socket: Socket) {}
 
-  override keepSocketAlive(socket: Socket): boolean {
-    if (this.pool.closing) return false;
-    return super.keepSocketAlive(socket) as unknown as boolean;
+  /** Open both ways (not destroyed, no FIN either way). */
+  get usable(): boolean {
+    const socket = this.socket;
+    return !socket.destroyed && !socket.readableEnded && !socket.writableEnded;
   }
 }
 
 /**
  * The data plane of one agent session on the platform: work connections the agent
  * dialled (each with a one-time token this pool issued over the control stream), over
- * which the platform speaks plain HTTP/1.1 keep-alive while the agent pipes bytes to the
- * application. The pool keeps `spare` unbound connections ready, binds one to a service
- * on first use (`<service key>\n`), and replaces connections that die.
+ * which the platform speaks plain HTTP/1.1 keep-alive (`attemptWork`, `work-http.ts`)
+ * while the agent pipes bytes to the application. The pool keeps `spare` unbound
+ * connections ready, binds one to a service on first use (`<service key>\n`), keeps
+ * bound connections idle per service between requests, and replaces connections that die.
  */
 export class WorkPool {
-  readonly agent: WorkAgent;
   closing = false;
   readonly #options: WorkPoolOptions;
   readonly #tokens = new Map<string, number>();
-  readonly #spares: Socket[] = [];
-  readonly #all = new Set<Socket>();
-  readonly #maxSockets: number;
+  readonly #spares: WorkConnection[] = [];
+  readonly #idle = new Map<string, WorkConnection[]>();
+  readonly #busy = new Map<string, number>();
+  readonly #all = new Set<WorkConnection>();
+  readonly #idleTimeoutMs: number;
+  /** Closes idle connections past their time (one timer for the pool, only while some are idle). */
+  #sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: WorkPoolOptions) {
     this.#options = options;
-    this.#maxSockets = options.max;
-    this.agent = new WorkAgent(this, options.max, options.idleTimeoutMs ?? 4000);
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? 4000;
   }
 
   /** Connections held now (spare and bound). */
@@ -98,9 +93,14 @@ export class WorkPool {
     return this.#tokens.size;
   }
 
+  /** Bound connections of `service` idle now (kept alive for its next request). */
+  idle(service: string): number {
+    return this.#idle.get(service)?.length ?? 0;
+  }
+
   /** Every work connection held now (spare and bound). */
   connections(): Socket[] {
-    return [...this.#all];
+    return [...this.#all].map((connection) => connection.socket);
   }
 
   /** Issue tokens until spares + pending reach `spare`, within `max`. */
@@ -135,27 +135,35 @@ export class WorkPool {
       socket.destroy();
       return;
     }
-    this.#all.add(socket);
-    this.#spares.push(socket);
+    const connection = new WorkConnection(socket);
+    this.#all.add(connection);
+    this.#spares.push(connection);
     // The upgraded socket came from an HTTP server, which allows half-open connections: a
     // FIN from the agent (it closes a connection when the application closed its end)
     // would leave ours open, idle in the pool, for the next request to fail on. Close it.
     socket.allowHalfOpen = false;
     socket.on('error', () => undefined);
-    // Anything the agent sends on an unbound connection is a protocol breach.
-    const onData = (): void => {
+    // One set of listeners for the connection's life, handing over to the request it
+    // carries, if any (no listeners added and removed per request).
+    socket.on('data', (chunk: Buffer) => {
+      if (connection.user) return connection.user.onData(chunk);
+      // Bytes on a spare, or on an idle connection between answers: a protocol breach.
       this.#options.logger.info(
         { code: 'INSITU_TUNNEL_PROTOCOL' },
-        'the agent sent bytes on an unbound work connection: closing it',
+        'the agent sent bytes on a work connection that carries no request: closing it',
       );
       socket.destroy();
-    };
-    socket.on('data', onData);
-    socket.once('bound', () => socket.removeListener('data', onData));
+    });
+    socket.on('end', () => connection.user?.onEnd());
+    socket.on('timeout', () => {
+      if (connection.user) connection.user.onTimeout();
+      else socket.destroy();
+    });
     socket.once('close', () => {
-      this.#all.delete(socket);
-      const at = this.#spares.indexOf(socket);
-      if (at >= 0) this.#spares.splice(at, 1);
+      this.#all.delete(connection);
+      const user = connection.user;
+      this.#forget(connection);
+      user?.onClose();
       this.refill();
     });
   }
@@ -164,34 +172,133 @@ export class WorkPool {
   canServe(service: string): boolean {
     if (this.closing) return false;
     // Destroyed connections leave these lists only on their `close`, a tick later.
-    if (this.agent.freeSockets[service]?.some((socket) => !socket.destroyed)) return true;
-    const busy = this.agent.sockets[service]?.length ?? 0;
-    return busy < this.#maxSockets && this.#spares.some((socket) => !socket.destroyed);
+    if (this.#idle.get(service)?.some((connection) => connection.usable)) return true;
+    return (this.#busy.get(service) ?? 0) < this.#options.max && this.#spares.some((connection) => connection.usable);
   }
 
-  /** Bind a spare to `service` (its first line), for the HTTP agent. */
+  /**
+   * A connection for one request to `service`: the most recently idle one bound to it, or
+   * a spare bound now (its binding line goes out with the request's head). The caller
+   * gives it back with {@link release} or destroys its socket.
+   */
+  acquire(service: string, user: WorkUser): WorkConnection | undefined {
+    if (this.closing) return undefined;
+    const idle = this.#idle.get(service);
+    let connection: WorkConnection | undefined;
+    while (idle && idle.length > 0) {
+      const candidate = idle.pop();
+      if (candidate?.usable) {
+        connection = candidate;
+        break;
+      }
+      candidate?.socket.destroy();
+    }
+    if (!connection) {
+      if ((this.#busy.get(service) ?? 0) >= this.#options.max) return undefined;
+      connection = this.#takeSpare(service);
+      if (!connection) return undefined;
+      connection.binding = `${service}\n`;
+    }
+    connection.user = user;
+    this.#busy.set(service, (this.#busy.get(service) ?? 0) + 1);
+    return connection;
+  }
+
+  /**
+   * A request is over. `reusable`: its answer was complete and the connection may carry
+   * another (`keepAliveMs`: the application's own idle limit, if it said); otherwise the
+   * connection is closed.
+   */
+  release(connection: WorkConnection, reusable: boolean, keepAliveMs?: number): void {
+    const service = connection.service;
+    if (connection.user === undefined || service === undefined) return;
+    connection.user = undefined;
+    this.#busy.set(service, (this.#busy.get(service) ?? 1) - 1);
+    if (!reusable || this.closing || !connection.usable) {
+      connection.socket.destroy();
+      return;
+    }
+    // Close it ourselves before the application would (see `idleTimeoutMs`).
+    const timeout =
+      keepAliveMs !== undefined && keepAliveMs - 1000 < this.#idleTimeoutMs
+        ? Math.max(1, keepAliveMs - 1000)
+        : this.#idleTimeoutMs;
+    connection.idleUntil = Date.now() + timeout;
+    let idle = this.#idle.get(service);
+    if (!idle) this.#idle.set(service, (idle = []));
+    idle.push(connection);
+    if (!this.#sweeper) {
+      // Not a socket timeout per connection: setting one per request, and refreshing it on
+      // every read and write, cost more than this sweep (bench/callpath profiles).
+      this.#sweeper = setInterval(() => this.#sweep(), Math.min(SWEEP_MS, timeout));
+      this.#sweeper.unref();
+    }
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    let left = 0;
+    for (const idle of this.#idle.values()) {
+      for (let i = idle.length - 1; i >= 0; i--) {
+        const connection = idle[i];
+        if (connection && connection.idleUntil <= now) {
+          idle.splice(i, 1);
+          connection.socket.destroy();
+        }
+      }
+      left += idle.length;
+    }
+    if (left === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+
+  /** Bind a spare to `service` now (its first line), outside any request. */
   bind(service: string): Socket | undefined {
-    let socket = this.#spares.pop();
-    while (socket?.destroyed) socket = this.#spares.pop();
-    if (!socket) return undefined;
-    socket.emit('bound');
-    socket.write(`${service}\n`);
+    const connection = this.#takeSpare(service);
+    if (!connection) return undefined;
+    connection.socket.write(`${service}\n`);
+    return connection.socket;
+  }
+
+  #takeSpare(service: string): WorkConnection | undefined {
+    let connection = this.#spares.pop();
+    while (connection && !connection.usable) {
+      connection.socket.destroy();
+      connection = this.#spares.pop();
+    }
+    if (!connection) return undefined;
+    connection.service = service;
     this.refill();
-    return socket;
+    return connection;
+  }
+
+  #forget(connection: WorkConnection): void {
+    const spare = this.#spares.indexOf(connection);
+    if (spare >= 0) this.#spares.splice(spare, 1);
+    const service = connection.service;
+    if (service === undefined) return;
+    const idle = this.#idle.get(service);
+    const at = idle?.indexOf(connection) ?? -1;
+    if (at >= 0) idle?.splice(at, 1);
+    if (connection.user) this.#busy.set(service, (this.#busy.get(service) ?? 1) - 1);
+    connection.user = undefined;
   }
 
   /** Stop issuing, close spares and idle bound connections; requests in flight finish, then their connections close. */
   drain(): void {
     this.closing = true;
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
     this.#tokens.clear();
-    for (const socket of this.#spares.splice(0)) socket.destroy();
-    for (const list of Object.values(this.agent.freeSockets)) for (const socket of list ?? []) socket.destroy();
+    for (const connection of this.#spares.splice(0)) connection.socket.destroy();
+    for (const idle of this.#idle.values()) for (const connection of idle.splice(0)) connection.socket.destroy();
   }
 
   /** Close everything now (the session is gone). */
   destroy(): void {
     this.drain();
-    for (const socket of this.#all) socket.destroy();
-    this.agent.destroy();
+    for (const connection of this.#all) connection.socket.destroy();
   }
 }

@@ -168,6 +168,32 @@ describe('work connections (the data plane)', () => {
     assert.equal((await readAll(down.body)).length, size);
   });
 
+  it('carries a request body handed over paused (as the gateway does) or already ended', async () => {
+    await waitFor(() => (session().work?.spares ?? 0) >= 1, { timeoutMs: 10_000, what: 'a spare' });
+    const paused = Readable.from([Buffer.from('paused '), Buffer.from('body')]);
+    paused.pause();
+    const a = await platform.tunnel.request({
+      providerId: 'prv_test',
+      service: 'app@1.0.0',
+      method: 'POST',
+      path: '/paused',
+      headers: { 'content-length': '11' },
+      body: paused,
+    });
+    const echoed = JSON.parse(await text(a)) as { length: number; chunked: boolean; remotePort: number };
+    assert.deepEqual([echoed.length, echoed.chunked], [11, false]);
+    const ended = Readable.from([]);
+    await readAll(ended);
+    const b = await platform.tunnel.request({
+      providerId: 'prv_test',
+      service: 'app@1.0.0',
+      method: 'POST',
+      path: '/ended',
+      body: ended,
+    });
+    assert.deepEqual((JSON.parse(await text(b)) as { length: number }).length, 0);
+  });
+
   const pool = () => {
     const work = session().work;
     assert.ok(work, 'the session has a work pool');
@@ -300,7 +326,7 @@ describe('work connections (the data plane)', () => {
       }),
     );
     assert.equal(warm.length, 3);
-    assert.ok((work.agent.freeSockets['app@1.0.0']?.length ?? 0) > 0, 'kept-alive work connections');
+    assert.ok(work.idle('app@1.0.0') > 0, 'kept-alive work connections');
     const failuresBefore = session().consecutiveFailures;
     // The requests take their connections now (synchronously); killing every connection in
     // the same tick is the worst moment: what they hold is dead before a byte is written.
@@ -342,12 +368,12 @@ describe('work connections (the data plane)', () => {
       path: '/a',
     });
     await text(res);
-    await waitFor(() => (work.agent.freeSockets['app@1.0.0']?.length ?? 0) > 0, { what: 'a kept-alive connection' });
+    await waitFor(() => work.idle('app@1.0.0') > 0, { what: 'a kept-alive connection' });
     // The application closes its idle keep-alive connections; the agent closes the work
     // connections they were piped to; the platform must notice the FIN (its socket came
     // from an HTTP server, which allows half-open connections).
     app.server.closeIdleConnections();
-    await waitFor(() => (work.agent.freeSockets['app@1.0.0']?.length ?? 0) === 0, {
+    await waitFor(() => work.idle('app@1.0.0') === 0, {
       what: 'idle work connections closed by the agent to leave the pool',
     });
     const post = await platform.tunnel.request({
