@@ -1,7 +1,8 @@
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { databaseTargets } from '@insitu/test-helpers';
-import { HOUR_MS, LATENCY_BUCKETS, type AuditInput, type Store, type UsageDelta } from '../src/index.js';
+import { GENESIS_HASH, HOUR_MS, LATENCY_BUCKETS, type AuditInput, type Store, type UsageDelta } from '../src/index.js';
 import { freshStore } from './fixtures.js';
 
 const call = (n: number): AuditInput => ({
@@ -64,6 +65,37 @@ for (const target of databaseTargets()) {
       await store.db.deleteFrom('audit_log').execute();
       await store.db.deleteFrom('audit_head').execute();
       await store.db.deleteFrom('usage_hourly').execute();
+    });
+
+    it('hashes a record as before: SHA-256 of the previous hash, a newline and the fields as JSON', async () => {
+      await store.transaction((tx) => tx.audit.append([{ ...call(1), serviceName: 'ventes-été' }]));
+
+      const [row] = await store.db.selectFrom('audit_log').selectAll().execute();
+      assert.ok(row);
+      const c = { ...call(1), serviceName: 'ventes-été' };
+      // The fields in their fixed order, as append had them (numbers as numbers).
+      const canonical = JSON.stringify([
+        row.id,
+        c.ts,
+        c.requestId,
+        c.keyId,
+        c.callerOrgId,
+        c.serviceId,
+        c.serviceOrgId,
+        c.serviceName,
+        c.version,
+        c.providerId,
+        c.agentId,
+        c.method,
+        c.status,
+        c.errorCode,
+        c.bytesIn,
+        c.bytesOut,
+        Math.round(c.durationMs),
+      ]);
+      const stepwise = createHash('sha256').update(GENESIS_HASH).update('\n').update(canonical).digest('hex');
+      assert.equal(row.hash, stepwise);
+      assert.equal((await store.audit.verify()).ok, true);
     });
 
     it('writes a backlog of 4,000 records in one batch, chained in order', async () => {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { newId } from '@insitu/core';
 import type { AuditRow } from '../schema.js';
 import { insertRows, type RepositoryContext } from './context.js';
@@ -67,7 +67,8 @@ const INSERT_COLUMNS = ['seq', ...FIELDS, 'prev_hash', 'hash'] as const;
 /** SHA-256 over the previous hash and the record's fields in a fixed order. */
 export function auditHash(prevHash: string, row: Pick<AuditRow, (typeof FIELDS)[number]>): string {
   const canonical = JSON.stringify(FIELDS.map((field) => row[field]));
-  return createHash('sha256').update(prevHash).update('\n').update(canonical).digest('hex');
+  // One-shot over the same UTF-8 bytes as hashing the three parts in turn (cheaper than a Hash object).
+  return hash('sha256', `${prevHash}\n${canonical}`, 'hex');
 }
 
 /**
