@@ -131,9 +131,9 @@ export class AuditRepository {
         bytes_out: input.bytesOut,
         duration_ms: Math.round(input.durationMs),
       };
-      const hash = auditHash(prev, row);
-      values.push(seq, ...FIELDS.map((field) => row[field]), prev, hash);
-      prev = hash;
+      const recordHash = auditHash(prev, row);
+      values.push(seq, ...FIELDS.map((field) => row[field]), prev, recordHash);
+      prev = recordHash;
     }
     await insertRows(this.ctx, 'audit_log', INSERT_COLUMNS, values);
     if (head)
