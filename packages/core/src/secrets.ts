@@ -1,4 +1,4 @@
-import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 
 /**
  * A new bearer secret `isu_<kind>_<43 url-safe characters>` (256 random bits). The
@@ -13,9 +13,11 @@ export function generateSecret(kind: string): string {
 /**
  * SHA-256 of a high-entropy secret (tokens, credentials, keys), hex. Such secrets need
  * no slow KDF: guessing 256 random bits is hopeless; the hash only protects a leaked table.
+ * One-shot `crypto.hash` (Node ≥ 20.12): a fifth of a `createHash` object's cost, and the
+ * gateway hashes every call's key (issue 12).
  */
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  return hash('sha256', secret, 'hex');
 }
 
 /** Cost of the password KDF (scrypt). Tests may lower it; production keeps the default. */

@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { generateSecret, hashPassword, hashSecret, isId, newId, verifyPassword } from '../src/index.js';
 
 describe('ids', () => {
@@ -20,6 +21,11 @@ describe('secrets', () => {
     assert.equal(hashSecret(secret), hashSecret(secret));
     assert.notEqual(hashSecret(secret), secret);
     assert.notEqual(generateSecret('ses'), secret);
+  });
+
+  it('hashes as SHA-256 hex, so the hashes of keys and tokens stored by earlier versions still match', () => {
+    assert.equal(hashSecret('isu_key_abc'), '8e7e0f604006faf8a28a1b7ea514132ed692b7672e0ab9667838fe715554583e');
+    assert.equal(hashSecret('isu_key_é'), createHash('sha256').update('isu_key_é', 'utf8').digest('hex'));
   });
 
   it('verifies passwords with scrypt and rejects wrong ones and garbage hashes', async () => {

@@ -93,10 +93,16 @@ function matchRoute(
   return wrongMethod ? 'method' : undefined;
 }
 
+/**
+ * Every answer carries its content-length: `writeHead` without one makes Node send the body
+ * chunked, and the closing chunk costs each proxy on the way (the gateway) one more socket
+ * write per call (issue 12). A handler's own headers still win.
+ */
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (typeof body === 'string' || Buffer.isBuffer(body)) {
     res.writeHead(status, {
       'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream',
+      'content-length': String(Buffer.byteLength(body)),
       ...headers,
     });
     res.end(body);
@@ -107,8 +113,13 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
     res.end();
     return;
   }
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify(body));
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
 }
 
 /**

@@ -11,13 +11,13 @@ function get(
   method: string,
   path: string,
   body?: string,
-): Promise<{ status: number; text: string }> {
+): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, method, path }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: res.headers }));
     });
     req.on('error', reject);
     req.end(body);
@@ -54,6 +54,18 @@ describe('sdk serve()', () => {
     });
     const echoed = await get(socketPath, 'POST', '/echo', '{"a":1}');
     assert.deepEqual([echoed.status, JSON.parse(echoed.text)], [201, { a: 1 }]);
+  });
+
+  it('frames answers with a content-length, not chunked (one write less per call for every proxy on the way)', async () => {
+    for (const [method, path, body] of [
+      ['GET', '/hello/zo%C3%A9', undefined],
+      ['POST', '/echo', '{"a":"é"}'],
+      ['GET', '/nope', undefined],
+    ] as const) {
+      const answer = await get(socketPath, method, path, body);
+      assert.equal(answer.headers['transfer-encoding'], undefined, path);
+      assert.equal(answer.headers['content-length'], String(Buffer.byteLength(answer.text)), path);
+    }
   });
 
   it('answers the health check, 404 and 405, and hides handler errors', async () => {

@@ -262,6 +262,9 @@ for (const target of databaseTargets()) {
       assert.equal(answer.statusCode, 200, answer.body);
       assert.deepEqual(JSON.parse(answer.body), { app: 'v1', method: 'GET', url: '/totals?city=Lyon', echo: '' });
       assert.equal(answer.headers['insitu-service-version'], '1.0.0');
+      // The application's content-length frames the answer: not chunked, one write less per call (issue 12).
+      assert.equal(answer.headers['content-length'], String(Buffer.byteLength(answer.body)));
+      assert.equal(answer.headers['transfer-encoding'], undefined);
       const requestId = answer.headers['insitu-request-id'];
       assert.match(String(requestId), /^req_/);
       const seenByApp = appV1.requests.at(-1);
@@ -316,6 +319,11 @@ for (const target of databaseTargets()) {
       assert.deepEqual(JSON.parse(missing.body), { app: 'v1', method: 'GET', url: '/missing', echo: '' });
       assert.match(String(missing.headers['insitu-request-id']), /^req_/);
       assert.equal(appV1.requests.at(-1)?.headers['insitu-request-id'], missing.headers['insitu-request-id']);
+      // Every call counted once under its status class.
+      const metrics = (await api.call('GET', '/metrics', { token: api.adminToken })).body;
+      const count = (status: string) =>
+        Number(new RegExp(`insitu_gateway_calls_total\\{status="${status}"\\} (\\d+)`).exec(metrics)?.[1]);
+      assert.deepEqual([count('2xx'), count('4xx'), count('5xx')], [3, 1, 2], metrics);
     });
 
     it('refuses keys that are missing, unknown, unscoped, ungranted or revoked', async () => {

@@ -6,6 +6,7 @@
 export { Store, Repositories, openStore, parseDatabaseUrl } from './store.js';
 export type { StoreConfig, OpenStoreOptions } from './store.js';
 export type { Dialect } from './dialect.js';
+export type { HotStatements } from './hot-statements.js';
 export { FollowingPool } from './following-pool.js';
 export type { PrimarySource, PrimaryAddress } from './following-pool.js';
 export { ROLES } from './schema.js';

@@ -3,6 +3,7 @@ import { Kysely, Migrator, MysqlDialect, SqliteDialect, sql } from 'kysely';
 import type { Dialect } from './dialect.js';
 import { mysql2 } from './mysql2.js';
 import { FollowingPool, type PrimarySource } from './following-pool.js';
+import { HotStatements } from './hot-statements.js';
 import { migrationProvider } from './migrations/index.js';
 import type { RepositoryContext } from './repositories/context.js';
 import { AppRepository } from './repositories/app-repository.js';
@@ -105,8 +106,10 @@ export class Store extends Repositories {
     readonly db: Kysely<Database>,
     dialect: Dialect,
     now: () => number,
+    /** The SQLite connection under `db`, for statements prepared once (hot-statements.ts). */
+    sqlite?: BetterSqlite3.Database,
   ) {
-    super({ db, dialect, now });
+    super({ db, dialect, now, hot: new HotStatements(dialect, sqlite) });
   }
 
   /** Run `fn` in one transaction; it commits when `fn` resolves and rolls back when it throws. */
@@ -163,7 +166,7 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions =
     } catch (error) {
       throw databaseUnavailable(`cannot open SQLite database ${config.path}: ${(error as Error).message}`, error);
     }
-    store = new Store(new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), 'sqlite', now);
+    store = new Store(new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), 'sqlite', now, database);
   } else {
     const poolOptions = {
       user: config.user,

@@ -42,6 +42,11 @@ const DROP_REQUEST = new Set([
   'cookie',
   'content-length',
 ]);
+/**
+ * An answer's `content-length` is kept: its body is passed through unchanged (or cut off,
+ * the connection destroyed, past the service's cap), and without it every answer went out
+ * chunked, one more write to the caller's socket per call for the closing chunk (issue 12).
+ */
 const DROP_RESPONSE = new Set([
   'connection',
   'keep-alive',
@@ -50,7 +55,6 @@ const DROP_RESPONSE = new Set([
   'upgrade',
   'te',
   'trailer',
-  'content-length',
   'set-cookie',
 ]);
 const SERVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -152,6 +156,16 @@ export function createGateway(
   const keys = new TtlCache<ApiKeyRow>(2000, now);
   const services = new TtlCache<ServiceRow>(2000, now);
   const grants = new TtlCache<boolean>(2000, now);
+  // A key's services, parsed once per cached row (the row is reloaded, and parsed again, after the cache's TTL).
+  const scopes = new WeakMap<ApiKeyRow, Set<string>>();
+  const scopesOf = (key: ApiKeyRow): Set<string> => {
+    let set = scopes.get(key);
+    if (!set) {
+      set = new Set(JSON.parse(key.services) as string[]);
+      scopes.set(key, set);
+    }
+    return set;
+  };
   const limiter = new RateLimiter(now);
   const quotas = new QuotaCounter((keyId, serviceId, since) => store.usage.callsSince(keyId, serviceId, since), now);
   const limits = new ClusterLimits(limiter, quotas, { nodeId: ctx.node.id, logger, now });
@@ -170,6 +184,19 @@ export function createGateway(
     registers: [ctx.registry],
   });
 
+  // The metric children of each status class, looked up once instead of by labels on every call.
+  const byStatusClass = new Map<number, { calls: { inc(): void }; duration: { observe(value: number): void } }>();
+  const metricsOf = (statusCode: number) => {
+    const statusClass = Math.floor(statusCode / 100);
+    let metrics = byStatusClass.get(statusClass);
+    if (!metrics) {
+      const status = `${statusClass}xx`;
+      metrics = { calls: calls.labels({ status }), duration: duration.labels({ status }) };
+      byStatusClass.set(statusClass, metrics);
+    }
+    return metrics;
+  };
+
   async function serve(req: IncomingMessage, res: ServerResponse, requestId: string, started: number): Promise<void> {
     const ts = now();
     const url = req.url ?? '/';
@@ -178,10 +205,19 @@ export function createGateway(
     const query = queryAt >= 0 ? url.slice(queryAt) : '';
     // The application gets the path as sent; one that no edge could decode is refused here, as by the REST API.
     checkPathEncoding(pathname);
-    const [name = '', ...rest] = pathname.slice('/s/'.length).split('/');
+    // `/s/{name}/[v{major}/]{rest}` cut with indexOf, without arrays (every call).
+    const afterPrefix = pathname.slice('/s/'.length);
+    const nameEnd = afterPrefix.indexOf('/');
+    const name = nameEnd < 0 ? afterPrefix : afterPrefix.slice(0, nameEnd);
+    let rest = nameEnd < 0 ? '' : afterPrefix.slice(nameEnd + 1);
     let major: number | undefined;
-    if (rest[0] !== undefined && MAJOR.test(rest[0])) major = Number(rest.shift()?.slice(1));
-    const path = `/${rest.join('/')}`;
+    const segmentEnd = rest.indexOf('/');
+    const first = segmentEnd < 0 ? rest : rest.slice(0, segmentEnd);
+    if (nameEnd >= 0 && MAJOR.test(first)) {
+      major = Number(first.slice(1));
+      rest = segmentEnd < 0 ? '' : rest.slice(segmentEnd + 1);
+    }
+    const path = `/${rest}`;
 
     const service = SERVICE_NAME.test(name)
       ? await services.get(name, () => store.services.getByName(name))
@@ -251,7 +287,7 @@ export function createGateway(
     };
 
     try {
-      const scoped = (JSON.parse(key.services) as string[]).includes(service.id);
+      const scoped = scopesOf(key).has(service.id);
       const visible =
         service.access === 'public' ||
         key.org_id === service.org_id ||
@@ -451,9 +487,9 @@ export function createGateway(
     const requestId = typeof incoming === 'string' && isId(incoming, 'req') ? incoming : newId('req');
     res.setHeader('insitu-request-id', requestId);
     res.on('close', () => {
-      const status = `${Math.floor(res.statusCode / 100)}xx`;
-      calls.inc({ status });
-      duration.observe({ status }, (performance.now() - started) / 1000);
+      const metrics = metricsOf(res.statusCode);
+      metrics.calls.inc();
+      metrics.duration.observe((performance.now() - started) / 1000);
     });
     serve(req, res, requestId, started).catch((error: unknown) => {
       const apiError = toApiError(error);

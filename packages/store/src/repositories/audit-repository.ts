@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { newId } from '@insitu/core';
 import type { AuditRow } from '../schema.js';
-import type { RepositoryContext } from './context.js';
+import { insertRows, type RepositoryContext } from './context.js';
 
 /** What one audited call records: who called what, where it ran, how it ended. Never the payload. */
 export interface AuditInput {
@@ -61,10 +61,14 @@ const FIELDS = [
   'duration_ms',
 ] as const;
 
+/** The columns of an appended record, in the order `append` binds them. */
+const INSERT_COLUMNS = ['seq', ...FIELDS, 'prev_hash', 'hash'] as const;
+
 /** SHA-256 over the previous hash and the record's fields in a fixed order. */
 export function auditHash(prevHash: string, row: Pick<AuditRow, (typeof FIELDS)[number]>): string {
   const canonical = JSON.stringify(FIELDS.map((field) => row[field]));
-  return createHash('sha256').update(prevHash).update('\n').update(canonical).digest('hex');
+  // One-shot over the same UTF-8 bytes as hashing the three parts in turn (cheaper than a Hash object).
+  return hash('sha256', `${prevHash}\n${canonical}`, 'hex');
 }
 
 /**
@@ -82,16 +86,30 @@ export class AuditRepository {
    */
   async append(inputs: readonly AuditInput[]): Promise<void> {
     if (inputs.length === 0) return;
-    let headQuery = this.ctx.db.selectFrom('audit_head').selectAll().where('id', '=', 1);
-    if (this.ctx.dialect === 'mysql') headQuery = headQuery.forUpdate();
-    const head = await headQuery.executeTakeFirst();
-    const max = await this.ctx.db
-      .selectFrom('audit_log')
-      .select((eb) => eb.fn.max('seq').as('seq'))
-      .executeTakeFirst();
+    const { db, hot } = this.ctx;
+    if (!db.isTransaction) {
+      await db.transaction().execute((trx) => new AuditRepository({ ...this.ctx, db: trx }).append(inputs));
+      return;
+    }
+    const q = (name: string) => hot.quote(name);
+    const lock = this.ctx.dialect === 'mysql' ? ' FOR UPDATE' : '';
+    const [head] = await hot.all<{ seq: number | string; hash: string }>(
+      db,
+      hot.text(
+        `audit.head${lock}`,
+        () => `SELECT ${q('seq')}, ${q('hash')} FROM ${q('audit_head')} WHERE ${q('id')} = 1${lock}`,
+      ),
+      [],
+    );
+    const [max] = await hot.all<{ seq: number | string | null }>(
+      db,
+      hot.text('audit.max', () => `SELECT MAX(${q('seq')}) AS ${q('seq')} FROM ${q('audit_log')}`),
+      [],
+    );
     let seq = Math.max(Number(head?.seq ?? 0), Number(max?.seq ?? 0));
     let prev = head?.hash ?? GENESIS_HASH;
-    const rows = inputs.map((input) => {
+    const values: unknown[] = [];
+    for (const input of inputs) {
       seq += 1;
       const row = {
         seq,
@@ -112,16 +130,30 @@ export class AuditRepository {
         bytes_in: input.bytesIn,
         bytes_out: input.bytesOut,
         duration_ms: Math.round(input.durationMs),
-        prev_hash: prev,
-        hash: '',
       };
-      row.hash = auditHash(prev, row);
-      prev = row.hash;
-      return row;
-    });
-    await this.ctx.db.insertInto('audit_log').values(rows).execute();
-    if (head) await this.ctx.db.updateTable('audit_head').set({ seq, hash: prev }).where('id', '=', 1).execute();
-    else await this.ctx.db.insertInto('audit_head').values({ id: 1, seq, hash: prev }).execute();
+      const recordHash = auditHash(prev, row);
+      values.push(seq, ...FIELDS.map((field) => row[field]), prev, recordHash);
+      prev = recordHash;
+    }
+    await insertRows(this.ctx, 'audit_log', INSERT_COLUMNS, values);
+    if (head)
+      await hot.run(
+        db,
+        hot.text(
+          'audit.head.update',
+          () => `UPDATE ${q('audit_head')} SET ${q('seq')} = ?, ${q('hash')} = ? WHERE ${q('id')} = 1`,
+        ),
+        [seq, prev],
+      );
+    else
+      await hot.run(
+        db,
+        hot.text(
+          'audit.head.insert',
+          () => `INSERT INTO ${q('audit_head')} (${q('id')}, ${q('seq')}, ${q('hash')}) VALUES (1, ?, ?)`,
+        ),
+        [seq, prev],
+      );
   }
 
   /** The head row: the last record's sequence number and hash, as the database says. */

@@ -1,8 +1,14 @@
 import { sql } from 'kysely';
 import { LATENCY_BUCKETS } from '../latency-histogram.js';
-import type { RepositoryContext } from './context.js';
+import { insertRows, type RepositoryContext } from './context.js';
 
 const LATENCY_COLUMNS = Array.from({ length: LATENCY_BUCKETS }, (_, i) => `lat_${i}` as const);
+/** The key of an hourly counter row. */
+const KEY_COLUMNS = ['hour', 'key_id', 'service_id', 'version', 'status_class'] as const;
+/** The columns a delta adds to. */
+const COUNTER_COLUMNS = ['calls', 'bytes_in', 'bytes_out', 'duration_ms', ...LATENCY_COLUMNS] as const;
+/** The columns `add` binds, in order. */
+const USAGE_COLUMNS = [...KEY_COLUMNS, ...COUNTER_COLUMNS] as const;
 
 /** One metered call, or the sum of several with the same key. */
 export interface UsageDelta {
@@ -40,50 +46,33 @@ export const DAY_MS = 86_400_000;
 export class UsageRepository {
   constructor(private readonly ctx: RepositoryContext) {}
 
-  /** Add deltas to the hourly counters (insert or increment). */
+  /** Add deltas to the hourly counters (insert or increment), with statements prepared once (hot-statements.ts). */
   async add(deltas: readonly UsageDelta[]): Promise<void> {
     if (deltas.length === 0) return;
-    const rows = deltas.map((d) => ({
-      hour: d.hour,
-      key_id: d.keyId,
-      service_id: d.serviceId,
-      version: d.version,
-      status_class: d.statusClass,
-      calls: d.calls,
-      bytes_in: d.bytesIn,
-      bytes_out: d.bytesOut,
-      duration_ms: d.durationMs,
-      ...Object.fromEntries(LATENCY_COLUMNS.map((c, i) => [c, d.latency?.[i] ?? 0])),
-    }));
-    if (this.ctx.dialect === 'mysql') {
-      await this.ctx.db
-        .insertInto('usage_hourly')
-        .values(rows)
-        .onDuplicateKeyUpdate({
-          calls: sql`calls + VALUES(calls)`,
-          bytes_in: sql`bytes_in + VALUES(bytes_in)`,
-          bytes_out: sql`bytes_out + VALUES(bytes_out)`,
-          duration_ms: sql`duration_ms + VALUES(duration_ms)`,
-          ...Object.fromEntries(LATENCY_COLUMNS.map((c) => [c, sql`${sql.ref(c)} + VALUES(${sql.ref(c)})`])),
-        })
-        .execute();
-    } else {
-      await this.ctx.db
-        .insertInto('usage_hourly')
-        .values(rows)
-        .onConflict((oc) =>
-          oc.columns(['hour', 'key_id', 'service_id', 'version', 'status_class']).doUpdateSet({
-            calls: sql`usage_hourly.calls + excluded.calls`,
-            bytes_in: sql`usage_hourly.bytes_in + excluded.bytes_in`,
-            bytes_out: sql`usage_hourly.bytes_out + excluded.bytes_out`,
-            duration_ms: sql`usage_hourly.duration_ms + excluded.duration_ms`,
-            ...Object.fromEntries(
-              LATENCY_COLUMNS.map((c) => [c, sql`${sql.ref(`usage_hourly.${c}`)} + ${sql.ref(`excluded.${c}`)}`]),
-            ),
-          }),
-        )
-        .execute();
+    if (!this.ctx.db.isTransaction) {
+      await this.ctx.db.transaction().execute((trx) => new UsageRepository({ ...this.ctx, db: trx }).add(deltas));
+      return;
     }
+    const values: unknown[] = [];
+    for (const d of deltas) {
+      values.push(d.hour, d.keyId, d.serviceId, d.version, d.statusClass, d.calls, d.bytesIn, d.bytesOut, d.durationMs);
+      for (let i = 0; i < LATENCY_BUCKETS; i++) values.push(d.latency?.[i] ?? 0);
+    }
+    await insertRows(this.ctx, 'usage_hourly', USAGE_COLUMNS, values, this.upsert());
+  }
+
+  /** What a row whose hour, key, service, version and status class are already counted adds to the counters. */
+  private upsert(): { name: string; text: string } {
+    const { hot, dialect } = this.ctx;
+    const q = (name: string) => hot.quote(name);
+    const text = hot.text(`usage.upsert`, () =>
+      dialect === 'mysql'
+        ? ` ON DUPLICATE KEY UPDATE ${COUNTER_COLUMNS.map((c) => `${q(c)} = ${q(c)} + VALUES(${q(c)})`).join(', ')}`
+        : ` ON CONFLICT (${KEY_COLUMNS.map(q).join(', ')}) DO UPDATE SET ${COUNTER_COLUMNS.map(
+            (c) => `${q(c)} = ${q('usage_hourly')}.${q(c)} + ${q('excluded')}.${q(c)}`,
+          ).join(', ')}`,
+    );
+    return { name: ' upsert', text };
   }
 
   /**
