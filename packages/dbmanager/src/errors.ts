@@ -12,7 +12,13 @@ export function configInvalid(message: string): InsituError {
   return new InsituError('INSITU_CONFIG_INVALID', message);
 }
 
-/** True for {@link notLeader}'s error: a step refused because this manager was deposed mid-way. */
+/** True for {@link notLeader}'s error or coord's `INSITU_COORD_NOT_LEADER`: a step refused because this manager was deposed mid-way. */
 export function isNotLeader(error: unknown): boolean {
-  return error instanceof InsituError && error.code === 'INSITU_DBMANAGER_NOT_LEADER';
+  // Coord's own refusal (a fenced write after the leader key vanished) is the same fact. Not
+  // recognising it made a manager deposed mid-failover undo the failover as if it had failed and
+  // send a `failover-failed` alert that no leader ever resolved (3+2 bed, node loss).
+  return (
+    error instanceof InsituError &&
+    (error.code === 'INSITU_DBMANAGER_NOT_LEADER' || error.code === 'INSITU_COORD_NOT_LEADER')
+  );
 }

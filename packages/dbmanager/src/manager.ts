@@ -10,7 +10,7 @@ import { acknowledgeFailover } from './manager/failover-decision.js';
 import { campaign, leaderId, leaderUrl, loadTopology, publishRecord } from './manager/leadership.js';
 import { restartDeadMembers } from './manager/member-restarts.js';
 import { probeAll } from './manager/probing.js';
-import { publishAlerts } from './manager/publishing.js';
+import { commitAlerts, publishAlerts } from './manager/publishing.js';
 import { clusterStatus, type ClusterStatus } from './manager/status.js';
 import { switchover, type SwitchoverResult } from './manager/switchover.js';
 import { electionName, parseRecord, PublishedTopologySchema, type PublishedTopology } from './topology.js';
@@ -68,6 +68,9 @@ export class DbManager extends EventEmitter {
   constructor(options: DbManagerOptions) {
     super();
     this.#ctx = new ManagerContext({ ...options, emit: (name, ...args) => this.emit(name, ...args) });
+    const ctx = this.#ctx;
+    // Nothing leaves before the next leader could know of it (see commitAlerts).
+    ctx.notifier.setCommit((message) => commitAlerts(ctx, message));
     this.id = this.#ctx.id;
     this.registry = this.#ctx.registry;
   }

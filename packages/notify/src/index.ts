@@ -8,7 +8,14 @@
  * then `raise()` while a condition holds and `resolve()` when it clears.
  */
 export { Notifier, createNotifier, readSecret } from './notifier.js';
-export type { NotifierOptions, RetryPolicy, DeliveryReport, CreateNotifierOptions, ActiveAlert } from './notifier.js';
+export type {
+  NotifierOptions,
+  RetryPolicy,
+  DeliveryReport,
+  CreateNotifierOptions,
+  ActiveAlert,
+  CommitHook,
+} from './notifier.js';
 export { startHeartbeat } from './heartbeat.js';
 export type { Heartbeat, HeartbeatOptions } from './heartbeat.js';
 export { NotifyConfigSchema } from './config.js';

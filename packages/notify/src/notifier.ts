@@ -39,12 +39,21 @@ export interface NotifierOptions {
    * never a lone resolved one. Default false (the resolution is sent).
    */
   dropUnannouncedResolutions?: boolean;
+  /** See {@link Notifier.setCommit}. */
+  commit?: CommitHook;
   retry?: Partial<RetryPolicy>;
   logger?: Logger;
   /** Counters `insitu_notify_messages_total` and `insitu_notify_suppressed_total` go here. */
   registry?: Registry;
   now?: () => number;
 }
+
+/**
+ * Called with each message before it is delivered, while {@link Notifier.snapshot} already shows
+ * it as sent (its firing alerts announced, its resolved ones gone). The message is delivered when
+ * the promise resolves; a rejection drops it and puts the notifier's state back as it was.
+ */
+export type CommitHook = (message: AlertMessage) => Promise<void>;
 
 /** What a delivery attempt ended with, as emitted by the notifier. */
 export interface DeliveryReport {
@@ -101,6 +110,7 @@ export class Notifier extends EventEmitter {
   readonly #groupIntervalMs: number;
   readonly #mute: ((item: AlertItem) => boolean) | undefined;
   readonly #dropUnannounced: boolean;
+  #commit: CommitHook | undefined;
   /** When each group last sent a message (for the group interval). */
   readonly #lastSent = new Map<string, number>();
   readonly #retry: RetryPolicy;
@@ -113,6 +123,8 @@ export class Notifier extends EventEmitter {
   readonly #messages: Counter<'target' | 'result'> | undefined;
   readonly #suppressed: Counter<'condition'> | undefined;
   #closed = false;
+  /** Bumped by forget(): a commit that fails after a hand-over must not bring back what was handed over. */
+  #handovers = 0;
 
   constructor(options: NotifierOptions) {
     super();
@@ -122,6 +134,7 @@ export class Notifier extends EventEmitter {
     this.#groupIntervalMs = options.groupIntervalMs ?? 0;
     this.#mute = options.mute;
     this.#dropUnannounced = options.dropUnannouncedResolutions ?? false;
+    this.#commit = options.commit;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.#logger = options.logger;
     this.#now = options.now ?? Date.now;
@@ -180,6 +193,7 @@ export class Notifier extends EventEmitter {
    */
   forget(which: (item: AlertItem) => boolean): number {
     let dropped = 0;
+    this.#handovers += 1;
     for (const [key, entry] of [...this.#active]) {
       if (!which(entry.item)) continue;
       this.#active.delete(key);
@@ -187,6 +201,20 @@ export class Notifier extends EventEmitter {
       dropped += 1;
     }
     return dropped;
+  }
+
+  /**
+   * Make every message durable somewhere before it goes out, e.g. a leader that publishes its
+   * {@link snapshot} for the next leader (fenced by its leadership). Without it, a leader that
+   * sent a message and lost its leadership before publishing left the next one a state that
+   * did not know of that message: the next leader announced the alert a second time, and a
+   * `failover-failed` it never heard of stayed firing at the receivers for ever. A commit that
+   * fails (deposed, coord unreachable) sends nothing: a firing alert stays unannounced (its
+   * next raise, or the next leader, announces it), a resolution stays active (its next
+   * `resolve()` tries again). `undefined` removes the hook.
+   */
+  setCommit(hook: CommitHook | undefined): void {
+    this.#commit = hook;
   }
 
   /** Report that a condition holds. Returns true when this raise will send a message (new or repeat). */
@@ -292,9 +320,11 @@ export class Notifier extends EventEmitter {
     const items = [...batch.items.values()].filter(
       (item) => item.state === 'resolved' || !(this.#mute?.(item) ?? false),
     );
+    const before = new Map<string, Pick<Active, 'notifiedAt'> & { state: AlertItem['state'] }>();
     for (const item of items) {
       const active = this.#active.get(item.key);
       if (active && item.state !== 'resolved') {
+        before.set(item.key, { notifiedAt: active.notifiedAt, state: active.item.state });
         active.notifiedAt = now;
         active.item.state = 'firing';
       }
@@ -308,9 +338,52 @@ export class Notifier extends EventEmitter {
     if (groupActive) this.#lastSent.set(group, now);
     else this.#lastSent.delete(group);
     const message = buildMessage(newId('alr'), items, new Date(now));
+    const commit = this.#commit;
+    if (commit === undefined) {
+      this.#deliverAll(message);
+      return;
+    }
+    const handovers = this.#handovers;
+    const committed = commit(message).then(
+      () => this.#deliverAll(message),
+      (error: unknown) => {
+        if (this.#handovers === handovers) this.#uncommitted(message, before);
+        this.#logger?.warn(
+          { alert: message.id, title: message.title, err: (error as Error)?.message ?? String(error) },
+          'alert message not sent: its commit failed',
+        );
+      },
+    );
+    const tracked = committed.finally(() => this.#inFlight.delete(tracked));
+    this.#inFlight.add(tracked);
+  }
+
+  #deliverAll(message: AlertMessage): void {
     for (const target of this.#targets) {
       const delivery = this.#deliver(target, message).finally(() => this.#inFlight.delete(delivery));
       this.#inFlight.add(delivery);
+    }
+  }
+
+  /** The commit of a message failed: nothing was sent, so the state goes back to what it was before it. */
+  #uncommitted(
+    message: AlertMessage,
+    before: ReadonlyMap<string, Pick<Active, 'notifiedAt'> & { state: AlertItem['state'] }>,
+  ): void {
+    for (const item of message.alerts) {
+      if (item.state === 'resolved') {
+        // Still announced at the receivers: active again until a resolve() gets through.
+        if (!this.#active.has(item.key)) {
+          const { resolvedAt: _resolvedAt, ...rest } = item;
+          this.#active.set(item.key, { item: { ...rest, state: 'firing' }, notifiedAt: this.#now() });
+        }
+        continue;
+      }
+      const active = this.#active.get(item.key);
+      const previous = before.get(item.key);
+      if (active === undefined || previous === undefined) continue;
+      active.notifiedAt = previous.notifiedAt;
+      active.item.state = previous.state;
     }
   }
 
@@ -446,6 +519,8 @@ export interface CreateNotifierOptions {
   mute?: (item: AlertItem) => boolean;
   /** See {@link NotifierOptions.dropUnannouncedResolutions}. */
   dropUnannouncedResolutions?: boolean;
+  /** See {@link Notifier.setCommit}. */
+  commit?: CommitHook;
 }
 
 /**
@@ -491,6 +566,7 @@ export function createNotifier(config: NotifyConfig, options: CreateNotifierOpti
     groupIntervalMs: config.groupIntervalMs,
     ...(options.mute ? { mute: options.mute } : {}),
     ...(options.dropUnannouncedResolutions ? { dropUnannouncedResolutions: true } : {}),
+    ...(options.commit ? { commit: options.commit } : {}),
     retry: config.retry,
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.registry ? { registry: options.registry } : {}),

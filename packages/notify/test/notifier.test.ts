@@ -181,6 +181,74 @@ describe('notify: webhook and SMTP delivery', () => {
     }
   });
 
+  // Regression (3+2 bed, node loss): a leader sent `primary-down`, lost its leadership before it
+  // published that, and the next leader announced it again; a `failover-failed` it never heard of
+  // was never resolved. With a commit hook, what goes out is in the handed-over state first.
+  it('commit: a message goes out only after its commit, which sees it as sent; a failed commit sends nothing and undoes', async () => {
+    const seen: { title: string; snapshot: string[] }[] = [];
+    let refuse = false;
+    const n = createNotifier(config({ webhooks: [{ url: hook.url }] }), {
+      commit: async (message) => {
+        seen.push({
+          title: message.title,
+          snapshot: n.snapshot().map((a) => `${a.item.condition}:${a.notifiedAt === undefined ? 'pending' : 'sent'}`),
+        });
+        if (refuse) throw new Error('deposed');
+      },
+    });
+    const mine = () => hookMessages(hook).filter((m) => m.cluster === 'commit');
+    const alert = { cluster: 'commit', condition: 'c', subject: 'db2', severity: 'critical', summary: 'c' } as const;
+    try {
+      n.raise(alert);
+      await n.flush();
+      assert.deepEqual(seen.at(-1)?.snapshot, ['c:sent'], 'the commit sees the alert as announced');
+      assert.deepEqual(
+        mine().map((m) => m.status),
+        ['firing'],
+      );
+
+      // Refused: the resolution is not sent, and the alert stays active so that the next resolve() retries.
+      refuse = true;
+      assert.equal(n.resolve(alert, 'cleared'), true);
+      await n.flush();
+      assert.deepEqual(
+        mine().map((m) => m.status),
+        ['firing'],
+      );
+      assert.deepEqual(
+        n.active().map((a) => a.condition),
+        ['c'],
+      );
+      refuse = false;
+      assert.equal(n.resolve(alert, 'cleared'), true);
+      await n.flush();
+      assert.deepEqual(
+        mine().map((m) => m.status),
+        ['firing', 'resolved'],
+      );
+
+      // Refused firing: nothing sent and still unannounced, so the next raise announces it (once).
+      refuse = true;
+      const d = { ...alert, condition: 'd' };
+      n.raise(d);
+      await n.flush();
+      assert.deepEqual(
+        n.snapshot().map((a) => a.notifiedAt),
+        [undefined],
+      );
+      refuse = false;
+      n.raise(d);
+      n.raise(d);
+      await n.flush();
+      assert.deepEqual(
+        mine().map((m) => `${m.condition}:${m.status}`),
+        ['c:firing', 'c:resolved', 'd:firing'],
+      );
+    } finally {
+      await n.close();
+    }
+  });
+
   it('hands alerts over: snapshot → restore in another notifier, forget() in the first; one firing, one resolved', async () => {
     const a = createNotifier(config({ webhooks: [{ url: hook.url }] }));
     const b = createNotifier(config({ webhooks: [{ url: hook.url }] }));

@@ -65,6 +65,11 @@ export class OperatorAlerts {
       logger: Logger;
       registry?: Registry;
       restored?: readonly ActiveAlert[];
+      /**
+       * Publish the state to hand over (fenced by the leadership); awaited before each message
+       * goes out, which is dropped when it throws (see `Notifier.setCommit`).
+       */
+      commit?: (published: PublishedAlerts) => Promise<void>;
     },
   ) {
     const { config } = options;
@@ -80,6 +85,7 @@ export class OperatorAlerts {
         ...(options.registry ? { registry: options.registry } : {}),
         mute: (item) => this.mutedBy(item) !== undefined,
         dropUnannouncedResolutions: true,
+        ...(options.commit ? { commit: async () => options.commit?.(this.published(options.node)) } : {}),
       },
     );
     if (options.restored) this.#notifier.restore(options.restored);

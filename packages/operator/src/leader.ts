@@ -55,6 +55,7 @@ export class Leader {
   readonly #lost = new Set<string>();
   #alerts: OperatorAlerts | undefined;
   #lastPublishedAlerts = '';
+  #alertsPublishing: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
   #stopped = false;
@@ -86,6 +87,10 @@ export class Leader {
       record: (event) => options.events.record(event),
       logger: options.logger,
       ...(restored ? { restored: restored.active } : {}),
+      // A message goes out only once the next leader could know of it: before, a leader deposed
+      // between a message and its tick's publish left a state without it, and the next leader
+      // announced the alert a second time (3+2 bed, node loss of the leader's node).
+      commit: (published) => this.#publishAlerts(published),
     });
     this.#deepGate = new DeepConditionGate(
       options.config.timing.deepProbeFailuresBeforeAlert,
@@ -137,6 +142,18 @@ export class Leader {
       await alerts?.close({ deposed }).catch(() => undefined);
       this.#resolveDone();
     })();
+  }
+
+  /** Publish the alerts to hand over when they changed; one publish at a time, so none lands after a later one. */
+  #publishAlerts(published: PublishedAlerts): Promise<void> {
+    const run = this.#alertsPublishing.then(async () => {
+      const text = JSON.stringify(published.active);
+      if (text === this.#lastPublishedAlerts) return;
+      await this.#options.leadership.fencedPut(KEYS.alerts, JSON.stringify(published));
+      this.#lastPublishedAlerts = text;
+    });
+    this.#alertsPublishing = run.catch(() => undefined);
+    return run;
   }
 
   #leads(): boolean {
@@ -342,13 +359,7 @@ export class Leader {
     if (!this.#leads()) return;
     this.#alerts?.evaluate(conditions, this.#lost, view.silences);
     const published = this.#alerts?.published(node);
-    if (published) {
-      const text = JSON.stringify(published.active);
-      if (text !== this.#lastPublishedAlerts) {
-        await leadership.fencedPut(KEYS.alerts, JSON.stringify(published));
-        this.#lastPublishedAlerts = text;
-      }
-    }
+    if (published) await this.#publishAlerts(published);
     await this.#trimEvents();
   }
 

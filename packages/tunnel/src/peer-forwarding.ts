@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { errorJson, InsituError, type Logger, toInsituError } from '@insitu/core';
 import { IDEMPOTENT_METHODS } from './attempt-failure.js';
 import type { TunnelMetrics } from './metrics.js';
-import { PeerPool } from './peer.js';
+import { checkPeer, PeerPool } from './peer.js';
 import {
   FORWARD_HEADERS,
   MAX_FRAME_SIZE,
@@ -17,6 +17,11 @@ import {
 } from './protocol.js';
 import type { TunnelRequest, TunnelResponse, TunnelServerOptions } from './server-types.js';
 import { http2Transport } from './tls-stream.js';
+
+/** A connection to a peer node is given this long to be made (well under a call's deadline). */
+const PEER_DIAL_TIMEOUT_MS = 2000;
+/** While a forwarded request waits for its answer, the peer is asked for a PING this often. */
+const PEER_CHECK_INTERVAL_MS = 1000;
 
 /**
  * A forward that failed before the request reached any agent (the peer was shutting down,
@@ -62,7 +67,7 @@ export class PeerForwarding {
       secret: cluster.secret,
       ...(cluster.ca === undefined ? {} : { ca: cluster.ca }),
       allowPlainText: cluster.allowPlainText ?? true,
-      dialTimeoutMs: 5000,
+      dialTimeoutMs: PEER_DIAL_TIMEOUT_MS,
       logger: options.logger,
     });
     this.#server = http2.createServer(
@@ -249,7 +254,13 @@ export class PeerForwarding {
     }
     return new Promise<TunnelResponse>((resolve, reject) => {
       let settled = false;
+      // A slow application answers PINGs all the same; a peer cut off from the network does not,
+      // and its connection is destroyed, which closes this stream (INSITU_TUNNEL_UNAVAILABLE:
+      // the next node is tried) instead of waiting out the deadline.
+      const liveness = setInterval(() => void checkPeer(session), PEER_CHECK_INTERVAL_MS);
+      liveness.unref();
       const timer = setTimeout(() => {
+        clearInterval(liveness);
         breakOff(stream);
         if (!settled) {
           settled = true;
@@ -266,6 +277,7 @@ export class PeerForwarding {
       stream.on('error', () => undefined);
       stream.on('response', (headers) => {
         clearTimeout(timer);
+        clearInterval(liveness);
         if (settled) return;
         settled = true;
         const status = Number(headers[':status'] ?? 502);
@@ -319,6 +331,7 @@ export class PeerForwarding {
       });
       stream.once('close', () => {
         clearTimeout(timer);
+        clearInterval(liveness);
         request.signal?.removeEventListener('abort', onAbort);
         if (settled) return;
         settled = true;

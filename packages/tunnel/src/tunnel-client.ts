@@ -420,6 +420,11 @@ export class TunnelClient extends EventEmitter {
   }
 
   #onRawStream(raw: RawStreamHandler, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    // The platform breaks a stream off with RST_STREAM when its caller gives up (a deadline, an
+    // abort), which Node emits as 'error' on the stream: a handler that listens only for 'close'
+    // (the agent's probe and log answers) crashed the agent with it (3+2 bed). The compatibility
+    // layer of the (req, res) path listens already.
+    stream.on('error', () => undefined);
     try {
       raw(stream, headers);
     } catch (error) {

@@ -76,6 +76,8 @@ export class ManagerContext {
   failoverRetry = { attempts: 0, nextAt: 0 };
   /** The alerts last published under `dbmanager/<cluster>/alerts` (JSON), to publish only changes. */
   publishedAlerts: string | undefined;
+  /** The alerts' publishes, one after the other (see `publishing.ts`). */
+  alertsPublishing: Promise<void> = Promise.resolve();
   /** The primary the manager switched to asynchronous (no replica receiving), and since when none received. */
   semiSyncAlone: { primary: string; since: number; async: boolean } | undefined;
 

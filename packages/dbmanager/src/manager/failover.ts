@@ -46,9 +46,20 @@ export async function failover(ctx: ManagerContext, primary: MemberState, verdic
   try {
     promoted = await detachAndPublish(ctx, primary, replicas, mark);
   } catch (error) {
-    if (isNotLeader(error)) {
-      // Deposed mid-way: the new leader owns the cluster now; it must not find us undoing its work.
-      ctx.logger.warn({ err: error }, 'failover interrupted: no longer the leader');
+    if (isNotLeader(error) || !ctx.isLeading()) {
+      // Deposed mid-way, before the publish. The replicas are frozen (IO threads stopped, the
+      // candidate perhaps detached): put back, or the next leader finds no witness (a stopped IO
+      // thread is an administrator's) and cannot fail over. No alert, no retry of ours: the next
+      // leader fails over, and it took our announced primary-down over (it is not sent twice).
+      const notRestored = await undoFailover(ctx, primary, replicas);
+      ctx.logger.warn({ err: error, notRestored }, 'failover interrupted: no longer the leader; replicas put back');
+      record(ctx, {
+        type: 'failover-interrupted',
+        severity: 'warning',
+        member: old,
+        message: `failover from ${old} interrupted: ${ctx.id} is no longer the leader; the next leader fails over`,
+        details: { reason: (error as Error).message ?? String(error), notRestored },
+      });
       return;
     }
     await failoverFailed(ctx, primary, replicas, error);

@@ -1,4 +1,4 @@
-import type { Severity } from '@insitu/notify';
+import type { AlertMessage, Severity } from '@insitu/notify';
 import { notLeader } from '../errors.js';
 import type { EventLog } from '../events.js';
 import type { PublishedAlerts, PublishedPrimary, PublishedTopology } from '../topology.js';
@@ -93,13 +93,50 @@ export function leaderAlerts(ctx: ManagerContext): PublishedAlerts['active'] {
 
 /** Publish the elected manager's active alerts (fenced) when they changed since the last publish. */
 export async function publishAlerts(ctx: ManagerContext, options: { stopping?: boolean } = {}): Promise<void> {
+  await serialized(ctx, async () => {
+    // Not leading: nothing to publish (the commit of a message says so by throwing; see commitAlerts).
+    if (mayPublishAlerts(ctx, options.stopping === true)) await putAlerts(ctx);
+  });
+}
+
+/**
+ * The notifier's commit hook: a message goes out only once the state the next leader takes over
+ * shows it (fenced put). A manager that is not the elected one sends only its own node's
+ * alerts. Before, the state was published at the end of the tick: a leader deposed between a
+ * message and that publish (node loss, leases lapsing under load) left the next leader a state
+ * without it, which announced `primary-down` a second time and never resolved the
+ * `failover-failed` it did not know of.
+ */
+export async function commitAlerts(ctx: ManagerContext, message: AlertMessage): Promise<void> {
+  if (message.alerts.every((alert) => LOCAL_CONDITIONS.has(alert.condition))) return;
+  await serialized(ctx, async () => {
+    if (!mayPublishAlerts(ctx, ctx.abort.signal.aborted)) {
+      throw notLeader(ctx.id, `is not the elected manager; not sending "${message.title}"`);
+    }
+    await putAlerts(ctx);
+  });
+}
+
+/** Leading, or stopping while still holding the election (the put is fenced by it). */
+function mayPublishAlerts(ctx: ManagerContext, stopping: boolean): boolean {
   const leadership = ctx.leadership;
-  // A stopping manager is no longer "leading" (aborted) but still holds the election: the put is fenced by it.
-  if (leadership === undefined || !(ctx.isLeading() || (options.stopping === true && leadership.isLeader()))) return;
+  return leadership !== undefined && (ctx.isLeading() || (stopping && ctx.elected && leadership.isLeader()));
+}
+
+async function putAlerts(ctx: ManagerContext): Promise<void> {
+  const leadership = ctx.leadership;
+  if (leadership === undefined) throw notLeader(ctx.id, 'holds no leadership');
   const active = leaderAlerts(ctx);
   const text = JSON.stringify(active);
   if (text === ctx.publishedAlerts) return;
   const published: PublishedAlerts = { manager: ctx.id, at: ctx.now(), active };
   await leadership.fencedPut(ctx.keys.alerts, JSON.stringify(published));
   ctx.publishedAlerts = text;
+}
+
+/** One publish of the alerts at a time: a later snapshot never lands before an earlier one. */
+function serialized(ctx: ManagerContext, fn: () => Promise<void>): Promise<void> {
+  const run = ctx.alertsPublishing.then(fn);
+  ctx.alertsPublishing = run.catch(() => undefined);
+  return run;
 }
