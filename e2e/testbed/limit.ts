@@ -89,7 +89,7 @@ export async function checkKeyLimit(
   const acceptedPerSecond = Math.max(0, ok - LIMIT_BURST) / seconds;
   const offeredPerSecond = sent / seconds;
   return {
-    name: `a key limited to ${LIMIT_RATE}/s called at ${OFFERED_RATE}/s through three nodes gets ≤ ${LIMIT_RATE * 1.1}/s`,
+    name: `a key limited to ${LIMIT_RATE}/s called at ${OFFERED_RATE}/s through three nodes gets ≤ ${Math.round(LIMIT_RATE * 1.1)}/s`,
     ok: acceptedPerSecond <= LIMIT_RATE * 1.1 && other === 0 && offeredPerSecond >= LIMIT_RATE * 2,
     detail: `offered ${offeredPerSecond.toFixed(0)}/s for ${seconds.toFixed(1)} s: ${ok} accepted (${acceptedPerSecond.toFixed(1)}/s beyond the burst), ${refused} coded 429, ${other} other`,
     acceptedPerSecond,
