@@ -77,7 +77,24 @@ export async function ready(base: string): Promise<boolean> {
   }
 }
 
-function haproxyConfig(): string {
+/** The front's own answers, coded like the platform's, for calls no node answered. */
+function frontError(status: number, reason: string, code: string, message: string): string {
+  const body = `${JSON.stringify({ error: { code, message } })}\n`;
+  return `HTTP/1.0 ${status} ${reason}\r\ncache-control: no-cache\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+const FRONT_ERRORS: Record<number, string> = {
+  502: frontError(502, 'Bad Gateway', 'INSITU_UNAVAILABLE', 'a platform node sent a broken answer (front proxy)'),
+  503: frontError(503, 'Service Unavailable', 'INSITU_UNAVAILABLE', 'no platform node is ready (front proxy)'),
+  504: frontError(
+    504,
+    'Gateway Timeout',
+    'INSITU_GATEWAY_TIMEOUT',
+    'the platform node did not answer in time (front proxy)',
+  ),
+};
+
+function haproxyConfig(dir: string): string {
   return [
     'global',
     '  maxconn 4000',
@@ -85,10 +102,15 @@ function haproxyConfig(): string {
     '  mode http',
     '  timeout connect 1s',
     '  timeout client 30s',
-    '  timeout server 30s',
+    // A little over the platform's own call deadline (gateway.timeoutMs, 8 s here), which
+    // answers a coded 504 itself: only a node that cannot answer at all (cut off with calls
+    // in flight) reaches this, and the front then answers coded too (the errorfiles).
+    '  timeout server 9s',
     '  retries 3',
     '  option redispatch 1',
-    '  retry-on conn-failure empty-response response-timeout',
+    // Not response-timeout: a call that timed out may have run; sending it again is not ours to decide.
+    '  retry-on conn-failure empty-response',
+    ...[502, 503, 504].map((status) => `  errorfile ${status} ${join(dir, `front-${status}.http`)}`),
     'frontend calls',
     `  bind ${MACHINES.client}:${FRONT_PORT}`,
     '  default_backend servers',
@@ -212,6 +234,9 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
   config.database = { ...config.database, followPrimary: 'platform' };
   config.cluster = { ...config.cluster, coordination: 'etcd', etcdEndpoints, secret: SECRET };
   config.shutdown = { ...config.shutdown, drainDelayMs: 1000 };
+  // The client gives a call 10 s: the platform's own deadline is shorter, so it answers a
+  // coded 504 before the client gives up, and the front's 9 s covers only a node cut off.
+  config.gateway = { ...config.gateway, timeoutMs: 8000 };
   // Agents dial over the private bridge in plain text (the bed has no DNS names to put in
   // a certificate); a real install uses the CA made by `insitu init`.
   config.tunnel = { ...config.tunnel, plainText: 'allow' };
@@ -309,7 +334,9 @@ export async function startBed(dir: string, started: { bed: Partial<Bed> }): Pro
   });
 
   log('HAProxy in client');
-  await writeFile(join(dir, 'haproxy.cfg'), haproxyConfig());
+  for (const [status, answer] of Object.entries(FRONT_ERRORS))
+    await writeFile(join(dir, `front-${status}.http`), answer);
+  await writeFile(join(dir, 'haproxy.cfg'), haproxyConfig(dir));
   bed.haproxy = spawn('haproxy', 'client', 'haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')]);
   await waitFor(() => ready(frontUrl), { timeoutMs: 30_000, what: 'HAProxy to answer' });
 
