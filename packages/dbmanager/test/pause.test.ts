@@ -87,8 +87,10 @@ describe('dbmanager: a paused primary (SIGSTOP) never comes back writable beside
     let newPrimary = '';
     try {
       await waitFor(() => writer.acknowledged.length >= 50, { timeoutMs: 30_000, what: 'writes before the pause' });
-      stoppedAt = Date.now();
       await member('db1').kill('SIGSTOP');
+      // Counted from the next millisecond after the signal: a write issued in the same
+      // millisecond just before it could still be acknowledged by db1 (seen once under load).
+      stoppedAt = Date.now() + 1;
       await waitFor(() => writer.firstIssuedAfter(stoppedAt) !== undefined, {
         timeoutMs: 60_000,
         what: 'a write acknowledged by the new primary',
