@@ -150,6 +150,19 @@ export async function waitConverged(bed: Bed, boundMs: number): Promise<number> 
   return Date.now() - start;
 }
 
+/** The elections, in order, whose fencing token is not above the one before (or is not a number). */
+function notIncreasing<T extends { token: string }>(ordered: readonly T[]): T[] {
+  return ordered.filter((e, i) => {
+    const previous = ordered[i - 1];
+    if (previous === undefined) return false;
+    try {
+      return BigInt(e.token) <= BigInt(previous.token);
+    } catch {
+      return true;
+    }
+  });
+}
+
 /** Every dbmanager `elected` event seen so far in this run (events are kept only for a while). */
 const elections = new Map<string, { id: string; at: string; manager: string; token: string }>();
 
@@ -180,15 +193,7 @@ export async function checkFencing(bed: Bed): Promise<Check> {
   }
   const operator = await checkOperatorFencing(bed);
   const ordered = [...elections.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const bad = ordered.filter((e, i) => {
-    const previous = ordered[i - 1];
-    if (previous === undefined) return false;
-    try {
-      return BigInt(e.token) <= BigInt(previous.token);
-    } catch {
-      return true;
-    }
-  });
+  const bad = notIncreasing(ordered);
   const dbOk = bad.length === 0 && ordered.length > 0;
   return {
     name: 'fencing tokens strictly increase (dbmanager and operator elections)',
@@ -233,15 +238,7 @@ async function checkOperatorFencing(bed: Bed): Promise<{ ok: boolean; detail: st
   }
   // By the time the leader recorded them (events are copied in batches, so not by seq).
   const ordered = [...operatorElections.values()].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : a.seq - b.seq));
-  const bad = ordered.filter((e, i) => {
-    const previous = ordered[i - 1];
-    if (previous === undefined) return false;
-    try {
-      return BigInt(e.token) <= BigInt(previous.token);
-    } catch {
-      return true;
-    }
-  });
+  const bad = notIncreasing(ordered);
   return {
     ok: bad.length === 0,
     detail: `${ordered.length} election(s) seen, tokens ${ordered.map((e) => `${e.token}@${e.node}`).join(' < ') || '(none yet)'}`,
