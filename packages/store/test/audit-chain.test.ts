@@ -3,26 +3,9 @@ import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { databaseTargets } from '@insitu/test-helpers';
 import { GENESIS_HASH, auditHash, type AuditHead, type AuditInput, type Store } from '../src/index.js';
-import { freshStore } from './fixtures.js';
+import { auditCall, freshStore } from './fixtures.js';
 
-const call = (n: number): AuditInput => ({
-  ts: 1_700_000_000_000 + n,
-  requestId: `req_${n}`,
-  keyId: 'key_1',
-  callerOrgId: 'org_caller',
-  serviceId: 'svc_1',
-  serviceOrgId: 'org_owner',
-  serviceName: 'sales',
-  version: '1.0.0',
-  providerId: 'prv_1',
-  agentId: 'agt_1',
-  method: 'GET',
-  status: 200,
-  errorCode: '',
-  bytesIn: 0,
-  bytesOut: 10 + n,
-  durationMs: 3,
-});
+const call = (n: number): AuditInput => auditCall(n);
 
 /*
  * Issue 16, item 10: a row forged at seq <= 0 passed verification (it walked seq > 0), and

@@ -3,26 +3,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { databaseTargets } from '@insitu/test-helpers';
 import { GENESIS_HASH, HOUR_MS, LATENCY_BUCKETS, type AuditInput, type Store, type UsageDelta } from '../src/index.js';
-import { freshStore } from './fixtures.js';
+import { auditCall, freshStore } from './fixtures.js';
 
-const call = (n: number): AuditInput => ({
-  ts: 1_700_000_000_000 + n,
-  requestId: `req_${n}`,
-  keyId: 'key_1',
-  callerOrgId: 'org_caller',
-  serviceId: 'svc_1',
-  serviceOrgId: 'org_owner',
-  serviceName: 'sales',
-  version: '1.0.0',
-  providerId: 'prv_1',
-  agentId: 'agt_1',
-  method: 'GET',
-  status: 200 + (n % 3),
-  errorCode: n % 5 === 0 ? 'INSITU_X' : '',
-  bytesIn: n,
-  bytesOut: 10 + n,
-  durationMs: n % 7,
-});
+const call = (n: number): AuditInput =>
+  auditCall(n, { status: 200 + (n % 3), errorCode: n % 5 === 0 ? 'INSITU_X' : '', bytesIn: n, durationMs: n % 7 });
 
 const calls = (from: number, count: number): AuditInput[] => Array.from({ length: count }, (_, i) => call(from + i));
 
